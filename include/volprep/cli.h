@@ -1,0 +1,43 @@
+// The command line: one options struct and one setup function per subcommand.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "volprep/remap.h"
+
+namespace CLI {
+class App;
+}
+
+namespace volprep {
+
+// Where the remap configuration comes from; shared by every subcommand that maps ids.
+struct SourceOptions {
+  RemapOptions remap;
+  std::optional<std::string> host_root;
+  std::optional<std::string> docker_version;
+};
+
+struct MapOptions {
+  SourceOptions source;
+  std::vector<std::string> ids;  // ID[:GID]
+  bool json = false;
+};
+
+void setup_source_options(CLI::App& app, SourceOptions& options);
+void setup_map(CLI::App& app, MapOptions& options);
+int run_map(const MapOptions& options);
+
+// Fills in what the command line leaves implicit (caller uid, daemon scan) and opens the
+// host database the options name.
+std::unique_ptr<HostDb> open_host_db(SourceOptions& options);
+
+// "1000" or "1000:1001"; nullopt if malformed.
+struct IdPair {
+  uint32_t uid = 0, gid = 0;
+};
+std::optional<IdPair> parse_id_pair(const std::string& text);
+
+}  // namespace volprep

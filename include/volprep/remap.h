@@ -1,0 +1,77 @@
+// The remap engine: from the host's active configuration to the uid and gid maps that
+// containers get. Sources, highest precedence first: explicit maps, a running process,
+// rootless Docker or Podman for a named user, Docker (a running dockerd, then daemon.json).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "volprep/error.h"
+#include "volprep/finding.h"
+#include "volprep/host_db.h"
+#include "volprep/id_map.h"
+#include "volprep/subid.h"
+
+namespace volprep {
+
+struct RemapOptions {
+  std::vector<std::string> maps;      // --map C:H[:N], uids and gids
+  std::vector<std::string> uid_maps;  // --uid-map
+  std::vector<std::string> gid_maps;  // --gid-map
+  std::optional<int> pid;             // --pid
+  std::optional<std::string> rootless_user;         // --rootless
+  std::optional<std::string> podman_rootless_user;  // --podman-rootless
+  std::optional<int> dockerd_pid;                   // --dockerd-pid
+  std::optional<std::string> config_file;           // --config-file
+  std::optional<std::string> userns_remap;          // --userns-remap
+  std::optional<std::string> docker_version;        // --docker-version X.Y
+  // Where running processes are listed; a test points it elsewhere.
+  std::string proc_root = "/proc";
+  // Look for a running dockerd. Off under --host-root unless --dockerd-pid names one.
+  bool scan_for_daemon = true;
+  // The uid volprep runs as; not root means rootless Docker's daemon.json location.
+  uint32_t caller_uid = 0;
+  std::optional<std::string> caller_xdg_config_home, caller_home;
+};
+
+struct Mapping {
+  IdMap uid_map, gid_map;
+  // Where each extent came from ("/etc/subuid:3"), parallel to the extents; may be empty.
+  std::vector<std::string> uid_origins, gid_origins;
+  std::string source;                 // one line: what decided the map
+  std::vector<std::string> details;   // lines: the settings that led there, with file:line
+  std::optional<std::string> data_root;  // Docker's remapped data root
+  std::vector<Finding> findings;
+  bool remapping_off = false;
+
+  bool has_errors() const { return has_error(findings); }
+};
+
+Result<Mapping> resolve_mapping(const RemapOptions& options, const HostDb& host);
+
+// The pieces, for tests and for the other sources.
+
+// "C:H[:N]" triples, as Podman's --uidmap. Errors are usage errors naming the text.
+Result<IdMap> parse_map_specs(const std::vector<std::string>& specs, const std::string& option);
+
+struct RemappedRoot {
+  std::string user, group;
+  uint32_t uid = 0;
+  bool is_root = false;  // remapping is off
+};
+// Docker's parseRemappedRoot: default, user, user:group, uid, uid:gid.
+Result<RemappedRoot> parse_remapped_root(const std::string& value, const HostDb& host);
+
+// Docker's identity mapping for a remap user.
+Result<Mapping> docker_remap_mapping(const RemappedRoot& root, SubidRules rules,
+                                     const HostDb& host);
+
+enum class RootlessFlavor { kDocker, kPodman };
+Result<Mapping> rootless_mapping(const std::string& user, RootlessFlavor flavor,
+                                 const HostDb& host);
+
+// Appends the kernel's verdict on both maps to the findings.
+void add_validation_findings(Mapping& mapping);
+
+}  // namespace volprep

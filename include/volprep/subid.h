@@ -1,0 +1,60 @@
+// SubidFile: /etc/subuid and /etc/subgid, read the way a given Docker release reads them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "volprep/error.h"
+#include "volprep/finding.h"
+#include "volprep/id_map.h"
+
+namespace volprep {
+
+// Docker changed how it reads subordinate id files in release 28.
+enum class SubidRules {
+  kDocker28,    // lenient: junk numbers read as 0, every matching line used in file order
+  kDocker2010,  // strict: every line must have 3 fields; uid-keyed lines win over name-keyed
+};
+
+struct SubidRange {
+  uint32_t start = 0;
+  uint32_t count = 0;
+  std::string where;  // "file:line"
+  std::string line;   // the line as written, trimmed
+};
+
+struct SubidLookup {
+  std::vector<SubidRange> ranges;  // in the order Docker uses them
+  std::vector<Finding> findings;
+};
+
+class SubidFile {
+ public:
+  // `display_path` is the path as the host sees it ("/etc/subuid"), used in Docker's wording;
+  // `origin` is the file volprep actually read, used in file:line locations.
+  SubidFile(std::string content, std::string display_path, std::string origin)
+      : content_(std::move(content)),
+        display_path_(std::move(display_path)),
+        origin_(std::move(origin)) {}
+
+  // The ranges Docker would use for `user` (name and uid), with every line it would misread.
+  // Strict rules turn the first misread line into an error, as Docker does.
+  Result<SubidLookup> lookup(const std::string& user, uint32_t uid, SubidRules rules) const;
+
+  const std::string& display_path() const { return display_path_; }
+
+ private:
+  std::string content_;
+  std::string display_path_;
+  std::string origin_;
+};
+
+// Container ids handed out as a running total from `first_container`, one extent per range.
+IdMap ranges_to_map(const std::vector<SubidRange>& ranges, uint32_t first_container);
+
+// Findings for ranges that overlap each other in the host ids.
+std::vector<Finding> overlapping_ranges(const std::vector<SubidRange>& ranges);
+
+}  // namespace volprep

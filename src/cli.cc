@@ -1,0 +1,57 @@
+#include "volprep/cli.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+
+namespace volprep {
+
+void setup_source_options(CLI::App& app, SourceOptions& o) {
+  auto& r = o.remap;
+  const char* group = "Remap source (highest precedence first)";
+  app.add_option("--map", r.maps, "Explicit mapping CONTAINER:HOST[:COUNT] for uids and gids (repeatable)")
+      ->group(group);
+  app.add_option("--uid-map", r.uid_maps, "Explicit uid mapping CONTAINER:HOST[:COUNT] (repeatable)")
+      ->group(group);
+  app.add_option("--gid-map", r.gid_maps, "Explicit gid mapping CONTAINER:HOST[:COUNT] (repeatable)")
+      ->group(group);
+  app.add_option("--pid", r.pid, "Read /proc/PID/uid_map and gid_map of a running process")->group(group);
+  app.add_option("--rootless", r.rootless_user, "Rootless Docker run by USER")->group(group);
+  app.add_option("--podman-rootless", r.podman_rootless_user, "Rootless Podman run by USER")->group(group);
+  app.add_option("--dockerd-pid", r.dockerd_pid, "The running dockerd to read when several run")->group(group);
+  app.add_option("--config-file", r.config_file, "dockerd's daemon.json (default /etc/docker/daemon.json)")
+      ->group(group);
+  app.add_option("--userns-remap", r.userns_remap, "Stands for dockerd's --userns-remap flag")->group(group);
+  app.add_option("--docker-version", r.docker_version,
+                 "Read subuid/subgid as this Docker release does (X.Y; default: the installed dockerd)")
+      ->group(group);
+  app.add_option("--host-root", o.host_root,
+                 "Read host files (etc/passwd, etc/subuid, daemon.json, ...) under DIR")
+      ->group(group);
+}
+
+std::unique_ptr<HostDb> open_host_db(SourceOptions& o) {
+  auto& r = o.remap;
+  r.caller_uid = ::geteuid();
+  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) r.caller_xdg_config_home = x;
+  if (const char* h = std::getenv("HOME"); h && *h) r.caller_home = h;
+  if (o.host_root) {
+    // Another host's files: this machine's daemons say nothing about it unless named.
+    r.scan_for_daemon = false;
+    return make_file_host_db(*o.host_root);
+  }
+  return make_system_host_db();
+}
+
+std::optional<IdPair> parse_id_pair(const std::string& text) {
+  auto colon = text.find(':');
+  auto uid = parse_u32(text.substr(0, colon));
+  if (!uid) return std::nullopt;
+  if (colon == std::string::npos) return IdPair{*uid, *uid};
+  auto gid = parse_u32(text.substr(colon + 1));
+  if (!gid) return std::nullopt;
+  return IdPair{*uid, *gid};
+}
+
+}  // namespace volprep

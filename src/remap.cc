@@ -1,0 +1,450 @@
+#include "volprep/remap.h"
+
+#include <algorithm>
+
+#include "volprep/daemon_config.h"
+
+namespace volprep {
+namespace {
+
+const char kDefaultSpecifier[] = "default";
+const char kDefaultRemapUser[] = "dockremap";
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+// Docker's text for a failed getent lookup.
+std::string getent_missing(const std::string& key, const char* database) {
+  return "getent unable to find entry " + quoted(key) + " in " + database + " database";
+}
+
+// Go's strconv.ParseInt(s, 10, 32) succeeding, as Docker uses it to tell a uid from a name.
+std::optional<uint32_t> go_int32(const std::string& s) {
+  auto v = parse_u32(s.starts_with('+') ? s.substr(1) : s);
+  if (!v || *v > INT32_MAX) return std::nullopt;
+  return v;
+}
+
+Result<SubidLookup> read_subid(const HostDb& host, const std::string& path, const std::string& user,
+                               uint32_t uid, SubidRules rules) {
+  auto file = host.read(path);
+  if (!file) return file.error();
+  if (!*file)
+    return config_error("Can't create ID mappings: open " + path +
+                        ": no such file or directory (" + host.local_path(path) + ")");
+  SubidFile subid((*file)->content, path, (*file)->origin);
+  return subid.lookup(user, uid, rules);
+}
+
+std::vector<std::string> origins_of(const std::vector<SubidRange>& ranges) {
+  std::vector<std::string> out;
+  for (const auto& r : ranges) out.push_back(r.where + " " + r.line);
+  return out;
+}
+
+void append(std::vector<Finding>& to, const std::vector<Finding>& from) {
+  to.insert(to.end(), from.begin(), from.end());
+}
+
+SubidRules rules_for(const std::optional<DockerVersion>& v) {
+  if (!v || v->major >= 28) return SubidRules::kDocker28;
+  return SubidRules::kDocker2010;
+}
+
+}  // namespace
+
+Result<IdMap> parse_map_specs(const std::vector<std::string>& specs, const std::string& option) {
+  std::vector<Extent> extents;
+  for (const auto& spec : specs) {
+    std::vector<std::string> parts;
+    size_t start = 0;
+    for (;;) {
+      size_t colon = spec.find(':', start);
+      parts.push_back(spec.substr(start, colon == std::string::npos ? colon : colon - start));
+      if (colon == std::string::npos) break;
+      start = colon + 1;
+    }
+    auto bad = [&](const std::string& why) {
+      return usage_error(option + " " + quoted(spec) + ": " + why +
+                         " (expected CONTAINER:HOST[:COUNT])");
+    };
+    if (parts.size() < 2 || parts.size() > 3) return bad("wrong number of fields");
+    Extent e;
+    e.count = 1;
+    uint32_t* out[] = {&e.container, &e.host, &e.count};
+    for (size_t i = 0; i < parts.size(); ++i) {
+      auto v = parse_u32(parts[i]);
+      if (!v) return bad(quoted(parts[i]) + " is not a number in 0..4294967295");
+      *out[i] = *v;
+    }
+    extents.push_back(e);
+  }
+  IdMap map(std::move(extents));
+  if (auto why = map.validate(); !why.empty())
+    return usage_error(option + ": the kernel would refuse this map: " + why);
+  return map;
+}
+
+Result<RemappedRoot> parse_remapped_root(const std::string& value, const HostDb& host) {
+  std::vector<std::string> parts;
+  size_t colon = value.find(':');
+  parts.push_back(value.substr(0, colon));
+  if (colon != std::string::npos) parts.push_back(value.substr(colon + 1));
+  if (colon != std::string::npos && value.find(':', colon + 1) != std::string::npos)
+    return config_error("Invalid user/group specification in --userns-remap: " + quoted(value));
+
+  RemappedRoot root;
+  if (auto uid = go_int32(parts[0])) {
+    auto user = host.user_by_uid(*uid);
+    if (!user) return user.error();
+    if (!*user)
+      return config_error("Uid " + std::to_string(*uid) + " has no entry in /etc/passwd: " +
+                          getent_missing(std::to_string(*uid), "passwd"));
+    root.user = (*user)->name;
+    root.uid = (*user)->uid;
+    if (parts.size() == 1) {
+      // A uid without a gid takes the same number as its gid.
+      auto group = host.group_by_gid(*uid);
+      if (!group) return group.error();
+      if (!*group)
+        return config_error("Gid " + std::to_string(*uid) + " has no entry in /etc/group: " +
+                            getent_missing(std::to_string(*uid), "group"));
+      root.group = (*group)->name;
+    }
+  } else {
+    std::string name = parts[0] == kDefaultSpecifier ? kDefaultRemapUser : parts[0];
+    auto user = host.user_by_name(name);
+    if (!user) return user.error();
+    if (!*user) {
+      if (parts[0] == kDefaultSpecifier)
+        return config_error(
+            "userns-remap is \"default\" but user \"dockremap\" does not exist yet; dockerd "
+            "creates it, with its /etc/subuid and /etc/subgid ranges, when it first starts "
+            "with this setting");
+      return config_error("Error during uid lookup for " + quoted(name) + ": " +
+                          getent_missing(name, "passwd"));
+    }
+    root.user = (*user)->name;
+    root.uid = (*user)->uid;
+    if (parts.size() == 1) {
+      auto group = host.group_by_name(name);
+      if (!group) return group.error();
+      if (!*group)
+        return config_error("Error during gid lookup for " + quoted(name) + ": " +
+                            getent_missing(name, "group"));
+      root.group = (*group)->name;
+    }
+  }
+  if (parts.size() == 2) {
+    if (auto gid = go_int32(parts[1])) {
+      auto group = host.group_by_gid(*gid);
+      if (!group) return group.error();
+      if (!*group)  // Docker's own text says /etc/passwd here.
+        return config_error("Gid " + std::to_string(*gid) + " has no entry in /etc/passwd: " +
+                            getent_missing(std::to_string(*gid), "group"));
+      root.group = (*group)->name;
+    } else {
+      auto group = host.group_by_name(parts[1]);
+      if (!group) return group.error();
+      if (!*group)
+        return config_error("Error during groupname lookup for " + quoted(parts[1]) + ": " +
+                            getent_missing(parts[1], "group"));
+      root.group = parts[1];
+    }
+  }
+  root.is_root = root.user == "root";
+  return root;
+}
+
+Result<Mapping> docker_remap_mapping(const RemappedRoot& root, SubidRules rules,
+                                     const HostDb& host) {
+  Mapping m;
+  auto uids = read_subid(host, "/etc/subuid", root.user, root.uid, rules);
+  if (!uids) return uids.error();
+  if (uids->ranges.empty())
+    return config_error("Can't create ID mappings: no subuid ranges found for user " +
+                        quoted(root.user) + " in " + host.local_path("/etc/subuid"));
+  // Since Docker 20.10 the subgid ranges are looked up by the user too; the group is only
+  // validated.
+  auto gids = read_subid(host, "/etc/subgid", root.user, root.uid, rules);
+  if (!gids) return gids.error();
+  if (gids->ranges.empty())
+    return config_error("Can't create ID mappings: no subgid ranges found for group " +
+                        quoted(root.user) + " in " + host.local_path("/etc/subgid"));
+  m.uid_map = ranges_to_map(uids->ranges, 0);
+  m.gid_map = ranges_to_map(gids->ranges, 0);
+  m.uid_origins = origins_of(uids->ranges);
+  m.gid_origins = origins_of(gids->ranges);
+  append(m.findings, uids->findings);
+  append(m.findings, gids->findings);
+  return m;
+}
+
+Result<Mapping> rootless_mapping(const std::string& user_name, RootlessFlavor flavor,
+                                 const HostDb& host) {
+  auto user = host.user_by_name(user_name);
+  if (!user) return user.error();
+  if (!*user) {
+    auto uid = go_int32(user_name);
+    if (uid) user = host.user_by_uid(*uid);
+    if (!user) return user.error();
+    if (!*user)
+      return config_error("Error during uid lookup for " + quoted(user_name) + ": " +
+                          getent_missing(user_name, "passwd"));
+  }
+  const PwEntry& pw = **user;
+  const char* tool = flavor == RootlessFlavor::kDocker ? "rootless Docker" : "rootless Podman";
+  Mapping m;
+  m.source = std::string(tool) + " for user " + quoted(pw.name) + " (uid " +
+             std::to_string(pw.uid) + ", gid " + std::to_string(pw.gid) + ")";
+
+  struct Side {
+    const char* path;
+    uint32_t own;
+    IdMap* map;
+    std::vector<std::string>* origins;
+  } sides[] = {{"/etc/subuid", pw.uid, &m.uid_map, &m.uid_origins},
+               {"/etc/subgid", pw.gid, &m.gid_map, &m.gid_origins}};
+  for (auto& side : sides) {
+    auto ranges = read_subid(host, side.path, pw.name, pw.uid, SubidRules::kDocker28);
+    std::vector<SubidRange> list;
+    if (ranges) {
+      list = ranges->ranges;
+      append(m.findings, ranges->findings);
+    } else if (ranges.error().message.find("no such file") == std::string::npos) {
+      return ranges.error();
+    }
+    if (flavor == RootlessFlavor::kPodman) {
+      std::stable_sort(list.begin(), list.end(),
+                       [](auto& a, auto& b) { return a.start < b.start; });
+      for (const auto& r : list)
+        if (side.own >= r.start && uint64_t(side.own) < uint64_t(r.start) + r.count)
+          return config_error(r.where + ": " + quoted(r.line) + " contains user " +
+                              quoted(pw.name) + "'s own id " + std::to_string(side.own) +
+                              "; Podman refuses to map it twice");
+    }
+    if (list.empty())
+      m.findings.push_back({Finding::kWarning, host.local_path(side.path),
+                            "no ranges for user " + quoted(pw.name) + "; " + tool +
+                                " maps only container id 0"});
+    IdMap rest = ranges_to_map(list, 1);
+    std::vector<Extent> extents{{0, side.own, 1}};
+    extents.insert(extents.end(), rest.extents().begin(), rest.extents().end());
+    *side.map = IdMap(std::move(extents));
+    side.origins->push_back("user " + pw.name + "'s own id");
+    auto more = origins_of(list);
+    side.origins->insert(side.origins->end(), more.begin(), more.end());
+  }
+  return m;
+}
+
+void add_validation_findings(Mapping& m) {
+  for (auto [name, map] : {std::pair{"uid", &m.uid_map}, std::pair{"gid", &m.gid_map}}) {
+    if (auto why = map->validate(); !why.empty())
+      m.findings.push_back({Finding::kError, "",
+                            std::string("the kernel will refuse this ") + name + " map: " + why});
+    else if (map->extents().size() > IdMap::kOldKernelExtents)
+      m.findings.push_back({Finding::kWarning, "",
+                            std::string("the ") + name + " map has " +
+                                std::to_string(map->extents().size()) +
+                                " extents; Linux before 4.15 accepts at most 5"});
+  }
+}
+
+namespace {
+
+Result<Mapping> explicit_mapping(const RemapOptions& o) {
+  Mapping m;
+  auto both = parse_map_specs(o.maps, "--map");
+  if (!both) return both.error();
+  auto uid = parse_map_specs(o.uid_maps, "--uid-map");
+  if (!uid) return uid.error();
+  auto gid = parse_map_specs(o.gid_maps, "--gid-map");
+  if (!gid) return gid.error();
+  m.uid_map = o.uid_maps.empty() ? *both : *uid;
+  m.gid_map = o.gid_maps.empty() ? *both : *gid;
+  if (m.uid_map.empty() || m.gid_map.empty())
+    return usage_error(std::string("--") + (m.uid_map.empty() ? "uid" : "gid") +
+                       "-map is missing: give --map for both, or --uid-map and --gid-map");
+  m.source = "the command line (--map, --uid-map, --gid-map)";
+  return m;
+}
+
+Result<Mapping> process_mapping(const RemapOptions& o) {
+  Mapping m;
+  std::string dir = o.proc_root + "/" + std::to_string(*o.pid);
+  for (auto [file, map] : {std::pair{"uid_map", &m.uid_map}, std::pair{"gid_map", &m.gid_map}}) {
+    auto path = dir + "/" + file;
+    auto text = read_text_file(path);
+    if (!text) return text.error();
+    if (!*text) return config_error("--pid " + std::to_string(*o.pid) + ": no such process (" + path + ")");
+    auto parsed = IdMap::parse_proc(**text, path);
+    if (!parsed) return parsed.error();
+    *map = std::move(*parsed);
+  }
+  m.source = "process " + std::to_string(*o.pid) + " (" + dir + "/uid_map, gid_map)";
+  m.remapping_off = m.uid_map.is_identity() && m.gid_map.is_identity();
+  return m;
+}
+
+// Docker: a running dockerd's flags, then daemon.json, then the remap user's ranges.
+Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
+  std::optional<DockerdProcess> daemon;
+  if (o.dockerd_pid) {
+    auto p = read_dockerd_process(o.proc_root, *o.dockerd_pid);
+    if (!p) return config_error("--dockerd-pid: " + p.error().message);
+    daemon = std::move(*p);
+  } else if (o.scan_for_daemon) {
+    auto found = find_dockerd_processes(o.proc_root);
+    if (!found) return found.error();
+    if (found->size() > 1) {
+      std::string pids;
+      for (const auto& p : *found) pids += (pids.empty() ? "" : ", ") + std::to_string(p.pid);
+      return config_error("several dockerd processes are running (pids " + pids +
+                          "); choose one with --dockerd-pid");
+    }
+    if (found->size() == 1) daemon = std::move(found->front());
+  }
+  DockerdFlags flags;
+  if (daemon) flags = parse_dockerd_args(daemon->args);
+  std::string daemon_name = daemon ? "dockerd (pid " + std::to_string(daemon->pid) + ")" : "";
+
+  if (daemon && daemon->uid != 0) {
+    // Rootless Docker: the daemon runs as the user, and its namespace maps the user's ranges.
+    auto user = host.user_by_uid(daemon->uid);
+    if (!user) return user.error();
+    if (!*user)
+      return config_error(daemon_name + " runs as uid " + std::to_string(daemon->uid) +
+                          ", which has no entry in /etc/passwd");
+    auto m = rootless_mapping((*user)->name, RootlessFlavor::kDocker, host);
+    if (m) m->source = daemon_name + ", " + m->source;
+    return m;
+  }
+
+  // Which daemon.json dockerd reads.
+  std::string config_path;
+  bool config_explicit = true;
+  if (o.config_file) {
+    config_path = *o.config_file;
+  } else if (flags.config_file) {
+    config_path = *flags.config_file;
+  } else if (o.caller_uid != 0 && !daemon) {
+    config_explicit = false;
+    config_path = o.caller_xdg_config_home ? *o.caller_xdg_config_home + "/docker/daemon.json"
+                                           : o.caller_home.value_or("") + "/.config/docker/daemon.json";
+  } else {
+    config_explicit = false;
+    config_path = "/etc/docker/daemon.json";
+  }
+  // A relative --config-file is relative to where volprep runs, not the host root.
+  auto config = config_path.starts_with('/') ? host.read(config_path)
+                                             : [&]() -> Result<std::optional<HostFile>> {
+                                                 auto t = read_text_file(config_path);
+                                                 if (!t) return t.error();
+                                                 if (!*t) return std::optional<HostFile>();
+                                                 return std::optional<HostFile>(
+                                                     HostFile{std::move(**t), config_path});
+                                               }();
+  if (!config) return config.error();
+  DaemonJson json;
+  if (*config) {
+    auto parsed = parse_daemon_json((*config)->content, (*config)->origin);
+    if (!parsed) return parsed.error();
+    json = std::move(*parsed);
+  } else if (config_explicit) {
+    return config_error("unable to configure the Docker daemon with file " + config_path +
+                        ": open " + config_path + ": no such file or directory");
+  }
+
+  std::optional<std::string> flag = o.userns_remap ? o.userns_remap : flags.userns_remap;
+  std::string flag_origin = o.userns_remap ? "volprep's --userns-remap" : daemon_name + "'s command line";
+  if (flag && json.userns_remap)
+    return config_error("unable to configure the Docker daemon with file " + json.origin +
+                        ": the following directives are specified both as a flag and in the "
+                        "configuration file: userns-remap: (from flag: " + *flag +
+                        ", from file: " + *json.userns_remap + ")");
+
+  Mapping m;
+  std::string value = flag.value_or(json.userns_remap.value_or(""));
+  std::string value_origin =
+      flag ? flag_origin : json.origin + ":" + std::to_string(json.userns_remap_line);
+  if (daemon) m.details.push_back("running daemon: " + daemon_name);
+  m.details.push_back("daemon.json: " + (json.origin.empty() ? config_path + " (absent)" : json.origin));
+
+  if (value.empty()) {
+    m.uid_map = m.gid_map = IdMap::identity();
+    m.remapping_off = true;
+    m.source = "Docker: userns-remap is not set (" + (daemon ? daemon_name + ", " : std::string()) +
+               (json.origin.empty() ? config_path + " absent" : json.origin) +
+               "); remapping is off";
+    return m;
+  }
+
+  auto root = parse_remapped_root(value, host);
+  if (!root) return root.error();
+  if (root->is_root) {
+    m.uid_map = m.gid_map = IdMap::identity();
+    m.remapping_off = true;
+    m.source = "Docker: userns-remap " + quoted(value) + " (" + value_origin +
+               ") resolves to root; remapping is off";
+    return m;
+  }
+
+  // Which Docker release reads the subid files decides how.
+  std::optional<DockerVersion> version;
+  std::string version_origin;
+  if (o.docker_version) {
+    version = parse_docker_version("version " + *o.docker_version);
+    if (!version) return usage_error("--docker-version " + quoted(*o.docker_version) + ": expected X.Y");
+    version_origin = "--docker-version";
+  } else if (daemon) {
+    version = docker_version_of(daemon->exe);
+    version_origin = daemon->exe + " --version";
+  }
+  if (!version && !o.docker_version) {
+    for (const char* bin : {"/usr/bin/dockerd", "/usr/sbin/dockerd", "/usr/local/bin/dockerd"}) {
+      version = docker_version_of(host.local_path(bin));
+      if (version) {
+        version_origin = host.local_path(bin) + " --version";
+        break;
+      }
+    }
+  }
+  SubidRules rules = rules_for(version);
+
+  auto remap = docker_remap_mapping(*root, rules, host);
+  if (!remap) return remap.error();
+  m.uid_map = std::move(remap->uid_map);
+  m.gid_map = std::move(remap->gid_map);
+  m.uid_origins = std::move(remap->uid_origins);
+  m.gid_origins = std::move(remap->gid_origins);
+  m.findings = std::move(remap->findings);
+  m.source = "Docker userns-remap " + quoted(value) + " (" + value_origin + "): user " +
+             quoted(root->user) + ", group " + quoted(root->group);
+  m.details.push_back(std::string("subid rules: ") +
+                      (rules == SubidRules::kDocker28 ? "Docker 28 (lenient)" : "Docker 20.10 (strict)") +
+                      (version ? ", from " + version_origin + ": " + version->text
+                               : ", no dockerd found"));
+
+  std::string data_root = flags.data_root.value_or(json.data_root.value_or("/var/lib/docker"));
+  auto uid0 = m.uid_map.to_host(0), gid0 = m.gid_map.to_host(0);
+  if (uid0 && gid0)
+    m.data_root = data_root + "/" + std::to_string(*uid0) + "." + std::to_string(*gid0);
+  return m;
+}
+
+}  // namespace
+
+Result<Mapping> resolve_mapping(const RemapOptions& o, const HostDb& host) {
+  Result<Mapping> m = [&]() -> Result<Mapping> {
+    if (!o.maps.empty() || !o.uid_maps.empty() || !o.gid_maps.empty()) return explicit_mapping(o);
+    if (o.pid) return process_mapping(o);
+    if (o.rootless_user) return rootless_mapping(*o.rootless_user, RootlessFlavor::kDocker, host);
+    if (o.podman_rootless_user)
+      return rootless_mapping(*o.podman_rootless_user, RootlessFlavor::kPodman, host);
+    return docker_mapping(o, host);
+  }();
+  if (m) add_validation_findings(*m);
+  return m;
+}
+
+}  // namespace volprep

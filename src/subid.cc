@@ -1,0 +1,151 @@
+#include "volprep/subid.h"
+
+#include <algorithm>
+
+namespace volprep {
+namespace {
+
+std::string_view trim(std::string_view s) {
+  auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; };
+  while (!s.empty() && ws(s.front())) s.remove_prefix(1);
+  while (!s.empty() && ws(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+std::vector<std::string_view> split_colon(std::string_view s) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  for (;;) {
+    size_t colon = s.find(':', start);
+    parts.push_back(s.substr(start, colon == std::string_view::npos ? colon : colon - start));
+    if (colon == std::string_view::npos) break;
+    start = colon + 1;
+  }
+  return parts;
+}
+
+// Go's strconv.ParseInt(s, 10, 64) accepts an optional sign; Docker 28 keeps 0 on any error.
+// Returns the value Docker reads and whether it is a valid 32-bit id as written.
+std::pair<int64_t, bool> docker_lenient_number(std::string_view field) {
+  if (auto v = parse_u32(field)) return {*v, true};
+  std::string_view digits = field;
+  bool negative = false;
+  if (!digits.empty() && (digits[0] == '+' || digits[0] == '-')) {
+    negative = digits[0] == '-';
+    digits.remove_prefix(1);
+  }
+  if (digits.empty() || digits.size() > 18 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return {0, false};
+  int64_t v = 0;
+  for (char c : digits) v = v * 10 + (c - '0');
+  return {negative ? -v : v, false};
+}
+
+}  // namespace
+
+Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
+                                      SubidRules rules) const {
+  const std::string uid_text = std::to_string(uid);
+  struct Keyed {
+    SubidRange range;
+    bool by_uid;
+  };
+  std::vector<Keyed> matched;
+  std::vector<Finding> findings;
+
+  std::string_view text = content_;
+  size_t line_no = 0;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view raw = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    ++line_no;
+    std::string_view line = trim(raw);
+    if (line.empty() || line.front() == '#') continue;
+
+    const std::string where = origin_ + ":" + std::to_string(line_no);
+    auto fields = split_colon(line);
+    if (fields.size() != 3) {
+      if (rules == SubidRules::kDocker2010)
+        return config_error("Cannot parse subuid/gid information: Format not correct for " +
+                            display_path_ + " file (" + where + ": \"" + std::string(line) +
+                            "\")");
+      findings.push_back({Finding::kWarning, where,
+                          "\"" + std::string(line) + "\" has " + std::to_string(fields.size()) +
+                              " field(s), not NAME:START:COUNT; Docker reads missing ones as 0 "
+                              "and ignores extra ones"});
+    }
+    bool by_uid = fields[0] == uid_text;
+    if (fields[0] != user && !by_uid) continue;
+
+    SubidRange range{0, 0, where, std::string(line)};
+    if (fields.size() < 2)
+      findings.push_back({Finding::kError, where,
+                          "no start field; Docker reads the start as 0, which maps container "
+                          "ids onto host root's"});
+    for (size_t f = 1; f <= 2 && f < fields.size(); ++f) {
+      uint32_t& out = f == 1 ? range.start : range.count;
+      if (rules == SubidRules::kDocker2010) {
+        auto v = parse_u32(fields[f]);
+        if (!v)
+          return config_error("String to int conversion failed during subuid/gid parsing of " +
+                              display_path_ + ": strconv.Atoi: parsing \"" +
+                              std::string(fields[f]) + "\": invalid syntax (" + where + ")");
+        out = *v;
+        continue;
+      }
+      auto [value, valid] = docker_lenient_number(fields[f]);
+      out = value < 0 || value > UINT32_MAX ? 0 : uint32_t(value);
+      if (valid) continue;
+      std::string msg = std::string("the ") + (f == 1 ? "start" : "count") + " \"" +
+                        std::string(fields[f]) + "\" is not an id in 0..4294967295; Docker reads it as " +
+                        std::to_string(value);
+      if (f == 1 && value == 0) msg += ", which maps container ids onto host root's";
+      findings.push_back({Finding::kError, where, std::move(msg)});
+    }
+    if (range.count == 0)
+      findings.push_back({Finding::kWarning, where,
+                          "\"" + range.line + "\" gives a count of 0; the kernel refuses the "
+                          "resulting map"});
+    matched.push_back({std::move(range), by_uid});
+  }
+
+  // Docker 28 uses every line keyed by name or uid, in file order. Docker 20.10 uses the
+  // uid-keyed lines, and the name-keyed ones only when there are none.
+  bool uid_only = rules == SubidRules::kDocker2010 &&
+                  std::any_of(matched.begin(), matched.end(), [](auto& k) { return k.by_uid; });
+  SubidLookup result;
+  for (auto& k : matched)
+    if (!uid_only || k.by_uid) result.ranges.push_back(std::move(k.range));
+  result.findings = std::move(findings);
+  auto overlaps = overlapping_ranges(result.ranges);
+  result.findings.insert(result.findings.end(), overlaps.begin(), overlaps.end());
+  return result;
+}
+
+IdMap ranges_to_map(const std::vector<SubidRange>& ranges, uint32_t first_container) {
+  std::vector<Extent> extents;
+  uint64_t next = first_container;
+  for (const auto& r : ranges) {
+    extents.push_back({uint32_t(next), r.start, r.count});
+    next += r.count;
+  }
+  return IdMap(std::move(extents));
+}
+
+std::vector<Finding> overlapping_ranges(const std::vector<SubidRange>& ranges) {
+  std::vector<Finding> out;
+  for (size_t i = 0; i < ranges.size(); ++i)
+    for (size_t j = 0; j < i; ++j) {
+      const auto &a = ranges[i], &b = ranges[j];
+      if (a.count && b.count && uint64_t(a.start) < uint64_t(b.start) + b.count &&
+          uint64_t(b.start) < uint64_t(a.start) + a.count)
+        out.push_back({Finding::kWarning, a.where,
+                       "range \"" + a.line + "\" overlaps \"" + b.line + "\" (" + b.where +
+                           "); the kernel refuses the resulting map"});
+    }
+  return out;
+}
+
+}  // namespace volprep
