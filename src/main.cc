@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstring>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -43,13 +44,32 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "More log output (repeatable)");
   app.add_flag("-q,--quiet", quiet, "Only errors on stderr");
 
+  PrepareOptions prepare_options;
+  auto* prepare = app.add_subcommand(
+      "prepare", "Give a container user a volume tree (the default subcommand)");
+  prepare->footer(kFooter);
+  setup_prepare(*prepare, prepare_options);
+
   MapOptions map_options;
   auto* map = app.add_subcommand("map", "Show the uid/gid maps containers get, or translate container ids");
   map->footer(kFooter);
   setup_map(*map, map_options);
 
+  // prepare is the default subcommand: `volprep ./jenkins_home --as 1000`.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto first = std::find_if(args.begin(), args.end(), [](const std::string& a) {
+    return a != "-q" && a != "--quiet" && a != "--verbose" && !(a.starts_with("-v") &&
+           a.find_first_not_of('v', 1) == std::string::npos);
+  });
+  if (first != args.end() && *first != "-h" && *first != "--help" && *first != "--version") {
+    bool is_subcommand = false;
+    for (auto* sub : app.get_subcommands({})) is_subcommand |= sub->get_name() == *first;
+    if (!is_subcommand) args.insert(first, "prepare");
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes the arguments reversed
+
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
@@ -57,5 +77,9 @@ int main(int argc, char** argv) {
   setup_logging(quiet ? -1 : verbose);
 
   if (map->parsed()) return run_map(map_options);
+  if (prepare->parsed()) {
+    prepare_options.quiet = quiet;
+    return run_prepare(prepare_options);
+  }
   return kExitUsage;
 }

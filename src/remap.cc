@@ -254,11 +254,16 @@ namespace {
 
 Result<Mapping> explicit_mapping(const RemapOptions& o) {
   Mapping m;
-  auto both = parse_map_specs(o.maps, "--map");
+  // An option not given is an empty map, not a map the kernel refuses.
+  auto parse = [](const std::vector<std::string>& specs, const char* option) -> Result<IdMap> {
+    if (specs.empty()) return IdMap();
+    return parse_map_specs(specs, option);
+  };
+  auto both = parse(o.maps, "--map");
   if (!both) return both.error();
-  auto uid = parse_map_specs(o.uid_maps, "--uid-map");
+  auto uid = parse(o.uid_maps, "--uid-map");
   if (!uid) return uid.error();
-  auto gid = parse_map_specs(o.gid_maps, "--gid-map");
+  auto gid = parse(o.gid_maps, "--gid-map");
   if (!gid) return gid.error();
   m.uid_map = o.uid_maps.empty() ? *both : *uid;
   m.gid_map = o.gid_maps.empty() ? *both : *gid;
@@ -426,6 +431,8 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
                                : ", no dockerd found"));
 
   std::string data_root = flags.data_root.value_or(json.data_root.value_or("/var/lib/docker"));
+  // Docker joins with filepath.Join, which drops a trailing slash.
+  while (!data_root.empty() && data_root.back() == '/') data_root.pop_back();
   auto uid0 = m.uid_map.to_host(0), gid0 = m.gid_map.to_host(0);
   if (uid0 && gid0)
     m.data_root = data_root + "/" + std::to_string(*uid0) + "." + std::to_string(*gid0);

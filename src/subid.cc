@@ -1,6 +1,7 @@
 #include "volprep/subid.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace volprep {
 namespace {
@@ -24,7 +25,8 @@ std::vector<std::string_view> split_colon(std::string_view s) {
   return parts;
 }
 
-// Go's strconv.ParseInt(s, 10, 64) accepts an optional sign; Docker 28 keeps 0 on any error.
+// Go's strconv.ParseInt(s, 10, 64) accepts an optional sign; Docker 28 ignores its error, so
+// a syntax error reads as 0 and an out-of-range number as the int64 limit of its sign.
 // Returns the value Docker reads and whether it is a valid 32-bit id as written.
 std::pair<int64_t, bool> docker_lenient_number(std::string_view field) {
   if (auto v = parse_u32(field)) return {*v, true};
@@ -34,11 +36,14 @@ std::pair<int64_t, bool> docker_lenient_number(std::string_view field) {
     negative = digits[0] == '-';
     digits.remove_prefix(1);
   }
-  if (digits.empty() || digits.size() > 18 ||
+  if (digits.empty() ||
       !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
     return {0, false};
   int64_t v = 0;
-  for (char c : digits) v = v * 10 + (c - '0');
+  for (char c : digits) {
+    if (v > (INT64_MAX - (c - '0')) / 10) return {negative ? INT64_MIN : INT64_MAX, false};
+    v = v * 10 + (c - '0');
+  }
   return {negative ? -v : v, false};
 }
 
@@ -53,6 +58,9 @@ Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
   };
   std::vector<Keyed> matched;
   std::vector<Finding> findings;
+  // Docker 20.10 reads the file twice, keyed by uid and then (only when that found nothing)
+  // by name, so a bad number in a name-keyed line matters only when no line is uid-keyed.
+  std::optional<Error> uid_error, name_error;
 
   std::string_view text = content_;
   size_t line_no = 0;
@@ -67,10 +75,12 @@ Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
     const std::string where = origin_ + ":" + std::to_string(line_no);
     auto fields = split_colon(line);
     if (fields.size() != 3) {
-      if (rules == SubidRules::kDocker2010)
+      if (rules == SubidRules::kDocker2010) {
+        if (uid_error) return *uid_error;  // the uid-keyed pass stops there first
         return config_error("Cannot parse subuid/gid information: Format not correct for " +
                             display_path_ + " file (" + where + ": \"" + std::string(line) +
                             "\")");
+      }
       findings.push_back({Finding::kWarning, where,
                           "\"" + std::string(line) + "\" has " + std::to_string(fields.size()) +
                               " field(s), not NAME:START:COUNT; Docker reads missing ones as 0 "
@@ -84,14 +94,20 @@ Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
       findings.push_back({Finding::kError, where,
                           "no start field; Docker reads the start as 0, which maps container "
                           "ids onto host root's"});
-    for (size_t f = 1; f <= 2 && f < fields.size(); ++f) {
+    bool bad_number = false;
+    for (size_t f = 1; f <= 2 && f < fields.size() && !bad_number; ++f) {
       uint32_t& out = f == 1 ? range.start : range.count;
       if (rules == SubidRules::kDocker2010) {
         auto v = parse_u32(fields[f]);
-        if (!v)
-          return config_error("String to int conversion failed during subuid/gid parsing of " +
-                              display_path_ + ": strconv.Atoi: parsing \"" +
-                              std::string(fields[f]) + "\": invalid syntax (" + where + ")");
+        if (!v) {
+          auto& pending = by_uid ? uid_error : name_error;
+          if (!pending)
+            pending = config_error("String to int conversion failed during subuid/gid parsing of " +
+                                   display_path_ + ": strconv.Atoi: parsing \"" +
+                                   std::string(fields[f]) + "\": invalid syntax (" + where + ")");
+          bad_number = true;
+          continue;
+        }
         out = *v;
         continue;
       }
@@ -104,6 +120,7 @@ Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
       if (f == 1 && value == 0) msg += ", which maps container ids onto host root's";
       findings.push_back({Finding::kError, where, std::move(msg)});
     }
+    if (bad_number) continue;
     if (range.count == 0)
       findings.push_back({Finding::kWarning, where,
                           "\"" + range.line + "\" gives a count of 0; the kernel refuses the "
@@ -115,6 +132,8 @@ Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
   // uid-keyed lines, and the name-keyed ones only when there are none.
   bool uid_only = rules == SubidRules::kDocker2010 &&
                   std::any_of(matched.begin(), matched.end(), [](auto& k) { return k.by_uid; });
+  if (uid_error) return *uid_error;
+  if (name_error && !uid_only) return *name_error;
   SubidLookup result;
   for (auto& k : matched)
     if (!uid_only || k.by_uid) result.ranges.push_back(std::move(k.range));

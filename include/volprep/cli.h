@@ -41,3 +41,26 @@ struct IdPair {
 std::optional<IdPair> parse_id_pair(const std::string& text);
 
 }  // namespace volprep
+
+namespace volprep {
+
+struct PrepareOptions {
+  SourceOptions source;
+  std::vector<std::string> paths;
+  std::string as;                       // UID[:GID], container ids
+  std::optional<std::string> chmod;
+  std::vector<std::string> excludes;
+  bool dry_run = false;
+  bool check = false;
+  bool json = false;
+  bool cross_filesystems = false;
+  bool allow_system_path = false;
+  bool force = false;
+  bool quiet = false;
+  unsigned threads = 0;                 // 0: all cores
+};
+
+void setup_prepare(CLI::App& app, PrepareOptions& options);
+int run_prepare(const PrepareOptions& options);
+
+}  // namespace volprep

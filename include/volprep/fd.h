@@ -1,0 +1,70 @@
+// Descriptor helpers: an owning fd, and the few syscalls the walk makes, each relative to an
+// open directory and never following a symlink. Functions return 0 or -errno.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+namespace volprep {
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    if (this != &o) reset(std::exchange(o.fd_, -1));
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// What the walk needs to know of an entry: one statx.
+struct EntryStat {
+  uint64_t ino = 0;
+  uint64_t mnt_id = 0;
+  uint32_t dev_major = 0, dev_minor = 0;
+  uint32_t uid = 0, gid = 0;
+  uint32_t mode = 0;  // st_mode: type and permission bits
+  uint32_t nlink = 0;
+  bool mount_root = false;  // STATX_ATTR_MOUNT_ROOT, where the kernel reports it
+  bool same_inode(const EntryStat& o) const {
+    return ino == o.ino && dev_major == o.dev_major && dev_minor == o.dev_minor;
+  }
+};
+
+// statx(dirfd, name, AT_SYMLINK_NOFOLLOW); an empty name stats dirfd itself.
+int stat_at(int dirfd, const char* name, EntryStat& out);
+
+// openat(dirfd, name, O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC|O_NOATIME), without O_NOATIME where it
+// is refused. Returns the fd or -errno.
+int open_dir_at(int dirfd, const char* name);
+
+// Raises RLIMIT_NOFILE's soft limit to the hard limit: the parallel walk holds a descriptor
+// per directory in flight.
+void raise_fd_limit();
+
+// Filesystem type magic (statfs f_type) of an open descriptor, or 0 on error.
+int64_t fs_type(int fd);
+// Pseudo filesystems the walk never enters (proc, sysfs, cgroup, devpts, debugfs, ...).
+bool is_pseudo_fs(int64_t magic);
+std::string fs_type_name(int64_t magic);
+
+}  // namespace volprep

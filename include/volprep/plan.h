@@ -1,0 +1,39 @@
+// Plan: the state each entry should be in, and the change that gets it there.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "volprep/chmod_spec.h"
+#include "volprep/walk.h"
+
+namespace volprep {
+
+struct Target {
+  uint32_t uid = 0, gid = 0;          // host ids
+  std::optional<ChmodSpec> chmod;     // --chmod, never applied to symlinks
+};
+
+struct Change {
+  std::string name;       // relative to the batch's directory; "" for the directory itself
+  EntryStat before;
+  uint32_t uid = 0, gid = 0;
+  uint32_t mode = 0;      // permission bits (07777) after the change
+  int err = 0;            // set by the applier: 0, or the errno of the failed step
+  const char* failed_step = nullptr;
+
+  bool changes_owner() const { return before.uid != uid || before.gid != gid; }
+  bool changes_mode() const { return (before.mode & 07777) != mode; }
+  // The kernel clears setuid and setgid when a non-directory changes owner; volprep puts
+  // them back, so the permission bits end as planned.
+  bool restores_set_id() const {
+    return changes_owner() && !S_ISDIR(before.mode) && !S_ISLNK(before.mode) &&
+           (mode & (S_ISUID | S_ISGID));
+  }
+};
+
+// The change that brings `entry` to `target`, or nullopt when it is there already.
+std::optional<Change> plan_entry(const Entry& entry, const Target& target);
+
+}  // namespace volprep

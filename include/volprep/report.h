@@ -1,0 +1,52 @@
+// Report: what a run would change or changed, in the dry-run diff format, as JSON Lines, and
+// the closing summary. Paths are printed escaped (see escape_path), one entry per line.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "volprep/plan.h"
+
+namespace volprep {
+
+// Why an entry was left alone.
+enum class Skip : uint8_t {
+  kExcluded,
+  kMountPoint,
+  kPseudoFs,
+  kReplaced,
+  kLinkedFromOutside,  // a hardlink whose other links are outside the tree
+  kDevice,             // device nodes keep their owner: a container must not own a device
+  kCount
+};
+const char* skip_name(Skip s);
+
+struct Summary {
+  uint64_t scanned = 0;
+  uint64_t changed = 0;     // to change, in a dry run
+  uint64_t unchanged = 0;
+  uint64_t failed = 0;
+  uint64_t vanished = 0;
+  uint64_t set_id_kept = 0;  // setuid/setgid bits put back after chown
+  std::array<uint64_t, size_t(Skip::kCount)> skipped{};
+  uint64_t skipped_total() const;
+  Summary& operator+=(const Summary& o);
+};
+
+// Escapes a raw path for one line of output: bytes that are not printable UTF-8 become
+// \xNN, and newline, tab and backslash become \n, \t and \\. Printable UTF-8 is kept.
+std::string escape_path(std::string_view raw);
+
+// "jenkins_home/secrets/key  owner 1000:1000 -> 501000:501000  mode 0600"
+std::string format_change(std::string_view display_path, const Change& c);
+// The same as one JSON object (no newline).
+std::string format_change_json(std::string_view display_path, const Change& c);
+
+// "scanned N, to change N, unchanged N, skipped N (...)" or, after a real run,
+// "scanned N, changed N, unchanged N, skipped N (...), failed N".
+std::string format_summary(const Summary& s, bool dry_run);
+std::string format_summary_json(const Summary& s, bool dry_run);
+
+}  // namespace volprep

@@ -1,0 +1,34 @@
+// Opening a volume root safely: resolve the command-line path once, refuse system trees and
+// pseudo filesystems, and hold the root by descriptor from then on.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "volprep/error.h"
+#include "volprep/fd.h"
+
+namespace volprep {
+
+struct VolumeRoot {
+  std::string given;    // as on the command line
+  std::string real;     // the resolved absolute path, for messages
+  std::string display;  // how paths below it are printed ("jenkins_home")
+  UniqueFd fd;          // the root directory; for a single-file PATH, its parent directory
+  std::string file_name;  // a single-file PATH: its name in `fd`; empty for a directory
+  EntryStat st;         // the root entry itself
+  int64_t fs_magic = 0;
+};
+
+struct VolumeSafety {
+  bool allow_system_path = false;
+  std::vector<std::string> refused_exactly;  // e.g. the Docker data root
+};
+
+// Errors: kExitRefused for a refused path, kExitUsage for a path that does not exist.
+Result<VolumeRoot> open_volume(const std::string& path, const VolumeSafety& safety);
+
+// Why `real` (an absolute, resolved path) is refused as a volume root, or "".
+std::string refusal_reason(const std::string& real, const VolumeSafety& safety);
+
+}  // namespace volprep

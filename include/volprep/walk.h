@@ -1,0 +1,76 @@
+// Walker: a parallel walk of a directory tree by descriptor only. Every entry is stat'ed once
+// relative to its parent's open descriptor, symlinks are never followed, and the walk stays
+// on the root's mount unless told otherwise. The visitor sees one directory's entries at a
+// time (a batch), so it can plan, record and apply them together.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "volprep/fd.h"
+
+namespace volprep {
+
+enum class Visit { kContinue, kQuit };
+
+enum class SkipReason : uint8_t {
+  kNone,
+  kExcluded,      // matched --exclude
+  kMountPoint,    // another mount; the walk stays on the root's
+  kPseudoFs,      // proc, sysfs and the like: never entered
+  kReplaced,      // swapped for something else while the walk ran
+  kCount
+};
+const char* skip_reason_name(SkipReason r);
+
+struct Entry {
+  std::string name;  // relative to the batch's directory; empty: the directory itself
+  EntryStat st;
+  SkipReason skip = SkipReason::kNone;
+  bool descend = false;  // a directory the walk will enter after the batch; the visitor may clear it
+};
+
+struct DirView {
+  int fd;                   // the open directory the batch's names are relative to
+  const std::string& path;  // relative to the walk root, "" for the root; for messages only
+};
+
+// One per thread; the walker never calls one visitor from two threads.
+class WalkVisitor {
+ public:
+  virtual ~WalkVisitor() = default;
+  virtual Visit visit(const DirView& dir, std::span<Entry> entries) = 0;
+  // An entry that was listed but was gone when the walk reached it.
+  virtual void vanished(const std::string& path) = 0;
+  // A failure on one entry: the walk goes on without it.
+  virtual void error(const std::string& path, int err, const char* what) = 0;
+};
+
+struct WalkOptions {
+  bool cross_filesystems = false;
+  // Relative path, is-directory -> skip this entry (and its subtree).
+  std::function<bool(std::string_view, bool)> excluded;
+};
+
+// Joins a relative directory path and a name ("" + "a" = "a", "a" + "b" = "a/b").
+std::string join_path(std::string_view dir, std::string_view name);
+
+class Walker {
+ public:
+  using VisitorFactory = std::function<std::unique_ptr<WalkVisitor>()>;
+  explicit Walker(WalkOptions options) : options_(std::move(options)) {}
+
+  // Walks the directory `root_fd` (whose own statx is `root_st`): first a batch holding the
+  // root itself (name ""), then every directory below. Runs on the current oneTBB arena.
+  // Returns false if a visitor asked to quit.
+  bool walk(int root_fd, const EntryStat& root_st, const VisitorFactory& make_visitor);
+
+ private:
+  WalkOptions options_;
+};
+
+}  // namespace volprep

@@ -1,0 +1,183 @@
+// `volprep prepare`: give a container user a volume tree. The pipeline: resolve the mapping,
+// translate --as, open and vet every PATH, walk-plan-apply each (for real or as a dry run),
+// report.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <spdlog/spdlog.h>
+#include <tbb/global_control.h>
+#include <thread>
+
+#include "volprep/cli.h"
+#include "volprep/prepare.h"
+
+namespace volprep {
+
+void setup_prepare(CLI::App& app, PrepareOptions& o) {
+  app.add_option("path", o.paths, "Volume directories (or single files) to prepare")->required();
+  app.add_option("--as", o.as, "Container user UID[:GID] that must own the tree (GID defaults to UID)")
+      ->required();
+  app.add_option("--chmod", o.chmod, "Also adjust modes, chmod's symbolic syntax (e.g. u+rwX,g+rX)");
+  app.add_option("--exclude", o.excludes,
+                 "Skip entries matching GLOB (relative to PATH; with no '/', any name; repeatable)");
+  app.add_flag("-n,--dry-run", o.dry_run, "Print the changes as a diff, sorted by path; change nothing");
+  app.add_flag("--check", o.check, "A dry run that exits 1 when anything would change");
+  app.add_flag("--json", o.json, "Print the plan and summary as JSON Lines");
+  app.add_option("--threads", o.threads, "Worker threads (default: all cores)");
+  app.add_flag("--cross-filesystems", o.cross_filesystems,
+               "Enter mount points below PATH (never proc, sysfs and the like)");
+  app.add_flag("--allow-system-path", o.allow_system_path, "Allow / and system trees as PATH");
+  app.add_flag("--force", o.force, "Proceed although the remap configuration has errors");
+  setup_source_options(app, o.source);
+}
+
+namespace {
+
+// One line on stderr, refreshed at most 10 times a second, while a run goes on at a terminal.
+class ProgressLine {
+ public:
+  explicit ProgressLine(Progress& p) : progress_(p), thread_([this] { loop(); }) {}
+  ~ProgressLine() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+    std::fprintf(stderr, "\r\033[K");
+  }
+
+ private:
+  void loop() {
+    auto start = std::chrono::steady_clock::now();
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return done_; })) {
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      uint64_t scanned = progress_.scanned.load(std::memory_order_relaxed);
+      std::fprintf(stderr, "\r\033[Kscanned %llu, changed %llu, %.0f entries/s",
+                   (unsigned long long)scanned,
+                   (unsigned long long)progress_.changed.load(std::memory_order_relaxed),
+                   secs > 0 ? scanned / secs : 0.0);
+    }
+  }
+  Progress& progress_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+std::string display_path(const VolumeRoot& v, const std::string& rel) {
+  if (!v.file_name.empty() || rel.empty()) return escape_path(v.display);
+  return escape_path(v.display == "/" ? "/" + rel : v.display + "/" + rel);
+}
+
+}  // namespace
+
+int run_prepare(const PrepareOptions& options) {
+  PrepareOptions o = options;
+  const bool dry_run = o.dry_run || o.check;
+
+  // 1. The active mapping, and the host ids of the container user.
+  auto host = open_host_db(o.source);
+  auto mapping = resolve_mapping(o.source.remap, *host);
+  if (!mapping) {
+    spdlog::error("{}", mapping.error().message);
+    return mapping.error().code;
+  }
+  if (mapping->has_errors() && !o.force) {
+    for (const auto& f : mapping->findings) spdlog::error("{}", f.text());
+    spdlog::error("the remap configuration has errors; refusing to change files (--force overrides)");
+    return kExitConfig;
+  }
+  for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
+  auto ids = parse_id_pair(o.as);
+  if (!ids) {
+    spdlog::error("--as \"{}\": expected UID[:GID], container ids", o.as);
+    return kExitUsage;
+  }
+  PrepareConfig config;
+  config.dry_run = dry_run;
+  config.cross_filesystems = o.cross_filesystems;
+  config.excludes = o.excludes;
+  auto host_uid = mapping->uid_map.to_host(ids->uid);
+  auto host_gid = mapping->gid_map.to_host(ids->gid);
+  if (!host_uid || !host_gid) {
+    bool u = !host_uid;
+    spdlog::error("container {} {} is not mapped by the {} map ({}) from {}", u ? "uid" : "gid",
+                  u ? ids->uid : ids->gid, u ? "uid" : "gid",
+                  (u ? mapping->uid_map : mapping->gid_map).describe(), mapping->source);
+    return kExitConfig;
+  }
+  config.target.uid = *host_uid;
+  config.target.gid = *host_gid;
+  if (o.chmod) {
+    auto spec = ChmodSpec::parse(*o.chmod);
+    if (!spec) {
+      spdlog::error("{}", spec.error().message);
+      return spec.error().code;
+    }
+    config.target.chmod = std::move(*spec);
+  }
+  spdlog::info("container {}:{} -> host {}:{} ({})", ids->uid, ids->gid, *host_uid, *host_gid,
+               mapping->source);
+
+  // 2. Every PATH opened and vetted before anything changes.
+  VolumeSafety safety;
+  safety.allow_system_path = o.allow_system_path;
+  if (mapping->data_root) {
+    safety.refused_exactly.push_back(*mapping->data_root);
+    auto parent = mapping->data_root->substr(0, mapping->data_root->rfind('/'));
+    if (!parent.empty()) safety.refused_exactly.push_back(parent);
+  }
+  std::vector<VolumeRoot> volumes;
+  for (const auto& path : o.paths) {
+    auto v = open_volume(path, safety);
+    if (!v) {
+      spdlog::error("{}", v.error().message);
+      return v.error().code;
+    }
+    if (v->real != v->given && v->real != "/" + v->display)
+      spdlog::info("{} is {}", path, v->real);
+    volumes.push_back(std::move(*v));
+  }
+
+  // 3. Walk, plan and apply (or record) each volume.
+  raise_fd_limit();
+  std::optional<tbb::global_control> threads;
+  if (o.threads) threads.emplace(tbb::global_control::max_allowed_parallelism, o.threads);
+  Summary total;
+  int rc = kExitOk;
+  for (const auto& v : volumes) {
+    Progress progress;
+    PrepareResult result;
+    {
+      std::optional<ProgressLine> line;
+      if (!o.quiet && !o.json && ::isatty(2)) line.emplace(progress);
+      result = prepare_volume(v, config, &progress);
+    }
+    // 4. Report: the plan (dry run), what was left alone, what failed, the summary.
+    for (const auto& c : result.planned) {
+      auto shown = display_path(v, c.path);
+      std::printf("%s\n", (o.json ? format_change_json(shown, c.change) : format_change(shown, c.change)).c_str());
+    }
+    for (const auto& n : result.notes) spdlog::warn("{}: {}", display_path(v, n.path), n.text);
+    for (const auto& e : result.errors) spdlog::error("{}: {}", display_path(v, e.path), e.text);
+    total += result.summary;
+  }
+  std::printf("%s\n", (o.json ? format_summary_json(total, dry_run) : format_summary(total, dry_run)).c_str());
+  std::fflush(stdout);
+  if (total.failed) {
+    spdlog::error("{} entries failed", total.failed);
+    rc = kExitPartial;
+  } else if (o.check && total.changed) {
+    rc = kExitFound;
+  }
+  return rc;
+}
+
+}  // namespace volprep

@@ -1,0 +1,90 @@
+#include "volprep/fd.h"
+
+#include <linux/magic.h>
+#include <sys/resource.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+
+#include <cerrno>
+
+namespace volprep {
+
+int stat_at(int dirfd, const char* name, EntryStat& out) {
+  struct statx sx;
+  int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (*name ? 0 : AT_EMPTY_PATH);
+  unsigned mask = STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO | STATX_NLINK |
+                  STATX_MNT_ID;
+  if (::statx(dirfd, name, flags, mask, &sx) != 0) return -errno;
+  out.ino = sx.stx_ino;
+  out.mnt_id = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0;
+  out.dev_major = sx.stx_dev_major;
+  out.dev_minor = sx.stx_dev_minor;
+  out.uid = sx.stx_uid;
+  out.gid = sx.stx_gid;
+  out.mode = sx.stx_mode;
+  out.nlink = sx.stx_nlink;
+  out.mount_root = (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+                   (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+  return 0;
+}
+
+int open_dir_at(int dirfd, const char* name) {
+  const int base = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  int fd = ::openat(dirfd, name, base | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = ::openat(dirfd, name, base);
+  return fd < 0 ? -errno : fd;
+}
+
+void raise_fd_limit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+int64_t fs_type(int fd) {
+  struct statfs sf;
+  if (::fstatfs(fd, &sf) != 0) return 0;
+  return int64_t(sf.f_type);
+}
+
+namespace {
+struct FsName {
+  int64_t magic;
+  const char* name;
+  bool pseudo;
+};
+constexpr FsName kFilesystems[] = {
+    {PROC_SUPER_MAGIC, "proc", true},       {SYSFS_MAGIC, "sysfs", true},
+    {CGROUP_SUPER_MAGIC, "cgroup", true},   {CGROUP2_SUPER_MAGIC, "cgroup2", true},
+    {DEVPTS_SUPER_MAGIC, "devpts", true},   {DEBUGFS_MAGIC, "debugfs", true},
+    {TRACEFS_MAGIC, "tracefs", true},       {SECURITYFS_MAGIC, "securityfs", true},
+    {BPF_FS_MAGIC, "bpf", true},            {PSTOREFS_MAGIC, "pstore", true},
+    {0x62656570 /* CONFIGFS */, "configfs", true},
+    {0x65735543 /* FUSECTL */, "fusectl", true},
+    {EFIVARFS_MAGIC, "efivarfs", true},     {0x42494e4d /* BINFMTFS */, "binfmt_misc", true},
+    {SELINUX_MAGIC, "selinuxfs", true},     {0x19800202 /* MQUEUE */, "mqueue", true},
+    {NSFS_MAGIC, "nsfs", true},             {AUTOFS_SUPER_MAGIC, "autofs", true},
+    {TMPFS_MAGIC, "tmpfs", false},          {EXT4_SUPER_MAGIC, "ext4", false},
+    {XFS_SUPER_MAGIC, "xfs", false},        {BTRFS_SUPER_MAGIC, "btrfs", false},
+    {OVERLAYFS_SUPER_MAGIC, "overlay", false}, {RAMFS_MAGIC, "ramfs", false},
+    {NFS_SUPER_MAGIC, "nfs", false},        {0x65735546 /* FUSE */, "fuse", false},
+};
+}  // namespace
+
+bool is_pseudo_fs(int64_t magic) {
+  for (const auto& f : kFilesystems)
+    if (f.magic == magic) return f.pseudo;
+  return false;
+}
+
+std::string fs_type_name(int64_t magic) {
+  for (const auto& f : kFilesystems)
+    if (f.magic == magic) return f.name;
+  char buf[32];
+  snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)magic);
+  return buf;
+}
+
+}  // namespace volprep

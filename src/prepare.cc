@@ -1,0 +1,270 @@
+#include "volprep/prepare.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <tbb/concurrent_hash_map.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_sort.h>
+
+namespace volprep {
+
+bool excluded_by(const std::vector<std::string>& patterns, std::string_view rel, bool is_dir) {
+  if (rel.empty()) return false;
+  std::string path(rel);
+  auto slash = path.rfind('/');
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  for (std::string p : patterns) {
+    bool dirs_only = p.size() > 1 && p.back() == '/';
+    if (dirs_only) p.pop_back();
+    if (dirs_only && !is_dir) continue;
+    while (p.starts_with("./")) p.erase(0, 2);
+    bool anchored = p.find('/') != std::string::npos;
+    if (fnmatch(p.c_str(), anchored ? path.c_str() : name.c_str(), anchored ? FNM_PATHNAME : 0) == 0)
+      return true;
+  }
+  return false;
+}
+
+namespace {
+
+struct ThreadState {
+  Summary summary;
+  std::vector<RecordedChange> recorded;
+  std::vector<Note> notes, errors;
+  std::unique_ptr<Applier> applier;
+  std::vector<Change> batch;
+};
+
+// A hardlinked file waits here until the walk has counted how many of its links it found.
+struct PendingLink {
+  uint32_t nlink = 0, found = 0;
+  std::string path;  // the first link found, relative to the root
+  Change change;
+};
+using LinkKey = std::pair<uint64_t, uint64_t>;  // (device, inode)
+struct LinkKeyHash {
+  static size_t hash(const LinkKey& k) { return std::hash<uint64_t>()(k.first * 0x9e3779b97f4a7c15ull ^ k.second); }
+  static bool equal(const LinkKey& a, const LinkKey& b) { return a == b; }
+};
+using PendingLinks = tbb::concurrent_hash_map<LinkKey, PendingLink, LinkKeyHash>;
+
+Skip skip_of(SkipReason r) {
+  switch (r) {
+    case SkipReason::kExcluded: return Skip::kExcluded;
+    case SkipReason::kMountPoint: return Skip::kMountPoint;
+    case SkipReason::kPseudoFs: return Skip::kPseudoFs;
+    default: return Skip::kReplaced;
+  }
+}
+
+class Run {
+ public:
+  Run(const VolumeRoot& v, const PrepareConfig& c, Progress* p) : volume_(v), config_(c), progress_(p) {}
+
+  ThreadState& local() {
+    auto& ts = states_.local();
+    if (!ts.applier)
+      ts.applier = config_.dry_run ? make_dry_run_applier(ts.recorded) : make_real_applier();
+    return ts;
+  }
+
+  // Plans one directory's entries and applies them as one batch.
+  void visit(const DirView& dir, std::span<Entry> entries) {
+    ThreadState& ts = local();
+    ts.batch.clear();
+    for (Entry& e : entries) {
+      ++ts.summary.scanned;
+      if (e.skip != SkipReason::kNone) {
+        Skip s = skip_of(e.skip);
+        ++ts.summary.skipped[size_t(s)];
+        if (s == Skip::kMountPoint)
+          ts.notes.push_back({join_path(dir.path, e.name), "mount point: left alone (--cross-filesystems enters it)"});
+        continue;
+      }
+      if (S_ISCHR(e.st.mode) || S_ISBLK(e.st.mode)) {
+        ++ts.summary.skipped[size_t(Skip::kDevice)];
+        ts.notes.push_back({join_path(dir.path, e.name), "device node: owner left alone"});
+        continue;
+      }
+      auto change = plan_entry(e, config_.target);
+      if (!change) {
+        ++ts.summary.unchanged;
+        continue;
+      }
+      if (!S_ISDIR(e.st.mode) && e.st.nlink > 1) {
+        defer_link(join_path(dir.path, e.name), std::move(*change));
+        continue;
+      }
+      ts.batch.push_back(std::move(*change));
+    }
+    apply_batch(ts, dir.fd, dir.path);
+    if (progress_) progress_->scanned.fetch_add(entries.size(), std::memory_order_relaxed);
+  }
+
+  void apply_batch(ThreadState& ts, int dirfd, const std::string& dir_path) {
+    if (ts.batch.empty()) return;
+    ts.applier->apply(dirfd, dir_path, ts.batch);
+    uint64_t done = 0;
+    for (const Change& c : ts.batch) {
+      if (c.err == ENOENT) {
+        ++ts.summary.vanished;
+      } else if (c.err) {
+        ++ts.summary.failed;
+        ts.errors.push_back({join_path(dir_path, c.name),
+                             std::string(c.failed_step) + ": " + std::strerror(c.err)});
+      } else {
+        ++done;
+        if (c.restores_set_id()) ++ts.summary.set_id_kept;
+      }
+    }
+    ts.summary.changed += done;
+    if (progress_) progress_->changed.fetch_add(done, std::memory_order_relaxed);
+  }
+
+  void defer_link(std::string path, Change change) {
+    PendingLinks::accessor a;
+    LinkKey key{uint64_t(change.before.dev_major) << 32 | change.before.dev_minor, change.before.ino};
+    if (links_.insert(a, key)) {
+      a->second.path = std::move(path);
+      a->second.change = std::move(change);
+    }
+    a->second.nlink = std::max(a->second.nlink, a->second.change.before.nlink);
+    ++a->second.found;
+  }
+
+  // Hardlinked files whose every link was found inside the tree: reached again from the root
+  // one component at a time without following symlinks, checked to be the same inode, changed.
+  void apply_links() {
+    ThreadState& ts = local();
+    std::vector<PendingLink*> pending;
+    for (auto& [key, link] : links_) pending.push_back(&link);
+    std::sort(pending.begin(), pending.end(), [](auto* a, auto* b) { return a->path < b->path; });
+    for (PendingLink* link : pending) {
+      if (link->found < link->nlink) {
+        ++ts.summary.skipped[size_t(Skip::kLinkedFromOutside)];
+        ts.notes.push_back({link->path, "has " + std::to_string(link->nlink) + " links, " +
+                                            std::to_string(link->found) +
+                                            " inside the tree: left alone"});
+        continue;
+      }
+      // Each link was counted as scanned; the inode is one change.
+      auto slash = link->path.rfind('/');
+      std::string dir_path = slash == std::string::npos ? "" : link->path.substr(0, slash);
+      UniqueFd dir = open_below_root(dir_path);
+      if (!dir.valid()) {
+        ++ts.summary.failed;
+        ts.errors.push_back({link->path, "cannot reach it again without following a symlink"});
+        continue;
+      }
+      EntryStat now;
+      if (stat_at(dir.get(), link->change.name.c_str(), now) < 0 || !now.same_inode(link->change.before)) {
+        ++ts.summary.skipped[size_t(Skip::kReplaced)];
+        continue;
+      }
+      ts.batch.clear();
+      ts.batch.push_back(link->change);
+      apply_batch(ts, dir.get(), dir_path);
+    }
+  }
+
+  UniqueFd open_below_root(const std::string& rel) {
+    UniqueFd cur(::fcntl(volume_.fd.get(), F_DUPFD_CLOEXEC, 3));
+    size_t start = 0;
+    while (cur.valid() && start < rel.size()) {
+      size_t slash = rel.find('/', start);
+      std::string part = rel.substr(start, slash == std::string::npos ? slash : slash - start);
+      start = slash == std::string::npos ? rel.size() : slash + 1;
+      int fd = open_dir_at(cur.get(), part.c_str());
+      cur.reset(fd < 0 ? -1 : fd);
+    }
+    return cur;
+  }
+
+  PrepareResult collect() {
+    PrepareResult r;
+    for (auto& ts : states_) {
+      r.summary += ts.summary;
+      std::move(ts.recorded.begin(), ts.recorded.end(), std::back_inserter(r.planned));
+      std::move(ts.notes.begin(), ts.notes.end(), std::back_inserter(r.notes));
+      std::move(ts.errors.begin(), ts.errors.end(), std::back_inserter(r.errors));
+    }
+    // Sorted, so the output is the same whatever the threads did.
+    tbb::parallel_sort(r.planned.begin(), r.planned.end(),
+                       [](const auto& a, const auto& b) { return a.path < b.path; });
+    std::sort(r.notes.begin(), r.notes.end());
+    std::sort(r.errors.begin(), r.errors.end());
+    return r;
+  }
+
+  void error(const std::string& path, int err, const char* what) {
+    ThreadState& ts = local();
+    if (err == ELOOP || err == ENOTDIR || err == ESTALE) {
+      ++ts.summary.skipped[size_t(Skip::kReplaced)];
+      ts.notes.push_back({path, what});
+      return;
+    }
+    if (err == EXDEV) {
+      ++ts.summary.skipped[size_t(Skip::kPseudoFs)];
+      ts.notes.push_back({path, what});
+      return;
+    }
+    ++ts.summary.failed;
+    ts.errors.push_back({path, std::string(what) + ": " + std::strerror(err)});
+  }
+  void vanished() { ++local().summary.vanished; }
+
+ private:
+  const VolumeRoot& volume_;
+  const PrepareConfig& config_;
+  Progress* progress_;
+  tbb::enumerable_thread_specific<ThreadState> states_;
+  PendingLinks links_;
+};
+
+class Visitor final : public WalkVisitor {
+ public:
+  explicit Visitor(Run& run) : run_(run) {}
+  Visit visit(const DirView& dir, std::span<Entry> entries) override {
+    run_.visit(dir, entries);
+    return Visit::kContinue;
+  }
+  void vanished(const std::string&) override { run_.vanished(); }
+  void error(const std::string& path, int err, const char* what) override {
+    run_.error(path, err, what);
+  }
+
+ private:
+  Run& run_;
+};
+
+}  // namespace
+
+PrepareResult prepare_volume(const VolumeRoot& volume, const PrepareConfig& config,
+                             Progress* progress) {
+  Run run(volume, config, progress);
+  if (!volume.file_name.empty()) {
+    // A single entry: one batch in its parent directory.
+    std::vector<Entry> one(1);
+    one[0].name = volume.file_name;
+    one[0].st = volume.st;
+    std::string empty;
+    run.visit({volume.fd.get(), empty}, one);
+  } else {
+    WalkOptions options;
+    options.cross_filesystems = config.cross_filesystems;
+    if (!config.excludes.empty())
+      options.excluded = [&](std::string_view rel, bool is_dir) {
+        return excluded_by(config.excludes, rel, is_dir);
+      };
+    Walker walker(std::move(options));
+    walker.walk(volume.fd.get(), volume.st, [&] { return std::make_unique<Visitor>(run); });
+  }
+  run.apply_links();
+  return run.collect();
+}
+
+}  // namespace volprep

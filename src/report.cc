@@ -1,0 +1,155 @@
+#include "volprep/report.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace volprep {
+
+const char* skip_name(Skip s) {
+  switch (s) {
+    case Skip::kExcluded: return "excluded";
+    case Skip::kMountPoint: return "mount point";
+    case Skip::kPseudoFs: return "pseudo filesystem";
+    case Skip::kReplaced: return "replaced during the walk";
+    case Skip::kLinkedFromOutside: return "hardlinked from outside";
+    case Skip::kDevice: return "device node";
+    case Skip::kCount: break;
+  }
+  return "?";
+}
+
+uint64_t Summary::skipped_total() const {
+  uint64_t n = 0;
+  for (auto v : skipped) n += v;
+  return n;
+}
+
+Summary& Summary::operator+=(const Summary& o) {
+  scanned += o.scanned;
+  changed += o.changed;
+  unchanged += o.unchanged;
+  failed += o.failed;
+  vanished += o.vanished;
+  set_id_kept += o.set_id_kept;
+  for (size_t i = 0; i < skipped.size(); ++i) skipped[i] += o.skipped[i];
+  return *this;
+}
+
+std::string escape_path(std::string_view raw) {
+  std::string out;
+  out.reserve(raw.size());
+  auto hex = [&](unsigned char b) {
+    char buf[5];
+    std::snprintf(buf, sizeof buf, "\\x%02x", b);
+    out += buf;
+  };
+  for (size_t i = 0; i < raw.size();) {
+    auto b = static_cast<unsigned char>(raw[i]);
+    if (b == '\\') { out += "\\\\"; ++i; continue; }
+    if (b == '\n') { out += "\\n"; ++i; continue; }
+    if (b == '\t') { out += "\\t"; ++i; continue; }
+    if (b < 0x20 || b == 0x7f) { hex(b); ++i; continue; }
+    if (b < 0x80) { out += char(b); ++i; continue; }
+    // A UTF-8 sequence: its length, the smallest code point it may encode, then continuation
+    // bytes. Overlong forms, surrogates and C1 controls are escaped byte by byte.
+    size_t len = b >= 0xf0 && b <= 0xf4 ? 4 : b >= 0xe0 ? 3 : b >= 0xc2 && b < 0xe0 ? 2 : 0;
+    uint32_t cp = len == 4 ? b & 0x07 : len == 3 ? b & 0x0f : b & 0x1f;
+    bool ok = len && i + len <= raw.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      auto cb = static_cast<unsigned char>(raw[i + k]);
+      ok = (cb & 0xc0) == 0x80;
+      cp = cp << 6 | (cb & 0x3f);
+    }
+    if (ok) {
+      ok = !(len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) &&
+           !(len == 4 && (cp < 0x10000 || cp > 0x10ffff)) && !(cp >= 0x80 && cp <= 0x9f);
+    }
+    if (!ok) { hex(b); ++i; continue; }
+    out.append(raw.substr(i, len));
+    i += len;
+  }
+  return out;
+}
+
+namespace {
+
+std::string ids(uint32_t u, uint32_t g) { return std::to_string(u) + ":" + std::to_string(g); }
+std::string octal(uint32_t m) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", m & 07777);
+  return buf;
+}
+const char* type_name(uint32_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFDIR: return "directory";
+    case S_IFREG: return "file";
+    case S_IFLNK: return "symlink";
+    case S_IFIFO: return "fifo";
+    case S_IFSOCK: return "socket";
+    case S_IFCHR: return "char device";
+    case S_IFBLK: return "block device";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+std::string format_change(std::string_view display, const Change& c) {
+  std::string line(display);
+  line += "  owner ";
+  line += ids(c.before.uid, c.before.gid);
+  if (c.changes_owner()) line += " -> " + ids(c.uid, c.gid);
+  if (S_ISLNK(c.before.mode)) {
+    line += "  symlink";
+  } else {
+    line += "  mode " + octal(c.before.mode);
+    if (c.changes_mode()) line += " -> " + octal(c.mode);
+    if (c.restores_set_id()) line += " (setuid/setgid kept)";
+  }
+  return line;
+}
+
+std::string format_change_json(std::string_view display, const Change& c) {
+  nlohmann::json j;
+  j["path"] = std::string(display);
+  j["type"] = type_name(c.before.mode);
+  j["owner"] = {{"before", ids(c.before.uid, c.before.gid)}, {"after", ids(c.uid, c.gid)}};
+  if (!S_ISLNK(c.before.mode))
+    j["mode"] = {{"before", octal(c.before.mode)}, {"after", octal(c.mode)}};
+  return j.dump();
+}
+
+std::string format_summary(const Summary& s, bool dry_run) {
+  std::string out = "scanned " + std::to_string(s.scanned) + (dry_run ? ", to change " : ", changed ") +
+                    std::to_string(s.changed) + ", unchanged " + std::to_string(s.unchanged) +
+                    ", skipped " + std::to_string(s.skipped_total());
+  std::string reasons;
+  for (size_t i = 0; i < s.skipped.size(); ++i)
+    if (s.skipped[i])
+      reasons += (reasons.empty() ? "" : ", ") + std::to_string(s.skipped[i]) + " " +
+                 skip_name(Skip(i));
+  if (!reasons.empty()) out += " (" + reasons + ")";
+  if (!dry_run) out += ", failed " + std::to_string(s.failed);
+  if (s.vanished) out += ", vanished " + std::to_string(s.vanished);
+  if (s.set_id_kept) out += ", setuid/setgid kept on " + std::to_string(s.set_id_kept);
+  return out;
+}
+
+std::string format_summary_json(const Summary& s, bool dry_run) {
+  nlohmann::json skipped = nlohmann::json::object();
+  for (size_t i = 0; i < s.skipped.size(); ++i) skipped[skip_name(Skip(i))] = s.skipped[i];
+  nlohmann::json j = {{"scanned", s.scanned},
+                      {dry_run ? "to_change" : "changed", s.changed},
+                      {"unchanged", s.unchanged},
+                      {"skipped", s.skipped_total()},
+                      {"skipped_by_reason", skipped},
+                      {"failed", s.failed},
+                      {"vanished", s.vanished},
+                      {"setid_kept", s.set_id_kept},
+                      {"dry_run", dry_run}};
+  return nlohmann::json({{"summary", j}}).dump();
+}
+
+}  // namespace volprep

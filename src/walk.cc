@@ -1,0 +1,191 @@
+#include "volprep/walk.h"
+
+#include <sys/syscall.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for_each.h>
+#include <vector>
+
+namespace volprep {
+
+const char* skip_reason_name(SkipReason r) {
+  switch (r) {
+    case SkipReason::kNone: return "none";
+    case SkipReason::kExcluded: return "excluded";
+    case SkipReason::kMountPoint: return "mount point";
+    case SkipReason::kPseudoFs: return "pseudo filesystem";
+    case SkipReason::kReplaced: return "replaced during the walk";
+    case SkipReason::kCount: break;
+  }
+  return "?";
+}
+
+std::string join_path(std::string_view dir, std::string_view name) {
+  std::string out;
+  out.reserve(dir.size() + 1 + name.size());
+  out.append(dir);
+  if (!dir.empty() && !name.empty()) out.push_back('/');
+  out.append(name);
+  return out;
+}
+
+namespace {
+
+// An open directory whose subdirectories are still to be entered. Shared by the work items
+// of its subdirectories and closed when the last of them has opened its own descriptor.
+struct DirNode {
+  UniqueFd fd;
+  std::string path;
+};
+
+struct WorkItem {
+  std::shared_ptr<DirNode> parent;
+  std::string name;
+  EntryStat st;
+};
+
+struct linux_dirent64 {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[];
+};
+
+// Lists a directory with getdents64 into `names`; returns 0 or -errno.
+int list_dir(int fd, std::vector<std::string>& names) {
+  alignas(linux_dirent64) static thread_local char buf[64 * 1024];
+  for (;;) {
+    long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (n == 0) return 0;
+    for (long off = 0; off < n;) {
+      auto* d = reinterpret_cast<linux_dirent64*>(buf + off);
+      off += d->d_reclen;
+      const char* nm = d->d_name;
+      if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
+      names.emplace_back(nm);
+    }
+  }
+}
+
+}  // namespace
+
+bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& make_visitor) {
+  tbb::enumerable_thread_specific<std::unique_ptr<WalkVisitor>> visitors(make_visitor);
+  std::atomic<bool> quit{false};
+  const uint64_t root_mnt = root_st.mnt_id;
+
+  // Lists one open directory, stats its entries, hands them to the visitor as one batch,
+  // and returns the subdirectories to enter.
+  auto process = [&](std::shared_ptr<DirNode> node, WalkVisitor& visitor,
+                     std::vector<WorkItem>& out) {
+    std::vector<std::string> names;
+    if (int rc = list_dir(node->fd.get(), names); rc < 0) {
+      visitor.error(node->path, -rc, "cannot list directory");
+      return;
+    }
+    std::vector<Entry> entries;
+    entries.reserve(names.size());
+    for (auto& name : names) {
+      Entry e;
+      if (int rc = stat_at(node->fd.get(), name.c_str(), e.st); rc < 0) {
+        if (rc == -ENOENT)
+          visitor.vanished(join_path(node->path, name));
+        else
+          visitor.error(join_path(node->path, name), -rc, "cannot stat");
+        continue;
+      }
+      e.name = std::move(name);
+      bool is_dir = S_ISDIR(e.st.mode);
+      if (options_.excluded && options_.excluded(join_path(node->path, e.name), is_dir)) {
+        e.skip = SkipReason::kExcluded;
+      } else if (is_dir && (e.st.mount_root || (root_mnt && e.st.mnt_id != root_mnt) ||
+                            e.st.dev_major != root_st.dev_major ||
+                            e.st.dev_minor != root_st.dev_minor)) {
+        if (options_.cross_filesystems)
+          e.descend = true;
+        else
+          e.skip = SkipReason::kMountPoint;
+      } else if (!is_dir && root_mnt && e.st.mnt_id != root_mnt) {
+        e.skip = SkipReason::kMountPoint;  // a file bind-mounted over an entry
+      } else {
+        e.descend = is_dir;
+      }
+      entries.push_back(std::move(e));
+    }
+    if (visitor.visit({node->fd.get(), node->path}, entries) == Visit::kQuit) {
+      quit = true;
+      return;
+    }
+    for (auto& e : entries)
+      if (e.descend && e.skip == SkipReason::kNone)
+        out.push_back({node, std::move(e.name), e.st});
+  };
+
+  // The root's own batch, then its listing.
+  auto root = std::make_shared<DirNode>();
+  root->fd.reset(::fcntl(root_fd, F_DUPFD_CLOEXEC, 3));
+  if (!root->fd.valid()) {
+    visitors.local()->error("", errno, "cannot duplicate the root descriptor");
+    return true;
+  }
+  {
+    std::vector<Entry> self(1);
+    self[0].st = root_st;
+    if (visitors.local()->visit({root->fd.get(), root->path}, self) == Visit::kQuit) return false;
+  }
+  std::vector<WorkItem> first;
+  process(root, *visitors.local(), first);
+  root.reset();
+
+  tbb::parallel_for_each(first.begin(), first.end(), [&](WorkItem& item,
+                                                         tbb::feeder<WorkItem>& feeder) {
+    if (quit.load(std::memory_order_relaxed)) return;
+    WalkVisitor& visitor = *visitors.local();
+    std::string path = join_path(item.parent->path, item.name);
+    int fd = open_dir_at(item.parent->fd.get(), item.name.c_str());
+    if (fd == -ENOENT) {
+      visitor.vanished(path);
+      return;
+    }
+    if (fd == -ELOOP || fd == -ENOTDIR) {
+      // Swapped for a symlink or a file since it was listed: never followed.
+      visitor.error(path, -fd, "replaced during the walk; not entered");
+      return;
+    }
+    if (fd < 0) {
+      visitor.error(path, -fd, "cannot open directory");
+      return;
+    }
+    auto node = std::make_shared<DirNode>();
+    node->fd.reset(fd);
+    node->path = std::move(path);
+    item.parent.reset();
+    EntryStat now;
+    if (int rc = stat_at(fd, "", now); rc < 0 || !now.same_inode(item.st)) {
+      visitor.error(node->path, rc < 0 ? -rc : ESTALE, "replaced during the walk; not entered");
+      return;
+    }
+    if (options_.cross_filesystems) {
+      int64_t magic = fs_type(fd);
+      if (is_pseudo_fs(magic)) {
+        visitor.error(node->path, EXDEV,
+                      ("a " + fs_type_name(magic) + " mount; never entered").c_str());
+        return;
+      }
+    }
+    std::vector<WorkItem> subdirs;
+    process(std::move(node), visitor, subdirs);
+    for (auto& s : subdirs) feeder.add(std::move(s));
+  });
+  return !quit.load();
+}
+
+}  // namespace volprep
