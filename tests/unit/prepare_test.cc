@@ -1,0 +1,189 @@
+// The walk and the prepare stage on real trees in a temporary directory (as root, since the
+// point is changing owners).
+#include "volprep/prepare.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <tbb/global_control.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+using namespace volprep;
+namespace fs = std::filesystem;
+
+namespace {
+
+class TempTree : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::geteuid(), 0u) << "these tests change owners: run them as root";
+    char tmpl[] = "/tmp/volprep-unit.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    top_ = tmpl;
+    root_ = top_ / "vol";
+    fs::create_directories(root_);
+  }
+  void TearDown() override {
+    if (!top_.empty()) fs::remove_all(top_);
+  }
+  void file(const fs::path& rel, uint32_t uid = 1000, mode_t mode = 0640) {
+    fs::create_directories((root_ / rel).parent_path());
+    std::ofstream(root_ / rel) << "x";
+    ASSERT_EQ(::chown((root_ / rel).c_str(), uid, uid), 0);
+    ASSERT_EQ(::chmod((root_ / rel).c_str(), mode), 0);
+  }
+  VolumeRoot open() {
+    auto v = open_volume(root_.string(), VolumeSafety{});
+    EXPECT_TRUE(v.ok()) << (v.ok() ? "" : v.error().message);
+    return std::move(*v);
+  }
+  PrepareResult run(bool dry_run, std::vector<std::string> excludes = {}) {
+    PrepareConfig config;
+    config.target.uid = config.target.gid = 501000;
+    config.dry_run = dry_run;
+    config.excludes = std::move(excludes);
+    auto v = open();
+    return prepare_volume(v, config);
+  }
+  // path -> "uid:gid mode ctime" of everything under `dir`
+  static std::map<std::string, std::string> manifest(const fs::path& dir) {
+    std::map<std::string, std::string> out;
+    for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
+      struct stat st;
+      ::lstat(it->path().c_str(), &st);
+      out[it->path().string()] = std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid) + " " +
+                                 std::to_string(st.st_mode) + " " + std::to_string(st.st_ctim.tv_sec) +
+                                 "." + std::to_string(st.st_ctim.tv_nsec);
+    }
+    return out;
+  }
+  fs::path top_, root_;
+};
+
+std::vector<std::string> paths_of(const PrepareResult& r) {
+  std::vector<std::string> out;
+  for (const auto& c : r.planned) out.push_back(c.path);
+  return out;
+}
+
+}  // namespace
+
+TEST_F(TempTree, DryRunPlansEveryEntrySortedAndChangesNothing) {
+  file("b/2");
+  file("a/1", 0);
+  file("a/sub/3");
+  ::symlink("/etc/passwd", (root_ / "a/link").c_str());
+  auto before = manifest(top_);
+  auto r = run(true);
+  EXPECT_EQ(before, manifest(top_));
+  EXPECT_EQ(paths_of(r), (std::vector<std::string>{"", "a", "a/1", "a/link", "a/sub", "a/sub/3", "b", "b/2"}));
+  EXPECT_EQ(r.summary.scanned, 8u);
+  EXPECT_EQ(r.summary.changed, 8u);
+}
+
+TEST_F(TempTree, SerialAndParallelWalksPlanTheSame) {
+  for (int d = 0; d < 40; ++d)
+    for (int f = 0; f < 25; ++f) file("d" + std::to_string(d % 7) + "/e" + std::to_string(d) + "/f" + std::to_string(f));
+  std::vector<std::string> serial, parallel;
+  {
+    tbb::global_control one(tbb::global_control::max_allowed_parallelism, 1);
+    serial = paths_of(run(true));
+  }
+  parallel = paths_of(run(true));
+  EXPECT_EQ(serial.size(), 1u + 7 + 40 + 1000);
+  EXPECT_EQ(serial, parallel);
+}
+
+TEST_F(TempTree, RealRunChangesOwnersKeepsSetIdBitsAndNeverFollowsSymlinks) {
+  file("bin/tool", 1000, 04755);
+  file("bin/group-tool", 1000, 02755);
+  file("data", 0, 0600);
+  auto outside = top_ / "outside";
+  std::ofstream(outside) << "host file";
+  ::chown(outside.c_str(), 0, 0);
+  ::symlink(outside.c_str(), (root_ / "link").c_str());
+  auto r = run(false);
+  EXPECT_EQ(r.summary.failed, 0u);
+  EXPECT_EQ(r.summary.set_id_kept, 2u);
+  struct stat st;
+  ASSERT_EQ(::lstat((root_ / "bin/tool").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 501000u);
+  EXPECT_EQ(st.st_mode & 07777, 04755u);
+  ASSERT_EQ(::lstat((root_ / "bin/group-tool").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 02755u);
+  ASSERT_EQ(::lstat((root_ / "link").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 501000u);  // the symlink itself
+  ASSERT_EQ(::stat(outside.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);       // not its target
+  // A rerun finds nothing to do.
+  auto again = run(true);
+  EXPECT_EQ(again.summary.changed, 0u);
+  EXPECT_EQ(again.summary.unchanged, again.summary.scanned);
+}
+
+TEST_F(TempTree, HardlinksChangeOnlyWhenEveryLinkIsInside) {
+  file("in/a");
+  ASSERT_EQ(::link((root_ / "in/a").c_str(), (root_ / "in/b").c_str()), 0);
+  auto outside = top_ / "shadow";
+  std::ofstream(outside) << "secret";
+  ::chown(outside.c_str(), 0, 0);
+  ASSERT_EQ(::link(outside.c_str(), (root_ / "planted").c_str()), 0);
+  auto r = run(false);
+  struct stat st;
+  ::lstat((root_ / "in/a").c_str(), &st);
+  EXPECT_EQ(st.st_uid, 501000u);
+  ::lstat(outside.c_str(), &st);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(r.summary.skipped[size_t(Skip::kLinkedFromOutside)], 1u);
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_EQ(r.notes[0].path, "planted");
+}
+
+TEST_F(TempTree, ExcludeSkipsSubtreesAndNames) {
+  file("keep/x");
+  file("cache/y");
+  file("deep/cache/z");
+  file("keep/skip.tmp");
+  auto r = run(true, {"cache", "*.tmp"});
+  EXPECT_EQ(paths_of(r), (std::vector<std::string>{"", "deep", "keep", "keep/x"}));
+  EXPECT_EQ(r.summary.skipped[size_t(Skip::kExcluded)], 3u);
+  auto anchored = run(true, {"deep/cache/"});
+  EXPECT_EQ(anchored.summary.skipped[size_t(Skip::kExcluded)], 1u);
+}
+
+TEST_F(TempTree, SingleFileIsOneEntry) {
+  file("only", 0);
+  PrepareConfig config;
+  config.target.uid = config.target.gid = 501000;
+  auto v = open_volume((root_ / "only").string(), VolumeSafety{});
+  ASSERT_TRUE(v.ok());
+  auto r = prepare_volume(*v, config);
+  EXPECT_EQ(r.summary.scanned, 1u);
+  EXPECT_EQ(r.summary.changed, 1u);
+  struct stat st;
+  ::lstat((root_ / "only").c_str(), &st);
+  EXPECT_EQ(st.st_uid, 501000u);
+  ::lstat(root_.c_str(), &st);
+  EXPECT_EQ(st.st_uid, 0u);  // the parent is not part of the volume
+}
+
+TEST(Volume, RefusesSystemTrees) {
+  for (const char* p : {"/", "/etc", "/etc/ssh", "/usr/local", "/proc/self", "/var", "/home"}) {
+    auto v = open_volume(p, VolumeSafety{});
+    ASSERT_FALSE(v.ok()) << p;
+    EXPECT_EQ(v.error().code, kExitRefused) << p;
+  }
+  auto missing = open_volume("/nonexistent/volprep", VolumeSafety{});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, kExitUsage);
+  EXPECT_NE(missing.error().message.find("/nonexistent/volprep"), std::string::npos);
+  VolumeSafety docker;
+  docker.refused_exactly = {"/srv/docker/500000.500000"};
+  EXPECT_NE(refusal_reason("/srv/docker/500000.500000", docker), "");
+  EXPECT_EQ(refusal_reason("/srv/docker/500000.500000/volumes/x/_data", docker), "");
+}

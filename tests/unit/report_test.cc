@@ -1,0 +1,49 @@
+#include "volprep/report.h"
+
+#include <gtest/gtest.h>
+
+using namespace volprep;
+
+TEST(EscapePath, KeepsPrintableUtf8AndEscapesTheRest) {
+  EXPECT_EQ(escape_path("plain/name with space"), "plain/name with space");
+  EXPECT_EQ(escape_path("caf\xc3\xa9"), "caf\xc3\xa9");            // é
+  EXPECT_EQ(escape_path("new\nline"), "new\\nline");
+  EXPECT_EQ(escape_path("tab\there"), "tab\\there");
+  EXPECT_EQ(escape_path("back\\slash"), "back\\\\slash");
+  EXPECT_EQ(escape_path("bad\xff" "byte"), "bad\\xffbyte");
+  EXPECT_EQ(escape_path("\x01\x7f"), "\\x01\\x7f");
+  EXPECT_EQ(escape_path("trunc\xc3"), "trunc\\xc3");               // cut-off sequence
+  EXPECT_EQ(escape_path("\xc0\xaf"), "\\xc0\\xaf");                // overlong '/'
+  EXPECT_EQ(escape_path("\xed\xa0\x80"), "\\xed\\xa0\\x80");       // a surrogate
+  EXPECT_EQ(escape_path("\xc2\x85"), "\\xc2\\x85");                // C1 control NEL
+}
+
+TEST(FormatChange, DiffLine) {
+  Change c;
+  c.before.uid = c.before.gid = 1000;
+  c.before.mode = S_IFREG | 0600;
+  c.uid = c.gid = 501000;
+  c.mode = 0600;
+  EXPECT_EQ(format_change("jenkins_home/secrets/key", c),
+            "jenkins_home/secrets/key  owner 1000:1000 -> 501000:501000  mode 0600");
+  c.mode = 0640;
+  EXPECT_EQ(format_change("k", c), "k  owner 1000:1000 -> 501000:501000  mode 0600 -> 0640");
+  c.before.mode = S_IFREG | 04755;
+  c.mode = 04755;
+  EXPECT_EQ(format_change("s", c), "s  owner 1000:1000 -> 501000:501000  mode 4755 (setuid/setgid kept)");
+  c.before.mode = S_IFLNK | 0777;
+  EXPECT_EQ(format_change("l", c), "l  owner 1000:1000 -> 501000:501000  symlink");
+}
+
+TEST(FormatSummary, CountsAndReasons) {
+  Summary s;
+  s.scanned = 10;
+  s.changed = 6;
+  s.unchanged = 2;
+  s.skipped[size_t(Skip::kMountPoint)] = 1;
+  s.skipped[size_t(Skip::kLinkedFromOutside)] = 1;
+  EXPECT_EQ(format_summary(s, true),
+            "scanned 10, to change 6, unchanged 2, skipped 2 (1 mount point, 1 hardlinked from outside)");
+  EXPECT_EQ(format_summary(s, false),
+            "scanned 10, changed 6, unchanged 2, skipped 2 (1 mount point, 1 hardlinked from outside), failed 0");
+}
