@@ -1,7 +1,9 @@
 // `volprep prepare`: give a container user a volume tree. The pipeline: resolve the mapping,
 // translate --as, open and vet every PATH, walk-plan-apply each (for real or as a dry run),
 // report.
+#include <sys/stat.h>
 #include <unistd.h>
+
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -141,8 +143,10 @@ int run_prepare(const PrepareOptions& options) {
       spdlog::error("{}", v.error().message);
       return v.error().code;
     }
-    if (v->real != v->given && v->real != "/" + v->display)
-      spdlog::info("{} is {}", path, v->real);
+    // The one symlink volprep follows is PATH itself, resolved once; say where it led.
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+      spdlog::warn("{} is a symlink; preparing {}", path, v->real);
     volumes.push_back(std::move(*v));
   }
 

@@ -17,6 +17,10 @@ const char kDescription[] =
     "a running process, or explicit maps) and tells which host ids container ids get.";
 
 const char kFooter[] =
+    "Example (Docker userns-remap with dockremap:500000:65536 in /etc/subuid and /etc/subgid):\n"
+    "  volprep map 1000                          # -> 501000:501000\n"
+    "  volprep ./jenkins_home --as 1000 --dry-run  # the changes, as a diff\n"
+    "  volprep ./jenkins_home --as 1000            # make them\n"
     "Exit status: 0 success, 1 check found something, 2 usage error, 3 configuration error\n"
     "(bad or missing remap config, unmapped id), 4 some entries failed, 5 refused for safety.\n"
     "See volprep(1).";
