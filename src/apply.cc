@@ -2,6 +2,9 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
+
+#include "volprep/journal.h"
 
 namespace volprep {
 namespace {
@@ -23,31 +26,89 @@ int chmod_entry(int dirfd, const Change& c) {
 
 class RealApplier final : public Applier {
  public:
-  void apply(int dirfd, const std::string&, std::span<Change> changes) override {
+  bool apply(int dirfd, const std::string& dir_path, std::span<Change> changes,
+             ChangeSink& sink) override {
     for (Change& c : changes) {
-      if (c.changes_owner()) {
-        int flags = AT_SYMLINK_NOFOLLOW | (c.name.empty() ? AT_EMPTY_PATH : 0);
-        if (::fchownat(dirfd, c.name.c_str(), c.uid, c.gid, flags) != 0) {
-          c.err = errno;
-          c.failed_step = "chown";
-          continue;
-        }
-      }
-      if (!S_ISLNK(c.before.mode) && (c.changes_mode() || c.restores_set_id())) {
-        if (int rc = chmod_entry(dirfd, c); rc < 0) {
-          c.err = -rc;
-          c.failed_step = "chmod";
-        }
-      }
+      apply_change(dirfd, c);
+      sink.done(dir_path, c);
     }
+    return true;
   }
+};
+
+class JournalingApplier final : public Applier {
+ public:
+  explicit JournalingApplier(JournalWriter& journal) : journal_(journal) {}
+
+  bool apply(int dirfd, const std::string& dir_path, std::span<Change> changes,
+             ChangeSink& sink) override {
+    if (failed_) return false;
+    Pending p;
+    p.fd.reset(::fcntl(dirfd, F_DUPFD_CLOEXEC, 3));
+    if (!p.fd.valid()) {
+      error_ = std::string("cannot hold a directory open: ") + std::strerror(errno);
+      failed_ = true;
+      return false;
+    }
+    p.dir_path = dir_path;
+    p.changes.assign(changes.begin(), changes.end());
+    for (const Change& c : p.changes)
+      records_ += frame('C', encode_record(record_of(join_path(dir_path, c.name), c)));
+    count_ += p.changes.size();
+    pending_.push_back(std::move(p));
+    // One fdatasync covers many directories; a batch holds a descriptor per directory.
+    if (count_ >= kBatchChanges || pending_.size() >= kBatchDirs) return flush(sink);
+    return true;
+  }
+
+  bool flush(ChangeSink& sink) override {
+    if (failed_) return false;
+    if (pending_.empty()) return true;
+    if (auto r = journal_.append(records_); !r) {
+      error_ = r.error().message;
+      failed_ = true;
+      pending_.clear();
+      return false;
+    }
+    for (Pending& p : pending_)
+      for (Change& c : p.changes) {
+        apply_change(p.fd.get(), c);
+        sink.done(p.dir_path, c);
+      }
+    pending_.clear();
+    records_.clear();
+    count_ = 0;
+    return true;
+  }
+
+  std::string error() const override { return error_; }
+
+ private:
+  static constexpr size_t kBatchChanges = 4096;
+  static constexpr size_t kBatchDirs = 512;
+  struct Pending {
+    UniqueFd fd;
+    std::string dir_path;
+    std::vector<Change> changes;
+  };
+  JournalWriter& journal_;
+  std::vector<Pending> pending_;
+  std::string records_;
+  size_t count_ = 0;
+  bool failed_ = false;
+  std::string error_;
 };
 
 class DryRunApplier final : public Applier {
  public:
   explicit DryRunApplier(std::vector<RecordedChange>& out) : out_(out) {}
-  void apply(int, const std::string& dir_path, std::span<Change> changes) override {
-    for (const Change& c : changes) out_.push_back({join_path(dir_path, c.name), c});
+  bool apply(int, const std::string& dir_path, std::span<Change> changes,
+             ChangeSink& sink) override {
+    for (const Change& c : changes) {
+      out_.push_back({join_path(dir_path, c.name), c});
+      sink.done(dir_path, c);
+    }
+    return true;
   }
 
  private:
@@ -56,7 +117,28 @@ class DryRunApplier final : public Applier {
 
 }  // namespace
 
+int apply_change(int dirfd, Change& c) {
+  if (c.changes_owner()) {
+    int flags = AT_SYMLINK_NOFOLLOW | (c.name.empty() ? AT_EMPTY_PATH : 0);
+    if (::fchownat(dirfd, c.name.c_str(), c.uid, c.gid, flags) != 0) {
+      c.err = errno;
+      c.failed_step = "chown";
+      return c.err;
+    }
+  }
+  if (!S_ISLNK(c.before.mode) && (c.changes_mode() || c.restores_set_id())) {
+    if (int rc = chmod_entry(dirfd, c); rc < 0) {
+      c.err = -rc;
+      c.failed_step = "chmod";
+    }
+  }
+  return c.err;
+}
+
 std::unique_ptr<Applier> make_real_applier() { return std::make_unique<RealApplier>(); }
+std::unique_ptr<Applier> make_journaling_applier(JournalWriter& journal) {
+  return std::make_unique<JournalingApplier>(journal);
+}
 std::unique_ptr<Applier> make_dry_run_applier(std::vector<RecordedChange>& out) {
   return std::make_unique<DryRunApplier>(out);
 }

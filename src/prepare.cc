@@ -31,12 +31,26 @@ bool excluded_by(const std::vector<std::string>& patterns, std::string_view rel,
 
 namespace {
 
-struct ThreadState {
+struct ThreadState final : ChangeSink {
   Summary summary;
   std::vector<RecordedChange> recorded;
   std::vector<Note> notes, errors;
   std::unique_ptr<Applier> applier;
   std::vector<Change> batch;
+  Progress* progress = nullptr;
+
+  void done(const std::string& dir_path, const Change& c) override {
+    if (c.err == ENOENT) {
+      ++summary.vanished;
+    } else if (c.err) {
+      ++summary.failed;
+      errors.push_back({join_path(dir_path, c.name), std::string(c.failed_step) + ": " + std::strerror(c.err)});
+    } else {
+      ++summary.changed;
+      if (c.restores_set_id()) ++summary.set_id_kept;
+      if (progress) progress->changed.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
 };
 
 // A hardlinked file waits here until the walk has counted how many of its links it found.
@@ -67,13 +81,17 @@ class Run {
 
   ThreadState& local() {
     auto& ts = states_.local();
-    if (!ts.applier)
-      ts.applier = config_.dry_run ? make_dry_run_applier(ts.recorded) : make_real_applier();
+    if (!ts.applier) {
+      ts.progress = progress_;
+      ts.applier = config_.dry_run   ? make_dry_run_applier(ts.recorded)
+                   : config_.journal ? make_journaling_applier(*config_.journal)
+                                     : make_real_applier();
+    }
     return ts;
   }
 
-  // Plans one directory's entries and applies them as one batch.
-  void visit(const DirView& dir, std::span<Entry> entries) {
+  // Plans one directory's entries and applies them as one batch. False: stop the run.
+  bool visit(const DirView& dir, std::span<Entry> entries) {
     ThreadState& ts = local();
     ts.batch.clear();
     for (Entry& e : entries) {
@@ -101,28 +119,26 @@ class Run {
       }
       ts.batch.push_back(std::move(*change));
     }
-    apply_batch(ts, dir.fd, dir.path);
     if (progress_) progress_->scanned.fetch_add(entries.size(), std::memory_order_relaxed);
+    return apply_batch(ts, dir.fd, dir.path);
   }
 
-  void apply_batch(ThreadState& ts, int dirfd, const std::string& dir_path) {
-    if (ts.batch.empty()) return;
-    ts.applier->apply(dirfd, dir_path, ts.batch);
-    uint64_t done = 0;
-    for (const Change& c : ts.batch) {
-      if (c.err == ENOENT) {
-        ++ts.summary.vanished;
-      } else if (c.err) {
-        ++ts.summary.failed;
-        ts.errors.push_back({join_path(dir_path, c.name),
-                             std::string(c.failed_step) + ": " + std::strerror(c.err)});
-      } else {
-        ++done;
-        if (c.restores_set_id()) ++ts.summary.set_id_kept;
-      }
-    }
-    ts.summary.changed += done;
-    if (progress_) progress_->changed.fetch_add(done, std::memory_order_relaxed);
+  bool apply_batch(ThreadState& ts, int dirfd, const std::string& dir_path) {
+    if (ts.batch.empty()) return true;
+    if (ts.applier->apply(dirfd, dir_path, ts.batch, ts)) return true;
+    stop(ts.applier->error());
+    return false;
+  }
+
+  void stop(const std::string& why) {
+    std::lock_guard lock(stop_mu_);
+    if (stopped_.empty()) stopped_ = why;
+  }
+
+  // Applies what appliers still hold (a journaling applier's last batch).
+  void flush() {
+    for (auto& ts : states_)
+      if (ts.applier && !ts.applier->flush(ts)) stop(ts.applier->error());
   }
 
   void defer_link(std::string path, Change change) {
@@ -167,7 +183,7 @@ class Run {
       }
       ts.batch.clear();
       ts.batch.push_back(link->change);
-      apply_batch(ts, dir.get(), dir_path);
+      if (!apply_batch(ts, dir.get(), dir_path)) return;
     }
   }
 
@@ -186,6 +202,7 @@ class Run {
 
   PrepareResult collect() {
     PrepareResult r;
+    r.stopped = stopped_;
     for (auto& ts : states_) {
       r.summary += ts.summary;
       std::move(ts.recorded.begin(), ts.recorded.end(), std::back_inserter(r.planned));
@@ -216,6 +233,7 @@ class Run {
     ts.errors.push_back({path, std::string(what) + ": " + std::strerror(err)});
   }
   void vanished() { ++local().summary.vanished; }
+  const std::string& stopped() const { return stopped_; }
 
  private:
   const VolumeRoot& volume_;
@@ -223,14 +241,15 @@ class Run {
   Progress* progress_;
   tbb::enumerable_thread_specific<ThreadState> states_;
   PendingLinks links_;
+  std::mutex stop_mu_;
+  std::string stopped_;
 };
 
 class Visitor final : public WalkVisitor {
  public:
   explicit Visitor(Run& run) : run_(run) {}
   Visit visit(const DirView& dir, std::span<Entry> entries) override {
-    run_.visit(dir, entries);
-    return Visit::kContinue;
+    return run_.visit(dir, entries) ? Visit::kContinue : Visit::kQuit;
   }
   void vanished(const std::string&) override { run_.vanished(); }
   void error(const std::string& path, int err, const char* what) override {
@@ -263,7 +282,11 @@ PrepareResult prepare_volume(const VolumeRoot& volume, const PrepareConfig& conf
     Walker walker(std::move(options));
     walker.walk(volume.fd.get(), volume.st, [&] { return std::make_unique<Visitor>(run); });
   }
-  run.apply_links();
+  run.flush();
+  if (run.stopped().empty()) {
+    run.apply_links();
+    run.flush();
+  }
   return run.collect();
 }
 

@@ -1,5 +1,6 @@
-// Appliers carry out one directory's planned changes. The real one makes the syscalls; the
-// dry-run one only records what the real one would do, so both run the same plan.
+// Appliers carry out planned changes, one directory's batch at a time. The real one makes the
+// syscalls; the journaling one records each batch durably first; the dry-run one only records
+// what the real one would do, so all of them run the same plan.
 #pragma once
 
 #include <memory>
@@ -11,17 +12,34 @@
 
 namespace volprep {
 
+class JournalWriter;
+
+// Told of every change an applier has finished with (c.err says how it went).
+class ChangeSink {
+ public:
+  virtual ~ChangeSink() = default;
+  virtual void done(const std::string& dir_path, const Change& c) = 0;
+};
+
+// One per thread.
 class Applier {
  public:
   virtual ~Applier() = default;
   // `dirfd` is the open directory the changes' names are relative to; `dir_path` its path
-  // relative to the volume root, for records. Sets each change's err.
-  virtual void apply(int dirfd, const std::string& dir_path, std::span<Change> changes) = 0;
+  // relative to the volume root. An applier may hold changes back until flush(). Returns
+  // false when the run must stop (the journal cannot be written): nothing more is applied.
+  virtual bool apply(int dirfd, const std::string& dir_path, std::span<Change> changes,
+                     ChangeSink& sink) = 0;
+  virtual bool flush(ChangeSink&) { return true; }
+  virtual std::string error() const { return {}; }
 };
 
 // Owner by fchownat(AT_SYMLINK_NOFOLLOW); modes through an O_PATH|O_NOFOLLOW descriptor whose
 // inode is checked first, so a name swapped for a symlink is never followed.
 std::unique_ptr<Applier> make_real_applier();
+// The real applier behind a write-ahead journal: batches of changes (many directories'
+// worth) are written and fdatasync'ed before any of them is applied.
+std::unique_ptr<Applier> make_journaling_applier(JournalWriter& journal);
 
 struct RecordedChange {
   std::string path;  // relative to the volume root, raw bytes
@@ -30,5 +48,8 @@ struct RecordedChange {
 
 // Records into `out` (one recorder per thread) and touches nothing.
 std::unique_ptr<Applier> make_dry_run_applier(std::vector<RecordedChange>& out);
+
+// Applies one change with the real applier's syscalls; returns 0 or an errno, and the step.
+int apply_change(int dirfd, Change& c);
 
 }  // namespace volprep

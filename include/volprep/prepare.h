@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "volprep/apply.h"
+#include "volprep/journal.h"
 #include "volprep/plan.h"
 #include "volprep/report.h"
 #include "volprep/volume.h"
@@ -19,6 +20,7 @@ struct PrepareConfig {
   bool dry_run = false;
   bool cross_filesystems = false;
   std::vector<std::string> excludes;  // globs relative to the volume root
+  JournalWriter* journal = nullptr;   // a real run: every batch recorded here first
 };
 
 struct Note {
@@ -32,6 +34,7 @@ struct PrepareResult {
   std::vector<RecordedChange> planned;  // dry run: every change, sorted by path
   std::vector<Note> notes;              // entries left alone that the user should hear of
   std::vector<Note> errors;             // entries that failed
+  std::string stopped;                  // non-empty: the run stopped early, and why
 };
 
 // Read by a progress display while a run goes on.

@@ -1,0 +1,107 @@
+// Journal: the rollback record of a run. A versioned, append-only file; every record carries
+// a CRC32C; change records reach the disk (fdatasync) before the changes they describe.
+//
+// Layout: "VOLPREPJ", u32 version (little endian), then records, each
+//   u32 length of (kind + payload) | u8 kind | payload | u32 crc32c(kind + payload)
+// Kinds: 'H' header (first), 'C' one changed entry, 'E' end of a finished run.
+// Numbers in payloads are LEB128 varints; strings are a varint length and raw bytes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "volprep/error.h"
+#include "volprep/fd.h"
+#include "volprep/plan.h"
+
+namespace volprep {
+
+inline constexpr char kJournalMagic[8] = {'V', 'O', 'L', 'P', 'R', 'E', 'P', 'J'};
+inline constexpr uint32_t kJournalVersion = 1;
+inline constexpr const char* kDefaultJournalDir = "/var/lib/volprep/journals";
+
+uint32_t crc32c(const void* data, size_t size, uint32_t crc = 0);
+
+struct JournalHeader {
+  std::string volprep_version;
+  std::string volume;  // absolute path of the volume root
+  uint32_t dev_major = 0, dev_minor = 0;
+  uint64_t ino = 0;
+  std::string uid_map, gid_map;  // /proc/PID/uid_map format
+  std::string command_line;
+  int64_t start_ns = 0;  // UTC, nanoseconds since the epoch
+  std::string rollback_of;  // a rollback's journal: the journal it undid (file name)
+};
+
+struct JournalRecord {
+  std::string path;  // relative to the volume root, raw bytes
+  uint32_t dev_major = 0, dev_minor = 0;
+  uint64_t ino = 0;
+  uint32_t mode_before = 0;  // st_mode, type included
+  uint32_t uid_before = 0, gid_before = 0;
+  uint32_t mode_after = 0;   // permission bits
+  uint32_t uid_after = 0, gid_after = 0;
+};
+
+struct JournalEnd {
+  uint64_t scanned = 0, changed = 0, failed = 0;
+  int64_t end_ns = 0;
+};
+
+std::string encode_header(const JournalHeader& h);
+std::string encode_record(const JournalRecord& r);
+std::string encode_end(const JournalEnd& e);
+// Frames a payload of `kind` as a record (length, kind, payload, crc).
+std::string frame(char kind, std::string_view payload);
+
+JournalRecord record_of(const std::string& path, const Change& c);
+
+// Writing. Thread-safe: appends are serialized, and each append is durable when it returns.
+class JournalWriter {
+ public:
+  // Creates a new journal file. With an empty `file`, a file named by UTC time and volume in
+  // `dir` (created 0700 if missing). Refuses a symlink at the file, or in `dir`'s last
+  // component, and a directory writable by others.
+  static Result<std::unique_ptr<JournalWriter>> create(const std::string& dir, const std::string& file,
+                                       const JournalHeader& header);
+  // Writes the records and fdatasyncs; the caller applies the changes only after that.
+  Result<bool> append(std::string_view framed_records);
+  Result<bool> finish(const JournalEnd& end);
+  const std::string& path() const { return path_; }
+  uint64_t records() const { return records_; }
+
+ private:
+  JournalWriter(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  Result<bool> write_all(std::string_view bytes);
+  std::mutex mu_;
+  UniqueFd fd_;
+  std::string path_;
+  uint64_t records_ = 0;
+};
+
+// Reading, with verification.
+struct Journal {
+  std::string path;
+  uint32_t version = 0;
+  JournalHeader header;
+  std::vector<JournalRecord> records;
+  std::optional<JournalEnd> end;
+  // A crash leaves at most a torn tail: bytes after the last valid record, ignored.
+  std::optional<uint64_t> torn_at;
+  uint64_t torn_bytes = 0;
+};
+
+// Verifies version and every checksum. Damage anywhere but the tail is an error naming the
+// offset; records with an absolute path or a ".." component are refused.
+Result<Journal> read_journal(const std::string& path);
+
+// Name of a new journal: "20261122T084900Z-tmp-jenkins_home.vpj".
+std::string journal_file_name(const std::string& volume, int64_t start_ns);
+
+}  // namespace volprep

@@ -1,0 +1,381 @@
+#include "volprep/journal.h"
+
+#include <sys/stat.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "volprep/host_db.h"
+
+namespace volprep {
+
+// CRC32C (Castagnoli), reflected polynomial 0x82f63b78, table-driven.
+uint32_t crc32c(const void* data, size_t size, uint32_t crc) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  auto* p = static_cast<const unsigned char*>(data);
+  crc = ~crc;
+  for (size_t i = 0; i < size; ++i) crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
+namespace {
+
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(char(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(char(v));
+}
+void put_string(std::string& out, std::string_view s) {
+  put_varint(out, s.size());
+  out.append(s);
+}
+void put_u32le(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(char(v >> (8 * i)));
+}
+uint32_t get_u32le(const unsigned char* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+
+// Reads the fields of one payload; any overrun marks it bad.
+class Reader {
+ public:
+  explicit Reader(std::string_view s) : s_(s) {}
+  uint64_t varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ >= s_.size()) return fail();
+      auto b = static_cast<unsigned char>(s_[pos_++]);
+      v |= uint64_t(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    return fail();
+  }
+  uint32_t u32() {
+    uint64_t v = varint();
+    if (v > UINT32_MAX) return uint32_t(fail());
+    return uint32_t(v);
+  }
+  std::string string() {
+    uint64_t n = varint();
+    if (bad_ || n > s_.size() - pos_) return fail(), std::string();
+    std::string out(s_.substr(pos_, n));
+    pos_ += n;
+    return out;
+  }
+  bool ok() const { return !bad_ && pos_ == s_.size(); }
+
+ private:
+  uint64_t fail() {
+    bad_ = true;
+    return 0;
+  }
+  std::string_view s_;
+  size_t pos_ = 0;
+  bool bad_ = false;
+};
+
+int64_t now_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// A record's path must stay below the volume root.
+bool safe_relative(const std::string& p) {
+  if (p.empty()) return true;  // the root itself
+  if (p.front() == '/') return false;
+  size_t start = 0;
+  while (start <= p.size()) {
+    size_t slash = p.find('/', start);
+    std::string_view part(p.data() + start, (slash == std::string::npos ? p.size() : slash) - start);
+    if (part.empty() || part == "." || part == ".." || part.find('\0') != std::string_view::npos)
+      return false;
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string frame(char kind, std::string_view payload) {
+  std::string out;
+  out.reserve(payload.size() + 9);
+  put_u32le(out, uint32_t(payload.size() + 1));
+  out.push_back(kind);
+  out.append(payload);
+  put_u32le(out, crc32c(out.data() + 4, payload.size() + 1));
+  return out;
+}
+
+std::string encode_header(const JournalHeader& h) {
+  std::string p;
+  put_string(p, h.volprep_version);
+  put_string(p, h.volume);
+  put_varint(p, h.dev_major);
+  put_varint(p, h.dev_minor);
+  put_varint(p, h.ino);
+  put_string(p, h.uid_map);
+  put_string(p, h.gid_map);
+  put_string(p, h.command_line);
+  put_varint(p, uint64_t(h.start_ns));
+  put_string(p, h.rollback_of);
+  return p;
+}
+
+std::string encode_record(const JournalRecord& r) {
+  std::string p;
+  p.reserve(32 + r.path.size());
+  put_varint(p, r.dev_major);
+  put_varint(p, r.dev_minor);
+  put_varint(p, r.ino);
+  put_varint(p, r.mode_before);
+  put_varint(p, r.uid_before);
+  put_varint(p, r.gid_before);
+  put_varint(p, r.mode_after);
+  put_varint(p, r.uid_after);
+  put_varint(p, r.gid_after);
+  put_string(p, r.path);
+  return p;
+}
+
+std::string encode_end(const JournalEnd& e) {
+  std::string p;
+  put_varint(p, e.scanned);
+  put_varint(p, e.changed);
+  put_varint(p, e.failed);
+  put_varint(p, uint64_t(e.end_ns));
+  return p;
+}
+
+JournalRecord record_of(const std::string& path, const Change& c) {
+  JournalRecord r;
+  r.path = path;
+  r.dev_major = c.before.dev_major;
+  r.dev_minor = c.before.dev_minor;
+  r.ino = c.before.ino;
+  r.mode_before = c.before.mode;
+  r.uid_before = c.before.uid;
+  r.gid_before = c.before.gid;
+  r.mode_after = c.mode;
+  r.uid_after = c.uid;
+  r.gid_after = c.gid;
+  return r;
+}
+
+std::string journal_file_name(const std::string& volume, int64_t start_ns) {
+  time_t secs = time_t(start_ns / 1000000000);
+  tm utc{};
+  ::gmtime_r(&secs, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &utc);
+  std::string name = std::string(stamp) + "." + std::to_string((start_ns / 1000000) % 1000) + "Z";
+  std::string vol;
+  for (char c : volume) {
+    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-';
+    vol.push_back(c == '/' ? '-' : plain ? c : '_');
+  }
+  if (vol.size() > 120) vol = vol.substr(vol.size() - 120);
+  return name + (vol.starts_with('-') ? "" : "-") + vol + ".vpj";
+}
+
+Result<std::unique_ptr<JournalWriter>> JournalWriter::create(const std::string& dir, const std::string& file,
+                                             const JournalHeader& header) {
+  std::string path = file;
+  if (path.empty()) {
+    // Each component made 0700 if missing and entered without following a symlink.
+    UniqueFd cur(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    size_t start = 1;
+    while (start < dir.size()) {
+      size_t slash = dir.find('/', start);
+      std::string part = dir.substr(start, slash == std::string::npos ? slash : slash - start);
+      start = slash == std::string::npos ? dir.size() : slash + 1;
+      if (part.empty()) continue;
+      if (::mkdirat(cur.get(), part.c_str(), 0700) != 0 && errno != EEXIST)
+        return config_error("cannot create journal directory " + dir + ": " + std::strerror(errno));
+      int fd = open_dir_at(cur.get(), part.c_str());
+      if (fd < 0)
+        return config_error("cannot open journal directory " + dir + ": " + std::strerror(-fd) +
+                            (fd == -ELOOP || fd == -ENOTDIR ? " (a symlink? refused)" : ""));
+      cur.reset(fd);
+    }
+    struct stat st{};
+    if (::fstat(cur.get(), &st) != 0 || (st.st_mode & 022) || st.st_uid != ::geteuid())
+      return Error{kExitRefused, "journal directory " + dir +
+                                     " is writable by others or not owned by this user; refused"};
+    path = dir + "/" + journal_file_name(header.volume, header.start_ns);
+  }
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd.valid())
+    return config_error("cannot create journal " + path + ": " + std::strerror(errno));
+  std::unique_ptr<JournalWriter> w(new JournalWriter(std::move(fd), path));
+  std::string head(kJournalMagic, sizeof kJournalMagic);
+  put_u32le(head, kJournalVersion);
+  head += frame('H', encode_header(header));
+  auto r = w->append(head);
+  if (!r) return r.error();
+  w->records_ = 0;
+  return w;
+}
+
+Result<bool> JournalWriter::write_all(std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::write(fd_.get(), bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return config_error("journal " + path_ + ": write failed: " + std::strerror(errno));
+    bytes.remove_prefix(size_t(n));
+  }
+  if (::fdatasync(fd_.get()) != 0)
+    return config_error("journal " + path_ + ": fdatasync failed: " + std::strerror(errno));
+  return true;
+}
+
+Result<bool> JournalWriter::append(std::string_view framed) {
+  std::lock_guard lock(mu_);
+  auto r = write_all(framed);
+  if (r) ++records_;
+  return r;
+}
+
+Result<bool> JournalWriter::finish(const JournalEnd& end) {
+  JournalEnd e = end;
+  e.end_ns = now_ns();
+  return append(frame('E', encode_end(e)));
+}
+
+Result<Journal> read_journal(const std::string& path) {
+  struct stat lst{};
+  if (::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
+    return Error{kExitRefused, path + " is a symlink; refusing to read a journal through it"};
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return config_error("cannot open journal " + path + ": " + std::strerror(errno));
+  std::string data;
+  char buf[1 << 16];
+  for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return config_error("cannot read journal " + path + ": " + std::strerror(errno));
+    data.append(buf, size_t(n));
+  }
+  Journal j;
+  j.path = path;
+  auto bad = [&](uint64_t offset, const std::string& why) {
+    return config_error("journal " + path + " is damaged at offset " + std::to_string(offset) +
+                        ": " + why + "; refusing it");
+  };
+  if (data.size() < 12 || std::memcmp(data.data(), kJournalMagic, 8) != 0)
+    return config_error(path + " is not a volprep journal");
+  auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
+  j.version = get_u32le(bytes + 8);
+  if (j.version != kJournalVersion)
+    return config_error("journal " + path + " has format version " + std::to_string(j.version) +
+                        "; this volprep reads version " + std::to_string(kJournalVersion) +
+                        (j.version > kJournalVersion ? " (a newer volprep wrote it)" : ""));
+  // The longest record a run writes: a PATH_MAX-deep path is longer, so allow generously.
+  const uint64_t kMaxRecord = 1 << 20;
+  uint64_t off = 12;
+  bool first = true;
+  while (off < data.size()) {
+    auto torn = [&](uint64_t at) {
+      j.torn_at = at;
+      j.torn_bytes = data.size() - at;
+    };
+    auto rest_is_zero = [&](uint64_t at) {
+      for (uint64_t i = at; i < data.size(); ++i)
+        if (data[i]) return false;
+      return true;
+    };
+    if (data.size() - off < 4) {
+      torn(off);
+      break;
+    }
+    uint64_t len = get_u32le(bytes + off);
+    uint64_t end = off + 4 + len + 4;
+    if (len == 0 || len > kMaxRecord) {
+      if (rest_is_zero(off)) {
+        torn(off);
+        break;
+      }
+      return bad(off, "impossible record length " + std::to_string(len));
+    }
+    if (end > data.size()) {
+      // A write cut short by a crash: only at the very end of the file.
+      torn(off);
+      break;
+    }
+    uint32_t want = get_u32le(bytes + off + 4 + len);
+    if (crc32c(bytes + off + 4, len) != want) {
+      if (end == data.size() || rest_is_zero(end)) {
+        torn(off);
+        break;
+      }
+      return bad(off, "checksum mismatch");
+    }
+    char kind = char(bytes[off + 4]);
+    Reader r(std::string_view(data).substr(off + 5, len - 1));
+    if (first && kind != 'H') return bad(off, "no header record");
+    if (kind == 'H') {
+      if (!first) return bad(off, "a second header");
+      auto& h = j.header;
+      h.volprep_version = r.string();
+      h.volume = r.string();
+      h.dev_major = r.u32();
+      h.dev_minor = r.u32();
+      h.ino = r.varint();
+      h.uid_map = r.string();
+      h.gid_map = r.string();
+      h.command_line = r.string();
+      h.start_ns = int64_t(r.varint());
+      h.rollback_of = r.string();
+    } else if (kind == 'C') {
+      if (j.end) return bad(off, "a change after the end record");
+      JournalRecord rec;
+      rec.dev_major = r.u32();
+      rec.dev_minor = r.u32();
+      rec.ino = r.varint();
+      rec.mode_before = r.u32();
+      rec.uid_before = r.u32();
+      rec.gid_before = r.u32();
+      rec.mode_after = r.u32();
+      rec.uid_after = r.u32();
+      rec.gid_after = r.u32();
+      rec.path = r.string();
+      if (r.ok() && !safe_relative(rec.path))
+        return bad(off, "a record names a path outside the volume (absolute or with ..)");
+      j.records.push_back(std::move(rec));
+    } else if (kind == 'E') {
+      JournalEnd e;
+      e.scanned = r.varint();
+      e.changed = r.varint();
+      e.failed = r.varint();
+      e.end_ns = int64_t(r.varint());
+      j.end = e;
+    } else {
+      return bad(off, std::string("unknown record kind '") + kind + "'");
+    }
+    if (!r.ok()) return bad(off, "a malformed record");
+    first = false;
+    off = end;
+  }
+  if (first) {
+    if (j.torn_at) return config_error("journal " + path + " has no complete header (torn at offset 12)");
+    return config_error("journal " + path + " has no header");
+  }
+  if (j.header.volume.empty() || j.header.volume.front() != '/')
+    return config_error("journal " + path + ": the volume path in the header is not absolute");
+  return j;
+}
+
+}  // namespace volprep
