@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <ctime>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
@@ -34,6 +35,10 @@ void setup_prepare(CLI::App& app, PrepareOptions& o) {
                "Enter mount points below PATH (never proc, sysfs and the like)");
   app.add_flag("--allow-system-path", o.allow_system_path, "Allow / and system trees as PATH");
   app.add_flag("--force", o.force, "Proceed although the remap configuration has errors");
+  app.add_option("--journal", o.journal_file, "Write the rollback journal to FILE (one PATH only)");
+  app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")
+      ->capture_default_str();
+  app.add_flag("--no-journal", o.no_journal, "Write no rollback journal (the run cannot be undone)");
   setup_source_options(app, o.source);
 }
 
@@ -150,13 +155,43 @@ int run_prepare(const PrepareOptions& options) {
     volumes.push_back(std::move(*v));
   }
 
-  // 3. Walk, plan and apply (or record) each volume.
+  if (o.journal_file && volumes.size() > 1) {
+    spdlog::error("--journal names one file; give one PATH (or use --journal-dir)");
+    return kExitUsage;
+  }
+  if (!dry_run && o.no_journal)
+    spdlog::warn("--no-journal: this run writes no rollback journal and cannot be undone");
+
+  // 3. Walk, plan and apply (or record) each volume; a real run journals first.
   raise_fd_limit();
   std::optional<tbb::global_control> threads;
   if (o.threads) threads.emplace(tbb::global_control::max_allowed_parallelism, o.threads);
   Summary total;
   int rc = kExitOk;
   for (const auto& v : volumes) {
+    std::unique_ptr<JournalWriter> journal;
+    if (!dry_run && !o.no_journal) {
+      JournalHeader h;
+      h.volprep_version = VOLPREP_VERSION;
+      h.volume = v.real;
+      h.dev_major = v.st.dev_major;
+      h.dev_minor = v.st.dev_minor;
+      h.ino = v.st.ino;
+      h.uid_map = mapping->uid_map.to_proc();
+      h.gid_map = mapping->gid_map.to_proc();
+      h.command_line = o.command_line;
+      timespec ts{};
+      ::clock_gettime(CLOCK_REALTIME, &ts);
+      h.start_ns = int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+      auto w = JournalWriter::create(o.journal_dir, o.journal_file.value_or(""), h);
+      if (!w) {
+        spdlog::error("{}; nothing changed", w.error().message);
+        return w.error().code;
+      }
+      journal = std::move(*w);
+      config.journal = journal.get();
+      spdlog::info("journal: {}", journal->path());
+    }
     Progress progress;
     PrepareResult result;
     {
@@ -172,6 +207,16 @@ int run_prepare(const PrepareOptions& options) {
     for (const auto& n : result.notes) spdlog::warn("{}: {}", display_path(v, n.path), n.text);
     for (const auto& e : result.errors) spdlog::error("{}: {}", display_path(v, e.path), e.text);
     total += result.summary;
+    if (!result.stopped.empty()) {
+      spdlog::error("stopped: {}; every change made so far is in the journal", result.stopped);
+      std::printf("%s\n", format_summary(total, dry_run).c_str());
+      return kExitPartial;
+    }
+    if (journal) {
+      JournalEnd end{result.summary.scanned, result.summary.changed, result.summary.failed, 0};
+      if (auto r = journal->finish(end); !r) spdlog::error("{}", r.error().message);
+      if (!o.quiet) spdlog::info("rollback journal: {}", journal->path());
+    }
   }
   std::printf("%s\n", (o.json ? format_summary_json(total, dry_run) : format_summary(total, dry_run)).c_str());
   std::fflush(stdout);

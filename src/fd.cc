@@ -1,6 +1,8 @@
 #include "volprep/fd.h"
 
 #include <linux/magic.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -33,6 +35,37 @@ int open_dir_at(int dirfd, const char* name) {
   int fd = ::openat(dirfd, name, base | O_NOATIME);
   if (fd < 0 && errno == EPERM) fd = ::openat(dirfd, name, base);
   return fd < 0 ? -errno : fd;
+}
+
+int open_beneath(int dirfd, const std::string& rel, int flags) {
+  flags |= O_CLOEXEC | O_NOFOLLOW;
+  std::string path = rel.empty() ? "." : rel;
+  open_how how{};
+  how.flags = uint64_t(flags);
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  long fd = ::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how);
+  if (fd >= 0) return int(fd);
+  if (errno != ENOSYS && errno != EPERM) return -errno;  // EPERM: a seccomp filter said no
+  // Component by component: every intermediate directory O_DIRECTORY|O_NOFOLLOW.
+  if (path == ".") {
+    int r = ::openat(dirfd, ".", flags);
+    return r < 0 ? -errno : r;
+  }
+  UniqueFd cur(::fcntl(dirfd, F_DUPFD_CLOEXEC, 3));
+  size_t start = 0;
+  for (;;) {
+    size_t slash = path.find('/', start);
+    std::string part = path.substr(start, slash == std::string::npos ? slash : slash - start);
+    if (part.empty() || part == "." || part == "..") return -EXDEV;
+    if (slash == std::string::npos) {
+      int r = ::openat(cur.get(), part.c_str(), flags);
+      return r < 0 ? -errno : r;
+    }
+    int next = open_dir_at(cur.get(), part.c_str());
+    if (next < 0) return next;
+    cur.reset(next);
+    start = slash + 1;
+  }
 }
 
 void raise_fd_limit() {

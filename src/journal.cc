@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <cstdlib>
 
 #include "volprep/host_db.h"
 
@@ -109,6 +110,11 @@ bool safe_relative(const std::string& p) {
 }
 
 }  // namespace
+
+std::string default_journal_dir() {
+  const char* env = std::getenv("VOLPREP_JOURNAL_DIR");
+  return env && *env ? env : kDefaultJournalDir;
+}
 
 std::string frame(char kind, std::string_view payload) {
   std::string out;
@@ -219,6 +225,12 @@ Result<std::unique_ptr<JournalWriter>> JournalWriter::create(const std::string& 
     path = dir + "/" + journal_file_name(header.volume, header.start_ns);
   }
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  // Two runs in the same millisecond: the second takes the next free name.
+  for (int n = 1; !fd.valid() && errno == EEXIST && file.empty() && n < 100; ++n) {
+    std::string next = path.substr(0, path.size() - 4) + "." + std::to_string(n) + ".vpj";
+    fd.reset(::open(next.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (fd.valid()) path = next;
+  }
   if (!fd.valid())
     return config_error("cannot create journal " + path + ": " + std::strerror(errno));
   std::unique_ptr<JournalWriter> w(new JournalWriter(std::move(fd), path));

@@ -54,6 +54,19 @@ int main(int argc, char** argv) {
   prepare->footer(kFooter);
   setup_prepare(*prepare, prepare_options);
 
+  RollbackOptions rollback_options;
+  auto* rollback = app.add_subcommand("rollback", "Undo a run from its journal");
+  rollback->footer(kFooter);
+  setup_rollback(*rollback, rollback_options);
+
+  JournalOptions journal_options;
+  auto* journal = app.add_subcommand("journal", "List and show rollback journals");
+  journal->require_subcommand(1);
+  auto* journal_list = journal->add_subcommand("list", "Journals with volume, time, entries and status");
+  setup_journal_list(*journal_list, journal_options);
+  auto* journal_show = journal->add_subcommand("show", "A journal's changes, in the dry-run diff format");
+  setup_journal_show(*journal_show, journal_options);
+
   MapOptions map_options;
   auto* map = app.add_subcommand("map", "Show the uid/gid maps containers get, or translate container ids");
   map->footer(kFooter);
@@ -81,9 +94,18 @@ int main(int argc, char** argv) {
   setup_logging(quiet ? -1 : verbose);
 
   if (map->parsed()) return run_map(map_options);
+  std::string command_line;
+  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
   if (prepare->parsed()) {
     prepare_options.quiet = quiet;
+    prepare_options.command_line = command_line;
     return run_prepare(prepare_options);
   }
+  if (rollback->parsed()) {
+    rollback_options.command_line = command_line;
+    return run_rollback(rollback_options);
+  }
+  if (journal_list->parsed()) return run_journal_list(journal_options);
+  if (journal_show->parsed()) return run_journal_show(journal_options);
   return kExitUsage;
 }

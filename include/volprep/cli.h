@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "volprep/journal.h"
 #include "volprep/remap.h"
 
 namespace CLI {
@@ -58,9 +59,41 @@ struct PrepareOptions {
   bool force = false;
   bool quiet = false;
   unsigned threads = 0;                 // 0: all cores
+  std::optional<std::string> journal_file;  // --journal
+  std::string journal_dir = default_journal_dir();
+  bool no_journal = false;
+  std::string command_line;             // recorded in the journal
 };
 
 void setup_prepare(CLI::App& app, PrepareOptions& options);
 int run_prepare(const PrepareOptions& options);
+
+}  // namespace volprep
+
+namespace volprep {
+
+struct RollbackOptions {
+  std::optional<std::string> journal;   // JOURNAL
+  std::optional<std::string> last;      // --last PATH
+  std::string journal_dir = default_journal_dir();
+  std::optional<std::string> own_journal;  // --journal FILE: the rollback's own journal
+  bool no_journal = false;
+  bool force = false;
+  bool dry_run = false;
+  unsigned threads = 0;
+  std::string command_line;
+};
+void setup_rollback(CLI::App& app, RollbackOptions& options);
+int run_rollback(const RollbackOptions& options);
+
+struct JournalOptions {
+  std::string journal_dir = default_journal_dir();
+  std::string show;  // journal show JOURNAL
+  bool json = false;
+};
+void setup_journal_list(CLI::App& app, JournalOptions& options);
+void setup_journal_show(CLI::App& app, JournalOptions& options);
+int run_journal_list(const JournalOptions& options);
+int run_journal_show(const JournalOptions& options);
 
 }  // namespace volprep

@@ -68,3 +68,12 @@ bool is_pseudo_fs(int64_t magic);
 std::string fs_type_name(int64_t magic);
 
 }  // namespace volprep
+
+namespace volprep {
+
+// Opens `rel` (relative, "" for dirfd itself) below `dirfd` without following any symlink or
+// leaving the tree: openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS) where
+// the kernel has it, else component by component with O_NOFOLLOW. Returns the fd or -errno.
+int open_beneath(int dirfd, const std::string& rel, int flags);
+
+}  // namespace volprep

@@ -25,6 +25,8 @@ namespace volprep {
 inline constexpr char kJournalMagic[8] = {'V', 'O', 'L', 'P', 'R', 'E', 'P', 'J'};
 inline constexpr uint32_t kJournalVersion = 1;
 inline constexpr const char* kDefaultJournalDir = "/var/lib/volprep/journals";
+// $VOLPREP_JOURNAL_DIR if set, else kDefaultJournalDir.
+std::string default_journal_dir();
 
 uint32_t crc32c(const void* data, size_t size, uint32_t crc = 0);
 

@@ -7,6 +7,8 @@ set -euo pipefail
 VOLPREP=${VOLPREP:-$(dirname "${BASH_SOURCE[0]}")/../../build/volprep}
 VOLPREP_SRC=${VOLPREP_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 T=$(mktemp -d /tmp/volprep-e2e.XXXXXX)
+# Journals stay inside the test's own directory, never in the host's /var/lib/volprep.
+export VOLPREP_JOURNAL_DIR=$T/journals
 _cleanup_hooks=()
 on_exit() { _cleanup_hooks+=("$1"); }
 _cleanup() {

@@ -1,0 +1,247 @@
+// `volprep rollback` and `volprep journal list|show`: undo a run from its journal, and see
+// what journals there are.
+#include <dirent.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <tbb/global_control.h>
+
+#include "volprep/cli.h"
+#include "volprep/rollback.h"
+
+namespace volprep {
+
+void setup_rollback(CLI::App& app, RollbackOptions& o) {
+  app.add_option("journal", o.journal, "The journal of the run to undo");
+  app.add_option("--last", o.last, "Undo the newest run on the volume PATH");
+  app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")->capture_default_str();
+  app.add_option("--journal", o.own_journal, "Write the rollback's own journal to FILE");
+  app.add_flag("--no-journal", o.no_journal, "Write no journal for the rollback itself");
+  app.add_flag("--force", o.force, "Also restore entries changed by someone else since the run");
+  app.add_flag("-n,--dry-run", o.dry_run, "Print what would be restored; change nothing");
+  app.add_option("--threads", o.threads, "Worker threads (default: all cores)");
+}
+
+void setup_journal_list(CLI::App& app, JournalOptions& o) {
+  app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")->capture_default_str();
+  app.add_flag("--json", o.json, "One JSON object per journal");
+}
+
+void setup_journal_show(CLI::App& app, JournalOptions& o) {
+  app.add_option("journal", o.show, "The journal to show")->required();
+}
+
+namespace {
+
+std::string utc(int64_t ns) {
+  time_t secs = time_t(ns / 1000000000);
+  tm t{};
+  ::gmtime_r(&secs, &t);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ", &t);
+  return buf;
+}
+
+std::string base_name(const std::string& p) {
+  auto s = p.rfind('/');
+  return s == std::string::npos ? p : p.substr(s + 1);
+}
+
+struct Listed {
+  Journal journal;
+  std::string status;
+};
+
+// Every readable journal in `dir`, oldest first, with its status.
+std::vector<Listed> list_journals(const std::string& dir, std::vector<std::string>& unreadable) {
+  std::vector<Listed> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* de = ::readdir(d)) {
+    std::string name = de->d_name;
+    if (!name.ends_with(".vpj")) continue;
+    auto j = read_journal(dir + "/" + name);
+    if (!j) {
+      unreadable.push_back(j.error().message);
+      continue;
+    }
+    out.push_back({std::move(*j), ""});
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) {
+    return a.journal.header.start_ns < b.journal.header.start_ns;
+  });
+  for (auto& l : out) {
+    bool undone = std::any_of(out.begin(), out.end(), [&](const Listed& o) {
+      return o.journal.header.rollback_of == base_name(l.journal.path) && o.journal.end;
+    });
+    l.status = undone ? "rolled back" : l.journal.end ? "complete" : "interrupted";
+    if (!l.journal.header.rollback_of.empty()) l.status += " (rollback of " + l.journal.header.rollback_of + ")";
+  }
+  return out;
+}
+
+Change change_of(const JournalRecord& r) {
+  Change c;
+  c.before.uid = r.uid_before;
+  c.before.gid = r.gid_before;
+  c.before.mode = r.mode_before;
+  c.uid = r.uid_after;
+  c.gid = r.gid_after;
+  c.mode = r.mode_after;
+  return c;
+}
+
+std::string shown(const std::string& volume, const std::string& rel, bool single_file) {
+  if (rel.empty()) return escape_path(volume);
+  if (single_file) return escape_path(volume.substr(0, volume.rfind('/')) + "/" + rel);
+  return escape_path(volume + "/" + rel);
+}
+
+}  // namespace
+
+int run_rollback(const RollbackOptions& o) {
+  if (o.journal.has_value() == o.last.has_value()) {
+    spdlog::error("give either a JOURNAL or --last PATH");
+    return kExitUsage;
+  }
+  std::string path;
+  if (o.journal) {
+    path = *o.journal;
+  } else {
+    char real[PATH_MAX];
+    if (!::realpath(o.last->c_str(), real)) {
+      spdlog::error("{}: {}", *o.last, std::strerror(errno));
+      return kExitUsage;
+    }
+    std::vector<std::string> unreadable;
+    auto all = list_journals(o.journal_dir, unreadable);
+    for (auto it = all.rbegin(); it != all.rend(); ++it)
+      if (it->journal.header.volume == real && it->journal.header.rollback_of.empty()) {
+        path = it->journal.path;
+        break;
+      }
+    if (path.empty()) {
+      spdlog::error("no journal of a run on {} in {}", real, o.journal_dir);
+      return kExitConfig;
+    }
+  }
+
+  // Verify before anything else: format, version, every checksum, every path.
+  auto journal = read_journal(path);
+  if (!journal) {
+    spdlog::error("{}", journal.error().message);
+    return journal.error().code;
+  }
+  const Journal& j = *journal;
+  if (j.torn_at)
+    spdlog::warn("{}: torn tail at offset {} ({} bytes after the last complete record, ignored): "
+                 "the run was interrupted", path, *j.torn_at, j.torn_bytes);
+  else if (!j.end)
+    spdlog::warn("{}: the run was interrupted before its end record", path);
+  spdlog::info("rolling back {} records of {} on {}", j.records.size(), base_name(path), j.header.volume);
+
+  std::optional<tbb::global_control> threads;
+  if (o.threads) threads.emplace(tbb::global_control::max_allowed_parallelism, o.threads);
+  std::unique_ptr<JournalWriter> own;
+  RollbackConfig config;
+  config.force = o.force;
+  config.dry_run = o.dry_run;
+  if (!o.dry_run && !o.no_journal) {
+    bool single = false;
+    if (auto root = open_journal_root(j.header, single); !root) {
+      spdlog::error("{}", root.error().message);
+      return root.error().code;
+    }
+    auto w = JournalWriter::create(o.journal_dir, o.own_journal.value_or(""),
+                                   rollback_header(j, o.command_line));
+    if (!w) {
+      spdlog::error("{}; nothing changed", w.error().message);
+      return w.error().code;
+    }
+    own = std::move(*w);
+    config.journal = own.get();
+  }
+  auto result = rollback(j, config);
+  if (!result) {
+    spdlog::error("{}", result.error().message);
+    return result.error().code;
+  }
+  bool single = false;
+  (void)open_journal_root(j.header, single);
+  for (const auto& c : result->planned)
+    std::printf("%s\n", format_change(shown(j.header.volume, c.path, single), c.change).c_str());
+  for (const auto& n : result->notes) spdlog::warn("{}: {}", shown(j.header.volume, n.path, single), n.text);
+  for (const auto& e : result->errors) spdlog::error("{}: {}", shown(j.header.volume, e.path, single), e.text);
+  std::printf("%s %llu, already as before %llu, changed since the run %llu, missing %llu, failed %llu\n",
+              o.dry_run ? "to restore" : "restored", (unsigned long long)result->restored,
+              (unsigned long long)result->already, (unsigned long long)result->conflicts,
+              (unsigned long long)result->missing, (unsigned long long)result->failed);
+  std::fflush(stdout);
+  if (!result->stopped.empty()) {
+    spdlog::error("stopped: {}", result->stopped);
+    return kExitPartial;
+  }
+  if (own) {
+    JournalEnd end{j.records.size(), result->restored, result->failed, 0};
+    if (auto r = own->finish(end); !r) spdlog::error("{}", r.error().message);
+  }
+  if (result->failed) return kExitPartial;
+  if (result->conflicts) return kExitFound;
+  return kExitOk;
+}
+
+int run_journal_list(const JournalOptions& o) {
+  std::vector<std::string> unreadable;
+  auto all = list_journals(o.journal_dir, unreadable);
+  for (const auto& u : unreadable) spdlog::warn("{}", u);
+  for (const auto& l : all) {
+    const auto& j = l.journal;
+    if (o.json) {
+      nlohmann::json x = {{"journal", j.path}, {"volume", j.header.volume},
+                          {"started", utc(j.header.start_ns)}, {"entries", j.records.size()},
+                          {"status", l.status}};
+      std::printf("%s\n", x.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    } else {
+      std::printf("%s  %s  %zu entries  %s  %s\n", utc(j.header.start_ns).c_str(),
+                  escape_path(j.header.volume).c_str(), j.records.size(), l.status.c_str(),
+                  j.path.c_str());
+    }
+  }
+  return kExitOk;
+}
+
+int run_journal_show(const JournalOptions& o) {
+  auto journal = read_journal(o.show);
+  if (!journal) {
+    spdlog::error("{}", journal.error().message);
+    return journal.error().code;
+  }
+  const Journal& j = *journal;
+  std::printf("# volume %s (device %u:%u inode %llu)\n", escape_path(j.header.volume).c_str(),
+              j.header.dev_major, j.header.dev_minor, (unsigned long long)j.header.ino);
+  std::printf("# started %s by volprep %s: %s\n", utc(j.header.start_ns).c_str(),
+              j.header.volprep_version.c_str(), escape_path(j.header.command_line).c_str());
+  if (!j.header.rollback_of.empty()) std::printf("# rollback of %s\n", j.header.rollback_of.c_str());
+  std::printf("# status %s%s\n", j.end ? "complete" : "interrupted",
+              j.torn_at ? (", torn tail at offset " + std::to_string(*j.torn_at)).c_str() : "");
+  // A single-file volume's records are named relative to its directory.
+  bool single = !j.records.empty() && !j.records[0].path.empty() &&
+                j.header.volume.ends_with("/" + j.records[0].path) && j.records.size() == 1;
+  std::vector<const JournalRecord*> sorted;
+  for (const auto& r : j.records) sorted.push_back(&r);
+  std::stable_sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->path < b->path; });
+  for (const auto* r : sorted)
+    std::printf("%s\n", format_change(shown(j.header.volume, r->path, single), change_of(*r)).c_str());
+  if (j.end)
+    std::printf("scanned %llu, changed %llu, failed %llu\n", (unsigned long long)j.end->scanned,
+                (unsigned long long)j.end->changed, (unsigned long long)j.end->failed);
+  return kExitOk;
+}
+
+}  // namespace volprep

@@ -1,0 +1,206 @@
+#include "volprep/rollback.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <tbb/blocked_range.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_sort.h>
+
+namespace volprep {
+
+Result<UniqueFd> open_journal_root(const JournalHeader& h, bool& single_file) {
+  UniqueFd slash(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  std::string rel = h.volume.substr(1);
+  int fd = open_beneath(slash.get(), rel, O_PATH);
+  if (fd < 0)
+    return Error{fd == -ENOENT ? kExitConfig : kExitRefused,
+                 "cannot open the volume " + h.volume + " without following a symlink: " +
+                     std::strerror(-fd)};
+  UniqueFd root(fd);
+  EntryStat st;
+  if (int rc = stat_at(root.get(), "", st); rc < 0)
+    return config_error(h.volume + ": " + std::strerror(-rc));
+  if (st.ino != h.ino || st.dev_major != h.dev_major || st.dev_minor != h.dev_minor)
+    return Error{kExitRefused, h.volume + " is no longer the tree the run changed (device " +
+                                   std::to_string(st.dev_major) + ":" + std::to_string(st.dev_minor) +
+                                   " inode " + std::to_string(st.ino) + ", the journal says " +
+                                   std::to_string(h.dev_major) + ":" + std::to_string(h.dev_minor) +
+                                   " inode " + std::to_string(h.ino) + "); refusing"};
+  single_file = !S_ISDIR(st.mode);
+  if (single_file) {
+    // A single-file volume: its records are named relative to its parent.
+    auto cut = h.volume.rfind('/');
+    int parent = open_beneath(slash.get(), h.volume.substr(1, cut == 0 ? 0 : cut - 1), O_RDONLY | O_DIRECTORY);
+    if (parent < 0) return config_error(h.volume + ": cannot open its directory: " + std::strerror(-parent));
+    return UniqueFd(parent);
+  }
+  int dir = open_beneath(root.get(), "", O_RDONLY | O_DIRECTORY);
+  if (dir < 0) return config_error(h.volume + ": " + std::strerror(-dir));
+  return UniqueFd(dir);
+}
+
+JournalHeader rollback_header(const Journal& j, const std::string& command_line) {
+  JournalHeader h = j.header;
+  h.volprep_version = VOLPREP_VERSION;
+  h.command_line = command_line;
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  h.start_ns = int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  auto slash = j.path.rfind('/');
+  h.rollback_of = slash == std::string::npos ? j.path : j.path.substr(slash + 1);
+  return h;
+}
+
+namespace {
+
+struct ThreadState final : ChangeSink {
+  RollbackResult r;
+  std::unique_ptr<Applier> applier;
+  std::vector<Change> batch;
+  std::string cached_dir = "\x01";  // no directory
+  UniqueFd cached_fd;
+
+  void done(const std::string& dir_path, const Change& c) override {
+    if (c.err == ENOENT) {
+      ++r.missing;
+    } else if (c.err) {
+      ++r.failed;
+      r.errors.push_back({join_path(dir_path, c.name), std::string(c.failed_step) + ": " + std::strerror(c.err)});
+    } else {
+      ++r.restored;
+    }
+  }
+};
+
+std::string ids_text(uint32_t u, uint32_t g, uint32_t mode, bool link) {
+  char buf[64];
+  if (link) std::snprintf(buf, sizeof buf, "%u:%u", u, g);
+  else std::snprintf(buf, sizeof buf, "%u:%u %04o", u, g, mode & 07777);
+  return buf;
+}
+
+}  // namespace
+
+Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) {
+  bool single_file = false;
+  auto root = open_journal_root(j.header, single_file);
+  if (!root) return root.error();
+  std::string single_name;
+  if (single_file) single_name = j.header.volume.substr(j.header.volume.rfind('/') + 1);
+
+  tbb::enumerable_thread_specific<ThreadState> states;
+  std::mutex stop_mu;
+  std::string stopped;
+  std::atomic<bool> stop{false};
+  std::vector<RecordedChange> planned_all;
+  std::mutex planned_mu;
+
+  auto flush_batch = [&](ThreadState& ts) {
+    if (ts.batch.empty()) return;
+    if (!ts.applier->apply(ts.cached_fd.get(), ts.cached_dir, ts.batch, ts)) {
+      std::lock_guard lock(stop_mu);
+      if (stopped.empty()) stopped = ts.applier->error();
+      stop = true;
+    }
+    ts.batch.clear();
+  };
+
+  const auto& recs = j.records;
+  tbb::parallel_for(tbb::blocked_range<size_t>(0, recs.size(), 512), [&](const auto& range) {
+    ThreadState& ts = states.local();
+    if (!ts.applier)
+      ts.applier = config.journal ? make_journaling_applier(*config.journal) : make_real_applier();
+    for (size_t i = range.begin(); i != range.end(); ++i) {
+      if (stop.load(std::memory_order_relaxed)) return;
+      const JournalRecord& rec = recs[i];
+      if (single_file && rec.path != single_name) {
+        ++ts.r.missing;
+        ts.r.notes.push_back({rec.path, "not the journal's single-file volume: left alone"});
+        continue;
+      }
+      auto cut = rec.path.rfind('/');
+      std::string dir = rec.path.empty() || cut == std::string::npos ? "" : rec.path.substr(0, cut);
+      std::string name = rec.path.empty() ? "" : cut == std::string::npos ? rec.path : rec.path.substr(cut + 1);
+      if (dir != ts.cached_dir) {
+        flush_batch(ts);
+        int fd = open_beneath(root->get(), dir, O_RDONLY | O_DIRECTORY);
+        ts.cached_dir = dir;
+        ts.cached_fd.reset(fd < 0 ? -1 : fd);
+      }
+      if (!ts.cached_fd.valid()) {
+        ++ts.r.missing;
+        ts.r.notes.push_back({rec.path, "its directory is gone or now reached through a symlink: left alone"});
+        continue;
+      }
+      EntryStat now;
+      if (int rc = stat_at(ts.cached_fd.get(), name.c_str(), now); rc < 0) {
+        ++ts.r.missing;
+        ts.r.notes.push_back({rec.path, std::string("gone: ") + std::strerror(-rc)});
+        continue;
+      }
+      if (now.ino != rec.ino || now.dev_major != rec.dev_major || now.dev_minor != rec.dev_minor ||
+          (now.mode & S_IFMT) != (rec.mode_before & S_IFMT)) {
+        ++ts.r.missing;
+        ts.r.notes.push_back({rec.path, "another file has this name now: left alone"});
+        continue;
+      }
+      const bool link = S_ISLNK(now.mode);
+      auto same = [&](uint32_t u, uint32_t g, uint32_t m) {
+        return now.uid == u && now.gid == g && (link || (now.mode & 07777) == (m & 07777));
+      };
+      if (same(rec.uid_before, rec.gid_before, rec.mode_before)) {
+        ++ts.r.already;
+        continue;
+      }
+      if (!same(rec.uid_after, rec.gid_after, rec.mode_after)) {
+        ts.r.notes.push_back({rec.path, "changed since the run: now " +
+                                            ids_text(now.uid, now.gid, now.mode, link) + ", the run left " +
+                                            ids_text(rec.uid_after, rec.gid_after, rec.mode_after, link) +
+                                            (config.force ? "; restored anyway (--force)" : "; left alone (--force restores it)")});
+        if (!config.force) {
+          ++ts.r.conflicts;
+          continue;
+        }
+      }
+      Change c;
+      c.name = name;
+      c.before = now;
+      c.uid = rec.uid_before;
+      c.gid = rec.gid_before;
+      c.mode = rec.mode_before & 07777;
+      if (config.dry_run) {
+        ++ts.r.restored;
+        std::lock_guard lock(planned_mu);
+        planned_all.push_back({rec.path, c});
+        continue;
+      }
+      ts.batch.push_back(std::move(c));
+    }
+    flush_batch(ts);
+  });
+
+  RollbackResult out;
+  for (auto& ts : states) {
+    if (ts.applier && !ts.applier->flush(ts) && stopped.empty()) stopped = ts.applier->error();
+    auto& r = ts.r;
+    out.restored += r.restored;
+    out.already += r.already;
+    out.conflicts += r.conflicts;
+    out.missing += r.missing;
+    out.failed += r.failed;
+    std::move(r.notes.begin(), r.notes.end(), std::back_inserter(out.notes));
+    std::move(r.errors.begin(), r.errors.end(), std::back_inserter(out.errors));
+  }
+  out.planned = std::move(planned_all);
+  tbb::parallel_sort(out.planned.begin(), out.planned.end(), [](auto& a, auto& b) { return a.path < b.path; });
+  std::sort(out.notes.begin(), out.notes.end());
+  std::sort(out.errors.begin(), out.errors.end());
+  out.stopped = stopped;
+  return out;
+}
+
+}  // namespace volprep
