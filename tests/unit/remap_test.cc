@@ -1,1 +1,1154 @@
+// The remap engine, end to end over host trees built in temporary directories, and the
+// Docker-side inputs it reads (daemon.json, dockerd's command line, fake /proc, --version).
+#include "volprep/remap.h"
+
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "volprep/daemon_config.h"
+#include "volprep/host_db.h"
+
+namespace volprep {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A directory made with mkdtemp, removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/volprep-unit-XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (!::mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
+    path_ = buf.data();
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
+
+  void write(const std::string& rel, const std::string& content, bool executable = false) const {
+    fs::path p = fs::path(path_) / rel;
+    fs::create_directories(p.parent_path());
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << content;
+    out.close();
+    if (!out) throw std::runtime_error("cannot write " + p.string());
+    if (executable) ::chmod(p.c_str(), 0755);
+  }
+  void mkdir(const std::string& rel) const { fs::create_directories(fs::path(path_) / rel); }
+  void remove(const std::string& rel) const { fs::remove(fs::path(path_) / rel); }
+
+ private:
+  std::string path_;
+};
+
+const char kPasswd[] =
+    "root:x:0:0:root:/root:/bin/bash\n"
+    "dockremap:x:999:999::/home/dockremap:/usr/sbin/nologin\n"
+    "yadutaf:x:1000:1000:Yadutaf:/home/yadutaf:/bin/bash\n"
+    "alice:x:1001:1001:Alice:/home/alice:/bin/bash\n"
+    "testuser:x:1002:1002::/home/testuser:/bin/bash\n"
+    "bob:x:1003:100:Bob:/home/bob:/bin/bash\n";
+
+const char kGroup[] =
+    "root:x:0:\n"
+    "staff:x:50:\n"
+    "users:x:100:bob\n"
+    "dockremap:x:999:\n"
+    "yadutaf:x:1000:\n"
+    "alice:x:1001:\n"
+    "testuser:x:1002:\n";
+
+std::string remap_json(const std::string& value) {
+  return "{\n  \"log-driver\": \"json-file\",\n  \"userns-remap\": \"" + value + "\"\n}\n";
+}
+
+// A host tree with the users and groups, an empty fake /proc, and helpers.
+class RemapTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    host_.write("etc/passwd", kPasswd);
+    host_.write("etc/group", kGroup);
+    db_ = make_file_host_db(host_.path());
+  }
+
+  // Writes the subid files; either may be given as nullptr to leave it absent.
+  void subids(const char* subuid, const char* subgid) {
+    if (subuid) host_.write("etc/subuid", subuid);
+    if (subgid) host_.write("etc/subgid", subgid);
+  }
+  void same_subids(const std::string& both) {
+    host_.write("etc/subuid", both);
+    host_.write("etc/subgid", both);
+  }
+  void daemon_json(const std::string& text) { host_.write("etc/docker/daemon.json", text); }
+  void remap(const std::string& value) { daemon_json(remap_json(value)); }
+
+  RemapOptions options(const char* docker_version = "28.0") const {
+    RemapOptions o;
+    o.proc_root = proc_.path();
+    o.scan_for_daemon = false;
+    if (docker_version) o.docker_version = docker_version;
+    return o;
+  }
+
+  Mapping resolve_ok(const RemapOptions& o) {
+    auto r = resolve_mapping(o, *db_);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+    return r.ok() ? *r : Mapping{};
+  }
+  Mapping resolve_ok(const char* docker_version = "28.0") {
+    return resolve_ok(options(docker_version));
+  }
+  Error resolve_error(const RemapOptions& o) {
+    auto r = resolve_mapping(o, *db_);
+    EXPECT_FALSE(r.ok()) << "resolved to uid map " << (r.ok() ? r->uid_map.describe() : "");
+    return r.ok() ? Error{kExitOk, "(no error)"} : r.error();
+  }
+  Error resolve_error(const char* docker_version = "28.0") {
+    return resolve_error(options(docker_version));
+  }
+
+  std::string etc(const std::string& file) const { return host_ / ("etc/" + file); }
+
+  static bool has_finding(const Mapping& m, Finding::Level level, const std::string& where,
+                          const std::string& text) {
+    for (const auto& f : m.findings)
+      if (f.level == level && (where.empty() || f.where == where) &&
+          f.message.find(text) != std::string::npos)
+        return true;
+    return false;
+  }
+  static std::string all_findings(const Mapping& m) {
+    std::string s;
+    for (const auto& f : m.findings) s += f.text() + "\n";
+    return s;
+  }
+
+  TempDir host_, proc_;
+  std::unique_ptr<HostDb> db_;
+};
+
+#define EXPECT_CONTAINS(haystack, needle)                                          \
+  EXPECT_NE(std::string(haystack).find(needle), std::string::npos)                 \
+      << "expected to find: " << (needle) << "\n                in: " << (haystack)
+
+// ---- Docker userns-remap ----------------------------------------------------------------
+
+TEST_F(RemapTest, DockremapUser) {
+  remap("dockremap");
+  same_subids("dockremap:500000:65536\n");
+  Mapping m = resolve_ok();
+  EXPECT_EQ(m.uid_map, IdMap({{0, 500000, 65536}}));
+  EXPECT_EQ(m.gid_map, IdMap({{0, 500000, 65536}}));
+  EXPECT_EQ(m.uid_map.to_host(0), 500000u);
+  EXPECT_EQ(m.uid_map.to_host(1000), 501000u);
+  EXPECT_FALSE(m.uid_map.to_host(65536).has_value());
+  EXPECT_EQ(m.gid_map.to_host(1000), 501000u);
+  ASSERT_TRUE(m.data_root.has_value());
+  EXPECT_EQ(*m.data_root, "/var/lib/docker/500000.500000");
+  EXPECT_FALSE(m.remapping_off);
+  EXPECT_FALSE(m.has_errors()) << all_findings(m);
+  EXPECT_TRUE(m.findings.empty()) << all_findings(m);
+  EXPECT_CONTAINS(m.source, "\"dockremap\"");
+  EXPECT_CONTAINS(m.source, etc("docker/daemon.json") + ":3");
+  ASSERT_EQ(m.uid_origins.size(), 1u);
+  EXPECT_CONTAINS(m.uid_origins[0], etc("subuid") + ":1");
+  ASSERT_EQ(m.gid_origins.size(), 1u);
+  EXPECT_CONTAINS(m.gid_origins[0], etc("subgid") + ":1");
+}
+
+TEST_F(RemapTest, DefaultMeansDockremap) {
+  remap("default");
+  same_subids("dockremap:100000:65536\n");
+  Mapping m = resolve_ok();
+  EXPECT_EQ(m.uid_map, IdMap({{0, 100000, 65536}}));
+  EXPECT_EQ(m.gid_map, IdMap({{0, 100000, 65536}}));
+  EXPECT_EQ(*m.data_root, "/var/lib/docker/100000.100000");
+}
+
+TEST_F(RemapTest, DefaultWithoutDockremapUser) {
+  host_.write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
+  remap("default");
+  same_subids("dockremap:100000:65536\n");
+  Error e = resolve_error();
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "\"dockremap\" does not exist");
+}
+
+TEST_F(RemapTest, UserAndGroupLooksUpSubgidByUser) {
+  remap("testuser:staff");
+  subids("testuser:231072:65536\n", "testuser:300000:65536\nstaff:400000:65536\n");
+  Mapping m = resolve_ok();
+  EXPECT_EQ(m.uid_map, IdMap({{0, 231072, 65536}}));
+  EXPECT_EQ(m.gid_map, IdMap({{0, 300000, 65536}}));
+  EXPECT_EQ(*m.data_root, "/var/lib/docker/231072.300000");
+  EXPECT_CONTAINS(m.source, "group \"staff\"");
+}
+
+TEST_F(RemapTest, UidBehavesAsItsUser) {
+  subids("testuser:231072:65536\n", "testuser:300000:65536\nstaff:400000:65536\n");
+  remap("testuser");
+  Mapping by_name = resolve_ok();
+  remap("1002");
+  Mapping by_uid = resolve_ok();
+  EXPECT_EQ(by_uid.uid_map, by_name.uid_map);
+  EXPECT_EQ(by_uid.gid_map, by_name.gid_map);
+  EXPECT_EQ(by_uid.uid_map, IdMap({{0, 231072, 65536}}));
+  EXPECT_EQ(by_uid.gid_map, IdMap({{0, 300000, 65536}}));
+  EXPECT_CONTAINS(by_uid.source, "user \"testuser\", group \"testuser\"");
+}
+
+TEST_F(RemapTest, UidAndGid) {
+  subids("testuser:231072:65536\n", "testuser:300000:65536\n");
+  remap("1002:50");
+  Mapping m = resolve_ok();
+  EXPECT_EQ(m.uid_map, IdMap({{0, 231072, 65536}}));
+  EXPECT_CONTAINS(m.source, "group \"staff\"");
+}
+
+TEST_F(RemapTest, UidWithoutSameNumberedGroupFails) {
+  same_subids("bob:100000:65536\n");
+  remap("1003");
+  Error e = resolve_error();
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "Gid 1003 has no entry in /etc/group");
+  // With an explicit group it works.
+  remap("1003:100");
+  Mapping m = resolve_ok();
+  EXPECT_EQ(m.uid_map, IdMap({{0, 100000, 65536}}));
+}
+
+TEST_F(RemapTest, UnknownUserOrGroup) {
+  same_subids("dockremap:100000:65536\n");
+  remap("nosuch");
+  Error e = resolve_error();
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "Error during uid lookup for \"nosuch\"");
+
+  remap("4242");
+  e = resolve_error();
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "Uid 4242 has no entry in /etc/passwd");
+
+  remap("dockremap:nogroup");
+  e = resolve_error();
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "Error during groupname lookup for \"nogroup\"");
+
+  remap("dockremap:4242");
+  e = resolve_error();
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "Gid 4242 has no entry");
+
+  // bob has no group of his own name.
+  remap("bob");
+  e = resolve_error();
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "Error during gid lookup for \"bob\"");
+}
+
+TEST_F(RemapTest, UserWithoutSubuidRanges) {
+  subids("dockremap:100000:65536\n", "alice:100000:65536\n");
+  remap("alice");
+  Error e = resolve_error();
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "no subuid ranges found for user \"alice\"");
+}
+
+TEST_F(RemapTest, UserWithoutSubgidRanges) {
+  subids("alice:100000:65536\n", "dockremap:100000:65536\n");
+  remap("alice");
+  Error e = resolve_error();
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "no subgid ranges found");
+}
+
+TEST_F(RemapTest, SeveralRangesForOneUser) {
+  same_subids("yadutaf:1000:1\nyadutaf:100000:65535\n");
+  remap("yadutaf");
+  for (const char* version : {"28.0", "20.10"}) {
+    Mapping m = resolve_ok(version);
+    EXPECT_EQ(m.uid_map, IdMap({{0, 1000, 1}, {1, 100000, 65535}})) << version;
+    EXPECT_EQ(m.uid_map.to_host(0), 1000u);
+    EXPECT_EQ(m.uid_map.to_host(2), 100001u);
+    EXPECT_EQ(m.uid_map.to_host(65535), 165534u);
+    EXPECT_FALSE(m.uid_map.to_host(65536).has_value());
+    EXPECT_EQ(*m.data_root, "/var/lib/docker/1000.1000");
+    EXPECT_EQ(m.uid_origins.size(), 2u);
+    EXPECT_FALSE(m.has_errors()) << all_findings(m);
+  }
+}
+
+const char kNoisySubid[] =
+    "# ranges for dockerd\n"
+    "\n"
+    "this line is garbage\n"
+    "dockremap:500000:65536\n";
+
+TEST_F(RemapTest, GarbageLineUnderDocker28IsAWarning) {
+  remap("dockremap");
+  same_subids(kNoisySubid);
+  Mapping m = resolve_ok("28.0");
+  EXPECT_EQ(m.uid_map, IdMap({{0, 500000, 65536}}));
+  EXPECT_EQ(m.gid_map, IdMap({{0, 500000, 65536}}));
+  EXPECT_FALSE(m.has_errors()) << all_findings(m);
+  EXPECT_TRUE(has_finding(m, Finding::kWarning, etc("subuid") + ":3", "garbage"))
+      << all_findings(m);
+  EXPECT_TRUE(has_finding(m, Finding::kWarning, etc("subgid") + ":3", "garbage"))
+      << all_findings(m);
+  bool found = false;
+  for (const auto& d : m.details)
+    if (d.find("Docker 28") != std::string::npos && d.find("--docker-version") != std::string::npos)
+      found = true;
+  EXPECT_TRUE(found);
+}
+
+TEST_F(RemapTest, GarbageLineUnderDocker2010IsFatal) {
+  remap("dockremap");
+  same_subids(kNoisySubid);
+  Error e = resolve_error("20.10");
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "Format not correct");
+  EXPECT_CONTAINS(e.message, etc("subuid") + ":3");
+}
+
+TEST_F(RemapTest, JunkStartUnderDocker28MapsOntoHostRoot) {
+  remap("dockremap");
+  same_subids("dockremap:abc:65536\n");
+  Mapping m = resolve_ok("28.0");
+  EXPECT_EQ(m.uid_map, IdMap({{0, 0, 65536}}));
+  EXPECT_EQ(m.uid_map.to_host(0), 0u);
+  EXPECT_TRUE(m.has_errors());
+  EXPECT_TRUE(has_finding(m, Finding::kError, etc("subuid") + ":1", "\"abc\"")) << all_findings(m);
+  EXPECT_EQ(*m.data_root, "/var/lib/docker/0.0");
+
+  Error e = resolve_error("20.10");
+  EXPECT_CONTAINS(e.message, "String to int conversion failed");
+}
+
+TEST_F(RemapTest, UidKeyedLinesByRelease) {
+  remap("dockremap");
+  same_subids(
+      "dockremap:100000:65536\n"
+      "999:200000:65536\n"
+      "dockremap:300000:65536\n");
+  Mapping old_rules = resolve_ok("20.10");
+  EXPECT_EQ(old_rules.uid_map, IdMap({{0, 200000, 65536}}));
+  EXPECT_EQ(old_rules.gid_map, IdMap({{0, 200000, 65536}}));
+  EXPECT_EQ(*old_rules.data_root, "/var/lib/docker/200000.200000");
+
+  Mapping new_rules = resolve_ok("28.0");
+  EXPECT_EQ(new_rules.uid_map,
+            IdMap({{0, 100000, 65536}, {65536, 200000, 65536}, {131072, 300000, 65536}}));
+  EXPECT_EQ(*new_rules.data_root, "/var/lib/docker/100000.100000");
+}
+
+TEST_F(RemapTest, CountZeroLine) {
+  remap("dockremap");
+  same_subids("dockremap:100000\ndockremap:500000:65536\n");
+  Mapping m = resolve_ok("28.0");
+  EXPECT_EQ(m.uid_map, IdMap({{0, 100000, 0}, {0, 500000, 65536}}));
+  EXPECT_TRUE(has_finding(m, Finding::kWarning, etc("subuid") + ":1", "count of 0"))
+      << all_findings(m);
+  // resolve_mapping adds the kernel's verdict.
+  EXPECT_TRUE(has_finding(m, Finding::kError, "", "the kernel will refuse this uid map"))
+      << all_findings(m);
+  EXPECT_TRUE(has_finding(m, Finding::kError, "", "the kernel will refuse this gid map"))
+      << all_findings(m);
+  EXPECT_TRUE(m.has_errors());
+}
+
+TEST_F(RemapTest, DockerRemapMappingAndValidationFindings) {
+  same_subids("dockremap:100000\ndockremap:500000:65536\n");
+  RemappedRoot root{"dockremap", "dockremap", 999, false};
+  auto r = docker_remap_mapping(root, SubidRules::kDocker28, *db_);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->uid_map, IdMap({{0, 100000, 0}, {0, 500000, 65536}}));
+  EXPECT_FALSE(r->has_errors()) << all_findings(*r);
+  add_validation_findings(*r);
+  EXPECT_TRUE(r->has_errors());
+  EXPECT_TRUE(has_finding(*r, Finding::kError, "", "count of 0")) << all_findings(*r);
+}
+
+TEST_F(RemapTest, RootMeansRemappingIsOff) {
+  same_subids("dockremap:100000:65536\n");
+  for (const char* value : {"root", "0", "0:0", "root:root", "0:root"}) {
+    remap(value);
+    Mapping m = resolve_ok();
+    EXPECT_TRUE(m.remapping_off) << value;
+    EXPECT_TRUE(m.uid_map.is_identity()) << value;
+    EXPECT_TRUE(m.gid_map.is_identity()) << value;
+    EXPECT_FALSE(m.data_root.has_value()) << value;
+    EXPECT_FALSE(m.has_errors()) << value << ": " << all_findings(m);
+    EXPECT_CONTAINS(m.source, "remapping is off");
+  }
+}
+
+TEST_F(RemapTest, TooManyColons) {
+  remap("a:b:c");
+  Error e = resolve_error();
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_EQ(e.message, "Invalid user/group specification in --userns-remap: \"a:b:c\"");
+}
+
+TEST_F(RemapTest, FlagAndFileConflict) {
+  remap("testuser");
+  same_subids("testuser:231072:65536\ndockremap:100000:65536\n");
+  RemapOptions o = options();
+  o.userns_remap = "default";
+  Error e = resolve_error(o);
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "specified both as a flag and in the configuration file");
+  EXPECT_CONTAINS(e.message, "from flag: default");
+  EXPECT_CONTAINS(e.message, "from file: testuser");
+}
+
+TEST_F(RemapTest, FlagWithoutFile) {
+  same_subids("dockremap:100000:65536\n");
+  RemapOptions o = options();
+  o.userns_remap = "default";
+  Mapping m = resolve_ok(o);
+  EXPECT_EQ(m.uid_map, IdMap({{0, 100000, 65536}}));
+  EXPECT_CONTAINS(m.source, "--userns-remap");
+  // A daemon.json without userns-remap does not conflict.
+  daemon_json("{\"debug\": true}\n");
+  m = resolve_ok(o);
+  EXPECT_EQ(m.uid_map, IdMap({{0, 100000, 65536}}));
+}
+
+TEST_F(RemapTest, SixRanges) {
+  std::string text;
+  for (int i = 1; i <= 6; ++i) text += "dockremap:" + std::to_string(i * 100000) + ":1000\n";
+  same_subids(text);
+  remap("dockremap");
+  Mapping m = resolve_ok();
+  ASSERT_EQ(m.uid_map.extents().size(), 6u);
+  EXPECT_EQ(m.uid_map.extents()[5], (Extent{5000, 600000, 1000}));
+  EXPECT_EQ(m.uid_map.to_host(999), 100999u);
+  EXPECT_EQ(m.uid_map.to_host(1000), 200000u);
+  EXPECT_EQ(m.uid_map.to_host(5999), 600999u);
+  EXPECT_FALSE(m.uid_map.to_host(6000).has_value());
+  EXPECT_EQ(m.uid_map.validate(), "");
+  EXPECT_FALSE(m.has_errors()) << all_findings(m);
+  EXPECT_TRUE(has_finding(m, Finding::kWarning, "", "6 extents")) << all_findings(m);
+  EXPECT_TRUE(has_finding(m, Finding::kWarning, "", "at most 5")) << all_findings(m);
+}
+
+TEST_F(RemapTest, FiveRangesDoNotWarn) {
+  std::string text;
+  for (int i = 1; i <= 5; ++i) text += "dockremap:" + std::to_string(i * 100000) + ":1000\n";
+  same_subids(text);
+  remap("dockremap");
+  Mapping m = resolve_ok();
+  EXPECT_EQ(m.uid_map.extents().size(), 5u);
+  EXPECT_TRUE(m.findings.empty()) << all_findings(m);
+}
+
+TEST_F(RemapTest, OverlappingRangesAreRefused) {
+  same_subids("dockremap:100000:65536\ndockremap:150000:65536\n");
+  remap("dockremap");
+  Mapping m = resolve_ok();
+  EXPECT_TRUE(has_finding(m, Finding::kWarning, etc("subuid") + ":2", "overlaps"))
+      << all_findings(m);
+  EXPECT_TRUE(has_finding(m, Finding::kError, "", "host ids")) << all_findings(m);
+}
+
+// ---- daemon.json and its location ---------------------------------------------------------
+
+TEST_F(RemapTest, NoDaemonJsonMeansNoRemapping) {
+  same_subids("dockremap:100000:65536\n");
+  Mapping m = resolve_ok();
+  EXPECT_TRUE(m.remapping_off);
+  EXPECT_TRUE(m.uid_map.is_identity());
+  EXPECT_TRUE(m.gid_map.is_identity());
+  EXPECT_FALSE(m.data_root.has_value());
+  EXPECT_CONTAINS(m.source, "absent");
+  EXPECT_TRUE(m.findings.empty()) << all_findings(m);
+}
+
+TEST_F(RemapTest, DaemonJsonWithoutRemap) {
+  daemon_json("{\"debug\": true}\n");
+  Mapping m = resolve_ok();
+  EXPECT_TRUE(m.remapping_off);
+  EXPECT_TRUE(m.uid_map.is_identity());
+  remap("");
+  m = resolve_ok();
+  EXPECT_TRUE(m.remapping_off);
+}
+
+TEST_F(RemapTest, NoSubuidFile) {
+  remap("dockremap");
+  subids(nullptr, "dockremap:100000:65536\n");
+  Error e = resolve_error();
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "/etc/subuid");
+  EXPECT_CONTAINS(e.message, "no such file");
+}
+
+TEST_F(RemapTest, NoSubgidFile) {
+  remap("dockremap");
+  subids("dockremap:100000:65536\n", nullptr);
+  Error e = resolve_error();
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "/etc/subgid");
+}
+
+TEST_F(RemapTest, ExplicitConfigFile) {
+  same_subids("dockremap:100000:65536\n");
+  remap("root");  // the default location, not read
+  host_.write("etc/docker/other.json", remap_json("dockremap"));
+  RemapOptions o = options();
+  o.config_file = "/etc/docker/other.json";
+  Mapping m = resolve_ok(o);
+  EXPECT_EQ(m.uid_map, IdMap({{0, 100000, 65536}}));
+  EXPECT_CONTAINS(m.source, host_ / "etc/docker/other.json:3");
+}
+
+TEST_F(RemapTest, ExplicitConfigFileMissing) {
+  same_subids("dockremap:100000:65536\n");
+  RemapOptions o = options();
+  o.config_file = "/etc/docker/nosuch.json";
+  Error e = resolve_error(o);
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "/etc/docker/nosuch.json");
+  EXPECT_CONTAINS(e.message, "no such file or directory");
+}
+
+TEST_F(RemapTest, RelativeConfigFileIsReadFromTheWorkingDirectory) {
+  same_subids("dockremap:100000:65536\n");
+  TempDir cwd;
+  cwd.write("daemon.json", remap_json("dockremap"));
+  auto old = fs::current_path();
+  fs::current_path(cwd.path());
+  RemapOptions o = options();
+  o.config_file = "daemon.json";
+  auto r = resolve_mapping(o, *db_);
+  fs::current_path(old);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->uid_map, IdMap({{0, 100000, 65536}}));
+}
+
+TEST_F(RemapTest, MalformedDaemonJson) {
+  daemon_json("{\n  \"userns-remap\": \"default\"\n  \"debug\": true\n}\n");
+  Error e = resolve_error();
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, etc("docker/daemon.json") + ":3:");
+}
+
+TEST_F(RemapTest, NonStringRemapValue) {
+  daemon_json("{\"userns-remap\": 1000}\n");
+  Error e = resolve_error();
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "\"userns-remap\" must be a string");
+}
+
+TEST_F(RemapTest, DataRootFromDaemonJson) {
+  same_subids("dockremap:100000:65536\n");
+  daemon_json("{\"userns-remap\": \"dockremap\", \"data-root\": \"/srv/docker/\"}\n");
+  EXPECT_EQ(*resolve_ok().data_root, "/srv/docker/100000.100000");
+  daemon_json("{\"userns-remap\": \"dockremap\", \"graph\": \"/old/docker\"}\n");
+  EXPECT_EQ(*resolve_ok().data_root, "/old/docker/100000.100000");
+}
+
+TEST_F(RemapTest, BadDockerVersion) {
+  same_subids("dockremap:100000:65536\n");
+  remap("dockremap");
+  Error e = resolve_error("twenty");
+  EXPECT_EQ(e.code, kExitUsage);
+  EXPECT_CONTAINS(e.message, "twenty");
+}
+
+TEST_F(RemapTest, DockerVersionFromTheHostsDockerd) {
+  remap("dockremap");
+  same_subids(kNoisySubid);
+  host_.write("usr/bin/dockerd",
+              "#!/bin/sh\necho 'Docker version 20.10.24+dfsg1, build 5d6db84'\n", true);
+  Error e = resolve_error(nullptr);
+  EXPECT_CONTAINS(e.message, "Format not correct");
+
+  host_.write("usr/bin/dockerd", "#!/bin/sh\necho 'Docker version 28.0.1, build 068a01e'\n",
+              true);
+  Mapping m = resolve_ok(nullptr);
+  EXPECT_EQ(m.uid_map, IdMap({{0, 500000, 65536}}));
+  bool found = false;
+  for (const auto& d : m.details)
+    if (d.find("28.0.1") != std::string::npos) found = true;
+  EXPECT_TRUE(found);
+
+  // No dockerd at all: Docker 28's rules.
+  host_.remove("usr/bin/dockerd");
+  m = resolve_ok(nullptr);
+  EXPECT_EQ(m.uid_map, IdMap({{0, 500000, 65536}}));
+}
+
+// ---- a running dockerd, in a fake /proc ---------------------------------------------------
+
+void fake_process(const TempDir& proc, int pid, const std::string& comm,
+                  const std::vector<std::string>& argv, const std::string& env = "") {
+  std::string cmdline;
+  for (const auto& a : argv) cmdline += a + '\0';
+  proc.write(std::to_string(pid) + "/comm", comm + "\n");
+  proc.write(std::to_string(pid) + "/cmdline", cmdline);
+  if (!env.empty()) proc.write(std::to_string(pid) + "/environ", env);
+}
+
+TEST(DockerdProcesses, FindsOnlyDockerd) {
+  static const char kEnv[] = "PATH=/bin\0HOME=/root\0XDG_CONFIG_HOME=/root/.cfg\0";
+  TempDir proc;
+  fake_process(proc, 100, "bash", {"bash"});
+  fake_process(proc, 4242, "dockerd",
+               {"/usr/bin/dockerd", "--userns-remap=default", "-H", "fd://"},
+               std::string(kEnv, sizeof kEnv - 1));
+  fake_process(proc, 77, "dockerd", {"dockerd"});
+  fake_process(proc, 300, "containerd", {"containerd"});
+  fake_process(proc, 301, "dockerd-rootle", {"dockerd-rootless.sh"});
+  proc.mkdir("self");
+  proc.write("sys/comm", "dockerd\n");
+  proc.mkdir("555");  // a process that exited: no comm
+
+  auto found = find_dockerd_processes(proc.path());
+  ASSERT_TRUE(found.ok()) << found.error().message;
+  ASSERT_EQ(found->size(), 2u);
+  EXPECT_EQ((*found)[0].pid, 77);
+  EXPECT_TRUE((*found)[0].args.empty());
+  const DockerdProcess& d = (*found)[1];
+  EXPECT_EQ(d.pid, 4242);
+  EXPECT_EQ(d.args, (std::vector<std::string>{"--userns-remap=default", "-H", "fd://"}));
+  EXPECT_EQ(d.exe, proc / "4242/exe");
+  EXPECT_EQ(d.uid, uint32_t(::geteuid()));
+  EXPECT_EQ(d.home, "/root");
+  EXPECT_EQ(d.xdg_config_home, "/root/.cfg");
+  EXPECT_FALSE((*found)[0].home.has_value());
+}
+
+TEST(DockerdProcesses, EmptyAndMissingProc) {
+  TempDir proc;
+  auto found = find_dockerd_processes(proc.path());
+  ASSERT_TRUE(found.ok());
+  EXPECT_TRUE(found->empty());
+  found = find_dockerd_processes(proc / "nosuch");
+  EXPECT_FALSE(found.ok());
+  auto p = read_dockerd_process(proc.path(), 12345);
+  ASSERT_FALSE(p.ok());
+  EXPECT_CONTAINS(p.error().message, "12345");
+}
+
+class RunningDockerdTest : public RemapTest {
+ protected:
+  void SetUp() override {
+    RemapTest::SetUp();
+    // The fake /proc/PID belongs to whoever runs the tests; not root means rootless Docker.
+    if (::geteuid() != 0) GTEST_SKIP() << "needs to run as root to fake a rootful dockerd";
+  }
+  RemapOptions scanning() const {
+    RemapOptions o = options();
+    o.scan_for_daemon = true;
+    return o;
+  }
+};
+
+TEST_F(RunningDockerdTest, FlagsOfTheRunningDaemon) {
+  same_subids("dockremap:500000:65536\n");
+  fake_process(proc_, 4242, "dockerd",
+               {"/usr/bin/dockerd", "--userns-remap", "default", "--data-root=/data/docker"});
+  Mapping m = resolve_ok(scanning());
+  EXPECT_EQ(m.uid_map, IdMap({{0, 500000, 65536}}));
+  EXPECT_EQ(*m.data_root, "/data/docker/500000.500000");
+  EXPECT_CONTAINS(m.source, "pid 4242");
+  ASSERT_FALSE(m.details.empty());
+  EXPECT_CONTAINS(m.details[0], "4242");
+}
+
+TEST_F(RunningDockerdTest, DaemonFlagConflictsWithFile) {
+  same_subids("dockremap:500000:65536\n");
+  remap("dockremap");
+  fake_process(proc_, 4242, "dockerd", {"dockerd", "--userns-remap=default"});
+  Error e = resolve_error(scanning());
+  EXPECT_CONTAINS(e.message, "specified both as a flag and in the configuration file");
+}
+
+TEST_F(RunningDockerdTest, DaemonConfigFileFlag) {
+  same_subids("dockremap:500000:65536\n");
+  host_.write("srv/daemon.json", remap_json("dockremap"));
+  fake_process(proc_, 4242, "dockerd", {"dockerd", "--config-file", "/srv/daemon.json"});
+  Mapping m = resolve_ok(scanning());
+  EXPECT_EQ(m.uid_map, IdMap({{0, 500000, 65536}}));
+  EXPECT_CONTAINS(m.source, host_ / "srv/daemon.json:3");
+}
+
+TEST_F(RunningDockerdTest, SeveralDaemons) {
+  fake_process(proc_, 10, "dockerd", {"dockerd"});
+  fake_process(proc_, 20, "dockerd", {"dockerd"});
+  Error e = resolve_error(scanning());
+  EXPECT_CONTAINS(e.message, "several dockerd processes");
+  EXPECT_CONTAINS(e.message, "10, 20");
+
+  remap("dockremap");
+  same_subids("dockremap:500000:65536\n");
+  RemapOptions o = scanning();
+  o.dockerd_pid = 20;
+  Mapping m = resolve_ok(o);
+  EXPECT_EQ(m.uid_map, IdMap({{0, 500000, 65536}}));
+}
+
+TEST_F(RunningDockerdTest, ScanOffIgnoresTheDaemon) {
+  same_subids("dockremap:500000:65536\n");
+  fake_process(proc_, 4242, "dockerd", {"dockerd", "--userns-remap=default"});
+  Mapping m = resolve_ok(options());
+  EXPECT_TRUE(m.remapping_off);
+}
+
+TEST_F(RemapTest, DockerdPidThatDoesNotExist) {
+  RemapOptions o = options();
+  o.dockerd_pid = 31337;
+  Error e = resolve_error(o);
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "--dockerd-pid");
+  EXPECT_CONTAINS(e.message, "31337");
+}
+
+// ---- rootless Docker and Podman -----------------------------------------------------------
+
+TEST_F(RemapTest, RootlessDocker) {
+  same_subids("alice:100000:65536\n");
+  RemapOptions o = options();
+  o.rootless_user = "alice";
+  Mapping m = resolve_ok(o);
+  EXPECT_EQ(m.uid_map, IdMap({{0, 1001, 1}, {1, 100000, 65536}}));
+  EXPECT_EQ(m.gid_map, IdMap({{0, 1001, 1}, {1, 100000, 65536}}));
+  EXPECT_EQ(m.uid_map.to_host(0), 1001u);
+  EXPECT_EQ(m.uid_map.to_host(1), 100000u);
+  EXPECT_EQ(m.uid_map.to_host(1000), 100999u);
+  EXPECT_EQ(m.uid_map.to_host(65536), 165535u);
+  EXPECT_FALSE(m.uid_map.to_host(65537).has_value());
+  EXPECT_FALSE(m.remapping_off);
+  EXPECT_FALSE(m.has_errors()) << all_findings(m);
+  EXPECT_CONTAINS(m.source, "rootless Docker");
+  EXPECT_EQ(m.uid_origins.size(), 2u);
+
+  // By uid too.
+  o.rootless_user = "1001";
+  EXPECT_EQ(resolve_ok(o).uid_map, m.uid_map);
+}
+
+TEST_F(RemapTest, RootlessUsesPrimaryGid) {
+  same_subids("bob:200000:65536\n");
+  RemapOptions o = options();
+  o.rootless_user = "bob";
+  Mapping m = resolve_ok(o);
+  EXPECT_EQ(m.uid_map, IdMap({{0, 1003, 1}, {1, 200000, 65536}}));
+  EXPECT_EQ(m.gid_map, IdMap({{0, 100, 1}, {1, 200000, 65536}}));
+}
+
+TEST_F(RemapTest, RootlessWithoutRanges) {
+  RemapOptions o = options();
+  o.rootless_user = "alice";
+  Mapping m = resolve_ok(o);  // no subuid, no subgid file
+  EXPECT_EQ(m.uid_map, IdMap({{0, 1001, 1}}));
+  EXPECT_TRUE(has_finding(m, Finding::kWarning, "", "no ranges")) << all_findings(m);
+
+  o.rootless_user = "nosuch";
+  Error e = resolve_error(o);
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "\"nosuch\"");
+}
+
+TEST_F(RemapTest, RootlessPodmanSortsRanges) {
+  same_subids("alice:300000:1000\nalice:100000:65536\n");
+  RemapOptions o = options();
+  o.podman_rootless_user = "alice";
+  Mapping m = resolve_ok(o);
+  EXPECT_EQ(m.uid_map, IdMap({{0, 1001, 1}, {1, 100000, 65536}, {65537, 300000, 1000}}));
+  EXPECT_CONTAINS(m.source, "Podman");
+
+  // Rootless Docker keeps file order.
+  o = options();
+  o.rootless_user = "alice";
+  EXPECT_EQ(resolve_ok(o).uid_map,
+            IdMap({{0, 1001, 1}, {1, 300000, 1000}, {1001, 100000, 65536}}));
+}
+
+TEST_F(RemapTest, RootlessPodmanRefusesOwnIdInARange) {
+  same_subids("alice:1000:65536\n");
+  RemapOptions o = options();
+  o.podman_rootless_user = "alice";
+  Error e = resolve_error(o);
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "1001");
+  EXPECT_CONTAINS(e.message, etc("subuid") + ":1");
+}
+
+// ---- explicit maps and --pid --------------------------------------------------------------
+
+TEST_F(RemapTest, ExplicitMaps) {
+  RemapOptions o = options();
+  o.maps = {"0:100000:1000", "1000:1000:1", "1001:101001:64535"};
+  Mapping m = resolve_ok(o);
+  EXPECT_EQ(m.uid_map, IdMap({{0, 100000, 1000}, {1000, 1000, 1}, {1001, 101001, 64535}}));
+  EXPECT_EQ(m.gid_map, m.uid_map);
+  EXPECT_EQ(m.uid_map.to_host(0), 100000u);
+  EXPECT_EQ(m.uid_map.to_host(1000), 1000u);
+  EXPECT_EQ(m.uid_map.to_host(1001), 101001u);
+  EXPECT_EQ(m.uid_map.to_host(65535), 165535u);
+  EXPECT_FALSE(m.uid_map.to_host(65536).has_value());
+  EXPECT_FALSE(m.remapping_off);
+  EXPECT_TRUE(m.findings.empty()) << all_findings(m);
+  EXPECT_CONTAINS(m.source, "command line");
+}
+
+TEST_F(RemapTest, ExplicitMapCountDefaultsToOne) {
+  auto r = parse_map_specs({"0:1000"}, "--map");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*r, IdMap({{0, 1000, 1}}));
+}
+
+TEST_F(RemapTest, BadExplicitMaps) {
+  for (const char* bad : {"0:1:2:3", "0:abc:1", "0", "", "0:1:0", "-1:1:1", "0:4294967295:1"}) {
+    RemapOptions o = options();
+    o.maps = {bad};
+    Error e = resolve_error(o);
+    EXPECT_EQ(e.code, kExitUsage) << bad;
+    EXPECT_CONTAINS(e.message, "--map");
+    if (std::string(bad) == "0:1:2:3" || std::string(bad) == "0:abc:1") {
+      EXPECT_CONTAINS(e.message, std::string("\"") + bad + "\"");
+    }
+  }
+  auto r = parse_map_specs({"0:abc:1"}, "--map");
+  ASSERT_FALSE(r.ok());
+  EXPECT_CONTAINS(r.error().message, "\"abc\"");
+  // Overlapping extents are refused as the kernel would.
+  r = parse_map_specs({"0:100000:1000", "500:1000:1"}, "--uid-map");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, kExitUsage);
+  EXPECT_CONTAINS(r.error().message, "--uid-map");
+  EXPECT_CONTAINS(r.error().message, "overlaps");
+}
+
+TEST_F(RemapTest, SeparateUidAndGidMaps) {
+  RemapOptions o = options();
+  o.uid_maps = {"0:100000:65536"};
+  o.gid_maps = {"0:200000:65536"};
+  Mapping m = resolve_ok(o);
+  EXPECT_EQ(m.uid_map, IdMap({{0, 100000, 65536}}));
+  EXPECT_EQ(m.gid_map, IdMap({{0, 200000, 65536}}));
+
+  // --map fills in the side not given separately.
+  o = options();
+  o.maps = {"0:100000:65536"};
+  o.gid_maps = {"0:300000:10"};
+  m = resolve_ok(o);
+  EXPECT_EQ(m.uid_map, IdMap({{0, 100000, 65536}}));
+  EXPECT_EQ(m.gid_map, IdMap({{0, 300000, 10}}));
+
+  o = options();
+  o.uid_maps = {"0:100000:65536"};
+  Error e = resolve_error(o);
+  EXPECT_EQ(e.code, kExitUsage);
+  EXPECT_CONTAINS(e.message, "--gid-map is missing");
+
+  o = options();
+  o.gid_maps = {"0:100000:65536"};
+  e = resolve_error(o);
+  EXPECT_EQ(e.code, kExitUsage);
+  EXPECT_CONTAINS(e.message, "--uid-map is missing");
+
+  o = options();
+  o.uid_maps = {"0:100000:65536"};
+  o.gid_maps = {"x"};
+  e = resolve_error(o);
+  EXPECT_EQ(e.code, kExitUsage);
+  EXPECT_CONTAINS(e.message, "--gid-map \"x\"");
+}
+
+TEST_F(RemapTest, ExplicitMapsWinOverEverything) {
+  remap("dockremap");
+  same_subids("dockremap:500000:65536\n");
+  RemapOptions o = options();
+  o.maps = {"0:7000:10"};
+  o.rootless_user = "alice";
+  o.pid = 1;
+  EXPECT_EQ(resolve_ok(o).uid_map, IdMap({{0, 7000, 10}}));
+}
+
+TEST_F(RemapTest, ProcessMaps) {
+  proc_.write("4321/uid_map", "         0     231072      65536\n");
+  proc_.write("4321/gid_map", "         0     300000      65536\n     65536       1000          1\n");
+  RemapOptions o = options();
+  o.pid = 4321;
+  Mapping m = resolve_ok(o);
+  EXPECT_EQ(m.uid_map, IdMap({{0, 231072, 65536}}));
+  EXPECT_EQ(m.gid_map, IdMap({{0, 300000, 65536}, {65536, 1000, 1}}));
+  EXPECT_FALSE(m.remapping_off);
+  EXPECT_CONTAINS(m.source, "process 4321");
+  EXPECT_TRUE(m.findings.empty()) << all_findings(m);
+}
+
+TEST_F(RemapTest, ProcessWithoutUserNamespace) {
+  proc_.write("1/uid_map", "         0          0 4294967295\n");
+  proc_.write("1/gid_map", "         0          0 4294967295\n");
+  RemapOptions o = options();
+  o.pid = 1;
+  Mapping m = resolve_ok(o);
+  EXPECT_TRUE(m.remapping_off);
+  EXPECT_TRUE(m.uid_map.is_identity());
+}
+
+TEST_F(RemapTest, ProcessErrors) {
+  RemapOptions o = options();
+  o.pid = 999999;
+  Error e = resolve_error(o);
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "no such process");
+
+  proc_.write("5/uid_map", "0 0\n");
+  proc_.write("5/gid_map", "0 0 1\n");
+  o.pid = 5;
+  e = resolve_error(o);
+  EXPECT_CONTAINS(e.message, proc_ / "5/uid_map:1");
+}
+
+// ---- parse_remapped_root ------------------------------------------------------------------
+
+TEST_F(RemapTest, ParseRemappedRoot) {
+  auto r = parse_remapped_root("default", *db_);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->user, "dockremap");
+  EXPECT_EQ(r->group, "dockremap");
+  EXPECT_EQ(r->uid, 999u);
+  EXPECT_FALSE(r->is_root);
+
+  r = parse_remapped_root("1002:staff", *db_);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->user, "testuser");
+  EXPECT_EQ(r->group, "staff");
+
+  r = parse_remapped_root("0", *db_);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->is_root);
+  EXPECT_EQ(r->group, "root");
+
+  r = parse_remapped_root("a:b:c", *db_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, kExitConfig);
+}
+
+// ---- daemon_config pieces -----------------------------------------------------------------
+
+TEST(DaemonJson, UsernsRemapAndItsLine) {
+  auto r = parse_daemon_json(
+      "{\n  \"debug\": true,\n  \"log-opts\": {\"max-size\": \"10m\"},\n  \"userns-remap\": "
+      "\"testuser:staff\"\n}\n",
+      "/etc/docker/daemon.json");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->origin, "/etc/docker/daemon.json");
+  EXPECT_EQ(r->userns_remap, "testuser:staff");
+  EXPECT_EQ(r->userns_remap_line, 4);
+  EXPECT_FALSE(r->data_root.has_value());
+}
+
+TEST(DaemonJson, NoRemap) {
+  auto r = parse_daemon_json("{}", "d.json");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->userns_remap.has_value());
+  EXPECT_EQ(r->userns_remap_line, 0);
+}
+
+TEST(DaemonJson, MalformedNamesFileLineAndColumn) {
+  auto r = parse_daemon_json("{\n  \"userns-remap\": \"default\"\n  \"debug\": true\n}\n",
+                             "/etc/docker/daemon.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, kExitConfig);
+  // The string on line 3 should have been preceded by a comma; the column is where the
+  // parser stopped, at the end of that token.
+  EXPECT_EQ(r.error().message.rfind("/etc/docker/daemon.json:3:", 0), 0u) << r.error().message;
+  EXPECT_CONTAINS(r.error().message, "invalid JSON: ");
+
+  r = parse_daemon_json("{\n  \"a\": @\n}\n", "/etc/docker/daemon.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message.rfind("/etc/docker/daemon.json:2:8: invalid JSON: ", 0), 0u)
+      << r.error().message;
+
+  r = parse_daemon_json("{\"a\": tru}", "x.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message.rfind("x.json:1:", 0), 0u) << r.error().message;
+
+  r = parse_daemon_json("{\n\"a\": 1,\n", "x.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message.rfind("x.json:", 0), 0u) << r.error().message;
+}
+
+TEST(DaemonJson, TopLevelMustBeAnObject) {
+  auto r = parse_daemon_json("[1, 2]", "x.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_CONTAINS(r.error().message, "x.json");
+}
+
+TEST(DaemonJson, NonStringValues) {
+  auto r = parse_daemon_json("{\"userns-remap\": 1000}", "x.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, kExitConfig);
+  EXPECT_CONTAINS(r.error().message, "x.json");
+  EXPECT_CONTAINS(r.error().message, "\"userns-remap\" must be a string, not number");
+
+  r = parse_daemon_json("{\"data-root\": [\"/a\"]}", "x.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_CONTAINS(r.error().message, "\"data-root\" must be a string");
+}
+
+TEST(DaemonJson, DataRootAndGraph) {
+  auto r = parse_daemon_json("{\"data-root\": \"/srv/docker\"}", "x.json");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->data_root, "/srv/docker");
+
+  r = parse_daemon_json("{\"graph\": \"/old/docker\"}", "x.json");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->data_root, "/old/docker");
+
+  r = parse_daemon_json("{\"graph\": \"/old\", \"data-root\": \"/new\"}", "x.json");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->data_root, "/new");
+}
+
+TEST(DockerdArgs, Parse) {
+  auto f = parse_dockerd_args({"--userns-remap=default", "--config-file", "/etc/d.json",
+                               "--data-root", "/srv/docker", "-H", "fd://"});
+  EXPECT_EQ(f.userns_remap, "default");
+  EXPECT_EQ(f.config_file, "/etc/d.json");
+  EXPECT_EQ(f.data_root, "/srv/docker");
+
+  f = parse_dockerd_args({"--userns-remap", "testuser:staff", "--config-file=/x.json", "-g",
+                          "/old"});
+  EXPECT_EQ(f.userns_remap, "testuser:staff");
+  EXPECT_EQ(f.config_file, "/x.json");
+  EXPECT_EQ(f.data_root, "/old");
+
+  f = parse_dockerd_args({"--graph=/older"});
+  EXPECT_EQ(f.data_root, "/older");
+
+  f = parse_dockerd_args({"--debug", "--userns-remapx=1", "--userns-remap"});
+  EXPECT_FALSE(f.userns_remap.has_value());
+  EXPECT_FALSE(f.config_file.has_value());
+  EXPECT_FALSE(f.data_root.has_value());
+
+  f = parse_dockerd_args({"--", "--userns-remap=default"});
+  EXPECT_FALSE(f.userns_remap.has_value());
+
+  // The last one wins, as with pflag.
+  f = parse_dockerd_args({"--userns-remap=a", "--userns-remap=b"});
+  EXPECT_EQ(f.userns_remap, "b");
+
+  EXPECT_FALSE(parse_dockerd_args({}).userns_remap.has_value());
+}
+
+TEST(DockerVersion, Parse) {
+  auto v = parse_docker_version("Docker version 20.10.24+dfsg1, build 5d6db84\n");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->major, 20);
+  EXPECT_EQ(v->minor, 10);
+  EXPECT_EQ(v->patch, 24);
+  EXPECT_EQ(v->text, "20.10.24+dfsg1");
+
+  v = parse_docker_version("Docker version 28.0.1, build 068a01e");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->major, 28);
+  EXPECT_EQ(v->minor, 0);
+  EXPECT_EQ(v->patch, 1);
+  EXPECT_EQ(v->text, "28.0.1");
+
+  v = parse_docker_version("version 20.10");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->major, 20);
+  EXPECT_EQ(v->minor, 10);
+  EXPECT_EQ(v->patch, 0);
+
+  EXPECT_FALSE(parse_docker_version("").has_value());
+  EXPECT_FALSE(parse_docker_version("Docker 28.0.1").has_value());
+  EXPECT_FALSE(parse_docker_version("Docker version abc").has_value());
+  EXPECT_FALSE(parse_docker_version("Docker version 28.").has_value());
+  // Too many digits is not a version, and does not throw.
+  EXPECT_FALSE(parse_docker_version("Docker version 99999999999999.0").has_value());
+}
+
+TEST(DockerVersion, OfBinary) {
+  EXPECT_FALSE(docker_version_of("/nonexistent/dockerd").has_value());
+  TempDir dir;
+  dir.write("dockerd", "#!/bin/sh\necho 'Docker version 20.10.24+dfsg1, build 5d6db84'\n", true);
+  auto v = docker_version_of(dir / "dockerd");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->major, 20);
+  EXPECT_EQ(v->minor, 10);
+  dir.write("broken", "#!/bin/sh\necho nothing\n", true);
+  EXPECT_FALSE(docker_version_of(dir / "broken").has_value());
+}
+
+// ---- file host database -------------------------------------------------------------------
+
+TEST(FileHostDb, LooksUpUsersGroupsAndFiles) {
+  TempDir root;
+  root.write("etc/passwd", std::string("# comment\n\nbroken\n") + kPasswd);
+  root.write("etc/group", kGroup);
+  auto db = make_file_host_db(root.path() + "/");
+  EXPECT_TRUE(db->is_host_root());
+  EXPECT_EQ(db->local_path("/etc/subuid"), root / "etc/subuid");
+
+  auto u = db->user_by_name("bob");
+  ASSERT_TRUE(u.ok());
+  ASSERT_TRUE(u->has_value());
+  EXPECT_EQ((*u)->uid, 1003u);
+  EXPECT_EQ((*u)->gid, 100u);
+  EXPECT_EQ((*u)->home, "/home/bob");
+
+  u = db->user_by_uid(999);
+  ASSERT_TRUE(u.ok() && u->has_value());
+  EXPECT_EQ((*u)->name, "dockremap");
+  u = db->user_by_name("nosuch");
+  ASSERT_TRUE(u.ok());
+  EXPECT_FALSE(u->has_value());
+
+  auto g = db->group_by_gid(50);
+  ASSERT_TRUE(g.ok() && g->has_value());
+  EXPECT_EQ((*g)->name, "staff");
+  g = db->group_by_name("users");
+  ASSERT_TRUE(g.ok() && g->has_value());
+  EXPECT_EQ((*g)->gid, 100u);
+  g = db->group_by_gid(1003);
+  ASSERT_TRUE(g.ok());
+  EXPECT_FALSE(g->has_value());
+
+  auto f = db->read("/etc/group");
+  ASSERT_TRUE(f.ok() && f->has_value());
+  EXPECT_EQ((*f)->content, kGroup);
+  EXPECT_EQ((*f)->origin, root / "etc/group");
+  f = db->read("/etc/subuid");
+  ASSERT_TRUE(f.ok());
+  EXPECT_FALSE(f->has_value());
+}
+
+TEST(FileHostDb, MissingPasswdIsAnError) {
+  TempDir root;
+  auto db = make_file_host_db(root.path());
+  auto u = db->user_by_name("root");
+  ASSERT_FALSE(u.ok());
+  EXPECT_EQ(u.error().code, kExitConfig);
+  EXPECT_CONTAINS(u.error().message, "etc/passwd");
+}
+
+}  // namespace
+}  // namespace volprep
