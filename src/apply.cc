@@ -130,6 +130,13 @@ int apply_change(int dirfd, Change& c) {
     if (int rc = chmod_entry(dirfd, c); rc < 0) {
       c.err = -rc;
       c.failed_step = "chmod";
+      return c.err;
+    }
+  }
+  if (!c.caps.empty() && c.changes_owner()) {
+    if (int rc = set_xattr_at(dirfd, c.name, kCapabilityXattr, c.caps); rc < 0) {
+      c.err = -rc;
+      c.failed_step = "restore file capabilities";
     }
   }
   return c.err;

@@ -11,11 +11,11 @@ void setup_source_options(CLI::App& app, SourceOptions& o) {
   auto& r = o.remap;
   const char* group = "Remap source (highest precedence first)";
   app.add_option("--map", r.maps, "Explicit mapping CONTAINER:HOST[:COUNT] for uids and gids (repeatable)")
-      ->group(group);
+      ->allow_extra_args(false)->group(group);
   app.add_option("--uid-map", r.uid_maps, "Explicit uid mapping CONTAINER:HOST[:COUNT] (repeatable)")
-      ->group(group);
+      ->allow_extra_args(false)->group(group);
   app.add_option("--gid-map", r.gid_maps, "Explicit gid mapping CONTAINER:HOST[:COUNT] (repeatable)")
-      ->group(group);
+      ->allow_extra_args(false)->group(group);
   app.add_option("--pid", r.pid, "Read /proc/PID/uid_map and gid_map of a running process")->group(group);
   app.add_option("--rootless", r.rootless_user, "Rootless Docker run by USER")->group(group);
   app.add_option("--podman-rootless", r.podman_rootless_user, "Rootless Podman run by USER")->group(group);

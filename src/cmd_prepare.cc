@@ -26,7 +26,8 @@ void setup_prepare(CLI::App& app, PrepareOptions& o) {
       ->required();
   app.add_option("--chmod", o.chmod, "Also adjust modes, chmod's symbolic syntax (e.g. u+rwX,g+rX)");
   app.add_option("--exclude", o.excludes,
-                 "Skip entries matching GLOB (relative to PATH; with no '/', any name; repeatable)");
+                 "Skip entries matching GLOB (relative to PATH; with no '/', any name; repeatable)")
+      ->allow_extra_args(false);
   app.add_flag("-n,--dry-run", o.dry_run, "Print the changes as a diff, sorted by path; change nothing");
   app.add_flag("--check", o.check, "A dry run that exits 1 when anything would change");
   app.add_flag("--json", o.json, "Print the plan and summary as JSON Lines");

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 
 #include <cerrno>
 
@@ -66,6 +67,37 @@ int open_beneath(int dirfd, const std::string& rel, int flags) {
     cur.reset(next);
     start = slash + 1;
   }
+}
+
+namespace {
+std::string fd_path(int dirfd, const std::string& name) {
+  std::string p = "/proc/self/fd/" + std::to_string(dirfd);
+  if (!name.empty()) p += "/" + name;
+  return p;
+}
+}  // namespace
+
+int get_xattr_at(int dirfd, const std::string& name, const char* attr, std::string& out) {
+  auto path = fd_path(dirfd, name);
+  char buf[512];
+  ssize_t n = ::lgetxattr(path.c_str(), attr, buf, sizeof buf);
+  if (n < 0 && errno == ERANGE) {
+    n = ::lgetxattr(path.c_str(), attr, nullptr, 0);
+    if (n < 0) return -errno;
+    out.resize(size_t(n));
+    n = ::lgetxattr(path.c_str(), attr, out.data(), out.size());
+    if (n < 0) return -errno;
+    out.resize(size_t(n));
+    return 0;
+  }
+  if (n < 0) return errno == ENOTSUP ? -ENODATA : -errno;
+  out.assign(buf, size_t(n));
+  return 0;
+}
+
+int set_xattr_at(int dirfd, const std::string& name, const char* attr, const std::string& value) {
+  auto path = fd_path(dirfd, name);
+  return ::lsetxattr(path.c_str(), attr, value.data(), value.size(), 0) == 0 ? 0 : -errno;
 }
 
 void raise_fd_limit() {

@@ -154,6 +154,11 @@ std::string encode_record(const JournalRecord& r) {
   put_varint(p, r.uid_after);
   put_varint(p, r.gid_after);
   put_string(p, r.path);
+  put_varint(p, r.caps_before.empty() ? 0 : 1);
+  if (!r.caps_before.empty()) {
+    put_string(p, kCapabilityXattr);
+    put_string(p, r.caps_before);
+  }
   return p;
 }
 
@@ -178,6 +183,7 @@ JournalRecord record_of(const std::string& path, const Change& c) {
   r.mode_after = c.mode;
   r.uid_after = c.uid;
   r.gid_after = c.gid;
+  r.caps_before = c.caps;
   return r;
 }
 
@@ -364,6 +370,10 @@ Result<Journal> read_journal(const std::string& path) {
       rec.uid_after = r.u32();
       rec.gid_after = r.u32();
       rec.path = r.string();
+      for (uint64_t n = r.varint(), i = 0; i < n && i < 16; ++i) {
+        std::string name = r.string(), value = r.string();
+        if (name == kCapabilityXattr) rec.caps_before = std::move(value);
+      }
       if (r.ok() && !safe_relative(rec.path))
         return bad(off, "a record names a path outside the volume (absolute or with ..)");
       j.records.push_back(std::move(rec));

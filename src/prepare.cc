@@ -113,6 +113,14 @@ class Run {
         ++ts.summary.unchanged;
         continue;
       }
+      if (S_ISREG(e.st.mode) && change->changes_owner()) {
+        // One lookup per changed regular file: file capabilities do not survive a chown.
+        int rc = get_xattr_at(dir.fd, e.name, kCapabilityXattr, change->caps);
+        if (rc < 0 && rc != -ENODATA) {
+          run_error(ts, join_path(dir.path, e.name), -rc, "cannot read its file capabilities; left alone");
+          continue;
+        }
+      }
       if (!S_ISDIR(e.st.mode) && e.st.nlink > 1) {
         defer_link(join_path(dir.path, e.name), std::move(*change));
         continue;
@@ -215,6 +223,11 @@ class Run {
     std::sort(r.notes.begin(), r.notes.end());
     std::sort(r.errors.begin(), r.errors.end());
     return r;
+  }
+
+  void run_error(ThreadState& ts, const std::string& path, int err, const char* what) {
+    ++ts.summary.failed;
+    ts.errors.push_back({path, std::string(what) + ": " + std::strerror(err)});
   }
 
   void error(const std::string& path, int err, const char* what) {

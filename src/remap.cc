@@ -368,6 +368,12 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
                         "configuration file: userns-remap: (from flag: " + *flag +
                         ", from file: " + *json.userns_remap + ")");
 
+  if (flags.data_root && json.data_root)
+    return config_error("unable to configure the Docker daemon with file " + json.origin +
+                        ": the following directives are specified both as a flag and in the "
+                        "configuration file: data-root: (from flag: " + *flags.data_root +
+                        ", from file: " + *json.data_root + ")");
+
   Mapping m;
   std::string value = flag.value_or(json.userns_remap.value_or(""));
   std::string value_origin =

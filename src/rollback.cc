@@ -156,7 +156,12 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
         ++ts.r.already;
         continue;
       }
-      if (!same(rec.uid_after, rec.gid_after, rec.mode_after)) {
+      // A run killed between its chown and putting back setuid/setgid bits leaves the owner
+      // changed and those bits cleared: that is still the run's doing.
+      bool interrupted = now.uid == rec.uid_after && now.gid == rec.gid_after &&
+                         (rec.mode_after & (S_ISUID | S_ISGID)) &&
+                         (now.mode & 07777) == (rec.mode_after & 07777 & ~uint32_t(S_ISUID | S_ISGID));
+      if (!same(rec.uid_after, rec.gid_after, rec.mode_after) && !interrupted) {
         ts.r.notes.push_back({rec.path, "changed since the run: now " +
                                             ids_text(now.uid, now.gid, now.mode, link) + ", the run left " +
                                             ids_text(rec.uid_after, rec.gid_after, rec.mode_after, link) +
@@ -172,6 +177,7 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
       c.uid = rec.uid_before;
       c.gid = rec.gid_before;
       c.mode = rec.mode_before & 07777;
+      c.caps = rec.caps_before;
       if (config.dry_run) {
         ++ts.r.restored;
         std::lock_guard lock(planned_mu);

@@ -76,4 +76,12 @@ namespace volprep {
 // the kernel has it, else component by component with O_NOFOLLOW. Returns the fd or -errno.
 int open_beneath(int dirfd, const std::string& rel, int flags);
 
+// Extended attributes of the entry `name` in `dirfd` without following a symlink: through
+// /proc/self/fd/DIRFD/NAME with l*xattr, so only our own descriptor is resolved. An empty
+// name means dirfd itself. get: 0 with `out` set, -ENODATA when absent, or -errno.
+int get_xattr_at(int dirfd, const std::string& name, const char* attr, std::string& out);
+int set_xattr_at(int dirfd, const std::string& name, const char* attr, const std::string& value);
+
+inline constexpr const char* kCapabilityXattr = "security.capability";
+
 }  // namespace volprep

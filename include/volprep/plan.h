@@ -20,6 +20,9 @@ struct Change {
   EntryStat before;
   uint32_t uid = 0, gid = 0;
   uint32_t mode = 0;      // permission bits (07777) after the change
+  // security.capability (raw), which the kernel removes on chown: read when the change is
+  // planned, journaled with it, and put back after the chown. Empty: the file has none.
+  std::string caps;
   int err = 0;            // set by the applier: 0, or the errno of the failed step
   const char* failed_step = nullptr;
 
