@@ -1,0 +1,173 @@
+#include "volprep/journal.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+using namespace volprep;
+namespace fs = std::filesystem;
+
+namespace {
+
+class JournalFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/volprep-journal.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  JournalHeader header() {
+    JournalHeader h;
+    h.volprep_version = "test";
+    h.volume = "/srv/vol";
+    h.dev_major = 254;
+    h.ino = 42;
+    h.uid_map = h.gid_map = "0 500000 65536\n";
+    h.command_line = "volprep /srv/vol --as 1000";
+    h.start_ns = 1700000000123456789;
+    return h;
+  }
+  JournalRecord record(const std::string& path, uint64_t ino) {
+    JournalRecord r;
+    r.path = path;
+    r.dev_major = 254;
+    r.ino = ino;
+    r.mode_before = S_IFREG | 04755;
+    r.uid_before = r.gid_before = 1000;
+    r.mode_after = 04755;
+    r.uid_after = r.gid_after = 501000;
+    return r;
+  }
+  // A journal with three records and an end record; returns its path.
+  std::string write(std::vector<std::string> paths = {"a", "dir/b", "dir/c\nnewline"}) {
+    auto w = JournalWriter::create("", dir_ + "/j.vpj", header());
+    EXPECT_TRUE(w.ok());
+    std::string batch;
+    uint64_t ino = 100;
+    for (auto& p : paths) batch += frame('C', encode_record(record(p, ino++)));
+    EXPECT_TRUE((*w)->append(batch).ok());
+    EXPECT_TRUE((*w)->finish({3, 3, 0, 0}).ok());
+    return (*w)->path();
+  }
+  std::string slurp(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  void put(const std::string& p, const std::string& data) {
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << data;
+  }
+  std::string dir_;
+};
+
+}  // namespace
+
+TEST(Crc32c, KnownValue) { EXPECT_EQ(crc32c("123456789", 9), 0xe3069283u); }
+
+TEST_F(JournalFile, RoundTrip) {
+  auto j = read_journal(write());
+  ASSERT_TRUE(j.ok()) << j.error().message;
+  EXPECT_EQ(j->header.volume, "/srv/vol");
+  EXPECT_EQ(j->header.ino, 42u);
+  EXPECT_EQ(j->header.start_ns, 1700000000123456789);
+  ASSERT_EQ(j->records.size(), 3u);
+  EXPECT_EQ(j->records[2].path, "dir/c\nnewline");
+  EXPECT_EQ(j->records[0].mode_before, uint32_t(S_IFREG | 04755));
+  EXPECT_EQ(j->records[1].uid_after, 501000u);
+  ASSERT_TRUE(j->end.has_value());
+  EXPECT_FALSE(j->torn_at.has_value());
+}
+
+TEST_F(JournalFile, RecordsAreCompact) {
+  auto r = record("jenkins_home/secrets/key", 123456789);
+  r.dev_minor = 1;
+  EXPECT_LE(frame('C', encode_record(r)).size(), 100 + r.path.size());
+}
+
+TEST_F(JournalFile, CapabilitiesRoundTrip) {
+  auto w = JournalWriter::create("", dir_ + "/caps.vpj", header());
+  ASSERT_TRUE(w.ok());
+  auto r = record("ping", 7);
+  r.caps_before = std::string("\x01\x00\x00\x02\x00\x20\x00\x00", 8);
+  ASSERT_TRUE((*w)->append(frame('C', encode_record(r))).ok());
+  auto j = read_journal((*w)->path());
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(j->records[0].caps_before, r.caps_before);
+  EXPECT_FALSE(j->end.has_value());  // interrupted: no end record
+}
+
+TEST_F(JournalFile, TornTailIsAcceptedAndReported) {
+  auto path = write();
+  auto data = slurp(path);
+  put(path, data.substr(0, data.size() - 7));  // the end record cut short
+  auto j = read_journal(path);
+  ASSERT_TRUE(j.ok()) << j.error().message;
+  EXPECT_EQ(j->records.size(), 3u);
+  EXPECT_TRUE(j->torn_at.has_value());
+  EXPECT_FALSE(j->end.has_value());
+  // Zeros after the last record (a crash after the file grew) are a torn tail too.
+  put(path, data + std::string(4096, '\0'));
+  auto z = read_journal(path);
+  ASSERT_TRUE(z.ok()) << z.error().message;
+  EXPECT_TRUE(z->torn_at.has_value());
+}
+
+TEST_F(JournalFile, DamageInTheMiddleIsRefusedNamingTheOffset) {
+  auto path = write();
+  auto data = slurp(path);
+  size_t at = data.size() / 2;
+  data[at] ^= 0x40;
+  put(path, data);
+  auto j = read_journal(path);
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.error().code, kExitConfig);
+  EXPECT_NE(j.error().message.find("damaged at offset"), std::string::npos) << j.error().message;
+}
+
+TEST_F(JournalFile, PathsOutsideTheVolumeAreRefused) {
+  for (std::string bad : {"../etc/shadow", "/etc/shadow", "a/../../x", "a//b", "./a"}) {
+    auto j = read_journal(write({"ok", bad}));
+    ASSERT_FALSE(j.ok()) << bad;
+    EXPECT_NE(j.error().message.find("outside the volume"), std::string::npos) << j.error().message;
+    fs::remove(dir_ + "/j.vpj");
+  }
+}
+
+TEST_F(JournalFile, UnknownVersionIsRefused) {
+  auto path = write();
+  auto data = slurp(path);
+  data[8] = 2;
+  put(path, data);
+  auto j = read_journal(path);
+  ASSERT_FALSE(j.ok());
+  EXPECT_NE(j.error().message.find("version 2"), std::string::npos) << j.error().message;
+}
+
+TEST_F(JournalFile, SymlinkToAJournalIsRefused) {
+  auto path = write();
+  fs::create_symlink(path, dir_ + "/link.vpj");
+  auto j = read_journal(dir_ + "/link.vpj");
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.error().code, kExitRefused);
+}
+
+TEST_F(JournalFile, CreateRefusesAnExistingFileAndMakesPrivateDirectories) {
+  write();
+  EXPECT_FALSE(JournalWriter::create("", dir_ + "/j.vpj", header()).ok());
+  auto w = JournalWriter::create(dir_ + "/deep/journals", "", header());
+  ASSERT_TRUE(w.ok()) << w.error().message;
+  EXPECT_EQ(fs::status(dir_ + "/deep/journals").permissions() & fs::perms::all, fs::perms::owner_all);
+  EXPECT_EQ(fs::status((*w)->path()).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  // A planted symlink in place of the directory is not followed.
+  fs::create_directories(dir_ + "/elsewhere");
+  fs::create_symlink(dir_ + "/elsewhere", dir_ + "/planted");
+  EXPECT_FALSE(JournalWriter::create(dir_ + "/planted", "", header()).ok());
+}
