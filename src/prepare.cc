@@ -40,23 +40,24 @@ struct ThreadState final : ChangeSink {
   Progress* progress = nullptr;
 
   void done(const std::string& dir_path, const Change& c) override {
+    const uint64_t entries = 1 + c.other_links;
     if (c.err == ENOENT) {
-      ++summary.vanished;
+      summary.vanished += entries;
     } else if (c.err) {
-      ++summary.failed;
+      summary.failed += entries;
       errors.push_back({join_path(dir_path, c.name), std::string(c.failed_step) + ": " + std::strerror(c.err)});
     } else {
-      ++summary.changed;
-      if (c.restores_set_id()) ++summary.set_id_kept;
-      if (progress) progress->changed.fetch_add(1, std::memory_order_relaxed);
+      summary.changed += entries;
+      if (c.restores_set_id()) summary.set_id_kept += entries;
+      if (progress) progress->changed.fetch_add(entries, std::memory_order_relaxed);
     }
   }
 };
 
 // A hardlinked file waits here until the walk has counted how many of its links it found.
 struct PendingLink {
-  uint32_t nlink = 0, found = 0;
-  std::string path;  // the first link found, relative to the root
+  uint32_t nlink = 0;
+  std::vector<std::string> paths;  // every link found, relative to the root
   Change change;
 };
 using LinkKey = std::pair<uint64_t, uint64_t>;  // (device, inode)
@@ -152,12 +153,9 @@ class Run {
   void defer_link(std::string path, Change change) {
     PendingLinks::accessor a;
     LinkKey key{uint64_t(change.before.dev_major) << 32 | change.before.dev_minor, change.before.ino};
-    if (links_.insert(a, key)) {
-      a->second.path = std::move(path);
-      a->second.change = std::move(change);
-    }
+    if (links_.insert(a, key)) a->second.change = std::move(change);
     a->second.nlink = std::max(a->second.nlink, a->second.change.before.nlink);
-    ++a->second.found;
+    a->second.paths.push_back(std::move(path));
   }
 
   // Hardlinked files whose every link was found inside the tree: reached again from the root
@@ -166,32 +164,39 @@ class Run {
     ThreadState& ts = local();
     std::vector<PendingLink*> pending;
     for (auto& [key, link] : links_) pending.push_back(&link);
-    std::sort(pending.begin(), pending.end(), [](auto* a, auto* b) { return a->path < b->path; });
+    for (PendingLink* link : pending) std::sort(link->paths.begin(), link->paths.end());
+    std::sort(pending.begin(), pending.end(), [](auto* a, auto* b) { return a->paths[0] < b->paths[0]; });
     for (PendingLink* link : pending) {
-      if (link->found < link->nlink) {
-        ++ts.summary.skipped[size_t(Skip::kLinkedFromOutside)];
-        ts.notes.push_back({link->path, "has " + std::to_string(link->nlink) + " links, " +
-                                            std::to_string(link->found) +
-                                            " inside the tree: left alone"});
+      const std::string& first = link->paths[0];
+      const uint64_t found = link->paths.size();
+      if (found < link->nlink) {
+        ts.summary.skipped[size_t(Skip::kLinkedFromOutside)] += found;
+        for (const auto& p : link->paths)
+          ts.notes.push_back({p, "has " + std::to_string(link->nlink) + " links, " +
+                                     std::to_string(found) + " inside the tree: left alone"});
         continue;
       }
-      // Each link was counted as scanned; the inode is one change.
-      auto slash = link->path.rfind('/');
-      std::string dir_path = slash == std::string::npos ? "" : link->path.substr(0, slash);
+      // One inode, changed once through its first link; every link is an entry of the plan.
+      auto slash = first.rfind('/');
+      std::string dir_path = slash == std::string::npos ? "" : first.substr(0, slash);
+      link->change.name = slash == std::string::npos ? first : first.substr(slash + 1);
       UniqueFd dir = open_below_root(dir_path);
       if (!dir.valid()) {
-        ++ts.summary.failed;
-        ts.errors.push_back({link->path, "cannot reach it again without following a symlink"});
+        ts.summary.failed += found;
+        ts.errors.push_back({first, "cannot reach it again without following a symlink"});
         continue;
       }
       EntryStat now;
       if (stat_at(dir.get(), link->change.name.c_str(), now) < 0 || !now.same_inode(link->change.before)) {
-        ++ts.summary.skipped[size_t(Skip::kReplaced)];
+        ts.summary.skipped[size_t(Skip::kReplaced)] += found;
         continue;
       }
+      link->change.other_links = uint32_t(found - 1);
       ts.batch.clear();
       ts.batch.push_back(link->change);
       if (!apply_batch(ts, dir.get(), dir_path)) return;
+      if (config_.dry_run)  // the plan lists every name of the inode
+        for (size_t i = 1; i < link->paths.size(); ++i) ts.recorded.push_back({link->paths[i], link->change});
     }
   }
 

@@ -39,6 +39,7 @@ namespace {
 struct DirNode {
   UniqueFd fd;
   std::string path;
+  EntryStat st;  // the directory itself: its mount and device are its entries' reference
 };
 
 struct WorkItem {
@@ -80,7 +81,6 @@ int list_dir(int fd, std::vector<std::string>& names) {
 bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& make_visitor) {
   tbb::enumerable_thread_specific<std::unique_ptr<WalkVisitor>> visitors(make_visitor);
   std::atomic<bool> quit{false};
-  const uint64_t root_mnt = root_st.mnt_id;
 
   // Lists one open directory, stats its entries, hands them to the visitor as one batch,
   // and returns the subdirectories to enter.
@@ -91,6 +91,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
       visitor.error(node->path, -rc, "cannot list directory");
       return;
     }
+    const EntryStat& here = node->st;
     std::vector<Entry> entries;
     entries.reserve(names.size());
     for (auto& name : names) {
@@ -106,14 +107,13 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
       bool is_dir = S_ISDIR(e.st.mode);
       if (options_.excluded && options_.excluded(join_path(node->path, e.name), is_dir)) {
         e.skip = SkipReason::kExcluded;
-      } else if (is_dir && (e.st.mount_root || (root_mnt && e.st.mnt_id != root_mnt) ||
-                            e.st.dev_major != root_st.dev_major ||
-                            e.st.dev_minor != root_st.dev_minor)) {
+      } else if (is_dir && (e.st.mount_root || (here.mnt_id && e.st.mnt_id != here.mnt_id) ||
+                            e.st.dev_major != here.dev_major || e.st.dev_minor != here.dev_minor)) {
         if (options_.cross_filesystems)
           e.descend = true;
         else
           e.skip = SkipReason::kMountPoint;
-      } else if (!is_dir && root_mnt && e.st.mnt_id != root_mnt) {
+      } else if (!is_dir && here.mnt_id && e.st.mnt_id != here.mnt_id) {
         e.skip = SkipReason::kMountPoint;  // a file bind-mounted over an entry
       } else {
         e.descend = is_dir;
@@ -132,6 +132,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
   // The root's own batch, then its listing.
   auto root = std::make_shared<DirNode>();
   root->fd.reset(::fcntl(root_fd, F_DUPFD_CLOEXEC, 3));
+  root->st = root_st;
   if (!root->fd.valid()) {
     visitors.local()->error("", errno, "cannot duplicate the root descriptor");
     return true;
@@ -173,6 +174,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
       visitor.error(node->path, rc < 0 ? -rc : ESTALE, "replaced during the walk; not entered");
       return;
     }
+    node->st = now;
     if (options_.cross_filesystems) {
       int64_t magic = fs_type(fd);
       if (is_pseudo_fs(magic)) {

@@ -23,6 +23,7 @@ struct Change {
   // security.capability (raw), which the kernel removes on chown: read when the change is
   // planned, journaled with it, and put back after the chown. Empty: the file has none.
   std::string caps;
+  uint32_t other_links = 0;  // a hardlinked file: its other names in the tree, one change
   int err = 0;            // set by the applier: 0, or the errno of the failed step
   const char* failed_step = nullptr;
 
