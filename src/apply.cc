@@ -126,17 +126,24 @@ int apply_change(int dirfd, Change& c) {
       return c.err;
     }
   }
-  if (!S_ISLNK(c.before.mode) && (c.changes_mode() || c.restores_set_id())) {
+  if (!S_ISLNK(c.before.mode) && ((c.changes_mode() && !c.mode_by_acl) || c.restores_set_id())) {
     if (int rc = chmod_entry(dirfd, c); rc < 0) {
       c.err = -rc;
       c.failed_step = "chmod";
       return c.err;
     }
   }
-  if (!c.caps.empty() && c.changes_owner()) {
-    if (int rc = set_xattr_at(dirfd, c.name, kCapabilityXattr, c.caps); rc < 0) {
+  // After the chown, which removes capabilities: set what must be there, remove what must not.
+  for (const XattrChange& x : c.xattrs) {
+    int rc = 0;
+    if (x.after && (x.after != x.before || c.changes_owner()))
+      rc = set_xattr_at(dirfd, c.name, x.name.c_str(), *x.after);
+    else if (!x.after && x.before)
+      rc = remove_xattr_at(dirfd, c.name, x.name.c_str());
+    if (rc < 0) {
       c.err = -rc;
-      c.failed_step = "restore file capabilities";
+      c.failed_step = x.name == kCapabilityXattr ? "restore file capabilities" : "set ACL";
+      return c.err;
     }
   }
   return c.err;

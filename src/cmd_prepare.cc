@@ -36,6 +36,10 @@ void setup_prepare(CLI::App& app, PrepareOptions& o) {
                "Enter mount points below PATH (never proc, sysfs and the like)");
   app.add_flag("--allow-system-path", o.allow_system_path, "Allow / and system trees as PATH");
   app.add_flag("--force", o.force, "Proceed although the remap configuration has errors");
+  app.add_flag("--acl", o.acl,
+               "Leave owners and modes alone; grant the container user a POSIX ACL entry "
+               "(u:HOSTUID:rwX, with --as UID:GID also g:HOSTGID:rwX; default entries on directories)");
+  app.add_option("--acl-perms", o.acl_perms, "What --acl grants: r, rX, rw or rwX")->capture_default_str();
   app.add_option("--journal", o.journal_file, "Write the rollback journal to FILE (one PATH only)");
   app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")
       ->capture_default_str();
@@ -123,6 +127,24 @@ int run_prepare(const PrepareOptions& options) {
   }
   config.target.uid = *host_uid;
   config.target.gid = *host_gid;
+  if (o.acl) {
+    if (o.chmod) {
+      spdlog::error("--acl leaves modes alone; it does not combine with --chmod");
+      return kExitUsage;
+    }
+    // The group entry only when the user named a group.
+    std::optional<uint32_t> gid;
+    if (o.as.find(':') != std::string::npos) gid = *host_gid;
+    auto grant = AclGrant::parse_perms(o.acl_perms, *host_uid, gid);
+    if (!grant) {
+      spdlog::error("{}", grant.error().message);
+      return grant.error().code;
+    }
+    config.target.acl = *grant;
+  } else if (o.acl_perms != "rwX") {
+    spdlog::error("--acl-perms goes with --acl");
+    return kExitUsage;
+  }
   if (o.chmod) {
     auto spec = ChmodSpec::parse(*o.chmod);
     if (!spec) {
@@ -156,6 +178,17 @@ int run_prepare(const PrepareOptions& options) {
     volumes.push_back(std::move(*v));
   }
 
+  // --acl on a filesystem without ACLs stops here, before any change.
+  if (config.target.acl)
+    for (const auto& v : volumes) {
+      std::string ignored;
+      if (get_xattr_at(v.fd.get(), v.file_name, kAclAccessXattr, ignored) == -EOPNOTSUPP) {
+        spdlog::error("{} is on a {} filesystem (mounted at {}), which has no POSIX ACLs; nothing "
+                      "changed. Use the ownership mode (volprep {} --as {}, without --acl) instead",
+                      v.given, fs_type_name(v.fs_magic), mount_point_of(v.st.mnt_id), v.given, o.as);
+        return kExitConfig;
+      }
+    }
   if (o.journal_file && volumes.size() > 1) {
     spdlog::error("--journal names one file; give one PATH (or use --journal-dir)");
     return kExitUsage;

@@ -9,6 +9,7 @@
 #include <sys/xattr.h>
 
 #include <cerrno>
+#include <cstdio>
 
 namespace volprep {
 
@@ -78,26 +79,56 @@ std::string fd_path(int dirfd, const std::string& name) {
 }  // namespace
 
 int get_xattr_at(int dirfd, const std::string& name, const char* attr, std::string& out) {
+  // The directory itself through its own descriptor; an entry through /proc/self/fd/DIRFD/NAME,
+  // where l*xattr does not follow NAME if it is a symlink.
   auto path = fd_path(dirfd, name);
+  auto get = [&](void* buf, size_t size) {
+    return name.empty() ? ::fgetxattr(dirfd, attr, buf, size) : ::lgetxattr(path.c_str(), attr, buf, size);
+  };
   char buf[512];
-  ssize_t n = ::lgetxattr(path.c_str(), attr, buf, sizeof buf);
+  ssize_t n = get(buf, sizeof buf);
   if (n < 0 && errno == ERANGE) {
-    n = ::lgetxattr(path.c_str(), attr, nullptr, 0);
+    n = get(nullptr, 0);
     if (n < 0) return -errno;
     out.resize(size_t(n));
-    n = ::lgetxattr(path.c_str(), attr, out.data(), out.size());
+    n = get(out.data(), out.size());
     if (n < 0) return -errno;
     out.resize(size_t(n));
     return 0;
   }
-  if (n < 0) return errno == ENOTSUP ? -ENODATA : -errno;
+  if (n < 0) return -errno;
   out.assign(buf, size_t(n));
   return 0;
 }
 
 int set_xattr_at(int dirfd, const std::string& name, const char* attr, const std::string& value) {
+  if (name.empty()) return ::fsetxattr(dirfd, attr, value.data(), value.size(), 0) == 0 ? 0 : -errno;
   auto path = fd_path(dirfd, name);
   return ::lsetxattr(path.c_str(), attr, value.data(), value.size(), 0) == 0 ? 0 : -errno;
+}
+
+int remove_xattr_at(int dirfd, const std::string& name, const char* attr) {
+  if (name.empty()) return ::fremovexattr(dirfd, attr) == 0 || errno == ENODATA ? 0 : -errno;
+  auto path = fd_path(dirfd, name);
+  return ::lremovexattr(path.c_str(), attr) == 0 || errno == ENODATA ? 0 : -errno;
+}
+
+std::string mount_point_of(uint64_t mnt_id) {
+  FILE* f = std::fopen("/proc/self/mountinfo", "re");
+  if (!f) return "?";
+  char line[4096];
+  std::string found = "?";
+  while (std::fgets(line, sizeof line, f)) {
+    unsigned long long id = 0;
+    char point[4096];
+    // "36 35 98:0 /mnt1 /mnt/parent ...": mount id, parent id, dev, root, mount point
+    if (std::sscanf(line, "%llu %*u %*s %*s %4095s", &id, point) == 2 && id == mnt_id) {
+      found = point;
+      break;
+    }
+  }
+  std::fclose(f);
+  return found;
 }
 
 void raise_fd_limit() {

@@ -154,10 +154,12 @@ std::string encode_record(const JournalRecord& r) {
   put_varint(p, r.uid_after);
   put_varint(p, r.gid_after);
   put_string(p, r.path);
-  put_varint(p, r.caps_before.empty() ? 0 : 1);
-  if (!r.caps_before.empty()) {
-    put_string(p, kCapabilityXattr);
-    put_string(p, r.caps_before);
+  put_varint(p, r.xattrs.size());
+  for (const auto& x : r.xattrs) {
+    put_string(p, x.name);
+    put_varint(p, (x.before ? 1 : 0) | (x.after ? 2 : 0));
+    if (x.before) put_string(p, *x.before);
+    if (x.after) put_string(p, *x.after);
   }
   return p;
 }
@@ -183,7 +185,7 @@ JournalRecord record_of(const std::string& path, const Change& c) {
   r.mode_after = c.mode;
   r.uid_after = c.uid;
   r.gid_after = c.gid;
-  r.caps_before = c.caps;
+  r.xattrs = c.xattrs;
   return r;
 }
 
@@ -371,8 +373,12 @@ Result<Journal> read_journal(const std::string& path) {
       rec.gid_after = r.u32();
       rec.path = r.string();
       for (uint64_t n = r.varint(), i = 0; i < n && i < 16; ++i) {
-        std::string name = r.string(), value = r.string();
-        if (name == kCapabilityXattr) rec.caps_before = std::move(value);
+        XattrChange x;
+        x.name = r.string();
+        uint64_t flags = r.varint();
+        if (flags & 1) x.before = r.string();
+        if (flags & 2) x.after = r.string();
+        rec.xattrs.push_back(std::move(x));
       }
       if (r.ok() && !safe_relative(rec.path))
         return bad(off, "a record names a path outside the volume (absolute or with ..)");

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   app.footer(kFooter);
   app.set_version_flag("--version", VOLPREP_VERSION);
   app.require_subcommand(1);
+  app.fallthrough();  // -v and -q anywhere on the line
   int verbose = 0;
   bool quiet = false;
   app.add_flag("-v,--verbose", verbose, "More log output (repeatable)");

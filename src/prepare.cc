@@ -109,15 +109,21 @@ class Run {
         ts.notes.push_back({join_path(dir.path, e.name), "device node: owner left alone"});
         continue;
       }
-      auto change = plan_entry(e, config_.target);
+      auto change = config_.target.acl ? plan_acl_entry(ts, dir, e) : plan_entry(e, config_.target);
+      if (acl_failed_) {
+        acl_failed_ = false;
+        continue;
+      }
       if (!change) {
         ++ts.summary.unchanged;
         continue;
       }
       if (S_ISREG(e.st.mode) && change->changes_owner()) {
         // One lookup per changed regular file: file capabilities do not survive a chown.
-        int rc = get_xattr_at(dir.fd, e.name, kCapabilityXattr, change->caps);
-        if (rc < 0 && rc != -ENODATA) {
+        std::string caps;
+        int rc = get_xattr_at(dir.fd, e.name, kCapabilityXattr, caps);
+        if (rc == 0) change->xattrs.push_back({kCapabilityXattr, caps, caps});
+        else if (rc != -ENODATA && rc != -EOPNOTSUPP) {
           run_error(ts, join_path(dir.path, e.name), -rc, "cannot read its file capabilities; left alone");
           continue;
         }
@@ -130,6 +136,40 @@ class Run {
     }
     if (progress_) progress_->scanned.fetch_add(entries.size(), std::memory_order_relaxed);
     return apply_batch(ts, dir.fd, dir.path);
+  }
+
+  // --acl: the entry's ACLs now, and the ACLs that grant the container user access.
+  std::optional<Change> plan_acl_entry(ThreadState& ts, const DirView& dir, const Entry& e) {
+    if (S_ISLNK(e.st.mode)) {
+      ++ts.summary.skipped[size_t(Skip::kSymlink)];
+      acl_failed_ = true;  // not an entry of the plan either way
+      return std::nullopt;
+    }
+    std::optional<std::string> access, dflt;
+    for (auto [attr, out] : {std::pair{kAclAccessXattr, &access}, std::pair{kAclDefaultXattr, &dflt}}) {
+      if (out == &dflt && !S_ISDIR(e.st.mode)) break;
+      std::string v;
+      int rc = get_xattr_at(dir.fd, e.name, attr, v);
+      if (rc == 0) {
+        *out = std::move(v);
+      } else if (rc != -ENODATA) {
+        run_error(ts, join_path(dir.path, e.name), -rc, "cannot read its ACL");
+        acl_failed_ = true;
+        return std::nullopt;
+      }
+    }
+    auto plan = plan_acl(e.st.mode, access, dflt, *config_.target.acl);
+    if (!plan) return std::nullopt;
+    Change c;
+    c.name = e.name;
+    c.before = e.st;
+    c.uid = e.st.uid;
+    c.gid = e.st.gid;
+    c.mode = plan->mode_after;
+    c.mode_by_acl = true;
+    if (plan->access_after) c.xattrs.push_back({kAclAccessXattr, access, plan->access_after});
+    if (plan->default_after) c.xattrs.push_back({kAclDefaultXattr, dflt, plan->default_after});
+    return c;
   }
 
   bool apply_batch(ThreadState& ts, int dirfd, const std::string& dir_path) {
@@ -261,7 +301,10 @@ class Run {
   PendingLinks links_;
   std::mutex stop_mu_;
   std::string stopped_;
+  static thread_local bool acl_failed_;
 };
+
+thread_local bool Run::acl_failed_ = false;
 
 class Visitor final : public WalkVisitor {
  public:

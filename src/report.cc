@@ -15,6 +15,7 @@ const char* skip_name(Skip s) {
     case Skip::kReplaced: return "replaced during the walk";
     case Skip::kLinkedFromOutside: return "hardlinked from outside";
     case Skip::kDevice: return "device node";
+    case Skip::kSymlink: return "symlink";
     case Skip::kCount: break;
   }
   return "?";
@@ -96,6 +97,21 @@ const char* type_name(uint32_t mode) {
 
 }  // namespace
 
+std::vector<std::string> acl_changes(const Change& c) {
+  std::vector<std::string> out;
+  for (const auto& x : c.xattrs) {
+    bool is_default = x.name == kAclDefaultXattr;
+    if (x.before == x.after || (!is_default && x.name != kAclAccessXattr)) continue;
+    std::optional<Acl> before = x.before ? Acl::parse(*x.before) : std::nullopt;
+    std::optional<Acl> after = x.after ? Acl::parse(*x.after) : std::nullopt;
+    Acl b = before ? *before : is_default ? Acl{} : Acl::from_mode(c.before.mode);
+    Acl a = after ? *after : is_default ? Acl{} : Acl::from_mode(c.mode);
+    auto d = acl_diff(b, a, is_default ? "d:" : "");
+    out.insert(out.end(), d.begin(), d.end());
+  }
+  return out;
+}
+
 std::string format_change(std::string_view display, const Change& c) {
   std::string line(display);
   line += "  owner ";
@@ -108,6 +124,8 @@ std::string format_change(std::string_view display, const Change& c) {
     if (c.changes_mode()) line += " -> " + octal(c.mode);
     if (c.restores_set_id()) line += " (setuid/setgid kept)";
   }
+  auto acl = acl_changes(c);
+  for (size_t i = 0; i < acl.size(); ++i) line += (i ? " " : "  acl ") + acl[i];
   return line;
 }
 
@@ -118,7 +136,8 @@ std::string format_change_json(std::string_view display, const Change& c) {
   j["owner"] = {{"before", ids(c.before.uid, c.before.gid)}, {"after", ids(c.uid, c.gid)}};
   if (!S_ISLNK(c.before.mode))
     j["mode"] = {{"before", octal(c.before.mode)}, {"after", octal(c.mode)}};
-  return j.dump();
+  if (auto acl = acl_changes(c); !acl.empty()) j["acl"] = acl;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string format_summary(const Summary& s, bool dry_run) {

@@ -149,19 +149,38 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
         continue;
       }
       const bool link = S_ISLNK(now.mode);
-      auto same = [&](uint32_t u, uint32_t g, uint32_t m) {
-        return now.uid == u && now.gid == g && (link || (now.mode & 07777) == (m & 07777));
+      // The ACLs the run set are part of the state compared (capabilities it only kept are not).
+      std::vector<std::optional<std::string>> xnow;
+      for (const auto& x : rec.xattrs) {
+        if (x.before == x.after) {
+          xnow.emplace_back();
+          continue;
+        }
+        std::string v;
+        int rc = get_xattr_at(ts.cached_fd.get(), name, x.name.c_str(), v);
+        xnow.push_back(rc == 0 ? std::optional<std::string>(v) : std::nullopt);
+      }
+      auto xattrs_are = [&](bool after) {
+        for (size_t k = 0; k < rec.xattrs.size(); ++k) {
+          const auto& x = rec.xattrs[k];
+          if (x.before != x.after && xnow[k] != (after ? x.after : x.before)) return false;
+        }
+        return true;
       };
-      if (same(rec.uid_before, rec.gid_before, rec.mode_before)) {
+      auto same = [&](uint32_t u, uint32_t g, uint32_t m, bool after) {
+        return now.uid == u && now.gid == g && (link || (now.mode & 07777) == (m & 07777)) &&
+               xattrs_are(after);
+      };
+      if (same(rec.uid_before, rec.gid_before, rec.mode_before, false)) {
         ++ts.r.already;
         continue;
       }
       // A run killed between its chown and putting back setuid/setgid bits leaves the owner
       // changed and those bits cleared: that is still the run's doing.
-      bool interrupted = now.uid == rec.uid_after && now.gid == rec.gid_after &&
+      bool interrupted = now.uid == rec.uid_after && now.gid == rec.gid_after && xattrs_are(true) &&
                          (rec.mode_after & (S_ISUID | S_ISGID)) &&
                          (now.mode & 07777) == (rec.mode_after & 07777 & ~uint32_t(S_ISUID | S_ISGID));
-      if (!same(rec.uid_after, rec.gid_after, rec.mode_after) && !interrupted) {
+      if (!same(rec.uid_after, rec.gid_after, rec.mode_after, true) && !interrupted) {
         ts.r.notes.push_back({rec.path, "changed since the run: now " +
                                             ids_text(now.uid, now.gid, now.mode, link) + ", the run left " +
                                             ids_text(rec.uid_after, rec.gid_after, rec.mode_after, link) +
@@ -177,7 +196,7 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
       c.uid = rec.uid_before;
       c.gid = rec.gid_before;
       c.mode = rec.mode_before & 07777;
-      c.caps = rec.caps_before;
+      for (const auto& x : rec.xattrs) c.xattrs.push_back({x.name, x.after, x.before});
       if (config.dry_run) {
         ++ts.r.restored;
         std::lock_guard lock(planned_mu);

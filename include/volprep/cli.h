@@ -62,6 +62,8 @@ struct PrepareOptions {
   std::optional<std::string> journal_file;  // --journal
   std::string journal_dir = default_journal_dir();
   bool no_journal = false;
+  bool acl = false;                     // grant by ACL, leave owners alone
+  std::string acl_perms = "rwX";
   std::string command_line;             // recorded in the journal
 };
 

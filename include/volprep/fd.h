@@ -81,7 +81,11 @@ int open_beneath(int dirfd, const std::string& rel, int flags);
 // name means dirfd itself. get: 0 with `out` set, -ENODATA when absent, or -errno.
 int get_xattr_at(int dirfd, const std::string& name, const char* attr, std::string& out);
 int set_xattr_at(int dirfd, const std::string& name, const char* attr, const std::string& value);
+int remove_xattr_at(int dirfd, const std::string& name, const char* attr);
 
 inline constexpr const char* kCapabilityXattr = "security.capability";
+
+// Where the mount with this id is mounted (from /proc/self/mountinfo), or "?".
+std::string mount_point_of(uint64_t mnt_id);
 
 }  // namespace volprep

@@ -5,8 +5,8 @@
 //   u32 length of (kind + payload) | u8 kind | payload | u32 crc32c(kind + payload)
 // Kinds: 'H' header (first), 'C' one changed entry, 'E' end of a finished run.
 // 'C': dev major, dev minor, inode, mode before (with type), uid, gid before, mode, uid, gid
-// after, path, then xattrs: a count and (name, value) pairs of the state before
-// (security.capability, where the file had one).
+// after, path, then xattrs: a count, and for each its name, a flags varint (1: a value before,
+// 2: a value after) and those values (security.capability kept across chown; ACLs set).
 // Numbers in payloads are LEB128 varints; strings are a varint length and raw bytes.
 #pragma once
 
@@ -52,7 +52,7 @@ struct JournalRecord {
   uint32_t uid_before = 0, gid_before = 0;
   uint32_t mode_after = 0;   // permission bits
   uint32_t uid_after = 0, gid_after = 0;
-  std::string caps_before;  // raw security.capability; empty: none
+  std::vector<XattrChange> xattrs;  // capabilities kept, ACLs set: raw, before and after
 };
 
 struct JournalEnd {

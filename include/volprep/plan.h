@@ -4,7 +4,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "volprep/acl.h"
 #include "volprep/chmod_spec.h"
 #include "volprep/walk.h"
 
@@ -13,6 +15,13 @@ namespace volprep {
 struct Target {
   uint32_t uid = 0, gid = 0;          // host ids
   std::optional<ChmodSpec> chmod;     // --chmod, never applied to symlinks
+  std::optional<AclGrant> acl;        // --acl: owners and modes stay, an ACL grants access
+};
+
+struct XattrChange {
+  std::string name;
+  std::optional<std::string> before, after;  // raw values; nullopt: absent
+  bool operator==(const XattrChange&) const = default;
 };
 
 struct Change {
@@ -20,15 +29,21 @@ struct Change {
   EntryStat before;
   uint32_t uid = 0, gid = 0;
   uint32_t mode = 0;      // permission bits (07777) after the change
-  // security.capability (raw), which the kernel removes on chown: read when the change is
-  // planned, journaled with it, and put back after the chown. Empty: the file has none.
-  std::string caps;
+  // Extended attributes the change sets or keeps: file capabilities (which the kernel removes
+  // on chown: read when the change is planned, journaled, put back after the chown) and ACLs.
+  std::vector<XattrChange> xattrs;
+  bool mode_by_acl = false;  // the new access ACL sets the mode's group bits; no chmod
   uint32_t other_links = 0;  // a hardlinked file: its other names in the tree, one change
   int err = 0;            // set by the applier: 0, or the errno of the failed step
   const char* failed_step = nullptr;
 
   bool changes_owner() const { return before.uid != uid || before.gid != gid; }
   bool changes_mode() const { return (before.mode & 07777) != mode; }
+  bool changes_xattrs() const {
+    for (const auto& x : xattrs)
+      if (x.before != x.after) return true;
+    return false;
+  }
   // The kernel clears setuid and setgid when a non-directory changes owner; volprep puts
   // them back, so the permission bits end as planned.
   bool restores_set_id() const {

@@ -19,6 +19,7 @@ enum class Skip : uint8_t {
   kReplaced,
   kLinkedFromOutside,  // a hardlink whose other links are outside the tree
   kDevice,             // device nodes keep their owner: a container must not own a device
+  kSymlink,            // --acl: symlinks have no ACLs
   kCount
 };
 const char* skip_name(Skip s);
@@ -41,6 +42,8 @@ std::string escape_path(std::string_view raw);
 
 // "jenkins_home/secrets/key  owner 1000:1000 -> 501000:501000  mode 0600"
 std::string format_change(std::string_view display_path, const Change& c);
+// The ACL entries a change adds or alters: "+u:501000:rwx", "mask::r-- -> rw-", "+d:u:...".
+std::vector<std::string> acl_changes(const Change& c);
 // The same as one JSON object (no newline).
 std::string format_change_json(std::string_view display_path, const Change& c);
 

@@ -3,7 +3,7 @@
 #   VOLPREP_SRC   the source tree (ctest sets it)
 # Every scenario runs as root, makes its fixtures under $T (removed on exit), and leaves the
 # host's /etc and everything outside $T as it found it.
-set -euo pipefail
+set -Eeuo pipefail
 VOLPREP=${VOLPREP:-$(dirname "${BASH_SOURCE[0]}")/../../build/volprep}
 VOLPREP_SRC=${VOLPREP_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 T=$(mktemp -d /tmp/volprep-e2e.XXXXXX)
@@ -14,7 +14,9 @@ on_exit() { _cleanup_hooks+=("$1"); }
 _cleanup() {
   local rc=$? h
   for ((i=${#_cleanup_hooks[@]}-1; i>=0; i--)); do eval "${_cleanup_hooks[i]}" || true; done
-  umount -R "$T" 2>/dev/null || true
+  # Mounts a scenario left under $T, deepest first.
+  awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$T" 2>/dev/null || { chattr -R -i "$T" 2>/dev/null; chmod -R u+rwx "$T" 2>/dev/null; rm -rf "$T"; }
   exit $rc
 }

@@ -95,11 +95,12 @@ TEST_F(JournalFile, CapabilitiesRoundTrip) {
   auto w = JournalWriter::create("", dir_ + "/caps.vpj", header());
   ASSERT_TRUE(w.ok());
   auto r = record("ping", 7);
-  r.caps_before = std::string("\x01\x00\x00\x02\x00\x20\x00\x00", 8);
+  std::string caps("\x01\x00\x00\x02\x00\x20\x00\x00", 8);
+  r.xattrs = {{kCapabilityXattr, caps, caps}, {"system.posix_acl_access", std::nullopt, "acl"}};
   ASSERT_TRUE((*w)->append(frame('C', encode_record(r))).ok());
   auto j = read_journal((*w)->path());
   ASSERT_TRUE(j.ok());
-  EXPECT_EQ(j->records[0].caps_before, r.caps_before);
+  EXPECT_EQ(j->records[0].xattrs, r.xattrs);
   EXPECT_FALSE(j->end.has_value());  // interrupted: no end record
 }
 
