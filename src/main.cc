@@ -55,6 +55,11 @@ int main(int argc, char** argv) {
   prepare->footer(kFooter);
   setup_prepare(*prepare, prepare_options);
 
+  CheckOptions check_options;
+  auto* check = app.add_subcommand("check", "Would a container user get the access it needs?");
+  check->footer(kFooter);
+  setup_check(*check, check_options);
+
   RollbackOptions rollback_options;
   auto* rollback = app.add_subcommand("rollback", "Undo a run from its journal");
   rollback->footer(kFooter);
@@ -106,6 +111,7 @@ int main(int argc, char** argv) {
     rollback_options.command_line = command_line;
     return run_rollback(rollback_options);
   }
+  if (check->parsed()) return run_check(check_options);
   if (journal_list->parsed()) return run_journal_list(journal_options);
   if (journal_show->parsed()) return run_journal_show(journal_options);
   return kExitUsage;

@@ -332,7 +332,7 @@ PrepareResult prepare_volume(const VolumeRoot& volume, const PrepareConfig& conf
     one[0].name = volume.file_name;
     one[0].st = volume.st;
     std::string empty;
-    run.visit({volume.fd.get(), empty}, one);
+    run.visit({volume.fd.get(), empty, 0}, one);
   } else {
     WalkOptions options;
     options.cross_filesystems = config.cross_filesystems;

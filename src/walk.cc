@@ -40,12 +40,14 @@ struct DirNode {
   UniqueFd fd;
   std::string path;
   EntryStat st;  // the directory itself: its mount and device are its entries' reference
+  uint32_t mark = 0;
 };
 
 struct WorkItem {
   std::shared_ptr<DirNode> parent;
   std::string name;
   EntryStat st;
+  uint32_t mark = 0;
 };
 
 struct linux_dirent64 {
@@ -120,13 +122,13 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
       }
       entries.push_back(std::move(e));
     }
-    if (visitor.visit({node->fd.get(), node->path}, entries) == Visit::kQuit) {
+    if (visitor.visit({node->fd.get(), node->path, node->mark}, entries) == Visit::kQuit) {
       quit = true;
       return;
     }
     for (auto& e : entries)
       if (e.descend && e.skip == SkipReason::kNone)
-        out.push_back({node, std::move(e.name), e.st});
+        out.push_back({node, std::move(e.name), e.st, e.mark});
   };
 
   // The root's own batch, then its listing.
@@ -140,7 +142,8 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
   {
     std::vector<Entry> self(1);
     self[0].st = root_st;
-    if (visitors.local()->visit({root->fd.get(), root->path}, self) == Visit::kQuit) return false;
+    if (visitors.local()->visit({root->fd.get(), root->path, 0}, self) == Visit::kQuit) return false;
+    root->mark = self[0].mark;
   }
   std::vector<WorkItem> first;
   process(root, *visitors.local(), first);
@@ -168,6 +171,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     auto node = std::make_shared<DirNode>();
     node->fd.reset(fd);
     node->path = std::move(path);
+    node->mark = item.mark;
     item.parent.reset();
     EntryStat now;
     if (int rc = stat_at(fd, "", now); rc < 0 || !now.same_inode(item.st)) {

@@ -99,3 +99,21 @@ int run_journal_list(const JournalOptions& options);
 int run_journal_show(const JournalOptions& options);
 
 }  // namespace volprep
+
+namespace volprep {
+
+struct CheckOptions {
+  SourceOptions source;
+  std::vector<std::string> paths;
+  std::string as;
+  std::vector<std::string> groups;  // supplementary container gids
+  std::string need = "rw";
+  bool json = false;
+  bool all = false;
+  bool allow_system_path = false;
+  unsigned threads = 0;
+};
+void setup_check(CLI::App& app, CheckOptions& options);
+int run_check(const CheckOptions& options);
+
+}  // namespace volprep

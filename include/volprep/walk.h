@@ -32,11 +32,13 @@ struct Entry {
   EntryStat st;
   SkipReason skip = SkipReason::kNone;
   bool descend = false;  // a directory the walk will enter after the batch; the visitor may clear it
+  uint32_t mark = 0;     // set by the visitor on a directory; handed back with its own batch
 };
 
 struct DirView {
   int fd;                   // the open directory the batch's names are relative to
   const std::string& path;  // relative to the walk root, "" for the root; for messages only
+  uint32_t mark = 0;        // what the visitor set on this directory's entry in its parent
 };
 
 // One per thread; the walker never calls one visitor from two threads.

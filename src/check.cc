@@ -1,0 +1,131 @@
+#include "volprep/check.h"
+
+#include <cerrno>
+#include <cstring>
+#include <tbb/concurrent_vector.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_sort.h>
+
+namespace volprep {
+namespace {
+
+// The walk's mark on a directory: 1, the user can reach what is inside it; k >= 2, it cannot,
+// and blockers[k - 2] is the topmost directory on the way that it cannot enter.
+constexpr uint32_t kReachable = 1;
+using Blockers = tbb::concurrent_vector<std::string>;
+
+struct ThreadState {
+  CheckResult r;
+};
+
+class CheckVisitor final : public WalkVisitor {
+ public:
+  CheckVisitor(const CheckConfig& c, ThreadState& ts, Blockers& b) : config_(c), ts_(ts), blockers_(b) {}
+
+  Visit visit(const DirView& dir, std::span<Entry> entries) override {
+    // The root batch holds the root itself, reachable by definition (the bind mount).
+    const bool root_batch = entries.size() == 1 && entries[0].name.empty();
+    const bool reachable = root_batch || (dir.mark & kReachable);
+    for (Entry& e : entries) {
+      if (e.skip != SkipReason::kNone) continue;
+      std::string rel = join_path(dir.path, e.name);
+      if (S_ISLNK(e.st.mode)) {
+        ++ts_.r.symlinks;
+        continue;
+      }
+      ++ts_.r.checked;
+      CheckedEntry c;
+      c.uid = e.st.uid;
+      c.gid = e.st.gid;
+      c.mode = e.st.mode;
+      std::optional<Acl> acl;
+      std::string raw;
+      if (int rc = get_xattr_at(dir.fd, e.name, kAclAccessXattr, raw); rc == 0) {
+        acl = Acl::parse(raw);
+        c.has_acl = acl.has_value();
+      } else if (rc != -ENODATA && rc != -EOPNOTSUPP) {
+        ts_.r.errors.push_back({rel, std::string("cannot read its ACL: ") + std::strerror(-rc)});
+      }
+      AccessRequest who = config_.who;
+      who.dac_override = config_.container_uid == 0 && config_.uid_map && config_.gid_map &&
+                         config_.uid_map->to_container(e.st.uid) && config_.gid_map->to_container(e.st.gid);
+      AccessVerdict v = access_of(e.st.uid, e.st.gid, e.st.mode, acl, who);
+      for (uint16_t p : v.perms) c.granted |= p;
+      c.klass = v.klass;
+      const bool is_dir = S_ISDIR(e.st.mode);
+      uint16_t need = config_.need;
+      if (is_dir && (need & 6)) need |= 1;  // listing and changing a directory both need search
+      // Each bit on its own, as the kernel asks for them one request at a time.
+      for (uint16_t bit : {4, 2, 1})
+        if ((need & bit) && !v.allows(bit)) c.missing |= bit;
+      if (is_dir) {
+        if (!reachable) e.mark = dir.mark;
+        else if (v.allows(1)) e.mark = kReachable;
+        else e.mark = uint32_t(blockers_.push_back(rel.empty() ? "." : rel) - blockers_.begin()) + 2;
+      }
+      if (!reachable) {
+        c.blocked_by = blockers_[dir.mark - 2];
+        c.missing = need;
+      }
+      if (c.missing) ++ts_.r.denied;
+      if (c.missing || config_.all) {
+        c.path = std::move(rel);
+        ts_.r.entries.push_back(std::move(c));
+      }
+    }
+    return Visit::kContinue;
+  }
+  void vanished(const std::string&) override { ++ts_.r.vanished; }
+  void error(const std::string& path, int err, const char* what) override {
+    ts_.r.errors.push_back({path, std::string(what) + ": " + std::strerror(err)});
+  }
+
+ private:
+  const CheckConfig& config_;
+  ThreadState& ts_;
+  Blockers& blockers_;
+};
+
+}  // namespace
+
+CheckResult check_volume(const VolumeRoot& volume, const CheckConfig& config) {
+  tbb::enumerable_thread_specific<ThreadState> states;
+  Blockers blockers;
+  if (!volume.file_name.empty()) {
+    std::vector<Entry> one(1);
+    one[0].name = volume.file_name;
+    one[0].st = volume.st;
+    std::string empty;
+    CheckVisitor v(config, states.local(), blockers);
+    v.visit({volume.fd.get(), empty, kReachable}, one);
+  } else {
+    Walker walker({});
+    walker.walk(volume.fd.get(), volume.st,
+                [&] { return std::make_unique<CheckVisitor>(config, states.local(), blockers); });
+  }
+  CheckResult out;
+  for (auto& ts : states) {
+    out.checked += ts.r.checked;
+    out.denied += ts.r.denied;
+    out.symlinks += ts.r.symlinks;
+    out.vanished += ts.r.vanished;
+    std::move(ts.r.entries.begin(), ts.r.entries.end(), std::back_inserter(out.entries));
+    std::move(ts.r.errors.begin(), ts.r.errors.end(), std::back_inserter(out.errors));
+  }
+  tbb::parallel_sort(out.entries.begin(), out.entries.end(),
+                     [](auto& a, auto& b) { return a.path < b.path; });
+  std::sort(out.errors.begin(), out.errors.end());
+  return out;
+}
+
+std::string describe_denial(const CheckedEntry& e, const CheckConfig& config) {
+  char head[96];
+  std::snprintf(head, sizeof head, "mode %04o owner %u:%u", e.mode & 07777, e.uid, e.gid);
+  std::string s = head;
+  if (e.has_acl) s += " (ACL)";
+  s += "; container " + std::to_string(config.container_uid) + " -> host " +
+       std::to_string(config.who.uid) + " is \"" + e.klass + "\" (" + perm_text(e.granted) + ")";
+  return s;
+}
+
+}  // namespace volprep

@@ -1,0 +1,154 @@
+// `volprep check`: would the container user get the access it needs? The pipeline: resolve
+// the mapping, translate --as and --groups, open every PATH, check each tree, report.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <tbb/global_control.h>
+
+#include "volprep/check.h"
+#include "volprep/cli.h"
+
+namespace volprep {
+
+void setup_check(CLI::App& app, CheckOptions& o) {
+  app.add_option("path", o.paths, "Volume directories (or single files) to check")->required();
+  app.add_option("--as", o.as, "Container user UID[:GID] (GID defaults to UID)")->required();
+  app.add_option("--groups", o.groups, "Supplementary container groups G1,G2,...")->delimiter(',');
+  app.add_option("--need", o.need, "The access needed: r, rw or rwx")->capture_default_str();
+  app.add_flag("--json", o.json, "JSON Lines: one object per reported entry, then the summary");
+  app.add_flag("--all", o.all, "Report every entry, not only denied ones");
+  app.add_flag("--allow-system-path", o.allow_system_path, "Allow / and system trees as PATH");
+  app.add_option("--threads", o.threads, "Worker threads (default: all cores)");
+  setup_source_options(app, o.source);
+}
+
+namespace {
+
+std::string missing_words(uint16_t missing, bool dir) {
+  std::string s;
+  auto add = [&](const char* w) { s += (s.empty() ? "" : ", ") + std::string(w); };
+  if (missing & 4) add(dir ? "list" : "read");
+  if (missing & 2) add(dir ? "create/delete" : "write");
+  if (missing & 1) add(dir ? "enter" : "execute");
+  return s;
+}
+
+}  // namespace
+
+int run_check(const CheckOptions& options) {
+  CheckOptions o = options;
+  auto host = open_host_db(o.source);
+  auto mapping = resolve_mapping(o.source.remap, *host);
+  if (!mapping) {
+    spdlog::error("{}", mapping.error().message);
+    return mapping.error().code;
+  }
+  for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
+  auto ids = parse_id_pair(o.as);
+  if (!ids) {
+    spdlog::error("--as \"{}\": expected UID[:GID], container ids", o.as);
+    return kExitUsage;
+  }
+  CheckConfig config;
+  config.container_uid = ids->uid;
+  config.uid_map = &mapping->uid_map;
+  config.gid_map = &mapping->gid_map;
+  config.all = o.all;
+  auto uid = mapping->uid_map.to_host(ids->uid);
+  auto gid = mapping->gid_map.to_host(ids->gid);
+  if (!uid || !gid) {
+    spdlog::error("container {} {} is not mapped ({})", uid ? "gid" : "uid", uid ? ids->gid : ids->uid,
+                  mapping->source);
+    return kExitConfig;
+  }
+  config.who.uid = *uid;
+  config.who.gids.push_back(*gid);
+  for (const auto& g : o.groups) {
+    auto cg = parse_u32(g);
+    if (!cg) {
+      spdlog::error("--groups: \"{}\" is not a group id", g);
+      return kExitUsage;
+    }
+    auto hg = mapping->gid_map.to_host(*cg);
+    if (!hg) {
+      spdlog::error("container gid {} is not mapped ({})", *cg, mapping->source);
+      return kExitConfig;
+    }
+    config.who.gids.push_back(*hg);
+  }
+  if (o.need.empty() || o.need.find_first_not_of("rwx") != std::string::npos) {
+    spdlog::error("--need \"{}\": expected r, rw or rwx", o.need);
+    return kExitUsage;
+  }
+  config.need = uint16_t((o.need.find('r') != std::string::npos ? 4 : 0) |
+                         (o.need.find('w') != std::string::npos ? 2 : 0) |
+                         (o.need.find('x') != std::string::npos ? 1 : 0));
+
+  VolumeSafety safety;
+  safety.allow_system_path = o.allow_system_path;
+  std::vector<VolumeRoot> volumes;
+  for (const auto& path : o.paths) {
+    auto v = open_volume(path, safety);
+    if (!v) {
+      spdlog::error("{}", v.error().message);
+      return v.error().code;
+    }
+    volumes.push_back(std::move(*v));
+  }
+  raise_fd_limit();
+  std::optional<tbb::global_control> threads;
+  if (o.threads) threads.emplace(tbb::global_control::max_allowed_parallelism, o.threads);
+
+  uint64_t checked = 0, denied = 0, symlinks = 0;
+  for (const auto& v : volumes) {
+    auto r = check_volume(v, config);
+    for (const auto& e : r.entries) {
+      std::string shown = escape_path(!v.file_name.empty() || e.path.empty() ? v.display
+                                      : v.display == "/" ? "/" + e.path
+                                                         : v.display + "/" + e.path);
+      bool dir = S_ISDIR(e.mode);
+      if (o.json) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", e.mode & 07777);
+        nlohmann::json j = {{"path", shown},
+                            {"type", dir ? "directory" : "file"},
+                            {"owner", std::to_string(e.uid) + ":" + std::to_string(e.gid)},
+                            {"mode", mode},
+                            {"acl", e.has_acl},
+                            {"class", e.klass},
+                            {"granted", perm_text(e.granted)},
+                            {"denied", e.missing != 0},
+                            {"missing", perm_text(e.missing)}};
+        if (!e.blocked_by.empty()) j["blocked_by"] = escape_path(e.blocked_by);
+        std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      } else if (!e.missing) {
+        std::printf("%s: ok: %s\n", shown.c_str(), describe_denial(e, config).c_str());
+      } else if (!e.blocked_by.empty()) {
+        std::printf("%s: unreachable: %s cannot be entered by container %u (host %u)\n", shown.c_str(),
+                    escape_path(e.blocked_by == "." ? v.display : v.display + "/" + e.blocked_by).c_str(),
+                    config.container_uid, config.who.uid);
+      } else {
+        std::printf("%s: %s denied: %s\n", shown.c_str(), missing_words(e.missing, dir).c_str(),
+                    describe_denial(e, config).c_str());
+      }
+    }
+    for (const auto& e : r.errors) spdlog::error("{}: {}", escape_path(v.display + "/" + e.path), e.text);
+    checked += r.checked;
+    denied += r.denied;
+    symlinks += r.symlinks;
+  }
+  if (o.json) {
+    nlohmann::json s = {{"checked", checked}, {"denied", denied}, {"reachable", checked - denied},
+                        {"symlinks_skipped", symlinks}, {"need", o.need}};
+    std::printf("%s\n", nlohmann::json({{"summary", s}}).dump().c_str());
+  } else {
+    std::printf("checked %llu, reachable %llu, denied %llu, skipped %llu symlinks (need %s as container %u -> host %u)\n",
+                (unsigned long long)checked, (unsigned long long)(checked - denied),
+                (unsigned long long)denied, (unsigned long long)symlinks, o.need.c_str(),
+                config.container_uid, config.who.uid);
+  }
+  return denied ? kExitFound : kExitOk;
+}
+
+}  // namespace volprep
