@@ -6,7 +6,7 @@ readme=$VOLPREP_SRC/README.md
 MANWIDTH=200 man --warnings -l "$man_page" >"$T/man.txt" 2>"$T/man.err"
 [ ! -s "$T/man.err" ] || { cat "$T/man.err"; fail "man page warnings"; }
 sed 's/\\-/-/g' "$man_page" >"$T/man.src"
-for sub in "" prepare map rollback "journal list" "journal show"; do
+for sub in "" prepare map check rollback "journal list" "journal show"; do
   "$VOLPREP" $sub --help >"$T/help.txt"
   grep -oE '(^|[ ,])--[a-z][a-z-]+' "$T/help.txt" | sed 's/^[ ,]*//' | sort -u >"$T/opts"
   while read -r opt; do
