@@ -109,11 +109,11 @@ class Run {
         ts.notes.push_back({join_path(dir.path, e.name), "device node: owner left alone"});
         continue;
       }
-      auto change = config_.target.acl ? plan_acl_entry(ts, dir, e) : plan_entry(e, config_.target);
-      if (acl_failed_) {
-        acl_failed_ = false;
+      std::optional<Change> change;
+      if (!config_.target.acl)
+        change = plan_entry(e, config_.target);
+      else if (!plan_acl_entry(ts, dir, e, change))
         continue;
-      }
       if (!change) {
         ++ts.summary.unchanged;
         continue;
@@ -138,28 +138,27 @@ class Run {
     return apply_batch(ts, dir.fd, dir.path);
   }
 
-  // --acl: the entry's ACLs now, and the ACLs that grant the container user access.
-  std::optional<Change> plan_acl_entry(ThreadState& ts, const DirView& dir, const Entry& e) {
+  // --acl: the entry's ACLs now, and the ACLs that grant the container user access. False:
+  // the entry is left alone (and counted); else `out` is the change, or empty if none is due.
+  bool plan_acl_entry(ThreadState& ts, const DirView& dir, const Entry& e, std::optional<Change>& out) {
     if (S_ISLNK(e.st.mode)) {
       ++ts.summary.skipped[size_t(Skip::kSymlink)];
-      acl_failed_ = true;  // not an entry of the plan either way
-      return std::nullopt;
+      return false;
     }
     std::optional<std::string> access, dflt;
-    for (auto [attr, out] : {std::pair{kAclAccessXattr, &access}, std::pair{kAclDefaultXattr, &dflt}}) {
-      if (out == &dflt && !S_ISDIR(e.st.mode)) break;
+    for (auto [attr, slot] : {std::pair{kAclAccessXattr, &access}, std::pair{kAclDefaultXattr, &dflt}}) {
+      if (slot == &dflt && !S_ISDIR(e.st.mode)) break;
       std::string v;
       int rc = get_xattr_at(dir.fd, e.name, attr, v);
       if (rc == 0) {
-        *out = std::move(v);
+        *slot = std::move(v);
       } else if (rc != -ENODATA) {
         run_error(ts, join_path(dir.path, e.name), -rc, "cannot read its ACL");
-        acl_failed_ = true;
-        return std::nullopt;
+        return false;
       }
     }
     auto plan = plan_acl(e.st.mode, access, dflt, *config_.target.acl);
-    if (!plan) return std::nullopt;
+    if (!plan) return true;
     Change c;
     c.name = e.name;
     c.before = e.st;
@@ -169,7 +168,8 @@ class Run {
     c.mode_by_acl = true;
     if (plan->access_after) c.xattrs.push_back({kAclAccessXattr, access, plan->access_after});
     if (plan->default_after) c.xattrs.push_back({kAclDefaultXattr, dflt, plan->default_after});
-    return c;
+    out = std::move(c);
+    return true;
   }
 
   bool apply_batch(ThreadState& ts, int dirfd, const std::string& dir_path) {
@@ -301,10 +301,8 @@ class Run {
   PendingLinks links_;
   std::mutex stop_mu_;
   std::string stopped_;
-  static thread_local bool acl_failed_;
-};
 
-thread_local bool Run::acl_failed_ = false;
+};
 
 class Visitor final : public WalkVisitor {
  public:
