@@ -192,7 +192,7 @@ std::optional<AclPlan> plan_acl(uint32_t mode, const std::optional<std::string>&
 }
 
 AccessVerdict access_of(uint32_t file_uid, uint32_t file_gid, uint32_t mode,
-                        const std::optional<Acl>& acl, const AccessRequest& who) {
+                        const std::optional<Acl>& acl_in, const AccessRequest& who) {
   AccessVerdict v;
   if (who.dac_override) {
     // CAP_DAC_OVERRIDE: read and write anything; execute a file only if some x bit is set.
@@ -205,6 +205,9 @@ AccessVerdict access_of(uint32_t file_uid, uint32_t file_gid, uint32_t mode,
     v.klass = "owner";
     return v;
   }
+  // Linux consults an ACL only while the mode's group bits (the mask) are not all clear.
+  std::optional<Acl> none;
+  const std::optional<Acl>& acl = (mode & 070) ? acl_in : none;
   const AclEntry* mask = acl ? acl->find(kAclMask) : nullptr;
   uint16_t m = mask ? mask->perm : 7;
   if (acl)

@@ -25,7 +25,7 @@ class CheckVisitor final : public WalkVisitor {
   Visit visit(const DirView& dir, std::span<Entry> entries) override {
     // The root batch holds the root itself, reachable by definition (the bind mount).
     const bool root_batch = entries.size() == 1 && entries[0].name.empty();
-    const bool reachable = root_batch || (dir.mark & kReachable);
+    const bool reachable = root_batch || dir.mark == kReachable;
     for (Entry& e : entries) {
       if (e.skip != SkipReason::kNone) continue;
       std::string rel = join_path(dir.path, e.name);
@@ -54,10 +54,18 @@ class CheckVisitor final : public WalkVisitor {
       c.klass = v.klass;
       const bool is_dir = S_ISDIR(e.st.mode);
       uint16_t need = config_.need;
-      if (is_dir && (need & 6)) need |= 1;  // listing and changing a directory both need search
-      // Each bit on its own, as the kernel asks for them one request at a time.
-      for (uint16_t bit : {4, 2, 1})
-        if ((need & bit) && !v.allows(bit)) c.missing |= bit;
+      // The requests the kernel makes, each answered whole: for a file, reading, writing and
+      // executing; for a directory, listing it (r), entering it (x), and creating or deleting
+      // in it (w and x in one request).
+      if (is_dir) {
+        if (need & 6) need |= 1;
+        if ((need & 4) && !v.allows(4)) c.missing |= 4;
+        if ((need & 1) && !v.allows(1)) c.missing |= 1;
+        if ((need & 2) && !v.allows(3)) c.missing |= 2;
+      } else {
+        for (uint16_t bit : {4, 2, 1})
+          if ((need & bit) && !v.allows(bit)) c.missing |= bit;
+      }
       if (is_dir) {
         if (!reachable) e.mark = dir.mark;
         else if (v.allows(1)) e.mark = kReachable;
@@ -67,6 +75,7 @@ class CheckVisitor final : public WalkVisitor {
         c.blocked_by = blockers_[dir.mark - 2];
         c.missing = need;
       }
+      if (reachable) ++ts_.r.reachable;
       if (c.missing) ++ts_.r.denied;
       if (c.missing || config_.all) {
         c.path = std::move(rel);
@@ -107,6 +116,7 @@ CheckResult check_volume(const VolumeRoot& volume, const CheckConfig& config) {
   for (auto& ts : states) {
     out.checked += ts.r.checked;
     out.denied += ts.r.denied;
+    out.reachable += ts.r.reachable;
     out.symlinks += ts.r.symlinks;
     out.vanished += ts.r.vanished;
     std::move(ts.r.entries.begin(), ts.r.entries.end(), std::back_inserter(out.entries));

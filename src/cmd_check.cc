@@ -100,7 +100,7 @@ int run_check(const CheckOptions& options) {
   std::optional<tbb::global_control> threads;
   if (o.threads) threads.emplace(tbb::global_control::max_allowed_parallelism, o.threads);
 
-  uint64_t checked = 0, denied = 0, symlinks = 0;
+  uint64_t checked = 0, denied = 0, symlinks = 0, reachable = 0;
   for (const auto& v : volumes) {
     auto r = check_volume(v, config);
     for (const auto& e : r.entries) {
@@ -137,14 +137,15 @@ int run_check(const CheckOptions& options) {
     checked += r.checked;
     denied += r.denied;
     symlinks += r.symlinks;
+    reachable += r.reachable;
   }
   if (o.json) {
-    nlohmann::json s = {{"checked", checked}, {"denied", denied}, {"reachable", checked - denied},
+    nlohmann::json s = {{"checked", checked}, {"denied", denied}, {"reachable", reachable},
                         {"symlinks_skipped", symlinks}, {"need", o.need}};
     std::printf("%s\n", nlohmann::json({{"summary", s}}).dump().c_str());
   } else {
     std::printf("checked %llu, reachable %llu, denied %llu, skipped %llu symlinks (need %s as container %u -> host %u)\n",
-                (unsigned long long)checked, (unsigned long long)(checked - denied),
+                (unsigned long long)checked, (unsigned long long)reachable,
                 (unsigned long long)denied, (unsigned long long)symlinks, o.need.c_str(),
                 config.container_uid, config.who.uid);
   }

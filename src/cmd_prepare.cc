@@ -178,16 +178,26 @@ int run_prepare(const PrepareOptions& options) {
     volumes.push_back(std::move(*v));
   }
 
-  // --acl on a filesystem without ACLs stops here, before any change.
+  // --acl on a filesystem without ACLs stops here, before any change: the volume's own, and
+  // with --cross-filesystems every mount below it.
   if (config.target.acl)
     for (const auto& v : volumes) {
       std::string ignored;
-      if (get_xattr_at(v.fd.get(), v.file_name, kAclAccessXattr, ignored) == -EOPNOTSUPP) {
+      auto refuse = [&](const std::string& type, const std::string& where) {
         spdlog::error("{} is on a {} filesystem (mounted at {}), which has no POSIX ACLs; nothing "
                       "changed. Use the ownership mode (volprep {} --as {}, without --acl) instead",
-                      v.given, fs_type_name(v.fs_magic), mount_point_of(v.st.mnt_id), v.given, o.as);
+                      v.given, type, where, v.given, o.as);
         return kExitConfig;
-      }
+      };
+      if (get_xattr_at(v.fd.get(), v.file_name, kAclAccessXattr, ignored) == -EOPNOTSUPP)
+        return refuse(fs_type_name(v.fs_magic), mount_point_of(v.st.mnt_id));
+      if (o.cross_filesystems && v.file_name.empty())
+        for (const auto& m : mounts_below(v.real)) {
+          // Read-only probes of each mount's root, by path: nothing below is changed yet.
+          UniqueFd fd(::open(m.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+          if (fd.valid() && get_xattr_at(fd.get(), "", kAclAccessXattr, ignored) == -EOPNOTSUPP)
+            return refuse(fs_type_name(fs_type(fd.get())), m);
+        }
     }
   if (o.journal_file && volumes.size() > 1) {
     spdlog::error("--journal names one file; give one PATH (or use --journal-dir)");

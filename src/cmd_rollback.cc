@@ -77,10 +77,19 @@ std::vector<Listed> list_journals(const std::string& dir, std::vector<std::strin
     return a.journal.header.start_ns < b.journal.header.start_ns;
   });
   for (auto& l : out) {
+    // A later complete rollback with nothing left undone makes a run "rolled back".
     bool undone = std::any_of(out.begin(), out.end(), [&](const Listed& o) {
-      return o.journal.header.rollback_of == base_name(l.journal.path) && o.journal.end;
+      return o.journal.header.rollback_of == base_name(l.journal.path) && o.journal.end &&
+             !o.journal.end->failed;
     });
-    l.status = undone ? "rolled back" : l.journal.end ? "complete" : "interrupted";
+    bool partly = std::any_of(out.begin(), out.end(), [&](const Listed& o) {
+      return o.journal.header.rollback_of == base_name(l.journal.path) && o.journal.end &&
+             o.journal.end->failed;
+    });
+    l.status = undone          ? "rolled back"
+               : partly        ? "partly rolled back"
+               : l.journal.end ? "complete"
+                               : "interrupted";
     if (!l.journal.header.rollback_of.empty()) l.status += " (rollback of " + l.journal.header.rollback_of + ")";
   }
   return out;
@@ -188,7 +197,8 @@ int run_rollback(const RollbackOptions& o) {
     return kExitPartial;
   }
   if (own) {
-    JournalEnd end{j.records.size(), result->restored, result->failed, 0};
+    // Entries left alone count as not done: the run is then only partly rolled back.
+    JournalEnd end{j.records.size(), result->restored, result->failed + result->conflicts, 0};
     if (auto r = own->finish(end); !r) spdlog::error("{}", r.error().message);
   }
   if (result->failed) return kExitPartial;

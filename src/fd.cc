@@ -131,6 +131,22 @@ std::string mount_point_of(uint64_t mnt_id) {
   return found;
 }
 
+std::vector<std::string> mounts_below(const std::string& dir) {
+  std::vector<std::string> out;
+  FILE* f = std::fopen("/proc/self/mountinfo", "re");
+  if (!f) return out;
+  char line[4096];
+  const std::string prefix = dir == "/" ? "/" : dir + "/";
+  while (std::fgets(line, sizeof line, f)) {
+    char point[4096];
+    if (std::sscanf(line, "%*u %*u %*s %*s %4095s", point) == 1 &&
+        std::string_view(point).starts_with(prefix) && std::string_view(point) != dir)
+      out.emplace_back(point);  // (mountinfo escapes spaces as \040: such names are skipped)
+  }
+  std::fclose(f);
+  return out;
+}
+
 void raise_fd_limit() {
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

@@ -195,7 +195,9 @@ std::string journal_file_name(const std::string& volume, int64_t start_ns) {
   ::gmtime_r(&secs, &utc);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &utc);
-  std::string name = std::string(stamp) + "." + std::to_string((start_ns / 1000000) % 1000) + "Z";
+  char ms[8];
+  std::snprintf(ms, sizeof ms, ".%03dZ", int((start_ns / 1000000) % 1000));
+  std::string name = std::string(stamp) + ms;
   std::string vol;
   for (char c : volume) {
     bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -209,10 +211,14 @@ std::string journal_file_name(const std::string& volume, int64_t start_ns) {
 Result<std::unique_ptr<JournalWriter>> JournalWriter::create(const std::string& dir, const std::string& file,
                                              const JournalHeader& header) {
   std::string path = file;
+  // The directory the file is created in, by descriptor; the name within it.
+  UniqueFd cur;
+  std::string name;
   if (path.empty()) {
-    // Each component made 0700 if missing and entered without following a symlink.
-    UniqueFd cur(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    size_t start = 1;
+    // Each component made 0700 if missing and entered without following a symlink; a
+    // relative directory starts where volprep runs.
+    cur.reset(::open(dir.starts_with('/') ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    size_t start = 0;
     while (start < dir.size()) {
       size_t slash = dir.find('/', start);
       std::string part = dir.substr(start, slash == std::string::npos ? slash : slash - start);
@@ -230,14 +236,23 @@ Result<std::unique_ptr<JournalWriter>> JournalWriter::create(const std::string& 
     if (::fstat(cur.get(), &st) != 0 || (st.st_mode & 022) || st.st_uid != ::geteuid())
       return Error{kExitRefused, "journal directory " + dir +
                                      " is writable by others or not owned by this user; refused"};
-    path = dir + "/" + journal_file_name(header.volume, header.start_ns);
+    name = journal_file_name(header.volume, header.start_ns);
+    path = dir + "/" + name;
+  } else {
+    auto slash = path.rfind('/');
+    std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    name = slash == std::string::npos ? path : path.substr(slash + 1);
+    cur.reset(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!cur.valid())
+      return config_error("cannot open the journal's directory " + parent + ": " + std::strerror(errno));
   }
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  UniqueFd fd(::openat(cur.get(), name.c_str(), flags, 0600));
   // Two runs in the same millisecond: the second takes the next free name.
   for (int n = 1; !fd.valid() && errno == EEXIST && file.empty() && n < 100; ++n) {
-    std::string next = path.substr(0, path.size() - 4) + "." + std::to_string(n) + ".vpj";
-    fd.reset(::open(next.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (fd.valid()) path = next;
+    std::string next = name.substr(0, name.size() - 4) + "." + std::to_string(n) + ".vpj";
+    fd.reset(::openat(cur.get(), next.c_str(), flags, 0600));
+    if (fd.valid()) path = dir + "/" + next;
   }
   if (!fd.valid())
     return config_error("cannot create journal " + path + ": " + std::strerror(errno));
@@ -312,6 +327,16 @@ Result<Journal> read_journal(const std::string& path) {
       j.torn_at = at;
       j.torn_bytes = data.size() - at;
     };
+    // The offset of a whole record with a valid checksum at or after `from`, if any.
+    auto next_valid_record = [&](uint64_t from) -> std::optional<uint64_t> {
+      for (uint64_t p = from; p + 9 <= data.size(); ++p) {
+        uint64_t n = get_u32le(bytes + p);
+        char k = char(bytes[std::min<uint64_t>(p + 4, data.size() - 1)]);
+        if (n < 2 || n > kMaxRecord || p + 8 + n > data.size() || (k != 'C' && k != 'E')) continue;
+        if (crc32c(bytes + p + 4, n) == get_u32le(bytes + p + 4 + n)) return p;
+      }
+      return std::nullopt;
+    };
     auto rest_is_zero = [&](uint64_t at) {
       for (uint64_t i = at; i < data.size(); ++i)
         if (data[i]) return false;
@@ -331,13 +356,15 @@ Result<Journal> read_journal(const std::string& path) {
       return bad(off, "impossible record length " + std::to_string(len));
     }
     if (end > data.size()) {
-      // A write cut short by a crash: only at the very end of the file.
+      // A write cut short by a crash leaves nothing whole after it; a damaged length field
+      // in the middle does.
+      if (auto at = next_valid_record(off + 1)) return bad(off, "a record length runs past the end, but a valid record follows at offset " + std::to_string(*at));
       torn(off);
       break;
     }
     uint32_t want = get_u32le(bytes + off + 4 + len);
     if (crc32c(bytes + off + 4, len) != want) {
-      if (end == data.size() || rest_is_zero(end)) {
+      if ((end == data.size() || rest_is_zero(end)) && !next_valid_record(off + 1)) {
         torn(off);
         break;
       }

@@ -10,11 +10,11 @@ namespace {
 const char kDefaultSpecifier[] = "default";
 const char kDefaultRemapUser[] = "dockremap";
 
-std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
 
 // Docker's text for a failed getent lookup.
 std::string getent_missing(const std::string& key, const char* database) {
-  return "getent unable to find entry " + quoted(key) + " in " + database + " database";
+  return "getent unable to find entry " + in_quotes(key) + " in " + database + " database";
 }
 
 // Go's strconv.ParseInt(s, 10, 32) succeeding, as Docker uses it to tell a uid from a name.
@@ -64,7 +64,7 @@ Result<IdMap> parse_map_specs(const std::vector<std::string>& specs, const std::
       start = colon + 1;
     }
     auto bad = [&](const std::string& why) {
-      return usage_error(option + " " + quoted(spec) + ": " + why +
+      return usage_error(option + " " + in_quotes(spec) + ": " + why +
                          " (expected CONTAINER:HOST[:COUNT])");
     };
     if (parts.size() < 2 || parts.size() > 3) return bad("wrong number of fields");
@@ -73,7 +73,7 @@ Result<IdMap> parse_map_specs(const std::vector<std::string>& specs, const std::
     uint32_t* out[] = {&e.container, &e.host, &e.count};
     for (size_t i = 0; i < parts.size(); ++i) {
       auto v = parse_u32(parts[i]);
-      if (!v) return bad(quoted(parts[i]) + " is not a number in 0..4294967295");
+      if (!v) return bad(in_quotes(parts[i]) + " is not a number in 0..4294967295");
       *out[i] = *v;
     }
     extents.push_back(e);
@@ -90,7 +90,7 @@ Result<RemappedRoot> parse_remapped_root(const std::string& value, const HostDb&
   parts.push_back(value.substr(0, colon));
   if (colon != std::string::npos) parts.push_back(value.substr(colon + 1));
   if (colon != std::string::npos && value.find(':', colon + 1) != std::string::npos)
-    return config_error("Invalid user/group specification in --userns-remap: " + quoted(value));
+    return config_error("Invalid user/group specification in --userns-remap: " + in_quotes(value));
 
   RemappedRoot root;
   if (auto uid = go_int32(parts[0])) {
@@ -120,7 +120,7 @@ Result<RemappedRoot> parse_remapped_root(const std::string& value, const HostDb&
             "userns-remap is \"default\" but user \"dockremap\" does not exist yet; dockerd "
             "creates it, with its /etc/subuid and /etc/subgid ranges, when it first starts "
             "with this setting");
-      return config_error("Error during uid lookup for " + quoted(name) + ": " +
+      return config_error("Error during uid lookup for " + in_quotes(name) + ": " +
                           getent_missing(name, "passwd"));
     }
     root.user = (*user)->name;
@@ -129,7 +129,7 @@ Result<RemappedRoot> parse_remapped_root(const std::string& value, const HostDb&
       auto group = host.group_by_name(name);
       if (!group) return group.error();
       if (!*group)
-        return config_error("Error during gid lookup for " + quoted(name) + ": " +
+        return config_error("Error during gid lookup for " + in_quotes(name) + ": " +
                             getent_missing(name, "group"));
       root.group = (*group)->name;
     }
@@ -146,7 +146,7 @@ Result<RemappedRoot> parse_remapped_root(const std::string& value, const HostDb&
       auto group = host.group_by_name(parts[1]);
       if (!group) return group.error();
       if (!*group)
-        return config_error("Error during groupname lookup for " + quoted(parts[1]) + ": " +
+        return config_error("Error during groupname lookup for " + in_quotes(parts[1]) + ": " +
                             getent_missing(parts[1], "group"));
       root.group = parts[1];
     }
@@ -162,14 +162,14 @@ Result<Mapping> docker_remap_mapping(const RemappedRoot& root, SubidRules rules,
   if (!uids) return uids.error();
   if (uids->ranges.empty())
     return config_error("Can't create ID mappings: no subuid ranges found for user " +
-                        quoted(root.user) + " in " + host.local_path("/etc/subuid"));
+                        in_quotes(root.user) + " in " + host.local_path("/etc/subuid"));
   // Since Docker 20.10 the subgid ranges are looked up by the user too; the group is only
   // validated.
   auto gids = read_subid(host, "/etc/subgid", root.user, root.uid, rules);
   if (!gids) return gids.error();
   if (gids->ranges.empty())
     return config_error("Can't create ID mappings: no subgid ranges found for group " +
-                        quoted(root.user) + " in " + host.local_path("/etc/subgid"));
+                        in_quotes(root.user) + " in " + host.local_path("/etc/subgid"));
   m.uid_map = ranges_to_map(uids->ranges, 0);
   m.gid_map = ranges_to_map(gids->ranges, 0);
   m.uid_origins = origins_of(uids->ranges);
@@ -188,13 +188,13 @@ Result<Mapping> rootless_mapping(const std::string& user_name, RootlessFlavor fl
     if (uid) user = host.user_by_uid(*uid);
     if (!user) return user.error();
     if (!*user)
-      return config_error("Error during uid lookup for " + quoted(user_name) + ": " +
+      return config_error("Error during uid lookup for " + in_quotes(user_name) + ": " +
                           getent_missing(user_name, "passwd"));
   }
   const PwEntry& pw = **user;
   const char* tool = flavor == RootlessFlavor::kDocker ? "rootless Docker" : "rootless Podman";
   Mapping m;
-  m.source = std::string(tool) + " for user " + quoted(pw.name) + " (uid " +
+  m.source = std::string(tool) + " for user " + in_quotes(pw.name) + " (uid " +
              std::to_string(pw.uid) + ", gid " + std::to_string(pw.gid) + ")";
 
   struct Side {
@@ -218,13 +218,13 @@ Result<Mapping> rootless_mapping(const std::string& user_name, RootlessFlavor fl
                        [](auto& a, auto& b) { return a.start < b.start; });
       for (const auto& r : list)
         if (side.own >= r.start && uint64_t(side.own) < uint64_t(r.start) + r.count)
-          return config_error(r.where + ": " + quoted(r.line) + " contains user " +
-                              quoted(pw.name) + "'s own id " + std::to_string(side.own) +
+          return config_error(r.where + ": " + in_quotes(r.line) + " contains user " +
+                              in_quotes(pw.name) + "'s own id " + std::to_string(side.own) +
                               "; Podman refuses to map it twice");
     }
     if (list.empty())
       m.findings.push_back({Finding::kWarning, host.local_path(side.path),
-                            "no ranges for user " + quoted(pw.name) + "; " + tool +
+                            "no ranges for user " + in_quotes(pw.name) + "; " + tool +
                                 " maps only container id 0"});
     IdMap rest = ranges_to_map(list, 1);
     std::vector<Extent> extents{{0, side.own, 1}};
@@ -395,7 +395,7 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   if (root->is_root) {
     m.uid_map = m.gid_map = IdMap::identity();
     m.remapping_off = true;
-    m.source = "Docker: userns-remap " + quoted(value) + " (" + value_origin +
+    m.source = "Docker: userns-remap " + in_quotes(value) + " (" + value_origin +
                ") resolves to root; remapping is off";
     return m;
   }
@@ -405,7 +405,7 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   std::string version_origin;
   if (o.docker_version) {
     version = parse_docker_version("version " + *o.docker_version);
-    if (!version) return usage_error("--docker-version " + quoted(*o.docker_version) + ": expected X.Y");
+    if (!version) return usage_error("--docker-version " + in_quotes(*o.docker_version) + ": expected X.Y");
     version_origin = "--docker-version";
   } else if (daemon) {
     version = docker_version_of(daemon->exe);
@@ -429,8 +429,8 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   m.uid_origins = std::move(remap->uid_origins);
   m.gid_origins = std::move(remap->gid_origins);
   m.findings = std::move(remap->findings);
-  m.source = "Docker userns-remap " + quoted(value) + " (" + value_origin + "): user " +
-             quoted(root->user) + ", group " + quoted(root->group);
+  m.source = "Docker userns-remap " + in_quotes(value) + " (" + value_origin + "): user " +
+             in_quotes(root->user) + ", group " + in_quotes(root->group);
   m.details.push_back(std::string("subid rules: ") +
                       (rules == SubidRules::kDocker28 ? "Docker 28 (lenient)" : "Docker 20.10 (strict)") +
                       (version ? ", from " + version_origin + ": " + version->text

@@ -149,38 +149,43 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
         continue;
       }
       const bool link = S_ISLNK(now.mode);
-      // The ACLs the run set are part of the state compared (capabilities it only kept are not).
+      // Every xattr the record names, as it is now.
       std::vector<std::optional<std::string>> xnow;
       for (const auto& x : rec.xattrs) {
-        if (x.before == x.after) {
-          xnow.emplace_back();
-          continue;
-        }
         std::string v;
         int rc = get_xattr_at(ts.cached_fd.get(), name, x.name.c_str(), v);
-        xnow.push_back(rc == 0 ? std::optional<std::string>(v) : std::nullopt);
+        xnow.push_back(rc == 0 ? std::optional<std::string>(std::move(v)) : std::nullopt);
       }
-      auto xattrs_are = [&](bool after) {
+      constexpr uint32_t kSetId = S_ISUID | S_ISGID;
+      auto perms = [&](uint32_t m) { return m & 07777; };
+      auto owner_is = [&](uint32_t u, uint32_t g) { return now.uid == u && now.gid == g; };
+      // A chown clears setuid/setgid; a run killed right after one leaves the bits off.
+      auto mode_is = [&](uint32_t m, bool or_without_set_id) {
+        return link || perms(now.mode) == perms(m) ||
+               (or_without_set_id && (m & kSetId) && perms(now.mode) == perms(m & ~kSetId));
+      };
+      // The ACLs the run set must match; capabilities (kept, not set) may be missing after a
+      // kill between a chown and putting them back.
+      auto xattrs_are = [&](bool after, bool caps_too) {
         for (size_t k = 0; k < rec.xattrs.size(); ++k) {
           const auto& x = rec.xattrs[k];
-          if (x.before != x.after && xnow[k] != (after ? x.after : x.before)) return false;
+          bool kept = x.before == x.after;
+          if ((!kept || caps_too) && xnow[k] != (after ? x.after : x.before)) return false;
         }
         return true;
       };
-      auto same = [&](uint32_t u, uint32_t g, uint32_t m, bool after) {
-        return now.uid == u && now.gid == g && (link || (now.mode & 07777) == (m & 07777)) &&
-               xattrs_are(after);
-      };
-      if (same(rec.uid_before, rec.gid_before, rec.mode_before, false)) {
+      const bool is_before = owner_is(rec.uid_before, rec.gid_before) && mode_is(rec.mode_before, false) &&
+                             xattrs_are(false, true);
+      if (is_before) {
         ++ts.r.already;
         continue;
       }
-      // A run killed between its chown and putting back setuid/setgid bits leaves the owner
-      // changed and those bits cleared: that is still the run's doing.
-      bool interrupted = now.uid == rec.uid_after && now.gid == rec.gid_after && xattrs_are(true) &&
-                         (rec.mode_after & (S_ISUID | S_ISGID)) &&
-                         (now.mode & 07777) == (rec.mode_after & 07777 & ~uint32_t(S_ISUID | S_ISGID));
-      if (!same(rec.uid_after, rec.gid_after, rec.mode_after, true) && !interrupted) {
+      const bool is_after = owner_is(rec.uid_after, rec.gid_after) && mode_is(rec.mode_after, true) &&
+                            xattrs_are(true, false);
+      // A rollback killed between its own chown and putting bits and capabilities back.
+      const bool half_restored = owner_is(rec.uid_before, rec.gid_before) &&
+                                 mode_is(rec.mode_before, true) && xattrs_are(false, false);
+      if (!is_after && !half_restored) {
         ts.r.notes.push_back({rec.path, "changed since the run: now " +
                                             ids_text(now.uid, now.gid, now.mode, link) + ", the run left " +
                                             ids_text(rec.uid_after, rec.gid_after, rec.mode_after, link) +
@@ -196,7 +201,9 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
       c.uid = rec.uid_before;
       c.gid = rec.gid_before;
       c.mode = rec.mode_before & 07777;
-      for (const auto& x : rec.xattrs) c.xattrs.push_back({x.name, x.after, x.before});
+      // From what is there now to what was there before the run.
+      for (size_t k = 0; k < rec.xattrs.size(); ++k)
+        c.xattrs.push_back({rec.xattrs[k].name, xnow[k], rec.xattrs[k].before});
       if (config.dry_run) {
         ++ts.r.restored;
         std::lock_guard lock(planned_mu);

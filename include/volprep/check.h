@@ -37,6 +37,7 @@ struct CheckedEntry {
 
 struct CheckResult {
   uint64_t checked = 0, denied = 0, symlinks = 0, vanished = 0;
+  uint64_t reachable = 0;  // not below a directory the user cannot enter
   std::vector<CheckedEntry> entries;  // denied ones (all with `all`), sorted by path
   std::vector<Note> errors;
 };

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace volprep {
 
@@ -87,5 +88,7 @@ inline constexpr const char* kCapabilityXattr = "security.capability";
 
 // Where the mount with this id is mounted (from /proc/self/mountinfo), or "?".
 std::string mount_point_of(uint64_t mnt_id);
+// Mount points strictly below `dir` (an absolute, resolved path).
+std::vector<std::string> mounts_below(const std::string& dir);
 
 }  // namespace volprep

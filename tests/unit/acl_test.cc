@@ -104,6 +104,15 @@ TEST(Access, TheGroupClassGrantsOnlyWhatOneEntryHoldsWhole) {
   EXPECT_FALSE(none.allows(4));
 }
 
+TEST(Access, AnAclWithAnEmptyMaskIsIgnoredAsLinuxDoes) {
+  AccessRequest who{501000, {501000}, false};
+  Acl masked = acl({{kAclUserObj, 6, UINT32_MAX}, {kAclUser, 6, 501000}, {kAclGroupObj, 0, UINT32_MAX},
+                    {kAclMask, 0, UINT32_MAX}, {kAclOther, 4, UINT32_MAX}});
+  auto v = access_of(0, 0, S_IFREG | 0604, masked, who);
+  EXPECT_EQ(v.klass, "other");
+  EXPECT_TRUE(v.allows(4));
+}
+
 TEST(Access, ContainerRootOverrideExecutesOnlyWithAnXBit) {
   AccessRequest root{500000, {500000}, true};
   EXPECT_TRUE(access_of(501000, 501000, S_IFREG | 0000, std::nullopt, root).allows(6));
