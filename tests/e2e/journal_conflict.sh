@@ -182,6 +182,9 @@ manifest "$vol" | cmp -s - "$T/m.before" || fail "after --no-journal and a rollb
 # ... and with a journal directory that does not exist: it is not made.
 vp "$vol" --as 1000 "${MAP[@]}" --no-journal --journal-dir "$T/never" >/dev/null 2>&1 || fail "--no-journal --journal-dir failed"
 [ ! -e "$T/never" ] || fail "--no-journal created the journal directory $T/never"
+# That run left the volume prepared with no journal of its own: the first run's undoes it.
+vp rollback --last "$vol" --no-journal >/dev/null 2>&1 || fail "rollback --last after the second --no-journal run"
+manifest "$vol" | cmp -s - "$T/m.before" || fail "after the second --no-journal run and a rollback: volume not as before"
 
 relative_journal_dir() {
   # --- a relative --journal-dir is relative to the working directory, like any path: made
