@@ -54,4 +54,25 @@ std::optional<IdPair> parse_id_pair(const std::string& text) {
   return IdPair{*uid, *gid};
 }
 
+Result<IdPair> to_host_ids(const Mapping& m, IdPair c) {
+  auto uid = m.uid_map.to_host(c.uid);
+  auto gid = m.gid_map.to_host(c.gid);
+  if (uid && gid) return IdPair{*uid, *gid};
+  bool u = !uid;
+  return config_error(std::string("container ") + (u ? "uid " : "gid ") + std::to_string(u ? c.uid : c.gid) +
+                      " is not mapped by the " + (u ? "uid" : "gid") + " map (" +
+                      (u ? m.uid_map : m.gid_map).describe() + ") from " + m.source);
+}
+
+Result<ResolvedUser> resolve_user(SourceOptions& source, const std::string& as) {
+  auto host = open_host_db(source);
+  auto mapping = resolve_mapping(source.remap, *host);
+  if (!mapping) return mapping.error();
+  auto ids = parse_id_pair(as);
+  if (!ids) return usage_error("--as \"" + as + "\": expected UID[:GID], container ids");
+  auto host_ids = to_host_ids(*mapping, *ids);
+  if (!host_ids) return host_ids.error();
+  return ResolvedUser{std::move(*mapping), *ids, *host_ids};
+}
+
 }  // namespace volprep

@@ -38,32 +38,20 @@ std::string missing_words(uint16_t missing, bool dir) {
 
 int run_check(const CheckOptions& options) {
   CheckOptions o = options;
-  auto host = open_host_db(o.source);
-  auto mapping = resolve_mapping(o.source.remap, *host);
-  if (!mapping) {
-    spdlog::error("{}", mapping.error().message);
-    return mapping.error().code;
+  auto user = resolve_user(o.source, o.as);
+  if (!user) {
+    spdlog::error("{}", user.error().message);
+    return user.error().code;
   }
+  const Mapping* mapping = &user->mapping;
   for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
-  auto ids = parse_id_pair(o.as);
-  if (!ids) {
-    spdlog::error("--as \"{}\": expected UID[:GID], container ids", o.as);
-    return kExitUsage;
-  }
   CheckConfig config;
-  config.container_uid = ids->uid;
+  config.container_uid = user->container.uid;
   config.uid_map = &mapping->uid_map;
   config.gid_map = &mapping->gid_map;
   config.all = o.all;
-  auto uid = mapping->uid_map.to_host(ids->uid);
-  auto gid = mapping->gid_map.to_host(ids->gid);
-  if (!uid || !gid) {
-    spdlog::error("container {} {} is not mapped ({})", uid ? "gid" : "uid", uid ? ids->gid : ids->uid,
-                  mapping->source);
-    return kExitConfig;
-  }
-  config.who.uid = *uid;
-  config.who.gids.push_back(*gid);
+  config.who.uid = user->host.uid;
+  config.who.gids.push_back(user->host.gid);
   for (const auto& g : o.groups) {
     auto cg = parse_u32(g);
     if (!cg) {

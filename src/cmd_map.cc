@@ -57,17 +57,13 @@ int run_map(const MapOptions& options) {
       spdlog::error("\"{}\" is not a container id ID[:GID]", text);
       return kExitUsage;
     }
-    auto uid = m.uid_map.to_host(pair->uid);
-    auto gid = m.gid_map.to_host(pair->gid);
-    if (!uid || !gid) {
-      bool u = !uid;
-      spdlog::error("container {} {} is not mapped by the {} map ({}) from {}", u ? "uid" : "gid",
-                    u ? pair->uid : pair->gid, u ? "uid" : "gid",
-                    (u ? m.uid_map : m.gid_map).describe(), m.source);
-      return kExitConfig;
+    auto host_ids = to_host_ids(m, *pair);
+    if (!host_ids) {
+      spdlog::error("{}", host_ids.error().message);
+      return host_ids.error().code;
     }
     ids.push_back({std::to_string(pair->uid) + ":" + std::to_string(pair->gid),
-                   std::to_string(*uid) + ":" + std::to_string(*gid)});
+                   std::to_string(host_ids->uid) + ":" + std::to_string(host_ids->gid)});
   }
 
   if (o.json) {

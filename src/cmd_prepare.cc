@@ -95,38 +95,24 @@ int run_prepare(const PrepareOptions& options) {
   const bool dry_run = o.dry_run || o.check;
 
   // 1. The active mapping, and the host ids of the container user.
-  auto host = open_host_db(o.source);
-  auto mapping = resolve_mapping(o.source.remap, *host);
-  if (!mapping) {
-    spdlog::error("{}", mapping.error().message);
-    return mapping.error().code;
+  auto user = resolve_user(o.source, o.as);
+  if (!user) {
+    spdlog::error("{}", user.error().message);
+    return user.error().code;
   }
+  const Mapping* mapping = &user->mapping;
   if (mapping->has_errors() && !o.force) {
     for (const auto& f : mapping->findings) spdlog::error("{}", f.text());
     spdlog::error("the remap configuration has errors; refusing to change files (--force overrides)");
     return kExitConfig;
   }
   for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
-  auto ids = parse_id_pair(o.as);
-  if (!ids) {
-    spdlog::error("--as \"{}\": expected UID[:GID], container ids", o.as);
-    return kExitUsage;
-  }
   PrepareConfig config;
   config.dry_run = dry_run;
   config.cross_filesystems = o.cross_filesystems;
   config.excludes = o.excludes;
-  auto host_uid = mapping->uid_map.to_host(ids->uid);
-  auto host_gid = mapping->gid_map.to_host(ids->gid);
-  if (!host_uid || !host_gid) {
-    bool u = !host_uid;
-    spdlog::error("container {} {} is not mapped by the {} map ({}) from {}", u ? "uid" : "gid",
-                  u ? ids->uid : ids->gid, u ? "uid" : "gid",
-                  (u ? mapping->uid_map : mapping->gid_map).describe(), mapping->source);
-    return kExitConfig;
-  }
-  config.target.uid = *host_uid;
-  config.target.gid = *host_gid;
+  config.target.uid = user->host.uid;
+  config.target.gid = user->host.gid;
   if (o.acl) {
     if (o.chmod) {
       spdlog::error("--acl leaves modes alone; it does not combine with --chmod");
@@ -134,8 +120,8 @@ int run_prepare(const PrepareOptions& options) {
     }
     // The group entry only when the user named a group.
     std::optional<uint32_t> gid;
-    if (o.as.find(':') != std::string::npos) gid = *host_gid;
-    auto grant = AclGrant::parse_perms(o.acl_perms, *host_uid, gid);
+    if (o.as.find(':') != std::string::npos) gid = user->host.gid;
+    auto grant = AclGrant::parse_perms(o.acl_perms, user->host.uid, gid);
     if (!grant) {
       spdlog::error("{}", grant.error().message);
       return grant.error().code;
@@ -153,8 +139,8 @@ int run_prepare(const PrepareOptions& options) {
     }
     config.target.chmod = std::move(*spec);
   }
-  spdlog::info("container {}:{} -> host {}:{} ({})", ids->uid, ids->gid, *host_uid, *host_gid,
-               mapping->source);
+  spdlog::info("container {}:{} -> host {}:{} ({})", user->container.uid, user->container.gid,
+               user->host.uid, user->host.gid, mapping->source);
 
   // 2. Every PATH opened and vetted before anything changes.
   VolumeSafety safety;

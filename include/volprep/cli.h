@@ -41,6 +41,17 @@ struct IdPair {
 };
 std::optional<IdPair> parse_id_pair(const std::string& text);
 
+// The host ids of container ids through a mapping; an unmapped id is a configuration error
+// naming the id, the map and where the map came from.
+Result<IdPair> to_host_ids(const Mapping& mapping, IdPair container);
+
+// What prepare and check both start with: the active mapping, and the host ids of --as.
+struct ResolvedUser {
+  Mapping mapping;
+  IdPair container, host;
+};
+Result<ResolvedUser> resolve_user(SourceOptions& source, const std::string& as);
+
 }  // namespace volprep
 
 namespace volprep {
