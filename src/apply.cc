@@ -52,8 +52,9 @@ class JournalingApplier final : public Applier {
     }
     p.dir_path = dir_path;
     p.changes.assign(changes.begin(), changes.end());
-    for (const Change& c : p.changes)
-      records_ += frame('C', encode_record(record_of(join_path(dir_path, c.name), c)));
+    // The directory once, then each entry by name: records stay small however deep the tree.
+    records_ += frame('D', encode_directory(dir_path));
+    for (const Change& c : p.changes) records_ += frame('C', encode_record(record_of(c.name, c)));
     count_ += p.changes.size();
     pending_.push_back(std::move(p));
     // One fdatasync covers many directories; a batch holds a descriptor per directory.

@@ -118,8 +118,9 @@ class Run {
         ++ts.summary.unchanged;
         continue;
       }
-      if (S_ISREG(e.st.mode) && change->changes_owner()) {
-        // One lookup per changed regular file: file capabilities do not survive a chown.
+      if (S_ISREG(e.st.mode) && (e.st.mode & 0111) && change->changes_owner()) {
+        // File capabilities do not survive a chown. The kernel applies them only when a file
+        // is executed, so only files with an execute bit are looked at: one lookup each.
         std::string caps;
         int rc = get_xattr_at(dir.fd, e.name, kCapabilityXattr, caps);
         if (rc == 0) change->xattrs.push_back({kCapabilityXattr, caps, caps});

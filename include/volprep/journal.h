@@ -3,7 +3,9 @@
 //
 // Layout: "VOLPREPJ", u32 version (little endian), then records, each
 //   u32 length of (kind + payload) | u8 kind | payload | u32 crc32c(kind + payload)
-// Kinds: 'H' header (first), 'C' one changed entry, 'E' end of a finished run.
+// Kinds: 'H' header (first), 'D' a directory (its path relative to the volume root; the names
+// of the 'C' records after it are relative to it), 'C' one changed entry, 'E' end of a
+// finished run.
 // 'C': dev major, dev minor, inode, mode before (with type), uid, gid before, mode, uid, gid
 // after, path, then xattrs: a count, and for each its name, a flags varint (1: a value before,
 // 2: a value after) and those values (security.capability kept across chown; ACLs set).
@@ -66,7 +68,9 @@ std::string encode_end(const JournalEnd& e);
 // Frames a payload of `kind` as a record (length, kind, payload, crc).
 std::string frame(char kind, std::string_view payload);
 
-JournalRecord record_of(const std::string& path, const Change& c);
+// A change record names the entry within the directory of the last 'D' record.
+JournalRecord record_of(const std::string& name, const Change& c);
+std::string encode_directory(const std::string& dir_path);
 
 // Writing. Thread-safe: appends are serialized, and each append is durable when it returns.
 class JournalWriter {

@@ -136,16 +136,21 @@ if cmd in ("info", "records", "changes"):
     version = struct.unpack_from("<I", data, 8)[0]
     header = end = changes = 0
     torn = "-"
+    cwd = b""  # a 'D' record names the directory the next 'C' records' names are in
+    def full(name):
+        return cwd + b"/" + name if cwd and name else (cwd or name)
     for off, kind, body in records(data, cmd != "info"):
         if kind is None:
             torn = str(off); break
+        if kind == b"D":
+            cwd = get_string(body, 1)[0]
         if cmd == "records":
-            extra = " " + change(body)[1].decode("latin-1") if kind == b"C" else ""
+            extra = " " + full(change(body)[1]).decode("latin-1") if kind == b"C" else ""
             print("%d %s %d%s" % (off, kind.decode(), len(body), extra))
         header += kind == b"H"; end += kind == b"E"; changes += kind == b"C"
         if cmd == "changes" and kind == b"C":
             f, path = change(body)
-            print("%s %d %d %o %d %d %o" % (path.decode("latin-1"), f[4], f[5], f[3], f[7], f[8], f[6]))
+            print("%s %d %d %o %d %d %o" % (full(path).decode("latin-1"), f[4], f[5], f[3], f[7], f[8], f[6]))
     if cmd == "info":
         print("version=%d header=%d changes=%d end=%d torn=%s" % (version, header, changes, end, torn))
 elif cmd == "craft":
