@@ -27,9 +27,10 @@ if [ "${REUSE:-0}" != 1 ] || [ ! -d "$TREE" ]; then
   /usr/bin/python3 "$MKTREE" "$TREE" "$FILES" >&2
 fi
 rm -rf "$J"
-echo "volprep $(git -C "$repo" rev-parse --short HEAD 2>/dev/null), $(nproc) cores, $(stat -f -c %T "$TREE"), $(find "$TREE" | wc -l) inodes, $ROUNDS rounds, warm cache (one untimed warm-up each)"
+echo "volprep $(git -C "$repo" rev-parse --short HEAD 2>/dev/null), $(nproc) cores, $(stat -f -c %T "$TREE"), $(find "$TREE" | wc -l) inodes, $ROUNDS rounds, warm cache (one untimed warm-up each), sync before each timed run"
 
-secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
+# Each timed command starts after a sync, so none pays for the writeback of the one before.
+secs() { local s e; sync; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 row() { # what volprep-median other-median target(op ratio) -> table line
   local ratio; ratio=$(echo "scale=3; $2 / $3" | bc)
