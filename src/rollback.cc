@@ -62,7 +62,32 @@ struct ThreadState final : ChangeSink {
   std::unique_ptr<Applier> applier;
   std::vector<Change> batch;
   std::string cached_dir = "\x01";  // no directory
-  UniqueFd cached_fd;
+  int cached_fd = -1;                // owned by `open_dirs`
+  // Directories opened lately, each below the root without a symlink: the next one is opened
+  // relative to its nearest cached ancestor, so a deep tree is not resolved from the root each
+  // time.
+  std::vector<std::pair<std::string, UniqueFd>> open_dirs;
+
+  int open_dir(int root_fd, const std::string& dir) {
+    int base = root_fd;
+    size_t best = 0;
+    bool found = false;
+    for (auto& [path, fd] : open_dirs) {
+      if (path == dir) return fd.get();
+      if ((path.empty() || (dir.size() > path.size() && dir.starts_with(path) && dir[path.size()] == '/')) &&
+          (!found || path.size() > best)) {
+        base = fd.get();
+        best = path.size();
+        found = true;
+      }
+    }
+    std::string rel = !found ? dir : best == 0 ? dir : dir.substr(best + 1);
+    int fd = open_beneath(base, rel, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    if (open_dirs.size() >= 64) open_dirs.erase(open_dirs.begin());
+    open_dirs.emplace_back(dir, UniqueFd(fd));
+    return fd;
+  }
 
   void done(const std::string& dir_path, const Change& c) override {
     if (c.err == ENOENT) {
@@ -101,7 +126,7 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
 
   auto flush_batch = [&](ThreadState& ts) {
     if (ts.batch.empty()) return;
-    if (!ts.applier->apply(ts.cached_fd.get(), ts.cached_dir, ts.batch, ts)) {
+    if (!ts.applier->apply(ts.cached_fd, ts.cached_dir, ts.batch, ts)) {
       std::lock_guard lock(stop_mu);
       if (stopped.empty()) stopped = ts.applier->error();
       stop = true;
@@ -127,17 +152,16 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
       std::string name = rec.path.empty() ? "" : cut == std::string::npos ? rec.path : rec.path.substr(cut + 1);
       if (dir != ts.cached_dir) {
         flush_batch(ts);
-        int fd = open_beneath(root->get(), dir, O_RDONLY | O_DIRECTORY);
+        ts.cached_fd = ts.open_dir(root->get(), dir);
         ts.cached_dir = dir;
-        ts.cached_fd.reset(fd < 0 ? -1 : fd);
       }
-      if (!ts.cached_fd.valid()) {
+      if (ts.cached_fd < 0) {
         ++ts.r.missing;
         ts.r.notes.push_back({rec.path, "its directory is gone or now reached through a symlink: left alone"});
         continue;
       }
       EntryStat now;
-      if (int rc = stat_at(ts.cached_fd.get(), name.c_str(), now); rc < 0) {
+      if (int rc = stat_at(ts.cached_fd, name.c_str(), now); rc < 0) {
         ++ts.r.missing;
         ts.r.notes.push_back({rec.path, std::string("gone: ") + std::strerror(-rc)});
         continue;
@@ -153,7 +177,7 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
       std::vector<std::optional<std::string>> xnow;
       for (const auto& x : rec.xattrs) {
         std::string v;
-        int rc = get_xattr_at(ts.cached_fd.get(), name, x.name.c_str(), v);
+        int rc = get_xattr_at(ts.cached_fd, name, x.name.c_str(), v);
         xnow.push_back(rc == 0 ? std::optional<std::string>(std::move(v)) : std::nullopt);
       }
       constexpr uint32_t kSetId = S_ISUID | S_ISGID;
