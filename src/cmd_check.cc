@@ -75,15 +75,12 @@ int run_check(const CheckOptions& options) {
 
   VolumeSafety safety;
   safety.allow_system_path = o.allow_system_path;
-  std::vector<VolumeRoot> volumes;
-  for (const auto& path : o.paths) {
-    auto v = open_volume(path, safety);
-    if (!v) {
-      spdlog::error("{}", v.error().message);
-      return v.error().code;
-    }
-    volumes.push_back(std::move(*v));
+  auto opened = open_volumes(o.paths, safety);
+  if (!opened) {
+    spdlog::error("{}", opened.error().message);
+    return opened.error().code;
   }
+  const auto& volumes = *opened;
   raise_fd_limit();
   std::optional<tbb::global_control> threads;
   if (o.threads) threads.emplace(tbb::global_control::max_allowed_parallelism, o.threads);

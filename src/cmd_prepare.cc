@@ -150,18 +150,17 @@ int run_prepare(const PrepareOptions& options) {
     auto parent = mapping->data_root->substr(0, mapping->data_root->rfind('/'));
     if (!parent.empty()) safety.refused_exactly.push_back(parent);
   }
-  std::vector<VolumeRoot> volumes;
-  for (const auto& path : o.paths) {
-    auto v = open_volume(path, safety);
-    if (!v) {
-      spdlog::error("{}", v.error().message);
-      return v.error().code;
-    }
+  auto opened = open_volumes(o.paths, safety);
+  if (!opened) {
+    spdlog::error("{}", opened.error().message);
+    return opened.error().code;
+  }
+  const auto& volumes = *opened;
+  for (const auto& v : volumes) {
     // The one symlink volprep follows is PATH itself, resolved once; say where it led.
     struct stat st;
-    if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
-      spdlog::warn("{} is a symlink; preparing {}", path, v->real);
-    volumes.push_back(std::move(*v));
+    if (::lstat(v.given.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+      spdlog::warn("{} is a symlink; preparing {}", v.given, v.real);
   }
 
   // --acl on a filesystem without ACLs stops here, before any change: the volume's own, and

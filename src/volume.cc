@@ -38,6 +38,17 @@ std::string refusal_reason(const std::string& real, const VolumeSafety& safety) 
   return {};
 }
 
+Result<std::vector<VolumeRoot>> open_volumes(const std::vector<std::string>& paths,
+                                             const VolumeSafety& safety) {
+  std::vector<VolumeRoot> out;
+  for (const auto& path : paths) {
+    auto v = open_volume(path, safety);
+    if (!v) return v.error();
+    out.push_back(std::move(*v));
+  }
+  return out;
+}
+
 Result<VolumeRoot> open_volume(const std::string& path, const VolumeSafety& safety) {
   VolumeRoot v;
   v.given = path;

@@ -28,6 +28,10 @@ struct VolumeSafety {
 // Errors: kExitRefused for a refused path, kExitUsage for a path that does not exist.
 Result<VolumeRoot> open_volume(const std::string& path, const VolumeSafety& safety);
 
+// Every PATH of a command, opened and vetted before anything changes; the first refusal wins.
+Result<std::vector<VolumeRoot>> open_volumes(const std::vector<std::string>& paths,
+                                             const VolumeSafety& safety);
+
 // Why `real` (an absolute, resolved path) is refused as a volume root, or "".
 std::string refusal_reason(const std::string& real, const VolumeSafety& safety);
 
