@@ -26,10 +26,10 @@ int chmod_entry(int dirfd, const Change& c) {
 
 class RealApplier final : public Applier {
  public:
-  bool apply(int dirfd, const std::string& dir_path, std::span<Change> changes,
+  bool apply(const SharedFd& dir, const std::string& dir_path, std::span<Change> changes,
              ChangeSink& sink) override {
     for (Change& c : changes) {
-      apply_change(dirfd, c);
+      apply_change(dir->get(), c);
       sink.done(dir_path, c);
     }
     return true;
@@ -40,16 +40,11 @@ class JournalingApplier final : public Applier {
  public:
   explicit JournalingApplier(JournalWriter& journal) : journal_(journal) {}
 
-  bool apply(int dirfd, const std::string& dir_path, std::span<Change> changes,
+  bool apply(const SharedFd& dir, const std::string& dir_path, std::span<Change> changes,
              ChangeSink& sink) override {
     if (failed_) return false;
     Pending p;
-    p.fd.reset(::fcntl(dirfd, F_DUPFD_CLOEXEC, 3));
-    if (!p.fd.valid()) {
-      error_ = std::string("cannot hold a directory open: ") + std::strerror(errno);
-      failed_ = true;
-      return false;
-    }
+    p.dir = dir;
     p.dir_path = dir_path;
     p.changes.assign(changes.begin(), changes.end());
     // The directory once, then each entry by name: records stay small however deep the tree.
@@ -57,7 +52,7 @@ class JournalingApplier final : public Applier {
     for (const Change& c : p.changes) records_ += frame('C', encode_record(record_of(c.name, c)));
     count_ += p.changes.size();
     pending_.push_back(std::move(p));
-    // One fdatasync covers many directories; a batch holds a descriptor per directory.
+    // One fdatasync covers many directories; a batch holds each one's descriptor open.
     if (count_ >= kBatchChanges || pending_.size() >= kBatchDirs) return flush(sink);
     return true;
   }
@@ -73,7 +68,7 @@ class JournalingApplier final : public Applier {
     }
     for (Pending& p : pending_)
       for (Change& c : p.changes) {
-        apply_change(p.fd.get(), c);
+        apply_change(p.dir->get(), c);
         sink.done(p.dir_path, c);
       }
     pending_.clear();
@@ -88,7 +83,7 @@ class JournalingApplier final : public Applier {
   static constexpr size_t kBatchChanges = 4096;
   static constexpr size_t kBatchDirs = 512;
   struct Pending {
-    UniqueFd fd;
+    SharedFd dir;
     std::string dir_path;
     std::vector<Change> changes;
   };
@@ -103,7 +98,7 @@ class JournalingApplier final : public Applier {
 class DryRunApplier final : public Applier {
  public:
   explicit DryRunApplier(std::vector<RecordedChange>& out) : out_(out) {}
-  bool apply(int, const std::string& dir_path, std::span<Change> changes,
+  bool apply(const SharedFd&, const std::string& dir_path, std::span<Change> changes,
              ChangeSink& sink) override {
     for (const Change& c : changes) {
       out_.push_back({join_path(dir_path, c.name), c});

@@ -106,7 +106,8 @@ CheckResult check_volume(const VolumeRoot& volume, const CheckConfig& config) {
     one[0].st = volume.st;
     std::string empty;
     CheckVisitor v(config, states.local(), blockers);
-    v.visit({volume.fd.get(), empty, kReachable}, one);
+    SharedFd held = borrow_fd(volume.fd);
+    v.visit({volume.fd.get(), held, empty, kReachable}, one);
   } else {
     Walker walker({});
     walker.walk(volume.fd.get(), volume.st,

@@ -241,13 +241,13 @@ int run_journal_show(const JournalOptions& o) {
   std::printf("# status %s%s\n", j.end ? "complete" : "interrupted",
               j.torn_at ? (", torn tail at offset " + std::to_string(*j.torn_at)).c_str() : "");
   // A single-file volume's records are named relative to its directory.
-  bool single = !j.records.empty() && !j.records[0].path.empty() &&
-                j.header.volume.ends_with("/" + j.records[0].path) && j.records.size() == 1;
-  std::vector<const JournalRecord*> sorted;
-  for (const auto& r : j.records) sorted.push_back(&r);
-  std::stable_sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->path < b->path; });
-  for (const auto* r : sorted)
-    std::printf("%s\n", format_change(shown(j.header.volume, r->path, single), change_of(*r)).c_str());
+  std::vector<std::pair<std::string, const JournalRecord*>> sorted;
+  for (const auto& r : j.records) sorted.emplace_back(path_of(j, r), &r);
+  bool single = sorted.size() == 1 && !sorted[0].first.empty() &&
+                j.header.volume.ends_with("/" + sorted[0].first);
+  std::stable_sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  for (const auto& [path, r] : sorted)
+    std::printf("%s\n", format_change(shown(j.header.volume, path, single), change_of(*r)).c_str());
   if (j.end)
     std::printf("scanned %llu, changed %llu, failed %llu\n", (unsigned long long)j.end->scanned,
                 (unsigned long long)j.end->changed, (unsigned long long)j.end->failed);

@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "volprep/host_db.h"
+#include "volprep/walk.h"
 
 namespace volprep {
 
@@ -166,7 +167,7 @@ std::string encode_header(const JournalHeader& h) {
 
 std::string encode_record(const JournalRecord& r) {
   std::string p;
-  p.reserve(32 + r.path.size());
+  p.reserve(32 + r.name.size());
   put_varint(p, r.dev_major);
   put_varint(p, r.dev_minor);
   put_varint(p, r.ino);
@@ -176,7 +177,7 @@ std::string encode_record(const JournalRecord& r) {
   put_varint(p, r.mode_after);
   put_varint(p, r.uid_after);
   put_varint(p, r.gid_after);
-  put_string(p, r.path);
+  put_string(p, r.name);
   put_varint(p, r.xattrs.size());
   for (const auto& x : r.xattrs) {
     put_string(p, x.name);
@@ -202,9 +203,9 @@ std::string encode_end(const JournalEnd& e) {
   return p;
 }
 
-JournalRecord record_of(const std::string& path, const Change& c) {
+JournalRecord record_of(const std::string& name, const Change& c) {
   JournalRecord r;
-  r.path = path;
+  r.name = name;
   r.dev_major = c.before.dev_major;
   r.dev_minor = c.before.dev_minor;
   r.ino = c.before.ino;
@@ -320,6 +321,8 @@ Result<bool> JournalWriter::finish(const JournalEnd& end) {
   return append(frame('E', encode_end(e)));
 }
 
+std::string path_of(const Journal& j, const JournalRecord& r) { return join_path(j.dirs[r.dir], r.name); }
+
 Result<Journal> read_journal(const std::string& path) {
   struct stat lst{};
   if (::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
@@ -327,6 +330,8 @@ Result<Journal> read_journal(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd.valid()) return config_error("cannot open journal " + path + ": " + std::strerror(errno));
   std::string data;
+  struct stat st{};
+  if (::fstat(fd.get(), &st) == 0 && st.st_size > 0) data.reserve(size_t(st.st_size));
   char buf[1 << 16];
   for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) != 0;) {
     if (n < 0 && errno == EINTR) continue;
@@ -351,7 +356,8 @@ Result<Journal> read_journal(const std::string& path) {
   const uint64_t kMaxRecord = 1 << 20;
   uint64_t off = 12;
   bool first = true;
-  std::string dir;  // from the last 'D' record
+  size_t current_dir = 0;  // index in j.dirs of the last 'D' record
+  j.records.reserve(data.size() / 80);  // a change record takes about 90 bytes
   while (off < data.size()) {
     auto torn = [&](uint64_t at) {
       j.torn_at = at;
@@ -428,9 +434,8 @@ Result<Journal> read_journal(const std::string& path) {
       rec.mode_after = r.u32();
       rec.uid_after = r.u32();
       rec.gid_after = r.u32();
-      rec.path = r.string();
-      if (!dir.empty() && !rec.path.empty()) rec.path = dir + "/" + rec.path;
-      else if (!dir.empty()) rec.path = dir;
+      rec.name = r.string();
+      rec.dir = uint32_t(current_dir);
       for (uint64_t n = r.varint(), i = 0; i < n && i < 16; ++i) {
         XattrChange x;
         x.name = r.string();
@@ -439,13 +444,22 @@ Result<Journal> read_journal(const std::string& path) {
         if (flags & 2) x.after = r.string();
         rec.xattrs.push_back(std::move(x));
       }
-      if (r.ok() && !safe_relative(rec.path))
+      if (r.ok() && !safe_relative(rec.name))
         return bad(off, "a record names a path outside the volume (absolute or with ..)");
+      if (auto slash = rec.name.rfind('/'); slash != std::string::npos) {
+        // A name with directories in it: its own directory entry, so that rollback opens
+        // every component by descriptor.
+        j.dirs.push_back(join_path(j.dirs[rec.dir], std::string_view(rec.name).substr(0, slash)));
+        rec.name.erase(0, slash + 1);
+        rec.dir = uint32_t(j.dirs.size() - 1);
+      }
       j.records.push_back(std::move(rec));
     } else if (kind == 'D') {
-      dir = r.string();
+      std::string dir = r.string();
       if (r.ok() && !safe_relative(dir))
         return bad(off, "a directory record names a path outside the volume (absolute or with ..)");
+      j.dirs.push_back(std::move(dir));
+      current_dir = j.dirs.size() - 1;
     } else if (kind == 'E') {
       JournalEnd e;
       e.scanned = r.varint();

@@ -136,7 +136,7 @@ class Run {
       ts.batch.push_back(std::move(*change));
     }
     if (progress_) progress_->scanned.fetch_add(entries.size(), std::memory_order_relaxed);
-    return apply_batch(ts, dir.fd, dir.path);
+    return apply_batch(ts, dir.held, dir.path);
   }
 
   // --acl: the entry's ACLs now, and the ACLs that grant the container user access. False:
@@ -173,9 +173,9 @@ class Run {
     return true;
   }
 
-  bool apply_batch(ThreadState& ts, int dirfd, const std::string& dir_path) {
+  bool apply_batch(ThreadState& ts, const SharedFd& dir, const std::string& dir_path) {
     if (ts.batch.empty()) return true;
-    if (ts.applier->apply(dirfd, dir_path, ts.batch, ts)) return true;
+    if (ts.applier->apply(dir, dir_path, ts.batch, ts)) return true;
     stop(ts.applier->error());
     return false;
   }
@@ -221,21 +221,21 @@ class Run {
       auto slash = first.rfind('/');
       std::string dir_path = slash == std::string::npos ? "" : first.substr(0, slash);
       link->change.name = slash == std::string::npos ? first : first.substr(slash + 1);
-      UniqueFd dir = open_below_root(dir_path);
-      if (!dir.valid()) {
+      SharedFd dir = std::make_shared<UniqueFd>(open_below_root(dir_path));
+      if (!dir->valid()) {
         ts.summary.failed += found;
         ts.errors.push_back({first, "cannot reach it again without following a symlink"});
         continue;
       }
       EntryStat now;
-      if (stat_at(dir.get(), link->change.name.c_str(), now) < 0 || !now.same_inode(link->change.before)) {
+      if (stat_at(dir->get(), link->change.name.c_str(), now) < 0 || !now.same_inode(link->change.before)) {
         ts.summary.skipped[size_t(Skip::kReplaced)] += found;
         continue;
       }
       link->change.other_links = uint32_t(found - 1);
       ts.batch.clear();
       ts.batch.push_back(link->change);
-      if (!apply_batch(ts, dir.get(), dir_path)) return;
+      if (!apply_batch(ts, dir, dir_path)) return;
       if (config_.dry_run)  // the plan lists every name of the inode
         for (size_t i = 1; i < link->paths.size(); ++i) ts.recorded.push_back({link->paths[i], link->change});
     }
@@ -331,7 +331,8 @@ PrepareResult prepare_volume(const VolumeRoot& volume, const PrepareConfig& conf
     one[0].name = volume.file_name;
     one[0].st = volume.st;
     std::string empty;
-    run.visit({volume.fd.get(), empty, 0}, one);
+    SharedFd held = borrow_fd(volume.fd);  // the volume outlives the run
+    run.visit({volume.fd.get(), held, empty, 0}, one);
   } else {
     WalkOptions options;
     options.cross_filesystems = config.cross_filesystems;

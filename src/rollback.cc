@@ -61,32 +61,30 @@ struct ThreadState final : ChangeSink {
   RollbackResult r;
   std::unique_ptr<Applier> applier;
   std::vector<Change> batch;
-  std::string cached_dir = "\x01";  // no directory
-  int cached_fd = -1;                // owned by `open_dirs`
   // Directories opened lately, each below the root without a symlink: the next one is opened
   // relative to its nearest cached ancestor, so a deep tree is not resolved from the root each
   // time.
-  std::vector<std::pair<std::string, UniqueFd>> open_dirs;
+  std::vector<std::pair<std::string, SharedFd>> open_dirs;
 
-  int open_dir(int root_fd, const std::string& dir) {
+  SharedFd open_dir(int root_fd, const std::string& dir) {
     int base = root_fd;
     size_t best = 0;
     bool found = false;
     for (auto& [path, fd] : open_dirs) {
-      if (path == dir) return fd.get();
+      if (path == dir) return fd;
       if ((path.empty() || (dir.size() > path.size() && dir.starts_with(path) && dir[path.size()] == '/')) &&
           (!found || path.size() > best)) {
-        base = fd.get();
+        base = fd->get();
         best = path.size();
         found = true;
       }
     }
     std::string rel = !found ? dir : best == 0 ? dir : dir.substr(best + 1);
     int fd = open_beneath(base, rel, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return -1;
+    if (fd < 0) return nullptr;
     if (open_dirs.size() >= 64) open_dirs.erase(open_dirs.begin());
-    open_dirs.emplace_back(dir, UniqueFd(fd));
-    return fd;
+    open_dirs.emplace_back(dir, std::make_shared<UniqueFd>(fd));
+    return open_dirs.back().second;
   }
 
   void done(const std::string& dir_path, const Change& c) override {
@@ -124,119 +122,117 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
   std::vector<RecordedChange> planned_all;
   std::mutex planned_mu;
 
-  auto flush_batch = [&](ThreadState& ts) {
-    if (ts.batch.empty()) return;
-    if (!ts.applier->apply(ts.cached_fd, ts.cached_dir, ts.batch, ts)) {
-      std::lock_guard lock(stop_mu);
-      if (stopped.empty()) stopped = ts.applier->error();
-      stop = true;
-    }
-    ts.batch.clear();
-  };
-
+  // The records, in runs that share a directory: each run is one open and one batch.
   const auto& recs = j.records;
-  tbb::parallel_for(tbb::blocked_range<size_t>(0, recs.size(), 512), [&](const auto& range) {
+  std::vector<size_t> runs;
+  for (size_t i = 0; i < recs.size(); ++i)
+    if (i == 0 || recs[i].dir != recs[i - 1].dir) runs.push_back(i);
+  runs.push_back(recs.size());
+
+  tbb::parallel_for(tbb::blocked_range<size_t>(0, runs.size() - 1, 8), [&](const auto& range) {
     ThreadState& ts = states.local();
     if (!ts.applier)
       ts.applier = config.journal ? make_journaling_applier(*config.journal) : make_real_applier();
-    for (size_t i = range.begin(); i != range.end(); ++i) {
+    for (size_t run = range.begin(); run != range.end(); ++run) {
       if (stop.load(std::memory_order_relaxed)) return;
-      const JournalRecord& rec = recs[i];
-      if (single_file && rec.path != single_name) {
-        ++ts.r.missing;
-        ts.r.notes.push_back({rec.path, "not the journal's single-file volume: left alone"});
-        continue;
-      }
-      auto cut = rec.path.rfind('/');
-      std::string dir = rec.path.empty() || cut == std::string::npos ? "" : rec.path.substr(0, cut);
-      std::string name = rec.path.empty() ? "" : cut == std::string::npos ? rec.path : rec.path.substr(cut + 1);
-      if (dir != ts.cached_dir) {
-        flush_batch(ts);
-        ts.cached_fd = ts.open_dir(root->get(), dir);
-        ts.cached_dir = dir;
-      }
-      if (ts.cached_fd < 0) {
-        ++ts.r.missing;
-        ts.r.notes.push_back({rec.path, "its directory is gone or now reached through a symlink: left alone"});
-        continue;
-      }
-      EntryStat now;
-      if (int rc = stat_at(ts.cached_fd, name.c_str(), now); rc < 0) {
-        ++ts.r.missing;
-        ts.r.notes.push_back({rec.path, std::string("gone: ") + std::strerror(-rc)});
-        continue;
-      }
-      if (now.ino != rec.ino || now.dev_major != rec.dev_major || now.dev_minor != rec.dev_minor ||
-          (now.mode & S_IFMT) != (rec.mode_before & S_IFMT)) {
-        ++ts.r.missing;
-        ts.r.notes.push_back({rec.path, "another file has this name now: left alone"});
-        continue;
-      }
-      const bool link = S_ISLNK(now.mode);
-      // Every xattr the record names, as it is now.
-      std::vector<std::optional<std::string>> xnow;
-      for (const auto& x : rec.xattrs) {
-        std::string v;
-        int rc = get_xattr_at(ts.cached_fd, name, x.name.c_str(), v);
-        xnow.push_back(rc == 0 ? std::optional<std::string>(std::move(v)) : std::nullopt);
-      }
-      constexpr uint32_t kSetId = S_ISUID | S_ISGID;
-      auto perms = [&](uint32_t m) { return m & 07777; };
-      auto owner_is = [&](uint32_t u, uint32_t g) { return now.uid == u && now.gid == g; };
-      // A chown clears setuid/setgid; a run killed right after one leaves the bits off.
-      auto mode_is = [&](uint32_t m, bool or_without_set_id) {
-        return link || perms(now.mode) == perms(m) ||
-               (or_without_set_id && (m & kSetId) && perms(now.mode) == perms(m & ~kSetId));
-      };
-      // The ACLs the run set must match; capabilities (kept, not set) may be missing after a
-      // kill between a chown and putting them back.
-      auto xattrs_are = [&](bool after, bool caps_too) {
-        for (size_t k = 0; k < rec.xattrs.size(); ++k) {
-          const auto& x = rec.xattrs[k];
-          bool kept = x.before == x.after;
-          if ((!kept || caps_too) && xnow[k] != (after ? x.after : x.before)) return false;
-        }
-        return true;
-      };
-      const bool is_before = owner_is(rec.uid_before, rec.gid_before) && mode_is(rec.mode_before, false) &&
-                             xattrs_are(false, true);
-      if (is_before) {
-        ++ts.r.already;
-        continue;
-      }
-      const bool is_after = owner_is(rec.uid_after, rec.gid_after) && mode_is(rec.mode_after, true) &&
-                            xattrs_are(true, false);
-      // A rollback killed between its own chown and putting bits and capabilities back.
-      const bool half_restored = owner_is(rec.uid_before, rec.gid_before) &&
-                                 mode_is(rec.mode_before, true) && xattrs_are(false, false);
-      if (!is_after && !half_restored) {
-        ts.r.notes.push_back({rec.path, "changed since the run: now " +
-                                            ids_text(now.uid, now.gid, now.mode, link) + ", the run left " +
-                                            ids_text(rec.uid_after, rec.gid_after, rec.mode_after, link) +
-                                            (config.force ? "; restored anyway (--force)" : "; left alone (--force restores it)")});
-        if (!config.force) {
-          ++ts.r.conflicts;
+      const std::string& dir = j.dirs[recs[runs[run]].dir];
+      SharedFd dirfd = ts.open_dir(root->get(), dir);
+      ts.batch.clear();
+      for (size_t i = runs[run]; i != runs[run + 1]; ++i) {
+        const JournalRecord& rec = recs[i];
+        const std::string& name = rec.name;
+        if (single_file && (!dir.empty() || name != single_name)) {
+          ++ts.r.missing;
+          ts.r.notes.push_back({path_of(j, rec), "not the journal's single-file volume: left alone"});
           continue;
         }
+        if (!dirfd) {
+          ++ts.r.missing;
+          ts.r.notes.push_back({path_of(j, rec), "its directory is gone or now reached through a symlink: left alone"});
+          continue;
+        }
+        EntryStat now;
+        if (int rc = stat_at(dirfd->get(), name.c_str(), now); rc < 0) {
+          ++ts.r.missing;
+          ts.r.notes.push_back({path_of(j, rec), std::string("gone: ") + std::strerror(-rc)});
+          continue;
+        }
+        if (now.ino != rec.ino || now.dev_major != rec.dev_major || now.dev_minor != rec.dev_minor ||
+            (now.mode & S_IFMT) != (rec.mode_before & S_IFMT)) {
+          ++ts.r.missing;
+          ts.r.notes.push_back({path_of(j, rec), "another file has this name now: left alone"});
+          continue;
+        }
+        const bool link = S_ISLNK(now.mode);
+        // Every xattr the record names, as it is now.
+        std::vector<std::optional<std::string>> xnow;
+        for (const auto& x : rec.xattrs) {
+          std::string v;
+          int rc = get_xattr_at(dirfd->get(), name, x.name.c_str(), v);
+          xnow.push_back(rc == 0 ? std::optional<std::string>(std::move(v)) : std::nullopt);
+        }
+        constexpr uint32_t kSetId = S_ISUID | S_ISGID;
+        auto perms = [&](uint32_t m) { return m & 07777; };
+        auto owner_is = [&](uint32_t u, uint32_t g) { return now.uid == u && now.gid == g; };
+        // A chown clears setuid/setgid; a run killed right after one leaves the bits off.
+        auto mode_is = [&](uint32_t m, bool or_without_set_id) {
+          return link || perms(now.mode) == perms(m) ||
+                 (or_without_set_id && (m & kSetId) && perms(now.mode) == perms(m & ~kSetId));
+        };
+        // The ACLs the run set must match; capabilities (kept, not set) may be missing after a
+        // kill between a chown and putting them back.
+        auto xattrs_are = [&](bool after, bool caps_too) {
+          for (size_t k = 0; k < rec.xattrs.size(); ++k) {
+            const auto& x = rec.xattrs[k];
+            bool kept = x.before == x.after;
+            if ((!kept || caps_too) && xnow[k] != (after ? x.after : x.before)) return false;
+          }
+          return true;
+        };
+        const bool is_before = owner_is(rec.uid_before, rec.gid_before) && mode_is(rec.mode_before, false) &&
+                               xattrs_are(false, true);
+        if (is_before) {
+          ++ts.r.already;
+          continue;
+        }
+        const bool is_after = owner_is(rec.uid_after, rec.gid_after) && mode_is(rec.mode_after, true) &&
+                              xattrs_are(true, false);
+        // A rollback killed between its own chown and putting bits and capabilities back.
+        const bool half_restored = owner_is(rec.uid_before, rec.gid_before) &&
+                                   mode_is(rec.mode_before, true) && xattrs_are(false, false);
+        if (!is_after && !half_restored) {
+          ts.r.notes.push_back({path_of(j, rec), "changed since the run: now " +
+                                              ids_text(now.uid, now.gid, now.mode, link) + ", the run left " +
+                                              ids_text(rec.uid_after, rec.gid_after, rec.mode_after, link) +
+                                              (config.force ? "; restored anyway (--force)" : "; left alone (--force restores it)")});
+          if (!config.force) {
+            ++ts.r.conflicts;
+            continue;
+          }
+        }
+        Change c;
+        c.name = name;
+        c.before = now;
+        c.uid = rec.uid_before;
+        c.gid = rec.gid_before;
+        c.mode = rec.mode_before & 07777;
+        // From what is there now to what was there before the run.
+        for (size_t k = 0; k < rec.xattrs.size(); ++k)
+          c.xattrs.push_back({rec.xattrs[k].name, xnow[k], rec.xattrs[k].before});
+        if (config.dry_run) {
+          ++ts.r.restored;
+          std::lock_guard lock(planned_mu);
+          planned_all.push_back({path_of(j, rec), c});
+          continue;
+        }
+        ts.batch.push_back(std::move(c));
       }
-      Change c;
-      c.name = name;
-      c.before = now;
-      c.uid = rec.uid_before;
-      c.gid = rec.gid_before;
-      c.mode = rec.mode_before & 07777;
-      // From what is there now to what was there before the run.
-      for (size_t k = 0; k < rec.xattrs.size(); ++k)
-        c.xattrs.push_back({rec.xattrs[k].name, xnow[k], rec.xattrs[k].before});
-      if (config.dry_run) {
-        ++ts.r.restored;
-        std::lock_guard lock(planned_mu);
-        planned_all.push_back({rec.path, c});
-        continue;
+      if (!ts.batch.empty() && !ts.applier->apply(dirfd, dir, ts.batch, ts)) {
+        std::lock_guard lock(stop_mu);
+        if (stopped.empty()) stopped = ts.applier->error();
+        stop = true;
       }
-      ts.batch.push_back(std::move(c));
     }
-    flush_batch(ts);
   });
 
   RollbackResult out;

@@ -122,7 +122,8 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
       }
       entries.push_back(std::move(e));
     }
-    if (visitor.visit({node->fd.get(), node->path, node->mark}, entries) == Visit::kQuit) {
+    const SharedFd held(node, &node->fd);  // keeps the node, and so its descriptor, alive
+    if (visitor.visit({node->fd.get(), held, node->path, node->mark}, entries) == Visit::kQuit) {
       quit = true;
       return;
     }
@@ -142,7 +143,8 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
   {
     std::vector<Entry> self(1);
     self[0].st = root_st;
-    if (visitors.local()->visit({root->fd.get(), root->path, 0}, self) == Visit::kQuit) return false;
+    SharedFd held(root, &root->fd);
+    if (visitors.local()->visit({root->fd.get(), held, root->path, 0}, self) == Visit::kQuit) return false;
     root->mark = self[0].mark;
   }
   std::vector<WorkItem> first;

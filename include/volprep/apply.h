@@ -25,10 +25,11 @@ class ChangeSink {
 class Applier {
  public:
   virtual ~Applier() = default;
-  // `dirfd` is the open directory the changes' names are relative to; `dir_path` its path
-  // relative to the volume root. An applier may hold changes back until flush(). Returns
-  // false when the run must stop (the journal cannot be written): nothing more is applied.
-  virtual bool apply(int dirfd, const std::string& dir_path, std::span<Change> changes,
+  // `dir` is the open directory the changes' names are relative to; `dir_path` its path
+  // relative to the volume root. An applier may hold changes (and `dir`) back until flush().
+  // Returns false when the run must stop (the journal cannot be written): nothing more is
+  // applied.
+  virtual bool apply(const SharedFd& dir, const std::string& dir_path, std::span<Change> changes,
                      ChangeSink& sink) = 0;
   virtual bool flush(ChangeSink&) { return true; }
   virtual std::string error() const { return {}; }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +37,12 @@ class UniqueFd {
  private:
   int fd_ = -1;
 };
+
+// A descriptor held by whoever still needs it (a walk, a journal batch waiting to be
+// applied); closed when the last holder lets go. Holding one costs no syscall.
+using SharedFd = std::shared_ptr<const UniqueFd>;
+// A SharedFd for a descriptor owned elsewhere that outlives every holder.
+inline SharedFd borrow_fd(const UniqueFd& fd) { return SharedFd(SharedFd(), &fd); }
 
 // What the walk needs to know of an entry: one statx.
 struct EntryStat {

@@ -47,7 +47,8 @@ struct JournalHeader {
 };
 
 struct JournalRecord {
-  std::string path;  // relative to the volume root, raw bytes
+  uint32_t dir = 0;  // read back: the index in Journal::dirs of the directory the entry is in
+  std::string name;  // within that directory, raw bytes; empty: the directory itself
   uint32_t dev_major = 0, dev_minor = 0;
   uint64_t ino = 0;
   uint32_t mode_before = 0;  // st_mode, type included
@@ -69,7 +70,7 @@ std::string encode_end(const JournalEnd& e);
 std::string frame(char kind, std::string_view payload);
 
 // A change record names the entry within the directory of the last 'D' record.
-JournalRecord record_of(const std::string& name, const Change& c);
+JournalRecord record_of(const std::string& name, const Change& c);  // name within its 'D'
 std::string encode_directory(const std::string& dir_path);
 
 // Writing. Thread-safe: appends are serialized, and each append is durable when it returns.
@@ -100,12 +101,18 @@ struct Journal {
   std::string path;
   uint32_t version = 0;
   JournalHeader header;
+  // The directories the records are in, relative to the volume root, one per 'D' record;
+  // dirs[0] is the root itself ("").
+  std::vector<std::string> dirs{""};
   std::vector<JournalRecord> records;
   std::optional<JournalEnd> end;
   // A crash leaves at most a torn tail: bytes after the last valid record, ignored.
   std::optional<uint64_t> torn_at;
   uint64_t torn_bytes = 0;
 };
+
+// A record's path relative to the volume root.
+std::string path_of(const Journal& j, const JournalRecord& r);
 
 // Verifies version and every checksum. Damage anywhere but the tail is an error naming the
 // offset; records with an absolute path or a ".." component are refused.

@@ -37,6 +37,7 @@ struct Entry {
 
 struct DirView {
   int fd;                   // the open directory the batch's names are relative to
+  const SharedFd& held;     // the same descriptor, for a visitor that needs it after visit()
   const std::string& path;  // relative to the walk root, "" for the root; for messages only
   uint32_t mark = 0;        // what the visitor set on this directory's entry in its parent
 };

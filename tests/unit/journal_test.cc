@@ -35,7 +35,7 @@ class JournalFile : public ::testing::Test {
   }
   JournalRecord record(const std::string& path, uint64_t ino) {
     JournalRecord r;
-    r.path = path;
+    r.name = path;
     r.dev_major = 254;
     r.ino = ino;
     r.mode_before = S_IFREG | 04755;
@@ -78,7 +78,7 @@ TEST_F(JournalFile, RoundTrip) {
   EXPECT_EQ(j->header.ino, 42u);
   EXPECT_EQ(j->header.start_ns, 1700000000123456789);
   ASSERT_EQ(j->records.size(), 3u);
-  EXPECT_EQ(j->records[2].path, "dir/c\nnewline");
+  EXPECT_EQ(path_of(*j, j->records[2]), "dir/c\nnewline");
   EXPECT_EQ(j->records[0].mode_before, uint32_t(S_IFREG | 04755));
   EXPECT_EQ(j->records[1].uid_after, 501000u);
   ASSERT_TRUE(j->end.has_value());
@@ -88,7 +88,7 @@ TEST_F(JournalFile, RoundTrip) {
 TEST_F(JournalFile, RecordsAreCompact) {
   auto r = record("jenkins_home/secrets/key", 123456789);
   r.dev_minor = 1;
-  EXPECT_LE(frame('C', encode_record(r)).size(), 100 + r.path.size());
+  EXPECT_LE(frame('C', encode_record(r)).size(), 100 + r.name.size());
 }
 
 TEST_F(JournalFile, CapabilitiesRoundTrip) {
