@@ -8,6 +8,7 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 
@@ -76,41 +77,83 @@ std::string fd_path(int dirfd, const std::string& name) {
   if (!name.empty()) p += "/" + name;
   return p;
 }
+
+// The *xattrat(2) calls of Linux 6.13: the same numbers on every architecture. Debian 12's
+// headers predate them.
+constexpr long kSysSetxattrat = 463, kSysGetxattrat = 464, kSysRemovexattrat = 466;
+struct XattrArgs {
+  uint64_t value;
+  uint32_t size;
+  uint32_t flags;
+};
+// Cleared the first time the kernel answers ENOSYS; from then on the /proc path is used.
+std::atomic<bool> have_xattrat{true};
+
+// Runs `at` (an *xattrat call) while the kernel has them, else `fallback`. -errno or the
+// call's result.
+template <typename At, typename Fallback>
+long xattr_call(At at, Fallback fallback) {
+  if (have_xattrat.load(std::memory_order_relaxed)) {
+    long r = at();
+    if (r >= 0) return r;
+    if (errno != ENOSYS) return -errno;
+    have_xattrat.store(false, std::memory_order_relaxed);
+  }
+  long r = fallback();
+  return r >= 0 ? r : -errno;
+}
+
+// getxattr of `name` in `dirfd` (or of dirfd itself) into buf; the size or -errno.
+long get_xattr_raw(int dirfd, const std::string& name, const char* attr, void* buf, size_t size) {
+  if (name.empty()) {
+    ssize_t r = ::fgetxattr(dirfd, attr, buf, size);
+    return r >= 0 ? r : -errno;
+  }
+  return xattr_call(
+      [&] {
+        XattrArgs args{reinterpret_cast<uintptr_t>(buf), uint32_t(size), 0};
+        return ::syscall(kSysGetxattrat, dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, attr, &args, sizeof args);
+      },
+      [&] { return long(::lgetxattr(fd_path(dirfd, name).c_str(), attr, buf, size)); });
+}
 }  // namespace
 
+void use_xattrat(bool on) { have_xattrat.store(on); }
+
 int get_xattr_at(int dirfd, const std::string& name, const char* attr, std::string& out) {
-  // The directory itself through its own descriptor; an entry through /proc/self/fd/DIRFD/NAME,
-  // where l*xattr does not follow NAME if it is a symlink.
-  auto path = fd_path(dirfd, name);
-  auto get = [&](void* buf, size_t size) {
-    return name.empty() ? ::fgetxattr(dirfd, attr, buf, size) : ::lgetxattr(path.c_str(), attr, buf, size);
-  };
   char buf[512];
-  ssize_t n = get(buf, sizeof buf);
-  if (n < 0 && errno == ERANGE) {
-    n = get(nullptr, 0);
-    if (n < 0) return -errno;
+  long n = get_xattr_raw(dirfd, name, attr, buf, sizeof buf);
+  while (n == -ERANGE) {  // larger than buf: ask its size, then read it (it may grow meanwhile)
+    n = get_xattr_raw(dirfd, name, attr, nullptr, 0);
+    if (n < 0) return int(n);
     out.resize(size_t(n));
-    n = get(out.data(), out.size());
-    if (n < 0) return -errno;
-    out.resize(size_t(n));
-    return 0;
+    n = get_xattr_raw(dirfd, name, attr, out.data(), out.size());
+    if (n >= 0) {
+      out.resize(size_t(n));
+      return 0;
+    }
   }
-  if (n < 0) return -errno;
+  if (n < 0) return int(n);
   out.assign(buf, size_t(n));
   return 0;
 }
 
 int set_xattr_at(int dirfd, const std::string& name, const char* attr, const std::string& value) {
   if (name.empty()) return ::fsetxattr(dirfd, attr, value.data(), value.size(), 0) == 0 ? 0 : -errno;
-  auto path = fd_path(dirfd, name);
-  return ::lsetxattr(path.c_str(), attr, value.data(), value.size(), 0) == 0 ? 0 : -errno;
+  long r = xattr_call(
+      [&] {
+        XattrArgs args{reinterpret_cast<uintptr_t>(value.data()), uint32_t(value.size()), 0};
+        return ::syscall(kSysSetxattrat, dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, attr, &args, sizeof args);
+      },
+      [&] { return long(::lsetxattr(fd_path(dirfd, name).c_str(), attr, value.data(), value.size(), 0)); });
+  return r < 0 ? int(r) : 0;
 }
 
 int remove_xattr_at(int dirfd, const std::string& name, const char* attr) {
-  if (name.empty()) return ::fremovexattr(dirfd, attr) == 0 || errno == ENODATA ? 0 : -errno;
-  auto path = fd_path(dirfd, name);
-  return ::lremovexattr(path.c_str(), attr) == 0 || errno == ENODATA ? 0 : -errno;
+  long r = name.empty() ? (::fremovexattr(dirfd, attr) == 0 ? 0 : -errno)
+                        : xattr_call([&] { return ::syscall(kSysRemovexattrat, dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, attr); },
+                                     [&] { return long(::lremovexattr(fd_path(dirfd, name).c_str(), attr)); });
+  return r == 0 || r == -ENODATA ? 0 : int(r);
 }
 
 std::string mount_point_of(uint64_t mnt_id) {

@@ -84,12 +84,15 @@ namespace volprep {
 // the kernel has it, else component by component with O_NOFOLLOW. Returns the fd or -errno.
 int open_beneath(int dirfd, const std::string& rel, int flags);
 
-// Extended attributes of the entry `name` in `dirfd` without following a symlink: through
-// /proc/self/fd/DIRFD/NAME with l*xattr, so only our own descriptor is resolved. An empty
-// name means dirfd itself. get: 0 with `out` set, -ENODATA when absent, or -errno.
+// Extended attributes of the entry `name` in `dirfd` without following a symlink: with
+// getxattrat(2) and friends (AT_SYMLINK_NOFOLLOW) where the kernel has them (6.13), else
+// through /proc/self/fd/DIRFD/NAME with l*xattr, so only our own descriptor is resolved. An
+// empty name means dirfd itself. get: 0 with `out` set, -ENODATA when absent, or -errno.
 int get_xattr_at(int dirfd, const std::string& name, const char* attr, std::string& out);
 int set_xattr_at(int dirfd, const std::string& name, const char* attr, const std::string& value);
 int remove_xattr_at(int dirfd, const std::string& name, const char* attr);
+// For tests: false makes the functions above take the /proc path, as on a kernel before 6.13.
+void use_xattrat(bool on);
 
 inline constexpr const char* kCapabilityXattr = "security.capability";
 

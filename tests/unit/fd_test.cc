@@ -1,0 +1,84 @@
+// Extended attributes by directory descriptor and name: with getxattrat(2) and friends, and
+// through the /proc/self/fd fallback that kernels before 6.13 get. Neither follows a symlink.
+#include "volprep/fd.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace volprep;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kAttr = "trusted.volprep-test";  // root may set trusted.* on tmpfs too
+
+class XattrAt : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "trusted.* xattrs need root";
+    use_xattrat(GetParam());
+    char tmpl[] = "/tmp/volprep-fd.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    top_ = tmpl;
+    std::ofstream(top_ / "outside") << "x";
+    fs::create_directory(top_ / "dir");
+    std::ofstream(top_ / "dir" / "file") << "x";
+    fs::create_symlink(top_ / "outside", top_ / "dir" / "link");
+    dir_.reset(::open((top_ / "dir").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(dir_.valid());
+  }
+  void TearDown() override {
+    use_xattrat(true);
+    dir_.reset();
+    if (!top_.empty()) fs::remove_all(top_);
+  }
+  fs::path top_;
+  UniqueFd dir_;
+};
+
+TEST_P(XattrAt, SetGetRemoveByName) {
+  std::string v;
+  EXPECT_EQ(get_xattr_at(dir_.get(), "file", kAttr, v), -ENODATA);
+  ASSERT_EQ(set_xattr_at(dir_.get(), "file", kAttr, "value"), 0);
+  ASSERT_EQ(get_xattr_at(dir_.get(), "file", kAttr, v), 0);
+  EXPECT_EQ(v, "value");
+  std::string big(3000, 'b');  // larger than the first read's buffer
+  ASSERT_EQ(set_xattr_at(dir_.get(), "file", kAttr, big), 0);
+  ASSERT_EQ(get_xattr_at(dir_.get(), "file", kAttr, v), 0);
+  EXPECT_EQ(v, big);
+  EXPECT_EQ(remove_xattr_at(dir_.get(), "file", kAttr), 0);
+  EXPECT_EQ(get_xattr_at(dir_.get(), "file", kAttr, v), -ENODATA);
+  EXPECT_EQ(remove_xattr_at(dir_.get(), "file", kAttr), 0);  // absent already: fine
+  EXPECT_EQ(get_xattr_at(dir_.get(), "missing", kAttr, v), -ENOENT);
+}
+
+TEST_P(XattrAt, TheDirectoryItself) {
+  std::string v;
+  ASSERT_EQ(set_xattr_at(dir_.get(), "", kAttr, "d"), 0);
+  ASSERT_EQ(get_xattr_at(dir_.get(), "", kAttr, v), 0);
+  EXPECT_EQ(v, "d");
+}
+
+TEST_P(XattrAt, NeverFollowsASymlink) {
+  ASSERT_EQ(::setxattr((top_ / "outside").c_str(), kAttr, "out", 3, 0), 0);
+  std::string v;
+  EXPECT_EQ(get_xattr_at(dir_.get(), "link", kAttr, v), -ENODATA);  // the link's own: none
+  ASSERT_EQ(set_xattr_at(dir_.get(), "link", kAttr, "mine"), 0);     // trusted.* may sit on a link
+  char buf[16];
+  ASSERT_EQ(::lgetxattr((top_ / "dir" / "link").c_str(), kAttr, buf, sizeof buf), 4);
+  EXPECT_EQ(std::string(buf, 4), "mine");
+  EXPECT_EQ(remove_xattr_at(dir_.get(), "link", kAttr), 0);
+  EXPECT_EQ(::lgetxattr((top_ / "dir" / "link").c_str(), kAttr, buf, sizeof buf), -1);
+  ASSERT_EQ(::getxattr((top_ / "outside").c_str(), kAttr, buf, sizeof buf), 3);  // untouched
+  EXPECT_EQ(std::string(buf, 3), "out");
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernel, XattrAt, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "xattrat" : "proc_fallback"; });
+
+}  // namespace
