@@ -1,8 +1,14 @@
 #include "volprep/apply.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+
+#include <tbb/task_arena.h>
 
 #include "volprep/journal.h"
 
@@ -36,6 +42,18 @@ class RealApplier final : public Applier {
   }
 };
 
+// Write-ahead, pipelined: a batch's records are written, and the batch is applied once the
+// journal's background sync has them on disk. Meanwhile the walk goes on planning the next
+// batches, so no thread waits for the disk unless several batches are waiting.
+// Directory descriptors one thread's journaling applier may hold: a share of the descriptor
+// limit (which volprep raises to the hard limit), leaving half for the walk.
+size_t held_dirs_budget() {
+  rlimit rl{};
+  size_t limit = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? size_t(rl.rlim_cur) : 1024;
+  size_t threads = size_t(std::max(1, tbb::this_task_arena::max_concurrency()));
+  return std::clamp<size_t>(limit / 2 / threads, 16, 1024);
+}
+
 class JournalingApplier final : public Applier {
  public:
   explicit JournalingApplier(JournalWriter& journal) : journal_(journal) {}
@@ -43,54 +61,93 @@ class JournalingApplier final : public Applier {
   bool apply(const SharedFd& dir, const std::string& dir_path, std::span<Change> changes,
              ChangeSink& sink) override {
     if (failed_) return false;
-    Pending p;
-    p.dir = dir;
-    p.dir_path = dir_path;
-    p.changes.assign(changes.begin(), changes.end());
     // The directory once, then each entry by name: records stay small however deep the tree.
-    records_ += frame('D', encode_directory(dir_path));
-    for (const Change& c : p.changes) records_ += frame('C', encode_record(record_of(c.name, c)));
-    count_ += p.changes.size();
-    pending_.push_back(std::move(p));
-    // One fdatasync covers many directories; a batch holds each one's descriptor open.
-    if (count_ >= kBatchChanges || pending_.size() >= kBatchDirs) return flush(sink);
-    return true;
+    append_directory_record(records_, dir_path);
+    for (const Change& c : changes) append_change_record(records_, c);
+    Dir& d = open_.dirs.emplace_back();
+    d.fd = dir;
+    d.path = dir_path;
+    d.changes.assign(std::make_move_iterator(changes.begin()), std::make_move_iterator(changes.end()));
+    open_.count += changes.size();
+    held_dirs_ += 1;
+    if (open_.count >= kBatchChanges || open_.dirs.size() >= kBatchDirs) {
+      if (!seal()) return false;
+      // Batches hold their directories open: past the budget, wait for the disk.
+      return apply_durable(sink, written_.size() > kMaxWritten || held_dirs_ > max_held_dirs_);
+    }
+    return apply_durable(sink, false);
   }
 
   bool flush(ChangeSink& sink) override {
     if (failed_) return false;
-    if (pending_.empty()) return true;
-    if (auto r = journal_.append(records_); !r) {
-      error_ = r.error().message;
-      failed_ = true;
-      pending_.clear();
-      return false;
-    }
-    for (Pending& p : pending_)
-      for (Change& c : p.changes) {
-        apply_change(p.dir->get(), c);
-        sink.done(p.dir_path, c);
-      }
-    pending_.clear();
-    records_.clear();
-    count_ = 0;
-    return true;
+    if (!open_.dirs.empty() && !seal()) return false;
+    return apply_durable(sink, true);
   }
 
   std::string error() const override { return error_; }
 
  private:
-  static constexpr size_t kBatchChanges = 4096;
-  static constexpr size_t kBatchDirs = 512;
-  struct Pending {
-    SharedFd dir;
-    std::string dir_path;
+  // A batch of 1024 changes is about 100 KB of records; a thread has up to 16 of them written
+  // and waiting for the background sync, which syncs a megabyte at a time.
+  static constexpr size_t kBatchChanges = 1024;
+  static constexpr size_t kBatchDirs = 64;
+  static constexpr size_t kMaxWritten = 16;
+  struct Dir {
+    SharedFd fd;
+    std::string path;
     std::vector<Change> changes;
   };
+  struct Batch {
+    std::vector<Dir> dirs;
+    size_t count = 0;
+    uint64_t end = 0;  // the journal offset after its records
+  };
+
+  // Writes the open batch's records to the journal, not waiting for the disk.
+  bool seal() {
+    auto at = journal_.write(records_);
+    records_.clear();
+    if (!at) return fail(at.error().message);
+    open_.end = *at;
+    written_.push_back(std::move(open_));
+    open_ = Batch{};
+    return true;
+  }
+
+  // Applies the written batches that are on disk, oldest first; with `wait`, all of them.
+  bool apply_durable(ChangeSink& sink, bool wait) {
+    while (!written_.empty()) {
+      Batch& b = written_.front();
+      if (!journal_.durable(b.end)) {
+        if (!wait) return true;
+        if (auto r = journal_.wait_durable(b.end); !r) return fail(r.error().message);
+      }
+      for (Dir& d : b.dirs)
+        for (Change& c : d.changes) {
+          apply_change(d.fd->get(), c);
+          sink.done(d.path, c);
+        }
+      held_dirs_ -= b.dirs.size();
+      written_.pop_front();
+    }
+    return true;
+  }
+
+  bool fail(const std::string& why) {
+    error_ = why;
+    failed_ = true;
+    written_.clear();  // recorded, never applied: rollback counts them as already in place
+    open_ = Batch{};
+    held_dirs_ = 0;
+    return false;
+  }
+
   JournalWriter& journal_;
-  std::vector<Pending> pending_;
-  std::string records_;
-  size_t count_ = 0;
+  const size_t max_held_dirs_ = held_dirs_budget();
+  size_t held_dirs_ = 0;       // directories of open_ and written_
+  Batch open_;                 // being planned
+  std::deque<Batch> written_;  // records written, waiting for the disk
+  std::string records_;        // the open batch's records
   bool failed_ = false;
   std::string error_;
 };

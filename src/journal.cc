@@ -140,14 +140,64 @@ std::string default_journal_dir() {
   return env && *env ? env : kDefaultJournalDir;
 }
 
+namespace {
+// Appends one record to `out` in place: length, kind, what `payload` appends, checksum.
+template <typename Payload>
+void append_framed(std::string& out, char kind, Payload payload) {
+  const size_t start = out.size();
+  put_u32le(out, 0);
+  out.push_back(kind);
+  payload(out);
+  const uint32_t len = uint32_t(out.size() - start - 4);
+  for (int i = 0; i < 4; ++i) out[start + i] = char(len >> (8 * i));
+  put_u32le(out, crc32c(out.data() + start + 4, len));
+}
+
+// A 'C' payload. Both the writer's Change and a JournalRecord go through this one encoder.
+struct RecordFields {
+  uint32_t dev_major, dev_minor;
+  uint64_t ino;
+  uint32_t mode_before, uid_before, gid_before, mode_after, uid_after, gid_after;
+  std::string_view name;
+  const std::vector<XattrChange>& xattrs;
+};
+void put_record(std::string& p, const RecordFields& r) {
+  put_varint(p, r.dev_major);
+  put_varint(p, r.dev_minor);
+  put_varint(p, r.ino);
+  put_varint(p, r.mode_before);
+  put_varint(p, r.uid_before);
+  put_varint(p, r.gid_before);
+  put_varint(p, r.mode_after);
+  put_varint(p, r.uid_after);
+  put_varint(p, r.gid_after);
+  put_string(p, r.name);
+  put_varint(p, r.xattrs.size());
+  for (const auto& x : r.xattrs) {
+    put_string(p, x.name);
+    put_varint(p, (x.before ? 1 : 0) | (x.after ? 2 : 0));
+    if (x.before) put_string(p, *x.before);
+    if (x.after) put_string(p, *x.after);
+  }
+}
+}  // namespace
+
 std::string frame(char kind, std::string_view payload) {
   std::string out;
   out.reserve(payload.size() + 9);
-  put_u32le(out, uint32_t(payload.size() + 1));
-  out.push_back(kind);
-  out.append(payload);
-  put_u32le(out, crc32c(out.data() + 4, payload.size() + 1));
+  append_framed(out, kind, [&](std::string& p) { p.append(payload); });
   return out;
+}
+
+void append_directory_record(std::string& out, std::string_view dir_path) {
+  append_framed(out, 'D', [&](std::string& p) { put_string(p, dir_path); });
+}
+
+void append_change_record(std::string& out, const Change& c) {
+  append_framed(out, 'C', [&](std::string& p) {
+    put_record(p, {c.before.dev_major, c.before.dev_minor, c.before.ino, c.before.mode, c.before.uid,
+                   c.before.gid, c.mode, c.uid, c.gid, c.name, c.xattrs});
+  });
 }
 
 std::string encode_header(const JournalHeader& h) {
@@ -167,24 +217,8 @@ std::string encode_header(const JournalHeader& h) {
 
 std::string encode_record(const JournalRecord& r) {
   std::string p;
-  p.reserve(32 + r.name.size());
-  put_varint(p, r.dev_major);
-  put_varint(p, r.dev_minor);
-  put_varint(p, r.ino);
-  put_varint(p, r.mode_before);
-  put_varint(p, r.uid_before);
-  put_varint(p, r.gid_before);
-  put_varint(p, r.mode_after);
-  put_varint(p, r.uid_after);
-  put_varint(p, r.gid_after);
-  put_string(p, r.name);
-  put_varint(p, r.xattrs.size());
-  for (const auto& x : r.xattrs) {
-    put_string(p, x.name);
-    put_varint(p, (x.before ? 1 : 0) | (x.after ? 2 : 0));
-    if (x.before) put_string(p, *x.before);
-    if (x.after) put_string(p, *x.after);
-  }
+  put_record(p, {r.dev_major, r.dev_minor, r.ino, r.mode_before, r.uid_before, r.gid_before,
+                 r.mode_after, r.uid_after, r.gid_after, r.name, r.xattrs});
   return p;
 }
 
@@ -201,22 +235,6 @@ std::string encode_end(const JournalEnd& e) {
   put_varint(p, e.failed);
   put_varint(p, uint64_t(e.end_ns));
   return p;
-}
-
-JournalRecord record_of(const std::string& name, const Change& c) {
-  JournalRecord r;
-  r.name = name;
-  r.dev_major = c.before.dev_major;
-  r.dev_minor = c.before.dev_minor;
-  r.ino = c.before.ino;
-  r.mode_before = c.before.mode;
-  r.uid_before = c.before.uid;
-  r.gid_before = c.before.gid;
-  r.mode_after = c.mode;
-  r.uid_after = c.uid;
-  r.gid_after = c.gid;
-  r.xattrs = c.xattrs;
-  return r;
 }
 
 std::string journal_file_name(const std::string& volume, int64_t start_ns) {
@@ -287,38 +305,90 @@ Result<std::unique_ptr<JournalWriter>> JournalWriter::create(const std::string& 
   if (!fd.valid())
     return config_error("cannot create journal " + path + ": " + std::strerror(errno));
   std::unique_ptr<JournalWriter> w(new JournalWriter(std::move(fd), path));
+  w->syncer_ = std::thread([p = w.get()] { p->sync_loop(); });
   std::string head(kJournalMagic, sizeof kJournalMagic);
   put_u32le(head, kJournalVersion);
   head += frame('H', encode_header(header));
-  auto r = w->append(head);
-  if (!r) return r.error();
-  w->records_ = 0;
+  // Not waited for: the first change waits for its own records, and so for the header too.
+  auto at = w->write(head);
+  if (!at) return at.error();
+  w->wrote_.notify_one();
   return w;
 }
 
-Result<bool> JournalWriter::write_all(std::string_view bytes) {
+JournalWriter::~JournalWriter() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wrote_.notify_one();
+  if (syncer_.joinable()) syncer_.join();
+}
+
+// The background sync waits for this much, unless someone waits for it.
+constexpr uint64_t kSyncBytes = 1 << 20;
+
+Result<uint64_t> JournalWriter::write(std::string_view bytes) {
+  std::lock_guard lock(mu_);
+  if (!broken_.empty()) return config_error(broken_);
+  const size_t size = bytes.size();
   while (!bytes.empty()) {
     ssize_t n = ::write(fd_.get(), bytes.data(), bytes.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return config_error("journal " + path_ + ": write failed: " + std::strerror(errno));
+    if (n < 0) {
+      // A record cut short here would make every later one look like damage: stop writing.
+      broken_ = "journal " + path_ + ": write failed: " + std::strerror(errno);
+      synced_.notify_all();
+      return config_error(broken_);
+    }
     bytes.remove_prefix(size_t(n));
   }
-  if (::fdatasync(fd_.get()) != 0)
-    return config_error("journal " + path_ + ": fdatasync failed: " + std::strerror(errno));
-  return true;
+  written_ += size;
+  if (written_ - durable_.load() >= kSyncBytes) wrote_.notify_one();  // else it sleeps on
+  return written_;
 }
 
-Result<bool> JournalWriter::append(std::string_view framed) {
-  std::lock_guard lock(mu_);
-  auto r = write_all(framed);
-  if (r) ++records_;
-  return r;
+void JournalWriter::sync_loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    // Each fdatasync costs the whole run CPU and wakeups: gather kSyncBytes unless asked.
+    wrote_.wait(lock, [&] {
+      uint64_t pending = written_ - durable_.load();
+      return stopping_ || (pending > 0 && (waiting_ > 0 || pending >= kSyncBytes));
+    });
+    if (written_ <= durable_.load() || !broken_.empty()) return;  // stopping, or nothing to do
+    const uint64_t target = written_;
+    lock.unlock();
+    const int rc = ::fdatasync(fd_.get());
+    const int err = errno;
+    lock.lock();
+    if (rc != 0) {
+      broken_ = "journal " + path_ + ": fdatasync failed: " + std::strerror(err);
+      synced_.notify_all();
+      return;
+    }
+    durable_.store(target, std::memory_order_release);
+    synced_.notify_all();
+  }
+}
+
+Result<bool> JournalWriter::wait_durable(uint64_t offset) {
+  if (durable(offset)) return true;
+  std::unique_lock lock(mu_);
+  ++waiting_;
+  wrote_.notify_one();
+  synced_.wait(lock, [&] { return durable(offset) || !broken_.empty(); });
+  --waiting_;
+  if (durable(offset)) return true;
+  return config_error(broken_);
 }
 
 Result<bool> JournalWriter::finish(const JournalEnd& end) {
   JournalEnd e = end;
   e.end_ns = now_ns();
-  return append(frame('E', encode_end(e)));
+  auto at = write(frame('E', encode_end(e)));
+  if (!at) return at.error();
+  return wait_durable(*at);
 }
 
 std::string path_of(const Journal& j, const JournalRecord& r) { return join_path(j.dirs[r.dir], r.name); }

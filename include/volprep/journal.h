@@ -12,6 +12,8 @@
 // Numbers in payloads are LEB128 varints; strings are a varint length and raw bytes.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -19,6 +21,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "volprep/error.h"
@@ -69,11 +72,15 @@ std::string encode_end(const JournalEnd& e);
 // Frames a payload of `kind` as a record (length, kind, payload, crc).
 std::string frame(char kind, std::string_view payload);
 
-// A change record names the entry within the directory of the last 'D' record.
-JournalRecord record_of(const std::string& name, const Change& c);  // name within its 'D'
 std::string encode_directory(const std::string& dir_path);
+// The writer's encoders, framing in place: a 'D' record, then the 'C' records of the changes
+// in that directory, each naming its entry within it (Change::name).
+void append_directory_record(std::string& out, std::string_view dir_path);
+void append_change_record(std::string& out, const Change& c);
 
-// Writing. Thread-safe: appends are serialized, and each append is durable when it returns.
+// Writing. Thread-safe. Writes return at once; a background thread fdatasyncs what has been
+// written once a megabyte has gathered or someone waits, so one sync covers every thread's
+// records and nobody waits for the disk until they must apply a change.
 class JournalWriter {
  public:
   // Creates a new journal file. With an empty `file`, a file named by UTC time and volume in
@@ -81,19 +88,29 @@ class JournalWriter {
   // component, and a directory writable by others.
   static Result<std::unique_ptr<JournalWriter>> create(const std::string& dir, const std::string& file,
                                        const JournalHeader& header);
-  // Writes the records and fdatasyncs; the caller applies the changes only after that.
-  Result<bool> append(std::string_view framed_records);
-  Result<bool> finish(const JournalEnd& end);
+  ~JournalWriter();
+  // Writes the records; returns the offset at their end, for durable() and wait_durable().
+  Result<uint64_t> write(std::string_view framed_records);
+  // Whether everything up to `offset` is on disk: changes recorded before it may be applied.
+  bool durable(uint64_t offset) const { return durable_.load(std::memory_order_acquire) >= offset; }
+  // Waits until it is, or fails if the journal could not be written.
+  Result<bool> wait_durable(uint64_t offset);
+  Result<bool> finish(const JournalEnd& end);  // the end record, durable when it returns
   const std::string& path() const { return path_; }
-  uint64_t records() const { return records_; }
 
  private:
   JournalWriter(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
-  Result<bool> write_all(std::string_view bytes);
-  std::mutex mu_;
+  void sync_loop();
   UniqueFd fd_;
   std::string path_;
-  uint64_t records_ = 0;
+  std::mutex mu_;
+  std::condition_variable wrote_, synced_;
+  uint64_t written_ = 0;             // bytes written so far, under mu_
+  int waiting_ = 0;                  // threads in wait_durable()
+  std::atomic<uint64_t> durable_{0};  // bytes known to be on disk
+  std::string broken_;               // the first failed write or fdatasync: nothing more is written
+  bool stopping_ = false;
+  std::thread syncer_;
 };
 
 // Reading, with verification.

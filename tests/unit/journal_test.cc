@@ -1,12 +1,16 @@
 #include "volprep/journal.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
+#include <thread>
 
 using namespace volprep;
 namespace fs = std::filesystem;
@@ -51,7 +55,9 @@ class JournalFile : public ::testing::Test {
     std::string batch;
     uint64_t ino = 100;
     for (auto& p : paths) batch += frame('C', encode_record(record(p, ino++)));
-    EXPECT_TRUE((*w)->append(batch).ok());
+    auto at = (*w)->write(batch);
+    EXPECT_TRUE(at.ok());
+    EXPECT_TRUE((*w)->wait_durable(*at).ok());
     EXPECT_TRUE((*w)->finish({3, 3, 0, 0}).ok());
     return (*w)->path();
   }
@@ -91,17 +97,76 @@ TEST_F(JournalFile, RecordsAreCompact) {
   EXPECT_LE(frame('C', encode_record(r)).size(), 100 + r.name.size());
 }
 
+TEST_F(JournalFile, TheWritersEncoderMatchesTheRecordEncoder) {
+  Change c;
+  c.name = "dir entry";
+  c.before.dev_major = 254;
+  c.before.dev_minor = 1;
+  c.before.ino = 123456;
+  c.before.mode = S_IFREG | 04755;
+  c.before.uid = c.before.gid = 1000;
+  c.uid = c.gid = 501000;
+  c.mode = 04755;
+  c.xattrs = {{kCapabilityXattr, "caps", "caps"}};
+  JournalRecord r;
+  r.name = c.name;
+  r.dev_major = 254;
+  r.dev_minor = 1;
+  r.ino = 123456;
+  r.mode_before = S_IFREG | 04755;
+  r.uid_before = r.gid_before = 1000;
+  r.uid_after = r.gid_after = 501000;
+  r.mode_after = 04755;
+  r.xattrs = c.xattrs;
+  std::string out;
+  append_change_record(out, c);
+  EXPECT_EQ(out, frame('C', encode_record(r)));
+  out.clear();
+  append_directory_record(out, "a/b");
+  EXPECT_EQ(out, frame('D', encode_directory("a/b")));
+}
+
 TEST_F(JournalFile, CapabilitiesRoundTrip) {
   auto w = JournalWriter::create("", dir_ + "/caps.vpj", header());
   ASSERT_TRUE(w.ok());
   auto r = record("ping", 7);
   std::string caps("\x01\x00\x00\x02\x00\x20\x00\x00", 8);
   r.xattrs = {{kCapabilityXattr, caps, caps}, {"system.posix_acl_access", std::nullopt, "acl"}};
-  ASSERT_TRUE((*w)->append(frame('C', encode_record(r))).ok());
+  auto at = (*w)->write(frame('C', encode_record(r)));
+  ASSERT_TRUE(at.ok());
+  ASSERT_TRUE((*w)->wait_durable(*at).ok());
   auto j = read_journal((*w)->path());
   ASSERT_TRUE(j.ok());
   EXPECT_EQ(j->records[0].xattrs, r.xattrs);
   EXPECT_FALSE(j->end.has_value());  // interrupted: no end record
+}
+
+TEST_F(JournalFile, ConcurrentWritersEachGetTheirRecordsDurable) {
+  auto w = JournalWriter::create("", dir_ + "/many.vpj", header());
+  ASSERT_TRUE(w.ok());
+  constexpr int kThreads = 4, kBatches = 50, kPerBatch = 20;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int b = 0; b < kBatches; ++b) {
+        std::string batch = frame('D', encode_directory("t" + std::to_string(t)));
+        for (int i = 0; i < kPerBatch; ++i)
+          batch += frame('C', encode_record(record("f" + std::to_string(b * kPerBatch + i), 1)));
+        auto at = (*w)->write(batch);
+        if (!at.ok() || !(*w)->wait_durable(*at).ok() || !(*w)->durable(*at)) ++failures;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures, 0);
+  ASSERT_TRUE((*w)->finish({0, 0, 0, 0}).ok());
+  auto j = read_journal((*w)->path());
+  ASSERT_TRUE(j.ok()) << j.error().message;
+  ASSERT_EQ(j->records.size(), size_t(kThreads * kBatches * kPerBatch));
+  std::set<std::string> paths;
+  for (const auto& r : j->records) paths.insert(path_of(*j, r));
+  EXPECT_EQ(paths.size(), j->records.size());  // every batch whole, under its own directory
+  EXPECT_TRUE(j->end.has_value());
 }
 
 TEST_F(JournalFile, TornTailIsAcceptedAndReported) {
