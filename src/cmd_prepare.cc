@@ -40,7 +40,7 @@ void setup_prepare(CLI::App& app, PrepareOptions& o) {
                "Leave owners and modes alone; grant the container user a POSIX ACL entry "
                "(u:HOSTUID:rwX, with --as UID:GID also g:HOSTGID:rwX; default entries on directories)");
   app.add_option("--acl-perms", o.acl_perms, "What --acl grants: r, rX, rw or rwX")->capture_default_str();
-  app.add_option("--journal", o.journal_file, "Write the rollback journal to FILE (one PATH only)");
+  app.add_option("--journal", o.journal_file, "Write the rollback journal to FILE (one PATH only; a run that changes nothing writes none)");
   app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")
       ->capture_default_str();
   app.add_flag("--no-journal", o.no_journal, "Write no rollback journal (the run cannot be undone)");
@@ -212,14 +212,14 @@ int run_prepare(const PrepareOptions& options) {
       timespec ts{};
       ::clock_gettime(CLOCK_REALTIME, &ts);
       h.start_ns = int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-      auto w = JournalWriter::create(o.journal_dir, o.journal_file.value_or(""), h);
+      // Created with the first change: a run that changes nothing leaves no journal.
+      auto w = JournalWriter::create(o.journal_dir, o.journal_file.value_or(""), h, /*lazy=*/true);
       if (!w) {
         spdlog::error("{}; nothing changed", w.error().message);
         return w.error().code;
       }
       journal = std::move(*w);
       config.journal = journal.get();
-      spdlog::info("journal: {}", journal->path());
     }
     Progress progress;
     PrepareResult result;
@@ -237,14 +237,17 @@ int run_prepare(const PrepareOptions& options) {
     for (const auto& e : result.errors) spdlog::error("{}: {}", display_path(v, e.path), e.text);
     total += result.summary;
     if (!result.stopped.empty()) {
-      spdlog::error("stopped: {}; every change made so far is in the journal", result.stopped);
+      spdlog::error("stopped: {}; {}", result.stopped,
+                    journal && !journal->created() ? "nothing changed" : "every change made so far is in the journal");
       std::printf("%s\n", format_summary(total, dry_run).c_str());
       return kExitPartial;
     }
-    if (journal) {
+    if (journal && journal->created()) {
       JournalEnd end{result.summary.scanned, result.summary.changed, result.summary.failed, 0};
       if (auto r = journal->finish(end); !r) spdlog::error("{}", r.error().message);
       if (!o.quiet) spdlog::info("rollback journal: {}", journal->path());
+    } else if (journal && !o.quiet) {
+      spdlog::info("nothing changed: no rollback journal written");
     }
   }
   std::printf("%s\n", (o.json ? format_summary_json(total, dry_run) : format_summary(total, dry_run)).c_str());

@@ -257,7 +257,7 @@ std::string journal_file_name(const std::string& volume, int64_t start_ns) {
 }
 
 Result<std::unique_ptr<JournalWriter>> JournalWriter::create(const std::string& dir, const std::string& file,
-                                             const JournalHeader& header) {
+                                                             const JournalHeader& header, bool lazy) {
   std::string path = file;
   // The directory the file is created in, by descriptor; the name within it.
   UniqueFd cur;
@@ -294,26 +294,42 @@ Result<std::unique_ptr<JournalWriter>> JournalWriter::create(const std::string& 
     if (!cur.valid())
       return config_error("cannot open the journal's directory " + parent + ": " + std::strerror(errno));
   }
-  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-  UniqueFd fd(::openat(cur.get(), name.c_str(), flags, 0600));
-  // Two runs in the same millisecond: the second takes the next free name.
-  for (int n = 1; !fd.valid() && errno == EEXIST && file.empty() && n < 100; ++n) {
-    std::string next = name.substr(0, name.size() - 4) + "." + std::to_string(n) + ".vpj";
-    fd.reset(::openat(cur.get(), next.c_str(), flags, 0600));
-    if (fd.valid()) path = dir + "/" + next;
-  }
-  if (!fd.valid())
-    return config_error("cannot create journal " + path + ": " + std::strerror(errno));
-  std::unique_ptr<JournalWriter> w(new JournalWriter(std::move(fd), path));
+  // Checked now, so that a run that will not be able to create its journal changes nothing.
+  struct stat existing{};
+  if (!file.empty() && ::fstatat(cur.get(), name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0)
+    return config_error("cannot create journal " + path + ": " + std::strerror(EEXIST));
+  std::unique_ptr<JournalWriter> w(new JournalWriter());
+  w->dir_ = std::move(cur);
+  w->name_ = name;
+  w->path_ = path;
+  w->dir_path_ = file.empty() ? dir : "";
+  w->head_.assign(kJournalMagic, sizeof kJournalMagic);
+  put_u32le(w->head_, kJournalVersion);
+  w->head_ += frame('H', encode_header(header));
   w->syncer_ = std::thread([p = w.get()] { p->sync_loop(); });
-  std::string head(kJournalMagic, sizeof kJournalMagic);
-  put_u32le(head, kJournalVersion);
-  head += frame('H', encode_header(header));
-  // Not waited for: the first change waits for its own records, and so for the header too.
-  auto at = w->write(head);
-  if (!at) return at.error();
-  w->wrote_.notify_one();
+  if (!lazy) {
+    std::lock_guard lock(w->mu_);
+    if (auto r = w->create_file(); !r) return r.error();
+  }
   return w;
+}
+
+Result<bool> JournalWriter::create_file() {
+  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  fd_.reset(::openat(dir_.get(), name_.c_str(), flags, 0600));
+  // Two runs in the same millisecond: the second takes the next free name.
+  for (int n = 1; !fd_.valid() && errno == EEXIST && !dir_path_.empty() && n < 100; ++n) {
+    std::string next = name_.substr(0, name_.size() - 4) + "." + std::to_string(n) + ".vpj";
+    fd_.reset(::openat(dir_.get(), next.c_str(), flags, 0600));
+    if (fd_.valid()) path_ = dir_path_ + "/" + next;
+  }
+  if (!fd_.valid()) {
+    broken_ = "cannot create journal " + path_ + ": " + std::strerror(errno);
+    return config_error(broken_);
+  }
+  // Not synced here: the first change waits for its own records, and so for the header too.
+  if (auto r = write_locked(head_); !r) return r.error();
+  return true;
 }
 
 JournalWriter::~JournalWriter() {
@@ -331,6 +347,12 @@ constexpr uint64_t kSyncBytes = 1 << 20;
 Result<uint64_t> JournalWriter::write(std::string_view bytes) {
   std::lock_guard lock(mu_);
   if (!broken_.empty()) return config_error(broken_);
+  if (!fd_.valid())
+    if (auto r = create_file(); !r) return r.error();
+  return write_locked(bytes);
+}
+
+Result<uint64_t> JournalWriter::write_locked(std::string_view bytes) {
   const size_t size = bytes.size();
   while (!bytes.empty()) {
     ssize_t n = ::write(fd_.get(), bytes.data(), bytes.size());
@@ -384,6 +406,7 @@ Result<bool> JournalWriter::wait_durable(uint64_t offset) {
 }
 
 Result<bool> JournalWriter::finish(const JournalEnd& end) {
+  if (!created()) return true;  // nothing was ever written: no journal
   JournalEnd e = end;
   e.end_ns = now_ns();
   auto at = write(frame('E', encode_end(e)));

@@ -85,10 +85,12 @@ class JournalWriter {
  public:
   // Creates a new journal file. With an empty `file`, a file named by UTC time and volume in
   // `dir` (created 0700 if missing). Refuses a symlink at the file, or in `dir`'s last
-  // component, and a directory writable by others.
+  // component, and a directory writable by others. With `lazy`, everything is checked now
+  // but the file is created by the first write(): a run that changes nothing leaves none.
   static Result<std::unique_ptr<JournalWriter>> create(const std::string& dir, const std::string& file,
-                                       const JournalHeader& header);
+                                                       const JournalHeader& header, bool lazy = false);
   ~JournalWriter();
+  bool created() const { return fd_.valid(); }
   // Writes the records; returns the offset at their end, for durable() and wait_durable().
   Result<uint64_t> write(std::string_view framed_records);
   // Whether everything up to `offset` is on disk: changes recorded before it may be applied.
@@ -96,11 +98,17 @@ class JournalWriter {
   // Waits until it is, or fails if the journal could not be written.
   Result<bool> wait_durable(uint64_t offset);
   Result<bool> finish(const JournalEnd& end);  // the end record, durable when it returns
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return path_; }  // once created(), where it is
 
  private:
-  JournalWriter(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  JournalWriter() = default;
+  Result<bool> create_file();                          // under mu_
+  Result<uint64_t> write_locked(std::string_view bytes);  // under mu_
   void sync_loop();
+  UniqueFd dir_;           // where the file is (to be) created
+  std::string name_;       // its name there
+  std::string dir_path_;   // `dir` of create(): another name may be taken if name_ exists
+  std::string head_;       // magic, version and header record
   UniqueFd fd_;
   std::string path_;
   std::mutex mu_;

@@ -34,6 +34,11 @@ vol_name=$(echo "${vol#/}" | tr / -)
 [[ "${J##*/}" =~ ^[0-9]{8}T[0-9]{6}\.[0-9]{1,3}Z-${vol_name//./\\.}\.vpj$ ]] ||
   fail "journal name ${J##*/} is not YYYYMMDDTHHMMSS.mmmZ-$vol_name.vpj"
 
+# A rerun has nothing to change, so nothing to undo: it leaves no journal (and says so).
+vp -v "$vol" --as 1000 "${MAP[@]}" >"$T/rerun.out" 2>"$T/rerun.err" || fail "rerun failed: $(cat "$T/rerun.err")"
+[ "$(find "$JD" -type f | wc -l)" -eq 1 ] || fail "a rerun that changed nothing wrote a journal: $(ls "$JD")"
+grep -q 'no rollback journal written' "$T/rerun.err" || fail "rerun did not say it wrote no journal: $(cat "$T/rerun.err")"
+
 vp journal show "$J" >"$T/show.out" || fail "journal show exited $?"
 grep "^$vol" "$T/dry.out" >"$T/dry.lines"
 grep -v '^#' "$T/show.out" | grep -v '^scanned' >"$T/show.lines"
