@@ -40,6 +40,18 @@ int open_dir_at(int dirfd, const char* name) {
   return fd < 0 ? -errno : fd;
 }
 
+int open_subdir_same_mount(int dirfd, const char* name) {
+  open_how how{};
+  how.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME;
+  how.resolve = RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH;
+  long fd = ::syscall(SYS_openat2, dirfd, name, &how, sizeof how);
+  if (fd < 0 && errno == EPERM) {  // O_NOATIME on a directory this user does not own
+    how.flags &= ~uint64_t(O_NOATIME);
+    fd = ::syscall(SYS_openat2, dirfd, name, &how, sizeof how);
+  }
+  return fd < 0 ? -errno : int(fd);
+}
+
 int open_beneath(int dirfd, const std::string& rel, int flags) {
   flags |= O_CLOEXEC | O_NOFOLLOW;
   std::string path = rel.empty() ? "." : rel;

@@ -1,10 +1,13 @@
 #include "volprep/walk.h"
 
+#include <sys/resource.h>
 #include <sys/syscall.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <dirent.h>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for_each.h>
 #include <vector>
@@ -43,11 +46,47 @@ struct DirNode {
   uint32_t mark = 0;
 };
 
+// A subdirectory opened while its parent was listed, counted against the walk's budget of
+// such descriptors (a directory may have a great many subdirectories).
+class HeldDir {
+ public:
+  HeldDir() = default;
+  HeldDir(int fd, std::atomic<int>& count) : fd_(fd), count_(&count) { ++*count_; }
+  HeldDir(HeldDir&& o) noexcept : fd_(std::move(o.fd_)), count_(std::exchange(o.count_, nullptr)) {}
+  HeldDir& operator=(HeldDir&& o) noexcept {
+    uncount();
+    fd_ = std::move(o.fd_);
+    count_ = std::exchange(o.count_, nullptr);
+    return *this;
+  }
+  ~HeldDir() { uncount(); }
+  bool valid() const { return fd_.valid(); }
+  int get() const { return fd_.get(); }
+  UniqueFd take() {
+    uncount();
+    return std::move(fd_);
+  }
+
+ private:
+  void uncount() {
+    if (count_) --*count_;
+    count_ = nullptr;
+  }
+  UniqueFd fd_;
+  std::atomic<int>* count_ = nullptr;
+};
+
 struct WorkItem {
   std::shared_ptr<DirNode> parent;
   std::string name;
   EntryStat st;
   uint32_t mark = 0;
+  HeldDir dir;  // already open, and `st` stat'ed through it; else opened when its turn comes
+};
+
+struct Listed {
+  std::string name;
+  unsigned char type;  // d_type: DT_DIR, DT_REG, ..., DT_UNKNOWN
 };
 
 struct linux_dirent64 {
@@ -59,7 +98,7 @@ struct linux_dirent64 {
 };
 
 // Lists a directory with getdents64 into `names`; returns 0 or -errno.
-int list_dir(int fd, std::vector<std::string>& names) {
+int list_dir(int fd, std::vector<Listed>& names) {
   alignas(linux_dirent64) static thread_local char buf[64 * 1024];
   for (;;) {
     long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
@@ -73,7 +112,7 @@ int list_dir(int fd, std::vector<std::string>& names) {
       off += d->d_reclen;
       const char* nm = d->d_name;
       if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
-      names.emplace_back(nm);
+      names.push_back({nm, d->d_type});
     }
   }
 }
@@ -84,26 +123,54 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
   tbb::enumerable_thread_specific<std::unique_ptr<WalkVisitor>> visitors(make_visitor);
   std::atomic<bool> quit{false};
 
+  // Subdirectories are opened as they are listed (openat2 with RESOLVE_NO_XDEV) and stat'ed
+  // through their descriptor, which their work item then keeps: one statx per directory, not
+  // two. At most a quarter of the descriptor limit is held so; past it, and on kernels
+  // without openat2, a subdirectory is stat'ed by name and opened when its turn comes.
+  std::atomic<bool> open_early{!options_.cross_filesystems};
+  std::atomic<int> held{0};
+  const int held_budget = [] {
+    rlimit rl{};
+    return ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? int(std::min<rlim_t>(rl.rlim_cur / 4, 1 << 20)) : 256;
+  }();
+
   // Lists one open directory, stats its entries, hands them to the visitor as one batch,
   // and returns the subdirectories to enter.
   auto process = [&](std::shared_ptr<DirNode> node, WalkVisitor& visitor,
                      std::vector<WorkItem>& out) {
-    std::vector<std::string> names;
-    if (int rc = list_dir(node->fd.get(), names); rc < 0) {
+    std::vector<Listed> listed;
+    if (int rc = list_dir(node->fd.get(), listed); rc < 0) {
       visitor.error(node->path, -rc, "cannot list directory");
       return;
     }
     const EntryStat& here = node->st;
     std::vector<Entry> entries;
-    entries.reserve(names.size());
-    for (auto& name : names) {
+    std::vector<HeldDir> opened;  // by index in entries
+    entries.reserve(listed.size());
+    for (auto& [name, type] : listed) {
       Entry e;
-      if (int rc = stat_at(node->fd.get(), name.c_str(), e.st); rc < 0) {
-        if (rc == -ENOENT)
-          visitor.vanished(join_path(node->path, name));
-        else
-          visitor.error(join_path(node->path, name), -rc, "cannot stat");
-        continue;
+      HeldDir dir;
+      if (type == DT_DIR && open_early.load(std::memory_order_relaxed) &&
+          held.load(std::memory_order_relaxed) < held_budget &&
+          !(options_.excluded && options_.excluded(join_path(node->path, name), true))) {
+        int fd = open_subdir_same_mount(node->fd.get(), name.c_str());
+        if (fd >= 0) {
+          dir = HeldDir(fd, held);
+          if (stat_at(fd, "", e.st) < 0) dir = HeldDir();
+        } else if (fd == -ENOSYS) {
+          open_early = false;
+        }
+        // A mount point (EXDEV), a name replaced since it was listed and any other failure:
+        // stat'ed by name below, which classifies or reports it.
+      }
+      if (!dir.valid()) {
+        if (int rc = stat_at(node->fd.get(), name.c_str(), e.st); rc < 0) {
+          if (rc == -ENOENT)
+            visitor.vanished(join_path(node->path, name));
+          else
+            visitor.error(join_path(node->path, name), -rc, "cannot stat");
+          continue;
+        }
       }
       e.name = std::move(name);
       bool is_dir = S_ISDIR(e.st.mode);
@@ -121,15 +188,18 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
         e.descend = is_dir;
       }
       entries.push_back(std::move(e));
+      opened.push_back(std::move(dir));
     }
-    const SharedFd held(node, &node->fd);  // keeps the node, and so its descriptor, alive
-    if (visitor.visit({node->fd.get(), held, node->path, node->mark}, entries) == Visit::kQuit) {
+    const SharedFd held_node(node, &node->fd);  // keeps the node, and so its descriptor, alive
+    if (visitor.visit({node->fd.get(), held_node, node->path, node->mark}, entries) == Visit::kQuit) {
       quit = true;
       return;
     }
-    for (auto& e : entries)
+    for (size_t i = 0; i < entries.size(); ++i) {
+      Entry& e = entries[i];
       if (e.descend && e.skip == SkipReason::kNone)
-        out.push_back({node, std::move(e.name), e.st, e.mark});
+        out.push_back({node, std::move(e.name), e.st, e.mark, std::move(opened[i])});
+    }
   };
 
   // The root's own batch, then its listing.
@@ -155,32 +225,37 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
                                                          tbb::feeder<WorkItem>& feeder) {
     if (quit.load(std::memory_order_relaxed)) return;
     WalkVisitor& visitor = *visitors.local();
-    std::string path = join_path(item.parent->path, item.name);
-    int fd = open_dir_at(item.parent->fd.get(), item.name.c_str());
-    if (fd == -ENOENT) {
-      visitor.vanished(path);
-      return;
-    }
-    if (fd == -ELOOP || fd == -ENOTDIR) {
-      // Swapped for a symlink or a file since it was listed: never followed.
-      visitor.error(path, -fd, "replaced during the walk; not entered");
-      return;
-    }
-    if (fd < 0) {
-      visitor.error(path, -fd, "cannot open directory");
-      return;
-    }
     auto node = std::make_shared<DirNode>();
-    node->fd.reset(fd);
-    node->path = std::move(path);
+    node->path = join_path(item.parent->path, item.name);
     node->mark = item.mark;
-    item.parent.reset();
-    EntryStat now;
-    if (int rc = stat_at(fd, "", now); rc < 0 || !now.same_inode(item.st)) {
-      visitor.error(node->path, rc < 0 ? -rc : ESTALE, "replaced during the walk; not entered");
-      return;
+    if (item.dir.valid()) {
+      node->fd = item.dir.take();
+      node->st = item.st;  // stat'ed through this very descriptor
+    } else {
+      int fd = open_dir_at(item.parent->fd.get(), item.name.c_str());
+      if (fd == -ENOENT) {
+        visitor.vanished(node->path);
+        return;
+      }
+      if (fd == -ELOOP || fd == -ENOTDIR) {
+        // Swapped for a symlink or a file since it was listed: never followed.
+        visitor.error(node->path, -fd, "replaced during the walk; not entered");
+        return;
+      }
+      if (fd < 0) {
+        visitor.error(node->path, -fd, "cannot open directory");
+        return;
+      }
+      node->fd.reset(fd);
+      EntryStat now;
+      if (int rc = stat_at(fd, "", now); rc < 0 || !now.same_inode(item.st)) {
+        visitor.error(node->path, rc < 0 ? -rc : ESTALE, "replaced during the walk; not entered");
+        return;
+      }
+      node->st = now;
     }
-    node->st = now;
+    item.parent.reset();
+    const int fd = node->fd.get();
     if (options_.cross_filesystems) {
       int64_t magic = fs_type(fd);
       if (is_pseudo_fs(magic)) {
