@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <tbb/global_control.h>
 #include <unistd.h>
@@ -97,6 +98,23 @@ TEST_F(TempTree, SerialAndParallelWalksPlanTheSame) {
   parallel = paths_of(run(true));
   EXPECT_EQ(serial.size(), 1u + 7 + 40 + 1000);
   EXPECT_EQ(serial, parallel);
+}
+
+TEST_F(TempTree, AWideDirectoryUnderALowDescriptorLimitIsWalkedWhole) {
+  // 300 subdirectories in one directory, with 64 descriptors: the walk may open only 16
+  // of them early and must stat and open the rest when their turn comes.
+  for (int d = 0; d < 300; ++d) file("wide/d" + std::to_string(d) + "/f");
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = 64;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  auto r = run(false);
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+  EXPECT_EQ(r.summary.scanned, 2u + 300 * 2);
+  EXPECT_EQ(r.summary.changed, r.summary.scanned);
+  EXPECT_EQ(r.summary.failed, 0u);
+  EXPECT_TRUE(r.errors.empty()) << r.errors[0].path << ": " << r.errors[0].text;
 }
 
 TEST_F(TempTree, RealRunChangesOwnersKeepsSetIdBitsAndNeverFollowsSymlinks) {
