@@ -88,7 +88,7 @@ class JournalingApplier final : public Applier {
 
  private:
   // A batch of 1024 changes is about 100 KB of records; a thread has up to 16 of them written
-  // and waiting for the background sync, which syncs a megabyte at a time.
+  // and waiting for the background sync, which syncs every 256 KiB.
   static constexpr size_t kBatchChanges = 1024;
   static constexpr size_t kBatchDirs = 64;
   static constexpr size_t kMaxWritten = 16;

@@ -341,8 +341,11 @@ JournalWriter::~JournalWriter() {
   if (syncer_.joinable()) syncer_.join();
 }
 
-// The background sync waits for this much, unless someone waits for it.
-constexpr uint64_t kSyncBytes = 1 << 20;
+// The background sync waits for this much, unless someone waits for it. Fewer syncs cost
+// less, but a batch is applied only once synced, and the longer after its statx the colder
+// the kernel's caches: on the standard tree 256 KiB (about 2700 records) measured best, 1 MiB
+// and 128 KiB 5% and 2% slower.
+constexpr uint64_t kSyncBytes = 256 << 10;
 
 Result<uint64_t> JournalWriter::write(std::string_view bytes) {
   std::lock_guard lock(mu_);
@@ -373,7 +376,7 @@ Result<uint64_t> JournalWriter::write_locked(std::string_view bytes) {
 void JournalWriter::sync_loop() {
   std::unique_lock lock(mu_);
   for (;;) {
-    // Each fdatasync costs the whole run CPU and wakeups: gather kSyncBytes unless asked.
+    // Each fdatasync costs CPU and wakeups: gather kSyncBytes unless someone waits.
     wrote_.wait(lock, [&] {
       uint64_t pending = written_ - durable_.load();
       return stopping_ || (pending > 0 && (waiting_ > 0 || pending >= kSyncBytes));

@@ -79,7 +79,7 @@ void append_directory_record(std::string& out, std::string_view dir_path);
 void append_change_record(std::string& out, const Change& c);
 
 // Writing. Thread-safe. Writes return at once; a background thread fdatasyncs what has been
-// written once a megabyte has gathered or someone waits, so one sync covers every thread's
+// written once 256 KiB have gathered or someone waits, so one sync covers every thread's
 // records and nobody waits for the disk until they must apply a change.
 class JournalWriter {
  public:
