@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -42,18 +43,20 @@ class RealApplier final : public Applier {
   }
 };
 
-// Write-ahead, pipelined: a batch's records are written, and the batch is applied once the
-// journal's background sync has them on disk. Meanwhile the walk goes on planning the next
-// batches, so no thread waits for the disk unless several batches are waiting.
-// Directory descriptors one thread's journaling applier may hold: a share of the descriptor
-// limit (which volprep raises to the hard limit), leaving half for the walk.
+// Directory descriptors one thread's journaling applier may hold: its share of half the
+// descriptor limit (which volprep raises to the hard limit); the walk holds up to a quarter.
 size_t held_dirs_budget() {
   rlimit rl{};
   size_t limit = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? size_t(rl.rlim_cur) : 1024;
   size_t threads = size_t(std::max(1, tbb::this_task_arena::max_concurrency()));
-  return std::clamp<size_t>(limit / 2 / threads, 16, 1024);
+  return std::clamp<size_t>(limit / 2 / threads, 8, 1024);
 }
 
+// Write-ahead, pipelined: a batch's records are written, and the batch is applied once the
+// journal's background sync has them on disk. Meanwhile the walk goes on planning the next
+// batches, so no thread waits for the disk unless it holds too many batches or directories.
+// A batch is sealed when full or 50 ms old (poll()), so no change waits long between its
+// statx and its chown.
 class JournalingApplier final : public Applier {
  public:
   explicit JournalingApplier(JournalWriter& journal) : journal_(journal) {}
@@ -61,6 +64,7 @@ class JournalingApplier final : public Applier {
   bool apply(const SharedFd& dir, const std::string& dir_path, std::span<Change> changes,
              ChangeSink& sink) override {
     if (failed_) return false;
+    if (open_.dirs.empty()) open_.started = Clock::now();
     // The directory once, then each entry by name: records stay small however deep the tree.
     append_directory_record(records_, dir_path);
     for (const Change& c : changes) append_change_record(records_, c);
@@ -69,29 +73,34 @@ class JournalingApplier final : public Applier {
     d.path = dir_path;
     d.changes.assign(std::make_move_iterator(changes.begin()), std::make_move_iterator(changes.end()));
     open_.count += changes.size();
-    held_dirs_ += 1;
-    if (open_.count >= kBatchChanges || open_.dirs.size() >= kBatchDirs) {
+    ++held_dirs_;
+    if (open_.count >= kBatchChanges || open_.dirs.size() >= kBatchDirs || held_dirs_ >= max_held_dirs_)
       if (!seal()) return false;
-      // Batches hold their directories open: past the budget, wait for the disk.
-      return apply_durable(sink, written_.size() > kMaxWritten || held_dirs_ > max_held_dirs_);
-    }
-    return apply_durable(sink, false);
+    return apply_durable(sink, kMaxWritten);
+  }
+
+  bool poll(ChangeSink& sink) override {
+    if (failed_) return false;
+    if (!open_.dirs.empty() && Clock::now() - open_.started >= kMaxAge && !seal()) return false;
+    return apply_durable(sink, kMaxWritten);
   }
 
   bool flush(ChangeSink& sink) override {
     if (failed_) return false;
     if (!open_.dirs.empty() && !seal()) return false;
-    return apply_durable(sink, true);
+    return apply_durable(sink, 0);
   }
 
   std::string error() const override { return error_; }
 
  private:
-  // A batch of 1024 changes is about 100 KB of records; a thread has up to 16 of them written
-  // and waiting for the background sync, which syncs every 256 KiB.
+  using Clock = std::chrono::steady_clock;
+  // A batch of 1024 changes is about 100 KB of records; a thread keeps at most 16 of them
+  // written and waiting for the background sync, which syncs every 256 KiB.
   static constexpr size_t kBatchChanges = 1024;
   static constexpr size_t kBatchDirs = 64;
   static constexpr size_t kMaxWritten = 16;
+  static constexpr auto kMaxAge = std::chrono::milliseconds(50);
   struct Dir {
     SharedFd fd;
     std::string path;
@@ -100,6 +109,7 @@ class JournalingApplier final : public Applier {
   struct Batch {
     std::vector<Dir> dirs;
     size_t count = 0;
+    Clock::time_point started;
     uint64_t end = 0;  // the journal offset after its records
   };
 
@@ -114,12 +124,13 @@ class JournalingApplier final : public Applier {
     return true;
   }
 
-  // Applies the written batches that are on disk, oldest first; with `wait`, all of them.
-  bool apply_durable(ChangeSink& sink, bool wait) {
+  // Applies the written batches that are on disk, oldest first, and waits for the disk while
+  // more than `max_written` batches, or more directories than the budget, are held.
+  bool apply_durable(ChangeSink& sink, size_t max_written) {
     while (!written_.empty()) {
       Batch& b = written_.front();
       if (!journal_.durable(b.end)) {
-        if (!wait) return true;
+        if (written_.size() <= max_written && held_dirs_ < max_held_dirs_) return true;
         if (auto r = journal_.wait_durable(b.end); !r) return fail(r.error().message);
       }
       for (Dir& d : b.dirs)

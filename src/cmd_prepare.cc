@@ -237,8 +237,11 @@ int run_prepare(const PrepareOptions& options) {
     for (const auto& e : result.errors) spdlog::error("{}: {}", display_path(v, e.path), e.text);
     total += result.summary;
     if (!result.stopped.empty()) {
-      spdlog::error("stopped: {}; {}", result.stopped,
-                    journal && !journal->created() ? "nothing changed" : "every change made so far is in the journal");
+      if (journal && journal->created())
+        spdlog::error("stopped: {}; every change made so far is in the journal {} (volprep rollback undoes them)",
+                      result.stopped, journal->path());
+      else
+        spdlog::error("stopped: {}; nothing changed", result.stopped);
       std::printf("%s\n", format_summary(total, dry_run).c_str());
       return kExitPartial;
     }

@@ -98,18 +98,32 @@ struct XattrArgs {
   uint32_t size;
   uint32_t flags;
 };
-// Cleared the first time the kernel answers ENOSYS; from then on the /proc path is used.
-std::atomic<bool> have_xattrat{true};
+// Whether the kernel takes the *xattrat calls: unknown until the first call probes it (a
+// seccomp filter may answer EPERM rather than ENOSYS), then fixed for the run.
+enum XattrAt { kUnknown, kYes, kNo };
+std::atomic<int> have_xattrat{kUnknown};
 
-// Runs `at` (an *xattrat call) while the kernel has them, else `fallback`. -errno or the
+bool xattrat_available() {
+  int have = have_xattrat.load(std::memory_order_relaxed);
+  if (have == kUnknown) {
+    char buf[1];
+    XattrArgs args{reinterpret_cast<uintptr_t>(buf), sizeof buf, 0};
+    long r = ::syscall(kSysGetxattrat, AT_FDCWD, "/", AT_SYMLINK_NOFOLLOW, "user.volprep-probe", &args, sizeof args);
+    have = r >= 0 || errno == ENODATA || errno == EOPNOTSUPP || errno == ERANGE ? kYes : kNo;
+    have_xattrat.store(have, std::memory_order_relaxed);
+  }
+  return have == kYes;
+}
+
+// Runs `at` (an *xattrat call) where the kernel has them, else `fallback`. -errno or the
 // call's result.
 template <typename At, typename Fallback>
 long xattr_call(At at, Fallback fallback) {
-  if (have_xattrat.load(std::memory_order_relaxed)) {
+  if (xattrat_available()) {
     long r = at();
     if (r >= 0) return r;
     if (errno != ENOSYS) return -errno;
-    have_xattrat.store(false, std::memory_order_relaxed);
+    have_xattrat.store(kNo, std::memory_order_relaxed);
   }
   long r = fallback();
   return r >= 0 ? r : -errno;
@@ -130,7 +144,7 @@ long get_xattr_raw(int dirfd, const std::string& name, const char* attr, void* b
 }
 }  // namespace
 
-void use_xattrat(bool on) { have_xattrat.store(on); }
+void use_xattrat(bool on) { have_xattrat.store(on ? kYes : kNo); }
 
 int get_xattr_at(int dirfd, const std::string& name, const char* attr, std::string& out) {
   char buf[512];

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <cstdint>
+#include <chrono>
 #include <ctime>
 #include <cstdlib>
 
@@ -346,6 +347,7 @@ JournalWriter::~JournalWriter() {
 // the kernel's caches: on the standard tree 256 KiB (about 2700 records) measured best, 1 MiB
 // and 128 KiB 5% and 2% slower.
 constexpr uint64_t kSyncBytes = 256 << 10;
+constexpr auto kSyncAge = std::chrono::milliseconds(20);
 
 Result<uint64_t> JournalWriter::write(std::string_view bytes) {
   std::lock_guard lock(mu_);
@@ -375,20 +377,34 @@ Result<uint64_t> JournalWriter::write_locked(std::string_view bytes) {
 
 void JournalWriter::sync_loop() {
   std::unique_lock lock(mu_);
+  bool dir_synced = false;
+  auto pending = [&] { return written_ - durable_.load(); };
   for (;;) {
-    // Each fdatasync costs CPU and wakeups: gather kSyncBytes unless someone waits.
-    wrote_.wait(lock, [&] {
-      uint64_t pending = written_ - durable_.load();
-      return stopping_ || (pending > 0 && (waiting_ > 0 || pending >= kSyncBytes));
+    // Each fdatasync costs CPU and wakeups: gather kSyncBytes, unless someone waits or what
+    // is pending has waited kSyncAge.
+    wrote_.wait_for(lock, kSyncAge, [&] {
+      return stopping_ || !broken_.empty() || (pending() > 0 && (waiting_ > 0 || pending() >= kSyncBytes));
     });
-    if (written_ <= durable_.load() || !broken_.empty()) return;  // stopping, or nothing to do
+    if (!broken_.empty()) return;
+    if (pending() == 0) {
+      if (stopping_) return;
+      continue;
+    }
+    // Asked, or timed out with records pending: sync them.
     const uint64_t target = written_;
     lock.unlock();
-    const int rc = ::fdatasync(fd_.get());
-    const int err = errno;
+    const char* what = "fdatasync";
+    int rc = ::fdatasync(fd_.get());
+    int err = errno;
+    if (rc == 0 && !dir_synced) {  // the file's name must survive a crash too: once
+      what = "fsync of its directory";
+      rc = ::fsync(dir_.get());
+      err = errno;
+      dir_synced = rc == 0;
+    }
     lock.lock();
     if (rc != 0) {
-      broken_ = "journal " + path_ + ": fdatasync failed: " + std::strerror(err);
+      broken_ = "journal " + path_ + ": " + what + " failed: " + std::strerror(err);
       synced_.notify_all();
       return;
     }

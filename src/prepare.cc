@@ -174,8 +174,7 @@ class Run {
   }
 
   bool apply_batch(ThreadState& ts, const SharedFd& dir, const std::string& dir_path) {
-    if (ts.batch.empty()) return true;
-    if (ts.applier->apply(dir, dir_path, ts.batch, ts)) return true;
+    if (ts.batch.empty() ? ts.applier->poll(ts) : ts.applier->apply(dir, dir_path, ts.batch, ts)) return true;
     stop(ts.applier->error());
     return false;
   }

@@ -136,7 +136,9 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
     for (size_t run = range.begin(); run != range.end(); ++run) {
       if (stop.load(std::memory_order_relaxed)) return;
       const std::string& dir = j.dirs[recs[runs[run]].dir];
-      SharedFd dirfd = ts.open_dir(root->get(), dir);
+      // A single-file volume's records are all in its parent, the root here: any other
+      // directory is outside the volume and never opened.
+      SharedFd dirfd = single_file && !dir.empty() ? nullptr : ts.open_dir(root->get(), dir);
       ts.batch.clear();
       for (size_t i = runs[run]; i != runs[run + 1]; ++i) {
         const JournalRecord& rec = recs[i];
@@ -227,7 +229,7 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
         }
         ts.batch.push_back(std::move(c));
       }
-      if (!ts.batch.empty() && !ts.applier->apply(dirfd, dir, ts.batch, ts)) {
+      if (ts.batch.empty() ? !ts.applier->poll(ts) : !ts.applier->apply(dirfd, dir, ts.batch, ts)) {
         std::lock_guard lock(stop_mu);
         if (stopped.empty()) stopped = ts.applier->error();
         stop = true;

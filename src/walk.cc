@@ -38,7 +38,8 @@ std::string join_path(std::string_view dir, std::string_view name) {
 namespace {
 
 // An open directory whose subdirectories are still to be entered. Shared by the work items
-// of its subdirectories and closed when the last of them has opened its own descriptor.
+// of its subdirectories and by appliers still holding changes in it (as a SharedFd), and
+// closed when the last of them lets go.
 struct DirNode {
   UniqueFd fd;
   std::string path;
@@ -157,8 +158,8 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
         if (fd >= 0) {
           dir = HeldDir(fd, held);
           if (stat_at(fd, "", e.st) < 0) dir = HeldDir();
-        } else if (fd == -ENOSYS) {
-          open_early = false;
+        } else if (fd == -ENOSYS || fd == -EPERM) {
+          open_early = false;  // no openat2 here, or a seccomp filter refuses it
         }
         // A mount point (EXDEV), a name replaced since it was listed and any other failure:
         // stat'ed by name below, which classifies or reports it.

@@ -31,6 +31,9 @@ class Applier {
   // applied.
   virtual bool apply(const SharedFd& dir, const std::string& dir_path, std::span<Change> changes,
                      ChangeSink& sink) = 0;
+  // Called between batches (once per directory walked): an applier holding changes back
+  // applies what it may. False: stop, as for apply().
+  virtual bool poll(ChangeSink&) { return true; }
   virtual bool flush(ChangeSink&) { return true; }
   virtual std::string error() const { return {}; }
 };

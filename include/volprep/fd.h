@@ -86,7 +86,8 @@ int open_beneath(int dirfd, const std::string& rel, int flags);
 
 // Opens the subdirectory `name` of `dirfd` (O_DIRECTORY|O_NOFOLLOW|O_NOATIME) only if it is
 // on the same mount: openat2(2) with RESOLVE_NO_XDEV, which also never triggers an automount.
-// Returns the fd, -EXDEV for a mount point, -ENOSYS without openat2, or another -errno.
+// Returns the fd, -EXDEV for a mount point, -ENOSYS without openat2 (-EPERM under some
+// seccomp filters), or another -errno.
 int open_subdir_same_mount(int dirfd, const char* name);
 
 // Extended attributes of the entry `name` in `dirfd` without following a symlink: with

@@ -7,8 +7,9 @@
 // of the 'C' records after it are relative to it), 'C' one changed entry, 'E' end of a
 // finished run.
 // 'C': dev major, dev minor, inode, mode before (with type), uid, gid before, mode, uid, gid
-// after, path, then xattrs: a count, and for each its name, a flags varint (1: a value before,
-// 2: a value after) and those values (security.capability kept across chown; ACLs set).
+// after, name (within the last 'D'), then xattrs: a count, and for each its name, a flags
+// varint (1: a value before, 2: a value after) and those values (security.capability kept
+// across chown; ACLs set).
 // Numbers in payloads are LEB128 varints; strings are a varint length and raw bytes.
 #pragma once
 
@@ -126,8 +127,8 @@ struct Journal {
   std::string path;
   uint32_t version = 0;
   JournalHeader header;
-  // The directories the records are in, relative to the volume root, one per 'D' record;
-  // dirs[0] is the root itself ("").
+  // The directories the records are in, relative to the volume root: one per 'D' record, and
+  // one per record whose name has a '/' in it (split there); dirs[0] is the root itself ("").
   std::vector<std::string> dirs{""};
   std::vector<JournalRecord> records;
   std::optional<JournalEnd> end;
