@@ -370,8 +370,10 @@ Result<uint64_t> JournalWriter::write_locked(std::string_view bytes) {
     }
     bytes.remove_prefix(size_t(n));
   }
+  const uint64_t was_pending = written_ - durable_.load();
   written_ += size;
-  if (written_ - durable_.load() >= kSyncBytes) wrote_.notify_one();  // else it sleeps on
+  // The sync thread sleeps until something is pending, then gathers for kSyncAge.
+  if (was_pending == 0 || written_ - durable_.load() >= kSyncBytes) wrote_.notify_one();
   return written_;
 }
 
@@ -380,17 +382,18 @@ void JournalWriter::sync_loop() {
   bool dir_synced = false;
   auto pending = [&] { return written_ - durable_.load(); };
   for (;;) {
-    // Each fdatasync costs CPU and wakeups: gather kSyncBytes, unless someone waits or what
-    // is pending has waited kSyncAge.
-    wrote_.wait_for(lock, kSyncAge, [&] {
-      return stopping_ || !broken_.empty() || (pending() > 0 && (waiting_ > 0 || pending() >= kSyncBytes));
-    });
-    if (!broken_.empty()) return;
-    if (pending() == 0) {
-      if (stopping_) return;
-      continue;
+    if (pending() == 0) {  // idle: sleep until something is written
+      wrote_.wait(lock, [&] { return stopping_ || !broken_.empty() || pending() > 0; });
+      if (!broken_.empty() || pending() == 0) return;  // failed, or stopping with nothing left
+      if (!stopping_) continue;
+    } else {
+      // Each fdatasync costs CPU and wakeups: gather kSyncBytes, unless someone waits or
+      // what is pending has waited kSyncAge.
+      wrote_.wait_for(lock, kSyncAge, [&] {
+        return stopping_ || !broken_.empty() || waiting_ > 0 || pending() >= kSyncBytes;
+      });
+      if (!broken_.empty()) return;
     }
-    // Asked, or timed out with records pending: sync them.
     const uint64_t target = written_;
     lock.unlock();
     const char* what = "fdatasync";

@@ -1,10 +1,12 @@
 #include "volprep/walk.h"
 
+#include <linux/magic.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
@@ -98,8 +100,14 @@ struct linux_dirent64 {
   char d_name[];
 };
 
-// Lists a directory with getdents64 into `names`; returns 0 or -errno.
-int list_dir(int fd, std::vector<Listed>& names) {
+// Where ext4 has read a directory to its end, the last entry's d_off is this: its readdir
+// sets the position to EXT4_HTREE_EOF_64BIT, a value its hashes are kept from taking, and a
+// linear directory's positions are byte offsets. (Other filesystems: no such promise.)
+constexpr int64_t kExt4EndOfDir = INT64_MAX;
+
+// Lists a directory with getdents64 into `names`; returns 0 or -errno. With `ext4`, a read
+// that ends at kExt4EndOfDir is the last: one getdents64 for most directories, not two.
+int list_dir(int fd, bool ext4, std::vector<Listed>& names) {
   alignas(linux_dirent64) static thread_local char buf[64 * 1024];
   for (;;) {
     long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
@@ -108,13 +116,16 @@ int list_dir(int fd, std::vector<Listed>& names) {
       return -errno;
     }
     if (n == 0) return 0;
+    int64_t last = 0;
     for (long off = 0; off < n;) {
       auto* d = reinterpret_cast<linux_dirent64*>(buf + off);
       off += d->d_reclen;
+      last = d->d_off;
       const char* nm = d->d_name;
       if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
       names.push_back({nm, d->d_type});
     }
+    if (ext4 && last == kExt4EndOfDir) return 0;
   }
 }
 
@@ -129,6 +140,8 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
   // two. At most a quarter of the descriptor limit is held so; past it, and on kernels
   // without openat2, a subdirectory is stat'ed by name and opened when its turn comes.
   std::atomic<bool> open_early{!options_.cross_filesystems};
+  // Every directory is on the root's filesystem unless the walk crosses filesystems.
+  const bool ext4 = !options_.cross_filesystems && fs_type(root_fd) == EXT4_SUPER_MAGIC;
   std::atomic<int> held{0};
   const int held_budget = [] {
     rlimit rl{};
@@ -140,7 +153,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
   auto process = [&](std::shared_ptr<DirNode> node, WalkVisitor& visitor,
                      std::vector<WorkItem>& out) {
     std::vector<Listed> listed;
-    if (int rc = list_dir(node->fd.get(), listed); rc < 0) {
+    if (int rc = list_dir(node->fd.get(), ext4, listed); rc < 0) {
       visitor.error(node->path, -rc, "cannot list directory");
       return;
     }

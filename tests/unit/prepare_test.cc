@@ -100,6 +100,16 @@ TEST_F(TempTree, SerialAndParallelWalksPlanTheSame) {
   EXPECT_EQ(serial, parallel);
 }
 
+TEST_F(TempTree, ALargeDirectoryIsListedWhole) {
+  // More entries than one getdents64 buffer holds: on ext4 the walk stops reading at the
+  // end-of-directory position, so this checks it neither stops early nor reads twice.
+  fs::create_directories(root_ / "big");
+  for (int f = 0; f < 6000; ++f) std::ofstream(root_ / "big" / ("a-longer-file-name-" + std::to_string(f)));
+  auto r = run(true);
+  EXPECT_EQ(r.summary.scanned, 2u + 6000);
+  EXPECT_EQ(r.planned.size(), 2u + 6000);
+}
+
 TEST_F(TempTree, AWideDirectoryUnderALowDescriptorLimitIsWalkedWhole) {
   // 300 subdirectories in one directory, with 64 descriptors: the walk may open only 16
   // of them early and must stat and open the rest when their turn comes.
