@@ -5,10 +5,6 @@
 # same when PATH is the mount point itself, with --dry-run and --json, and when the ramfs is
 # mounted below an ext4 volume and --cross-filesystems takes the walk into it.
 source "$(dirname "$0")/lib.sh"
-set -E   # the ERR trap also names failures inside functions and substitutions
-export VOLPREP_JOURNAL_DIR=${VOLPREP_JOURNAL_DIR:-$T/journals}
-MAP=(--map 0:500000:65536)
-vp() { timeout 60 "$VOLPREP" "$@"; }
 state() { find "$1" -printf '%P %U:%G %m %C@ %y\n' | LC_ALL=C sort; }
 
 mkdir "$T/ram"

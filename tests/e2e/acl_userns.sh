@@ -7,13 +7,9 @@
 # --acl-perms rX grants read only, and `volprep rollback --last` restores ACLs, modes and raw
 # xattrs byte for byte.
 source "$(dirname "$0")/lib.sh"
-set -E   # the ERR trap also names failures inside functions and substitutions
-export VOLPREP_JOURNAL_DIR=${VOLPREP_JOURNAL_DIR:-$T/journals}
 mkdir -p "$VOLPREP_JOURNAL_DIR"
 chmod 755 "$T"   # the volume's parents must be traversable by the container's ids
-MAP=(--map 0:500000:65536)
 PY=/usr/bin/python3
-vp() { timeout 60 "$VOLPREP" "$@"; }
 
 # The demo plus what makes --acl's rules matter: a file with an x bit (X grants x), a file
 # with an ACL of its own (the mask is recomputed, its entries kept), a directory with a

@@ -5,13 +5,9 @@
 # serves flips a denial (and the kernel agrees); output is sorted by path, the same with
 # --threads 1 as with the default, and the summary counts add up.
 source "$(dirname "$0")/lib.sh"
-set -E   # the ERR trap also names failures inside functions and substitutions
-export VOLPREP_JOURNAL_DIR=${VOLPREP_JOURNAL_DIR:-$T/journals}
 mkdir -p "$VOLPREP_JOURNAL_DIR"
 chmod 755 "$T"   # the volume's parents must be traversable by the container's ids
-MAP=(--map 0:500000:65536)
 PY=/usr/bin/python3
-vp() { timeout 60 "$VOLPREP" "$@"; }
 
 # run_check OUTFILE args...: volprep check, stdout to OUTFILE; prints the exit status.
 run_check() {

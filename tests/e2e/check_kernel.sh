@@ -9,12 +9,9 @@
 # (privileged over inodes whose uid and gid are both mapped), uid 1000 with a supplementary
 # group, and uid 2000:1000 with one.
 source "$(dirname "$0")/lib.sh"
-set -E   # the ERR trap also names failures inside functions and substitutions
 chmod 755 "$T"   # the volume's parents must be traversable by the container's ids
 PY=/usr/bin/python3
 RT=$(dirname "$0")/randtree.py
-MAP=(--map 0:500000:65536)
-vp() { timeout 60 "$VOLPREP" "$@"; }
 
 seed=${VOLPREP_SEED:-20240611}
 entries=${VOLPREP_ENTRIES:-600}

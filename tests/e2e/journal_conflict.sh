@@ -10,8 +10,6 @@
 # /var/lib/volprep is never touched.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/manifest.bash"
-MAP=(--map 0:500000:65536)
-vp() { timeout 60 "$VOLPREP" "$@"; }
 JD=$VOLPREP_JOURNAL_DIR
 host_state() { find /var/lib/volprep -printf '%p %y %m %s %T@\n' 2>/dev/null | LC_ALL=C sort || true; }
 host_state >"$T/host.before"

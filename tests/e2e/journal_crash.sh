@@ -13,14 +13,12 @@
 # in a rollback.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/manifest.bash"
-MAP=(--map 0:500000:65536)
 MKTREE=${MKTREE:-$VOLPREP_SRC/../shared/bench/mktree.py}
 [ -f "$MKTREE" ] || MKTREE=/work/shared/bench/mktree.py
 [ -f "$MKTREE" ] || fail "mktree.py not found (shared/bench/mktree.py beside the repo; set MKTREE)"
 command -v setcap >/dev/null && command -v getcap >/dev/null ||
   fail "setcap/getcap missing: add libcap2-bin to dev's test_packages"
 command -v setfacl >/dev/null || fail "setfacl missing: add acl to dev's test_packages"
-vp() { timeout 60 "$VOLPREP" "$@"; }
 SECONDS=0
 
 # The tree and the journals live on a tmpfs of their own (lib.sh unmounts it): making and

@@ -9,8 +9,6 @@
 # format version 2 is refused with a message naming both versions.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/manifest.bash"
-MAP=(--map 0:500000:65536)
-vp() { timeout 60 "$VOLPREP" "$@"; }
 JD=$VOLPREP_JOURNAL_DIR
 mkdir -p "$JD" "$T/work"
 

@@ -23,6 +23,11 @@ _cleanup() {
 trap _cleanup EXIT
 trap 'echo "FAIL: ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND" >&2' ERR
 
+# The map every scenario gives volprep (Docker's dockremap:500000:65536), and volprep itself
+# with a time limit.
+MAP=(--map 0:500000:65536)
+vp() { timeout 60 "$VOLPREP" "$@"; }
+
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # Expects the command to fail: `not cmd args`.
 not() { if "$@"; then fail "expected failure: $*"; fi; }

@@ -4,13 +4,9 @@
 # 0 after a real run; --threads 1 and the default print the same bytes; --json is JSON Lines
 # ending with a summary; --chmod and --exclude do what they say.
 source "$(dirname "$0")/lib.sh"
-set -E   # the ERR trap also names failures inside functions and substitutions
 # Rollback journals of real runs stay under $T (made now, so $T itself does not change later).
-export VOLPREP_JOURNAL_DIR=${VOLPREP_JOURNAL_DIR:-$T/journals}
 mkdir -p "$VOLPREP_JOURNAL_DIR"
-MAP=(--map 0:500000:65536)
 PY=${PY:-$(command -v /usr/bin/python3 || command -v python3)}
-vp() { timeout 60 "$VOLPREP" "$@"; }
 ctimes() { find "$1" -printf '%C@ %U:%G %m %p\n' | LC_ALL=C sort; }
 
 mkdir "$T/a"

@@ -6,13 +6,9 @@
 # volume is owned by the target; setuid/setgid bits survive; symlinks change themselves only.
 # Then --cross-filesystems enters the tmpfs but still never a proc mounted inside.
 source "$(dirname "$0")/lib.sh"
-set -E   # the ERR trap also names failures inside functions and substitutions
 # Rollback journals of real runs stay under $T (made now, so $T itself does not change later).
-export VOLPREP_JOURNAL_DIR=${VOLPREP_JOURNAL_DIR:-$T/journals}
 mkdir -p "$VOLPREP_JOURNAL_DIR"
-MAP=(--map 0:500000:65536)
 PY=${PY:-$(command -v /usr/bin/python3 || command -v python3)}  # the system python: no shim start-up cost
-vp() { timeout 60 "$VOLPREP" "$@"; }
 # Checks that need not stop the scenario record a failure and go on; the end fails if any did.
 failures=0
 bad() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }

@@ -5,11 +5,8 @@
 # RENAME_EXCHANGE) and the mv/ln way (rename away, symlink in its place, then back). volprep
 # walks by descriptor, so nothing outside may change: owners, modes, ctimes.
 source "$(dirname "$0")/lib.sh"
-set -E   # the ERR trap also names failures inside functions and substitutions
 # Rollback journals of real runs stay under $T (made now, so $T itself does not change later).
-export VOLPREP_JOURNAL_DIR=${VOLPREP_JOURNAL_DIR:-$T/journals}
 mkdir -p "$VOLPREP_JOURNAL_DIR"
-MAP=(--map 0:500000:65536)
 PY=${PY:-$(command -v /usr/bin/python3 || command -v python3)}
 DURATION=${RACE_SECONDS:-8}
 tree=$T/tree outside=$T/outside out=$T/out

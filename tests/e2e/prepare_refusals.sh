@@ -7,12 +7,8 @@
 # mapped to host ids 700000.. that own nothing on the host, so even a volprep that failed to
 # refuse could not change a thing. Dry runs also run in the host namespace.
 source "$(dirname "$0")/lib.sh"
-set -E   # the ERR trap also names failures inside functions and substitutions
 # Rollback journals of real runs stay under $T (made now, so $T itself does not change later).
-export VOLPREP_JOURNAL_DIR=${VOLPREP_JOURNAL_DIR:-$T/journals}
 mkdir -p "$VOLPREP_JOURNAL_DIR"
-MAP=(--map 0:500000:65536)
-vp() { timeout 60 "$VOLPREP" "$@"; }
 chmod 755 "$T"
 
 # sandbox cmd args...: like as_container, as root of a namespace mapped 0:700000:65536.

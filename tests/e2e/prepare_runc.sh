@@ -4,14 +4,11 @@
 # uid 1000 with the demo jenkins_home bind-mounted at /var/jenkins_home. Writing to the volume
 # fails before `volprep --as 1000`, and works after.
 source "$(dirname "$0")/lib.sh"
-set -E   # the ERR trap also names failures inside functions and substitutions
 # Rollback journals of real runs stay under $T (made now, so $T itself does not change later).
-export VOLPREP_JOURNAL_DIR=${VOLPREP_JOURNAL_DIR:-$T/journals}
 mkdir -p "$VOLPREP_JOURNAL_DIR"
 source "$(dirname "$0")/runc_lib.bash"
 runc_require
 chmod 755 "$T"
-vp() { timeout 60 "$VOLPREP" "$@"; }
 
 mkdir "$T/vol"
 vol=$(bash "$VOLPREP_SRC/fixtures/make-demo-volume.sh" "$T/vol")

@@ -4,13 +4,9 @@
 # demo jenkins_home before; after `volprep PATH --as ID --map 0:500000:65536` they can, and
 # what they create belongs to the mapped host id.
 source "$(dirname "$0")/lib.sh"
-set -E   # the ERR trap also names failures inside functions and substitutions
 # Rollback journals of real runs stay under $T (made now, so $T itself does not change later).
-export VOLPREP_JOURNAL_DIR=${VOLPREP_JOURNAL_DIR:-$T/journals}
 mkdir -p "$VOLPREP_JOURNAL_DIR"
 chmod 755 "$T"   # the volume's parents must be traversable by the container's ids
-MAP=(--map 0:500000:65536)
-vp() { timeout 60 "$VOLPREP" "$@"; }
 
 # try_write UID GID VOL NEWFILE: append to config.xml and create jobs/NEWFILE as container UID:GID.
 try_write() {
