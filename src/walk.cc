@@ -164,9 +164,10 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     for (auto& [name, type] : listed) {
       Entry e;
       HeldDir dir;
+      bool dir_not_excluded = false;  // known when checked here, so not checked twice
       if (type == DT_DIR && open_early.load(std::memory_order_relaxed) &&
           held.load(std::memory_order_relaxed) < held_budget &&
-          !(options_.excluded && options_.excluded(join_path(node->path, name), true))) {
+          (dir_not_excluded = !(options_.excluded && options_.excluded(join_path(node->path, name), true)))) {
         int fd = open_subdir_same_mount(node->fd.get(), name.c_str());
         if (fd >= 0) {
           dir = HeldDir(fd, held);
@@ -188,7 +189,8 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
       }
       e.name = std::move(name);
       bool is_dir = S_ISDIR(e.st.mode);
-      if (options_.excluded && options_.excluded(join_path(node->path, e.name), is_dir)) {
+      if (!(is_dir && dir_not_excluded) && options_.excluded &&
+          options_.excluded(join_path(node->path, e.name), is_dir)) {
         e.skip = SkipReason::kExcluded;
       } else if (is_dir && (e.st.mount_root || (here.mnt_id && e.st.mnt_id != here.mnt_id) ||
                             e.st.dev_major != here.dev_major || e.st.dev_minor != here.dev_minor)) {
