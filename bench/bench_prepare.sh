@@ -197,6 +197,13 @@ echo "caches:     NOT dropped; one untimed warm-up of each command first, so bot
 echo "            sync before every timed run; $ROUNDS timed runs of each, alternating"
 
 make_tree "$TREE" "$FILES"
+# floor.cc: per entry one statx and the fchownat if due, per directory openat + getdents64, in
+# nproc threads, and nothing else: the least a tool that stats before it changes can do here.
+FLOOR=$work/floor FLOOR_THREADS=${THREADS:-$(nproc)}
+if ! c++ -std=c++20 -O2 -pthread -o "$FLOOR" "$here/floor.cc"; then
+  log "could not build floor.cc; no floor rows"
+  FLOOR=""
+fi
 entries=$(find "$TREE" | wc -l)
 dirs=$(find "$TREE" -type d | wc -l)
 echo "entries:    $entries ($dirs directories) in the standard tree (mktree.py $FILES)"
@@ -209,10 +216,18 @@ chown -R "$OTHER:$OTHER" "$TREE"
 every_owner_is "$TREE" "$OTHER" "reset"
 run_volprep warm-volprep "$TREE"; every_owner_is "$TREE" "$PREPARED" "warm-up volprep"
 timed warm-chown chown -R "$OTHER:$OTHER" "$TREE"; every_owner_is "$TREE" "$OTHER" "warm-up chown"
+if [ -n "$FLOOR" ]; then
+  timed warm-floor "$FLOOR" "$TREE" "$PREPARED" "$FLOOR_THREADS"; every_owner_is "$TREE" "$PREPARED" "warm-up floor"
+  chown -R "$OTHER:$OTHER" "$TREE"
+fi
 for ((i = 1; i <= ROUNDS; i++)); do
   log "full change, round $i/$ROUNDS"
   run_volprep full-volprep "$TREE"; every_owner_is "$TREE" "$PREPARED" "volprep round $i"
   timed full-chown chown -R "$OTHER:$OTHER" "$TREE"; every_owner_is "$TREE" "$OTHER" "chown round $i"
+  if [ -n "$FLOOR" ]; then
+    timed full-floor "$FLOOR" "$TREE" "$PREPARED" "$FLOOR_THREADS"; every_owner_is "$TREE" "$PREPARED" "floor round $i"
+    chown -R "$OTHER:$OTHER" "$TREE"  # untimed: back to where the next volprep run starts
+  fi
 done
 
 # --- Rerun on a prepared tree: nothing to change. -----------------------------------------------
@@ -225,6 +240,7 @@ for ((i = 1; i <= ROUNDS; i++)); do
   log "rerun, round $i/$ROUNDS"
   run_volprep rerun-volprep "$TREE"
   timed rerun-chown chown -R "$PREPARED:$PREPARED" "$TREE"
+  [ -z "$FLOOR" ] || timed rerun-floor "$FLOOR" "$TREE" "$PREPARED" "$FLOOR_THREADS"
 done
 every_owner_is "$TREE" "$PREPARED" "rerun rounds"
 
@@ -284,6 +300,11 @@ for name, what, target in (("full", "full change (every owner changes)", t_full)
     ratio = v / c
     rows.append((what, f"{v:.3f} s", f"{c:.3f} s", f"{ratio:.2f}", f"<= {target:.2f}",
                  verdict(ratio <= target)))
+for name, what in (("full", "floor: statx+fchownat per entry, full change"),
+                   ("rerun", "floor: statx per entry, rerun")):
+    if f"{name}-floor" in runs:
+        f, c = med(f"{name}-floor"), med(f"{name}-chown")
+        rows.append((what, f"{f:.3f} s", f"{c:.3f} s", f"{f / c:.2f}", "(info)", ""))
 rss_200k = max(r[3] for r in runs["full-volprep"]) / 1024
 rows.append((f"peak RSS, full change, {entries} entries", f"{rss_200k:.1f} MiB",
              f"{med('full-chown', 3) / 1024:.1f} MiB", "", "(info)", ""))
@@ -305,6 +326,10 @@ print(fmt(head))
 print(fmt(["-" * w for w in widths]))
 for r in rows:
     print(fmt(r))
+if "full-floor" in runs:
+    print("The floor rows time bench/floor.cc, not volprep: a statx per entry, the fchownat if due,")
+    print("openat + getdents64 per directory, in the same threads, and nothing else. A volprep ratio")
+    print("can come near its floor's ratio, not below it.")
 
 print()
 print("CPU time (user+sys), medians: what the runs cost whatever else ran; volprep's wall time")
@@ -320,7 +345,8 @@ print("Per-run detail: wall s of each timed run; medians of CPU s (user+sys) and
 print("processes used meanwhile (on %d CPUs; more than a few tenths means the timings are noisy):"
       % os.cpu_count())
 noisy = []
-for label in ("full-volprep", "full-chown", "rerun-volprep", "rerun-chown", "big-volprep", "big-chown"):
+for label in ("full-volprep", "full-chown", "full-floor", "rerun-volprep", "rerun-chown", "rerun-floor",
+              "big-volprep", "big-chown"):
     if label not in runs:
         continue
     walls = [r[0] for r in runs[label]]
