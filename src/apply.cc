@@ -66,7 +66,8 @@ class JournalingApplier final : public Applier {
     if (failed_) return false;
     if (open_.dirs.empty()) open_.started = Clock::now();
     // The directory once, then each entry by name: records stay small however deep the tree.
-    append_directory_record(records_, dir_path);
+    append_directory_record(records_, dir_path, records_.empty() ? std::string_view() : last_dir_);
+    last_dir_ = dir_path;
     for (const Change& c : changes) append_change_record(records_, c);
     Dir& d = open_.dirs.emplace_back();
     d.fd = dir;
@@ -95,8 +96,8 @@ class JournalingApplier final : public Applier {
 
  private:
   using Clock = std::chrono::steady_clock;
-  // A batch of 1024 changes is about 100 KB of records; a thread keeps at most 16 of them
-  // written and waiting for the background sync, which syncs every 256 KiB.
+  // A batch of 1024 changes is about 45 KB of records; a thread keeps at most 16 of them
+  // written and waiting for the background sync, which syncs every 128 KiB.
   static constexpr size_t kBatchChanges = 1024;
   static constexpr size_t kBatchDirs = 64;
   static constexpr size_t kMaxWritten = 16;
@@ -159,6 +160,7 @@ class JournalingApplier final : public Applier {
   Batch open_;                 // being planned
   std::deque<Batch> written_;  // records written, waiting for the disk
   std::string records_;        // the open batch's records
+  std::string last_dir_;       // the path of their last 'D' record
   bool failed_ = false;
   std::string error_;
 };

@@ -6,6 +6,8 @@
 // Kinds: 'H' header (first), 'D' a directory (its path relative to the volume root; the names
 // of the 'C' records after it are relative to it), 'C' one changed entry, 'E' end of a
 // finished run.
+// 'D' (version 2): how many leading bytes of the previous 'D' record's path this path shares,
+// then the rest of the path. Version 1 (still read): the whole path.
 // 'C': dev major, dev minor, inode, mode before (with type), uid, gid before, mode, uid, gid
 // after, name (within the last 'D'), then xattrs: a count, and for each its name, a flags
 // varint (1: a value before, 2: a value after) and those values (security.capability kept
@@ -32,7 +34,8 @@
 namespace volprep {
 
 inline constexpr char kJournalMagic[8] = {'V', 'O', 'L', 'P', 'R', 'E', 'P', 'J'};
-inline constexpr uint32_t kJournalVersion = 1;
+inline constexpr uint32_t kJournalVersion = 2;
+inline constexpr uint32_t kOldestJournalVersion = 1;  // read, never written
 inline constexpr const char* kDefaultJournalDir = "/var/lib/volprep/journals";
 // $VOLPREP_JOURNAL_DIR if set, else kDefaultJournalDir.
 std::string default_journal_dir();
@@ -73,14 +76,16 @@ std::string encode_end(const JournalEnd& e);
 // Frames a payload of `kind` as a record (length, kind, payload, crc).
 std::string frame(char kind, std::string_view payload);
 
-std::string encode_directory(const std::string& dir_path);
+// A 'D' payload for `dir_path`, after a 'D' record for `previous` ("" if none precedes it).
+std::string encode_directory(std::string_view dir_path, std::string_view previous = {});
 // The writer's encoders, framing in place: a 'D' record, then the 'C' records of the changes
-// in that directory, each naming its entry within it (Change::name).
-void append_directory_record(std::string& out, std::string_view dir_path);
+// in that directory, each naming its entry within it (Change::name). A batch of records is
+// written at once, so `previous` is the batch's last 'D' path, or "" for its first.
+void append_directory_record(std::string& out, std::string_view dir_path, std::string_view previous);
 void append_change_record(std::string& out, const Change& c);
 
 // Writing. Thread-safe. Writes return at once; a background thread fdatasyncs what has been
-// written once 256 KiB have gathered or someone waits, so one sync covers every thread's
+// written once 128 KiB have gathered or someone waits, so one sync covers every thread's
 // records and nobody waits for the disk until they must apply a change.
 class JournalWriter {
  public:

@@ -142,8 +142,9 @@ if cmd in ("info", "records", "changes"):
     for off, kind, body in records(data, cmd != "info"):
         if kind is None:
             torn = str(off); break
-        if kind == b"D":
-            cwd = get_string(body, 1)[0]
+        if kind == b"D":  # version 2: the bytes shared with the last 'D' path, then the rest
+            shared, i = get_varint(body, 1) if version >= 2 else (0, 1)
+            cwd = cwd[:shared] + get_string(body, i)[0]
         if cmd == "records":
             extra = " " + full(change(body)[1]).decode("latin-1") if kind == b"C" else ""
             print("%d %s %d%s" % (off, kind.decode(), len(body), extra))

@@ -122,8 +122,12 @@ TEST_F(JournalFile, TheWritersEncoderMatchesTheRecordEncoder) {
   append_change_record(out, c);
   EXPECT_EQ(out, frame('C', encode_record(r)));
   out.clear();
-  append_directory_record(out, "a/b");
+  append_directory_record(out, "a/b", "");
   EXPECT_EQ(out, frame('D', encode_directory("a/b")));
+  out.clear();
+  append_directory_record(out, "a/b/c", "a/x");
+  EXPECT_EQ(out, frame('D', encode_directory("a/b/c", "a/x")));
+  EXPECT_EQ(encode_directory("a/b/c", "a/x"), std::string("\x02\x03") + "b/c");
 }
 
 TEST_F(JournalFile, CapabilitiesRoundTrip) {
@@ -209,11 +213,11 @@ TEST_F(JournalFile, PathsOutsideTheVolumeAreRefused) {
 TEST_F(JournalFile, UnknownVersionIsRefused) {
   auto path = write();
   auto data = slurp(path);
-  data[8] = 2;
+  data[8] = 3;
   put(path, data);
   auto j = read_journal(path);
   ASSERT_FALSE(j.ok());
-  EXPECT_NE(j.error().message.find("version 2"), std::string::npos) << j.error().message;
+  EXPECT_NE(j.error().message.find("version 3"), std::string::npos) << j.error().message;
 }
 
 TEST_F(JournalFile, SymlinkToAJournalIsRefused) {
@@ -236,4 +240,56 @@ TEST_F(JournalFile, CreateRefusesAnExistingFileAndMakesPrivateDirectories) {
   fs::create_directories(dir_ + "/elsewhere");
   fs::create_symlink(dir_ + "/elsewhere", dir_ + "/planted");
   EXPECT_FALSE(JournalWriter::create(dir_ + "/planted", "", header()).ok());
+}
+
+TEST_F(JournalFile, DirectoryRecordsShareTheirPrefixWithThePreviousOne) {
+  auto w = JournalWriter::create("", dir_ + "/dirs.vpj", header());
+  ASSERT_TRUE(w.ok());
+  std::string batch, previous;
+  uint64_t ino = 1;
+  for (std::string dir : {"a/b", "a/b/c", "a/x", "", "a/b/c/d"}) {
+    append_directory_record(batch, dir, previous);
+    previous = dir;
+    batch += frame('C', encode_record(record("f", ino++)));
+  }
+  auto at = (*w)->write(batch);
+  ASSERT_TRUE(at.ok());
+  // A second batch starts with a whole path: it may follow another thread's batch.
+  ASSERT_TRUE((*w)->write(frame('D', encode_directory("a/x/y")) + frame('C', encode_record(record("g", ino)))).ok());
+  ASSERT_TRUE((*w)->finish({6, 6, 0, 0}).ok());
+  auto j = read_journal((*w)->path());
+  ASSERT_TRUE(j.ok()) << j.error().message;
+  std::vector<std::string> paths;
+  for (const auto& r : j->records) paths.push_back(path_of(*j, r));
+  EXPECT_EQ(paths, (std::vector<std::string>{"a/b/f", "a/b/c/f", "a/x/f", "f", "a/b/c/d/f", "a/x/y/g"}));
+}
+
+TEST_F(JournalFile, DirectoryRecordSharingMoreThanThePreviousHasIsRefused) {
+  auto w = JournalWriter::create("", dir_ + "/bad.vpj", header());
+  ASSERT_TRUE(w.ok());
+  std::string dir;
+  append_directory_record(dir, "ab/c", "ab");  // shares 2 bytes with "ab"...
+  ASSERT_TRUE((*w)->write(frame('D', encode_directory("a")) + dir).ok());  // ...follows "a"
+  ASSERT_TRUE((*w)->finish({0, 0, 0, 0}).ok());
+  auto j = read_journal((*w)->path());
+  ASSERT_FALSE(j.ok());
+  EXPECT_NE(j.error().message.find("shares more of the previous one"), std::string::npos) << j.error().message;
+}
+
+TEST_F(JournalFile, Version1WithWholeDirectoryPathsIsStillRead) {
+  auto data = slurp(write({}));
+  data.resize(12);  // magic and version: then version 1's records, written by hand
+  data[8] = 1;
+  data += frame('H', encode_header(header()));
+  for (std::string dir : {"a/b", "a/c"}) {
+    std::string payload(1, char(dir.size()));  // version 1: the whole path, nothing shared
+    data += frame('D', payload + dir) + frame('C', encode_record(record("f", 7)));
+  }
+  put(dir_ + "/v1.vpj", data);
+  auto j = read_journal(dir_ + "/v1.vpj");
+  ASSERT_TRUE(j.ok()) << j.error().message;
+  EXPECT_EQ(j->version, 1u);
+  ASSERT_EQ(j->records.size(), 2u);
+  EXPECT_EQ(path_of(*j, j->records[0]), "a/b/f");
+  EXPECT_EQ(path_of(*j, j->records[1]), "a/c/f");
 }
