@@ -483,7 +483,15 @@ Result<Journal> read_journal(const std::string& path) {
   uint64_t off = 12;
   bool first = true;
   size_t current_dir = 0;  // index in j.dirs of the last 'D' record
-  j.records.reserve(data.size() / 48);  // a change record takes about 40 bytes
+  {  // Room for every record, counted by their lengths: growing the vector costs more.
+    size_t count = 0;
+    for (uint64_t at = off; at + 4 <= data.size(); ++count) {
+      uint64_t n = get_u32le(bytes + at);
+      if (n == 0 || at + 8 + n > data.size()) break;
+      at += 8 + n;
+    }
+    j.records.reserve(count);
+  }
   while (off < data.size()) {
     auto torn = [&](uint64_t at) {
       j.torn_at = at;
