@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -483,15 +484,30 @@ Result<Journal> read_journal(const std::string& path) {
   uint64_t off = 12;
   bool first = true;
   size_t current_dir = 0;  // index in j.dirs of the last 'D' record
-  {  // Room for every record, counted by their lengths: growing the vector costs more.
+  {  // Room for every change record, counted by their lengths: growing the vector costs more.
     size_t count = 0;
-    for (uint64_t at = off; at + 4 <= data.size(); ++count) {
+    for (uint64_t at = off; at + 4 <= data.size();) {
       uint64_t n = get_u32le(bytes + at);
       if (n == 0 || at + 8 + n > data.size()) break;
+      count += bytes[at + 4] == 'C';
       at += 8 + n;
     }
     j.records.reserve(count);
   }
+  // Every directory's whole path is kept, and a few bytes of a record can repeat a long one:
+  // a crafted journal must not take all memory. A run's journal holds at least ~40 bytes per
+  // directory, so only a tree whose directories average over 10 KB of path comes near this.
+  const uint64_t kMaxDirBytes = std::max<uint64_t>(uint64_t(64) << 20, 256 * data.size());
+  uint64_t dir_bytes = 0;
+  auto add_dir = [&](std::string dir) {
+    dir_bytes += dir.size();
+    j.dirs.push_back(std::move(dir));
+    return dir_bytes <= kMaxDirBytes;
+  };
+  auto too_many_dir_bytes = [&](uint64_t at) {
+    return bad(at, "its directory paths add up to more than " + std::to_string(kMaxDirBytes >> 20) +
+                       " MiB, far more than any run writes");
+  };
   while (off < data.size()) {
     auto torn = [&](uint64_t at) {
       j.torn_at = at;
@@ -583,7 +599,8 @@ Result<Journal> read_journal(const std::string& path) {
       if (auto slash = rec.name.rfind('/'); slash != std::string::npos) {
         // A name with directories in it: its own directory entry, so that rollback opens
         // every component by descriptor.
-        j.dirs.push_back(join_path(j.dirs[rec.dir], std::string_view(rec.name).substr(0, slash)));
+        if (!add_dir(join_path(j.dirs[rec.dir], std::string_view(rec.name).substr(0, slash))))
+          return too_many_dir_bytes(off);
         rec.name.erase(0, slash + 1);
         rec.dir = uint32_t(j.dirs.size() - 1);
       }
@@ -600,7 +617,7 @@ Result<Journal> read_journal(const std::string& path) {
       dir += r.string();
       if (r.ok() && !safe_relative(dir))
         return bad(off, "a directory record names a path outside the volume (absolute or with ..)");
-      j.dirs.push_back(std::move(dir));
+      if (!add_dir(std::move(dir))) return too_many_dir_bytes(off);
       current_dir = j.dirs.size() - 1;
     } else if (kind == 'E') {
       JournalEnd e;

@@ -144,6 +144,7 @@ if cmd in ("info", "records", "changes"):
             torn = str(off); break
         if kind == b"D":  # version 2: the bytes shared with the last 'D' path, then the rest
             shared, i = get_varint(body, 1) if version >= 2 else (0, 1)
+            assert shared <= len(cwd), "a 'D' record at %d shares more than the last one has" % off
             cwd = cwd[:shared] + get_string(body, i)[0]
         if cmd == "records":
             extra = " " + full(change(body)[1]).decode("latin-1") if kind == b"C" else ""

@@ -154,9 +154,13 @@ TEST_F(JournalFile, ConcurrentWritersEachGetTheirRecordsDurable) {
   for (int t = 0; t < kThreads; ++t)
     threads.emplace_back([&, t] {
       for (int b = 0; b < kBatches; ++b) {
-        std::string batch = frame('D', encode_directory("t" + std::to_string(t)));
-        for (int i = 0; i < kPerBatch; ++i)
+        // Each batch: its thread's directory whole, then a subdirectory coded against it.
+        std::string top = "t" + std::to_string(t), sub = top + "/s" + std::to_string(b), batch;
+        append_directory_record(batch, top, "");
+        for (int i = 0; i < kPerBatch; ++i) {
+          if (i == kPerBatch / 2) append_directory_record(batch, sub, top);
           batch += frame('C', encode_record(record("f" + std::to_string(b * kPerBatch + i), 1)));
+        }
         auto at = (*w)->write(batch);
         if (!at.ok() || !(*w)->wait_durable(*at).ok() || !(*w)->durable(*at)) ++failures;
       }
@@ -167,9 +171,14 @@ TEST_F(JournalFile, ConcurrentWritersEachGetTheirRecordsDurable) {
   auto j = read_journal((*w)->path());
   ASSERT_TRUE(j.ok()) << j.error().message;
   ASSERT_EQ(j->records.size(), size_t(kThreads * kBatches * kPerBatch));
-  std::set<std::string> paths;
+  std::set<std::string> paths, want;
   for (const auto& r : j->records) paths.insert(path_of(*j, r));
-  EXPECT_EQ(paths.size(), j->records.size());  // every batch whole, under its own directory
+  for (int t = 0; t < kThreads; ++t)
+    for (int b = 0; b < kBatches; ++b)
+      for (int i = 0; i < kPerBatch; ++i)
+        want.insert("t" + std::to_string(t) + (i < kPerBatch / 2 ? "" : "/s" + std::to_string(b)) + "/f" +
+                    std::to_string(b * kPerBatch + i));
+  EXPECT_EQ(paths, want);  // every batch whole, each record under its own directory
   EXPECT_TRUE(j->end.has_value());
 }
 
@@ -251,17 +260,20 @@ TEST_F(JournalFile, DirectoryRecordsShareTheirPrefixWithThePreviousOne) {
     append_directory_record(batch, dir, previous);
     previous = dir;
     batch += frame('C', encode_record(record("f", ino++)));
+    // A name with a '/' adds a directory of its own, but the next 'D' still follows this one.
+    if (dir == "a/b/c") batch += frame('C', encode_record(record("x/y", ino++)));
   }
   auto at = (*w)->write(batch);
   ASSERT_TRUE(at.ok());
   // A second batch starts with a whole path: it may follow another thread's batch.
   ASSERT_TRUE((*w)->write(frame('D', encode_directory("a/x/y")) + frame('C', encode_record(record("g", ino)))).ok());
-  ASSERT_TRUE((*w)->finish({6, 6, 0, 0}).ok());
+  ASSERT_TRUE((*w)->finish({7, 7, 0, 0}).ok());
   auto j = read_journal((*w)->path());
   ASSERT_TRUE(j.ok()) << j.error().message;
   std::vector<std::string> paths;
   for (const auto& r : j->records) paths.push_back(path_of(*j, r));
-  EXPECT_EQ(paths, (std::vector<std::string>{"a/b/f", "a/b/c/f", "a/x/f", "f", "a/b/c/d/f", "a/x/y/g"}));
+  EXPECT_EQ(paths, (std::vector<std::string>{"a/b/f", "a/b/c/f", "a/b/c/x/y", "a/x/f", "f", "a/b/c/d/f",
+                                              "a/x/y/g"}));
 }
 
 TEST_F(JournalFile, DirectoryRecordSharingMoreThanThePreviousHasIsRefused) {
@@ -274,6 +286,39 @@ TEST_F(JournalFile, DirectoryRecordSharingMoreThanThePreviousHasIsRefused) {
   auto j = read_journal((*w)->path());
   ASSERT_FALSE(j.ok());
   EXPECT_NE(j.error().message.find("shares more of the previous one"), std::string::npos) << j.error().message;
+}
+
+TEST_F(JournalFile, DirectoryRecordLeadingOutOfTheVolumeIsRefused) {
+  auto w = JournalWriter::create("", dir_ + "/out.vpj", header());
+  ASSERT_TRUE(w.ok());
+  std::string escape;
+  append_directory_record(escape, "a/../etc", "a");  // "a" shared, "/../etc" added
+  ASSERT_TRUE((*w)->write(frame('D', encode_directory("a")) + escape + frame('C', encode_record(record("shadow", 1)))).ok());
+  ASSERT_TRUE((*w)->finish({1, 1, 0, 0}).ok());
+  auto j = read_journal((*w)->path());
+  ASSERT_FALSE(j.ok());
+  EXPECT_NE(j.error().message.find("outside the volume"), std::string::npos) << j.error().message;
+}
+
+TEST_F(JournalFile, DirectoryPathsAddingUpToFarMoreThanARunWritesAreRefused) {
+  // A 32 KB path, then records of a few bytes each adding "/b" to the one before: a 70 KB
+  // file that would hold gigabytes of paths.
+  auto w = JournalWriter::create("", dir_ + "/big.vpj", header());
+  ASSERT_TRUE(w.ok());
+  std::string path((32 << 10) + 1, 'a');  // "a/a/.../a"
+  for (size_t i = 1; i < path.size(); i += 2) path[i] = '/';
+  std::string batch = frame('D', encode_directory(path));
+  for (int i = 0; i < 4000; ++i) {
+    append_directory_record(batch, path + "/b", path);
+    path += "/b";
+  }
+  ASSERT_LT(batch.size(), 100u << 10);
+  ASSERT_TRUE((*w)->write(batch).ok());
+  ASSERT_TRUE((*w)->finish({0, 0, 0, 0}).ok());
+  auto j = read_journal((*w)->path());
+  ASSERT_FALSE(j.ok());
+  EXPECT_NE(j.error().message.find("directory paths add up to more than 64 MiB"), std::string::npos)
+      << j.error().message;
 }
 
 TEST_F(JournalFile, Version1WithWholeDirectoryPathsIsStillRead) {
