@@ -7,13 +7,16 @@
 //
 // volprep has to stat every entry before changing it (to count hardlinks, to leave alone an
 // entry already in its target state, to restore setuid bits, to journal the state before);
-// chown -R does not. This program shows what that costs on the machine at hand.
+// chown -R does not. This program shows what that costs on the machine at hand. It exits 1
+// if any call failed, so a partial walk never passes for a fast one.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -62,11 +65,21 @@ class Queue {
   int busy_ = 0;
 };
 
-void chown_if_needed(int dirfd, const char* name, uid_t id, int flags) {
+std::atomic<long> failures{0};
+
+void failed(const char* what, const char* name) {
+  if (failures++ == 0) std::fprintf(stderr, "floor: %s %s: %s\n", what, name, std::strerror(errno));
+}
+
+// Returns the entry's type (S_IFMT bits), or 0 if it could not be stat'ed.
+unsigned chown_if_needed(int dirfd, const char* name, uid_t id, int flags) {
   struct statx sx;
-  if (::statx(dirfd, name, flags, STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO | STATX_NLINK, &sx) == 0 &&
-      (sx.stx_uid != id || sx.stx_gid != id))
-    ::fchownat(dirfd, name, id, id, flags);
+  if (::statx(dirfd, name, flags, STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO | STATX_NLINK, &sx) != 0) {
+    failed("statx", name);
+    return 0;
+  }
+  if ((sx.stx_uid != id || sx.stx_gid != id) && ::fchownat(dirfd, name, id, id, flags) != 0) failed("fchownat", name);
+  return sx.stx_mode & S_IFMT;
 }
 
 void work(Queue& queue, uid_t id) {
@@ -74,17 +87,22 @@ void work(Queue& queue, uid_t id) {
   std::vector<int> found;
   for (int fd; (fd = queue.pop()) >= 0;) {
     found.clear();
-    for (long n; (n = ::syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0;)
+    long n;
+    while ((n = ::syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0)
       for (long at = 0; at < n;) {
         auto* e = reinterpret_cast<Dirent64*>(buf + at);
         at += e->reclen;
         if (dot_or_dotdot(e->name)) continue;
-        chown_if_needed(fd, e->name, id, AT_SYMLINK_NOFOLLOW);
-        if (e->type == DT_DIR) {
+        unsigned type = chown_if_needed(fd, e->name, id, AT_SYMLINK_NOFOLLOW);
+        if (e->type == DT_DIR || (e->type == DT_UNKNOWN && type == S_IFDIR)) {
           int sub = ::openat(fd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-          if (sub >= 0) found.push_back(sub);
+          if (sub >= 0)
+            found.push_back(sub);
+          else
+            failed("openat", e->name);
         }
       }
+    if (n < 0) failed("getdents64 of a directory", "");
     ::close(fd);
     queue.push(found);
   }
@@ -99,6 +117,11 @@ int main(int argc, char** argv) {
   }
   const uid_t id = uid_t(std::strtoul(argv[2], nullptr, 10));
   const int threads = std::atoi(argv[3]);
+  rlimit rl{};  // a descriptor per directory waiting in the queue, as volprep raises it too
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
   const auto t0 = std::chrono::steady_clock::now();
   int root = ::open(argv[1], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (root < 0) {
@@ -112,4 +135,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < threads; ++i) pool.emplace_back([&] { work(queue, id); });
   for (auto& t : pool) t.join();
   std::printf("%.3f\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  if (failures > 0) {
+    std::fprintf(stderr, "floor: %ld calls failed\n", failures.load());
+    return 1;
+  }
 }
