@@ -58,18 +58,22 @@ uint32_t crc32c(const void* data, size_t size, uint32_t crc) {
 namespace {
 
 void put_varint(std::string& out, uint64_t v) {
+  char buf[10];  // a run encodes ~10 per change: one append each, not a push_back per byte
+  size_t n = 0;
   while (v >= 0x80) {
-    out.push_back(char(v | 0x80));
+    buf[n++] = char(v | 0x80);
     v >>= 7;
   }
-  out.push_back(char(v));
+  buf[n++] = char(v);
+  out.append(buf, n);
 }
 void put_string(std::string& out, std::string_view s) {
   put_varint(out, s.size());
   out.append(s);
 }
 void put_u32le(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(char(v >> (8 * i)));
+  const char bytes[4] = {char(v), char(v >> 8), char(v >> 16), char(v >> 24)};
+  out.append(bytes, 4);
 }
 uint32_t get_u32le(const unsigned char* p) {
   return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
@@ -193,8 +197,10 @@ std::string frame(char kind, std::string_view payload) {
 
 namespace {
 void put_directory(std::string& p, std::string_view dir_path, std::string_view previous) {
-  size_t shared = 0;
+  size_t shared = 0;  // paths run to hundreds of bytes: compare 8 at a time first
   const size_t most = std::min(dir_path.size(), previous.size());
+  while (shared + 8 <= most && std::memcmp(dir_path.data() + shared, previous.data() + shared, 8) == 0)
+    shared += 8;
   while (shared < most && dir_path[shared] == previous[shared]) ++shared;
   put_varint(p, shared);
   put_string(p, dir_path.substr(shared));
