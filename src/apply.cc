@@ -66,8 +66,8 @@ class JournalingApplier final : public Applier {
     if (failed_) return false;
     if (open_.dirs.empty()) open_.started = Clock::now();
     // The directory once, then each entry by name: records stay small however deep the tree.
-    append_directory_record(records_, dir_path, records_.empty() ? std::string_view() : last_dir_);
-    last_dir_ = dir_path;
+    // Coded against the batch's last directory: a batch reaches the file whole.
+    append_directory_record(records_, dir_path, open_.dirs.empty() ? std::string_view() : open_.dirs.back().path);
     for (const Change& c : changes) append_change_record(records_, c);
     Dir& d = open_.dirs.emplace_back();
     d.fd = dir;
@@ -149,7 +149,8 @@ class JournalingApplier final : public Applier {
     error_ = why;
     failed_ = true;
     written_.clear();  // recorded, never applied: rollback counts them as already in place
-    open_ = Batch{};
+    open_ = Batch{};  // with its records: the batch and records_ are emptied together
+    records_.clear();
     held_dirs_ = 0;
     return false;
   }
@@ -160,7 +161,6 @@ class JournalingApplier final : public Applier {
   Batch open_;                 // being planned
   std::deque<Batch> written_;  // records written, waiting for the disk
   std::string records_;        // the open batch's records
-  std::string last_dir_;       // the path of their last 'D' record
   bool failed_ = false;
   std::string error_;
 };
