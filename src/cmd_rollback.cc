@@ -57,7 +57,7 @@ struct Listed {
   std::string status;
 };
 
-// Every readable journal in `dir`, oldest first, with its status.
+// Every readable journal in `dir`, oldest first, with its status; summaries, not records.
 std::vector<Listed> list_journals(const std::string& dir, std::vector<std::string>& unreadable) {
   std::vector<Listed> out;
   DIR* d = ::opendir(dir.c_str());
@@ -65,7 +65,7 @@ std::vector<Listed> list_journals(const std::string& dir, std::vector<std::strin
   while (dirent* de = ::readdir(d)) {
     std::string name = de->d_name;
     if (!name.ends_with(".vpj")) continue;
-    auto j = read_journal(dir + "/" + name);
+    auto j = read_journal(dir + "/" + name, JournalRead::kSummary);
     if (!j) {
       unreadable.push_back(j.error().message);
       continue;
@@ -214,12 +214,12 @@ int run_journal_list(const JournalOptions& o) {
     const auto& j = l.journal;
     if (o.json) {
       nlohmann::json x = {{"journal", j.path}, {"volume", j.header.volume},
-                          {"started", utc(j.header.start_ns)}, {"entries", j.records.size()},
+                          {"started", utc(j.header.start_ns)}, {"entries", j.changes},
                           {"status", l.status}};
       std::printf("%s\n", x.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else {
       std::printf("%s  %s  %zu entries  %s  %s\n", utc(j.header.start_ns).c_str(),
-                  escape_path(j.header.volume).c_str(), j.records.size(), l.status.c_str(),
+                  escape_path(j.header.volume).c_str(), size_t(j.changes), l.status.c_str(),
                   j.path.c_str());
     }
   }

@@ -455,7 +455,8 @@ Result<bool> JournalWriter::finish(const JournalEnd& end) {
 
 std::string path_of(const Journal& j, const JournalRecord& r) { return join_path(j.dirs[r.dir], r.name); }
 
-Result<Journal> read_journal(const std::string& path) {
+Result<Journal> read_journal(const std::string& path, JournalRead what) {
+  const bool keep = what == JournalRead::kAll;
   struct stat lst{};
   if (::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
     return Error{kExitRefused, path + " is a symlink; refusing to read a journal through it"};
@@ -490,7 +491,7 @@ Result<Journal> read_journal(const std::string& path) {
   uint64_t off = 12;
   bool first = true;
   size_t current_dir = 0;  // index in j.dirs of the last 'D' record
-  {  // Room for every change record, counted by their lengths: growing the vector costs more.
+  if (keep) {  // Room for every change record, counted by their lengths: growing the vector costs more.
     size_t count = 0;
     for (uint64_t at = off; at + 4 <= data.size();) {
       uint64_t n = get_u32le(bytes + at);
@@ -514,6 +515,7 @@ Result<Journal> read_journal(const std::string& path) {
     return bad(at, "its directory paths add up to more than " + std::to_string(kMaxDirBytes >> 20) +
                        " MiB, far more than any run writes");
   };
+  JournalRecord rec;  // parsed into, then kept or dropped
   while (off < data.size()) {
     auto torn = [&](uint64_t at) {
       j.torn_at = at;
@@ -580,7 +582,7 @@ Result<Journal> read_journal(const std::string& path) {
       h.rollback_of = r.string();
     } else if (kind == 'C') {
       if (j.end) return bad(off, "a change after the end record");
-      JournalRecord rec;
+      rec.xattrs.clear();
       rec.dev_major = r.u32();
       rec.dev_minor = r.u32();
       rec.ino = r.varint();
@@ -609,8 +611,10 @@ Result<Journal> read_journal(const std::string& path) {
           return too_many_dir_bytes(off);
         rec.name.erase(0, slash + 1);
         rec.dir = uint32_t(j.dirs.size() - 1);
+        if (!keep) j.dirs.pop_back();  // counted, not kept
       }
-      j.records.push_back(std::move(rec));
+      ++j.changes;
+      if (keep) j.records.push_back(std::move(rec));
     } else if (kind == 'D') {
       std::string dir;
       if (j.version >= 2) {  // the bytes it shares with the last 'D' record's path, then the rest
@@ -624,6 +628,7 @@ Result<Journal> read_journal(const std::string& path) {
       if (r.ok() && !safe_relative(dir))
         return bad(off, "a directory record names a path outside the volume (absolute or with ..)");
       if (!add_dir(std::move(dir))) return too_many_dir_bytes(off);
+      if (!keep) j.dirs.erase(j.dirs.begin() + 1, j.dirs.end() - 1);  // the root and this one
       current_dir = j.dirs.size() - 1;
     } else if (kind == 'E') {
       JournalEnd e;

@@ -136,6 +136,7 @@ struct Journal {
   // one per record whose name has a '/' in it (split there); dirs[0] is the root itself ("").
   std::vector<std::string> dirs{""};
   std::vector<JournalRecord> records;
+  uint64_t changes = 0;  // 'C' records: records.size(), also when they are not kept
   std::optional<JournalEnd> end;
   // A crash leaves at most a torn tail: bytes after the last valid record, ignored.
   std::optional<uint64_t> torn_at;
@@ -145,9 +146,13 @@ struct Journal {
 // A record's path relative to the volume root.
 std::string path_of(const Journal& j, const JournalRecord& r);
 
+// What read_journal keeps. kSummary verifies exactly as kAll does but keeps no records and
+// only the last directory: header, counts, end and tail, in constant memory (journal list).
+enum class JournalRead { kAll, kSummary };
+
 // Verifies version and every checksum. Damage anywhere but the tail is an error naming the
 // offset; records with an absolute path or a ".." component are refused.
-Result<Journal> read_journal(const std::string& path);
+Result<Journal> read_journal(const std::string& path, JournalRead what = JournalRead::kAll);
 
 // Name of a new journal: "20261122T084900Z-tmp-jenkins_home.vpj".
 std::string journal_file_name(const std::string& volume, int64_t start_ns);

@@ -61,14 +61,17 @@ class JournalFile : public ::testing::Test {
     EXPECT_TRUE((*w)->finish({3, 3, 0, 0}).ok());
     return (*w)->path();
   }
-  // Why read_journal refuses a journal of these records (after a header), or "" if it reads it.
+  // Why read_journal refuses a journal of these records (after a header), or "" if it reads
+  // it. A summary read (journal list) must refuse it for the same reason.
   std::string refusal(const std::string& records) {
     auto w = JournalWriter::create("", dir_ + "/refused.vpj", header());
     EXPECT_TRUE(w.ok());
     EXPECT_TRUE((*w)->write(records).ok());
     EXPECT_TRUE((*w)->finish({0, 0, 0, 0}).ok());
     auto j = read_journal((*w)->path());
+    auto summary = read_journal((*w)->path(), JournalRead::kSummary);
     fs::remove((*w)->path());
+    EXPECT_EQ(j.ok() ? "" : j.error().message, summary.ok() ? "" : summary.error().message);
     return j.ok() ? "" : j.error().message;
   }
   std::string slurp(const std::string& p) {
@@ -99,6 +102,19 @@ TEST_F(JournalFile, RoundTrip) {
   EXPECT_EQ(j->records[1].uid_after, 501000u);
   ASSERT_TRUE(j->end.has_value());
   EXPECT_FALSE(j->torn_at.has_value());
+  EXPECT_EQ(j->changes, 3u);
+}
+
+TEST_F(JournalFile, ASummaryCountsWithoutKeepingRecords) {
+  auto path = write({"a", "dir/b", "dir/sub/c", "d"});
+  auto s = read_journal(path, JournalRead::kSummary);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->header.volume, "/srv/vol");
+  EXPECT_EQ(s->changes, 4u);
+  EXPECT_TRUE(s->records.empty());
+  EXPECT_EQ(s->dirs.size(), 1u);  // the root only: these names carry their directories
+  ASSERT_TRUE(s->end.has_value());
+  EXPECT_EQ(s->end->changed, 3u);
 }
 
 TEST_F(JournalFile, RecordsAreCompact) {
@@ -201,6 +217,11 @@ TEST_F(JournalFile, TornTailIsAcceptedAndReported) {
   EXPECT_EQ(j->records.size(), 3u);
   EXPECT_TRUE(j->torn_at.has_value());
   EXPECT_FALSE(j->end.has_value());
+  auto s = read_journal(path, JournalRead::kSummary);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->changes, 3u);
+  EXPECT_EQ(s->torn_at, j->torn_at);
+  EXPECT_FALSE(s->end.has_value());
   // Zeros after the last record (a crash after the file grew) are a torn tail too.
   put(path, data + std::string(4096, '\0'));
   auto z = read_journal(path);
@@ -284,6 +305,11 @@ TEST_F(JournalFile, DirectoryRecordsShareTheirPrefixWithThePreviousOne) {
   for (const auto& r : j->records) paths.push_back(path_of(*j, r));
   EXPECT_EQ(paths, (std::vector<std::string>{"a/b/f", "a/b/c/f", "a/b/c/x/y", "a/x/f", "f", "a/b/c/d/f",
                                               "a/x/y/g"}));
+  // A summary decodes the same chain, keeping only the last directory.
+  auto s = read_journal((*w)->path(), JournalRead::kSummary);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->changes, 7u);
+  EXPECT_EQ(s->dirs, (std::vector<std::string>{"", "a/x/y"}));
 }
 
 TEST_F(JournalFile, DirectoryRecordSharingMoreThanThePreviousHasIsRefused) {
