@@ -147,7 +147,7 @@ struct Journal {
 std::string path_of(const Journal& j, const JournalRecord& r);
 
 // What read_journal keeps. kSummary verifies exactly as kAll does but keeps no records and
-// only the last directory: header, counts, end and tail, in constant memory (journal list).
+// only the last directory: header, counts, end and tail (journal list reads every journal).
 enum class JournalRead { kAll, kSummary };
 
 // Verifies version and every checksum. Damage anywhere but the tail is an error naming the
