@@ -9,6 +9,7 @@
 #include <sys/xattr.h>
 
 #include <atomic>
+#include <climits>
 #include <cerrno>
 #include <cstdio>
 
@@ -60,6 +61,16 @@ int open_beneath(int dirfd, const std::string& rel, int flags) {
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
   long fd = ::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how);
   if (fd >= 0) return int(fd);
+  if (errno == ENAMETOOLONG && path.size() >= PATH_MAX) {
+    // Longer than a syscall takes (a tree may be deeper): the directory at the last '/' that
+    // fits, then the rest beneath it.
+    size_t cut = path.rfind('/', PATH_MAX - 1);
+    if (cut == std::string::npos || cut == 0) return -ENAMETOOLONG;
+    int mid = open_beneath(dirfd, path.substr(0, cut), O_PATH | O_DIRECTORY);
+    if (mid < 0) return mid;
+    UniqueFd held(mid);
+    return open_beneath(mid, path.substr(cut + 1), flags);
+  }
   if (errno != ENOSYS && errno != EPERM) return -errno;  // EPERM: a seccomp filter said no
   // Component by component: every intermediate directory O_DIRECTORY|O_NOFOLLOW.
   if (path == ".") {

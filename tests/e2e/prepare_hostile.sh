@@ -99,6 +99,8 @@ sys.exit(1 if errs else 0)
 PY
 
 # --- real run -----------------------------------------------------------------------------
+owners() { find "$tree" -printf '%U:%G %m %p\0' | LC_ALL=C sort -z | od -An -c; }
+owners >"$out/owners.before"
 rc=0; vp "$tree" --as 1000 "${MAP[@]}" >"$out/run.out" 2>"$out/run.err" || rc=$?
 cat "$out/run.out" "$out/run.err" >"$out/run.all"
 [ "$rc" -eq 0 ] || fail "volprep on the hostile tree exited $rc: $(cat "$out/run.all")"
@@ -141,6 +143,15 @@ grep -q "$tree/null-dev" "$out/run.all" || bad "the device node left alone is no
 rc=0; vp "$tree" --as 1000 "${MAP[@]}" --check >"$out/check.out" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] || fail "--check after the run exited $rc: $(cat "$out/check.out")"
 grep -q 'to change 0,' "$out/check.out" || bad "--check after the run: $(grep scanned "$out/check.out")"
+
+# --- rollback: every owner and mode back, deeper than PATH_MAX too; nothing outside moves -----
+rc=0; vp rollback --last "$tree" >"$out/rb.out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || bad "rollback of the run exited $rc: $(cat "$out/rb.out")"
+owners >"$out/owners.after-rollback"
+cmp -s "$out/owners.before" "$out/owners.after-rollback" ||
+  bad "rollback left owners or modes different: $(diff "$out/owners.before" "$out/owners.after-rollback" | head -5)"
+snap_outside >"$out/outside.after-rollback"
+cmp -s "$out/outside.before" "$out/outside.after-rollback" || fail "rollback changed something outside the tree"
 
 # --- --cross-filesystems: enters the tmpfs, never a proc mounted inside ----------------------
 tree2=$T/tree2

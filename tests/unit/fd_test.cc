@@ -3,10 +3,14 @@
 #include "volprep/fd.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <gtest/gtest.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -82,3 +86,38 @@ INSTANTIATE_TEST_SUITE_P(Kernel, XattrAt, ::testing::Values(true, false),
                          [](const auto& info) { return info.param ? "xattrat" : "proc_fallback"; });
 
 }  // namespace
+
+// openat2 takes at most PATH_MAX bytes; a tree may be deeper. open_beneath resolves a longer
+// path in parts, each beneath the last, still never through a symlink.
+TEST(OpenBeneath, PathsLongerThanPathMax) {
+  char tmpl[] = "/tmp/volprep-deep.XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  struct RemoveAll {  // rm walks by descriptor; a path this long fails std::filesystem
+    const char* dir;
+    ~RemoveAll() { EXPECT_EQ(std::system(("rm -rf " + std::string(dir)).c_str()), 0); }
+  } remove_all{tmpl};
+  UniqueFd root(::open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(root.valid());
+  const std::string name(200, 'd');
+  std::string rel;
+  UniqueFd cur(::dup(root.get()));
+  for (int level = 0; level < 45; ++level) {  // 45 * 201 bytes: over twice PATH_MAX
+    ASSERT_EQ(::mkdirat(cur.get(), name.c_str(), 0755), 0);
+    cur.reset(::openat(cur.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(cur.valid());
+    rel += (rel.empty() ? "" : "/") + name;
+  }
+  ASSERT_GT(rel.size(), size_t(2 * PATH_MAX));
+  ASSERT_EQ(::symlinkat("/", cur.get(), "up"), 0);
+  struct stat want{}, got{};
+  ASSERT_EQ(::fstat(cur.get(), &want), 0);
+
+  int fd = open_beneath(root.get(), rel, O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(fd, 0) << std::strerror(-fd);
+  UniqueFd deep(fd);
+  ASSERT_EQ(::fstat(deep.get(), &got), 0);
+  EXPECT_EQ(got.st_ino, want.st_ino);
+  EXPECT_LT(open_beneath(root.get(), rel + "/up", O_RDONLY | O_DIRECTORY), 0);  // the symlink
+  EXPECT_LT(open_beneath(root.get(), rel + "/../../x", O_RDONLY), 0);
+
+}
