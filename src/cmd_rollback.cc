@@ -148,7 +148,11 @@ int run_rollback(const RollbackOptions& o) {
     return journal.error().code;
   }
   const Journal& j = *journal;
-  if (j.torn_at)
+  if (j.torn_at && j.torn_by_hole)
+    spdlog::warn("{}: torn tail at offset {} ({} bytes ignored): it starts with a hole the disk "
+                 "never got, from power lost during a sync; no change recorded after it was made",
+                 path, *j.torn_at, j.torn_bytes);
+  else if (j.torn_at)
     spdlog::warn("{}: torn tail at offset {} ({} bytes after the last complete record, ignored): "
                  "the run was interrupted", path, *j.torn_at, j.torn_bytes);
   else if (!j.end)
@@ -239,7 +243,8 @@ int run_journal_show(const JournalOptions& o) {
               j.header.volprep_version.c_str(), escape_path(j.header.command_line).c_str());
   if (!j.header.rollback_of.empty()) std::printf("# rollback of %s\n", j.header.rollback_of.c_str());
   std::printf("# status %s%s\n", j.end ? "complete" : "interrupted",
-              j.torn_at ? (", torn tail at offset " + std::to_string(*j.torn_at)).c_str() : "");
+              j.torn_at ? (", torn tail at offset " + std::to_string(*j.torn_at) +
+                           (j.torn_by_hole ? " (a hole from a crash during a sync)" : "")).c_str() : "");
   // A single-file volume's records are named relative to its directory.
   std::vector<std::pair<std::string, const JournalRecord*>> sorted;
   for (const auto& r : j.records) sorted.emplace_back(path_of(j, r), &r);

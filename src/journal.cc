@@ -515,6 +515,16 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
     return bad(at, "its directory paths add up to more than " + std::to_string(kMaxDirBytes >> 20) +
                        " MiB, far more than any run writes");
   };
+  constexpr uint64_t kHole = 32;
+  auto ends_with_end_record = [&] {  // zeros after it aside; an 'E' frame is at most 49 bytes
+    uint64_t z = data.size();
+    while (z > 12 && data[z - 1] == 0) --z;
+    for (uint64_t p = z >= 64 ? z - 64 : 0; p + 9 <= z; ++p)
+      if (uint64_t n = get_u32le(bytes + p), e = p + 8 + n; e >= z && e <= data.size() && bytes[p + 4] == 'E' &&
+                                                          crc32c(bytes + p + 4, n) == get_u32le(bytes + p + 4 + n))
+        return true;
+    return false;
+  };
   JournalRecord rec;  // parsed into, then kept or dropped
   while (off < data.size()) {
     auto torn = [&](uint64_t at) {
@@ -536,6 +546,23 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
         if (data[i]) return false;
       return true;
     };
+    // Power lost during a sync can leave a page of the tail unwritten while a later page was
+    // written: a hole of zeros, then records again. No change at or after the hole had been
+    // made: changes wait for a sync that covers their records, and that sync never finished.
+    // So the hole starts a torn tail, unless the journal ends with its end record, written
+    // after every record before it was on disk. Records never hold 32 zero bytes in a row:
+    // names and paths hold no NUL, capability and ACL values at most about 20 in a row.
+    // Here: a hole that starts in the record at `from`, which ends at `to`.
+    auto crash_hole_in = [&](uint64_t from, uint64_t to) {
+      to = std::min<uint64_t>(to + kHole, data.size());
+      for (uint64_t i = from, run = 0; i < to; ++i)
+        if ((run = data[i] ? 0 : run + 1) == kHole) return !ends_with_end_record();
+      return false;
+    };
+    auto hole = [&](uint64_t at) {
+      torn(at);
+      j.torn_by_hole = true;
+    };
     if (data.size() - off < 4) {
       torn(off);
       break;
@@ -547,11 +574,19 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
         torn(off);
         break;
       }
+      if (crash_hole_in(off, off + 4)) {  // the length is zeros or junk
+        hole(off);
+        break;
+      }
       return bad(off, "impossible record length " + std::to_string(len));
     }
     if (end > data.size()) {
       // A write cut short by a crash leaves nothing whole after it; a damaged length field
       // in the middle does.
+      if (crash_hole_in(off, end)) {
+        hole(off);
+        break;
+      }
       if (auto at = next_valid_record(off + 1)) return bad(off, "a record length runs past the end, but a valid record follows at offset " + std::to_string(*at));
       torn(off);
       break;
@@ -560,6 +595,10 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
     if (crc32c(bytes + off + 4, len) != want) {
       if ((end == data.size() || rest_is_zero(end)) && !next_valid_record(off + 1)) {
         torn(off);
+        break;
+      }
+      if (crash_hole_in(off, end)) {
+        hole(off);
         break;
       }
       return bad(off, "checksum mismatch");

@@ -141,6 +141,9 @@ struct Journal {
   // A crash leaves at most a torn tail: bytes after the last valid record, ignored.
   std::optional<uint64_t> torn_at;
   uint64_t torn_bytes = 0;
+  // The tail starts with a hole the disk never got (power lost during a sync), and may hold
+  // whole records after it: none of them had been applied.
+  bool torn_by_hole = false;
 };
 
 // A record's path relative to the volume root.

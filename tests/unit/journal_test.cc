@@ -1,5 +1,6 @@
 #include "volprep/journal.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -73,6 +74,30 @@ class JournalFile : public ::testing::Test {
     fs::remove((*w)->path());
     EXPECT_EQ(j.ok() ? "" : j.error().message, summary.ok() ? "" : summary.error().message);
     return j.ok() ? "" : j.error().message;
+  }
+  // A journal of `n` change records, with or without its end record (a run cut short).
+  std::string many(size_t n, bool finished) {
+    auto w = JournalWriter::create("", dir_ + "/many.vpj", header());
+    EXPECT_TRUE(w.ok());
+    std::string batch;
+    for (size_t i = 0; i < n; ++i)
+      batch += frame('C', encode_record(record("data/file-" + std::to_string(i), 1000 + i)));
+    auto at = (*w)->write(batch);
+    EXPECT_TRUE(at.ok());
+    EXPECT_TRUE((*w)->wait_durable(*at).ok());
+    if (finished) {
+      EXPECT_TRUE((*w)->finish({n, n, 0, 0}).ok());
+    }
+    return (*w)->path();
+  }
+  // The offsets of the records after the magic and version.
+  static std::vector<size_t> record_offsets(const std::string& data) {
+    std::vector<size_t> at;
+    for (size_t p = 12; p + 4 <= data.size();) {
+      at.push_back(p);
+      p += 8 + (uint8_t(data[p]) | uint8_t(data[p + 1]) << 8 | uint8_t(data[p + 2]) << 16 | uint32_t(uint8_t(data[p + 3])) << 24);
+    }
+    return at;
   }
   std::string slurp(const std::string& p) {
     std::ifstream in(p, std::ios::binary);
@@ -227,6 +252,53 @@ TEST_F(JournalFile, TornTailIsAcceptedAndReported) {
   auto z = read_journal(path);
   ASSERT_TRUE(z.ok()) << z.error().message;
   EXPECT_TRUE(z->torn_at.has_value());
+}
+
+// Power lost during a sync can leave a page of the tail unwritten (zeros) while a later page
+// was written. Nothing from the hole on had been applied: it starts a torn tail.
+TEST_F(JournalFile, AHoleFromACrashStartsATornTail) {
+  auto path = many(400, /*finished=*/false);
+  const auto data = slurp(path);
+  const auto at = record_offsets(data);
+  ASSERT_EQ(at.size(), 401u);  // the header and 400 changes
+  for (size_t in_record : {0, 2, 9}) {  // at a record, in its length field, in its payload
+    auto holed = data;
+    std::fill_n(holed.begin() + at[200] + in_record, 4096, '\0');
+    ASSERT_LT(at[200] + in_record + 4096, holed.size());  // records follow the hole
+    put(path, holed);
+    for (auto what : {JournalRead::kAll, JournalRead::kSummary}) {
+      auto j = read_journal(path, what);
+      ASSERT_TRUE(j.ok()) << in_record << ": " << j.error().message;
+      EXPECT_EQ(j->changes, 199u) << in_record;
+      EXPECT_EQ(j->torn_at, at[200]) << in_record;
+      EXPECT_TRUE(j->torn_by_hole) << in_record;
+    }
+  }
+  // A flipped byte is damage, not a hole, though the run was cut short.
+  auto flipped = data;
+  flipped[at[200] + 9] ^= 0x40;
+  put(path, flipped);
+  auto f = read_journal(path);
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.error().message.find("damaged at offset " + std::to_string(at[200])), std::string::npos)
+      << f.error().message;
+}
+
+TEST_F(JournalFile, AHoleBeforeTheEndRecordIsDamage) {
+  // The end record is written once every record before it is on disk: no crash leaves a
+  // hole before it.
+  auto path = many(400, /*finished=*/true);
+  auto data = slurp(path);
+  auto at = record_offsets(data);
+  std::fill_n(data.begin() + at[200], 4096, '\0');
+  for (const auto& holed : {data, data + std::string(4096, '\0')})  // zeros after the end, too
+    for (auto what : {JournalRead::kAll, JournalRead::kSummary}) {
+      put(path, holed);
+      auto j = read_journal(path, what);
+      ASSERT_FALSE(j.ok());
+      EXPECT_NE(j.error().message.find("damaged at offset " + std::to_string(at[200])), std::string::npos)
+          << j.error().message;
+    }
 }
 
 TEST_F(JournalFile, DamageInTheMiddleIsRefusedNamingTheOffset) {
