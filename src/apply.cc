@@ -64,6 +64,16 @@ class JournalingApplier final : public Applier {
   bool apply(const SharedFd& dir, const std::string& dir_path, std::span<Change> changes,
              ChangeSink& sink) override {
     if (failed_) return false;
+    if (dir_path.size() > kMaxJournalPath) {
+      // Its record would be longer than a journal may hold, and then rollback would refuse
+      // the whole journal: not journaled, so not changed.
+      for (Change& c : changes) {
+        c.err = ENAMETOOLONG;
+        c.failed_step = "journal it (a path over 1 MiB)";
+        sink.done(dir_path, c);
+      }
+      return true;
+    }
     if (open_.dirs.empty()) open_.started = Clock::now();
     // The directory once, then each entry by name: records stay small however deep the tree.
     // Coded against the batch's last directory: a batch reaches the file whole.

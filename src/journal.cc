@@ -486,8 +486,6 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
                         "; this volprep reads versions " + std::to_string(kOldestJournalVersion) +
                         " to " + std::to_string(kJournalVersion) +
                         (j.version > kJournalVersion ? " (a newer volprep wrote it)" : ""));
-  // The longest record a run writes: a PATH_MAX-deep path is longer, so allow generously.
-  const uint64_t kMaxRecord = 1 << 20;
   uint64_t off = 12;
   bool first = true;
   size_t current_dir = 0;  // index in j.dirs of the last 'D' record
@@ -536,7 +534,7 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
       for (uint64_t p = from; p + 9 <= data.size(); ++p) {
         uint64_t n = get_u32le(bytes + p);
         char k = char(bytes[std::min<uint64_t>(p + 4, data.size() - 1)]);
-        if (n < 2 || n > kMaxRecord || p + 8 + n > data.size() || (k != 'C' && k != 'E')) continue;
+        if (n < 2 || n > kMaxJournalRecord || p + 8 + n > data.size() || (k != 'C' && k != 'E')) continue;
         if (crc32c(bytes + p + 4, n) == get_u32le(bytes + p + 4 + n)) return p;
       }
       return std::nullopt;
@@ -569,7 +567,7 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
     }
     uint64_t len = get_u32le(bytes + off);
     uint64_t end = off + 4 + len + 4;
-    if (len == 0 || len > kMaxRecord) {
+    if (len == 0 || len > kMaxJournalRecord) {
       if (rest_is_zero(off)) {
         torn(off);
         break;

@@ -37,6 +37,10 @@ inline constexpr char kJournalMagic[8] = {'V', 'O', 'L', 'P', 'R', 'E', 'P', 'J'
 inline constexpr uint32_t kJournalVersion = 2;
 inline constexpr uint32_t kOldestJournalVersion = 1;  // read, never written
 inline constexpr const char* kDefaultJournalDir = "/var/lib/volprep/journals";
+// The longest record read back (a longer length is damage). The writer journals no directory
+// whose path would make a longer one: its entries are reported as failed and left alone.
+inline constexpr uint64_t kMaxJournalRecord = 1 << 20;
+inline constexpr size_t kMaxJournalPath = kMaxJournalRecord - 64;
 // $VOLPREP_JOURNAL_DIR if set, else kDefaultJournalDir.
 std::string default_journal_dir();
 

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <thread>
 
+#include "volprep/apply.h"
+
 using namespace volprep;
 namespace fs = std::filesystem;
 
@@ -299,6 +301,40 @@ TEST_F(JournalFile, AHoleBeforeTheEndRecordIsDamage) {
       EXPECT_NE(j.error().message.find("damaged at offset " + std::to_string(at[200])), std::string::npos)
           << j.error().message;
     }
+}
+
+// A directory whose record would be longer than the reader takes (a tree thousands of levels
+// deep) is not journaled and not changed: rollback must never find a record it refuses.
+TEST_F(JournalFile, ADirectoryTooDeepToJournalIsLeftAloneAndReported) {
+  auto w = JournalWriter::create("", dir_ + "/deep.vpj", header());
+  ASSERT_TRUE(w.ok());
+  struct Sink final : ChangeSink {
+    std::vector<std::pair<std::string, int>> done_;
+    void done(const std::string& dir, const Change& c) override { done_.push_back({dir, c.err}); }
+  } sink;
+  auto applier = make_journaling_applier(**w);
+  // The changes name entries that do not exist: were they applied, they would fail ENOENT.
+  auto here = std::make_shared<const UniqueFd>(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  std::vector<Change> changes(2);
+  changes[0].name = "a";
+  changes[1].name = "b";
+  for (auto& c : changes) c.before.mode = S_IFREG | 0644, c.uid = c.gid = 501000, c.mode = 0644;
+  const std::string deep(kMaxJournalPath + 1, 'd'), fits(kMaxJournalPath, 'd');
+  ASSERT_TRUE(applier->apply(here, deep, changes, sink));
+  ASSERT_EQ(sink.done_.size(), 2u);
+  EXPECT_EQ(sink.done_[0].second, ENAMETOOLONG);
+  EXPECT_EQ(changes[0].failed_step, std::string("journal it (a path over 1 MiB)"));
+  std::vector<Change> one(1, changes[0]);
+  one[0].err = 0, one[0].failed_step = nullptr;
+  ASSERT_TRUE(applier->apply(here, fits, one, sink));  // the longest that fits is journaled
+  ASSERT_TRUE(applier->flush(sink));
+  ASSERT_EQ(sink.done_.size(), 3u);
+  EXPECT_EQ(sink.done_[2].second, ENOENT);  // journaled, then applied (to nothing)
+  ASSERT_TRUE((*w)->finish({3, 1, 2, 0}).ok());
+  auto j = read_journal((*w)->path());
+  ASSERT_TRUE(j.ok()) << j.error().message;
+  ASSERT_EQ(j->records.size(), 1u);
+  EXPECT_EQ(path_of(*j, j->records[0]), fits + "/a");
 }
 
 TEST_F(JournalFile, DamageInTheMiddleIsRefusedNamingTheOffset) {
