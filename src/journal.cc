@@ -460,11 +460,14 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
   struct stat lst{};
   if (::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
     return Error{kExitRefused, path + " is a symlink; refusing to read a journal through it"};
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO in the journal directory must not hang journal list.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) return config_error("cannot open journal " + path + ": " + std::strerror(errno));
   std::string data;
   struct stat st{};
-  if (::fstat(fd.get(), &st) == 0 && st.st_size > 0) data.reserve(size_t(st.st_size));
+  if (::fstat(fd.get(), &st) != 0) return config_error("cannot stat journal " + path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return config_error(path + " is not a regular file, so not a volprep journal");
+  if (st.st_size > 0) data.reserve(size_t(st.st_size));
   char buf[1 << 16];
   for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) != 0;) {
     if (n < 0 && errno == EINTR) continue;

@@ -376,6 +376,15 @@ TEST_F(JournalFile, SymlinkToAJournalIsRefused) {
   EXPECT_EQ(j.error().code, kExitRefused);
 }
 
+TEST_F(JournalFile, AFifoOrADeviceIsRefusedWithoutWaiting) {
+  ASSERT_EQ(::mkfifo((dir_ + "/fifo.vpj").c_str(), 0600), 0);  // no writer: a plain read blocks
+  for (std::string p : {dir_ + "/fifo.vpj", std::string("/dev/zero")}) {
+    auto j = read_journal(p, JournalRead::kSummary);
+    ASSERT_FALSE(j.ok()) << p;
+    EXPECT_NE(j.error().message.find("not a regular file"), std::string::npos) << j.error().message;
+  }
+}
+
 TEST_F(JournalFile, CreateRefusesAnExistingFileAndMakesPrivateDirectories) {
   write();
   EXPECT_FALSE(JournalWriter::create("", dir_ + "/j.vpj", header()).ok());
