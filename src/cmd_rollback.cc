@@ -130,6 +130,8 @@ int run_rollback(const RollbackOptions& o) {
     }
     std::vector<std::string> unreadable;
     auto all = list_journals(o.journal_dir, unreadable);
+    // One of them may be this volume's newest: say so, not roll back an older run in silence.
+    for (const auto& u : unreadable) spdlog::warn("not considered for --last: {}", u);
     for (auto it = all.rbegin(); it != all.rend(); ++it)
       if (it->journal.header.volume == real && it->journal.header.rollback_of.empty()) {
         path = it->journal.path;

@@ -146,6 +146,8 @@ ln -s "$T/work/real.vpj" "$J"
 rc=0; vp rollback --last "$vol" >"$T/out" 2>"$T/err" || rc=$?
 [ "$rc" -ne 0 ] || { cat "$T/out" "$T/err" >&2; fail "rollback --last used a symlink in the journal directory"; }
 ! grep -q '^restored' "$T/out" || fail "rollback --last through a symlink printed a summary"
+grep -F "$J" "$T/err" | grep -q "not considered for --last" ||
+  fail "rollback --last did not say it passed over the symlinked journal: $(cat "$T/err")"
 unchanged "rollback --last with a symlinked journal"
 rm "$J" && mv "$T/work/real.vpj" "$J"
 
