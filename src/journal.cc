@@ -467,6 +467,13 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
   struct stat st{};
   if (::fstat(fd.get(), &st) != 0) return config_error("cannot stat journal " + path + ": " + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) return config_error(path + " is not a regular file, so not a volprep journal");
+  // Rollback as root does what the journal says: only a journal nobody else could have
+  // written is believed (as ssh and sudo treat their files).
+  if (st.st_uid != ::geteuid())
+    return Error{kExitRefused, path + " belongs to uid " + std::to_string(st.st_uid) +
+                                   ", not to you; refusing a journal someone else could have written"};
+  if (st.st_mode & (S_IWGRP | S_IWOTH))
+    return Error{kExitRefused, path + " is writable by its group or others; refusing it"};
   if (st.st_size > 0) data.reserve(size_t(st.st_size));
   char buf[1 << 16];
   for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) != 0;) {

@@ -376,6 +376,23 @@ TEST_F(JournalFile, SymlinkToAJournalIsRefused) {
   EXPECT_EQ(j.error().code, kExitRefused);
 }
 
+TEST_F(JournalFile, AJournalSomeoneElseCouldHaveWrittenIsRefused) {
+  auto path = write();
+  ASSERT_EQ(::chmod(path.c_str(), 0620), 0);
+  auto g = read_journal(path);
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.error().code, kExitRefused);
+  EXPECT_NE(g.error().message.find("writable by its group"), std::string::npos) << g.error().message;
+  ASSERT_EQ(::chmod(path.c_str(), 0644), 0);  // readable by others is fine
+  EXPECT_TRUE(read_journal(path).ok());
+  if (::geteuid() != 0) GTEST_SKIP() << "giving the journal to another owner needs root";
+  ASSERT_EQ(::chown(path.c_str(), 65534, 65534), 0);
+  auto o = read_journal(path, JournalRead::kSummary);
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.error().code, kExitRefused);
+  EXPECT_NE(o.error().message.find("belongs to uid 65534"), std::string::npos) << o.error().message;
+}
+
 TEST_F(JournalFile, AFifoOrADeviceIsRefusedWithoutWaiting) {
   ASSERT_EQ(::mkfifo((dir_ + "/fifo.vpj").c_str(), 0600), 0);  // no writer: a plain read blocks
   for (std::string p : {dir_ + "/fifo.vpj", std::string("/dev/zero")}) {
