@@ -290,8 +290,13 @@ Result<std::unique_ptr<JournalWriter>> JournalWriter::create(const std::string& 
       std::string part = dir.substr(start, slash == std::string::npos ? slash : slash - start);
       start = slash == std::string::npos ? dir.size() : slash + 1;
       if (part.empty()) continue;
-      if (::mkdirat(cur.get(), part.c_str(), 0700) != 0 && errno != EEXIST)
+      const bool made = ::mkdirat(cur.get(), part.c_str(), 0700) == 0;
+      if (!made && errno != EEXIST)
         return config_error("cannot create journal directory " + dir + ": " + std::strerror(errno));
+      // A directory made now must survive a crash with the journal in it: its parent is
+      // synced (the journal's own directory is synced with the journal's first records).
+      if (made && ::fsync(cur.get()) != 0)
+        return config_error("cannot sync " + dir + " after creating it: " + std::strerror(errno));
       int fd = open_dir_at(cur.get(), part.c_str());
       if (fd < 0)
         return config_error("cannot open journal directory " + dir + ": " + std::strerror(-fd) +
