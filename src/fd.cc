@@ -9,8 +9,8 @@
 #include <sys/xattr.h>
 
 #include <atomic>
-#include <climits>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 
 namespace volprep {
