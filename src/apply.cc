@@ -65,11 +65,11 @@ class JournalingApplier final : public Applier {
              ChangeSink& sink) override {
     if (failed_) return false;
     if (dir_path.size() > kMaxJournalPath) {
-      // Its record would be longer than a journal may hold, and then rollback would refuse
-      // the whole journal: not journaled, so not changed.
+      // Deeper than a journal takes (rollback holds every journaled directory's path): not
+      // journaled, so not changed.
       for (Change& c : changes) {
         c.err = ENAMETOOLONG;
-        c.failed_step = "journal it (a path over 1 MiB)";
+        c.failed_step = "journal it (a path over 16 KiB)";
         sink.done(dir_path, c);
       }
       return true;

@@ -37,10 +37,13 @@ inline constexpr char kJournalMagic[8] = {'V', 'O', 'L', 'P', 'R', 'E', 'P', 'J'
 inline constexpr uint32_t kJournalVersion = 2;
 inline constexpr uint32_t kOldestJournalVersion = 1;  // read, never written
 inline constexpr const char* kDefaultJournalDir = "/var/lib/volprep/journals";
-// The longest record read back (a longer length is damage). The writer journals no directory
-// whose path would make a longer one: its entries are reported as failed and left alone.
+// The longest record read back (a longer length is damage).
 inline constexpr uint64_t kMaxJournalRecord = 1 << 20;
-inline constexpr size_t kMaxJournalPath = kMaxJournalRecord - 64;
+// The longest directory path the writer journals (four times PATH_MAX): a deeper directory's
+// entries are reported as failed and left alone. Reading keeps every directory's path, so
+// this bounds what rollback needs: a chain of one-byte names 8192 levels deep holds 64 MiB.
+inline constexpr size_t kMaxJournalPath = 16 << 10;
+static_assert(kMaxJournalPath + 64 <= kMaxJournalRecord, "a whole directory record must be readable");
 // $VOLPREP_JOURNAL_DIR if set, else kDefaultJournalDir.
 std::string default_journal_dir();
 

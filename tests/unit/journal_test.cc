@@ -303,8 +303,8 @@ TEST_F(JournalFile, AHoleBeforeTheEndRecordIsDamage) {
     }
 }
 
-// A directory whose record would be longer than the reader takes (a tree thousands of levels
-// deep) is not journaled and not changed: rollback must never find a record it refuses.
+// A directory deeper than the journal takes (a path over 16 KiB) is not journaled and not
+// changed: rollback must never find a record it refuses, nor hold paths without bound.
 TEST_F(JournalFile, ADirectoryTooDeepToJournalIsLeftAloneAndReported) {
   auto w = JournalWriter::create("", dir_ + "/deep.vpj", header());
   ASSERT_TRUE(w.ok());
@@ -323,7 +323,7 @@ TEST_F(JournalFile, ADirectoryTooDeepToJournalIsLeftAloneAndReported) {
   ASSERT_TRUE(applier->apply(here, deep, changes, sink));
   ASSERT_EQ(sink.done_.size(), 2u);
   EXPECT_EQ(sink.done_[0].second, ENAMETOOLONG);
-  EXPECT_EQ(changes[0].failed_step, std::string("journal it (a path over 1 MiB)"));
+  EXPECT_EQ(changes[0].failed_step, std::string("journal it (a path over 16 KiB)"));
   std::vector<Change> one(1, changes[0]);
   one[0].err = 0, one[0].failed_step = nullptr;
   ASSERT_TRUE(applier->apply(here, fits, one, sink));  // the longest that fits is journaled
