@@ -175,8 +175,15 @@ int get_xattr_at(int dirfd, const std::string& name, const char* attr, std::stri
   return 0;
 }
 
+// An empty name is dirfd itself: f*xattr, or for an O_PATH descriptor (which they and the
+// *xattrat calls refuse) *xattr through /proc/self/fd, which resolves to that very inode (a
+// caller never passes an O_PATH descriptor of a symlink).
 int set_xattr_at(int dirfd, const std::string& name, const char* attr, const std::string& value) {
-  if (name.empty()) return ::fsetxattr(dirfd, attr, value.data(), value.size(), 0) == 0 ? 0 : -errno;
+  if (name.empty()) {
+    if (::fsetxattr(dirfd, attr, value.data(), value.size(), 0) == 0) return 0;
+    if (errno != EBADF) return -errno;
+    return ::setxattr(fd_path(dirfd, "").c_str(), attr, value.data(), value.size(), 0) == 0 ? 0 : -errno;
+  }
   long r = xattr_call(
       [&] {
         XattrArgs args{reinterpret_cast<uintptr_t>(value.data()), uint32_t(value.size()), 0};
@@ -187,9 +194,14 @@ int set_xattr_at(int dirfd, const std::string& name, const char* attr, const std
 }
 
 int remove_xattr_at(int dirfd, const std::string& name, const char* attr) {
-  long r = name.empty() ? (::fremovexattr(dirfd, attr) == 0 ? 0 : -errno)
-                        : xattr_call([&] { return ::syscall(kSysRemovexattrat, dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, attr); },
-                                     [&] { return long(::lremovexattr(fd_path(dirfd, name).c_str(), attr)); });
+  long r = 0;
+  if (name.empty()) {
+    if (::fremovexattr(dirfd, attr) != 0) r = -errno;
+    if (r == -EBADF) r = ::removexattr(fd_path(dirfd, "").c_str(), attr) == 0 ? 0 : -errno;
+  } else {
+    r = xattr_call([&] { return ::syscall(kSysRemovexattrat, dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, attr); },
+                   [&] { return long(::lremovexattr(fd_path(dirfd, name).c_str(), attr)); });
+  }
   return r == 0 || r == -ENODATA ? 0 : int(r);
 }
 

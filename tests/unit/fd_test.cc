@@ -61,6 +61,17 @@ TEST_P(XattrAt, SetGetRemoveByName) {
   EXPECT_EQ(get_xattr_at(dir_.get(), "missing", kAttr, v), -ENOENT);
 }
 
+TEST_P(XattrAt, ThroughAnOPathDescriptor) {  // how apply_change reaches a checked inode
+  UniqueFd f(::openat(dir_.get(), "file", O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  ASSERT_TRUE(f.valid());
+  ASSERT_EQ(set_xattr_at(f.get(), "", kAttr, "v"), 0);
+  std::string got;
+  ASSERT_EQ(get_xattr_at(dir_.get(), "file", kAttr, got), 0);
+  EXPECT_EQ(got, "v");
+  ASSERT_EQ(remove_xattr_at(f.get(), "", kAttr), 0);
+  EXPECT_EQ(get_xattr_at(dir_.get(), "file", kAttr, got), -ENODATA);
+}
+
 TEST_P(XattrAt, TheDirectoryItself) {
   std::string v;
   ASSERT_EQ(set_xattr_at(dir_.get(), "", kAttr, "d"), 0);

@@ -14,6 +14,9 @@
 #include <fstream>
 #include <map>
 
+#include "volprep/apply.h"
+#include "volprep/fd.h"
+
 using namespace volprep;
 namespace fs = std::filesystem;
 
@@ -171,6 +174,54 @@ TEST_F(TempTree, RealRunChangesOwnersKeepsSetIdBitsAndNeverFollowsSymlinks) {
   auto again = run(true);
   EXPECT_EQ(again.summary.changed, 0u);
   EXPECT_EQ(again.summary.unchanged, again.summary.scanned);
+}
+
+// A name swapped between plan and change (a running container can rename): the new file gets
+// neither the chown nor the set-id bits nor the xattrs planned for the old one.
+TEST_F(TempTree, ANameSwappedBeforeItsChangeGetsNothingPlannedForAnother) {
+  file("tool", 1000, 04755);
+  file("evil", 1000, 0644);
+  UniqueFd dir(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(dir.valid());
+  auto planned = [&] {
+    Change c;
+    c.name = "tool";
+    EXPECT_EQ(stat_at(dir.get(), "tool", c.before), 0);
+    c.uid = c.gid = 501000;
+    c.mode = 04755;  // chown drops it: restored
+    c.xattrs.push_back({"trusted.volprep-test", "kept", "kept"});  // as capabilities are
+    return c;
+  };
+  Change c = planned();
+  ASSERT_EQ(::renameat(dir.get(), "evil", dir.get(), "tool"), 0);
+  EXPECT_EQ(apply_change(dir.get(), c), ESTALE);
+  EXPECT_STREQ(c.failed_step, "check it is the planned file");
+  struct stat st{};
+  ASSERT_EQ(::lstat((root_ / "tool").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  std::string value;
+  EXPECT_EQ(get_xattr_at(dir.get(), "tool", "trusted.volprep-test", value), -ENODATA);
+  // With no chmod due (an ACL, say) the name is checked by statx just before: swapped, refused.
+  file("plain", 1000, 0644);
+  Change e;
+  e.name = "plain";
+  ASSERT_EQ(stat_at(dir.get(), "plain", e.before), 0);
+  e.uid = e.gid = 501000;
+  e.mode = 0644;
+  e.xattrs.push_back({"trusted.volprep-test", std::nullopt, "acl"});
+  ASSERT_EQ(::renameat(dir.get(), "tool", dir.get(), "plain"), 0);  // the swapped-in file again
+  EXPECT_EQ(apply_change(dir.get(), e), ESTALE);
+  EXPECT_EQ(get_xattr_at(dir.get(), "plain", "trusted.volprep-test", value), -ENODATA);
+  ASSERT_EQ(::renameat(dir.get(), "plain", dir.get(), "tool"), 0);
+  // Not swapped: owner, set-id bit and xattr all land.
+  Change d = planned();
+  EXPECT_EQ(apply_change(dir.get(), d), 0) << (d.failed_step ? d.failed_step : "");
+  ASSERT_EQ(::lstat((root_ / "tool").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 501000u);
+  EXPECT_EQ(st.st_mode & 07777, 04755u);
+  ASSERT_EQ(get_xattr_at(dir.get(), "tool", "trusted.volprep-test", value), 0);
+  EXPECT_EQ(value, "kept");
 }
 
 TEST_F(TempTree, HardlinksChangeOnlyWhenEveryLinkIsInside) {
