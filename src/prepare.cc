@@ -193,8 +193,9 @@ class Run {
   void defer_link(std::string path, Change change) {
     PendingLinks::accessor a;
     LinkKey key{uint64_t(change.before.dev_major) << 32 | change.before.dev_minor, change.before.ino};
+    const uint32_t nlink = change.before.nlink;  // the most any sighting saw: a link may be added
     if (links_.insert(a, key)) a->second.change = std::move(change);
-    a->second.nlink = std::max(a->second.nlink, a->second.change.before.nlink);
+    a->second.nlink = std::max(a->second.nlink, nlink);
     a->second.paths.push_back(std::move(path));
   }
 
@@ -204,7 +205,10 @@ class Run {
     ThreadState& ts = local();
     std::vector<PendingLink*> pending;
     for (auto& [key, link] : links_) pending.push_back(&link);
-    for (PendingLink* link : pending) std::sort(link->paths.begin(), link->paths.end());
+    for (PendingLink* link : pending) {  // a path seen twice is one link
+      std::sort(link->paths.begin(), link->paths.end());
+      link->paths.erase(std::unique(link->paths.begin(), link->paths.end()), link->paths.end());
+    }
     std::sort(pending.begin(), pending.end(), [](auto* a, auto* b) { return a->paths[0] < b->paths[0]; });
     for (PendingLink* link : pending) {
       const std::string& first = link->paths[0];
@@ -229,6 +233,24 @@ class Run {
       EntryStat now;
       if (stat_at(dir->get(), link->change.name.c_str(), now) < 0 || !now.same_inode(link->change.before)) {
         ts.summary.skipped[size_t(Skip::kReplaced)] += found;
+        continue;
+      }
+      // Every link found must still be this inode, and be all its links: a directory moved
+      // during the walk can show one link under two paths, and a link can be added.
+      uint64_t still = 1;
+      for (size_t i = 1; i < link->paths.size(); ++i) {
+        const std::string& p = link->paths[i];
+        auto s = p.rfind('/');
+        UniqueFd d = open_below_root(s == std::string::npos ? "" : p.substr(0, s));
+        EntryStat other;
+        still += d.valid() && stat_at(d.get(), (s == std::string::npos ? p : p.substr(s + 1)).c_str(), other) == 0 &&
+                 other.same_inode(now);
+      }
+      if (still < now.nlink) {
+        ts.summary.skipped[size_t(Skip::kLinkedFromOutside)] += found;
+        for (const auto& p : link->paths)
+          ts.notes.push_back({p, "has " + std::to_string(now.nlink) + " links now, " + std::to_string(still) +
+                                     " of them found inside the tree: left alone"});
         continue;
       }
       link->change.other_links = uint32_t(found - 1);
