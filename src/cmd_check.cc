@@ -85,7 +85,7 @@ int run_check(const CheckOptions& options) {
   std::optional<tbb::global_control> threads;
   if (o.threads) threads.emplace(tbb::global_control::max_allowed_parallelism, o.threads);
 
-  uint64_t checked = 0, denied = 0, symlinks = 0, reachable = 0;
+  uint64_t checked = 0, denied = 0, symlinks = 0, reachable = 0, errors = 0;
   for (const auto& v : volumes) {
     auto r = check_volume(v, config);
     for (const auto& e : r.entries) {
@@ -119,6 +119,7 @@ int run_check(const CheckOptions& options) {
       }
     }
     for (const auto& e : r.errors) spdlog::error("{}: {}", escape_path(v.display + "/" + e.path), e.text);
+    errors += r.errors.size();
     checked += r.checked;
     denied += r.denied;
     symlinks += r.symlinks;
@@ -134,6 +135,9 @@ int run_check(const CheckOptions& options) {
                 (unsigned long long)denied, (unsigned long long)symlinks, o.need.c_str(),
                 config.container_uid, config.who.uid);
   }
+  // An entry that could not be examined (a directory not listed, an ACL not read) was not
+  // shown reachable: the answer is incomplete, which is worse than "denied".
+  if (errors) return kExitPartial;
   return denied ? kExitFound : kExitOk;
 }
 

@@ -247,7 +247,10 @@ int run_prepare(const PrepareOptions& options) {
     }
     if (journal && journal->created()) {
       JournalEnd end{result.summary.scanned, result.summary.changed, result.summary.failed, 0};
-      if (auto r = journal->finish(end); !r) spdlog::error("{}", r.error().message);
+      if (auto r = journal->finish(end); !r) {  // the changes are journaled; the end record is not
+        spdlog::error("{}; the journal reads as interrupted, rollback still undoes the run", r.error().message);
+        rc = kExitPartial;
+      }
       if (!o.quiet) spdlog::info("rollback journal: {}", journal->path());
     } else if (journal && !o.quiet) {
       spdlog::info("nothing changed: no rollback journal written");

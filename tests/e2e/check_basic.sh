@@ -195,4 +195,14 @@ sys.exit(1 if bad else 0)
 EOF
 json_summary_adds_up "$T/e.t1"
 summary_adds_up "$T/e.txt" "$vol"
+
+# An entry check cannot examine (run as nobody, a directory it cannot list) makes the answer
+# incomplete: exit 4, the error named, not a plain "denied" (1).
+mkdir -p "$T/ro/vol/locked" && echo y >"$T/ro/vol/locked/g"
+chmod 755 "$T/ro" "$T/ro/vol" && chmod 700 "$T/ro/vol/locked"
+chmod o+x "$T"  # nobody must reach $T/ro
+rc=0; setpriv --reuid=65534 --regid=65534 --clear-groups timeout 60 "$VOLPREP" check "$T/ro/vol" --as 1000 \
+  "${MAP[@]}" --need r >"$T/ro.out" 2>&1 || rc=$?
+[ "$rc" -eq 4 ] || fail "check with an unlistable directory exited $rc, want 4: $(cat "$T/ro.out")"
+grep -q "locked: cannot open directory" "$T/ro.out" || fail "the unlistable directory is not named: $(cat "$T/ro.out")"
 echo "ok: check_basic"
