@@ -34,6 +34,13 @@ bool xattr_due(const Change& c, const XattrChange& x) {
   return x.after ? (x.after != x.before || c.changes_owner()) : bool(x.before);
 }
 
+// Not the inode planned, or changed since (a container may chmod its own files): applying the
+// plan would undo that change, so the entry is left alone and reported.
+bool changed_since_plan(const EntryStat& now, const Change& c) {
+  return !now.same_inode(c.before) || S_ISLNK(now.mode) || now.mode != c.before.mode ||
+         now.uid != c.before.uid || now.gid != c.before.gid;
+}
+
 int fail(Change& c, int err, const char* step) {
   c.err = err;
   c.failed_step = step;
@@ -221,12 +228,12 @@ int apply_change(int dirfd, Change& c) {
     entry.reset(::openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!entry.valid()) return fail(c, errno, "open");
     if (int rc = stat_at(entry.get(), "", now); rc < 0) return fail(c, -rc, "stat");
-    if (!now.same_inode(c.before) || S_ISLNK(now.mode)) return fail(c, ESTALE, "check it is the planned file");
+    if (changed_since_plan(now, c)) return fail(c, ESTALE, "check it is as planned");
     fd = entry.get();
     name = "";
   } else if (acls && !c.name.empty()) {
     if (int rc = stat_at(dirfd, name, now); rc < 0) return fail(c, -rc, "stat");
-    if (!now.same_inode(c.before) || S_ISLNK(now.mode)) return fail(c, ESTALE, "check it is the planned file");
+    if (changed_since_plan(now, c)) return fail(c, ESTALE, "check it is as planned");
   }
   if (c.changes_owner() && ::fchownat(fd, name, c.uid, c.gid, AT_SYMLINK_NOFOLLOW | (*name ? 0 : AT_EMPTY_PATH)) != 0)
     return fail(c, errno, "chown");

@@ -195,7 +195,7 @@ TEST_F(TempTree, ANameSwappedBeforeItsChangeGetsNothingPlannedForAnother) {
   Change c = planned();
   ASSERT_EQ(::renameat(dir.get(), "evil", dir.get(), "tool"), 0);
   EXPECT_EQ(apply_change(dir.get(), c), ESTALE);
-  EXPECT_STREQ(c.failed_step, "check it is the planned file");
+  EXPECT_STREQ(c.failed_step, "check it is as planned");
   struct stat st{};
   ASSERT_EQ(::lstat((root_ / "tool").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 1000u);
@@ -214,6 +214,13 @@ TEST_F(TempTree, ANameSwappedBeforeItsChangeGetsNothingPlannedForAnother) {
   EXPECT_EQ(apply_change(dir.get(), e), ESTALE);
   EXPECT_EQ(get_xattr_at(dir.get(), "plain", "trusted.volprep-test", value), -ENODATA);
   ASSERT_EQ(::renameat(dir.get(), "plain", dir.get(), "tool"), 0);
+  // Not swapped, but its mode changed since the plan (the container's own chmod): kept.
+  Change m = planned();
+  ASSERT_EQ(::chmod((root_ / "tool").c_str(), 0600), 0);
+  EXPECT_EQ(apply_change(dir.get(), m), ESTALE);
+  ASSERT_EQ(::lstat((root_ / "tool").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(st.st_uid, 1000u);
   // Not swapped: owner, set-id bit and xattr all land.
   Change d = planned();
   EXPECT_EQ(apply_change(dir.get(), d), 0) << (d.failed_step ? d.failed_step : "");
