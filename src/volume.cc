@@ -64,9 +64,19 @@ Result<VolumeRoot> open_volume(const std::string& path, const VolumeSafety& safe
     return Error{kExitRefused, "refusing " + path + (v.real != path ? " (" + v.real + ")" : "") +
                                    ": " + why + refuse_hint};
 
-  // Held by descriptor from here on: a later swap of the path for a symlink is not followed.
-  UniqueFd any(::open(v.real.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
-  if (!any.valid()) return config_error(v.real + ": " + std::strerror(errno));
+  // Held by descriptor from here on. realpath resolved every symlink, so the real path is
+  // opened without following any: one swapped in since (say by whoever owns a directory on
+  // the way) is refused, not followed to what it points at.
+  UniqueFd top(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  auto open_real = [&](const std::string& p, int flags) -> Result<UniqueFd> {
+    int fd = open_beneath(top.get(), p.substr(1), flags);
+    if (fd >= 0) return UniqueFd(fd);
+    return config_error(p + ": " + std::strerror(-fd) +
+                        (fd == -ELOOP ? " (a symlink appeared on the way since it was resolved; refused)" : ""));
+  };
+  auto opened = open_real(v.real, O_PATH);
+  if (!opened) return opened.error();
+  UniqueFd any = std::move(*opened);
   if (int rc = stat_at(any.get(), "", v.st); rc < 0)
     return config_error(v.real + ": " + std::strerror(-rc));
   v.fs_magic = fs_type(any.get());
@@ -84,9 +94,9 @@ Result<VolumeRoot> open_volume(const std::string& path, const VolumeSafety& safe
   auto slash = v.real.rfind('/');
   std::string parent = slash == 0 ? "/" : v.real.substr(0, slash);
   v.file_name = v.real.substr(slash + 1);
-  int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return config_error(parent + ": " + std::strerror(errno));
-  v.fd.reset(fd);
+  auto parent_fd = open_real(parent, O_RDONLY | O_DIRECTORY);
+  if (!parent_fd) return parent_fd.error();
+  v.fd = std::move(*parent_fd);
   EntryStat check;
   if (stat_at(v.fd.get(), v.file_name.c_str(), check) < 0 || !check.same_inode(v.st))
     return config_error(v.real + ": changed while it was being opened");
