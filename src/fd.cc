@@ -87,8 +87,9 @@ int open_beneath(int dirfd, const std::string& rel, int flags) {
       int r = ::openat(cur.get(), part.c_str(), flags);
       return r < 0 ? -errno : r;
     }
-    int next = open_dir_at(cur.get(), part.c_str());
-    if (next < 0) return next;
+    // O_PATH: passing through needs search permission only, as path resolution does.
+    int next = ::openat(cur.get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0) return -errno;
     cur.reset(next);
     start = slash + 1;
   }

@@ -112,11 +112,16 @@ TEST(OpenBeneath, PathsLongerThanPathMax) {
   const std::string name(200, 'd');
   std::string rel;
   UniqueFd cur(::dup(root.get()));
+  size_t at_loop = 0;  // where level 30 has a symlink "loop" to itself
   for (int level = 0; level < 45; ++level) {  // 45 * 201 bytes: over twice PATH_MAX
     ASSERT_EQ(::mkdirat(cur.get(), name.c_str(), 0755), 0);
     cur.reset(::openat(cur.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     ASSERT_TRUE(cur.valid());
     rel += (rel.empty() ? "" : "/") + name;
+    if (level == 29) {
+      ASSERT_EQ(::symlinkat(".", cur.get(), "loop"), 0);
+      at_loop = rel.size();
+    }
   }
   ASSERT_GT(rel.size(), size_t(2 * PATH_MAX));
   ASSERT_EQ(::symlinkat("/", cur.get(), "up"), 0);
@@ -129,6 +134,10 @@ TEST(OpenBeneath, PathsLongerThanPathMax) {
   ASSERT_EQ(::fstat(deep.get(), &got), 0);
   EXPECT_EQ(got.st_ino, want.st_ino);
   EXPECT_LT(open_beneath(root.get(), rel + "/up", O_RDONLY | O_DIRECTORY), 0);  // the symlink
+  // A symlink in the middle, past the first PATH_MAX bytes: the path resolves if followed.
+  const std::string via = rel.substr(0, at_loop) + "/loop" + rel.substr(at_loop);
+  ASSERT_GT(at_loop, size_t(PATH_MAX));
+  EXPECT_EQ(open_beneath(root.get(), via, O_RDONLY | O_DIRECTORY), -ELOOP);
   EXPECT_LT(open_beneath(root.get(), rel + "/../../x", O_RDONLY), 0);
 
 }
