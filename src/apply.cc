@@ -75,17 +75,17 @@ size_t held_dirs_budget() {
 // statx and its chown.
 class JournalingApplier final : public Applier {
  public:
-  explicit JournalingApplier(JournalWriter& journal) : journal_(journal) {}
+  JournalingApplier(JournalWriter& journal, size_t max_path) : journal_(journal), max_path_(max_path) {}
 
   bool apply(const SharedFd& dir, const std::string& dir_path, std::span<Change> changes,
              ChangeSink& sink) override {
     if (failed_) return false;
-    if (dir_path.size() > kMaxJournalPath) {
+    if (dir_path.size() > max_path_) {
       // Deeper than a journal takes (rollback holds every journaled directory's path): not
       // journaled, so not changed.
       for (Change& c : changes) {
         c.err = ENAMETOOLONG;
-        c.failed_step = "journal it (a path over 16 KiB)";
+        c.failed_step = "journal it (its path is too long)";
         sink.done(dir_path, c);
       }
       return true;
@@ -182,6 +182,7 @@ class JournalingApplier final : public Applier {
   }
 
   JournalWriter& journal_;
+  const size_t max_path_;
   const size_t max_held_dirs_ = held_dirs_budget();
   size_t held_dirs_ = 0;       // directories of open_ and written_
   Batch open_;                 // being planned
@@ -248,8 +249,8 @@ int apply_change(int dirfd, Change& c) {
 }
 
 std::unique_ptr<Applier> make_real_applier() { return std::make_unique<RealApplier>(); }
-std::unique_ptr<Applier> make_journaling_applier(JournalWriter& journal) {
-  return std::make_unique<JournalingApplier>(journal);
+std::unique_ptr<Applier> make_journaling_applier(JournalWriter& journal, size_t max_path) {
+  return std::make_unique<JournalingApplier>(journal, max_path);
 }
 std::unique_ptr<Applier> make_dry_run_applier(std::vector<RecordedChange>& out) {
   return std::make_unique<DryRunApplier>(out);

@@ -85,7 +85,7 @@ class Run {
     if (!ts.applier) {
       ts.progress = progress_;
       ts.applier = config_.dry_run   ? make_dry_run_applier(ts.recorded)
-                   : config_.journal ? make_journaling_applier(*config_.journal)
+                   : config_.journal ? make_journaling_applier(*config_.journal, kMaxJournalPath)
                                      : make_real_applier();
     }
     return ts;

@@ -132,7 +132,7 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
   tbb::parallel_for(tbb::blocked_range<size_t>(0, runs.size() - 1, 8), [&](const auto& range) {
     ThreadState& ts = states.local();
     if (!ts.applier)
-      ts.applier = config.journal ? make_journaling_applier(*config.journal) : make_real_applier();
+      ts.applier = config.journal ? make_journaling_applier(*config.journal, kMaxRecordPath) : make_real_applier();
     for (size_t run = range.begin(); run != range.end(); ++run) {
       if (stop.load(std::memory_order_relaxed)) return;
       const std::string& dir = j.dirs[recs[runs[run]].dir];

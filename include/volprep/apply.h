@@ -42,8 +42,9 @@ class Applier {
 // inode is checked first, so a name swapped for a symlink is never followed.
 std::unique_ptr<Applier> make_real_applier();
 // The real applier behind a write-ahead journal: batches of changes (many directories'
-// worth) are written and fdatasync'ed before any of them is applied.
-std::unique_ptr<Applier> make_journaling_applier(JournalWriter& journal);
+// worth) are written and fdatasync'ed before any of them is applied. A directory whose path
+// is longer than `max_path` is not journaled: its changes fail (ENAMETOOLONG), unapplied.
+std::unique_ptr<Applier> make_journaling_applier(JournalWriter& journal, size_t max_path);
 
 struct RecordedChange {
   std::string path;  // relative to the volume root, raw bytes

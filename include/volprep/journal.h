@@ -43,7 +43,10 @@ inline constexpr uint64_t kMaxJournalRecord = 1 << 20;
 // entries are reported as failed and left alone. Reading keeps every directory's path, so
 // this bounds what rollback needs: a chain of one-byte names 8192 levels deep holds 64 MiB.
 inline constexpr size_t kMaxJournalPath = 16 << 10;
-static_assert(kMaxJournalPath + 64 <= kMaxJournalRecord, "a whole directory record must be readable");
+// The longest a directory record can hold and still be read: what rollback journals, since
+// it undoes journals written before the limit above (up to this, or refused when read).
+inline constexpr size_t kMaxRecordPath = kMaxJournalRecord - 64;
+static_assert(kMaxJournalPath <= kMaxRecordPath);
 // $VOLPREP_JOURNAL_DIR if set, else kDefaultJournalDir.
 std::string default_journal_dir();
 

@@ -263,7 +263,7 @@ TEST_F(JournalFile, AHoleFromACrashStartsATornTail) {
   const auto data = slurp(path);
   const auto at = record_offsets(data);
   ASSERT_EQ(at.size(), 401u);  // the header and 400 changes
-  for (size_t in_record : {0, 2, 9}) {  // at a record, in its length field, in its payload
+  for (size_t in_record : {0, 9, 30}) {  // at a record (its length zeroed), in its payload
     auto holed = data;
     std::fill_n(holed.begin() + at[200] + in_record, 4096, '\0');
     ASSERT_LT(at[200] + in_record + 4096, holed.size());  // records follow the hole
@@ -312,7 +312,7 @@ TEST_F(JournalFile, ADirectoryTooDeepToJournalIsLeftAloneAndReported) {
     std::vector<std::pair<std::string, int>> done_;
     void done(const std::string& dir, const Change& c) override { done_.push_back({dir, c.err}); }
   } sink;
-  auto applier = make_journaling_applier(**w);
+  auto applier = make_journaling_applier(**w, kMaxJournalPath);
   // The changes name entries that do not exist: were they applied, they would fail ENOENT.
   auto here = std::make_shared<const UniqueFd>(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   std::vector<Change> changes(2);
@@ -323,7 +323,7 @@ TEST_F(JournalFile, ADirectoryTooDeepToJournalIsLeftAloneAndReported) {
   ASSERT_TRUE(applier->apply(here, deep, changes, sink));
   ASSERT_EQ(sink.done_.size(), 2u);
   EXPECT_EQ(sink.done_[0].second, ENAMETOOLONG);
-  EXPECT_EQ(changes[0].failed_step, std::string("journal it (a path over 16 KiB)"));
+  EXPECT_EQ(changes[0].failed_step, std::string("journal it (its path is too long)"));
   std::vector<Change> one(1, changes[0]);
   one[0].err = 0, one[0].failed_step = nullptr;
   ASSERT_TRUE(applier->apply(here, fits, one, sink));  // the longest that fits is journaled
