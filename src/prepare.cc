@@ -203,6 +203,11 @@ class Run {
   // one component at a time without following symlinks, checked to be the same inode, changed.
   void apply_links() {
     ThreadState& ts = local();
+    auto split = [](const std::string& p) {  // a path below the root: its directory, its name
+      auto slash = p.rfind('/');
+      return slash == std::string::npos ? std::pair<std::string, std::string>("", p)
+                                        : std::pair(p.substr(0, slash), p.substr(slash + 1));
+    };
     std::vector<PendingLink*> pending;
     for (auto& [key, link] : links_) pending.push_back(&link);
     for (PendingLink* link : pending) {  // a path seen twice is one link
@@ -221,9 +226,8 @@ class Run {
         continue;
       }
       // One inode, changed once through its first link; every link is an entry of the plan.
-      auto slash = first.rfind('/');
-      std::string dir_path = slash == std::string::npos ? "" : first.substr(0, slash);
-      link->change.name = slash == std::string::npos ? first : first.substr(slash + 1);
+      auto [dir_path, name] = split(first);
+      link->change.name = name;
       SharedFd dir = std::make_shared<UniqueFd>(open_below_root(dir_path));
       if (!dir->valid()) {
         ts.summary.failed += found;
@@ -239,12 +243,10 @@ class Run {
       // during the walk can show one link under two paths, and a link can be added.
       uint64_t still = 1;
       for (size_t i = 1; i < link->paths.size(); ++i) {
-        const std::string& p = link->paths[i];
-        auto s = p.rfind('/');
-        UniqueFd d = open_below_root(s == std::string::npos ? "" : p.substr(0, s));
+        auto [other_dir, other_name] = split(link->paths[i]);
+        UniqueFd d = open_below_root(other_dir);
         EntryStat other;
-        still += d.valid() && stat_at(d.get(), (s == std::string::npos ? p : p.substr(s + 1)).c_str(), other) == 0 &&
-                 other.same_inode(now);
+        still += d.valid() && stat_at(d.get(), other_name.c_str(), other) == 0 && other.same_inode(now);
       }
       if (still < now.nlink) {
         ts.summary.skipped[size_t(Skip::kLinkedFromOutside)] += found;
