@@ -53,19 +53,21 @@ class RealApplier final : public Applier {
              ChangeSink& sink) override {
     for (Change& c : changes) {
       apply_change(dir->get(), c);
+      c.entry.reset();
       sink.done(dir_path, c);
     }
     return true;
   }
 };
 
-// Directory descriptors one thread's journaling applier may hold: its share of half the
-// descriptor limit (which volprep raises to the hard limit); the walk holds up to a quarter.
-size_t held_dirs_budget() {
+// Descriptors (directories, and the entries planned in them) one thread's journaling applier
+// may hold: its share of half the descriptor limit (which volprep raises to the hard limit);
+// the walk holds up to a quarter.
+size_t held_fds_budget() {
   rlimit rl{};
   size_t limit = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? size_t(rl.rlim_cur) : 1024;
   size_t threads = size_t(std::max(1, tbb::this_task_arena::max_concurrency()));
-  return std::clamp<size_t>(limit / 2 / threads, 8, 1024);
+  return std::max<size_t>(limit / 2 / threads, 8);
 }
 
 // Write-ahead, pipelined: a batch's records are written, and the batch is applied once the
@@ -100,8 +102,8 @@ class JournalingApplier final : public Applier {
     d.path = dir_path;
     d.changes.assign(std::make_move_iterator(changes.begin()), std::make_move_iterator(changes.end()));
     open_.count += changes.size();
-    ++held_dirs_;
-    if (open_.count >= kBatchChanges || open_.dirs.size() >= kBatchDirs || held_dirs_ >= max_held_dirs_)
+    held_fds_ += 1 + changes.size();
+    if (open_.count >= kBatchChanges || open_.dirs.size() >= kBatchDirs || held_fds_ >= max_held_fds_)
       if (!seal()) return false;
     return apply_durable(sink, kMaxWritten);
   }
@@ -152,20 +154,21 @@ class JournalingApplier final : public Applier {
   }
 
   // Applies the written batches that are on disk, oldest first, and waits for the disk while
-  // more than `max_written` batches, or more directories than the budget, are held.
+  // more than `max_written` batches, or more descriptors than the budget, are held.
   bool apply_durable(ChangeSink& sink, size_t max_written) {
     while (!written_.empty()) {
       Batch& b = written_.front();
       if (!journal_.durable(b.end)) {
-        if (written_.size() <= max_written && held_dirs_ < max_held_dirs_) return true;
+        if (written_.size() <= max_written && held_fds_ < max_held_fds_) return true;
         if (auto r = journal_.wait_durable(b.end); !r) return fail(r.error().message);
       }
       for (Dir& d : b.dirs)
         for (Change& c : d.changes) {
           apply_change(d.fd->get(), c);
+          c.entry.reset();
           sink.done(d.path, c);
         }
-      held_dirs_ -= b.dirs.size();
+      held_fds_ -= b.dirs.size() + b.count;
       written_.pop_front();
     }
     return true;
@@ -177,14 +180,14 @@ class JournalingApplier final : public Applier {
     written_.clear();  // recorded, never applied: rollback counts them as already in place
     open_ = Batch{};  // with its records: the batch and records_ are emptied together
     records_.clear();
-    held_dirs_ = 0;
+    held_fds_ = 0;
     return false;
   }
 
   JournalWriter& journal_;
   const size_t max_path_;
-  const size_t max_held_dirs_ = held_dirs_budget();
-  size_t held_dirs_ = 0;       // directories of open_ and written_
+  const size_t max_held_fds_ = held_fds_budget();
+  size_t held_fds_ = 0;        // directories and entries of open_ and written_
   Batch open_;                 // being planned
   std::deque<Batch> written_;  // records written, waiting for the disk
   std::string records_;        // the open batch's records
@@ -197,7 +200,8 @@ class DryRunApplier final : public Applier {
   explicit DryRunApplier(std::vector<RecordedChange>& out) : out_(out) {}
   bool apply(const SharedFd&, const std::string& dir_path, std::span<Change> changes,
              ChangeSink& sink) override {
-    for (const Change& c : changes) {
+    for (Change& c : changes) {
+      c.entry.reset();
       out_.push_back({join_path(dir_path, c.name), c});
       sink.done(dir_path, c);
     }
@@ -211,38 +215,29 @@ class DryRunApplier final : public Applier {
 }  // namespace
 
 int apply_change(int dirfd, Change& c) {
+  // Through the descriptor the change was planned on, never by name: a name renamed or
+  // swapped since the plan (for a link to a file outside, a device node, another binary)
+  // changes nothing. The directory itself ("") is `dirfd`.
+  if (!c.name.empty() && !c.entry) return fail(c, EBADF, "open");
+  const int fd = c.name.empty() ? dirfd : c.entry->get();
   const bool chmod = needs_chmod(c);
   bool caps = false, acls = false;
   for (const XattrChange& x : c.xattrs)
     if (xattr_due(c, x)) (x.name == kCapabilityXattr ? caps : acls) = true;
-  // Owner only, the common case: one fchownat by name, never following a symlink.
-  // A chmod or capabilities go through one O_PATH descriptor, checked first to be the planned
-  // inode: a name swapped meanwhile never gets set-id bits or capabilities planned for another
-  // file, and the descriptor exists before the chown drops them.
-  // ACLs (--acl: every entry) go by name after a statx of it: through the descriptor they cost
-  // 80% more (/proc/self/fd lookups); the check narrows a swap's window to microseconds.
-  UniqueFd entry;
-  int fd = dirfd;
-  const char* name = c.name.c_str();
-  EntryStat now;
-  if ((chmod || caps) && !c.name.empty()) {
-    entry.reset(::openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
-    if (!entry.valid()) return fail(c, errno, "open");
-    if (int rc = stat_at(entry.get(), "", now); rc < 0) return fail(c, -rc, "stat");
-    if (changed_since_plan(now, c)) return fail(c, ESTALE, "check it is as planned");
-    fd = entry.get();
-    name = "";
-  } else if (acls && !c.name.empty()) {
-    if (int rc = stat_at(dirfd, name, now); rc < 0) return fail(c, -rc, "stat");
+  if (chmod || caps || acls) {
+    // The inode is the one planned, but its owner may have chmodded it since: applying the
+    // plan would undo that, so it is left alone. Checked before the chown drops set-id bits.
+    EntryStat now;
+    if (int rc = stat_at(fd, "", now); rc < 0) return fail(c, -rc, "stat");
     if (changed_since_plan(now, c)) return fail(c, ESTALE, "check it is as planned");
   }
-  if (c.changes_owner() && ::fchownat(fd, name, c.uid, c.gid, AT_SYMLINK_NOFOLLOW | (*name ? 0 : AT_EMPTY_PATH)) != 0)
+  if (c.changes_owner() && ::fchownat(fd, "", c.uid, c.gid, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0)
     return fail(c, errno, "chown");
   if (chmod)
     if (int rc = chmod_fd(fd, c.mode); rc < 0) return fail(c, -rc, "chmod");
   for (const XattrChange& x : c.xattrs) {
     if (!xattr_due(c, x)) continue;
-    int rc = x.after ? set_xattr_at(fd, name, x.name.c_str(), *x.after) : remove_xattr_at(fd, name, x.name.c_str());
+    int rc = x.after ? set_xattr_at(fd, "", x.name.c_str(), *x.after) : remove_xattr_at(fd, "", x.name.c_str());
     if (rc < 0) return fail(c, -rc, x.name == kCapabilityXattr ? "restore file capabilities" : "set ACL");
   }
   return c.err;

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <cstring>
 
 namespace volprep {
 
@@ -19,7 +20,7 @@ int stat_at(int dirfd, const char* name, EntryStat& out) {
   struct statx sx;
   int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (*name ? 0 : AT_EMPTY_PATH);
   unsigned mask = STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO | STATX_NLINK |
-                  STATX_MNT_ID;
+                  STATX_MNT_ID | STATX_CTIME;
   if (::statx(dirfd, name, flags, mask, &sx) != 0) return -errno;
   out.ino = sx.stx_ino;
   out.mnt_id = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0;
@@ -29,6 +30,7 @@ int stat_at(int dirfd, const char* name, EntryStat& out) {
   out.gid = sx.stx_gid;
   out.mode = sx.stx_mode;
   out.nlink = sx.stx_nlink;
+  out.ctime_ns = int64_t(sx.stx_ctime.tv_sec) * 1000000000 + sx.stx_ctime.tv_nsec;
   out.mount_root = (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
                    (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
   return 0;
@@ -39,6 +41,21 @@ int open_dir_at(int dirfd, const char* name) {
   int fd = ::openat(dirfd, name, base | O_NOATIME);
   if (fd < 0 && errno == EPERM) fd = ::openat(dirfd, name, base);
   return fd < 0 ? -errno : fd;
+}
+
+int open_entry(int dirfd, const char* name, bool cross_mounts) {
+  if (!*name) name = ".";
+  open_how how{};
+  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | (cross_mounts ? 0 : RESOLVE_NO_XDEV);
+  long fd = ::syscall(SYS_openat2, dirfd, name, &how, sizeof how);
+  if (fd >= 0) return int(fd);
+  if (errno != ENOSYS && errno != EPERM) return -errno;  // EPERM: a seccomp filter said no
+  // Without openat2 (Linux before 5.6) a mount point is crossed: the caller's stat of the
+  // descriptor shows another mount, after asking its filesystem.
+  if (std::strchr(name, '/') || !std::strcmp(name, "..")) return -EXDEV;
+  int r = ::openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  return r < 0 ? -errno : r;
 }
 
 int open_subdir_same_mount(int dirfd, const char* name) {
@@ -145,6 +162,10 @@ long xattr_call(At at, Fallback fallback) {
 long get_xattr_raw(int dirfd, const std::string& name, const char* attr, void* buf, size_t size) {
   if (name.empty()) {
     ssize_t r = ::fgetxattr(dirfd, attr, buf, size);
+    if (r >= 0 || errno != EBADF) return r >= 0 ? r : -errno;
+    // An O_PATH descriptor, which the f*xattr calls (and *xattrat with AT_EMPTY_PATH)
+    // refuse: the inode behind our own /proc/self/fd link.
+    r = ::getxattr(fd_path(dirfd, "").c_str(), attr, buf, size);
     return r >= 0 ? r : -errno;
   }
   return xattr_call(

@@ -488,6 +488,7 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
   }
   Journal j;
   j.path = path;
+  j.last_written_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   auto bad = [&](uint64_t offset, const std::string& why) {
     return config_error("journal " + path + " is damaged at offset " + std::to_string(offset) +
                         ": " + why + "; refusing it");

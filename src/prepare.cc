@@ -1,6 +1,7 @@
 #include "volprep/prepare.h"
 
 #include <fnmatch.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -9,6 +10,7 @@
 #include <tbb/concurrent_hash_map.h>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_sort.h>
+#include <tbb/task_arena.h>
 
 namespace volprep {
 
@@ -104,57 +106,124 @@ class Run {
           ts.notes.push_back({join_path(dir.path, e.name), "mount point: left alone (--cross-filesystems enters it)"});
         continue;
       }
-      if (S_ISCHR(e.st.mode) || S_ISBLK(e.st.mode)) {
-        ++ts.summary.skipped[size_t(Skip::kDevice)];
-        ts.notes.push_back({join_path(dir.path, e.name), "device node: owner left alone"});
+      // The walk's statx of the name rules out most entries with no syscall more; an entry
+      // that may change is pinned, and decided again on what the pin holds.
+      if (!may_change(e)) {
+        count_left_alone(ts, join_path(dir.path, e.name), e.st);
         continue;
       }
+      SharedFd pin;
+      if (!e.name.empty() && !(pin = pin_entry(ts, dir, e))) continue;
       std::optional<Change> change;
-      if (!config_.target.acl)
-        change = plan_entry(e, config_.target);
-      else if (!plan_acl_entry(ts, dir, e, change))
-        continue;
+      if (!plan_pinned(ts, pin ? pin->get() : dir.fd, join_path(dir.path, e.name), e, change)) continue;
       if (!change) {
         ++ts.summary.unchanged;
         continue;
       }
-      if (S_ISREG(e.st.mode) && (e.st.mode & 0111) && change->changes_owner()) {
-        // File capabilities do not survive a chown. The kernel applies them only when a file
-        // is executed, so only files with an execute bit are looked at: one lookup each.
-        std::string caps;
-        int rc = get_xattr_at(dir.fd, e.name, kCapabilityXattr, caps);
-        if (rc == 0) change->xattrs.push_back({kCapabilityXattr, caps, caps});
-        else if (rc != -ENODATA && rc != -EOPNOTSUPP) {
-          run_error(ts, join_path(dir.path, e.name), -rc, "cannot read its file capabilities; left alone");
-          continue;
-        }
-      }
+      change->name = e.name;
       if (!S_ISDIR(e.st.mode) && e.st.nlink > 1) {
+        // Decided again once the walk has counted its links: no descriptor held meanwhile.
         defer_link(join_path(dir.path, e.name), std::move(*change));
         continue;
       }
+      change->entry = std::move(pin);
       ts.batch.push_back(std::move(*change));
+      // A wide directory goes in parts, so its pinned entries stay within the budget.
+      if (ts.batch.size() >= max_pinned_) {
+        if (!apply_batch(ts, dir.held, dir.path)) return false;
+        ts.batch.clear();
+      }
     }
     if (progress_) progress_->scanned.fetch_add(entries.size(), std::memory_order_relaxed);
     return apply_batch(ts, dir.held, dir.path);
   }
 
-  // --acl: the entry's ACLs now, and the ACLs that grant the container user access. False:
-  // the entry is left alone (and counted); else `out` is the change, or empty if none is due.
-  bool plan_acl_entry(ThreadState& ts, const DirView& dir, const Entry& e, std::optional<Change>& out) {
-    if (S_ISLNK(e.st.mode)) {
+  // Whether the entry, as the walk saw it, may need a change; else it is counted.
+  bool may_change(const Entry& e) const {
+    if (S_ISCHR(e.st.mode) || S_ISBLK(e.st.mode)) return false;
+    if (config_.target.acl) return !S_ISLNK(e.st.mode);
+    return plan_entry(e, config_.target).has_value();
+  }
+  void count_left_alone(ThreadState& ts, const std::string& path, const EntryStat& st) {
+    if (S_ISCHR(st.mode) || S_ISBLK(st.mode)) {
+      ++ts.summary.skipped[size_t(Skip::kDevice)];
+      ts.notes.push_back({path, "device node: owner left alone"});
+    } else if (config_.target.acl && S_ISLNK(st.mode)) {
       ++ts.summary.skipped[size_t(Skip::kSymlink)];
+    } else {
+      ++ts.summary.unchanged;
+    }
+  }
+
+  // Opens the entry the walk stat'ed by name (open_entry) and stats it through the new
+  // descriptor, which must hold the same inode: `e.st` becomes what the descriptor says.
+  // Null when it is left alone (counted and reported).
+  SharedFd pin_entry(ThreadState& ts, const DirView& dir, Entry& e) {
+    const std::string path = join_path(dir.path, e.name);
+    int fd = open_entry(dir.fd, e.name.c_str(), config_.cross_filesystems);
+    if (fd == -ENOENT) {
+      ++ts.summary.vanished;
+      return nullptr;
+    }
+    if (fd == -EXDEV) {
+      ++ts.summary.skipped[size_t(Skip::kMountPoint)];
+      ts.notes.push_back({path, "mount point: left alone (--cross-filesystems enters it)"});
+      return nullptr;
+    }
+    if (fd < 0) {
+      run_error(ts, path, -fd, "cannot open");
+      return nullptr;
+    }
+    auto pin = std::make_shared<const UniqueFd>(fd);
+    EntryStat now;
+    if (int rc = stat_at(fd, "", now); rc < 0) {
+      run_error(ts, path, -rc, "cannot stat");
+      return nullptr;
+    }
+    if (!now.same_inode(e.st)) {
+      ++ts.summary.skipped[size_t(Skip::kReplaced)];
+      ts.notes.push_back({path, "replaced during the run: left alone"});
+      return nullptr;
+    }
+    e.st = now;
+    return pin;
+  }
+
+  // Decides the entry's change on `fd`, the entry itself (pinned, or the directory of its
+  // batch): its stat `e.st` and its ACLs and capabilities read through `fd`. False: left
+  // alone (counted); else `out` is the change, or empty if none is due.
+  bool plan_pinned(ThreadState& ts, int fd, const std::string& path, const Entry& e, std::optional<Change>& out) {
+    if (!may_change(e)) {
+      count_left_alone(ts, path, e.st);
       return false;
     }
+    if (config_.target.acl) return plan_acl_entry(ts, fd, path, e, out);
+    out = plan_entry(e, config_.target);
+    if (out && S_ISREG(e.st.mode) && (e.st.mode & 0111) && out->changes_owner()) {
+      // File capabilities do not survive a chown. The kernel applies them only when a file
+      // is executed, so only files with an execute bit are looked at: one lookup each.
+      std::string caps;
+      int rc = get_xattr_at(fd, "", kCapabilityXattr, caps);
+      if (rc == 0) out->xattrs.push_back({kCapabilityXattr, caps, caps});
+      else if (rc != -ENODATA && rc != -EOPNOTSUPP) {
+        run_error(ts, path, -rc, "cannot read its file capabilities; left alone");
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // --acl: the entry's ACLs now, and the ACLs that grant the container user access.
+  bool plan_acl_entry(ThreadState& ts, int fd, const std::string& path, const Entry& e, std::optional<Change>& out) {
     std::optional<std::string> access, dflt;
     for (auto [attr, slot] : {std::pair{kAclAccessXattr, &access}, std::pair{kAclDefaultXattr, &dflt}}) {
       if (slot == &dflt && !S_ISDIR(e.st.mode)) break;
       std::string v;
-      int rc = get_xattr_at(dir.fd, e.name, attr, v);
+      int rc = get_xattr_at(fd, "", attr, v);
       if (rc == 0) {
         *slot = std::move(v);
       } else if (rc != -ENODATA) {
-        run_error(ts, join_path(dir.path, e.name), -rc, "cannot read its ACL");
+        run_error(ts, path, -rc, "cannot read its ACL");
         return false;
       }
     }
@@ -225,18 +294,20 @@ class Run {
                                      std::to_string(found) + " inside the tree: left alone"});
         continue;
       }
-      // One inode, changed once through its first link; every link is an entry of the plan.
+      // One inode, changed once through its first link, pinned and decided again there;
+      // every link is an entry of the plan.
       auto [dir_path, name] = split(first);
-      link->change.name = name;
       SharedFd dir = std::make_shared<UniqueFd>(open_below_root(dir_path));
       if (!dir->valid()) {
         ts.summary.failed += found;
         ts.errors.push_back({first, "cannot reach it again without following a symlink"});
         continue;
       }
-      EntryStat now;
-      if (stat_at(dir->get(), link->change.name.c_str(), now) < 0 || !now.same_inode(link->change.before)) {
-        ts.summary.skipped[size_t(Skip::kReplaced)] += found;
+      Entry e{name, link->change.before};
+      SharedFd pin = pin_entry(ts, {dir->get(), dir, dir_path}, e);
+      if (!pin) {
+        // Counted once by pin_entry: the other links go with it.
+        ts.summary.skipped[size_t(Skip::kReplaced)] += found - 1;
         continue;
       }
       // Every link found must still be this inode, and be all its links: a directory moved
@@ -246,21 +317,38 @@ class Run {
         auto [other_dir, other_name] = split(link->paths[i]);
         UniqueFd d = open_below_root(other_dir);
         EntryStat other;
-        still += d.valid() && stat_at(d.get(), other_name.c_str(), other) == 0 && other.same_inode(now);
+        still += d.valid() && stat_at(d.get(), other_name.c_str(), other) == 0 && other.same_inode(e.st);
       }
-      if (still < now.nlink) {
+      if (still < e.st.nlink) {
         ts.summary.skipped[size_t(Skip::kLinkedFromOutside)] += found;
         for (const auto& p : link->paths)
-          ts.notes.push_back({p, "has " + std::to_string(now.nlink) + " links now, " + std::to_string(still) +
+          ts.notes.push_back({p, "has " + std::to_string(e.st.nlink) + " links now, " + std::to_string(still) +
                                      " of them found inside the tree: left alone"});
         continue;
       }
-      link->change.other_links = uint32_t(found - 1);
+      std::optional<Change> change;
+      if (!may_change(e)) {
+        ts.summary.unchanged += found;
+        continue;
+      }
+      if (!plan_pinned(ts, pin->get(), first, e, change)) {
+        ts.summary.failed += found - 1;  // counted once: the other links go with it
+        continue;
+      }
+      if (!change) {
+        ts.summary.unchanged += found;
+        continue;
+      }
+      change->name = name;
+      change->entry = std::move(pin);
+      change->other_links = uint32_t(found - 1);
       ts.batch.clear();
-      ts.batch.push_back(link->change);
+      ts.batch.push_back(*change);
       if (!apply_batch(ts, dir, dir_path)) return;
-      if (config_.dry_run)  // the plan lists every name of the inode
-        for (size_t i = 1; i < link->paths.size(); ++i) ts.recorded.push_back({link->paths[i], link->change});
+      if (config_.dry_run) {  // the plan lists every name of the inode
+        change->entry.reset();
+        for (size_t i = 1; i < link->paths.size(); ++i) ts.recorded.push_back({link->paths[i], *change});
+      }
     }
   }
 
@@ -321,6 +409,14 @@ class Run {
   const VolumeRoot& volume_;
   const PrepareConfig& config_;
   Progress* progress_;
+  // Entries one thread pins before handing them to its applier: an eighth of the descriptor
+  // limit, shared by the threads (the walk holds up to a quarter, the appliers half).
+  const size_t max_pinned_ = [] {
+    rlimit rl{};
+    size_t limit = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? size_t(rl.rlim_cur) : 1024;
+    size_t threads = size_t(std::max(1, tbb::this_task_arena::max_concurrency()));
+    return std::clamp<size_t>(limit / 8 / threads, 1, 1024);
+  }();
   tbb::enumerable_thread_specific<ThreadState> states_;
   PendingLinks links_;
   std::mutex stop_mu_;

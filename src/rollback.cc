@@ -106,9 +106,28 @@ std::string ids_text(uint32_t u, uint32_t g, uint32_t mode, bool link) {
   return buf;
 }
 
+// Whether restoring `c` gives an inode set-id bits or file capabilities it does not have now.
+bool rearms(const Change& c) {
+  constexpr uint32_t kSetId = S_ISUID | S_ISGID;
+  if (!S_ISDIR(c.before.mode) && (c.mode & kSetId & ~c.before.mode)) return true;
+  if (!S_ISDIR(c.before.mode) && (c.mode & kSetId) && c.changes_owner()) return true;  // the chown drops them
+  for (const auto& x : c.xattrs)
+    if (x.name == kCapabilityXattr && x.after && (x.after != x.before || c.changes_owner())) return true;
+  return false;
+}
+
+// Restores `c` without set-id bits or capabilities.
+void disarm(Change& c) {
+  c.mode &= ~uint32_t(S_ISUID | S_ISGID);
+  for (auto& x : c.xattrs)
+    if (x.name == kCapabilityXattr) x.after.reset();
+}
+
 }  // namespace
 
 Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) {
+  // No change the run made is later than its journal's last write.
+  const int64_t run_end_ns = j.last_written_ns;
   bool single_file = false;
   auto root = open_journal_root(j.header, single_file);
   if (!root) return root.error();
@@ -153,8 +172,13 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
           ts.r.notes.push_back({path_of(j, rec), "its directory is gone or now reached through a symlink: left alone"});
           continue;
         }
+        // Pinned: what is read below and what is restored are this one inode, checked to be
+        // the one the run changed, whatever happens to the name meanwhile.
+        int fd = open_entry(dirfd->get(), name.c_str());
         EntryStat now;
-        if (int rc = stat_at(dirfd->get(), name.c_str(), now); rc < 0) {
+        int rc = fd < 0 ? fd : stat_at(fd, "", now);
+        SharedFd pin = fd < 0 ? nullptr : std::make_shared<const UniqueFd>(fd);
+        if (rc < 0) {
           ++ts.r.missing;
           ts.r.notes.push_back({path_of(j, rec), std::string("gone: ") + std::strerror(-rc)});
           continue;
@@ -170,8 +194,8 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
         std::vector<std::optional<std::string>> xnow;
         for (const auto& x : rec.xattrs) {
           std::string v;
-          int rc = get_xattr_at(dirfd->get(), name, x.name.c_str(), v);
-          xnow.push_back(rc == 0 ? std::optional<std::string>(std::move(v)) : std::nullopt);
+          xnow.push_back(get_xattr_at(pin->get(), "", x.name.c_str(), v) == 0 ? std::optional<std::string>(std::move(v))
+                                                                           : std::nullopt);
         }
         constexpr uint32_t kSetId = S_ISUID | S_ISGID;
         auto perms = [&](uint32_t m) { return m & 07777; };
@@ -214,6 +238,7 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
         }
         Change c;
         c.name = name;
+        c.entry = std::move(pin);
         c.before = now;
         c.uid = rec.uid_before;
         c.gid = rec.gid_before;
@@ -221,9 +246,19 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
         // From what is there now to what was there before the run.
         for (size_t k = 0; k < rec.xattrs.size(); ++k)
           c.xattrs.push_back({rec.xattrs[k].name, xnow[k], rec.xattrs[k].before});
+        // Set-id bits and capabilities are trusted for the content they were on. An inode
+        // changed after the run (its content rewritten, say: the container owned it) does
+        // not get them back unless asked.
+        if (now.ctime_ns > run_end_ns && rearms(c)) {
+          ts.r.notes.push_back({path_of(j, rec), config.force
+              ? "changed after the run: set-id bits and capabilities put back anyway (--force)"
+              : "changed after the run: set-id bits and capabilities not put back (--force puts them back)"});
+          if (!config.force) disarm(c);
+        }
         if (config.dry_run) {
           ++ts.r.restored;
           std::lock_guard lock(planned_mu);
+          c.entry.reset();
           planned_all.push_back({path_of(j, rec), c});
           continue;
         }

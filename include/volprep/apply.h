@@ -38,11 +38,13 @@ class Applier {
   virtual std::string error() const { return {}; }
 };
 
-// Owner by fchownat(AT_SYMLINK_NOFOLLOW); modes through an O_PATH|O_NOFOLLOW descriptor whose
-// inode is checked first, so a name swapped for a symlink is never followed.
+// Every change through the descriptor it was planned on (Change::entry): owner by
+// fchownat(AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW), modes and xattrs after checking the inode is
+// still as planned.
 std::unique_ptr<Applier> make_real_applier();
 // The real applier behind a write-ahead journal: batches of changes (many directories'
-// worth) are written and fdatasync'ed before any of them is applied. A directory whose path
+// worth) are written and fdatasync'ed before any of them is applied; each holds its entry's
+// descriptor until then, within a budget of descriptors per thread. A directory whose path
 // is longer than `max_path` is not journaled: its changes fail (ENAMETOOLONG), unapplied.
 std::unique_ptr<Applier> make_journaling_applier(JournalWriter& journal, size_t max_path);
 
@@ -51,7 +53,8 @@ struct RecordedChange {
   Change change;
 };
 
-// Records into `out` (one recorder per thread) and touches nothing.
+// Records into `out` (one recorder per thread) and touches nothing; lets go of each entry's
+// descriptor.
 std::unique_ptr<Applier> make_dry_run_applier(std::vector<RecordedChange>& out);
 
 // Applies one change with the real applier's syscalls; returns 0 or an errno, and the step.

@@ -52,6 +52,7 @@ struct EntryStat {
   uint32_t uid = 0, gid = 0;
   uint32_t mode = 0;  // st_mode: type and permission bits
   uint32_t nlink = 0;
+  int64_t ctime_ns = 0;  // the inode's last change: content, owner, mode, links or xattrs
   bool mount_root = false;  // STATX_ATTR_MOUNT_ROOT, where the kernel reports it
   bool same_inode(const EntryStat& o) const {
     return ino == o.ino && dev_major == o.dev_major && dev_minor == o.dev_minor;
@@ -60,6 +61,13 @@ struct EntryStat {
 
 // statx(dirfd, name, AT_SYMLINK_NOFOLLOW); an empty name stats dirfd itself.
 int stat_at(int dirfd, const char* name, EntryStat& out);
+
+// Pins the entry `name` of `dirfd` ("": dirfd itself): an O_PATH|O_NOFOLLOW descriptor of
+// that inode (a symlink itself, never its target), opened without crossing into a mount
+// (-EXDEV: something is mounted there now) unless `cross_mounts`. Every decision about the
+// entry and every change to it go through this one descriptor, so a name renamed or swapped
+// meanwhile changes nothing. fd or -errno.
+int open_entry(int dirfd, const char* name, bool cross_mounts = false);
 
 // openat(dirfd, name, O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC|O_NOATIME), without O_NOATIME where it
 // is refused. Returns the fd or -errno.
@@ -93,7 +101,7 @@ int open_subdir_same_mount(int dirfd, const char* name);
 // Extended attributes of the entry `name` in `dirfd` without following a symlink: with
 // getxattrat(2) and friends (AT_SYMLINK_NOFOLLOW) where the kernel has them (6.13), else
 // through /proc/self/fd/DIRFD/NAME with l*xattr, so only our own descriptor is resolved. An
-// empty name means dirfd itself. get: 0 with `out` set, -ENODATA when absent, or -errno.
+// empty name means dirfd itself, which may be an O_PATH descriptor (of anything but a symlink). get: 0 with `out` set, -ENODATA when absent, or -errno.
 int get_xattr_at(int dirfd, const std::string& name, const char* attr, std::string& out);
 int set_xattr_at(int dirfd, const std::string& name, const char* attr, const std::string& value);
 int remove_xattr_at(int dirfd, const std::string& name, const char* attr);

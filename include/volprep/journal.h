@@ -148,6 +148,8 @@ struct Journal {
   std::vector<JournalRecord> records;
   uint64_t changes = 0;  // 'C' records: records.size(), also when they are not kept
   std::optional<JournalEnd> end;
+  // When the file was last written (its mtime): no change of the run it records is later.
+  int64_t last_written_ns = 0;
   // A crash leaves at most a torn tail: bytes after the last valid record, ignored.
   std::optional<uint64_t> torn_at;
   uint64_t torn_bytes = 0;

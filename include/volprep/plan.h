@@ -26,6 +26,10 @@ struct XattrChange {
 
 struct Change {
   std::string name;       // relative to the batch's directory; "" for the directory itself
+  // The entry's inode, pinned by open_entry() when it was planned: `before` and the xattrs'
+  // before-values were read through it, and the change is made through it. Empty only for
+  // the directory itself (name ""), which is the batch's directory descriptor.
+  SharedFd entry;
   EntryStat before;
   uint32_t uid = 0, gid = 0;
   uint32_t mode = 0;      // permission bits (07777) after the change

@@ -313,7 +313,7 @@ TEST_F(JournalFile, ADirectoryTooDeepToJournalIsLeftAloneAndReported) {
     void done(const std::string& dir, const Change& c) override { done_.push_back({dir, c.err}); }
   } sink;
   auto applier = make_journaling_applier(**w, kMaxJournalPath);
-  // The changes name entries that do not exist: were they applied, they would fail ENOENT.
+  // The changes hold no descriptor of an entry: were they applied, they would fail EBADF.
   auto here = std::make_shared<const UniqueFd>(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   std::vector<Change> changes(2);
   changes[0].name = "a";
@@ -329,7 +329,7 @@ TEST_F(JournalFile, ADirectoryTooDeepToJournalIsLeftAloneAndReported) {
   ASSERT_TRUE(applier->apply(here, fits, one, sink));  // the longest that fits is journaled
   ASSERT_TRUE(applier->flush(sink));
   ASSERT_EQ(sink.done_.size(), 3u);
-  EXPECT_EQ(sink.done_[2].second, ENOENT);  // journaled, then applied (to nothing)
+  EXPECT_EQ(sink.done_[2].second, EBADF);  // journaled, then applied (to nothing)
   ASSERT_TRUE((*w)->finish({3, 1, 2, 0}).ok());
   auto j = read_journal((*w)->path());
   ASSERT_TRUE(j.ok()) << j.error().message;

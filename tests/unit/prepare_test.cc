@@ -180,7 +180,9 @@ TEST_F(TempTree, RealRunChangesOwnersKeepsSetIdBitsAndNeverFollowsSymlinks) {
 
 // A name swapped between plan and change (a running container can rename): the new file gets
 // neither the chown nor the set-id bits nor the xattrs planned for the old one.
-TEST_F(TempTree, ANameSwappedBeforeItsChangeGetsNothingPlannedForAnother) {
+// A change is made through the descriptor it was planned on: a name swapped since the plan
+// (for a link to a file outside, another binary) gets nothing, the planned inode gets it all.
+TEST_F(TempTree, AChangeGoesToThePinnedInodeNeverToWhatTheNameHoldsNow) {
   file("tool", 1000, 04755);
   file("evil", 1000, 0644);
   UniqueFd dir(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -188,53 +190,54 @@ TEST_F(TempTree, ANameSwappedBeforeItsChangeGetsNothingPlannedForAnother) {
   auto planned = [&] {
     Change c;
     c.name = "tool";
-    EXPECT_EQ(stat_at(dir.get(), "tool", c.before), 0);
+    int fd = open_entry(dir.get(), "tool");
+    EXPECT_GE(fd, 0);
+    c.entry = std::make_shared<const UniqueFd>(fd);
+    EXPECT_EQ(stat_at(fd, "", c.before), 0);
     c.uid = c.gid = 501000;
     c.mode = 04755;  // chown drops it: restored
     c.xattrs.push_back({"trusted.volprep-test", "kept", "kept"});  // as capabilities are
     return c;
   };
   Change c = planned();
+  ASSERT_EQ(::renameat(dir.get(), "tool", dir.get(), "tool.moved"), 0);
   ASSERT_EQ(::renameat(dir.get(), "evil", dir.get(), "tool"), 0);
-  EXPECT_EQ(apply_change(dir.get(), c), ESTALE);
-  EXPECT_STREQ(c.failed_step, "check it is as planned");
+  EXPECT_EQ(apply_change(dir.get(), c), 0) << (c.failed_step ? c.failed_step : "");
   struct stat st{};
-  ASSERT_EQ(::lstat((root_ / "tool").c_str(), &st), 0);
+  std::string value;
+  ASSERT_EQ(::lstat((root_ / "tool").c_str(), &st), 0);  // the swapped-in file: untouched
   EXPECT_EQ(st.st_uid, 1000u);
   EXPECT_EQ(st.st_mode & 07777, 0644u);
-  std::string value;
   EXPECT_EQ(get_xattr_at(dir.get(), "tool", "trusted.volprep-test", value), -ENODATA);
-  // With no chmod due (an ACL, say) the name is checked by statx just before: swapped, refused.
-  file("plain", 1000, 0644);
-  Change e;
-  e.name = "plain";
-  ASSERT_EQ(stat_at(dir.get(), "plain", e.before), 0);
-  e.uid = e.gid = 501000;
-  e.mode = 0644;
-  e.xattrs.push_back({"trusted.volprep-test", std::nullopt, "acl"});
-  ASSERT_EQ(::renameat(dir.get(), "tool", dir.get(), "plain"), 0);  // the swapped-in file again
-  EXPECT_EQ(apply_change(dir.get(), e), ESTALE);
-  EXPECT_EQ(get_xattr_at(dir.get(), "plain", "trusted.volprep-test", value), -ENODATA);
-  ASSERT_EQ(::renameat(dir.get(), "plain", dir.get(), "tool"), 0);
-  // Not swapped, but its mode changed since the plan (the container's own chmod): kept.
+  ASSERT_EQ(::lstat((root_ / "tool.moved").c_str(), &st), 0);  // the planned one: all of it
+  EXPECT_EQ(st.st_uid, 501000u);
+  EXPECT_EQ(st.st_mode & 07777, 04755u);
+  ASSERT_EQ(get_xattr_at(dir.get(), "tool.moved", "trusted.volprep-test", value), 0);
+  EXPECT_EQ(value, "kept");
+  // Its mode changed since the plan (the container's own chmod): left as it is now.
+  ASSERT_EQ(::renameat(dir.get(), "tool", dir.get(), "evil"), 0);
+  file("tool", 1000, 04755);
+  ASSERT_EQ(::setxattr((root_ / "tool").c_str(), "trusted.volprep-test", "kept", 4, 0), 0);
   Change m = planned();
   ASSERT_EQ(::chmod((root_ / "tool").c_str(), 0600), 0);
   EXPECT_EQ(apply_change(dir.get(), m), ESTALE);
+  EXPECT_STREQ(m.failed_step, "check it is as planned");
   ASSERT_EQ(::lstat((root_ / "tool").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
   EXPECT_EQ(st.st_uid, 1000u);
-  // Not swapped: owner, set-id bit and xattr all land.
-  Change d = planned();
-  EXPECT_EQ(apply_change(dir.get(), d), 0) << (d.failed_step ? d.failed_step : "");
-  ASSERT_EQ(::lstat((root_ / "tool").c_str(), &st), 0);
-  EXPECT_EQ(st.st_uid, 501000u);
-  EXPECT_EQ(st.st_mode & 07777, 04755u);
-  ASSERT_EQ(get_xattr_at(dir.get(), "tool", "trusted.volprep-test", value), 0);
-  EXPECT_EQ(value, "kept");
+  // A change with no descriptor is never applied by name.
+  Change n;
+  n.name = "evil";
+  ASSERT_EQ(stat_at(dir.get(), "evil", n.before), 0);
+  n.uid = n.gid = 501000;
+  n.mode = 0644;
+  EXPECT_EQ(apply_change(dir.get(), n), EBADF);
+  ASSERT_EQ(::lstat((root_ / "evil").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);
 }
 
-// Capabilities (kept across the chown, which drops them) with no chmod due: the same check,
-// through the descriptor. Swapped names must not pass a capability on.
+// Capabilities (kept across the chown, which drops them): put back on the pinned inode only,
+// read from it and written to it, whatever binary the name holds meanwhile.
 TEST_F(TempTree, CapabilitiesGoOnlyToThePlannedFile) {
   file("cap", 1000, 0755);
   file("other", 1000, 0755);
@@ -245,23 +248,25 @@ TEST_F(TempTree, CapabilitiesGoOnlyToThePlannedFile) {
   ASSERT_TRUE(dir.valid());
   Change c;
   c.name = "cap";
-  ASSERT_EQ(stat_at(dir.get(), "cap", c.before), 0);
+  c.entry = std::make_shared<const UniqueFd>(open_entry(dir.get(), "cap"));
+  ASSERT_TRUE(c.entry->valid());
+  ASSERT_EQ(stat_at(c.entry->get(), "", c.before), 0);
+  std::string read;
+  ASSERT_EQ(get_xattr_at(c.entry->get(), "", kCapabilityXattr, read), 0);  // through the pin
+  EXPECT_EQ(read, caps);
   c.uid = c.gid = 501000;
   c.mode = 0755;
   c.xattrs.push_back({kCapabilityXattr, caps, caps});
-  Change again = c;
   ASSERT_EQ(::renameat2(dir.get(), "other", dir.get(), "cap", RENAME_EXCHANGE), 0);
-  EXPECT_EQ(apply_change(dir.get(), c), ESTALE);
+  EXPECT_EQ(apply_change(dir.get(), c), 0) << (c.failed_step ? c.failed_step : "");
   std::string value;
   EXPECT_EQ(get_xattr_at(dir.get(), "cap", kCapabilityXattr, value), -ENODATA);  // "other" now
   struct stat st{};
   ASSERT_EQ(::lstat((root_ / "cap").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 1000u);
-  ASSERT_EQ(::renameat2(dir.get(), "other", dir.get(), "cap", RENAME_EXCHANGE), 0);
-  EXPECT_EQ(apply_change(dir.get(), again), 0) << (again.failed_step ? again.failed_step : "");
-  ASSERT_EQ(::lstat((root_ / "cap").c_str(), &st), 0);
+  ASSERT_EQ(::lstat((root_ / "other").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 501000u);
-  ASSERT_EQ(get_xattr_at(dir.get(), "cap", kCapabilityXattr, value), 0);  // put back after the chown
+  ASSERT_EQ(get_xattr_at(dir.get(), "other", kCapabilityXattr, value), 0);  // put back after the chown
   EXPECT_EQ(value, caps);
 }
 
