@@ -1,0 +1,65 @@
+# Shared by the race scenarios (source it after lib.sh): volprep held in the window between
+# its plan and its changes, while the tree's owner acts in it.
+#
+# A real run journals each batch and fdatasyncs it before applying it; strace delays every
+# fdatasync by HOLD seconds, so the plan is made and recorded, then nothing is applied for
+# HOLD seconds. The scenario waits for the records (wait_recorded), acts, then waits for
+# volprep (finish_held). Where volprep decides on the names it later changes, what the
+# owner did in the window lands; where it holds a descriptor of each inode, it cannot.
+command -v strace >/dev/null || fail "strace is missing (./dev test installs it)"
+PY=${PY:-$(command -v /usr/bin/python3 || command -v python3)}
+HOLD=${HOLD:-3}
+
+# The tree's owner, unprivileged: as_user UID cmd args...
+as_user() { local u=$1; shift; setpriv --reuid "$u" --regid "$u" --clear-groups -- "$@"; }
+
+# Exchanges two names atomically (renameat2 RENAME_EXCHANGE), as UID: exchange UID A B.
+exchange() {
+  as_user "$1" "$PY" -c '
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2) != 0:
+    sys.exit("renameat2: " + os.strerror(ctypes.get_errno()))' "$2" "$3"
+}
+
+# fs.protected_hardlinks set for the scenario, put back as it was on exit.
+_saved_protected_hardlinks=$(cat /proc/sys/fs/protected_hardlinks)
+on_exit 'echo "$_saved_protected_hardlinks" >/proc/sys/fs/protected_hardlinks'
+protected_hardlinks() { echo "$1" >/proc/sys/fs/protected_hardlinks; }
+
+# held OUT volprep-args...: volprep in the background, every fdatasync HOLD seconds late
+# (and each statx STATX_DELAY_US microseconds late where that is set); $held_pid.
+held() {
+  local out=$1; shift
+  local inject=(-e trace=fdatasync -e "inject=fdatasync:delay_enter=$((HOLD * 1000000))")
+  if [ -n "${STATX_DELAY_US:-}" ]; then
+    inject=(-e trace=fdatasync,statx -e "inject=fdatasync:delay_enter=$((HOLD * 1000000))"
+      -e "inject=statx:delay_enter=$STATX_DELAY_US")
+  fi
+  # LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    strace -f -o /dev/null "${inject[@]}" timeout 120 "$VOLPREP" "$@" >"$out" 2>&1 &
+  held_pid=$!
+}
+
+# Waits until a journal in DIR holds change records (volprep has planned and is held), at
+# most 60 s: wait_recorded DIR. A run's journal is created by its first batch's records.
+wait_recorded() {
+  local i f
+  for ((i = 0; i < 600; i++)); do
+    for f in "$1"/*.vpj; do
+      [ -s "$f" ] && sleep 0.2 && return 0
+    done
+    kill -0 "$held_pid" 2>/dev/null || fail "volprep ended before it was held: $(cat "$T"/held.* 2>/dev/null)"
+    sleep 0.1
+  done
+  fail "volprep recorded nothing in 60 s"
+}
+
+# Waits for the held volprep; its exit code must be one of the given ones.
+finish_held() {
+  local rc=0 want
+  wait "$held_pid" || rc=$?
+  for want in "$@"; do [ "$rc" -eq "$want" ] && return 0; done
+  fail "volprep exited $rc (want $*)"
+}

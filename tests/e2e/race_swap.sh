@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The tree's owner renames things over names volprep has planned, after the plan and before
+# the change (strace holds volprep there): a hardlink to a file outside (protected_hardlinks
+# 0: root's 0600 secret; 1: a file the owner may read and write), a link put where a planned
+# directory was, a root device node of the tree, a file root also linked outside the tree.
+# Then the container user does the same to rollback. volprep changes the inodes it planned,
+# through their descriptors: every file outside, and the device node, keep owner and mode.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/race_lib.bash"
+chmod 755 "$T"  # the unprivileged owner reaches its tree
+out=$T/outside
+mkdir "$out"
+echo secret >"$out/secret" && chmod 600 "$out/secret"
+echo shared >"$out/shared" && chown 1234:1234 "$out/shared" && chmod 666 "$out/shared"
+echo rooted >"$out/rootlinked" && chmod 644 "$out/rootlinked"
+untouched() { stat -c '%u:%g %a %n' "$out/secret" "$out/shared" "$out/rootlinked"; }
+untouched >"$T/outside.before"
+
+make_tree() { # make_tree DIR
+  mkdir -p "$1/a" "$1/d/sub"
+  for f in a/f1 a/f2 a/f3 a/f4 d/sub/x; do echo data >"$1/$f"; done
+  chown -R 1000:1000 "$1"
+  mknod "$1/null" c 1 3 && chmod 666 "$1/null"   # root's: volprep leaves its owner alone
+  ln "$out/rootlinked" "$1/rootlinked"           # root's, linked outside: left alone
+}
+# Every case is checked, each failure reported; the end fails if any did.
+failures=0
+bad() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+check_outside() { # check_outside WHAT
+  untouched | cmp -s "$T/outside.before" - && return 0
+  diff "$T/outside.before" <(untouched) >&2 || true
+  bad "$1: a file outside the tree changed"
+  # Put back for the next case.
+  chown 0:0 "$out/secret" "$out/rootlinked" && chown 1234:1234 "$out/shared"
+}
+
+for ph in 0 1; do
+  protected_hardlinks "$ph"
+  target=$out/secret
+  [ "$ph" -eq 1 ] && target=$out/shared   # what protected_hardlinks=1 still lets it link
+  vol=$T/vol$ph
+  make_tree "$vol"
+  held "$T/held.$ph" "$vol" --as 1000 "${MAP[@]}" --journal-dir "$T/j$ph"
+  wait_recorded "$T/j$ph"
+  as_user 1000 ln "$target" "$vol/.l1"
+  as_user 1000 mv -f "$vol/.l1" "$vol/a/f1"          # a link to outside, over a planned file
+  as_user 1000 mv "$vol/d" "$vol/d.away"
+  as_user 1000 ln "$target" "$vol/d"                 # ... where a planned directory was
+  as_user 1000 mv -f "$vol/null" "$vol/a/f2"         # the device node, over a planned file
+  as_user 1000 mv -f "$vol/rootlinked" "$vol/a/f3"   # root's linked file, over a planned file
+  finish_held 0 4
+  check_outside "prepare, protected_hardlinks=$ph"
+  [ "$(stat -c %u:%g "$vol/a/f2")" = 0:0 ] || bad "prepare, protected_hardlinks=$ph: the device node changed owner"
+  [ "$(stat -c %u:%g "$vol/a/f4")" = 501000:501000 ] || fail "prepare, protected_hardlinks=$ph: a/f4 not changed"
+  [ "$(stat -c %u:%g "$vol/d.away/sub/x")" = 501000:501000 ] ||
+    fail "prepare, protected_hardlinks=$ph: the moved directory's file not changed"
+done
+
+# Rollback: the run gave the tree to 501000; the container (501000) swaps a link to a file
+# outside in over a name rollback is about to give back to 1000.
+for ph in 0 1; do
+  protected_hardlinks "$ph"
+  target=$out/secret
+  [ "$ph" -eq 1 ] && target=$out/shared
+  vol=$T/rvol$ph
+  make_tree "$vol"
+  vp "$vol" --as 1000 "${MAP[@]}" --journal "$T/run$ph.vpj" >/dev/null
+  held "$T/held.r$ph" rollback "$T/run$ph.vpj" --journal-dir "$T/rj$ph"
+  wait_recorded "$T/rj$ph"
+  as_user 501000 ln "$target" "$vol/.l1"
+  as_user 501000 mv -f "$vol/.l1" "$vol/a/f1"
+  finish_held 0 4
+  check_outside "rollback, protected_hardlinks=$ph"
+  [ "$(stat -c %u:%g "$vol/a/f4")" = 1000:1000 ] || fail "rollback, protected_hardlinks=$ph: a/f4 not restored"
+done
+[ "$failures" -eq 0 ] || fail "$failures checks failed (above)"
+echo "ok: race_swap"
