@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# --acl writes the ACL it planned onto the inode it planned it for, whatever the name holds
+# when the write comes. volprep is held right after its last statx naming the victim (its
+# index found by tracing an identical run with one thread); the tree's owner then renames a
+# hardlink to root's 0600 secret outside the tree over that name. The secret must keep its
+# ACL and mode (a by-name write after a by-name check gave it the container's ACL, and a
+# group class of rw-: mode 0660).
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/race_lib.bash"
+chmod 755 "$T"
+protected_hardlinks 0
+out=$T/outside
+mkdir "$out"
+echo secret >"$out/secret" && chmod 600 "$out/secret"
+before=$(getfacl -cp "$out/secret"; stat -c '%u:%g %a' "$out/secret")
+
+make_tree() { mkdir -p "$1/a" && echo data >"$1/a/v" && echo data >"$1/a/w" && chown -R 1000:1000 "$1"; }
+run=(--as 1000 "${MAP[@]}" --acl --threads 1)
+
+# The index of the last statx naming a/v, in a run on an identical tree.
+make_tree "$T/probe"
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+  strace -f -qq -o "$T/probe.trace" -e trace=statx "$VOLPREP" "$T/probe" "${run[@]}" \
+  --journal-dir "$T/j-probe" >/dev/null 2>&1
+n=$(grep 'statx(' "$T/probe.trace" | grep -n '"v"' | tail -1 | cut -d: -f1)
+[ -n "$n" ] || fail "the probe run made no statx of the name v"
+
+vol=$T/vol
+make_tree "$vol"
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+  strace -f -o /dev/null -e trace=statx -e "inject=statx:delay_exit=$((HOLD * 1000000)):when=$n" \
+  timeout 120 "$VOLPREP" "$vol" "${run[@]}" --journal-dir "$T/j" >"$T/held.out" 2>&1 &
+held_pid=$!
+sleep 1  # inside the held statx: the run takes milliseconds otherwise
+as_user 1000 ln "$out/secret" "$vol/a/.l"
+as_user 1000 mv -f "$vol/a/.l" "$vol/a/v"
+finish_held 0 4
+after=$(getfacl -cp "$out/secret"; stat -c '%u:%g %a' "$out/secret")
+[ "$before" = "$after" ] || fail "the secret outside changed: before: $before; after: $after"
+getfacl -cp "$vol/a/w" | grep -q '^user:501000:rw' || fail "the tree was not prepared: $(cat "$T/held.out")"
+echo "ok: race_acl_write"
