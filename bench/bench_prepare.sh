@@ -16,6 +16,8 @@
 #   JOURNAL=0  pass --no-journal (default: journal on, in a scratch --journal-dir)
 #   KEEP=1     keep the trees afterwards; REUSE=1 reuses trees a KEEP=1 run left
 #   MKTREE     tree generator (default /work/shared/bench/mktree.py)
+#   BASELINE   another volprep binary (an older build) timed in the same rounds: rows for it, and
+#              the ratio of volprep to it, so a change is measured against what it replaces
 set -euo pipefail
 export LC_ALL=C
 
@@ -49,10 +51,11 @@ PREPARE_SUB=()
 [ -n "${VOLPREP_SUBCMD:-}" ] && PREPARE_SUB=("$VOLPREP_SUBCMD")
 THREADS_ARG=()
 [ -n "${THREADS:-}" ] && THREADS_ARG=(--threads "$THREADS")
-volprep_cmd() { # volprep_cmd DIR -> the argv of one prepare run, NUL-separated
-  printf '%s\0' "$VOLPREP" -q "${PREPARE_SUB[@]}" "$1" --as "$AS" "${MAP[@]}" "${THREADS_ARG[@]}" \
+volprep_cmd() { # volprep_cmd DIR [BINARY] -> the argv of one prepare run, NUL-separated
+  printf '%s\0' "${2:-$VOLPREP}" -q "${PREPARE_SUB[@]}" "$1" --as "$AS" "${MAP[@]}" "${THREADS_ARG[@]}" \
     "${JOURNAL_ARGS[@]}"
 }
+[ -z "${BASELINE:-}" ] || [ -x "$BASELINE" ] || die "BASELINE=$BASELINE is not an executable"
 
 mkdir -p "$BENCH_DIR"
 BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
@@ -177,9 +180,9 @@ timed() {
   printf '  %-16s %ss  (cpu %s+%s s; other processes %s s)\n' "$label" "$wall" "$usr" "$sys" "$other" >&2
 }
 
-run_volprep() { # run_volprep LABEL DIR
+run_volprep() { # run_volprep LABEL DIR [BINARY]
   local argv=()
-  mapfile -d '' argv < <(volprep_cmd "$2")
+  mapfile -d '' argv < <(volprep_cmd "$2" "${3:-}")
   timed "$1" "${argv[@]}"
 }
 
@@ -189,6 +192,7 @@ echo "host:       nproc=$(nproc), $(uname -sr), $(awk '/MemTotal/ {printf "%.0f 
 echo "volprep:    $("$VOLPREP" --version 2>&1 | head -1), commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
 echo "load:       $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) at start"
 echo "binary:     $VOLPREP"
+[ -z "${BASELINE:-}" ] || echo "baseline:   $BASELINE ($("$BASELINE" --version 2>&1 | head -1)), timed in the same rounds"
 echo "command:    $(volprep_cmd TREE | tr '\0' ' ')"
 echo "chown:      $(chown --version | head -1)"
 echo "tree:       $TREE on $fstype ($(findmnt -no SOURCE -T "$BENCH_DIR" 2>/dev/null || echo '?'))"
@@ -215,6 +219,10 @@ log "full change: reset to $OTHER:$OTHER, warm up"
 chown -R "$OTHER:$OTHER" "$TREE"
 every_owner_is "$TREE" "$OTHER" "reset"
 run_volprep warm-volprep "$TREE"; every_owner_is "$TREE" "$PREPARED" "warm-up volprep"
+if [ -n "${BASELINE:-}" ]; then
+  chown -R "$OTHER:$OTHER" "$TREE"
+  run_volprep warm-base "$TREE" "$BASELINE"; every_owner_is "$TREE" "$PREPARED" "warm-up baseline"
+fi
 timed warm-chown chown -R "$OTHER:$OTHER" "$TREE"; every_owner_is "$TREE" "$OTHER" "warm-up chown"
 if [ -n "$FLOOR" ]; then
   timed warm-floor "$FLOOR" "$TREE" "$PREPARED" "$FLOOR_THREADS"; every_owner_is "$TREE" "$PREPARED" "warm-up floor"
@@ -223,6 +231,10 @@ fi
 for ((i = 1; i <= ROUNDS; i++)); do
   log "full change, round $i/$ROUNDS"
   run_volprep full-volprep "$TREE"; every_owner_is "$TREE" "$PREPARED" "volprep round $i"
+  if [ -n "${BASELINE:-}" ]; then
+    chown -R "$OTHER:$OTHER" "$TREE"  # untimed
+    run_volprep full-base "$TREE" "$BASELINE"; every_owner_is "$TREE" "$PREPARED" "baseline round $i"
+  fi
   timed full-chown chown -R "$OTHER:$OTHER" "$TREE"; every_owner_is "$TREE" "$OTHER" "chown round $i"
   if [ -n "$FLOOR" ]; then
     timed full-floor "$FLOOR" "$TREE" "$PREPARED" "$FLOOR_THREADS"; every_owner_is "$TREE" "$PREPARED" "floor round $i"
@@ -239,6 +251,7 @@ timed warm-chown chown -R "$PREPARED:$PREPARED" "$TREE"
 for ((i = 1; i <= ROUNDS; i++)); do
   log "rerun, round $i/$ROUNDS"
   run_volprep rerun-volprep "$TREE"
+  [ -z "${BASELINE:-}" ] || run_volprep rerun-base "$TREE" "$BASELINE"
   timed rerun-chown chown -R "$PREPARED:$PREPARED" "$TREE"
   [ -z "$FLOOR" ] || timed rerun-floor "$FLOOR" "$TREE" "$PREPARED" "$FLOOR_THREADS"
 done
@@ -300,6 +313,11 @@ for name, what, target in (("full", "full change (every owner changes)", t_full)
     ratio = v / c
     rows.append((what, f"{v:.3f} s", f"{c:.3f} s", f"{ratio:.2f}", f"<= {target:.2f}",
                  verdict(ratio <= target)))
+for name in ("full", "rerun"):
+    if f"{name}-base" in runs:
+        b, c, v = med(f"{name}-base"), med(f"{name}-chown"), med(f"{name}-volprep")
+        rows.append((f"baseline build, {name}", f"{b:.3f} s", f"{c:.3f} s", f"{b / c:.2f}", "(info)", ""))
+        rows.append((f"volprep / baseline, {name}", f"{v / b:.3f}", "", "", "(info)", ""))
 for name, what in (("full", "floor: statx+fchownat per entry, full change"),
                    ("rerun", "floor: statx per entry, rerun")):
     if f"{name}-floor" in runs:
@@ -345,8 +363,8 @@ print("Per-run detail: wall s of each timed run; medians of CPU s (user+sys) and
 print("processes used meanwhile (on %d CPUs; more than a few tenths means the timings are noisy):"
       % os.cpu_count())
 noisy = []
-for label in ("full-volprep", "full-chown", "full-floor", "rerun-volprep", "rerun-chown", "rerun-floor",
-              "big-volprep", "big-chown"):
+for label in ("full-volprep", "full-base", "full-chown", "full-floor", "rerun-volprep", "rerun-base",
+              "rerun-chown", "rerun-floor", "big-volprep", "big-chown"):
     if label not in runs:
         continue
     walls = [r[0] for r in runs[label]]
@@ -359,7 +377,7 @@ for label in ("full-volprep", "full-chown", "full-floor", "rerun-volprep", "reru
 if noisy:
     print(f"  WARNING: {', '.join(noisy)}: other processes used over 10% of the wall time in CPU;"
           " rerun on a quiet machine (or NICE=-20)")
-for label in ("full-volprep", "rerun-volprep", "big-volprep"):
+for label in ("full-volprep", "full-base", "rerun-volprep", "big-volprep"):
     p = os.path.join(work, f"last-summary.{label}")
     if os.path.exists(p):
         print(f"  volprep said ({label}): {open(p).read().strip()}")

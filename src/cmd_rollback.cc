@@ -22,7 +22,9 @@ void setup_rollback(CLI::App& app, RollbackOptions& o) {
   app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")->capture_default_str();
   app.add_option("--journal", o.own_journal, "Write the rollback's own journal to FILE");
   app.add_flag("--no-journal", o.no_journal, "Write no journal for the rollback itself");
-  app.add_flag("--force", o.force, "Also restore entries changed by someone else since the run");
+  app.add_flag("--force", o.force,
+               "Also restore entries changed by someone else since the run, and put set-id bits and "
+               "capabilities back on files changed after it");
   app.add_flag("-n,--dry-run", o.dry_run, "Print what would be restored; change nothing");
   app.add_option("--threads", o.threads, "Worker threads (default: all cores)");
 }
