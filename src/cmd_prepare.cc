@@ -109,6 +109,7 @@ int run_prepare(const PrepareOptions& options) {
   for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
   PrepareConfig config;
   config.dry_run = dry_run;
+  config.journaled = !o.no_journal;
   config.cross_filesystems = o.cross_filesystems;
   config.excludes = o.excludes;
   config.target.uid = user->host.uid;

@@ -97,6 +97,9 @@ class Run {
   bool visit(const DirView& dir, std::span<Entry> entries) {
     ThreadState& ts = local();
     ts.batch.clear();
+    // Deeper than a journal takes (rollback holds every journaled directory's path): not
+    // journaled, so not changed; the dry run says the same.
+    const bool too_deep = (config_.journaled || config_.journal) && dir.path.size() > kMaxJournalPath;
     for (Entry& e : entries) {
       ++ts.summary.scanned;
       if (e.skip != SkipReason::kNone) {
@@ -110,6 +113,10 @@ class Run {
       // that may change is pinned, and decided again on what the pin holds.
       if (!may_change(e)) {
         count_left_alone(ts, join_path(dir.path, e.name), e.st);
+        continue;
+      }
+      if (too_deep) {
+        run_error(ts, join_path(dir.path, e.name), ENAMETOOLONG, "journal it (its path is too long)");
         continue;
       }
       SharedFd pin;

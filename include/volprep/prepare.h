@@ -21,6 +21,9 @@ struct PrepareConfig {
   bool cross_filesystems = false;
   std::vector<std::string> excludes;  // globs relative to the volume root
   JournalWriter* journal = nullptr;   // a real run: every batch recorded here first
+  // The run journals (a dry run: the real run would): what lies deeper than a journal takes
+  // is reported as failed and left alone, in the dry run too.
+  bool journaled = false;
 };
 
 struct Note {

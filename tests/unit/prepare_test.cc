@@ -270,6 +270,44 @@ TEST_F(TempTree, CapabilitiesGoOnlyToThePlannedFile) {
   EXPECT_EQ(value, caps);
 }
 
+// Below a directory path longer than a journal takes, the journaled run fails each entry and
+// leaves it alone: the dry run of a journaled run says so too, and plans exactly what changes.
+TEST_F(TempTree, TheDryRunPlansWhatAJournaledRunChangesBelowAPathTooLongToJournal) {
+  // Longer than PATH_MAX: made one level at a time, relative to the last.
+  const std::string level(250, 'd');
+  ASSERT_EQ(::chown(root_.c_str(), 1000, 1000), 0);
+  UniqueFd dir(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  for (size_t depth = 0; depth * 251 <= kMaxJournalPath + 1000; ++depth) {
+    ASSERT_EQ(::mkdirat(dir.get(), level.c_str(), 0755), 0);
+    ASSERT_EQ(::fchownat(dir.get(), level.c_str(), 1000, 1000, AT_SYMLINK_NOFOLLOW), 0);
+    dir = UniqueFd(::openat(dir.get(), level.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd f(::openat(dir.get(), "f", O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+    ASSERT_EQ(::fchown(f.get(), 1000, 1000), 0);
+  }
+  auto journaled = [&](bool dry_run) {
+    PrepareConfig config;
+    config.target.uid = config.target.gid = 501000;
+    config.dry_run = dry_run;
+    config.journaled = true;
+    JournalHeader h;
+    h.volume = root_.string();
+    auto w = JournalWriter::create("", (top_ / (dry_run ? "dry.vpj" : "run.vpj")).string(), h);
+    EXPECT_TRUE(w.ok());
+    if (!dry_run) config.journal = w->get();
+    auto v = open();
+    return prepare_volume(v, config);
+  };
+  PrepareResult dry = journaled(true);
+  PrepareResult real = journaled(false);
+  EXPECT_GT(real.summary.failed, 0u);
+  EXPECT_EQ(dry.summary.failed, real.summary.failed);
+  EXPECT_EQ(dry.planned.size(), real.summary.changed);
+  ASSERT_FALSE(dry.errors.empty());
+  EXPECT_EQ(dry.errors[0].text, real.errors[0].text);
+  // Deeper than std::filesystem can remove: rm walks it by descriptor.
+  EXPECT_EQ(std::system(("rm -rf '" + root_.string() + "'").c_str()), 0);
+}
+
 TEST_F(TempTree, HardlinksChangeOnlyWhenEveryLinkIsInside) {
   file("in/a");
   ASSERT_EQ(::link((root_ / "in/a").c_str(), (root_ / "in/b").c_str()), 0);
