@@ -197,13 +197,10 @@ class Run {
   }
 
   // Decides the entry's change on `fd`, the entry itself (pinned, or the directory of its
-  // batch): its stat `e.st` and its ACLs and capabilities read through `fd`. False: left
-  // alone (counted); else `out` is the change, or empty if none is due.
+  // batch): its stat `e.st` and its ACLs and capabilities read through `fd`. False: it could
+  // not be read (counted as failed); else `out` is the change, or empty if none is due.
   bool plan_pinned(ThreadState& ts, int fd, const std::string& path, const Entry& e, std::optional<Change>& out) {
-    if (!may_change(e)) {
-      count_left_alone(ts, path, e.st);
-      return false;
-    }
+    if (!may_change(e)) return true;  // the same type as the walk saw: already as planned
     if (config_.target.acl) return plan_acl_entry(ts, fd, path, e, out);
     out = plan_entry(e, config_.target);
     if (out && S_ISREG(e.st.mode) && (e.st.mode & 0111) && out->changes_owner()) {
@@ -334,10 +331,6 @@ class Run {
         continue;
       }
       std::optional<Change> change;
-      if (!may_change(e)) {
-        ts.summary.unchanged += found;
-        continue;
-      }
       if (!plan_pinned(ts, pin->get(), first, e, change)) {
         ts.summary.failed += found - 1;  // counted once: the other links go with it
         continue;
