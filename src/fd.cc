@@ -159,14 +159,33 @@ long xattr_call(At at, Fallback fallback) {
 }
 
 // getxattr of `name` in `dirfd` (or of dirfd itself) into buf; the size or -errno.
+// An O_PATH descriptor, which the f*xattr calls (and *xattrat with AT_EMPTY_PATH) refuse:
+// the inode behind our own link in /proc/self/fd, which the *xattrat calls reach from a
+// descriptor of that directory held for the process (a third of the cost of the whole path).
+int proc_fd_dir() {
+  static const int fd = ::open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  return fd;
+}
+template <typename At, typename Path>
+long through_proc(int fd, At at, Path path) {
+  const int dir = proc_fd_dir();
+  if (dir < 0) return path(fd_path(fd, "").c_str());
+  char num[16];
+  std::snprintf(num, sizeof num, "%d", fd);
+  return xattr_call([&] { return at(dir, num); }, [&] { return path(fd_path(fd, "").c_str()); });
+}
+
 long get_xattr_raw(int dirfd, const std::string& name, const char* attr, void* buf, size_t size) {
   if (name.empty()) {
     ssize_t r = ::fgetxattr(dirfd, attr, buf, size);
     if (r >= 0 || errno != EBADF) return r >= 0 ? r : -errno;
-    // An O_PATH descriptor, which the f*xattr calls (and *xattrat with AT_EMPTY_PATH)
-    // refuse: the inode behind our own /proc/self/fd link.
-    r = ::getxattr(fd_path(dirfd, "").c_str(), attr, buf, size);
-    return r >= 0 ? r : -errno;
+    return through_proc(
+        dirfd,
+        [&](int dir, const char* num) {
+          XattrArgs args{reinterpret_cast<uintptr_t>(buf), uint32_t(size), 0};
+          return ::syscall(kSysGetxattrat, dir, num, 0, attr, &args, sizeof args);
+        },
+        [&](const char* path) { return long(::getxattr(path, attr, buf, size)); });
   }
   return xattr_call(
       [&] {
@@ -204,7 +223,14 @@ int set_xattr_at(int dirfd, const std::string& name, const char* attr, const std
   if (name.empty()) {
     if (::fsetxattr(dirfd, attr, value.data(), value.size(), 0) == 0) return 0;
     if (errno != EBADF) return -errno;
-    return ::setxattr(fd_path(dirfd, "").c_str(), attr, value.data(), value.size(), 0) == 0 ? 0 : -errno;
+    long r = through_proc(
+        dirfd,
+        [&](int dir, const char* num) {
+          XattrArgs args{reinterpret_cast<uintptr_t>(value.data()), uint32_t(value.size()), 0};
+          return ::syscall(kSysSetxattrat, dir, num, 0, attr, &args, sizeof args);
+        },
+        [&](const char* path) { return long(::setxattr(path, attr, value.data(), value.size(), 0)); });
+    return r < 0 ? int(r) : 0;
   }
   long r = xattr_call(
       [&] {
@@ -219,7 +245,10 @@ int remove_xattr_at(int dirfd, const std::string& name, const char* attr) {
   long r = 0;
   if (name.empty()) {
     if (::fremovexattr(dirfd, attr) != 0) r = -errno;
-    if (r == -EBADF) r = ::removexattr(fd_path(dirfd, "").c_str(), attr) == 0 ? 0 : -errno;
+    if (r == -EBADF)
+      r = through_proc(
+          dirfd, [&](int dir, const char* num) { return ::syscall(kSysRemovexattrat, dir, num, 0, attr); },
+          [&](const char* path) { return long(::removexattr(path, attr)); });
   } else {
     r = xattr_call([&] { return ::syscall(kSysRemovexattrat, dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, attr); },
                    [&] { return long(::lremovexattr(fd_path(dirfd, name).c_str(), attr)); });
