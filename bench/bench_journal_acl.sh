@@ -14,7 +14,7 @@ VOLPREP=${VOLPREP:-$repo/build-bench/volprep}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/volprep-bench2}
 ROUNDS=${ROUNDS:-3}
 FILES=${FILES:-200000}
-MKTREE=${MKTREE:-/work/shared/bench/mktree.py}
+MKTREE=${MKTREE:-$here/mktree.py}
 MAP=(--map 0:500000:65536)
 [ "$(id -u)" -eq 0 ] || { echo "run as root" >&2; exit 2; }
 [ -x "$VOLPREP" ] || { echo "no volprep at $VOLPREP" >&2; exit 2; }

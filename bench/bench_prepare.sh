@@ -15,7 +15,7 @@
 #   NICE=-20   run the timed commands at that nice level, in their own autogroup (a busy machine)
 #   JOURNAL=0  pass --no-journal (default: journal on, in a scratch --journal-dir)
 #   KEEP=1     keep the trees afterwards; REUSE=1 reuses trees a KEEP=1 run left
-#   MKTREE     tree generator (default /work/shared/bench/mktree.py)
+#   MKTREE     tree generator (default bench/mktree.py)
 #   BASELINE   another volprep binary (an older build) timed in the same rounds: rows for it, and
 #              the ratio of volprep to it, so a change is measured against what it replaces
 set -euo pipefail
@@ -29,7 +29,7 @@ ROUNDS=${ROUNDS:-5}
 FILES=${FILES:-200000}
 BIG_FILES=${BIG_FILES:-910000}   # in BIG_PARTS standard trees: 5 x 182000 files = 1001006 inodes
 BIG_PARTS=${BIG_PARTS:-5}
-MKTREE=${MKTREE:-/work/shared/bench/mktree.py}
+MKTREE=${MKTREE:-$here/mktree.py}
 MAP=(--map 0:500000:65536)
 AS=1000                  # container uid:gid 1000 -> host 501000:501000 under MAP
 PREPARED=501000          # what volprep makes every entry

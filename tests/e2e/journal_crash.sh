@@ -13,9 +13,8 @@
 # in a rollback.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/manifest.bash"
-MKTREE=${MKTREE:-$VOLPREP_SRC/../shared/bench/mktree.py}
-[ -f "$MKTREE" ] || MKTREE=/work/shared/bench/mktree.py
-[ -f "$MKTREE" ] || fail "mktree.py not found (shared/bench/mktree.py beside the repo; set MKTREE)"
+MKTREE=${MKTREE:-$VOLPREP_SRC/bench/mktree.py}
+[ -f "$MKTREE" ] || fail "mktree.py not found at $MKTREE"
 command -v setcap >/dev/null && command -v getcap >/dev/null ||
   fail "setcap/getcap missing: add libcap2-bin to dev's test_packages"
 command -v setfacl >/dev/null || fail "setfacl missing: add acl to dev's test_packages"
