@@ -12,8 +12,13 @@ Result<ChmodSpec> ChmodSpec::parse(const std::string& spec) {
   if (spec.empty()) return bad("empty mode");
   if (spec.find_first_not_of("01234567") == std::string::npos) {
     if (spec.size() > 4) return bad("an octal mode has at most 4 digits");
-    out.octal_ = true;
-    out.octal_mode_ = uint32_t(std::stoul(spec, nullptr, 8));
+    // chmod's "=" for every class: what it leaves out of setuid and setgid is kept on a
+    // directory (chmod does so for up to 4 digits).
+    Clause cl;
+    cl.who = 07777;
+    cl.op = '=';
+    cl.perm = uint32_t(std::stoul(spec, nullptr, 8));
+    out.clauses_.push_back(cl);
     return out;
   }
   size_t i = 0;
@@ -23,7 +28,7 @@ Result<ChmodSpec> ChmodSpec::parse(const std::string& spec) {
       char c = spec[i];
       if (c == 'u') who |= S_ISUID | S_IRWXU;
       else if (c == 'g') who |= S_ISGID | S_IRWXG;
-      else if (c == 'o') who |= S_IRWXO;
+      else if (c == 'o') who |= S_ISVTX | S_IRWXO;
       else if (c == 'a') who |= S_ISUID | S_ISGID | S_ISVTX | 0777;
       else break;
     }
@@ -62,7 +67,6 @@ Result<ChmodSpec> ChmodSpec::parse(const std::string& spec) {
 
 uint32_t ChmodSpec::apply(uint32_t mode) const {
   uint32_t perms = mode & 07777;
-  if (octal_) return octal_mode_;
   const bool is_dir = S_ISDIR(mode);
   for (const Clause& cl : clauses_) {
     uint32_t bits = cl.perm;
@@ -72,14 +76,14 @@ uint32_t ChmodSpec::apply(uint32_t mode) const {
       uint32_t from = (perms >> cl.copy_from) & 7;
       bits |= from << 6 | from << 3 | from;
     }
-    bits &= cl.who;
+    // chmod keeps a directory's setuid and setgid bits unless the clause names them (an 's'
+    // for a class that has the bit, or an octal mode that sets it).
+    const uint32_t kept = is_dir ? (S_ISUID | S_ISGID) & ~(cl.who & cl.perm) : 0;
+    bits &= cl.who & ~kept;
     switch (cl.op) {
       case '+': perms |= bits; break;
       case '-': perms &= ~bits; break;
-      case '=':
-        // chmod keeps a directory's setuid/setgid bits unless they are named explicitly.
-        perms = (perms & ~(cl.who & (is_dir ? ~uint32_t(S_ISUID | S_ISGID) : ~0u))) | bits;
-        break;
+      case '=': perms = (perms & (~cl.who | kept)) | bits; break;
     }
   }
   return perms;

@@ -21,16 +21,14 @@ class ChmodSpec {
 
  private:
   struct Clause {
-    uint32_t who = 0;    // mask of the bits the clause may touch
+    uint32_t who = 0;    // mask of the bits the clause may touch (o: rwx and sticky)
     char op = '=';       // '+', '-', '='
-    uint32_t perm = 0;   // bits from r, w, x, s, t
+    uint32_t perm = 0;   // bits from r, w, x, s, t (or an octal mode)
     bool cond_x = false; // X: execute only for directories or if some execute bit is set
     bool copy = false;   // u, g or o as the permission: copy from that class
     int copy_from = 0;   // shift of the class to copy (6 u, 3 g, 0 o)
   };
-  std::vector<Clause> clauses_;
-  bool octal_ = false;
-  uint32_t octal_mode_ = 0;
+  std::vector<Clause> clauses_;  // an octal mode is one '=' clause for every class
 };
 
 }  // namespace volprep
