@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "volprep/cli.h"
+#include "volprep/report.h"
 
 namespace volprep {
 
@@ -33,7 +34,7 @@ void print_map(const char* name, const IdMap& map, const std::vector<std::string
     const auto& e = map.extents()[i];
     // The kernel prints /proc/PID/uid_map with "%10u %10u %10u".
     std::printf("%10u %10u %10u", e.container, e.host, e.count);
-    if (i < origins.size()) std::printf("    # %s", origins[i].c_str());
+    if (i < origins.size()) std::printf("    # %s", escape_control(origins[i]).c_str());
     std::printf("\n");
   }
 }
@@ -86,13 +87,14 @@ int run_map(const MapOptions& options) {
     for (const auto& f : m.findings) spdlog::warn("{}", f.text());
     return kExitOk;
   }
-  std::printf("source: %s\n", m.source.c_str());
-  for (const auto& d : m.details) std::printf("  %s\n", d.c_str());
+  // Values from daemon.json, passwd and the like: escaped, as every message is.
+  std::printf("source: %s\n", escape_control(m.source).c_str());
+  for (const auto& d : m.details) std::printf("  %s\n", escape_control(d).c_str());
   print_map("uid_map", m.uid_map, m.uid_origins);
   print_map("gid_map", m.gid_map, m.gid_origins);
-  std::printf("data root: %s\n", m.data_root ? m.data_root->c_str() : "-");
+  std::printf("data root: %s\n", m.data_root ? escape_control(*m.data_root).c_str() : "-");
   if (m.findings.empty()) std::printf("warnings: none\n");
-  for (const auto& f : m.findings) std::printf("%s\n", f.text().c_str());
+  for (const auto& f : m.findings) std::printf("%s\n", escape_control(f.text()).c_str());
   return kExitOk;
 }
 

@@ -227,8 +227,8 @@ int run_journal_list(const JournalOptions& o) {
       std::printf("%s\n", x.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else {
       std::printf("%s  %s  %zu entries  %s  %s\n", utc(j.header.start_ns).c_str(),
-                  escape_path(j.header.volume).c_str(), size_t(j.changes), l.status.c_str(),
-                  j.path.c_str());
+                  escape_path(j.header.volume).c_str(), size_t(j.changes), escape_control(l.status).c_str(),
+                  escape_path(j.path).c_str());
     }
   }
   return kExitOk;
@@ -244,8 +244,8 @@ int run_journal_show(const JournalOptions& o) {
   std::printf("# volume %s (device %u:%u inode %llu)\n", escape_path(j.header.volume).c_str(),
               j.header.dev_major, j.header.dev_minor, (unsigned long long)j.header.ino);
   std::printf("# started %s by volprep %s: %s\n", utc(j.header.start_ns).c_str(),
-              j.header.volprep_version.c_str(), escape_path(j.header.command_line).c_str());
-  if (!j.header.rollback_of.empty()) std::printf("# rollback of %s\n", j.header.rollback_of.c_str());
+              escape_path(j.header.volprep_version).c_str(), escape_path(j.header.command_line).c_str());
+  if (!j.header.rollback_of.empty()) std::printf("# rollback of %s\n", escape_path(j.header.rollback_of).c_str());
   std::printf("# status %s%s\n", j.end ? "complete" : "interrupted",
               j.torn_at ? (", torn tail at offset " + std::to_string(*j.torn_at) +
                            (j.torn_by_hole ? " (a hole from a crash during a sync)" : "")).c_str() : "");

@@ -3,11 +3,14 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <spdlog/sinks/sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "volprep/cli.h"
+#include "volprep/report.h"
 
 namespace {
 
@@ -25,8 +28,29 @@ const char kFooter[] =
     "(bad or missing remap config, unmapped id), 4 some entries failed, 5 refused for safety.\n"
     "See volprep(1).";
 
+// Every message reaches the terminal through here, escaped: a PATH, a name or a daemon.json
+// value holding a terminal escape or invalid UTF-8 is printed as \x1b, \xff, \n. Paths
+// already escaped pass unchanged.
+class EscapingSink final : public spdlog::sinks::sink {
+ public:
+  explicit EscapingSink(std::shared_ptr<spdlog::sinks::sink> inner) : inner_(std::move(inner)) {}
+  void log(const spdlog::details::log_msg& msg) override {
+    std::string text = volprep::escape_control(std::string_view(msg.payload.data(), msg.payload.size()));
+    spdlog::details::log_msg escaped = msg;
+    escaped.payload = text;
+    inner_->log(escaped);
+  }
+  void flush() override { inner_->flush(); }
+  void set_pattern(const std::string& pattern) override { inner_->set_pattern(pattern); }
+  void set_formatter(std::unique_ptr<spdlog::formatter> f) override { inner_->set_formatter(std::move(f)); }
+
+ private:
+  std::shared_ptr<spdlog::sinks::sink> inner_;
+};
+
 void setup_logging(int verbosity) {
-  auto logger = spdlog::stderr_color_mt("volprep");
+  auto sink = std::make_shared<EscapingSink>(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>("volprep", sink);
   logger->set_pattern("volprep: %^%l%$: %v");
   spdlog::set_default_logger(logger);
   spdlog::set_level(verbosity < 0 ? spdlog::level::err
@@ -94,8 +118,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(args);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // The message quotes arguments: escaped, as every message is.
+    std::fprintf(stderr, "%s\nRun with --help for more information.\n", escape_control(e.what()).c_str());
+    return kExitUsage;
   }
   setup_logging(quiet ? -1 : verbose);
 

@@ -38,7 +38,9 @@ Summary& Summary::operator+=(const Summary& o) {
   return *this;
 }
 
-std::string escape_path(std::string_view raw) {
+namespace {
+
+std::string escape(std::string_view raw, bool backslash) {
   std::string out;
   out.reserve(raw.size());
   auto hex = [&](unsigned char b) {
@@ -48,7 +50,7 @@ std::string escape_path(std::string_view raw) {
   };
   for (size_t i = 0; i < raw.size();) {
     auto b = static_cast<unsigned char>(raw[i]);
-    if (b == '\\') { out += "\\\\"; ++i; continue; }
+    if (b == '\\' && backslash) { out += "\\\\"; ++i; continue; }
     if (b == '\n') { out += "\\n"; ++i; continue; }
     if (b == '\t') { out += "\\t"; ++i; continue; }
     if (b < 0x20 || b == 0x7f) { hex(b); ++i; continue; }
@@ -73,6 +75,12 @@ std::string escape_path(std::string_view raw) {
   }
   return out;
 }
+
+}  // namespace
+
+std::string escape_path(std::string_view raw) { return escape(raw, true); }
+
+std::string escape_control(std::string_view text) { return escape(text, false); }
 
 namespace {
 

@@ -39,6 +39,10 @@ struct Summary {
 // Escapes a raw path for one line of output: bytes that are not printable UTF-8 become
 // \xNN, and newline, tab and backslash become \n, \t and \\. Printable UTF-8 is kept.
 std::string escape_path(std::string_view raw);
+// The same for a message that may hold text from outside (a path, a config value) and
+// paths already escaped: everything but backslash, so that escaping twice changes nothing.
+// What it returns is printable UTF-8 on one line: no terminal escape gets through.
+std::string escape_control(std::string_view text);
 
 // "jenkins_home/secrets/key  owner 1000:1000 -> 501000:501000  mode 0600"
 std::string format_change(std::string_view display_path, const Change& c);

@@ -18,6 +18,16 @@ TEST(EscapePath, KeepsPrintableUtf8AndEscapesTheRest) {
   EXPECT_EQ(escape_path("\xc2\x85"), "\\xc2\\x85");                // C1 control NEL
 }
 
+TEST(EscapeControl, EscapesTerminalBytesAndIsIdempotentOnEscapedPaths) {
+  EXPECT_EQ(escape_control("refusing /tmp/x\x1b[31m\xff: why"), "refusing /tmp/x\\x1b[31m\\xff: why");
+  EXPECT_EQ(escape_control("two\nlines\r"), "two\\nlines\\x0d");
+  EXPECT_EQ(escape_control("caf\xc3\xa9 \xc2\x9b"), "caf\xc3\xa9 \\xc2\\x9b");  // CSI as C1
+  for (const char* raw : {"a\nb\\c\x1b", "bad\xff", "plain"}) {
+    std::string once = escape_path(raw);
+    EXPECT_EQ(escape_control(once), once) << once;
+  }
+}
+
 TEST(FormatChange, DiffLine) {
   Change c;
   c.before.uid = c.before.gid = 1000;
