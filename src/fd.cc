@@ -16,9 +16,10 @@
 
 namespace volprep {
 
-int stat_at(int dirfd, const char* name, EntryStat& out) {
+namespace {
+int statx_entry(int dirfd, const char* name, int extra_flags, EntryStat& out) {
   struct statx sx;
-  int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (*name ? 0 : AT_EMPTY_PATH);
+  int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | extra_flags | (*name ? 0 : AT_EMPTY_PATH);
   unsigned mask = STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO | STATX_NLINK |
                   STATX_MNT_ID | STATX_CTIME;
   if (::statx(dirfd, name, flags, mask, &sx) != 0) return -errno;
@@ -34,6 +35,12 @@ int stat_at(int dirfd, const char* name, EntryStat& out) {
   out.mount_root = (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
                    (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
   return 0;
+}
+}  // namespace
+
+int stat_at(int dirfd, const char* name, EntryStat& out) { return statx_entry(dirfd, name, 0, out); }
+int stat_at_cached(int dirfd, const char* name, EntryStat& out) {
+  return statx_entry(dirfd, name, AT_STATX_DONT_SYNC, out);
 }
 
 int open_dir_at(int dirfd, const char* name) {
@@ -340,6 +347,20 @@ std::string fs_type_name(int64_t magic) {
   char buf[32];
   snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)magic);
   return buf;
+}
+
+}  // namespace volprep
+
+namespace volprep {
+
+bool is_local_fs(int64_t magic) {
+  switch (magic) {
+    case EXT4_SUPER_MAGIC: case XFS_SUPER_MAGIC: case BTRFS_SUPER_MAGIC: case TMPFS_MAGIC:
+    case RAMFS_MAGIC: case F2FS_SUPER_MAGIC:
+    case 0x2fc12fc1:  // ZFS
+      return true;
+  }
+  return false;
 }
 
 }  // namespace volprep

@@ -47,7 +47,26 @@ struct DirNode {
   std::string path;
   EntryStat st;  // the directory itself: its mount and device are its entries' reference
   uint32_t mark = 0;
+  bool local = true;  // on a filesystem where AT_STATX_DONT_SYNC changes nothing (is_local_fs)
 };
+
+// Stats the entry `name` of `dir` by name without sending a request to a filesystem mounted
+// on it: a FUSE server there that never answers would otherwise hang the walk for good (a
+// request it has read is waited for even through SIGKILL). On a local filesystem one statx
+// with AT_STATX_DONT_SYNC does it: it changes nothing for the entry itself, and the root of a
+// mount on it answers from its cache. Elsewhere (NFS, FUSE, ...), where that flag could give
+// an entry's stale attributes, the entry is opened O_PATH beneath the same mount and stat'ed
+// through that descriptor; a mount point (EXDEV) is then stat'ed from the cache.
+int stat_entry(const DirNode& dir, const char* name, EntryStat& st) {
+  if (dir.local) return stat_at_cached(dir.fd.get(), name, st);
+  int fd = open_entry(dir.fd.get(), name);
+  if (fd >= 0) {
+    UniqueFd held(fd);
+    return stat_at(fd, "", st);
+  }
+  if (fd == -EXDEV) return stat_at_cached(dir.fd.get(), name, st);
+  return fd;
+}
 
 // A subdirectory opened while its parent was listed, counted against the walk's budget of
 // such descriptors (a directory may have a great many subdirectories).
@@ -141,7 +160,8 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
   // without openat2, a subdirectory is stat'ed by name and opened when its turn comes.
   std::atomic<bool> open_early{!options_.cross_filesystems};
   // Every directory is on the root's filesystem unless the walk crosses filesystems.
-  const bool ext4 = !options_.cross_filesystems && fs_type(root_fd) == EXT4_SUPER_MAGIC;
+  const int64_t root_magic = fs_type(root_fd);
+  const bool ext4 = !options_.cross_filesystems && root_magic == EXT4_SUPER_MAGIC;
   std::atomic<int> held{0};
   const int held_budget = [] {
     rlimit rl{};
@@ -179,7 +199,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
         // stat'ed by name below, which classifies or reports it.
       }
       if (!dir.valid()) {
-        if (int rc = stat_at(node->fd.get(), name.c_str(), e.st); rc < 0) {
+        if (int rc = stat_entry(*node, name.c_str(), e.st); rc < 0) {
           if (rc == -ENOENT)
             visitor.vanished(join_path(node->path, name));
           else
@@ -222,6 +242,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
   auto root = std::make_shared<DirNode>();
   root->fd.reset(::fcntl(root_fd, F_DUPFD_CLOEXEC, 3));
   root->st = root_st;
+  root->local = is_local_fs(root_magic);
   if (!root->fd.valid()) {
     visitors.local()->error("", errno, "cannot duplicate the root descriptor");
     return true;
@@ -244,6 +265,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     auto node = std::make_shared<DirNode>();
     node->path = join_path(item.parent->path, item.name);
     node->mark = item.mark;
+    node->local = item.parent->local;
     if (item.dir.valid()) {
       node->fd = item.dir.take();
       node->st = item.st;  // stat'ed through this very descriptor
@@ -279,6 +301,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
                       ("a " + fs_type_name(magic) + " mount; never entered").c_str());
         return;
       }
+      node->local = is_local_fs(magic);
     }
     std::vector<WorkItem> subdirs;
     process(std::move(node), visitor, subdirs);

@@ -116,3 +116,17 @@ std::string mount_point_of(uint64_t mnt_id);
 std::vector<std::string> mounts_below(const std::string& dir);
 
 }  // namespace volprep
+
+namespace volprep {
+
+// stat_at with AT_STATX_DONT_SYNC: a FUSE or network filesystem answers from its cache, so a
+// mount point reached by name (whose root belongs to another filesystem) sends its server no
+// request, and a FUSE server that never answers cannot hang the caller. On a local filesystem
+// (is_local_fs) the result is the same as stat_at's.
+int stat_at_cached(int dirfd, const char* name, EntryStat& out);
+
+// Filesystems that keep an inode's attributes in memory and never ask anyone for them
+// (ext4, xfs, btrfs, tmpfs, ...): on these AT_STATX_DONT_SYNC changes nothing.
+bool is_local_fs(int64_t magic);
+
+}  // namespace volprep

@@ -141,3 +141,30 @@ TEST(OpenBeneath, PathsLongerThanPathMax) {
   EXPECT_LT(open_beneath(root.get(), rel + "/../../x", O_RDONLY), 0);
 
 }
+
+// The walk's stat by name: stat_at_cached gives what stat_at gives on a local filesystem, and
+// open_entry opens a symlink itself (O_PATH), never what it points to.
+TEST(StatEntry, CachedAndSameMountOpenSeeTheEntryItself) {
+  char tmpl[] = "/tmp/volprep-stat.XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  fs::path top = tmpl;
+  std::ofstream(top / "file") << "x";
+  fs::create_directory(top / "dir");
+  fs::create_symlink("/etc", top / "link");
+  UniqueFd dir(::open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  for (const char* name : {"file", "dir", "link"}) {
+    EntryStat plain, cached, opened;
+    ASSERT_EQ(stat_at(dir.get(), name, plain), 0) << name;
+    ASSERT_EQ(stat_at_cached(dir.get(), name, cached), 0) << name;
+    EXPECT_TRUE(cached.same_inode(plain) && cached.mode == plain.mode && cached.uid == plain.uid &&
+                cached.mnt_id == plain.mnt_id && cached.nlink == plain.nlink) << name;
+    int fd = open_entry(dir.get(), name);
+    ASSERT_GE(fd, 0) << name << ": " << std::strerror(-fd);
+    UniqueFd held(fd);
+    ASSERT_EQ(stat_at(fd, "", opened), 0) << name;
+    EXPECT_TRUE(opened.same_inode(plain) && opened.mode == plain.mode) << name;
+  }
+  EXPECT_EQ(open_entry(dir.get(), "missing"), -ENOENT);
+  EXPECT_EQ(open_entry(dir.get(), ".."), -EXDEV);  // beneath the directory only
+  fs::remove_all(top);
+}
