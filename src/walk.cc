@@ -168,6 +168,33 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     return ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? int(std::min<rlim_t>(rl.rlim_cur / 4, 1 << 20)) : 256;
   }();
 
+  // --cross-filesystems: the root of another mount, to be entered, is opened now, so that the
+  // root of a proc, sysfs, devpts (...) mount never reaches its parent's batch, and no change
+  // is ever planned for it (the root of sysfs or cgroup2 is shared with /sys itself): it is
+  // reported through the visitor's error() as EXDEV, which a visitor counts as a skipped
+  // pseudo filesystem, with its path. Otherwise the walk keeps the descriptor to enter it by.
+  // Returns false for an entry left out of the batch.
+  auto classify_mount = [&](const DirNode& parent, Entry& e, HeldDir& dir, WalkVisitor& visitor) {
+    int fd = open_dir_at(parent.fd.get(), e.name.c_str());
+    if (fd < 0) {  // reported when its turn comes and it is opened again
+      e.descend = true;
+      return true;
+    }
+    HeldDir opened(fd, held);
+    EntryStat now;
+    if (int64_t magic = fs_type(fd); is_pseudo_fs(magic)) {
+      visitor.error(join_path(parent.path, e.name), EXDEV,
+                    ("a " + fs_type_name(magic) + " mount; never entered").c_str());
+      return false;
+    } else if (stat_at(fd, "", now) < 0 || !now.same_inode(e.st)) {
+      e.skip = SkipReason::kReplaced;  // swapped since it was stat'ed: neither planned nor entered
+    } else {
+      dir = std::move(opened);
+      e.descend = true;
+    }
+    return true;
+  };
+
   // Lists one open directory, stats its entries, hands them to the visitor as one batch,
   // and returns the subdirectories to enter.
   auto process = [&](std::shared_ptr<DirNode> node, WalkVisitor& visitor,
@@ -214,10 +241,10 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
         e.skip = SkipReason::kExcluded;
       } else if (is_dir && (e.st.mount_root || (here.mnt_id && e.st.mnt_id != here.mnt_id) ||
                             e.st.dev_major != here.dev_major || e.st.dev_minor != here.dev_minor)) {
-        if (options_.cross_filesystems)
-          e.descend = true;
-        else
+        if (!options_.cross_filesystems)
           e.skip = SkipReason::kMountPoint;
+        else if (!classify_mount(*node, e, dir, visitor))
+          continue;
       } else if (!is_dir && here.mnt_id && e.st.mnt_id != here.mnt_id) {
         e.skip = SkipReason::kMountPoint;  // a file bind-mounted over an entry
       } else {
@@ -296,7 +323,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     const int fd = node->fd.get();
     if (options_.cross_filesystems) {
       int64_t magic = fs_type(fd);
-      if (is_pseudo_fs(magic)) {
+      if (is_pseudo_fs(magic)) {  // mounted since its parent's batch
         visitor.error(node->path, EXDEV,
                       ("a " + fs_type_name(magic) + " mount; never entered").c_str());
         return;
