@@ -31,6 +31,12 @@ void setup_source_options(CLI::App& app, SourceOptions& o) {
       ->group(group);
 }
 
+void add_follow_path_symlinks(CLI::App& app, bool& follow) {
+  app.add_flag("--follow-path-symlinks", follow,
+               "Follow symlinks in PATH that a user other than root owns or could replace "
+               "(refused by default, exit 5)");
+}
+
 std::unique_ptr<HostDb> open_host_db(SourceOptions& o) {
   auto& r = o.remap;
   r.caller_uid = ::geteuid();

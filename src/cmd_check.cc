@@ -19,6 +19,7 @@ void setup_check(CLI::App& app, CheckOptions& o) {
   app.add_flag("--json", o.json, "JSON Lines: one object per reported entry, then the summary");
   app.add_flag("--all", o.all, "Report every entry, not only denied ones");
   app.add_flag("--allow-system-path", o.allow_system_path, "Allow / and system trees as PATH");
+  add_follow_path_symlinks(app, o.follow_path_symlinks);
   app.add_option("--threads", o.threads, "Worker threads (default: all cores)");
   setup_source_options(app, o.source);
 }
@@ -75,6 +76,7 @@ int run_check(const CheckOptions& options) {
 
   VolumeSafety safety;
   safety.allow_system_path = o.allow_system_path;
+  safety.follow_path_symlinks = o.follow_path_symlinks;
   auto opened = open_volumes(o.paths, safety);
   if (!opened) {
     spdlog::error("{}", opened.error().message);

@@ -35,6 +35,7 @@ void setup_prepare(CLI::App& app, PrepareOptions& o) {
   app.add_flag("--cross-filesystems", o.cross_filesystems,
                "Enter mount points below PATH (never proc, sysfs and the like)");
   app.add_flag("--allow-system-path", o.allow_system_path, "Allow / and system trees as PATH");
+  add_follow_path_symlinks(app, o.follow_path_symlinks);
   app.add_flag("--force", o.force, "Proceed although the remap configuration has errors");
   app.add_flag("--acl", o.acl,
                "Leave owners and modes alone; grant the container user a POSIX ACL entry "
@@ -146,6 +147,7 @@ int run_prepare(const PrepareOptions& options) {
   // 2. Every PATH opened and vetted before anything changes.
   VolumeSafety safety;
   safety.allow_system_path = o.allow_system_path;
+  safety.follow_path_symlinks = o.follow_path_symlinks;
   if (mapping->data_root) {
     safety.refused_exactly.push_back(*mapping->data_root);
     auto parent = mapping->data_root->substr(0, mapping->data_root->rfind('/'));
@@ -157,12 +159,9 @@ int run_prepare(const PrepareOptions& options) {
     return opened.error().code;
   }
   const auto& volumes = *opened;
-  for (const auto& v : volumes) {
-    // The one symlink volprep follows is PATH itself, resolved once; say where it led.
-    struct stat st;
-    if (::lstat(v.given.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
-      spdlog::warn("{} is a symlink; preparing {}", v.given, v.real);
-  }
+  // The only symlinks volprep follows are in PATH, resolved once: say where they led.
+  for (const auto& v : volumes)
+    for (const auto& link : v.followed) spdlog::warn("{}: followed the symlink {}; preparing {}", v.given, link, v.real);
 
   // --acl on a filesystem without ACLs stops here, before any change: the volume's own, and
   // with --cross-filesystems every mount below it.

@@ -13,12 +13,14 @@
 
 #include "volprep/cli.h"
 #include "volprep/rollback.h"
+#include "volprep/volume.h"
 
 namespace volprep {
 
 void setup_rollback(CLI::App& app, RollbackOptions& o) {
   app.add_option("journal", o.journal, "The journal of the run to undo");
   app.add_option("--last", o.last, "Undo the newest run on the volume PATH");
+  add_follow_path_symlinks(app, o.follow_path_symlinks);
   app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")->capture_default_str();
   app.add_option("--journal", o.own_journal, "Write the rollback's own journal to FILE");
   app.add_flag("--no-journal", o.no_journal, "Write no journal for the rollback itself");
@@ -125,24 +127,39 @@ int run_rollback(const RollbackOptions& o) {
   if (o.journal) {
     path = *o.journal;
   } else {
-    char real[PATH_MAX];
-    if (!::realpath(o.last->c_str(), real)) {
-      spdlog::error("{}: {}", *o.last, std::strerror(errno));
-      return kExitUsage;
+    // PATH resolved as prepare resolves it, and a journal taken only if it is of this very
+    // directory (or file): its path and its device and inode.
+    auto volume = resolve_path(*o.last, o.follow_path_symlinks);
+    if (!volume) {
+      spdlog::error("{}", volume.error().message);
+      return volume.error().code;
     }
+    const std::string& real = volume->real;
     std::vector<std::string> unreadable;
     auto all = list_journals(o.journal_dir, unreadable);
     // One of them may be this volume's newest: say so, not roll back an older run in silence.
     for (const auto& u : unreadable) spdlog::warn("not considered for --last: {}", u);
-    for (auto it = all.rbegin(); it != all.rend(); ++it)
-      if (it->journal.header.volume == real && it->journal.header.rollback_of.empty()) {
+    const JournalHeader* other_inode = nullptr;
+    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+      const JournalHeader& h = it->journal.header;
+      if (h.volume != real || !h.rollback_of.empty()) continue;
+      if (h.dev_major == volume->st.dev_major && h.dev_minor == volume->st.dev_minor && h.ino == volume->st.ino) {
         path = it->journal.path;
         break;
       }
+      if (!other_inode) other_inode = &h;
+    }
+    if (path.empty() && other_inode) {
+      spdlog::error("the newest run on {} changed another directory there (device {}:{} inode {}; {} is "
+                    "device {}:{} inode {}): refusing", real, other_inode->dev_major, other_inode->dev_minor,
+                    other_inode->ino, real, volume->st.dev_major, volume->st.dev_minor, volume->st.ino);
+      return kExitRefused;
+    }
     if (path.empty()) {
       spdlog::error("no journal of a run on {} in {}", real, o.journal_dir);
       return kExitConfig;
     }
+    for (const auto& link : volume->followed) spdlog::warn("{}: followed the symlink {}", *o.last, link);
   }
 
   // Verify before anything else: format, version, every checksum, every path.

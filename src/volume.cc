@@ -1,9 +1,12 @@
 #include "volprep/volume.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 
 namespace volprep {
 namespace {
@@ -17,6 +20,31 @@ const char* const kSystemDirs[] = {"/", "/var", "/home", "/root", "/run", "/tmp"
 
 bool under(const std::string& path, const std::string& top) {
   return path == top || (path.size() > top.size() && path.starts_with(top) && path[top.size()] == '/');
+}
+
+// Why a symlink met while resolving PATH is not followed, or "" if it may be: only root may
+// have made it or be able to replace it, so root owns it and the directory it is in, and
+// neither that directory's group nor others may write there (unless the sticky bit keeps
+// them from renaming or removing root's entries). Anything else could be the tree owner's
+// way to send a root process elsewhere, at any moment.
+std::string unsafe_symlink(const EntryStat& link, const EntryStat& dir) {
+  if (link.uid != 0) return "owned by uid " + std::to_string(link.uid);
+  if (dir.uid != 0) return "in a directory owned by uid " + std::to_string(dir.uid);
+  if ((dir.mode & (S_IWGRP | S_IWOTH)) && !(dir.mode & S_ISVTX))
+    return "in a directory its group or others may write";
+  return {};
+}
+
+std::deque<std::string> components(const std::string& path) {
+  std::deque<std::string> out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    if (slash > start) out.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return out;
 }
 
 std::string display_of(std::string given) {
@@ -38,6 +66,82 @@ std::string refusal_reason(const std::string& real, const VolumeSafety& safety) 
   return {};
 }
 
+Result<ResolvedPath> resolve_path(const std::string& path, bool follow_any_symlink) {
+  if (path.empty()) return usage_error("an empty PATH");
+  std::string absolute = path;
+  if (path[0] != '/') {
+    char cwd[PATH_MAX];
+    if (!::getcwd(cwd, sizeof cwd))
+      return config_error(path + ": cannot tell the current directory: " + std::strerror(errno));
+    absolute = std::string(cwd) + "/" + path;
+  }
+  struct Level {
+    UniqueFd fd;  // O_PATH
+    std::string name;
+    EntryStat st;
+  };
+  Level root{UniqueFd(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)), "", {}};
+  if (!root.fd.valid() || stat_at(root.fd.get(), "", root.st) < 0)
+    return config_error(std::string("/: ") + std::strerror(errno));
+  std::vector<Level> done;  // the components resolved so far, below "/"
+  auto so_far = [&] {
+    std::string p;
+    for (const auto& l : done) p += "/" + l.name;
+    return p.empty() ? std::string("/") : p;
+  };
+  ResolvedPath out;
+  std::deque<std::string> todo = components(absolute);
+  int links = 0;
+  while (!todo.empty()) {
+    std::string name = std::move(todo.front());
+    todo.pop_front();
+    if (name == ".") continue;
+    if (name == "..") {  // the directory this one was reached from, not whatever ".." is now
+      if (!done.empty()) done.pop_back();
+      continue;
+    }
+    const Level& dir = done.empty() ? root : done.back();
+    std::string at = (done.empty() ? "" : so_far()) + "/" + name;
+    int fd = ::openat(dir.fd.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      return Error{err == ENOENT ? kExitUsage : kExitConfig,
+                   path + ": " + std::strerror(err) + (at != absolute ? " (at " + at + ")" : "")};
+    }
+    Level next{UniqueFd(fd), name, {}};
+    if (int rc = stat_at(fd, "", next.st); rc < 0) return config_error(at + ": " + std::strerror(-rc));
+    if (!S_ISLNK(next.st.mode)) {
+      done.push_back(std::move(next));
+      continue;
+    }
+    if (++links > 40) return config_error(path + ": " + std::strerror(ELOOP));
+    if (auto why = unsafe_symlink(next.st, dir.st); !why.empty() && !follow_any_symlink)
+      return Error{kExitRefused, "refusing " + path + ": " + at + " is a symlink " + why +
+                                     " (--follow-path-symlinks follows it)"};
+    char target[PATH_MAX];
+    ssize_t n = ::readlinkat(fd, "", target, sizeof target);  // this very symlink
+    if (n < 0) return config_error(at + ": " + std::strerror(errno));
+    if (n == 0 || size_t(n) == sizeof target) return config_error(at + ": an empty or too long symlink");
+    std::string dest(target, size_t(n));
+    out.followed.push_back(at + " -> " + dest);
+    auto more = components(dest);
+    todo.insert(todo.begin(), more.begin(), more.end());
+    if (dest[0] == '/') done.clear();
+  }
+  out.real = so_far();
+  if (done.empty()) {
+    out.fd = std::move(root.fd);
+    out.st = root.st;
+    return out;
+  }
+  out.name = done.back().name;
+  out.st = done.back().st;
+  out.fd = std::move(done.back().fd);
+  done.pop_back();
+  out.parent = std::move(done.empty() ? root.fd : done.back().fd);
+  return out;
+}
+
 Result<std::vector<VolumeRoot>> open_volumes(const std::vector<std::string>& paths,
                                              const VolumeSafety& safety) {
   std::vector<VolumeRoot> out;
@@ -52,55 +156,37 @@ Result<std::vector<VolumeRoot>> open_volumes(const std::vector<std::string>& pat
 Result<VolumeRoot> open_volume(const std::string& path, const VolumeSafety& safety) {
   VolumeRoot v;
   v.given = path;
-  char resolved[PATH_MAX];
-  if (!::realpath(path.c_str(), resolved)) {
-    int err = errno;
-    return Error{err == ENOENT ? kExitUsage : kExitConfig,
-                 path + ": " + std::strerror(err)};
-  }
-  v.real = resolved;
+  // Resolved once, from "/", component by component: the descriptors it ends with are the
+  // volume from here on, whatever happens to the names since.
+  auto resolved = resolve_path(path, safety.follow_path_symlinks);
+  if (!resolved) return resolved.error();
+  v.real = resolved->real;
+  v.followed = std::move(resolved->followed);
   const std::string refuse_hint = " (--allow-system-path overrides)";
   if (auto why = refusal_reason(v.real, safety); !why.empty())
     return Error{kExitRefused, "refusing " + path + (v.real != path ? " (" + v.real + ")" : "") +
                                    ": " + why + refuse_hint};
-
-  // Held by descriptor from here on. realpath resolved every symlink, so the real path is
-  // opened without following any: one swapped in since (say by whoever owns a directory on
-  // the way) is refused, not followed to what it points at.
-  UniqueFd top(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
-  auto open_real = [&](const std::string& p, int flags) -> Result<UniqueFd> {
-    int fd = open_beneath(top.get(), p.substr(1), flags);
-    if (fd >= 0) return UniqueFd(fd);
-    return config_error(p + ": " + std::strerror(-fd) +
-                        (fd == -ELOOP ? " (a symlink appeared on the way since it was resolved; refused)" : ""));
-  };
-  auto opened = open_real(v.real, O_PATH);
-  if (!opened) return opened.error();
-  UniqueFd any = std::move(*opened);
-  if (int rc = stat_at(any.get(), "", v.st); rc < 0)
-    return config_error(v.real + ": " + std::strerror(-rc));
+  const UniqueFd& any = resolved->fd;
+  v.st = resolved->st;
   v.fs_magic = fs_type(any.get());
   if (is_pseudo_fs(v.fs_magic))
     return Error{kExitRefused, "refusing " + path + ": it is on a " + fs_type_name(v.fs_magic) +
                                    " filesystem"};
+  v.display = display_of(path);
   if (S_ISDIR(v.st.mode)) {
     int fd = open_dir_at(any.get(), ".");
     if (fd < 0) return config_error(v.real + ": " + std::strerror(-fd));
     v.fd.reset(fd);
-    v.display = display_of(path);
     return v;
   }
   // A single entry: walk it as the one entry of its parent directory.
-  auto slash = v.real.rfind('/');
-  std::string parent = slash == 0 ? "/" : v.real.substr(0, slash);
-  v.file_name = v.real.substr(slash + 1);
-  auto parent_fd = open_real(parent, O_RDONLY | O_DIRECTORY);
-  if (!parent_fd) return parent_fd.error();
-  v.fd = std::move(*parent_fd);
+  v.file_name = resolved->name;
+  int parent = open_dir_at(resolved->parent.get(), ".");
+  if (parent < 0) return config_error(v.real + ": cannot open its directory: " + std::strerror(-parent));
+  v.fd.reset(parent);
   EntryStat check;
   if (stat_at(v.fd.get(), v.file_name.c_str(), check) < 0 || !check.same_inode(v.st))
     return config_error(v.real + ": changed while it was being opened");
-  v.display = display_of(path);
   return v;
 }
 

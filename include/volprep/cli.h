@@ -28,6 +28,8 @@ struct MapOptions {
 };
 
 void setup_source_options(CLI::App& app, SourceOptions& options);
+// --follow-path-symlinks, for the commands that take a PATH.
+void add_follow_path_symlinks(CLI::App& app, bool& follow);
 void setup_map(CLI::App& app, MapOptions& options);
 int run_map(const MapOptions& options);
 
@@ -67,6 +69,7 @@ struct PrepareOptions {
   bool json = false;
   bool cross_filesystems = false;
   bool allow_system_path = false;
+  bool follow_path_symlinks = false;
   bool force = false;
   bool quiet = false;
   unsigned threads = 0;                 // 0: all cores
@@ -88,6 +91,7 @@ namespace volprep {
 struct RollbackOptions {
   std::optional<std::string> journal;   // JOURNAL
   std::optional<std::string> last;      // --last PATH
+  bool follow_path_symlinks = false;    // for --last PATH
   std::string journal_dir = default_journal_dir();
   std::optional<std::string> own_journal;  // --journal FILE: the rollback's own journal
   bool no_journal = false;
@@ -122,6 +126,7 @@ struct CheckOptions {
   bool json = false;
   bool all = false;
   bool allow_system_path = false;
+  bool follow_path_symlinks = false;
   unsigned threads = 0;
 };
 void setup_check(CLI::App& app, CheckOptions& options);

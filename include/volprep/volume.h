@@ -18,12 +18,29 @@ struct VolumeRoot {
   std::string file_name;  // a single-file PATH: its name in `fd`; empty for a directory
   EntryStat st;         // the root entry itself
   int64_t fs_magic = 0;
+  std::vector<std::string> followed;  // symlinks followed resolving PATH: "LINK -> TARGET"
 };
 
 struct VolumeSafety {
   bool allow_system_path = false;
+  bool follow_path_symlinks = false;  // also symlinks in PATH that others than root could change
   std::vector<std::string> refused_exactly;  // e.g. the Docker data root
 };
+
+// A command-line PATH resolved once, by descriptor, the way systemd's chase() does: from "/"
+// (or the current directory's path), one component at a time with O_PATH|O_NOFOLLOW, ".."
+// back to the directory it came from. A symlink on the way is followed only if root owns it
+// and its directory and no one else may write there (/var/run -> /run), or with
+// `follow_any_symlink`; else kExitRefused, naming it. A trailing slash changes nothing.
+struct ResolvedPath {
+  UniqueFd fd;          // O_PATH, the entry PATH names
+  UniqueFd parent;      // O_PATH, the directory it was found in (invalid for "/")
+  std::string name;     // its name there ("" for "/")
+  std::string real;     // absolute, without symlinks, "." or ".."
+  EntryStat st;         // of fd
+  std::vector<std::string> followed;  // "LINK -> TARGET" for each symlink followed
+};
+Result<ResolvedPath> resolve_path(const std::string& path, bool follow_any_symlink);
 
 // Errors: kExitRefused for a refused path, kExitUsage for a path that does not exist.
 Result<VolumeRoot> open_volume(const std::string& path, const VolumeSafety& safety);
