@@ -320,8 +320,9 @@ class Run {
       for (size_t i = 1; i < link->paths.size(); ++i) {
         auto [other_dir, other_name] = split(link->paths[i]);
         UniqueFd d = open_below_root(other_dir);
+        UniqueFd other_pin(d.valid() ? open_entry(d.get(), other_name.c_str(), config_.cross_filesystems) : -1);
         EntryStat other;
-        still += d.valid() && stat_at(d.get(), other_name.c_str(), other) == 0 && other.same_inode(e.st);
+        still += other_pin.valid() && stat_at(other_pin.get(), "", other) == 0 && other.same_inode(e.st);
       }
       if (still < e.st.nlink) {
         ts.summary.skipped[size_t(Skip::kLinkedFromOutside)] += found;
@@ -359,7 +360,9 @@ class Run {
       size_t slash = rel.find('/', start);
       std::string part = rel.substr(start, slash == std::string::npos ? slash : slash - start);
       start = slash == std::string::npos ? rel.size() : slash + 1;
-      int fd = open_dir_at(cur.get(), part.c_str());
+      // Never into a mount made meanwhile (a FUSE server there could hang the run).
+      int fd = config_.cross_filesystems ? -ENOSYS : open_subdir_same_mount(cur.get(), part.c_str());
+      if (fd == -ENOSYS || fd == -EPERM) fd = open_dir_at(cur.get(), part.c_str());  // no openat2
       cur.reset(fd < 0 ? -1 : fd);
     }
     return cur;

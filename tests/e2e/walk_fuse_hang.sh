@@ -2,59 +2,17 @@
 # A FUSE mount inside the tree whose server never answers (the tree's owner can make one with
 # fusermount3) does not hang prepare, --dry-run or check: the walk never sends it a request,
 # reports the mount point (a directory and a file) as left alone, and prepares the rest.
-# A request the server has read is waited for even through SIGKILL, so each run is watched
-# here and, if still running after 30 s, the connection is aborted to free it (and it fails).
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/fuse_lib.bash"
 mkdir -p "$VOLPREP_JOURNAL_DIR"
-PY=${PY:-$(command -v /usr/bin/python3 || command -v python3)}
-[ -c /dev/fuse ] || modprobe fuse 2>/dev/null || true
-[ -c /dev/fuse ] || fail "no /dev/fuse here"
-
 tree=$T/tree
 mkdir -p "$tree/sub/fusedir" "$tree/other"
 echo a >"$tree/a"; echo b >"$tree/sub/b"; echo f >"$tree/sub/fusefile"; echo c >"$tree/other/c"
 chown -R 1000:1000 "$tree"
 
-# abort_fuse: ends every request of the silent mounts (their waiters get ENOTCONN), kills the
-# server, and unmounts.
-server=
-abort_fuse() {
-  local dev
-  for m in "$tree/sub/fusedir" "$tree/sub/fusefile"; do
-    # mountinfo, not stat: a stat of the mount point would wait on the server too.
-    dev=$(awk -v m="$m" '$5 == m { split($3, d, ":"); print d[2] }' /proc/self/mountinfo)
-    [ -n "$dev" ] && [ -w "/sys/fs/fuse/connections/$dev/abort" ] && echo 1 >"/sys/fs/fuse/connections/$dev/abort"
-  done
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true; fi
-  server=
-  umount -l "$tree/sub/fusedir" 2>/dev/null || true
-  umount -l "$tree/sub/fusefile" 2>/dev/null || true
-}
-on_exit abort_fuse
-
-"$PY" "$VOLPREP_SRC/tests/e2e/fuse_silent.py" "$T/ready" "$tree/sub/fusedir:dir" "$tree/sub/fusefile:file" \
-  2>"$T/server.err" &
-server=$!
-for _ in $(seq 100); do [ -s "$T/ready" ] && break; kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
-[ -s "$T/ready" ] || fail "the silent FUSE server did not start: $(cat "$T/server.err")"
+mount_silent "$tree/sub/fusedir:dir" "$tree/sub/fusefile:file"
 n_mounts=$(awk -v t="$tree/sub/" 'index($5, t) == 1 && index($0, " - fuse ")' /proc/self/mountinfo | wc -l)
 [ "$n_mounts" = 2 ] || fail "want 2 fuse mounts under the tree, see $n_mounts"
-
-# watched NAME args...: runs volprep in the background; fails (after freeing it) if it is still
-# running after 30 s. Sets $rc.
-watched() {
-  local name=$1 pid i; shift
-  "$VOLPREP" "$@" >"$T/$name.out" 2>"$T/$name.err" &
-  pid=$!
-  for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "volprep $name still running after 30 s; server: $(tail -3 "$T/server.err")" >&2
-    abort_fuse
-    wait "$pid" 2>/dev/null || true
-    fail "volprep $name hung on the silent FUSE mount"
-  fi
-  rc=0; wait "$pid" || rc=$?
-}
 
 watched dry-run "$tree" --as 1000 "${MAP[@]}" --dry-run
 [ "$rc" = 0 ] || fail "--dry-run exited $rc: $(cat "$T/dry-run.err")"
