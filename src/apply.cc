@@ -12,6 +12,7 @@
 #include <tbb/task_arena.h>
 
 #include "volprep/journal.h"
+#include "volprep/report.h"
 
 namespace volprep {
 namespace {
@@ -202,7 +203,9 @@ class DryRunApplier final : public Applier {
              ChangeSink& sink) override {
     for (Change& c : changes) {
       c.entry.reset();
-      out_.push_back({join_path(dir_path, c.name), c});
+      // Kept for the diff, which shows a path this long summarized anyway: kept whole, the
+      // paths of a tree thousands of levels deep take memory quadratic in its depth.
+      out_.push_back({summarize_path(join_path(dir_path, c.name)), c});
       sink.done(dir_path, c);
     }
     return true;

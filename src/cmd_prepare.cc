@@ -86,7 +86,7 @@ class ProgressLine {
 
 std::string display_path(const VolumeRoot& v, const std::string& rel) {
   if (!v.file_name.empty() || rel.empty()) return escape_path(v.display);
-  return escape_path(v.display == "/" ? "/" + rel : v.display + "/" + rel);
+  return escape_path(v.display == "/" ? "/" + summarize_path(rel) : v.display + "/" + summarize_path(rel));
 }
 
 }  // namespace

@@ -40,6 +40,10 @@ struct ThreadState final : ChangeSink {
   std::unique_ptr<Applier> applier;
   std::vector<Change> batch;
   Progress* progress = nullptr;
+  // Entries left alone below directory paths longer than a journal takes, and the shortest
+  // such path: reported once, not one path as long as the tree is deep per entry.
+  uint64_t too_deep = 0;
+  std::string too_deep_dir;
 
   void done(const std::string& dir_path, const Change& c) override {
     const uint64_t entries = 1 + c.other_links;
@@ -116,7 +120,8 @@ class Run {
         continue;
       }
       if (too_deep) {
-        run_error(ts, join_path(dir.path, e.name), ENAMETOOLONG, "journal it (its path is too long)");
+        ++ts.summary.failed;
+        if (!ts.too_deep++ || dir.path.size() < ts.too_deep_dir.size()) ts.too_deep_dir = dir.path;
         continue;
       }
       SharedFd pin;
@@ -371,7 +376,11 @@ class Run {
   PrepareResult collect() {
     PrepareResult r;
     r.stopped = stopped_;
+    uint64_t too_deep = 0;
+    const std::string* too_deep_dir = nullptr;
     for (auto& ts : states_) {
+      if (ts.too_deep && (!too_deep_dir || ts.too_deep_dir.size() < too_deep_dir->size())) too_deep_dir = &ts.too_deep_dir;
+      too_deep += ts.too_deep;
       r.summary += ts.summary;
       std::move(ts.recorded.begin(), ts.recorded.end(), std::back_inserter(r.planned));
       std::move(ts.notes.begin(), ts.notes.end(), std::back_inserter(r.notes));
@@ -380,6 +389,9 @@ class Run {
     // Sorted, so the output is the same whatever the threads did.
     tbb::parallel_sort(r.planned.begin(), r.planned.end(),
                        [](const auto& a, const auto& b) { return a.path < b.path; });
+    if (too_deep)
+      r.errors.push_back({*too_deep_dir, std::to_string(too_deep) + " entries here and below left alone: a path over " +
+                                             std::to_string(kMaxJournalPath >> 10) + " KiB is not journaled"});
     std::sort(r.notes.begin(), r.notes.end());
     std::sort(r.errors.begin(), r.errors.end());
     return r;

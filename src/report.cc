@@ -120,6 +120,18 @@ std::vector<std::string> acl_changes(const Change& c) {
   return out;
 }
 
+std::string summarize_path(std::string_view raw, size_t max) {
+  if (raw.size() <= max) return std::string(raw);
+  // Cut at slashes within the first and last quarter, so whole names are shown.
+  size_t quarter = max / 4;
+  size_t head = raw.rfind('/', quarter);
+  size_t tail = raw.find('/', raw.size() - quarter);
+  if (head == std::string_view::npos || head == 0) head = quarter;
+  if (tail == std::string_view::npos) tail = raw.size() - quarter;
+  return std::string(raw.substr(0, head)) + "/...[" + std::to_string(tail - head) + " bytes]..." +
+         std::string(raw.substr(tail));
+}
+
 std::string format_change(std::string_view display, const Change& c) {
   std::string line(display);
   line += "  owner ";

@@ -57,3 +57,17 @@ TEST(FormatSummary, CountsAndReasons) {
   EXPECT_EQ(format_summary(s, false),
             "scanned 10, changed 6, unchanged 2, skipped 2 (1 mount point, 1 hardlinked from outside), failed 0");
 }
+
+TEST(Report, PathsDeeperThanAPageAreSummarized) {
+  EXPECT_EQ(summarize_path("a/b/c", 4096), "a/b/c");
+  std::string deep;
+  for (int i = 0; i < 3000; ++i) deep += (i ? "/" : "") + std::string("dir") + std::to_string(i);
+  std::string shown = summarize_path(deep, 4096);
+  EXPECT_LE(shown.size(), 4096u);
+  EXPECT_TRUE(shown.starts_with("dir0/dir1/")) << shown.substr(0, 40);
+  EXPECT_TRUE(shown.ends_with("/dir2998/dir2999")) << shown.substr(shown.size() - 40);
+  EXPECT_NE(shown.find("/...["), std::string::npos);
+  // One name longer than a quarter of the limit: cut inside it.
+  std::string long_name(10000, 'x');
+  EXPECT_LE(summarize_path(long_name, 4096).size(), 4096u);
+}
