@@ -1,43 +1,99 @@
 #include "volprep/host_db.h"
 
+#include <fcntl.h>
 #include <grp.h>
+#include <linux/openat2.h>
 #include <pwd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
-#include <unistd.h>
 #include <vector>
 
+#include "volprep/fd.h"
 #include "volprep/id_map.h"
 
 namespace volprep {
 
-Result<std::optional<std::string>> read_text_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
-    if (errno == ENOENT) return std::optional<std::string>();
-    return config_error("cannot open " + path + ": " + std::strerror(errno));
+namespace {
+
+constexpr size_t kMaxHostFile = 16u << 20;
+
+const char* file_type_name(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFIFO: return "a FIFO";
+    case S_IFDIR: return "a directory";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFSOCK: return "a socket";
+    case S_IFLNK: return "a symlink";
+    default: return "not a regular file";
   }
+}
+
+// Reads the regular file open on `fd`, at most kMaxHostFile bytes. The caller opened it
+// O_NONBLOCK, so a FIFO put in a file's place is refused here instead of blocking.
+Result<std::optional<std::string>> read_regular_file(const UniqueFd& fd, const std::string& path) {
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0)
+    return config_error("cannot stat " + path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return config_error(path + " is " + file_type_name(st.st_mode) +
+                        ", not a regular file; refusing to read it");
+  auto too_large = [&] {
+    return config_error(path + " is larger than 16 MiB; refusing to read it");
+  };
+  if (uint64_t(st.st_size) > kMaxHostFile) return too_large();
   std::string out;
   char buf[65536];
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      return config_error("cannot read " + path + ": " + std::strerror(err));
+      return config_error("cannot read " + path + ": " + std::strerror(errno));
     }
     if (n == 0) break;
     out.append(buf, size_t(n));
-    if (out.size() > (64u << 20)) {
-      ::close(fd);
-      return config_error(path + " is larger than 64 MiB; refusing to read it");
-    }
+    // /proc files and files growing meanwhile report no size, or a smaller one.
+    if (out.size() > kMaxHostFile) return too_large();
   }
-  ::close(fd);
   return std::optional<std::string>(std::move(out));
+}
+
+Result<std::optional<std::string>> open_failed(const std::string& path) {
+  if (errno == ENOENT) return std::optional<std::string>();
+  if (errno == ELOOP)
+    return config_error("cannot open " + path + ": it is reached through a symlink, which volprep "
+                        "does not follow under --host-root on this kernel");
+  return config_error("cannot open " + path + ": " + std::strerror(errno));
+}
+
+// Opens `rel` under the directory `root` as if `root` were "/": symlinks resolve inside it
+// (openat2 RESOLVE_IN_ROOT), so a host root's "/etc/subuid -> /srv/subuid" reads its own
+// /srv/subuid and nothing outside. Without openat2, symlinks are refused.
+int open_in_root(int root, const std::string& rel, int flags) {
+  open_how how{};
+  how.flags = uint64_t(flags | O_CLOEXEC);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  long fd = ::syscall(SYS_openat2, root, rel.c_str(), &how, sizeof how);
+  if (fd >= 0) return int(fd);
+  if (errno != ENOSYS && errno != EPERM) return -1;
+  fd = open_beneath(root, rel, flags);
+  if (fd >= 0) return int(fd);
+  errno = int(-fd);
+  return -1;
+}
+
+constexpr int kHostFileFlags = O_RDONLY | O_NONBLOCK | O_NOCTTY;
+
+}  // namespace
+
+Result<std::optional<std::string>> read_text_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), kHostFileFlags | O_CLOEXEC));
+  if (!fd.valid()) return open_failed(path);
+  return read_regular_file(fd, path);
 }
 
 namespace {
@@ -74,7 +130,13 @@ class FileHostDb final : public HostDb {
 
   Result<std::optional<HostFile>> read(const std::string& host_path) const override {
     auto path = local_path(host_path);
-    auto text = read_text_file(path);
+    UniqueFd root(::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root.valid())
+      return config_error("cannot open the host root " + root_ + ": " + std::strerror(errno));
+    size_t skip = host_path.find_first_not_of('/');
+    std::string rel = skip == std::string::npos ? "." : host_path.substr(skip);
+    UniqueFd fd(open_in_root(root.get(), rel, kHostFileFlags));
+    auto text = fd.valid() ? read_regular_file(fd, path) : open_failed(path);
     if (!text) return text.error();
     if (!*text) return std::optional<HostFile>();
     return std::optional<HostFile>(HostFile{std::move(**text), path});

@@ -37,7 +37,8 @@ class HostDb {
   virtual Result<std::optional<GrEntry>> group_by_name(const std::string& name) const = 0;
   virtual Result<std::optional<GrEntry>> group_by_gid(uint32_t gid) const = 0;
 
-  // Reads a host file given by its absolute path on the host ("/etc/subuid").
+  // Reads a host file given by its absolute path on the host ("/etc/subuid"), as
+  // read_text_file does; under a host root, symlinks resolve inside it.
   // nullopt: the file does not exist.
   virtual Result<std::optional<HostFile>> read(const std::string& host_path) const = 0;
   // Where a host path is on this machine (under the host root).
@@ -50,7 +51,9 @@ std::unique_ptr<HostDb> make_file_host_db(std::string root);
 // This host: NSS for users and groups (LDAP and SSSD accounts resolve), files from "/".
 std::unique_ptr<HostDb> make_system_host_db();
 
-// Reads a whole file; nullopt if it does not exist, an Error naming it on any other failure.
+// Reads a whole regular file of at most 16 MiB; nullopt if it does not exist, an Error naming
+// it on any other failure. Anything else found at `path` (a FIFO, a device) is refused without
+// waiting on it.
 Result<std::optional<std::string>> read_text_file(const std::string& path);
 
 }  // namespace volprep

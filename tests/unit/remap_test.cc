@@ -2,13 +2,16 @@
 // Docker-side inputs it reads (daemon.json, dockerd's command line, fake /proc, --version).
 #include "volprep/remap.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -1139,6 +1142,91 @@ TEST(FileHostDb, LooksUpUsersGroupsAndFiles) {
   f = db->read("/etc/subuid");
   ASSERT_TRUE(f.ok());
   EXPECT_FALSE(f->has_value());
+}
+
+// Runs `fn` on a thread of its own. If it has not returned within seconds, it waits on the
+// FIFO at `fifo`: a writer opened and closed there lets it go, and the block is reported.
+template <class Fn>
+bool returns_without_blocking(const std::string& fifo, Fn fn) {
+  auto done = std::async(std::launch::async, fn);
+  if (done.wait_for(std::chrono::seconds(5)) == std::future_status::ready) return true;
+  int writer = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (writer >= 0) ::close(writer);
+  done.wait();
+  return false;
+}
+
+TEST_F(RemapTest, FifoInPlaceOfAHostFileIsRefusedWithoutBlocking) {
+  for (const char* file : {"etc/docker/daemon.json", "etc/passwd", "etc/group", "etc/subuid",
+                           "etc/subgid"}) {
+    SCOPED_TRACE(file);
+    remap("dockremap");
+    same_subids("dockremap:100000:65536\n");
+    host_.remove(file);
+    ASSERT_EQ(::mkfifo((host_ / file).c_str(), 0600), 0);
+    Result<Mapping> r = Error{};
+    EXPECT_TRUE(returns_without_blocking(host_ / file, [&] { r = resolve_mapping(options(), *db_); }));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, kExitConfig);
+    EXPECT_CONTAINS(r.error().message, host_ / file);
+    EXPECT_CONTAINS(r.error().message, "FIFO");
+    host_.remove(file);
+    SetUp();  // the files as they were
+  }
+}
+
+TEST_F(RemapTest, FifoAsConfigFileIsRefusedWithoutBlocking) {
+  same_subids("dockremap:100000:65536\n");
+  TempDir cwd;
+  ASSERT_EQ(::mkfifo((cwd / "daemon.json").c_str(), 0600), 0);
+  auto old = fs::current_path();
+  fs::current_path(cwd.path());
+  RemapOptions o = options();
+  o.config_file = "daemon.json";
+  Result<Mapping> r = Error{};
+  EXPECT_TRUE(returns_without_blocking(cwd / "daemon.json", [&] { r = resolve_mapping(o, *db_); }));
+  fs::current_path(old);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, kExitConfig);
+  EXPECT_CONTAINS(r.error().message, "daemon.json is a FIFO, not a regular file");
+}
+
+TEST(HostFiles, ReadTextFileRefusesWhatIsNotARegularFile) {
+  TempDir dir;
+  ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+  Result<std::optional<std::string>> r = Error{};
+  EXPECT_TRUE(returns_without_blocking(dir / "fifo", [&] { r = read_text_file(dir / "fifo"); }));
+  ASSERT_FALSE(r.ok());
+  EXPECT_CONTAINS(r.error().message, dir / "fifo");
+  r = read_text_file(dir.path());
+  ASSERT_FALSE(r.ok());
+  EXPECT_CONTAINS(r.error().message, "is a directory, not a regular file");
+  r = read_text_file("/dev/zero");
+  ASSERT_FALSE(r.ok());
+  EXPECT_CONTAINS(r.error().message, "character device");
+}
+
+TEST_F(RemapTest, HostFileOver16MiBIsRefused) {
+  remap("dockremap");
+  same_subids("dockremap:100000:65536\n");
+  ASSERT_EQ(::truncate(etc("subuid").c_str(), (16 << 20) + 1), 0);
+  Error e = resolve_error();
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, etc("subuid") + " is larger than 16 MiB");
+}
+
+TEST_F(RemapTest, SymlinksUnderTheHostRootResolveInsideIt) {
+  remap("dockremap");
+  same_subids("dockremap:100000:65536\n");
+  host_.write("srv/subuid", "dockremap:300000:65536\n");
+  host_.remove("etc/subuid");
+  ASSERT_EQ(::symlink("/srv/subuid", etc("subuid").c_str()), 0);
+  EXPECT_EQ(resolve_ok().uid_map, IdMap({{0, 300000, 65536}}));
+  // An absolute target is the host root's, never this machine's.
+  host_.remove("etc/subuid");
+  ASSERT_EQ(::symlink("/proc/self/status", etc("subuid").c_str()), 0);
+  Error e = resolve_error();
+  EXPECT_CONTAINS(e.message, "no such file");
 }
 
 TEST(FileHostDb, MissingPasswdIsAnError) {
