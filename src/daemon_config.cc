@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "volprep/host_db.h"
@@ -45,29 +46,90 @@ std::vector<std::string> split_nul(const std::string& s) {
   return out;
 }
 
+// The top-level values of daemon.json, read as SAX events: no document is built, so no
+// nesting is too deep, and every error, of whatever kind (syntax, invalid UTF-8, a number out
+// of range), arrives in parse_error with its position instead of as an exception.
+class TopLevelValues final : public nlohmann::json::json_sax_t {
+ public:
+  struct Value {
+    bool is_string = false;
+    std::string text;  // the string, or the JSON type's name
+  };
+  std::map<std::string, Value> values;  // the last of a repeated key, as Go's decoder keeps
+  bool top_is_object = false;
+  std::optional<std::pair<size_t, std::string>> error;  // position, message
+
+  bool null() override { return value({false, "null"}); }
+  bool boolean(bool) override { return value({false, "boolean"}); }
+  bool number_integer(number_integer_t) override { return value({false, "number"}); }
+  bool number_unsigned(number_unsigned_t) override { return value({false, "number"}); }
+  bool number_float(number_float_t, const string_t&) override { return value({false, "number"}); }
+  bool string(string_t& s) override { return value({true, s}); }
+  bool binary(binary_t&) override { return value({false, "binary"}); }
+  bool start_object(size_t) override {
+    if (depth_ == 0) top_is_object = true;
+    value({false, "object"});
+    ++depth_;
+    return true;
+  }
+  bool start_array(size_t) override {
+    value({false, "array"});
+    ++depth_;
+    return true;
+  }
+  bool end_object() override { return --depth_, true; }
+  bool end_array() override { return --depth_, true; }
+  bool key(string_t& k) override {
+    if (depth_ == 1) key_ = k;
+    return true;
+  }
+  bool parse_error(size_t position, const std::string&,
+                   const nlohmann::json::exception& e) override {
+    error = {position, e.what()};
+    return false;
+  }
+
+ private:
+  bool value(Value v) {
+    if (depth_ == 1) values[key_] = std::move(v);
+    return true;
+  }
+  size_t depth_ = 0;
+  std::string key_;
+};
+
+// "[json.exception.parse_error.101] parse error at line 1, column 2: syntax error ..." and
+// "[json.exception.out_of_range.406] number overflow parsing '1e400'" without what
+// file:line:col says already.
+std::string json_error_text(std::string what) {
+  if (what.starts_with('[')) {
+    if (auto end = what.find("] "); end != std::string::npos) what.erase(0, end + 2);
+  }
+  if (what.starts_with("parse error")) {
+    if (auto colon = what.find(": "); colon != std::string::npos) what.erase(0, colon + 2);
+  }
+  return what;
+}
+
 }  // namespace
 
 Result<DaemonJson> parse_daemon_json(std::string_view text, const std::string& origin) {
   DaemonJson out;
   out.origin = origin;
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::parse_error& e) {
-    auto [line, col] = line_and_column(text, e.byte ? e.byte - 1 : 0);
-    std::string what = e.what();
-    // nlohmann's text is "[json.exception.parse_error.101] parse error at line L, column C: why"
-    if (auto colon = what.find(": "); colon != std::string::npos) what = what.substr(colon + 2);
+  TopLevelValues doc;
+  nlohmann::json::sax_parse(text.begin(), text.end(), &doc);
+  if (doc.error) {
+    auto [line, col] = line_and_column(text, doc.error->first ? doc.error->first - 1 : 0);
     return config_error(origin + ":" + std::to_string(line) + ":" + std::to_string(col) +
-                        ": invalid JSON: " + what);
+                        ": invalid JSON: " + json_error_text(doc.error->second));
   }
-  if (!doc.is_object()) return config_error(origin + ": the top level is not a JSON object");
+  if (!doc.top_is_object) return config_error(origin + ": the top level is not a JSON object");
   auto string_key = [&](const char* key) -> Result<std::optional<std::string>> {
-    auto it = doc.find(key);
-    if (it == doc.end()) return std::optional<std::string>();
-    if (!it->is_string())
-      return config_error(origin + ": \"" + key + "\" must be a string, not " + it->type_name());
-    return std::optional<std::string>(it->get<std::string>());
+    auto it = doc.values.find(key);
+    if (it == doc.values.end()) return std::optional<std::string>();
+    if (!it->second.is_string)
+      return config_error(origin + ": \"" + key + "\" must be a string, not " + it->second.text);
+    return std::optional<std::string>(it->second.text);
   };
   auto remap = string_key("userns-remap");
   if (!remap) return remap.error();

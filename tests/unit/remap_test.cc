@@ -1015,6 +1015,66 @@ TEST(DaemonJson, NonStringValues) {
   EXPECT_CONTAINS(r.error().message, "\"data-root\" must be a string");
 }
 
+// Every error nlohmann-json can raise is a configuration error at file:line:col, never an
+// exception: numbers out of range, invalid UTF-8, broken escapes, NUL bytes, truncation.
+TEST(DaemonJson, EveryKindOfJsonErrorIsAConfigErrorWithItsPosition) {
+  struct Case {
+    std::string text, position, why;
+  } cases[] = {
+      {"{\"a\": 1e400}", "x.json:1:11: ", "number overflow parsing '1e400'"},
+      {"{\n  \"log-opts\": {\"x\": [1, -1e400]}\n}", "x.json:2:", "number overflow"},
+      {"{\"userns-remap\": \"dock\xffremap\"}", "x.json:1:", "ill-formed UTF-8"},
+      {"{\"\xc3\x28\": 1}", "x.json:1:", "ill-formed UTF-8"},
+      {"{\"a\": \"\\ud800\"}", "x.json:1:", "surrogate"},
+      {"{\"a\": \"\\x\"}", "x.json:1:", "after backslash"},
+      {std::string("{\"a\": \"b\0c\"}", 12), "x.json:1:", "control character"},
+      {"", "x.json:1:1: ", "unexpected end of input"},
+      {"{\"a\": [[[[", "x.json:1:", "unexpected end of input"},
+      {"{} {}", "x.json:1:", "expected end of input"},
+  };
+  for (const auto& c : cases) {
+    auto r = parse_daemon_json(c.text, "x.json");
+    ASSERT_FALSE(r.ok()) << c.text;
+    EXPECT_EQ(r.error().code, kExitConfig);
+    EXPECT_EQ(r.error().message.rfind(c.position, 0), 0u) << r.error().message;
+    EXPECT_CONTAINS(r.error().message, ": invalid JSON: ");
+    EXPECT_CONTAINS(r.error().message, c.why);
+  }
+}
+
+TEST(DaemonJson, DeepNestingIsReadWithoutBuildingIt) {
+  const size_t depth = 4u << 20;
+  std::string text = "{\"userns-remap\": \"default\", \"deep\": " + std::string(depth, '[') +
+                     std::string(depth, ']') + "}";
+  auto r = parse_daemon_json(text, "x.json");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->userns_remap, "default");
+  r = parse_daemon_json("{\"a\": " + std::string(depth, '['), "x.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_CONTAINS(r.error().message, "x.json:1:");
+}
+
+TEST(DaemonJson, KnownKeysOfEveryWrongType) {
+  for (const char* value : {"null", "true", "12", "1.5", "123456789012345678901234567890", "{}",
+                            "[\"default\"]"}) {
+    auto r = parse_daemon_json(std::string("{\"userns-remap\": ") + value + "}", "x.json");
+    ASSERT_FALSE(r.ok()) << value;
+    EXPECT_EQ(r.error().code, kExitConfig);
+    EXPECT_CONTAINS(r.error().message, "x.json: \"userns-remap\" must be a string, not ");
+  }
+  auto r = parse_daemon_json("{\"graph\": {\"a\": 1}}", "x.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_CONTAINS(r.error().message, "\"graph\" must be a string, not object");
+  // Only the top level counts; a nested key of the same name is someone else's.
+  r = parse_daemon_json("{\"x\": {\"userns-remap\": 1}, \"userns-remap\": \"default\"}", "x.json");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->userns_remap, "default");
+  // A repeated key: the last one, as Go's decoder reads it.
+  r = parse_daemon_json("{\"data-root\": \"/a\", \"data-root\": \"/b\"}", "x.json");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->data_root, "/b");
+}
+
 TEST(DaemonJson, DataRootAndGraph) {
   auto r = parse_daemon_json("{\"data-root\": \"/srv/docker\"}", "x.json");
   ASSERT_TRUE(r.ok());
