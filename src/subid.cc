@@ -154,16 +154,32 @@ IdMap ranges_to_map(const std::vector<SubidRange>& ranges, uint32_t first_contai
 }
 
 std::vector<Finding> overlapping_ranges(const std::vector<SubidRange>& ranges) {
-  std::vector<Finding> out;
+  auto end_of = [&](size_t i) { return uint64_t(ranges[i].start) + ranges[i].count; };
+  std::vector<size_t> by_start;
   for (size_t i = 0; i < ranges.size(); ++i)
-    for (size_t j = 0; j < i; ++j) {
-      const auto &a = ranges[i], &b = ranges[j];
-      if (a.count && b.count && uint64_t(a.start) < uint64_t(b.start) + b.count &&
-          uint64_t(b.start) < uint64_t(a.start) + a.count)
-        out.push_back({Finding::kWarning, a.where,
-                       "range \"" + a.line + "\" overlaps \"" + b.line + "\" (" + b.where +
-                           "); the kernel refuses the resulting map"});
+    if (ranges[i].count) by_start.push_back(i);
+  std::sort(by_start.begin(), by_start.end(), [&](size_t a, size_t b) {
+    return std::pair(ranges[a].start, a) < std::pair(ranges[b].start, b);
+  });
+  // Swept by start, a range overlaps an earlier-starting one exactly when it starts before the
+  // farthest end so far; a pair is reported once, at the range later in the file.
+  std::vector<std::optional<size_t>> overlapped(ranges.size());
+  std::optional<size_t> farthest;
+  for (size_t i : by_start) {
+    if (farthest && ranges[i].start < end_of(*farthest)) {
+      auto [first, later] = std::minmax(i, *farthest);
+      if (!overlapped[later]) overlapped[later] = first;
     }
+    if (!farthest || end_of(i) > end_of(*farthest)) farthest = i;
+  }
+  std::vector<Finding> out;
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    if (!overlapped[i]) continue;
+    const auto &a = ranges[i], &b = ranges[*overlapped[i]];
+    out.push_back({Finding::kWarning, a.where,
+                   "range \"" + a.line + "\" overlaps \"" + b.line + "\" (" + b.where +
+                       "); the kernel refuses the resulting map"});
+  }
   return out;
 }
 

@@ -54,7 +54,8 @@ class SubidFile {
 // Container ids handed out as a running total from `first_container`, one extent per range.
 IdMap ranges_to_map(const std::vector<SubidRange>& ranges, uint32_t first_container);
 
-// Findings for ranges that overlap each other in the host ids.
+// A finding for each range that overlaps another in the host ids, at the one later in the
+// file; n log n, for files of any size.
 std::vector<Finding> overlapping_ranges(const std::vector<SubidRange>& ranges);
 
 }  // namespace volprep
