@@ -17,6 +17,17 @@ std::optional<uint32_t> parse_u32(std::string_view text) {
   return uint32_t(value);
 }
 
+std::string reaches_last_id(const Extent& e) {
+  for (auto [column, start] : {std::pair{"container", e.container}, std::pair{"host", e.host}}) {
+    uint64_t last = uint64_t(start) + e.count - 1;
+    if (e.count && last >= UINT32_MAX)
+      return std::string(column) + " ids " + std::to_string(start) + ".." + std::to_string(last) +
+             " reach 4294967295, (uid_t)-1, which chown takes for \"leave unchanged\"; the "
+             "last usable id is 4294967294";
+  }
+  return {};
+}
+
 IdMap IdMap::identity() { return IdMap({{0, 0, UINT32_MAX}}); }
 
 bool IdMap::is_identity() const {
@@ -55,6 +66,7 @@ Result<IdMap> IdMap::parse_proc(std::string_view text, const std::string& origin
                             std::string(fields[f]) + "\"");
       *out[f] = *v;
     }
+    if (auto why = reaches_last_id(e); !why.empty()) return config_error(where + ": " + why);
     extents.push_back(e);
   }
   return IdMap(std::move(extents));

@@ -170,8 +170,12 @@ Result<Mapping> docker_remap_mapping(const RemappedRoot& root, SubidRules rules,
   if (gids->ranges.empty())
     return config_error("Can't create ID mappings: no subgid ranges found for group " +
                         in_quotes(root.user) + " in " + host.local_path("/etc/subgid"));
-  m.uid_map = ranges_to_map(uids->ranges, 0);
-  m.gid_map = ranges_to_map(gids->ranges, 0);
+  auto uid_map = ranges_to_map(uids->ranges, 0);
+  if (!uid_map) return uid_map.error();
+  auto gid_map = ranges_to_map(gids->ranges, 0);
+  if (!gid_map) return gid_map.error();
+  m.uid_map = std::move(*uid_map);
+  m.gid_map = std::move(*gid_map);
   m.uid_origins = origins_of(uids->ranges);
   m.gid_origins = origins_of(gids->ranges);
   append(m.findings, uids->findings);
@@ -226,9 +230,13 @@ Result<Mapping> rootless_mapping(const std::string& user_name, RootlessFlavor fl
       m.findings.push_back({Finding::kWarning, host.local_path(side.path),
                             "no ranges for user " + in_quotes(pw.name) + "; " + tool +
                                 " maps only container id 0"});
-    IdMap rest = ranges_to_map(list, 1);
-    std::vector<Extent> extents{{0, side.own, 1}};
-    extents.insert(extents.end(), rest.extents().begin(), rest.extents().end());
+    Extent own{0, side.own, 1};
+    if (auto why = reaches_last_id(own); !why.empty())
+      return config_error("user " + in_quotes(pw.name) + "'s own id: " + why);
+    auto rest = ranges_to_map(list, 1);
+    if (!rest) return rest.error();
+    std::vector<Extent> extents{own};
+    extents.insert(extents.end(), rest->extents().begin(), rest->extents().end());
     *side.map = IdMap(std::move(extents));
     side.origins->push_back("user " + pw.name + "'s own id");
     auto more = origins_of(list);

@@ -143,11 +143,15 @@ Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
   return result;
 }
 
-IdMap ranges_to_map(const std::vector<SubidRange>& ranges, uint32_t first_container) {
+Result<IdMap> ranges_to_map(const std::vector<SubidRange>& ranges, uint32_t first_container) {
   std::vector<Extent> extents;
   uint64_t next = first_container;
   for (const auto& r : ranges) {
-    extents.push_back({uint32_t(next), r.start, r.count});
+    // Each range checked keeps the running total within 32 bits.
+    Extent e{uint32_t(next), r.start, r.count};
+    if (auto why = reaches_last_id(e); !why.empty())
+      return config_error(r.where + ": \"" + r.line + "\": " + why);
+    extents.push_back(e);
     next += r.count;
   }
   return IdMap(std::move(extents));

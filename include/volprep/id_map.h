@@ -59,6 +59,11 @@ class IdMap {
   std::vector<Extent> extents_;
 };
 
+// Why an extent is unusable whatever --force says: in either column it reaches id 4294967295,
+// (uid_t)-1, which chown(2) takes for "leave unchanged", so every change onto it would be a
+// silent no-op. Empty when it is usable.
+std::string reaches_last_id(const Extent& e);
+
 // Parses an unsigned 32-bit decimal id; rejects signs, spaces, empty text and overflow.
 std::optional<uint32_t> parse_u32(std::string_view text);
 

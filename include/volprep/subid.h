@@ -52,7 +52,8 @@ class SubidFile {
 };
 
 // Container ids handed out as a running total from `first_container`, one extent per range.
-IdMap ranges_to_map(const std::vector<SubidRange>& ranges, uint32_t first_container);
+// A range whose host or container ids reach 4294967295 is an error naming its line.
+Result<IdMap> ranges_to_map(const std::vector<SubidRange>& ranges, uint32_t first_container);
 
 // A finding for each range that overlaps another in the host ids, at the one later in the
 // file; n log n, for files of any size.

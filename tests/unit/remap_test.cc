@@ -473,6 +473,63 @@ TEST_F(RemapTest, OverlappingRangesAreRefused) {
   EXPECT_TRUE(has_finding(m, Finding::kError, "", "host ids")) << all_findings(m);
 }
 
+// A map onto id 4294967295, (uid_t)-1, makes every chown a no-op reported as a change:
+// refused from every source, as an error --force does not override.
+TEST_F(RemapTest, IdsReachingMinusOneAreRefusedFromEverySource) {
+  remap("dockremap");
+  for (const char* line : {"dockremap:4294967295:1\n", "dockremap:4294901760:65536\n",
+                           "dockremap:4294967290:100\n"}) {
+    same_subids(line);
+    Error e = resolve_error();
+    EXPECT_EQ(e.code, kExitConfig) << line;
+    EXPECT_CONTAINS(e.message, etc("subuid") + ":1: ");
+    EXPECT_CONTAINS(e.message, "4294967295");
+  }
+  subids("dockremap:100000:65536\n", "dockremap:100000:65536\ndockremap:4294967295:1\n");
+  EXPECT_CONTAINS(resolve_error().message, etc("subgid") + ":2: ");
+  // Container ids run past the top through the running total of overlapping host ranges.
+  same_subids("dockremap:1:3000000000\ndockremap:1:3000000000\n");
+  Error e = resolve_error();
+  EXPECT_CONTAINS(e.message, etc("subuid") + ":2: ");
+  EXPECT_CONTAINS(e.message, "container ids 3000000000..5999999999");
+
+  // Rootless: the ranges, and the user's own id.
+  same_subids("alice:4294967000:1000\n");
+  RemapOptions o = options();
+  o.rootless_user = "alice";
+  EXPECT_CONTAINS(resolve_error(o).message, etc("subuid") + ":1: ");
+  host_.write("etc/passwd", std::string(kPasswd) + "minus:x:4294967295:4294967295::/:/bin/sh\n");
+  o.rootless_user = "minus";
+  EXPECT_CONTAINS(resolve_error(o).message, "user \"minus\"'s own id: host ids 4294967295");
+
+  // A process's maps, as a fake /proc may give them.
+  for (const char* map : {"0 4294967295 1\n", "4294967295 0 1\n", "0 4294967200 100\n"}) {
+    proc_.write("9/uid_map", std::string("0 100000 10\n") + map);
+    proc_.write("9/gid_map", "0 100000 10\n");
+    o = options();
+    o.pid = 9;
+    e = resolve_error(o);
+    EXPECT_EQ(e.code, kExitConfig) << map;
+    EXPECT_CONTAINS(e.message, proc_ / "9/uid_map:2: ");
+  }
+  // The initial namespace's identity map stops short of it.
+  proc_.write("9/uid_map", "0 0 4294967295\n");
+  proc_.write("9/gid_map", "0 0 4294967295\n");
+  EXPECT_TRUE(resolve_ok(o).remapping_off);
+
+  // Explicit maps: a bad command line.
+  for (auto field : {&RemapOptions::maps, &RemapOptions::uid_maps, &RemapOptions::gid_maps}) {
+    for (const char* spec : {"0:4294967295:1", "4294967295:0:1", "0:4294967200:100"}) {
+      o = options();
+      o.maps = {"0:100000:10"};
+      o.*field = {spec};
+      e = resolve_error(o);
+      EXPECT_EQ(e.code, kExitUsage) << spec;
+      EXPECT_CONTAINS(e.message, "runs past 4294967294");
+    }
+  }
+}
+
 // ---- daemon.json and its location ---------------------------------------------------------
 
 TEST_F(RemapTest, NoDaemonJsonMeansNoRemapping) {

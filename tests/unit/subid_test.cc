@@ -49,7 +49,7 @@ TEST(Subid, SingleLine) {
   EXPECT_EQ(l.ranges[0].where, "/h/etc/subuid:1");
   EXPECT_EQ(l.ranges[0].line, "dockremap:500000:65536");
   EXPECT_TRUE(l.findings.empty());
-  EXPECT_EQ(ranges_to_map(l.ranges, 0), IdMap({{0, 500000, 65536}}));
+  EXPECT_EQ(*ranges_to_map(l.ranges, 0), IdMap({{0, 500000, 65536}}));
 }
 
 TEST(Subid, OtherUsersLinesAreIgnored) {
@@ -75,7 +75,7 @@ TEST(Subid, SeveralLinesInFileOrder) {
   auto l = lookup_ok("yadutaf:1000:1\nyadutaf:100000:65535\n", "yadutaf", 1000,
                      SubidRules::kDocker28);
   EXPECT_EQ(starts_counts(l), (Pairs{{1000, 1}, {100000, 65535}}));
-  IdMap m = ranges_to_map(l.ranges, 0);
+  IdMap m = *ranges_to_map(l.ranges, 0);
   EXPECT_EQ(m, IdMap({{0, 1000, 1}, {1, 100000, 65535}}));
 }
 
@@ -137,7 +137,7 @@ TEST(Subid, Docker2010RefusesGarbageLinesOfOtherUsersToo) {
 TEST(Subid, Docker28ReadsJunkNumbersAsZeroWithAnError) {
   auto l = lookup_ok("dockremap:abc:65536\n", "dockremap", kDockremapUid, SubidRules::kDocker28);
   EXPECT_EQ(starts_counts(l), (Pairs{{0, 65536}}));
-  EXPECT_EQ(ranges_to_map(l.ranges, 0), IdMap({{0, 0, 65536}}));
+  EXPECT_EQ(*ranges_to_map(l.ranges, 0), IdMap({{0, 0, 65536}}));
   ASSERT_TRUE(has_error(l.findings));
   const Finding* f = finding_at(l, "/h/etc/subuid:1");
   ASSERT_NE(f, nullptr);
@@ -200,7 +200,7 @@ const char kMixedKeys[] =
 TEST(Subid, Docker2010UsesOnlyUidKeyedLinesWhenThereAreAny) {
   auto l = lookup_ok(kMixedKeys, "dockremap", kDockremapUid, SubidRules::kDocker2010);
   EXPECT_EQ(starts_counts(l), (Pairs{{200000, 65536}, {400000, 65536}}));
-  EXPECT_EQ(ranges_to_map(l.ranges, 0), IdMap({{0, 200000, 65536}, {65536, 400000, 65536}}));
+  EXPECT_EQ(*ranges_to_map(l.ranges, 0), IdMap({{0, 200000, 65536}, {65536, 400000, 65536}}));
 }
 
 TEST(Subid, Docker2010FallsBackToNameKeyedLines) {
@@ -240,7 +240,7 @@ TEST(Subid, Docker28UsesUidAndNameKeyedLinesInFileOrder) {
   auto l = lookup_ok(kMixedKeys, "dockremap", kDockremapUid, SubidRules::kDocker28);
   EXPECT_EQ(starts_counts(l),
             (Pairs{{100000, 65536}, {200000, 65536}, {300000, 65536}, {400000, 65536}}));
-  IdMap m = ranges_to_map(l.ranges, 0);
+  IdMap m = *ranges_to_map(l.ranges, 0);
   ASSERT_EQ(m.extents().size(), 4u);
   EXPECT_EQ(m.extents()[3], (Extent{196608, 400000, 65536}));
   EXPECT_TRUE(l.findings.empty());
@@ -250,7 +250,7 @@ TEST(Subid, Docker28MissingCountReadsAsZero) {
   auto l = lookup_ok("dockremap:100000\ndockremap:500000:65536\n", "dockremap", kDockremapUid,
                      SubidRules::kDocker28);
   EXPECT_EQ(starts_counts(l), (Pairs{{100000, 0}, {500000, 65536}}));
-  EXPECT_EQ(ranges_to_map(l.ranges, 0), IdMap({{0, 100000, 0}, {0, 500000, 65536}}));
+  EXPECT_EQ(*ranges_to_map(l.ranges, 0), IdMap({{0, 100000, 0}, {0, 500000, 65536}}));
   bool count_zero = false;
   for (const auto& f : l.findings)
     if (f.where == "/h/etc/subuid:1" && f.message.find("count of 0") != std::string::npos)
@@ -328,9 +328,9 @@ TEST(Subid, FourHundredThousandRangesAreQuick) {
 
 TEST(Subid, RangesToMapRunningTotal) {
   std::vector<SubidRange> ranges{{100000, 1000, "", ""}, {200000, 1000, "", ""}};
-  EXPECT_EQ(ranges_to_map(ranges, 0), IdMap({{0, 100000, 1000}, {1000, 200000, 1000}}));
-  EXPECT_EQ(ranges_to_map(ranges, 1), IdMap({{1, 100000, 1000}, {1001, 200000, 1000}}));
-  EXPECT_TRUE(ranges_to_map({}, 0).empty());
+  EXPECT_EQ(*ranges_to_map(ranges, 0), IdMap({{0, 100000, 1000}, {1000, 200000, 1000}}));
+  EXPECT_EQ(*ranges_to_map(ranges, 1), IdMap({{1, 100000, 1000}, {1001, 200000, 1000}}));
+  EXPECT_TRUE(ranges_to_map({}, 0)->empty());
 }
 
 TEST(Subid, DisplayPath) {
