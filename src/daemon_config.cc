@@ -2,21 +2,23 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <spawn.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <climits>
+#include <csignal>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "volprep/fd.h"
 #include "volprep/host_db.h"
 #include "volprep/id_map.h"
-
-extern char** environ;
 
 namespace volprep {
 namespace {
@@ -179,41 +181,99 @@ DockerdFlags parse_dockerd_args(const std::vector<std::string>& args) {
   return flags;
 }
 
+namespace {
+
+// Why the file `st` describes is not a binary that root alone may change; empty if it is.
+std::string not_root_only(const struct stat& st) {
+  if (!S_ISREG(st.st_mode)) return "not a regular file";
+  if (st.st_uid != 0) return "owned by uid " + std::to_string(st.st_uid) + ", not root";
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) return "writable by its group or others";
+  return {};
+}
+
+// Where a symlink (such as /proc/PID/exe) points; empty if it cannot be read.
+std::string link_target(const std::string& link) {
+  std::vector<char> buf(PATH_MAX);
+  for (;;) {
+    ssize_t n = ::readlink(link.c_str(), buf.data(), buf.size());
+    if (n < 0) return {};
+    if (size_t(n) < buf.size()) return std::string(buf.data(), size_t(n));
+    buf.resize(buf.size() * 2);
+  }
+}
+
+// The fields of the "Uid:" line of /proc/PID/status: real, effective, saved, filesystem.
+std::vector<std::string> status_uids(const std::string& status) {
+  auto pos = status.find("\nUid:");
+  if (pos == std::string::npos) return {};
+  auto end = status.find('\n', pos + 1);
+  std::string line = status.substr(pos + 5, end == std::string::npos ? end : end - pos - 5);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < line.size();) {
+    while (i < line.size() && (line[i] == '\t' || line[i] == ' ')) ++i;
+    size_t start = i;
+    while (i < line.size() && line[i] != '\t' && line[i] != ' ') ++i;
+    if (i > start) out.push_back(line.substr(start, i - start));
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<DockerdProcess> read_dockerd_process(const std::string& proc_root, int pid) {
   std::string dir = proc_root + "/" + std::to_string(pid);
+  std::string name = "dockerd (pid " + std::to_string(pid) + ")";
+  auto status = read_text_file(dir + "/status");
+  if (!status) return status.error();
+  if (!*status) return config_error("no process with pid " + std::to_string(pid));
+  // A setuid program run under the name dockerd has effective uid 0 but the caller's real uid.
+  auto uids = status_uids(**status);
+  if (uids.size() < 3 || uids[0] != "0" || uids[1] != "0" || uids[2] != "0")
+    return config_error(name + " is not root's: its real, effective and saved uids are " +
+                        (uids.size() < 3 ? "unknown" : uids[0] + ", " + uids[1] + ", " + uids[2]));
+  DockerdProcess p;
+  p.pid = pid;
+  p.exe = dir + "/exe";
+  // The binary itself, through the link, not a path someone may have replaced since.
+  UniqueFd binary(::open(p.exe.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  struct stat st{};
+  if (!binary.valid() || ::fstat(binary.get(), &st) != 0)
+    return config_error(name + ": cannot open its binary " + p.exe + ": " + std::strerror(errno));
+  if (auto why = not_root_only(st); !why.empty())
+    return config_error(name + ": its binary " + link_target(p.exe) + " is " + why);
+  std::string path = link_target(p.exe);
+  if (path.ends_with(" (deleted)")) path.resize(path.size() - 10);  // upgraded while running
+  if (path.substr(path.rfind('/') + 1) != "dockerd")
+    return config_error(name + ": its binary is " + path + ", not dockerd");
+
   auto cmdline = read_text_file(dir + "/cmdline");
   if (!cmdline) return cmdline.error();
   if (!*cmdline) return config_error("no process with pid " + std::to_string(pid));
-  DockerdProcess p;
-  p.pid = pid;
   auto argv = split_nul(**cmdline);
   if (!argv.empty()) p.args.assign(argv.begin() + 1, argv.end());
-  struct stat st{};
-  if (::stat(dir.c_str(), &st) == 0) p.uid = st.st_uid;
-  p.exe = dir + "/exe";
-  if (auto env = read_text_file(dir + "/environ"); env && *env) {
-    for (const auto& kv : split_nul(**env)) {
-      if (kv.starts_with("XDG_CONFIG_HOME=")) p.xdg_config_home = kv.substr(16);
-      if (kv.starts_with("HOME=")) p.home = kv.substr(5);
-    }
-  }
   return p;
 }
 
-Result<std::vector<DockerdProcess>> find_dockerd_processes(const std::string& proc_root) {
-  std::vector<DockerdProcess> out;
+Result<DockerdScan> find_dockerd_processes(const std::string& proc_root) {
+  DockerdScan out;
   DIR* dir = ::opendir(proc_root.c_str());
   if (!dir) return config_error("cannot list " + proc_root + ": " + std::strerror(errno));
+  std::vector<int> pids;
   while (dirent* de = ::readdir(dir)) {
     auto pid = parse_u32(de->d_name);
-    if (!pid) continue;
+    if (!pid || *pid > INT32_MAX) continue;
     auto comm = read_text_file(proc_root + "/" + de->d_name + "/comm");
-    if (!comm || !*comm || **comm != "dockerd\n") continue;
-    auto p = read_dockerd_process(proc_root, int(*pid));
-    if (p) out.push_back(std::move(*p));  // a process that exited meanwhile is no daemon
+    if (comm && *comm && **comm == "dockerd\n") pids.push_back(int(*pid));
   }
   ::closedir(dir);
-  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.pid < b.pid; });
+  std::sort(pids.begin(), pids.end());
+  for (int pid : pids) {
+    auto p = read_dockerd_process(proc_root, pid);
+    if (p)
+      out.trusted.push_back(std::move(*p));
+    else if (::access((proc_root + "/" + std::to_string(pid)).c_str(), F_OK) == 0)
+      out.ignored.push_back(p.error().message);  // not one that exited meanwhile
+  }
   return out;
 }
 
@@ -241,31 +301,103 @@ std::optional<DockerVersion> parse_docker_version(std::string_view text) {
   return v;
 }
 
-std::optional<DockerVersion> docker_version_of(const std::string& binary) {
-  if (::access(binary.c_str(), X_OK) != 0) return std::nullopt;
+std::optional<DockerVersion> docker_version_from_dpkg(std::string_view status) {
+  std::string_view package, state, version;
+  auto installed_docker = [&]() -> std::optional<DockerVersion> {
+    bool docker = package == "docker.io" || package == "docker-ce" || package == "docker-engine";
+    if (!docker || !state.ends_with(" installed")) return std::nullopt;
+    auto epoch = version.find(':');  // "5:28.0.1-1~debian.12~bookworm"
+    auto v = parse_docker_version(
+        "version " + std::string(version.substr(epoch == std::string_view::npos ? 0 : epoch + 1)));
+    if (v) v->text = std::string(package) + " " + std::string(version);
+    return v;
+  };
+  for (;;) {
+    size_t nl = status.find('\n');
+    std::string_view line = status.substr(0, nl);
+    if (line.empty()) {  // the end of a package's paragraph
+      if (auto v = installed_docker()) return v;
+      package = state = version = {};
+    }
+    for (auto [field, out] : {std::pair{"Package: ", &package}, std::pair{"Status: ", &state},
+                              std::pair{"Version: ", &version}})
+      if (line.starts_with(field)) *out = line.substr(std::string_view(field).size());
+    if (nl == std::string_view::npos) return installed_docker();
+    status.remove_prefix(nl + 1);
+  }
+}
+
+namespace {
+
+// Whether `path` is, in this mount namespace, the file `binary` describes, reached only
+// through directories root owns that neither group nor others may write.
+bool only_root_controls(const std::string& path, const struct stat& binary) {
+  char resolved[PATH_MAX];
+  if (!path.starts_with('/') || !::realpath(path.c_str(), resolved)) return false;
+  struct stat st{};
+  if (::stat(resolved, &st) != 0 || st.st_dev != binary.st_dev || st.st_ino != binary.st_ino)
+    return false;
+  std::string dir = resolved;
+  do {
+    dir.resize(std::max<size_t>(dir.rfind('/'), 1));
+    if (::stat(dir.c_str(), &st) != 0 || st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))
+      return false;
+  } while (dir != "/");
+  return true;
+}
+
+constexpr int kVersionTimeoutMs = 10000;
+
+}  // namespace
+
+std::optional<DockerVersion> docker_version_of(const DockerdProcess& daemon) {
+  UniqueFd binary(::open(daemon.exe.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  struct stat st{};
+  if (!binary.valid() || ::fstat(binary.get(), &st) != 0 || !not_root_only(st).empty() ||
+      !only_root_controls(link_target(daemon.exe), st))
+    return std::nullopt;
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return std::nullopt;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipefd[1], 1);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  const char* argv[] = {binary.c_str(), "--version", nullptr};
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, const_cast<char**>(argv), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipefd[1]);
-  std::string out;
-  if (rc == 0) {
-    char buf[512];
-    ssize_t n;
-    while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-      if (n > 0) out.append(buf, size_t(n));
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+  UniqueFd out(pipefd[0]), in(pipefd[1]);
+  pid_t child = ::fork();
+  if (child < 0) return std::nullopt;
+  if (child == 0) {
+    // Only async-signal-safe calls until exec. The descriptor, not a path, is what runs.
+    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    ::dup2(null, 0);
+    ::dup2(in.get(), 1);
+    ::dup2(null, 2);
+    const char* argv[] = {"dockerd", "--version", nullptr};
+    const char* envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", nullptr};
+    ::fexecve(binary.get(), const_cast<char**>(argv), const_cast<char**>(envp));
+    ::_exit(127);
   }
-  ::close(pipefd[0]);
-  return rc == 0 ? parse_docker_version(out) : std::nullopt;
+  in.reset();
+  std::string text;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kVersionTimeoutMs);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{out.get(), POLLIN, 0};
+    int ready = left.count() > 0 ? ::poll(&p, 1, int(left.count())) : 0;
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) {
+      text.clear();
+      break;
+    }
+    char buf[512];
+    ssize_t n = ::read(out.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || text.size() > 4096) break;
+    text.append(buf, size_t(n));
+  }
+  // Our child stays ours until reaped, so this never hits another process; it ends one that
+  // closed its output but lingers.
+  ::kill(child, SIGKILL);
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return parse_docker_version(text);
 }
 
 }  // namespace volprep

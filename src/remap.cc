@@ -302,6 +302,7 @@ Result<Mapping> process_mapping(const RemapOptions& o) {
 // Docker: a running dockerd's flags, then daemon.json, then the remap user's ranges.
 Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   std::optional<DockerdProcess> daemon;
+  std::vector<std::string> ignored;
   if (o.dockerd_pid) {
     auto p = read_dockerd_process(o.proc_root, *o.dockerd_pid);
     if (!p) return config_error("--dockerd-pid: " + p.error().message);
@@ -309,29 +310,19 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   } else if (o.scan_for_daemon) {
     auto found = find_dockerd_processes(o.proc_root);
     if (!found) return found.error();
-    if (found->size() > 1) {
+    if (found->trusted.size() > 1) {
       std::string pids;
-      for (const auto& p : *found) pids += (pids.empty() ? "" : ", ") + std::to_string(p.pid);
+      for (const auto& p : found->trusted)
+        pids += (pids.empty() ? "" : ", ") + std::to_string(p.pid);
       return config_error("several dockerd processes are running (pids " + pids +
                           "); choose one with --dockerd-pid");
     }
-    if (found->size() == 1) daemon = std::move(found->front());
+    if (found->trusted.size() == 1) daemon = std::move(found->trusted.front());
+    ignored = std::move(found->ignored);
   }
   DockerdFlags flags;
   if (daemon) flags = parse_dockerd_args(daemon->args);
   std::string daemon_name = daemon ? "dockerd (pid " + std::to_string(daemon->pid) + ")" : "";
-
-  if (daemon && daemon->uid != 0) {
-    // Rootless Docker: the daemon runs as the user, and its namespace maps the user's ranges.
-    auto user = host.user_by_uid(daemon->uid);
-    if (!user) return user.error();
-    if (!*user)
-      return config_error(daemon_name + " runs as uid " + std::to_string(daemon->uid) +
-                          ", which has no entry in /etc/passwd");
-    auto m = rootless_mapping((*user)->name, RootlessFlavor::kDocker, host);
-    if (m) m->source = daemon_name + ", " + m->source;
-    return m;
-  }
 
   // Which daemon.json dockerd reads.
   std::string config_path;
@@ -387,6 +378,7 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   std::string value_origin =
       flag ? flag_origin : json.origin + ":" + std::to_string(json.userns_remap_line);
   if (daemon) m.details.push_back("running daemon: " + daemon_name);
+  for (const auto& why : ignored) m.details.push_back("ignored: " + why);
   m.details.push_back("daemon.json: " + (json.origin.empty() ? config_path + " (absent)" : json.origin));
 
   if (value.empty()) {
@@ -415,17 +407,17 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
     version = parse_docker_version("version " + *o.docker_version);
     if (!version) return usage_error("--docker-version " + in_quotes(*o.docker_version) + ": expected X.Y");
     version_origin = "--docker-version";
-  } else if (daemon) {
-    version = docker_version_of(daemon->exe);
-    version_origin = daemon->exe + " --version";
-  }
-  if (!version && !o.docker_version) {
-    for (const char* bin : {"/usr/bin/dockerd", "/usr/sbin/dockerd", "/usr/local/bin/dockerd"}) {
-      version = docker_version_of(host.local_path(bin));
-      if (version) {
-        version_origin = host.local_path(bin) + " --version";
-        break;
-      }
+  } else {
+    // Read rather than run: the package database first, and only a trusted daemon's binary.
+    auto dpkg = host.read("/var/lib/dpkg/status");
+    if (!dpkg) return dpkg.error();
+    if (*dpkg) {
+      version = docker_version_from_dpkg((*dpkg)->content);
+      version_origin = (*dpkg)->origin;
+    }
+    if (!version && daemon) {
+      version = docker_version_of(*daemon);
+      version_origin = daemon->exe + " --version";
     }
   }
   SubidRules rules = rules_for(version);
@@ -442,7 +434,7 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   m.details.push_back(std::string("subid rules: ") +
                       (rules == SubidRules::kDocker28 ? "Docker 28 (lenient)" : "Docker 20.10 (strict)") +
                       (version ? ", from " + version_origin + ": " + version->text
-                               : ", no dockerd found"));
+                               : ", no Docker version found (--docker-version sets it)"));
 
   std::string data_root = flags.data_root.value_or(json.data_root.value_or("/var/lib/docker"));
   // Docker joins with filepath.Join, which drops a trailing slash.

@@ -30,16 +30,22 @@ struct DockerdFlags {
 };
 DockerdFlags parse_dockerd_args(const std::vector<std::string>& args);
 
+// A dockerd volprep trusts: it runs as root (real, effective and saved uid 0) from a binary
+// named dockerd that root owns and neither group nor others may write. Anyone can start a
+// process named dockerd, with any command line; only such a daemon decides the mapping.
 struct DockerdProcess {
   int pid = 0;
-  uint32_t uid = 0;                  // real uid: not 0 for rootless Docker
-  std::vector<std::string> args;     // argv[1..]
-  std::string exe;                   // /proc/PID/exe, for --version
-  std::optional<std::string> xdg_config_home, home;  // from its environment
+  std::vector<std::string> args;  // argv[1..]
+  std::string exe;                // /proc/PID/exe
 };
 
-// Every dockerd under `proc_root` (normally /proc).
-Result<std::vector<DockerdProcess>> find_dockerd_processes(const std::string& proc_root);
+struct DockerdScan {
+  std::vector<DockerdProcess> trusted;
+  std::vector<std::string> ignored;  // the others named dockerd: "dockerd (pid 7): why"
+};
+// Every process named dockerd under `proc_root` (normally /proc).
+Result<DockerdScan> find_dockerd_processes(const std::string& proc_root);
+// The process `pid` if it is a dockerd volprep trusts, else an Error saying why not.
 Result<DockerdProcess> read_dockerd_process(const std::string& proc_root, int pid);
 
 struct DockerVersion {
@@ -48,7 +54,12 @@ struct DockerVersion {
 };
 // "Docker version 20.10.24+dfsg1, build 5d6db84" -> 20.10.24
 std::optional<DockerVersion> parse_docker_version(std::string_view text);
-// Runs `binary --version`; nullopt when it cannot be run.
-std::optional<DockerVersion> docker_version_of(const std::string& binary);
+// The installed docker.io, docker-ce or docker-engine package in a dpkg status database
+// (var/lib/dpkg/status): "20.10.24+dfsg1-1+deb12u1" -> 20.10.24, text "docker.io 20.10.24+...".
+std::optional<DockerVersion> docker_version_from_dpkg(std::string_view status);
+// Runs a trusted daemon's binary with --version, by descriptor, only if that binary is also
+// where its path says, in directories root owns that neither group nor others may write;
+// nullopt otherwise, or when it cannot be run.
+std::optional<DockerVersion> docker_version_of(const DockerdProcess& daemon);
 
 }  // namespace volprep

@@ -635,74 +635,145 @@ TEST_F(RemapTest, BadDockerVersion) {
   EXPECT_CONTAINS(e.message, "twenty");
 }
 
-TEST_F(RemapTest, DockerVersionFromTheHostsDockerd) {
+const char kDpkgStatus[] =
+    "Package: adduser\nStatus: install ok installed\nVersion: 3.134\n\n"
+    "Package: docker.io\nStatus: install ok installed\nPriority: optional\n"
+    "Description: Linux container runtime\n continued: Version: 99.0\n"
+    "Version: 20.10.24+dfsg1-1+deb12u1\n\n"
+    "Package: zlib1g\nStatus: install ok installed\nVersion: 1:1.2.13.dfsg-1\n";
+
+// The Docker release comes from the host root's package database. Nothing under --host-root
+// is ever run: its owner controls it.
+TEST_F(RemapTest, DockerVersionFromTheHostsPackagesNeverByRunningItsFiles) {
   remap("dockremap");
   same_subids(kNoisySubid);
-  host_.write("usr/bin/dockerd",
-              "#!/bin/sh\necho 'Docker version 20.10.24+dfsg1, build 5d6db84'\n", true);
+  host_.write("usr/bin/dockerd", "#!/bin/sh\ntouch '" + host_ / "ran" + "'\n"
+              "echo 'Docker version 28.0.1, build 068a01e'\n", true);
+  host_.write("usr/sbin/dockerd", "#!/bin/sh\ntouch '" + host_ / "ran" + "'\n", true);
+  host_.write("var/lib/dpkg/status", kDpkgStatus);
   Error e = resolve_error(nullptr);
   EXPECT_CONTAINS(e.message, "Format not correct");
 
-  host_.write("usr/bin/dockerd", "#!/bin/sh\necho 'Docker version 28.0.1, build 068a01e'\n",
-              true);
+  same_subids("dockremap:500000:65536\n");
   Mapping m = resolve_ok(nullptr);
-  EXPECT_EQ(m.uid_map, IdMap({{0, 500000, 65536}}));
-  bool found = false;
-  for (const auto& d : m.details)
-    if (d.find("28.0.1") != std::string::npos) found = true;
-  EXPECT_TRUE(found);
+  std::string details;
+  for (const auto& d : m.details) details += d + "\n";
+  EXPECT_CONTAINS(details, "Docker 20.10 (strict), from " + host_ / "var/lib/dpkg/status" +
+                               ": docker.io 20.10.24+dfsg1-1+deb12u1");
 
-  // No dockerd at all: Docker 28's rules.
-  host_.remove("usr/bin/dockerd");
+  // No package: Docker 28's rules, and still nothing run.
+  host_.remove("var/lib/dpkg/status");
+  same_subids(kNoisySubid);
   m = resolve_ok(nullptr);
   EXPECT_EQ(m.uid_map, IdMap({{0, 500000, 65536}}));
+  details.clear();
+  for (const auto& d : m.details) details += d + "\n";
+  EXPECT_CONTAINS(details, "no Docker version found");
+  EXPECT_FALSE(fs::exists(host_ / "ran")) << "volprep ran a dockerd from the host root";
 }
 
 // ---- a running dockerd, in a fake /proc ---------------------------------------------------
 
+const char kRootUids[] = "0\t0\t0\t0";
+
+// A process in a fake /proc: comm, cmdline, the "Uid:" line of status, and exe pointing at
+// `binary` (by default PROC/bin/dockerd, made by whoever runs the tests).
 void fake_process(const TempDir& proc, int pid, const std::string& comm,
-                  const std::vector<std::string>& argv, const std::string& env = "") {
+                  const std::vector<std::string>& argv, const std::string& uids = kRootUids,
+                  std::string binary = "") {
   std::string cmdline;
   for (const auto& a : argv) cmdline += a + '\0';
-  proc.write(std::to_string(pid) + "/comm", comm + "\n");
-  proc.write(std::to_string(pid) + "/cmdline", cmdline);
-  if (!env.empty()) proc.write(std::to_string(pid) + "/environ", env);
+  std::string dir = std::to_string(pid) + "/";
+  proc.write(dir + "comm", comm + "\n");
+  proc.write(dir + "cmdline", cmdline);
+  proc.write(dir + "status", "Name:\t" + comm + "\nUmask:\t0022\nUid:\t" + uids + "\nGid:\t0\t0\t0\t0\n");
+  if (binary.empty()) {
+    binary = proc / "bin/dockerd";
+    if (!fs::exists(binary)) proc.write("bin/dockerd", "#!/bin/sh\n", true);
+  }
+  fs::create_symlink(binary, proc / (dir + "exe"));
 }
 
-TEST(DockerdProcesses, FindsOnlyDockerd) {
-  static const char kEnv[] = "PATH=/bin\0HOME=/root\0XDG_CONFIG_HOME=/root/.cfg\0";
-  TempDir proc;
-  fake_process(proc, 100, "bash", {"bash"});
-  fake_process(proc, 4242, "dockerd",
-               {"/usr/bin/dockerd", "--userns-remap=default", "-H", "fd://"},
-               std::string(kEnv, sizeof kEnv - 1));
-  fake_process(proc, 77, "dockerd", {"dockerd"});
-  fake_process(proc, 300, "containerd", {"containerd"});
-  fake_process(proc, 301, "dockerd-rootle", {"dockerd-rootless.sh"});
-  proc.mkdir("self");
-  proc.write("sys/comm", "dockerd\n");
-  proc.mkdir("555");  // a process that exited: no comm
+// Trusting a process means root owns it and its binary; the tests must run as root to fake one.
+class FakeProcTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs to run as root to fake a root-owned dockerd";
+  }
+  TempDir proc_;
+};
 
-  auto found = find_dockerd_processes(proc.path());
+TEST_F(FakeProcTest, FindsOnlyDockerd) {
+  fake_process(proc_, 100, "bash", {"bash"});
+  fake_process(proc_, 4242, "dockerd", {"/usr/bin/dockerd", "--userns-remap=default", "-H", "fd://"});
+  fake_process(proc_, 77, "dockerd", {"dockerd"});
+  fake_process(proc_, 300, "containerd", {"containerd"});
+  fake_process(proc_, 301, "dockerd-rootle", {"dockerd-rootless.sh"});
+  proc_.mkdir("self");
+  proc_.write("sys/comm", "dockerd\n");
+  proc_.mkdir("555");  // a process that exited: no comm
+
+  auto found = find_dockerd_processes(proc_.path());
   ASSERT_TRUE(found.ok()) << found.error().message;
-  ASSERT_EQ(found->size(), 2u);
-  EXPECT_EQ((*found)[0].pid, 77);
-  EXPECT_TRUE((*found)[0].args.empty());
-  const DockerdProcess& d = (*found)[1];
+  ASSERT_EQ(found->trusted.size(), 2u);
+  EXPECT_TRUE(found->ignored.empty());
+  EXPECT_EQ(found->trusted[0].pid, 77);
+  EXPECT_TRUE(found->trusted[0].args.empty());
+  const DockerdProcess& d = found->trusted[1];
   EXPECT_EQ(d.pid, 4242);
   EXPECT_EQ(d.args, (std::vector<std::string>{"--userns-remap=default", "-H", "fd://"}));
-  EXPECT_EQ(d.exe, proc / "4242/exe");
-  EXPECT_EQ(d.uid, uint32_t(::geteuid()));
-  EXPECT_EQ(d.home, "/root");
-  EXPECT_EQ(d.xdg_config_home, "/root/.cfg");
-  EXPECT_FALSE((*found)[0].home.has_value());
+  EXPECT_EQ(d.exe, proc_ / "4242/exe");
+}
+
+// Any user can run a process named dockerd, with any command line, or a setuid program under
+// that name: none of them is the daemon.
+TEST_F(FakeProcTest, OnlyRootsOwnDockerdIsTrusted) {
+  fake_process(proc_, 10, "dockerd", {"dockerd"});
+  fake_process(proc_, 11, "dockerd", {"dockerd"}, "1000\t1000\t1000\t1000");
+  fake_process(proc_, 12, "dockerd", {"dockerd"}, "1000\t0\t0\t0");  // setuid su
+  fake_process(proc_, 13, "dockerd", {"dockerd"}, "0\t0\t1000\t0");
+  proc_.write("users/dockerd", "#!/bin/sh\n", true);
+  ASSERT_EQ(::chown((proc_ / "users/dockerd").c_str(), 65534, 65534), 0);
+  fake_process(proc_, 14, "dockerd", {"dockerd"}, kRootUids, proc_ / "users/dockerd");
+  proc_.write("group/dockerd", "#!/bin/sh\n", true);
+  ASSERT_EQ(::chmod((proc_ / "group/dockerd").c_str(), 0775), 0);
+  fake_process(proc_, 15, "dockerd", {"dockerd"}, kRootUids, proc_ / "group/dockerd");
+  proc_.write("bin/sleep", "#!/bin/sh\n", true);
+  fake_process(proc_, 16, "dockerd", {"dockerd"}, kRootUids, proc_ / "bin/sleep");
+  fake_process(proc_, 17, "dockerd", {"dockerd"}, kRootUids, proc_ / "bin/missing/dockerd");
+  fake_process(proc_, 18, "dockerd", {"dockerd"}, "");
+
+  auto found = find_dockerd_processes(proc_.path());
+  ASSERT_TRUE(found.ok()) << found.error().message;
+  ASSERT_EQ(found->trusted.size(), 1u);
+  EXPECT_EQ(found->trusted[0].pid, 10);
+  const char* why[] = {
+      "dockerd (pid 11) is not root's: its real, effective and saved uids are 1000, 1000, 1000",
+      "dockerd (pid 12) is not root's: its real, effective and saved uids are 1000, 0, 0",
+      "dockerd (pid 13) is not root's: its real, effective and saved uids are 0, 0, 1000",
+      "dockerd (pid 14): its binary ",
+      "dockerd (pid 15): its binary ",
+      "dockerd (pid 16): its binary is ",
+      "dockerd (pid 17): cannot open its binary",
+      "dockerd (pid 18) is not root's: its real, effective and saved uids are unknown"};
+  ASSERT_EQ(found->ignored.size(), std::size(why));
+  for (size_t i = 0; i < std::size(why); ++i) EXPECT_CONTAINS(found->ignored[i], why[i]);
+  EXPECT_CONTAINS(found->ignored[3], "users/dockerd is owned by uid 65534, not root");
+  EXPECT_CONTAINS(found->ignored[4], "group/dockerd is writable by its group or others");
+  EXPECT_CONTAINS(found->ignored[5], "bin/sleep, not dockerd");
+
+  auto p = read_dockerd_process(proc_.path(), 11);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().message, found->ignored[0]);
+  EXPECT_TRUE(read_dockerd_process(proc_.path(), 10).ok());
 }
 
 TEST(DockerdProcesses, EmptyAndMissingProc) {
   TempDir proc;
   auto found = find_dockerd_processes(proc.path());
   ASSERT_TRUE(found.ok());
-  EXPECT_TRUE(found->empty());
+  EXPECT_TRUE(found->trusted.empty());
+  EXPECT_TRUE(found->ignored.empty());
   found = find_dockerd_processes(proc / "nosuch");
   EXPECT_FALSE(found.ok());
   auto p = read_dockerd_process(proc.path(), 12345);
@@ -714,8 +785,7 @@ class RunningDockerdTest : public RemapTest {
  protected:
   void SetUp() override {
     RemapTest::SetUp();
-    // The fake /proc/PID belongs to whoever runs the tests; not root means rootless Docker.
-    if (::geteuid() != 0) GTEST_SKIP() << "needs to run as root to fake a rootful dockerd";
+    if (::geteuid() != 0) GTEST_SKIP() << "needs to run as root to fake a root-owned dockerd";
   }
   RemapOptions scanning() const {
     RemapOptions o = options();
@@ -768,11 +838,63 @@ TEST_F(RunningDockerdTest, SeveralDaemons) {
   EXPECT_EQ(m.uid_map, IdMap({{0, 500000, 65536}}));
 }
 
+// A user's process named dockerd neither decides the mapping nor makes every run fail as
+// "several dockerd running"; `volprep map` names it as ignored.
+TEST_F(RunningDockerdTest, AUsersDockerdIsIgnored) {
+  same_subids("dockremap:500000:65536\nalice:100000:65536\n");
+  fake_process(proc_, 31, "dockerd", {"dockerd", "--userns-remap=dockremap"});
+  fake_process(proc_, 32, "dockerd", {"dockerd", "--userns-remap=alice"}, "1001\t1001\t1001\t1001");
+  fake_process(proc_, 33, "dockerd", {"dockerd", "--userns-remap=alice"}, "1001\t0\t0\t0");
+  Mapping m = resolve_ok(scanning());
+  EXPECT_EQ(m.uid_map, IdMap({{0, 500000, 65536}}));
+  EXPECT_CONTAINS(m.source, "pid 31");
+  std::string details;
+  for (const auto& d : m.details) details += d + "\n";
+  EXPECT_CONTAINS(details, "ignored: dockerd (pid 32) is not root's");
+  EXPECT_CONTAINS(details, "ignored: dockerd (pid 33) is not root's");
+
+  // Alone, it is no daemon at all: no remapping, not alice's rootless maps.
+  fs::remove_all(proc_ / "31");
+  m = resolve_ok(scanning());
+  EXPECT_TRUE(m.remapping_off);
+  EXPECT_EQ(m.source.find("pid 32"), std::string::npos) << m.source;
+
+  // Named with --dockerd-pid, it is refused with the reason.
+  RemapOptions o = scanning();
+  o.dockerd_pid = 32;
+  Error e = resolve_error(o);
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "--dockerd-pid: dockerd (pid 32) is not root's");
+}
+
 TEST_F(RunningDockerdTest, ScanOffIgnoresTheDaemon) {
   same_subids("dockremap:500000:65536\n");
   fake_process(proc_, 4242, "dockerd", {"dockerd", "--userns-remap=default"});
   Mapping m = resolve_ok(options());
   EXPECT_TRUE(m.remapping_off);
+}
+
+// The daemon's own binary gives the release only when root alone controls it and the path
+// it was started from: a binary in a directory others may write (here under /tmp) never runs.
+TEST_F(RunningDockerdTest, DaemonBinaryRunsOnlyWhenRootAloneControlsIt) {
+  remap("dockremap");
+  same_subids(kNoisySubid);
+  proc_.write("bin/dockerd", "#!/bin/sh\ntouch '" + proc_ / "ran" + "'\n"
+              "echo 'Docker version 20.10.24, build 1'\n", true);
+  fake_process(proc_, 4242, "dockerd", {"dockerd"});
+  Mapping m = resolve_ok(scanning());  // Docker 28's lenient rules: the version was not read
+  EXPECT_FALSE(fs::exists(proc_ / "ran"));
+  EXPECT_FALSE(docker_version_of(DockerdProcess{4242, {}, proc_ / "4242/exe"}).has_value());
+  EXPECT_FALSE(fs::exists(proc_ / "ran"));
+
+  // The host's own dockerd, where root alone controls it, does run.
+  const char* installed = "/usr/sbin/dockerd";
+  if (!fs::exists(installed)) GTEST_SKIP() << "no " << installed;
+  fs::remove(proc_ / "4242/exe");
+  fs::create_symlink(installed, proc_ / "4242/exe");
+  auto v = docker_version_of(DockerdProcess{4242, {}, proc_ / "4242/exe"});
+  ASSERT_TRUE(v.has_value());
+  EXPECT_GE(v->major, 20);
 }
 
 TEST_F(RemapTest, DockerdPidThatDoesNotExist) {
@@ -1206,16 +1328,32 @@ TEST(DockerVersion, Parse) {
   EXPECT_FALSE(parse_docker_version("Docker version 99999999999999.0").has_value());
 }
 
-TEST(DockerVersion, OfBinary) {
-  EXPECT_FALSE(docker_version_of("/nonexistent/dockerd").has_value());
-  TempDir dir;
-  dir.write("dockerd", "#!/bin/sh\necho 'Docker version 20.10.24+dfsg1, build 5d6db84'\n", true);
-  auto v = docker_version_of(dir / "dockerd");
+TEST(DockerVersion, FromDpkgStatus) {
+  auto v = docker_version_from_dpkg(kDpkgStatus);
   ASSERT_TRUE(v.has_value());
   EXPECT_EQ(v->major, 20);
   EXPECT_EQ(v->minor, 10);
-  dir.write("broken", "#!/bin/sh\necho nothing\n", true);
-  EXPECT_FALSE(docker_version_of(dir / "broken").has_value());
+  EXPECT_EQ(v->text, "docker.io 20.10.24+dfsg1-1+deb12u1");
+
+  // Docker's own package, with an epoch, as the last paragraph without a final newline.
+  v = docker_version_from_dpkg(
+      "Package: docker-ce\nStatus: install ok installed\nVersion: 5:28.0.1-1~debian.12~bookworm");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->major, 28);
+  EXPECT_EQ(v->minor, 0);
+  EXPECT_EQ(v->text, "docker-ce 5:28.0.1-1~debian.12~bookworm");
+
+  // Removed but its configuration kept: not installed.
+  EXPECT_FALSE(docker_version_from_dpkg(
+                   "Package: docker.io\nStatus: deinstall ok config-files\nVersion: 20.10.5\n\n")
+                   .has_value());
+  EXPECT_FALSE(docker_version_from_dpkg("Package: docker.io\nStatus: install ok installed\n"
+                                        "Version: latest\n")
+                   .has_value());
+  EXPECT_FALSE(docker_version_from_dpkg("").has_value());
+  EXPECT_FALSE(docker_version_from_dpkg("Package: podman\nStatus: install ok installed\n"
+                                        "Version: 4.3.1+ds1-8\n")
+                   .has_value());
 }
 
 // ---- file host database -------------------------------------------------------------------
