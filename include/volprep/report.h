@@ -44,10 +44,10 @@ std::string escape_path(std::string_view raw);
 // What it returns is printable UTF-8 on one line: no terminal escape gets through.
 std::string escape_control(std::string_view text);
 
-// A path longer than `max` bytes (a tree hundreds of levels deep) shown as its first and last
+// A path longer than `max` bytes (a tree hundreds of levels deep; four times PATH_MAX) shown as its first and last
 // components with the middle summarized: "a/b/...[40960 bytes].../y/z". Printing such paths
 // whole makes output quadratic in the depth; short paths come back as they are.
-std::string summarize_path(std::string_view raw, size_t max = 4096);
+std::string summarize_path(std::string_view raw, size_t max = 16 << 10);
 
 // "jenkins_home/secrets/key  owner 1000:1000 -> 501000:501000  mode 0600"
 std::string format_change(std::string_view display_path, const Change& c);
