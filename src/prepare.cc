@@ -133,6 +133,8 @@ class Run {
         continue;
       }
       change->name = e.name;
+      // A directory that changes likely holds entries that do: the walk pins them for us.
+      if (S_ISDIR(e.st.mode)) e.pin_entries = true;
       if (!S_ISDIR(e.st.mode) && e.st.nlink > 1) {
         // Decided again once the walk has counted its links: no descriptor held meanwhile.
         defer_link(join_path(dir.path, e.name), std::move(*change));
@@ -171,6 +173,7 @@ class Run {
   // descriptor, which must hold the same inode: `e.st` becomes what the descriptor says.
   // Null when it is left alone (counted and reported).
   SharedFd pin_entry(ThreadState& ts, const DirView& dir, Entry& e) {
+    if (e.pin) return std::move(e.pin);  // pinned by the walk, `e.st` stat'ed through it
     const std::string path = join_path(dir.path, e.name);
     int fd = open_entry(dir.fd, e.name.c_str(), config_.cross_filesystems);
     if (fd == -ENOENT) {
@@ -312,7 +315,9 @@ class Run {
         ts.errors.push_back({first, "cannot reach it again without following a symlink"});
         continue;
       }
-      Entry e{name, link->change.before};
+      Entry e;
+      e.name = name;
+      e.st = link->change.before;
       SharedFd pin = pin_entry(ts, {dir->get(), dir, dir_path}, e);
       if (!pin) {
         // Counted once by pin_entry: the other links go with it.

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for_each.h>
+#include <tbb/task_arena.h>
 #include <vector>
 
 namespace volprep {
@@ -47,6 +48,7 @@ struct DirNode {
   std::string path;
   EntryStat st;  // the directory itself: its mount and device are its entries' reference
   uint32_t mark = 0;
+  bool pin_entries = false;  // what the visitor set on its entry (Entry::pin_entries)
   bool local = true;  // on a filesystem where AT_STATX_DONT_SYNC changes nothing (is_local_fs)
 };
 
@@ -57,12 +59,16 @@ struct DirNode {
 // mount on it answers from its cache. Elsewhere (NFS, FUSE, ...), where that flag could give
 // an entry's stale attributes, the entry is opened O_PATH beneath the same mount and stat'ed
 // through that descriptor; a mount point (EXDEV) is then stat'ed from the cache.
-int stat_entry(const DirNode& dir, const char* name, EntryStat& st) {
-  if (dir.local) return stat_at_cached(dir.fd.get(), name, st);
+// With `pin`, the entry is opened and stat'ed through its descriptor on any filesystem, and
+// the descriptor is kept there.
+int stat_entry(const DirNode& dir, const char* name, EntryStat& st, SharedFd* pin = nullptr) {
+  if (dir.local && !pin) return stat_at_cached(dir.fd.get(), name, st);
   int fd = open_entry(dir.fd.get(), name);
   if (fd >= 0) {
-    UniqueFd held(fd);
-    return stat_at(fd, "", st);
+    auto held = std::make_shared<const UniqueFd>(fd);
+    int rc = stat_at(fd, "", st);
+    if (rc == 0 && pin) *pin = std::move(held);
+    return rc;
   }
   if (fd == -EXDEV) return stat_at_cached(dir.fd.get(), name, st);
   return fd;
@@ -103,6 +109,7 @@ struct WorkItem {
   std::string name;
   EntryStat st;
   uint32_t mark = 0;
+  bool pin_entries = false;
   HeldDir dir;  // already open, and `st` stat'ed through it; else opened when its turn comes
 };
 
@@ -167,6 +174,8 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     rlimit rl{};
     return ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? int(std::min<rlim_t>(rl.rlim_cur / 4, 1 << 20)) : 256;
   }();
+  // Entries of one batch pinned (Entry::pin) by one thread: an eighth of the limit, shared.
+  const size_t pin_budget = size_t(held_budget) / 2 / size_t(std::max(1, tbb::this_task_arena::max_concurrency()));
 
   // --cross-filesystems: the root of another mount, to be entered, is opened now, so that the
   // root of a proc, sysfs, devpts (...) mount never reaches its parent's batch, and no change
@@ -207,6 +216,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     const EntryStat& here = node->st;
     std::vector<Entry> entries;
     std::vector<HeldDir> opened;  // by index in entries
+    size_t pinned = 0;
     entries.reserve(listed.size());
     for (auto& [name, type] : listed) {
       Entry e;
@@ -226,7 +236,10 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
         // stat'ed by name below, which classifies or reports it.
       }
       if (!dir.valid()) {
-        if (int rc = stat_entry(*node, name.c_str(), e.st); rc < 0) {
+        // Pinned within a budget: an entry holds its descriptor until the visitor is done.
+        const bool pin = node->pin_entries && type != DT_DIR && pinned < pin_budget;
+        pinned += pin;
+        if (int rc = stat_entry(*node, name.c_str(), e.st, pin ? &e.pin : nullptr); rc < 0) {
           if (rc == -ENOENT)
             visitor.vanished(join_path(node->path, name));
           else
@@ -261,7 +274,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     for (size_t i = 0; i < entries.size(); ++i) {
       Entry& e = entries[i];
       if (e.descend && e.skip == SkipReason::kNone)
-        out.push_back({node, std::move(e.name), e.st, e.mark, std::move(opened[i])});
+        out.push_back({node, std::move(e.name), e.st, e.mark, e.pin_entries, std::move(opened[i])});
     }
   };
 
@@ -280,6 +293,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     SharedFd held(root, &root->fd);
     if (visitors.local()->visit({root->fd.get(), held, root->path, 0}, self) == Visit::kQuit) return false;
     root->mark = self[0].mark;
+    root->pin_entries = self[0].pin_entries;
   }
   std::vector<WorkItem> first;
   process(root, *visitors.local(), first);
@@ -292,6 +306,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     auto node = std::make_shared<DirNode>();
     node->path = join_path(item.parent->path, item.name);
     node->mark = item.mark;
+    node->pin_entries = item.pin_entries;
     node->local = item.parent->local;
     if (item.dir.valid()) {
       node->fd = item.dir.take();

@@ -33,6 +33,11 @@ struct Entry {
   SkipReason skip = SkipReason::kNone;
   bool descend = false;  // a directory the walk will enter after the batch; the visitor may clear it
   uint32_t mark = 0;     // set by the visitor on a directory; handed back with its own batch
+  // Set by the visitor on a directory whose entries will likely change: the walk then opens
+  // each of its non-directory entries with open_entry() and stats it through that descriptor,
+  // which the entry carries in `pin` (one lookup, where a stat by name and a pin take two).
+  bool pin_entries = false;
+  SharedFd pin;  // the entry's O_PATH descriptor, `st` stat'ed through it; or none
 };
 
 struct DirView {

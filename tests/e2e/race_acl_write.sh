@@ -17,18 +17,20 @@ before=$(getfacl -cp "$out/secret"; stat -c '%u:%g %a' "$out/secret")
 make_tree() { mkdir -p "$1/a" && echo data >"$1/a/v" && echo data >"$1/a/w" && chown -R 1000:1000 "$1"; }
 run=(--as 1000 "${MAP[@]}" --acl --threads 1)
 
-# The index of the last statx naming a/v, in a run on an identical tree.
+# The last lookup of the name a/v (a statx or an openat2), and its index among the calls of
+# that syscall, in a run on an identical tree.
 make_tree "$T/probe"
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-  strace -f -qq -o "$T/probe.trace" -e trace=statx "$VOLPREP" "$T/probe" "${run[@]}" \
+  strace -f -qq -o "$T/probe.trace" -e trace=statx,openat2 "$VOLPREP" "$T/probe" "${run[@]}" \
   --journal-dir "$T/j-probe" >/dev/null 2>&1
-n=$(grep 'statx(' "$T/probe.trace" | grep -n '"v"' | tail -1 | cut -d: -f1)
-[ -n "$n" ] || fail "the probe run made no statx of the name v"
+call=$(grep -oE '(statx|openat2)\([^,]*, "v"' "$T/probe.trace" | tail -1 | cut -d'(' -f1)
+[ -n "$call" ] || fail "the probe run looked the name v up with neither statx nor openat2"
+n=$(grep "$call(" "$T/probe.trace" | grep -n '"v"' | tail -1 | cut -d: -f1)
 
 vol=$T/vol
 make_tree "$vol"
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-  strace -f -o /dev/null -e trace=statx -e "inject=statx:delay_exit=$((HOLD * 1000000)):when=$n" \
+  strace -f -o /dev/null -e trace="$call" -e "inject=$call:delay_exit=$((HOLD * 1000000)):when=$n" \
   timeout 120 "$VOLPREP" "$vol" "${run[@]}" --journal-dir "$T/j" >"$T/held.out" 2>&1 &
 held_pid=$!
 sleep 1  # inside the held statx: the run takes milliseconds otherwise
