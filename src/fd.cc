@@ -77,12 +77,12 @@ int open_subdir_same_mount(int dirfd, const char* name) {
   return fd < 0 ? -errno : int(fd);
 }
 
-int open_beneath(int dirfd, const std::string& rel, int flags) {
+int open_beneath(int dirfd, const std::string& rel, int flags, bool same_mount) {
   flags |= O_CLOEXEC | O_NOFOLLOW;
   std::string path = rel.empty() ? "." : rel;
   open_how how{};
   how.flags = uint64_t(flags);
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | (same_mount ? RESOLVE_NO_XDEV : 0);
   long fd = ::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how);
   if (fd >= 0) return int(fd);
   if (errno == ENAMETOOLONG && path.size() >= PATH_MAX) {
@@ -90,10 +90,10 @@ int open_beneath(int dirfd, const std::string& rel, int flags) {
     // fits, then the rest beneath it.
     size_t cut = path.rfind('/', PATH_MAX - 1);
     if (cut == std::string::npos || cut == 0) return -ENAMETOOLONG;
-    int mid = open_beneath(dirfd, path.substr(0, cut), O_PATH | O_DIRECTORY);
+    int mid = open_beneath(dirfd, path.substr(0, cut), O_PATH | O_DIRECTORY, same_mount);
     if (mid < 0) return mid;
     UniqueFd held(mid);
-    return open_beneath(mid, path.substr(cut + 1), flags);
+    return open_beneath(mid, path.substr(cut + 1), flags, same_mount);
   }
   if (errno != ENOSYS && errno != EPERM) return -errno;  // EPERM: a seccomp filter said no
   // Component by component: every intermediate directory O_DIRECTORY|O_NOFOLLOW.

@@ -44,6 +44,11 @@ namespace {
 // of its subdirectories and by appliers still holding changes in it (as a SharedFd), and
 // closed when the last of them lets go.
 struct DirNode {
+  explicit DirNode(std::atomic<int>& live) : live_(live) { ++live_; }
+  ~DirNode() { --live_; }
+  DirNode(const DirNode&) = delete;
+  DirNode& operator=(const DirNode&) = delete;
+  std::atomic<int>& live_;  // the walk's count of open directories
   UniqueFd fd;
   std::string path;
   EntryStat st;  // the directory itself: its mount and device are its entries' reference
@@ -104,12 +109,17 @@ class HeldDir {
   std::atomic<int>* count_ = nullptr;
 };
 
+// A directory to enter. Already open (`dir`), or opened when its turn comes: by name in its
+// parent while the walk holds few directories open, else from the root by its path, so that
+// a deep tree with a pending sibling at every level needs no descriptor per level.
 struct WorkItem {
-  std::shared_ptr<DirNode> parent;
+  std::shared_ptr<DirNode> parent;  // held only to open `name` in
+  std::string path;  // relative to the root
   std::string name;
   EntryStat st;
   uint32_t mark = 0;
   bool pin_entries = false;
+  bool local = true;  // its parent's DirNode::local
   HeldDir dir;  // already open, and `st` stat'ed through it; else opened when its turn comes
 };
 
@@ -170,6 +180,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
   const int64_t root_magic = fs_type(root_fd);
   const bool ext4 = !options_.cross_filesystems && root_magic == EXT4_SUPER_MAGIC;
   std::atomic<int> held{0};
+  std::atomic<int> live{0};  // directories open as DirNodes
   const int held_budget = [] {
     rlimit rl{};
     return ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? int(std::min<rlim_t>(rl.rlim_cur / 4, 1 << 20)) : 256;
@@ -273,13 +284,15 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     }
     for (size_t i = 0; i < entries.size(); ++i) {
       Entry& e = entries[i];
-      if (e.descend && e.skip == SkipReason::kNone)
-        out.push_back({node, std::move(e.name), e.st, e.mark, e.pin_entries, std::move(opened[i])});
+      if (!e.descend || e.skip != SkipReason::kNone) continue;
+      const bool keep_parent = !opened[i].valid() && live.load(std::memory_order_relaxed) < held_budget;
+      out.push_back({keep_parent ? node : nullptr, join_path(node->path, e.name), std::move(e.name), e.st, e.mark,
+                     e.pin_entries, node->local, std::move(opened[i])});
     }
   };
 
   // The root's own batch, then its listing.
-  auto root = std::make_shared<DirNode>();
+  auto root = std::make_shared<DirNode>(live);
   root->fd.reset(::fcntl(root_fd, F_DUPFD_CLOEXEC, 3));
   root->st = root_st;
   root->local = is_local_fs(root_magic);
@@ -303,16 +316,24 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
                                                          tbb::feeder<WorkItem>& feeder) {
     if (quit.load(std::memory_order_relaxed)) return;
     WalkVisitor& visitor = *visitors.local();
-    auto node = std::make_shared<DirNode>();
-    node->path = join_path(item.parent->path, item.name);
+    auto node = std::make_shared<DirNode>(live);
+    node->path = std::move(item.path);
     node->mark = item.mark;
     node->pin_entries = item.pin_entries;
-    node->local = item.parent->local;
+    node->local = item.local;
     if (item.dir.valid()) {
       node->fd = item.dir.take();
       node->st = item.st;  // stat'ed through this very descriptor
     } else {
-      int fd = open_dir_at(item.parent->fd.get(), item.name.c_str());
+      // Never into a mount made since it was listed, unless crossing filesystems.
+      const bool same_mount = !options_.cross_filesystems;
+      int fd = item.parent ? (same_mount ? open_subdir_same_mount(item.parent->fd.get(), item.name.c_str()) : -ENOSYS)
+                           : open_beneath(root_fd, node->path, O_RDONLY | O_DIRECTORY, same_mount);
+      if (item.parent && (fd == -ENOSYS || fd == -EPERM)) fd = open_dir_at(item.parent->fd.get(), item.name.c_str());
+      if (fd == -EXDEV) {
+        visitor.error(node->path, EXDEV, "a mount point since it was listed; not entered");
+        return;
+      }
       if (fd == -ENOENT) {
         visitor.vanished(node->path);
         return;

@@ -90,7 +90,9 @@ namespace volprep {
 // Opens `rel` (relative, "" for dirfd itself) below `dirfd` without following any symlink or
 // leaving the tree: openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS) where
 // the kernel has it, else component by component with O_NOFOLLOW. Returns the fd or -errno.
-int open_beneath(int dirfd, const std::string& rel, int flags);
+// With `same_mount`, never into another mount either (RESOLVE_NO_XDEV: -EXDEV), where the
+// kernel has openat2.
+int open_beneath(int dirfd, const std::string& rel, int flags, bool same_mount = false);
 
 // Opens the subdirectory `name` of `dirfd` (O_DIRECTORY|O_NOFOLLOW|O_NOATIME) only if it is
 // on the same mount: openat2(2) with RESOLVE_NO_XDEV, which also never triggers an automount.

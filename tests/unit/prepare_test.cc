@@ -151,6 +151,38 @@ TEST_F(TempTree, AWideDirectoryUnderALowDescriptorLimitIsWalkedWhole) {
   EXPECT_EQ(st.st_uid, 501001u);
 }
 
+TEST_F(TempTree, ADeepChainWithASiblingAtEveryLevelUnderALowDescriptorLimitIsWalkedWhole) {
+  // 300 levels, each holding the next level and a sibling directory: the walk goes down the
+  // chain first, and a pending sibling at each level must not hold a descriptor per level.
+  const int levels = 300;
+  {
+    UniqueFd dir(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    for (int i = 0; i < levels; ++i) {
+      ASSERT_EQ(::mkdirat(dir.get(), "a", 0755), 0);
+      ASSERT_EQ(::mkdirat(dir.get(), "sib", 0755), 0);
+      dir = UniqueFd(::openat(dir.get(), "a", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    }
+  }
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = 64;
+  PrepareResult r[2];
+  for (int threads : {1, 2}) {
+    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+    r[threads - 1] = run(false);
+    ::setrlimit(RLIMIT_NOFILE, &saved);
+    for (auto& e : fs::recursive_directory_iterator(root_)) ::lchown(e.path().c_str(), 1000, 1000);
+    ::lchown(root_.c_str(), 1000, 1000);
+  }
+  for (const auto& one : r) {
+    EXPECT_EQ(one.summary.scanned, 1u + 2 * levels);
+    EXPECT_EQ(one.summary.changed, one.summary.scanned);
+    EXPECT_TRUE(one.errors.empty()) << one.errors[0].path << ": " << one.errors[0].text;
+  }
+}
+
 TEST_F(TempTree, RealRunChangesOwnersKeepsSetIdBitsAndNeverFollowsSymlinks) {
   file("bin/tool", 1000, 04755);
   file("bin/group-tool", 1000, 02755);
