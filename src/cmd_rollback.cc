@@ -28,6 +28,8 @@ void setup_rollback(CLI::App& app, RollbackOptions& o) {
                "Also restore entries changed by someone else since the run, and put set-id bits and "
                "capabilities back on files changed after it");
   app.add_flag("-n,--dry-run", o.dry_run, "Print what would be restored; change nothing");
+  app.add_flag("--cross-filesystems", o.cross_filesystems,
+               "Enter mount points below the volume, as a run with --cross-filesystems did");
   app.add_option("--threads", o.threads, "Worker threads (default: all cores)");
 }
 
@@ -186,6 +188,7 @@ int run_rollback(const RollbackOptions& o) {
   RollbackConfig config;
   config.force = o.force;
   config.dry_run = o.dry_run;
+  config.cross_filesystems = o.cross_filesystems;
   if (!o.dry_run && !o.no_journal) {
     bool single = false;
     if (auto root = open_journal_root(j.header, single); !root) {

@@ -66,7 +66,7 @@ struct ThreadState final : ChangeSink {
   // time.
   std::vector<std::pair<std::string, SharedFd>> open_dirs;
 
-  SharedFd open_dir(int root_fd, const std::string& dir) {
+  SharedFd open_dir(int root_fd, const std::string& dir, bool cross_mounts) {
     int base = root_fd;
     size_t best = 0;
     bool found = false;
@@ -80,7 +80,7 @@ struct ThreadState final : ChangeSink {
       }
     }
     std::string rel = !found ? dir : best == 0 ? dir : dir.substr(best + 1);
-    int fd = open_beneath(base, rel, O_RDONLY | O_DIRECTORY);
+    int fd = open_beneath(base, rel, O_RDONLY | O_DIRECTORY, !cross_mounts);
     if (fd < 0) return nullptr;
     if (open_dirs.size() >= 64) open_dirs.erase(open_dirs.begin());
     open_dirs.emplace_back(dir, std::make_shared<UniqueFd>(fd));
@@ -157,7 +157,7 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
       const std::string& dir = j.dirs[recs[runs[run]].dir];
       // A single-file volume's records are all in its parent, the root here: any other
       // directory is outside the volume and never opened.
-      SharedFd dirfd = single_file && !dir.empty() ? nullptr : ts.open_dir(root->get(), dir);
+      SharedFd dirfd = single_file && !dir.empty() ? nullptr : ts.open_dir(root->get(), dir, config.cross_filesystems);
       ts.batch.clear();
       for (size_t i = runs[run]; i != runs[run + 1]; ++i) {
         const JournalRecord& rec = recs[i];
@@ -169,18 +169,19 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
         }
         if (!dirfd) {
           ++ts.r.missing;
-          ts.r.notes.push_back({path_of(j, rec), "its directory is gone or now reached through a symlink: left alone"});
+          ts.r.notes.push_back({path_of(j, rec), "its directory is gone, or reached through a symlink or a mount now: left alone"});
           continue;
         }
         // Pinned: what is read below and what is restored are this one inode, checked to be
         // the one the run changed, whatever happens to the name meanwhile.
-        int fd = open_entry(dirfd->get(), name.c_str());
+        int fd = open_entry(dirfd->get(), name.c_str(), config.cross_filesystems);
         EntryStat now;
         int rc = fd < 0 ? fd : stat_at(fd, "", now);
         SharedFd pin = fd < 0 ? nullptr : std::make_shared<const UniqueFd>(fd);
         if (rc < 0) {
           ++ts.r.missing;
-          ts.r.notes.push_back({path_of(j, rec), std::string("gone: ") + std::strerror(-rc)});
+          ts.r.notes.push_back({path_of(j, rec), rc == -EXDEV ? "a mount point now: left alone (--cross-filesystems enters it)"
+                                                              : std::string("gone: ") + std::strerror(-rc)});
           continue;
         }
         if (now.ino != rec.ino || now.dev_major != rec.dev_major || now.dev_minor != rec.dev_minor ||

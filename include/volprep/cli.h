@@ -97,6 +97,7 @@ struct RollbackOptions {
   bool no_journal = false;
   bool force = false;
   bool dry_run = false;
+  bool cross_filesystems = false;
   unsigned threads = 0;
   std::string command_line;
 };

@@ -14,6 +14,9 @@ namespace volprep {
 struct RollbackConfig {
   bool force = false;    // also restore entries changed by someone else since the run
   bool dry_run = false;  // only say what would be restored
+  // Enter mounts below the volume root (a run with --cross-filesystems did); else an entry
+  // reached through one is left alone, and nothing is asked of its filesystem.
+  bool cross_filesystems = false;
   JournalWriter* journal = nullptr;  // the rollback's own journal
 };
 
