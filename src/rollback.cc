@@ -43,6 +43,37 @@ Result<UniqueFd> open_journal_root(const JournalHeader& h, bool& single_file) {
   return UniqueFd(dir);
 }
 
+Restore classify_restore(const JournalRecord& rec, const EntryStat& now,
+                         std::span<const std::optional<std::string>> xattrs_now) {
+  constexpr uint32_t kSetId = S_ISUID | S_ISGID;
+  const bool link = S_ISLNK(now.mode);
+  auto perms = [](uint32_t m) { return m & 07777; };
+  auto owner_is = [&](uint32_t u, uint32_t g) { return now.uid == u && now.gid == g; };
+  // A chown clears setuid/setgid; a run killed right after one leaves the bits off.
+  auto mode_is = [&](uint32_t m, bool or_without_set_id) {
+    return link || perms(now.mode) == perms(m) ||
+           (or_without_set_id && (m & kSetId) && perms(now.mode) == perms(m & ~kSetId));
+  };
+  // Each xattr the run set (ACLs) must match; one it kept (capabilities, which a chown drops
+  // and the run put back) may be missing after a kill between the chown and putting it back.
+  auto xattrs_are = [&](bool after, bool kept_too) {
+    for (size_t k = 0; k < rec.xattrs.size(); ++k) {
+      const auto& x = rec.xattrs[k];
+      const bool kept = x.before == x.after;
+      if ((!kept || kept_too) && xattrs_now[k] != (after ? x.after : x.before)) return false;
+    }
+    return true;
+  };
+  if (owner_is(rec.uid_before, rec.gid_before) && mode_is(rec.mode_before, false) && xattrs_are(false, true))
+    return Restore::kAlready;
+  const bool as_the_run_left = owner_is(rec.uid_after, rec.gid_after) && mode_is(rec.mode_after, true) &&
+                               xattrs_are(true, false);
+  // A rollback killed between its own chown and putting bits and capabilities back.
+  const bool half_restored = owner_is(rec.uid_before, rec.gid_before) && mode_is(rec.mode_before, true) &&
+                             xattrs_are(false, false);
+  return as_the_run_left || half_restored ? Restore::kRestore : Restore::kChanged;
+}
+
 JournalHeader rollback_header(const Journal& j, const std::string& command_line) {
   JournalHeader h = j.header;
   h.volprep_version = VOLPREP_VERSION;
@@ -198,36 +229,12 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
           xnow.push_back(get_xattr_at(pin->get(), "", x.name.c_str(), v) == 0 ? std::optional<std::string>(std::move(v))
                                                                            : std::nullopt);
         }
-        constexpr uint32_t kSetId = S_ISUID | S_ISGID;
-        auto perms = [&](uint32_t m) { return m & 07777; };
-        auto owner_is = [&](uint32_t u, uint32_t g) { return now.uid == u && now.gid == g; };
-        // A chown clears setuid/setgid; a run killed right after one leaves the bits off.
-        auto mode_is = [&](uint32_t m, bool or_without_set_id) {
-          return link || perms(now.mode) == perms(m) ||
-                 (or_without_set_id && (m & kSetId) && perms(now.mode) == perms(m & ~kSetId));
-        };
-        // The ACLs the run set must match; capabilities (kept, not set) may be missing after a
-        // kill between a chown and putting them back.
-        auto xattrs_are = [&](bool after, bool caps_too) {
-          for (size_t k = 0; k < rec.xattrs.size(); ++k) {
-            const auto& x = rec.xattrs[k];
-            bool kept = x.before == x.after;
-            if ((!kept || caps_too) && xnow[k] != (after ? x.after : x.before)) return false;
-          }
-          return true;
-        };
-        const bool is_before = owner_is(rec.uid_before, rec.gid_before) && mode_is(rec.mode_before, false) &&
-                               xattrs_are(false, true);
-        if (is_before) {
+        const Restore verdict = classify_restore(rec, now, xnow);
+        if (verdict == Restore::kAlready) {
           ++ts.r.already;
           continue;
         }
-        const bool is_after = owner_is(rec.uid_after, rec.gid_after) && mode_is(rec.mode_after, true) &&
-                              xattrs_are(true, false);
-        // A rollback killed between its own chown and putting bits and capabilities back.
-        const bool half_restored = owner_is(rec.uid_before, rec.gid_before) &&
-                                   mode_is(rec.mode_before, true) && xattrs_are(false, false);
-        if (!is_after && !half_restored) {
+        if (verdict == Restore::kChanged) {
           ts.r.notes.push_back({path_of(j, rec), "changed since the run: now " +
                                               ids_text(now.uid, now.gid, now.mode, link) + ", the run left " +
                                               ids_text(rec.uid_after, rec.gid_after, rec.mode_after, link) +

@@ -3,6 +3,8 @@
 // through its own journal, touching only entries still in the state the run left them in.
 #pragma once
 
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,15 @@ struct RollbackResult {
 Result<UniqueFd> open_journal_root(const JournalHeader& header, bool& single_file);
 
 Result<RollbackResult> rollback(const Journal& journal, const RollbackConfig& config);
+
+// What rollback makes of an entry the journal recorded, given the recorded inode as it is now
+// (`now`; `xattrs_now` holds each of rec.xattrs as it is now, nullopt where absent):
+// kAlready, in its state before the run; kRestore, as the run left it (set-id bits or kept
+// capabilities may be missing after a kill between a chown and putting them back), or as a
+// killed rollback left it; kChanged, someone changed it since.
+enum class Restore { kAlready, kRestore, kChanged };
+Restore classify_restore(const JournalRecord& rec, const EntryStat& now,
+                         std::span<const std::optional<std::string>> xattrs_now);
 
 // The header a rollback's own journal starts with.
 JournalHeader rollback_header(const Journal& journal, const std::string& command_line);

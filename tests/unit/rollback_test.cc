@@ -1,0 +1,68 @@
+// Rollback's classification of a recorded entry, as a pure function: no root, no tree.
+#include "volprep/rollback.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+using namespace volprep;
+
+namespace {
+
+// A record: 1000:1000 -> 501000:501000, mode `before` -> `after` (permission bits).
+JournalRecord record(uint32_t type, uint32_t before, uint32_t after) {
+  JournalRecord r;
+  r.mode_before = type | before;
+  r.uid_before = r.gid_before = 1000;
+  r.mode_after = after;
+  r.uid_after = r.gid_after = 501000;
+  return r;
+}
+EntryStat now(uint32_t type, uint32_t uid, uint32_t perms) {
+  EntryStat st;
+  st.mode = type | perms;
+  st.uid = st.gid = uid;
+  return st;
+}
+using Xattrs = std::vector<std::optional<std::string>>;
+
+TEST(ClassifyRestore, OwnerAndMode) {
+  const auto rec = record(S_IFREG, 0640, 0640);
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 1000, 0640), {}), Restore::kAlready);
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 501000, 0640), {}), Restore::kRestore);
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 501000, 0600), {}), Restore::kChanged);  // chmodded since
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 33, 0640), {}), Restore::kChanged);      // chowned since
+  // A symlink has no mode of its own to compare.
+  const auto link = record(S_IFLNK, 0777, 0777);
+  EXPECT_EQ(classify_restore(link, now(S_IFLNK, 501000, 0777), {}), Restore::kRestore);
+}
+
+TEST(ClassifyRestore, SetIdBitsAKillMayHaveLeftOff) {
+  const auto rec = record(S_IFREG, 04755, 04755);
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 501000, 04755), {}), Restore::kRestore);
+  // The run killed between its chown (which drops the bit) and putting it back.
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 501000, 0755), {}), Restore::kRestore);
+  // A rollback killed the same way: its owner back, the bit not yet.
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 1000, 0755), {}), Restore::kRestore);
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 1000, 04755), {}), Restore::kAlready);
+  // Not a kill: a mode no step of either could leave.
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 501000, 0700), {}), Restore::kChanged);
+}
+
+TEST(ClassifyRestore, EachXattrOnItsOwn) {
+  // --acl: an ACL set by the run (before absent), and capabilities the run kept.
+  auto rec = record(S_IFREG, 0755, 0775);
+  rec.uid_after = rec.uid_before, rec.gid_after = rec.gid_before;  // --acl changes no owner
+  rec.xattrs.push_back({"system.posix_acl_access", std::nullopt, "acl-after"});
+  rec.xattrs.push_back({"security.capability", "caps", "caps"});
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 1000, 0775), Xattrs{"acl-after", "caps"}), Restore::kRestore);
+  // The ACL rewritten since the run: someone else's change.
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 1000, 0775), Xattrs{"acl-other", "caps"}), Restore::kChanged);
+  // Capabilities missing after a kill (the chown dropped them): still the run's state.
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 1000, 0775), Xattrs{"acl-after", std::nullopt}), Restore::kRestore);
+  // Back as before, capabilities included.
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 1000, 0755), Xattrs{std::nullopt, "caps"}), Restore::kAlready);
+  // As before but for the capabilities: not yet whole.
+  EXPECT_NE(classify_restore(rec, now(S_IFREG, 1000, 0755), Xattrs{std::nullopt, std::nullopt}), Restore::kAlready);
+}
+
+}  // namespace
