@@ -91,9 +91,7 @@ int run_check(const CheckOptions& options) {
   for (const auto& v : volumes) {
     auto r = check_volume(v, config);
     for (const auto& e : r.entries) {
-      std::string shown = escape_path(!v.file_name.empty() || e.path.empty() ? v.display
-                                      : v.display == "/" ? "/" + e.path
-                                                         : v.display + "/" + e.path);
+      std::string shown = v.show(e.path);
       bool dir = S_ISDIR(e.mode);
       if (o.json) {
         char mode[8];
@@ -113,14 +111,14 @@ int run_check(const CheckOptions& options) {
         std::printf("%s: ok: %s\n", shown.c_str(), describe_denial(e, config).c_str());
       } else if (!e.blocked_by.empty()) {
         std::printf("%s: unreachable: %s cannot be entered by container %u (host %u)\n", shown.c_str(),
-                    escape_path(e.blocked_by == "." ? v.display : v.display + "/" + e.blocked_by).c_str(),
+                    v.show(e.blocked_by).c_str(),
                     config.container_uid, config.who.uid);
       } else {
         std::printf("%s: %s denied: %s\n", shown.c_str(), missing_words(e.missing, dir).c_str(),
                     describe_denial(e, config).c_str());
       }
     }
-    for (const auto& e : r.errors) spdlog::error("{}: {}", escape_path(v.display + "/" + e.path), e.text);
+    for (const auto& e : r.errors) spdlog::error("{}: {}", v.show(e.path), e.text);
     errors += r.errors.size();
     checked += r.checked;
     denied += r.denied;

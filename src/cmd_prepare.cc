@@ -84,11 +84,6 @@ class ProgressLine {
   std::thread thread_;
 };
 
-std::string display_path(const VolumeRoot& v, const std::string& rel) {
-  if (!v.file_name.empty() || rel.empty()) return escape_path(v.display);
-  return escape_path(v.display == "/" ? "/" + summarize_path(rel) : v.display + "/" + summarize_path(rel));
-}
-
 }  // namespace
 
 int run_prepare(const PrepareOptions& options) {
@@ -230,11 +225,11 @@ int run_prepare(const PrepareOptions& options) {
     }
     // 4. Report: the plan (dry run), what was left alone, what failed, the summary.
     for (const auto& c : result.planned) {
-      auto shown = display_path(v, c.path);
+      auto shown = v.show(c.path);
       std::printf("%s\n", (o.json ? format_change_json(shown, c.change) : format_change(shown, c.change)).c_str());
     }
-    for (const auto& n : result.notes) spdlog::warn("{}: {}", display_path(v, n.path), n.text);
-    for (const auto& e : result.errors) spdlog::error("{}: {}", display_path(v, e.path), e.text);
+    for (const auto& n : result.notes) spdlog::warn("{}: {}", v.show(n.path), n.text);
+    for (const auto& e : result.errors) spdlog::error("{}: {}", v.show(e.path), e.text);
     total += result.summary;
     if (!result.stopped.empty()) {
       if (journal && journal->created())

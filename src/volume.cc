@@ -8,6 +8,8 @@
 #include <cstring>
 #include <deque>
 
+#include "volprep/report.h"
+
 namespace volprep {
 namespace {
 
@@ -188,6 +190,12 @@ Result<VolumeRoot> open_volume(const std::string& path, const VolumeSafety& safe
   if (stat_at(v.fd.get(), v.file_name.c_str(), check) < 0 || !check.same_inode(v.st))
     return config_error(v.real + ": changed while it was being opened");
   return v;
+}
+
+std::string VolumeRoot::show(std::string_view rel) const {
+  if (!file_name.empty() || rel.empty() || rel == ".") return escape_path(display);
+  std::string below = summarize_path(rel);
+  return escape_path(display == "/" ? "/" + below : display + "/" + below);
 }
 
 }  // namespace volprep

@@ -19,6 +19,10 @@ struct VolumeRoot {
   EntryStat st;         // the root entry itself
   int64_t fs_magic = 0;
   std::vector<std::string> followed;  // symlinks followed resolving PATH: "LINK -> TARGET"
+
+  // How the entry `rel` (relative to the root, raw bytes; "" or "." the root itself) is shown
+  // on one line: below `display`, escaped, a path over 16 KiB summarized.
+  std::string show(std::string_view rel) const;
 };
 
 struct VolumeSafety {
