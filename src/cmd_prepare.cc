@@ -103,6 +103,9 @@ int run_prepare(const PrepareOptions& options) {
     return kExitConfig;
   }
   for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
+  if (mapping->remapping_off && !o.quiet)  // right, but a surprise to whoever expected remap on
+    spdlog::warn("{}: container ids are host ids, so {} is host {}:{}", mapping->source, o.as, user->host.uid,
+                 user->host.gid);
   PrepareConfig config;
   config.dry_run = dry_run;
   config.journaled = !o.no_journal;
