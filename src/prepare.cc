@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <set>
+#include <tuple>
 #include <tbb/concurrent_hash_map.h>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_sort.h>
@@ -61,9 +63,17 @@ struct ThreadState final : ChangeSink {
 };
 
 // A hardlinked file waits here until the walk has counted how many of its links it found.
+// One link: the directory it is in (device, inode) and its name there. A directory renamed
+// while the walk runs can be listed under two paths: it is one directory all the same.
+using LinkName = std::tuple<uint64_t, uint64_t, std::string>;
+LinkName link_name(const EntryStat& dir, std::string name) {
+  return {uint64_t(dir.dev_major) << 32 | dir.dev_minor, dir.ino, std::move(name)};
+}
+
 struct PendingLink {
   uint32_t nlink = 0;
-  std::vector<std::string> paths;  // every link found, relative to the root
+  std::vector<std::string> paths;  // every path a link was found at, relative to the root
+  std::set<LinkName> links;        // the links those are: counted, not the paths
   Change change;
 };
 using LinkKey = std::pair<uint64_t, uint64_t>;  // (device, inode)
@@ -104,6 +114,8 @@ class Run {
     // Deeper than a journal takes (rollback holds every journaled directory's path): not
     // journaled, so not changed; the dry run says the same.
     const bool too_deep = (config_.journaled || config_.journal) && dir.path.size() > kMaxJournalPath;
+    EntryStat dir_st;  // the directory itself, once a hardlinked file needs it
+    bool have_dir_st = false;
     for (Entry& e : entries) {
       ++ts.summary.scanned;
       if (e.skip != SkipReason::kNone) {
@@ -137,7 +149,13 @@ class Run {
       if (S_ISDIR(e.st.mode)) e.pin_entries = true;
       if (!S_ISDIR(e.st.mode) && e.st.nlink > 1) {
         // Decided again once the walk has counted its links: no descriptor held meanwhile.
-        defer_link(join_path(dir.path, e.name), std::move(*change));
+        if (!have_dir_st)
+          if (int rc = stat_at(dir.fd, "", dir_st); rc < 0) {
+            run_error(ts, join_path(dir.path, e.name), -rc, "cannot stat its directory");
+            continue;
+          }
+        have_dir_st = true;
+        defer_link(join_path(dir.path, e.name), link_name(dir_st, e.name), std::move(*change));
         continue;
       }
       change->entry = std::move(pin);
@@ -271,13 +289,14 @@ class Run {
       if (ts.applier && !ts.applier->flush(ts)) stop(ts.applier->error());
   }
 
-  void defer_link(std::string path, Change change) {
+  void defer_link(std::string path, LinkName name, Change change) {
     PendingLinks::accessor a;
     LinkKey key{uint64_t(change.before.dev_major) << 32 | change.before.dev_minor, change.before.ino};
     const uint32_t nlink = change.before.nlink;  // the most any sighting saw: a link may be added
     if (links_.insert(a, key)) a->second.change = std::move(change);
     a->second.nlink = std::max(a->second.nlink, nlink);
     a->second.paths.push_back(std::move(path));
+    a->second.links.insert(std::move(name));
   }
 
   // Hardlinked files whose every link was found inside the tree: reached again from the root
@@ -299,11 +318,11 @@ class Run {
     for (PendingLink* link : pending) {
       const std::string& first = link->paths[0];
       const uint64_t found = link->paths.size();
-      if (found < link->nlink) {
+      if (link->links.size() < link->nlink) {
         ts.summary.skipped[size_t(Skip::kLinkedFromOutside)] += found;
         for (const auto& p : link->paths)
           ts.notes.push_back({p, "has " + std::to_string(link->nlink) + " links, " +
-                                     std::to_string(found) + " inside the tree: left alone"});
+                                     std::to_string(link->links.size()) + " inside the tree: left alone"});
         continue;
       }
       // One inode, changed once through its first link, pinned and decided again there;
@@ -324,20 +343,23 @@ class Run {
         ts.summary.skipped[size_t(Skip::kReplaced)] += found - 1;
         continue;
       }
-      // Every link found must still be this inode, and be all its links: a directory moved
-      // during the walk can show one link under two paths, and a link can be added.
-      uint64_t still = 1;
-      for (size_t i = 1; i < link->paths.size(); ++i) {
-        auto [other_dir, other_name] = split(link->paths[i]);
-        UniqueFd d = open_below_root(other_dir);
-        UniqueFd other_pin(d.valid() ? open_entry(d.get(), other_name.c_str(), config_.cross_filesystems) : -1);
-        EntryStat other;
-        still += other_pin.valid() && stat_at(other_pin.get(), "", other) == 0 && other.same_inode(e.st);
+      // Every link found must still be this inode, and be all its links: a link can be added,
+      // and a directory moved during the walk (or now) can show one link under two paths,
+      // so links are counted by their directory's inode and their name, not by path.
+      std::set<LinkName> still;
+      for (const std::string& p : link->paths) {
+        auto [d_path, d_name] = split(p);
+        UniqueFd d = open_below_root(d_path);
+        EntryStat d_st, other;
+        UniqueFd other_pin(d.valid() && stat_at(d.get(), "", d_st) == 0
+                               ? open_entry(d.get(), d_name.c_str(), config_.cross_filesystems) : -1);
+        if (other_pin.valid() && stat_at(other_pin.get(), "", other) == 0 && other.same_inode(e.st))
+          still.insert(link_name(d_st, d_name));
       }
-      if (still < e.st.nlink) {
+      if (still.size() < e.st.nlink) {
         ts.summary.skipped[size_t(Skip::kLinkedFromOutside)] += found;
         for (const auto& p : link->paths)
-          ts.notes.push_back({p, "has " + std::to_string(e.st.nlink) + " links now, " + std::to_string(still) +
+          ts.notes.push_back({p, "has " + std::to_string(e.st.nlink) + " links now, " + std::to_string(still.size()) +
                                      " of them found inside the tree: left alone"});
         continue;
       }
