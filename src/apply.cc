@@ -165,7 +165,7 @@ class JournalingApplier final : public Applier {
       }
       for (Dir& d : b.dirs)
         for (Change& c : d.changes) {
-          apply_change(d.fd->get(), c);
+          if (apply_change(d.fd->get(), c) == 0 && c.arms()) record_armed(d.fd->get(), c);
           c.entry.reset();
           sink.done(d.path, c);
         }
@@ -173,6 +173,13 @@ class JournalingApplier final : public Applier {
       written_.pop_front();
     }
     return true;
+  }
+
+  // After a change that left set-id bits or capabilities: the inode's ctime now, for
+  // rollback (an 'A' record). Not waited for: a lost one only makes rollback withhold them.
+  void record_armed(int dirfd, const Change& c) {
+    EntryStat now;
+    if (stat_at(c.name.empty() ? dirfd : c.entry->get(), "", now) == 0) (void)journal_.write(frame('A', encode_armed(now)));
   }
 
   bool fail(const std::string& why) {

@@ -246,6 +246,15 @@ std::string encode_directory(std::string_view dir_path, std::string_view previou
   return p;
 }
 
+std::string encode_armed(const EntryStat& st) {
+  std::string p;
+  put_varint(p, st.dev_major);
+  put_varint(p, st.dev_minor);
+  put_varint(p, st.ino);
+  put_varint(p, uint64_t(st.ctime_ns));
+  return p;
+}
+
 std::string encode_end(const JournalEnd& e) {
   std::string p;
   put_varint(p, e.scanned);
@@ -550,7 +559,7 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
       for (uint64_t p = from; p + 9 <= data.size(); ++p) {
         uint64_t n = get_u32le(bytes + p);
         char k = char(bytes[std::min<uint64_t>(p + 4, data.size() - 1)]);
-        if (n < 2 || n > kMaxJournalRecord || p + 8 + n > data.size() || (k != 'C' && k != 'E')) continue;
+        if (n < 2 || n > kMaxJournalRecord || p + 8 + n > data.size() || (k != 'C' && k != 'A' && k != 'E')) continue;
         if (crc32c(bytes + p + 4, n) == get_u32le(bytes + p + 4 + n)) return p;
       }
       return std::nullopt;
@@ -683,6 +692,10 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
       if (!add_dir(std::move(dir))) return too_many_dir_bytes(off);
       if (!keep) j.dirs.erase(j.dirs.begin() + 1, j.dirs.end() - 1);  // the root and this one
       current_dir = j.dirs.size() - 1;
+    } else if (kind == 'A' && j.version >= 3) {
+      uint64_t major = r.varint(), minor = r.varint(), ino = r.varint();
+      int64_t ctime = int64_t(r.varint());
+      if (keep) j.armed_ctime[{major << 32 | minor, ino}] = ctime;
     } else if (kind == 'E') {
       JournalEnd e;
       e.scanned = r.varint();

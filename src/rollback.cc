@@ -157,7 +157,7 @@ void disarm(Change& c) {
 }  // namespace
 
 Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) {
-  // No change the run made is later than its journal's last write.
+  // Journals before version 3: no change the run made is later than their last write.
   const int64_t run_end_ns = j.last_written_ns;
   bool single_file = false;
   auto root = open_journal_root(j.header, single_file);
@@ -255,9 +255,13 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
         for (size_t k = 0; k < rec.xattrs.size(); ++k)
           c.xattrs.push_back({rec.xattrs[k].name, xnow[k], rec.xattrs[k].before});
         // Set-id bits and capabilities are trusted for the content they were on. An inode
-        // changed after the run (its content rewritten, say: the container owned it) does
-        // not get them back unless asked.
-        if (now.ctime_ns > run_end_ns && rearms(c)) {
+        // changed since volprep left it (its content rewritten, say: the container owned it)
+        // does not get them back unless asked. Version 3 journals hold the ctime the run left
+        // each such inode with; older ones only when the run ended.
+        auto armed = j.armed_ctime.find({uint64_t(rec.dev_major) << 32 | rec.dev_minor, rec.ino});
+        const bool untouched = j.version >= 3 ? armed != j.armed_ctime.end() && armed->second == now.ctime_ns
+                                              : now.ctime_ns <= run_end_ns;
+        if (!untouched && rearms(c)) {
           ts.r.notes.push_back({path_of(j, rec), config.force
               ? "changed after the run: set-id bits and capabilities put back anyway (--force)"
               : "changed after the run: set-id bits and capabilities not put back (--force puts them back)"});

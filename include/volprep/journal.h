@@ -4,19 +4,24 @@
 // Layout: "VOLPREPJ", u32 version (little endian), then records, each
 //   u32 length of (kind + payload) | u8 kind | payload | u32 crc32c(kind + payload)
 // Kinds: 'H' header (first), 'D' a directory (its path relative to the volume root; the names
-// of the 'C' records after it are relative to it), 'C' one changed entry, 'E' end of a
-// finished run.
+// of the 'C' records after it are relative to it), 'C' one changed entry, 'A' an entry left
+// with set-id bits or file capabilities (version 3), 'E' end of a finished run.
 // 'D' (version 2): how many leading bytes of the previous 'D' record's path this path shares,
 // then the rest of the path. Version 1 (still read): the whole path.
 // 'C': dev major, dev minor, inode, mode before (with type), uid, gid before, mode, uid, gid
 // after, name (within the last 'D'), then xattrs: a count, and for each its name, a flags
 // varint (1: a value before, 2: a value after) and those values (security.capability kept
 // across chown; ACLs set).
+// 'A' (version 3): dev major, dev minor, inode, and the inode's ctime (ns) right after the
+// change, written once the change is made (not synced: a lost one only withholds bits).
+// Rollback re-arms set-id bits and capabilities only on an inode whose ctime is still that:
+// its content and metadata untouched since volprep set them.
 // Numbers in payloads are LEB128 varints; strings are a varint length and raw bytes.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -34,7 +39,7 @@
 namespace volprep {
 
 inline constexpr char kJournalMagic[8] = {'V', 'O', 'L', 'P', 'R', 'E', 'P', 'J'};
-inline constexpr uint32_t kJournalVersion = 2;
+inline constexpr uint32_t kJournalVersion = 3;
 inline constexpr uint32_t kOldestJournalVersion = 1;  // read, never written
 inline constexpr const char* kDefaultJournalDir = "/var/lib/volprep/journals";
 // The longest record read back (a longer length is damage).
@@ -83,6 +88,8 @@ struct JournalEnd {
 std::string encode_header(const JournalHeader& h);
 std::string encode_record(const JournalRecord& r);
 std::string encode_end(const JournalEnd& e);
+// An 'A' payload: the inode `st` (after its change) and its ctime.
+std::string encode_armed(const EntryStat& st);
 // Frames a payload of `kind` as a record (length, kind, payload, crc).
 std::string frame(char kind, std::string_view payload);
 
@@ -150,6 +157,8 @@ struct Journal {
   std::optional<JournalEnd> end;
   // When the file was last written (its mtime): no change of the run it records is later.
   int64_t last_written_ns = 0;
+  // 'A' records: (device major << 32 | minor, inode) -> the ctime volprep left it with.
+  std::map<std::pair<uint64_t, uint64_t>, int64_t> armed_ctime;
   // A crash leaves at most a torn tail: bytes after the last valid record, ignored.
   std::optional<uint64_t> torn_at;
   uint64_t torn_bytes = 0;

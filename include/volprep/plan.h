@@ -50,6 +50,15 @@ struct Change {
   }
   // The kernel clears setuid and setgid when a non-directory changes owner; volprep puts
   // them back, so the permission bits end as planned.
+  // The change leaves set-id bits or file capabilities on a non-directory: the journal keeps
+  // the inode's ctime after it, so that rollback can tell they are still on what volprep left.
+  bool arms() const {
+    if (S_ISDIR(before.mode) || S_ISLNK(before.mode)) return false;
+    if (mode & (S_ISUID | S_ISGID)) return true;
+    for (const auto& x : xattrs)
+      if (x.name == "security.capability" && x.after) return true;
+    return false;
+  }
   bool restores_set_id() const {
     return changes_owner() && !S_ISDIR(before.mode) && !S_ISLNK(before.mode) &&
            (mode & (S_ISUID | S_ISGID));

@@ -5,6 +5,7 @@
 # A plain rollback gives them back their owners, without the bits or the capability, and says
 # why; a file nobody touched gets everything back; --force re-arms, and says so.
 source "$(dirname "$0")/lib.sh"
+PY=${PY:-$(command -v /usr/bin/python3 || command -v python3)}
 command -v setcap >/dev/null || fail "setcap is missing (libcap2-bin; ./dev test installs it)"
 chmod 755 "$T"  # the container user reaches the tree
 vol=$T/vol
@@ -47,4 +48,31 @@ for force in "" --force; do
       fail "--force does not say what it re-arms: $(cat "$T/rb.err")"
   fi
 done
+# The same rewrite while the run still goes on (40000 more files to change after the binary):
+# earlier than the journal's last write, so only the ctime the run left the binary with (an
+# 'A' record) tells it from the run's own change.
+vol2=$T/vol2
+mkdir -p "$vol2/many"
+cp /bin/true "$vol2/suid" && chmod 4755 "$vol2/suid"
+(cd "$vol2/many" && seq -f 'f%05g' 0 39999 | xargs touch)
+chown -R 1000:1000 "$vol2" && chown 0:0 "$vol2/suid" && chmod 4755 "$vol2/suid"
+"$PY" - "$vol2/suid" <<'PY' &
+import os, sys, time
+os.setgid(501000); os.setuid(501000)
+t = time.time()
+while os.stat(sys.argv[1]).st_uid != 501000:  # the run has just given it to the container
+    if time.time() - t > 60: sys.exit("the run never gave the binary to 501000")
+with open(sys.argv[1], "a") as f:
+    f.write("# rewritten by the container during the run\n")
+PY
+watcher=$!
+vp "$vol2" --as 1000 "${MAP[@]}" --journal "$T/during.vpj" >/dev/null
+wait "$watcher" || fail "the watcher did not rewrite the binary during the run"
+rc=0
+vp rollback "$T/during.vpj" --no-journal >"$T/rb.out" 2>"$T/rb.err" || rc=$?
+[ "$rc" -eq 0 ] || fail "rollback of the run exited $rc: $(cat "$T/rb.err")"
+[ "$(stat -c '%u:%g %a' "$vol2/suid")" = "0:0 755" ] ||
+  fail "a binary rewritten during the run got $(stat -c '%u:%g %a' "$vol2/suid") back"
+grep -q "suid: changed after the run: set-id bits and capabilities not put back" "$T/rb.err" ||
+  fail "no warning for the binary rewritten during the run: $(cat "$T/rb.err")"
 echo "ok: rollback_rearm"

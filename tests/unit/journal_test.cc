@@ -361,11 +361,12 @@ TEST_F(JournalFile, PathsOutsideTheVolumeAreRefused) {
 TEST_F(JournalFile, UnknownVersionIsRefused) {
   auto path = write();
   auto data = slurp(path);
-  data[8] = 3;
+  data[8] = char(kJournalVersion + 1);
   put(path, data);
   auto j = read_journal(path);
   ASSERT_FALSE(j.ok());
-  EXPECT_NE(j.error().message.find("version 3"), std::string::npos) << j.error().message;
+  EXPECT_NE(j.error().message.find("version " + std::to_string(kJournalVersion + 1)), std::string::npos)
+      << j.error().message;
 }
 
 TEST_F(JournalFile, SymlinkToAJournalIsRefused) {
