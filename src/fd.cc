@@ -21,7 +21,7 @@ int statx_entry(int dirfd, const char* name, int extra_flags, EntryStat& out) {
   struct statx sx;
   int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | extra_flags | (*name ? 0 : AT_EMPTY_PATH);
   unsigned mask = STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO | STATX_NLINK |
-                  STATX_MNT_ID | STATX_CTIME;
+                  STATX_MNT_ID | STATX_CTIME | STATX_BTIME;
   if (::statx(dirfd, name, flags, mask, &sx) != 0) return -errno;
   out.ino = sx.stx_ino;
   out.mnt_id = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0;
@@ -32,6 +32,7 @@ int statx_entry(int dirfd, const char* name, int extra_flags, EntryStat& out) {
   out.mode = sx.stx_mode;
   out.nlink = sx.stx_nlink;
   out.ctime_ns = int64_t(sx.stx_ctime.tv_sec) * 1000000000 + sx.stx_ctime.tv_nsec;
+  out.btime_ns = (sx.stx_mask & STATX_BTIME) ? int64_t(sx.stx_btime.tv_sec) * 1000000000 + sx.stx_btime.tv_nsec : 0;
   out.mount_root = (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
                    (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
   return 0;

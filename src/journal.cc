@@ -166,6 +166,7 @@ struct RecordFields {
   uint32_t mode_before, uid_before, gid_before, mode_after, uid_after, gid_after;
   std::string_view name;
   const std::vector<XattrChange>& xattrs;
+  int64_t btime_ns;
 };
 void put_record(std::string& p, const RecordFields& r) {
   put_varint(p, r.dev_major);
@@ -185,6 +186,7 @@ void put_record(std::string& p, const RecordFields& r) {
     if (x.before) put_string(p, *x.before);
     if (x.after) put_string(p, *x.after);
   }
+  put_varint(p, uint64_t(r.btime_ns));  // version 3
 }
 }  // namespace
 
@@ -214,7 +216,7 @@ void append_directory_record(std::string& out, std::string_view dir_path, std::s
 void append_change_record(std::string& out, const Change& c) {
   append_framed(out, 'C', [&](std::string& p) {
     put_record(p, {c.before.dev_major, c.before.dev_minor, c.before.ino, c.before.mode, c.before.uid,
-                   c.before.gid, c.mode, c.uid, c.gid, c.name, c.xattrs});
+                   c.before.gid, c.mode, c.uid, c.gid, c.name, c.xattrs, c.before.btime_ns});
   });
 }
 
@@ -236,7 +238,7 @@ std::string encode_header(const JournalHeader& h) {
 std::string encode_record(const JournalRecord& r) {
   std::string p;
   put_record(p, {r.dev_major, r.dev_minor, r.ino, r.mode_before, r.uid_before, r.gid_before,
-                 r.mode_after, r.uid_after, r.gid_after, r.name, r.xattrs});
+                 r.mode_after, r.uid_after, r.gid_after, r.name, r.xattrs, r.btime_ns});
   return p;
 }
 
@@ -664,6 +666,7 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
         if (flags & 2) x.after = r.string();
         rec.xattrs.push_back(std::move(x));
       }
+      rec.btime_ns = j.version >= 3 ? int64_t(r.varint()) : 0;
       if (r.ok() && !safe_relative(rec.name))
         return bad(off, "a record names a path outside the volume (absolute or with ..)");
       if (auto slash = rec.name.rfind('/'); slash != std::string::npos) {

@@ -215,8 +215,11 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
                                                               : std::string("gone: ") + std::strerror(-rc)});
           continue;
         }
+        // The same inode number is not the same file once it was freed and reused (ext4 does
+        // at once): its birth time tells, where the journal and the filesystem have one.
         if (now.ino != rec.ino || now.dev_major != rec.dev_major || now.dev_minor != rec.dev_minor ||
-            (now.mode & S_IFMT) != (rec.mode_before & S_IFMT)) {
+            (now.mode & S_IFMT) != (rec.mode_before & S_IFMT) ||
+            (rec.btime_ns && now.btime_ns && now.btime_ns != rec.btime_ns)) {
           ++ts.r.missing;
           ts.r.notes.push_back({path_of(j, rec), "another file has this name now: left alone"});
           continue;

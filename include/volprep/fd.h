@@ -53,6 +53,7 @@ struct EntryStat {
   uint32_t mode = 0;  // st_mode: type and permission bits
   uint32_t nlink = 0;
   int64_t ctime_ns = 0;  // the inode's last change: content, owner, mode, links or xattrs
+  int64_t btime_ns = 0;  // its birth, where the filesystem keeps it (else 0)
   bool mount_root = false;  // STATX_ATTR_MOUNT_ROOT, where the kernel reports it
   bool same_inode(const EntryStat& o) const {
     return ino == o.ino && dev_major == o.dev_major && dev_minor == o.dev_minor;

@@ -11,7 +11,7 @@
 // 'C': dev major, dev minor, inode, mode before (with type), uid, gid before, mode, uid, gid
 // after, name (within the last 'D'), then xattrs: a count, and for each its name, a flags
 // varint (1: a value before, 2: a value after) and those values (security.capability kept
-// across chown; ACLs set).
+// across chown; ACLs set); version 3: then the inode's birth time (ns; 0 where unknown).
 // 'A' (version 3): dev major, dev minor, inode, and the inode's ctime (ns) right after the
 // change, written once the change is made (not synced: a lost one only withholds bits).
 // Rollback re-arms set-id bits and capabilities only on an inode whose ctime is still that:
@@ -78,6 +78,8 @@ struct JournalRecord {
   uint32_t mode_after = 0;   // permission bits
   uint32_t uid_after = 0, gid_after = 0;
   std::vector<XattrChange> xattrs;  // capabilities kept, ACLs set: raw, before and after
+  int64_t btime_ns = 0;  // the inode's birth time (version 3; 0: unknown): a new inode that
+                         // reuses the number has another
 };
 
 struct JournalEnd {

@@ -169,6 +169,8 @@ elif cmd == "craft":
         assert len(nums) == 9, "bad SPEC " + spec
         p = b"".join(varint(v) for v in nums)
         p += varint(len(path.encode())) + path.encode() + varint(0)  # no xattrs
+        if struct.unpack_from("<I", data, 8)[0] >= 3:
+            p += varint(0)  # birth time unknown
         blob += frame(b"C", p)
     open(out, "wb").write(blob)
 elif cmd == "setversion":
