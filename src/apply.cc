@@ -179,7 +179,8 @@ class JournalingApplier final : public Applier {
   // rollback (an 'A' record). Not waited for: a lost one only makes rollback withhold them.
   void record_armed(int dirfd, const Change& c) {
     EntryStat now;
-    if (stat_at(c.name.empty() ? dirfd : c.entry->get(), "", now) == 0) (void)journal_.write(frame('A', encode_armed(now)));
+    if (stat_at(c.name.empty() ? dirfd : c.entry->get(), "", now) == 0)
+      (void)journal_.write(frame('A', encode_armed(now)));
   }
 
   bool fail(const std::string& why) {
