@@ -58,6 +58,7 @@ class TopLevelValues final : public nlohmann::json::json_sax_t {
     std::string text;  // the string, or the JSON type's name
   };
   std::map<std::string, Value> values;  // the last of a repeated key, as Go's decoder keeps
+  std::map<std::string, std::vector<std::string>> object_keys;  // of the objects among them
   bool top_is_object = false;
   std::optional<std::pair<size_t, std::string>> error;  // position, message
 
@@ -83,6 +84,7 @@ class TopLevelValues final : public nlohmann::json::json_sax_t {
   bool end_array() override { return --depth_, true; }
   bool key(string_t& k) override {
     if (depth_ == 1) key_ = k;
+    if (depth_ == 2) object_keys[key_].push_back(k);
     return true;
   }
   bool parse_error(size_t position, const std::string&,
@@ -93,7 +95,10 @@ class TopLevelValues final : public nlohmann::json::json_sax_t {
 
  private:
   bool value(Value v) {
-    if (depth_ == 1) values[key_] = std::move(v);
+    if (depth_ == 1) {
+      object_keys.erase(key_);
+      values[key_] = std::move(v);
+    }
     return true;
   }
   size_t depth_ = 0;
@@ -113,11 +118,114 @@ std::string json_error_text(std::string what) {
   return what;
 }
 
+// The directives dockerd knows in daemon.json: its flags' names, the names of its named
+// options (daemon/config/config.go findConfigurationConflicts: flags.Lookup, opts.NamedOption)
+// and skipValidateOptions. Read from cmd/dockerd (daemon/command since 29.0) at the first tag
+// of every minor release from v20.10.0 to docker-v29.7.2; 19.03 is read as 20.10.
+struct Release {
+  int major, minor;
+  friend auto operator<=>(const Release&, const Release&) = default;
+};
+constexpr Release kAlways{0, 0}, kStill{9999, 0};
+struct Directives {
+  Release since, until;  // known from `since`, unknown from `until`
+  const char* names;     // space-separated
+};
+constexpr Directives kDirectives[] = {
+    {kAlways, kStill,
+     "add-runtime allow-nondistributable-artifacts authorization-plugin authorization-plugins "
+     "bip bridge builder cgroup-parent config-file containerd containerd-namespace "
+     "containerd-plugins-namespace cpu-rt-period cpu-rt-runtime cri-containerd data-root debug "
+     "default-address-pool default-address-pools default-cgroupns-mode default-gateway "
+     "default-gateway-v6 default-ipc-mode default-runtime default-shm-size default-ulimit "
+     "default-ulimits deprecated-key-path dns dns-opt dns-opts dns-search exec-opt exec-opts "
+     "exec-root experimental features fixed-cidr fixed-cidr-v6 group host host-gateway-ip hosts "
+     "icc init init-path insecure-registries insecure-registry ip ip-forward ip-masq ip6tables "
+     "iptables ipv6 label labels live-restore log-driver log-level log-opt log-opts "
+     "max-concurrent-downloads max-concurrent-uploads max-download-attempts metrics-addr mtu "
+     "network-control-plane-mtu network-diagnostic-port no-new-privileges node-generic-resource "
+     "node-generic-resources pidfile raw-logs registry-mirror registry-mirrors restart rootless "
+     "runtimes seccomp-profile selinux-enabled shutdown-timeout storage-driver storage-opt "
+     "storage-opts swarm-default-advertise-addr tls tlscacert tlscert tlskey tlsverify "
+     "userland-proxy userland-proxy-path userns-remap version"},
+    {kAlways, {23, 0}, "identity"},
+    {kAlways, {24, 0}, "cluster-advertise cluster-store cluster-store-opt cluster-store-opts graph"},
+    {kAlways, {26, 0}, "oom-score-adjust"},
+    {kAlways, {29, 0}, "api-cors-header"},
+    {{23, 0}, kStill, "http-proxy https-proxy no-proxy validate"},
+    {{24, 0}, kStill, "default-network-opt default-network-opts"},
+    {{25, 0}, kStill, "cdi-spec-dir cdi-spec-dirs log-format"},
+    {{27, 3}, kStill, "feature"},
+    {{28, 0}, kStill, "bip6 host-gateway-ips ip-forward-no-drop"},
+    {{28, 2}, kStill, "allow-direct-routing"},
+    {{29, 0}, kStill, "bridge-accept-fwmark firewall-backend min-api-version"},
+    {{29, 2}, kStill, "nri-opts"},
+    {{29, 7}, kStill, "default-stop-timeout"},
+};
+// Object values dockerd does not flatten into their keys (flatOptions); any other object
+// counts its own keys as directives, and not its name.
+constexpr Directives kFlatObjects[] = {
+    {kAlways, kStill, "cluster-store-opts log-opts runtimes default-ulimits features builder"},
+    {{24, 0}, kStill, "default-network-opts"},
+    {{29, 2}, kStill, "nri-opts"},
+};
+
+// Whether `name` is in the table for `release`; without a release, for any release.
+template <size_t N>
+bool listed(const Directives (&table)[N], std::string_view name, std::optional<Release> release) {
+  for (const auto& d : table) {
+    if (release && (*release < d.since || !(*release < d.until))) continue;
+    std::string_view names = d.names;
+    while (!names.empty()) {
+      auto space = names.find(' ');
+      if (names.substr(0, space) == name) return true;
+      names = space == std::string_view::npos ? std::string_view() : names.substr(space + 1);
+    }
+  }
+  return false;
+}
+
+// Where `"key":` first appears, as "line:col"; "1:1" if not found (an escaped key).
+std::string key_position(std::string_view text, const std::string& key) {
+  std::string quoted = "\"" + key + "\"";
+  for (size_t pos = text.find(quoted); pos != std::string_view::npos;
+       pos = text.find(quoted, pos + 1)) {
+    size_t after = text.find_first_not_of(" \t\r\n", pos + quoted.size());
+    if (after != std::string_view::npos && text[after] == ':') {
+      auto [line, col] = line_and_column(text, pos);
+      return std::to_string(line) + ":" + std::to_string(col);
+    }
+  }
+  return "1:1";
+}
+
 }  // namespace
 
-Result<DaemonJson> parse_daemon_json(std::string_view text, const std::string& origin) {
+Result<DaemonJson> parse_daemon_json(std::string_view text, const std::string& origin,
+                                     const std::optional<DockerVersion>& version) {
   DaemonJson out;
   out.origin = origin;
+  std::optional<Release> release;
+  if (version) release = Release{version->major, version->minor};
+  const bool before_23 = release && *release < Release{23, 0};
+  // What dockerd says when it refuses the file, as cmd/dockerd/daemon.go wraps it.
+  auto refused = [&](const std::string& where, const std::string& why) {
+    return config_error(origin + ":" + where + ": unable to configure the Docker daemon with file " +
+                        origin + ": " + why + " (dockerd " +
+                        (version ? std::to_string(version->major) + "." +
+                                       std::to_string(version->minor)
+                                 : std::string("of any release")) +
+                        " refuses to start)");
+  };
+  constexpr std::string_view kBom = "\xef\xbb\xbf";
+  // 20.10 hands the bytes to Go's json.Decoder as they are (daemon/config/config.go,
+  // getConflictFreeConfiguration); 23.0 drops a byte-order mark and trims whitespace first,
+  // and an empty file is then an empty configuration.
+  if (before_23 && text.starts_with(kBom))
+    return refused("1:1", "invalid character '\xc3\xaf' looking for beginning of value");
+  if (!before_23 && text.starts_with(kBom)) text.remove_prefix(kBom.size());
+  if (text.find_first_not_of(" \t\r\n\v\f") == std::string_view::npos)
+    return before_23 ? refused("1:1", "EOF") : Result<DaemonJson>(out);
   TopLevelValues doc;
   nlohmann::json::sax_parse(text.begin(), text.end(), &doc);
   if (doc.error) {
@@ -126,6 +234,23 @@ Result<DaemonJson> parse_daemon_json(std::string_view text, const std::string& o
                         ": invalid JSON: " + json_error_text(doc.error->second));
   }
   if (!doc.top_is_object) return config_error(origin + ": the top level is not a JSON object");
+  // findConfigurationConflicts: every directive, after flattening, must be one dockerd knows.
+  // Go lists them in map order; sorted here, so the message is stable.
+  std::vector<std::string> unknown;
+  for (const auto& [key, value] : doc.values) {
+    bool flattened =
+        !value.is_string && value.text == "object" && !listed(kFlatObjects, key, release);
+    for (const auto& name : flattened ? doc.object_keys[key] : std::vector<std::string>{key})
+      if (!listed(kDirectives, name, release)) unknown.push_back(name);
+  }
+  if (!unknown.empty()) {
+    std::sort(unknown.begin(), unknown.end());
+    unknown.erase(std::unique(unknown.begin(), unknown.end()), unknown.end());
+    std::string names;
+    for (const auto& n : unknown) names += (names.empty() ? "" : ", ") + n;
+    return refused(key_position(text, unknown.front()),
+                   "the following directives don't match any configuration option: " + names);
+  }
   auto string_key = [&](const char* key) -> Result<std::optional<std::string>> {
     auto it = doc.values.find(key);
     if (it == doc.values.end()) return std::optional<std::string>();
@@ -143,8 +268,19 @@ Result<DaemonJson> parse_daemon_json(std::string_view text, const std::string& o
   auto data_root = string_key("data-root");
   if (!data_root) return data_root.error();
   out.data_root = *data_root;
+  // "graph" is the name data-root had before Docker 17.05. 20.10 takes it, unless data-root is
+  // there too (getConflictFreeConfiguration); 23.0 refuses it (Validate); 24.0 no longer knows
+  // it, which the directive check above refuses.
+  if (doc.values.contains("graph")) {
+    if (release && !before_23)
+      return refused(key_position(text, "graph"),
+                     "configuration validation from file failed: the \"graph\" config file "
+                     "option is deprecated; use \"data-root\" instead");
+    if (before_23 && out.data_root)
+      return refused(key_position(text, "graph"),
+                     "cannot specify both \"graph\" and \"data-root\" config file options");
+  }
   if (!out.data_root) {
-    // "graph" is the name data-root had before Docker 17.05.
     auto graph = string_key("graph");
     if (!graph) return graph.error();
     out.data_root = *graph;

@@ -324,6 +324,27 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   if (daemon) flags = parse_dockerd_args(daemon->args);
   std::string daemon_name = daemon ? "dockerd (pid " + std::to_string(daemon->pid) + ")" : "";
 
+  // Which Docker release reads daemon.json and the subid files decides how.
+  std::optional<DockerVersion> version;
+  std::string version_origin;
+  if (o.docker_version) {
+    version = parse_docker_version("version " + *o.docker_version);
+    if (!version) return usage_error("--docker-version " + in_quotes(*o.docker_version) + ": expected X.Y");
+    version_origin = "--docker-version";
+  } else {
+    // Read rather than run: the package database first, and only a trusted daemon's binary.
+    auto dpkg = host.read("/var/lib/dpkg/status");
+    if (!dpkg) return dpkg.error();
+    if (*dpkg) {
+      version = docker_version_from_dpkg((*dpkg)->content);
+      version_origin = (*dpkg)->origin;
+    }
+    if (!version && daemon) {
+      version = docker_version_of(*daemon);
+      version_origin = daemon->exe + " --version";
+    }
+  }
+
   // Which daemon.json dockerd reads.
   std::string config_path;
   bool config_explicit = true;
@@ -351,7 +372,7 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   if (!config) return config.error();
   DaemonJson json;
   if (*config) {
-    auto parsed = parse_daemon_json((*config)->content, (*config)->origin);
+    auto parsed = parse_daemon_json((*config)->content, (*config)->origin, version);
     if (!parsed) return parsed.error();
     json = std::move(*parsed);
   } else if (config_explicit) {
@@ -400,26 +421,6 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
     return m;
   }
 
-  // Which Docker release reads the subid files decides how.
-  std::optional<DockerVersion> version;
-  std::string version_origin;
-  if (o.docker_version) {
-    version = parse_docker_version("version " + *o.docker_version);
-    if (!version) return usage_error("--docker-version " + in_quotes(*o.docker_version) + ": expected X.Y");
-    version_origin = "--docker-version";
-  } else {
-    // Read rather than run: the package database first, and only a trusted daemon's binary.
-    auto dpkg = host.read("/var/lib/dpkg/status");
-    if (!dpkg) return dpkg.error();
-    if (*dpkg) {
-      version = docker_version_from_dpkg((*dpkg)->content);
-      version_origin = (*dpkg)->origin;
-    }
-    if (!version && daemon) {
-      version = docker_version_of(*daemon);
-      version_origin = daemon->exe + " --version";
-    }
-  }
   SubidRules rules = rules_for(version);
 
   auto remap = docker_remap_mapping(*root, rules, host);

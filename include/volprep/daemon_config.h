@@ -12,6 +12,10 @@
 
 namespace volprep {
 
+struct DockerVersion {
+  int major = 0, minor = 0, patch = 0;
+  std::string text;  // as printed
+};
 struct DaemonJson {
   std::string origin;  // the file read
   std::optional<std::string> userns_remap;
@@ -19,8 +23,12 @@ struct DaemonJson {
   std::optional<std::string> data_root;
 };
 
-// Parses daemon.json. Malformed JSON is an error naming file, line and column.
-Result<DaemonJson> parse_daemon_json(std::string_view text, const std::string& origin);
+// Parses daemon.json as the dockerd of `version` reads it: malformed JSON, and whatever makes
+// that dockerd refuse to start (a directive it does not know, a byte-order mark or an empty file
+// before 23.0, "graph" since 23.0), is an error naming file, line and column. Without a version,
+// only a directive no modelled release knows is refused, and the file is read as 23.0+ reads it.
+Result<DaemonJson> parse_daemon_json(std::string_view text, const std::string& origin,
+                                     const std::optional<DockerVersion>& version = std::nullopt);
 
 // The settings of dockerd's command line that bear on remapping.
 struct DockerdFlags {
@@ -48,10 +56,6 @@ Result<DockerdScan> find_dockerd_processes(const std::string& proc_root);
 // The process `pid` if it is a dockerd volprep trusts, else an Error saying why not.
 Result<DockerdProcess> read_dockerd_process(const std::string& proc_root, int pid);
 
-struct DockerVersion {
-  int major = 0, minor = 0, patch = 0;
-  std::string text;  // as printed
-};
 // "Docker version 20.10.24+dfsg1, build 5d6db84" -> 20.10.24
 std::optional<DockerVersion> parse_docker_version(std::string_view text);
 // The installed docker.io, docker-ce or docker-engine package in a dpkg status database

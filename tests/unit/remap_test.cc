@@ -623,8 +623,38 @@ TEST_F(RemapTest, DataRootFromDaemonJson) {
   same_subids("dockremap:100000:65536\n");
   daemon_json("{\"userns-remap\": \"dockremap\", \"data-root\": \"/srv/docker/\"}\n");
   EXPECT_EQ(*resolve_ok().data_root, "/srv/docker/100000.100000");
+  // "graph" is data-root to 20.10 only (moby v20.10.24 daemon/config/config.go:449).
   daemon_json("{\"userns-remap\": \"dockremap\", \"graph\": \"/old/docker\"}\n");
-  EXPECT_EQ(*resolve_ok().data_root, "/old/docker/100000.100000");
+  EXPECT_EQ(*resolve_ok("20.10").data_root, "/old/docker/100000.100000");
+  EXPECT_CONTAINS(resolve_error("28.0").message,
+                  "the following directives don't match any configuration option: graph");
+}
+
+// A misspelt directive makes dockerd refuse to start, of every release (moby v20.10.24
+// daemon/config/config.go:506, findConfigurationConflicts; the same at docker-v29.7.2); remap
+// is not off, there is no daemon at all.
+TEST_F(RemapTest, MisspeltUsernsRemapMakesDockerdRefuseToStart) {
+  same_subids("dockremap:100000:65536\n");
+  daemon_json("{\n  \"userns_remap\": \"default\"\n}\n");
+  for (const char* version : {"20.10", "23.0", "28.0", "29.7"}) {
+    Error e = resolve_error(version);
+    EXPECT_EQ(e.code, kExitConfig);
+    EXPECT_CONTAINS(e.message, etc("docker/daemon.json") + ":2:3: unable to configure the Docker "
+                                   "daemon with file " + etc("docker/daemon.json") +
+                                   ": the following directives don't match any configuration "
+                                   "option: userns_remap");
+  }
+  EXPECT_CONTAINS(resolve_error(nullptr).message, "don't match any configuration option");
+}
+
+// An empty daemon.json: 20.10's json.Decoder says EOF and dockerd exits (v20.10.24
+// daemon/config/config.go:399); since 23.0 it is an empty configuration (v23.0.0
+// daemon/config/config.go:474).
+TEST_F(RemapTest, EmptyDaemonJsonByRelease) {
+  daemon_json(" \n");
+  EXPECT_CONTAINS(resolve_error("20.10").message, "daemon.json: EOF (dockerd 20.10 refuses");
+  EXPECT_TRUE(resolve_ok("23.0").remapping_off);
+  EXPECT_TRUE(resolve_ok(nullptr).remapping_off);
 }
 
 TEST_F(RemapTest, BadDockerVersion) {
@@ -1207,7 +1237,6 @@ TEST(DaemonJson, EveryKindOfJsonErrorIsAConfigErrorWithItsPosition) {
       {"{\"a\": \"\\ud800\"}", "x.json:1:", "surrogate"},
       {"{\"a\": \"\\x\"}", "x.json:1:", "after backslash"},
       {std::string("{\"a\": \"b\0c\"}", 12), "x.json:1:", "control character"},
-      {"", "x.json:1:1: ", "unexpected end of input"},
       {"{\"a\": [[[[", "x.json:1:", "unexpected end of input"},
       {"{} {}", "x.json:1:", "expected end of input"},
   };
@@ -1223,7 +1252,7 @@ TEST(DaemonJson, EveryKindOfJsonErrorIsAConfigErrorWithItsPosition) {
 
 TEST(DaemonJson, DeepNestingIsReadWithoutBuildingIt) {
   const size_t depth = 4u << 20;
-  std::string text = "{\"userns-remap\": \"default\", \"deep\": " + std::string(depth, '[') +
+  std::string text = "{\"userns-remap\": \"default\", \"labels\": " + std::string(depth, '[') +
                      std::string(depth, ']') + "}";
   auto r = parse_daemon_json(text, "x.json");
   ASSERT_TRUE(r.ok()) << r.error().message;
@@ -1241,7 +1270,9 @@ TEST(DaemonJson, KnownKeysOfEveryWrongType) {
     EXPECT_EQ(r.error().code, kExitConfig);
     EXPECT_CONTAINS(r.error().message, "x.json: \"userns-remap\" must be a string, not ");
   }
-  auto r = parse_daemon_json("{\"graph\": {\"a\": 1}}", "x.json");
+  // An object that is not a flat option counts by its keys (moby v20.10.24
+  // daemon/config/config.go:465, configValuesSet).
+  auto r = parse_daemon_json("{\"graph\": {\"debug\": 1}}", "x.json");
   ASSERT_FALSE(r.ok());
   EXPECT_CONTAINS(r.error().message, "\"graph\" must be a string, not object");
   // Only the top level counts; a nested key of the same name is someone else's.
@@ -1252,6 +1283,109 @@ TEST(DaemonJson, KnownKeysOfEveryWrongType) {
   r = parse_daemon_json("{\"data-root\": \"/a\", \"data-root\": \"/b\"}", "x.json");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->data_root, "/b");
+}
+
+DockerVersion docker(const char* v) { return *parse_docker_version(std::string("version ") + v); }
+
+// moby v20.10.24 daemon/config/config.go:480 findConfigurationConflicts, and the flags of
+// cmd/dockerd (daemon/command since docker-v29.0.0) at each release.
+TEST(DaemonJson, DirectivesDockerdDoesNotKnowAreRefusedByRelease) {
+  struct Case {
+    const char* text;
+    const char* version;  // nullptr: any release
+    const char* unknown;  // nullptr: accepted
+  } cases[] = {
+      {"{\"userns_remap\": \"default\"}", "20.10.24", "userns_remap"},
+      {"{\"userns_remap\": \"default\"}", nullptr, "userns_remap"},
+      {"{\"zz\": 1, \"Userns-Remap\": \"x\"}", "28.5", "Userns-Remap, zz"},  // sorted
+      {"{\"cluster-store\": \"consul://x\"}", "23.0", nullptr},
+      {"{\"cluster-store\": \"consul://x\"}", "24.0", "cluster-store"},
+      {"{\"cluster-store\": \"consul://x\"}", nullptr, nullptr},
+      {"{\"default-stop-timeout\": 5}", "29.6", "default-stop-timeout"},
+      {"{\"default-stop-timeout\": 5}", "29.7", nullptr},
+      {"{\"api-cors-header\": \"*\"}", "29.0", "api-cors-header"},
+      {"{\"oom-score-adjust\": -500}", "26.1", "oom-score-adjust"},
+      // "proxies" is not a flat option: its keys are the directives, flags since 23.0.
+      {"{\"proxies\": {\"http-proxy\": \"http://p\"}}", "20.10", "http-proxy"},
+      {"{\"proxies\": {\"http-proxy\": \"http://p\"}}", "23.0", nullptr},
+      // log-opts is flat: its keys are the log driver's, not directives.
+      {"{\"log-opts\": {\"max-size\": \"10m\"}, \"features\": {\"buildkit\": true}}", "20.10",
+       nullptr},
+      {"{\"default-network-opts\": {\"bridge\": {\"mtu\": \"1400\"}}}", "24.0", nullptr},
+      {"{\"default-network-opts\": {\"bridge\": {\"mtu\": \"1400\"}}}", "23.0", nullptr},
+      {"{\"default-network-opts\": {\"overlay\": {}}}", "23.0", "overlay"},
+  };
+  for (const auto& c : cases) {
+    std::optional<DockerVersion> v;
+    if (c.version) v = docker(c.version);
+    auto r = parse_daemon_json(c.text, "x.json", v);
+    if (!c.unknown) {
+      EXPECT_TRUE(r.ok()) << c.text << " " << (c.version ? c.version : "any") << ": "
+                          << r.error().message;
+      continue;
+    }
+    ASSERT_FALSE(r.ok()) << c.text << " " << (c.version ? c.version : "any");
+    EXPECT_EQ(r.error().code, kExitConfig);
+    EXPECT_CONTAINS(r.error().message,
+                    std::string("unable to configure the Docker daemon with file x.json: the "
+                                "following directives don't match any configuration option: ") +
+                        c.unknown + " (dockerd ");
+  }
+  auto r = parse_daemon_json("{\n  \"debug\": true,\n    \"userns_remap\": \"x\"\n}", "x.json",
+                             docker("20.10"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message.rfind("x.json:3:5: ", 0), 0u) << r.error().message;
+}
+
+// 20.10 decodes the bytes as they are (v20.10.24 daemon/config/config.go:399); 23.0 drops a
+// byte-order mark and trims the file, and empty is then an empty configuration (v23.0.0
+// daemon/config/config.go:466-475).
+TEST(DaemonJson, ByteOrderMarkAndEmptyFileByRelease) {
+  const std::string bom = "\xef\xbb\xbf{\"userns-remap\": \"default\"}";
+  auto r = parse_daemon_json(bom, "x.json", docker("20.10.24"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message.rfind("x.json:1:1: unable to configure the Docker daemon with file "
+                                    "x.json: invalid character '\xc3\xaf' looking for beginning of "
+                                    "value (dockerd 20.10 refuses to start)", 0),
+            0u)
+      << r.error().message;
+  for (auto v : {std::optional(docker("23.0")), std::optional<DockerVersion>()}) {
+    r = parse_daemon_json(bom, "x.json", v);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->userns_remap, "default");
+  }
+  for (const char* empty : {"", " \n\t\n"}) {
+    r = parse_daemon_json(empty, "x.json", docker("20.10"));
+    ASSERT_FALSE(r.ok());
+    EXPECT_CONTAINS(r.error().message, "x.json:1:1: unable to configure the Docker daemon with "
+                                       "file x.json: EOF");
+    for (auto v : {std::optional(docker("23.0")), std::optional<DockerVersion>()}) {
+      r = parse_daemon_json(empty, "x.json", v);
+      ASSERT_TRUE(r.ok()) << r.error().message;
+      EXPECT_FALSE(r->userns_remap);
+    }
+  }
+}
+
+// "graph": 20.10 takes it, refusing it beside data-root (v20.10.24 daemon/config/config.go:449);
+// 23.0 refuses it (v23.0.0 daemon/config/config.go:619, Validate); 24.0 no longer has the flag.
+TEST(DaemonJson, GraphByRelease) {
+  auto r = parse_daemon_json("{\"graph\": \"/old\"}", "x.json", docker("20.10"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->data_root, "/old");
+  r = parse_daemon_json("{\"data-root\": \"/new\", \"graph\": \"/old\"}", "x.json", docker("20.10"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_CONTAINS(r.error().message,
+                  "x.json:1:23: unable to configure the Docker daemon with file x.json: cannot "
+                  "specify both \"graph\" and \"data-root\" config file options");
+  r = parse_daemon_json("{\"graph\": \"/old\"}", "x.json", docker("23.0.6"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_CONTAINS(r.error().message,
+                  "configuration validation from file failed: the \"graph\" config file option "
+                  "is deprecated; use \"data-root\" instead");
+  r = parse_daemon_json("{\"graph\": \"/old\"}", "x.json", docker("24.0"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_CONTAINS(r.error().message, "don't match any configuration option: graph");
 }
 
 TEST(DaemonJson, DataRootAndGraph) {
