@@ -411,6 +411,10 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
     return m;
   }
 
+  std::string data_root = flags.data_root.value_or(json.data_root.value_or("/var/lib/docker"));
+  // Docker joins with filepath.Join, which drops a trailing slash.
+  while (!data_root.empty() && data_root.back() == '/') data_root.pop_back();
+
   auto root = parse_remapped_root(value, host);
   if (!root) return root.error();
   if (root->is_root) {
@@ -418,6 +422,10 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
     m.remapping_off = true;
     m.source = "Docker: userns-remap " + in_quotes(value) + " (" + value_origin +
                ") resolves to root; remapping is off";
+    // The setting is not empty, so dockerd still moves its data below the root pair of its
+    // (empty) mapping: 0.0 (moby v20.10.24 daemon/daemon_unix.go:1230, setupDaemonRoot;
+    // v28.5.2 daemon/daemon_unix.go:1419).
+    m.data_root = data_root + "/0.0";
     return m;
   }
 
@@ -437,9 +445,6 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
                       (version ? ", from " + version_origin + ": " + version->text
                                : ", no Docker version found (--docker-version sets it)"));
 
-  std::string data_root = flags.data_root.value_or(json.data_root.value_or("/var/lib/docker"));
-  // Docker joins with filepath.Join, which drops a trailing slash.
-  while (!data_root.empty() && data_root.back() == '/') data_root.pop_back();
   auto uid0 = m.uid_map.to_host(0), gid0 = m.gid_map.to_host(0);
   if (uid0 && gid0)
     m.data_root = data_root + "/" + std::to_string(*uid0) + "." + std::to_string(*gid0);

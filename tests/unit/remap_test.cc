@@ -398,10 +398,16 @@ TEST_F(RemapTest, RootMeansRemappingIsOff) {
     EXPECT_TRUE(m.remapping_off) << value;
     EXPECT_TRUE(m.uid_map.is_identity()) << value;
     EXPECT_TRUE(m.gid_map.is_identity()) << value;
-    EXPECT_FALSE(m.data_root.has_value()) << value;
+    // dockerd still keeps its data below <data-root>/0.0 (moby v20.10.24
+    // daemon/daemon_unix.go:1230; v28.5.2 daemon/daemon_unix.go:1419).
+    EXPECT_EQ(m.data_root.value_or("(none)"), "/var/lib/docker/0.0") << value;
     EXPECT_FALSE(m.has_errors()) << value << ": " << all_findings(m);
     EXPECT_CONTAINS(m.source, "remapping is off");
   }
+  daemon_json("{\"userns-remap\": \"root\", \"data-root\": \"/srv/docker/\"}");
+  EXPECT_EQ(resolve_ok().data_root.value_or("(none)"), "/srv/docker/0.0");
+  daemon_json("{}");
+  EXPECT_FALSE(resolve_ok().data_root.has_value());
 }
 
 TEST_F(RemapTest, TooManyColons) {
