@@ -24,13 +24,23 @@ std::optional<uint32_t> go_int32(const std::string& s) {
   return v;
 }
 
+// What dockerd puts before an error of its ID mapping: errors.Wrap's "Can't create ID
+// mappings" up to 29.6 (moby v20.10.24 daemon/daemon_unix.go:1193, docker-v29.6.0
+// daemon/daemon_unix.go:1368), "error creating ID mappings" since 29.7.0
+// (docker-v29.7.0 daemon/daemon_unix.go:1373).
+std::string id_mapping_prefix(const std::optional<DockerVersion>& v) {
+  bool since_29_7 = !v || v->major > 29 || (v->major == 29 && v->minor >= 7);
+  return since_29_7 ? "error creating ID mappings: " : "Can't create ID mappings: ";
+}
+
 Result<SubidLookup> read_subid(const HostDb& host, const std::string& path, const std::string& user,
-                               uint32_t uid, SubidRules rules) {
+                               uint32_t uid, SubidRules rules,
+                               const std::string& prefix = "Can't create ID mappings: ") {
   auto file = host.read(path);
   if (!file) return file.error();
   if (!*file)
-    return config_error("Can't create ID mappings: open " + path +
-                        ": no such file or directory (" + host.local_path(path) + ")");
+    return config_error(prefix + "open " + path + ": no such file or directory (" +
+                        host.local_path(path) + ")");
   SubidFile subid((*file)->content, path, (*file)->origin);
   return subid.lookup(user, uid, rules);
 }
@@ -156,20 +166,33 @@ Result<RemappedRoot> parse_remapped_root(const std::string& value, const HostDb&
 }
 
 Result<Mapping> docker_remap_mapping(const RemappedRoot& root, SubidRules rules,
-                                     const HostDb& host) {
+                                     const HostDb& host,
+                                     const std::optional<DockerVersion>& version) {
   Mapping m;
-  auto uids = read_subid(host, "/etc/subuid", root.user, root.uid, rules);
+  const std::string prefix = id_mapping_prefix(version);
+  // Every error of the lookup reaches the user behind dockerd's prefix.
+  auto lookup = [&](const char* path) -> Result<SubidLookup> {
+    auto r = read_subid(host, path, root.user, root.uid, rules, prefix);
+    if (!r && !r.error().message.starts_with(prefix))
+      return Error{r.error().code, prefix + r.error().message};
+    return r;
+  };
+  // Docker 28 reads both files with one function that always says "subuid" (moby v28.0.0
+  // internal/usergroup/lookup_unix.go:173); 20.10 to 27 name the file (v20.10.24
+  // pkg/idtools/idtools_unix.go:276 and :293).
+  const bool one_reader = !version || version->major >= 28;
+  auto none_found = [&](const char* kind, const char* path) {
+    return config_error(prefix + "no " + kind + " ranges found for user " + in_quotes(root.user) +
+                        " (" + host.local_path(path) + ")");
+  };
+  auto uids = lookup("/etc/subuid");
   if (!uids) return uids.error();
-  if (uids->ranges.empty())
-    return config_error("Can't create ID mappings: no subuid ranges found for user " +
-                        in_quotes(root.user) + " in " + host.local_path("/etc/subuid"));
+  if (uids->ranges.empty()) return none_found("subuid", "/etc/subuid");
   // Since Docker 20.10 the subgid ranges are looked up by the user too; the group is only
   // validated.
-  auto gids = read_subid(host, "/etc/subgid", root.user, root.uid, rules);
+  auto gids = lookup("/etc/subgid");
   if (!gids) return gids.error();
-  if (gids->ranges.empty())
-    return config_error("Can't create ID mappings: no subgid ranges found for group " +
-                        in_quotes(root.user) + " in " + host.local_path("/etc/subgid"));
+  if (gids->ranges.empty()) return none_found(one_reader ? "subuid" : "subgid", "/etc/subgid");
   auto uid_map = ranges_to_map(uids->ranges, 0);
   if (!uid_map) return uid_map.error();
   auto gid_map = ranges_to_map(gids->ranges, 0);
@@ -431,7 +454,7 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
 
   SubidRules rules = rules_for(version);
 
-  auto remap = docker_remap_mapping(*root, rules, host);
+  auto remap = docker_remap_mapping(*root, rules, host, version);
   if (!remap) return remap.error();
   m.uid_map = std::move(remap->uid_map);
   m.gid_map = std::move(remap->gid_map);

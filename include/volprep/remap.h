@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "volprep/daemon_config.h"
 #include "volprep/error.h"
 #include "volprep/finding.h"
 #include "volprep/host_db.h"
@@ -63,9 +64,11 @@ struct RemappedRoot {
 // Docker's parseRemappedRoot: default, user, user:group, uid, uid:gid.
 Result<RemappedRoot> parse_remapped_root(const std::string& value, const HostDb& host);
 
-// Docker's identity mapping for a remap user.
+// Docker's identity mapping for a remap user, with the errors in the words of `version`
+// (without one, the newest release's).
 Result<Mapping> docker_remap_mapping(const RemappedRoot& root, SubidRules rules,
-                                     const HostDb& host);
+                                     const HostDb& host,
+                                     const std::optional<DockerVersion>& version = std::nullopt);
 
 enum class RootlessFlavor { kDocker, kPodman };
 Result<Mapping> rootless_mapping(const std::string& user, RootlessFlavor flavor,

@@ -275,12 +275,35 @@ TEST_F(RemapTest, UserWithoutSubuidRanges) {
   EXPECT_CONTAINS(e.message, "no subuid ranges found for user \"alice\"");
 }
 
+// Docker's words, by release: 20.10 to 27 name the file (moby v20.10.24
+// pkg/idtools/idtools_unix.go:293); 28 reads both files with one function that says "subuid"
+// (v28.0.0 internal/usergroup/lookup_unix.go:173); the prefix is errors.Wrap's "Can't create
+// ID mappings" up to 29.6 (v20.10.24 daemon/daemon_unix.go:1193) and "error creating ID
+// mappings" since 29.7.0 (docker-v29.7.0 daemon/daemon_unix.go:1373).
 TEST_F(RemapTest, UserWithoutSubgidRanges) {
   subids("alice:100000:65536\n", "dockremap:100000:65536\n");
   remap("alice");
-  Error e = resolve_error();
-  EXPECT_EQ(e.code, kExitConfig);
-  EXPECT_CONTAINS(e.message, "no subgid ranges found");
+  struct Case {
+    const char* version;
+    const char* words;
+  } cases[] = {
+      {"20.10", "Can't create ID mappings: no subgid ranges found for user \"alice\""},
+      {"27.5", "Can't create ID mappings: no subgid ranges found for user \"alice\""},
+      {"28.0", "Can't create ID mappings: no subuid ranges found for user \"alice\""},
+      {"29.6", "Can't create ID mappings: no subuid ranges found for user \"alice\""},
+      {"29.7", "error creating ID mappings: no subuid ranges found for user \"alice\""},
+      {nullptr, "error creating ID mappings: no subuid ranges found for user \"alice\""},
+  };
+  for (const auto& c : cases) {
+    Error e = resolve_error(c.version);
+    EXPECT_EQ(e.code, kExitConfig);
+    EXPECT_EQ(e.message.rfind(c.words, 0), 0u) << (c.version ? c.version : "none") << ": " << e.message;
+  }
+  // A line 20.10 cannot parse fails the mapping too, behind the same prefix.
+  subids("alice:100000\n", "alice:100000:65536\n");
+  EXPECT_EQ(resolve_error("20.10").message.rfind(
+                "Can't create ID mappings: Cannot parse subuid/gid information: ", 0),
+            0u);
 }
 
 TEST_F(RemapTest, SeveralRangesForOneUser) {
