@@ -47,6 +47,32 @@ std::pair<int64_t, bool> docker_lenient_number(std::string_view field) {
   return {negative ? -v : v, false};
 }
 
+// Go's strconv.Atoi, as Docker 20.10 to 27 read the numbers (moby v20.10.24
+// pkg/idtools/idtools.go:223): an optional sign, then decimal digits, leading zeros allowed,
+// within int64. The value, or Go's reason ("invalid syntax", "value out of range").
+struct GoAtoi {
+  int64_t value = 0;
+  const char* error = nullptr;
+};
+GoAtoi go_atoi(std::string_view field) {
+  std::string_view digits = field;
+  bool negative = false;
+  if (!digits.empty() && (digits[0] == '+' || digits[0] == '-')) {
+    negative = digits[0] == '-';
+    digits.remove_prefix(1);
+  }
+  if (digits.empty() ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return {0, "invalid syntax"};
+  uint64_t v = 0;
+  const uint64_t limit = negative ? uint64_t(INT64_MAX) + 1 : uint64_t(INT64_MAX);
+  for (char c : digits) {
+    if (v > (limit - uint64_t(c - '0')) / 10) return {0, "value out of range"};
+    v = v * 10 + uint64_t(c - '0');
+  }
+  return {negative ? int64_t(0 - v) : int64_t(v), nullptr};
+}
+
 }  // namespace
 
 Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
@@ -98,17 +124,28 @@ Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
     for (size_t f = 1; f <= 2 && f < fields.size() && !bad_number; ++f) {
       uint32_t& out = f == 1 ? range.start : range.count;
       if (rules == SubidRules::kDocker2010) {
-        auto v = parse_u32(fields[f]);
-        if (!v) {
-          auto& pending = by_uid ? uid_error : name_error;
+        auto [value, go_error] = go_atoi(fields[f]);
+        auto& pending = by_uid ? uid_error : name_error;
+        if (go_error) {
           if (!pending)
             pending = config_error("String to int conversion failed during subuid/gid parsing of " +
                                    display_path_ + ": strconv.Atoi: parsing \"" +
-                                   std::string(fields[f]) + "\": invalid syntax (" + where + ")");
+                                   std::string(fields[f]) + "\": " + go_error + " (" + where + ")");
           bad_number = true;
           continue;
         }
-        out = *v;
+        // Docker takes a number outside the ids (a sign, 2^32 and beyond) and fails later,
+        // when the kernel or chown gets it.
+        if (value < 0 || value > int64_t(UINT32_MAX)) {
+          if (!pending)
+            pending = config_error(where + ": \"" + std::string(line) + "\": Docker reads the " +
+                                   (f == 1 ? "start " : "count ") + std::to_string(value) +
+                                   ", which is not an id in 0..4294967295; no kernel takes the "
+                                   "map it makes");
+          bad_number = true;
+          continue;
+        }
+        out = uint32_t(value);
         continue;
       }
       auto [value, valid] = docker_lenient_number(fields[f]);

@@ -185,6 +185,37 @@ TEST(Subid, Docker2010RefusesJunkNumbers) {
   EXPECT_NE(e.message.find("/h/etc/subuid:1"), std::string::npos) << e.message;
 }
 
+// Docker 20.10 to 27 read numbers with Go's strconv.Atoi (moby v20.10.24
+// pkg/idtools/idtools.go:223 and :227): a sign and leading zeros are fine, and dockerd starts.
+TEST(Subid, Docker2010ReadsNumbersAsGoAtoiDoes) {
+  auto l = lookup_ok("dockremap:+500000:065536\n", "dockremap", kDockremapUid,
+                     SubidRules::kDocker2010);
+  EXPECT_EQ(starts_counts(l), (Pairs{{500000, 65536}}));
+  EXPECT_TRUE(l.findings.empty());
+  l = lookup_ok("dockremap:0000500000:+0065536\n", "dockremap", kDockremapUid,
+                SubidRules::kDocker2010);
+  EXPECT_EQ(starts_counts(l), (Pairs{{500000, 65536}}));
+  // What Atoi refuses, in its words.
+  for (auto [field, why] : {std::pair{"+", "invalid syntax"}, std::pair{"5_000", "invalid syntax"},
+                            std::pair{"0x10", "invalid syntax"}, std::pair{" 5", "invalid syntax"},
+                            std::pair{"99999999999999999999", "value out of range"}}) {
+    Error e = lookup_error(std::string("dockremap:") + field + ":65536\n", "dockremap",
+                           kDockremapUid, SubidRules::kDocker2010);
+    EXPECT_NE(e.message.find(std::string("strconv.Atoi: parsing \"") + field + "\": " + why),
+              std::string::npos)
+        << e.message;
+  }
+  // What Atoi takes but no id is: refused, naming the line.
+  for (const char* field : {"-5", "4294967296"}) {
+    Error e = lookup_error(std::string("dockremap:") + field + ":65536\n", "dockremap",
+                           kDockremapUid, SubidRules::kDocker2010);
+    EXPECT_NE(e.message.find(std::string("/h/etc/subuid:1: \"dockremap:") + field +
+                             ":65536\": Docker reads the start " + field),
+              std::string::npos)
+        << e.message;
+  }
+}
+
 TEST(Subid, Docker2010JunkNumbersOfOtherUsersAreNotRead) {
   auto l = lookup_ok("alice:abc:1\ndockremap:500000:65536\n", "dockremap", kDockremapUid,
                      SubidRules::kDocker2010);
