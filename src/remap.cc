@@ -468,9 +468,20 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
                       (version ? ", from " + version_origin + ": " + version->text
                                : ", no Docker version found (--docker-version sets it)"));
 
+  // When either map lacks container id 0 (a count read as 0, say from "65536 # comment" under
+  // Docker 28's lenient reader), Docker's root pair is -1, -1 and it still starts, below
+  // <data-root>/-1.-1 (moby/sys user/v0.4.0 user/idtools.go getRootUIDGID; moby v20.10.24
+  // pkg/idtools/idtools.go:60 the same).
   auto uid0 = m.uid_map.to_host(0), gid0 = m.gid_map.to_host(0);
-  if (uid0 && gid0)
+  if (uid0 && gid0) {
     m.data_root = data_root + "/" + std::to_string(*uid0) + "." + std::to_string(*gid0);
+  } else {
+    m.data_root = data_root + "/-1.-1";
+    m.findings.push_back({Finding::kError, "",
+                          std::string("no extent of the ") + (uid0 ? "gid" : "uid") +
+                              " map holds container id 0: Docker's remapped root is -1:-1 and "
+                              "its data goes to " + *m.data_root});
+  }
   return m;
 }
 

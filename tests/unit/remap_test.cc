@@ -401,6 +401,27 @@ TEST_F(RemapTest, CountZeroLine) {
   EXPECT_TRUE(m.has_errors());
 }
 
+// Docker 28's reader (moby/sys user/v0.4.0 user/user.go parseParts) ignores the error of
+// strconv.ParseInt, so a trailing comment makes the count 0; with no extent holding container
+// id 0, Docker's root pair is -1, -1 (user/idtools.go getRootUIDGID) and its data root
+// <data-root>/-1.-1 (moby v28.5.2 daemon/daemon_unix.go:1420).
+TEST_F(RemapTest, TrailingCommentUnderDocker28GivesDataRootMinusOne) {
+  remap("dockremap");
+  same_subids("dockremap:500000:65536 # for userns-remap\n");
+  Mapping m = resolve_ok("28.0");
+  EXPECT_EQ(m.uid_map, IdMap({{0, 500000, 0}}));
+  EXPECT_EQ(m.data_root.value_or("(none)"), "/var/lib/docker/-1.-1");
+  EXPECT_TRUE(has_finding(m, Finding::kError, "", "no extent of the uid map holds container id 0"))
+      << all_findings(m);
+  // Only the gid map lacking it is enough.
+  subids("dockremap:500000:65536\n", "dockremap:500000:65536 # x\n");
+  m = resolve_ok("29.7");
+  EXPECT_EQ(m.data_root.value_or("(none)"), "/var/lib/docker/-1.-1");
+  // A later extent holding container id 0 is what Docker uses.
+  same_subids("dockremap:100000:0\ndockremap:500000:65536\n");
+  EXPECT_EQ(resolve_ok("28.0").data_root.value_or("(none)"), "/var/lib/docker/500000.500000");
+}
+
 TEST_F(RemapTest, DockerRemapMappingAndValidationFindings) {
   same_subids("dockremap:100000\ndockremap:500000:65536\n");
   RemappedRoot root{"dockremap", "dockremap", 999, false};
