@@ -226,20 +226,77 @@ Result<Mapping> rootless_mapping(const std::string& user_name, RootlessFlavor fl
 
   struct Side {
     const char* path;
+    const char* kind;
     uint32_t own;
     IdMap* map;
     std::vector<std::string>* origins;
-  } sides[] = {{"/etc/subuid", pw.uid, &m.uid_map, &m.uid_origins},
-               {"/etc/subgid", pw.gid, &m.gid_map, &m.gid_origins}};
-  for (auto& side : sides) {
-    auto ranges = read_subid(host, side.path, pw.name, pw.uid, SubidRules::kDocker28);
     std::vector<SubidRange> list;
-    if (ranges) {
-      list = ranges->ranges;
-      append(m.findings, ranges->findings);
-    } else if (ranges.error().message.find("no such file") == std::string::npos) {
-      return ranges.error();
+    std::optional<Error> error;  // the file is missing or one of its lines unreadable
+  } sides[] = {{"/etc/subuid", "subuid", pw.uid, &m.uid_map, &m.uid_origins, {}, {}},
+               {"/etc/subgid", "subgid", pw.gid, &m.gid_map, &m.gid_origins, {}, {}}};
+  // Podman reads with containers/storage's parser (pkg/idtools/idtools.go parseSubidFile);
+  // RootlessKit's own reading is modelled leniently (its source depends on the host).
+  const SubidRules rules =
+      flavor == RootlessFlavor::kPodman ? SubidRules::kGoIdtools : SubidRules::kDocker28;
+  for (auto& side : sides) {
+    // volprep's own rule comes first, whatever the runtime would say.
+    if (auto why = reaches_last_id(Extent{0, side.own, 1}); !why.empty())
+      return config_error("user " + in_quotes(pw.name) + "'s own id: " + why);
+    auto file = host.read(side.path);
+    if (!file) return file.error();
+    if (!*file) {
+      side.error = config_error("open " + std::string(side.path) + ": no such file or directory (" +
+                                host.local_path(side.path) + ")");
+      continue;
     }
+    auto ranges = SubidFile((*file)->content, side.path, (*file)->origin).lookup(pw.name, pw.uid, rules);
+    if (!ranges) {
+      side.error = ranges.error();
+      continue;
+    }
+    side.list = ranges->ranges;
+    append(m.findings, ranges->findings);
+  }
+
+  if (flavor == RootlessFlavor::kDocker) {
+    // RootlessKit refuses to start unless both files hold ranges for the user (v3.0.1
+    // pkg/parent/idtools/idtools.go:31 and :34; the dynamic source, getsubids, likewise,
+    // pkg/parent/dynidtools).
+    for (auto& side : sides) {
+      if (side.error)
+        return config_error("RootlessKit refuses to start: " + side.error->message);
+      if (side.list.empty())
+        return config_error("RootlessKit refuses to start: No " + std::string(side.kind) +
+                            " ranges found for user " + std::to_string(pw.uid) + " (" +
+                            in_quotes(pw.name) + ") in " + host.local_path(side.path));
+    }
+  } else {
+    // Podman: when containers/storage cannot give ranges for both files (either lacks the user,
+    // is missing, or has a line it cannot parse), it maps only the user's own ids, for uids and
+    // gids alike (podman pkg/rootless/rootless_linux.go GetConfiguredMappings and
+    // becomeRootInUserNS; containers/storage pkg/idtools/idtools.go NewIDMappings).
+    for (auto& side : sides) {
+      if (!side.error && !side.list.empty()) continue;
+      std::string why = side.error ? side.error->message
+                                   : "no " + std::string(side.kind) + " ranges for user " +
+                                         in_quotes(pw.name) + " in " + host.local_path(side.path);
+      m.findings.push_back(
+          {Finding::kWarning, host.local_path(side.path),
+           why + "; rootless Podman uses the single mapping (container 0 -> the user's own "
+                 "uid and gid) for uids and gids alike" +
+               (side.error && side.error->message.find("no such file") == std::string::npos
+                    ? " (a Podman built with shadow's libsubid skips the line instead)"
+                    : "")});
+      for (auto& s : sides) {
+        *s.map = IdMap({Extent{0, s.own, 1}});
+        s.origins->assign({"user " + pw.name + "'s own id (single mapping)"});
+      }
+      return m;
+    }
+  }
+
+  for (auto& side : sides) {
+    auto& list = side.list;
     if (flavor == RootlessFlavor::kPodman) {
       std::stable_sort(list.begin(), list.end(),
                        [](auto& a, auto& b) { return a.start < b.start; });
@@ -249,13 +306,7 @@ Result<Mapping> rootless_mapping(const std::string& user_name, RootlessFlavor fl
                               in_quotes(pw.name) + "'s own id " + std::to_string(side.own) +
                               "; Podman refuses to map it twice");
     }
-    if (list.empty())
-      m.findings.push_back({Finding::kWarning, host.local_path(side.path),
-                            "no ranges for user " + in_quotes(pw.name) + "; " + tool +
-                                " maps only container id 0"});
     Extent own{0, side.own, 1};
-    if (auto why = reaches_last_id(own); !why.empty())
-      return config_error("user " + in_quotes(pw.name) + "'s own id: " + why);
     auto rest = ranges_to_map(list, 1);
     if (!rest) return rest.error();
     std::vector<Extent> extents{own};

@@ -100,8 +100,9 @@ Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
 
     const std::string where = origin_ + ":" + std::to_string(line_no);
     auto fields = split_colon(line);
+    const bool strict = rules != SubidRules::kDocker28;
     if (fields.size() != 3) {
-      if (rules == SubidRules::kDocker2010) {
+      if (strict) {
         if (uid_error) return *uid_error;  // the uid-keyed pass stops there first
         return config_error("Cannot parse subuid/gid information: Format not correct for " +
                             display_path_ + " file (" + where + ": \"" + std::string(line) +
@@ -123,7 +124,7 @@ Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
     bool bad_number = false;
     for (size_t f = 1; f <= 2 && f < fields.size() && !bad_number; ++f) {
       uint32_t& out = f == 1 ? range.start : range.count;
-      if (rules == SubidRules::kDocker2010) {
+      if (strict) {
         auto [value, go_error] = go_atoi(fields[f]);
         auto& pending = by_uid ? uid_error : name_error;
         if (go_error) {

@@ -1019,15 +1019,25 @@ TEST_F(RemapTest, RootlessUsesPrimaryGid) {
   EXPECT_EQ(m.gid_map, IdMap({{0, 100, 1}, {1, 200000, 65536}}));
 }
 
+// RootlessKit refuses to start without ranges in both files (rootlesskit v3.0.1
+// pkg/parent/idtools/idtools.go:31 and :34), or without the files (:57, os.Open).
 TEST_F(RemapTest, RootlessWithoutRanges) {
   RemapOptions o = options();
   o.rootless_user = "alice";
-  Mapping m = resolve_ok(o);  // no subuid, no subgid file
-  EXPECT_EQ(m.uid_map, IdMap({{0, 1001, 1}}));
-  EXPECT_TRUE(has_finding(m, Finding::kWarning, "", "no ranges")) << all_findings(m);
+  Error e = resolve_error(o);  // no subuid, no subgid file
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "RootlessKit refuses to start: open /etc/subuid: no such file");
+
+  subids("alice:100000:65536\n", "bob:100000:65536\n");
+  e = resolve_error(o);
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "RootlessKit refuses to start: No subgid ranges found for user 1001 "
+                             "(\"alice\")");
+  subids("bob:100000:65536\n", "alice:100000:65536\n");
+  EXPECT_CONTAINS(resolve_error(o).message, "No subuid ranges found for user 1001 (\"alice\")");
 
   o.rootless_user = "nosuch";
-  Error e = resolve_error(o);
+  e = resolve_error(o);
   EXPECT_EQ(e.code, kExitConfig);
   EXPECT_CONTAINS(e.message, "\"nosuch\"");
 }
@@ -1045,6 +1055,32 @@ TEST_F(RemapTest, RootlessPodmanSortsRanges) {
   o.rootless_user = "alice";
   EXPECT_EQ(resolve_ok(o).uid_map,
             IdMap({{0, 1001, 1}, {1, 300000, 1000}, {1001, 100000, 65536}}));
+}
+
+// Podman: when containers/storage gives no ranges for either file (NewIDMappings fails:
+// containers/storage pkg/idtools/idtools.go NewIDMappings), podman's GetConfiguredMappings
+// (pkg/rootless/rootless_linux.go) has neither, and becomeRootInUserNS writes the single
+// mapping, 0 -> own id, for uids and gids alike.
+TEST_F(RemapTest, RootlessPodmanWithoutRangesInEitherFileUsesTheSingleMapping) {
+  RemapOptions o = options();
+  o.podman_rootless_user = "bob";
+  for (auto [subuid, subgid] :
+       {std::pair{"bob:100000:65536\n", "alice:100000:65536\n"},  // no subgid ranges
+        std::pair{"alice:100000:65536\n", "bob:100000:65536\n"},  // no subuid ranges
+        // a line storage's parser refuses, among the user's own
+        std::pair{"bob:100000:65536\nbob:x:1\n", "bob:100000:65536\n"},
+        std::pair{"bob:100000:65536\njunk\n", "bob:100000:65536\n"}}) {
+    subids(subuid, subgid);
+    Mapping m = resolve_ok(o);
+    EXPECT_EQ(m.uid_map, IdMap({{0, 1003, 1}})) << subuid << subgid;
+    EXPECT_EQ(m.gid_map, IdMap({{0, 100, 1}})) << subuid << subgid;
+    EXPECT_TRUE(has_finding(m, Finding::kWarning, "", "single mapping")) << all_findings(m);
+    EXPECT_FALSE(m.has_errors()) << all_findings(m);
+  }
+  host_.remove("etc/subgid");
+  Mapping m = resolve_ok(o);
+  EXPECT_EQ(m.gid_map, IdMap({{0, 100, 1}}));
+  EXPECT_EQ(m.uid_map, IdMap({{0, 1003, 1}}));
 }
 
 TEST_F(RemapTest, RootlessPodmanRefusesOwnIdInARange) {

@@ -228,6 +228,20 @@ const char kMixedKeys[] =
     "dockremap:300000:65536\n"
     "999:400000:65536\n";
 
+// containers/storage pkg/idtools/idtools.go parseSubidFile (Podman): as strict as Docker
+// 20.10, but every line of the name or the uid counts, in file order.
+TEST(Subid, GoIdtoolsUsesEveryMatchingLineStrictly) {
+  auto l = lookup_ok(kMixedKeys, "dockremap", kDockremapUid, SubidRules::kGoIdtools);
+  EXPECT_EQ(starts_counts(l),
+            (Pairs{{100000, 65536}, {200000, 65536}, {300000, 65536}, {400000, 65536}}));
+  Error e = lookup_error("dockremap:500000:65536\nalice:1\n", "dockremap", kDockremapUid,
+                         SubidRules::kGoIdtools);
+  EXPECT_NE(e.message.find("Format not correct"), std::string::npos) << e.message;
+  e = lookup_error("999:x:65536\n", "dockremap", kDockremapUid, SubidRules::kGoIdtools);
+  EXPECT_NE(e.message.find("strconv.Atoi: parsing \"x\": invalid syntax"), std::string::npos)
+      << e.message;
+}
+
 TEST(Subid, Docker2010UsesOnlyUidKeyedLinesWhenThereAreAny) {
   auto l = lookup_ok(kMixedKeys, "dockremap", kDockremapUid, SubidRules::kDocker2010);
   EXPECT_EQ(starts_counts(l), (Pairs{{200000, 65536}, {400000, 65536}}));
