@@ -429,6 +429,7 @@ std::optional<DockerVersion> parse_docker_version(std::string_view text) {
     }
     if (i - start > 9) return std::nullopt;  // std::stoi would throw on overflow
     *parts[n] = std::stoi(std::string(text.substr(start, i - start)));
+    if (n == 2) v.has_patch = true;
     if (i >= text.size() || text[i] != '.') break;
     ++i;
   }

@@ -57,7 +57,22 @@ void append(std::vector<Finding>& to, const std::vector<Finding>& from) {
 
 SubidRules rules_for(const std::optional<DockerVersion>& v) {
   if (!v || v->major >= 28) return SubidRules::kDocker28;
+  // "20.10" alone means the later reader, which most 20.10 installs have.
+  if (v->major == 20 && v->minor == 10 && v->has_patch && v->patch <= 3)
+    return SubidRules::kDocker2010Early;
   return SubidRules::kDocker2010;
+}
+
+const char* rules_name(SubidRules rules) {
+  switch (rules) {
+    case SubidRules::kDocker28: return "Docker 28 (lenient)";
+    case SubidRules::kDocker2010: return "Docker 20.10 (strict)";
+    case SubidRules::kDocker2010Early:
+      return "Docker 20.10.0 to 20.10.3 (strict, name-keyed lines, then uid-keyed)";
+    case SubidRules::kGoIdtools:
+      return "containers/storage (strict, every line in file order)";
+  }
+  return "";
 }
 
 }  // namespace
@@ -514,8 +529,7 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   m.findings = std::move(remap->findings);
   m.source = "Docker userns-remap " + in_quotes(value) + " (" + value_origin + "): user " +
              in_quotes(root->user) + ", group " + in_quotes(root->group);
-  m.details.push_back(std::string("subid rules: ") +
-                      (rules == SubidRules::kDocker28 ? "Docker 28 (lenient)" : "Docker 20.10 (strict)") +
+  m.details.push_back(std::string("subid rules: ") + rules_name(rules) +
                       (version ? ", from " + version_origin + ": " + version->text
                                : ", no Docker version found (--docker-version sets it)"));
 

@@ -87,6 +87,7 @@ Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
   // Docker 20.10 reads the file twice, keyed by uid and then (only when that found nothing)
   // by name, so a bad number in a name-keyed line matters only when no line is uid-keyed.
   std::optional<Error> uid_error, name_error;
+  std::optional<Error> first_error;  // of either kind, for the one-pass readers
 
   std::string_view text = content_;
   size_t line_no = 0;
@@ -103,7 +104,10 @@ Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
     const bool strict = rules != SubidRules::kDocker28;
     if (fields.size() != 3) {
       if (strict) {
-        if (uid_error) return *uid_error;  // the uid-keyed pass stops there first
+        // The pass that runs first stops at its own bad number before this line.
+        if (rules == SubidRules::kDocker2010 && uid_error) return *uid_error;
+        if (rules == SubidRules::kDocker2010Early && name_error) return *name_error;
+        if (rules == SubidRules::kGoIdtools && first_error) return *first_error;
         return config_error("Cannot parse subuid/gid information: Format not correct for " +
                             display_path_ + " file (" + where + ": \"" + std::string(line) +
                             "\")");
@@ -127,11 +131,15 @@ Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
       if (strict) {
         auto [value, go_error] = go_atoi(fields[f]);
         auto& pending = by_uid ? uid_error : name_error;
+        auto remember_first = [&] {
+          if (!first_error) first_error = pending;
+        };
         if (go_error) {
           if (!pending)
             pending = config_error("String to int conversion failed during subuid/gid parsing of " +
                                    display_path_ + ": strconv.Atoi: parsing \"" +
                                    std::string(fields[f]) + "\": " + go_error + " (" + where + ")");
+          remember_first();
           bad_number = true;
           continue;
         }
@@ -143,6 +151,7 @@ Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
                                    (f == 1 ? "start " : "count ") + std::to_string(value) +
                                    ", which is not an id in 0..4294967295; no kernel takes the "
                                    "map it makes");
+          remember_first();
           bad_number = true;
           continue;
         }
@@ -166,12 +175,18 @@ Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
     matched.push_back({std::move(range), by_uid});
   }
 
-  // Docker 28 uses every line keyed by name or uid, in file order. Docker 20.10 uses the
-  // uid-keyed lines, and the name-keyed ones only when there are none.
+  // Docker 28 and the one-pass Go readers use every line keyed by name or uid, in file order.
+  // Docker 20.10.4 to 27 use the uid-keyed lines, and the name-keyed ones only when there are
+  // none (moby v20.10.4 pkg/idtools/idtools_unix.go:263). 20.10.0 to 20.10.3 read the file by
+  // name, then by uid, and use both (v20.10.0 pkg/idtools/idtools_unix.go:244-262).
   bool uid_only = rules == SubidRules::kDocker2010 &&
                   std::any_of(matched.begin(), matched.end(), [](auto& k) { return k.by_uid; });
+  if (rules == SubidRules::kGoIdtools && first_error) return *first_error;
+  if (rules == SubidRules::kDocker2010Early && name_error) return *name_error;
   if (uid_error) return *uid_error;
   if (name_error && !uid_only) return *name_error;
+  if (rules == SubidRules::kDocker2010Early)
+    std::stable_partition(matched.begin(), matched.end(), [](auto& k) { return !k.by_uid; });
   SubidLookup result;
   for (auto& k : matched)
     if (!uid_only || k.by_uid) result.ranges.push_back(std::move(k.range));

@@ -14,6 +14,7 @@ namespace volprep {
 
 struct DockerVersion {
   int major = 0, minor = 0, patch = 0;
+  bool has_patch = false;  // "20.10" names no patch release
   std::string text;  // as printed
 };
 struct DaemonJson {

@@ -16,6 +16,7 @@ namespace volprep {
 enum class SubidRules {
   kDocker28,    // lenient: junk numbers read as 0, every matching line used in file order
   kDocker2010,  // strict: every line must have 3 fields; uid-keyed lines win over name-keyed
+  kDocker2010Early,  // 20.10.0 to 20.10.3: as strict; name-keyed lines, then uid-keyed ones
   // strict as 20.10, but every line of the name or uid is used in file order: the Go readers
   // forked from Docker's, in containers/storage (Podman) and RootlessKit's static source
   kGoIdtools,

@@ -386,6 +386,16 @@ TEST_F(RemapTest, UidKeyedLinesByRelease) {
   EXPECT_EQ(*new_rules.data_root, "/var/lib/docker/100000.100000");
 }
 
+// Which 20.10 reads the file how (moby v20.10.0 and v20.10.4 pkg/idtools/idtools_unix.go).
+TEST_F(RemapTest, UidKeyedLinesBy2010PatchRelease) {
+  remap("dockremap");
+  same_subids("dockremap:100000:65536\n999:500000:65536\n");
+  EXPECT_EQ(resolve_ok("20.10.3").uid_map, IdMap({{0, 100000, 65536}, {65536, 500000, 65536}}));
+  EXPECT_EQ(resolve_ok("20.10.4").uid_map, IdMap({{0, 500000, 65536}}));
+  EXPECT_EQ(resolve_ok("20.10").uid_map, IdMap({{0, 500000, 65536}}));
+  EXPECT_EQ(resolve_ok("28.0").uid_map, IdMap({{0, 100000, 65536}, {65536, 500000, 65536}}));
+}
+
 TEST_F(RemapTest, CountZeroLine) {
   remap("dockremap");
   same_subids("dockremap:100000\ndockremap:500000:65536\n");
@@ -1539,6 +1549,8 @@ TEST(DockerVersion, Parse) {
   EXPECT_EQ(v->major, 20);
   EXPECT_EQ(v->minor, 10);
   EXPECT_EQ(v->patch, 0);
+  EXPECT_FALSE(v->has_patch);
+  EXPECT_TRUE(parse_docker_version("version 20.10.0")->has_patch);
 
   EXPECT_FALSE(parse_docker_version("").has_value());
   EXPECT_FALSE(parse_docker_version("Docker 28.0.1").has_value());

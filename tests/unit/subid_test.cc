@@ -242,6 +242,20 @@ TEST(Subid, GoIdtoolsUsesEveryMatchingLineStrictly) {
       << e.message;
 }
 
+// moby v20.10.0 pkg/idtools/idtools_unix.go:244-262: the file read by name, then by uid, and
+// both lists used, name-keyed first; 20.10.4 changed it (idtools_unix.go:263).
+TEST(Subid, Docker2010EarlyUsesNameKeyedLinesThenUidKeyed) {
+  auto l = lookup_ok(kMixedKeys, "dockremap", kDockremapUid, SubidRules::kDocker2010Early);
+  EXPECT_EQ(starts_counts(l),
+            (Pairs{{100000, 65536}, {300000, 65536}, {200000, 65536}, {400000, 65536}}));
+  // The name pass runs first, so its bad number is the one reported.
+  Error e = lookup_error("999:x:1\ndockremap:y:1\n", "dockremap", kDockremapUid,
+                         SubidRules::kDocker2010Early);
+  EXPECT_NE(e.message.find("parsing \"y\""), std::string::npos) << e.message;
+  e = lookup_error("999:x:1\ndockremap:y:1\n", "dockremap", kDockremapUid, SubidRules::kDocker2010);
+  EXPECT_NE(e.message.find("parsing \"x\""), std::string::npos) << e.message;
+}
+
 TEST(Subid, Docker2010UsesOnlyUidKeyedLinesWhenThereAreAny) {
   auto l = lookup_ok(kMixedKeys, "dockremap", kDockremapUid, SubidRules::kDocker2010);
   EXPECT_EQ(starts_counts(l), (Pairs{{200000, 65536}, {400000, 65536}}));
