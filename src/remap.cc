@@ -180,9 +180,72 @@ Result<RemappedRoot> parse_remapped_root(const std::string& value, const HostDb&
   return root;
 }
 
+namespace {
+
+// Docker 19.03 (moby v19.03.15 daemon/daemon_unix.go:1179-1204): subuid by the user and subgid
+// by the remap group, then uid:group, user:primary gid, uid:primary gid, each read strictly
+// (pkg/idtools/idtools.go:120 NewIdentityMapping), keeping the first try's error.
+Result<Mapping> docker1903_mapping(const RemappedRoot& root, const HostDb& host) {
+  auto user = host.user_by_name(root.user);
+  if (!user) return user.error();
+  if (!*user) return config_error("Can't create ID mappings: no user " + in_quotes(root.user));
+  const std::string uid = std::to_string((*user)->uid), gid = std::to_string((*user)->gid);
+  struct Read {
+    std::optional<SubidFile> file;
+    std::string path;
+  } reads[2];
+  const char* paths[] = {"/etc/subuid", "/etc/subgid"};
+  for (int i = 0; i < 2; ++i) {
+    auto file = host.read(paths[i]);
+    if (!file) return file.error();
+    reads[i].path = paths[i];
+    if (*file) reads[i].file.emplace((*file)->content, paths[i], (*file)->origin);
+  }
+  std::optional<Error> first;
+  const std::pair<std::string, std::string> tries[] = {
+      {root.user, root.group}, {uid, root.group}, {root.user, gid}, {uid, gid}};
+  for (const auto& [ukey, gkey] : tries) {
+    Result<SubidLookup> sides[2] = {config_error(""), config_error("")};
+    std::optional<Error> failed;
+    for (int i = 0; i < 2 && !failed; ++i) {
+      if (!reads[i].file) {
+        failed = config_error("open " + reads[i].path + ": no such file or directory (" +
+                              host.local_path(reads[i].path) + ")");
+        break;
+      }
+      sides[i] = reads[i].file->lookup_key(i == 0 ? ukey : gkey, SubidRules::kGoIdtools);
+      if (!sides[i]) failed = sides[i].error();
+    }
+    if (!failed && sides[0]->ranges.empty())
+      failed = config_error("No subuid ranges found for user " + in_quotes(ukey));
+    if (!failed && sides[1]->ranges.empty())
+      failed = config_error("No subgid ranges found for group " + in_quotes(gkey));
+    if (failed) {
+      if (!first) first = failed;
+      continue;
+    }
+    Mapping m;
+    auto uid_map = ranges_to_map(sides[0]->ranges, 0);
+    if (!uid_map) return uid_map.error();
+    auto gid_map = ranges_to_map(sides[1]->ranges, 0);
+    if (!gid_map) return gid_map.error();
+    m.uid_map = std::move(*uid_map);
+    m.gid_map = std::move(*gid_map);
+    m.uid_origins = origins_of(sides[0]->ranges);
+    m.gid_origins = origins_of(sides[1]->ranges);
+    append(m.findings, sides[0]->findings);
+    append(m.findings, sides[1]->findings);
+    return m;
+  }
+  return config_error("Can't create ID mappings: " + first->message);
+}
+
+}  // namespace
+
 Result<Mapping> docker_remap_mapping(const RemappedRoot& root, SubidRules rules,
                                      const HostDb& host,
                                      const std::optional<DockerVersion>& version) {
+  if (version && version->major < 20) return docker1903_mapping(root, host);
   Mapping m;
   const std::string prefix = id_mapping_prefix(version);
   // Every error of the lookup reaches the user behind dockerd's prefix.
@@ -419,6 +482,7 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   if (o.docker_version) {
     version = parse_docker_version("version " + *o.docker_version);
     if (!version) return usage_error("--docker-version " + in_quotes(*o.docker_version) + ": expected X.Y");
+
     version_origin = "--docker-version";
   } else {
     // Read rather than run: the package database first, and only a trusted daemon's binary.
@@ -432,6 +496,12 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
       version = docker_version_of(*daemon);
       version_origin = daemon->exe + " --version";
     }
+  }
+
+  if (version && std::pair(version->major, version->minor) < std::pair(19, 3)) {
+    std::string why = version_origin + ": Docker " + version->text +
+                      " is older than any release volprep models (19.03 and later)";
+    return o.docker_version ? usage_error(why) : config_error(why);
   }
 
   // Which daemon.json dockerd reads.
@@ -529,7 +599,10 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   m.findings = std::move(remap->findings);
   m.source = "Docker userns-remap " + in_quotes(value) + " (" + value_origin + "): user " +
              in_quotes(root->user) + ", group " + in_quotes(root->group);
-  m.details.push_back(std::string("subid rules: ") + rules_name(rules) +
+  m.details.push_back(std::string("subid rules: ") +
+                      (version && version->major < 20
+                           ? "Docker 19.03 (strict, subgid by the remap group)"
+                           : rules_name(rules)) +
                       (version ? ", from " + version_origin + ": " + version->text
                                : ", no Docker version found (--docker-version sets it)"));
 

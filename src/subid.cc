@@ -77,7 +77,15 @@ GoAtoi go_atoi(std::string_view field) {
 
 Result<SubidLookup> SubidFile::lookup(const std::string& user, uint32_t uid,
                                       SubidRules rules) const {
-  const std::string uid_text = std::to_string(uid);
+  return lookup_lines(user, std::to_string(uid), rules);
+}
+
+Result<SubidLookup> SubidFile::lookup_key(const std::string& key, SubidRules rules) const {
+  return lookup_lines(key, key, rules);
+}
+
+Result<SubidLookup> SubidFile::lookup_lines(const std::string& user, const std::string& uid_text,
+                                            SubidRules rules) const {
   struct Keyed {
     SubidRange range;
     bool by_uid;

@@ -46,10 +46,14 @@ class SubidFile {
   // The ranges Docker would use for `user` (name and uid), with every line it would misread.
   // Strict rules turn the first misread line into an error, as Docker does.
   Result<SubidLookup> lookup(const std::string& user, uint32_t uid, SubidRules rules) const;
+  // The lines of one key alone, name or number as written (Docker 19.03 looks up one at a time).
+  Result<SubidLookup> lookup_key(const std::string& key, SubidRules rules) const;
 
   const std::string& display_path() const { return display_path_; }
 
  private:
+  Result<SubidLookup> lookup_lines(const std::string& user, const std::string& uid_text,
+                                   SubidRules rules) const;
   std::string content_;
   std::string display_path_;
   std::string origin_;

@@ -396,6 +396,35 @@ TEST_F(RemapTest, UidKeyedLinesBy2010PatchRelease) {
   EXPECT_EQ(resolve_ok("28.0").uid_map, IdMap({{0, 100000, 65536}, {65536, 500000, 65536}}));
 }
 
+// Docker 19.03 (moby v19.03.15 daemon/daemon_unix.go:1179-1204, pkg/idtools/idtools.go:120):
+// subgid by the remap group's name, then the fallbacks uid:group, user:gid, uid:gid with the
+// user's primary gid, keeping the first try's words.
+TEST_F(RemapTest, Docker1903ReadsSubgidByTheGroup) {
+  remap("testuser:staff");
+  subids("testuser:100000:65536\n", "staff:300000:65536\n");
+  Mapping m = resolve_ok("19.03");
+  EXPECT_EQ(m.uid_map, IdMap({{0, 100000, 65536}}));
+  EXPECT_EQ(m.gid_map, IdMap({{0, 300000, 65536}}));
+  EXPECT_EQ(m.data_root.value_or("(none)"), "/var/lib/docker/100000.300000");
+  EXPECT_CONTAINS(resolve_error("20.10").message, "no subgid ranges found for user \"testuser\"");
+
+  // uid:group, then user:primary gid.
+  subids("1002:100000:65536\n", "staff:300000:65536\n");
+  EXPECT_EQ(resolve_ok("19.03").uid_map, IdMap({{0, 100000, 65536}}));
+  subids("testuser:100000:65536\n", "1002:400000:65536\n");
+  EXPECT_EQ(resolve_ok("19.03").gid_map, IdMap({{0, 400000, 65536}}));
+
+  // Every try failing: the first one's words.
+  subids("alice:100000:65536\n", "staff:300000:65536\n");
+  EXPECT_EQ(resolve_error("19.03").message,
+            "Can't create ID mappings: No subuid ranges found for user \"testuser\"");
+
+  // Older releases are not modelled.
+  Error e = resolve_error("18.09");
+  EXPECT_EQ(e.code, kExitUsage);
+  EXPECT_CONTAINS(e.message, "volprep models (19.03 and later)");
+}
+
 TEST_F(RemapTest, CountZeroLine) {
   remap("dockremap");
   same_subids("dockremap:100000\ndockremap:500000:65536\n");
