@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -88,6 +89,29 @@ int open_in_root(int root, const std::string& rel, int flags) {
 
 constexpr int kHostFileFlags = O_RDONLY | O_NONBLOCK | O_NOCTTY;
 
+// The path the kernel gives an open descriptor; empty if it cannot be read.
+std::string fd_path(int fd) {
+  std::vector<char> buf(PATH_MAX + 1);
+  std::string link = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = ::readlink(link.c_str(), buf.data(), buf.size());
+  if (n < 0 || size_t(n) >= buf.size()) return {};
+  return std::string(buf.data(), size_t(n));
+}
+
+// What a directory opened as O_PATH resolved to, or nullopt if `fd` failed with ENOENT.
+Result<std::optional<std::string>> resolved_dir(int fd, const std::string& shown) {
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    if (errno == ENOTDIR)
+      return config_error("the data root " + shown + " is not a directory");
+    return config_error("cannot resolve " + shown + ": " + std::strerror(errno));
+  }
+  UniqueFd owned(fd);
+  std::string path = fd_path(fd);
+  if (path.empty()) return config_error("cannot resolve " + shown + ": " + std::strerror(errno));
+  return std::optional<std::string>(path);
+}
+
 }  // namespace
 
 Result<std::optional<std::string>> read_text_file(const std::string& path) {
@@ -140,6 +164,25 @@ class FileHostDb final : public HostDb {
     if (!text) return text.error();
     if (!*text) return std::optional<HostFile>();
     return std::optional<HostFile>(HostFile{std::move(**text), path});
+  }
+  Result<std::optional<std::string>> resolve_dir(const std::string& host_path) const override {
+    UniqueFd root(::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root.valid())
+      return config_error("cannot open the host root " + root_ + ": " + std::strerror(errno));
+    std::string root_real = fd_path(root.get());
+    size_t skip = host_path.find_first_not_of('/');
+    std::string rel = skip == std::string::npos ? "." : host_path.substr(skip);
+    auto real = resolved_dir(open_in_root(root.get(), rel, O_PATH | O_DIRECTORY),
+                             local_path(host_path));
+    if (!real || !*real) return real;
+    // Back to the host's view: the part below the host root.
+    std::string inside = **real == root_real ? "/" : **real;
+    if (root_real != "/" && inside != "/") {
+      if (!inside.starts_with(root_real + "/"))
+        return config_error("cannot resolve " + local_path(host_path) + ": it leads out of " + root_);
+      inside = inside.substr(root_real.size());
+    }
+    return std::optional<std::string>(inside);
   }
   std::string local_path(const std::string& host_path) const override {
     return root_ + (host_path.starts_with('/') ? "" : "/") + host_path;
@@ -227,6 +270,9 @@ class SystemHostDb final : public HostDb {
     if (!text) return text.error();
     if (!*text) return std::optional<HostFile>();
     return std::optional<HostFile>(HostFile{std::move(**text), host_path});
+  }
+  Result<std::optional<std::string>> resolve_dir(const std::string& host_path) const override {
+    return resolved_dir(::open(host_path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC), host_path);
   }
   std::string local_path(const std::string& host_path) const override { return host_path; }
   bool is_host_root() const override { return false; }

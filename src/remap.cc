@@ -573,6 +573,18 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   std::string data_root = flags.data_root.value_or(json.data_root.value_or("/var/lib/docker"));
   // Docker joins with filepath.Join, which drops a trailing slash.
   while (!data_root.empty() && data_root.back() == '/') data_root.pop_back();
+  // An existing data root is used with its symlinks resolved (moby v20.10.24
+  // daemon/daemon.go:1541 and v28.5.2 daemon/daemon.go:1541, ReadSymlinkedDirectory).
+  if (data_root.starts_with('/')) {
+    auto real = host.resolve_dir(data_root);
+    if (!real) return real.error();
+    if (*real && **real != data_root) {
+      m.details.push_back("data root " + data_root + " resolves to " + **real);
+      data_root = **real;
+      while (data_root.size() > 1 && data_root.back() == '/') data_root.pop_back();
+      if (data_root == "/") data_root.clear();
+    }
+  }
 
   auto root = parse_remapped_root(value, host);
   if (!root) return root.error();

@@ -41,6 +41,9 @@ class HostDb {
   // read_text_file does; under a host root, symlinks resolve inside it.
   // nullopt: the file does not exist.
   virtual Result<std::optional<HostFile>> read(const std::string& host_path) const = 0;
+  // A host directory's path with its symlinks resolved, as the host sees it (under a host
+  // root, inside it); nullopt if it does not exist.
+  virtual Result<std::optional<std::string>> resolve_dir(const std::string& host_path) const = 0;
   // Where a host path is on this machine (under the host root).
   virtual std::string local_path(const std::string& host_path) const = 0;
   virtual bool is_host_root() const = 0;

@@ -746,6 +746,28 @@ TEST_F(RemapTest, EmptyDaemonJsonByRelease) {
   EXPECT_TRUE(resolve_ok(nullptr).remapping_off);
 }
 
+// An existing data root is used with its symlinks resolved (moby v20.10.24 daemon/daemon.go:1541,
+// v28.5.2 daemon/daemon.go:1541: fileutils.ReadSymlinkedDirectory); a missing one as written.
+TEST_F(RemapTest, DataRootSymlinksAreResolved) {
+  same_subids("dockremap:100000:65536\n");
+  remap("dockremap");
+  EXPECT_EQ(resolve_ok().data_root.value_or("(none)"), "/var/lib/docker/100000.100000");
+  host_.mkdir("srv/docker");
+  host_.mkdir("var/lib");
+  ASSERT_EQ(::symlink("/srv/docker", (host_ / "var/lib/docker").c_str()), 0);
+  Mapping m = resolve_ok();
+  EXPECT_EQ(m.data_root.value_or("(none)"), "/srv/docker/100000.100000");
+  // Relative links too, and a trailing slash in the setting.
+  host_.mkdir("data/d");
+  ASSERT_EQ(::symlink("../data/d", (host_ / "srv/link").c_str()), 0);
+  daemon_json("{\"userns-remap\": \"dockremap\", \"data-root\": \"/srv/link/\"}");
+  EXPECT_EQ(resolve_ok().data_root.value_or("(none)"), "/data/d/100000.100000");
+  // A file is not a data root.
+  host_.write("srv/file", "");
+  daemon_json("{\"userns-remap\": \"dockremap\", \"data-root\": \"/srv/file\"}");
+  EXPECT_EQ(resolve_error().code, kExitConfig);
+}
+
 TEST_F(RemapTest, BadDockerVersion) {
   same_subids("dockremap:100000:65536\n");
   remap("dockremap");
