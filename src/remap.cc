@@ -1,6 +1,7 @@
 #include "volprep/remap.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "volprep/daemon_config.h"
 
@@ -140,11 +141,11 @@ Result<RemappedRoot> parse_remapped_root(const std::string& value, const HostDb&
     auto user = host.user_by_name(name);
     if (!user) return user.error();
     if (!*user) {
-      if (parts[0] == kDefaultSpecifier)
-        return config_error(
-            "userns-remap is \"default\" but user \"dockremap\" does not exist yet; dockerd "
-            "creates it, with its /etc/subuid and /etc/subgid ranges, when it first starts "
-            "with this setting");
+      if (parts[0] == kDefaultSpecifier) {
+        root.user = root.group = kDefaultRemapUser;
+        root.to_be_created = true;
+        return root;
+      }
       return config_error("Error during uid lookup for " + in_quotes(name) + ": " +
                           getent_missing(name, "passwd"));
     }
@@ -242,9 +243,63 @@ Result<Mapping> docker1903_mapping(const RemappedRoot& root, const HostDb& host)
 
 }  // namespace
 
+// The range dockerd gives a dockremap it has just created (moby v28.5.2
+// internal/usergroup/add_linux.go createSubordinateRanges, findNextRangeStart; v27.5.0
+// pkg/idtools/usergroupadd_linux.go the same over every line): the user's own lines if some
+// exist already, else 65536 ids from 100000, moved past each range (sorted by start) it would
+// touch. 28 and later look only at root's own lines, 27 and older at every line.
+Result<SubidRange> predicted_range(const HostDb& host, const std::string& path, bool root_lines_only,
+                                   SubidRules rules) {
+  constexpr int64_t kStart = 100000, kLength = 65536;
+  auto file = host.read(path);
+  if (!file) return file.error();
+  if (!*file)
+    return config_error("dockerd cannot create dockremap's ranges: open " + path +
+                        ": no such file or directory (" + host.local_path(path) + ")");
+  SubidFile subid((*file)->content, path, (*file)->origin);
+  auto own = subid.lookup_key(kDefaultRemapUser, rules);
+  if (!own) return own.error();
+  if (!own->ranges.empty()) return own->ranges.front();
+  auto taken = root_lines_only ? subid.lookup_key("root", rules) : subid.all_lines(rules);
+  if (!taken) return taken.error();
+  auto list = taken->ranges;
+  std::stable_sort(list.begin(), list.end(), [](auto& a, auto& b) { return a.start < b.start; });
+  int64_t start = kStart;
+  for (const auto& r : list) {
+    int64_t lo = r.start, hi = int64_t(r.start) + r.count;
+    if ((start >= lo && start <= hi) || (start + kLength <= hi && start + kLength >= lo))
+      start = hi;
+  }
+  if (start + kLength - 1 > int64_t(UINT32_MAX) - 1)
+    return config_error("dockerd would give dockremap ids beyond 4294967294 in " + path);
+  return SubidRange{uint32_t(start), uint32_t(kLength), path + " (after dockerd creates it)",
+                    std::string(kDefaultRemapUser) + ":" + std::to_string(start) + ":" +
+                        std::to_string(kLength)};
+}
+
 Result<Mapping> docker_remap_mapping(const RemappedRoot& root, SubidRules rules,
                                      const HostDb& host,
                                      const std::optional<DockerVersion>& version) {
+  if (root.to_be_created) {
+    const bool root_lines_only = !version || version->major >= 28;
+    const SubidRules read_rules = root_lines_only ? SubidRules::kDocker28 : SubidRules::kGoIdtools;
+    Mapping m;
+    for (auto [path, map, origins] :
+         {std::tuple{"/etc/subuid", &m.uid_map, &m.uid_origins},
+          std::tuple{"/etc/subgid", &m.gid_map, &m.gid_origins}}) {
+      auto r = predicted_range(host, path, root_lines_only, read_rules);
+      if (!r) return r.error();
+      auto built = ranges_to_map({*r}, 0);
+      if (!built) return built.error();
+      *map = std::move(*built);
+      origins->push_back(r->where + " " + r->line);
+    }
+    m.findings.push_back({Finding::kWarning, "",
+                          "user \"dockremap\" does not exist yet: dockerd creates it (adduser or "
+                          "useradd) and these ranges when it first starts with userns-remap "
+                          "\"default\"; the map is what it will be after dockerd creates it"});
+    return m;
+  }
   if (version && version->major < 20) return docker1903_mapping(root, host);
   Mapping m;
   const std::string prefix = id_mapping_prefix(version);
@@ -610,7 +665,8 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   m.gid_origins = std::move(remap->gid_origins);
   m.findings = std::move(remap->findings);
   m.source = "Docker userns-remap " + in_quotes(value) + " (" + value_origin + "): user " +
-             in_quotes(root->user) + ", group " + in_quotes(root->group);
+             in_quotes(root->user) + ", group " + in_quotes(root->group) +
+             (root->to_be_created ? ", after dockerd creates it" : "");
   m.details.push_back(std::string("subid rules: ") +
                       (version && version->major < 20
                            ? "Docker 19.03 (strict, subgid by the remap group)"

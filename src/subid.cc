@@ -84,6 +84,10 @@ Result<SubidLookup> SubidFile::lookup_key(const std::string& key, SubidRules rul
   return lookup_lines(key, key, rules);
 }
 
+Result<SubidLookup> SubidFile::all_lines(SubidRules rules) const {
+  return lookup_lines({}, {}, rules);
+}
+
 Result<SubidLookup> SubidFile::lookup_lines(const std::string& user, const std::string& uid_text,
                                             SubidRules rules) const {
   struct Keyed {
@@ -125,8 +129,9 @@ Result<SubidLookup> SubidFile::lookup_lines(const std::string& user, const std::
                               " field(s), not NAME:START:COUNT; Docker reads missing ones as 0 "
                               "and ignores extra ones"});
     }
-    bool by_uid = fields[0] == uid_text;
-    if (fields[0] != user && !by_uid) continue;
+    const bool every_line = user.empty() && uid_text.empty();
+    bool by_uid = !every_line && fields[0] == uid_text;
+    if (!every_line && fields[0] != user && !by_uid) continue;
 
     SubidRange range{0, 0, where, std::string(line)};
     if (fields.size() < 2)

@@ -60,6 +60,7 @@ struct RemappedRoot {
   std::string user, group;
   uint32_t uid = 0;
   bool is_root = false;  // remapping is off
+  bool to_be_created = false;  // "default" before dockerd has created dockremap
 };
 // Docker's parseRemappedRoot: default, user, user:group, uid, uid:gid.
 Result<RemappedRoot> parse_remapped_root(const std::string& value, const HostDb& host);

@@ -48,6 +48,8 @@ class SubidFile {
   Result<SubidLookup> lookup(const std::string& user, uint32_t uid, SubidRules rules) const;
   // The lines of one key alone, name or number as written (Docker 19.03 looks up one at a time).
   Result<SubidLookup> lookup_key(const std::string& key, SubidRules rules) const;
+  // Every line's range (Docker 27 and older look at them all to place a new range).
+  Result<SubidLookup> all_lines(SubidRules rules) const;
 
   const std::string& display_path() const { return display_path_; }
 

@@ -186,13 +186,30 @@ TEST_F(RemapTest, DefaultMeansDockremap) {
   EXPECT_EQ(*m.data_root, "/var/lib/docker/100000.100000");
 }
 
+// "default" before dockremap exists: dockerd creates the user and appends 65536 ids from
+// 100000, past the ranges it looks at (moby v28.5.2 internal/usergroup/add_linux.go
+// findNextRangeStart: root's own lines; v27.5.0 pkg/idtools/usergroupadd_linux.go:131: every
+// line), unless dockremap has lines already.
 TEST_F(RemapTest, DefaultWithoutDockremapUser) {
-  host_.write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
+  host_.write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\nalice:x:1001:1001::/h:/bin/sh\n");
   remap("default");
-  same_subids("dockremap:100000:65536\n");
-  Error e = resolve_error();
-  EXPECT_EQ(e.code, kExitConfig);
-  EXPECT_CONTAINS(e.message, "\"dockremap\" does not exist");
+  same_subids("alice:100000:65536\nroot:300000:10\n");
+  Mapping m = resolve_ok("28.0");
+  EXPECT_EQ(m.uid_map, IdMap({{0, 100000, 65536}}));  // 28 ignores alice's line
+  EXPECT_EQ(m.gid_map, IdMap({{0, 100000, 65536}}));
+  EXPECT_CONTAINS(m.source, "after dockerd creates it");
+  EXPECT_TRUE(has_finding(m, Finding::kWarning, "", "does not exist yet")) << all_findings(m);
+  EXPECT_EQ(m.data_root.value_or("(none)"), "/var/lib/docker/100000.100000");
+
+  m = resolve_ok("27.5");  // every line: past alice's
+  EXPECT_EQ(m.uid_map, IdMap({{0, 165536, 65536}}));
+  same_subids("root:100000:65536\nalice:165536:65536\n");
+  EXPECT_EQ(resolve_ok("28.0").uid_map, IdMap({{0, 165536, 65536}}));
+  EXPECT_EQ(resolve_ok("20.10").uid_map, IdMap({{0, 231072, 65536}}));
+
+  // Lines of its own already: dockerd uses them.
+  same_subids("dockremap:500000:65536\n");
+  EXPECT_EQ(resolve_ok("28.0").uid_map, IdMap({{0, 500000, 65536}}));
 }
 
 TEST_F(RemapTest, UserAndGroupLooksUpSubgidByUser) {
