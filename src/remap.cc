@@ -367,10 +367,28 @@ Result<Mapping> rootless_mapping(const std::string& user_name, RootlessFlavor fl
     std::optional<Error> error;  // the file is missing or one of its lines unreadable
   } sides[] = {{"/etc/subuid", "subuid", pw.uid, &m.uid_map, &m.uid_origins, {}, {}},
                {"/etc/subgid", "subgid", pw.gid, &m.gid_map, &m.gid_origins, {}, {}}};
-  // Podman reads with containers/storage's parser (pkg/idtools/idtools.go parseSubidFile);
-  // RootlessKit's own reading is modelled leniently (its source depends on the host).
-  const SubidRules rules =
-      flavor == RootlessFlavor::kPodman ? SubidRules::kGoIdtools : SubidRules::kDocker28;
+  // Podman reads with containers/storage's parser (pkg/idtools/idtools.go parseSubidFile).
+  // RootlessKit's auto source (v3.0.1 pkg/parent/parent.go:375) runs getsubids when it is on
+  // PATH (shadow's libsubid, which skips lines it cannot parse; modelled leniently here), else
+  // reads the files itself as strictly as Docker 20.10 (pkg/parent/idtools/idtools.go).
+  SubidRules rules = SubidRules::kGoIdtools;
+  if (flavor == RootlessFlavor::kDocker) {
+    std::optional<std::string> getsubids;
+    for (const char* p : {"/usr/local/bin/getsubids", "/usr/bin/getsubids", "/bin/getsubids"}) {
+      auto f = host.read(p);
+      if (f && *f) {
+        getsubids = p;
+        break;
+      }
+    }
+    if (getsubids) rules = SubidRules::kDocker28;
+    m.details.push_back(
+        getsubids ? "subid source: RootlessKit runs " + host.local_path(*getsubids) +
+                        " (shadow's libsubid, which skips lines it cannot parse)"
+                  : std::string("subid source: RootlessKit reads /etc/subuid and /etc/subgid "
+                                "itself, as no getsubids is installed (a line it cannot parse "
+                                "stops it)"));
+  }
   for (auto& side : sides) {
     // volprep's own rule comes first, whatever the runtime would say.
     if (auto why = reaches_last_id(Extent{0, side.own, 1}); !why.empty())

@@ -1135,6 +1135,24 @@ TEST_F(RemapTest, RootlessPodmanSortsRanges) {
             IdMap({{0, 1001, 1}, {1, 300000, 1000}, {1001, 100000, 65536}}));
 }
 
+// RootlessKit's auto source (v3.0.1 pkg/parent/parent.go:375): getsubids when installed,
+// which skips what it cannot parse; else its own strict reader (pkg/parent/idtools/idtools.go:68).
+TEST_F(RemapTest, RootlessKitSubidSourceDependsOnGetsubids) {
+  RemapOptions o = options();
+  o.rootless_user = "alice";
+  same_subids("alice:100000:65536\njunk\n");
+  Error e = resolve_error(o);
+  EXPECT_EQ(e.code, kExitConfig);
+  EXPECT_CONTAINS(e.message, "RootlessKit refuses to start: Cannot parse subuid/gid information: "
+                             "Format not correct");
+  host_.write("usr/bin/getsubids", "#!/bin/sh\n", true);
+  Mapping m = resolve_ok(o);
+  EXPECT_EQ(m.uid_map, IdMap({{0, 1001, 1}, {1, 100000, 65536}}));
+  std::string details;
+  for (const auto& d : m.details) details += d + "\n";
+  EXPECT_CONTAINS(details, "RootlessKit runs " + host_ / "usr/bin/getsubids");
+}
+
 // Podman: when containers/storage gives no ranges for either file (NewIDMappings fails:
 // containers/storage pkg/idtools/idtools.go NewIDMappings), podman's GetConfiguredMappings
 // (pkg/rootless/rootless_linux.go) has neither, and becomeRootInUserNS writes the single
