@@ -44,11 +44,13 @@ namespace {
 // of its subdirectories and by appliers still holding changes in it (as a SharedFd), and
 // closed when the last of them lets go.
 struct DirNode {
-  explicit DirNode(std::atomic<int>& live) : live_(live) { ++live_; }
-  ~DirNode() { --live_; }
+  explicit DirNode(std::shared_ptr<std::atomic<int>> live) : live_(std::move(live)) { ++*live_; }
+  ~DirNode() { --*live_; }
   DirNode(const DirNode&) = delete;
   DirNode& operator=(const DirNode&) = delete;
-  std::atomic<int>& live_;  // the walk's count of open directories
+  // The walk's count of open directories. Shared: appliers may hold a node (a batch waiting
+  // for the journal) after the walk has returned.
+  std::shared_ptr<std::atomic<int>> live_;
   UniqueFd fd;
   std::string path;
   EntryStat st;  // the directory itself: its mount and device are its entries' reference
@@ -180,7 +182,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
   const int64_t root_magic = fs_type(root_fd);
   const bool ext4 = !options_.cross_filesystems && root_magic == EXT4_SUPER_MAGIC;
   std::atomic<int> held{0};
-  std::atomic<int> live{0};  // directories open as DirNodes
+  auto live = std::make_shared<std::atomic<int>>(0);  // directories open as DirNodes
   const int held_budget = [] {
     rlimit rl{};
     return ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? int(std::min<rlim_t>(rl.rlim_cur / 4, 1 << 20)) : 256;
@@ -285,7 +287,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     for (size_t i = 0; i < entries.size(); ++i) {
       Entry& e = entries[i];
       if (!e.descend || e.skip != SkipReason::kNone) continue;
-      const bool keep_parent = !opened[i].valid() && live.load(std::memory_order_relaxed) < held_budget;
+      const bool keep_parent = !opened[i].valid() && live->load(std::memory_order_relaxed) < held_budget;
       out.push_back({keep_parent ? node : nullptr, join_path(node->path, e.name), std::move(e.name), e.st, e.mark,
                      e.pin_entries, node->local, std::move(opened[i])});
     }
