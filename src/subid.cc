@@ -25,28 +25,6 @@ std::vector<std::string_view> split_colon(std::string_view s) {
   return parts;
 }
 
-// Go's strconv.ParseInt(s, 10, 64) accepts an optional sign; Docker 28 ignores its error, so
-// a syntax error reads as 0 and an out-of-range number as the int64 limit of its sign.
-// Returns the value Docker reads and whether it is a valid 32-bit id as written.
-std::pair<int64_t, bool> docker_lenient_number(std::string_view field) {
-  if (auto v = parse_u32(field)) return {*v, true};
-  std::string_view digits = field;
-  bool negative = false;
-  if (!digits.empty() && (digits[0] == '+' || digits[0] == '-')) {
-    negative = digits[0] == '-';
-    digits.remove_prefix(1);
-  }
-  if (digits.empty() ||
-      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return {0, false};
-  int64_t v = 0;
-  for (char c : digits) {
-    if (v > (INT64_MAX - (c - '0')) / 10) return {negative ? INT64_MIN : INT64_MAX, false};
-    v = v * 10 + (c - '0');
-  }
-  return {negative ? -v : v, false};
-}
-
 // Go's strconv.Atoi, as Docker 20.10 to 27 read the numbers (moby v20.10.24
 // pkg/idtools/idtools.go:223): an optional sign, then decimal digits, leading zeros allowed,
 // within int64. The value, or Go's reason ("invalid syntax", "value out of range").
@@ -67,10 +45,20 @@ GoAtoi go_atoi(std::string_view field) {
   uint64_t v = 0;
   const uint64_t limit = negative ? uint64_t(INT64_MAX) + 1 : uint64_t(INT64_MAX);
   for (char c : digits) {
-    if (v > (limit - uint64_t(c - '0')) / 10) return {0, "value out of range"};
+    if (v > (limit - uint64_t(c - '0')) / 10)
+      return {negative ? INT64_MIN : INT64_MAX, "value out of range"};  // Go's value with it
     v = v * 10 + uint64_t(c - '0');
   }
   return {negative ? int64_t(0 - v) : int64_t(v), nullptr};
+}
+
+// Go's strconv.ParseInt(s, 10, 64), as Docker 28 reads the numbers: it ignores the error, so
+// a syntax error reads as 0 and an out-of-range number as the int64 limit of its sign (what
+// go_atoi returns with them). The value Docker reads, and whether it is a valid 32-bit id as
+// written.
+std::pair<int64_t, bool> docker_lenient_number(std::string_view field) {
+  if (auto v = parse_u32(field)) return {*v, true};
+  return {go_atoi(field).value, false};
 }
 
 }  // namespace
