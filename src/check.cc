@@ -20,14 +20,16 @@ struct ThreadState {
 
 class CheckVisitor final : public WalkVisitor {
  public:
-  CheckVisitor(const CheckConfig& c, ThreadState& ts, Blockers& b) : config_(c), ts_(ts), blockers_(b) {}
+  CheckVisitor(const CheckConfig& c, ThreadState& ts, Blockers& b, bool single_file)
+      : config_(c), ts_(ts), blockers_(b), single_file_(single_file) {}
 
   Visit visit(const DirView& dir, std::span<Entry> entries) override {
-    // The root batch holds the root itself, reachable by definition (the bind mount).
-    const bool root_batch = entries.size() == 1 && entries[0].name.empty();
+    // The root batch holds the root itself, reachable by definition (the bind mount); a
+    // single-file volume's only batch holds that file.
+    const bool root_batch = single_file_ || (entries.size() == 1 && entries[0].name.empty());
     const bool reachable = root_batch || dir.mark == kReachable;
     for (Entry& e : entries) {
-      if (e.skip != SkipReason::kNone) continue;
+      if (e.skip) continue;
       std::string rel = join_path(dir.path, e.name);
       if (S_ISLNK(e.st.mode)) {
         ++ts_.r.symlinks;
@@ -85,6 +87,8 @@ class CheckVisitor final : public WalkVisitor {
     return Visit::kContinue;
   }
   void vanished(const std::string&) override { ++ts_.r.vanished; }
+  // Not examined: the answer is incomplete.
+  void skipped(const std::string& path, Skip, const char* what) override { ts_.r.errors.push_back({path, what}); }
   void error(const std::string& path, int err, const char* what) override {
     ts_.r.errors.push_back({path, std::string(what) + ": " + std::strerror(err)});
   }
@@ -93,6 +97,7 @@ class CheckVisitor final : public WalkVisitor {
   const CheckConfig& config_;
   ThreadState& ts_;
   Blockers& blockers_;
+  const bool single_file_;
 };
 
 }  // namespace
@@ -100,19 +105,9 @@ class CheckVisitor final : public WalkVisitor {
 CheckResult check_volume(const VolumeRoot& volume, const CheckConfig& config) {
   tbb::enumerable_thread_specific<ThreadState> states;
   Blockers blockers;
-  if (!volume.file_name.empty()) {
-    std::vector<Entry> one(1);
-    one[0].name = volume.file_name;
-    one[0].st = volume.st;
-    std::string empty;
-    CheckVisitor v(config, states.local(), blockers);
-    SharedFd held = borrow_fd(volume.fd);
-    v.visit({volume.fd.get(), held, empty, kReachable}, one);
-  } else {
-    Walker walker({});
-    walker.walk(volume.fd.get(), volume.st,
-                [&] { return std::make_unique<CheckVisitor>(config, states.local(), blockers); });
-  }
+  walk_volume(volume, {}, [&] {
+    return std::make_unique<CheckVisitor>(config, states.local(), blockers, !volume.file_name.empty());
+  });
   CheckResult out;
   for (auto& ts : states) {
     out.checked += ts.r.checked;

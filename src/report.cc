@@ -7,20 +7,6 @@
 
 namespace volprep {
 
-const char* skip_name(Skip s) {
-  switch (s) {
-    case Skip::kExcluded: return "excluded";
-    case Skip::kMountPoint: return "mount point";
-    case Skip::kPseudoFs: return "pseudo filesystem";
-    case Skip::kReplaced: return "replaced during the walk";
-    case Skip::kLinkedFromOutside: return "hardlinked from outside";
-    case Skip::kDevice: return "device node";
-    case Skip::kSymlink: return "symlink";
-    case Skip::kCount: break;
-  }
-  return "?";
-}
-
 uint64_t Summary::skipped_total() const {
   uint64_t n = 0;
   for (auto v : skipped) n += v;

@@ -17,14 +17,16 @@
 
 namespace volprep {
 
-const char* skip_reason_name(SkipReason r) {
-  switch (r) {
-    case SkipReason::kNone: return "none";
-    case SkipReason::kExcluded: return "excluded";
-    case SkipReason::kMountPoint: return "mount point";
-    case SkipReason::kPseudoFs: return "pseudo filesystem";
-    case SkipReason::kReplaced: return "replaced during the walk";
-    case SkipReason::kCount: break;
+const char* skip_name(Skip s) {
+  switch (s) {
+    case Skip::kExcluded: return "excluded";
+    case Skip::kMountPoint: return "mount point";
+    case Skip::kPseudoFs: return "pseudo filesystem";
+    case Skip::kReplaced: return "replaced during the walk";
+    case Skip::kLinkedFromOutside: return "hardlinked from outside";
+    case Skip::kDevice: return "device node";
+    case Skip::kSymlink: return "symlink";
+    case Skip::kCount: break;
   }
   return "?";
 }
@@ -192,9 +194,9 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
 
   // --cross-filesystems: the root of another mount, to be entered, is opened now, so that the
   // root of a proc, sysfs, devpts (...) mount never reaches its parent's batch, and no change
-  // is ever planned for it (the root of sysfs or cgroup2 is shared with /sys itself): it is
-  // reported through the visitor's error() as EXDEV, which a visitor counts as a skipped
-  // pseudo filesystem, with its path. Otherwise the walk keeps the descriptor to enter it by.
+  // is ever planned for it (the root of sysfs or cgroup2 is shared with /sys itself): the
+  // visitor hears of it as skipped, a pseudo filesystem. Otherwise the walk keeps the
+  // descriptor to enter it by.
   // Returns false for an entry left out of the batch.
   auto classify_mount = [&](const DirNode& parent, Entry& e, HeldDir& dir, WalkVisitor& visitor) {
     int fd = open_dir_at(parent.fd.get(), e.name.c_str());
@@ -205,11 +207,11 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     HeldDir opened(fd, held);
     EntryStat now;
     if (int64_t magic = fs_type(fd); is_pseudo_fs(magic)) {
-      visitor.error(join_path(parent.path, e.name), EXDEV,
-                    ("a " + fs_type_name(magic) + " mount; never entered").c_str());
+      visitor.skipped(join_path(parent.path, e.name), Skip::kPseudoFs,
+                      ("a " + fs_type_name(magic) + " mount; never entered").c_str());
       return false;
     } else if (stat_at(fd, "", now) < 0 || !now.same_inode(e.st)) {
-      e.skip = SkipReason::kReplaced;  // swapped since it was stat'ed: neither planned nor entered
+      e.skip = Skip::kReplaced;  // swapped since it was stat'ed: neither planned nor entered
     } else {
       dir = std::move(opened);
       e.descend = true;
@@ -264,15 +266,15 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
       bool is_dir = S_ISDIR(e.st.mode);
       if (!(is_dir && dir_not_excluded) && options_.excluded &&
           options_.excluded(join_path(node->path, e.name), is_dir)) {
-        e.skip = SkipReason::kExcluded;
+        e.skip = Skip::kExcluded;
       } else if (is_dir && (e.st.mount_root || (here.mnt_id && e.st.mnt_id != here.mnt_id) ||
                             e.st.dev_major != here.dev_major || e.st.dev_minor != here.dev_minor)) {
         if (!options_.cross_filesystems)
-          e.skip = SkipReason::kMountPoint;
+          e.skip = Skip::kMountPoint;
         else if (!classify_mount(*node, e, dir, visitor))
           continue;
       } else if (!is_dir && here.mnt_id && e.st.mnt_id != here.mnt_id) {
-        e.skip = SkipReason::kMountPoint;  // a file bind-mounted over an entry
+        e.skip = Skip::kMountPoint;  // a file bind-mounted over an entry
       } else {
         e.descend = is_dir;
       }
@@ -286,7 +288,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     }
     for (size_t i = 0; i < entries.size(); ++i) {
       Entry& e = entries[i];
-      if (!e.descend || e.skip != SkipReason::kNone) continue;
+      if (!e.descend || e.skip) continue;
       const bool keep_parent = !opened[i].valid() && live->load(std::memory_order_relaxed) < held_budget;
       out.push_back({keep_parent ? node : nullptr, join_path(node->path, e.name), std::move(e.name), e.st, e.mark,
                      e.pin_entries, node->local, std::move(opened[i])});
@@ -333,7 +335,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
                            : open_beneath(root_fd, node->path, O_RDONLY | O_DIRECTORY, same_mount);
       if (item.parent && (fd == -ENOSYS || fd == -EPERM)) fd = open_dir_at(item.parent->fd.get(), item.name.c_str());
       if (fd == -EXDEV) {
-        visitor.error(node->path, EXDEV, "a mount point since it was listed; not entered");
+        visitor.skipped(node->path, Skip::kMountPoint, "a mount point since it was listed; not entered");
         return;
       }
       if (fd == -ENOENT) {
@@ -342,7 +344,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
       }
       if (fd == -ELOOP || fd == -ENOTDIR) {
         // Swapped for a symlink or a file since it was listed: never followed.
-        visitor.error(node->path, -fd, "replaced during the walk; not entered");
+        visitor.skipped(node->path, Skip::kReplaced, "replaced during the walk; not entered");
         return;
       }
       if (fd < 0) {
@@ -352,7 +354,11 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
       node->fd.reset(fd);
       EntryStat now;
       if (int rc = stat_at(fd, "", now); rc < 0 || !now.same_inode(item.st)) {
-        visitor.error(node->path, rc < 0 ? -rc : ESTALE, "replaced during the walk; not entered");
+        if (rc < 0 && rc != -ESTALE) {
+          visitor.error(node->path, -rc, "cannot stat directory");
+          return;
+        }
+        visitor.skipped(node->path, Skip::kReplaced, "replaced during the walk; not entered");
         return;
       }
       node->st = now;
@@ -362,8 +368,8 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     if (options_.cross_filesystems) {
       int64_t magic = fs_type(fd);
       if (is_pseudo_fs(magic)) {  // mounted since its parent's batch
-        visitor.error(node->path, EXDEV,
-                      ("a " + fs_type_name(magic) + " mount; never entered").c_str());
+        visitor.skipped(node->path, Skip::kPseudoFs,
+                        ("a " + fs_type_name(magic) + " mount; never entered").c_str());
         return;
       }
       node->local = is_local_fs(magic);

@@ -10,7 +10,7 @@
 
 #include "volprep/acl.h"
 #include "volprep/id_map.h"
-#include "volprep/prepare.h"
+#include "volprep/engine.h"
 #include "volprep/volume.h"
 
 namespace volprep {

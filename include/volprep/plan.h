@@ -1,4 +1,4 @@
-// Plan: the state each entry should be in, and the change that gets it there.
+// A change: what a policy (policy.h) decides for one entry, and appliers (apply.h) make.
 #pragma once
 
 #include <cstdint>
@@ -64,8 +64,5 @@ struct Change {
            (mode & (S_ISUID | S_ISGID));
   }
 };
-
-// The change that brings `entry` to `target`, or nullopt when it is there already.
-std::optional<Change> plan_entry(const Entry& entry, const Target& target);
 
 }  // namespace volprep

@@ -11,19 +11,6 @@
 
 namespace volprep {
 
-// Why an entry was left alone.
-enum class Skip : uint8_t {
-  kExcluded,
-  kMountPoint,
-  kPseudoFs,
-  kReplaced,
-  kLinkedFromOutside,  // a hardlink whose other links are outside the tree
-  kDevice,             // device nodes keep their owner: a container must not own a device
-  kSymlink,            // --acl: symlinks have no ACLs
-  kCount
-};
-const char* skip_name(Skip s);
-
 struct Summary {
   uint64_t scanned = 0;
   uint64_t changed = 0;     // to change, in a dry run

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -17,20 +18,23 @@ namespace volprep {
 
 enum class Visit { kContinue, kQuit };
 
-enum class SkipReason : uint8_t {
-  kNone,
-  kExcluded,      // matched --exclude
-  kMountPoint,    // another mount; the walk stays on the root's
-  kPseudoFs,      // proc, sysfs and the like: never entered
-  kReplaced,      // swapped for something else while the walk ran
+// Why an entry was left alone: the walk says so for the first four, a run for the others.
+enum class Skip : uint8_t {
+  kExcluded,           // matched --exclude
+  kMountPoint,         // another mount; the walk stays on the root's
+  kPseudoFs,           // proc, sysfs and the like: never entered
+  kReplaced,           // swapped for something else while the walk ran
+  kLinkedFromOutside,  // a hardlink whose other links are outside the tree
+  kDevice,             // device nodes keep their owner: a container must not own a device
+  kSymlink,            // --acl: symlinks have no ACLs
   kCount
 };
-const char* skip_reason_name(SkipReason r);
+const char* skip_name(Skip s);
 
 struct Entry {
   std::string name;  // relative to the batch's directory; empty: the directory itself
   EntryStat st;
-  SkipReason skip = SkipReason::kNone;
+  std::optional<Skip> skip;  // set: neither planned nor entered
   bool descend = false;  // a directory the walk will enter after the batch; the visitor may clear it
   uint32_t mark = 0;     // set by the visitor on a directory; handed back with its own batch
   // Set by the visitor on a directory whose entries will likely change: the walk then opens
@@ -54,6 +58,9 @@ class WalkVisitor {
   virtual Visit visit(const DirView& dir, std::span<Entry> entries) = 0;
   // An entry that was listed but was gone when the walk reached it.
   virtual void vanished(const std::string& path) = 0;
+  // An entry left out of its batch for `why` (a pseudo filesystem, a directory replaced or
+  // mounted over since it was listed); `what` says so in words.
+  virtual void skipped(const std::string& path, Skip why, const char* what) = 0;
   // A failure on one entry: the walk goes on without it.
   virtual void error(const std::string& path, int err, const char* what) = 0;
 };

@@ -1,0 +1,61 @@
+// The engine: one run of a policy over one volume. Walk (walk.h) -> the policy decides each
+// entry (policy.h) -> journal -> apply (apply.h) -> a result to report (report.h). The
+// engine owns what every policy shares: skips, pinning each entry that may change and
+// checking it is the inode the walk saw, reading what the policy asks for through that
+// descriptor, hardlinks (changed once, after the walk has counted their links), batches
+// within a budget of descriptors, stopping, and a result the same whatever the threads did.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "volprep/apply.h"
+#include "volprep/journal.h"
+#include "volprep/policy.h"
+#include "volprep/report.h"
+#include "volprep/volume.h"
+
+namespace volprep {
+
+struct RunConfig {
+  bool dry_run = false;
+  bool cross_filesystems = false;
+  std::vector<std::string> excludes;  // globs relative to the volume root
+  JournalWriter* journal = nullptr;   // a real run: every batch recorded here first
+  // The run journals (a dry run: the real run would): what lies deeper than a journal takes
+  // is reported as failed and left alone, in the dry run too.
+  bool journaled = false;
+};
+
+struct Note {
+  std::string path;  // relative to the volume root, raw bytes
+  std::string text;
+  bool operator<(const Note& o) const { return path < o.path || (path == o.path && text < o.text); }
+};
+
+struct RunResult {
+  Summary summary;
+  std::vector<RecordedChange> planned;  // dry run: every change, sorted by path
+  std::vector<Note> notes;              // entries left alone that the user should hear of
+  std::vector<Note> errors;             // entries that failed
+  std::string stopped;                  // non-empty: the run stopped early, and why
+};
+
+// Read by a progress display while a run goes on.
+struct Progress {
+  std::atomic<uint64_t> scanned{0}, planned{0}, changed{0};
+  std::atomic<bool> walked{false};  // the walk is over: `scanned` and `planned` are final
+};
+
+RunResult run_tree(const VolumeRoot& volume, const Policy& policy, const RunConfig& config,
+                   Progress* progress = nullptr);
+
+// Walks a volume: a directory's tree, or a single-file volume's one entry as the only batch.
+void walk_volume(const VolumeRoot& volume, WalkOptions options, const Walker::VisitorFactory& make_visitor);
+
+// --exclude: a pattern with a '/' matches the whole relative path, one without matches the
+// entry's name at any depth; a trailing '/' matches directories only.
+bool excluded_by(const std::vector<std::string>& patterns, std::string_view rel_path, bool is_dir);
+
+}  // namespace volprep

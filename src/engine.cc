@@ -1,0 +1,473 @@
+#include "volprep/engine.h"
+
+#include <fnmatch.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <tuple>
+#include <tbb/concurrent_hash_map.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_sort.h>
+#include <tbb/task_arena.h>
+
+namespace volprep {
+
+bool excluded_by(const std::vector<std::string>& patterns, std::string_view rel, bool is_dir) {
+  if (rel.empty()) return false;
+  std::string path(rel);
+  auto slash = path.rfind('/');
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  for (std::string p : patterns) {
+    bool dirs_only = p.size() > 1 && p.back() == '/';
+    if (dirs_only) p.pop_back();
+    if (dirs_only && !is_dir) continue;
+    while (p.starts_with("./")) p.erase(0, 2);
+    bool anchored = p.find('/') != std::string::npos;
+    if (fnmatch(p.c_str(), anchored ? path.c_str() : name.c_str(), anchored ? FNM_PATHNAME : 0) == 0)
+      return true;
+  }
+  return false;
+}
+
+namespace {
+
+struct ThreadState final : ChangeSink {
+  Summary summary;
+  std::vector<RecordedChange> recorded;
+  std::vector<Note> notes, errors;
+  std::unique_ptr<Applier> applier;
+  std::vector<Change> batch;
+  Progress* progress = nullptr;
+  // Entries left alone below directory paths longer than a journal takes, and the shortest
+  // such path: reported once, not one path as long as the tree is deep per entry.
+  uint64_t too_deep = 0;
+  std::string too_deep_dir;
+
+  void done(const std::string& dir_path, const Change& c) override {
+    const uint64_t entries = 1 + c.other_links;
+    if (c.err == ENOENT) {
+      summary.vanished += entries;
+    } else if (c.err) {
+      summary.failed += entries;
+      errors.push_back({join_path(dir_path, c.name), std::string(c.failed_step) + ": " + std::strerror(c.err)});
+    } else {
+      summary.changed += entries;
+      if (c.restores_set_id()) summary.set_id_kept += entries;
+      if (progress) progress->changed.fetch_add(entries, std::memory_order_relaxed);
+    }
+  }
+};
+
+// A hardlinked file waits here until the walk has counted how many of its links it found.
+// One link: the directory it is in (device, inode) and its name there. A directory renamed
+// while the walk runs can be listed under two paths: it is one directory all the same.
+using LinkName = std::tuple<uint64_t, uint64_t, std::string>;
+LinkName link_name(const EntryStat& dir, std::string name) {
+  return {uint64_t(dir.dev_major) << 32 | dir.dev_minor, dir.ino, std::move(name)};
+}
+
+struct PendingLink {
+  uint32_t nlink = 0;
+  std::vector<std::string> paths;  // every path a link was found at, relative to the root
+  std::set<LinkName> links;        // the links those are: counted, not the paths
+  Change change;
+};
+using LinkKey = std::pair<uint64_t, uint64_t>;  // (device, inode)
+struct LinkKeyHash {
+  static size_t hash(const LinkKey& k) { return std::hash<uint64_t>()(k.first * 0x9e3779b97f4a7c15ull ^ k.second); }
+  static bool equal(const LinkKey& a, const LinkKey& b) { return a == b; }
+};
+using PendingLinks = tbb::concurrent_hash_map<LinkKey, PendingLink, LinkKeyHash>;
+
+class Run {
+ public:
+  Run(const VolumeRoot& v, const Policy& policy, const RunConfig& c, Progress* p)
+      : volume_(v), policy_(policy), config_(c), progress_(p) {}
+
+  ThreadState& local() {
+    auto& ts = states_.local();
+    if (!ts.applier) {
+      ts.progress = progress_;
+      ts.applier = config_.dry_run   ? make_dry_run_applier(ts.recorded)
+                   : config_.journal ? make_journaling_applier(*config_.journal, kMaxJournalPath)
+                                     : make_real_applier();
+    }
+    return ts;
+  }
+
+  // Plans one directory's entries and applies them as one batch. False: stop the run.
+  bool visit(const DirView& dir, std::span<Entry> entries) {
+    ThreadState& ts = local();
+    ts.batch.clear();
+    // Deeper than a journal takes (rollback holds every journaled directory's path): not
+    // journaled, so not changed; the dry run says the same.
+    const bool too_deep = (config_.journaled || config_.journal) && dir.path.size() > kMaxJournalPath;
+    EntryStat dir_st;  // the directory itself, once a hardlinked file needs it
+    bool have_dir_st = false;
+    for (Entry& e : entries) {
+      ++ts.summary.scanned;
+      if (e.skip) {
+        ++ts.summary.skipped[size_t(*e.skip)];
+        if (e.skip == Skip::kMountPoint)
+          ts.notes.push_back({join_path(dir.path, e.name), "mount point: left alone (--cross-filesystems enters it)"});
+        continue;
+      }
+      // The walk's statx of the name rules out most entries with no syscall more; an entry
+      // that may change is pinned, and decided again on what the pin holds.
+      if (Triage t = policy_.triage(e.st); t.kind != Triage::kMayChange) {
+        if (t.kind == Triage::kUnchanged) {
+          ++ts.summary.unchanged;
+        } else {
+          ++ts.summary.skipped[size_t(t.skip)];
+          if (t.note) ts.notes.push_back({join_path(dir.path, e.name), t.note});
+        }
+        continue;
+      }
+      if (too_deep) {
+        ++ts.summary.failed;
+        if (!ts.too_deep++ || dir.path.size() < ts.too_deep_dir.size()) ts.too_deep_dir = dir.path;
+        continue;
+      }
+      SharedFd pin;
+      if (!e.name.empty() && !(pin = pin_entry(ts, dir, e))) continue;
+      std::optional<Change> change;
+      if (!plan_pinned(ts, pin ? pin->get() : dir.fd, join_path(dir.path, e.name), e.st, change)) continue;
+      if (!change) {
+        ++ts.summary.unchanged;
+        continue;
+      }
+      change->name = e.name;
+      if (progress_) progress_->planned.fetch_add(1, std::memory_order_relaxed);
+      // A directory that changes likely holds entries that do: the walk pins them for us.
+      if (S_ISDIR(e.st.mode)) e.pin_entries = true;
+      if (!S_ISDIR(e.st.mode) && e.st.nlink > 1) {
+        // Decided again once the walk has counted its links: no descriptor held meanwhile.
+        if (!have_dir_st)
+          if (int rc = stat_at(dir.fd, "", dir_st); rc < 0) {
+            run_error(ts, join_path(dir.path, e.name), -rc, "cannot stat its directory");
+            continue;
+          }
+        have_dir_st = true;
+        defer_link(join_path(dir.path, e.name), link_name(dir_st, e.name), std::move(*change));
+        continue;
+      }
+      change->entry = std::move(pin);
+      ts.batch.push_back(std::move(*change));
+      // A wide directory goes in parts, so its pinned entries stay within the budget.
+      if (ts.batch.size() >= max_pinned_) {
+        if (!apply_batch(ts, dir.held, dir.path)) return false;
+        ts.batch.clear();
+      }
+    }
+    if (progress_) progress_->scanned.fetch_add(entries.size(), std::memory_order_relaxed);
+    return apply_batch(ts, dir.held, dir.path);
+  }
+
+  // Opens the entry the walk stat'ed by name (open_entry) and stats it through the new
+  // descriptor, which must hold the same inode: `e.st` becomes what the descriptor says.
+  // Null when it is left alone (counted and reported).
+  SharedFd pin_entry(ThreadState& ts, const DirView& dir, Entry& e) {
+    if (e.pin) return std::move(e.pin);  // pinned by the walk, `e.st` stat'ed through it
+    const std::string path = join_path(dir.path, e.name);
+    int fd = open_entry(dir.fd, e.name.c_str(), config_.cross_filesystems);
+    if (fd == -ENOENT) {
+      ++ts.summary.vanished;
+      return nullptr;
+    }
+    if (fd == -EXDEV) {
+      ++ts.summary.skipped[size_t(Skip::kMountPoint)];
+      ts.notes.push_back({path, "mount point: left alone (--cross-filesystems enters it)"});
+      return nullptr;
+    }
+    if (fd < 0) {
+      run_error(ts, path, -fd, "cannot open");
+      return nullptr;
+    }
+    auto pin = std::make_shared<const UniqueFd>(fd);
+    EntryStat now;
+    if (int rc = stat_at(fd, "", now); rc < 0) {
+      run_error(ts, path, -rc, "cannot stat");
+      return nullptr;
+    }
+    if (!now.same_inode(e.st)) {
+      ++ts.summary.skipped[size_t(Skip::kReplaced)];
+      ts.notes.push_back({path, "replaced during the run: left alone"});
+      return nullptr;
+    }
+    e.st = now;
+    return pin;
+  }
+
+  // Decides the entry's change on `fd`, the entry itself (pinned, or the directory of its
+  // batch), stat'ed as `st`: the policy's extended attributes are read through `fd`. False:
+  // one could not be read (counted as failed); else `out` is the change, or empty if none is
+  // due.
+  bool plan_pinned(ThreadState& ts, int fd, const std::string& path, const EntryStat& st, std::optional<Change>& out) {
+    // The same type as the walk saw; decided on what the pin holds, maybe as planned already.
+    if (policy_.triage(st).kind != Triage::kMayChange) return true;
+    const auto reads = policy_.reads(st);
+    std::optional<std::string> values[kMaxXattrReads];
+    if (reads.size() > kMaxXattrReads) {
+      run_error(ts, path, EINVAL, "too many extended attributes to read");
+      return false;
+    }
+    for (size_t i = 0; i < reads.size(); ++i) {
+      std::string v;
+      int rc = get_xattr_at(fd, "", reads[i].name, v);
+      if (rc == 0) {
+        values[i] = std::move(v);
+      } else if (rc != -ENODATA && !(rc == -EOPNOTSUPP && reads[i].unsupported_is_absent)) {
+        run_error(ts, path, -rc, reads[i].unreadable);
+        return false;
+      }
+    }
+    out = policy_.plan(st, std::span(values, reads.size()));
+    return true;
+  }
+
+  bool apply_batch(ThreadState& ts, const SharedFd& dir, const std::string& dir_path) {
+    if (ts.batch.empty() ? ts.applier->poll(ts) : ts.applier->apply(dir, dir_path, ts.batch, ts)) return true;
+    stop(ts.applier->error());
+    return false;
+  }
+
+  void stop(const std::string& why) {
+    std::lock_guard lock(stop_mu_);
+    if (stopped_.empty()) stopped_ = why;
+  }
+
+  // Applies what appliers still hold (a journaling applier's last batch).
+  void flush() {
+    for (auto& ts : states_)
+      if (ts.applier && !ts.applier->flush(ts)) stop(ts.applier->error());
+  }
+
+  void defer_link(std::string path, LinkName name, Change change) {
+    PendingLinks::accessor a;
+    LinkKey key{uint64_t(change.before.dev_major) << 32 | change.before.dev_minor, change.before.ino};
+    const uint32_t nlink = change.before.nlink;  // the most any sighting saw: a link may be added
+    if (links_.insert(a, key)) a->second.change = std::move(change);
+    a->second.nlink = std::max(a->second.nlink, nlink);
+    a->second.paths.push_back(std::move(path));
+    a->second.links.insert(std::move(name));
+  }
+
+  // Hardlinked files whose every link was found inside the tree: reached again from the root
+  // one component at a time without following symlinks, checked to be the same inode, changed.
+  void apply_links() {
+    ThreadState& ts = local();
+    auto split = [](const std::string& p) {  // a path below the root: its directory, its name
+      auto slash = p.rfind('/');
+      return slash == std::string::npos ? std::pair<std::string, std::string>("", p)
+                                        : std::pair(p.substr(0, slash), p.substr(slash + 1));
+    };
+    std::vector<PendingLink*> pending;
+    for (auto& [key, link] : links_) pending.push_back(&link);
+    for (PendingLink* link : pending) {  // a path seen twice is one link
+      std::sort(link->paths.begin(), link->paths.end());
+      link->paths.erase(std::unique(link->paths.begin(), link->paths.end()), link->paths.end());
+    }
+    std::sort(pending.begin(), pending.end(), [](auto* a, auto* b) { return a->paths[0] < b->paths[0]; });
+    for (PendingLink* link : pending) {
+      const std::string& first = link->paths[0];
+      const uint64_t found = link->paths.size();
+      if (link->links.size() < link->nlink) {
+        ts.summary.skipped[size_t(Skip::kLinkedFromOutside)] += found;
+        for (const auto& p : link->paths)
+          ts.notes.push_back({p, "has " + std::to_string(link->nlink) + " links, " +
+                                     std::to_string(link->links.size()) + " inside the tree: left alone"});
+        continue;
+      }
+      // One inode, changed once through its first link, pinned and decided again there;
+      // every link is an entry of the plan.
+      auto [dir_path, name] = split(first);
+      SharedFd dir = std::make_shared<UniqueFd>(open_below_root(dir_path));
+      if (!dir->valid()) {
+        ts.summary.failed += found;
+        ts.errors.push_back({first, "cannot reach it again without following a symlink"});
+        continue;
+      }
+      Entry e;
+      e.name = name;
+      e.st = link->change.before;
+      SharedFd pin = pin_entry(ts, {dir->get(), dir, dir_path}, e);
+      if (!pin) {
+        // Counted once by pin_entry: the other links go with it.
+        ts.summary.skipped[size_t(Skip::kReplaced)] += found - 1;
+        continue;
+      }
+      // Every link found must still be this inode, and be all its links: a link can be added,
+      // and a directory moved during the walk (or now) can show one link under two paths,
+      // so links are counted by their directory's inode and their name, not by path.
+      std::set<LinkName> still;
+      for (const std::string& p : link->paths) {
+        auto [d_path, d_name] = split(p);
+        UniqueFd d = open_below_root(d_path);
+        EntryStat d_st, other;
+        UniqueFd other_pin(d.valid() && stat_at(d.get(), "", d_st) == 0
+                               ? open_entry(d.get(), d_name.c_str(), config_.cross_filesystems) : -1);
+        if (other_pin.valid() && stat_at(other_pin.get(), "", other) == 0 && other.same_inode(e.st))
+          still.insert(link_name(d_st, d_name));
+      }
+      if (still.size() < e.st.nlink) {
+        ts.summary.skipped[size_t(Skip::kLinkedFromOutside)] += found;
+        for (const auto& p : link->paths)
+          ts.notes.push_back({p, "has " + std::to_string(e.st.nlink) + " links now, " + std::to_string(still.size()) +
+                                     " of them found inside the tree: left alone"});
+        continue;
+      }
+      std::optional<Change> change;
+      if (!plan_pinned(ts, pin->get(), first, e.st, change)) {
+        ts.summary.failed += found - 1;  // counted once: the other links go with it
+        continue;
+      }
+      if (!change) {
+        ts.summary.unchanged += found;
+        continue;
+      }
+      change->name = name;
+      change->entry = std::move(pin);
+      change->other_links = uint32_t(found - 1);
+      if (progress_) progress_->planned.fetch_add(found, std::memory_order_relaxed);
+      ts.batch.clear();
+      ts.batch.push_back(*change);
+      if (!apply_batch(ts, dir, dir_path)) return;
+      if (config_.dry_run) {  // the plan lists every name of the inode
+        change->entry.reset();
+        for (size_t i = 1; i < link->paths.size(); ++i) ts.recorded.push_back({link->paths[i], *change});
+      }
+    }
+  }
+
+  UniqueFd open_below_root(const std::string& rel) {
+    UniqueFd cur(::fcntl(volume_.fd.get(), F_DUPFD_CLOEXEC, 3));
+    size_t start = 0;
+    while (cur.valid() && start < rel.size()) {
+      size_t slash = rel.find('/', start);
+      std::string part = rel.substr(start, slash == std::string::npos ? slash : slash - start);
+      start = slash == std::string::npos ? rel.size() : slash + 1;
+      // Never into a mount made meanwhile (a FUSE server there could hang the run).
+      int fd = config_.cross_filesystems ? -ENOSYS : open_subdir_same_mount(cur.get(), part.c_str());
+      if (fd == -ENOSYS || fd == -EPERM) fd = open_dir_at(cur.get(), part.c_str());  // no openat2
+      cur.reset(fd < 0 ? -1 : fd);
+    }
+    return cur;
+  }
+
+  RunResult collect() {
+    RunResult r;
+    r.stopped = stopped_;
+    uint64_t too_deep = 0;
+    const std::string* too_deep_dir = nullptr;
+    for (auto& ts : states_) {
+      if (ts.too_deep && (!too_deep_dir || ts.too_deep_dir.size() < too_deep_dir->size())) too_deep_dir = &ts.too_deep_dir;
+      too_deep += ts.too_deep;
+      r.summary += ts.summary;
+      std::move(ts.recorded.begin(), ts.recorded.end(), std::back_inserter(r.planned));
+      std::move(ts.notes.begin(), ts.notes.end(), std::back_inserter(r.notes));
+      std::move(ts.errors.begin(), ts.errors.end(), std::back_inserter(r.errors));
+    }
+    // Sorted, so the output is the same whatever the threads did.
+    tbb::parallel_sort(r.planned.begin(), r.planned.end(),
+                       [](const auto& a, const auto& b) { return a.path < b.path; });
+    if (too_deep)
+      r.errors.push_back({*too_deep_dir, std::to_string(too_deep) + " entries here and below left alone: a path over " +
+                                             std::to_string(kMaxJournalPath >> 10) + " KiB is not journaled"});
+    std::sort(r.notes.begin(), r.notes.end());
+    std::sort(r.errors.begin(), r.errors.end());
+    return r;
+  }
+
+  void run_error(ThreadState& ts, const std::string& path, int err, const char* what) {
+    ++ts.summary.failed;
+    ts.errors.push_back({path, std::string(what) + ": " + std::strerror(err)});
+  }
+
+  void skipped(const std::string& path, Skip why, const char* what) {
+    ThreadState& ts = local();
+    ++ts.summary.skipped[size_t(why)];
+    ts.notes.push_back({path, what});
+  }
+  void error(const std::string& path, int err, const char* what) {
+    ThreadState& ts = local();
+    ++ts.summary.failed;
+    ts.errors.push_back({path, std::string(what) + ": " + std::strerror(err)});
+  }
+  void vanished() { ++local().summary.vanished; }
+  const std::string& stopped() const { return stopped_; }
+
+ private:
+  // The most extended attributes a policy reads for one entry.
+  static constexpr size_t kMaxXattrReads = 4;
+  const VolumeRoot& volume_;
+  const Policy& policy_;
+  const RunConfig& config_;
+  Progress* progress_;
+  // Entries one thread pins before handing them to its applier: an eighth of the descriptor
+  // limit, shared by the threads (the walk holds up to a quarter, the appliers half).
+  const size_t max_pinned_ = [] {
+    rlimit rl{};
+    size_t limit = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? size_t(rl.rlim_cur) : 1024;
+    size_t threads = size_t(std::max(1, tbb::this_task_arena::max_concurrency()));
+    return std::clamp<size_t>(limit / 8 / threads, 1, 1024);
+  }();
+  tbb::enumerable_thread_specific<ThreadState> states_;
+  PendingLinks links_;
+  std::mutex stop_mu_;
+  std::string stopped_;
+
+};
+
+class Visitor final : public WalkVisitor {
+ public:
+  explicit Visitor(Run& run) : run_(run) {}
+  Visit visit(const DirView& dir, std::span<Entry> entries) override {
+    return run_.visit(dir, entries) ? Visit::kContinue : Visit::kQuit;
+  }
+  void vanished(const std::string&) override { run_.vanished(); }
+  void skipped(const std::string& path, Skip why, const char* what) override { run_.skipped(path, why, what); }
+  void error(const std::string& path, int err, const char* what) override {
+    run_.error(path, err, what);
+  }
+
+ private:
+  Run& run_;
+};
+
+}  // namespace
+
+void walk_volume(const VolumeRoot& volume, WalkOptions options, const Walker::VisitorFactory& make_visitor) {
+  if (volume.file_name.empty()) {
+    Walker(std::move(options)).walk(volume.fd.get(), volume.st, make_visitor);
+    return;
+  }
+  // A single entry: one batch in its parent directory.
+  std::vector<Entry> one(1);
+  one[0].name = volume.file_name;
+  one[0].st = volume.st;
+  std::string empty;
+  SharedFd held = borrow_fd(volume.fd);  // the volume outlives the walk
+  make_visitor()->visit({volume.fd.get(), held, empty, 0}, one);
+}
+
+RunResult run_tree(const VolumeRoot& volume, const Policy& policy, const RunConfig& config, Progress* progress) {
+  Run run(volume, policy, config, progress);
+  WalkOptions options;
+  options.cross_filesystems = config.cross_filesystems;
+  if (!config.excludes.empty())
+    options.excluded = [&](std::string_view rel, bool is_dir) { return excluded_by(config.excludes, rel, is_dir); };
+  walk_volume(volume, std::move(options), [&] { return std::make_unique<Visitor>(run); });
+  if (progress) progress->walked.store(true, std::memory_order_relaxed);
+  run.flush();
+  if (run.stopped().empty()) {
+    run.apply_links();
+    run.flush();
+  }
+  return run.collect();
+}
+
+}  // namespace volprep
