@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <spdlog/spdlog.h>
 
 namespace volprep {
 
@@ -30,6 +31,31 @@ void setup_source_options(CLI::App& app, SourceOptions& o) {
   app.add_option("--host-root", o.host_root,
                  "Read host files (etc/passwd, etc/subuid, daemon.json, ...) under DIR")
       ->group(group);
+}
+
+int fail(const Error& error) {
+  spdlog::error("{}", error.message);
+  return error.code;
+}
+
+void add_threads_option(CLI::App& app, unsigned& threads) {
+  app.add_option("--threads", threads, "Worker threads (default: all cores)");
+}
+
+void add_run_options(CLI::App& app, DriverOptions& o, const char* check_help) {
+  app.add_flag("-n,--dry-run", o.dry_run, "Print the changes as a diff, sorted by path; change nothing");
+  app.add_flag("--check", o.check, check_help);
+  app.add_flag("--json", o.json, "Print the plan and summary as JSON Lines");
+  add_threads_option(app, o.threads);
+  app.add_option("--journal", o.journal_file,
+                 "Write the rollback journal to FILE (one PATH only; a run that changes nothing writes none)");
+  app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")->capture_default_str();
+  app.add_flag("--no-journal", o.no_journal, "Write no rollback journal (the run cannot be undone)");
+}
+
+std::unique_ptr<tbb::global_control> limit_threads(unsigned threads) {
+  if (!threads) return nullptr;
+  return std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
 }
 
 void add_follow_path_symlinks(CLI::App& app, bool& follow) {

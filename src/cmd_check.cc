@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
-#include <tbb/global_control.h>
 
 #include "volprep/check.h"
 #include "volprep/cli.h"
@@ -20,7 +19,7 @@ void setup_check(CLI::App& app, CheckOptions& o) {
   app.add_flag("--all", o.all, "Report every entry, not only denied ones");
   app.add_flag("--allow-system-path", o.allow_system_path, "Allow / and system trees as PATH");
   add_follow_path_symlinks(app, o.follow_path_symlinks);
-  app.add_option("--threads", o.threads, "Worker threads (default: all cores)");
+  add_threads_option(app, o.threads);
   setup_source_options(app, o.source);
 }
 
@@ -40,10 +39,7 @@ std::string missing_words(uint16_t missing, bool dir) {
 int run_check(const CheckOptions& options) {
   CheckOptions o = options;
   auto user = resolve_user(o.source, o.as);
-  if (!user) {
-    spdlog::error("{}", user.error().message);
-    return user.error().code;
-  }
+  if (!user) return fail(user.error());
   const Mapping* mapping = &user->mapping;
   for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
   CheckConfig config;
@@ -78,14 +74,10 @@ int run_check(const CheckOptions& options) {
   safety.allow_system_path = o.allow_system_path;
   safety.follow_path_symlinks = o.follow_path_symlinks;
   auto opened = open_volumes(o.paths, safety);
-  if (!opened) {
-    spdlog::error("{}", opened.error().message);
-    return opened.error().code;
-  }
+  if (!opened) return fail(opened.error());
   const auto& volumes = *opened;
   raise_fd_limit();
-  std::optional<tbb::global_control> threads;
-  if (o.threads) threads.emplace(tbb::global_control::max_allowed_parallelism, o.threads);
+  auto threads = limit_threads(o.threads);
 
   uint64_t checked = 0, denied = 0, symlinks = 0, reachable = 0, errors = 0;
   for (const auto& v : volumes) {

@@ -45,10 +45,7 @@ int run_map(const MapOptions& options) {
   MapOptions o = options;
   auto host = open_host_db(o.source);
   auto mapping = resolve_mapping(o.source.remap, *host);
-  if (!mapping) {
-    spdlog::error("{}", mapping.error().message);
-    return mapping.error().code;
-  }
+  if (!mapping) return fail(mapping.error());
   const Mapping& m = *mapping;
 
   std::vector<Translated> ids;
@@ -59,10 +56,7 @@ int run_map(const MapOptions& options) {
       return kExitUsage;
     }
     auto host_ids = to_host_ids(m, *pair);
-    if (!host_ids) {
-      spdlog::error("{}", host_ids.error().message);
-      return host_ids.error().code;
-    }
+    if (!host_ids) return fail(host_ids.error());
     ids.push_back({std::to_string(pair->uid) + ":" + std::to_string(pair->gid),
                    std::to_string(host_ids->uid) + ":" + std::to_string(host_ids->gid)});
   }

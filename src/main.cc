@@ -59,12 +59,58 @@ void setup_logging(int verbosity) {
                                      : spdlog::level::debug);
 }
 
+// A command whose options live in an `Options` struct set up by `Setup` and run by `Run`.
+template <class Options, void (*Setup)(CLI::App&, Options&), int (*Run)(const Options&)>
+volprep::Runner command(CLI::App& app) {
+  auto options = std::make_shared<Options>();
+  Setup(app, *options);
+  return [options](const volprep::Invocation& how) {
+    if constexpr (requires { options->quiet; }) options->quiet = how.quiet;
+    if constexpr (requires { options->command_line; }) options->command_line = how.command_line;
+    return Run(*options);
+  };
+}
+
+// Every subcommand, in the order --help lists them. A new command is one row here.
+using volprep::Command;
+const Command kJournalCommands[] = {
+    {"list", "Journals with volume, time, entries and status",
+     command<volprep::JournalOptions, volprep::setup_journal_list, volprep::run_journal_list>},
+    {"show", "A journal's changes, in the dry-run diff format",
+     command<volprep::JournalOptions, volprep::setup_journal_show, volprep::run_journal_show>},
+};
+const Command kCommands[] = {
+    {"prepare", "Give a container user a volume tree (the default subcommand)",
+     command<volprep::PrepareOptions, volprep::setup_prepare, volprep::run_prepare>},
+    {"check", "Would a container user get the access it needs?",
+     command<volprep::CheckOptions, volprep::setup_check, volprep::run_check>},
+    {"rollback", "Undo a run from its journal",
+     command<volprep::RollbackOptions, volprep::setup_rollback, volprep::run_rollback>},
+    {"journal", "List and show rollback journals", nullptr, kJournalCommands},
+    {"map", "Show the uid/gid maps containers get, or translate container ids",
+     command<volprep::MapOptions, volprep::setup_map, volprep::run_map>},
+};
+
+// Adds the table's commands to `app`; `runners` gets each leaf's, by its CLI11 subcommand.
+void add_commands(CLI::App& app, std::span<const Command> commands,
+                  std::vector<std::pair<CLI::App*, volprep::Runner>>& runners) {
+  for (const Command& c : commands) {
+    CLI::App* sub = app.add_subcommand(c.name, c.summary);
+    if (c.setup) {
+      runners.emplace_back(sub, c.setup(*sub));
+    } else {
+      sub->require_subcommand(1);
+      add_commands(*sub, c.subcommands, runners);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace volprep;
   CLI::App app{kDescription, "volprep"};
-  app.footer(kFooter);
+  app.footer(kFooter);  // the subcommands' too
   app.set_version_flag("--version", VOLPREP_VERSION);
   app.require_subcommand(1);
   app.fallthrough();  // -v and -q anywhere on the line
@@ -73,34 +119,8 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "More log output (repeatable)");
   app.add_flag("-q,--quiet", quiet, "Only errors on stderr");
 
-  PrepareOptions prepare_options;
-  auto* prepare = app.add_subcommand(
-      "prepare", "Give a container user a volume tree (the default subcommand)");
-  prepare->footer(kFooter);
-  setup_prepare(*prepare, prepare_options);
-
-  CheckOptions check_options;
-  auto* check = app.add_subcommand("check", "Would a container user get the access it needs?");
-  check->footer(kFooter);
-  setup_check(*check, check_options);
-
-  RollbackOptions rollback_options;
-  auto* rollback = app.add_subcommand("rollback", "Undo a run from its journal");
-  rollback->footer(kFooter);
-  setup_rollback(*rollback, rollback_options);
-
-  JournalOptions journal_options;
-  auto* journal = app.add_subcommand("journal", "List and show rollback journals");
-  journal->require_subcommand(1);
-  auto* journal_list = journal->add_subcommand("list", "Journals with volume, time, entries and status");
-  setup_journal_list(*journal_list, journal_options);
-  auto* journal_show = journal->add_subcommand("show", "A journal's changes, in the dry-run diff format");
-  setup_journal_show(*journal_show, journal_options);
-
-  MapOptions map_options;
-  auto* map = app.add_subcommand("map", "Show the uid/gid maps containers get, or translate container ids");
-  map->footer(kFooter);
-  setup_map(*map, map_options);
+  std::vector<std::pair<CLI::App*, Runner>> runners;
+  add_commands(app, kCommands, runners);
 
   // prepare is the default subcommand: `volprep ./jenkins_home --as 1000`.
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -125,20 +145,10 @@ int main(int argc, char** argv) {
   }
   setup_logging(quiet ? -1 : verbose);
 
-  if (map->parsed()) return run_map(map_options);
-  std::string command_line;
-  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
-  if (prepare->parsed()) {
-    prepare_options.quiet = quiet;
-    prepare_options.command_line = command_line;
-    return run_prepare(prepare_options);
-  }
-  if (rollback->parsed()) {
-    rollback_options.command_line = command_line;
-    return run_rollback(rollback_options);
-  }
-  if (check->parsed()) return run_check(check_options);
-  if (journal_list->parsed()) return run_journal_list(journal_options);
-  if (journal_show->parsed()) return run_journal_show(journal_options);
+  Invocation how;
+  how.quiet = quiet;
+  for (int i = 0; i < argc; ++i) how.command_line += (i ? " " : "") + std::string(argv[i]);
+  for (auto& [sub, run] : runners)
+    if (sub->parsed()) return run(how);
   return kExitUsage;
 }

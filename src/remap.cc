@@ -670,6 +670,7 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
     // (empty) mapping: 0.0 (moby v20.10.24 daemon/daemon_unix.go:1230, setupDaemonRoot;
     // v28.5.2 daemon/daemon_unix.go:1419).
     m.data_root = data_root + "/0.0";
+    m.base_data_root = data_root;
     return m;
   }
 
@@ -699,8 +700,10 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   auto uid0 = m.uid_map.to_host(0), gid0 = m.gid_map.to_host(0);
   if (uid0 && gid0) {
     m.data_root = data_root + "/" + std::to_string(*uid0) + "." + std::to_string(*gid0);
+    m.base_data_root = data_root;
   } else {
     m.data_root = data_root + "/-1.-1";
+    m.base_data_root = data_root;
     m.findings.push_back({Finding::kError, "",
                           std::string("no extent of the ") + (uid0 ? "gid" : "uid") +
                               " map holds container id 0: Docker's remapped root is -1:-1 and "

@@ -1,10 +1,15 @@
 // The command line: one options struct and one setup function per subcommand.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <tbb/global_control.h>
 #include <vector>
 
+#include "volprep/driver.h"
 #include "volprep/journal.h"
 #include "volprep/remap.h"
 
@@ -27,9 +32,35 @@ struct MapOptions {
   bool json = false;
 };
 
+// The subcommand table (main.cc): each row a name, a one-line summary, and either a setup
+// that adds the command's options and returns how to run it, or subcommands of its own.
+// main, --help and the documentation test (which reads --help) all go by it.
+struct Invocation {
+  bool quiet = false;
+  std::string command_line;  // recorded in journals
+};
+using Runner = std::function<int(const Invocation&)>;
+struct Command {
+  const char* name;
+  const char* summary;
+  Runner (*setup)(CLI::App& app) = nullptr;
+  std::span<const Command> subcommands = {};
+};
+
+// Logs the error and returns its exit status: how a command gives up.
+int fail(const Error& error);
+
 void setup_source_options(CLI::App& app, SourceOptions& options);
 // --follow-path-symlinks, for the commands that take a PATH.
 void add_follow_path_symlinks(CLI::App& app, bool& follow);
+// --threads, for the commands that walk trees.
+void add_threads_option(CLI::App& app, unsigned& threads);
+// What every command that runs policies over volumes takes: -n/--dry-run, --check, --json,
+// --threads, --journal, --journal-dir, --no-journal (driver.h). `check_help` says what
+// --check reports.
+void add_run_options(CLI::App& app, DriverOptions& run, const char* check_help);
+// Limits the worker threads to `threads` while the result lives (0: all cores).
+std::unique_ptr<tbb::global_control> limit_threads(unsigned threads);
 void setup_map(CLI::App& app, MapOptions& options);
 int run_map(const MapOptions& options);
 
@@ -64,18 +95,12 @@ struct PrepareOptions {
   std::string as;                       // UID[:GID], container ids
   std::optional<std::string> chmod;
   std::vector<std::string> excludes;
-  bool dry_run = false;
-  bool check = false;
-  bool json = false;
+  DriverOptions run;
   bool cross_filesystems = false;
   bool allow_system_path = false;
   bool follow_path_symlinks = false;
   bool force = false;
   bool quiet = false;
-  unsigned threads = 0;                 // 0: all cores
-  std::optional<std::string> journal_file;  // --journal
-  std::string journal_dir = default_journal_dir();
-  bool no_journal = false;
   bool acl = false;                     // grant by ACL, leave owners alone
   std::string acl_perms = "rwX";
   std::string command_line;             // recorded in the journal

@@ -6,7 +6,17 @@ readme=$VOLPREP_SRC/README.md
 MANWIDTH=200 man --warnings -l "$man_page" >"$T/man.txt" 2>"$T/man.err"
 [ ! -s "$T/man.err" ] || { cat "$T/man.err"; fail "man page warnings"; }
 sed 's/\\-/-/g' "$man_page" >"$T/man.src"
-for sub in "" prepare map check rollback "journal list" "journal show"; do
+# Every command, as --help lists them (main.cc's table): "", then each subcommand, depth first.
+commands() { # PREFIX...
+  local sub
+  echo "$*"
+  for sub in $("$VOLPREP" "$@" --help | sed -n '/^Subcommands:/,/^$/{s/^  \([a-z-]*\) .*/\1/p}'); do
+    commands "$@" "$sub"
+  done
+}
+mapfile -t subs < <(commands)
+[ "${#subs[@]}" -ge 7 ] || fail "only ${#subs[@]} commands found in --help: ${subs[*]}"
+for sub in "${subs[@]}"; do
   "$VOLPREP" $sub --help >"$T/help.txt"
   grep -oE '(^|[ ,])--[a-z][a-z-]+' "$T/help.txt" | sed 's/^[ ,]*//' | sort -u >"$T/opts"
   while read -r opt; do

@@ -1,0 +1,41 @@
+// The driver core: what every command that runs policies over volumes does around the engine
+// (engine.h), in one place: the descriptor limit and thread count, a journal per volume (its
+// header, created with the first change, finished at the end), the progress line, the report
+// of each run (the dry-run diff or JSON Lines, notes, errors) and the summary, and the exit
+// status. A command resolves what it needs (a mapping, a policy per volume, opened volumes)
+// and hands the jobs here.
+#pragma once
+
+#include <optional>
+#include <span>
+#include <string>
+
+#include "volprep/engine.h"
+#include "volprep/journal.h"
+
+namespace volprep {
+
+// One volume root and the policy run over it (compose gives each bind mount its own).
+struct VolumeJob {
+  const VolumeRoot* volume = nullptr;
+  const Policy* policy = nullptr;
+  RunConfig config;  // `journal` and `journaled` are the driver's to set
+};
+
+struct DriverOptions {
+  bool dry_run = false;
+  bool check = false;  // a dry run that exits kExitFound when anything would change
+  bool json = false;
+  bool quiet = false;
+  unsigned threads = 0;  // 0: all cores
+  bool no_journal = false;
+  std::optional<std::string> journal_file;  // one job only
+  std::string journal_dir = default_journal_dir();
+  JournalHeader header;  // every journal's: maps, command line; the volume is each job's
+};
+
+// Runs every job in turn and reports; returns the exit status. A run that stops (its journal
+// cannot be written) ends the command there.
+int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& options);
+
+}  // namespace volprep

@@ -1,0 +1,143 @@
+#include "volprep/driver.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "volprep/cli.h"
+#include "volprep/clock.h"
+
+namespace volprep {
+namespace {
+
+// One line on stderr, refreshed at most 10 times a second, while a run goes on at a terminal:
+// what the walk has counted, then, once it has counted every entry, how far the changes are.
+class ProgressLine {
+ public:
+  explicit ProgressLine(Progress& p) : progress_(p), thread_([this] { loop(); }) {}
+  ~ProgressLine() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+    std::fprintf(stderr, "\r\033[K");
+  }
+
+ private:
+  void loop() {
+    auto start = std::chrono::steady_clock::now();
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return done_; })) {
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      auto scanned = (unsigned long long)progress_.scanned.load(std::memory_order_relaxed);
+      auto changed = (unsigned long long)progress_.changed.load(std::memory_order_relaxed);
+      if (progress_.walked.load(std::memory_order_relaxed))
+        std::fprintf(stderr, "\r\033[Kscanned %llu, changed %llu of %llu, %.0fs", scanned, changed,
+                     (unsigned long long)progress_.planned.load(std::memory_order_relaxed), secs);
+      else
+        std::fprintf(stderr, "\r\033[Kscanned %llu, changed %llu, %.0f entries/s, %.0fs", scanned, changed,
+                     secs > 0 ? scanned / secs : 0.0, secs);
+    }
+  }
+  Progress& progress_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+// The journal of one job's run, created with its first change.
+Result<std::unique_ptr<JournalWriter>> open_journal(const VolumeRoot& v, const DriverOptions& o) {
+  JournalHeader h = o.header;
+  h.volprep_version = VOLPREP_VERSION;
+  h.volume = v.real;
+  h.dev_major = v.st.dev_major;
+  h.dev_minor = v.st.dev_minor;
+  h.ino = v.st.ino;
+  h.start_ns = now_ns();
+  return JournalWriter::create(o.journal_dir, o.journal_file.value_or(""), h, /*lazy=*/true);
+}
+
+}  // namespace
+
+int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
+  const bool dry_run = o.dry_run || o.check;
+  if (o.journal_file && jobs.size() > 1) {
+    spdlog::error("--journal names one file; give one PATH (or use --journal-dir)");
+    return kExitUsage;
+  }
+  if (!dry_run && o.no_journal)
+    spdlog::warn("--no-journal: this run writes no rollback journal and cannot be undone");
+  raise_fd_limit();
+  auto threads = limit_threads(o.threads);
+  Summary total;
+  int rc = kExitOk;
+  for (const VolumeJob& job : jobs) {
+    const VolumeRoot& v = *job.volume;
+    RunConfig config = job.config;
+    config.dry_run = dry_run;
+    config.journaled = !o.no_journal;
+    std::unique_ptr<JournalWriter> journal;
+    if (!dry_run && !o.no_journal) {
+      auto w = open_journal(v, o);
+      if (!w) {
+        spdlog::error("{}; nothing changed", w.error().message);
+        return w.error().code;
+      }
+      journal = std::move(*w);
+      config.journal = journal.get();
+    }
+    Progress progress;
+    RunResult result;
+    {
+      std::optional<ProgressLine> line;
+      if (!o.quiet && !o.json && ::isatty(2)) line.emplace(progress);
+      result = run_tree(v, *job.policy, config, &progress);
+    }
+    // The plan (dry run), what was left alone, what failed.
+    for (const auto& c : result.planned) {
+      auto shown = v.show(c.path);
+      std::printf("%s\n", (o.json ? format_change_json(shown, c.change) : format_change(shown, c.change)).c_str());
+    }
+    for (const auto& n : result.notes) spdlog::warn("{}: {}", v.show(n.path), n.text);
+    for (const auto& e : result.errors) spdlog::error("{}: {}", v.show(e.path), e.text);
+    total += result.summary;
+    if (!result.stopped.empty()) {
+      if (journal && journal->created())
+        spdlog::error("stopped: {}; every change made so far is in the journal {} (volprep rollback undoes them)",
+                      result.stopped, journal->path());
+      else
+        spdlog::error("stopped: {}; nothing changed", result.stopped);
+      std::printf("%s\n", format_summary(total, dry_run).c_str());
+      return kExitPartial;
+    }
+    if (journal && journal->created()) {
+      JournalEnd end{result.summary.scanned, result.summary.changed, result.summary.failed, 0};
+      if (auto r = journal->finish(end); !r) {  // the changes are journaled; the end record is not
+        spdlog::error("{}; the journal reads as interrupted, rollback still undoes the run", r.error().message);
+        rc = kExitPartial;
+      }
+      if (!o.quiet) spdlog::info("rollback journal: {}", journal->path());
+    } else if (journal && !o.quiet) {
+      spdlog::info("nothing changed: no rollback journal written");
+    }
+  }
+  std::printf("%s\n", (o.json ? format_summary_json(total, dry_run) : format_summary(total, dry_run)).c_str());
+  std::fflush(stdout);
+  if (total.failed) {
+    spdlog::error("{} entries failed", total.failed);
+    rc = kExitPartial;
+  } else if (o.check && total.changed) {
+    rc = kExitFound;
+  }
+  return rc;
+}
+
+}  // namespace volprep
