@@ -89,6 +89,10 @@ const Command kCommands[] = {
     {"journal", "List and show rollback journals", nullptr, kJournalCommands},
     {"map", "Show the uid/gid maps containers get, or translate container ids",
      command<volprep::MapOptions, volprep::setup_map, volprep::run_map>},
+    {"mount", "Show a tree to a container's ids through an idmapped bind mount; change no file",
+     command<volprep::MountOptions, volprep::setup_mount, volprep::run_mount>},
+    {"umount", "Remove an idmapped mount volprep mount made",
+     command<volprep::MountOptions, volprep::setup_umount, volprep::run_umount>},
 };
 
 // Adds the table's commands to `app`; `runners` gets each leaf's, by its CLI11 subcommand.

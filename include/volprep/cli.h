@@ -159,3 +159,24 @@ void setup_check(CLI::App& app, CheckOptions& options);
 int run_check(const CheckOptions& options);
 
 }  // namespace volprep
+
+namespace volprep {
+
+struct MountOptions {
+  SourceOptions source;
+  std::optional<std::string> src, dst;
+  std::optional<std::string> as;    // UID[:GID], container ids
+  std::optional<std::string> from;  // HOSTUID[:HOSTGID], disk ids
+  bool shift = false;
+  bool reverse = false;
+  bool dry_run = false;
+  bool list = false;
+  bool allow_system_path = false;
+  bool follow_path_symlinks = false;
+};
+void setup_mount(CLI::App& app, MountOptions& options);
+void setup_umount(CLI::App& app, MountOptions& options);
+int run_mount(const MountOptions& options);
+int run_umount(const MountOptions& options);
+
+}  // namespace volprep

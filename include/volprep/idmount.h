@@ -1,0 +1,43 @@
+// Idmapped bind mounts (Linux 5.12+): a tree shown through a mount whose user namespace maps
+// the ids on disk to other ids, changing no file. open_tree(OPEN_TREE_CLONE) copies the
+// source's mount (not the mounts below it), mount_setattr(MOUNT_ATTR_IDMAP) attaches the
+// mapping, move_mount() puts it at the destination. Through the mount, an inode owned by disk
+// id D shows as the id the mapping maps D to; an id the mapping lacks shows as the overflow id
+// (nobody), and what a process writes there is stored as the disk id mapped to its own.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "volprep/error.h"
+#include "volprep/fd.h"
+#include "volprep/id_map.h"
+
+namespace volprep {
+
+// A user namespace whose maps are `uid_map` and `gid_map` (disk id -> shown id, in the
+// kernel's format: first column the disk id, second what it shows as), held by an O_RDONLY
+// descriptor of its /proc/PID/ns/user. Made by a child that exits once it is held.
+Result<UniqueFd> make_user_namespace(const IdMap& uid_map, const IdMap& gid_map);
+
+// Bind-mounts the mount of `src` (an O_PATH descriptor of a directory) at `dst` (a descriptor
+// of an empty directory) through `userns`. `src_name` and `dst_name` are for messages. Errors
+// name what refused: a kernel without idmapped mounts, a filesystem that does not support
+// them (by its type), a destination that moved.
+Result<bool> idmapped_bind(int src, int dst, int userns, const std::string& src_name, const std::string& dst_name);
+
+// Whether the directory `dir` holds no entry but "." and "..": 1, 0, or -errno.
+int is_empty_dir(int dir);
+
+struct MountEntry {
+  uint64_t mnt_id = 0;
+  std::string root;         // the directory of its filesystem it shows
+  std::string mount_point;  // where it is mounted
+  std::string fs_type;      // ext4, xfs, ...
+  bool idmapped = false;
+};
+// The mounts of this mount namespace (/proc/self/mountinfo), in its order; paths unescaped.
+std::vector<MountEntry> read_mounts();
+
+}  // namespace volprep

@@ -1,0 +1,155 @@
+#include "volprep/idmount.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace volprep {
+namespace {
+
+Result<bool> write_proc(pid_t pid, const char* file, const std::string& text) {
+  std::string path = "/proc/" + std::to_string(pid) + "/" + file;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid() || ::write(fd.get(), text.data(), text.size()) != ssize_t(text.size()))
+    return config_error("cannot write " + path + " (" + text.substr(0, text.find('\n')) + "...): " +
+                        std::strerror(errno));
+  return true;
+}
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
+        s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+      out += char((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<UniqueFd> make_user_namespace(const IdMap& uid_map, const IdMap& gid_map) {
+  int ready[2], done[2];
+  if (::pipe2(ready, O_CLOEXEC) < 0) return config_error(std::string("pipe: ") + std::strerror(errno));
+  UniqueFd ready_r(ready[0]), ready_w(ready[1]);
+  if (::pipe2(done, O_CLOEXEC) < 0) return config_error(std::string("pipe: ") + std::strerror(errno));
+  UniqueFd done_r(done[0]), done_w(done[1]);
+  pid_t child = ::fork();
+  if (child < 0) return config_error(std::string("fork: ") + std::strerror(errno));
+  if (child == 0) {
+    // Only async-signal-safe calls here: unshare, say so, wait for the parent to let go.
+    char c = ::unshare(CLONE_NEWUSER) == 0 ? 'y' : 'n';
+    if (::write(ready[1], &c, 1) != 1) ::_exit(1);
+    ::close(done[1]);
+    if (::read(done[0], &c, 1) < 0) ::_exit(1);
+    ::_exit(0);
+  }
+  ready_w.reset();
+  done_r.reset();
+  auto reap = [&] {
+    done_w.reset();  // the child reads EOF and exits
+    int status;
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+  };
+  char c = 0;
+  if (::read(ready_r.get(), &c, 1) != 1 || c != 'y') {
+    reap();
+    return config_error("cannot create a user namespace (unshare(CLONE_NEWUSER) failed; is "
+                        "/proc/sys/user/max_user_namespaces 0?)");
+  }
+  auto written = write_proc(child, "uid_map", uid_map.to_proc());
+  if (written) written = write_proc(child, "gid_map", gid_map.to_proc());
+  if (!written) {
+    reap();
+    return written.error();
+  }
+  std::string ns = "/proc/" + std::to_string(child) + "/ns/user";
+  UniqueFd fd(::open(ns.c_str(), O_RDONLY | O_CLOEXEC));
+  int err = errno;
+  reap();
+  if (!fd.valid()) return config_error("cannot open " + ns + ": " + std::strerror(err));
+  return fd;
+}
+
+Result<bool> idmapped_bind(int src, int dst, int userns, const std::string& src_name, const std::string& dst_name) {
+  UniqueFd tree(::open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH));
+  if (!tree.valid()) {
+    if (errno == ENOSYS) return config_error("this kernel has no open_tree(): idmapped mounts need Linux 5.12 or later");
+    return config_error("cannot clone the mount of " + src_name + ": " + std::strerror(errno));
+  }
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_IDMAP;
+  attr.userns_fd = uint64_t(userns);
+  if (::mount_setattr(tree.get(), "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
+    int err = errno;
+    if (err == ENOSYS) return config_error("this kernel has no mount_setattr(): idmapped mounts need Linux 5.12 or later");
+    if (err == EINVAL || err == EOPNOTSUPP)
+      return config_error(src_name + " is on a " + fs_type_name(fs_type(src)) +
+                          " filesystem, which does not support idmapped mounts here (mount_setattr: " +
+                          std::strerror(err) + "); nothing mounted. volprep prepare changes the owners instead");
+    return config_error("cannot idmap the mount of " + src_name + ": " + std::strerror(err));
+  }
+  if (::move_mount(tree.get(), "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    return config_error("cannot mount at " + dst_name + ": " + std::strerror(errno));
+  return true;
+}
+
+int is_empty_dir(int dir) {
+  int fd = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    int err = errno;
+    ::close(fd);
+    return -err;
+  }
+  int empty = 1;
+  errno = 0;
+  while (dirent* de = ::readdir(d))
+    if (std::strcmp(de->d_name, ".") != 0 && std::strcmp(de->d_name, "..") != 0) {
+      empty = 0;
+      break;
+    }
+  int err = errno;
+  ::closedir(d);
+  return empty == 1 && err ? -err : empty;
+}
+
+std::vector<MountEntry> read_mounts() {
+  std::vector<MountEntry> out;
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    // id parent major:minor root mount-point options [optional fields] - type source super-options
+    std::istringstream f(line);
+    MountEntry m;
+    std::string parent, dev, options, field;
+    if (!(f >> m.mnt_id >> parent >> dev >> m.root >> m.mount_point >> options)) continue;
+    while (f >> field && field != "-") {}
+    f >> m.fs_type;
+    m.root = unescape(m.root);
+    m.mount_point = unescape(m.mount_point);
+    std::istringstream opts(options);
+    while (std::getline(opts, field, ','))
+      if (field == "idmapped") m.idmapped = true;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+}  // namespace volprep

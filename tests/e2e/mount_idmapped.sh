@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# volprep mount, proven in a real user namespace (map 0:500000:65536, as Docker's
+# userns-remap runs containers): through an idmapped mount of a tree owned by disk 1000,
+# container uid 1000 reads and writes; what it creates is stored as 1000 on disk; no existing
+# file's owner, mode or ctime changes; umount leaves the tree as it was. --shift shows a tree
+# written without remap to container root and 1000 alike. Refusals change nothing.
+source "$(dirname "$0")/lib.sh"
+chmod 755 "$T"   # the mount's parents must be traversable by the container's ids
+
+# A developer's checkout: disk 1000:1000, with one root-owned file.
+mkdir -p "$T/src/sub" "$T/dst"
+echo data >"$T/src/file"
+echo deep >"$T/src/sub/f"
+echo root >"$T/src/rootfile"
+chown -R 1000:1000 "$T/src"
+chown 0:0 "$T/src/rootfile"
+chmod 0750 "$T/src" "$T/src/sub"
+chmod 0640 "$T/src/file" "$T/src/sub/f"
+manifest() { (cd "$T/src" && find . -printf '%p %U:%G %m %C@\n' | sort); }
+before=$(manifest)
+
+# Before: container 1000 is host 501000, which owns nothing here.
+not as_container 1000 1000 cat "$T/src/file" 2>/dev/null
+
+# The dry run says what each owner shows as, and mounts nothing.
+out=$(vp mount "$T/src" "$T/dst" --as 1000 "${MAP[@]}" -n)
+grep -q 'disk 1000:1000  shows as 501000:501000  4 entries' <<<"$out" || fail "dry run: $out"
+grep -q 'disk 0:0  shows as 65534:65534 (nobody: outside the mapping)  1 entries' <<<"$out" || fail "dry run: $out"
+! grep -q " $T/dst " /proc/self/mountinfo || fail "the dry run mounted"
+
+vp mount "$T/src" "$T/dst" --as 1000 "${MAP[@]}" >/dev/null
+[ "$(stat -c %u:%g "$T/dst/file")" = 501000:501000 ] || fail "through the mount: $(stat -c %u:%g "$T/dst/file")"
+vp mount --list | grep -q "^$T/dst  $T/src of a ext4 filesystem, idmapped" || fail "--list: $(vp mount --list)"
+# The mount is what the container sees: check agrees.
+vp check "$T/dst/file" --as 1000 "${MAP[@]}" >/dev/null || fail "check through the mount denies"
+
+as_container 1000 1000 sh -c 'cat "$1/file" >/dev/null && echo more >>"$1/file" && echo new >"$1/sub/new" && mkdir "$1/newdir"' _ "$T/dst" ||
+  fail "container uid 1000 cannot read and write through the mount"
+[ "$(stat -c %u:%g "$T/src/sub/new")" = 1000:1000 ] || fail "a file created through the mount is $(stat -c %u:%g "$T/src/sub/new") on disk, want 1000:1000"
+[ "$(stat -c %u:%g "$T/src/newdir")" = 1000:1000 ] || fail "a directory created through the mount is not 1000:1000 on disk"
+# Root's file shows as nobody and stays root's.
+not as_container 1000 1000 sh -c 'echo x >>"$1/rootfile"' _ "$T/dst" 2>/dev/null
+
+# Not busy, not mounted twice.
+expect_rc 5 vp mount "$T/src" "$T/dst" --as 1000 "${MAP[@]}" 2>/dev/null   # DST not empty now
+vp umount "$T/dst" >/dev/null
+! grep -q " $T/dst " /proc/self/mountinfo || fail "umount left the mount"
+rm -rf "$T/src/sub/new" "$T/src/newdir"
+echo data >"$T/src/file"
+# Owners and modes of the existing entries never changed (ctime of file changed by the write).
+diff <(sed 's/ [0-9.]*$//' <<<"$before") <(manifest | sed 's/ [0-9.]*$//') || fail "owners or modes changed"
+grep -v '^\./file \|^\. \|^\./sub ' <<<"$before" >"$T/b"; manifest | grep -v '^\./file \|^\. \|^\./sub ' >"$T/a"
+diff "$T/b" "$T/a" || fail "an untouched entry's ctime changed"
+
+# --shift: a tree written without remap (root's and 1000's files) works for both.
+mkdir "$T/dst2"
+vp mount "$T/src" "$T/dst2" --shift "${MAP[@]}" >/dev/null
+as_container 0 0 sh -c 'echo r >>"$1/rootfile"' _ "$T/dst2" || fail "--shift: container root cannot write root's file"
+as_container 1000 1000 sh -c 'echo r >>"$1/sub/f"' _ "$T/dst2" || fail "--shift: container 1000 cannot write 1000's file"
+[ "$(stat -c %u:%g "$T/src/rootfile")" = 0:0 ] || fail "--shift changed a disk owner"
+vp umount "$T/dst2" >/dev/null
+
+# Refusals, each with nothing mounted.
+mkdir "$T/dst3"
+expect_rc 5 vp mount "$T/src" "$T/src/sub" --as 1000 "${MAP[@]}" 2>/dev/null      # DST inside SRC
+expect_rc 5 vp mount "$T/src" / --as 1000 "${MAP[@]}" 2>/dev/null                # a system path
+expect_rc 5 vp mount /etc "$T/dst3" --as 1000 "${MAP[@]}" 2>/dev/null            # a system path
+expect_rc 3 vp mount "$T/src" "$T/dst3" --as 70000 "${MAP[@]}" 2>/dev/null        # not in the map
+expect_rc 2 vp mount "$T/src" "$T/dst3" "${MAP[@]}" 2>/dev/null                   # neither --as nor --shift
+expect_rc 5 vp umount "$T/dst3" 2>/dev/null                                        # nothing mounted
+expect_rc 5 vp umount /proc 2>/dev/null                                            # not an idmapped mount
+# A filesystem without idmapped mounts: named, nothing mounted.
+mkdir "$T/ram"
+mount -t ramfs none "$T/ram"
+mkdir "$T/ram/s"
+rc=0; err=$(vp mount "$T/ram/s" "$T/dst3" --as 0 "${MAP[@]}" 2>&1) || rc=$?
+[ "$rc" -eq 3 ] && grep -q 'ramfs filesystem, which does not support idmapped mounts' <<<"$err" || fail "ramfs: rc $rc: $err"
+! grep -q " $T/dst3 " /proc/self/mountinfo || fail "a refused mount was made"
+echo "mount: idmapped mount works in a user namespace; disk owners unchanged; refusals mount nothing"
