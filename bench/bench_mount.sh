@@ -3,7 +3,8 @@
 # `volprep prepare` of the same tree, to show the point of the mode. Run by hand, as root.
 #   VOLPREP    binary (default build/volprep beside this script's repo)
 #   BENCH_DIR  scratch dir (default /var/tmp/volprep-bench-mount)
-#   FILES      files in the tree (default 200000 -> 220001 inodes; 910000 for ~1M)
+#   FILES      files in the tree (default 200000 -> 220001 inodes)
+#   PARTS      standard trees of FILES files each side by side (PARTS=5 FILES=182000: ~1M inodes)
 #   ROUNDS     timed mounts (default 9)
 set -euo pipefail
 export LC_ALL=C
@@ -11,11 +12,16 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VOLPREP=${VOLPREP:-$here/../build/volprep}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/volprep-bench-mount}
 FILES=${FILES:-200000}
+PARTS=${PARTS:-1}
 ROUNDS=${ROUNDS:-9}
 MAP=(--map 0:500000:65536)
 rm -rf "$BENCH_DIR"; mkdir -p "$BENCH_DIR/dst"
 trap 'umount "$BENCH_DIR/dst" 2>/dev/null; rm -rf "$BENCH_DIR"' EXIT
-python3 "$here/mktree.py" "$BENCH_DIR/tree" "$FILES" >/dev/null
+if [ "$PARTS" -eq 1 ]; then
+  python3 "$here/mktree.py" "$BENCH_DIR/tree" "$FILES" >/dev/null
+else  # mktree's trees are deep: a bigger one would pass PATH_MAX
+  for ((i = 0; i < PARTS; i++)); do python3 "$here/mktree.py" "$BENCH_DIR/tree/part$i" "$FILES" 10 "$i" >/dev/null; done
+fi
 chown -R 1000:1000 "$BENCH_DIR/tree"
 entries=$(find "$BENCH_DIR/tree" | wc -l)
 now() { date +%s.%N; }
