@@ -3,6 +3,8 @@
 // mapping (one owner to the container user, or --shift: the whole remap), open and vet SRC and
 // DST, then mount, or with -n walk SRC's owners and say what each will show as.
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -26,6 +28,8 @@ void setup_mount(CLI::App& app, MountOptions& o) {
   app.add_flag("--reverse", o.reverse, "With --shift: the other way (data written under remap, remap off)");
   app.add_flag("-n,--dry-run", o.dry_run, "Print the mapping and what SRC's owners will show as; mount nothing");
   app.add_flag("--list", o.list, "List the idmapped mounts present");
+  app.add_flag("--persist", o.persist, "Also write a systemd unit that makes the mount at boot, before docker.service");
+  app.add_option("--unit-dir", o.unit_dir, "Where --persist writes the unit")->capture_default_str();
   app.add_flag("--allow-system-path", o.allow_system_path, "Allow / and system trees as SRC or DST");
   add_follow_path_symlinks(app, o.follow_path_symlinks);
   setup_source_options(app, o.source);
@@ -33,6 +37,8 @@ void setup_mount(CLI::App& app, MountOptions& o) {
 
 void setup_umount(CLI::App& app, MountOptions& o) {
   app.add_option("dst", o.dst, "An idmapped mount (DST of volprep mount)")->required();
+  app.add_flag("--persist", o.persist, "Also remove the systemd unit volprep mount --persist wrote");
+  app.add_option("--unit-dir", o.unit_dir, "Where that unit is")->capture_default_str();
 }
 
 namespace {
@@ -79,6 +85,75 @@ IdMap inverse(const IdMap& m) {
   return IdMap(std::move(out));
 }
 
+// A word of a unit's command line, quoted as systemd reads it.
+std::string unit_word(const std::string& w) {
+  std::string out = "\"";
+  for (char c : w) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '%') out += '%';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string unit_name(const std::string& dst) { return "volprep-mount-" + systemd_escape_path(dst) + ".service"; }
+
+// The units `systemctl enable` would link: wanted at boot, required by docker.service.
+const char* const kUnitLinks[] = {"multi-user.target.wants", "docker.service.requires"};
+
+// --persist: a oneshot unit that runs this same mount at boot, with the maps written out (the
+// remap in force now, not whatever is configured then), linked as `systemctl enable` would.
+Result<std::string> write_unit(const MountOptions& o, const std::string& src, const std::string& dst,
+                               const Mapping& mapping) {
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return config_error(std::string("cannot read /proc/self/exe: ") + std::strerror(errno));
+  std::string self(exe, size_t(n));
+  struct stat st{};
+  // Root runs the unit: never a binary someone else could replace.
+  if (::stat(self.c_str(), &st) < 0 || st.st_uid != 0 || (st.st_mode & 022))
+    return Error{kExitRefused, "refusing --persist: " + self +
+                                   " is not root's alone (owned by root, not writable by group or others); "
+                                   "install volprep first"};
+  std::string exec = unit_word(self) + " mount " + unit_word(src) + " " + unit_word(dst);
+  if (o.shift) exec += o.reverse ? " --shift --reverse" : " --shift";
+  if (o.as) exec += " --as " + unit_word(*o.as);
+  if (o.from) exec += " --from " + unit_word(*o.from);
+  if (o.allow_system_path) exec += " --allow-system-path";
+  for (const Extent& e : mapping.uid_map.extents())
+    exec += " --uid-map " + std::to_string(e.container) + ":" + std::to_string(e.host) + ":" + std::to_string(e.count);
+  for (const Extent& e : mapping.gid_map.extents())
+    exec += " --gid-map " + std::to_string(e.container) + ":" + std::to_string(e.host) + ":" + std::to_string(e.count);
+  std::string unit =
+      "# Written by volprep mount --persist; volprep umount --persist removes it.\n"
+      "[Unit]\n"
+      "Description=volprep idmapped mount of " + src + " at " + dst + "\n"
+      "RequiresMountsFor=" + unit_word(src) + " " + unit_word(dst) + "\n"
+      "Before=docker.service\n"
+      "\n[Service]\n"
+      "Type=oneshot\n"
+      "RemainAfterExit=yes\n"
+      "ExecStart=" + exec + "\n"
+      "ExecStop=" + unit_word(self) + " umount " + unit_word(dst) + "\n"
+      "\n[Install]\n"
+      "WantedBy=multi-user.target\n"
+      "RequiredBy=docker.service\n";
+  const std::string name = unit_name(dst);
+  const std::string path = o.unit_dir + "/" + name;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!fd.valid() || ::write(fd.get(), unit.data(), unit.size()) != ssize_t(unit.size()))
+    return config_error("cannot write " + path + ": " + std::strerror(errno));
+  for (const char* dir : kUnitLinks) {
+    std::string d = o.unit_dir + "/" + dir;
+    if (::mkdir(d.c_str(), 0755) < 0 && errno != EEXIST) return config_error("cannot create " + d + ": " + std::strerror(errno));
+    std::string link = d + "/" + name;
+    ::unlink(link.c_str());
+    if (::symlink(("../" + name).c_str(), link.c_str()) < 0)
+      return config_error("cannot link " + link + ": " + std::strerror(errno));
+  }
+  return path;
+}
+
 int list_mounts() {
   bool any = false;
   for (const MountEntry& m : read_mounts()) {
@@ -86,6 +161,15 @@ int list_mounts() {
     any = true;
     std::printf("%s  %s of a %s filesystem, idmapped\n", escape_path(m.mount_point).c_str(),
                 escape_path(m.root).c_str(), m.fs_type.c_str());
+    auto r = read_mount_record(m.mount_point);
+    if (!r || r->mnt_id != m.mnt_id) {
+      std::printf("  map not recorded: not made by volprep mount\n");
+      continue;
+    }
+    std::printf("  %s, by volprep mount from %s\n  uid map (disk id, shown as, count): %s\n"
+                "  gid map (disk id, shown as, count): %s\n  remap: %s\n",
+                escape_control(r->what).c_str(), escape_path(r->src).c_str(), r->uid_map.c_str(),
+                r->gid_map.c_str(), escape_control(r->source).c_str());
   }
   if (!any) std::printf("no idmapped mounts\n");
   return kExitOk;
@@ -205,10 +289,35 @@ int run_mount(const MountOptions& options) {
   if (auto r = idmapped_bind(src->fd.get(), dst->fd.get(), userns->get(), src->real, dst->real); !r)
     return fail(r.error());
   std::printf("mounted %s at %s: %s\n", src->show("").c_str(), dst->show("").c_str(), what.c_str());
+  if (o.persist) {
+    auto unit = write_unit(o, src->real, dst->real, *mapping);
+    if (!unit) {
+      spdlog::error("{}; the mount is made, but will not come back at boot", unit.error().message);
+      return unit.error().code;
+    }
+    std::printf("wrote %s: the mount comes back at boot, before docker.service (systemctl daemon-reload reads it now)\n",
+                escape_path(*unit).c_str());
+  }
+  // Recorded for --list; the mount is made whether or not this works.
+  MountRecord record{src->real, dst->real, 0, uid_map.describe(), gid_map.describe(), what, mapping->source};
+  EntryStat now;
+  if (stat_at(AT_FDCWD, dst->real.c_str(), now) == 0) record.mnt_id = now.mnt_id;
+  if (auto r = write_mount_record(record); !r) spdlog::warn("{}; --list will not show this mount's map", r.error().message);
   return kExitOk;
 }
 
 int run_umount(const MountOptions& o) {
+  bool removed = false;
+  if (o.persist) {
+    // The unit first: a mount already gone still leaves a unit to remove.
+    std::string real = o.dst->empty() || o.dst->front() != '/' ? "" : *o.dst;
+    if (auto dst = resolve_path(*o.dst, false)) real = dst->real;
+    const std::string name = unit_name(real);
+    for (const char* dir : kUnitLinks) ::unlink((o.unit_dir + "/" + dir + "/" + name).c_str());
+    if (::unlink((o.unit_dir + "/" + name).c_str()) == 0) removed = true;
+    if (removed) std::printf("removed %s/%s\n", escape_path(o.unit_dir).c_str(), escape_path(name).c_str());
+    else spdlog::warn("no unit {}/{} to remove", o.unit_dir, name);
+  }
   std::string real;
   uint64_t mnt_id = 0;
   {
@@ -228,9 +337,11 @@ int run_umount(const MountOptions& o) {
         spdlog::error("cannot unmount {}: {}", real, std::strerror(errno));
         return kExitPartial;
       }
+      remove_mount_record(real);
       std::printf("unmounted %s\n", escape_path(real).c_str());
       return kExitOk;
     }
+  if (removed) return kExitOk;  // the unit was all that was left
   spdlog::error("refusing {}: nothing is mounted there", real);
   return kExitRefused;
 }

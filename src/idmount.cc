@@ -8,10 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
 #include <sstream>
 
 namespace volprep {
@@ -151,5 +155,82 @@ std::vector<MountEntry> read_mounts() {
   }
   return out;
 }
+
+std::string mount_record_dir() {
+  const char* env = std::getenv("VOLPREP_MOUNT_DIR");
+  return env && *env ? env : "/run/volprep/mounts";
+}
+
+std::string systemd_escape_path(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  size_t start = p.find_first_not_of('/');
+  if (start == std::string::npos) return "-";
+  p = p.substr(start);
+  std::string out;
+  for (size_t i = 0; i < p.size(); ++i) {
+    unsigned char c = p[i];
+    if (c == '/') {
+      out += '-';
+    } else if (std::isalnum(c) || c == ':' || c == '_' || (c == '.' && i > 0)) {
+      out += char(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+namespace {
+std::string record_path(const std::string& dst) { return mount_record_dir() + "/" + systemd_escape_path(dst) + ".json"; }
+}  // namespace
+
+Result<bool> write_mount_record(const MountRecord& r) {
+  const std::string dir = mount_record_dir();
+  // Each component made root's and 0700 if missing; an existing one is used as it is.
+  for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
+    std::string part = dir.substr(0, slash);
+    if (::mkdir(part.c_str(), 0700) < 0 && errno != EEXIST)
+      return config_error("cannot create " + part + ": " + std::strerror(errno));
+    if (slash == std::string::npos) break;
+  }
+  nlohmann::json j = {{"src", r.src}, {"dst", r.dst}, {"mnt_id", r.mnt_id}, {"uid_map", r.uid_map},
+                      {"gid_map", r.gid_map}, {"what", r.what}, {"source", r.source}};
+  std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  std::string path = record_path(r.dst);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd.valid() || ::write(fd.get(), text.data(), text.size()) != ssize_t(text.size()))
+    return config_error("cannot write " + path + ": " + std::strerror(errno));
+  return true;
+}
+
+std::optional<MountRecord> read_mount_record(const std::string& dst) {
+  UniqueFd fd(::open(record_path(dst).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  struct stat st{};
+  if (!fd.valid() || ::fstat(fd.get(), &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
+      (st.st_mode & 022) || st.st_size > (1 << 20))
+    return std::nullopt;
+  std::string text(size_t(st.st_size), '\0');
+  if (::read(fd.get(), text.data(), text.size()) != ssize_t(text.size())) return std::nullopt;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  MountRecord r;
+  try {
+    r.src = j.at("src").get<std::string>();
+    r.dst = j.at("dst").get<std::string>();
+    r.mnt_id = j.at("mnt_id").get<uint64_t>();
+    r.uid_map = j.at("uid_map").get<std::string>();
+    r.gid_map = j.at("gid_map").get<std::string>();
+    r.what = j.at("what").get<std::string>();
+    r.source = j.at("source").get<std::string>();
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+  return r;
+}
+
+void remove_mount_record(const std::string& dst) { ::unlink(record_path(dst).c_str()); }
 
 }  // namespace volprep

@@ -173,6 +173,8 @@ struct MountOptions {
   bool list = false;
   bool allow_system_path = false;
   bool follow_path_symlinks = false;
+  bool persist = false;  // a systemd unit mounts it again at boot, before docker.service
+  std::string unit_dir = "/etc/systemd/system";
 };
 void setup_mount(CLI::App& app, MountOptions& options);
 void setup_umount(CLI::App& app, MountOptions& options);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,5 +40,26 @@ struct MountEntry {
 };
 // The mounts of this mount namespace (/proc/self/mountinfo), in its order; paths unescaped.
 std::vector<MountEntry> read_mounts();
+
+// What volprep mount records of each mount it makes, so that --list can say which map a mount
+// has and where it came from (the kernel shows an idmapped mount's map to no one before 6.15).
+// One file per mount point in mount_record_dir(), a directory only root may write; kept with
+// the mount (/run goes with a reboot as mounts do), removed by volprep umount.
+struct MountRecord {
+  std::string src, dst;
+  uint64_t mnt_id = 0;       // the mount's id in mountinfo: a record of an older mount is stale
+  std::string uid_map, gid_map;  // the mount's maps (disk id, shown as, count)
+  std::string what;          // "disk owner 1000:1000 as container 1000:1000"
+  std::string source;        // where the remap came from
+};
+// $VOLPREP_MOUNT_DIR if set, else /run/volprep/mounts.
+std::string mount_record_dir();
+Result<bool> write_mount_record(const MountRecord& r);
+// The record of the mount at `dst`, if there is one and it is root's own.
+std::optional<MountRecord> read_mount_record(const std::string& dst);
+void remove_mount_record(const std::string& dst);
+
+// systemd's escaping of a path for a unit name (systemd-escape --path).
+std::string systemd_escape_path(const std::string& path);
 
 }  // namespace volprep

@@ -5,6 +5,7 @@
 # file's owner, mode or ctime changes; umount leaves the tree as it was. --shift shows a tree
 # written without remap to container root and 1000 alike. Refusals change nothing.
 source "$(dirname "$0")/lib.sh"
+export VOLPREP_MOUNT_DIR=$T/mounts   # the records of volprep's mounts, not the host's /run
 chmod 755 "$T"   # the mount's parents must be traversable by the container's ids
 
 # A developer's checkout: disk 1000:1000, with one root-owned file.
@@ -30,7 +31,10 @@ grep -q 'disk 0:0  shows as 65534:65534 (nobody: outside the mapping)  1 entries
 
 vp mount "$T/src" "$T/dst" --as 1000 "${MAP[@]}" >/dev/null
 [ "$(stat -c %u:%g "$T/dst/file")" = 501000:501000 ] || fail "through the mount: $(stat -c %u:%g "$T/dst/file")"
-vp mount --list | grep -q "^$T/dst  $T/src of a ext4 filesystem, idmapped" || fail "--list: $(vp mount --list)"
+list=$(vp mount --list)
+grep -q "^$T/dst  $T/src of a ext4 filesystem, idmapped" <<<"$list" || fail "--list: $list"
+grep -q "^  uid map (disk id, shown as, count): 1000 501000 1$" <<<"$list" || fail "--list shows no map: $list"
+grep -q "^  remap: the command line" <<<"$list" || fail "--list does not say where the map came from: $list"
 # The mount is what the container sees: check agrees.
 vp check "$T/dst/file" --as 1000 "${MAP[@]}" >/dev/null || fail "check through the mount denies"
 
@@ -59,6 +63,20 @@ as_container 0 0 sh -c 'echo r >>"$1/rootfile"' _ "$T/dst2" || fail "--shift: co
 as_container 1000 1000 sh -c 'echo r >>"$1/sub/f"' _ "$T/dst2" || fail "--shift: container 1000 cannot write 1000's file"
 [ "$(stat -c %u:%g "$T/src/rootfile")" = 0:0 ] || fail "--shift changed a disk owner"
 vp umount "$T/dst2" >/dev/null
+
+# --persist: a unit systemd accepts, linked as systemctl enable would; umount --persist removes it.
+mkdir "$T/dst4" "$T/units"
+vp mount "$T/src" "$T/dst4" --as 1000 "${MAP[@]}" --persist --unit-dir "$T/units" >/dev/null
+unit=$T/units/$(systemd-escape --path "$T/dst4" | sed 's/^/volprep-mount-/; s/$/.service/')
+[ -f "$unit" ] || fail "--persist wrote no $unit: $(ls -R "$T/units")"
+systemd-analyze verify "$unit" || fail "systemd-analyze verify refuses $(cat "$unit")"
+grep -q "^ExecStart=\"$(readlink -f "$VOLPREP")\" mount \"$T/src\" \"$T/dst4\" --as \"1000\" --uid-map 0:500000:65536 --gid-map 0:500000:65536$" "$unit" ||
+  fail "unexpected ExecStart in $(cat "$unit")"
+[ -L "$T/units/docker.service.requires/${unit##*/}" ] && [ -L "$T/units/multi-user.target.wants/${unit##*/}" ] ||
+  fail "the unit is not linked: $(ls -R "$T/units")"
+vp umount "$T/dst4" --persist --unit-dir "$T/units" >/dev/null
+[ -z "$(find "$T/units" -name 'volprep-*')" ] || fail "umount --persist left $(find "$T/units" -name 'volprep-*')"
+[ -z "$(ls -A "$VOLPREP_MOUNT_DIR")" ] || fail "umount left a record: $(ls "$VOLPREP_MOUNT_DIR")"
 
 # Refusals, each with nothing mounted.
 mkdir "$T/dst3"
