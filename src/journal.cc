@@ -75,68 +75,10 @@ void put_u32le(std::string& out, uint32_t v) {
   const char bytes[4] = {char(v), char(v >> 8), char(v >> 16), char(v >> 24)};
   out.append(bytes, 4);
 }
-uint32_t get_u32le(const unsigned char* p) {
-  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
-}
-
-// Reads the fields of one payload; any overrun marks it bad.
-class Reader {
- public:
-  explicit Reader(std::string_view s) : s_(s) {}
-  uint64_t varint() {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (pos_ >= s_.size()) return fail();
-      auto b = static_cast<unsigned char>(s_[pos_++]);
-      v |= uint64_t(b & 0x7f) << shift;
-      if (!(b & 0x80)) return v;
-    }
-    return fail();
-  }
-  uint32_t u32() {
-    uint64_t v = varint();
-    if (v > UINT32_MAX) return uint32_t(fail());
-    return uint32_t(v);
-  }
-  std::string string() {
-    uint64_t n = varint();
-    if (bad_ || n > s_.size() - pos_) return fail(), std::string();
-    std::string out(s_.substr(pos_, n));
-    pos_ += n;
-    return out;
-  }
-  bool ok() const { return !bad_ && pos_ == s_.size(); }
-
- private:
-  uint64_t fail() {
-    bad_ = true;
-    return 0;
-  }
-  std::string_view s_;
-  size_t pos_ = 0;
-  bool bad_ = false;
-};
-
 int64_t now_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_REALTIME, &ts);
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-// A record's path must stay below the volume root.
-bool safe_relative(const std::string& p) {
-  if (p.empty()) return true;  // the root itself
-  if (p.front() == '/') return false;
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t slash = p.find('/', start);
-    std::string_view part(p.data() + start, (slash == std::string::npos ? p.size() : slash) - start);
-    if (part.empty() || part == "." || part == ".." || part.find('\0') != std::string_view::npos)
-      return false;
-    if (slash == std::string::npos) break;
-    start = slash + 1;
-  }
-  return true;
 }
 
 }  // namespace
@@ -232,6 +174,34 @@ std::string encode_header(const JournalHeader& h) {
   put_string(p, h.command_line);
   put_varint(p, uint64_t(h.start_ns));
   put_string(p, h.rollback_of);
+  if (!h.project.empty()) put_string(p, h.project);  // version 4, optional
+  return p;
+}
+
+JournalRoot root_of(const JournalHeader& h) { return {h.volume, h.dev_major, h.dev_minor, h.ino}; }
+
+std::string encode_root(const JournalRoot& r) {
+  std::string p;
+  put_string(p, r.volume);
+  put_varint(p, r.dev_major);
+  put_varint(p, r.dev_minor);
+  put_varint(p, r.ino);
+  return p;
+}
+
+std::string encode_move(const JournalMove& m) {
+  std::string p;
+  put_string(p, m.from_dir);
+  put_varint(p, m.from_dir_ino);
+  put_string(p, m.from_name);
+  put_string(p, m.to_dir);
+  put_varint(p, m.to_dir_ino);
+  put_string(p, m.to_name);
+  put_varint(p, m.dev_major);
+  put_varint(p, m.dev_minor);
+  put_varint(p, m.ino);
+  put_varint(p, m.mode);
+  put_varint(p, uint64_t(m.btime_ns));
   return p;
 }
 
@@ -263,6 +233,7 @@ std::string encode_end(const JournalEnd& e) {
   put_varint(p, e.changed);
   put_varint(p, e.failed);
   put_varint(p, uint64_t(e.end_ns));
+  put_varint(p, e.records);  // version 4
   return p;
 }
 
@@ -382,12 +353,39 @@ JournalWriter::~JournalWriter() {
 constexpr uint64_t kSyncBytes = 128 << 10;
 constexpr auto kSyncAge = std::chrono::milliseconds(20);
 
-Result<uint64_t> JournalWriter::write(std::string_view bytes) {
+Result<uint64_t> JournalWriter::write(std::string_view bytes) { return append(bytes, true); }
+
+// `records`: a batch of a root's records, which a pending 'R' record goes out before; else
+// an 'M' or 'E' record, which leaves it pending.
+Result<uint64_t> JournalWriter::append(std::string_view bytes, bool records) {
   std::lock_guard lock(mu_);
   if (!broken_.empty()) return config_error(broken_);
   if (!fd_.valid())
     if (auto r = create_file(); !r) return r.error();
+  if (records && !pending_root_.empty()) {
+    if (auto r = write_locked(pending_root_); !r) return r.error();
+    pending_root_.clear();
+  }
+  // The 'C' records, counted for the end record: journal list reads nothing else.
+  for (size_t at = 0; at + 5 <= bytes.size();) {
+    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + at);
+    changes_ += p[4] == 'C';
+    at += 8 + (uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24);
+  }
   return write_locked(bytes);
+}
+
+Result<bool> JournalWriter::start_root(const JournalRoot& root) {
+  std::lock_guard lock(mu_);
+  if (!broken_.empty()) return config_error(broken_);
+  pending_root_ = frame('R', encode_root(root));  // a root with no records is never written
+  return true;
+}
+
+Result<bool> JournalWriter::record_move(const JournalMove& move) {
+  auto at = append(frame('M', encode_move(move)), false);
+  if (!at) return at.error();
+  return wait_durable(*at);
 }
 
 Result<uint64_t> JournalWriter::write_locked(std::string_view bytes) {
@@ -464,262 +462,13 @@ Result<bool> JournalWriter::finish(const JournalEnd& end) {
   if (!created()) return true;  // nothing was ever written: no journal
   JournalEnd e = end;
   e.end_ns = now_ns();
-  auto at = write(frame('E', encode_end(e)));
+  {
+    std::lock_guard lock(mu_);
+    e.records = changes_;
+  }
+  auto at = append(frame('E', encode_end(e)), false);
   if (!at) return at.error();
   return wait_durable(*at);
-}
-
-std::string path_of(const Journal& j, const JournalRecord& r) { return join_path(j.dirs[r.dir], r.name); }
-
-Result<Journal> read_journal(const std::string& path, JournalRead what) {
-  const bool keep = what == JournalRead::kAll;
-  struct stat lst{};
-  if (::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
-    return Error{kExitRefused, path + " is a symlink; refusing to read a journal through it"};
-  // O_NONBLOCK: a FIFO in the journal directory must not hang journal list.
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
-  if (!fd.valid()) return config_error("cannot open journal " + path + ": " + std::strerror(errno));
-  std::string data;
-  struct stat st{};
-  if (::fstat(fd.get(), &st) != 0) return config_error("cannot stat journal " + path + ": " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) return config_error(path + " is not a regular file, so not a volprep journal");
-  // Rollback as root does what the journal says: only a journal nobody else could have
-  // written is believed (as ssh and sudo treat their files).
-  if (st.st_uid != ::geteuid())
-    return Error{kExitRefused, path + " belongs to uid " + std::to_string(st.st_uid) +
-                                   ", not to you; refusing a journal someone else could have written"};
-  if (st.st_mode & (S_IWGRP | S_IWOTH))
-    return Error{kExitRefused, path + " is writable by its group or others; refusing it"};
-  if (st.st_size > 0) data.reserve(size_t(st.st_size));
-  char buf[1 << 16];
-  for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return config_error("cannot read journal " + path + ": " + std::strerror(errno));
-    data.append(buf, size_t(n));
-  }
-  Journal j;
-  j.path = path;
-  j.last_written_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  auto bad = [&](uint64_t offset, const std::string& why) {
-    return config_error("journal " + path + " is damaged at offset " + std::to_string(offset) +
-                        ": " + why + "; refusing it");
-  };
-  if (data.size() < 12 || std::memcmp(data.data(), kJournalMagic, 8) != 0)
-    return config_error(path + " is not a volprep journal");
-  auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
-  j.version = get_u32le(bytes + 8);
-  if (j.version < kOldestJournalVersion || j.version > kJournalVersion)
-    return config_error("journal " + path + " has format version " + std::to_string(j.version) +
-                        "; this volprep reads versions " + std::to_string(kOldestJournalVersion) +
-                        " to " + std::to_string(kJournalVersion) +
-                        (j.version > kJournalVersion ? " (a newer volprep wrote it)" : ""));
-  uint64_t off = 12;
-  bool first = true;
-  size_t current_dir = 0;  // index in j.dirs of the last 'D' record
-  if (keep) {  // Room for every change record, counted by their lengths: growing the vector costs more.
-    size_t count = 0;
-    for (uint64_t at = off; at + 4 <= data.size();) {
-      uint64_t n = get_u32le(bytes + at);
-      if (n == 0 || at + 8 + n > data.size()) break;
-      count += bytes[at + 4] == 'C';
-      at += 8 + n;
-    }
-    j.records.reserve(count);
-  }
-  // Every directory's whole path is kept, and a few bytes of a record can repeat a long one:
-  // a crafted journal must not take all memory. A run's journal holds at least ~40 bytes per
-  // directory, so only a tree whose directories average over 10 KB of path comes near this.
-  const uint64_t kMaxDirBytes = std::max<uint64_t>(uint64_t(64) << 20, 256 * data.size());
-  uint64_t dir_bytes = 0;
-  auto add_dir = [&](std::string dir) {
-    dir_bytes += dir.size();
-    j.dirs.push_back(std::move(dir));
-    return dir_bytes <= kMaxDirBytes;
-  };
-  auto too_many_dir_bytes = [&](uint64_t at) {
-    return bad(at, "its directory paths add up to more than " + std::to_string(kMaxDirBytes >> 20) +
-                       " MiB, far more than any run writes");
-  };
-  constexpr uint64_t kHole = 32;
-  auto ends_with_end_record = [&] {  // zeros after it aside; an 'E' frame is at most 49 bytes
-    uint64_t z = data.size();
-    while (z > 12 && data[z - 1] == 0) --z;
-    for (uint64_t p = z >= 64 ? z - 64 : 0; p + 9 <= z; ++p)
-      if (uint64_t n = get_u32le(bytes + p), e = p + 8 + n; e >= z && e <= data.size() && bytes[p + 4] == 'E' &&
-                                                          crc32c(bytes + p + 4, n) == get_u32le(bytes + p + 4 + n))
-        return true;
-    return false;
-  };
-  JournalRecord rec;  // parsed into, then kept or dropped
-  while (off < data.size()) {
-    auto torn = [&](uint64_t at) {
-      j.torn_at = at;
-      j.torn_bytes = data.size() - at;
-    };
-    // The offset of a whole record with a valid checksum at or after `from`, if any.
-    auto next_valid_record = [&](uint64_t from) -> std::optional<uint64_t> {
-      for (uint64_t p = from; p + 9 <= data.size(); ++p) {
-        uint64_t n = get_u32le(bytes + p);
-        char k = char(bytes[std::min<uint64_t>(p + 4, data.size() - 1)]);
-        if (n < 2 || n > kMaxJournalRecord || p + 8 + n > data.size() || (k != 'C' && k != 'A' && k != 'E')) continue;
-        if (crc32c(bytes + p + 4, n) == get_u32le(bytes + p + 4 + n)) return p;
-      }
-      return std::nullopt;
-    };
-    auto rest_is_zero = [&](uint64_t at) {
-      for (uint64_t i = at; i < data.size(); ++i)
-        if (data[i]) return false;
-      return true;
-    };
-    // Power lost during a sync can leave a page of the tail unwritten while a later page was
-    // written: a hole of zeros, then records again. No change at or after the hole had been
-    // made: changes wait for a sync that covers their records, and that sync never finished.
-    // So the hole starts a torn tail, unless the journal ends with its end record, written
-    // after every record before it was on disk. Records never hold 32 zero bytes in a row:
-    // names and paths hold no NUL, capability and ACL values at most about 20 in a row.
-    // Here: a hole that starts in the record at `from`, which ends at `to`.
-    auto crash_hole_in = [&](uint64_t from, uint64_t to) {
-      to = std::min<uint64_t>(to + kHole, data.size());
-      for (uint64_t i = from, run = 0; i < to; ++i)
-        if ((run = data[i] ? 0 : run + 1) == kHole) return !ends_with_end_record();
-      return false;
-    };
-    auto hole = [&](uint64_t at) {
-      torn(at);
-      j.torn_by_hole = true;
-    };
-    if (data.size() - off < 4) {
-      torn(off);
-      break;
-    }
-    uint64_t len = get_u32le(bytes + off);
-    uint64_t end = off + 4 + len + 4;
-    if (len == 0 || len > kMaxJournalRecord) {
-      if (rest_is_zero(off)) {
-        torn(off);
-        break;
-      }
-      if (crash_hole_in(off, off + 4)) {  // the length is zeros or junk
-        hole(off);
-        break;
-      }
-      return bad(off, "impossible record length " + std::to_string(len));
-    }
-    if (end > data.size()) {
-      // A write cut short by a crash leaves nothing whole after it; a damaged length field
-      // in the middle does.
-      if (crash_hole_in(off, end)) {
-        hole(off);
-        break;
-      }
-      if (auto at = next_valid_record(off + 1)) return bad(off, "a record length runs past the end, but a valid record follows at offset " + std::to_string(*at));
-      torn(off);
-      break;
-    }
-    uint32_t want = get_u32le(bytes + off + 4 + len);
-    if (crc32c(bytes + off + 4, len) != want) {
-      if ((end == data.size() || rest_is_zero(end)) && !next_valid_record(off + 1)) {
-        torn(off);
-        break;
-      }
-      if (crash_hole_in(off, end)) {
-        hole(off);
-        break;
-      }
-      return bad(off, "checksum mismatch");
-    }
-    char kind = char(bytes[off + 4]);
-    Reader r(std::string_view(data).substr(off + 5, len - 1));
-    if (first && kind != 'H') return bad(off, "no header record");
-    if (kind == 'H') {
-      if (!first) return bad(off, "a second header");
-      auto& h = j.header;
-      h.volprep_version = r.string();
-      h.volume = r.string();
-      h.dev_major = r.u32();
-      h.dev_minor = r.u32();
-      h.ino = r.varint();
-      h.uid_map = r.string();
-      h.gid_map = r.string();
-      h.command_line = r.string();
-      h.start_ns = int64_t(r.varint());
-      h.rollback_of = r.string();
-    } else if (kind == 'C') {
-      if (j.end) return bad(off, "a change after the end record");
-      rec.xattrs.clear();
-      rec.dev_major = r.u32();
-      rec.dev_minor = r.u32();
-      rec.ino = r.varint();
-      rec.mode_before = r.u32();
-      rec.uid_before = r.u32();
-      rec.gid_before = r.u32();
-      rec.mode_after = r.u32();
-      rec.uid_after = r.u32();
-      rec.gid_after = r.u32();
-      rec.name = r.string();
-      rec.dir = uint32_t(current_dir);
-      for (uint64_t n = r.varint(), i = 0; i < n && i < 16; ++i) {
-        XattrChange x;
-        x.name = r.string();
-        uint64_t flags = r.varint();
-        if (flags & 1) x.before = r.string();
-        if (flags & 2) x.after = r.string();
-        rec.xattrs.push_back(std::move(x));
-      }
-      rec.btime_ns = j.version >= 3 ? int64_t(r.varint()) : 0;
-      if (r.ok() && !safe_relative(rec.name))
-        return bad(off, "a record names a path outside the volume (absolute or with ..)");
-      if (auto slash = rec.name.rfind('/'); slash != std::string::npos) {
-        // A name with directories in it: its own directory entry, so that rollback opens
-        // every component by descriptor.
-        if (!add_dir(join_path(j.dirs[rec.dir], std::string_view(rec.name).substr(0, slash))))
-          return too_many_dir_bytes(off);
-        rec.name.erase(0, slash + 1);
-        rec.dir = uint32_t(j.dirs.size() - 1);
-        if (!keep) j.dirs.pop_back();  // counted, not kept
-      }
-      ++j.changes;
-      if (keep) j.records.push_back(std::move(rec));
-    } else if (kind == 'D') {
-      std::string dir;
-      if (j.version >= 2) {  // the bytes it shares with the last 'D' record's path, then the rest
-        const std::string& previous = j.dirs[current_dir];
-        uint64_t shared = r.varint();
-        if (shared > previous.size())
-          return bad(off, "a directory record shares more of the previous one than it has");
-        dir.assign(previous, 0, size_t(shared));
-      }
-      dir += r.string();
-      if (r.ok() && !safe_relative(dir))
-        return bad(off, "a directory record names a path outside the volume (absolute or with ..)");
-      if (!add_dir(std::move(dir))) return too_many_dir_bytes(off);
-      if (!keep) j.dirs.erase(j.dirs.begin() + 1, j.dirs.end() - 1);  // the root and this one
-      current_dir = j.dirs.size() - 1;
-    } else if (kind == 'A' && j.version >= 3) {
-      uint64_t major = r.varint(), minor = r.varint(), ino = r.varint();
-      int64_t ctime = int64_t(r.varint());
-      if (keep) j.armed_ctime[{major << 32 | minor, ino}] = ctime;
-    } else if (kind == 'E') {
-      JournalEnd e;
-      e.scanned = r.varint();
-      e.changed = r.varint();
-      e.failed = r.varint();
-      e.end_ns = int64_t(r.varint());
-      j.end = e;
-    } else {
-      return bad(off, std::string("unknown record kind '") + kind + "'");
-    }
-    if (!r.ok()) return bad(off, "a malformed record");
-    first = false;
-    off = end;
-  }
-  if (first) {
-    if (j.torn_at) return config_error("journal " + path + " has no complete header (torn at offset 12)");
-    return config_error("journal " + path + " has no header");
-  }
-  if (j.header.volume.empty() || j.header.volume.front() != '/')
-    return config_error("journal " + path + ": the volume path in the header is not absolute");
-  return j;
 }
 
 }  // namespace volprep

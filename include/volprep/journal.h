@@ -3,9 +3,13 @@
 //
 // Layout: "VOLPREPJ", u32 version (little endian), then records, each
 //   u32 length of (kind + payload) | u8 kind | payload | u32 crc32c(kind + payload)
-// Kinds: 'H' header (first), 'D' a directory (its path relative to the volume root; the names
-// of the 'C' records after it are relative to it), 'C' one changed entry, 'A' an entry left
-// with set-id bits or file capabilities (version 3), 'E' end of a finished run.
+// Kinds: 'H' header (first), 'D' a directory (its path relative to the current volume root;
+// the names of the 'C' records after it are relative to it), 'C' one changed entry, 'A' an
+// entry left with set-id bits or file capabilities (version 3), 'R' another volume root
+// (version 4), 'M' a rename (version 4), 'E' end of a finished run (last).
+// 'H': volprep version, volume (absolute path), dev major, dev minor, inode, uid map, gid map,
+// command line, start time (ns), the journal a rollback undid ("" for a run); version 4: then
+// the compose project, if the run has one (absent, not empty, for none).
 // 'D' (version 2): how many leading bytes of the previous 'D' record's path this path shares,
 // then the rest of the path. Version 1 (still read): the whole path.
 // 'C': dev major, dev minor, inode, mode before (with type), uid, gid before, mode, uid, gid
@@ -16,6 +20,20 @@
 // change, written once the change is made (not synced: a lost one only withholds bits).
 // Rollback re-arms set-id bits and capabilities only on an inode whose ctime is still that:
 // its content and metadata untouched since volprep set them.
+// 'R' (version 4): the volume root the records after it are relative to, until the next 'R':
+// absolute path, dev major, dev minor, inode. The header's volume is the first root (root 0),
+// so a journal of one volume has no 'R'. Roots are journaled one after the other: a driver
+// starts the next root once every record of the previous one is written (its appliers
+// flushed), so an 'R' record ties every record after it to its root without an index in each.
+// 'M' (version 4): a directory entry renamed, written and synced before the rename: the
+// directory it left (absolute path) and its inode, its name there, the directory it went to
+// and its inode, its name there, then the moved entry's dev major, dev minor, inode, st_mode
+// and birth time (ns; 0 where unknown). Both directories are on the entry's device.
+// 'R' and 'M' start the directory chain afresh: the next 'D' shares nothing with earlier ones.
+// 'E': entries scanned, changed, failed, end time (ns); version 4: then the number of 'C'
+// records in the journal (so journal list reads the header and this record only).
+// Rollback undoes the journal from its end: the records of a root between two 'R'/'M'
+// records in parallel, each 'M' on its own, newest first.
 // Numbers in payloads are LEB128 varints; strings are a varint length and raw bytes.
 #pragma once
 
@@ -39,7 +57,7 @@
 namespace volprep {
 
 inline constexpr char kJournalMagic[8] = {'V', 'O', 'L', 'P', 'R', 'E', 'P', 'J'};
-inline constexpr uint32_t kJournalVersion = 3;
+inline constexpr uint32_t kJournalVersion = 4;
 inline constexpr uint32_t kOldestJournalVersion = 1;  // read, never written
 inline constexpr const char* kDefaultJournalDir = "/var/lib/volprep/journals";
 // The longest record read back (a longer length is damage).
@@ -66,9 +84,34 @@ struct JournalHeader {
   std::string command_line;
   int64_t start_ns = 0;  // UTC, nanoseconds since the epoch
   std::string rollback_of;  // a rollback's journal: the journal it undid (file name)
+  std::string project;      // version 4: the compose project the run prepared ("" for none)
+};
+
+// A volume root the records are relative to: the header's volume, or an 'R' record's.
+struct JournalRoot {
+  std::string volume;  // absolute path of the volume root (or single file)
+  uint32_t dev_major = 0, dev_minor = 0;
+  uint64_t ino = 0;
+  bool operator==(const JournalRoot&) const = default;
+};
+JournalRoot root_of(const JournalHeader& h);
+
+// A directory entry renamed (an 'M' record): `from_dir`/`from_name` to `to_dir`/`to_name`.
+// Rollback renames it back, once it has checked by descriptor that the entry at the new name
+// is this inode.
+struct JournalMove {
+  std::string from_dir, from_name;  // absolute path of the directory it left; its name there
+  std::string to_dir, to_name;      // where it went
+  uint64_t from_dir_ino = 0, to_dir_ino = 0;  // the two directories (on the entry's device)
+  uint32_t dev_major = 0, dev_minor = 0;
+  uint64_t ino = 0;       // the moved entry
+  uint32_t mode = 0;      // its st_mode (type included)
+  int64_t btime_ns = 0;   // its birth time (0: unknown)
+  bool operator==(const JournalMove&) const = default;
 };
 
 struct JournalRecord {
+  uint32_t root = 0;  // read back: the index in Journal::roots of the root `dir` is below
   uint32_t dir = 0;  // read back: the index in Journal::dirs of the directory the entry is in
   std::string name;  // within that directory, raw bytes; empty: the directory itself
   uint32_t dev_major = 0, dev_minor = 0;
@@ -85,11 +128,14 @@ struct JournalRecord {
 struct JournalEnd {
   uint64_t scanned = 0, changed = 0, failed = 0;
   int64_t end_ns = 0;
+  uint64_t records = 0;  // version 4: 'C' records in the journal (the writer counts them)
 };
 
 std::string encode_header(const JournalHeader& h);
 std::string encode_record(const JournalRecord& r);
 std::string encode_end(const JournalEnd& e);
+std::string encode_root(const JournalRoot& r);
+std::string encode_move(const JournalMove& m);
 // An 'A' payload: the inode `st` (after its change) and its ctime.
 std::string encode_armed(const EntryStat& st);
 // Frames a payload of `kind` as a record (length, kind, payload, crc).
@@ -118,6 +164,16 @@ class JournalWriter {
   bool created() const { return fd_.valid(); }
   // Writes the records; returns the offset at their end, for durable() and wait_durable().
   Result<uint64_t> write(std::string_view framed_records);
+  // Starts the records of another volume root (an 'R' record): every 'D' and 'C' record
+  // written after it is relative to `root`. Call it between two roots' runs, once every
+  // applier of the previous root has flushed and before the next root's first record. The
+  // record goes out with the next write() (a root whose run changes nothing leaves none, and
+  // a lazy journal is still not created).
+  Result<bool> start_root(const JournalRoot& root);
+  // Journals a rename before it is made (an 'M' record): durable when it returns. Call it
+  // between roots' runs too (not while records of a root are written); the records written
+  // after it are still relative to the current root.
+  Result<bool> record_move(const JournalMove& move);
   // Whether everything up to `offset` is on disk: changes recorded before it may be applied.
   bool durable(uint64_t offset) const { return durable_.load(std::memory_order_acquire) >= offset; }
   // Waits until it is, or fails if the journal could not be written.
@@ -129,6 +185,7 @@ class JournalWriter {
   JournalWriter() = default;
   Result<bool> create_file();                          // under mu_
   Result<uint64_t> write_locked(std::string_view bytes);  // under mu_
+  Result<uint64_t> append(std::string_view bytes, bool records);
   void sync_loop();
   UniqueFd dir_;           // where the file is (to be) created
   std::string name_;       // its name there
@@ -139,6 +196,8 @@ class JournalWriter {
   std::mutex mu_;
   std::condition_variable wrote_, synced_;
   uint64_t written_ = 0;             // bytes written so far, under mu_
+  std::string pending_root_;         // an 'R' record that goes out before the next records
+  uint64_t changes_ = 0;             // 'C' records written, under mu_
   int waiting_ = 0;                  // threads in wait_durable()
   std::atomic<uint64_t> durable_{0};  // bytes known to be on disk
   std::string broken_;               // the first failed write or fdatasync: nothing more is written
@@ -146,12 +205,99 @@ class JournalWriter {
   std::thread syncer_;
 };
 
-// Reading, with verification.
+// Reading, with verification, one record at a time.
+struct JournalItem {
+  char kind = 0;        // 'D', 'C', 'A', 'R', 'M' or 'E' (the header is read by open())
+  uint64_t offset = 0;  // where the record starts in the file
+  uint32_t root = 0;    // the index of the root the record is relative to (0: the header's)
+  // 'D' and 'C': the directory (relative to the root) the entry is in, valid until the next
+  // call; `dir_seq` changes whenever the directory does.
+  std::string_view dir;
+  uint64_t dir_seq = 0;
+  JournalRecord change;  // 'C' (its name within `dir`)
+  JournalRoot new_root;  // 'R'
+  JournalMove move;      // 'M'
+  JournalEnd end;        // 'E'
+  uint64_t armed_dev = 0, armed_ino = 0;  // 'A': (major << 32 | minor), inode
+  int64_t armed_ctime = 0;
+};
+
+// Streams a journal's records, verifying each: memory stays bounded by the longest record
+// and directory path, however long the journal.
+class JournalReader {
+ public:
+  // Opens, checks who could have written the file, and reads magic, version and header.
+  static Result<JournalReader> open(const std::string& path);
+  JournalReader(JournalReader&&) noexcept = default;
+  JournalReader& operator=(JournalReader&&) noexcept = default;
+
+  const std::string& path() const { return path_; }
+  uint32_t version() const { return version_; }
+  const JournalHeader& header() const { return header_; }
+  int64_t last_written_ns() const { return mtime_ns_; }
+  // The next verified record: true with `item` set, false after the last valid record (then
+  // torn_at() says whether a torn tail was ignored), or the error for damage, naming the
+  // offset. Records with an absolute path or a ".." component are damage too.
+  Result<bool> next(JournalItem& item);
+  // Where the next record starts (after the last one read).
+  uint64_t offset() const { return off_; }
+  std::optional<uint64_t> torn_at() const { return torn_at_; }
+  uint64_t torn_bytes() const { return torn_at_ ? size_ - *torn_at_ : 0; }
+  bool torn_by_hole() const { return torn_by_hole_; }
+  // Reads the records in [begin, end) again, from `begin` relative to root `root` with no
+  // directory yet: the start of a segment (after the header, an 'R' or an 'M' record).
+  void restart(uint64_t begin, uint64_t end, uint32_t root);
+  // The end record, when the file ends with a whole one (version 4), found from the end:
+  // nothing between the header and it is read.
+  std::optional<JournalEnd> end_record();
+
+ private:
+  JournalReader() = default;
+  // The next framed record, its checksum verified.
+  Result<bool> read_record(uint64_t& at, char& kind, std::string_view& payload);
+  bool fill(uint64_t at, uint64_t n);           // bytes [at, at + n) into buf_
+  std::string rest(uint64_t from);              // bytes [from, size) (damage and torn tails)
+  Error bad(uint64_t at, const std::string& why) const;
+  Result<bool> torn_or_damaged(uint64_t at, uint64_t len);  // a record that is not whole
+
+  UniqueFd fd_;
+  std::string path_;
+  uint32_t version_ = 0;
+  JournalHeader header_;
+  int64_t mtime_ns_ = 0;
+  uint64_t size_ = 0;            // the file's size when opened: nothing after it is read
+  uint64_t limit_ = 0;           // where reading stops
+  uint64_t off_ = 0;
+  std::string buf_;              // bytes [buf_at_, buf_at_ + buf_.size()) of the file
+  uint64_t buf_at_ = 0;
+  uint32_t root_ = 0, roots_ = 1;
+  std::string dir_;              // the last 'D' record's path
+  std::string split_dir_;        // a 'C' record whose name has a '/': its directory
+  uint64_t dir_seq_ = 0, last_seq_ = 0;
+  uint64_t dir_bytes_ = 0, max_dir_bytes_ = 0;
+  bool ended_ = false;           // an 'E' record was read
+  std::optional<uint64_t> torn_at_;
+  bool torn_by_hole_ = false;
+};
+
+// A stretch of a journal rollback undoes as one step: the 'C' records of one root between
+// two 'R'/'M' records (in parallel), or one 'M' record.
+struct JournalSegment {
+  uint64_t begin = 0, end = 0;  // file offsets; records: [begin, end), for JournalReader::restart
+  uint32_t root = 0;            // records: the index in Journal::roots
+  std::optional<size_t> move;   // a move: the index in Journal::moves
+  uint64_t changes = 0;         // records: how many 'C' records
+};
+
+// A verified journal: what every read keeps, and (kAll) its records.
 struct Journal {
   std::string path;
   uint32_t version = 0;
   JournalHeader header;
-  // The directories the records are in, relative to the volume root: one per 'D' record, and
+  std::vector<JournalRoot> roots;  // roots[0] is the header's volume; then one per 'R' record
+  std::vector<JournalMove> moves;  // one per 'M' record, in order
+  std::vector<JournalSegment> segments;  // in file order (not kept by kList)
+  // The directories the records are in, relative to their root: one per 'D' record, and
   // one per record whose name has a '/' in it (split there); dirs[0] is the root itself ("").
   std::vector<std::string> dirs{""};
   std::vector<JournalRecord> records;
@@ -169,16 +315,40 @@ struct Journal {
   bool torn_by_hole = false;
 };
 
-// A record's path relative to the volume root.
+// A record's path relative to its root.
 std::string path_of(const Journal& j, const JournalRecord& r);
 
 // What read_journal keeps. kSummary verifies exactly as kAll does but keeps no records and
-// only the last directory: header, counts, end and tail (journal list reads every journal).
-enum class JournalRead { kAll, kSummary };
+// only the last directory: header, roots, moves, segments, counts, end and tail (what
+// rollback needs before it streams the records). kList reads only the header and the end
+// record, found from the file's end, when the journal ends with one of version 4 (it counts
+// the records); else it reads as kSummary.
+enum class JournalRead { kAll, kSummary, kList };
 
-// Verifies version and every checksum. Damage anywhere but the tail is an error naming the
-// offset; records with an absolute path or a ".." component are refused.
+// Verifies version and every checksum (kList: of the header and the end record). Damage
+// anywhere but the tail is an error naming the offset; records with an absolute path or a
+// ".." component are refused.
 Result<Journal> read_journal(const std::string& path, JournalRead what = JournalRead::kAll);
+
+// Every *.vpj journal in `dir` read as `what`, oldest first (by start time); the error of
+// each one that cannot be read goes to `unreadable`.
+std::vector<Journal> read_journal_dir(const std::string& dir, std::vector<std::string>& unreadable,
+                                      JournalRead what = JournalRead::kList);
+
+// Which run `rollback --last` undoes: the newest of a volume root (a journal whose first
+// root has this path, taken only with this device and inode), or of a compose project (a
+// journal whose header names it). A rollback's own journal never matches.
+struct JournalMatch {
+  std::optional<JournalRoot> volume;
+  std::string project;  // used when `volume` is not set
+};
+struct LastJournal {
+  std::string path;  // the newest matching journal; "" if none
+  // None matched, but the newest run on that path changed another inode there: its header.
+  std::optional<JournalHeader> other_inode;
+  std::vector<std::string> unreadable;  // journals passed over: why each could not be read
+};
+LastJournal find_last_journal(const std::string& dir, const JournalMatch& match);
 
 // Name of a new journal: "20261122T084900Z-tmp-jenkins_home.vpj".
 std::string journal_file_name(const std::string& volume, int64_t start_ns);

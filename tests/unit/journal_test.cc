@@ -496,3 +496,210 @@ TEST_F(JournalFile, Version1WithWholeDirectoryPathsIsStillRead) {
   EXPECT_EQ(path_of(*j, j->records[0]), "a/b/f");
   EXPECT_EQ(path_of(*j, j->records[1]), "a/c/f");
 }
+
+// Version 2 (directory paths shared with the previous one, no birth times) and version 3
+// (birth times, 'A' records, an end record without a record count), written by hand.
+TEST_F(JournalFile, Versions2And3AreStillRead) {
+  for (uint32_t version : {2u, 3u}) {
+    std::string data(kJournalMagic, sizeof kJournalMagic);
+    data += std::string(1, char(version)) + std::string(3, '\0');
+    data += frame('H', encode_header(header()));  // no project: a version 2 and 3 header
+    std::string change = encode_record(record("f", 7));
+    if (version == 2) change.pop_back();  // no birth time
+    data += frame('D', encode_directory("a/b")) + frame('C', change);
+    data += frame('D', encode_directory("a/c", "a/b")) + frame('C', change);
+    EntryStat armed;
+    armed.dev_major = 254, armed.ino = 7, armed.ctime_ns = 1234;
+    if (version == 3) data += frame('A', encode_armed(armed));
+    std::string end = encode_end({2, 2, 0, 0});
+    end.pop_back();  // no record count before version 4
+    data += frame('E', end);
+    const std::string path = dir_ + "/v" + std::to_string(version) + ".vpj";
+    put(path, data);
+    auto j = read_journal(path);
+    ASSERT_TRUE(j.ok()) << version << ": " << j.error().message;
+    EXPECT_EQ(j->version, version);
+    ASSERT_EQ(j->records.size(), 2u);
+    EXPECT_EQ(path_of(*j, j->records[0]), "a/b/f");
+    EXPECT_EQ(path_of(*j, j->records[1]), "a/c/f");
+    EXPECT_TRUE(j->end.has_value());
+    EXPECT_EQ(j->armed_ctime.size(), version == 3 ? 1u : 0u);
+    EXPECT_EQ(j->roots, std::vector<JournalRoot>{root_of(header())});
+    // journal list reads them whole: their end record does not count the records.
+    auto l = read_journal(path, JournalRead::kList);
+    ASSERT_TRUE(l.ok()) << l.error().message;
+    EXPECT_EQ(l->changes, 2u);
+  }
+}
+
+TEST_F(JournalFile, TheReaderYieldsOneRecordAtATime) {
+  auto r = JournalReader::open(write({"a", "dir/b", "dir/c"}));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->header().volume, "/srv/vol");
+  std::vector<std::string> seen;
+  std::set<uint64_t> dirs;
+  JournalItem item;
+  for (;;) {
+    auto more = r->next(item);
+    ASSERT_TRUE(more.ok()) << more.error().message;
+    if (!*more) break;
+    if (item.kind == 'C') {
+      seen.push_back(join_path(item.dir, item.change.name));
+      dirs.insert(item.dir_seq);
+    } else {
+      seen.push_back(std::string(1, item.kind));
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"a", "dir/b", "dir/c", "E"}));
+  EXPECT_EQ(dirs.size(), 3u);  // "" and "dir" twice: each name with a '/' is a directory of its own
+  EXPECT_FALSE(r->torn_at().has_value());
+}
+
+// A journal of two roots: the records after the 'R' record are relative to the second; a
+// root whose run wrote nothing leaves no record.
+TEST_F(JournalFile, RecordsBelongToTheRootStartedBeforeThem) {
+  auto w = JournalWriter::create("", dir_ + "/roots.vpj", header());
+  ASSERT_TRUE(w.ok());
+  const JournalRoot second{"/srv/other", 254, 0, 77}, empty{"/srv/empty", 254, 0, 78};
+  std::string batch;
+  append_directory_record(batch, "x", "");
+  batch += frame('C', encode_record(record("f", 1)));
+  ASSERT_TRUE((*w)->write(batch).ok());
+  ASSERT_TRUE((*w)->start_root(empty).ok());
+  ASSERT_TRUE((*w)->start_root(second).ok());
+  batch.clear();
+  batch += frame('C', encode_record(record("g", 2)));  // no 'D': the root itself
+  append_directory_record(batch, "y", "");
+  batch += frame('C', encode_record(record("h", 3)));
+  ASSERT_TRUE((*w)->write(batch).ok());
+  ASSERT_TRUE((*w)->start_root(empty).ok());  // nothing after it: never written
+  ASSERT_TRUE((*w)->finish({3, 3, 0, 0}).ok());
+  auto j = read_journal((*w)->path());
+  ASSERT_TRUE(j.ok()) << j.error().message;
+  EXPECT_EQ(j->roots, (std::vector<JournalRoot>{root_of(header()), second}));
+  ASSERT_EQ(j->records.size(), 3u);
+  EXPECT_EQ(j->records[0].root, 0u);
+  EXPECT_EQ(path_of(*j, j->records[0]), "x/f");
+  EXPECT_EQ(j->records[1].root, 1u);
+  EXPECT_EQ(path_of(*j, j->records[1]), "g");
+  EXPECT_EQ(j->records[2].root, 1u);
+  EXPECT_EQ(path_of(*j, j->records[2]), "y/h");
+  ASSERT_EQ(j->segments.size(), 2u);
+  EXPECT_EQ(j->segments[0].root, 0u);
+  EXPECT_EQ(j->segments[1].root, 1u);
+  EXPECT_EQ(j->segments[1].changes, 2u);
+  EXPECT_EQ(j->end->records, 3u);
+  // The reader goes back to a segment and reads it alone, relative to its root.
+  auto r = JournalReader::open((*w)->path());
+  ASSERT_TRUE(r.ok());
+  r->restart(j->segments[1].begin, j->segments[1].end, 1);
+  JournalItem item;
+  std::vector<std::string> names;
+  while (*r->next(item))
+    if (item.kind == 'C') names.push_back(std::to_string(item.root) + ":" + join_path(item.dir, item.change.name));
+  EXPECT_EQ(names, (std::vector<std::string>{"1:g", "1:y/h"}));
+  EXPECT_EQ(r->offset(), j->segments[1].end);
+}
+
+TEST_F(JournalFile, AMoveIsDurableAndSplitsTheSegments) {
+  auto w = JournalWriter::create("", dir_ + "/move.vpj", header(), /*lazy=*/true);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->start_root({"/srv/new/vol", 254, 0, 42}).ok());
+  EXPECT_FALSE((*w)->created());  // a root alone writes nothing
+  JournalMove m{"/srv/old", "vol", "/srv/new", "vol", 10, 11, 254, 0, 42, S_IFDIR | 0755, 123};
+  ASSERT_TRUE((*w)->record_move(m).ok());
+  ASSERT_TRUE((*w)->created());
+  ASSERT_TRUE((*w)->write(frame('C', encode_record(record("f", 1)))).ok());
+  ASSERT_TRUE((*w)->finish({1, 1, 0, 0}).ok());
+  auto j = read_journal((*w)->path());
+  ASSERT_TRUE(j.ok()) << j.error().message;
+  EXPECT_EQ(j->moves, std::vector<JournalMove>{m});
+  ASSERT_EQ(j->roots.size(), 2u);  // the root went out with the records after the move
+  ASSERT_EQ(j->segments.size(), 2u);
+  EXPECT_EQ(j->segments[0].move, std::optional<size_t>(0));
+  EXPECT_EQ(j->segments[1].root, 1u);
+  EXPECT_EQ(path_of(*j, j->records[0]), "f");
+  EXPECT_EQ(j->records[0].root, 1u);
+}
+
+TEST_F(JournalFile, RootsAndMovesLeadingAnywhereRelativeAreRefused) {
+  auto why = refusal(frame('R', encode_root({"srv/relative", 254, 0, 1})));
+  EXPECT_NE(why.find("not absolute"), std::string::npos) << why;
+  why = refusal(frame('R', encode_root({"/srv/../etc", 254, 0, 1})));
+  EXPECT_NE(why.find("not absolute"), std::string::npos) << why;
+  JournalMove m{"/srv/old", "vol", "/srv/new", "vol", 10, 11, 254, 0, 42, S_IFDIR, 0};
+  EXPECT_EQ(refusal(frame('M', encode_move(m))), "");
+  for (auto bad : {&JournalMove::from_name, &JournalMove::to_name}) {
+    JournalMove b = m;
+    b.*bad = "../../etc";
+    why = refusal(frame('M', encode_move(b)));
+    EXPECT_NE(why.find("a move record names"), std::string::npos) << why;
+  }
+  m.to_dir = "srv/new";
+  why = refusal(frame('M', encode_move(m)));
+  EXPECT_NE(why.find("a move record names"), std::string::npos) << why;
+}
+
+// journal list reads the header and the end record only: damage between them is seen by a
+// rollback (which reads everything first), not by the list.
+TEST_F(JournalFile, AListReadsTheHeaderAndTheEndRecordOnly) {
+  auto path = many(400, /*finished=*/true);
+  auto data = slurp(path);
+  auto at = record_offsets(data);
+  auto l = read_journal(path, JournalRead::kList);
+  ASSERT_TRUE(l.ok()) << l.error().message;
+  EXPECT_EQ(l->changes, 400u);
+  ASSERT_TRUE(l->end.has_value());
+  data[at[200] + 9] ^= 0x40;
+  put(path, data);
+  l = read_journal(path, JournalRead::kList);
+  ASSERT_TRUE(l.ok()) << l.error().message;
+  EXPECT_EQ(l->changes, 400u);
+  EXPECT_FALSE(read_journal(path, JournalRead::kSummary).ok());
+  // No end record at the end (a torn tail, an interrupted run): read in full.
+  put(path, slurp(path).substr(0, at.back() + 5));
+  l = read_journal(path, JournalRead::kList);
+  ASSERT_FALSE(l.ok());  // the damage is found now
+  fs::remove(path);
+  auto unfinished = many(10, /*finished=*/false);
+  l = read_journal(unfinished, JournalRead::kList);
+  ASSERT_TRUE(l.ok()) << l.error().message;
+  EXPECT_EQ(l->changes, 10u);
+  EXPECT_FALSE(l->end.has_value());
+}
+
+TEST_F(JournalFile, TheLastJournalOfAVolumeOrAProject) {
+  auto h = header();
+  auto make = [&](const std::string& name, int64_t start, auto edit) {
+    JournalHeader x = h;
+    x.start_ns = start;
+    edit(x);
+    auto w = JournalWriter::create("", dir_ + "/" + name, x);
+    EXPECT_TRUE(w.ok());
+    EXPECT_TRUE((*w)->finish({}).ok());
+  };
+  make("1.vpj", 1, [](JournalHeader&) {});
+  make("2.vpj", 2, [](JournalHeader& x) { x.project = "web"; });
+  make("3.vpj", 3, [](JournalHeader& x) { x.ino = 43; });  // another directory at that path since
+  make("4.vpj", 4, [](JournalHeader& x) { x.rollback_of = "1.vpj"; });
+  make("5.vpj", 5, [](JournalHeader& x) { x.project = "db"; x.volume = "/srv/db"; });
+  put(dir_ + "/junk.vpj", "not a journal");
+  auto v = find_last_journal(dir_, {root_of(h), ""});
+  EXPECT_EQ(v.path, dir_ + "/2.vpj");  // a rollback's journal never, another inode not
+  EXPECT_FALSE(v.other_inode.has_value());
+  ASSERT_EQ(v.unreadable.size(), 1u);
+  EXPECT_NE(v.unreadable[0].find("junk.vpj"), std::string::npos);
+  auto p = find_last_journal(dir_, {std::nullopt, "web"});
+  EXPECT_EQ(p.path, dir_ + "/2.vpj");
+  EXPECT_EQ(find_last_journal(dir_, {std::nullopt, "db"}).path, dir_ + "/5.vpj");
+  EXPECT_EQ(find_last_journal(dir_, {std::nullopt, "none"}).path, "");
+  JournalRoot moved = root_of(h);
+  moved.ino = 44;
+  auto o = find_last_journal(dir_, {moved, ""});
+  EXPECT_EQ(o.path, "");
+  ASSERT_TRUE(o.other_inode.has_value());
+  EXPECT_EQ(o.other_inode->ino, 43u);  // the newest run on that path
+  auto list = read_journal_dir(dir_, v.unreadable);
+  ASSERT_EQ(list.size(), 5u);
+  EXPECT_EQ(list[1].header.project, "web");
+}
