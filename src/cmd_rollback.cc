@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstdio>
 #include <ctime>
+#include <tuple>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <tbb/global_control.h>
@@ -63,25 +64,10 @@ struct Listed {
   std::string status;
 };
 
-// Every readable journal in `dir`, oldest first, with its status; summaries, not records.
+// Every readable journal in `dir`, oldest first, with its status; header and end record only.
 std::vector<Listed> list_journals(const std::string& dir, std::vector<std::string>& unreadable) {
   std::vector<Listed> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return out;
-  while (dirent* de = ::readdir(d)) {
-    std::string name = de->d_name;
-    if (!name.ends_with(".vpj")) continue;
-    auto j = read_journal(dir + "/" + name, JournalRead::kSummary);
-    if (!j) {
-      unreadable.push_back(j.error().message);
-      continue;
-    }
-    out.push_back({std::move(*j), ""});
-  }
-  ::closedir(d);
-  std::sort(out.begin(), out.end(), [](auto& a, auto& b) {
-    return a.journal.header.start_ns < b.journal.header.start_ns;
-  });
+  for (auto& j : read_journal_dir(dir, unreadable)) out.push_back({std::move(j), ""});
   for (auto& l : out) {
     // A later complete rollback with nothing left undone makes a run "rolled back".
     bool undone = std::any_of(out.begin(), out.end(), [&](const Listed& o) {
@@ -120,52 +106,72 @@ std::string shown(const std::string& volume, const std::string& rel, bool single
 
 }  // namespace
 
+namespace {
+
+// The journal `rollback --last PATH` undoes, or the exit code.
+Result<std::string> last_journal_of(const RollbackOptions& o) {
+  // PATH resolved as prepare resolves it, and a journal taken only if it is of this very
+  // directory (or file): its path and its device and inode.
+  auto volume = resolve_path(*o.last, o.follow_path_symlinks);
+  if (!volume) return volume.error();
+  const std::string& real = volume->real;
+  const auto& st = volume->st;
+  auto last = find_last_journal(o.journal_dir, {JournalRoot{real, st.dev_major, st.dev_minor, st.ino}, ""});
+  // One of them may be this volume's newest: say so, not roll back an older run in silence.
+  for (const auto& u : last.unreadable) spdlog::warn("not considered for --last: {}", u);
+  if (const auto& other = last.other_inode)
+    return Error{kExitRefused, fmt::format("the newest run on {} changed another directory there (device {}:{} inode "
+                                           "{}; {} is device {}:{} inode {}): refusing",
+                                           real, other->dev_major, other->dev_minor, other->ino, real,
+                                           st.dev_major, st.dev_minor, st.ino)};
+  if (last.path.empty()) return config_error("no journal of a run on " + real + " in " + o.journal_dir);
+  for (const auto& link : volume->followed) spdlog::warn("{}: followed the symlink {}", *o.last, link);
+  return last.path;
+}
+
+void print_rollback(const RollbackResult& r, const RollbackOptions& o) {
+  for (const auto& m : r.moves) {
+    if (o.json)
+      std::printf("%s\n", nlohmann::json({{"path", m.from}, {"type", "directory"}, {"move", {{"before", m.from}, {"after", m.to}}}})
+                              .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    else
+      std::printf("%s  moved back -> %s\n", escape_path(m.from).c_str(), escape_path(m.to).c_str());
+  }
+  for (const auto& c : r.entries) {
+    const std::string shown = escape_path(c.path);
+    std::printf("%s\n", (o.json ? format_change_json(shown, c.change) : format_change(shown, c.change)).c_str());
+  }
+  for (const auto& n : r.notes) spdlog::warn("{}: {}", escape_path(n.path), n.text);
+  for (const auto& e : r.errors) spdlog::error("{}: {}", escape_path(e.path), e.text);
+  if (o.json) {
+    nlohmann::json s = {{o.dry_run ? "to_restore" : "restored", r.restored}, {"already", r.already},
+                        {"changed_since", r.conflicts}, {"missing", r.missing}, {"failed", r.failed},
+                        {"dry_run", o.dry_run}};
+    std::printf("%s\n", nlohmann::json({{"summary", s}}).dump().c_str());
+  } else {
+    std::printf("%s %llu, already as before %llu, changed since the run %llu, missing %llu, failed %llu\n",
+                o.dry_run ? "to restore" : "restored", (unsigned long long)r.restored,
+                (unsigned long long)r.already, (unsigned long long)r.conflicts, (unsigned long long)r.missing,
+                (unsigned long long)r.failed);
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+
 int run_rollback(const RollbackOptions& o) {
   if (o.journal.has_value() == o.last.has_value()) {
     spdlog::error("give either a JOURNAL or --last PATH");
     return kExitUsage;
   }
-  std::string path;
-  if (o.journal) {
-    path = *o.journal;
-  } else {
-    // PATH resolved as prepare resolves it, and a journal taken only if it is of this very
-    // directory (or file): its path and its device and inode.
-    auto volume = resolve_path(*o.last, o.follow_path_symlinks);
-    if (!volume) {
-      spdlog::error("{}", volume.error().message);
-      return volume.error().code;
-    }
-    const std::string& real = volume->real;
-    std::vector<std::string> unreadable;
-    auto all = list_journals(o.journal_dir, unreadable);
-    // One of them may be this volume's newest: say so, not roll back an older run in silence.
-    for (const auto& u : unreadable) spdlog::warn("not considered for --last: {}", u);
-    const JournalHeader* other_inode = nullptr;
-    for (auto it = all.rbegin(); it != all.rend(); ++it) {
-      const JournalHeader& h = it->journal.header;
-      if (h.volume != real || !h.rollback_of.empty()) continue;
-      if (h.dev_major == volume->st.dev_major && h.dev_minor == volume->st.dev_minor && h.ino == volume->st.ino) {
-        path = it->journal.path;
-        break;
-      }
-      if (!other_inode) other_inode = &h;
-    }
-    if (path.empty() && other_inode) {
-      spdlog::error("the newest run on {} changed another directory there (device {}:{} inode {}; {} is "
-                    "device {}:{} inode {}): refusing", real, other_inode->dev_major, other_inode->dev_minor,
-                    other_inode->ino, real, volume->st.dev_major, volume->st.dev_minor, volume->st.ino);
-      return kExitRefused;
-    }
-    if (path.empty()) {
-      spdlog::error("no journal of a run on {} in {}", real, o.journal_dir);
-      return kExitConfig;
-    }
-    for (const auto& link : volume->followed) spdlog::warn("{}: followed the symlink {}", *o.last, link);
+  auto path = o.journal ? Result<std::string>(*o.journal) : last_journal_of(o);
+  if (!path) {
+    spdlog::error("{}", path.error().message);
+    return path.error().code;
   }
-
-  // Verify before anything else: format, version, every checksum, every path.
-  auto journal = read_journal(path);
+  // Verify before anything else: format, version, every checksum, every path. The records
+  // are not kept: rollback streams them again.
+  auto journal = read_journal(*path, JournalRead::kSummary);
   if (!journal) {
     spdlog::error("{}", journal.error().message);
     return journal.error().code;
@@ -174,13 +180,13 @@ int run_rollback(const RollbackOptions& o) {
   if (j.torn_at && j.torn_by_hole)
     spdlog::warn("{}: torn tail at offset {} ({} bytes ignored): it starts with a hole the disk "
                  "never got, from power lost during a sync; no change recorded after it was made",
-                 path, *j.torn_at, j.torn_bytes);
+                 *path, *j.torn_at, j.torn_bytes);
   else if (j.torn_at)
     spdlog::warn("{}: torn tail at offset {} ({} bytes after the last complete record, ignored): "
-                 "the run was interrupted", path, *j.torn_at, j.torn_bytes);
+                 "the run was interrupted", *path, *j.torn_at, j.torn_bytes);
   else if (!j.end)
-    spdlog::warn("{}: the run was interrupted before its end record", path);
-  spdlog::info("rolling back {} records of {} on {}", j.records.size(), base_name(path), j.header.volume);
+    spdlog::warn("{}: the run was interrupted before its end record", *path);
+  spdlog::info("rolling back {} records of {} on {}", j.changes + j.moves.size(), base_name(*path), j.header.volume);
 
   std::optional<tbb::global_control> threads;
   if (o.threads) threads.emplace(tbb::global_control::max_allowed_parallelism, o.threads);
@@ -189,14 +195,14 @@ int run_rollback(const RollbackOptions& o) {
   config.force = o.force;
   config.dry_run = o.dry_run;
   config.cross_filesystems = o.cross_filesystems;
+  config.keep_restored = o.json;
   if (!o.dry_run && !o.no_journal) {
-    bool single = false;
-    if (auto root = open_journal_root(j.header, single); !root) {
-      spdlog::error("{}", root.error().message);
-      return root.error().code;
+    // A refused rollback writes no journal of its own.
+    if (auto roots = check_journal_roots(j); !roots) {
+      spdlog::error("{}", roots.error().message);
+      return roots.error().code;
     }
-    auto w = JournalWriter::create(o.journal_dir, o.own_journal.value_or(""),
-                                   rollback_header(j, o.command_line));
+    auto w = JournalWriter::create(o.journal_dir, o.own_journal.value_or(""), rollback_header(j, o.command_line));
     if (!w) {
       spdlog::error("{}; nothing changed", w.error().message);
       return w.error().code;
@@ -209,24 +215,14 @@ int run_rollback(const RollbackOptions& o) {
     spdlog::error("{}", result.error().message);
     return result.error().code;
   }
-  bool single = false;
-  (void)open_journal_root(j.header, single);
-  for (const auto& c : result->planned)
-    std::printf("%s\n", format_change(shown(j.header.volume, c.path, single), c.change).c_str());
-  for (const auto& n : result->notes) spdlog::warn("{}: {}", shown(j.header.volume, n.path, single), n.text);
-  for (const auto& e : result->errors) spdlog::error("{}: {}", shown(j.header.volume, e.path, single), e.text);
-  std::printf("%s %llu, already as before %llu, changed since the run %llu, missing %llu, failed %llu\n",
-              o.dry_run ? "to restore" : "restored", (unsigned long long)result->restored,
-              (unsigned long long)result->already, (unsigned long long)result->conflicts,
-              (unsigned long long)result->missing, (unsigned long long)result->failed);
-  std::fflush(stdout);
+  print_rollback(*result, o);
   if (!result->stopped.empty()) {
     spdlog::error("stopped: {}", result->stopped);
     return kExitPartial;
   }
   if (own) {
     // Entries left alone count as not done: the run is then only partly rolled back.
-    JournalEnd end{j.records.size(), result->restored, result->failed + result->conflicts, 0};
+    JournalEnd end{j.changes + j.moves.size(), result->restored, result->failed + result->conflicts, 0};
     if (auto r = own->finish(end); !r) spdlog::error("{}", r.error().message);
   }
   if (result->failed) return kExitPartial;
@@ -266,17 +262,31 @@ int run_journal_show(const JournalOptions& o) {
   std::printf("# started %s by volprep %s: %s\n", utc(j.header.start_ns).c_str(),
               escape_path(j.header.volprep_version).c_str(), escape_path(j.header.command_line).c_str());
   if (!j.header.rollback_of.empty()) std::printf("# rollback of %s\n", escape_path(j.header.rollback_of).c_str());
+  if (!j.header.project.empty()) std::printf("# project %s\n", escape_path(j.header.project).c_str());
+  for (size_t i = 1; i < j.roots.size(); ++i)
+    std::printf("# volume %s (device %u:%u inode %llu)\n", escape_path(j.roots[i].volume).c_str(),
+                j.roots[i].dev_major, j.roots[i].dev_minor, (unsigned long long)j.roots[i].ino);
+  for (const auto& m : j.moves)
+    std::printf("# moved %s -> %s\n", escape_path(m.from_dir + "/" + m.from_name).c_str(),
+                escape_path(m.to_dir + "/" + m.to_name).c_str());
   std::printf("# status %s%s\n", j.end ? "complete" : "interrupted",
               j.torn_at ? (", torn tail at offset " + std::to_string(*j.torn_at) +
                            (j.torn_by_hole ? " (a hole from a crash during a sync)" : "")).c_str() : "");
-  // A single-file volume's records are named relative to its directory.
-  std::vector<std::pair<std::string, const JournalRecord*>> sorted;
-  for (const auto& r : j.records) sorted.emplace_back(path_of(j, r), &r);
-  bool single = sorted.size() == 1 && !sorted[0].first.empty() &&
-                j.header.volume.ends_with("/" + sorted[0].first);
-  std::stable_sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.first < b.first; });
-  for (const auto& [path, r] : sorted)
-    std::printf("%s\n", format_change(shown(j.header.volume, path, single), change_of(*r)).c_str());
+  // By root, then path. A single-file volume's records are named relative to its directory.
+  std::vector<std::tuple<uint32_t, std::string, const JournalRecord*>> sorted;
+  std::vector<size_t> per_root(j.roots.size());
+  for (const auto& r : j.records) {
+    sorted.emplace_back(r.root, path_of(j, r), &r);
+    ++per_root[r.root];
+  }
+  std::stable_sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) {
+    return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b));
+  });
+  for (const auto& [root, path, r] : sorted) {
+    const std::string& volume = j.roots[root].volume;
+    const bool single = per_root[root] == 1 && !path.empty() && volume.ends_with("/" + path);
+    std::printf("%s\n", format_change(shown(volume, path, single), change_of(*r)).c_str());
+  }
   if (j.end)
     std::printf("scanned %llu, changed %llu, failed %llu\n", (unsigned long long)j.end->scanned,
                 (unsigned long long)j.end->changed, (unsigned long long)j.end->failed);

@@ -5,73 +5,75 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
-#include <tbb/blocked_range.h>
 #include <tbb/enumerable_thread_specific.h>
-#include <tbb/parallel_for.h>
+#include <tbb/parallel_pipeline.h>
 #include <tbb/parallel_sort.h>
+#include <tbb/task_arena.h>
 
 namespace volprep {
 
-Result<UniqueFd> open_journal_root(const JournalHeader& h, bool& single_file) {
-  UniqueFd slash(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  std::string rel = h.volume.substr(1);
-  int fd = open_beneath(slash.get(), rel, O_PATH);
-  if (fd < 0)
-    return Error{fd == -ENOENT ? kExitConfig : kExitRefused,
-                 "cannot open the volume " + h.volume + " without following a symlink: " +
-                     std::strerror(-fd)};
-  UniqueFd root(fd);
-  EntryStat st;
-  if (int rc = stat_at(root.get(), "", st); rc < 0)
-    return config_error(h.volume + ": " + std::strerror(-rc));
-  if (st.ino != h.ino || st.dev_major != h.dev_major || st.dev_minor != h.dev_minor)
-    return Error{kExitRefused, h.volume + " is no longer the tree the run changed (device " +
-                                   std::to_string(st.dev_major) + ":" + std::to_string(st.dev_minor) +
-                                   " inode " + std::to_string(st.ino) + ", the journal says " +
-                                   std::to_string(h.dev_major) + ":" + std::to_string(h.dev_minor) +
-                                   " inode " + std::to_string(h.ino) + "); refusing"};
-  single_file = !S_ISDIR(st.mode);
-  if (single_file) {
-    // A single-file volume: its records are named relative to its parent.
-    auto cut = h.volume.rfind('/');
-    int parent = open_beneath(slash.get(), h.volume.substr(1, cut == 0 ? 0 : cut - 1), O_RDONLY | O_DIRECTORY);
-    if (parent < 0) return config_error(h.volume + ": cannot open its directory: " + std::strerror(-parent));
-    return UniqueFd(parent);
+RestoreFields classify_fields(const JournalRecord& rec, const EntryStat& now,
+                              std::span<const std::optional<std::string>> xattrs_now) {
+  constexpr uint32_t kSetId = S_ISUID | S_ISGID;
+  RestoreFields f;
+  auto owner_is = [&](uint32_t u, uint32_t g) { return now.uid == u && now.gid == g; };
+  f.owner = owner_is(rec.uid_before, rec.gid_before) ? Restore::kAlready
+            : owner_is(rec.uid_after, rec.gid_after) ? Restore::kRestore
+                                                     : Restore::kChanged;
+  // A symlink has no mode of its own. A chown clears setuid/setgid: a run (or a rollback)
+  // killed between its chown and putting them back leaves the bits off.
+  const uint32_t perms = now.mode & 07777, before = rec.mode_before & 07777, after = rec.mode_after & 07777;
+  auto killed_chown = [&](uint32_t m) { return (m & kSetId) && perms == (m & ~kSetId); };
+  if (!S_ISLNK(now.mode))
+    f.mode = perms == before                                              ? Restore::kAlready
+             : perms == after || killed_chown(after) || killed_chown(before) ? Restore::kRestore
+                                                                           : Restore::kChanged;
+  // Each xattr the run set (ACLs) as before, or as the run left it; one it kept
+  // (capabilities, which a chown drops and the run put back) may be missing after a kill
+  // between the chown and putting it back.
+  for (size_t k = 0; k < rec.xattrs.size(); ++k) {
+    const auto& x = rec.xattrs[k];
+    const auto& value = xattrs_now[k];
+    const bool kept = x.before == x.after;
+    f.xattrs.push_back(value == x.before                     ? Restore::kAlready
+                       : value == x.after || (kept && !value) ? Restore::kRestore
+                                                              : Restore::kChanged);
   }
-  int dir = open_beneath(root.get(), "", O_RDONLY | O_DIRECTORY);
-  if (dir < 0) return config_error(h.volume + ": " + std::strerror(-dir));
-  return UniqueFd(dir);
+  return f;
 }
 
-Restore classify_restore(const JournalRecord& rec, const EntryStat& now,
-                         std::span<const std::optional<std::string>> xattrs_now) {
-  constexpr uint32_t kSetId = S_ISUID | S_ISGID;
-  const bool link = S_ISLNK(now.mode);
-  auto perms = [](uint32_t m) { return m & 07777; };
-  auto owner_is = [&](uint32_t u, uint32_t g) { return now.uid == u && now.gid == g; };
-  // A chown clears setuid/setgid; a run killed right after one leaves the bits off.
-  auto mode_is = [&](uint32_t m, bool or_without_set_id) {
-    return link || perms(now.mode) == perms(m) ||
-           (or_without_set_id && (m & kSetId) && perms(now.mode) == perms(m & ~kSetId));
-  };
-  // Each xattr the run set (ACLs) must match; one it kept (capabilities, which a chown drops
-  // and the run put back) may be missing after a kill between the chown and putting it back.
-  auto xattrs_are = [&](bool after, bool kept_too) {
-    for (size_t k = 0; k < rec.xattrs.size(); ++k) {
-      const auto& x = rec.xattrs[k];
-      const bool kept = x.before == x.after;
-      if ((!kept || kept_too) && xattrs_now[k] != (after ? x.after : x.before)) return false;
-    }
-    return true;
-  };
-  if (owner_is(rec.uid_before, rec.gid_before) && mode_is(rec.mode_before, false) && xattrs_are(false, true))
-    return Restore::kAlready;
-  const bool as_the_run_left = owner_is(rec.uid_after, rec.gid_after) && mode_is(rec.mode_after, true) &&
-                               xattrs_are(true, false);
-  // A rollback killed between its own chown and putting bits and capabilities back.
-  const bool half_restored = owner_is(rec.uid_before, rec.gid_before) && mode_is(rec.mode_before, true) &&
-                             xattrs_are(false, false);
-  return as_the_run_left || half_restored ? Restore::kRestore : Restore::kChanged;
+Restore RestoreFields::overall() const {
+  Restore out = std::max(owner, mode);
+  for (Restore x : xattrs) out = std::max(out, x);
+  return out;
+}
+
+std::vector<std::string> RestoreFields::changed(const JournalRecord& rec) const {
+  std::vector<std::string> out;
+  if (owner == Restore::kChanged) out.push_back("owner");
+  if (mode == Restore::kChanged) out.push_back("mode");
+  for (size_t k = 0; k < xattrs.size(); ++k)
+    if (xattrs[k] == Restore::kChanged) out.push_back(rec.xattrs[k].name);
+  return out;
+}
+
+Change restore_change(const JournalRecord& rec, const EntryStat& now,
+                      std::span<const std::optional<std::string>> xattrs_now, const RestoreFields& fields,
+                      bool force) {
+  auto due = [&](Restore r) { return r == Restore::kRestore || (force && r == Restore::kChanged); };
+  Change c;
+  c.before = now;
+  const bool owner = due(fields.owner);
+  c.uid = owner ? rec.uid_before : now.uid;
+  c.gid = owner ? rec.gid_before : now.gid;
+  c.mode = (due(fields.mode) ? rec.mode_before : now.mode) & 07777;
+  // From what is there now to what was there before the run.
+  for (size_t k = 0; k < rec.xattrs.size(); ++k) {
+    const auto& x = rec.xattrs[k];
+    const bool dropped_by_chown = x.name == kCapabilityXattr && c.changes_owner() && x.before;
+    if (due(fields.xattrs[k]) || dropped_by_chown) c.xattrs.push_back({x.name, xattrs_now[k], x.before});
+  }
+  return c;
 }
 
 JournalHeader rollback_header(const Journal& j, const std::string& command_line) {
@@ -88,13 +90,57 @@ JournalHeader rollback_header(const Journal& j, const std::string& command_line)
 
 namespace {
 
+std::string ids_text(uint32_t u, uint32_t g, uint32_t mode, bool link) {
+  char buf[64];
+  if (link) std::snprintf(buf, sizeof buf, "%u:%u", u, g);
+  else std::snprintf(buf, sizeof buf, "%u:%u %04o", u, g, mode & 07777);
+  return buf;
+}
+
+// Whether restoring `c` gives an inode set-id bits or file capabilities it does not have now.
+bool rearms(const Change& c) {
+  constexpr uint32_t kSetId = S_ISUID | S_ISGID;
+  if (!S_ISDIR(c.before.mode) && (c.mode & kSetId & ~c.before.mode)) return true;
+  if (!S_ISDIR(c.before.mode) && (c.mode & kSetId) && c.changes_owner()) return true;  // the chown drops them
+  for (const auto& x : c.xattrs)
+    if (x.name == kCapabilityXattr && x.after && (x.after != x.before || c.changes_owner())) return true;
+  return false;
+}
+
+// Restores `c` without set-id bits or capabilities.
+void disarm(Change& c) {
+  c.mode &= ~uint32_t(S_ISUID | S_ISGID);
+  for (auto& x : c.xattrs)
+    if (x.name == kCapabilityXattr) x.after.reset();
+}
+
+// The records of one directory, read from the journal; a chunk of them is one pipeline token.
+struct Run {
+  std::string dir;  // relative to the root
+  std::vector<JournalRecord> records;
+};
+using Chunk = std::vector<Run>;
+
+// One root's records, from one segment of the journal.
+struct Segment {
+  const Journal& journal;
+  const RollbackConfig& config;
+  int root_fd = -1;
+  bool single_file = false;
+  std::string single_name;  // a single-file volume: its name in root_fd
+};
+
+// One worker thread's state: counts and notes (paths relative to the segment's root), and
+// what its applier restored or would restore.
 struct ThreadState final : ChangeSink {
   RollbackResult r;
+  std::vector<RecordedChange> entries;  // the dry-run applier records here too
+  bool keep_restored = false;
   std::unique_ptr<Applier> applier;
   std::vector<Change> batch;
   // Directories opened lately, each below the root without a symlink: the next one is opened
   // relative to its nearest cached ancestor, so a deep tree is not resolved from the root each
-  // time.
+  // time. Emptied between segments (another root).
   std::vector<std::pair<std::string, SharedFd>> open_dirs;
 
   SharedFd open_dir(int root_fd, const std::string& dir, bool cross_mounts) {
@@ -126,184 +172,228 @@ struct ThreadState final : ChangeSink {
       r.errors.push_back({join_path(dir_path, c.name), std::string(c.failed_step) + ": " + std::strerror(c.err)});
     } else {
       ++r.restored;
+      if (keep_restored) entries.push_back({join_path(dir_path, c.name), c});
     }
+  }
+
+  // Decides each recorded entry of `run` and hands what to restore to the applier. False:
+  // the applier says the rollback must stop.
+  bool restore(const Segment& seg, const Run& run) {
+    const auto& config = seg.config;
+    const Journal& j = seg.journal;
+    // Journals before version 3: no change the run made is later than their last write.
+    const int64_t run_end_ns = j.last_written_ns;
+    const std::string& dir = run.dir;
+    auto note = [&](const JournalRecord& rec, std::string text) {
+      r.notes.push_back({join_path(dir, rec.name), std::move(text)});
+    };
+    // A single-file volume's records are all in its parent, the root here: any other
+    // directory is outside the volume and never opened.
+    SharedFd dirfd = seg.single_file && !dir.empty() ? nullptr : open_dir(seg.root_fd, dir, config.cross_filesystems);
+    batch.clear();
+    for (const JournalRecord& rec : run.records) {
+      const std::string& name = rec.name;
+      if (seg.single_file && (!dir.empty() || name != seg.single_name)) {
+        ++r.missing;
+        note(rec, "not the journal's single-file volume: left alone");
+        continue;
+      }
+      if (!dirfd) {
+        ++r.missing;
+        note(rec, "its directory is gone, or reached through a symlink or a mount now: left alone");
+        continue;
+      }
+      // Pinned: what is read below and what is restored are this one inode, checked to be
+      // the one the run changed, whatever happens to the name meanwhile.
+      int fd = open_entry(dirfd->get(), name.c_str(), config.cross_filesystems);
+      EntryStat now;
+      int rc = fd < 0 ? fd : stat_at(fd, "", now);
+      SharedFd pin = fd < 0 ? nullptr : std::make_shared<const UniqueFd>(fd);
+      if (rc < 0) {
+        ++r.missing;
+        note(rec, rc == -EXDEV ? "a mount point now: left alone (--cross-filesystems enters it)"
+                               : std::string("gone: ") + std::strerror(-rc));
+        continue;
+      }
+      // The same inode number is not the same file once it was freed and reused (ext4 does
+      // at once): its birth time tells, where the journal and the filesystem have one.
+      if (now.ino != rec.ino || now.dev_major != rec.dev_major || now.dev_minor != rec.dev_minor ||
+          (now.mode & S_IFMT) != (rec.mode_before & S_IFMT) ||
+          (rec.btime_ns && now.btime_ns && now.btime_ns != rec.btime_ns)) {
+        ++r.missing;
+        note(rec, "another file has this name now: left alone");
+        continue;
+      }
+      const bool link = S_ISLNK(now.mode);
+      // Every xattr the record names, as it is now.
+      std::vector<std::optional<std::string>> xnow;
+      for (const auto& x : rec.xattrs) {
+        std::string v;
+        xnow.push_back(get_xattr_at(pin->get(), "", x.name.c_str(), v) == 0 ? std::optional<std::string>(std::move(v))
+                                                                         : std::nullopt);
+      }
+      const RestoreFields fields = classify_fields(rec, now, xnow);
+      const Restore verdict = fields.overall();
+      if (verdict == Restore::kAlready) {
+        ++r.already;
+        continue;
+      }
+      if (verdict == Restore::kChanged) {
+        std::string which;
+        for (const auto& f : fields.changed(rec)) which += (which.empty() ? "" : ", ") + f;
+        note(rec, "changed since the run (" + which + "): now " + ids_text(now.uid, now.gid, now.mode, link) +
+                      ", the run left " + ids_text(rec.uid_after, rec.gid_after, rec.mode_after, link) +
+                      (config.force ? "; restored anyway (--force)" : "; left alone (--force restores it)"));
+        if (!config.force) {
+          ++r.conflicts;
+          continue;
+        }
+      }
+      Change c = restore_change(rec, now, xnow, fields, config.force);
+      c.name = name;
+      c.entry = std::move(pin);
+      // Set-id bits and capabilities are trusted for the content they were on. An inode
+      // changed since volprep left it (its content rewritten, say: the container owned it)
+      // does not get them back unless asked. Version 3 journals hold the ctime the run left
+      // each such inode with; older ones only when the run ended.
+      auto armed = j.armed_ctime.find({uint64_t(rec.dev_major) << 32 | rec.dev_minor, rec.ino});
+      const bool untouched = j.version >= 3 ? armed != j.armed_ctime.end() && armed->second == now.ctime_ns
+                                            : now.ctime_ns <= run_end_ns;
+      if (!untouched && rearms(c)) {
+        note(rec, config.force
+                      ? "changed after the run: set-id bits and capabilities put back anyway (--force)"
+                      : "changed after the run: set-id bits and capabilities not put back (--force puts them back)");
+        if (!config.force) disarm(c);
+      }
+      batch.push_back(std::move(c));
+    }
+    return batch.empty() ? applier->poll(*this) : applier->apply(dirfd, dir, batch, *this);
   }
 };
 
-std::string ids_text(uint32_t u, uint32_t g, uint32_t mode, bool link) {
-  char buf[64];
-  if (link) std::snprintf(buf, sizeof buf, "%u:%u", u, g);
-  else std::snprintf(buf, sizeof buf, "%u:%u %04o", u, g, mode & 07777);
-  return buf;
-}
-
-// Whether restoring `c` gives an inode set-id bits or file capabilities it does not have now.
-bool rearms(const Change& c) {
-  constexpr uint32_t kSetId = S_ISUID | S_ISGID;
-  if (!S_ISDIR(c.before.mode) && (c.mode & kSetId & ~c.before.mode)) return true;
-  if (!S_ISDIR(c.before.mode) && (c.mode & kSetId) && c.changes_owner()) return true;  // the chown drops them
-  for (const auto& x : c.xattrs)
-    if (x.name == kCapabilityXattr && x.after && (x.after != x.before || c.changes_owner())) return true;
-  return false;
-}
-
-// Restores `c` without set-id bits or capabilities.
-void disarm(Change& c) {
-  c.mode &= ~uint32_t(S_ISUID | S_ISGID);
-  for (auto& x : c.xattrs)
-    if (x.name == kCapabilityXattr) x.after.reset();
+// Streams one root's records in [seg.begin, seg.end) through a pipeline: one thread reads
+// runs of records, the others restore them, a bounded number of chunks in flight.
+void restore_root(JournalReader& reader, const JournalSegment& js, const Segment& seg,
+                  tbb::enumerable_thread_specific<ThreadState>& states, std::atomic<bool>& stop,
+                  std::string& stopped, std::mutex& stop_mu) {
+  auto halt = [&](const std::string& why) {
+    std::lock_guard lock(stop_mu);
+    if (stopped.empty()) stopped = why;
+    stop = true;
+  };
+  reader.restart(js.begin, js.end, js.root);
+  JournalItem item;
+  uint64_t last_seq = 0;
+  // A chunk ends after this many records, directories or bytes of paths: a journal repeating
+  // a long path in a few bytes a record must not fill memory.
+  constexpr size_t kChunkRecords = 512, kChunkRuns = 32, kChunkBytes = 1 << 20;
+  const size_t tokens = 4 * size_t(std::max(1, tbb::this_task_arena::max_concurrency()));
+  tbb::parallel_pipeline(
+      tokens,
+      tbb::make_filter<void, std::shared_ptr<Chunk>>(
+          tbb::filter_mode::serial_in_order,
+          [&](tbb::flow_control& fc) -> std::shared_ptr<Chunk> {
+            auto chunk = std::make_shared<Chunk>();
+            size_t records = 0, bytes = 0;
+            while (!stop.load(std::memory_order_relaxed) && records < kChunkRecords && chunk->size() < kChunkRuns &&
+                   bytes < kChunkBytes) {
+              auto more = reader.next(item);
+              if (!more) {
+                halt(more.error().message);
+                break;
+              }
+              if (!*more) break;
+              if (item.kind != 'C') continue;
+              if (chunk->empty() || item.dir_seq != last_seq) {
+                chunk->push_back({std::string(item.dir), {}});
+                bytes += item.dir.size();
+                last_seq = item.dir_seq;
+              }
+              bytes += item.change.name.size();
+              chunk->back().records.push_back(std::move(item.change));
+              ++records;
+            }
+            if (chunk->empty()) fc.stop();
+            return chunk;
+          }) &
+          tbb::make_filter<std::shared_ptr<Chunk>, void>(
+              tbb::filter_mode::parallel, [&](const std::shared_ptr<Chunk>& chunk) {
+                ThreadState& ts = states.local();
+                if (!ts.applier) {
+                  const auto& config = seg.config;
+                  ts.keep_restored = config.keep_restored && !config.dry_run;
+                  ts.applier = config.dry_run   ? make_dry_run_applier(ts.entries)
+                               : config.journal ? make_journaling_applier(*config.journal, kMaxRecordPath)
+                                                : make_real_applier();
+                }
+                for (const Run& run : *chunk) {
+                  if (stop.load(std::memory_order_relaxed)) return;
+                  if (!ts.restore(seg, run)) halt(ts.applier->error());
+                }
+              }));
+  if (!stop && (reader.offset() != js.end || reader.torn_at()))
+    halt("journal " + seg.journal.path + " changed while it was rolled back (offset " +
+         std::to_string(reader.offset()) + ")");
 }
 
 }  // namespace
 
 Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) {
-  // Journals before version 3: no change the run made is later than their last write.
-  const int64_t run_end_ns = j.last_written_ns;
-  bool single_file = false;
-  auto root = open_journal_root(j.header, single_file);
-  if (!root) return root.error();
-  std::string single_name;
-  if (single_file) single_name = j.header.volume.substr(j.header.volume.rfind('/') + 1);
-
+  if (auto ok = check_journal_roots(j); !ok) return ok.error();
+  auto reader = JournalReader::open(j.path);
+  if (!reader) return reader.error();
   tbb::enumerable_thread_specific<ThreadState> states;
   std::mutex stop_mu;
-  std::string stopped;
   std::atomic<bool> stop{false};
-  std::vector<RecordedChange> planned_all;
-  std::mutex planned_mu;
-
-  // The records, in runs that share a directory: each run is one open and one batch.
-  const auto& recs = j.records;
-  std::vector<size_t> runs;
-  for (size_t i = 0; i < recs.size(); ++i)
-    if (i == 0 || recs[i].dir != recs[i - 1].dir) runs.push_back(i);
-  runs.push_back(recs.size());
-
-  tbb::parallel_for(tbb::blocked_range<size_t>(0, runs.size() - 1, 8), [&](const auto& range) {
-    ThreadState& ts = states.local();
-    if (!ts.applier)
-      ts.applier = config.journal ? make_journaling_applier(*config.journal, kMaxRecordPath) : make_real_applier();
-    for (size_t run = range.begin(); run != range.end(); ++run) {
-      if (stop.load(std::memory_order_relaxed)) return;
-      const std::string& dir = j.dirs[recs[runs[run]].dir];
-      // A single-file volume's records are all in its parent, the root here: any other
-      // directory is outside the volume and never opened.
-      SharedFd dirfd = single_file && !dir.empty() ? nullptr : ts.open_dir(root->get(), dir, config.cross_filesystems);
-      ts.batch.clear();
-      for (size_t i = runs[run]; i != runs[run + 1]; ++i) {
-        const JournalRecord& rec = recs[i];
-        const std::string& name = rec.name;
-        if (single_file && (!dir.empty() || name != single_name)) {
-          ++ts.r.missing;
-          ts.r.notes.push_back({path_of(j, rec), "not the journal's single-file volume: left alone"});
-          continue;
-        }
-        if (!dirfd) {
-          ++ts.r.missing;
-          ts.r.notes.push_back({path_of(j, rec), "its directory is gone, or reached through a symlink or a mount now: left alone"});
-          continue;
-        }
-        // Pinned: what is read below and what is restored are this one inode, checked to be
-        // the one the run changed, whatever happens to the name meanwhile.
-        int fd = open_entry(dirfd->get(), name.c_str(), config.cross_filesystems);
-        EntryStat now;
-        int rc = fd < 0 ? fd : stat_at(fd, "", now);
-        SharedFd pin = fd < 0 ? nullptr : std::make_shared<const UniqueFd>(fd);
-        if (rc < 0) {
-          ++ts.r.missing;
-          ts.r.notes.push_back({path_of(j, rec), rc == -EXDEV ? "a mount point now: left alone (--cross-filesystems enters it)"
-                                                              : std::string("gone: ") + std::strerror(-rc)});
-          continue;
-        }
-        // The same inode number is not the same file once it was freed and reused (ext4 does
-        // at once): its birth time tells, where the journal and the filesystem have one.
-        if (now.ino != rec.ino || now.dev_major != rec.dev_major || now.dev_minor != rec.dev_minor ||
-            (now.mode & S_IFMT) != (rec.mode_before & S_IFMT) ||
-            (rec.btime_ns && now.btime_ns && now.btime_ns != rec.btime_ns)) {
-          ++ts.r.missing;
-          ts.r.notes.push_back({path_of(j, rec), "another file has this name now: left alone"});
-          continue;
-        }
-        const bool link = S_ISLNK(now.mode);
-        // Every xattr the record names, as it is now.
-        std::vector<std::optional<std::string>> xnow;
-        for (const auto& x : rec.xattrs) {
-          std::string v;
-          xnow.push_back(get_xattr_at(pin->get(), "", x.name.c_str(), v) == 0 ? std::optional<std::string>(std::move(v))
-                                                                           : std::nullopt);
-        }
-        const Restore verdict = classify_restore(rec, now, xnow);
-        if (verdict == Restore::kAlready) {
-          ++ts.r.already;
-          continue;
-        }
-        if (verdict == Restore::kChanged) {
-          ts.r.notes.push_back({path_of(j, rec), "changed since the run: now " +
-                                              ids_text(now.uid, now.gid, now.mode, link) + ", the run left " +
-                                              ids_text(rec.uid_after, rec.gid_after, rec.mode_after, link) +
-                                              (config.force ? "; restored anyway (--force)" : "; left alone (--force restores it)")});
-          if (!config.force) {
-            ++ts.r.conflicts;
-            continue;
-          }
-        }
-        Change c;
-        c.name = name;
-        c.entry = std::move(pin);
-        c.before = now;
-        c.uid = rec.uid_before;
-        c.gid = rec.gid_before;
-        c.mode = rec.mode_before & 07777;
-        // From what is there now to what was there before the run.
-        for (size_t k = 0; k < rec.xattrs.size(); ++k)
-          c.xattrs.push_back({rec.xattrs[k].name, xnow[k], rec.xattrs[k].before});
-        // Set-id bits and capabilities are trusted for the content they were on. An inode
-        // changed since volprep left it (its content rewritten, say: the container owned it)
-        // does not get them back unless asked. Version 3 journals hold the ctime the run left
-        // each such inode with; older ones only when the run ended.
-        auto armed = j.armed_ctime.find({uint64_t(rec.dev_major) << 32 | rec.dev_minor, rec.ino});
-        const bool untouched = j.version >= 3 ? armed != j.armed_ctime.end() && armed->second == now.ctime_ns
-                                              : now.ctime_ns <= run_end_ns;
-        if (!untouched && rearms(c)) {
-          ts.r.notes.push_back({path_of(j, rec), config.force
-              ? "changed after the run: set-id bits and capabilities put back anyway (--force)"
-              : "changed after the run: set-id bits and capabilities not put back (--force puts them back)"});
-          if (!config.force) disarm(c);
-        }
-        if (config.dry_run) {
-          ++ts.r.restored;
-          std::lock_guard lock(planned_mu);
-          c.entry.reset();
-          planned_all.push_back({path_of(j, rec), c});
-          continue;
-        }
-        ts.batch.push_back(std::move(c));
-      }
-      if (ts.batch.empty() ? !ts.applier->poll(ts) : !ts.applier->apply(dirfd, dir, ts.batch, ts)) {
-        std::lock_guard lock(stop_mu);
-        if (stopped.empty()) stopped = ts.applier->error();
-        stop = true;
-      }
-    }
-  });
-
   RollbackResult out;
-  for (auto& ts : states) {
-    if (ts.applier && !ts.applier->flush(ts) && stopped.empty()) stopped = ts.applier->error();
-    auto& r = ts.r;
-    out.restored += r.restored;
-    out.already += r.already;
-    out.conflicts += r.conflicts;
-    out.missing += r.missing;
-    out.failed += r.failed;
-    std::move(r.notes.begin(), r.notes.end(), std::back_inserter(out.notes));
-    std::move(r.errors.begin(), r.errors.end(), std::back_inserter(out.errors));
+  JournalRoot own_root = j.roots[0];  // the root the rollback's own journal is at
+  // Gathers what the threads did below one root, shown below it.
+  auto collect = [&](const JournalRoot& root, bool single_file) {
+    for (auto& ts : states) {
+      if (ts.applier && !ts.applier->flush(ts)) {
+        std::lock_guard lock(stop_mu);
+        if (out.stopped.empty()) out.stopped = ts.applier->error();
+      }
+      auto& r = ts.r;
+      out.restored += std::exchange(r.restored, 0);
+      out.already += std::exchange(r.already, 0);
+      out.conflicts += std::exchange(r.conflicts, 0);
+      out.missing += std::exchange(r.missing, 0);
+      out.failed += std::exchange(r.failed, 0);
+      for (auto* notes : {&r.notes, &r.errors})
+        for (auto& n : *notes) n.path = journal_path(root, single_file, n.path);
+      std::move(r.notes.begin(), r.notes.end(), std::back_inserter(out.notes));
+      std::move(r.errors.begin(), r.errors.end(), std::back_inserter(out.errors));
+      r.notes.clear();
+      r.errors.clear();
+      for (auto& e : ts.entries) e.path = journal_path(root, single_file, e.path);
+      std::move(ts.entries.begin(), ts.entries.end(), std::back_inserter(out.entries));
+      ts.entries.clear();
+      ts.open_dirs.clear();
+    }
+  };
+  // Newest first: a rename is undone after the records written after it, and before those
+  // written before it.
+  for (size_t s = j.segments.size(); s-- > 0 && !stop && out.stopped.empty();) {
+    const JournalSegment& seg = j.segments[s];
+    if (seg.move) {
+      undo_move(j.moves[*seg.move], config, out);
+      continue;
+    }
+    auto root = locate_root(j, s);
+    if (!root) return root.error();
+    if (config.journal && !(root->root == own_root)) {  // the rollback's own records, below this root
+      if (auto r = config.journal->start_root(root->root); !r) return r.error();
+      own_root = root->root;
+    }
+    Segment one{j, config, root->fd.get(), root->single_file, {}};
+    if (root->single_file) one.single_name = root->root.volume.substr(root->root.volume.rfind('/') + 1);
+    restore_root(*reader, seg, one, states, stop, out.stopped, stop_mu);
+    collect(root->root, root->single_file);
   }
-  out.planned = std::move(planned_all);
-  tbb::parallel_sort(out.planned.begin(), out.planned.end(), [](auto& a, auto& b) { return a.path < b.path; });
+  tbb::parallel_sort(out.entries.begin(), out.entries.end(), [](auto& a, auto& b) { return a.path < b.path; });
   std::sort(out.notes.begin(), out.notes.end());
   std::sort(out.errors.begin(), out.errors.end());
-  out.stopped = stopped;
   return out;
 }
 

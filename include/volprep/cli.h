@@ -123,6 +123,7 @@ struct RollbackOptions {
   bool force = false;
   bool dry_run = false;
   bool cross_filesystems = false;
+  bool json = false;
   unsigned threads = 0;
   std::string command_line;
 };

@@ -1,6 +1,8 @@
-// Rollback: put every entry a journal recorded back into its state before the run.
-// Verifies first (journal checksums, the volume root's identity), then restores in parallel,
-// through its own journal, touching only entries still in the state the run left them in.
+// Rollback: put every entry a journal recorded back into its state before the run, and every
+// entry it renamed back under its old name. Verifies first (journal checksums, the volume
+// roots' identity), then streams the journal from its end, one segment at a time (see
+// JournalSegment): a root's records restored in parallel through its own journal, touching
+// only the fields still in the state the run left them in; a rename undone on its own.
 #pragma once
 
 #include <optional>
@@ -8,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "volprep/apply.h"
 #include "volprep/journal.h"
 #include "volprep/prepare.h"
 
@@ -19,7 +22,15 @@ struct RollbackConfig {
   // Enter mounts below the volume root (a run with --cross-filesystems did); else an entry
   // reached through one is left alone, and nothing is asked of its filesystem.
   bool cross_filesystems = false;
+  // Keep every restored entry in RollbackResult::entries (--json prints them); a dry run
+  // always keeps what it would restore.
+  bool keep_restored = false;
   JournalWriter* journal = nullptr;  // the rollback's own journal
+};
+
+// A rename undone (or to undo, in a dry run): from where the entry is now back to where it was.
+struct UndoneMove {
+  std::string from, to;  // absolute paths, raw bytes
 };
 
 struct RollbackResult {
@@ -28,25 +39,74 @@ struct RollbackResult {
   uint64_t conflicts = 0;  // changed since the run: left alone (without --force)
   uint64_t missing = 0;    // gone, or another inode under that name now
   uint64_t failed = 0;
-  std::vector<RecordedChange> planned;  // dry run: sorted by path
-  std::vector<Note> notes, errors;
+  // What was restored (with keep_restored) or would be (dry run): absolute paths, raw bytes,
+  // sorted.
+  std::vector<RecordedChange> entries;
+  std::vector<UndoneMove> moves;  // in the order undone
+  std::vector<Note> notes, errors;  // absolute paths, raw bytes, sorted
   std::string stopped;
 };
 
-// The volume root the journal belongs to, opened without following symlinks and checked to be
-// the same directory (device and inode) the run changed. kExitRefused if it is not.
-Result<UniqueFd> open_journal_root(const JournalHeader& header, bool& single_file);
+// The volume root `root`, opened without following symlinks and checked to be the same
+// directory (device and inode) the run changed. kExitRefused if it is not.
+Result<UniqueFd> open_journal_root(const JournalRoot& root, bool& single_file);
 
+// How the entry `rel` (relative to `root`, "" the root itself) is shown: below its volume, or
+// for a single-file volume below the file's directory. Absolute, raw bytes.
+std::string journal_path(const JournalRoot& root, bool single_file, std::string_view rel);
+
+// Where the root of the records of segment `at` of `journal` is now: at its recorded path; or
+// where the journal's renames put it: back where it was once rollback undid the renames
+// journaled before those records (a second rollback), or still renamed while rollback has not
+// undone those journaled after them (a dry run, a rename back left alone). The same directory
+// (device and inode) wherever it is found; else the error of its recorded path.
+struct FoundRoot {
+  UniqueFd fd;  // as open_journal_root returns it
+  bool single_file = false;
+  JournalRoot root;  // where it is now
+};
+Result<FoundRoot> locate_root(const Journal& journal, size_t at);
+
+// Checks that every root of the journal is found (locate_root): kExitRefused if one is no
+// longer the tree the run changed.
+Result<bool> check_journal_roots(const Journal& journal);
+
+// Undoes (or, in a dry run, checks it could undo) the rename `move`, counting it into `out`
+// (restored, already, conflicts, missing or failed, with a note or error; `stopped` if the
+// rollback's own journal cannot record it).
+void undo_move(const JournalMove& move, const RollbackConfig& config, RollbackResult& out);
+
+// `journal` comes from read_journal (kSummary is enough): its records are streamed again
+// from its file, and must be the records read then.
 Result<RollbackResult> rollback(const Journal& journal, const RollbackConfig& config);
 
-// What rollback makes of an entry the journal recorded, given the recorded inode as it is now
-// (`now`; `xattrs_now` holds each of rec.xattrs as it is now, nullopt where absent):
-// kAlready, in its state before the run; kRestore, as the run left it (set-id bits or kept
-// capabilities may be missing after a kill between a chown and putting them back), or as a
-// killed rollback left it; kChanged, someone changed it since.
+// What rollback makes of an entry the journal recorded, field by field (owner, mode, each
+// xattr), given the recorded inode as it is now (`now`; `xattrs_now` holds each of rec.xattrs
+// as it is now, nullopt where absent): kAlready, in its state before the run; kRestore, as the
+// run left it (set-id bits or kept capabilities may be missing after a kill between a chown
+// and putting them back), or as a killed rollback left it; kChanged, someone changed it since.
 enum class Restore { kAlready, kRestore, kChanged };
-Restore classify_restore(const JournalRecord& rec, const EntryStat& now,
-                         std::span<const std::optional<std::string>> xattrs_now);
+struct RestoreFields {
+  Restore owner = Restore::kAlready, mode = Restore::kAlready;
+  std::vector<Restore> xattrs;  // one per rec.xattrs
+  // kChanged if any field is, else kRestore if any is, else kAlready.
+  Restore overall() const;
+  // The fields that are kChanged: "owner", "mode", xattr names.
+  std::vector<std::string> changed(const JournalRecord& rec) const;
+};
+RestoreFields classify_fields(const JournalRecord& rec, const EntryStat& now,
+                              std::span<const std::optional<std::string>> xattrs_now);
+inline Restore classify_restore(const JournalRecord& rec, const EntryStat& now,
+                                std::span<const std::optional<std::string>> xattrs_now) {
+  return classify_fields(rec, now, xattrs_now).overall();
+}
+
+// The change that restores the fields of `rec` that need it (kRestore, and kChanged with
+// `force`) from `now` to their state before the run; every other field stays as it is now.
+// Capabilities are in it whenever the owner changes (the kernel drops them on chown).
+Change restore_change(const JournalRecord& rec, const EntryStat& now,
+                     std::span<const std::optional<std::string>> xattrs_now, const RestoreFields& fields,
+                     bool force);
 
 // The header a rollback's own journal starts with.
 JournalHeader rollback_header(const Journal& journal, const std::string& command_line);

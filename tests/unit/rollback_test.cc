@@ -66,3 +66,63 @@ TEST(ClassifyRestore, EachXattrOnItsOwn) {
 }
 
 }  // namespace
+
+namespace {
+
+// A rollback killed between its own chown and putting an ACL back: the owner is as before,
+// the ACL still as the run left it. Only the ACL needs restoring; judged as a whole record,
+// the entry looked changed by someone else.
+TEST(ClassifyRestore, ARollbackKilledBetweenItsChownAndTheAcl) {
+  auto rec = record(S_IFREG, 0640, 0640);
+  rec.xattrs.push_back({"system.posix_acl_access", std::nullopt, "acl-after"});
+  const auto now_ = now(S_IFREG, 1000, 0640);
+  const Xattrs acl{"acl-after"};
+  EXPECT_EQ(classify_restore(rec, now_, acl), Restore::kRestore);
+  const auto f = classify_fields(rec, now_, acl);
+  EXPECT_EQ(f.owner, Restore::kAlready);
+  EXPECT_EQ(f.mode, Restore::kAlready);
+  EXPECT_EQ(f.xattrs, std::vector<Restore>{Restore::kRestore});
+  const Change c = restore_change(rec, now_, acl, f, false);
+  EXPECT_FALSE(c.changes_owner());
+  ASSERT_EQ(c.xattrs.size(), 1u);
+  EXPECT_EQ(c.xattrs[0], (XattrChange{"system.posix_acl_access", "acl-after", std::nullopt}));
+}
+
+// A later run rewrote the ACL the first one set: the ACL is someone else's now, and says so.
+TEST(ClassifyRestore, EachFieldSaysWhetherItChanged) {
+  auto rec = record(S_IFREG, 0640, 0660);
+  rec.xattrs.push_back({"system.posix_acl_access", std::nullopt, "acl-after"});
+  rec.xattrs.push_back({"security.capability", "caps", "caps"});
+  const auto f = classify_fields(rec, now(S_IFREG, 501000, 0660), Xattrs{"acl-rewritten", "caps"});
+  EXPECT_EQ(f.owner, Restore::kRestore);
+  EXPECT_EQ(f.mode, Restore::kRestore);
+  EXPECT_EQ(f.xattrs, (std::vector<Restore>{Restore::kChanged, Restore::kAlready}));
+  EXPECT_EQ(f.overall(), Restore::kChanged);
+  EXPECT_EQ(f.changed(rec), std::vector<std::string>{"system.posix_acl_access"});
+  // --force restores every field but one already as before; the capabilities go back after
+  // the chown, which drops them.
+  const Change c = restore_change(rec, now(S_IFREG, 501000, 0660), Xattrs{"acl-rewritten", "caps"}, f, true);
+  EXPECT_EQ(c.uid, 1000u);
+  EXPECT_EQ(c.mode, 0640u);
+  ASSERT_EQ(c.xattrs.size(), 2u);
+  EXPECT_EQ(c.xattrs[0], (XattrChange{"system.posix_acl_access", "acl-rewritten", std::nullopt}));
+  EXPECT_EQ(c.xattrs[1], (XattrChange{"security.capability", "caps", "caps"}));
+}
+
+// Only the fields that need it: an owner as before stays, a mode as before is not rewritten,
+// an xattr as before is left out.
+TEST(ClassifyRestore, TheChangeTouchesOnlyTheFieldsThatNeedIt) {
+  auto rec = record(S_IFREG, 0640, 0660);
+  rec.xattrs.push_back({"system.posix_acl_default", std::nullopt, "default-after"});
+  const auto now_ = now(S_IFREG, 501000, 0640);  // mode back as before (by hand), owner as the run left it
+  const Xattrs x{std::nullopt};
+  const auto f = classify_fields(rec, now_, x);
+  EXPECT_EQ(f.owner, Restore::kRestore);
+  EXPECT_EQ(f.mode, Restore::kAlready);
+  const Change c = restore_change(rec, now_, x, f, false);
+  EXPECT_TRUE(c.changes_owner());
+  EXPECT_FALSE(c.changes_mode());
+  EXPECT_TRUE(c.xattrs.empty());
+}
+
+}  // namespace
