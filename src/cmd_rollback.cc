@@ -29,6 +29,7 @@ void setup_rollback(CLI::App& app, RollbackOptions& o) {
                "Also restore entries changed by someone else since the run, and put set-id bits and "
                "capabilities back on files changed after it");
   app.add_flag("-n,--dry-run", o.dry_run, "Print what would be restored; change nothing");
+  app.add_flag("--json", o.json, "JSON Lines: one object per entry restored (or to restore), then the summary");
   app.add_flag("--cross-filesystems", o.cross_filesystems,
                "Enter mount points below the volume, as a run with --cross-filesystems did");
   app.add_option("--threads", o.threads, "Worker threads (default: all cores)");
