@@ -174,8 +174,8 @@ bool JournalReader::fill(uint64_t at, uint64_t n) {
   if (at >= buf_at_ && at <= buf_at_ + buf_.size()) buf_.erase(0, size_t(at - buf_at_));
   else buf_.clear();
   buf_at_ = at;
-  const uint64_t want = std::min(std::max(n, kReadChunk), size_ - at);
-  size_t have = buf_.size();
+  size_t have = buf_.size();  // bytes from `at` on, already read
+  const uint64_t want = std::max<uint64_t>(std::min(std::max(n, kReadChunk), size_ - at), have);
   buf_.resize(size_t(want));
   while (have < n) {
     ssize_t got = ::pread(fd_.get(), buf_.data() + have, size_t(want - have), off_t(at + have));

@@ -339,6 +339,8 @@ void restore_root(JournalReader& reader, const JournalSegment& js, const Segment
 }  // namespace
 
 Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) {
+  if (j.changes && j.segments.empty())  // read with JournalRead::kList
+    return config_error("journal " + j.path + " was not read whole; rollback needs every record verified");
   if (auto ok = check_journal_roots(j); !ok) return ok.error();
   auto reader = JournalReader::open(j.path);
   if (!reader) return reader.error();

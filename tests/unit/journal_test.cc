@@ -703,3 +703,28 @@ TEST_F(JournalFile, TheLastJournalOfAVolumeOrAProject) {
   ASSERT_EQ(list.size(), 5u);
   EXPECT_EQ(list[1].header.project, "web");
 }
+
+// The reader reads the file in pieces: records across their boundaries, and one longer than a
+// piece, come back whole.
+TEST_F(JournalFile, RecordsAcrossTheReadersPiecesComeBackWhole) {
+  auto w = JournalWriter::create("", dir_ + "/big.vpj", header());
+  ASSERT_TRUE(w.ok());
+  const std::string deep(300 << 10, 'd');  // one record longer than a piece
+  std::string batch;
+  for (int i = 0; i < 20000; ++i) {
+    if (i % 5000 == 0) append_directory_record(batch, i == 10000 ? deep : "dir" + std::to_string(i), "");
+    batch += frame('C', encode_record(record("file-" + std::to_string(i), 1000 + i)));
+  }
+  ASSERT_GT(batch.size(), 1u << 20);
+  ASSERT_TRUE((*w)->write(batch).ok());
+  ASSERT_TRUE((*w)->finish({20000, 20000, 0, 0}).ok());
+  auto j = read_journal((*w)->path());
+  ASSERT_TRUE(j.ok()) << j.error().message;
+  ASSERT_EQ(j->records.size(), 20000u);
+  for (int i : {0, 4999, 5000, 9999, 10000, 14999, 19999}) {
+    EXPECT_EQ(j->records[i].ino, uint64_t(1000 + i));
+    EXPECT_EQ(path_of(*j, j->records[i]),
+              (i / 5000 == 2 ? deep : "dir" + std::to_string(i / 5000 * 5000)) + "/file-" + std::to_string(i));
+  }
+  EXPECT_EQ(read_journal((*w)->path(), JournalRead::kList)->changes, 20000u);
+}
