@@ -195,8 +195,9 @@ for m in "${moments[@]}"; do
       *) grep -qi torn "$T/rb.err" || fail "kill $i: journal has a torn tail, rollback did not say so" ;;
     esac
   fi
-  # `rollback --last` and `journal list` read every journal in the directory in full: keep it to
-  # the calibration run's pair and this kill's, or the ten 9 MB journals slow each kill down.
+  # `rollback --last` and `journal list` read a journal without its end record (a killed run's)
+  # in full: keep the directory to the calibration run's pair and this kill's, or the ten 9 MB
+  # journals slow each kill down.
   for f in $(comm -13 <(echo "$before_list") <(ls "$JD")); do mv "$JD/$f" "$T/fs/old/"; done
 done
 echo "kills: $mid mid-run, $before_first before the first change, $no_journal before the journal, $completed after the end record ($torn with a torn tail)"
