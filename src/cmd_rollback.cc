@@ -10,7 +10,6 @@
 #include <tuple>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
-#include <tbb/global_control.h>
 
 #include "volprep/cli.h"
 #include "volprep/rollback.h"
@@ -32,7 +31,7 @@ void setup_rollback(CLI::App& app, RollbackOptions& o) {
   app.add_flag("--json", o.json, "JSON Lines: one object per entry restored (or to restore), then the summary");
   app.add_flag("--cross-filesystems", o.cross_filesystems,
                "Enter mount points below the volume, as a run with --cross-filesystems did");
-  app.add_option("--threads", o.threads, "Worker threads (default: all cores)");
+  add_threads_option(app, o.threads);
 }
 
 void setup_journal_list(CLI::App& app, JournalOptions& o) {
@@ -166,17 +165,11 @@ int run_rollback(const RollbackOptions& o) {
     return kExitUsage;
   }
   auto path = o.journal ? Result<std::string>(*o.journal) : last_journal_of(o);
-  if (!path) {
-    spdlog::error("{}", path.error().message);
-    return path.error().code;
-  }
+  if (!path) return fail(path.error());
   // Verify before anything else: format, version, every checksum, every path. The records
   // are not kept: rollback streams them again.
   auto journal = read_journal(*path, JournalRead::kSummary);
-  if (!journal) {
-    spdlog::error("{}", journal.error().message);
-    return journal.error().code;
-  }
+  if (!journal) return fail(journal.error());
   const Journal& j = *journal;
   if (j.torn_at && j.torn_by_hole)
     spdlog::warn("{}: torn tail at offset {} ({} bytes ignored): it starts with a hole the disk "
@@ -189,8 +182,7 @@ int run_rollback(const RollbackOptions& o) {
     spdlog::warn("{}: the run was interrupted before its end record", *path);
   spdlog::info("rolling back {} records of {} on {}", j.changes + j.moves.size(), base_name(*path), j.header.volume);
 
-  std::optional<tbb::global_control> threads;
-  if (o.threads) threads.emplace(tbb::global_control::max_allowed_parallelism, o.threads);
+  auto threads = limit_threads(o.threads);
   std::unique_ptr<JournalWriter> own;
   RollbackConfig config;
   config.force = o.force;
@@ -199,10 +191,7 @@ int run_rollback(const RollbackOptions& o) {
   config.keep_restored = o.json;
   if (!o.dry_run && !o.no_journal) {
     // A refused rollback writes no journal of its own.
-    if (auto roots = check_journal_roots(j); !roots) {
-      spdlog::error("{}", roots.error().message);
-      return roots.error().code;
-    }
+    if (auto roots = check_journal_roots(j); !roots) return fail(roots.error());
     auto w = JournalWriter::create(o.journal_dir, o.own_journal.value_or(""), rollback_header(j, o.command_line));
     if (!w) {
       spdlog::error("{}; nothing changed", w.error().message);
@@ -212,10 +201,7 @@ int run_rollback(const RollbackOptions& o) {
     config.journal = own.get();
   }
   auto result = rollback(j, config);
-  if (!result) {
-    spdlog::error("{}", result.error().message);
-    return result.error().code;
-  }
+  if (!result) return fail(result.error());
   print_rollback(*result, o);
   if (!result->stopped.empty()) {
     spdlog::error("stopped: {}", result->stopped);
@@ -253,10 +239,7 @@ int run_journal_list(const JournalOptions& o) {
 
 int run_journal_show(const JournalOptions& o) {
   auto journal = read_journal(o.show);
-  if (!journal) {
-    spdlog::error("{}", journal.error().message);
-    return journal.error().code;
-  }
+  if (!journal) return fail(journal.error());
   const Journal& j = *journal;
   std::printf("# volume %s (device %u:%u inode %llu)\n", escape_path(j.header.volume).c_str(),
               j.header.dev_major, j.header.dev_minor, (unsigned long long)j.header.ino);

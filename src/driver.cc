@@ -69,7 +69,7 @@ Result<std::unique_ptr<JournalWriter>> open_journal(const VolumeRoot& v, const D
 
 int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   const bool dry_run = o.dry_run || o.check;
-  if (o.journal_file && jobs.size() > 1) {
+  if (o.journal_file && jobs.size() > 1 && o.header.project.empty()) {
     spdlog::error("--journal names one file; give one PATH (or use --journal-dir)");
     return kExitUsage;
   }
@@ -79,19 +79,34 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   auto threads = limit_threads(o.threads);
   Summary total;
   int rc = kExitOk;
+  // A project's run is one journal, a root per volume, which one rollback undoes whole;
+  // else each volume gets its own, which `rollback --last PATH` finds by that PATH.
+  const bool one_journal = !o.header.project.empty();
+  std::unique_ptr<JournalWriter> journal;
   for (const VolumeJob& job : jobs) {
     const VolumeRoot& v = *job.volume;
     RunConfig config = job.config;
     config.dry_run = dry_run;
     config.journaled = !o.no_journal;
-    std::unique_ptr<JournalWriter> journal;
     if (!dry_run && !o.no_journal) {
-      auto w = open_journal(v, o);
-      if (!w) {
-        spdlog::error("{}; nothing changed", w.error().message);
-        return w.error().code;
+      if (journal && one_journal) {
+        JournalHeader h;
+        h.volume = v.real;
+        h.dev_major = v.st.dev_major;
+        h.dev_minor = v.st.dev_minor;
+        h.ino = v.st.ino;
+        if (auto r = journal->start_root(root_of(h)); !r) {
+          spdlog::error("{}; the volumes before {} are in the journal {}", r.error().message, v.given, journal->path());
+          return kExitPartial;
+        }
+      } else {
+        auto w = open_journal(v, o);
+        if (!w) {
+          spdlog::error("{}; nothing changed", w.error().message);
+          return w.error().code;
+        }
+        journal = std::move(*w);
       }
-      journal = std::move(*w);
       config.journal = journal.get();
     }
     Progress progress;
@@ -118,6 +133,7 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
       std::printf("%s\n", format_summary(total, dry_run).c_str());
       return kExitPartial;
     }
+    if (one_journal) continue;  // finished once, after the last volume
     if (journal && journal->created()) {
       JournalEnd end{result.summary.scanned, result.summary.changed, result.summary.failed, 0};
       if (auto r = journal->finish(end); !r) {  // the changes are journaled; the end record is not
@@ -128,6 +144,16 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
     } else if (journal && !o.quiet) {
       spdlog::info("nothing changed: no rollback journal written");
     }
+  }
+  if (one_journal && journal && journal->created()) {
+    JournalEnd end{total.scanned, total.changed, total.failed, 0};
+    if (auto r = journal->finish(end); !r) {
+      spdlog::error("{}; the journal reads as interrupted, rollback still undoes the run", r.error().message);
+      rc = kExitPartial;
+    }
+    if (!o.quiet) spdlog::info("rollback journal: {}", journal->path());
+  } else if (one_journal && journal && !o.quiet) {
+    spdlog::info("nothing changed: no rollback journal written");
   }
   std::printf("%s\n", (o.json ? format_summary_json(total, dry_run) : format_summary(total, dry_run)).c_str());
   std::fflush(stdout);

@@ -1,5 +1,7 @@
 #include "volprep/journal.h"
 
+#include "volprep/clock.h"
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -74,11 +76,6 @@ void put_string(std::string& out, std::string_view s) {
 void put_u32le(std::string& out, uint32_t v) {
   const char bytes[4] = {char(v), char(v >> 8), char(v >> 16), char(v >> 24)};
   out.append(bytes, 4);
-}
-int64_t now_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "volprep/rollback.h"
 
+#include "volprep/clock.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -80,9 +82,7 @@ JournalHeader rollback_header(const Journal& j, const std::string& command_line)
   JournalHeader h = j.header;
   h.volprep_version = VOLPREP_VERSION;
   h.command_line = command_line;
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  h.start_ns = int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  h.start_ns = now_ns();
   auto slash = j.path.rfind('/');
   h.rollback_of = slash == std::string::npos ? j.path : j.path.substr(slash + 1);
   return h;

@@ -1,6 +1,6 @@
 // The driver core: what every command that runs policies over volumes does around the engine
-// (engine.h), in one place: the descriptor limit and thread count, a journal per volume (its
-// header, created with the first change, finished at the end), the progress line, the report
+// (engine.h), in one place: the descriptor limit and thread count, the journal (its header,
+// created with the first change, finished at the end), the progress line, the report
 // of each run (the dry-run diff or JSON Lines, notes, errors) and the summary, and the exit
 // status. A command resolves what it needs (a mapping, a policy per volume, opened volumes)
 // and hands the jobs here.
@@ -31,7 +31,9 @@ struct DriverOptions {
   bool no_journal = false;
   std::optional<std::string> journal_file;  // one job only
   std::string journal_dir = default_journal_dir();
-  JournalHeader header;  // every journal's: maps, command line; the volume is each job's
+  // Every journal's header: maps, command line. With a project (compose), the run writes one
+  // journal, a root per job, that one rollback undoes whole; else one journal per job.
+  JournalHeader header;
 };
 
 // Runs every job in turn and reports; returns the exit status. A run that stops (its journal
