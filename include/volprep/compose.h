@@ -1,0 +1,102 @@
+// The Compose model volprep needs: each service's user, its bind mounts (and the files behind
+// its secrets and configs), and what x-volprep says of it. Read by the built-in reader (the
+// project's files with yaml-cpp: default names, several -f merged, .env and interpolation)
+// or from a Compose CLI's `config` output (compose_cli.h); both give this model. Pure: the
+// environment comes in as a value, files are read but nothing is changed.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "volprep/error.h"
+
+namespace volprep {
+
+// Where a value came from: "compose.yaml:12:9". Lines and columns count from 1; 0 is unknown.
+struct Loc {
+  std::string file;
+  int line = 0, column = 0;
+  std::string str() const;
+};
+
+struct ComposeMount {
+  enum Kind : uint8_t { kBind, kVolume, kTmpfs, kAnonymous, kSecret, kConfig, kOther } kind = kBind;
+  std::string source;  // kBind, kSecret, kConfig: absolute host path; kVolume: the volume's name
+  std::string target;  // the path in the container
+  bool read_only = false;
+  bool create_host_path = true;  // short syntax: the engine creates a missing source
+  Loc loc;
+  const char* kind_name() const;
+};
+
+// x-volprep: a service's own settings.
+struct ComposeExtension {
+  std::optional<std::string> as;     // UID[:GID], container ids
+  std::optional<std::string> mode;   // "own" or "acl"
+  std::optional<std::string> chmod;
+  std::vector<std::string> excludes;
+  bool skip = false;
+  Loc loc;
+};
+
+struct ComposeService {
+  std::string name;
+  std::optional<std::string> image;
+  bool build = false;
+  std::optional<std::string> user;
+  Loc user_loc;
+  std::vector<std::string> profiles;
+  std::map<std::string, std::string> environment;  // only what is set to a value
+  std::vector<ComposeMount> mounts;
+  std::vector<std::string> volumes_from;
+  std::vector<std::string> depends_on;
+  std::optional<std::string> userns_mode, network_mode;
+  bool privileged = false;
+  ComposeExtension x;
+  Loc loc;
+};
+
+struct ComposeProject {
+  std::string name;
+  std::string directory;           // absolute
+  std::vector<std::string> files;  // as read, in merge order
+  std::vector<ComposeService> services;  // sorted by name
+  std::vector<std::string> warnings;     // unset variables, and the like
+
+  const ComposeService* find(const std::string& name) const;
+};
+
+struct ComposeOptions {
+  std::vector<std::string> files;           // -f; empty: the default names
+  std::optional<std::string> project_directory;
+  std::optional<std::string> env_file;      // --env-file; default: PROJECT_DIR/.env
+  std::string cwd;                          // where relative -f and default names are looked for
+  std::map<std::string, std::string> environment;  // the process's
+};
+
+// The built-in reader. Errors name the file, line and column.
+Result<ComposeProject> read_compose(const ComposeOptions& options);
+
+// The services a run covers: `names` (default: every service whose profiles are active, as
+// COMPOSE_PROFILES says) and what they depend on, as `up` starts them; an unknown name is an
+// error. Sorted by name.
+Result<std::vector<const ComposeService*>> select_services(const ComposeProject& project,
+                                                          const std::vector<std::string>& names,
+                                                          const std::map<std::string, std::string>& environment);
+
+// Interpolation as Compose does it: $VAR, ${VAR}, ${VAR:-d}, ${VAR-d}, ${VAR:?err},
+// ${VAR?err}, ${VAR:+r}, ${VAR+r}, $$. An unset variable without a default is "" and named in
+// `unset`. Errors are the message alone (the caller adds where).
+using Variables = std::map<std::string, std::string>;
+Result<std::string> interpolate(std::string_view text, const Variables& vars, std::vector<std::string>* unset);
+
+// A .env file: KEY=VALUE lines, `export` allowed, quotes, comments; values interpolated from
+// `outer` and the lines before. Errors name file and line.
+Result<Variables> parse_env_file(const std::string& text, const std::string& file, const Variables& outer);
+
+// Compose's project name rule for a directory's base name: lower case, [a-z0-9_-] only.
+std::string normalize_project_name(std::string_view name);
+
+}  // namespace volprep

@@ -1,0 +1,271 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "volprep/compose.h"
+
+using namespace volprep;
+
+namespace {
+
+const std::string kFixtures = std::string(VOLPREP_FIXTURES) + "/compose";
+
+ComposeOptions in(const std::string& dir, std::vector<std::string> files = {}) {
+  ComposeOptions o;
+  o.cwd = kFixtures + "/" + dir;
+  o.files = std::move(files);
+  o.environment = {{"HOME", "/home/op"}};
+  return o;
+}
+
+ComposeProject read_ok(const ComposeOptions& o) {
+  auto p = read_compose(o);
+  EXPECT_TRUE(p.ok()) << (p.ok() ? "" : p.error().message);
+  return p.ok() ? *p : ComposeProject{};
+}
+
+const ComposeMount* mount_at(const ComposeService& s, const std::string& target) {
+  for (const auto& m : s.mounts)
+    if (m.target == target) return &m;
+  return nullptr;
+}
+
+// A project of one file in a temporary directory, for the error cases.
+class TempProject {
+ public:
+  explicit TempProject(const std::string& yaml, const std::string& env = "") {
+    char tmpl[] = "/tmp/volprep-compose-test.XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    std::ofstream(dir_ + "/compose.yaml") << yaml;
+    if (!env.empty()) std::ofstream(dir_ + "/.env") << env;
+  }
+  ~TempProject() { std::filesystem::remove_all(dir_); }
+  ComposeOptions options() const {
+    ComposeOptions o;
+    o.cwd = dir_;
+    return o;
+  }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+}  // namespace
+
+TEST(ComposeInterpolate, EveryFormCompose) {
+  Variables v{{"SET", "x"}, {"EMPTY", ""}};
+  std::vector<std::string> unset;
+  auto f = [&](const char* t) { return *interpolate(t, v, &unset); };
+  EXPECT_EQ(f("$SET/${SET}"), "x/x");
+  EXPECT_EQ(f("${NOPE:-d}|${EMPTY:-d}|${EMPTY-d}|${NOPE-d}"), "d|d||d");
+  EXPECT_EQ(f("${SET:+r}|${EMPTY:+r}|${EMPTY+r}|${NOPE+r}"), "r||r|");
+  EXPECT_EQ(f("$$SET costs $$5"), "$SET costs $5");
+  EXPECT_EQ(f("${NOPE:-${SET}/sub}"), "x/sub");
+  EXPECT_TRUE(unset.empty());
+  EXPECT_EQ(f("a${NOPE}b"), "ab");
+  EXPECT_EQ(unset, std::vector<std::string>{"NOPE"});
+  auto err = interpolate("${NOPE:?set NOPE first}", v, nullptr);
+  ASSERT_FALSE(err.ok());
+  EXPECT_EQ(err.error().message, "required variable NOPE is missing a value: set NOPE first");
+  EXPECT_FALSE(interpolate("${EMPTY:?}", v, nullptr).ok());
+  EXPECT_EQ(*interpolate("${EMPTY?}", v, nullptr), "");
+  EXPECT_FALSE(interpolate("${SET", v, nullptr).ok());
+  EXPECT_FALSE(interpolate("cost $ 5", v, nullptr).ok());
+  EXPECT_FALSE(interpolate("${SET!x}", v, nullptr).ok());
+}
+
+TEST(ComposeEnvFile, QuotesExportCommentsAndInterpolation) {
+  auto vars = parse_env_file("# c\nexport A=1\nB = ${A}2 # comment\nC='${A} lit'\nD=\"q ${B}\\n\"\nE\n", ".env",
+                             {{"A", "from-env"}});
+  ASSERT_TRUE(vars.ok()) << vars.error().message;
+  EXPECT_EQ(vars->at("A"), "1");
+  EXPECT_EQ(vars->at("B"), "from-env2");  // the environment wins over the file, there too
+  EXPECT_EQ(vars->at("C"), "${A} lit");
+  EXPECT_EQ(vars->at("D"), "q from-env2\n");
+  EXPECT_FALSE(vars->count("E"));
+  auto bad = parse_env_file("A=1\n9X=2\n", "/p/.env", {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message, "/p/.env:2: expected VARIABLE=VALUE, found \"9X=2\"");
+}
+
+TEST(ComposeReader, JenkinsHasNoUserAndOneBind) {
+  auto p = read_ok(in("jenkins"));
+  EXPECT_EQ(p.name, "jenkins");
+  ASSERT_EQ(p.services.size(), 1u);
+  const auto& s = p.services[0];
+  EXPECT_FALSE(s.user);
+  EXPECT_EQ(*s.image, "jenkins/jenkins:lts");
+  ASSERT_EQ(s.mounts.size(), 3u);
+  EXPECT_EQ(s.mounts[0].kind, ComposeMount::kBind);
+  EXPECT_EQ(s.mounts[0].source, kFixtures + "/jenkins/jenkins_home");
+  EXPECT_FALSE(s.mounts[0].read_only);
+  EXPECT_EQ(s.mounts[1].source, "/etc/localtime");
+  EXPECT_TRUE(s.mounts[1].read_only);
+  EXPECT_EQ(s.mounts[2].kind, ComposeMount::kVolume);
+  EXPECT_EQ(s.mounts[2].loc.str(), kFixtures + "/jenkins/compose.yaml:10:9");
+}
+
+TEST(ComposeReader, PostgresNumericUserInTheOldFileName) {
+  auto p = read_ok(in("postgres"));
+  ASSERT_EQ(p.services.size(), 1u);
+  EXPECT_EQ(*p.services[0].user, "999:999");
+  EXPECT_EQ(p.services[0].user_loc.line, 5);
+  EXPECT_TRUE(mount_at(p.services[0], "/docker-entrypoint-initdb.d/init.sql")->read_only);
+}
+
+TEST(ComposeReader, NextcloudSeveralBindsMergeKeysAndExtension) {
+  auto p = read_ok(in("nextcloud"));
+  ASSERT_EQ(p.services.size(), 2u);
+  const auto* app = p.find("app");
+  ASSERT_TRUE(app);
+  EXPECT_EQ(*app->x.as, "33:33");
+  EXPECT_EQ(app->depends_on, std::vector<std::string>{"db"});
+  EXPECT_EQ(app->mounts.size(), 5u);
+  EXPECT_EQ(mount_at(*app, "/var/www/html/data")->source, kFixtures + "/nextcloud/data");
+  EXPECT_EQ(mount_at(*p.find("db"), "/run/mysqld")->kind, ComposeMount::kVolume);
+  auto only_app = select_services(p, {"app"}, {});
+  ASSERT_TRUE(only_app.ok());
+  EXPECT_EQ(only_app->size(), 2u);  // and db, which it depends on
+}
+
+TEST(ComposeReader, UserByName) {
+  auto p = read_ok(in("www-data"));
+  EXPECT_EQ(*p.services[0].user, "www-data");
+}
+
+TEST(ComposeReader, GitlabRootAndTheDockerSocket) {
+  auto p = read_ok(in("gitlab"));
+  const auto* runner = p.find("runner");
+  ASSERT_TRUE(runner);
+  EXPECT_EQ(mount_at(*runner, "/var/run/docker.sock")->source, "/var/run/docker.sock");
+  EXPECT_FALSE(p.find("gitlab")->user);
+}
+
+TEST(ComposeReader, OverrideFileReadByDefault) {
+  auto p = read_ok(in("override"));
+  EXPECT_EQ(p.files.size(), 2u);
+  const auto* app = p.find("app");
+  EXPECT_EQ(*app->user, "1000:1000");
+  EXPECT_EQ(app->user_loc.file, kFixtures + "/override/compose.override.yaml");
+  ASSERT_EQ(app->mounts.size(), 2u);
+  EXPECT_EQ(mount_at(*app, "/cache")->source, kFixtures + "/override/cache-dev");
+}
+
+TEST(ComposeReader, SeveralFilesMergeByTargetAndSecrets) {
+  auto p = read_ok(in("override", {"compose.yaml", "compose.prod.yaml"}));
+  const auto* app = p.find("app");
+  EXPECT_EQ(*app->user, "1000");
+  EXPECT_EQ(*app->x.mode, "acl");  // an x- key from the second file counts
+  const auto* secret = mount_at(*app, "/run/secrets/db_password");
+  ASSERT_TRUE(secret);
+  EXPECT_EQ(secret->kind, ComposeMount::kSecret);
+  EXPECT_EQ(secret->source, kFixtures + "/override/secrets/db_password.txt");
+  EXPECT_TRUE(secret->read_only);
+  const auto* worker = p.find("worker");
+  ASSERT_EQ(worker->mounts.size(), 1u);
+  EXPECT_EQ(worker->mounts[0].source, "/srv/queue");
+  EXPECT_TRUE(worker->mounts[0].read_only);
+}
+
+TEST(ComposeReader, EnvFileInterpolationTheEnvironmentWins) {
+  auto o = in("env");
+  o.environment["APP_GID"] = "2000";
+  auto p = read_ok(o);
+  const auto& s = p.services[0];
+  EXPECT_EQ(*s.image, "busybox:1.36");
+  EXPECT_EQ(*s.user, "1000:2000");
+  EXPECT_EQ(mount_at(s, "/data")->source, kFixtures + "/env/data");
+  EXPECT_EQ(mount_at(s, "/logs")->source, kFixtures + "/env/logs");
+  EXPECT_EQ(mount_at(s, "/cache")->source, kFixtures + "/env/cache");
+  EXPECT_EQ(mount_at(s, "/quoted")->source, kFixtures + "/env/data/quoted dir");
+  EXPECT_EQ(s.environment.at("PRICE"), "$5");
+}
+
+TEST(ComposeReader, LongSyntaxReadOnlyAndCreateHostPath) {
+  auto p = read_ok(in("longsyntax"));
+  const auto& s = p.services[0];
+  const auto* html = mount_at(s, "/usr/share/nginx/html");
+  EXPECT_TRUE(html->read_only);
+  EXPECT_FALSE(html->create_host_path);
+  EXPECT_TRUE(mount_at(s, "/var/cache/nginx")->create_host_path);
+  EXPECT_EQ(mount_at(s, "/etc/nginx/nginx.conf")->source, "/home/op/nginx.conf");
+  EXPECT_EQ(mount_at(s, "/var/log/nginx")->kind, ComposeMount::kVolume);
+  EXPECT_EQ(mount_at(s, "/run")->kind, ComposeMount::kTmpfs);
+}
+
+TEST(ComposeReader, UsernsModeHost) {
+  auto p = read_ok(in("userns-host"));
+  EXPECT_EQ(*p.find("monitor")->userns_mode, "host");
+  EXPECT_FALSE(p.find("app")->userns_mode);
+}
+
+TEST(ComposeReader, ProfilesAsComposeActivatesThem) {
+  auto p = read_ok(in("profiles"));
+  auto names = [](const std::vector<const ComposeService*>& v) {
+    std::vector<std::string> out;
+    for (const auto* s : v) out.push_back(s->name);
+    return out;
+  };
+  EXPECT_EQ(names(*select_services(p, {}, {})), std::vector<std::string>{"app"});
+  EXPECT_EQ(names(*select_services(p, {}, {{"COMPOSE_PROFILES", "debug"}})),
+            (std::vector<std::string>{"app", "debug"}));
+  EXPECT_EQ(names(*select_services(p, {"debug"}, {})), std::vector<std::string>{"debug"});
+  auto unknown = select_services(p, {"nope"}, {});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().message, "no such service: nope (the project profiles has 2: app, debug)");
+}
+
+TEST(ComposeReader, ProjectDirectoryAndDefaultFilesAbove) {
+  auto o = in("override");
+  o.cwd = kFixtures + "/override/sub/dir";  // need not exist: Compose looks upward
+  auto p = read_ok(o);
+  EXPECT_EQ(p.directory, kFixtures + "/override");
+  auto d = in("jenkins");
+  d.cwd = "/";
+  d.project_directory = kFixtures + "/jenkins";
+  EXPECT_EQ(read_ok(d).services.size(), 1u);
+}
+
+TEST(ComposeReaderErrors, MalformedYamlNamesFileLineColumn) {
+  TempProject t("services:\n  app:\n    image: [busybox\n");
+  auto p = read_compose(t.options());
+  ASSERT_FALSE(p.ok());
+  EXPECT_TRUE(p.error().message.starts_with(t.dir() + "/compose.yaml:4:1: malformed YAML")) << p.error().message;
+}
+
+TEST(ComposeReaderErrors, RequiredVariable) {
+  TempProject t("services:\n  app:\n    image: busybox\n    user: \"${APP_UID:?set APP_UID}\"\n");
+  auto p = read_compose(t.options());
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().message,
+            t.dir() + "/compose.yaml:4:11: user: required variable APP_UID is missing a value: set APP_UID");
+}
+
+TEST(ComposeReaderErrors, UnknownExtensionKeyAndUnsetVariableWarning) {
+  TempProject t("services:\n  app:\n    image: busybox\n    x-volprep:\n      user: 1000\n");
+  auto p = read_compose(t.options());
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().message, t.dir() + "/compose.yaml:5:7: service app: x-volprep: unknown key \"user\" "
+                                         "(as, mode, chmod, exclude, skip)");
+  TempProject w("services:\n  app:\n    image: busybox\n    volumes: [\"$DIR/x:/x\"]\n");
+  auto q = read_compose(w.options());
+  ASSERT_TRUE(q.ok()) << q.error().message;
+  ASSERT_EQ(q->warnings.size(), 1u);
+  EXPECT_EQ(q->warnings[0], w.dir() + "/compose.yaml:4:15: the variable DIR is not set; using \"\"");
+  EXPECT_EQ(q->services[0].mounts[0].source, "/x");
+}
+
+TEST(ComposeReaderErrors, UndefinedSecretAndNoFile) {
+  TempProject t("services:\n  app:\n    image: busybox\n    secrets: [pw]\n");
+  auto p = read_compose(t.options());
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().message, t.dir() + "/compose.yaml:4:15: service app uses the secret pw, which the top-level "
+                                         "secrets: does not define");
+  ComposeOptions none;
+  none.cwd = "/proc/self";
+  EXPECT_EQ(read_compose(none).error().code, kExitUsage);
+}
