@@ -396,8 +396,8 @@ Result<PartialService> parse_service(const Source& src, const std::string& name,
 }
 
 Result<PartialFile> parse_file(const std::string& path, const Variables& vars, std::vector<std::string>& warnings,
-                               const std::string& home) {
-  auto text = read_small_file(path);
+                               const std::string& home, const std::optional<std::string>& given) {
+  auto text = given ? Result<std::string>(*given) : read_small_file(path);
   if (!text) return text.error();
   YAML::Node root;
   try {
@@ -571,7 +571,7 @@ Result<ComposeProject> read_compose(const ComposeOptions& o) {
                          "; name one with -f");
   }
   for (const auto& f : files)
-    if (!exists(f)) return usage_error(f + ": no such compose file");
+    if (!exists(f) && !o.resolved_text) return usage_error(f + ": no such compose file");
   project.files = files;
   project.directory = o.project_directory ? absolute_from(o.cwd, *o.project_directory)
                                           : fs::path(files[0]).parent_path().string();
@@ -579,7 +579,10 @@ Result<ComposeProject> read_compose(const ComposeOptions& o) {
   // 2. The variables: the environment over the project's .env.
   Variables vars = env;
   std::string env_file = o.env_file ? absolute_from(o.cwd, *o.env_file) : project.directory + "/.env";
-  if (o.env_file || exists(env_file)) {
+  std::vector<std::string> ignored;
+  if (o.resolved_text) {  // interpolated already: only $$ is left to read as $
+    vars.clear();
+  } else if (o.env_file || exists(env_file)) {
     auto text = read_small_file(env_file);
     if (!text) return text.error();
     auto parsed = parse_env_file(*text, env_file, env);
@@ -594,9 +597,10 @@ Result<ComposeProject> read_compose(const ComposeOptions& o) {
   std::map<std::string, std::pair<std::optional<std::string>, Loc>> secrets, configs;
   std::optional<std::string> name;
   for (const auto& f : files) {
-    auto pf = parse_file(f, vars, project.warnings, home);
+    auto& warnings = o.resolved_text ? ignored : project.warnings;
+    auto pf = parse_file(f, vars, warnings, home, o.resolved_text);
     if (!pf) return pf.error();
-    sources.emplace(f, Source{f, &vars, &project.warnings});
+    sources.emplace(f, Source{f, &vars, &warnings});
     if (pf->name) name = pf->name;
     for (auto& [k, v] : pf->secrets) secrets[k] = v;
     for (auto& [k, v] : pf->configs) configs[k] = v;

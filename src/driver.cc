@@ -84,6 +84,9 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   const bool one_journal = !o.header.project.empty();
   std::unique_ptr<JournalWriter> journal;
   for (const VolumeJob& job : jobs) {
+    if (o.json ? !job.heading_json.empty() : !job.heading.empty())
+      std::printf("%s\n", o.json ? job.heading_json.c_str() : ("# " + escape_control(job.heading)).c_str());
+    if (!job.volume) continue;
     const VolumeRoot& v = *job.volume;
     RunConfig config = job.config;
     config.dry_run = dry_run;

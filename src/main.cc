@@ -82,6 +82,8 @@ const Command kJournalCommands[] = {
 const Command kCommands[] = {
     {"prepare", "Give a container user a volume tree (the default subcommand)",
      command<volprep::PrepareOptions, volprep::setup_prepare, volprep::run_prepare>},
+    {"compose", "Prepare every bind mount of a Compose project for the user its service runs as",
+     command<volprep::ComposeCmdOptions, volprep::setup_compose, volprep::run_compose>},
     {"check", "Would a container user get the access it needs?",
      command<volprep::CheckOptions, volprep::setup_check, volprep::run_check>},
     {"rollback", "Undo a run from its journal",

@@ -183,3 +183,21 @@ int run_mount(const MountOptions& options);
 int run_umount(const MountOptions& options);
 
 }  // namespace volprep
+
+namespace volprep {
+
+struct ComposeCmdOptions {
+  SourceOptions source;
+  std::vector<std::string> files;  // -f
+  std::optional<std::string> project_directory, env_file;
+  std::vector<std::string> services;
+  std::string compose_cli = "auto";  // auto, never, or the CLI's path
+  DriverOptions run;
+  bool force = false;
+  bool quiet = false;
+  std::string command_line;
+};
+void setup_compose(CLI::App& app, ComposeCmdOptions& options);
+int run_compose(const ComposeCmdOptions& options);
+
+}  // namespace volprep

@@ -74,6 +74,9 @@ struct ComposeOptions {
   std::optional<std::string> env_file;      // --env-file; default: PROJECT_DIR/.env
   std::string cwd;                          // where relative -f and default names are looked for
   std::map<std::string, std::string> environment;  // the process's
+  // A Compose CLI's `config` output: the model already merged and interpolated, read as the
+  // one file `files[0]` names (for messages), below `project_directory`.
+  std::optional<std::string> resolved_text;
 };
 
 // The built-in reader. Errors name the file, line and column.

@@ -17,7 +17,9 @@ namespace volprep {
 
 // One volume root and the policy run over it (compose gives each bind mount its own).
 struct VolumeJob {
-  const VolumeRoot* volume = nullptr;
+  const VolumeRoot* volume = nullptr;  // null: a job that only reports its heading
+  std::string heading;       // printed before the job's lines (compose: service and mount)
+  std::string heading_json;  // the same as a JSON object, with --json
   const Policy* policy = nullptr;
   RunConfig config;  // `journal` and `journaled` are the driver's to set
 };

@@ -1,0 +1,315 @@
+// `volprep compose`: prepare every bind mount of a Compose project for the user its service
+// runs as. Read the project, resolve the mapping, ask the engine who each image runs as,
+// plan every mount (conflicts and refusals stop the run here), create missing sources, and
+// hand one job per mount to the driver core.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "volprep/cli.h"
+#include "volprep/compose_cli.h"
+#include "volprep/compose_plan.h"
+#include "volprep/docker_engine.h"
+
+extern char** environ;
+
+namespace volprep {
+namespace {
+
+std::map<std::string, std::string> process_environment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return env;
+}
+
+// Who each selected service runs as, the engine asked once per image. Images the engine does
+// not have are named together, with the services that need them.
+Result<std::vector<ServicePlanInput>> identify(const ComposeProject& project,
+                                               const std::vector<const ComposeService*>& services,
+                                               const Mapping& mapping) {
+  std::optional<DockerEngine> engine;
+  std::map<std::string, ImageFacts> images;
+  std::map<std::string, std::vector<std::string>> missing;  // image -> services
+  std::vector<ServicePlanInput> out;
+  for (const ComposeService* s : services) {
+    ServicePlanInput in{s, {}, 0, 0};
+    auto refs = service_images(project, *s);
+    auto user = service_user(*s, refs.empty() ? "" : refs[0], nullptr);
+    if (!user) return user.error();
+    if (user->needs_image && !s->x.skip) {
+      if (refs.empty())
+        return config_error(s->loc.str() + ": service " + s->name + " has neither image: nor build:");
+      if (!engine) {
+        const char* host = std::getenv("DOCKER_HOST");
+        auto e = DockerEngine::connect(host ? host : "");
+        if (!e) return e.error();
+        engine = std::move(*e);
+      }
+      const ImageFacts* found = nullptr;
+      for (const auto& ref : refs) {
+        if (!images.count(ref)) {
+          auto facts = engine->image(ref);
+          if (!facts) return facts.error();
+          images[ref] = std::move(*facts);
+        }
+        if (images[ref].present) {
+          found = &images[ref];
+          user->image = ref;
+          break;
+        }
+      }
+      if (!found) {
+        missing[refs[0]].push_back(s->name);
+        continue;
+      }
+      ImageFacts& facts = images[user->image];
+      if (user_spec_needs_files(s->user.value_or(facts.user)) && !facts.passwd && !facts.group) {
+        auto r = engine->read_user_files(user->image, facts);
+        if (!r) return r.error();
+      }
+      user = service_user(*s, user->image, &facts);
+      if (!user) return config_error("service " + s->name + ": " + user.error().message);
+    }
+    in.user = std::move(*user);
+    if (in.user.host_ids) {
+      in.host_uid = in.user.container.uid;
+      in.host_gid = in.user.container.gid;
+    } else if (!s->x.skip) {
+      auto host = to_host_ids(mapping, {in.user.container.uid, in.user.container.gid});
+      if (!host) return config_error("service " + s->name + " (" + in.user.why + "): " + host.error().message);
+      in.host_uid = host->uid;
+      in.host_gid = host->gid;
+    }
+    out.push_back(std::move(in));
+  }
+  if (!missing.empty()) {
+    std::string text;
+    for (const auto& [image, names] : missing) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      text += (text.empty() ? "" : "; ") + std::string("image ") + image + " (service " + list + ")";
+    }
+    return config_error("the Docker engine does not have " + text +
+                        ": who the service runs as is in the image. Pull or build it first (docker compose "
+                        "pull / build), or say it in the service with x-volprep: {as: UID:GID}; nothing changed");
+  }
+  return out;
+}
+
+// The nearest directory of `path` that exists, resolved safely, and the names below it.
+struct Ancestor {
+  ResolvedPath dir;
+  std::vector<std::string> missing;
+};
+Result<Ancestor> existing_ancestor(const std::string& path) {
+  namespace fs = std::filesystem;
+  Ancestor a;
+  fs::path p(path);
+  for (;;) {
+    auto r = resolve_path(p.string(), false);
+    if (r) {
+      a.dir = std::move(*r);
+      break;
+    }
+    if (r.error().code != kExitUsage || p == p.root_path()) return r.error();
+    a.missing.insert(a.missing.begin(), p.filename().string());
+    p = p.parent_path();
+  }
+  if (!S_ISDIR(a.dir.st.mode)) return config_error(a.dir.real + " is not a directory");
+  return a;
+}
+
+SourceFacts probe_source(const std::string& path, uint32_t uid, uint32_t gid, const VolumeSafety& safety) {
+  SourceFacts f;
+  auto r = resolve_path(path, false);
+  if (!r && r.error().code == kExitUsage) {
+    auto a = existing_ancestor(path);
+    if (!a) {
+      f.error = a.error().message;
+      f.error_code = a.error().code;
+      return f;
+    }
+    f.real = a->dir.real;
+    for (const auto& m : a->missing) f.real += (f.real == "/" ? "" : "/") + m;
+    f.refusal = refusal_reason(f.real, safety);
+    return f;
+  }
+  if (!r) {
+    f.error = r.error().message;
+    f.error_code = r.error().code;
+    return f;
+  }
+  f.exists = true;
+  f.real = r->real;
+  f.st = r->st;
+  f.refusal = refusal_reason(f.real, safety);
+  if (f.refusal.empty() && is_pseudo_fs(fs_type(r->fd.get()))) f.refusal = "it is on a pseudo filesystem";
+  if (!f.refusal.empty()) {
+    std::optional<Acl> acl;
+    std::string raw;
+    if (r->parent.valid() && get_xattr_at(r->parent.get(), r->name, kAclAccessXattr, raw) == 0) acl = Acl::parse(raw);
+    uint16_t want = S_ISDIR(f.st.mode) ? 5 : 4;
+    f.readable = access_of(f.st.uid, f.st.gid, f.st.mode, acl, {uid, {gid}, false}).allows(want);
+  }
+  return f;
+}
+
+// A missing bind source, made as root 0755 one directory at a time below its nearest existing
+// directory, by descriptor (never through a symlink): the job's policy then gives it to the
+// service's user, journaled.
+Result<bool> create_source(const std::string& path) {
+  auto a = existing_ancestor(path);
+  if (!a) return a.error();
+  UniqueFd dir(::openat(a->dir.fd.get(), ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  for (const auto& name : a->missing) {
+    if (::mkdirat(dir.get(), name.c_str(), 0755) < 0 && errno != EEXIST)
+      return config_error("cannot create " + path + ": " + name + ": " + std::strerror(errno));
+    int next = ::openat(dir.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0) return config_error("cannot create " + path + ": " + name + ": " + std::strerror(errno));
+    dir.reset(next);
+  }
+  return true;
+}
+
+std::string heading_json(const MountPlan& p) {
+  static const char* const kActions[] = {"prepare", "create", "read-check", "skip"};
+  nlohmann::json j = {{"service", p.service},
+                      {"also", p.also},
+                      {"kind", p.mount.kind_name()},
+                      {"source", p.mount.source},
+                      {"target", p.mount.target},
+                      {"read_only", p.mount.read_only},
+                      {"action", kActions[p.action]},
+                      {"note", p.note}};
+  if (p.action == MountPlan::kPrepare || p.action == MountPlan::kCreate) {
+    j["mode"] = p.target.acl ? "acl" : "own";
+    j["container"] = std::to_string(p.container.uid) + ":" + std::to_string(p.container.gid);
+    j["host"] = std::to_string(p.host_uid) + ":" + std::to_string(p.host_gid);
+  }
+  return nlohmann::json{{"mount", j}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+void setup_compose(CLI::App& app, ComposeCmdOptions& o) {
+  app.add_option("service", o.services, "Services to prepare (default: every active one), with those they depend on");
+  app.add_option("-f,--file", o.files, "Compose file (repeatable, merged in order; default: compose.yaml and the like)")
+      ->allow_extra_args(false);
+  app.add_option("--project-directory", o.project_directory,
+                 "The project's directory (default: the first file's); relative paths and .env are read there");
+  app.add_option("--env-file", o.env_file, "Read variables from FILE instead of the project's .env");
+  app.add_option("--compose-cli", o.compose_cli,
+                 "Read the project through a Compose CLI's `config`: auto (the Compose v2 plugin, then docker-compose, "
+                 "else the built-in reader), never, or the CLI's PATH")
+      ->capture_default_str();
+  add_run_options(app, o.run, "A dry run that exits 1 when any mount would change");
+  app.add_flag("--force", o.force, "Proceed although the remap configuration has errors");
+  setup_source_options(app, o.source);
+}
+
+int run_compose(const ComposeCmdOptions& options) {
+  ComposeCmdOptions o = options;
+  const auto env = process_environment();
+
+  // 1. The project, as Compose reads it, and the services the run covers.
+  ComposeOptions read;
+  read.files = o.files;
+  read.project_directory = o.project_directory;
+  read.env_file = o.env_file;
+  read.cwd = std::filesystem::current_path().string();
+  read.environment = env;
+  auto project = read_project(read, o.compose_cli);
+  if (!project) return fail(project.error());
+  for (const auto& w : project->warnings) spdlog::warn("{}", w);
+  auto services = select_services(*project, o.services, env);
+  if (!services) return fail(services.error());
+
+  // 2. The active mapping.
+  auto host_db = open_host_db(o.source);
+  auto mapping = resolve_mapping(o.source.remap, *host_db);
+  if (!mapping) return fail(mapping.error());
+  if (mapping->has_errors() && !o.force) {
+    for (const auto& f : mapping->findings) spdlog::error("{}", f.text());
+    spdlog::error("the remap configuration has errors; refusing to change files (--force overrides)");
+    return kExitConfig;
+  }
+  for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
+
+  // 3. Who each service runs as.
+  auto users = identify(*project, *services, *mapping);
+  if (!users) return fail(users.error());
+  for (const auto& u : *users)
+    if (!u.service->x.skip)
+      spdlog::info("service {}: container {}:{} -> host {}:{} ({}{})", u.service->name, u.user.container.uid,
+                   u.user.container.gid, u.host_uid, u.host_gid, u.user.why,
+                   u.user.host_ids ? "; userns_mode: host" : "");
+
+  // 4. The plan; conflicts and refusals end the run before any change.
+  VolumeSafety safety;
+  if (mapping->data_root) safety.refused_exactly.push_back(*mapping->data_root);
+  if (mapping->base_data_root && !mapping->base_data_root->empty())
+    safety.refused_exactly.push_back(*mapping->base_data_root);
+  auto plan = plan_compose(*project, *users, [&](const std::string& path, uint32_t uid, uint32_t gid) {
+    return probe_source(path, uid, gid, safety);
+  });
+  for (const auto& w : plan.warnings) spdlog::warn("{}", w);
+  if (!plan.problems.empty()) {
+    for (const auto& p : plan.problems) spdlog::error("{}", p);
+    spdlog::error("project {}: {} problem{} found before any change; nothing changed", project->name,
+                  plan.problems.size(), plan.problems.size() == 1 ? "" : "s");
+    return plan.problem_code;
+  }
+
+  // 5. Missing sources made (a real run), then every source opened and vetted.
+  const bool dry_run = o.run.dry_run || o.run.check;
+  bool creates = false;
+  for (const auto& p : plan.mounts) {
+    if (p.action != MountPlan::kCreate) continue;
+    creates = true;
+    if (dry_run) continue;
+    if (auto r = create_source(p.real); !r) return fail(r.error());
+    spdlog::info("{}: created (missing) for service {}", p.real, p.service);
+  }
+  std::vector<std::string> paths;
+  for (const auto& p : plan.mounts)
+    if (p.action == MountPlan::kPrepare || (p.action == MountPlan::kCreate && !dry_run)) paths.push_back(p.real);
+  auto volumes = open_volumes(paths, safety);
+  if (!volumes) return fail(volumes.error());
+
+  // 6. One job per mount, its own policy; the driver journals, applies and reports.
+  std::vector<std::unique_ptr<Policy>> policies;
+  std::vector<VolumeJob> jobs;
+  size_t next_volume = 0;
+  for (const auto& p : plan.mounts) {
+    VolumeJob& job = jobs.emplace_back();
+    job.heading = p.heading();
+    job.heading_json = heading_json(p);
+    if (p.action == MountPlan::kPrepare || (p.action == MountPlan::kCreate && !dry_run)) {
+      job.volume = &(*volumes)[next_volume++];
+      policies.push_back(make_prepare_policy(p.target));
+      job.policy = policies.back().get();
+      job.config.excludes = p.excludes;
+    }
+  }
+  DriverOptions& run = o.run;
+  run.quiet = o.quiet;
+  run.header.uid_map = mapping->uid_map.to_proc();
+  run.header.gid_map = mapping->gid_map.to_proc();
+  run.header.command_line = o.command_line;
+  int rc = run_volumes(jobs, run);
+  if (rc == kExitOk && o.run.check && creates) rc = kExitFound;
+  return rc;
+}
+
+}  // namespace volprep

@@ -1,0 +1,176 @@
+#include "volprep/compose_cli.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include "volprep/fd.h"
+
+namespace volprep {
+namespace {
+
+constexpr int kTimeoutMs = 60000;
+
+const char* const kPluginDirs[] = {"/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
+                                   "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins"};
+const char* const kBinDirs[] = {"/usr/local/bin", "/usr/bin", "/bin"};
+
+std::string unsafe_path(const std::string& path) {
+  std::string p = path;
+  for (;;) {
+    struct stat st;
+    if (::lstat(p.c_str(), &st) < 0) return p + ": " + std::strerror(errno);
+    if (st.st_uid != 0) return p + " is owned by uid " + std::to_string(st.st_uid);
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX)))
+      return p + " is writable by its group or others";
+    if (p == "/") return {};
+    p = std::filesystem::path(p).parent_path().string();
+  }
+}
+
+struct Output {
+  int status = 0;
+  std::string out, err;
+};
+
+// Runs argv in `cwd` with `env`, no stdin, both outputs read to the end, within the timeout.
+Result<Output> run(const std::vector<std::string>& argv, const std::string& cwd, const std::vector<std::string>& env) {
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0)
+    return config_error(std::string("pipe: ") + std::strerror(errno));
+  std::vector<char*> args, envp;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return config_error(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(out[1], 1) < 0 || ::dup2(err[1], 2) < 0 ||
+        ::chdir(cwd.c_str()) < 0)
+      ::_exit(127);
+    ::execve(args[0], args.data(), envp.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  ::close(err[1]);
+  UniqueFd o(out[0]), e(err[0]);
+  Output result;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kTimeoutMs);
+  bool open_out = true, open_err = true, timed_out = false;
+  while (open_out || open_err) {
+    pollfd p[2] = {{open_out ? o.get() : -1, POLLIN, 0}, {open_err ? e.get() : -1, POLLIN, 0}};
+    int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
+    if (left <= 0 || ::poll(p, 2, left) == 0) {
+      timed_out = true;
+      break;
+    }
+    char buf[65536];
+    for (int i = 0; i < 2; ++i) {
+      if (!p[i].revents) continue;
+      ssize_t n = ::read(p[i].fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) (i ? open_err : open_out) = false;
+      else (i ? result.err : result.out).append(buf, size_t(n));
+    }
+  }
+  if (timed_out) ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) return config_error(argv[0] + " config did not finish within 60 s");
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+}  // namespace
+
+std::string unsafe_executable(const std::string& path) {
+  if (auto why = unsafe_path(path); !why.empty()) return why;
+  // A script: its interpreter runs, so it is held to the same rule.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  char head[256] = {};
+  if (fd.valid() && ::read(fd.get(), head, sizeof head - 1) > 2 && head[0] == '#' && head[1] == '!') {
+    std::string line(head + 2, std::strcspn(head + 2, "\n"));
+    size_t start = line.find_first_not_of(" \t");
+    std::string interp = start == std::string::npos ? "" : line.substr(start, line.find_first_of(" \t", start) - start);
+    if (interp.empty() || interp[0] != '/') return path + ": its interpreter is not an absolute path";
+    return unsafe_path(interp);
+  }
+  return {};
+}
+
+Result<std::optional<std::string>> find_compose_cli(const std::string& choice) {
+  if (choice == "never") return std::optional<std::string>();
+  if (choice != "auto") {
+    if (choice.empty() || choice[0] != '/') return usage_error("--compose-cli " + choice + ": give auto, never, or an absolute path");
+    if (::access(choice.c_str(), X_OK) < 0) return usage_error("--compose-cli " + choice + ": " + std::strerror(errno));
+    if (auto why = unsafe_executable(choice); !why.empty())
+      return Error{kExitRefused, "refusing to run the Compose CLI " + choice + ": " + why};
+    return std::optional<std::string>(choice);
+  }
+  std::vector<std::string> candidates;
+  for (const char* d : kPluginDirs) candidates.push_back(std::string(d) + "/docker-compose");
+  for (const char* d : kBinDirs) candidates.push_back(std::string(d) + "/docker-compose");
+  for (const auto& c : candidates)
+    if (::access(c.c_str(), X_OK) == 0 && unsafe_executable(c).empty()) return std::optional<std::string>(c);
+  return std::optional<std::string>();
+}
+
+Result<ComposeProject> read_compose_via_cli(const std::string& cli, const ComposeOptions& o) {
+  // The built-in reader finds the files and the project directory as Compose does; its
+  // x-volprep is what the plan uses.
+  auto own = read_compose(o);
+  std::vector<std::string> argv = {cli};
+  for (const auto& f : o.files) argv.insert(argv.end(), {"-f", f});
+  if (o.project_directory) argv.insert(argv.end(), {"--project-directory", *o.project_directory});
+  if (o.env_file) argv.insert(argv.end(), {"--env-file", *o.env_file});
+  argv.push_back("config");
+  std::vector<std::string> env;
+  for (const auto& [k, v] : o.environment)  // nothing that changes what the interpreter runs
+    if (!k.starts_with("PYTHON") && !k.starts_with("LD_")) env.push_back(k + "=" + v);
+  auto r = run(argv, o.cwd, env);
+  if (!r) return r.error();
+  if (r->status != 0) {
+    std::string msg = r->err;
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    return config_error(cli + " config failed (exit " + std::to_string(r->status) + "): " + msg);
+  }
+  ComposeOptions resolved = o;
+  resolved.files = {cli + " config"};
+  resolved.resolved_text = r->out;
+  if (own) resolved.project_directory = own->directory;
+  else if (!o.project_directory) resolved.project_directory = o.cwd;
+  auto project = read_compose(resolved);
+  if (!project) return project.error();
+  if (own) {
+    project->files = own->files;
+    project->name = own->name;
+    project->warnings = own->warnings;
+    for (auto& s : project->services)
+      if (const auto* mine = own->find(s.name)) {
+        s.x = mine->x;
+        s.loc = mine->loc;
+        s.user_loc = mine->user_loc;
+      }
+  }
+  return project;
+}
+
+Result<ComposeProject> read_project(const ComposeOptions& o, const std::string& choice) {
+  auto cli = find_compose_cli(choice);
+  if (!cli) return cli.error();
+  if (!*cli) return read_compose(o);
+  return read_compose_via_cli(**cli, o);
+}
+
+}  // namespace volprep
