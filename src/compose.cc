@@ -655,6 +655,9 @@ Result<ComposeProject> read_compose(const ComposeOptions& o) {
       m.loc = r.loc;
       s.mounts.push_back(std::move(m));
     }
+    // In target order: docker-compose 1 sorts the mounts it merges, Compose v2 does not.
+    std::stable_sort(s.mounts.begin(), s.mounts.end(),
+                     [](const ComposeMount& a, const ComposeMount& b) { return a.target < b.target; });
     auto x = parse_extension(p, sources);
     if (!x) return x.error();
     s.x = std::move(*x);

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -23,17 +25,24 @@ const char* const kPluginDirs[] = {"/usr/local/lib/docker/cli-plugins", "/usr/lo
                                    "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins"};
 const char* const kBinDirs[] = {"/usr/local/bin", "/usr/bin", "/bin"};
 
+// The path, every directory above it and, through symlinks (root's too), where they lead.
 std::string unsafe_path(const std::string& path) {
   std::string p = path;
+  bool links = false;
   for (;;) {
     struct stat st;
     if (::lstat(p.c_str(), &st) < 0) return p + ": " + std::strerror(errno);
     if (st.st_uid != 0) return p + " is owned by uid " + std::to_string(st.st_uid);
-    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX)))
+    links |= S_ISLNK(st.st_mode);
+    if (!S_ISLNK(st.st_mode) && (st.st_mode & (S_IWGRP | S_IWOTH)) && !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX)))
       return p + " is writable by its group or others";
-    if (p == "/") return {};
+    if (p == "/") break;
     p = std::filesystem::path(p).parent_path().string();
   }
+  if (!links) return {};
+  char real[PATH_MAX];
+  if (!::realpath(path.c_str(), real)) return path + ": " + std::strerror(errno);
+  return real == path ? std::string() : unsafe_path(real);
 }
 
 struct Output {

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 
-#include "volprep/cli.h"
 #include "volprep/id_map.h"
 
 namespace volprep {
@@ -35,6 +34,15 @@ std::optional<std::vector<std::string>> find_entry(const std::string& file, cons
 
 bool under(const std::string& path, const std::string& top) {
   return path.size() > top.size() && path.starts_with(top) && (top == "/" || path[top.size()] == '/');
+}
+
+// "UID" or "UID:GID", numbers only.
+std::optional<ContainerIds> numeric_ids(const std::string& text) {
+  auto colon = text.find(':');
+  auto uid = parse_u32(text.substr(0, colon));
+  auto gid = colon == std::string::npos ? uid : parse_u32(text.substr(colon + 1));
+  if (!uid || !gid) return std::nullopt;
+  return ContainerIds{*uid, *gid};
 }
 
 std::string ids(ContainerIds c) { return std::to_string(c.uid) + ":" + std::to_string(c.gid); }
@@ -118,9 +126,9 @@ Result<ServiceUser> service_user(const ComposeService& s, const std::string& ima
     return out;
   };
   if (s.x.as) {
-    auto ids = parse_id_pair(*s.x.as);
+    auto ids = numeric_ids(*s.x.as);
     if (!ids) return usage_error(s.x.loc.str() + ": x-volprep.as \"" + *s.x.as + "\": expected UID[:GID], container ids");
-    out.container = {ids->uid, ids->gid};
+    out.container = *ids;
     out.why = "x-volprep.as " + *s.x.as;
     return out;
   }
@@ -128,9 +136,9 @@ Result<ServiceUser> service_user(const ComposeService& s, const std::string& ima
   if (auto puid = s.environment.find("PUID"); puid != s.environment.end()) {
     auto pgid = s.environment.find("PGID");
     std::string spec = puid->second + ":" + (pgid != s.environment.end() ? pgid->second : puid->second);
-    auto ids = parse_id_pair(spec);
+    auto ids = numeric_ids(spec);
     if (!ids) return config_error("service " + s.name + ": PUID/PGID \"" + spec + "\": expected numbers");
-    out.container = {ids->uid, ids->gid};
+    out.container = *ids;
     out.why = "PUID/PGID in its environment (the image drops from root to them)";
     return out;
   }

@@ -99,14 +99,16 @@ TEST(ComposeReader, JenkinsHasNoUserAndOneBind) {
   const auto& s = p.services[0];
   EXPECT_FALSE(s.user);
   EXPECT_EQ(*s.image, "jenkins/jenkins:lts");
-  ASSERT_EQ(s.mounts.size(), 3u);
-  EXPECT_EQ(s.mounts[0].kind, ComposeMount::kBind);
-  EXPECT_EQ(s.mounts[0].source, kFixtures + "/jenkins/jenkins_home");
-  EXPECT_FALSE(s.mounts[0].read_only);
-  EXPECT_EQ(s.mounts[1].source, "/etc/localtime");
-  EXPECT_TRUE(s.mounts[1].read_only);
-  EXPECT_EQ(s.mounts[2].kind, ComposeMount::kVolume);
-  EXPECT_EQ(s.mounts[2].loc.str(), kFixtures + "/jenkins/compose.yaml:10:9");
+  ASSERT_EQ(s.mounts.size(), 3u);  // in target order, whatever order the files give
+  const auto* home = mount_at(s, "/var/jenkins_home");
+  EXPECT_EQ(home->kind, ComposeMount::kBind);
+  EXPECT_EQ(home->source, kFixtures + "/jenkins/jenkins_home");
+  EXPECT_FALSE(home->read_only);
+  EXPECT_EQ(mount_at(s, "/etc/localtime")->source, "/etc/localtime");
+  EXPECT_TRUE(mount_at(s, "/etc/localtime")->read_only);
+  const auto* cache = mount_at(s, "/var/cache/jenkins");
+  EXPECT_EQ(cache->kind, ComposeMount::kVolume);
+  EXPECT_EQ(cache->loc.str(), kFixtures + "/jenkins/compose.yaml:10:9");
 }
 
 TEST(ComposeReader, PostgresNumericUserInTheOldFileName) {

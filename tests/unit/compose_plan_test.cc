@@ -1,0 +1,228 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "volprep/compose_cli.h"
+#include "volprep/compose_plan.h"
+#include "volprep/docker_engine.h"
+
+using namespace volprep;
+
+namespace {
+
+const std::string kFixtures = std::string(VOLPREP_FIXTURES) + "/compose";
+const char kPasswd[] = "root:x:0:0:root:/root:/bin/sh\njenkins:x:1000:1000::/var/jenkins_home:/bin/bash\n"
+                       "www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n";
+const char kGroup[] = "root:x:0:\nwww-data:x:33:\nstaff:x:50:\n";
+
+std::string ids(const Result<ContainerIds>& r) {
+  return r ? std::to_string(r->uid) + ":" + std::to_string(r->gid) : "error: " + r.error().message;
+}
+
+// Every source exists as a directory, except those under /missing; /etc is the system.
+SourceFacts fake_probe(const std::string& path, uint32_t, uint32_t) {
+  SourceFacts f;
+  f.real = path;
+  f.exists = !path.starts_with("/missing");
+  f.st.mode = (path.ends_with(".sock") ? S_IFSOCK : S_IFDIR) | 0755;
+  if (path.starts_with("/etc") || path == "/") f.refusal = "it is in the system tree /etc";
+  return f;
+}
+
+ComposeService service(const std::string& name, std::vector<ComposeMount> mounts) {
+  ComposeService s;
+  s.name = name;
+  s.mounts = std::move(mounts);
+  return s;
+}
+ComposeMount bind(const std::string& src, const std::string& dst, bool ro = false) {
+  ComposeMount m;
+  m.source = src;
+  m.target = dst;
+  m.read_only = ro;
+  return m;
+}
+
+ComposePlan plan_of(const std::vector<ComposeService>& services, std::vector<uint32_t> host_uids) {
+  ComposeProject project;
+  project.directory = "/srv/p";
+  std::vector<ServicePlanInput> in;
+  for (size_t i = 0; i < services.size(); ++i) {
+    ServicePlanInput one;
+    one.service = &services[i];
+    one.user.container = {host_uids[i] - 500000, host_uids[i] - 500000};
+    one.host_uid = one.host_gid = host_uids[i];
+    in.push_back(one);
+  }
+  return plan_compose(project, in, fake_probe);
+}
+
+}  // namespace
+
+TEST(ComposeUser, DockersRules) {
+  EXPECT_EQ(ids(resolve_user_spec("1000", kPasswd, kGroup)), "1000:1000");  // the passwd entry's group
+  EXPECT_EQ(ids(resolve_user_spec("4242", kPasswd, kGroup)), "4242:0");     // none: group 0
+  EXPECT_EQ(ids(resolve_user_spec("4242", std::nullopt, std::nullopt)), "4242:0");
+  EXPECT_EQ(ids(resolve_user_spec("999:999", std::nullopt, std::nullopt)), "999:999");
+  EXPECT_EQ(ids(resolve_user_spec("jenkins", kPasswd, kGroup)), "1000:1000");
+  EXPECT_EQ(ids(resolve_user_spec("www-data:staff", kPasswd, kGroup)), "33:50");
+  EXPECT_EQ(ids(resolve_user_spec(":", kPasswd, kGroup)), "0:0");  // "${UID}:${GID}" with both unset
+  EXPECT_EQ(ids(resolve_user_spec("", kPasswd, kGroup)), "0:0");
+  EXPECT_EQ(ids(resolve_user_spec("nobody", kPasswd, kGroup)), "error: the image's /etc/passwd has no user \"nobody\"");
+  EXPECT_EQ(ids(resolve_user_spec("1000:wheel", kPasswd, kGroup)), "error: the image's /etc/group has no group \"wheel\"");
+  EXPECT_FALSE(user_spec_needs_files("1000:1000"));
+  EXPECT_FALSE(user_spec_needs_files(":"));
+  EXPECT_TRUE(user_spec_needs_files("1000"));
+  EXPECT_TRUE(user_spec_needs_files("jenkins"));
+  EXPECT_TRUE(user_spec_needs_files("1000:staff"));
+}
+
+TEST(ComposeUser, PrecedenceAsUserPuidImage) {
+  ComposeService s = service("app", {});
+  ImageFacts jenkins{true, "jenkins", {}, kPasswd, kGroup};
+  auto u = service_user(s, "jenkins/jenkins:lts", nullptr);
+  ASSERT_TRUE(u.ok());
+  EXPECT_TRUE(u->needs_image);
+  u = service_user(s, "jenkins/jenkins:lts", &jenkins);
+  EXPECT_EQ(u->container.uid, 1000u);
+  EXPECT_EQ(u->why, "image jenkins/jenkins:lts USER jenkins");
+  s.environment = {{"PUID", "1001"}, {"PGID", "100"}};
+  u = service_user(s, "x", nullptr);
+  EXPECT_EQ(u->container.uid, 1001u);
+  EXPECT_EQ(u->container.gid, 100u);
+  s.user = "999:999";
+  u = service_user(s, "x", nullptr);
+  EXPECT_EQ(u->container.uid, 999u);
+  s.x.as = "33:33";
+  s.userns_mode = "host";
+  u = service_user(s, "x", nullptr);
+  EXPECT_EQ(u->container.uid, 33u);
+  EXPECT_TRUE(u->host_ids);
+  ImageFacts rootimg{true, "", {}, {}, {}};
+  EXPECT_EQ(service_user(service("r", {}), "busybox", &rootimg)->why, "image busybox has no USER: root");
+}
+
+TEST(ComposeUser, BuildServicesUseComposesTag) {
+  ComposeProject p;
+  p.name = "my-app";
+  ComposeService s = service("web", {});
+  s.build = true;
+  EXPECT_EQ(service_images(p, s), (std::vector<std::string>{"my-app-web", "myapp_web"}));
+}
+
+TEST(ComposePlan, OneJobPerBindNotesForTheRest) {
+  ComposeMount vol;
+  vol.kind = ComposeMount::kVolume;
+  vol.source = "data";
+  vol.target = "/v";
+  std::vector<ComposeService> s = {service("app", {bind("/srv/p/data", "/data"), bind("/srv/p/conf", "/conf", true),
+                                                   vol, bind("/etc/localtime", "/etc/localtime", true),
+                                                   bind("/missing/new", "/new"), bind("/run/docker.sock", "/d.sock")})};
+  auto plan = plan_of(s, {501000});
+  ASSERT_TRUE(plan.problems.empty());
+  ASSERT_EQ(plan.mounts.size(), 6u);
+  EXPECT_EQ(plan.mounts[0].action, MountPlan::kPrepare);
+  EXPECT_EQ(plan.mounts[0].heading(), "app: ./data -> /data (rw, own 1000:1000 = host 501000:501000)");
+  EXPECT_EQ(plan.mounts[1].target.uid, 501000u);
+  EXPECT_NE(plan.mounts[1].note.find("read-only mount"), std::string::npos);
+  EXPECT_EQ(plan.mounts[2].action, MountPlan::kSkip);
+  EXPECT_EQ(plan.mounts[3].action, MountPlan::kReadCheck);
+  EXPECT_EQ(plan.mounts[4].action, MountPlan::kCreate);
+  EXPECT_EQ(plan.mounts[5].action, MountPlan::kSkip);
+  EXPECT_NE(plan.mounts[5].note.find("userns_mode: host"), std::string::npos);
+}
+
+TEST(ComposePlan, AclModeGrantsReadOnlyMountsRX) {
+  std::vector<ComposeService> s = {service("app", {bind("/srv/p/a", "/a"), bind("/srv/p/b", "/b", true)})};
+  s[0].x.mode = "acl";
+  auto plan = plan_of(s, {501000});
+  ASSERT_TRUE(plan.mounts[0].target.acl);
+  EXPECT_EQ(plan.mounts[0].target.acl->perm, 6);
+  EXPECT_EQ(plan.mounts[1].target.acl->perm, 4);
+  EXPECT_TRUE(plan.mounts[1].target.acl->cond_x);
+}
+
+TEST(ComposePlan, RwSystemPathRefused) {
+  auto plan = plan_of({service("app", {bind("/etc", "/host-etc")})}, {501000});
+  ASSERT_EQ(plan.problems.size(), 1u);
+  EXPECT_EQ(plan.problem_code, kExitRefused);
+  EXPECT_NE(plan.problems[0].find("mounted read-write: refusing it"), std::string::npos) << plan.problems[0];
+}
+
+TEST(ComposePlan, ConflictsSharedPathsAndNesting) {
+  // Two users, one path: a conflict; the same user: one job.
+  auto plan = plan_of({service("a", {bind("/srv/p/d", "/d")}), service("b", {bind("/srv/p/d", "/d")})}, {501000, 502000});
+  ASSERT_EQ(plan.problems.size(), 1u);
+  EXPECT_EQ(plan.problem_code, kExitConfig);
+  EXPECT_NE(plan.problems[0].find("conflict: a mounts ./d as 1000:1000"), std::string::npos) << plan.problems[0];
+  plan = plan_of({service("a", {bind("/srv/p/d", "/d")}), service("b", {bind("/srv/p/d", "/d")})}, {501000, 501000});
+  EXPECT_TRUE(plan.problems.empty());
+  EXPECT_EQ(plan.mounts[0].also, std::vector<std::string>{"b"});
+  EXPECT_EQ(plan.mounts[1].action, MountPlan::kSkip);
+  // One inside another.
+  plan = plan_of({service("a", {bind("/srv/p/d", "/d")}), service("b", {bind("/srv/p/d/sub", "/s")})}, {501000, 502000});
+  ASSERT_EQ(plan.problems.size(), 1u);
+  EXPECT_NE(plan.problems[0].find("inside it"), std::string::npos);
+  // Both by ACL: two grants, no conflict.
+  std::vector<ComposeService> acl = {service("a", {bind("/srv/p/d", "/d")}), service("b", {bind("/srv/p/d", "/d")})};
+  acl[0].x.mode = acl[1].x.mode = "acl";
+  EXPECT_TRUE(plan_of(acl, {501000, 502000}).problems.empty());
+}
+
+TEST(DockerEngine, TarAndReferences) {
+  std::string tar(1536, '\0');
+  std::memcpy(tar.data(), "passwd", 6);
+  std::memcpy(tar.data() + 124, "00000000005", 11);
+  tar[156] = '0';
+  std::memcpy(tar.data() + 512, "root\n", 5);
+  EXPECT_EQ(*first_file_in_tar(tar, "x"), "root\n");
+  tar[156] = '2';
+  EXPECT_FALSE(first_file_in_tar(tar, "x").ok());
+  EXPECT_TRUE(valid_image_ref("registry.example:5000/jenkins/jenkins:lts"));
+  EXPECT_TRUE(valid_image_ref("busybox@sha256:abc"));
+  EXPECT_FALSE(valid_image_ref("../../containers/create"));
+  EXPECT_FALSE(valid_image_ref("a?b"));
+}
+
+// The Compose CLI and the built-in reader give the same model, and so the same plan, on
+// every fixture (docker-compose 1's quirks included: inactive profiles listed, x- keys of a
+// second -f file dropped).
+TEST(ComposeReaders, CliAndBuiltInAgreeOnEveryFixture) {
+  auto cli = find_compose_cli("auto");
+  ASSERT_TRUE(cli.ok());
+  if (!*cli) GTEST_SKIP() << "no Compose CLI installed";
+  struct Case {
+    std::string dir;
+    std::vector<std::string> files;
+  };
+  const std::vector<Case> cases = {{"jenkins", {}},   {"postgres", {}},   {"nextcloud", {}},
+                                   {"www-data", {}},  {"gitlab", {}},     {"override", {}},
+                                   {"override", {"compose.yaml", "compose.prod.yaml"}},
+                                   {"env", {}},       {"longsyntax", {}}, {"userns-host", {}},
+                                   {"profiles", {}}};
+  auto describe = [](const ComposeProject& p) {
+    std::string out;
+    auto selected = select_services(p, {}, {});
+    for (const auto* s : *selected) {
+      out += s->name + " user=" + s->user.value_or("-") + " image=" + s->image.value_or("-") + " as=" +
+             s->x.as.value_or("-") + " mode=" + s->x.mode.value_or("-") + " userns=" + s->userns_mode.value_or("-") + "\n";
+      for (const auto& m : s->mounts)
+        out += "  " + std::string(m.kind_name()) + " " + m.source + " -> " + m.target + (m.read_only ? " ro" : " rw") +
+               (m.create_host_path ? " create" : "") + "\n";
+    }
+    return out;
+  };
+  for (const auto& c : cases) {
+    ComposeOptions o;
+    o.cwd = kFixtures + "/" + c.dir;
+    o.files = c.files;
+    o.environment = {{"HOME", "/home/op"}, {"PATH", "/usr/bin:/bin"}};
+    auto builtin = read_compose(o);
+    auto via_cli = read_compose_via_cli(**cli, o);
+    ASSERT_TRUE(builtin.ok()) << c.dir << ": " << builtin.error().message;
+    ASSERT_TRUE(via_cli.ok()) << c.dir << ": " << via_cli.error().message;
+    EXPECT_EQ(describe(*builtin), describe(*via_cli)) << c.dir;
+    EXPECT_EQ(builtin->name, via_cli->name);
+  }
+}
