@@ -1,7 +1,7 @@
 // `volprep compose`: prepare every bind mount of a Compose project for the user its service
 // runs as. Read the project, resolve the mapping, ask the engine who each image runs as,
 // plan every mount (conflicts and refusals stop the run here), create missing sources, and
-// hand one job per mount to the driver core.
+// hand one job per mount to the driver core, which writes one journal for the project.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -307,6 +307,7 @@ int run_compose(const ComposeCmdOptions& options) {
   run.header.uid_map = mapping->uid_map.to_proc();
   run.header.gid_map = mapping->gid_map.to_proc();
   run.header.command_line = o.command_line;
+  run.header.project = project->name;  // one journal for the whole project, one rollback
   int rc = run_volumes(jobs, run);
   if (rc == kExitOk && o.run.check && creates) rc = kExitFound;
   return rc;

@@ -84,8 +84,11 @@ compose up >"$T/up2.log" 2>&1 || { cat "$T/up2.log"; fail "docker-compose up fai
 compose down >/dev/null 2>&1 || true
 rm -f "$p"/*/written
 
-# rollback --last puts every bind source back.
-for d in app root jenkins_home; do "$VOLPREP" rollback --last "$p/$d" >/dev/null; done
+# The run wrote one journal, naming the project, with a root per bind source; one rollback
+# --last (found by its first root, app's source: the services in name order) puts every one back.
+[ "$(ls "$VOLPREP_JOURNAL_DIR" | wc -l)" = 1 ] || fail "expected one journal: $(ls "$VOLPREP_JOURNAL_DIR")"
+"$VOLPREP" journal show "$VOLPREP_JOURNAL_DIR"/*.vpj | grep -q '^# project proj$' || fail "the journal does not name the project"
+"$VOLPREP" rollback --last "$p/app" >/dev/null
 [ "$(src)" = "$orig" ] || fail "rollback left $(src), expected $orig"
 
 # A user name the image lacks, and an image the engine lacks: refused, naming them; nothing changes.
@@ -109,4 +112,4 @@ grep -q "does not have image not-pulled:1 (service web).*Pull or build it first.
 unset DOCKER_HOST
 stop_dockerd
 [ "$(host_fingerprint)" = "$before" ] || fail "the host changed"
-echo "docker_compose: user:, root and the image's USER each write their bind mount after volprep compose; rollback undoes it"
+echo "docker_compose: user:, root and the image's USER each write their bind mount after volprep compose; one rollback undoes it"
