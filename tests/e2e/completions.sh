@@ -1,0 +1,70 @@
+# The bash and zsh completions offer every option each subcommand's --help shows (so they
+# cannot drift from the command line), and the cheap values: subcommands, --acl-perms and
+# --need words, journal files for rollback and journal show, directories for PATH.
+. "$(dirname "$0")/lib.sh"
+bash_file=$VOLPREP_SRC/completions/volprep.bash
+zsh_file=$VOLPREP_SRC/completions/_volprep
+[ -f /usr/share/bash-completion/bash_completion ] || fail "bash-completion is not installed"
+
+# complete WORD... : what bash offers for the last word (maybe empty) after the others.
+complete() {
+  mkdir -p "$T/cwd"  # empty: no directories offered for an empty word
+  (cd "$T/cwd" && bash -c '
+    . /usr/share/bash-completion/bash_completion
+    . "$1"; shift
+    COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+    _volprep volprep "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+    printf "%s\n" "${COMPREPLY[@]}"' _ "$bash_file" volprep "$@") | sort -u
+}
+# expect_words "WORDS" WORD...: complete WORD... offers exactly WORDS.
+expect_words() {
+  local want; want=$(printf '%s\n' $1 | sort -u); shift
+  [ "$(complete "$@")" = "$want" ] || fail "volprep $* <TAB>: got '$(complete "$@" | tr '\n' ' ')', want '$1'"
+}
+zsh_body() { # the zsh function's text, with the shared arrays it uses
+  awk -v f="$1() {" '$0 == f { on = 1 } on { print } on && /^}/ { exit }' "$zsh_file"
+  if awk -v f="$1() {" '$0 == f { on = 1 } on && /^}/ { exit } on' "$zsh_file" | grep -q '_volprep_source_opts'; then
+    awk '/^_volprep_source_opts=\(/ { on = 1 } on { print } on && /^\)/ { exit }' "$zsh_file"
+  fi
+  grep '^_volprep_help=' "$zsh_file"
+}
+
+bash -n "$bash_file"
+zsh -n "$zsh_file"
+
+# Every option of every --help, offered after the subcommand (and `volprep -` offers the
+# global options and prepare's, since prepare is the default).
+for sub in "" prepare check rollback map "journal list" "journal show"; do
+  # The options sections: the example after them is prepare's, shown by every subcommand.
+  "$VOLPREP" $sub --help | sed '/^Example/,$d' >"$T/help"
+  grep -oE '(^|[ ,])--?[a-zA-Z][a-z-]*' "$T/help" | sed 's/^[ ,]*//' | sort -u >"$T/opts"
+  [ -s "$T/opts" ] || fail "no options in volprep $sub --help"
+  complete $sub - >"$T/bash"
+  fn=_volprep${sub:+_${sub// /_}}
+  { zsh_body "$fn"; [ -n "$sub" ] || zsh_body _volprep_prepare; } >"$T/zsh"
+  while read -r opt; do
+    grep -qx -- "$opt" "$T/bash" || fail "bash: volprep $sub $opt is in --help but not completed"
+    grep -qE -- "(^|[^a-z-])${opt}([^a-z-]|$)" "$T/zsh" ||
+      fail "zsh: volprep $sub $opt is in --help but not in $fn"
+  done <"$T/opts"
+done
+
+# Values.
+expect_words "prepare check rollback journal map" ""
+expect_words "check" ch
+expect_words "list show" journal ""
+expect_words "r rX rw rwX" prepare ./v --as 1000 --acl --acl-perms ""
+expect_words "r rX rw rwX" ./v --acl-perms ""  # prepare by default
+expect_words "r rw rwx" check ./v --need ""
+complete ./v --as 1000 - | grep -qx -- --acl-perms || fail "volprep PATH - does not offer prepare's options"
+not grep -qx -- --need < <(complete ./v --as 1000 -)
+
+mkdir -p "$T/journals" "$T/other" "$T/vols/jenkins_home"
+touch "$T/journals/a.vpj" "$T/journals/b.vpj" "$T/other/c.vpj" "$T/vols/file"
+expect_words "$T/journals/a.vpj $T/journals/b.vpj" rollback ""
+expect_words "$T/other/c.vpj" rollback --journal-dir "$T/other" ""
+expect_words "$T/journals/a.vpj $T/journals/b.vpj" journal show ""
+expect_words "$T/vols/jenkins_home" prepare "$T/vols/"
+expect_words "$T/vols/jenkins_home" check --as 1000 "$T/vols/"
+expect_words "$T/vols/jenkins_home" rollback --last "$T/vols/"
+echo "completions: every --help option is completed in bash and zsh, with values"
