@@ -1,0 +1,16 @@
+// --exclude GLOB against entry paths: the first line is the path (a name in the tree may be
+// anything but NUL and '/'), the rest are the patterns (command-line strings).
+#include "fuzz_input.h"
+#include "volprep/prepare.h"
+
+using namespace volprep;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  auto lines = fuzz::split(fuzz::as_text(data, size), '\n');
+  std::string path = fuzz::c_string(lines[0]);
+  std::vector<std::string> patterns;
+  for (size_t i = 1; i < lines.size(); ++i) patterns.push_back(fuzz::c_string(lines[i]));
+  (void)excluded_by(patterns, path, false);
+  (void)excluded_by(patterns, path, true);
+  return 0;
+}

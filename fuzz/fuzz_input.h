@@ -1,0 +1,30 @@
+// Splitting one libFuzzer input into the several values a parser takes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace volprep::fuzz {
+
+inline std::string_view as_text(const uint8_t* data, size_t size) {
+  return {reinterpret_cast<const char*>(data), size};
+}
+
+// The pieces of `text` between `sep` bytes (a trailing empty piece is kept).
+inline std::vector<std::string> split(std::string_view text, char sep) {
+  std::vector<std::string> out;
+  for (size_t start = 0;;) {
+    size_t end = text.find(sep, start);
+    out.emplace_back(text.substr(start, end == std::string_view::npos ? end : end - start));
+    if (end == std::string_view::npos) return out;
+    start = end + 1;
+  }
+}
+
+// What a command line can carry: argv strings end at the first NUL.
+inline std::string c_string(std::string_view s) { return std::string(s.substr(0, s.find('\0'))); }
+
+}  // namespace volprep::fuzz
