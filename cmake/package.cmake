@@ -27,10 +27,3 @@ set(CPACK_PRE_BUILD_SCRIPTS ${CMAKE_CURRENT_LIST_DIR}/package-zsh-vendor.cmake)
 set(CPACK_VOLPREP_ZSH_DIR "${VOLPREP_ZSH_COMPLETION_DIR}")
 include(CPack)
 
-# The scenarios that install the package on this machine: one at a time, and only from the
-# plain build (a package of the sanitizer build is no package).
-foreach(name package_install ansible_role)
-  if(TEST e2e.${name})
-    set_tests_properties(e2e.${name} PROPERTIES LABELS no-asan RESOURCE_LOCK dpkg_volprep)
-  endif()
-endforeach()
