@@ -1,0 +1,55 @@
+// The whole remap resolution over a host's files, as `--host-root` (a helper container) reads
+// them: etc/passwd, etc/group, etc/subuid, etc/subgid and etc/docker/daemon.json, separated in
+// the input by a line "%%"; resolved for Docker of several releases, rootless Docker and Podman.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "fuzz_input.h"
+#include "volprep/host_db.h"
+#include "volprep/remap.h"
+
+using namespace volprep;
+
+namespace {
+std::string root;
+const char* const kFiles[] = {"etc/passwd", "etc/group", "etc/subuid", "etc/subgid",
+                              "etc/docker/daemon.json"};
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  char dir[] = "/tmp/volprep-fuzz-host.XXXXXX";
+  if (!::mkdtemp(dir)) std::abort();
+  root = dir;
+  std::atexit([] { std::filesystem::remove_all(root); });
+  std::filesystem::create_directories(root + "/etc/docker");
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string text(fuzz::as_text(data, size));
+  size_t start = 0;
+  for (const char* name : kFiles) {
+    size_t end = start <= text.size() ? text.find("\n%%\n", start) : std::string::npos;
+    std::string part = start <= text.size() ? text.substr(start, end == std::string::npos ? end : end - start) : "";
+    std::ofstream(root + "/" + name, std::ios::binary | std::ios::trunc) << part;
+    start = end == std::string::npos ? text.size() + 1 : end + 4;
+  }
+  auto host = make_file_host_db(root);
+  for (int source = 0; source < 6; ++source) {
+    RemapOptions options;
+    options.scan_for_daemon = false;
+    switch (source) {
+      case 0: break;
+      case 1: options.docker_version = "19.03"; break;
+      case 2: options.docker_version = "20.10"; break;
+      case 3: options.docker_version = "28.0"; break;
+      case 4: options.rootless_user = "alice"; break;
+      case 5: options.podman_rootless_user = "alice"; break;
+    }
+    (void)resolve_mapping(options, *host);
+  }
+  return 0;
+}
