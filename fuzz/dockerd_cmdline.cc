@@ -23,10 +23,7 @@ void write_file(const std::string& path, std::string_view content) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  char dir[] = "/tmp/volprep-fuzz-proc.XXXXXX";
-  if (!::mkdtemp(dir)) std::abort();
-  proc_root = dir;
-  std::atexit([] { std::filesystem::remove_all(proc_root); });
+  proc_root = fuzz::temp_dir("proc");
   std::filesystem::create_directories(proc_root + "/bin");
   std::filesystem::create_directories(proc_root + "/1");
   write_file(proc_root + "/bin/dockerd", "");

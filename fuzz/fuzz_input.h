@@ -3,6 +3,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,5 +28,16 @@ inline std::vector<std::string> split(std::string_view text, char sep) {
 
 // What a command line can carry: argv strings end at the first NUL.
 inline std::string c_string(std::string_view s) { return std::string(s.substr(0, s.find('\0'))); }
+
+// A new directory /tmp/volprep-fuzz-NAME.XXXXXX, removed when the fuzzer exits.
+inline std::string temp_dir(const std::string& name) {
+  static std::vector<std::string> dirs;
+  std::string path = "/tmp/volprep-fuzz-" + name + ".XXXXXX";
+  if (!::mkdtemp(path.data())) std::abort();
+  if (dirs.empty())
+    std::atexit([] { for (const auto& d : dirs) std::filesystem::remove_all(d); });
+  dirs.push_back(path);
+  return path;
+}
 
 }  // namespace volprep::fuzz

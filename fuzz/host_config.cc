@@ -1,9 +1,6 @@
 // The whole remap resolution over a host's files, as `--host-root` (a helper container) reads
 // them: etc/passwd, etc/group, etc/subuid, etc/subgid and etc/docker/daemon.json, separated in
 // the input by a line "%%"; resolved for Docker of several releases, rootless Docker and Podman.
-#include <unistd.h>
-
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -20,10 +17,7 @@ const char* const kFiles[] = {"etc/passwd", "etc/group", "etc/subuid", "etc/subg
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  char dir[] = "/tmp/volprep-fuzz-host.XXXXXX";
-  if (!::mkdtemp(dir)) std::abort();
-  root = dir;
-  std::atexit([] { std::filesystem::remove_all(root); });
+  root = fuzz::temp_dir("host");
   std::filesystem::create_directories(root + "/etc/docker");
   return 0;
 }
