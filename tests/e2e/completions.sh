@@ -21,12 +21,15 @@ expect_words() {
   local want; want=$(printf '%s\n' $1 | sort -u); shift
   [ "$(complete "$@")" = "$want" ] || fail "volprep $* <TAB>: got '$(complete "$@" | tr '\n' ' ')', want '$1'"
 }
-zsh_body() { # the zsh function's text, with the shared arrays it uses
-  awk -v f="$1() {" '$0 == f { on = 1 } on { print } on && /^}/ { exit }' "$zsh_file"
-  if awk -v f="$1() {" '$0 == f { on = 1 } on && /^}/ { exit } on' "$zsh_file" | grep -q '_volprep_source_opts'; then
-    awk '/^_volprep_source_opts=\(/ { on = 1 } on { print } on && /^\)/ { exit }' "$zsh_file"
-  fi
-  grep '^_volprep_help=' "$zsh_file"
+# zsh_complete LINE...: what zsh offers at the end of each LINE, typed into a real
+# interactive zsh; in $T/zsh.N, one file per LINE.
+zsh_complete() {
+  (cd "$T/cwd" && timeout 120 zsh -f "$VOLPREP_SRC/tests/e2e/zsh_complete.zsh" \
+    "$VOLPREP_SRC/completions" "$T/zsh.out" "$@")
+  awk -v t="$T" 'BEGIN { n = 1 } /^END$/ { close(t "/zsh." n); n++; next } /^$/ { next }
+    { print > (t "/zsh." n) }' "$T/zsh.out"
+  local i
+  for ((i = 1; i <= $#; i++)); do [ -f "$T/zsh.$i" ] || : >"$T/zsh.$i"; sort -u -o "$T/zsh.$i" "$T/zsh.$i"; done
 }
 
 bash -n "$bash_file"
@@ -34,18 +37,22 @@ zsh -n "$zsh_file"
 
 # Every option of every --help, offered after the subcommand (and `volprep -` offers the
 # global options and prepare's, since prepare is the default).
-for sub in "" prepare check rollback map "journal list" "journal show"; do
+subs=("" prepare check rollback map "journal list" "journal show")
+mkdir -p "$T/cwd"
+lines=()
+for sub in "${subs[@]}"; do lines+=("volprep ${sub:+$sub }-"); done
+zsh_complete "${lines[@]}"
+n=0
+for sub in "${subs[@]}"; do
+  n=$((n + 1))
   # The options sections: the example after them is prepare's, shown by every subcommand.
   "$VOLPREP" $sub --help | sed '/^Example/,$d' >"$T/help"
   grep -oE '(^|[ ,])--?[a-zA-Z][a-z-]*' "$T/help" | sed 's/^[ ,]*//' | sort -u >"$T/opts"
   [ -s "$T/opts" ] || fail "no options in volprep $sub --help"
   complete $sub - >"$T/bash"
-  fn=_volprep${sub:+_${sub// /_}}
-  { zsh_body "$fn"; [ -n "$sub" ] || zsh_body _volprep_prepare; } >"$T/zsh"
   while read -r opt; do
     grep -qx -- "$opt" "$T/bash" || fail "bash: volprep $sub $opt is in --help but not completed"
-    grep -qE -- "(^|[^a-z-])${opt}([^a-z-]|$)" "$T/zsh" ||
-      fail "zsh: volprep $sub $opt is in --help but not in $fn"
+    grep -qx -- "$opt" "$T/zsh.$n" || fail "zsh: volprep $sub $opt is in --help but not completed"
   done <"$T/opts"
 done
 
@@ -67,4 +74,13 @@ expect_words "$T/journals/a.vpj $T/journals/b.vpj" journal show ""
 expect_words "$T/vols/jenkins_home" prepare "$T/vols/"
 expect_words "$T/vols/jenkins_home" check --as 1000 "$T/vols/"
 expect_words "$T/vols/jenkins_home" rollback --last "$T/vols/"
+# The same values in zsh.
+zsh_complete "volprep " "volprep journal " "volprep ./v --acl-perms " "volprep check ./v --need " \
+  "volprep rollback " "volprep rollback --journal-dir $T/other " "volprep journal show "
+want=("check journal map prepare rollback" "list show" "r rX rw rwX" "r rw rwx"
+  "$T/journals/a.vpj $T/journals/b.vpj" "$T/other/c.vpj" "$T/journals/a.vpj $T/journals/b.vpj")
+for i in "${!want[@]}"; do
+  got=$(paste -sd' ' "$T/zsh.$((i + 1))")
+  [ "$got" = "${want[i]}" ] || fail "zsh: case $((i + 1)): got '$got', want '${want[i]}'"
+done
 echo "completions: every --help option is completed in bash and zsh, with values"
