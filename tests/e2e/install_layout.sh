@@ -3,6 +3,9 @@
 . "$(dirname "$0")/lib.sh"
 build=$(dirname "$VOLPREP")
 [ -f "$build/cmake_install.cmake" ] || fail "$build is not the build directory"
+# Every destination is under the prefix, so CMAKE_INSTALL_PREFIX at configure time moves them
+# all as --prefix does at install time.
+not grep -E 'file\(INSTALL DESTINATION "/' "$build/cmake_install.cmake"
 
 for prefix in /usr/local /opt/volprep; do
   dest=$T/dest$prefix/root
