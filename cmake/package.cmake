@@ -21,9 +21,9 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
-# Debian's zsh reads packages' completions from vendor-completions (site-functions under
-# /usr is not on its fpath).
-set(CPACK_PRE_BUILD_SCRIPTS ${CMAKE_CURRENT_LIST_DIR}/package-zsh-vendor.cmake)
+# The staged tree made Debian's: zsh's vendor-completions, lintian overrides.
+set(CPACK_PRE_BUILD_SCRIPTS ${CMAKE_CURRENT_LIST_DIR}/package-stage.cmake)
 set(CPACK_VOLPREP_ZSH_DIR "${VOLPREP_ZSH_COMPLETION_DIR}")
+set(CPACK_VOLPREP_SOURCE_DIR "${CMAKE_SOURCE_DIR}")
 include(CPack)
 
