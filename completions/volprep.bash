@@ -12,14 +12,19 @@ _volprep_prepare_opts="-h --help --as --chmod --exclude -n --dry-run --check --j
   --journal --journal-dir --no-journal $_volprep_source_opts"
 _volprep_check_opts="-h --help --as --groups --need --json --all --allow-system-path
   --follow-path-symlinks --threads $_volprep_source_opts"
-_volprep_rollback_opts="-h --help --last --follow-path-symlinks --journal-dir --journal
-  --no-journal --force -n --dry-run --cross-filesystems --threads"
+_volprep_rollback_opts="-h --help --last --project --follow-path-symlinks --journal-dir --journal
+  --no-journal --force -n --dry-run --cross-filesystems --json --threads"
+_volprep_compose_opts="-h --help -f --file --project-directory --env-file --compose-cli -n --dry-run
+  --check --json --threads --journal --journal-dir --no-journal --force $_volprep_source_opts"
+_volprep_mount_opts="-h --help --as --from --shift --reverse -n --dry-run --list --persist --unit-dir
+  --allow-system-path --follow-path-symlinks $_volprep_source_opts"
+_volprep_umount_opts="-h --help --persist --unit-dir"
 _volprep_map_opts="-h --help --json $_volprep_source_opts"
 _volprep_journal_list_opts="-h --help --journal-dir --json"
 _volprep_journal_show_opts="-h --help"
 # Options followed by a value (so the word after them is not a PATH).
 _volprep_value_opts="--as --chmod --exclude --threads --acl-perms --journal --journal-dir --groups
-  --need --last --map --uid-map --gid-map --pid --rootless --podman-rootless --dockerd-pid
+  --need --last --project -f --file --project-directory --env-file --compose-cli --from --unit-dir --map --uid-map --gid-map --pid --rootless --podman-rootless --dockerd-pid
   --config-file --userns-remap --docker-version --host-root"
 
 # The journal files (*.vpj) of the directory --journal-dir names on the line, else
@@ -53,7 +58,7 @@ _volprep() {
     fi
     if [[ -z $sub ]]; then
       case $w in
-        prepare | check | rollback | journal | map) sub=$w ;;
+        prepare | check | rollback | journal | map | compose | mount | umount) sub=$w ;;
         *) sub=prepare ;;  # volprep PATH --as N: prepare is the default subcommand
       esac
     elif [[ $sub == journal && -z $sub2 ]]; then
@@ -64,14 +69,16 @@ _volprep() {
   case $prev in
     --acl-perms) COMPREPLY=($(compgen -W "r rX rw rwX" -- "$cur")); return ;;
     --need) COMPREPLY=($(compgen -W "r rw rwx" -- "$cur")); return ;;
-    --journal-dir | --host-root | --last) _filedir -d; return ;;
-    --journal | --config-file) _filedir; return ;;
+    --journal-dir | --host-root | --last | --project-directory | --unit-dir) _filedir -d; return ;;
+    --journal | --config-file | --env-file) _filedir; return ;;
+    -f | --file) _filedir '@(yml|yaml)'; return ;;
+    --compose-cli) COMPREPLY=($(compgen -W "auto never" -- "$cur")); _filedir; return ;;
     --rootless | --podman-rootless) COMPREPLY=($(compgen -u -- "$cur")); return ;;
     --pid) _pids; return ;;
     --dockerd-pid) COMPREPLY=($(compgen -W "$(pidof dockerd 2>/dev/null)" -- "$cur")); return ;;
     --threads) COMPREPLY=($(compgen -W "$(nproc 2>/dev/null)" -- "$cur")); return ;;
     --as | --chmod | --exclude | --groups | --map | --uid-map | --gid-map | --userns-remap | \
-      --docker-version)
+      --docker-version | --project | --from)
       return ;;
   esac
   $split && return
@@ -83,6 +90,9 @@ _volprep() {
     check) opts=$_volprep_check_opts ;;
     rollback) opts=$_volprep_rollback_opts ;;
     map) opts=$_volprep_map_opts ;;
+    compose) opts=$_volprep_compose_opts ;;
+    mount) opts=$_volprep_mount_opts ;;
+    umount) opts=$_volprep_umount_opts ;;
     journal)
       case $sub2 in
         list) opts=$_volprep_journal_list_opts ;;
@@ -97,9 +107,9 @@ _volprep() {
 
   case $sub in
     "")
-      COMPREPLY=($(compgen -W "prepare check rollback journal map" -- "$cur"))
+      COMPREPLY=($(compgen -W "prepare check rollback journal map compose mount umount" -- "$cur"))
       _filedir -d ;;
-    prepare | check) _filedir -d ;;
+    prepare | check | mount | umount) _filedir -d ;;
     rollback)
       _volprep_journals
       [[ $cur == */* || ${#COMPREPLY[@]} -eq 0 ]] && _filedir vpj ;;

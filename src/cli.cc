@@ -48,7 +48,7 @@ void add_run_options(CLI::App& app, DriverOptions& o, const char* check_help) {
   app.add_flag("--json", o.json, "Print the plan and summary as JSON Lines");
   add_threads_option(app, o.threads);
   app.add_option("--journal", o.journal_file,
-                 "Write the rollback journal to FILE (one PATH only; a run that changes nothing writes none)");
+                 "Write the rollback journal to FILE (a run that changes nothing writes none)");
   app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")->capture_default_str();
   app.add_flag("--no-journal", o.no_journal, "Write no rollback journal (the run cannot be undone)");
 }

@@ -20,6 +20,7 @@ namespace volprep {
 void setup_rollback(CLI::App& app, RollbackOptions& o) {
   app.add_option("journal", o.journal, "The journal of the run to undo");
   app.add_option("--last", o.last, "Undo the newest run on the volume PATH");
+  app.add_option("--project", o.project, "Undo the newest volprep compose run of the Compose project NAME");
   add_follow_path_symlinks(app, o.follow_path_symlinks);
   app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")->capture_default_str();
   app.add_option("--journal", o.own_journal, "Write the rollback's own journal to FILE");
@@ -109,6 +110,14 @@ std::string shown(const std::string& volume, const std::string& rel, bool single
 namespace {
 
 // The journal `rollback --last PATH` undoes, or the exit code.
+Result<std::string> last_journal_of_project(const RollbackOptions& o) {
+  auto last = find_last_journal(o.journal_dir, {std::nullopt, *o.project});
+  for (const auto& u : last.unreadable) spdlog::warn("not considered for --project: {}", u);
+  if (last.path.empty()) return config_error("no journal of a volprep compose run of the project \"" + *o.project +
+                                             "\" in " + o.journal_dir);
+  return last.path;
+}
+
 Result<std::string> last_journal_of(const RollbackOptions& o) {
   // PATH resolved as prepare resolves it, and a journal taken only if it is of this very
   // directory (or file): its path and its device and inode.
@@ -160,11 +169,11 @@ void print_rollback(const RollbackResult& r, const RollbackOptions& o) {
 }  // namespace
 
 int run_rollback(const RollbackOptions& o) {
-  if (o.journal.has_value() == o.last.has_value()) {
-    spdlog::error("give either a JOURNAL or --last PATH");
+  if (int(o.journal.has_value()) + int(o.last.has_value()) + int(o.project.has_value()) != 1) {
+    spdlog::error("give one of a JOURNAL, --last PATH or --project NAME");
     return kExitUsage;
   }
-  auto path = o.journal ? Result<std::string>(*o.journal) : last_journal_of(o);
+  auto path = o.journal ? Result<std::string>(*o.journal) : o.last ? last_journal_of(o) : last_journal_of_project(o);
   if (!path) return fail(path.error());
   // Verify before anything else: format, version, every checksum, every path. The records
   // are not kept: rollback streams them again.

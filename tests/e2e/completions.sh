@@ -37,7 +37,17 @@ zsh -n "$zsh_file"
 
 # Every option of every --help, offered after the subcommand (and `volprep -` offers the
 # global options and prepare's, since prepare is the default).
-subs=("" prepare check rollback map "journal list" "journal show")
+# Every command, as --help lists them (main.cc's table), depth first: a new command must be
+# completed.
+commands() { # PREFIX...
+  local sub
+  echo "$*"
+  for sub in $("$VOLPREP" "$@" --help | sed -n '/^Subcommands:/,/^$/{s/^  \([a-z-]*\) .*/\1/p}'); do
+    commands "$@" "$sub"
+  done
+}
+mapfile -t subs < <(commands | grep -vx journal)  # journal itself only names its two
+[ "${#subs[@]}" -ge 10 ] || fail "only ${#subs[@]} commands in --help: ${subs[*]}"
 mkdir -p "$T/cwd"
 lines=()
 for sub in "${subs[@]}"; do lines+=("volprep ${sub:+$sub }-"); done
@@ -57,7 +67,7 @@ for sub in "${subs[@]}"; do
 done
 
 # Values.
-expect_words "prepare check rollback journal map" ""
+expect_words "prepare check rollback journal map compose mount umount" ""
 expect_words "check" ch
 expect_words "list show" journal ""
 expect_words "r rX rw rwX" prepare ./v --as 1000 --acl --acl-perms ""
@@ -77,7 +87,7 @@ expect_words "$T/vols/jenkins_home" rollback --last "$T/vols/"
 # The same values in zsh.
 zsh_complete "volprep " "volprep journal " "volprep ./v --acl-perms " "volprep check ./v --need " \
   "volprep rollback " "volprep rollback --journal-dir $T/other " "volprep journal show "
-want=("check journal map prepare rollback" "list show" "r rX rw rwX" "r rw rwx"
+want=("check compose journal map mount prepare rollback umount" "list show" "r rX rw rwX" "r rw rwx"
   "$T/journals/a.vpj $T/journals/b.vpj" "$T/other/c.vpj" "$T/journals/a.vpj $T/journals/b.vpj")
 for i in "${!want[@]}"; do
   got=$(paste -sd' ' "$T/zsh.$((i + 1))")
