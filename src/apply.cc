@@ -11,6 +11,7 @@
 
 #include <tbb/task_arena.h>
 
+#include "volprep/concurrency.h"
 #include "volprep/journal.h"
 #include "volprep/report.h"
 
@@ -93,6 +94,13 @@ class JournalingApplier final : public Applier {
       }
       return true;
     }
+    if (!fs_known_) {
+      // Where every change waits for a server, the disk's sync is short next to it: each
+      // batch is applied as soon as it is durable, by the thread that planned it, and no
+      // thread holds changes for flush() to apply one thread at a time after the walk.
+      applies_at_once_ = is_latency_bound_fs(fs_type(dir->get()));
+      fs_known_ = true;
+    }
     if (open_.dirs.empty()) open_.started = Clock::now();
     // The directory once, then each entry by name: records stay small however deep the tree.
     // Coded against the batch's last directory: a batch reaches the file whole.
@@ -104,9 +112,10 @@ class JournalingApplier final : public Applier {
     d.changes.assign(std::make_move_iterator(changes.begin()), std::make_move_iterator(changes.end()));
     open_.count += changes.size();
     held_fds_ += 1 + changes.size();
-    if (open_.count >= kBatchChanges || open_.dirs.size() >= kBatchDirs || held_fds_ >= max_held_fds_)
+    if (applies_at_once_ || open_.count >= kBatchChanges || open_.dirs.size() >= kBatchDirs ||
+        held_fds_ >= max_held_fds_)
       if (!seal()) return false;
-    return apply_durable(sink, kMaxWritten);
+    return apply_durable(sink, applies_at_once_ ? 0 : kMaxWritten);
   }
 
   bool poll(ChangeSink& sink) override {
@@ -197,6 +206,8 @@ class JournalingApplier final : public Applier {
   const size_t max_path_;
   const size_t max_held_fds_ = held_fds_budget();
   size_t held_fds_ = 0;        // directories and entries of open_ and written_
+  bool fs_known_ = false;      // applies_at_once_ decided, on the first batch's filesystem
+  bool applies_at_once_ = false;
   Batch open_;                 // being planned
   std::deque<Batch> written_;  // records written, waiting for the disk
   std::string records_;        // the open batch's records
