@@ -8,7 +8,11 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <utility>
+#include <vector>
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
 #include "volprep/concurrency.h"
@@ -127,7 +131,7 @@ class JournalingApplier final : public Applier {
   bool flush(ChangeSink& sink) override {
     if (failed_) return false;
     if (!open_.dirs.empty() && !seal()) return false;
-    return apply_durable(sink, 0);
+    return apply_durable(sink, 0, /*at_end=*/true);
   }
 
   std::string error() const override { return error_; }
@@ -164,24 +168,42 @@ class JournalingApplier final : public Applier {
   }
 
   // Applies the written batches that are on disk, oldest first, and waits for the disk while
-  // more than `max_written` batches, or more descriptors than the budget, are held.
-  bool apply_durable(ChangeSink& sink, size_t max_written) {
+  // more than `max_written` batches, or more descriptors than the budget, are held. At the
+  // end of the run (flush) the walk's threads are idle, and a batch is applied on all of them.
+  bool apply_durable(ChangeSink& sink, size_t max_written, bool at_end = false) {
     while (!written_.empty()) {
       Batch& b = written_.front();
       if (!journal_.durable(b.end)) {
         if (written_.size() <= max_written && held_fds_ < max_held_fds_) return true;
         if (auto r = journal_.wait_durable(b.end); !r) return fail(r.error().message);
       }
+      if (at_end && b.count > 1) {
+        apply_in_parallel(b);
+      } else {
+        for (Dir& d : b.dirs)
+          for (Change& c : d.changes) apply_one(d.fd->get(), c);
+      }
       for (Dir& d : b.dirs)
-        for (Change& c : d.changes) {
-          if (apply_change(d.fd->get(), c) == 0 && c.arms()) record_armed(d.fd->get(), c);
-          c.entry.reset();
-          sink.done(d.path, c);
-        }
+        for (Change& c : d.changes) sink.done(d.path, c);
       held_fds_ -= b.dirs.size() + b.count;
       written_.pop_front();
     }
     return true;
+  }
+
+  void apply_one(int dirfd, Change& c) {
+    if (apply_change(dirfd, c) == 0 && c.arms()) record_armed(dirfd, c);
+    c.entry.reset();
+  }
+
+  void apply_in_parallel(Batch& b) {
+    std::vector<std::pair<int, Change*>> all;
+    all.reserve(b.count);
+    for (Dir& d : b.dirs)
+      for (Change& c : d.changes) all.emplace_back(d.fd->get(), &c);
+    tbb::parallel_for(tbb::blocked_range<size_t>(0, all.size(), 16), [&](const tbb::blocked_range<size_t>& r) {
+      for (size_t i = r.begin(); i < r.end(); ++i) apply_one(all[i].first, *all[i].second);
+    });
   }
 
   // After a change that left set-id bits or capabilities: the inode's ctime now, for
