@@ -16,7 +16,7 @@
 #
 # Environment:
 #   VOLPREP    binary (default: build-bench/volprep beside this script's repo)
-#   BASELINE   another volprep binary (an older build) timed in the same rounds (full change, rerun)
+#   BASELINE   another volprep binary (an older build) timed in the same rounds (every scenario)
 #   BENCH_DIR  scratch dir for the trees (default /var/tmp/volprep-bench; the root fs, like volumes)
 #   SHAPES     which shapes (default "standard kernel flat slow")
 #   ROUNDS     timed runs of each command per scenario (default 5; SLOW_ROUNDS for slow, default 3)
@@ -74,9 +74,11 @@ work=$BENCH_DIR/run.$$
 mkdir "$work" "$work/journals"
 SLOW_MNT=$BENCH_DIR/slow SLOW_BACK=$BENCH_DIR/slow.back
 slowfs_pid=
-unmount_slow() {
+unmount_slow() {  # only the mount this run made (another run may share BENCH_DIR)
+  [ -n "$slowfs_pid" ] || return 0
   if mountpoint -q "$SLOW_MNT" 2>/dev/null; then umount "$SLOW_MNT" 2>/dev/null || umount -l "$SLOW_MNT"; fi
-  if [ -n "$slowfs_pid" ]; then wait "$slowfs_pid" 2>/dev/null || true; slowfs_pid=; fi
+  wait "$slowfs_pid" 2>/dev/null || true
+  slowfs_pid=
 }
 cleanup() {
   unmount_slow
@@ -310,6 +312,7 @@ for shape in $SHAPES; do
       log "$shape: --acl, round $i/$R"
       timed acl-setfacl "${SETFACL[@]}"; strip_acls
       volprep acl-volprep "$VOLPREP" --acl; strip_acls
+      [ -z "${BASELINE:-}" ] || { volprep acl-base "$BASELINE" --acl; strip_acls; }
     done
   fi
 
@@ -387,6 +390,16 @@ for shape, entries, dirs, rounds in shapes:
         ratio_row("rerun: floor (statx only) / find -printf", None, "rerun-floor", "rerun-find")
         ratio_row("rerun: baseline build / find -printf", None, "rerun-base", "rerun-find")
         ratio_row("--acl: volprep / setfacl -R -m", "acl", "acl-volprep", "acl-setfacl")
+        ratio_row("--acl: baseline build / setfacl -R -m", None, "acl-base", "acl-setfacl")
+    # CPU time is what a busy machine disturbs least: volprep's wall time can at best approach
+    # its CPU time / nproc (chown -R, find and setfacl are one thread: wall ~ CPU).
+    for a, b, what in (("full-volprep", "full-chown", "full change"), ("full-floor", "full-chown", "floor, full change"),
+                       ("rerun-volprep", "rerun-find", "rerun")):
+        if shape != "slow" and L(a) in runs and L(b) in runs:
+            ca = statistics.median(r[1] + r[2] for r in runs[L(a)])
+            cb = statistics.median(r[1] + r[2] for r in runs[L(b)])
+            rows.append((f"{what}: CPU s, best-case wall ratio on {os.cpu_count()} cores", f"{ca:.2f} s", f"{cb:.2f} s",
+                         f"{ca / os.cpu_count() / cb:.3f}", "(info)", ""))
     rss = max(r[3] for r in runs[L("full-volprep")]) / 1024
     t, v = verdict(("rss", shape), rss)
     rows.append(("peak RSS, full change (max of runs)", f"{rss:.1f} MiB", "", "", t, v))
