@@ -1,9 +1,11 @@
 // floor: the least work a prepare run can do on a tree, for bench_prepare.sh to time beside
 // volprep and chown -R. Per directory: openat, getdents64, close; per entry: one statx, and an
 // fchownat when its owner is not UID:UID yet. THREADS threads share one queue of open
-// directories. Nothing else: no plan, no journal, no hardlink or mount checks, no report.
+// directories to list and of chunks of listings (CHUNK names, default 256) to stat, so one big
+// directory is shared out too; on a slow filesystem THREADS is the number of requests in flight
+// (and a small CHUNK lets them work in one directory). Nothing else: no plan, no journal, no hardlink or mount checks, no report.
 //
-//   floor DIR UID THREADS     prints the wall time in seconds
+//   floor DIR UID THREADS [CHUNK]     prints the wall time in seconds
 //
 // volprep has to stat every entry before changing it (to count hardlinks, to leave alone an
 // entry already in its target state, to restore setuid bits, to journal the state before);
@@ -16,14 +18,18 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -38,30 +44,45 @@ struct Dirent64 {
 
 bool dot_or_dotdot(const char* n) { return n[0] == '.' && (!n[1] || (n[1] == '.' && !n[2])); }
 
+// An open directory, shared by the chunks of its listing; closed with the last of them.
+struct Dir {
+  explicit Dir(int f) : fd(f) {}
+  ~Dir() { ::close(fd); }
+  int fd;
+};
+
+// A directory to list (no names), or a chunk of a listing to stat (and chown): a big
+// directory is shared out in chunks, as a tool that parallelises one directory must.
+struct Work {
+  std::shared_ptr<Dir> dir;
+  std::vector<std::string> names;
+  std::vector<unsigned char> types;
+};
+
 class Queue {
  public:
-  void push(std::vector<int>& fds) {
+  void push(std::vector<Work>& found) {
     std::lock_guard lock(mu_);
-    open_.insert(open_.end(), fds.begin(), fds.end());
+    for (auto& w : found) work_.push_back(std::move(w));
     --busy_;
     cv_.notify_all();
   }
-  // The next directory to list, or -1 when every directory has been listed.
-  int pop() {
+  // The next piece of work, or false when every directory has been done.
+  bool pop(Work& out) {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return !open_.empty() || busy_ == 0; });
-    if (open_.empty()) return -1;
-    int fd = open_.back();
-    open_.pop_back();
+    cv_.wait(lock, [&] { return !work_.empty() || busy_ == 0; });
+    if (work_.empty()) return false;
+    out = std::move(work_.back());
+    work_.pop_back();
     ++busy_;
-    return fd;
+    return true;
   }
-  void start(int fd) { open_.push_back(fd); }
+  void start(Work w) { work_.push_back(std::move(w)); }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<int> open_;
+  std::vector<Work> work_;
   int busy_ = 0;
 };
 
@@ -82,28 +103,42 @@ unsigned chown_if_needed(int dirfd, const char* name, uid_t id, int flags) {
   return sx.stx_mode & S_IFMT;
 }
 
+size_t chunk_names = 256;  // names per chunk of a listing (CHUNK)
+
 void work(Queue& queue, uid_t id) {
-  alignas(8) char buf[32768];
-  std::vector<int> found;
-  for (int fd; (fd = queue.pop()) >= 0;) {
+  alignas(8) static thread_local char buf[32768];
+  std::vector<Work> found;
+  for (Work w; queue.pop(w);) {
     found.clear();
-    long n;
-    while ((n = ::syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0)
-      for (long at = 0; at < n;) {
-        auto* e = reinterpret_cast<Dirent64*>(buf + at);
-        at += e->reclen;
-        if (dot_or_dotdot(e->name)) continue;
-        unsigned type = chown_if_needed(fd, e->name, id, AT_SYMLINK_NOFOLLOW);
-        if (e->type == DT_DIR || (e->type == DT_UNKNOWN && type == S_IFDIR)) {
-          int sub = ::openat(fd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const int fd = w.dir->fd;
+    if (w.names.empty()) {  // list it, in chunks
+      Work chunk{w.dir, {}, {}};
+      long n;
+      while ((n = ::syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0)
+        for (long at = 0; at < n;) {
+          auto* e = reinterpret_cast<Dirent64*>(buf + at);
+          at += e->reclen;
+          if (dot_or_dotdot(e->name)) continue;
+          chunk.names.emplace_back(e->name);
+          chunk.types.push_back(e->type);
+          if (chunk.names.size() == chunk_names) found.push_back(std::exchange(chunk, Work{w.dir, {}, {}}));
+        }
+      if (n < 0) failed("getdents64 of a directory", "");
+      if (!chunk.names.empty()) found.push_back(std::move(chunk));
+    } else {
+      for (size_t i = 0; i < w.names.size(); ++i) {
+        const char* name = w.names[i].c_str();
+        unsigned type = chown_if_needed(fd, name, id, AT_SYMLINK_NOFOLLOW);
+        if (w.types[i] == DT_DIR || (w.types[i] == DT_UNKNOWN && type == S_IFDIR)) {
+          int sub = ::openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
           if (sub >= 0)
-            found.push_back(sub);
+            found.push_back({std::make_shared<Dir>(sub), {}, {}});
           else
-            failed("openat", e->name);
+            failed("openat", name);
         }
       }
-    if (n < 0) failed("getdents64 of a directory", "");
-    ::close(fd);
+    }
+    w = Work{};
     queue.push(found);
   }
 }
@@ -111,12 +146,13 @@ void work(Queue& queue, uid_t id) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: floor DIR UID THREADS\n");
+  if (argc != 4 && argc != 5) {
+    std::fprintf(stderr, "usage: floor DIR UID THREADS [CHUNK]\n");
     return 2;
   }
   const uid_t id = uid_t(std::strtoul(argv[2], nullptr, 10));
   const int threads = std::atoi(argv[3]);
+  if (argc == 5) chunk_names = std::max(1, std::atoi(argv[4]));
   rlimit rl{};  // a descriptor per directory waiting in the queue, as volprep raises it too
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
@@ -130,7 +166,7 @@ int main(int argc, char** argv) {
   }
   chown_if_needed(root, "", id, AT_EMPTY_PATH);
   Queue queue;
-  queue.start(root);
+  queue.start({std::make_shared<Dir>(root), {}, {}});
   std::vector<std::thread> pool;
   for (int i = 0; i < threads; ++i) pool.emplace_back([&] { work(queue, id); });
   for (auto& t : pool) t.join();

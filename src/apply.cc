@@ -8,9 +8,14 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <utility>
+#include <vector>
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
+#include "volprep/concurrency.h"
 #include "volprep/journal.h"
 #include "volprep/report.h"
 
@@ -93,6 +98,13 @@ class JournalingApplier final : public Applier {
       }
       return true;
     }
+    if (!fs_known_) {
+      // Where every change waits for a server, the disk's sync is short next to it: each
+      // batch is applied as soon as it is durable, by the thread that planned it, and no
+      // thread holds changes for flush() to apply one thread at a time after the walk.
+      applies_at_once_ = is_latency_bound_fs(fs_type(dir->get()));
+      fs_known_ = true;
+    }
     if (open_.dirs.empty()) open_.started = Clock::now();
     // The directory once, then each entry by name: records stay small however deep the tree.
     // Coded against the batch's last directory: a batch reaches the file whole.
@@ -104,9 +116,10 @@ class JournalingApplier final : public Applier {
     d.changes.assign(std::make_move_iterator(changes.begin()), std::make_move_iterator(changes.end()));
     open_.count += changes.size();
     held_fds_ += 1 + changes.size();
-    if (open_.count >= kBatchChanges || open_.dirs.size() >= kBatchDirs || held_fds_ >= max_held_fds_)
+    if (applies_at_once_ || open_.count >= kBatchChanges || open_.dirs.size() >= kBatchDirs ||
+        held_fds_ >= max_held_fds_)
       if (!seal()) return false;
-    return apply_durable(sink, kMaxWritten);
+    return apply_durable(sink, applies_at_once_ ? 0 : kMaxWritten);
   }
 
   bool poll(ChangeSink& sink) override {
@@ -118,7 +131,7 @@ class JournalingApplier final : public Applier {
   bool flush(ChangeSink& sink) override {
     if (failed_) return false;
     if (!open_.dirs.empty() && !seal()) return false;
-    return apply_durable(sink, 0);
+    return apply_durable(sink, 0, /*at_end=*/true);
   }
 
   std::string error() const override { return error_; }
@@ -155,24 +168,42 @@ class JournalingApplier final : public Applier {
   }
 
   // Applies the written batches that are on disk, oldest first, and waits for the disk while
-  // more than `max_written` batches, or more descriptors than the budget, are held.
-  bool apply_durable(ChangeSink& sink, size_t max_written) {
+  // more than `max_written` batches, or more descriptors than the budget, are held. At the
+  // end of the run (flush) the walk's threads are idle, and a batch is applied on all of them.
+  bool apply_durable(ChangeSink& sink, size_t max_written, bool at_end = false) {
     while (!written_.empty()) {
       Batch& b = written_.front();
       if (!journal_.durable(b.end)) {
         if (written_.size() <= max_written && held_fds_ < max_held_fds_) return true;
         if (auto r = journal_.wait_durable(b.end); !r) return fail(r.error().message);
       }
+      if (at_end && b.count > 1) {
+        apply_in_parallel(b);
+      } else {
+        for (Dir& d : b.dirs)
+          for (Change& c : d.changes) apply_one(d.fd->get(), c);
+      }
       for (Dir& d : b.dirs)
-        for (Change& c : d.changes) {
-          if (apply_change(d.fd->get(), c) == 0 && c.arms()) record_armed(d.fd->get(), c);
-          c.entry.reset();
-          sink.done(d.path, c);
-        }
+        for (Change& c : d.changes) sink.done(d.path, c);
       held_fds_ -= b.dirs.size() + b.count;
       written_.pop_front();
     }
     return true;
+  }
+
+  void apply_one(int dirfd, Change& c) {
+    if (apply_change(dirfd, c) == 0 && c.arms()) record_armed(dirfd, c);
+    c.entry.reset();
+  }
+
+  void apply_in_parallel(Batch& b) {
+    std::vector<std::pair<int, Change*>> all;
+    all.reserve(b.count);
+    for (Dir& d : b.dirs)
+      for (Change& c : d.changes) all.emplace_back(d.fd->get(), &c);
+    tbb::parallel_for(tbb::blocked_range<size_t>(0, all.size(), 16), [&](const tbb::blocked_range<size_t>& r) {
+      for (size_t i = r.begin(); i < r.end(); ++i) apply_one(all[i].first, *all[i].second);
+    });
   }
 
   // After a change that left set-id bits or capabilities: the inode's ctime now, for
@@ -197,6 +228,8 @@ class JournalingApplier final : public Applier {
   const size_t max_path_;
   const size_t max_held_fds_ = held_fds_budget();
   size_t held_fds_ = 0;        // directories and entries of open_ and written_
+  bool fs_known_ = false;      // applies_at_once_ decided, on the first batch's filesystem
+  bool applies_at_once_ = false;
   Batch open_;                 // being planned
   std::deque<Batch> written_;  // records written, waiting for the disk
   std::string records_;        // the open batch's records

@@ -11,6 +11,7 @@
 
 #include "volprep/cli.h"
 #include "volprep/clock.h"
+#include "volprep/concurrency.h"
 
 namespace volprep {
 namespace {
@@ -76,7 +77,6 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   if (!dry_run && o.no_journal)
     spdlog::warn("--no-journal: this run writes no rollback journal and cannot be undone");
   raise_fd_limit();
-  auto threads = limit_threads(o.threads);
   Summary total;
   int rc = kExitOk;
   // A project's run is one journal, a root per volume, which one rollback undoes whole;
@@ -112,12 +112,17 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
       }
       config.journal = journal.get();
     }
+    // As many requests in flight as the volume's filesystem wants (or --threads, above the
+    // core count too).
+    const Concurrency concurrency = choose_concurrency_for(v.fd.get(), int(o.threads));
+    spdlog::info("{}: {}", v.given, concurrency.describe());
+    RunArena arena(concurrency.threads);
     Progress progress;
     RunResult result;
     {
       std::optional<ProgressLine> line;
       if (!o.quiet && !o.json && ::isatty(2)) line.emplace(progress);
-      result = run_tree(v, *job.policy, config, &progress);
+      result = arena.execute([&] { return run_tree(v, *job.policy, config, &progress); });
     }
     // The plan (dry run), what was left alone, what failed.
     for (const auto& c : result.planned) {

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <tbb/concurrent_hash_map.h>
 #include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for_each.h>
 #include <tbb/parallel_sort.h>
 #include <tbb/task_arena.h>
 
@@ -242,8 +243,9 @@ class Run {
 
   // Applies what appliers still hold (a journaling applier's last batch).
   void flush() {
-    for (auto& ts : states_)
+    tbb::parallel_for_each(states_.begin(), states_.end(), [&](ThreadState& ts) {
       if (ts.applier && !ts.applier->flush(ts)) stop(ts.applier->error());
+    });
   }
 
   void defer_link(std::string path, LinkName name, Change change) {

@@ -333,6 +333,10 @@ constexpr FsName kFilesystems[] = {
     {XFS_SUPER_MAGIC, "xfs", false},        {BTRFS_SUPER_MAGIC, "btrfs", false},
     {OVERLAYFS_SUPER_MAGIC, "overlay", false}, {RAMFS_MAGIC, "ramfs", false},
     {NFS_SUPER_MAGIC, "nfs", false},        {0x65735546 /* FUSE */, "fuse", false},
+    {SMB_SUPER_MAGIC, "smb", false},        {CIFS_SUPER_MAGIC, "cifs", false},
+    {SMB2_SUPER_MAGIC, "smb2", false},      {CEPH_SUPER_MAGIC, "ceph", false},
+    {V9FS_MAGIC, "9p", false},              {AFS_FS_MAGIC, "afs", false},
+    {0x01161970 /* GFS2 */, "gfs2", false}, {0x0bd00bd0 /* LUSTRE */, "lustre", false},
 };
 }  // namespace
 

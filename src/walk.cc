@@ -5,15 +5,19 @@
 #include <sys/syscall.h>
 
 #include <algorithm>
+#include <utility>
 #include <atomic>
 #include <cstdint>
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
 #include <tbb/enumerable_thread_specific.h>
+#include <tbb/info.h>
 #include <tbb/parallel_for_each.h>
 #include <tbb/task_arena.h>
 #include <vector>
+
+#include "volprep/concurrency.h"
 
 namespace volprep {
 
@@ -59,6 +63,12 @@ struct DirNode {
   uint32_t mark = 0;
   bool pin_entries = false;  // what the visitor set on its entry (Entry::pin_entries)
   bool local = true;  // on a filesystem where AT_STATX_DONT_SYNC changes nothing (is_local_fs)
+  size_t chunk = WalkOptions::kChunkEntries;  // entries per batch on its filesystem
+  // The listing, read a chunk at a time by whichever thread takes the next chunk: only the
+  // holder of the directory's one pending chunk item (WorkItem::more) touches these.
+  std::vector<char> unread;  // getdents64 bytes read but not handed out yet
+  size_t unread_at = 0;
+  bool listed = false;  // getdents64 has reached the end
 };
 
 // Stats the entry `name` of `dir` by name without sending a request to a filesystem mounted
@@ -117,6 +127,8 @@ class HeldDir {
 // parent while the walk holds few directories open, else from the root by its path, so that
 // a deep tree with a pending sibling at every level needs no descriptor per level.
 struct WorkItem {
+  // Set: not a directory to enter but the next chunk of this one's listing.
+  std::shared_ptr<DirNode> more;
   std::shared_ptr<DirNode> parent;  // held only to open `name` in
   std::string path;  // relative to the root
   std::string name;
@@ -124,6 +136,7 @@ struct WorkItem {
   uint32_t mark = 0;
   bool pin_entries = false;
   bool local = true;  // its parent's DirNode::local
+  size_t chunk = WalkOptions::kChunkEntries;  // its parent's DirNode::chunk
   HeldDir dir;  // already open, and `st` stat'ed through it; else opened when its turn comes
 };
 
@@ -145,33 +158,69 @@ struct linux_dirent64 {
 // linear directory's positions are byte offsets. (Other filesystems: no such promise.)
 constexpr int64_t kExt4EndOfDir = INT64_MAX;
 
-// Lists a directory with getdents64 into `names`; returns 0 or -errno. With `ext4`, a read
-// that ends at kExt4EndOfDir is the last: one getdents64 for most directories, not two.
-int list_dir(int fd, bool ext4, std::vector<Listed>& names) {
+// Reads the next names of `dir`'s listing into `names`, at most dir.chunk of them, from where
+// the last chunk stopped; sets dir.listed once getdents64 has reached the end. A read that
+// goes past the chunk keeps the rest in dir.unread (at most one buffer), so memory is bounded
+// by the chunks in progress. With `ext4`, a read that ends at kExt4EndOfDir is the last: one
+// getdents64 for most directories, not two. Returns 0 or -errno.
+int list_chunk(DirNode& dir, bool ext4, std::vector<Listed>& names) {
   alignas(linux_dirent64) static thread_local char buf[64 * 1024];
-  for (;;) {
-    long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    if (n == 0) return 0;
-    int64_t last = 0;
-    for (long off = 0; off < n;) {
-      auto* d = reinterpret_cast<linux_dirent64*>(buf + off);
-      off += d->d_reclen;
-      last = d->d_off;
+  // A read of the size of a chunk's names, so a slow filesystem is asked for what one task
+  // takes, and a partly read directory holds little.
+  const size_t want = std::clamp<size_t>(dir.chunk * 96, 4096, sizeof buf);
+  // Takes names from data[at, n) until the chunk is full; returns where it stopped.
+  auto take = [&](const char* data, size_t at, size_t n) {
+    while (at < n && names.size() < dir.chunk) {
+      auto* d = reinterpret_cast<const linux_dirent64*>(data + at);
+      at += d->d_reclen;
+      if (ext4 && d->d_off == kExt4EndOfDir) dir.listed = true;  // the directory's last entry
       const char* nm = d->d_name;
       if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
       names.push_back({nm, d->d_type});
     }
-    if (ext4 && last == kExt4EndOfDir) return 0;
+    return at;
+  };
+  if (dir.unread_at < dir.unread.size()) {
+    dir.unread_at = take(dir.unread.data(), dir.unread_at, dir.unread.size());
+    if (dir.unread_at < dir.unread.size()) return 0;
+    dir.unread.clear();
+    dir.unread.shrink_to_fit();
+    dir.unread_at = 0;
   }
+  while (names.size() < dir.chunk && !dir.listed) {
+    long n = ::syscall(SYS_getdents64, dir.fd.get(), buf, want);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (n == 0) {
+      dir.listed = true;
+      break;
+    }
+    size_t at = take(buf, 0, size_t(n));
+    if (at < size_t(n)) dir.unread.assign(buf + at, buf + n);  // the chunk is full
+  }
+  return 0;
 }
 
 }  // namespace
 
 bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& make_visitor) {
+  const int64_t root_magic = fs_type(root_fd);
+  int in_flight = options_.in_flight;
+  if (in_flight <= 0)
+    in_flight = choose_concurrency(root_magic, requested_threads().value_or(0), tbb::info::default_concurrency()).threads;
+  if (in_flight == tbb::this_task_arena::max_concurrency()) return walk_here(root_fd, root_st, root_magic, make_visitor);
+  RunArena arena(in_flight);
+  return arena.execute([&] { return walk_here(root_fd, root_st, root_magic, make_visitor); });
+}
+
+size_t Walker::chunk_for(int64_t magic) const {
+  if (options_.chunk_entries) return options_.chunk_entries;
+  return is_latency_bound_fs(magic) ? WalkOptions::kLatencyBoundChunkEntries : WalkOptions::kChunkEntries;
+}
+
+bool Walker::walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic, const VisitorFactory& make_visitor) {
   tbb::enumerable_thread_specific<std::unique_ptr<WalkVisitor>> visitors(make_visitor);
   std::atomic<bool> quit{false};
 
@@ -181,7 +230,6 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
   // without openat2, a subdirectory is stat'ed by name and opened when its turn comes.
   std::atomic<bool> open_early{!options_.cross_filesystems};
   // Every directory is on the root's filesystem unless the walk crosses filesystems.
-  const int64_t root_magic = fs_type(root_fd);
   const bool ext4 = !options_.cross_filesystems && root_magic == EXT4_SUPER_MAGIC;
   std::atomic<int> held{0};
   auto live = std::make_shared<std::atomic<int>>(0);  // directories open as DirNodes
@@ -219,15 +267,21 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     return true;
   };
 
-  // Lists one open directory, stats its entries, hands them to the visitor as one batch,
-  // and returns the subdirectories to enter.
-  auto process = [&](std::shared_ptr<DirNode> node, WalkVisitor& visitor,
-                     std::vector<WorkItem>& out) {
+  // Lists the next chunk of an open directory (feeding the rest of its listing as another
+  // task first, so other threads list and stat on meanwhile), stats its entries, hands them
+  // to the visitor as one batch, and feeds the subdirectories to enter.
+  auto process = [&](const std::shared_ptr<DirNode>& node, WalkVisitor& visitor, auto&& feed) {
     std::vector<Listed> listed;
-    if (int rc = list_dir(node->fd.get(), ext4, listed); rc < 0) {
+    if (int rc = list_chunk(*node, ext4, listed); rc < 0) {
       visitor.error(node->path, -rc, "cannot list directory");
       return;
     }
+    if (!node->listed) {
+      WorkItem rest;
+      rest.more = node;
+      feed(std::move(rest));
+    }
+    if (listed.empty()) return;
     const EntryStat& here = node->st;
     std::vector<Entry> entries;
     std::vector<HeldDir> opened;  // by index in entries
@@ -290,8 +344,8 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
       Entry& e = entries[i];
       if (!e.descend || e.skip) continue;
       const bool keep_parent = !opened[i].valid() && live->load(std::memory_order_relaxed) < held_budget;
-      out.push_back({keep_parent ? node : nullptr, join_path(node->path, e.name), std::move(e.name), e.st, e.mark,
-                     e.pin_entries, node->local, std::move(opened[i])});
+      feed(WorkItem{nullptr, keep_parent ? node : nullptr, join_path(node->path, e.name), std::move(e.name), e.st,
+                    e.mark, e.pin_entries, node->local, node->chunk, std::move(opened[i])});
     }
   };
 
@@ -300,6 +354,7 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
   root->fd.reset(::fcntl(root_fd, F_DUPFD_CLOEXEC, 3));
   root->st = root_st;
   root->local = is_local_fs(root_magic);
+  root->chunk = chunk_for(root_magic);
   if (!root->fd.valid()) {
     visitors.local()->error("", errno, "cannot duplicate the root descriptor");
     return true;
@@ -312,19 +367,24 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
     root->mark = self[0].mark;
     root->pin_entries = self[0].pin_entries;
   }
-  std::vector<WorkItem> first;
-  process(root, *visitors.local(), first);
-  root.reset();
+  std::vector<WorkItem> first(1);
+  first[0].more = std::move(root);  // its listing, as the first task
 
   tbb::parallel_for_each(first.begin(), first.end(), [&](WorkItem& item,
                                                          tbb::feeder<WorkItem>& feeder) {
     if (quit.load(std::memory_order_relaxed)) return;
     WalkVisitor& visitor = *visitors.local();
+    auto feed = [&](WorkItem&& w) { feeder.add(std::move(w)); };
+    if (item.more) {  // the next chunk of a directory being listed
+      process(std::exchange(item.more, nullptr), visitor, feed);
+      return;
+    }
     auto node = std::make_shared<DirNode>(live);
     node->path = std::move(item.path);
     node->mark = item.mark;
     node->pin_entries = item.pin_entries;
     node->local = item.local;
+    node->chunk = item.chunk;
     if (item.dir.valid()) {
       node->fd = item.dir.take();
       node->st = item.st;  // stat'ed through this very descriptor
@@ -373,10 +433,9 @@ bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& m
         return;
       }
       node->local = is_local_fs(magic);
+      node->chunk = chunk_for(magic);
     }
-    std::vector<WorkItem> subdirs;
-    process(std::move(node), visitor, subdirs);
-    for (auto& s : subdirs) feeder.add(std::move(s));
+    process(node, visitor, feed);
   });
   return !quit.load();
 }

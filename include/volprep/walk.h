@@ -1,7 +1,8 @@
 // Walker: a parallel walk of a directory tree by descriptor only. Every entry is stat'ed once
 // relative to its parent's open descriptor, symlinks are never followed, and the walk stays
 // on the root's mount unless told otherwise. The visitor sees one directory's entries at a
-// time (a batch), so it can plan, record and apply them together.
+// time (a batch), so it can plan, record and apply them together; a large directory comes in
+// several batches (chunks of its listing), visited in parallel.
 #pragma once
 
 #include <cstdint>
@@ -55,6 +56,10 @@ struct DirView {
 class WalkVisitor {
  public:
   virtual ~WalkVisitor() = default;
+  // One batch: all of a directory's entries, or a chunk of them. A directory with more than
+  // WalkOptions::chunk_entries entries is visited once per chunk, by any threads, in any
+  // order, each chunk with the same DirView (fd, path, mark); the directory's own entry
+  // comes in its parent's batch (the root's in a batch of its own), before any chunk.
   virtual Visit visit(const DirView& dir, std::span<Entry> entries) = 0;
   // An entry that was listed but was gone when the walk reached it.
   virtual void vanished(const std::string& path) = 0;
@@ -69,6 +74,20 @@ struct WalkOptions {
   bool cross_filesystems = false;
   // Relative path, is-directory -> skip this entry (and its subtree).
   std::function<bool(std::string_view, bool)> excluded;
+  // Threads walking, each with one request in flight. 0 chooses: the threads the caller
+  // asked oneTBB for (requested_threads(): a global_control, as --threads sets today), else
+  // by the root's filesystem (choose_concurrency: one per core, 64 where latency-bound).
+  // More than the current arena runs: the walk runs in a RunArena of its own.
+  int in_flight = 0;
+  // Entries per batch: a directory with more is listed chunk by chunk (getdents64 as the
+  // chunks are taken, never the whole listing at once) and each chunk is stat'ed and visited
+  // as a task of its own, so one directory is planned on every thread and memory is bounded
+  // by the chunks in progress, not by the directory's size. 0 chooses: kChunkEntries, or
+  // kLatencyBoundChunkEntries on a latency-bound filesystem, where a chunk costs a round trip
+  // per entry and many small ones keep the requests in flight.
+  size_t chunk_entries = 0;
+  static constexpr size_t kChunkEntries = 1024;
+  static constexpr size_t kLatencyBoundChunkEntries = 16;
 };
 
 // Joins a relative directory path and a name ("" + "a" = "a", "a" + "b" = "a/b").
@@ -80,11 +99,14 @@ class Walker {
   explicit Walker(WalkOptions options) : options_(std::move(options)) {}
 
   // Walks the directory `root_fd` (whose own statx is `root_st`): first a batch holding the
-  // root itself (name ""), then every directory below. Runs on the current oneTBB arena.
+  // root itself (name ""), then every directory below. Runs on the current oneTBB arena, or
+  // on one of its own with WalkOptions::in_flight threads where that differs.
   // Returns false if a visitor asked to quit.
   bool walk(int root_fd, const EntryStat& root_st, const VisitorFactory& make_visitor);
 
  private:
+  bool walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic, const VisitorFactory& make_visitor);
+  size_t chunk_for(int64_t magic) const;  // WalkOptions::chunk_entries for a filesystem
   WalkOptions options_;
 };
 
