@@ -82,6 +82,8 @@ const Command kJournalCommands[] = {
 const Command kCommands[] = {
     {"prepare", "Give a container user a volume tree (the default subcommand)",
      command<volprep::PrepareOptions, volprep::setup_prepare, volprep::run_prepare>},
+    {"shift", "Translate every owner, ACL entry and capability through the map (remap turned on or off)",
+     command<volprep::ShiftOptions, volprep::setup_shift, volprep::run_shift>},
     {"check", "Would a container user get the access it needs?",
      command<volprep::CheckOptions, volprep::setup_check, volprep::run_check>},
     {"rollback", "Undo a run from its journal",
