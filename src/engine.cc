@@ -118,7 +118,8 @@ class InodeSet {
     size_t used = 0;
     bool has_zero = false;
     void grow() {
-      std::vector<uint64_t> old = std::exchange(slots, std::vector<uint64_t>(std::max<size_t>(64, old.size() * 2)));
+      const size_t size = std::max<size_t>(64, slots.size() * 2);
+      std::vector<uint64_t> old = std::exchange(slots, std::vector<uint64_t>(size));
       for (uint64_t k : old)
         if (k)
           for (size_t i = k & (slots.size() - 1);; i = (i + 1) & (slots.size() - 1))
