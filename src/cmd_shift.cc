@@ -46,9 +46,10 @@ bool is_shift(const std::string& command_line) {
   return false;
 }
 
-// A shift of this volume whose journal has no end record (killed, or stopped) and that no
-// finished rollback undid: its path, or "". Its entries are half shifted, and a second shift
-// would shift again the ones it reached.
+// A shift of this volume whose journal has no end record (killed, or stopped) or counts
+// failed entries, and that no finished rollback undid: its path, or "". Its entries are half
+// shifted, and a second shift would shift again the ones it reached where the map's ranges
+// overlap (a rootless map: host 1000 is also container 1000).
 std::string unfinished_shift(const std::string& journal_dir, const VolumeRoot& v) {
   std::vector<Journal> journals;
   if (DIR* d = ::opendir(journal_dir.c_str())) {
@@ -61,7 +62,7 @@ std::string unfinished_shift(const std::string& journal_dir, const VolumeRoot& v
   }
   for (const Journal& j : journals) {
     const JournalHeader& h = j.header;
-    if (j.end || h.volume != v.real || h.ino != v.st.ino || h.dev_major != v.st.dev_major ||
+    if ((j.end && !j.end->failed) || h.volume != v.real || h.ino != v.st.ino || h.dev_major != v.st.dev_major ||
         h.dev_minor != v.st.dev_minor || !is_shift(h.command_line))
       continue;
     bool undone = std::any_of(journals.begin(), journals.end(), [&](const Journal& r) {
