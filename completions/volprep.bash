@@ -16,6 +16,9 @@ _volprep_rollback_opts="-h --help --last --project --follow-path-symlinks --jour
   --no-journal --force -n --dry-run --cross-filesystems --json --threads"
 _volprep_compose_opts="-h --help -f --file --project-directory --env-file --compose-cli -n --dry-run
   --check --json --threads --journal --journal-dir --no-journal --force $_volprep_source_opts"
+_volprep_shift_opts="-h --help --reverse --unmapped --exclude -n --dry-run --check --json --threads
+  --journal --journal-dir --no-journal --cross-filesystems --allow-system-path
+  --follow-path-symlinks --force $_volprep_source_opts"
 _volprep_mount_opts="-h --help --as --from --shift --reverse -n --dry-run --list --persist --unit-dir
   --allow-system-path --follow-path-symlinks $_volprep_source_opts"
 _volprep_umount_opts="-h --help --persist --unit-dir"
@@ -24,7 +27,7 @@ _volprep_journal_list_opts="-h --help --journal-dir --json"
 _volprep_journal_show_opts="-h --help"
 # Options followed by a value (so the word after them is not a PATH).
 _volprep_value_opts="--as --chmod --exclude --threads --acl-perms --journal --journal-dir --groups
-  --need --last --project -f --file --project-directory --env-file --compose-cli --from --unit-dir --map --uid-map --gid-map --pid --rootless --podman-rootless --dockerd-pid
+  --need --last --project -f --file --project-directory --env-file --compose-cli --from --unit-dir --unmapped --map --uid-map --gid-map --pid --rootless --podman-rootless --dockerd-pid
   --config-file --userns-remap --docker-version --host-root"
 
 # The journal files (*.vpj) of the directory --journal-dir names on the line, else
@@ -58,7 +61,7 @@ _volprep() {
     fi
     if [[ -z $sub ]]; then
       case $w in
-        prepare | check | rollback | journal | map | compose | mount | umount) sub=$w ;;
+        prepare | check | rollback | journal | map | compose | shift | mount | umount) sub=$w ;;
         *) sub=prepare ;;  # volprep PATH --as N: prepare is the default subcommand
       esac
     elif [[ $sub == journal && -z $sub2 ]]; then
@@ -69,6 +72,7 @@ _volprep() {
   case $prev in
     --acl-perms) COMPREPLY=($(compgen -W "r rX rw rwX" -- "$cur")); return ;;
     --need) COMPREPLY=($(compgen -W "r rw rwx" -- "$cur")); return ;;
+    --unmapped) COMPREPLY=($(compgen -W "refuse skip nobody" -- "$cur")); return ;;
     --journal-dir | --host-root | --last | --project-directory | --unit-dir) _filedir -d; return ;;
     --journal | --config-file | --env-file) _filedir; return ;;
     -f | --file) _filedir '@(yml|yaml)'; return ;;
@@ -91,6 +95,7 @@ _volprep() {
     rollback) opts=$_volprep_rollback_opts ;;
     map) opts=$_volprep_map_opts ;;
     compose) opts=$_volprep_compose_opts ;;
+    shift) opts=$_volprep_shift_opts ;;
     mount) opts=$_volprep_mount_opts ;;
     umount) opts=$_volprep_umount_opts ;;
     journal)
@@ -107,9 +112,9 @@ _volprep() {
 
   case $sub in
     "")
-      COMPREPLY=($(compgen -W "prepare check rollback journal map compose mount umount" -- "$cur"))
+      COMPREPLY=($(compgen -W "prepare check rollback journal map compose shift mount umount" -- "$cur"))
       _filedir -d ;;
-    prepare | check | mount | umount) _filedir -d ;;
+    prepare | check | shift | mount | umount) _filedir -d ;;
     rollback)
       _volprep_journals
       [[ $cur == */* || ${#COMPREPLY[@]} -eq 0 ]] && _filedir vpj ;;

@@ -53,6 +53,18 @@ void add_run_options(CLI::App& app, DriverOptions& o, const char* check_help) {
   app.add_flag("--no-journal", o.no_journal, "Write no rollback journal (the run cannot be undone)");
 }
 
+void add_tree_options(CLI::App& app, std::vector<std::string>& excludes, DriverOptions& run, const char* check_help,
+                      bool& cross_filesystems, bool& allow_system_path, bool& follow_path_symlinks) {
+  app.add_option("--exclude", excludes,
+                 "Skip entries matching GLOB (relative to PATH; with no '/', any name; repeatable)")
+      ->allow_extra_args(false);
+  add_run_options(app, run, check_help);
+  app.add_flag("--cross-filesystems", cross_filesystems,
+               "Enter mount points below PATH (never proc, sysfs and the like)");
+  app.add_flag("--allow-system-path", allow_system_path, "Allow / and system trees as PATH");
+  add_follow_path_symlinks(app, follow_path_symlinks);
+}
+
 std::unique_ptr<tbb::global_control> limit_threads(unsigned threads) {
   if (!threads) return nullptr;
   return std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
@@ -106,6 +118,38 @@ Result<ResolvedUser> resolve_user(SourceOptions& source, const std::string& as) 
   auto host_ids = to_host_ids(*mapping, *ids);
   if (!host_ids) return host_ids.error();
   return ResolvedUser{std::move(*mapping), *ids, *host_ids};
+}
+
+Result<std::vector<VolumeRoot>> open_tree_volumes(const std::vector<std::string>& paths, const Mapping& mapping,
+                                                  bool allow_system_path, bool follow_path_symlinks,
+                                                  const char* verb) {
+  VolumeSafety safety;
+  safety.allow_system_path = allow_system_path;
+  safety.follow_path_symlinks = follow_path_symlinks;
+  if (mapping.data_root) safety.refused_exactly.push_back(*mapping.data_root);
+  if (mapping.base_data_root && !mapping.base_data_root->empty())
+    safety.refused_exactly.push_back(*mapping.base_data_root);
+  auto opened = open_volumes(paths, safety);
+  if (!opened) return opened.error();
+  // The only symlinks volprep follows are in PATH, resolved once: say where they led.
+  for (const auto& v : *opened)
+    for (const auto& link : v.followed) spdlog::warn("{}: followed the symlink {}; {} {}", v.given, link, verb, v.real);
+  return opened;
+}
+
+int run_policy(const std::vector<const VolumeRoot*>& volumes, const Policy& policy, const RunConfig& config,
+               const Mapping& mapping, DriverOptions run, const std::string& command_line) {
+  std::vector<VolumeJob> jobs;
+  for (const VolumeRoot* v : volumes) {
+    VolumeJob& job = jobs.emplace_back();
+    job.volume = v;
+    job.policy = &policy;
+    job.config = config;
+  }
+  run.header.uid_map = mapping.uid_map.to_proc();
+  run.header.gid_map = mapping.gid_map.to_proc();
+  run.header.command_line = command_line;
+  return run_volumes(jobs, run);
 }
 
 }  // namespace volprep

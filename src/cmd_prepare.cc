@@ -14,14 +14,8 @@ void setup_prepare(CLI::App& app, PrepareOptions& o) {
   app.add_option("--as", o.as, "Container user UID[:GID] that must own the tree (GID defaults to UID)")
       ->required();
   app.add_option("--chmod", o.chmod, "Also adjust modes, chmod's symbolic syntax (e.g. u+rwX,g+rX)");
-  app.add_option("--exclude", o.excludes,
-                 "Skip entries matching GLOB (relative to PATH; with no '/', any name; repeatable)")
-      ->allow_extra_args(false);
-  add_run_options(app, o.run, "A dry run that exits 1 when anything would change");
-  app.add_flag("--cross-filesystems", o.cross_filesystems,
-               "Enter mount points below PATH (never proc, sysfs and the like)");
-  app.add_flag("--allow-system-path", o.allow_system_path, "Allow / and system trees as PATH");
-  add_follow_path_symlinks(app, o.follow_path_symlinks);
+  add_tree_options(app, o.excludes, o.run, "A dry run that exits 1 when anything would change", o.cross_filesystems,
+                   o.allow_system_path, o.follow_path_symlinks);
   app.add_flag("--force", o.force, "Proceed although the remap configuration has errors");
   app.add_flag("--acl", o.acl,
                "Leave owners and modes alone; grant the container user a POSIX ACL entry "
@@ -76,18 +70,9 @@ int run_prepare(const PrepareOptions& options) {
   const auto policy = make_prepare_policy(target);
 
   // 3. Every PATH opened and vetted before anything changes.
-  VolumeSafety safety;
-  safety.allow_system_path = o.allow_system_path;
-  safety.follow_path_symlinks = o.follow_path_symlinks;
-  if (mapping->data_root) safety.refused_exactly.push_back(*mapping->data_root);
-  if (mapping->base_data_root && !mapping->base_data_root->empty())
-    safety.refused_exactly.push_back(*mapping->base_data_root);
-  auto opened = open_volumes(o.paths, safety);
+  auto opened = open_tree_volumes(o.paths, *mapping, o.allow_system_path, o.follow_path_symlinks, "preparing");
   if (!opened) return fail(opened.error());
   const auto& volumes = *opened;
-  // The only symlinks volprep follows are in PATH, resolved once: say where they led.
-  for (const auto& v : volumes)
-    for (const auto& link : v.followed) spdlog::warn("{}: followed the symlink {}; preparing {}", v.given, link, v.real);
 
   // --acl on a filesystem without ACLs stops here, before any change: the volume's own, and
   // with --cross-filesystems every mount below it.
@@ -112,20 +97,13 @@ int run_prepare(const PrepareOptions& options) {
     }
 
   // 4. Walk, plan and apply (or record) each volume, a real run journaling first; report.
-  std::vector<VolumeJob> jobs;
-  for (const auto& v : volumes) {
-    VolumeJob& job = jobs.emplace_back();
-    job.volume = &v;
-    job.policy = policy.get();
-    job.config.cross_filesystems = o.cross_filesystems;
-    job.config.excludes = o.excludes;
-  }
-  DriverOptions& run = o.run;
-  run.quiet = o.quiet;
-  run.header.uid_map = mapping->uid_map.to_proc();
-  run.header.gid_map = mapping->gid_map.to_proc();
-  run.header.command_line = o.command_line;
-  return run_volumes(jobs, run);
+  std::vector<const VolumeRoot*> trees;
+  for (const auto& v : volumes) trees.push_back(&v);
+  RunConfig config;
+  config.cross_filesystems = o.cross_filesystems;
+  config.excludes = o.excludes;
+  o.run.quiet = o.quiet;
+  return run_policy(trees, *policy, config, *mapping, o.run, o.command_line);
 }
 
 }  // namespace volprep

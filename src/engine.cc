@@ -9,6 +9,7 @@
 #include <mutex>
 #include <set>
 #include <tuple>
+#include <utility>
 #include <tbb/concurrent_hash_map.h>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for_each.h>
@@ -84,6 +85,54 @@ struct LinkKeyHash {
 };
 using PendingLinks = tbb::concurrent_hash_map<LinkKey, PendingLink, LinkKeyHash>;
 
+// The inodes a run with RunConfig::change_once has planned a change for. Insert-only, shared
+// by the threads: shards chosen by a key's top bits, each an open-addressing table of 64-bit
+// keys under its own lock (8 to 16 bytes an inode). For one device the key is a bijection of
+// the inode number, so two inodes never share one; across devices a shared key only leaves an
+// entry alone.
+class InodeSet {
+ public:
+  // False when the inode is in the set already.
+  bool insert(const EntryStat& st) {
+    uint64_t k = st.ino ^ ((uint64_t(st.dev_major) << 32 | st.dev_minor) * 0x9e3779b97f4a7c15ull);
+    k *= 0xbf58476d1ce4e5b9ull;  // odd: a bijection, as is the shift-xor after it
+    k ^= k >> 31;
+    Shard& s = shards_[k >> (64 - kShardBits)];
+    std::lock_guard lock(s.mu);
+    if (k == 0) return !std::exchange(s.has_zero, true);  // 0 marks an empty slot
+    if ((s.used + 1) * 2 > s.slots.size()) s.grow();
+    for (size_t i = k & (s.slots.size() - 1);; i = (i + 1) & (s.slots.size() - 1)) {
+      if (s.slots[i] == k) return false;
+      if (s.slots[i] == 0) {
+        s.slots[i] = k;
+        ++s.used;
+        return true;
+      }
+    }
+  }
+
+ private:
+  static constexpr int kShardBits = 6;
+  struct Shard {
+    std::mutex mu;
+    std::vector<uint64_t> slots;
+    size_t used = 0;
+    bool has_zero = false;
+    void grow() {
+      const size_t size = std::max<size_t>(64, slots.size() * 2);
+      std::vector<uint64_t> old = std::exchange(slots, std::vector<uint64_t>(size));
+      for (uint64_t k : old)
+        if (k)
+          for (size_t i = k & (slots.size() - 1);; i = (i + 1) & (slots.size() - 1))
+            if (!slots[i]) {
+              slots[i] = k;
+              break;
+            }
+    }
+  };
+  Shard shards_[size_t(1) << kShardBits];
+};
+
 class Run {
  public:
   Run(const VolumeRoot& v, const Policy& policy, const RunConfig& c, Progress* p)
@@ -142,6 +191,11 @@ class Run {
         continue;
       }
       change->name = e.name;
+      if (!S_ISDIR(e.st.mode) && e.st.nlink > 1) {
+        // Decided again, and counted once, when its links are.
+      } else if (!first_change(ts, join_path(dir.path, e.name), e.st)) {
+        continue;
+      }
       if (progress_) progress_->planned.fetch_add(1, std::memory_order_relaxed);
       // A directory that changes likely holds entries that do: the walk pins them for us.
       if (S_ISDIR(e.st.mode)) e.pin_entries = true;
@@ -331,6 +385,10 @@ class Run {
         ts.summary.unchanged += found;
         continue;
       }
+      if (!first_change(ts, first, e.st)) {
+        ts.summary.skipped[size_t(Skip::kReplaced)] += found - 1;  // counted once: the other links go with it
+        continue;
+      }
       change->name = name;
       change->entry = std::move(pin);
       change->other_links = uint32_t(found - 1);
@@ -384,6 +442,15 @@ class Run {
     return r;
   }
 
+  // With RunConfig::change_once: whether this is the run's first change of the inode; if not,
+  // it is left alone (counted and reported).
+  bool first_change(ThreadState& ts, const std::string& path, const EntryStat& st) {
+    if (!changed_ || changed_->insert(st)) return true;
+    ++ts.summary.skipped[size_t(Skip::kReplaced)];
+    ts.notes.push_back({path, "reached a second time (moved during the run): changed once already, left alone"});
+    return false;
+  }
+
   void run_error(ThreadState& ts, const std::string& path, int err, const char* what) {
     ++ts.summary.failed;
     ts.errors.push_back({path, std::string(what) + ": " + std::strerror(err)});
@@ -419,6 +486,7 @@ class Run {
   }();
   tbb::enumerable_thread_specific<ThreadState> states_;
   PendingLinks links_;
+  const std::unique_ptr<InodeSet> changed_ = config_.change_once ? std::make_unique<InodeSet>() : nullptr;
   std::mutex stop_mu_;
   std::string stopped_;
 

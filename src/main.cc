@@ -84,6 +84,8 @@ const Command kCommands[] = {
      command<volprep::PrepareOptions, volprep::setup_prepare, volprep::run_prepare>},
     {"compose", "Prepare every bind mount of a Compose project for the user its service runs as",
      command<volprep::ComposeCmdOptions, volprep::setup_compose, volprep::run_compose>},
+    {"shift", "Translate every owner, ACL entry and capability through the map (remap turned on or off)",
+     command<volprep::ShiftOptions, volprep::setup_shift, volprep::run_shift>},
     {"check", "Would a container user get the access it needs?",
      command<volprep::CheckOptions, volprep::setup_check, volprep::run_check>},
     {"rollback", "Undo a run from its journal",

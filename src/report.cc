@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "volprep/capability.h"
+
 namespace volprep {
 
 uint64_t Summary::skipped_total() const {
@@ -106,6 +108,17 @@ std::vector<std::string> acl_changes(const Change& c) {
   return out;
 }
 
+std::optional<std::pair<std::string, std::string>> capability_change(const Change& c) {
+  auto text = [](const std::optional<std::string>& raw) -> std::string {
+    if (!raw) return "none";
+    auto caps = FileCaps::parse(*raw);
+    return caps ? caps->describe() : std::to_string(raw->size()) + " bytes";
+  };
+  for (const auto& x : c.xattrs)
+    if (x.name == kCapabilityXattr && x.before != x.after) return std::pair(text(x.before), text(x.after));
+  return std::nullopt;
+}
+
 std::string summarize_path(std::string_view raw, size_t max) {
   if (raw.size() <= max) return std::string(raw);
   // Cut at slashes within the first and last quarter, so whole names are shown.
@@ -132,6 +145,7 @@ std::string format_change(std::string_view display, const Change& c) {
   }
   auto acl = acl_changes(c);
   for (size_t i = 0; i < acl.size(); ++i) line += (i ? " " : "  acl ") + acl[i];
+  if (auto caps = capability_change(c)) line += "  capability " + caps->first + " -> " + caps->second;
   return line;
 }
 
@@ -143,6 +157,7 @@ std::string format_change_json(std::string_view display, const Change& c) {
   if (!S_ISLNK(c.before.mode))
     j["mode"] = {{"before", octal(c.before.mode)}, {"after", octal(c.mode)}};
   if (auto acl = acl_changes(c); !acl.empty()) j["acl"] = acl;
+  if (auto caps = capability_change(c)) j["capability"] = {{"before", caps->first}, {"after", caps->second}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

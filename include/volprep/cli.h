@@ -12,6 +12,7 @@
 #include "volprep/driver.h"
 #include "volprep/journal.h"
 #include "volprep/remap.h"
+#include "volprep/volume.h"
 
 namespace CLI {
 class App;
@@ -59,6 +60,10 @@ void add_threads_option(CLI::App& app, unsigned& threads);
 // --threads, --journal, --journal-dir, --no-journal (driver.h). `check_help` says what
 // --check reports.
 void add_run_options(CLI::App& app, DriverOptions& run, const char* check_help);
+// What every command that changes trees takes: --exclude, the run options above,
+// --cross-filesystems, --allow-system-path, --follow-path-symlinks.
+void add_tree_options(CLI::App& app, std::vector<std::string>& excludes, DriverOptions& run, const char* check_help,
+                      bool& cross_filesystems, bool& allow_system_path, bool& follow_path_symlinks);
 // Limits the worker threads to `threads` while the result lives (0: all cores).
 std::unique_ptr<tbb::global_control> limit_threads(unsigned threads);
 void setup_map(CLI::App& app, MapOptions& options);
@@ -67,6 +72,12 @@ int run_map(const MapOptions& options);
 // Fills in what the command line leaves implicit (caller uid, daemon scan) and opens the
 // host database the options name.
 std::unique_ptr<HostDb> open_host_db(SourceOptions& options);
+
+// The last step of a command that changes trees: one policy run over each volume with the same
+// walk settings (`config`), the journals' headers holding the maps and the command line, by
+// the driver core (driver.h). Returns the exit status.
+int run_policy(const std::vector<const VolumeRoot*>& volumes, const Policy& policy, const RunConfig& config,
+               const Mapping& mapping, DriverOptions run, const std::string& command_line);
 
 // "1000" or "1000:1001"; nullopt if malformed.
 struct IdPair {
@@ -84,6 +95,13 @@ struct ResolvedUser {
   IdPair container, host;
 };
 Result<ResolvedUser> resolve_user(SourceOptions& source, const std::string& as);
+
+// Every PATH of a command that changes trees, opened and vetted before anything changes:
+// system trees refused unless `allow_system_path`, Docker's data roots of `mapping` always.
+// Each symlink followed on the way is logged, with what `verb` (e.g. "preparing") applies to.
+Result<std::vector<VolumeRoot>> open_tree_volumes(const std::vector<std::string>& paths, const Mapping& mapping,
+                                                  bool allow_system_path, bool follow_path_symlinks,
+                                                  const char* verb);
 
 }  // namespace volprep
 
@@ -200,5 +218,26 @@ struct ComposeCmdOptions {
 };
 void setup_compose(CLI::App& app, ComposeCmdOptions& options);
 int run_compose(const ComposeCmdOptions& options);
+
+}  // namespace volprep
+
+namespace volprep {
+
+struct ShiftOptions {
+  SourceOptions source;
+  std::vector<std::string> paths;
+  bool reverse = false;                 // remapping turned off: host ids back to container ids
+  std::string unmapped = "refuse";      // refuse, skip, nobody
+  std::vector<std::string> excludes;
+  DriverOptions run;
+  bool cross_filesystems = false;
+  bool allow_system_path = false;
+  bool follow_path_symlinks = false;
+  bool force = false;                   // shift a tree that reads as shifted already
+  bool quiet = false;
+  std::string command_line;             // recorded in the journal
+};
+void setup_shift(CLI::App& app, ShiftOptions& options);
+int run_shift(const ShiftOptions& options);
 
 }  // namespace volprep

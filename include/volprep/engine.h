@@ -26,6 +26,11 @@ struct RunConfig {
   // The run journals (a dry run: the real run would): what lies deeper than a journal takes
   // is reported as failed and left alone, in the dry run too.
   bool journaled = false;
+  // A policy that must not change an inode twice (shift: a second change shifts it twice).
+  // The walk can reach an inode twice when a directory or file is moved during the run from
+  // where it has been to where it is going; the run then plans each inode once and leaves a
+  // second sighting alone, reported as replaced.
+  bool change_once = false;
 };
 
 struct Note {

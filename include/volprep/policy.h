@@ -15,8 +15,10 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "volprep/acl.h"
+#include "volprep/id_map.h"
 #include "volprep/plan.h"
 
 namespace volprep {
@@ -56,5 +58,53 @@ std::unique_ptr<Policy> make_own_policy(const Target& target);
 std::unique_ptr<Policy> make_acl_grant_policy(const AclGrant& grant);
 // The policy prepare runs for `target`: the ACL grant with --acl, else own.
 std::unique_ptr<Policy> make_prepare_policy(const Target& target);
+
+// Shift (volprep shift): every id an entry holds translated through a map, so that a
+// container sees the owners the tree had before remapping was turned on (or, reversed, the
+// host sees what the container saw): owner and group, the named entries of POSIX ACLs
+// (access and default; base entries and mask stay), and a file capability's root id (a
+// revision 2 capability, which grants on the host too, becomes revision 3 for the container's
+// root; reversed, a root id that becomes 0 is written as revision 2, as the kernel shows it).
+// Device nodes keep their owner, as with prepare. Not idempotent: an entry shifted twice is
+// wrong, which the command guards against (a census before the first change, the engine's
+// RunConfig::change_once during the run).
+enum class Unmapped : uint8_t {
+  kRefuse,  // the command refuses before any change; an id that appears during the run anyway:
+            // an owner leaves its entry alone (reported), an ACL entry or capability stays
+  kSkip,    // the id stays as it is
+  kNobody,  // the id becomes the one the container sees as 65534
+};
+struct ShiftSpec {
+  IdMap uid_map, gid_map;  // container -> host, as the runtime maps them
+  bool reverse = false;    // host -> container: remapping turned off
+  Unmapped unmapped = Unmapped::kRefuse;
+  uint32_t nobody_uid = 65534, nobody_gid = 65534;  // kNobody: what an untranslatable id becomes
+
+  // An id of the tree as it is now, translated; nullopt when the map cannot.
+  std::optional<uint32_t> translate_uid(uint32_t id) const;
+  std::optional<uint32_t> translate_gid(uint32_t id) const;
+  // Whether the id lies in the map's host range: a tree whose ids all do (forward) or none
+  // does (reverse) reads as shifted already.
+  bool uid_in_host_range(uint32_t id) const { return uid_map.to_container(id).has_value(); }
+  bool gid_in_host_range(uint32_t id) const { return gid_map.to_container(id).has_value(); }
+};
+
+// An id an entry holds, where the shift reads it.
+enum class IdRole : uint8_t { kOwner, kGroup, kAclUser, kAclGroup, kCapabilityRoot };
+struct HeldId {
+  IdRole role;
+  uint32_t id;
+  bool is_gid() const { return role == IdRole::kGroup || role == IdRole::kAclGroup; }
+};
+// The extended attributes the shift reads of an entry of this type (its policy's reads()).
+std::span<const XattrRead> shift_reads(const EntryStat& st);
+// Whether the shift leaves the entry alone whatever its ids (a device node).
+bool shift_skips(const EntryStat& st);
+// Every id the shift translates on an entry, `xattrs` read as shift_reads(st) says: owner,
+// group, named ACL entries, a capability's root id (forward, a revision 2 capability stands
+// for container root, 0). Appended to `out`.
+void shift_held_ids(const ShiftSpec& spec, const EntryStat& st,
+                    std::span<const std::optional<std::string>> xattrs, std::vector<HeldId>& out);
+std::unique_ptr<Policy> make_shift_policy(const ShiftSpec& spec);
 
 }  // namespace volprep

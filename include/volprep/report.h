@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -40,6 +41,8 @@ std::string summarize_path(std::string_view raw, size_t max = 16 << 10);
 std::string format_change(std::string_view display_path, const Change& c);
 // The ACL entries a change adds or alters: "+u:501000:rwx", "mask::r-- -> rw-", "+d:u:...".
 std::vector<std::string> acl_changes(const Change& c);
+// A change of file capabilities, as each side reads: "v2", "v3 rootid 500000", "none".
+std::optional<std::pair<std::string, std::string>> capability_change(const Change& c);
 // The same as one JSON object (no newline).
 std::string format_change_json(std::string_view display_path, const Change& c);
 

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include "volprep/capability.h"
+
 using namespace volprep;
 
 namespace {
@@ -119,4 +121,241 @@ TEST(PreparePolicy, IsTheAclGrantWithAclAndOwnWithout) {
   EXPECT_EQ(make_prepare_policy(t)->triage(st(S_IFLNK | 0777)).kind, Triage::kMayChange);
   t.acl = *AclGrant::parse_perms("r", 501000, std::nullopt);
   EXPECT_EQ(make_prepare_policy(t)->triage(st(S_IFLNK | 0777)).kind, Triage::kSkip);
+}
+
+// Shift: ids through one- and multi-extent maps, ACL named entries, capabilities byte for
+// byte, --unmapped, --reverse.
+namespace {
+
+ShiftSpec spec(std::vector<Extent> extents, bool reverse = false, Unmapped unmapped = Unmapped::kRefuse) {
+  ShiftSpec s;
+  s.uid_map = s.gid_map = IdMap(std::move(extents));
+  s.reverse = reverse;
+  s.unmapped = unmapped;
+  if (unmapped == Unmapped::kNobody && !reverse) {
+    s.nobody_uid = *s.uid_map.to_host(65534);
+    s.nobody_gid = *s.gid_map.to_host(65534);
+  }
+  return s;
+}
+const std::vector<Extent> kDocker = {{0, 500000, 65536}};
+
+std::string bytes(std::initializer_list<int> b) {
+  std::string s;
+  for (int x : b) s.push_back(char(x));
+  return s;
+}
+// cap_net_raw+ep (bit 13) as setcap writes it on the host (revision 2), and as container
+// root 500000 writes it (revision 3 with root id 500000 = 0x07a120).
+const std::string kCapV2 = bytes({0x01, 0, 0, 0x02, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+const std::string kCapV3 = bytes({0x01, 0, 0, 0x03, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                  0x20, 0xa1, 0x07, 0x00});
+
+std::string acl(std::vector<AclEntry> entries) { return Acl{std::move(entries)}.serialize(); }
+
+}  // namespace
+
+TEST(ShiftPolicy, TranslatesOwnersThroughTheMap) {
+  auto p = make_shift_policy(spec(kDocker));
+  for (auto [from, to] : {std::pair<uint32_t, uint32_t>{0, 500000}, {1000, 501000}, {33, 500033}, {65535, 565535}}) {
+    auto c = p->plan(st(S_IFREG | 0644, from, from), Values{std::nullopt, std::nullopt});
+    ASSERT_TRUE(c) << from;
+    EXPECT_EQ(c->uid, to);
+    EXPECT_EQ(c->gid, to);
+    EXPECT_EQ(c->mode, 0644u);
+  }
+  // Symlinks change owner and read nothing; devices keep theirs.
+  EXPECT_TRUE(p->reads(st(S_IFLNK | 0777, 0, 0)).empty());
+  EXPECT_EQ(p->plan(st(S_IFLNK | 0777, 0, 0), {})->uid, 500000u);
+  EXPECT_EQ(p->triage(st(S_IFCHR | 0600, 0, 0)).skip, Skip::kDevice);
+}
+
+TEST(ShiftPolicy, HonoursEveryExtentOfAMultiRangeMap) {
+  // As Docker builds it from two subuid lines.
+  auto p = make_shift_policy(spec({{0, 100000, 1000}, {1000, 300000, 64536}}));
+  EXPECT_EQ(p->plan(st(S_IFDIR | 0755, 999, 0), {})->uid, 100999u);
+  EXPECT_EQ(p->plan(st(S_IFDIR | 0755, 1000, 0), {})->uid, 300000u);
+  EXPECT_EQ(p->plan(st(S_IFDIR | 0755, 65535, 0), {})->uid, 364535u);
+  auto r = make_shift_policy(spec({{0, 100000, 1000}, {1000, 300000, 64536}}, /*reverse=*/true));
+  EXPECT_EQ(r->plan(st(S_IFDIR | 0755, 300000, 100999), {})->uid, 1000u);
+  EXPECT_EQ(r->plan(st(S_IFDIR | 0755, 300000, 100999), {})->gid, 999u);
+}
+
+TEST(ShiftPolicy, ReverseIsTheInverse) {
+  auto p = make_shift_policy(spec(kDocker, /*reverse=*/true));
+  auto c = p->plan(st(S_IFREG | 0640, 501000, 500033), Values{std::nullopt, std::nullopt});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->uid, 1000u);
+  EXPECT_EQ(c->gid, 33u);
+}
+
+TEST(ShiftPolicy, UnmappedIdsRefusedSkippedOrNobody) {
+  // Default: the census refused the tree; an owner seen only during the run leaves the entry alone.
+  auto refuse = make_shift_policy(spec(kDocker));
+  Triage t = refuse->triage(st(S_IFREG | 0644, 70000, 0));
+  EXPECT_EQ(t.kind, Triage::kSkip);
+  EXPECT_EQ(t.skip, Skip::kReplaced);
+  ASSERT_NE(t.note, nullptr);
+  EXPECT_EQ(refuse->triage(st(S_IFREG | 0644, 1000, 70000)).kind, Triage::kSkip);
+  EXPECT_EQ(refuse->triage(st(S_IFREG | 0644, 1000, 1000)).kind, Triage::kMayChange);
+
+  auto skip = make_shift_policy(spec(kDocker, false, Unmapped::kSkip));
+  EXPECT_EQ(skip->triage(st(S_IFREG | 0644, 70000, 0)).kind, Triage::kMayChange);
+  auto c = skip->plan(st(S_IFREG | 0644, 70000, 0), Values{std::nullopt, std::nullopt});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->uid, 70000u);  // left alone
+  EXPECT_EQ(c->gid, 500000u);
+  EXPECT_FALSE(skip->plan(st(S_IFREG | 0644, 70000, 70000), Values{std::nullopt, std::nullopt}));
+
+  auto nobody = make_shift_policy(spec(kDocker, false, Unmapped::kNobody));
+  c = nobody->plan(st(S_IFREG | 0644, 70000, 1000), Values{std::nullopt, std::nullopt});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->uid, 565534u);  // what the container sees as 65534
+  EXPECT_EQ(c->gid, 501000u);
+  // Reversed, the host ids below the range have no container id; nobody is 65534 itself.
+  auto rnobody = make_shift_policy(spec(kDocker, true, Unmapped::kNobody));
+  EXPECT_EQ(rnobody->plan(st(S_IFREG | 0644, 1000, 501000), Values{std::nullopt, std::nullopt})->uid, 65534u);
+}
+
+TEST(ShiftPolicy, TranslatesNamedAclEntriesAndKeepsBaseEntriesAndMask) {
+  auto p = make_shift_policy(spec(kDocker));
+  const std::string access = acl({{kAclUserObj, 7}, {kAclUser, 6, 33}, {kAclUser, 4, 1000}, {kAclGroupObj, 5},
+                                  {kAclGroup, 5, 999}, {kAclMask, 7}, {kAclOther, 0}});
+  const std::string dflt = acl({{kAclUserObj, 7}, {kAclUser, 7, 1000}, {kAclGroupObj, 5}, {kAclMask, 7}, {kAclOther, 5}});
+  ASSERT_EQ(p->reads(st(S_IFDIR | 0775, 0, 0)).size(), 2u);
+  auto c = p->plan(st(S_IFDIR | 0775, 0, 0), Values{access, dflt});
+  ASSERT_TRUE(c);
+  ASSERT_EQ(c->xattrs.size(), 2u);
+  EXPECT_EQ(c->xattrs[0].name, kAclAccessXattr);
+  EXPECT_EQ(*c->xattrs[0].after, acl({{kAclUserObj, 7}, {kAclUser, 6, 500033}, {kAclUser, 4, 501000},
+                                       {kAclGroupObj, 5}, {kAclGroup, 5, 500999}, {kAclMask, 7}, {kAclOther, 0}}));
+  EXPECT_EQ(*c->xattrs[1].after,
+            acl({{kAclUserObj, 7}, {kAclUser, 7, 501000}, {kAclGroupObj, 5}, {kAclMask, 7}, {kAclOther, 5}}));
+  EXPECT_FALSE(c->mode_by_acl);  // the mask stays, so the mode does
+  EXPECT_EQ(c->mode, 0775u);
+  // And back, byte for byte.
+  auto r = make_shift_policy(spec(kDocker, true));
+  auto back = r->plan(st(S_IFDIR | 0775, 500000, 500000), Values{c->xattrs[0].after, c->xattrs[1].after});
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back->xattrs[0].after, access);
+  EXPECT_EQ(*back->xattrs[1].after, dflt);
+}
+
+TEST(ShiftPolicy, AclEntriesStayInKernelOrderAcrossExtents) {
+  // 10 -> 300010 and 2000 -> 100000 swap places.
+  auto p = make_shift_policy(spec({{0, 300000, 1000}, {1000, 99000, 2000}}));
+  auto c = p->plan(st(S_IFREG | 0640, 0, 0),
+                   Values{acl({{kAclUserObj, 6}, {kAclUser, 4, 10}, {kAclUser, 4, 2000}, {kAclGroupObj, 4},
+                               {kAclMask, 4}, {kAclOther, 0}}),
+                          std::nullopt});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(*c->xattrs[0].after, acl({{kAclUserObj, 6}, {kAclUser, 4, 100000}, {kAclUser, 4, 300010},
+                                       {kAclGroupObj, 4}, {kAclMask, 4}, {kAclOther, 0}}));
+}
+
+TEST(ShiftPolicy, UnmappedAclEntriesFollowUnmapped) {
+  const std::string access = acl({{kAclUserObj, 6}, {kAclUser, 4, 70000}, {kAclUser, 2, 80000}, {kAclGroupObj, 4},
+                                  {kAclMask, 6}, {kAclOther, 0}});
+  auto skip = make_shift_policy(spec(kDocker, false, Unmapped::kSkip));
+  auto c = skip->plan(st(S_IFREG | 0660, 1000, 1000), Values{access, std::nullopt});
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->xattrs.empty());  // the ACL stays; only the owner changes
+  auto nobody = make_shift_policy(spec(kDocker, false, Unmapped::kNobody));
+  c = nobody->plan(st(S_IFREG | 0660, 1000, 1000), Values{access, std::nullopt});
+  ASSERT_TRUE(c);
+  // Both become nobody's: one entry, with both entries' permissions.
+  EXPECT_EQ(*c->xattrs[0].after,
+            acl({{kAclUserObj, 6}, {kAclUser, 6, 565534}, {kAclGroupObj, 4}, {kAclMask, 6}, {kAclOther, 0}}));
+}
+
+TEST(ShiftPolicy, CapabilitiesV2BecomeV3ForContainerRootAndBack) {
+  auto p = make_shift_policy(spec(kDocker));
+  auto c = p->plan(st(S_IFREG | 04755, 0, 0), Values{std::nullopt, kCapV2});
+  ASSERT_TRUE(c);
+  ASSERT_EQ(c->xattrs.size(), 1u);
+  EXPECT_EQ(c->xattrs[0].name, kCapabilityXattr);
+  EXPECT_EQ(*c->xattrs[0].before, kCapV2);
+  EXPECT_EQ(*c->xattrs[0].after, kCapV3);
+  EXPECT_TRUE(c->restores_set_id());  // setuid survives the chown
+  EXPECT_EQ(c->mode, 04755u);
+  EXPECT_TRUE(c->arms());
+  // Reversed: root id 500000 is container root, 0: revision 2 again, byte for byte.
+  auto r = make_shift_policy(spec(kDocker, true));
+  c = r->plan(st(S_IFREG | 04755, 500000, 500000), Values{std::nullopt, kCapV3});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(*c->xattrs[0].after, kCapV2);
+  // A v2 capability on the host stays the host's when remapping is turned off: kept across the chown.
+  c = r->plan(st(S_IFREG | 0755, 501000, 501000), Values{std::nullopt, kCapV2});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(*c->xattrs[0].after, kCapV2);
+  EXPECT_FALSE(c->changes_xattrs());
+}
+
+TEST(ShiftPolicy, CapabilityV3RootIdTranslated) {
+  // Written by root of a container whose root was host 1000 (rootless): root id 1000.
+  FileCaps caps = *FileCaps::parse(kCapV3);
+  caps.root_id = 1000;
+  auto p = make_shift_policy(spec(kDocker));
+  auto c = p->plan(st(S_IFREG | 0755, 1000, 1000), Values{std::nullopt, caps.serialize()});
+  ASSERT_TRUE(c);
+  caps.root_id = 501000;
+  EXPECT_EQ(*c->xattrs[0].after, caps.serialize());
+  // A root id the map cannot translate: kept (skip), or nobody's.
+  caps.root_id = 70000;
+  EXPECT_EQ(*make_shift_policy(spec(kDocker, false, Unmapped::kSkip))
+                 ->plan(st(S_IFREG | 0755, 0, 0), Values{std::nullopt, caps.serialize()})
+                 ->xattrs[0].after,
+            caps.serialize());
+  auto nobody = make_shift_policy(spec(kDocker, false, Unmapped::kNobody))
+                    ->plan(st(S_IFREG | 0755, 0, 0), Values{std::nullopt, caps.serialize()});
+  EXPECT_EQ(FileCaps::parse(*nobody->xattrs[0].after)->root_id, 565534u);
+  // Bytes that are no capability the kernel takes stay as they are.
+  const std::string odd = "\x01\x02\x03";
+  EXPECT_EQ(*make_shift_policy(spec(kDocker))->plan(st(S_IFREG | 0755, 0, 0), Values{std::nullopt, odd})->xattrs[0].after,
+            odd);
+}
+
+TEST(FileCaps, ParsesAndSerializesByteForByte) {
+  auto v2 = FileCaps::parse(kCapV2);
+  ASSERT_TRUE(v2);
+  EXPECT_EQ(v2->revision, 2u);
+  EXPECT_TRUE(v2->effective);
+  EXPECT_EQ(v2->permitted[0], 1u << 13);
+  EXPECT_EQ(v2->serialize(), kCapV2);
+  EXPECT_EQ(v2->describe(), "v2");
+  auto v3 = FileCaps::parse(kCapV3);
+  ASSERT_TRUE(v3);
+  EXPECT_EQ(v3->root_id, 500000u);
+  EXPECT_EQ(v3->serialize(), kCapV3);
+  EXPECT_EQ(v3->describe(), "v3 rootid 500000");
+  EXPECT_FALSE(FileCaps::parse(kCapV2.substr(0, 19)));
+  EXPECT_FALSE(FileCaps::parse(kCapV3 + "x"));
+  std::string bad_flags = kCapV2;
+  bad_flags[1] = 1;
+  EXPECT_FALSE(FileCaps::parse(bad_flags));
+}
+
+TEST(ShiftPolicy, NothingToDoWhenEveryIdMapsToItself) {
+  auto p = make_shift_policy(spec({{0, 0, 1}, {1, 100000, 65535}}));
+  EXPECT_FALSE(p->plan(st(S_IFDIR | 0755, 0, 0), Values{std::nullopt, std::nullopt}));
+}
+
+TEST(ShiftHeldIds, EveryIdTheShiftReads) {
+  ShiftSpec s = spec(kDocker);
+  std::vector<HeldId> ids;
+  shift_held_ids(s, st(S_IFREG | 0755, 1000, 33),
+                 Values{acl({{kAclUserObj, 6}, {kAclUser, 4, 70000}, {kAclGroupObj, 4}, {kAclGroup, 4, 999},
+                             {kAclMask, 6}, {kAclOther, 0}}),
+                        kCapV2},
+                 ids);
+  ASSERT_EQ(ids.size(), 5u);
+  EXPECT_EQ(ids[0].id, 1000u);
+  EXPECT_EQ(ids[1].role, IdRole::kGroup);
+  EXPECT_EQ(ids[2].role, IdRole::kAclUser);
+  EXPECT_EQ(ids[2].id, 70000u);
+  EXPECT_TRUE(ids[3].is_gid());
+  EXPECT_EQ(ids[4].role, IdRole::kCapabilityRoot);
+  EXPECT_EQ(ids[4].id, 0u);  // revision 2: container root
+  EXPECT_TRUE(s.uid_in_host_range(565535));
+  EXPECT_FALSE(s.uid_in_host_range(499999));
 }

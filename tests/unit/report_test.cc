@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "volprep/capability.h"
+
 using namespace volprep;
 
 TEST(EscapePath, KeepsPrintableUtf8AndEscapesTheRest) {
@@ -43,6 +45,26 @@ TEST(FormatChange, DiffLine) {
   EXPECT_EQ(format_change("s", c), "s  owner 1000:1000 -> 501000:501000  mode 4755 (setuid/setgid kept)");
   c.before.mode = S_IFLNK | 0777;
   EXPECT_EQ(format_change("l", c), "l  owner 1000:1000 -> 501000:501000  symlink");
+}
+
+TEST(FormatChange, CapabilityLineShowsEachSideAsTheKernelReadsIt) {
+  Change c;
+  c.before.uid = c.before.gid = 0;
+  c.before.mode = S_IFREG | 0755;
+  c.uid = c.gid = 500000;
+  c.mode = 0755;
+  FileCaps caps;
+  caps.effective = true;
+  caps.permitted[0] = 1 << 13;
+  FileCaps v3 = caps;
+  v3.revision = 3;
+  v3.root_id = 500000;
+  c.xattrs.push_back({kCapabilityXattr, caps.serialize(), v3.serialize()});
+  EXPECT_EQ(format_change("ping", c), "ping  owner 0:0 -> 500000:500000  mode 0755  capability v2 -> v3 rootid 500000");
+  EXPECT_NE(format_change_json("ping", c).find(R"("capability":{"after":"v3 rootid 500000","before":"v2"})"),
+            std::string::npos);
+  c.xattrs[0].after = c.xattrs[0].before;  // kept across the chown: no line
+  EXPECT_EQ(format_change("ping", c), "ping  owner 0:0 -> 500000:500000  mode 0755");
 }
 
 TEST(FormatSummary, CountsAndReasons) {

@@ -1,0 +1,149 @@
+// The shift policy (see policy.h): every id an entry holds translated through the map.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <string_view>
+
+#include "volprep/capability.h"
+#include "volprep/policy.h"
+
+namespace volprep {
+
+std::optional<uint32_t> ShiftSpec::translate_uid(uint32_t id) const {
+  return reverse ? uid_map.to_container(id) : uid_map.to_host(id);
+}
+std::optional<uint32_t> ShiftSpec::translate_gid(uint32_t id) const {
+  return reverse ? gid_map.to_container(id) : gid_map.to_host(id);
+}
+
+namespace {
+
+// A filesystem without ACLs has none to translate; one without capabilities, none to keep.
+constexpr XattrRead kFileReads[] = {{kAclAccessXattr, "cannot read its ACL; left alone", true},
+                                    {kCapabilityXattr, "cannot read its file capabilities; left alone", true}};
+constexpr XattrRead kDirReads[] = {{kAclAccessXattr, "cannot read its ACL; left alone", true},
+                                   {kAclDefaultXattr, "cannot read its default ACL; left alone", true}};
+constexpr XattrRead kOtherReads[] = {{kAclAccessXattr, "cannot read its ACL; left alone", true}};
+
+bool is_acl(std::string_view name) { return name == kAclAccessXattr || name == kAclDefaultXattr; }
+
+// The id an entry gets: translated, else as --unmapped says (kRefuse: the census refused
+// every tree holding one, so one here is new since; it stays, as with kSkip).
+uint32_t shifted(const ShiftSpec& s, bool gid, uint32_t id) {
+  auto to = gid ? s.translate_gid(id) : s.translate_uid(id);
+  if (to) return *to;
+  return s.unmapped == Unmapped::kNobody ? (gid ? s.nobody_gid : s.nobody_uid) : id;
+}
+
+// The ACL with its named entries translated, in the kernel's order (by tag, then id: a
+// multi-extent map may reorder them); entries that now name the same id (--unmapped=nobody)
+// merged, their permissions joined. An ACL that does not parse stays as it is.
+std::string shift_acl(const ShiftSpec& s, const std::string& raw) {
+  auto acl = Acl::parse(raw);
+  if (!acl) return raw;
+  for (AclEntry& e : acl->entries)
+    if (e.tag == kAclUser || e.tag == kAclGroup) e.id = shifted(s, e.tag == kAclGroup, e.id);
+  auto& es = acl->entries;
+  std::stable_sort(es.begin(), es.end(), [](const AclEntry& a, const AclEntry& b) {
+    return a.tag != b.tag ? a.tag < b.tag : a.id < b.id;
+  });
+  std::vector<AclEntry> merged;
+  for (const AclEntry& e : es) {
+    if (!merged.empty() && merged.back().tag == e.tag && merged.back().id == e.id)
+      merged.back().perm |= e.perm;
+    else
+      merged.push_back(e);
+  }
+  es = std::move(merged);
+  return acl->serialize();
+}
+
+// The capability with its root id translated. Forward, a revision 2 one (no root id: it
+// grants on the host too) is for container root. Reversed, revision 2 stays the host's, and a
+// root id that becomes 0 is written as revision 2, as the kernel shows such a value anyway.
+// A value that does not parse stays as it is.
+std::string shift_caps(const ShiftSpec& s, const std::string& raw) {
+  auto caps = FileCaps::parse(raw);
+  if (!caps || (s.reverse && caps->revision != 3)) return raw;
+  const uint32_t root = caps->revision == 3 ? caps->root_id : 0;
+  auto to = s.translate_uid(root);
+  if (!to && s.unmapped != Unmapped::kNobody) return raw;
+  caps->root_id = to ? *to : s.nobody_uid;
+  caps->revision = s.reverse && caps->root_id == 0 ? 2 : 3;
+  if (caps->revision == 2) caps->root_id = 0;
+  return caps->serialize();
+}
+
+class ShiftPolicy final : public Policy {
+ public:
+  explicit ShiftPolicy(const ShiftSpec& spec) : spec_(spec) {}
+
+  Triage triage(const EntryStat& st) const override {
+    if (shift_skips(st)) return Triage::skipped(Skip::kDevice, "device node: owner left alone");
+    if (spec_.unmapped == Unmapped::kRefuse && (!spec_.translate_uid(st.uid) || !spec_.translate_gid(st.gid)))
+      return Triage::skipped(Skip::kReplaced,
+                             "an owner the map cannot translate, new since the check before the run: left alone");
+    // Every other entry changes, or may: its ACLs and capabilities are read once it is pinned.
+    return Triage::may_change();
+  }
+
+  std::span<const XattrRead> reads(const EntryStat& st) const override { return shift_reads(st); }
+
+  std::optional<Change> plan(const EntryStat& st, std::span<const std::optional<std::string>> xattrs) const override {
+    Change c;
+    c.before = st;
+    c.uid = shifted(spec_, false, st.uid);
+    c.gid = shifted(spec_, true, st.gid);
+    c.mode = st.mode & 07777;  // set-id bits put back after the chown (Change::restores_set_id)
+    const auto reads = shift_reads(st);
+    for (size_t i = 0; i < reads.size() && i < xattrs.size(); ++i) {
+      if (!xattrs[i]) continue;
+      const std::string& before = *xattrs[i];
+      if (is_acl(reads[i].name)) {
+        if (std::string after = shift_acl(spec_, before); after != before)
+          c.xattrs.push_back({reads[i].name, before, std::move(after)});
+      } else {  // capabilities: set after the chown, which removes them, changed or not
+        c.xattrs.push_back({reads[i].name, before, shift_caps(spec_, before)});
+      }
+    }
+    if (!c.changes_owner() && !c.changes_xattrs()) return std::nullopt;
+    return c;
+  }
+
+ private:
+  ShiftSpec spec_;
+};
+
+}  // namespace
+
+bool shift_skips(const EntryStat& st) { return S_ISCHR(st.mode) || S_ISBLK(st.mode); }
+
+std::span<const XattrRead> shift_reads(const EntryStat& st) {
+  if (S_ISLNK(st.mode) || shift_skips(st)) return {};
+  if (S_ISREG(st.mode)) return kFileReads;
+  if (S_ISDIR(st.mode)) return kDirReads;
+  return kOtherReads;
+}
+
+void shift_held_ids(const ShiftSpec& spec, const EntryStat& st, std::span<const std::optional<std::string>> xattrs,
+                    std::vector<HeldId>& out) {
+  out.push_back({IdRole::kOwner, st.uid});
+  out.push_back({IdRole::kGroup, st.gid});
+  const auto reads = shift_reads(st);
+  for (size_t i = 0; i < reads.size() && i < xattrs.size(); ++i) {
+    if (!xattrs[i]) continue;
+    if (is_acl(reads[i].name)) {
+      if (auto acl = Acl::parse(*xattrs[i]))
+        for (const AclEntry& e : acl->entries)
+          if (e.tag == kAclUser || e.tag == kAclGroup)
+            out.push_back({e.tag == kAclUser ? IdRole::kAclUser : IdRole::kAclGroup, e.id});
+    } else if (auto caps = FileCaps::parse(*xattrs[i])) {
+      if (caps->revision == 3) out.push_back({IdRole::kCapabilityRoot, caps->root_id});
+      else if (!spec.reverse) out.push_back({IdRole::kCapabilityRoot, 0});
+    }
+  }
+}
+
+std::unique_ptr<Policy> make_shift_policy(const ShiftSpec& spec) { return std::make_unique<ShiftPolicy>(spec); }
+
+}  // namespace volprep

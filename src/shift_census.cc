@@ -1,0 +1,150 @@
+#include <algorithm>
+#include <cstring>
+#include <tbb/enumerable_thread_specific.h>
+#include <unordered_map>
+
+#include "volprep/shift.h"
+
+namespace volprep {
+namespace {
+
+// Keeps the smallest few paths, sorted: the same samples whatever order the threads saw them in.
+void add_sample(std::vector<std::string>& samples, std::string path) {
+  auto at = std::lower_bound(samples.begin(), samples.end(), path);
+  if (at == samples.end() && samples.size() >= kCensusSamples) return;
+  if (at != samples.end() && *at == path) return;  // a directory listed twice
+  samples.insert(at, std::move(path));
+  if (samples.size() > kCensusSamples) samples.pop_back();
+}
+
+struct CensusState {
+  Census census;
+  std::unordered_map<uint64_t, UnmappedId> unmapped;  // by gid << 32 | id
+  std::vector<HeldId> ids;                            // one entry's, reused
+};
+
+class CensusVisitor final : public WalkVisitor {
+ public:
+  CensusVisitor(CensusState& state, const ShiftSpec& spec, const CensusOptions& options)
+      : s_(state), spec_(spec), options_(options) {}
+
+  Visit visit(const DirView& dir, std::span<Entry> entries) override {
+    for (const Entry& e : entries) {
+      if (e.skip || shift_skips(e.st)) continue;
+      if (!e.name.empty() && S_ISDIR(e.st.mode) && nests_another(e.st)) {
+        s_.census.nested = join_path(dir.path, e.name);
+        s_.census.complete = false;
+        return Visit::kQuit;
+      }
+      // By name in the open directory: nothing is changed on what is read here, and the run
+      // reads everything again through each entry's pinned descriptor.
+      const auto reads = shift_reads(e.st);
+      std::optional<std::string> values[4];
+      bool readable = true;
+      for (size_t i = 0; i < reads.size() && i < std::size(values); ++i) {
+        std::string v;
+        int rc = get_xattr_at(dir.fd, e.name, reads[i].name, v);
+        if (rc == 0) {
+          values[i] = std::move(v);
+        } else if (rc != -ENODATA && !(rc == -EOPNOTSUPP && reads[i].unsupported_is_absent)) {
+          s_.census.errors.push_back({join_path(dir.path, e.name), std::string(reads[i].unreadable) + ": " + std::strerror(-rc)});
+          readable = false;
+        }
+      }
+      if (!readable) continue;
+      ++s_.census.entries;
+      s_.ids.clear();
+      shift_held_ids(spec_, e.st, std::span(values, reads.size()), s_.ids);
+      for (const HeldId& id : s_.ids) count(id, dir.path, e.name);
+    }
+    if (!options_.every_id && refuted()) {
+      s_.census.complete = false;
+      return Visit::kQuit;
+    }
+    return Visit::kContinue;
+  }
+  void vanished(const std::string&) override {}
+  void skipped(const std::string&, Skip, const char*) override {}
+  void error(const std::string& path, int err, const char* what) override {
+    s_.census.errors.push_back({path, std::string(what) + ": " + std::strerror(err)});
+  }
+
+ private:
+  bool nests_another(const EntryStat& st) const {
+    for (const VolumeRoot* v : options_.others)
+      if (v->file_name.empty() && v->st.same_inode(st)) return true;
+    return false;
+  }
+  // The shifted-already verdict cannot hold any more, whatever the rest of the tree holds.
+  bool refuted() const {
+    const Census& c = s_.census;
+    return spec_.reverse ? c.in_host_range > 0 : c.in_host_range < c.ids;
+  }
+  void count(const HeldId& id, const std::string& dir_path, const std::string& name) {
+    const bool gid = id.is_gid();
+    ++s_.census.ids;
+    s_.census.in_host_range += gid ? spec_.gid_in_host_range(id.id) : spec_.uid_in_host_range(id.id);
+    if (gid ? spec_.translate_gid(id.id) : spec_.translate_uid(id.id)) return;
+    UnmappedId& u = s_.unmapped[uint64_t(gid) << 32 | id.id];
+    u.gid = gid;
+    u.id = id.id;
+    ++u.count;
+    add_sample(u.samples, join_path(dir_path, name));
+  }
+
+  CensusState& s_;
+  const ShiftSpec& spec_;
+  const CensusOptions& options_;
+};
+
+}  // namespace
+
+Census take_census(const VolumeRoot& volume, const ShiftSpec& spec, const CensusOptions& options) {
+  tbb::enumerable_thread_specific<CensusState> states;
+  WalkOptions walk;
+  walk.cross_filesystems = options.cross_filesystems;
+  if (!options.excludes.empty())
+    walk.excluded = [&](std::string_view rel, bool is_dir) { return excluded_by(options.excludes, rel, is_dir); };
+  // The walk lists the root through its descriptor's file position: a descriptor of its own
+  // (an open file description, not a dup), so the run after the census lists it from the start.
+  VolumeRoot root;
+  root.real = volume.real;
+  root.file_name = volume.file_name;
+  root.st = volume.st;
+  root.fs_magic = volume.fs_magic;
+  int fd = open_dir_at(volume.fd.get(), ".");
+  if (fd < 0) {
+    Census failed;
+    failed.errors.push_back({"", std::string("cannot open it again: ") + std::strerror(-fd)});
+    failed.complete = false;
+    return failed;
+  }
+  root.fd.reset(fd);
+  walk_volume(root, std::move(walk), [&] { return std::make_unique<CensusVisitor>(states.local(), spec, options); });
+
+  // Merged, then sorted: the same verdict and message whatever the threads did.
+  Census out;
+  std::unordered_map<uint64_t, UnmappedId> unmapped;
+  for (CensusState& s : states) {
+    out.entries += s.census.entries;
+    out.ids += s.census.ids;
+    out.in_host_range += s.census.in_host_range;
+    out.complete &= s.census.complete;
+    if (out.nested.empty()) out.nested = s.census.nested;
+    std::move(s.census.errors.begin(), s.census.errors.end(), std::back_inserter(out.errors));
+    for (auto& [key, u] : s.unmapped) {
+      UnmappedId& m = unmapped[key];
+      m.gid = u.gid;
+      m.id = u.id;
+      m.count += u.count;
+      for (auto& p : u.samples) add_sample(m.samples, std::move(p));
+    }
+  }
+  for (auto& [key, u] : unmapped) out.unmapped.push_back(std::move(u));
+  std::sort(out.unmapped.begin(), out.unmapped.end(),
+            [](const UnmappedId& a, const UnmappedId& b) { return std::pair(a.gid, a.id) < std::pair(b.gid, b.id); });
+  std::sort(out.errors.begin(), out.errors.end());
+  return out;
+}
+
+}  // namespace volprep

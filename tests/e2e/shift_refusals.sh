@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# volprep shift refuses, with a message naming what is wrong and nothing changed: ids the map
+# cannot translate (exit 3, listed with counts and paths; --unmapped=skip and nobody go on), a
+# second shift (exit 1, "already shifted"; --check says 0, --force goes on), no active
+# remapping (exit 3), a PATH inside another (exit 2), and a volume whose earlier shift did not
+# finish (exit 5, until it is rolled back).
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/manifest.bash"
+mkdir -p "$VOLPREP_JOURNAL_DIR"
+vol=$T/vol
+mkdir -p "$vol/sub"
+touch "$vol/a" "$vol/sub/b" "$vol/sub/c"
+chown 1000:1000 "$vol/a"
+chown 70000:33 "$vol/sub/b"
+chown 1000:80000 "$vol/sub/c"
+setfacl -m u:70000:r "$vol/a"
+
+# --- ids the map cannot translate ----------------------------------------------------------
+manifest "$vol" >"$T/m0"
+rc=0; vp shift "$vol" "${MAP[@]}" >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" -eq 3 ] || fail "unmapped ids: exit $rc, want 3: $(cat "$T/err")"
+grep -qx "volprep: error: $vol: uid 70000: 2 times ($vol/a, $vol/sub/b)" "$T/err" || fail "uid 70000: $(cat "$T/err")"
+grep -qx "volprep: error: $vol: gid 80000: 1 time ($vol/sub/c)" "$T/err" || fail "gid 80000: $(cat "$T/err")"
+grep -q "2 ids the map cannot translate (0 500000 65536.*nothing changed. --unmapped=skip" "$T/err" || fail "$(cat "$T/err")"
+manifest "$vol" | cmp -s - "$T/m0" || fail "the refused shift changed the tree"
+expect_rc 3 vp shift "$vol" "${MAP[@]}" -n  # the dry run says the same
+# skip leaves them; nobody gives them the id the container sees as 65534.
+vp shift "$vol" "${MAP[@]}" --unmapped=skip -n >"$T/plan" 2>&1 || fail "--unmapped=skip -n: $(cat "$T/plan")"
+grep -q "^$vol/sub/b  owner 70000:33 -> 70000:500033" "$T/plan" || fail "skip: $(cat "$T/plan")"
+vp shift "$vol" "${MAP[@]}" --unmapped=nobody -n >"$T/plan" 2>&1 || fail "--unmapped=nobody -n: $(cat "$T/plan")"
+grep -q "^$vol/sub/c  owner 1000:80000 -> 501000:565534" "$T/plan" || fail "nobody: $(cat "$T/plan")"
+grep -q "^$vol/a  .*acl +u:565534:r--" "$T/plan" || fail "nobody in the ACL: $(cat "$T/plan")"
+expect_rc 2 vp shift "$vol" "${MAP[@]}" --unmapped=maybe
+vp shift "$vol" "${MAP[@]}" --unmapped=skip >/dev/null 2>&1 || fail "--unmapped=skip"
+[ "$(stat -c %u:%g "$vol/sub/b")" = 70000:500033 ] || fail "skip: $(stat -c %u:%g "$vol/sub/b")"
+
+# --- a second shift ----------------------------------------------------------------------------
+rm -f "$vol/sub/b" "$vol/sub/c"; setfacl -b "$vol/a"   # every id now in the host range
+manifest "$vol" >"$T/m1"
+rc=0; vp shift "$vol" "${MAP[@]}" --unmapped=nobody >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" -eq 1 ] || fail "second shift: exit $rc, want 1: $(cat "$T/err")"
+grep -q "$vol: already shifted: all of its 6 ids lie in the map's host range (0 500000 65536); nothing changed (--force shifts it again)" "$T/err" ||
+  fail "$(cat "$T/err")"
+manifest "$vol" | cmp -s - "$T/m1" || fail "the refused second shift changed the tree"
+expect_rc 0 vp shift "$vol" "${MAP[@]}" --check  # nothing would change
+# Already shifted comes before the unmapped ids (every id here is past the range as a container id).
+rc=0; vp shift "$vol" "${MAP[@]}" 2>"$T/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "already shifted" "$T/err" || fail "verdict order: exit $rc: $(cat "$T/err")"
+# Reversed, a tree with no id in the range is shifted back already.
+mkdir "$T/plain"; chown 1000:1000 "$T/plain"
+rc=0; vp shift "$T/plain" "${MAP[@]}" --reverse 2>"$T/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "already shifted back: none of its 2 ids lies in the map's host range" "$T/err" ||
+  fail "reverse: exit $rc: $(cat "$T/err")"
+# --force goes on: the ids past the range then follow --unmapped.
+vp shift "$vol" "${MAP[@]}" --force --unmapped=skip -n >/dev/null 2>&1 || fail "--force"
+
+# --- no active remapping ---------------------------------------------------------------------
+mkdir -p "$T/host/etc/docker"
+echo '{}' >"$T/host/etc/docker/daemon.json"
+rc=0; vp shift "$T/plain" --host-root "$T/host" 2>"$T/err" || rc=$?
+[ "$rc" -eq 3 ] || fail "remap off: exit $rc, want 3: $(cat "$T/err")"
+grep -q "remapping is off, so container ids are host ids and there is nothing to shift: name the map containers will get (--userns-remap default, --map 0:500000:65536, ...)" "$T/err" ||
+  fail "$(cat "$T/err")"
+[ "$(stat -c %u:%g "$T/plain")" = 1000:1000 ] || fail "changed with remap off"
+
+# --- a PATH inside another, or given twice ---------------------------------------------------
+mkdir -p "$T/outer/inner"
+rc=0; vp shift "$T/outer" "$T/outer/inner" "${MAP[@]}" 2>"$T/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q "$T/outer holds $T/outer/inner, another PATH of this command: it would be shifted twice" "$T/err" ||
+  fail "nested: exit $rc: $(cat "$T/err")"
+rc=0; vp shift "$T/outer" "$T/outer/" "${MAP[@]}" 2>"$T/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q "are the same tree" "$T/err" || fail "twice: exit $rc: $(cat "$T/err")"
+[ "$(stat -c %u "$T/outer")" = 0 ] || fail "nested PATHs changed the tree"
+
+# --- an earlier shift that did not finish -----------------------------------------------------
+vp shift "$T/outer" "${MAP[@]}" >/dev/null 2>&1 || fail "shift of outer"
+j=$(ls "$VOLPREP_JOURNAL_DIR"/*outer*.vpj)
+# As a kill would leave it: no end record.
+end=$(vpj records "$j" | awk '$2 == "E" { print $1 }')
+[ -n "$end" ] || fail "no end record in $j"
+truncate -s "$end" "$j"
+manifest "$T/outer" >"$T/m2"
+rc=0; vp shift "$T/outer" "${MAP[@]}" --reverse 2>"$T/err" || rc=$?
+[ "$rc" -eq 5 ] || fail "unfinished shift: exit $rc, want 5: $(cat "$T/err")"
+grep -q "an earlier shift of it did not finish (journal $j).*volprep rollback $j" "$T/err" || fail "$(cat "$T/err")"
+manifest "$T/outer" | cmp -s - "$T/m2" || fail "the refused shift changed the tree"
+vp rollback "$j" >/dev/null 2>&1 || fail "rollback of the unfinished shift"
+[ "$(stat -c %u:%g "$T/outer/inner")" = 0:0 ] || fail "rollback did not restore"
+vp shift "$T/outer" "${MAP[@]}" >/dev/null 2>&1 || fail "shift after the rollback"
+echo "ok: shift_refusals"
