@@ -38,8 +38,8 @@ int fail(const Error& error) {
   return error.code;
 }
 
-void add_threads_option(CLI::App& app, unsigned& threads) {
-  app.add_option("--threads", threads, "Worker threads (default: all cores)");
+void add_threads_option(CLI::App& app, unsigned& threads, const char* help) {
+  app.add_option("--threads", threads, help);
 }
 
 void add_run_options(CLI::App& app, DriverOptions& o, const char* check_help) {

@@ -32,7 +32,7 @@ void setup_rollback(CLI::App& app, RollbackOptions& o) {
   app.add_flag("--json", o.json, "JSON Lines: one object per entry restored (or to restore), then the summary");
   app.add_flag("--cross-filesystems", o.cross_filesystems,
                "Enter mount points below the volume, as a run with --cross-filesystems did");
-  add_threads_option(app, o.threads);
+  add_threads_option(app, o.threads, "Worker threads (default: one per core)");
 }
 
 void setup_journal_list(CLI::App& app, JournalOptions& o) {

@@ -55,7 +55,9 @@ void setup_source_options(CLI::App& app, SourceOptions& options);
 // --follow-path-symlinks, for the commands that take a PATH.
 void add_follow_path_symlinks(CLI::App& app, bool& follow);
 // --threads, for the commands that walk trees.
-void add_threads_option(CLI::App& app, unsigned& threads);
+void add_threads_option(CLI::App& app, unsigned& threads,
+                        const char* help = "Worker threads, one request in flight each (default: one per core; "
+                                           "64 on network and FUSE filesystems)");
 // What every command that runs policies over volumes takes: -n/--dry-run, --check, --json,
 // --threads, --journal, --journal-dir, --no-journal (driver.h). `check_help` says what
 // --check reports.
