@@ -21,7 +21,7 @@ _volprep_shift_opts="-h --help --reverse --unmapped --exclude -n --dry-run --che
   --follow-path-symlinks --force $_volprep_source_opts"
 _volprep_mount_opts="-h --help --as --from --shift --reverse -n --dry-run --list --persist --unit-dir
   --allow-system-path --follow-path-symlinks $_volprep_source_opts"
-_volprep_umount_opts="-h --help --persist --unit-dir"
+_volprep_umount_opts="-h --help --persist --unit-dir --force"
 _volprep_map_opts="-h --help --json $_volprep_source_opts"
 _volprep_journal_list_opts="-h --help --journal-dir --json"
 _volprep_journal_show_opts="-h --help"

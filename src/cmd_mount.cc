@@ -37,6 +37,7 @@ void setup_mount(CLI::App& app, MountOptions& o) {
 
 void setup_umount(CLI::App& app, MountOptions& o) {
   app.add_option("dst", o.dst, "An idmapped mount (DST of volprep mount)")->required();
+  app.add_flag("--force", o.force, "Also an idmapped mount volprep mount did not make (it has no record of it)");
   app.add_flag("--persist", o.persist, "Also remove the systemd unit volprep mount --persist wrote");
   app.add_option("--unit-dir", o.unit_dir, "Where that unit is")->capture_default_str();
 }
@@ -85,15 +86,33 @@ IdMap inverse(const IdMap& m) {
   return IdMap(std::move(out));
 }
 
-// A word of a unit's command line, quoted as systemd reads it.
+// A word of a unit's command line, quoted as systemd reads it: no specifier (%), variable ($)
+// or escape (\) in it is expanded. Words with control characters never get here.
 std::string unit_word(const std::string& w) {
   std::string out = "\"";
   for (char c : w) {
     if (c == '"' || c == '\\') out += '\\';
-    if (c == '%') out += '%';
+    if (c == '%' || c == '$') out += c;
     out += c;
   }
   return out + "\"";
+}
+
+// Why root should not run the binary at `path` at boot: it, or a directory above it, is not
+// root's alone (owned by root, writable by no group or other, or sticky as /tmp is not
+// enough). "" when it is.
+std::string not_roots_alone(const std::string& path) {
+  for (std::string p = path; !p.empty(); p = p.substr(0, p.rfind('/'))) {
+    const std::string q = p.empty() ? "/" : p;
+    struct stat st{};
+    if (::lstat(q.c_str(), &st) < 0) return q + ": " + std::strerror(errno);
+    if (S_ISLNK(st.st_mode)) return q + " is a symlink";
+    if (st.st_uid != 0 || (st.st_mode & 022)) return q + " is not root's alone (owned by root, writable by no group or other)";
+    if (p.rfind('/') == 0) break;
+  }
+  struct stat root{};
+  if (::lstat("/", &root) < 0 || root.st_uid != 0 || (root.st_mode & 022)) return "/ is not root's alone";
+  return {};
 }
 
 std::string unit_name(const std::string& dst) { return "volprep-mount-" + systemd_escape_path(dst) + ".service"; }
@@ -104,21 +123,24 @@ const char* const kUnitLinks[] = {"multi-user.target.wants", "docker.service.req
 // --persist: a oneshot unit that runs this same mount at boot, with the maps written out (the
 // remap in force now, not whatever is configured then), linked as `systemctl enable` would.
 Result<std::string> write_unit(const MountOptions& o, const std::string& src, const std::string& dst,
-                               const Mapping& mapping) {
+                               const Mapping& mapping, const std::optional<IdPair>& disk) {
+  // A line break in a path would end its line of the unit and start another, of its own.
+  for (const std::string* p : {&src, &dst})
+    for (unsigned char c : *p)
+      if (c < 0x20 || c == 0x7f)
+        return usage_error("refusing --persist: " + escape_path(*p) + " holds a control character, which a unit file cannot hold");
   char exe[4096];
   ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n <= 0) return config_error(std::string("cannot read /proc/self/exe: ") + std::strerror(errno));
   std::string self(exe, size_t(n));
-  struct stat st{};
-  // Root runs the unit: never a binary someone else could replace.
-  if (::stat(self.c_str(), &st) < 0 || st.st_uid != 0 || (st.st_mode & 022))
-    return Error{kExitRefused, "refusing --persist: " + self +
-                                   " is not root's alone (owned by root, not writable by group or others); "
-                                   "install volprep first"};
+  // Root runs the unit: never a binary someone else could replace, nor rename into place.
+  if (auto why = not_roots_alone(self); !why.empty())
+    return Error{kExitRefused, "refusing --persist: the unit would run " + self + ", but " + why + "; install volprep first"};
   std::string exec = unit_word(self) + " mount " + unit_word(src) + " " + unit_word(dst);
   if (o.shift) exec += o.reverse ? " --shift --reverse" : " --shift";
   if (o.as) exec += " --as " + unit_word(*o.as);
-  if (o.from) exec += " --from " + unit_word(*o.from);
+  // The disk owner as it is now, not whoever owns SRC at boot.
+  if (disk) exec += " --from " + std::to_string(disk->uid) + ":" + std::to_string(disk->gid);
   if (o.allow_system_path) exec += " --allow-system-path";
   for (const Extent& e : mapping.uid_map.extents())
     exec += " --uid-map " + std::to_string(e.container) + ":" + std::to_string(e.host) + ":" + std::to_string(e.count);
@@ -127,7 +149,7 @@ Result<std::string> write_unit(const MountOptions& o, const std::string& src, co
   std::string unit =
       "# Written by volprep mount --persist; volprep umount --persist removes it.\n"
       "[Unit]\n"
-      "Description=volprep idmapped mount of " + src + " at " + dst + "\n"
+      "Description=volprep idmapped mount (volprep mount --list names it)\n"
       "RequiresMountsFor=" + unit_word(src) + " " + unit_word(dst) + "\n"
       "Before=docker.service\n"
       "\n[Service]\n"
@@ -152,6 +174,13 @@ Result<std::string> write_unit(const MountOptions& o, const std::string& src, co
       return config_error("cannot link " + link + ": " + std::strerror(errno));
   }
   return path;
+}
+
+// Removes the unit of the mount at `dst` and its links; whether there was one.
+bool remove_unit(const std::string& unit_dir, const std::string& dst) {
+  const std::string name = unit_name(dst);
+  for (const char* dir : kUnitLinks) ::unlink((unit_dir + "/" + dir + "/" + name).c_str());
+  return ::unlink((unit_dir + "/" + name).c_str()) == 0;
 }
 
 int list_mounts() {
@@ -234,6 +263,7 @@ int run_mount(const MountOptions& options) {
   for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
   IdMap uid_map, gid_map;
   std::string what;
+  std::optional<IdPair> disk_owner;  // --as: the disk owner shown as the container user
   if (o.shift) {
     uid_map = o.reverse ? inverse(mapping->uid_map) : mapping->uid_map;
     gid_map = o.reverse ? inverse(mapping->gid_map) : mapping->gid_map;
@@ -249,6 +279,7 @@ int run_mount(const MountOptions& options) {
       if (!from) return fail(usage_error("--from \"" + *o.from + "\": expected HOSTUID[:HOSTGID]"));
       disk = *from;
     }
+    disk_owner = disk;
     uid_map = IdMap({{disk.uid, host_ids->uid, 1}});
     gid_map = IdMap({{disk.gid, host_ids->gid, 1}});
     what = "disk owner " + std::to_string(disk.uid) + ":" + std::to_string(disk.gid) + " as container " +
@@ -283,21 +314,28 @@ int run_mount(const MountOptions& options) {
     return errors ? kExitPartial : kExitOk;
   }
 
-  // 3. Mount.
-  auto userns = make_user_namespace(uid_map, gid_map);
-  if (!userns) return fail(userns.error());
-  if (auto r = idmapped_bind(src->fd.get(), dst->fd.get(), userns->get(), src->real, dst->real); !r)
-    return fail(r.error());
-  std::printf("mounted %s at %s: %s\n", src->show("").c_str(), dst->show("").c_str(), what.c_str());
+  // 3. The unit first (--persist), then the mount: a refused unit mounts nothing, a failed
+  // mount removes the unit.
+  std::optional<std::string> unit;
   if (o.persist) {
-    auto unit = write_unit(o, src->real, dst->real, *mapping);
-    if (!unit) {
-      spdlog::error("{}; the mount is made, but will not come back at boot", unit.error().message);
-      return unit.error().code;
+    auto written = write_unit(o, src->real, dst->real, *mapping, disk_owner);
+    if (!written) {
+      spdlog::error("{}; nothing mounted", written.error().message);
+      return written.error().code;
     }
+    unit = *written;
+  }
+  auto userns = make_user_namespace(uid_map, gid_map);
+  auto mounted = userns ? idmapped_bind(src->fd.get(), dst->fd.get(), userns->get(), src->real, dst->real)
+                        : Result<bool>(userns.error());
+  if (!mounted) {
+    if (unit) remove_unit(o.unit_dir, dst->real);
+    return fail(mounted.error());
+  }
+  std::printf("mounted %s at %s: %s\n", src->show("").c_str(), dst->show("").c_str(), what.c_str());
+  if (unit)
     std::printf("wrote %s: the mount comes back at boot, before docker.service (systemctl daemon-reload reads it now)\n",
                 escape_path(*unit).c_str());
-  }
   // Recorded for --list; the mount is made whether or not this works.
   MountRecord record{src->real, dst->real, 0, uid_map.describe(), gid_map.describe(), what, mapping->source};
   EntryStat now;
@@ -307,40 +345,51 @@ int run_mount(const MountOptions& options) {
 }
 
 int run_umount(const MountOptions& o) {
+  auto dst = resolve_path(*o.dst, /*follow_any_symlink=*/false);
   bool removed = false;
   if (o.persist) {
     // The unit first: a mount already gone still leaves a unit to remove.
-    std::string real = o.dst->empty() || o.dst->front() != '/' ? "" : *o.dst;
-    if (auto dst = resolve_path(*o.dst, false)) real = dst->real;
-    const std::string name = unit_name(real);
-    for (const char* dir : kUnitLinks) ::unlink((o.unit_dir + "/" + dir + "/" + name).c_str());
-    if (::unlink((o.unit_dir + "/" + name).c_str()) == 0) removed = true;
-    if (removed) std::printf("removed %s/%s\n", escape_path(o.unit_dir).c_str(), escape_path(name).c_str());
-    else spdlog::warn("no unit {}/{} to remove", o.unit_dir, name);
+    std::string real = dst ? dst->real : *o.dst;
+    removed = remove_unit(o.unit_dir, real);
+    if (removed) std::printf("removed %s/%s\n", escape_path(o.unit_dir).c_str(), escape_path(unit_name(real)).c_str());
+    else spdlog::warn("no unit {}/{} to remove", o.unit_dir, unit_name(real));
   }
-  std::string real;
-  uint64_t mnt_id = 0;
-  {
-    auto dst = resolve_path(*o.dst, /*follow_any_symlink=*/false);
-    if (!dst) return fail(dst.error());
-    real = dst->real;
-    mnt_id = dst->st.mnt_id;
-  }  // its descriptors let go: they would keep the mount busy
-  for (const MountEntry& m : read_mounts())
-    if (m.mount_point == real && m.mnt_id == mnt_id) {
-      if (!m.idmapped) {
-        spdlog::error("refusing {}: not an idmapped mount (a {} mount); volprep umount only undoes volprep mount",
-                      real, m.fs_type);
-        return kExitRefused;
-      }
-      if (::umount2(real.c_str(), UMOUNT_NOFOLLOW) < 0) {
-        spdlog::error("cannot unmount {}: {}", real, std::strerror(errno));
-        return kExitPartial;
-      }
-      remove_mount_record(real);
-      std::printf("unmounted %s\n", escape_path(real).c_str());
-      return kExitOk;
+  if (!dst) return removed ? kExitOk : fail(dst.error());
+  const std::string real = dst->real;
+  if (!dst->parent.valid()) {
+    spdlog::error("refusing {}: volprep umount does not unmount /", real);
+    return kExitRefused;
+  }
+  // Decided on the mount DST is now, and unmounted through its parent's descriptor: a
+  // directory above renamed and replaced meanwhile changes nothing. DST's own descriptor
+  // would keep the mount busy: only the parent's is kept.
+  UniqueFd parent = std::move(dst->parent);
+  const std::string name = dst->name;
+  dst->fd.reset();
+  EntryStat now;
+  if (int rc = stat_at(parent.get(), name.c_str(), now); rc < 0) return fail(config_error(real + ": " + std::strerror(-rc)));
+  for (const MountEntry& m : read_mounts()) {
+    if (m.mount_point != real || m.mnt_id != now.mnt_id) continue;
+    if (!m.idmapped) {
+      spdlog::error("refusing {}: not an idmapped mount (a {} mount); volprep umount only undoes volprep mount",
+                    real, m.fs_type);
+      return kExitRefused;
     }
+    auto record = read_mount_record(real);
+    if ((!record || record->mnt_id != m.mnt_id) && !o.force) {
+      spdlog::error("refusing {}: an idmapped mount volprep mount did not make (no record of it in {}); "
+                    "--force unmounts it all the same", real, mount_record_dir());
+      return kExitRefused;
+    }
+    const std::string through = "/proc/self/fd/" + std::to_string(parent.get()) + "/" + name;
+    if (::umount2(through.c_str(), UMOUNT_NOFOLLOW) < 0) {
+      spdlog::error("cannot unmount {}: {}", real, std::strerror(errno));
+      return kExitPartial;
+    }
+    remove_mount_record(real);
+    std::printf("unmounted %s\n", escape_path(real).c_str());
+    return kExitOk;
+  }
   if (removed) return kExitOk;  // the unit was all that was left
   spdlog::error("refusing {}: nothing is mounted there", real);
   return kExitRefused;

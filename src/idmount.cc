@@ -97,7 +97,9 @@ Result<bool> idmapped_bind(int src, int dst, int userns, const std::string& src_
     return config_error("cannot clone the mount of " + src_name + ": " + std::strerror(errno));
   }
   mount_attr attr{};
-  attr.attr_set = MOUNT_ATTR_IDMAP;
+  // nosuid and nodev: through the mapping a file its owner made setuid could show as root's, a
+  // device node as another owner's. Nothing a container needs from a data tree.
+  attr.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
   attr.userns_fd = uint64_t(userns);
   if (::mount_setattr(tree.get(), "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
     int err = errno;

@@ -196,6 +196,7 @@ struct MountOptions {
   bool allow_system_path = false;
   bool follow_path_symlinks = false;
   bool persist = false;  // a systemd unit mounts it again at boot, before docker.service
+  bool force = false;    // umount: also an idmapped mount volprep has no record of
   std::string unit_dir = "/etc/systemd/system";
 };
 void setup_mount(CLI::App& app, MountOptions& options);

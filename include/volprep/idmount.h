@@ -23,7 +23,7 @@ namespace volprep {
 Result<UniqueFd> make_user_namespace(const IdMap& uid_map, const IdMap& gid_map);
 
 // Bind-mounts the mount of `src` (an O_PATH descriptor of a directory) at `dst` (a descriptor
-// of an empty directory) through `userns`. `src_name` and `dst_name` are for messages. Errors
+// of an empty directory) through `userns`, nosuid and nodev. `src_name` and `dst_name` are for messages. Errors
 // name what refused: a kernel without idmapped mounts, a filesystem that does not support
 // them (by its type), a destination that moved.
 Result<bool> idmapped_bind(int src, int dst, int userns, const std::string& src_name, const std::string& dst_name);

@@ -70,13 +70,40 @@ vp mount "$T/src" "$T/dst4" --as 1000 "${MAP[@]}" --persist --unit-dir "$T/units
 unit=$T/units/$(systemd-escape --path "$T/dst4" | sed 's/^/volprep-mount-/; s/$/.service/')
 [ -f "$unit" ] || fail "--persist wrote no $unit: $(ls -R "$T/units")"
 systemd-analyze verify "$unit" || fail "systemd-analyze verify refuses $(cat "$unit")"
-grep -q "^ExecStart=\"$(readlink -f "$VOLPREP")\" mount \"$T/src\" \"$T/dst4\" --as \"1000\" --uid-map 0:500000:65536 --gid-map 0:500000:65536$" "$unit" ||
+grep -q "^ExecStart=\"$(readlink -f "$VOLPREP")\" mount \"$T/src\" \"$T/dst4\" --as \"1000\" --from 1000:1000 --uid-map 0:500000:65536 --gid-map 0:500000:65536$" "$unit" ||
   fail "unexpected ExecStart in $(cat "$unit")"
 [ -L "$T/units/docker.service.requires/${unit##*/}" ] && [ -L "$T/units/multi-user.target.wants/${unit##*/}" ] ||
   fail "the unit is not linked: $(ls -R "$T/units")"
 vp umount "$T/dst4" --persist --unit-dir "$T/units" >/dev/null
 [ -z "$(find "$T/units" -name 'volprep-*')" ] || fail "umount --persist left $(find "$T/units" -name 'volprep-*')"
 [ -z "$(ls -A "$VOLPREP_MOUNT_DIR")" ] || fail "umount left a record: $(ls "$VOLPREP_MOUNT_DIR")"
+
+# A path that would break the unit's lines is refused, with nothing mounted and no unit; a '$'
+# or '%' in one is written so that systemd expands nothing.
+mkdir "$T/dst5" "$T/src"$'\n'"x" "$T/src\$HOME%h"
+chown 1000:1000 "$T/src"$'\n'"x" "$T/src\$HOME%h"
+expect_rc 2 vp mount "$T/src"$'\n'"x" "$T/dst5" --as 1000 "${MAP[@]}" --persist --unit-dir "$T/units" 2>/dev/null
+[ -z "$(find "$T/units" -name 'volprep-*')" ] && ! grep -q " $T/dst5 " /proc/self/mountinfo || fail "a refused --persist left a unit or a mount"
+vp mount "$T/src\$HOME%h" "$T/dst5" --as 1000 "${MAP[@]}" --persist --unit-dir "$T/units" >/dev/null
+grep -qF "mount \"$T/src\$\$HOME%%h\" " "$T"/units/volprep-mount-*.service || fail "\$ and % not escaped: $(cat "$T"/units/volprep-mount-*.service)"
+systemd-analyze verify "$T"/units/volprep-mount-*.service || fail "systemd-analyze verify refuses the escaped unit"
+vp umount "$T/dst5" --persist --unit-dir "$T/units" >/dev/null
+
+# nosuid: a setuid file of the tree's owner, shown as root's through the mount, runs as its
+# caller (here through --as 0 with an identity map: remap off, a stock Docker).
+mkdir "$T/suid" "$T/dst6"
+cp /usr/bin/id "$T/suid/myid"
+chown -R 1000:1000 "$T/suid"
+chmod 4755 "$T/suid/myid"
+vp mount "$T/suid" "$T/dst6" --as 0 --map 0:0:65536 >/dev/null
+[ "$(stat -c %u "$T/dst6/myid")" = 0 ] || fail "the setuid file does not show as root's"
+[ "$(setpriv --reuid 1000 --regid 1000 --clear-groups "$T/dst6/myid" -u)" = 1000 ] ||
+  fail "a setuid file runs as root through the mount"
+grep " $T/dst6 " /proc/self/mountinfo | grep -q 'nosuid,nodev' || fail "the mount is not nosuid,nodev"
+# An idmapped mount volprep has no record of is refused, unless --force.
+VOLPREP_MOUNT_DIR=$T/other-records expect_rc 5 vp umount "$T/dst6" 2>/dev/null
+VOLPREP_MOUNT_DIR=$T/other-records vp umount "$T/dst6" --force >/dev/null
+! grep -q " $T/dst6 " /proc/self/mountinfo || fail "umount --force left the mount"
 
 # Refusals, each with nothing mounted.
 mkdir "$T/dst3"
