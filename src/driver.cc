@@ -83,6 +83,17 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   // else each volume gets its own, which `rollback --last PATH` finds by that PATH.
   const bool one_journal = !o.header.project.empty();
   std::unique_ptr<JournalWriter> journal;
+  std::vector<std::string> written;  // journals of the volumes before this one
+  // What a run that ends early has done so far: nothing, or the journals that undo it.
+  auto so_far = [&] {
+    if (journal && journal->created() && (written.empty() || written.back() != journal->path()))
+      written.push_back(journal->path());
+    if (written.empty()) return std::string("nothing changed");
+    std::string list;
+    for (const auto& w : written) list += (list.empty() ? "" : ", ") + w;
+    return "every change made so far is in the journal" + std::string(written.size() > 1 ? "s " : " ") + list +
+           " (volprep rollback undoes them)";
+  };
   for (const VolumeJob& job : jobs) {
     if (o.json ? !job.heading_json.empty() : !job.heading.empty())
       std::printf("%s\n", o.json ? job.heading_json.c_str() : ("# " + escape_control(job.heading)).c_str());
@@ -105,9 +116,10 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
       } else {
         auto w = open_journal(v, o);
         if (!w) {
-          spdlog::error("{}; nothing changed", w.error().message);
+          spdlog::error("{}; {}", w.error().message, so_far());
           return w.error().code;
         }
+        if (journal && journal->created()) written.push_back(journal->path());
         journal = std::move(*w);
       }
       config.journal = journal.get();
@@ -133,11 +145,7 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
     for (const auto& e : result.errors) spdlog::error("{}: {}", v.show(e.path), e.text);
     total += result.summary;
     if (!result.stopped.empty()) {
-      if (journal && journal->created())
-        spdlog::error("stopped: {}; every change made so far is in the journal {} (volprep rollback undoes them)",
-                      result.stopped, journal->path());
-      else
-        spdlog::error("stopped: {}; nothing changed", result.stopped);
+      spdlog::error("stopped: {}; {}", result.stopped, dry_run ? "nothing changed" : so_far());
       std::printf("%s\n", format_summary(total, dry_run).c_str());
       return kExitPartial;
     }

@@ -371,6 +371,7 @@ Result<bool> JournalReader::next(JournalItem& item) {
     return true;
   }
   item.root = root_;
+  if (ended_) return bad(at, std::string("a record ('") + kind + "') after the end record");
   if (kind == 'D') {
     if (version_ >= 2) {  // the bytes it shares with the last 'D' record's path, then the rest
       uint64_t shared = f.varint();
@@ -480,8 +481,9 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
     }
   const bool keep = what == JournalRead::kAll;
   if (keep) {  // Room for every change record, by an estimate of their size: growing the vector costs more.
-    struct stat st{};
-    if (::stat(path.c_str(), &st) == 0) j.records.reserve(size_t(st.st_size / 48));
+    // Of the file opened (no second lookup of its name), and never more than a record per
+    // byte of what a journal of kMaxJournalRecord-bounded records could hold in memory.
+    j.records.reserve(size_t(std::min<uint64_t>(reader->size() / 48, uint64_t(1) << 24)));
   }
   JournalSegment seg{reader->offset(), 0, 0, std::nullopt, 0};
   auto close_segment = [&](uint64_t at) {

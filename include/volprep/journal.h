@@ -241,6 +241,7 @@ class JournalReader {
   Result<bool> next(JournalItem& item);
   // Where the next record starts (after the last one read).
   uint64_t offset() const { return off_; }
+  uint64_t size() const { return size_; }  // the file's size when it was opened
   std::optional<uint64_t> torn_at() const { return torn_at_; }
   uint64_t torn_bytes() const { return torn_at_ ? size_ - *torn_at_ : 0; }
   bool torn_by_hole() const { return torn_by_hole_; }

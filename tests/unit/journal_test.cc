@@ -349,6 +349,19 @@ TEST_F(JournalFile, DamageInTheMiddleIsRefusedNamingTheOffset) {
   EXPECT_NE(j.error().message.find("damaged at offset"), std::string::npos) << j.error().message;
 }
 
+TEST_F(JournalFile, ARecordAfterTheEndRecordIsRefused) {
+  // A valid record of any kind appended after the end: nothing a run writes, so damage.
+  for (std::string extra : {frame('D', encode_directory("x")), frame('A', encode_armed(EntryStat{})),
+                            frame('C', encode_record(record("late", 7)))}) {
+    fs::remove(dir_ + "/j.vpj");
+    auto path = write();
+    put(path, slurp(path) + extra);
+    auto j = read_journal(path);
+    ASSERT_FALSE(j.ok()) << "kind " << extra[4];
+    EXPECT_NE(j.error().message.find("after the end record"), std::string::npos) << j.error().message;
+  }
+}
+
 TEST_F(JournalFile, PathsOutsideTheVolumeAreRefused) {
   for (std::string bad : {"../etc/shadow", "/etc/shadow", "a/../../x", "a//b", "./a"}) {
     auto j = read_journal(write({"ok", bad}));
