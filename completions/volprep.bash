@@ -16,7 +16,7 @@ _volprep_rollback_opts="-h --help --last --project --follow-path-symlinks --jour
   --no-journal --force -n --dry-run --cross-filesystems --json --threads"
 _volprep_compose_opts="-h --help -f --file --project-directory --env-file --compose-cli -n --dry-run
   --check --json --threads --journal --journal-dir --no-journal --force $_volprep_source_opts"
-_volprep_shift_opts="-h --help --reverse --unmapped --exclude -n --dry-run --check --json --threads
+_volprep_shift_opts="-h --help --reverse --keep-setid --unmapped --exclude -n --dry-run --check --json --threads
   --journal --journal-dir --no-journal --cross-filesystems --allow-system-path
   --follow-path-symlinks --force $_volprep_source_opts"
 _volprep_mount_opts="-h --help --as --from --shift --reverse -n --dry-run --list --persist --unit-dir

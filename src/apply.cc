@@ -282,6 +282,7 @@ int apply_change(int dirfd, Change& c) {
   for (const XattrChange& x : c.xattrs) {
     if (!xattr_due(c, x)) continue;
     int rc = x.after ? set_xattr_at(fd, "", x.name.c_str(), *x.after) : remove_xattr_at(fd, "", x.name.c_str());
+    if (rc == -ENODATA && !x.after) rc = 0;  // gone already: the chown removed the capabilities
     if (rc < 0) return fail(c, -rc, x.name == kCapabilityXattr ? "restore file capabilities" : "set ACL");
   }
   return c.err;

@@ -23,6 +23,9 @@ void setup_shift(CLI::App& app, ShiftOptions& o) {
                  "nobody (the id the container sees as 65534)")
       ->check(CLI::IsMember({"refuse", "skip", "nobody"}))
       ->capture_default_str();
+  app.add_flag("--keep-setid", o.keep_setid,
+               "With --reverse: keep set-id bits and file capabilities on files that become root's "
+               "(dropped by default: container root made them)");
   add_tree_options(app, o.excludes, o.run, "A dry run that exits 1 when anything would change (0 for a tree shifted already)", o.cross_filesystems,
                    o.allow_system_path, o.follow_path_symlinks);
   app.add_flag("--force", o.force, "Shift a tree whose ids all read as shifted already (a second shift)");
@@ -141,6 +144,11 @@ int run_shift(const ShiftOptions& options) {
   spec.uid_map = mapping->uid_map;
   spec.gid_map = mapping->gid_map;
   spec.reverse = o.reverse;
+  spec.keep_setid = o.keep_setid;
+  if (o.keep_setid && !o.reverse) {
+    spdlog::error("--keep-setid goes with --reverse");
+    return kExitUsage;
+  }
   spec.unmapped = o.unmapped == "skip" ? Unmapped::kSkip : o.unmapped == "nobody" ? Unmapped::kNobody : Unmapped::kRefuse;
   if (spec.unmapped == Unmapped::kNobody && !spec.reverse) {
     auto uid = spec.uid_map.to_host(65534), gid = spec.gid_map.to_host(65534);

@@ -95,6 +95,13 @@ class ShiftPolicy final : public Policy {
     c.uid = shifted(spec_, false, st.uid);
     c.gid = shifted(spec_, true, st.gid);
     c.mode = st.mode & 07777;  // set-id bits put back after the chown (Change::restores_set_id)
+    // Reversed, what becomes root's from container root's gets no set-id bit it had.
+    const bool to_root_uid = spec_.reverse && !spec_.keep_setid && c.uid == 0 && st.uid != 0;
+    const bool to_root_gid = spec_.reverse && !spec_.keep_setid && c.gid == 0 && st.gid != 0;
+    if (!S_ISDIR(st.mode) && !S_ISLNK(st.mode)) {
+      if (to_root_uid) c.mode &= ~uint32_t(S_ISUID);
+      if (to_root_gid) c.mode &= ~uint32_t(S_ISGID);
+    }
     const auto reads = shift_reads(st);
     for (size_t i = 0; i < reads.size() && i < xattrs.size(); ++i) {
       if (!xattrs[i]) continue;
@@ -103,10 +110,16 @@ class ShiftPolicy final : public Policy {
         if (std::string after = shift_acl(spec_, before); after != before)
           c.xattrs.push_back({reads[i].name, before, std::move(after)});
       } else {  // capabilities: set after the chown, which removes them, changed or not
-        c.xattrs.push_back({reads[i].name, before, shift_caps(spec_, before)});
+        std::string after = shift_caps(spec_, before);
+        // Revision 2 (root id 0) reversed from container root's: it would grant on the host.
+        auto caps = FileCaps::parse(after);
+        if (spec_.reverse && !spec_.keep_setid && caps && caps->revision == 2 && after != before)
+          c.xattrs.push_back({reads[i].name, before, std::nullopt});
+        else
+          c.xattrs.push_back({reads[i].name, before, std::move(after)});
       }
     }
-    if (!c.changes_owner() && !c.changes_xattrs()) return std::nullopt;
+    if (!c.changes_owner() && !c.changes_xattrs() && !c.changes_mode()) return std::nullopt;
     return c;
   }
 

@@ -230,6 +230,7 @@ struct ShiftOptions {
   SourceOptions source;
   std::vector<std::string> paths;
   bool reverse = false;                 // remapping turned off: host ids back to container ids
+  bool keep_setid = false;              // --reverse: keep set-id bits and capabilities becoming root's
   std::string unmapped = "refuse";      // refuse, skip, nobody
   std::vector<std::string> excludes;
   DriverOptions run;

@@ -77,6 +77,10 @@ enum class Unmapped : uint8_t {
 struct ShiftSpec {
   IdMap uid_map, gid_map;  // container -> host, as the runtime maps them
   bool reverse = false;    // host -> container: remapping turned off
+  // Reversed, a file container root made setuid (or gave capabilities) would become a
+  // setuid-root (or capability) binary of the host: its set-id bits and capabilities are
+  // dropped where the owner (group) becomes 0, unless kept.
+  bool keep_setid = false;
   Unmapped unmapped = Unmapped::kRefuse;
   uint32_t nobody_uid = 65534, nobody_gid = 65534;  // kNobody: what an untranslatable id becomes
 

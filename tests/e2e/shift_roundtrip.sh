@@ -40,9 +40,20 @@ getcap -n "$vol/d3/v3cap" | grep -q '\[rootid=501000\]' || fail "v3cap: $(getcap
 [ "$(stat -c %u:%g "$vol/d2/../d3/fifo")" = 565534:501000 ] || fail "fifo"
 [ "$(stat -c %u:%g "$vol/d3/link")" = 500999:500999 ] || fail "the symlink itself"
 
-out=$(vp shift "$vol" "${MAP[@]}" --reverse 2>&1) || fail "shift --reverse: $out"
+# By default the way back drops what would make a file container root made a setuid-root or
+# capability binary of the host; --keep-setid keeps it (the tree was so before the shift).
+cp /usr/bin/id "$vol/rootsuid"
+chown 500000:500000 "$vol/rootsuid"
+chmod 6755 "$vol/rootsuid"
+vp shift "$vol" "${MAP[@]}" --reverse -n >"$T/rev" 2>&1 || fail "shift --reverse -n: $(cat "$T/rev")"
+grep -q "/rootsuid  owner 500000:500000 -> 0:0  mode 6755 -> 0755" "$T/rev" ||
+  fail "the way back keeps setuid-root on what container root made: $(grep rootsuid "$T/rev")"
+grep "/ping " "$T/rev" | grep -q "capability v3 rootid 500000 -> none" ||
+  fail "the way back keeps container root's capability as the host's: $(grep '/ping ' "$T/rev")"
+rm "$vol/rootsuid"
+out=$(vp shift "$vol" "${MAP[@]}" --reverse --keep-setid 2>&1) || fail "shift --reverse: $out"
 manifest "$vol" >"$T/back"
-diff "$T/before" "$T/back" >&2 || fail "shift then shift --reverse is not the tree it started from"
+diff "$T/before" "$T/back" >&2 || fail "shift then shift --reverse --keep-setid is not the tree it started from"
 
 # --- shift, then rollback: the same tree again ---------------------------------------------
 vp shift "$vol" "${MAP[@]}" >/dev/null 2>&1 || fail "second forward shift"

@@ -279,11 +279,21 @@ TEST(ShiftPolicy, CapabilitiesV2BecomeV3ForContainerRootAndBack) {
   EXPECT_TRUE(c->restores_set_id());  // setuid survives the chown
   EXPECT_EQ(c->mode, 04755u);
   EXPECT_TRUE(c->arms());
-  // Reversed: root id 500000 is container root, 0: revision 2 again, byte for byte.
+  // Reversed: root id 500000 is container root, 0. By default what would grant as root on
+  // the host goes: the capability is removed and the setuid bit of what becomes root's.
   auto r = make_shift_policy(spec(kDocker, true));
   c = r->plan(st(S_IFREG | 04755, 500000, 500000), Values{std::nullopt, kCapV3});
   ASSERT_TRUE(c);
+  EXPECT_FALSE(c->xattrs[0].after);
+  EXPECT_EQ(c->mode, 0755u);
+  EXPECT_FALSE(c->arms());
+  // --keep-setid: revision 2 again, byte for byte, and the setuid bit.
+  ShiftSpec keep = spec(kDocker, true);
+  keep.keep_setid = true;
+  c = make_shift_policy(keep)->plan(st(S_IFREG | 04755, 500000, 500000), Values{std::nullopt, kCapV3});
+  ASSERT_TRUE(c);
   EXPECT_EQ(*c->xattrs[0].after, kCapV2);
+  EXPECT_EQ(c->mode, 04755u);
   // A v2 capability on the host stays the host's when remapping is turned off: kept across the chown.
   c = r->plan(st(S_IFREG | 0755, 501000, 501000), Values{std::nullopt, kCapV2});
   ASSERT_TRUE(c);
