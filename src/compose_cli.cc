@@ -15,6 +15,7 @@
 #include <filesystem>
 
 #include "volprep/fd.h"
+#include "volprep/volume.h"
 
 namespace volprep {
 namespace {
@@ -24,26 +25,6 @@ constexpr int kTimeoutMs = 60000;
 const char* const kPluginDirs[] = {"/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
                                    "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins"};
 const char* const kBinDirs[] = {"/usr/local/bin", "/usr/bin", "/bin"};
-
-// The path, every directory above it and, through symlinks (root's too), where they lead.
-std::string unsafe_path(const std::string& path) {
-  std::string p = path;
-  bool links = false;
-  for (;;) {
-    struct stat st;
-    if (::lstat(p.c_str(), &st) < 0) return p + ": " + std::strerror(errno);
-    if (st.st_uid != 0) return p + " is owned by uid " + std::to_string(st.st_uid);
-    links |= S_ISLNK(st.st_mode);
-    if (!S_ISLNK(st.st_mode) && (st.st_mode & (S_IWGRP | S_IWOTH)) && !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX)))
-      return p + " is writable by its group or others";
-    if (p == "/") break;
-    p = std::filesystem::path(p).parent_path().string();
-  }
-  if (!links) return {};
-  char real[PATH_MAX];
-  if (!::realpath(path.c_str(), real)) return path + ": " + std::strerror(errno);
-  return real == path ? std::string() : unsafe_path(real);
-}
 
 struct Output {
   int status = 0;
@@ -104,7 +85,7 @@ Result<Output> run(const std::vector<std::string>& argv, const std::string& cwd,
 }  // namespace
 
 std::string unsafe_executable(const std::string& path) {
-  if (auto why = unsafe_path(path); !why.empty()) return why;
+  if (auto why = why_not_root_only(path); !why.empty()) return why;
   // A script: its interpreter runs, so it is held to the same rule.
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   char head[256] = {};
@@ -113,7 +94,7 @@ std::string unsafe_executable(const std::string& path) {
     size_t start = line.find_first_not_of(" \t");
     std::string interp = start == std::string::npos ? "" : line.substr(start, line.find_first_of(" \t", start) - start);
     if (interp.empty() || interp[0] != '/') return path + ": its interpreter is not an absolute path";
-    return unsafe_path(interp);
+    return why_not_root_only(interp);
   }
   return {};
 }

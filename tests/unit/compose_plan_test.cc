@@ -1,11 +1,15 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "volprep/compose_cli.h"
 #include "volprep/compose_plan.h"
 #include "volprep/docker_engine.h"
+#include "volprep/volume.h"
 
 using namespace volprep;
 
@@ -183,6 +187,24 @@ TEST(DockerEngine, TarAndReferences) {
   EXPECT_TRUE(valid_image_ref("busybox@sha256:abc"));
   EXPECT_FALSE(valid_image_ref("../../containers/create"));
   EXPECT_FALSE(valid_image_ref("a?b"));
+}
+
+// The rule for what root runs, shared by the Compose CLI and mount's unit files.
+TEST(RootOnlyPath, OwnerAndWritersOfEveryComponent) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: only root's files pass the rule";
+  EXPECT_EQ(why_not_root_only("/usr/bin/env"), "");
+  char tmpl[] = "/tmp/volprep-rootonly-test.XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  std::string file = dir + "/f";
+  std::ofstream(file) << "x";
+  ::chmod(dir.c_str(), 0755);
+  EXPECT_EQ(why_not_root_only(file), "");
+  ::chmod(dir.c_str(), 0775);
+  EXPECT_EQ(why_not_root_only(file), dir + " is writable by its group or others");
+  ::chmod(dir.c_str(), 0755);
+  ASSERT_EQ(::chown(file.c_str(), 1234, 1234), 0);
+  EXPECT_EQ(why_not_root_only(file), file + " is owned by uid 1234");
+  std::filesystem::remove_all(dir);
 }
 
 // The Compose CLI and the built-in reader give the same model, and so the same plan, on
