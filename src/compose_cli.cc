@@ -94,9 +94,18 @@ std::string unsafe_executable(const std::string& path) {
     size_t start = line.find_first_not_of(" \t");
     std::string interp = start == std::string::npos ? "" : line.substr(start, line.find_first_of(" \t", start) - start);
     if (interp.empty() || interp[0] != '/') return path + ": its interpreter is not an absolute path";
+    if (interp.ends_with("/env")) return path + ": its interpreter is env, which finds the program through PATH";
     return why_not_root_only(interp);
   }
   return {};
+}
+
+std::vector<std::string> compose_cli_environment(const std::map<std::string, std::string>& environment) {
+  std::vector<std::string> env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+  for (const auto& [k, v] : environment)
+    if (k == "HOME" || k == "DOCKER_HOST" || k == "DOCKER_CONTEXT" || k.starts_with("COMPOSE_"))
+      env.push_back(k + "=" + v);
+  return env;
 }
 
 Result<std::optional<std::string>> find_compose_cli(const std::string& choice) {
@@ -125,10 +134,7 @@ Result<ComposeProject> read_compose_via_cli(const std::string& cli, const Compos
   if (o.project_directory) argv.insert(argv.end(), {"--project-directory", *o.project_directory});
   if (o.env_file) argv.insert(argv.end(), {"--env-file", *o.env_file});
   argv.push_back("config");
-  std::vector<std::string> env;
-  for (const auto& [k, v] : o.environment)  // nothing that changes what the interpreter runs
-    if (!k.starts_with("PYTHON") && !k.starts_with("LD_")) env.push_back(k + "=" + v);
-  auto r = run(argv, o.cwd, env);
+  auto r = run(argv, o.cwd, compose_cli_environment(o.environment));
   if (!r) return r.error();
   if (r->status != 0) {
     std::string msg = r->err;

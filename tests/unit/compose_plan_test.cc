@@ -189,6 +189,31 @@ TEST(DockerEngine, TarAndReferences) {
   EXPECT_FALSE(valid_image_ref("a?b"));
 }
 
+// The CLI gets a fixed PATH and Docker's and Compose's own variables, nothing else of root's.
+TEST(ComposeCli, AMinimalEnvironment) {
+  auto env = compose_cli_environment({{"PATH", "/home/bob/bin:."}, {"LD_PRELOAD", "/home/bob/x.so"},
+                                      {"BASH_ENV", "/home/bob/rc"}, {"HOME", "/root"},
+                                      {"DOCKER_HOST", "unix:///run/d.sock"}, {"COMPOSE_PROFILES", "a"},
+                                      {"SECRET", "s"}});
+  EXPECT_EQ(env, (std::vector<std::string>{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "COMPOSE_PROFILES=a",
+                                           "DOCKER_HOST=unix:///run/d.sock", "HOME=/root"}));
+}
+
+// A root-owned script in root's directories whose interpreter is env still runs what PATH finds.
+TEST(ComposeCli, AScriptThroughEnvIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: only root's files pass the rule";
+  char tmpl[] = "/tmp/volprep-cli-test.XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  ::chmod(dir.c_str(), 0755);
+  std::string script = dir + "/docker-compose";
+  std::ofstream(script) << "#!/usr/bin/env python3\nprint()\n";
+  ::chmod(script.c_str(), 0755);
+  EXPECT_NE(unsafe_executable(script).find("its interpreter is env"), std::string::npos) << unsafe_executable(script);
+  std::ofstream(script) << "#!/bin/sh\necho\n";
+  EXPECT_EQ(unsafe_executable(script), "");
+  std::filesystem::remove_all(dir);
+}
+
 // The rule for what root runs, shared by the Compose CLI and mount's unit files.
 TEST(RootOnlyPath, OwnerAndWritersOfEveryComponent) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root: only root's files pass the rule";
