@@ -189,6 +189,15 @@ TEST(DockerEngine, TarAndReferences) {
   EXPECT_FALSE(valid_image_ref("a?b"));
 }
 
+// A chunk size near 2^64 must not wrap the position around and read the body again.
+TEST(DockerEngine, DechunkRefusesSizesPastTheEnd) {
+  EXPECT_EQ(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
+  EXPECT_EQ(dechunk("ffffffffffffffff\r\nab\r\n0\r\n\r\n"), std::nullopt);
+  EXPECT_EQ(dechunk("fffffffffffffffe\r\n1\r\nx\r\n0\r\n\r\n"), std::nullopt);
+  EXPECT_EQ(dechunk("4\r\nabc"), std::nullopt);
+  EXPECT_EQ(dechunk("3\r\nabc"), std::nullopt);
+}
+
 // The CLI gets a fixed PATH and Docker's and Compose's own variables, nothing else of root's.
 TEST(ComposeCli, AMinimalEnvironment) {
   auto env = compose_cli_environment({{"PATH", "/home/bob/bin:."}, {"LD_PRELOAD", "/home/bob/x.so"},
