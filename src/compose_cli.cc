@@ -129,6 +129,8 @@ Result<ComposeProject> read_compose_via_cli(const std::string& cli, const Compos
   // The built-in reader finds the files and the project directory as Compose does; its
   // x-volprep is what the plan uses.
   auto own = read_compose(o);
+  // A file it refuses (a symlink, someone else's) is not for the CLI to read as root either.
+  if (!own && own.error().code == kExitRefused) return own.error();
   std::vector<std::string> argv = {cli};
   for (const auto& f : o.files) argv.insert(argv.end(), {"-f", f});
   if (o.project_directory) argv.insert(argv.end(), {"--project-directory", *o.project_directory});
