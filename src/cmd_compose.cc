@@ -130,7 +130,25 @@ Result<Ancestor> existing_ancestor(const std::string& path) {
   return a;
 }
 
-SourceFacts probe_source(const std::string& path, uint32_t uid, uint32_t gid, const VolumeSafety& safety) {
+// Where sources may be changed or created: the project directory, and each --allow-source.
+Result<SourceScope> source_scope(const ComposeProject& project, const std::vector<std::string>& allowed,
+                                 const Mapping& mapping) {
+  SourceScope scope;
+  scope.project = project.real_directory;
+  scope.project_owner = project.owner;
+  if (auto why = refusal_reason(project.real_directory, {}); !why.empty())
+    scope.no_project = "the project directory " + project.real_directory + " holds none (" + why + ")";
+  for (const auto& dir : allowed) {
+    auto r = resolve_path(dir, false);
+    if (!r) return Error{r.error().code, "--allow-source: " + r.error().message};
+    scope.allowed.push_back(r->real);
+  }
+  if (!mapping.uid_map.is_identity()) scope.uid_map = mapping.uid_map;  // else every uid would be a container's
+  return scope;
+}
+
+SourceFacts probe_source(const std::string& path, uint32_t uid, uint32_t gid, const VolumeSafety& safety,
+                         const SourceScope& scope) {
   SourceFacts f;
   auto r = resolve_path(path, false);
   if (!r && r.error().code == kExitUsage) {
@@ -143,6 +161,7 @@ SourceFacts probe_source(const std::string& path, uint32_t uid, uint32_t gid, co
     f.real = a->dir.real;
     for (const auto& m : a->missing) f.real += (f.real == "/" ? "" : "/") + m;
     f.refusal = refusal_reason(f.real, safety);
+    f.outside = out_of_scope(scope, f.real, std::nullopt, uid);
     return f;
   }
   if (!r) {
@@ -155,7 +174,8 @@ SourceFacts probe_source(const std::string& path, uint32_t uid, uint32_t gid, co
   f.st = r->st;
   f.refusal = refusal_reason(f.real, safety);
   if (f.refusal.empty() && is_pseudo_fs(fs_type(r->fd.get()))) f.refusal = "it is on a pseudo filesystem";
-  if (!f.refusal.empty()) {
+  f.outside = out_of_scope(scope, f.real, f.st.uid, uid);
+  if (!f.refusal.empty() || !f.outside.empty()) {
     std::optional<Acl> acl;
     std::string raw;
     if (r->parent.valid() && get_xattr_at(r->parent.get(), r->name, kAclAccessXattr, raw) == 0) acl = Acl::parse(raw);
@@ -215,6 +235,9 @@ void setup_compose(CLI::App& app, ComposeCmdOptions& o) {
       ->capture_default_str();
   add_run_options(app, o.run, "A dry run that exits 1 when any mount would change");
   app.add_flag("--force", o.force, "Proceed although the remap configuration has errors");
+  app.add_option("--allow-source", o.allow_sources,
+                 "Also prepare or create bind sources below DIR, outside the project directory (repeatable)")
+      ->type_name("DIR");
   setup_source_options(app, o.source);
 }
 
@@ -255,13 +278,16 @@ int run_compose(const ComposeCmdOptions& options) {
                    u.user.container.gid, u.host_uid, u.host_gid, u.user.why,
                    u.user.host_ids ? "; userns_mode: host" : "");
 
-  // 4. The plan; conflicts and refusals end the run before any change.
+  // 4. The plan; conflicts and refusals (system paths, sources outside the project) end the
+  // run before any change.
   VolumeSafety safety;
   if (mapping->data_root) safety.refused_exactly.push_back(*mapping->data_root);
   if (mapping->base_data_root && !mapping->base_data_root->empty())
     safety.refused_exactly.push_back(*mapping->base_data_root);
+  auto scope = source_scope(*project, o.allow_sources, *mapping);
+  if (!scope) return fail(scope.error());
   auto plan = plan_compose(*project, *users, [&](const std::string& path, uint32_t uid, uint32_t gid) {
-    return probe_source(path, uid, gid, safety);
+    return probe_source(path, uid, gid, safety, *scope);
   });
   for (const auto& w : plan.warnings) spdlog::warn("{}", w);
   if (!plan.problems.empty()) {

@@ -9,6 +9,7 @@
 #include "volprep/compose_cli.h"
 #include "volprep/compose_plan.h"
 #include "volprep/docker_engine.h"
+#include "volprep/id_map.h"
 #include "volprep/volume.h"
 
 using namespace volprep;
@@ -152,6 +153,63 @@ TEST(ComposePlan, RwSystemPathRefused) {
   ASSERT_EQ(plan.problems.size(), 1u);
   EXPECT_EQ(plan.problem_code, kExitRefused);
   EXPECT_NE(plan.problems[0].find("mounted read-write: refusing it"), std::string::npos) << plan.problems[0];
+}
+
+// A compose file is its user's, volprep is root: only the project's own tree is changed.
+TEST(ComposeScope, TheProjectDirectoryAndAllowedSourcesOnly) {
+  SourceScope scope;
+  scope.project = "/home/bob/app";
+  scope.project_owner = 1000;
+  scope.uid_map = *IdMap::parse_proc("0 100000 65536\n", "test");
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/app/data", 1000u, 101000), "");
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/app", 1000u, 101000), "");
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/app/new", std::nullopt, 101000), "");
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/app/data", 0u, 101000), "");
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/app/data", 100033u, 101000), "");  // a container made it
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/app/data", 1000u, 1000), "");
+  EXPECT_EQ(out_of_scope(scope, "/root/.bashrc", 0u, 1000), "it is outside the project directory /home/bob/app");
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/application", 1000u, 1000),
+            "it is outside the project directory /home/bob/app");
+  EXPECT_EQ(out_of_scope(scope, "/var/spool/cron", std::nullopt, 1000),
+            "it is outside the project directory /home/bob/app");
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/app/alice", 1001u, 101000),
+            "it is owned by uid 1001, neither root, the project directory's owner (uid 1000), a container's nor "
+            "the service's");
+  scope.allowed = {"/srv/shared"};
+  EXPECT_EQ(out_of_scope(scope, "/srv/shared/x", 1001u, 101000), "");
+  EXPECT_EQ(out_of_scope(scope, "/srv/shared", 1001u, 101000), "");
+  scope.no_project = "the project directory /tmp holds none";
+  EXPECT_EQ(out_of_scope(scope, "/tmp/x", 0u, 1000), "it is outside every --allow-source, and the project directory /tmp holds none");
+}
+
+TEST(ComposePlan, SourcesOutsideTheScopeRefusedReadOnlyOnesChecked) {
+  std::vector<ComposeService> s = {service("app", {bind("/root/.bashrc", "/x"), bind("/var/spool/cron", "/y"),
+                                                   bind("/srv/other", "/z", true), bind("/srv/p/data", "/d")})};
+  s[0].mounts[0].loc = {"compose.yaml", 6, 9};
+  ComposeProject project;
+  project.directory = "/srv/p";
+  ServicePlanInput in;
+  in.service = &s[0];
+  in.user.container = {1000, 1000};
+  in.host_uid = in.host_gid = 1000;
+  auto plan = plan_compose(project, {in}, [](const std::string& path, uint32_t uid, uint32_t) {
+    SourceFacts f = fake_probe(path, uid, uid);
+    SourceScope scope;
+    scope.project = "/srv/p";
+    f.outside = out_of_scope(scope, path, f.exists ? std::optional<uint32_t>(0) : std::nullopt, uid);
+    return f;
+  });
+  ASSERT_EQ(plan.problems.size(), 2u);
+  EXPECT_EQ(plan.problem_code, kExitRefused);
+  EXPECT_EQ(plan.problems[0], "compose.yaml:6:9: service app: /root/.bashrc: refusing to change it: it is outside the "
+                              "project directory /srv/p (a compose file is its user's to write, volprep runs as root; "
+                              "--allow-source DIR allows sources below DIR)");
+  EXPECT_NE(plan.problems[1].find("/var/spool/cron: refusing to change it"), std::string::npos) << plan.problems[1];
+  // The read-only one outside is only checked; the project's own is prepared.
+  ASSERT_EQ(plan.mounts.size(), 2u);
+  EXPECT_EQ(plan.mounts[0].action, MountPlan::kReadCheck);
+  EXPECT_NE(plan.mounts[0].note.find("outside what volprep may change"), std::string::npos) << plan.mounts[0].note;
+  EXPECT_EQ(plan.mounts[1].action, MountPlan::kPrepare);
 }
 
 TEST(ComposePlan, ConflictsSharedPathsAndNesting) {
