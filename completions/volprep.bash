@@ -14,7 +14,7 @@ _volprep_check_opts="-h --help --as --groups --need --json --all --allow-system-
   --follow-path-symlinks --threads $_volprep_source_opts"
 _volprep_rollback_opts="-h --help --last --project --follow-path-symlinks --journal-dir --journal
   --no-journal --force -n --dry-run --cross-filesystems --json --threads"
-_volprep_compose_opts="-h --help -f --file --project-directory --env-file --compose-cli -n --dry-run
+_volprep_compose_opts="-h --help -f --file --project-directory --env-file --compose-cli --allow-source -n --dry-run
   --check --json --threads --journal --journal-dir --no-journal --force $_volprep_source_opts"
 _volprep_shift_opts="-h --help --reverse --keep-setid --unmapped --exclude -n --dry-run --check --json --threads
   --journal --journal-dir --no-journal --cross-filesystems --allow-system-path
@@ -27,7 +27,7 @@ _volprep_journal_list_opts="-h --help --journal-dir --json"
 _volprep_journal_show_opts="-h --help"
 # Options followed by a value (so the word after them is not a PATH).
 _volprep_value_opts="--as --chmod --exclude --threads --acl-perms --journal --journal-dir --groups
-  --need --last --project -f --file --project-directory --env-file --compose-cli --from --unit-dir --unmapped --map --uid-map --gid-map --pid --rootless --podman-rootless --dockerd-pid
+  --need --last --project -f --file --project-directory --env-file --compose-cli --allow-source --from --unit-dir --unmapped --map --uid-map --gid-map --pid --rootless --podman-rootless --dockerd-pid
   --config-file --userns-remap --docker-version --host-root"
 
 # The journal files (*.vpj) of the directory --journal-dir names on the line, else
@@ -73,7 +73,7 @@ _volprep() {
     --acl-perms) COMPREPLY=($(compgen -W "r rX rw rwX" -- "$cur")); return ;;
     --need) COMPREPLY=($(compgen -W "r rw rwx" -- "$cur")); return ;;
     --unmapped) COMPREPLY=($(compgen -W "refuse skip nobody" -- "$cur")); return ;;
-    --journal-dir | --host-root | --last | --project-directory | --unit-dir) _filedir -d; return ;;
+    --journal-dir | --host-root | --last | --project-directory | --unit-dir | --allow-source) _filedir -d; return ;;
     --journal | --config-file | --env-file) _filedir; return ;;
     -f | --file) _filedir '@(yml|yaml)'; return ;;
     --compose-cli) COMPREPLY=($(compgen -W "auto never" -- "$cur")); _filedir; return ;;

@@ -17,6 +17,7 @@
 #include "volprep/compose_cli.h"
 #include "volprep/compose_plan.h"
 #include "volprep/docker_engine.h"
+#include "volprep/report.h"
 
 extern char** environ;
 
@@ -130,7 +131,25 @@ Result<Ancestor> existing_ancestor(const std::string& path) {
   return a;
 }
 
-SourceFacts probe_source(const std::string& path, uint32_t uid, uint32_t gid, const VolumeSafety& safety) {
+// Where sources may be changed or created: the project directory, and each --allow-source.
+Result<SourceScope> source_scope(const ComposeProject& project, const std::vector<std::string>& allowed,
+                                 const Mapping& mapping) {
+  SourceScope scope;
+  scope.project = project.real_directory;
+  scope.project_owner = project.owner;
+  if (auto why = refusal_reason(project.real_directory, {}); !why.empty())
+    scope.no_project = "the project directory " + project.real_directory + " holds none (" + why + ")";
+  for (const auto& dir : allowed) {
+    auto r = resolve_path(dir, false);
+    if (!r) return Error{r.error().code, "--allow-source: " + r.error().message};
+    scope.allowed.push_back(r->real);
+  }
+  if (!mapping.uid_map.is_identity()) scope.uid_map = mapping.uid_map;  // else every uid would be a container's
+  return scope;
+}
+
+SourceFacts probe_source(const std::string& path, uint32_t uid, uint32_t gid, const VolumeSafety& safety,
+                         const SourceScope& scope) {
   SourceFacts f;
   auto r = resolve_path(path, false);
   if (!r && r.error().code == kExitUsage) {
@@ -143,6 +162,7 @@ SourceFacts probe_source(const std::string& path, uint32_t uid, uint32_t gid, co
     f.real = a->dir.real;
     for (const auto& m : a->missing) f.real += (f.real == "/" ? "" : "/") + m;
     f.refusal = refusal_reason(f.real, safety);
+    f.outside = out_of_scope(scope, f.real, std::nullopt, uid);
     return f;
   }
   if (!r) {
@@ -155,7 +175,8 @@ SourceFacts probe_source(const std::string& path, uint32_t uid, uint32_t gid, co
   f.st = r->st;
   f.refusal = refusal_reason(f.real, safety);
   if (f.refusal.empty() && is_pseudo_fs(fs_type(r->fd.get()))) f.refusal = "it is on a pseudo filesystem";
-  if (!f.refusal.empty()) {
+  f.outside = out_of_scope(scope, f.real, f.st.uid, uid);
+  if (!f.refusal.empty() || !f.outside.empty()) {
     std::optional<Acl> acl;
     std::string raw;
     if (r->parent.valid() && get_xattr_at(r->parent.get(), r->name, kAclAccessXattr, raw) == 0) acl = Acl::parse(raw);
@@ -165,21 +186,45 @@ SourceFacts probe_source(const std::string& path, uint32_t uid, uint32_t gid, co
   return f;
 }
 
-// A missing bind source, made as root 0755 one directory at a time below its nearest existing
-// directory, by descriptor (never through a symlink): the job's policy then gives it to the
-// service's user, journaled.
-Result<bool> create_source(const std::string& path) {
-  auto a = existing_ancestor(path);
-  if (!a) return a.error();
-  UniqueFd dir(::openat(a->dir.fd.get(), ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
-  for (const auto& name : a->missing) {
-    if (::mkdirat(dir.get(), name.c_str(), 0755) < 0 && errno != EEXIST)
-      return config_error("cannot create " + path + ": " + name + ": " + std::strerror(errno));
-    int next = ::openat(dir.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (next < 0) return config_error("cannot create " + path + ": " + name + ": " + std::strerror(errno));
-    dir.reset(next);
+// The missing bind sources, made as root 0755 one directory at a time below the nearest
+// existing directory, by descriptor (never through a symlink), then opened and vetted as the
+// others were: the job's policy then gives each to its service's user, journaled. A failure
+// removes what was made.
+struct MadeSources {
+  std::vector<VolumeRoot> volumes;  // in the order of `paths`
+  std::vector<std::string> made;    // every directory made, outermost first
+};
+Result<MadeSources> create_sources(const std::vector<std::string>& paths, const VolumeSafety& safety) {
+  struct Made {
+    UniqueFd parent;
+    std::string name, path;
+  };
+  std::vector<Made> made;
+  auto undo = [&](Error e) {
+    for (auto it = made.rbegin(); it != made.rend(); ++it) ::unlinkat(it->parent.get(), it->name.c_str(), AT_REMOVEDIR);
+    if (!made.empty()) e.message += "; the directories made for it are removed again";
+    return e;
+  };
+  for (const auto& path : paths) {
+    auto a = existing_ancestor(path);
+    if (!a) return undo(a.error());
+    UniqueFd dir(::openat(a->dir.fd.get(), ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    std::string at = a->dir.real;
+    for (const auto& name : a->missing) {
+      at += (at == "/" ? "" : "/") + name;
+      if (::mkdirat(dir.get(), name.c_str(), 0755) < 0)  // EEXIST too: it appeared since the plan
+        return undo(config_error("cannot create " + path + ": " + at + ": " + std::strerror(errno)));
+      made.push_back({UniqueFd(::openat(dir.get(), ".", O_PATH | O_DIRECTORY | O_CLOEXEC)), name, at});
+      int next = ::openat(dir.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (next < 0) return undo(config_error("cannot create " + path + ": " + at + ": " + std::strerror(errno)));
+      dir.reset(next);
+    }
   }
-  return true;
+  auto volumes = open_volumes(paths, safety);
+  if (!volumes) return undo(volumes.error());
+  MadeSources out{std::move(*volumes), {}};
+  for (const auto& m : made) out.made.push_back(m.path);
+  return out;
 }
 
 std::string heading_json(const MountPlan& p) {
@@ -215,6 +260,9 @@ void setup_compose(CLI::App& app, ComposeCmdOptions& o) {
       ->capture_default_str();
   add_run_options(app, o.run, "A dry run that exits 1 when any mount would change");
   app.add_flag("--force", o.force, "Proceed although the remap configuration has errors");
+  app.add_option("--allow-source", o.allow_sources,
+                 "Also prepare or create bind sources below DIR, outside the project directory (repeatable)")
+      ->type_name("DIR");
   setup_source_options(app, o.source);
 }
 
@@ -255,13 +303,16 @@ int run_compose(const ComposeCmdOptions& options) {
                    u.user.container.gid, u.host_uid, u.host_gid, u.user.why,
                    u.user.host_ids ? "; userns_mode: host" : "");
 
-  // 4. The plan; conflicts and refusals end the run before any change.
+  // 4. The plan; conflicts and refusals (system paths, sources outside the project) end the
+  // run before any change.
   VolumeSafety safety;
   if (mapping->data_root) safety.refused_exactly.push_back(*mapping->data_root);
   if (mapping->base_data_root && !mapping->base_data_root->empty())
     safety.refused_exactly.push_back(*mapping->base_data_root);
+  auto scope = source_scope(*project, o.allow_sources, *mapping);
+  if (!scope) return fail(scope.error());
   auto plan = plan_compose(*project, *users, [&](const std::string& path, uint32_t uid, uint32_t gid) {
-    return probe_source(path, uid, gid, safety);
+    return probe_source(path, uid, gid, safety, *scope);
   });
   for (const auto& w : plan.warnings) spdlog::warn("{}", w);
   if (!plan.problems.empty()) {
@@ -271,32 +322,32 @@ int run_compose(const ComposeCmdOptions& options) {
     return plan.problem_code;
   }
 
-  // 5. Missing sources made (a real run), then every source opened and vetted.
+  // 5. Every existing source opened and vetted; only then the missing ones made (a real run).
   const bool dry_run = o.run.dry_run || o.run.check;
   bool creates = false;
+  std::vector<std::string> existing, missing;
   for (const auto& p : plan.mounts) {
+    if (p.action == MountPlan::kPrepare) existing.push_back(p.real);
     if (p.action != MountPlan::kCreate) continue;
     creates = true;
-    if (dry_run) continue;
-    if (auto r = create_source(p.real); !r) return fail(r.error());
-    spdlog::info("{}: created (missing) for service {}", p.real, p.service);
+    if (!dry_run) missing.push_back(p.real);
   }
-  std::vector<std::string> paths;
-  for (const auto& p : plan.mounts)
-    if (p.action == MountPlan::kPrepare || (p.action == MountPlan::kCreate && !dry_run)) paths.push_back(p.real);
-  auto volumes = open_volumes(paths, safety);
+  auto volumes = open_volumes(existing, safety);
   if (!volumes) return fail(volumes.error());
+  auto made = create_sources(missing, safety);
+  if (!made) return fail(made.error());
+  for (const auto& dir : made->made) spdlog::info("{}: created (missing)", escape_path(dir));
 
   // 6. One job per mount, its own policy; the driver journals, applies and reports.
   std::vector<std::unique_ptr<Policy>> policies;
   std::vector<VolumeJob> jobs;
-  size_t next_volume = 0;
+  size_t next_existing = 0, next_made = 0;
   for (const auto& p : plan.mounts) {
     VolumeJob& job = jobs.emplace_back();
     job.heading = p.heading();
     job.heading_json = heading_json(p);
     if (p.action == MountPlan::kPrepare || (p.action == MountPlan::kCreate && !dry_run)) {
-      job.volume = &(*volumes)[next_volume++];
+      job.volume = p.action == MountPlan::kPrepare ? &(*volumes)[next_existing++] : &made->volumes[next_made++];
       policies.push_back(make_prepare_policy(p.target));
       job.policy = policies.back().get();
       job.config.excludes = p.excludes;
@@ -307,6 +358,9 @@ int run_compose(const ComposeCmdOptions& options) {
   run.header.uid_map = mapping->uid_map.to_proc();
   run.header.gid_map = mapping->gid_map.to_proc();
   run.header.command_line = o.command_line;
+  // The journal has no record of a directory made: its header says which, for the reader.
+  for (size_t i = 0; i < made->made.size(); ++i)
+    run.header.command_line += (i ? ", " : "  # created: ") + escape_path(made->made[i]);
   run.header.project = project->name;  // one journal for the whole project, one rollback
   int rc = run_volumes(jobs, run);
   if (rc == kExitOk && o.run.check && creates) rc = kExitFound;

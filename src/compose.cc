@@ -15,6 +15,7 @@
 
 #include "volprep/compose.h"
 #include "volprep/fd.h"
+#include "volprep/volume.h"
 
 namespace volprep {
 
@@ -48,13 +49,26 @@ namespace fs = std::filesystem;
 
 constexpr size_t kMaxFileSize = 16 << 20;
 
-// A compose or .env file: a regular file, read whole (never a FIFO or a device someone put
-// in the project directory to hang or flood a root process).
-Result<std::string> read_small_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+// A compose or .env file, as root reads it for whoever wrote it: found by descriptor, its
+// directory resolved as a volume path is (only root's symlinks followed) and the file itself
+// never through a symlink; a regular file (never a FIFO or a device someone put in the
+// project directory to hang or flood a root process), owned by root or by `owner`, the
+// project directory's owner; read whole. A symlink could name /etc/shadow, and the errors
+// would quote it.
+Result<std::string> read_small_file(const std::string& path, uint32_t owner) {
+  fs::path p(path);
+  auto dir = resolve_path(p.parent_path().string(), false);
+  if (!dir) return Error{dir.error().code == kExitRefused ? kExitRefused : kExitConfig, dir.error().message};
+  UniqueFd fd(::openat(dir->fd.get(), p.filename().c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW));
+  if (!fd.valid() && errno == ELOOP)
+    return Error{kExitRefused, path + " is a symlink: refusing to read it (name the file it leads to)"};
   if (!fd.valid()) return config_error(path + ": " + std::strerror(errno));
   struct stat st;
   if (::fstat(fd.get(), &st) < 0 || !S_ISREG(st.st_mode)) return config_error(path + ": not a regular file");
+  if (st.st_uid != 0 && st.st_uid != owner)
+    return Error{kExitRefused, path + " is owned by uid " + std::to_string(st.st_uid) +
+                                   ", neither root nor the project directory's owner (uid " + std::to_string(owner) +
+                                   "): refusing to read it"};
   if (size_t(st.st_size) > kMaxFileSize) return config_error(path + ": larger than 16 MiB");
   std::string text(size_t(st.st_size), '\0');
   size_t got = 0;
@@ -395,9 +409,10 @@ Result<PartialService> parse_service(const Source& src, const std::string& name,
   return s;
 }
 
-Result<PartialFile> parse_file(const std::string& path, const Variables& vars, std::vector<std::string>& warnings,
-                               const std::string& home, const std::optional<std::string>& given) {
-  auto text = given ? Result<std::string>(*given) : read_small_file(path);
+Result<PartialFile> parse_file(const std::string& path, uint32_t owner, const Variables& vars,
+                               std::vector<std::string>& warnings, const std::string& home,
+                               const std::optional<std::string>& given) {
+  auto text = given ? Result<std::string>(*given) : read_small_file(path, owner);
   if (!text) return text.error();
   YAML::Node root;
   try {
@@ -575,6 +590,12 @@ Result<ComposeProject> read_compose(const ComposeOptions& o) {
   project.files = files;
   project.directory = o.project_directory ? absolute_from(o.cwd, *o.project_directory)
                                           : fs::path(files[0]).parent_path().string();
+  auto dir = resolve_path(project.directory, false);
+  if (!dir) return Error{dir.error().code == kExitRefused ? kExitRefused : kExitConfig,
+                         "the project directory: " + dir.error().message};
+  if (!S_ISDIR(dir->st.mode)) return config_error(project.directory + ": the project directory is not a directory");
+  project.real_directory = dir->real;
+  project.owner = dir->st.uid;
 
   // 2. The variables: the environment over the project's .env.
   Variables vars = env;
@@ -583,7 +604,7 @@ Result<ComposeProject> read_compose(const ComposeOptions& o) {
   if (o.resolved_text) {  // interpolated already: only $$ is left to read as $
     vars.clear();
   } else if (o.env_file || exists(env_file)) {
-    auto text = read_small_file(env_file);
+    auto text = read_small_file(env_file, project.owner);
     if (!text) return text.error();
     auto parsed = parse_env_file(*text, env_file, env);
     if (!parsed) return parsed.error();
@@ -598,7 +619,7 @@ Result<ComposeProject> read_compose(const ComposeOptions& o) {
   std::optional<std::string> name;
   for (const auto& f : files) {
     auto& warnings = o.resolved_text ? ignored : project.warnings;
-    auto pf = parse_file(f, vars, warnings, home, o.resolved_text);
+    auto pf = parse_file(f, project.owner, vars, warnings, home, o.resolved_text);
     if (!pf) return pf.error();
     sources.emplace(f, Source{f, &vars, &warnings});
     if (pf->name) name = pf->name;

@@ -15,6 +15,7 @@
 #include <filesystem>
 
 #include "volprep/fd.h"
+#include "volprep/volume.h"
 
 namespace volprep {
 namespace {
@@ -24,26 +25,6 @@ constexpr int kTimeoutMs = 60000;
 const char* const kPluginDirs[] = {"/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
                                    "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins"};
 const char* const kBinDirs[] = {"/usr/local/bin", "/usr/bin", "/bin"};
-
-// The path, every directory above it and, through symlinks (root's too), where they lead.
-std::string unsafe_path(const std::string& path) {
-  std::string p = path;
-  bool links = false;
-  for (;;) {
-    struct stat st;
-    if (::lstat(p.c_str(), &st) < 0) return p + ": " + std::strerror(errno);
-    if (st.st_uid != 0) return p + " is owned by uid " + std::to_string(st.st_uid);
-    links |= S_ISLNK(st.st_mode);
-    if (!S_ISLNK(st.st_mode) && (st.st_mode & (S_IWGRP | S_IWOTH)) && !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX)))
-      return p + " is writable by its group or others";
-    if (p == "/") break;
-    p = std::filesystem::path(p).parent_path().string();
-  }
-  if (!links) return {};
-  char real[PATH_MAX];
-  if (!::realpath(path.c_str(), real)) return path + ": " + std::strerror(errno);
-  return real == path ? std::string() : unsafe_path(real);
-}
 
 struct Output {
   int status = 0;
@@ -104,7 +85,7 @@ Result<Output> run(const std::vector<std::string>& argv, const std::string& cwd,
 }  // namespace
 
 std::string unsafe_executable(const std::string& path) {
-  if (auto why = unsafe_path(path); !why.empty()) return why;
+  if (auto why = why_not_root_only(path); !why.empty()) return why;
   // A script: its interpreter runs, so it is held to the same rule.
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   char head[256] = {};
@@ -113,9 +94,18 @@ std::string unsafe_executable(const std::string& path) {
     size_t start = line.find_first_not_of(" \t");
     std::string interp = start == std::string::npos ? "" : line.substr(start, line.find_first_of(" \t", start) - start);
     if (interp.empty() || interp[0] != '/') return path + ": its interpreter is not an absolute path";
-    return unsafe_path(interp);
+    if (interp.ends_with("/env")) return path + ": its interpreter is env, which finds the program through PATH";
+    return why_not_root_only(interp);
   }
   return {};
+}
+
+std::vector<std::string> compose_cli_environment(const std::map<std::string, std::string>& environment) {
+  std::vector<std::string> env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+  for (const auto& [k, v] : environment)
+    if (k == "HOME" || k == "DOCKER_HOST" || k == "DOCKER_CONTEXT" || k.starts_with("COMPOSE_"))
+      env.push_back(k + "=" + v);
+  return env;
 }
 
 Result<std::optional<std::string>> find_compose_cli(const std::string& choice) {
@@ -139,15 +129,14 @@ Result<ComposeProject> read_compose_via_cli(const std::string& cli, const Compos
   // The built-in reader finds the files and the project directory as Compose does; its
   // x-volprep is what the plan uses.
   auto own = read_compose(o);
+  // A file it refuses (a symlink, someone else's) is not for the CLI to read as root either.
+  if (!own && own.error().code == kExitRefused) return own.error();
   std::vector<std::string> argv = {cli};
   for (const auto& f : o.files) argv.insert(argv.end(), {"-f", f});
   if (o.project_directory) argv.insert(argv.end(), {"--project-directory", *o.project_directory});
   if (o.env_file) argv.insert(argv.end(), {"--env-file", *o.env_file});
   argv.push_back("config");
-  std::vector<std::string> env;
-  for (const auto& [k, v] : o.environment)  // nothing that changes what the interpreter runs
-    if (!k.starts_with("PYTHON") && !k.starts_with("LD_")) env.push_back(k + "=" + v);
-  auto r = run(argv, o.cwd, env);
+  auto r = run(argv, o.cwd, compose_cli_environment(o.environment));
   if (!r) return r.error();
   if (r->status != 0) {
     std::string msg = r->err;

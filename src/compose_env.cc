@@ -119,11 +119,19 @@ Result<Variables> parse_env_file(const std::string& text, const std::string& fil
     std::string_view key = line.substr(0, eq);
     while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.remove_suffix(1);
     if (key.empty() || !name_start(key[0]))
-      return where("expected VARIABLE=VALUE, found \"" + std::string(line) + "\"");
-    for (char c : key)
-      if (!name_char(c) && c != '.' && c != '-')
-        return where("'" + std::string(1, c) + "' in the variable name \"" + std::string(key) + "\"");
+      return where("expected VARIABLE=VALUE");
+    for (size_t k = 0; k < key.size(); ++k)
+      if (!name_char(key[k]) && key[k] != '.' && key[k] != '-')
+        return where("the variable name has a character other than a letter, a digit, _, . or - (at character " +
+                     std::to_string(k + 1) + ")");
     if (eq == std::string_view::npos) continue;  // a name alone: taken from the environment, if at all
+    // The file may be one the project's owner may not read: errors quote nothing of it but
+    // the variable's name.
+    auto bad_value = [&] {
+      return where("the value of " + std::string(key) +
+                   " cannot be interpolated: a ${...} in it is malformed or needs a variable that is not set "
+                   "(write $$ for a literal $)");
+    };
     std::string_view value = line.substr(eq + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
     Variables scope = outer;  // the lines before, then the environment
@@ -147,13 +155,13 @@ Result<Variables> parse_env_file(const std::string& text, const std::string& fil
       }
       if (k >= value.size()) return where("a \" without its closing \"");
       auto r = interpolate(raw, scope, nullptr);
-      if (!r) return where(r.error().message);
+      if (!r) return bad_value();
       result = *r;
     } else {
       if (size_t hash = value.find(" #"); hash != std::string_view::npos) value = value.substr(0, hash);
       while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
       auto r = interpolate(value, scope, nullptr);
-      if (!r) return where(r.error().message);
+      if (!r) return bad_value();
       result = *r;
     }
     vars[std::string(key)] = result;

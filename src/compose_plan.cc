@@ -153,6 +153,19 @@ Result<ServiceUser> service_user(const ComposeService& s, const std::string& ima
   return from_spec(image->user, "image " + image_ref + " USER " + image->user);
 }
 
+std::string out_of_scope(const SourceScope& scope, const std::string& real, std::optional<uint32_t> owner,
+                         uint32_t uid) {
+  auto below = [&](const std::string& top) { return real == top || under(real, top); };
+  for (const auto& dir : scope.allowed)
+    if (below(dir)) return {};
+  if (!scope.no_project.empty()) return "it is outside every --allow-source, and " + scope.no_project;
+  if (!below(scope.project)) return "it is outside the project directory " + scope.project;
+  if (owner && *owner != 0 && *owner != scope.project_owner && *owner != uid && !scope.uid_map.to_container(*owner))
+    return "it is owned by uid " + std::to_string(*owner) + ", neither root, the project directory's owner (uid " +
+           std::to_string(scope.project_owner) + "), a container's nor the service's";
+  return {};
+}
+
 std::string MountPlan::heading() const {
   std::string h = service;
   for (const auto& a : also) h += "," + a;
@@ -240,11 +253,11 @@ ComposePlan plan_compose(const ComposeProject& project, const std::vector<Servic
                     : "a socket: never changed");
         continue;
       }
-      if (!f.refusal.empty()) {
+      if (!f.refusal.empty() || (!f.outside.empty() && f.exists && m.read_only)) {
         if (m.read_only) {
           p.action = MountPlan::kReadCheck;
-          p.note = "a system path, never changed: " +
-                   std::string(f.readable ? "readable by host " : "NOT readable by host ") +
+          p.note = std::string(f.refusal.empty() ? "outside what volprep may change" : "a system path") +
+                   ", never changed: " + (f.readable ? "readable by host " : "NOT readable by host ") +
                    std::to_string(in.host_uid) + ":" + std::to_string(in.host_gid);
           if (!f.readable) plan.warnings.push_back(where + ": " + p.note);
           plan.mounts.push_back(p);
@@ -253,6 +266,12 @@ ComposePlan plan_compose(const ComposeProject& project, const std::vector<Servic
                                     "): volprep changes no system path. Mount it :ro, or give the service "
                                     "x-volprep: {skip: true}");
         }
+        continue;
+      }
+      if (!f.outside.empty()) {
+        problem(kExitRefused, where + ": refusing to " + (f.exists ? "change" : "create") + " it: " + f.outside +
+                                  " (a compose file is its user's to write, volprep runs as root; --allow-source "
+                                  "DIR allows sources below DIR)");
         continue;
       }
       if (!f.exists && !m.create_host_path) {

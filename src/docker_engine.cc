@@ -34,7 +34,16 @@ std::string url_escape(const std::string& s) {
   return out;
 }
 
-// The body of a chunked transfer: sizes in hex, each chunk followed by CRLF.
+std::string api_message(const std::string& body) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"];
+  return body.substr(0, 200);
+}
+
+}  // namespace
+
+// The body of a chunked transfer: sizes in hex, each chunk followed by CRLF. A size is
+// checked against what is left, never added to the position: the engine's size may be huge.
 std::optional<std::string> dechunk(const std::string& in) {
   std::string out;
   size_t pos = 0;
@@ -44,19 +53,13 @@ std::optional<std::string> dechunk(const std::string& in) {
     size_t n = std::strtoul(in.substr(pos, eol - pos).c_str(), nullptr, 16);
     pos = eol + 2;
     if (n == 0) return out;
-    if (pos + n > in.size()) return std::nullopt;
+    if (n > in.size() - pos) return std::nullopt;
     out.append(in, pos, n);
-    pos += n + 2;
+    pos += n;
+    if (in.size() - pos < 2) return std::nullopt;  // the chunk's CRLF
+    pos += 2;
   }
 }
-
-std::string api_message(const std::string& body) {
-  auto j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"];
-  return body.substr(0, 200);
-}
-
-}  // namespace
 
 bool valid_image_ref(const std::string& ref) {
   if (ref.empty() || ref.size() > 512 || ref[0] == '-' || ref.find("..") != std::string::npos) return false;

@@ -1,5 +1,6 @@
 #include "volprep/volume.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -7,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 
 #include "volprep/report.h"
 
@@ -196,6 +198,25 @@ std::string VolumeRoot::show(std::string_view rel) const {
   if (!file_name.empty() || rel.empty() || rel == ".") return escape_path(display);
   std::string below = summarize_path(rel);
   return escape_path(display == "/" ? "/" + below : display + "/" + below);
+}
+
+std::string why_not_root_only(const std::string& path) {
+  std::string p = path;
+  bool links = false;
+  for (;;) {
+    struct stat st;
+    if (::lstat(p.c_str(), &st) < 0) return p + ": " + std::strerror(errno);
+    if (st.st_uid != 0) return p + " is owned by uid " + std::to_string(st.st_uid);
+    links |= S_ISLNK(st.st_mode);
+    if (!S_ISLNK(st.st_mode) && (st.st_mode & (S_IWGRP | S_IWOTH)) && !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX)))
+      return p + " is writable by its group or others";
+    if (p == "/") break;
+    p = std::filesystem::path(p).parent_path().string();
+  }
+  if (!links) return {};
+  char real[PATH_MAX];
+  if (!::realpath(path.c_str(), real)) return path + ": " + std::strerror(errno);
+  return real == path ? std::string() : why_not_root_only(real);
 }
 
 }  // namespace volprep

@@ -214,6 +214,7 @@ struct ComposeCmdOptions {
   std::optional<std::string> project_directory, env_file;
   std::vector<std::string> services;
   std::string compose_cli = "auto";  // auto, never, or the CLI's path
+  std::vector<std::string> allow_sources;  // --allow-source: besides the project directory
   DriverOptions run;
   bool force = false;
   bool quiet = false;

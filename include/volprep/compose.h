@@ -61,6 +61,8 @@ struct ComposeService {
 struct ComposeProject {
   std::string name;
   std::string directory;           // absolute
+  std::string real_directory;      // resolved (only root's symlinks followed)
+  uint32_t owner = 0;              // its owner: the only user besides root whose files are read
   std::vector<std::string> files;  // as read, in merge order
   std::vector<ComposeService> services;  // sorted by name
   std::vector<std::string> warnings;     // unset variables, and the like
@@ -79,7 +81,9 @@ struct ComposeOptions {
   std::optional<std::string> resolved_text;
 };
 
-// The built-in reader. Errors name the file, line and column.
+// The built-in reader. Errors name the file, line and column. A file is never read through a
+// symlink, nor if someone other than root or the project directory's owner owns it
+// (kExitRefused).
 Result<ComposeProject> read_compose(const ComposeOptions& options);
 
 // The services a run covers: `names` (default: every service whose profiles are active, as

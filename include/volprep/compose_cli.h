@@ -4,8 +4,10 @@
 // Only a CLI that root owns, in a directory only root can change, is run.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "volprep/compose.h"
 
@@ -25,6 +27,12 @@ Result<ComposeProject> read_project(const ComposeOptions& options, const std::st
 
 // Why running `path` would run something a user other than root controls, or "": the file
 // and every directory above it (and a script's interpreter) root's, writable by no one else.
+// A script run through env is refused: env looks its program up through PATH.
 std::string unsafe_executable(const std::string& path);
+
+// What the CLI runs with, root's environment being no one's business of the CLI's: a fixed
+// PATH of system directories, and of `environment` only HOME, DOCKER_HOST, DOCKER_CONTEXT
+// and COMPOSE_*. Other variables do not reach its interpolation: the project's .env does.
+std::vector<std::string> compose_cli_environment(const std::map<std::string, std::string>& environment);
 
 }  // namespace volprep

@@ -13,6 +13,7 @@
 
 #include "volprep/compose.h"
 #include "volprep/fd.h"
+#include "volprep/id_map.h"
 #include "volprep/plan.h"
 
 namespace volprep {
@@ -52,15 +53,32 @@ struct ServiceUser {
 // without one). `image` is null until the engine was asked (and needs_image says whether to).
 Result<ServiceUser> service_user(const ComposeService& service, const std::string& image_ref, const ImageFacts* image);
 
+// Where `volprep compose` may change or create a bind source. The project's files are its
+// user's and volprep is root: a source is taken below the project directory (unless that is
+// a system directory), owned by root, by the directory's owner, by a container of the map or
+// by the service's user already; or below a directory root named with --allow-source.
+struct SourceScope {
+  std::string project;    // the project directory, resolved
+  uint32_t project_owner = 0;
+  std::string no_project;  // why the project directory holds no source, or ""
+  std::vector<std::string> allowed;  // --allow-source, resolved
+  IdMap uid_map;                     // a host uid it maps is a container's
+};
+// Why the source `real` (owned by `owner`; nullopt: missing, root would create it) may not
+// be changed for the host uid `uid`, or "".
+std::string out_of_scope(const SourceScope& scope, const std::string& real, std::optional<uint32_t> owner,
+                         uint32_t uid);
+
 // What the filesystem says of a bind source (the command probes it).
 struct SourceFacts {
   bool exists = false;
   std::string real;      // resolved (root's symlinks followed); a missing one: lexically
   EntryStat st;
   std::string refusal;   // a system path or Docker's data root: why
+  std::string outside;   // out_of_scope's answer: why volprep may not change it
   std::string error;     // could not be resolved safely: why
   int error_code = 0;
-  bool readable = true;  // a read-only system path: the service's host user may read it
+  bool readable = true;  // a read-only path it may not change: the service's host user may read it
 };
 using SourceProbe = std::function<SourceFacts(const std::string& path, uint32_t host_uid, uint32_t host_gid)>;
 

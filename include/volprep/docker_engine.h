@@ -36,6 +36,9 @@ class DockerEngine {
 // The content of the first regular file in a tar stream; an error for a symlink or none.
 Result<std::string> first_file_in_tar(const std::string& tar, const std::string& what);
 
+// The body of an HTTP chunked transfer; nullopt if it is malformed or cut short.
+std::optional<std::string> dechunk(const std::string& in);
+
 // An image reference as Compose writes it, safe to put in a URL path: letters, digits, . _ - / : @.
 bool valid_image_ref(const std::string& ref);
 

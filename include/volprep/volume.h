@@ -56,4 +56,10 @@ Result<std::vector<VolumeRoot>> open_volumes(const std::vector<std::string>& pat
 // Why `real` (an absolute, resolved path) is refused as a volume root, or "".
 std::string refusal_reason(const std::string& real, const VolumeSafety& safety);
 
+// Why someone other than root could change what `path` names, or "" if only root can: the
+// entry and every directory above it owned by root and writable by neither group nor others
+// (a sticky directory excepted), and through its symlinks (root's too) where they lead. The
+// rule for a program root runs, and for a file root trusts.
+std::string why_not_root_only(const std::string& path);
+
 }  // namespace volprep

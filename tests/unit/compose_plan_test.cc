@@ -1,11 +1,16 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "volprep/compose_cli.h"
 #include "volprep/compose_plan.h"
 #include "volprep/docker_engine.h"
+#include "volprep/id_map.h"
+#include "volprep/volume.h"
 
 using namespace volprep;
 
@@ -150,6 +155,63 @@ TEST(ComposePlan, RwSystemPathRefused) {
   EXPECT_NE(plan.problems[0].find("mounted read-write: refusing it"), std::string::npos) << plan.problems[0];
 }
 
+// A compose file is its user's, volprep is root: only the project's own tree is changed.
+TEST(ComposeScope, TheProjectDirectoryAndAllowedSourcesOnly) {
+  SourceScope scope;
+  scope.project = "/home/bob/app";
+  scope.project_owner = 1000;
+  scope.uid_map = *IdMap::parse_proc("0 100000 65536\n", "test");
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/app/data", 1000u, 101000), "");
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/app", 1000u, 101000), "");
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/app/new", std::nullopt, 101000), "");
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/app/data", 0u, 101000), "");
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/app/data", 100033u, 101000), "");  // a container made it
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/app/data", 1000u, 1000), "");
+  EXPECT_EQ(out_of_scope(scope, "/root/.bashrc", 0u, 1000), "it is outside the project directory /home/bob/app");
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/application", 1000u, 1000),
+            "it is outside the project directory /home/bob/app");
+  EXPECT_EQ(out_of_scope(scope, "/var/spool/cron", std::nullopt, 1000),
+            "it is outside the project directory /home/bob/app");
+  EXPECT_EQ(out_of_scope(scope, "/home/bob/app/alice", 1001u, 101000),
+            "it is owned by uid 1001, neither root, the project directory's owner (uid 1000), a container's nor "
+            "the service's");
+  scope.allowed = {"/srv/shared"};
+  EXPECT_EQ(out_of_scope(scope, "/srv/shared/x", 1001u, 101000), "");
+  EXPECT_EQ(out_of_scope(scope, "/srv/shared", 1001u, 101000), "");
+  scope.no_project = "the project directory /tmp holds none";
+  EXPECT_EQ(out_of_scope(scope, "/tmp/x", 0u, 1000), "it is outside every --allow-source, and the project directory /tmp holds none");
+}
+
+TEST(ComposePlan, SourcesOutsideTheScopeRefusedReadOnlyOnesChecked) {
+  std::vector<ComposeService> s = {service("app", {bind("/root/.bashrc", "/x"), bind("/var/spool/cron", "/y"),
+                                                   bind("/srv/other", "/z", true), bind("/srv/p/data", "/d")})};
+  s[0].mounts[0].loc = {"compose.yaml", 6, 9};
+  ComposeProject project;
+  project.directory = "/srv/p";
+  ServicePlanInput in;
+  in.service = &s[0];
+  in.user.container = {1000, 1000};
+  in.host_uid = in.host_gid = 1000;
+  auto plan = plan_compose(project, {in}, [](const std::string& path, uint32_t uid, uint32_t) {
+    SourceFacts f = fake_probe(path, uid, uid);
+    SourceScope scope;
+    scope.project = "/srv/p";
+    f.outside = out_of_scope(scope, path, f.exists ? std::optional<uint32_t>(0) : std::nullopt, uid);
+    return f;
+  });
+  ASSERT_EQ(plan.problems.size(), 2u);
+  EXPECT_EQ(plan.problem_code, kExitRefused);
+  EXPECT_EQ(plan.problems[0], "compose.yaml:6:9: service app: /root/.bashrc: refusing to change it: it is outside the "
+                              "project directory /srv/p (a compose file is its user's to write, volprep runs as root; "
+                              "--allow-source DIR allows sources below DIR)");
+  EXPECT_NE(plan.problems[1].find("/var/spool/cron: refusing to change it"), std::string::npos) << plan.problems[1];
+  // The read-only one outside is only checked; the project's own is prepared.
+  ASSERT_EQ(plan.mounts.size(), 2u);
+  EXPECT_EQ(plan.mounts[0].action, MountPlan::kReadCheck);
+  EXPECT_NE(plan.mounts[0].note.find("outside what volprep may change"), std::string::npos) << plan.mounts[0].note;
+  EXPECT_EQ(plan.mounts[1].action, MountPlan::kPrepare);
+}
+
 TEST(ComposePlan, ConflictsSharedPathsAndNesting) {
   // Two users, one path: a conflict; the same user: one job.
   auto plan = plan_of({service("a", {bind("/srv/p/d", "/d")}), service("b", {bind("/srv/p/d", "/d")})}, {501000, 502000});
@@ -183,6 +245,58 @@ TEST(DockerEngine, TarAndReferences) {
   EXPECT_TRUE(valid_image_ref("busybox@sha256:abc"));
   EXPECT_FALSE(valid_image_ref("../../containers/create"));
   EXPECT_FALSE(valid_image_ref("a?b"));
+}
+
+// A chunk size near 2^64 must not wrap the position around and read the body again.
+TEST(DockerEngine, DechunkRefusesSizesPastTheEnd) {
+  EXPECT_EQ(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
+  EXPECT_EQ(dechunk("ffffffffffffffff\r\nab\r\n0\r\n\r\n"), std::nullopt);
+  EXPECT_EQ(dechunk("fffffffffffffffe\r\n1\r\nx\r\n0\r\n\r\n"), std::nullopt);
+  EXPECT_EQ(dechunk("4\r\nabc"), std::nullopt);
+  EXPECT_EQ(dechunk("3\r\nabc"), std::nullopt);
+}
+
+// The CLI gets a fixed PATH and Docker's and Compose's own variables, nothing else of root's.
+TEST(ComposeCli, AMinimalEnvironment) {
+  auto env = compose_cli_environment({{"PATH", "/home/bob/bin:."}, {"LD_PRELOAD", "/home/bob/x.so"},
+                                      {"BASH_ENV", "/home/bob/rc"}, {"HOME", "/root"},
+                                      {"DOCKER_HOST", "unix:///run/d.sock"}, {"COMPOSE_PROFILES", "a"},
+                                      {"SECRET", "s"}});
+  EXPECT_EQ(env, (std::vector<std::string>{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "COMPOSE_PROFILES=a",
+                                           "DOCKER_HOST=unix:///run/d.sock", "HOME=/root"}));
+}
+
+// A root-owned script in root's directories whose interpreter is env still runs what PATH finds.
+TEST(ComposeCli, AScriptThroughEnvIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: only root's files pass the rule";
+  char tmpl[] = "/tmp/volprep-cli-test.XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  ::chmod(dir.c_str(), 0755);
+  std::string script = dir + "/docker-compose";
+  std::ofstream(script) << "#!/usr/bin/env python3\nprint()\n";
+  ::chmod(script.c_str(), 0755);
+  EXPECT_NE(unsafe_executable(script).find("its interpreter is env"), std::string::npos) << unsafe_executable(script);
+  std::ofstream(script) << "#!/bin/sh\necho\n";
+  EXPECT_EQ(unsafe_executable(script), "");
+  std::filesystem::remove_all(dir);
+}
+
+// The rule for what root runs, shared by the Compose CLI and mount's unit files.
+TEST(RootOnlyPath, OwnerAndWritersOfEveryComponent) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: only root's files pass the rule";
+  EXPECT_EQ(why_not_root_only("/usr/bin/env"), "");
+  char tmpl[] = "/tmp/volprep-rootonly-test.XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  std::string file = dir + "/f";
+  std::ofstream(file) << "x";
+  ::chmod(dir.c_str(), 0755);
+  EXPECT_EQ(why_not_root_only(file), "");
+  ::chmod(dir.c_str(), 0775);
+  EXPECT_EQ(why_not_root_only(file), dir + " is writable by its group or others");
+  ::chmod(dir.c_str(), 0755);
+  ASSERT_EQ(::chown(file.c_str(), 1234, 1234), 0);
+  EXPECT_EQ(why_not_root_only(file), file + " is owned by uid 1234");
+  std::filesystem::remove_all(dir);
 }
 
 // The Compose CLI and the built-in reader give the same model, and so the same plan, on

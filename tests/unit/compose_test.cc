@@ -89,7 +89,17 @@ TEST(ComposeEnvFile, QuotesExportCommentsAndInterpolation) {
   EXPECT_FALSE(vars->count("E"));
   auto bad = parse_env_file("A=1\n9X=2\n", "/p/.env", {});
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.error().message, "/p/.env:2: expected VARIABLE=VALUE, found \"9X=2\"");
+  EXPECT_EQ(bad.error().message, "/p/.env:2: expected VARIABLE=VALUE");
+}
+
+// A .env may be a file its user cannot read (root reads it): no error quotes its lines.
+TEST(ComposeEnvFile, ErrorsQuoteNothingButTheName) {
+  for (const char* text : {"root:$y$j9T$hunter2:19000:0:99999:7:::\n", "A=1\nKEY%x=hunter2\n", "K=${hunter2\n",
+                           "K=\"${X:?hunter2}\"\n", "K='hunter2\n"}) {
+    auto bad = parse_env_file(text, "/p/.env", {});
+    ASSERT_FALSE(bad.ok()) << text;
+    EXPECT_EQ(bad.error().message.find("hunter2"), std::string::npos) << bad.error().message;
+  }
 }
 
 TEST(ComposeReader, JenkinsHasNoUserAndOneBind) {
@@ -279,4 +289,48 @@ TEST(ComposeReaderErrors, UndefinedSecretAndNoFile) {
   ComposeOptions none;
   none.cwd = "/proc/self";
   EXPECT_EQ(read_compose(none).error().code, kExitUsage);
+}
+
+// Root reads the project's files for its user: never through a symlink (by -f, COMPOSE_FILE,
+// --env-file or the default names), never a file of a third user, and nothing of the file
+// it refused shows in the error.
+TEST(ComposeReaderErrors, SymlinksAndOthersFilesRefused) {
+  const std::string yaml = "services:\n  app:\n    image: busybox\n";
+  TempProject secret("");
+  const std::string shadow = secret.dir() + "/shadow";
+  std::ofstream(shadow) << "root:$y$j9T$hunter2:19000:0:99999:7:::\n";
+  auto refused = [&](const ComposeOptions& o, const std::string& why) {
+    auto p = read_compose(o);
+    ASSERT_FALSE(p.ok()) << why;
+    EXPECT_EQ(p.error().code, kExitRefused) << why << ": " << p.error().message;
+    EXPECT_EQ(p.error().message.find("hunter2"), std::string::npos) << p.error().message;
+  };
+  {
+    TempProject t(yaml);
+    std::filesystem::create_symlink(shadow, t.dir() + "/.env");
+    refused(t.options(), ".env");
+    auto o = t.options();
+    o.env_file = ".env";
+    refused(o, "--env-file");
+  }
+  {
+    TempProject t("");
+    std::filesystem::remove(t.dir() + "/compose.yaml");
+    std::filesystem::create_symlink(shadow, t.dir() + "/compose.yaml");
+    refused(t.options(), "compose.yaml");
+    auto o = t.options();
+    o.files = {"compose.yaml"};
+    refused(o, "-f");
+    o.files.clear();
+    o.environment["COMPOSE_FILE"] = t.dir() + "/compose.yaml";
+    refused(o, "COMPOSE_FILE");
+  }
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give files away";
+  TempProject t(yaml, "A=1\n");
+  ASSERT_EQ(::chown((t.dir() + "/.env").c_str(), 4321, 4321), 0);
+  refused(t.options(), "a third user's .env");
+  ASSERT_EQ(::chown(t.dir().c_str(), 4321, 4321), 0);  // the project's owner's own file
+  auto p = read_compose(t.options());
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->owner, 4321u);
 }
