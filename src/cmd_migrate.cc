@@ -191,7 +191,15 @@ int run_migrate(const MigrateOptions& options) {
     if (d)
       if (auto l = lock_store(*d, o.force, locks); !l) return fail(l.error());
 
-  // 3. The volumes, chosen and vetted.
+  // 3. An earlier migration that did not finish: its volumes are half shifted.
+  const std::string project = "migrate-volumes:" + r.remapped;
+  auto unfinished = unfinished_runs(o.run.journal_dir, [&](const JournalHeader& h) { return h.project == project; });
+  if (!unfinished.empty())
+    return fail({kExitRefused, "an earlier migrate-volumes on " + r.remapped + " did not finish (journal " +
+                                   unfinished.front() + "): undo it with `volprep rollback " + unfinished.front() +
+                                   "`, then migrate; nothing changed"});
+
+  // 4. The volumes, chosen and vetted.
   auto here = list_volumes(*from);
   if (!here) return fail(here.error());
   std::vector<DockerVolume> there;
@@ -207,14 +215,6 @@ int run_migrate(const MigrateOptions& options) {
     std::printf("nothing to move: no volume in %s\n", escape_control(r.from).c_str());
     return kExitOk;
   }
-
-  // 4. An earlier migration that did not finish: its volumes are half shifted.
-  const std::string project = "migrate-volumes:" + r.remapped;
-  auto unfinished = unfinished_runs(o.run.journal_dir, [&](const JournalHeader& h) { return h.project == project; });
-  if (!unfinished.empty())
-    return fail({kExitRefused, "an earlier migrate-volumes on " + r.remapped + " did not finish (journal " +
-                                   unfinished.front() + "): undo it with `volprep rollback " + unfinished.front() +
-                                   "`, then migrate; nothing changed"});
 
   // 5. Every volume held by descriptor, and its census, before the first change.
   std::vector<OpenedVolume> volumes;
