@@ -19,6 +19,8 @@ _volprep_compose_opts="-h --help -f --file --project-directory --env-file --comp
 _volprep_shift_opts="-h --help --reverse --keep-setid --unmapped --exclude -n --dry-run --check --json --threads
   --journal --journal-dir --no-journal --cross-filesystems --allow-system-path
   --follow-path-symlinks --force $_volprep_source_opts"
+_volprep_migrate_opts="-h --help --volume --reverse --keep-setid --data-root --unmapped -n --dry-run --threads
+  --journal-dir --force $_volprep_source_opts"
 _volprep_mount_opts="-h --help --as --from --shift --reverse -n --dry-run --list --persist --unit-dir
   --allow-system-path --follow-path-symlinks $_volprep_source_opts"
 _volprep_umount_opts="-h --help --persist --unit-dir --force"
@@ -27,7 +29,7 @@ _volprep_journal_list_opts="-h --help --journal-dir --json"
 _volprep_journal_show_opts="-h --help"
 # Options followed by a value (so the word after them is not a PATH).
 _volprep_value_opts="--as --chmod --exclude --threads --acl-perms --journal --journal-dir --groups
-  --need --last --project -f --file --project-directory --env-file --compose-cli --allow-source --from --unit-dir --unmapped --map --uid-map --gid-map --pid --rootless --podman-rootless --dockerd-pid
+  --need --last --project -f --file --project-directory --env-file --compose-cli --allow-source --from --unit-dir --unmapped --volume --data-root --map --uid-map --gid-map --pid --rootless --podman-rootless --dockerd-pid
   --config-file --userns-remap --docker-version --host-root"
 
 # The journal files (*.vpj) of the directory --journal-dir names on the line, else
@@ -61,7 +63,7 @@ _volprep() {
     fi
     if [[ -z $sub ]]; then
       case $w in
-        prepare | check | rollback | journal | map | compose | shift | mount | umount) sub=$w ;;
+        prepare | check | rollback | journal | map | compose | shift | migrate-volumes | mount | umount) sub=$w ;;
         *) sub=prepare ;;  # volprep PATH --as N: prepare is the default subcommand
       esac
     elif [[ $sub == journal && -z $sub2 ]]; then
@@ -73,7 +75,7 @@ _volprep() {
     --acl-perms) COMPREPLY=($(compgen -W "r rX rw rwX" -- "$cur")); return ;;
     --need) COMPREPLY=($(compgen -W "r rw rwx" -- "$cur")); return ;;
     --unmapped) COMPREPLY=($(compgen -W "refuse skip nobody" -- "$cur")); return ;;
-    --journal-dir | --host-root | --last | --project-directory | --unit-dir | --allow-source) _filedir -d; return ;;
+    --journal-dir | --host-root | --last | --project-directory | --unit-dir | --allow-source | --data-root) _filedir -d; return ;;
     --journal | --config-file | --env-file) _filedir; return ;;
     -f | --file) _filedir '@(yml|yaml)'; return ;;
     --compose-cli) COMPREPLY=($(compgen -W "auto never" -- "$cur")); _filedir; return ;;
@@ -82,7 +84,7 @@ _volprep() {
     --dockerd-pid) COMPREPLY=($(compgen -W "$(pidof dockerd 2>/dev/null)" -- "$cur")); return ;;
     --threads) COMPREPLY=($(compgen -W "$(nproc 2>/dev/null)" -- "$cur")); return ;;
     --as | --chmod | --exclude | --groups | --map | --uid-map | --gid-map | --userns-remap | \
-      --docker-version | --project | --from)
+      --docker-version | --project | --from | --volume)
       return ;;
   esac
   $split && return
@@ -96,6 +98,7 @@ _volprep() {
     map) opts=$_volprep_map_opts ;;
     compose) opts=$_volprep_compose_opts ;;
     shift) opts=$_volprep_shift_opts ;;
+    migrate-volumes) opts=$_volprep_migrate_opts ;;
     mount) opts=$_volprep_mount_opts ;;
     umount) opts=$_volprep_umount_opts ;;
     journal)
@@ -112,7 +115,7 @@ _volprep() {
 
   case $sub in
     "")
-      COMPREPLY=($(compgen -W "prepare check rollback journal map compose shift mount umount" -- "$cur"))
+      COMPREPLY=($(compgen -W "prepare check rollback journal map compose shift migrate-volumes mount umount" -- "$cur"))
       _filedir -d ;;
     prepare | check | shift | mount | umount) _filedir -d ;;
     rollback)

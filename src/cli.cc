@@ -38,6 +38,14 @@ int fail(const Error& error) {
   return error.code;
 }
 
+void add_unmapped_option(CLI::App& app, std::string& unmapped) {
+  app.add_option("--unmapped", unmapped,
+                 "Ids the map cannot translate: refuse (list them, change nothing), skip (leave them), "
+                 "nobody (the id the container sees as 65534)")
+      ->check(CLI::IsMember({"refuse", "skip", "nobody"}))
+      ->capture_default_str();
+}
+
 void add_threads_option(CLI::App& app, unsigned& threads, const char* help) {
   app.add_option("--threads", threads, help);
 }

@@ -3,8 +3,6 @@
 // census of every tree says would go wrong (a tree shifted already, ids the map cannot
 // translate, an earlier shift left unfinished), then hand the jobs to the driver core
 // (driver.h) with the shift policy, each inode changed once.
-#include <dirent.h>
-
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -18,11 +16,7 @@ void setup_shift(CLI::App& app, ShiftOptions& o) {
   app.add_option("path", o.paths, "Volume directories (or single files) to shift")->required();
   app.add_flag("--reverse", o.reverse,
                "Remapping is being turned off: translate host ids back to the container ids they stand for");
-  app.add_option("--unmapped", o.unmapped,
-                 "Ids the map cannot translate: refuse (list them, change nothing), skip (leave them), "
-                 "nobody (the id the container sees as 65534)")
-      ->check(CLI::IsMember({"refuse", "skip", "nobody"}))
-      ->capture_default_str();
+  add_unmapped_option(app, o.unmapped);
   app.add_flag("--keep-setid", o.keep_setid,
                "With --reverse: keep set-id bits and file capabilities on files that become root's "
                "(dropped by default: container root made them)");
@@ -33,8 +27,6 @@ void setup_shift(CLI::App& app, ShiftOptions& o) {
 }
 
 namespace {
-
-std::string base_name(const std::string& p) { return p.substr(p.rfind('/') + 1); }
 
 // Whether a journal's command line ran `shift`: its first word after the program and its
 // global flags.
@@ -54,32 +46,19 @@ bool is_shift(const std::string& command_line) {
 // shifted, and a second shift would shift again the ones it reached where the map's ranges
 // overlap (a rootless map: host 1000 is also container 1000).
 std::string unfinished_shift(const std::string& journal_dir, const VolumeRoot& v) {
-  std::vector<Journal> journals;
-  if (DIR* d = ::opendir(journal_dir.c_str())) {
-    while (dirent* de = ::readdir(d)) {
-      std::string name = de->d_name;
-      if (!name.ends_with(".vpj")) continue;
-      if (auto j = read_journal(journal_dir + "/" + name, JournalRead::kSummary)) journals.push_back(std::move(*j));
-    }
-    ::closedir(d);
-  }
-  for (const Journal& j : journals) {
-    const JournalHeader& h = j.header;
-    if ((j.end && !j.end->failed) || h.volume != v.real || h.ino != v.st.ino || h.dev_major != v.st.dev_major ||
-        h.dev_minor != v.st.dev_minor || !is_shift(h.command_line))
-      continue;
-    bool undone = std::any_of(journals.begin(), journals.end(), [&](const Journal& r) {
-      return r.header.rollback_of == base_name(j.path) && r.end && !r.end->failed;
-    });
-    if (!undone) return j.path;
-  }
-  return "";
+  auto runs = unfinished_runs(journal_dir, [&](const JournalHeader& h) {
+    return h.volume == v.real && h.ino == v.st.ino && h.dev_major == v.st.dev_major && h.dev_minor == v.st.dev_minor &&
+           is_shift(h.command_line);
+  });
+  return runs.empty() ? "" : runs.front();
 }
 
+}  // namespace
+
 // The map, as a shift needs it: active (or, --reverse, the one that was), without errors.
-Result<Mapping> shift_mapping(ShiftOptions& o) {
-  auto host = open_host_db(o.source);
-  auto mapping = resolve_mapping(o.source.remap, *host);
+Result<Mapping> shift_mapping(SourceOptions& source, bool reverse) {
+  auto host = open_host_db(source);
+  auto mapping = resolve_mapping(source.remap, *host);
   if (!mapping) return mapping.error();
   if (mapping->has_errors()) {
     for (const auto& f : mapping->findings) spdlog::error("{}", f.text());
@@ -88,26 +67,43 @@ Result<Mapping> shift_mapping(ShiftOptions& o) {
   for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
   if (mapping->remapping_off || mapping->uid_map.is_identity() || mapping->gid_map.is_identity())
     return config_error(mapping->source + ": remapping is off, so container ids are host ids and there is nothing to " +
-                        (o.reverse ? "shift back: name the map that was in use" : "shift: name the map containers will get") +
+                        (reverse ? "shift back: name the map that was in use" : "shift: name the map containers will get") +
                         " (--userns-remap default, --map 0:500000:65536, ...)");
   return mapping;
 }
 
+Result<ShiftSpec> shift_spec(const Mapping& mapping, bool reverse, const std::string& unmapped) {
+  ShiftSpec spec;
+  spec.uid_map = mapping.uid_map;
+  spec.gid_map = mapping.gid_map;
+  spec.reverse = reverse;
+  spec.unmapped = unmapped == "skip" ? Unmapped::kSkip : unmapped == "nobody" ? Unmapped::kNobody : Unmapped::kRefuse;
+  if (spec.unmapped == Unmapped::kNobody && !spec.reverse) {
+    auto uid = spec.uid_map.to_host(65534), gid = spec.gid_map.to_host(65534);
+    if (!uid || !gid)
+      return config_error("--unmapped=nobody: the map (" + spec.uid_map.describe() + ") from " + mapping.source +
+                               " gives container id 65534 no host id");
+    spec.nobody_uid = *uid;
+    spec.nobody_gid = *gid;
+  }
+  return spec;
+}
+
 // The verdicts of the census, in order: a nested volume, a tree shifted already, ids the map
 // cannot translate. kExitOk, or the exit status with the reason logged.
-int judge(const VolumeRoot& v, const Census& c, const ShiftSpec& spec, const ShiftOptions& o, bool& shifted) {
+int judge_census(const VolumeRoot& v, const Census& c, const ShiftSpec& spec, bool force, bool check, bool& shifted) {
   for (const auto& e : c.errors) spdlog::warn("{}: {} (not examined before the run)", v.show(e.path), e.text);
   if (!c.nested.empty()) {
     spdlog::error("{} holds {}, another PATH of this command: it would be shifted twice; nothing changed",
                   v.given, v.show(c.nested));
     return kExitUsage;
   }
-  if (c.shifted_already(spec.reverse) && !o.force) {
+  if (c.shifted_already(spec.reverse) && !force) {
     shifted = true;
     const IdMap& map = spec.uid_map;
     std::string why = spec.reverse ? "none of its " + std::to_string(c.ids) + " ids lies in the map's host range"
                                    : "all of its " + std::to_string(c.ids) + " ids lie in the map's host range";
-    if (o.run.check) {
+    if (check) {
       spdlog::info("{}: already {}: {} ({})", v.given, spec.reverse ? "shifted back" : "shifted", why, map.describe());
       return kExitOk;
     }
@@ -132,32 +128,20 @@ int judge(const VolumeRoot& v, const Census& c, const ShiftSpec& spec, const Shi
   return kExitOk;
 }
 
-}  // namespace
-
 int run_shift(const ShiftOptions& options) {
   ShiftOptions o = options;
 
   // 1. The map, and what the shift does with it.
-  auto mapping = shift_mapping(o);
+  auto mapping = shift_mapping(o.source, o.reverse);
   if (!mapping) return fail(mapping.error());
-  ShiftSpec spec;
-  spec.uid_map = mapping->uid_map;
-  spec.gid_map = mapping->gid_map;
-  spec.reverse = o.reverse;
-  spec.keep_setid = o.keep_setid;
+  auto made = shift_spec(*mapping, o.reverse, o.unmapped);
+  if (!made) return fail(made.error());
   if (o.keep_setid && !o.reverse) {
     spdlog::error("--keep-setid goes with --reverse");
     return kExitUsage;
   }
-  spec.unmapped = o.unmapped == "skip" ? Unmapped::kSkip : o.unmapped == "nobody" ? Unmapped::kNobody : Unmapped::kRefuse;
-  if (spec.unmapped == Unmapped::kNobody && !spec.reverse) {
-    auto uid = spec.uid_map.to_host(65534), gid = spec.gid_map.to_host(65534);
-    if (!uid || !gid)
-      return fail(config_error("--unmapped=nobody: the map (" + spec.uid_map.describe() + ") from " + mapping->source +
-                               " gives container id 65534 no host id"));
-    spec.nobody_uid = *uid;
-    spec.nobody_gid = *gid;
-  }
+  ShiftSpec spec = *made;
+  spec.keep_setid = o.keep_setid;
   spdlog::info("{} through uid map {} and gid map {} ({})", o.reverse ? "shifting back" : "shifting",
                spec.uid_map.describe(), spec.gid_map.describe(), mapping->source);
 
@@ -198,7 +182,7 @@ int run_shift(const ShiftOptions& options) {
     for (const auto& other : volumes)
       if (&other != &v) census.others.push_back(&other);
     bool shifted = false;
-    if (int rc = judge(v, take_census(v, spec, census), spec, o, shifted); rc != kExitOk) return rc;
+    if (int rc = judge_census(v, take_census(v, spec, census), spec, o.force, o.run.check, shifted); rc != kExitOk) return rc;
     if (!shifted) to_shift.push_back(&v);  // --check: a tree shifted already would not change
   }
   if (to_shift.empty()) return kExitOk;

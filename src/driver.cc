@@ -94,6 +94,12 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
     return "every change made so far is in the journal" + std::string(written.size() > 1 ? "s " : " ") + list +
            " (volprep rollback undoes them)";
   };
+  // A run that stops ends the command there.
+  auto stop = [&](const std::string& why) {
+    spdlog::error("stopped: {}; {}", why, dry_run ? "nothing changed" : so_far());
+    std::printf("%s\n", format_summary(total, dry_run).c_str());
+    return kExitPartial;
+  };
   for (const VolumeJob& job : jobs) {
     if (o.json ? !job.heading_json.empty() : !job.heading.empty())
       std::printf("%s\n", o.json ? job.heading_json.c_str() : ("# " + escape_control(job.heading)).c_str());
@@ -124,6 +130,8 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
       }
       config.journal = journal.get();
     }
+    if (!dry_run && job.before)
+      if (auto r = job.before(journal.get()); !r) return stop(r.error().message);
     // As many requests in flight as the volume's filesystem wants (or --threads, above the
     // core count too).
     const Concurrency concurrency = choose_concurrency_for(v.fd.get(), int(o.threads));
@@ -144,11 +152,7 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
     for (const auto& n : result.notes) spdlog::warn("{}: {}", v.show(n.path), n.text);
     for (const auto& e : result.errors) spdlog::error("{}: {}", v.show(e.path), e.text);
     total += result.summary;
-    if (!result.stopped.empty()) {
-      spdlog::error("stopped: {}; {}", result.stopped, dry_run ? "nothing changed" : so_far());
-      std::printf("%s\n", format_summary(total, dry_run).c_str());
-      return kExitPartial;
-    }
+    if (!result.stopped.empty()) return stop(result.stopped);
     if (one_journal) continue;  // finished once, after the last volume
     if (journal && journal->created()) {
       JournalEnd end{result.summary.scanned, result.summary.changed, result.summary.failed, 0};

@@ -571,6 +571,20 @@ std::vector<Journal> read_journal_dir(const std::string& dir, std::vector<std::s
   return out;
 }
 
+std::vector<std::string> unfinished_runs(const std::string& dir, const std::function<bool(const JournalHeader&)>& match) {
+  std::vector<std::string> unreadable, out;
+  const auto all = read_journal_dir(dir, unreadable);
+  auto base_name = [](const std::string& p) { return p.substr(p.rfind('/') + 1); };
+  for (const Journal& j : all) {
+    if ((j.end && !j.end->failed) || !j.header.rollback_of.empty() || !match(j.header)) continue;
+    bool undone = std::any_of(all.begin(), all.end(), [&](const Journal& r) {
+      return r.header.rollback_of == base_name(j.path) && r.end && !r.end->failed;
+    });
+    if (!undone) out.push_back(j.path);
+  }
+  return out;
+}
+
 LastJournal find_last_journal(const std::string& dir, const JournalMatch& match) {
   LastJournal out;
   const auto all = read_journal_dir(dir, out.unreadable);

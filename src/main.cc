@@ -86,6 +86,8 @@ const Command kCommands[] = {
      command<volprep::ComposeCmdOptions, volprep::setup_compose, volprep::run_compose>},
     {"shift", "Translate every owner, ACL entry and capability through the map (remap turned on or off)",
      command<volprep::ShiftOptions, volprep::setup_shift, volprep::run_shift>},
+    {"migrate-volumes", "Move Docker's named volumes into the remapped root (or back out), shifted",
+     command<volprep::MigrateOptions, volprep::setup_migrate, volprep::run_migrate>},
     {"check", "Would a container user get the access it needs?",
      command<volprep::CheckOptions, volprep::setup_check, volprep::run_check>},
     {"rollback", "Undo a run from its journal",

@@ -12,6 +12,7 @@
 #include "volprep/driver.h"
 #include "volprep/journal.h"
 #include "volprep/remap.h"
+#include "volprep/shift.h"
 #include "volprep/volume.h"
 
 namespace CLI {
@@ -54,6 +55,8 @@ int fail(const Error& error);
 void setup_source_options(CLI::App& app, SourceOptions& options);
 // --follow-path-symlinks, for the commands that take a PATH.
 void add_follow_path_symlinks(CLI::App& app, bool& follow);
+// --unmapped refuse|skip|nobody, for the commands that shift.
+void add_unmapped_option(CLI::App& app, std::string& unmapped);
 // --threads, for the commands that walk trees.
 void add_threads_option(CLI::App& app, unsigned& threads,
                         const char* help = "Worker threads, one request in flight each (default: one per core; "
@@ -244,5 +247,30 @@ struct ShiftOptions {
 };
 void setup_shift(CLI::App& app, ShiftOptions& options);
 int run_shift(const ShiftOptions& options);
+
+// What shift and migrate-volumes share (cmd_shift.cc). The map as a shift needs it: active
+// (or, `reverse`, the one that was), without errors.
+Result<Mapping> shift_mapping(SourceOptions& source, bool reverse);
+// The shift through it, ids it cannot translate as --unmapped says (refuse, skip, nobody).
+Result<ShiftSpec> shift_spec(const Mapping& mapping, bool reverse, const std::string& unmapped);
+// The verdicts of a census, in order: a nested volume, a tree shifted already (`shifted` set;
+// refused unless `force`, kExitOk with `check`), ids the map cannot translate. kExitOk, or
+// the exit status with the reason logged.
+int judge_census(const VolumeRoot& v, const Census& c, const ShiftSpec& spec, bool force, bool check, bool& shifted);
+
+struct MigrateOptions {
+  SourceOptions source;
+  std::optional<std::string> data_root;  // dockerd's data root, when the source does not say
+  std::vector<std::string> volumes;      // --volume NAME: only these
+  bool reverse = false;                  // out of the remapped root, shifted back
+  bool keep_setid = false;               // --reverse: keep set-id bits and capabilities becoming root's
+  std::string unmapped = "refuse";
+  DriverOptions run;
+  bool force = false;                    // a dockerd holds the volume store, a second shift
+  bool quiet = false;
+  std::string command_line;
+};
+void setup_migrate(CLI::App& app, MigrateOptions& options);
+int run_migrate(const MigrateOptions& options);
 
 }  // namespace volprep

@@ -6,6 +6,7 @@
 // and hands the jobs here.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -22,6 +23,10 @@ struct VolumeJob {
   std::string heading_json;  // the same as a JSON object, with --json
   const Policy* policy = nullptr;
   RunConfig config;  // `journal` and `journaled` are the driver's to set
+  // A real run's step before the job's run, given its journal (null with --no-journal) once
+  // every record of the previous job is written and this job's root is started: a rename
+  // journaled (JournalWriter::record_move) and made, say. An error stops the command there.
+  std::function<Result<bool>(JournalWriter* journal)> before;
 };
 
 struct DriverOptions {

@@ -39,6 +39,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <cstdint>
 #include <memory>
@@ -335,6 +336,11 @@ Result<Journal> read_journal(const std::string& path, JournalRead what = Journal
 // each one that cannot be read goes to `unreadable`.
 std::vector<Journal> read_journal_dir(const std::string& dir, std::vector<std::string>& unreadable,
                                       JournalRead what = JournalRead::kList);
+
+// The journals in `dir` of the runs `match` picks (by their header) that did not finish
+// cleanly (no end record: killed or stopped; or failed entries) and that no finished
+// rollback undid: their paths, oldest first. Their trees are half changed.
+std::vector<std::string> unfinished_runs(const std::string& dir, const std::function<bool(const JournalHeader&)>& match);
 
 // Which run `rollback --last` undoes: the newest of a volume root (a journal whose first
 // root has this path, taken only with this device and inode), or of a compose project (a

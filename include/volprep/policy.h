@@ -111,4 +111,8 @@ void shift_held_ids(const ShiftSpec& spec, const EntryStat& st,
                     std::span<const std::optional<std::string>> xattrs, std::vector<HeldId>& out);
 std::unique_ptr<Policy> make_shift_policy(const ShiftSpec& spec);
 
+// One inode (`entry`, by device and inode) to uid:gid and `mode` (permission bits); every
+// other entry of the tree unchanged. A directory's own owner, when the run excludes the rest.
+std::unique_ptr<Policy> make_entry_policy(const EntryStat& entry, uint32_t uid, uint32_t gid, uint32_t mode);
+
 }  // namespace volprep

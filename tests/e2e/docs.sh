@@ -24,6 +24,6 @@ for sub in "${subs[@]}"; do
     grep -qF -- "$opt" "$T/man.src" || fail "volprep $sub: $opt is in --help but not in man/volprep.1"
     grep -qF -- "$opt" "$readme" || fail "volprep $sub: $opt is in --help but not in README.md"
   done <"$T/opts"
-  [ -z "$sub" ] || grep -qE "volprep $sub|\[$sub\]" "$man_page" || fail "man page lacks the $sub command"
+  [ -z "$sub" ] || grep -qE "volprep $sub|\[$sub\]" "$T/man.src" || fail "man page lacks the $sub command"
 done
 echo "docs: every --help option is documented"

@@ -1,0 +1,63 @@
+// Docker's named volumes between a data root and its remapped root (volprep migrate-volumes):
+// the volumes directories held by descriptor, the local driver's volumes listed, dockerd's
+// lock on the volume store taken, and a volume directory renamed from one volumes directory
+// to the other, journaled before the rename.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "volprep/error.h"
+#include "volprep/fd.h"
+#include "volprep/journal.h"
+
+namespace volprep {
+
+// What Docker makes (moby daemon/volume/local/local.go and daemon/daemon_unix.go; measured
+// on dockerd 20.10 by tests/e2e/docker_migrate.sh): the volumes directory and each volume's
+// directory root's and 0701, the remapped root 0710 with the remapped root's group.
+inline constexpr uint32_t kDockerVolumeDirMode = 0701;
+inline constexpr uint32_t kDockerRemappedRootMode = 0710;
+
+// A directory that holds volumes (<data-root>/volumes), opened from "/" without following a
+// symlink, root's and writable by nobody else: no one can swap a name in it between a check
+// and a rename.
+struct VolumesDir {
+  std::string path;  // absolute
+  UniqueFd fd;       // O_RDONLY|O_DIRECTORY
+  EntryStat st;
+};
+// kExitConfig when it does not exist (-ENOENT), kExitRefused when someone else could write it.
+Result<VolumesDir> open_volumes_dir(const std::string& path);
+
+// Makes the directory `name` in `parent` owned uid:gid with `mode` (set through its
+// descriptor, whatever the umask), unless it exists. True if it was made.
+Result<bool> make_owned_dir(int parent, const std::string& parent_path, const std::string& name, uint32_t mode,
+                            uint32_t uid, uint32_t gid);
+
+struct DockerVolume {
+  std::string name;
+  EntryStat st;         // the volume's directory
+  bool local = false;   // the local driver's: a directory holding a directory _data
+  std::string why_not;  // when not local, why: what is there instead
+};
+// The volumes of `dir`, sorted by name: every directory in it (metadata.db, its only file,
+// is the volume store's). A name Docker would not give a volume is not listed.
+Result<std::vector<DockerVolume>> list_volumes(const VolumesDir& dir);
+
+// Docker's volume name pattern: [a-zA-Z0-9][a-zA-Z0-9_.-]+
+bool is_volume_name(const std::string& name);
+
+// An exclusive lock on `dir`'s metadata.db, which dockerd's volume store holds as long as it
+// runs (bbolt's flock): held, no dockerd can start on this data root; kExitRefused when one
+// holds it. An invalid descriptor when the file does not exist (no dockerd has run here).
+Result<UniqueFd> lock_volume_store(const VolumesDir& dir);
+
+// Renames the volume directory `v` from `from` to `to` under its name: checks it is still
+// the inode listed and that `to` has no such name, journals the rename (JournalWriter::
+// record_move, durable when it returns; `journal` may be null), then renameat2(RENAME_
+// NOREPLACE) and checks the entry arrived. Both directories on one filesystem.
+Result<bool> move_volume(const VolumesDir& from, const VolumesDir& to, const DockerVolume& v, JournalWriter* journal);
+
+}  // namespace volprep

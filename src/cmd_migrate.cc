@@ -1,0 +1,288 @@
+// `volprep migrate-volumes`: the named volumes Docker's local driver keeps in
+// <data-root>/volumes moved into the remapped root's volumes directory, where a dockerd with
+// userns-remap looks for them, each shifted as `volprep shift` shifts a tree (--reverse: moved
+// back out and shifted back). The pipeline: resolve the map and the two volumes directories,
+// take dockerd's lock on both volume stores, choose the volumes and refuse what would go wrong
+// (another driver's, a name taken, an earlier migration unfinished), a census of every
+// volume, then the driver core (driver.h) with two jobs per volume, in one journal: its
+// directory, renamed first (the rename journaled before it is made) and given Docker's owner
+// and mode, then its _data shifted where it has arrived.
+#include <fcntl.h>
+
+#include <CLI/CLI.hpp>
+#include <cstring>
+#include <spdlog/spdlog.h>
+
+#include "volprep/cli.h"
+#include "volprep/driver.h"
+#include "volprep/migrate.h"
+
+namespace volprep {
+
+void setup_migrate(CLI::App& app, MigrateOptions& o) {
+  app.add_option("--volume", o.volumes, "Only this volume (repeatable; default: every volume not in the target)")
+      ->allow_extra_args(false);
+  app.add_flag("--reverse", o.reverse,
+               "Remapping is being turned off: move the volumes back out of the remapped root and shift them back");
+  app.add_option("--data-root", o.data_root,
+                 "dockerd's data root (default: the running dockerd's, daemon.json's data-root, else /var/lib/docker)");
+  add_unmapped_option(app, o.unmapped);
+  app.add_flag("--keep-setid", o.keep_setid,
+               "With --reverse: keep set-id bits and file capabilities on files that become root's "
+               "(dropped by default, as volprep shift --reverse drops them)");
+  app.add_flag("-n,--dry-run", o.run.dry_run, "Print the moves and the shift plan as a diff; change nothing");
+  add_threads_option(app, o.run.threads);
+  app.add_option("--journal-dir", o.run.journal_dir, "Directory of rollback journals")->capture_default_str();
+  app.add_flag("--force", o.force,
+               "Go on while a dockerd holds the volume store, and shift volumes whose ids read as shifted already");
+  setup_source_options(app, o.source);
+}
+
+namespace {
+
+// Where the volumes are and where they go.
+struct Roots {
+  std::string base, remapped;  // dockerd's data root, and the remapped root below it
+  std::string from, to;        // the volumes directories: from one to the other
+  uint32_t root_gid = 0;       // the remapped root's group: the host gid of container gid 0
+};
+
+Result<Roots> roots_of(const Mapping& m, const MigrateOptions& o) {
+  auto uid0 = m.uid_map.to_host(0), gid0 = m.gid_map.to_host(0);
+  if (!uid0 || !gid0) return config_error("the map (" + m.uid_map.describe() + ") gives container root no host id");
+  Roots r;
+  if (o.data_root) {
+    r.base = *o.data_root;
+    while (r.base.size() > 1 && r.base.back() == '/') r.base.pop_back();
+    if (!r.base.starts_with('/')) return usage_error("--data-root " + *o.data_root + ": not an absolute path");
+    r.remapped = r.base + "/" + std::to_string(*uid0) + "." + std::to_string(*gid0);
+  } else if (m.data_root && m.base_data_root) {
+    r.base = *m.base_data_root;
+    r.remapped = *m.data_root;
+  } else {
+    return usage_error(m.source + " names no Docker data root: give it with --data-root (e.g. /var/lib/docker)");
+  }
+  r.root_gid = *gid0;
+  r.from = r.base + "/volumes";
+  r.to = r.remapped + "/volumes";
+  if (o.reverse) std::swap(r.from, r.to);
+  return r;
+}
+
+// dockerd's lock on a volume store, taken (or, with --force, the refusal said and passed).
+Result<bool> lock_store(const VolumesDir& dir, bool force, std::vector<UniqueFd>& held) {
+  auto lock = lock_volume_store(dir);
+  if (lock) {
+    held.push_back(std::move(*lock));
+    return true;
+  }
+  if (!force || lock.error().code != kExitRefused) return lock.error();
+  spdlog::warn("{}; --force: going on", lock.error().message);
+  return true;
+}
+
+// The volumes to move, chosen and vetted: every one local, none already in the target.
+Result<std::vector<DockerVolume>> choose(const std::vector<DockerVolume>& here, const std::vector<DockerVolume>& there,
+                                         const Roots& r, const std::vector<std::string>& wanted) {
+  auto find = [](const std::vector<DockerVolume>& in, const std::string& name) {
+    return std::find_if(in.begin(), in.end(), [&](const DockerVolume& v) { return v.name == name; });
+  };
+  std::vector<DockerVolume> chosen;
+  for (const auto& name : wanted) {
+    auto v = find(here, name);
+    if (v == here.end())
+      return usage_error("--volume " + name + ": no such volume in " + r.from +
+                         (find(there, name) != there.end() ? " (it is in " + r.to + ")" : ""));
+    if (find(chosen, name) == chosen.end()) chosen.push_back(*v);
+  }
+  if (wanted.empty()) chosen = here;
+  std::string other, taken;
+  for (const auto& v : chosen) {
+    if (!v.local) other += (other.empty() ? "" : "; ") + r.from + "/" + v.name + " (" + v.why_not + ")";
+    if (find(there, v.name) != there.end()) taken += (taken.empty() ? "" : ", ") + v.name;
+  }
+  if (!other.empty())
+    return Error{kExitRefused, "not a volume of the local driver (a directory with a _data directory), which is all "
+                               "volprep moves: " + other + "; choose the others with --volume; nothing changed"};
+  if (!taken.empty())
+    return Error{kExitRefused, "already in " + r.to + ": " + taken +
+                                   "; a volume of that name exists in both places: remove one, or choose the others "
+                                   "with --volume; nothing changed"};
+  return chosen;
+}
+
+// A volume's two roots, held by descriptor from before the move: its directory and its _data.
+struct OpenedVolume {
+  VolumeRoot dir, data;
+};
+
+Result<VolumeRoot> root_at(int parent, const std::string& name, const std::string& path) {
+  VolumeRoot v;
+  int fd = open_dir_at(parent, name.c_str());
+  if (fd < 0) return config_error(path + ": " + std::strerror(-fd));
+  v.fd.reset(fd);
+  if (int rc = stat_at(fd, "", v.st); rc < 0) return config_error(path + ": " + std::strerror(-rc));
+  v.fs_magic = fs_type(fd);
+  v.given = v.real = v.display = path;
+  return v;
+}
+
+// Opened where it is; named (in journals and messages) where a real run puts it.
+Result<OpenedVolume> open_docker_volume(const VolumesDir& from, const DockerVolume& dv, const std::string& to,
+                                        bool dry_run) {
+  auto dir = root_at(from.fd.get(), dv.name, from.path + "/" + dv.name);
+  if (!dir) return dir.error();
+  if (!dir->st.same_inode(dv.st)) return Error{kExitRefused, dir->real + " was replaced while volprep read it"};
+  auto data = root_at(dir->fd.get(), "_data", dir->real + "/_data");
+  if (!data) return data.error();
+  if (!dry_run) {
+    dir->given = dir->real = dir->display = to + "/" + dv.name;
+    data->given = data->real = data->display = to + "/" + dv.name + "/_data";
+  }
+  return OpenedVolume{std::move(*dir), std::move(*data)};
+}
+
+// The directory `dir` of the target, made as Docker makes it when missing (a dry run says so).
+Result<bool> make_target(const std::string& parent, const std::string& name, uint32_t mode, uint32_t gid,
+                         bool dry_run) {
+  UniqueFd slash(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  int fd = open_beneath(slash.get(), parent.substr(1), O_RDONLY | O_DIRECTORY);
+  if (fd < 0 && !(dry_run && fd == -ENOENT))  // a dry run: the parent is to be made too
+    return config_error("cannot open " + parent + " without following a symlink: " + std::strerror(-fd));
+  UniqueFd dir(fd);
+  EntryStat st;
+  if (fd >= 0 && stat_at(fd, name.c_str(), st) == 0) return false;
+  char m[8];
+  std::snprintf(m, sizeof m, "%04o", mode);
+  if (dry_run) {
+    std::printf("create %s/%s (0:%u %s)\n", escape_control(parent).c_str(), escape_control(name).c_str(), gid, m);
+    return true;
+  }
+  auto made = make_owned_dir(fd, parent, name, mode, 0, gid);
+  if (made && *made) spdlog::info("created {}/{} (0:{} {}), as dockerd makes it", parent, name, gid, m);
+  return made;
+}
+
+}  // namespace
+
+int run_migrate(const MigrateOptions& options) {
+  MigrateOptions o = options;
+  const bool dry_run = o.run.dry_run;
+
+  // 1. The map, the shift through it, and where the volumes are and go.
+  auto mapping = shift_mapping(o.source, o.reverse);
+  if (!mapping) return fail(mapping.error());
+  auto spec = shift_spec(*mapping, o.reverse, o.unmapped);
+  if (!spec) return fail(spec.error());
+  if (o.keep_setid && !o.reverse) return fail(usage_error("--keep-setid goes with --reverse"));
+  spec->keep_setid = o.keep_setid;
+  auto roots = roots_of(*mapping, o);
+  if (!roots) return fail(roots.error());
+  const Roots& r = *roots;
+  spdlog::info("moving volumes from {} to {}, {} through {} ({})", r.from, r.to,
+               o.reverse ? "shifting back" : "shifting", spec->uid_map.describe(), mapping->source);
+
+  // 2. Both volumes directories, and dockerd's lock on both stores, held until the end.
+  auto from = open_volumes_dir(r.from);
+  if (!from) return fail(from.error());
+  std::optional<VolumesDir> to;
+  if (auto t = open_volumes_dir(r.to)) {
+    to = std::move(*t);
+  } else if (t.error().code != kExitConfig) {
+    return fail(t.error());
+  }
+  std::vector<UniqueFd> locks;
+  for (const VolumesDir* d : {&*from, to ? &*to : nullptr})
+    if (d)
+      if (auto l = lock_store(*d, o.force, locks); !l) return fail(l.error());
+
+  // 3. An earlier migration that did not finish: its volumes are half shifted.
+  const std::string project = "migrate-volumes:" + r.remapped;
+  auto unfinished = unfinished_runs(o.run.journal_dir, [&](const JournalHeader& h) { return h.project == project; });
+  if (!unfinished.empty())
+    return fail({kExitRefused, "an earlier migrate-volumes on " + r.remapped + " did not finish (journal " +
+                                   unfinished.front() + "): undo it with `volprep rollback " + unfinished.front() +
+                                   "`, then migrate; nothing changed"});
+
+  // 4. The volumes, chosen and vetted.
+  auto here = list_volumes(*from);
+  if (!here) return fail(here.error());
+  std::vector<DockerVolume> there;
+  if (to) {
+    auto t = list_volumes(*to);
+    if (!t) return fail(t.error());
+    there = std::move(*t);
+  }
+  auto chosen = choose(*here, there, r, o.volumes);
+  if (!chosen) return fail(chosen.error());
+  if (chosen->empty()) {
+    spdlog::info("no volume in {} to move", r.from);
+    std::printf("nothing to move: no volume in %s\n", escape_control(r.from).c_str());
+    return kExitOk;
+  }
+
+  // 5. Every volume held by descriptor, and its census, before the first change.
+  std::vector<OpenedVolume> volumes;
+  for (const auto& dv : *chosen) {
+    auto v = open_docker_volume(*from, dv, r.to, dry_run);
+    if (!v) return fail(v.error());
+    CensusOptions census;
+    census.every_id = spec->unmapped == Unmapped::kRefuse;
+    bool shifted = false;
+    if (int rc = judge_census(v->data, take_census(v->data, *spec, census), *spec, o.force, false, shifted);
+        rc != kExitOk)
+      return rc;
+    volumes.push_back(std::move(*v));
+  }
+
+  // 6. The target made as dockerd makes it, when no dockerd has made it yet.
+  if (!to) {
+    if (!o.reverse)
+      if (auto m = make_target(r.base, r.remapped.substr(r.base.size() + 1), kDockerRemappedRootMode, r.root_gid, dry_run); !m)
+        return fail(m.error());
+    const std::string parent = r.to.substr(0, r.to.rfind('/'));
+    if (auto m = make_target(parent, "volumes", kDockerVolumeDirMode, 0, dry_run); !m) return fail(m.error());
+    if (!dry_run) {
+      auto t = open_volumes_dir(r.to);
+      if (!t) return fail(t.error());
+      to = std::move(*t);
+      if (auto l = lock_store(*to, o.force, locks); !l) return fail(l.error());
+    }
+  }
+  if (to && (to->st.dev_major != from->st.dev_major || to->st.dev_minor != from->st.dev_minor))
+    return fail({kExitRefused, r.from + " and " + r.to + " are on different filesystems: volprep moves a volume "
+                 "by renaming it and does not copy one yet; nothing changed"});
+
+  // 7. Two jobs per volume in one journal: its directory (moved first, then given Docker's
+  // owner and mode), then its _data shifted where it arrived.
+  const auto shift = make_shift_policy(*spec);
+  std::vector<std::unique_ptr<Policy>> dir_policies;
+  std::vector<VolumeJob> jobs;
+  for (size_t i = 0; i < volumes.size(); ++i) {
+    const DockerVolume& dv = (*chosen)[i];
+    OpenedVolume& v = volumes[i];
+    dir_policies.push_back(make_entry_policy(v.dir.st, 0, 0, kDockerVolumeDirMode));
+    VolumeJob& dir = jobs.emplace_back();
+    dir.volume = &v.dir;
+    dir.policy = dir_policies.back().get();
+    dir.heading = "volume " + dv.name + ": " + r.from + "/" + dv.name + " -> " + r.to + "/" + dv.name;
+    dir.config.excludes = {"_data/"};
+    if (!dry_run)
+      dir.before = [&from, &to, dv](JournalWriter* journal) { return move_volume(*from, *to, dv, journal); };
+    VolumeJob& data = jobs.emplace_back();
+    data.volume = &v.data;
+    data.policy = shift.get();
+    data.config.change_once = true;
+  }
+  spdlog::warn("Docker keeps a volume's labels and options in {}/metadata.db, which moving its directory does not "
+               "carry: the dockerd on {} lists the moved volumes as local with no labels or options",
+               r.from, o.reverse ? r.base : r.remapped);
+  o.run.quiet = o.quiet;
+  o.run.header.project = project;
+  o.run.header.uid_map = mapping->uid_map.to_proc();
+  o.run.header.gid_map = mapping->gid_map.to_proc();
+  o.run.header.command_line = o.command_line;
+  return run_volumes(jobs, o.run);
+}
+
+}  // namespace volprep

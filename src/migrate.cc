@@ -1,0 +1,165 @@
+#include "volprep/migrate.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>  // renameat2
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace volprep {
+
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+
+// Whether someone other than root could change the names in a directory.
+std::string others_may_write(const std::string& path, const EntryStat& st) {
+  if (!S_ISDIR(st.mode)) return path + " is not a directory";
+  if (st.uid != 0) return path + " belongs to uid " + std::to_string(st.uid) + ", not root";
+  if (st.mode & (S_IWGRP | S_IWOTH)) return path + " is writable by its group or others";
+  return "";
+}
+
+}  // namespace
+
+Result<VolumesDir> open_volumes_dir(const std::string& path) {
+  if (!path.starts_with('/')) return usage_error(path + ": not an absolute path");
+  UniqueFd slash(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  int fd = open_beneath(slash.get(), path.substr(1), O_RDONLY | O_DIRECTORY);
+  if (fd < 0)
+    return Error{fd == -ENOENT ? kExitConfig : kExitRefused,
+                 "cannot open " + path + " without following a symlink: " + errno_text(fd)};
+  VolumesDir d{path, UniqueFd(fd), {}};
+  if (int rc = stat_at(d.fd.get(), "", d.st); rc < 0) return config_error(path + ": " + errno_text(rc));
+  if (auto why = others_may_write(path, d.st); !why.empty())
+    return Error{kExitRefused, why + ": someone else could swap volumes in it while they are moved; refusing"};
+  return d;
+}
+
+Result<bool> make_owned_dir(int parent, const std::string& parent_path, const std::string& name, uint32_t mode,
+                            uint32_t uid, uint32_t gid) {
+  const std::string path = parent_path + "/" + name;
+  if (::mkdirat(parent, name.c_str(), 0700) != 0) {
+    if (errno == EEXIST) return false;
+    return config_error("cannot create " + path + ": " + errno_text(errno));
+  }
+  int fd = open_dir_at(parent, name.c_str());
+  if (fd < 0) return config_error(path + ": " + errno_text(fd));
+  UniqueFd dir(fd);
+  if (::fchown(fd, uid, gid) != 0 || ::fchmod(fd, mode) != 0)
+    return config_error(path + ": cannot set its owner and mode: " + errno_text(errno));
+  return true;
+}
+
+bool is_volume_name(const std::string& name) {
+  auto ok = [](char c, bool first) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (!first && (c == '_' || c == '.' || c == '-'));
+  };
+  if (name.size() < 2 || !ok(name[0], true)) return false;
+  return std::all_of(name.begin() + 1, name.end(), [&](char c) { return ok(c, false); });
+}
+
+Result<std::vector<DockerVolume>> list_volumes(const VolumesDir& dir) {
+  int fd = ::openat(dir.fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return config_error(dir.path + ": " + errno_text(errno));
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return config_error(dir.path + ": " + errno_text(errno));
+  }
+  std::vector<DockerVolume> out;
+  std::string failed;
+  while (dirent* de = ::readdir(d)) {
+    std::string name = de->d_name;
+    if (!is_volume_name(name)) continue;  // ".", "..", and nothing Docker names a volume
+    DockerVolume v;
+    v.name = name;
+    if (int rc = stat_at(dir.fd.get(), name.c_str(), v.st); rc < 0) {
+      failed = dir.path + "/" + name + ": " + errno_text(rc);
+      break;
+    }
+    if (!S_ISDIR(v.st.mode)) continue;  // metadata.db
+    int vfd = open_dir_at(dir.fd.get(), name.c_str());
+    EntryStat data;
+    if (vfd < 0) {
+      v.why_not = "cannot open it: " + errno_text(vfd);
+    } else {
+      UniqueFd vol(vfd);
+      int rc = stat_at(vfd, "_data", data);
+      if (rc == -ENOENT)
+        v.why_not = "no _data directory: not the local driver's";
+      else if (rc < 0)
+        v.why_not = "_data: " + errno_text(rc);
+      else if (!S_ISDIR(data.mode))
+        v.why_not = S_ISLNK(data.mode) ? "_data is a symlink" : "_data is not a directory";
+      else
+        v.local = true;
+    }
+    out.push_back(std::move(v));
+  }
+  ::closedir(d);
+  if (!failed.empty()) return config_error(failed);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return out;
+}
+
+Result<UniqueFd> lock_volume_store(const VolumesDir& dir) {
+  const std::string path = dir.path + "/metadata.db";
+  int fd = ::openat(dir.fd.get(), "metadata.db", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    if (errno == ENOENT) return UniqueFd();
+    return config_error("cannot open " + path + ": " + errno_text(errno));
+  }
+  UniqueFd db(fd);
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return Error{kExitRefused, path + " is not a regular file; refusing"};
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK)
+      return Error{kExitRefused, "a dockerd is running on this data root: it holds " + path +
+                                     "; stop it first (--force goes on anyway)"};
+    return config_error("cannot lock " + path + ": " + errno_text(errno));
+  }
+  return db;
+}
+
+Result<bool> move_volume(const VolumesDir& from, const VolumesDir& to, const DockerVolume& v, JournalWriter* journal) {
+  const std::string old_path = from.path + "/" + v.name, new_path = to.path + "/" + v.name;
+  int pin_fd = open_entry(from.fd.get(), v.name.c_str());
+  if (pin_fd < 0) return config_error(old_path + ": " + errno_text(pin_fd));
+  UniqueFd pin(pin_fd);
+  EntryStat now;
+  if (int rc = stat_at(pin_fd, "", now); rc < 0) return config_error(old_path + ": " + errno_text(rc));
+  if (!now.same_inode(v.st)) return Error{kExitRefused, old_path + " is no longer the volume listed; not moved"};
+  EntryStat taken;
+  if (stat_at(to.fd.get(), v.name.c_str(), taken) == 0)
+    return Error{kExitRefused, new_path + " exists now; " + old_path + " not moved"};
+  if (journal) {
+    JournalMove m;
+    m.from_dir = from.path;
+    m.from_name = v.name;
+    m.to_dir = to.path;
+    m.to_name = v.name;
+    m.from_dir_ino = from.st.ino;
+    m.to_dir_ino = to.st.ino;
+    m.dev_major = now.dev_major;
+    m.dev_minor = now.dev_minor;
+    m.ino = now.ino;
+    m.mode = now.mode;
+    m.btime_ns = now.btime_ns;
+    if (auto r = journal->record_move(m); !r) return r.error();
+  }
+  if (::renameat2(from.fd.get(), v.name.c_str(), to.fd.get(), v.name.c_str(), RENAME_NOREPLACE) != 0)
+    return config_error("cannot move " + old_path + " to " + new_path + ": " + errno_text(errno));
+  EntryStat arrived;
+  if (stat_at(to.fd.get(), v.name.c_str(), arrived) != 0 || !arrived.same_inode(now))
+    return config_error(new_path + ": moved, but it is not the volume checked: renamed meanwhile");
+  return true;
+}
+
+}  // namespace volprep

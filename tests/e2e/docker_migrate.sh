@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# volprep migrate-volumes against a real dockerd, one data root throughout: a named volume
+# made without remap (files of 0, 1000 and 33) is gone once dockerd runs with
+# --userns-remap=default; after migrate-volumes (dockerd stopped) that dockerd lists it, its
+# directory as dockerd makes one, and containers as root and as 1000 read and write it.
+# --reverse brings back the tree of before, byte for byte; rollback of the reverse, then of
+# the migration, does too. Refused with nothing changed: a dockerd running, a name taken in
+# the target, a volume of another driver, no remap. Three dockerd starts in all.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/docker_lib.bash"
+. "$(dirname "${BASH_SOURCE[0]}")/manifest.bash"
+docker_require
+
+prepare_hostroot "$T/hostroot"
+mkdir -p "$T/hostroot/etc/docker"
+D=$T/data
+R=$D/500000.500000
+jq -n --arg d "$D" '{"data-root": $d}' >"$T/hostroot/etc/docker/plain.json"
+jq -n --arg d "$D" '{"data-root": $d, "userns-remap": "default"}' >"$T/hostroot/etc/docker/remap.json"
+MV=(migrate-volumes "${MAP[@]}" --data-root "$D")
+# The tree of the data root and the volumes of both places, for "nothing changed".
+state() { manifest "$D"; }
+# Expects exit WANT and a message matching PATTERN from `volprep ARGS`, with nothing changed.
+refused() { # refused WANT PATTERN ARGS...
+  local want=$1 pattern=$2 rc=0 before
+  shift 2
+  before=$(state)
+  vp "$@" >"$T/out" 2>"$T/err" || rc=$?
+  [ "$rc" -eq "$want" ] || fail "$*: exit $rc, want $want: $(cat "$T/err")"
+  grep -q -- "$pattern" "$T/err" || fail "$*: no \"$pattern\" in: $(cat "$T/err")"
+  [ "$(state)" = "$before" ] || fail "$*: refused, but the data root changed"
+}
+
+# 1. No remap: the volume and its files, as containers write them.
+start_dockerd "$T/hostroot" --config-file /etc/docker/plain.json
+make_busybox_image
+docker_cmd volume create data >/dev/null
+docker_cmd volume create taken >/dev/null
+docker_cmd run --rm --network none -v data:/v volprep-busybox sh -ec '
+  echo root >/v/root.txt; mkdir /v/u; echo user >/v/u/f; chown -R 1000:1000 /v/u
+  echo www >/v/www; chown 33:33 /v/www; chmod 4755 /v/www'
+refused 5 "a dockerd is running on this data root: it holds $D/volumes/metadata.db" "${MV[@]}" --volume data
+stop_dockerd
+manifest "$D/volumes/data" >"$T/m0"
+sums0=$(cd "$D/volumes/data/_data" && find . -type f -exec sha256sum {} + | sort)
+
+# 2. Remap on: the volume is gone; `taken` is made in the target too.
+start_dockerd "$T/hostroot" --config-file /etc/docker/remap.json
+docker_cmd volume ls -q | grep -qx data && fail "a remapped dockerd lists the volume before the migration"
+docker_cmd volume create taken >/dev/null
+make_busybox_image
+stop_dockerd
+echo "dockerd made: $(stat -c '%n %u:%g %a' "$R" "$R/volumes" "$R/volumes/taken" "$R/volumes/taken/_data" | tr '\n' ' ')"
+
+# Refusals, nothing changed: a name in both places, another driver's volume, no remap.
+refused 5 "already in $R/volumes: taken; a volume of that name exists in both places" "${MV[@]}"
+mkdir -m 0701 "$D/volumes/plugin-vol"
+refused 5 "$D/volumes/plugin-vol (no _data directory: not the local driver's)" "${MV[@]}" --volume plugin-vol --volume data
+mkdir -p "$T/noremap/etc/docker"
+echo "{\"data-root\": \"$D\"}" >"$T/noremap/etc/docker/daemon.json"
+refused 3 "remapping is off" migrate-volumes --host-root "$T/noremap"
+refused 2 "no such volume in $D/volumes" "${MV[@]}" --volume nosuch
+
+# 3. The dry run changes nothing and says what would move and how it is shifted.
+before=$(state)
+vp "${MV[@]}" --volume data -n >"$T/plan" 2>"$T/err" || fail "-n: $(cat "$T/err")"
+[ "$(state)" = "$before" ] || fail "the dry run changed the data root"
+grep -qx "# volume data: $D/volumes/data -> $R/volumes/data" "$T/plan" || fail "-n: $(cat "$T/plan")"
+grep -q "^$D/volumes/data/_data/u/f  owner 1000:1000 -> 501000:501000" "$T/plan" || fail "-n: $(cat "$T/plan")"
+grep -q "labels and options in $D/volumes/metadata.db" "$T/err" || fail "no word on labels: $(cat "$T/err")"
+
+# 4. The migration; the remapped dockerd lists the volume, root and 1000 read and write it.
+vp "${MV[@]}" --volume data >"$T/out" 2>&1 || fail "migrate-volumes: $(cat "$T/out")"
+[ "$(stat -c '%u:%g %a' "$R/volumes/data")" = "$(stat -c '%u:%g %a' "$R/volumes/taken")" ] ||
+  fail "the volume's directory is $(stat -c '%u:%g %a' "$R/volumes/data"), dockerd makes $(stat -c '%u:%g %a' "$R/volumes/taken")"
+[ "$(stat -c '%u:%g' "$R/volumes/data/_data" "$R/volumes/data/_data/u/f" "$R/volumes/data/_data/www" | paste -sd' ')" = \
+  "500000:500000 501000:501000 500033:500033" ] || fail "not shifted: $(ls -lnR "$R/volumes/data")"
+[ "$(stat -c %a "$R/volumes/data/_data/www")" = 4755 ] || fail "the setuid bit is lost"
+start_dockerd "$T/hostroot" --config-file /etc/docker/remap.json
+docker_cmd volume ls -q | grep -qx data || fail "the remapped dockerd does not list the migrated volume"
+docker_cmd run --rm --network none -v data:/v volprep-busybox sh -ec '
+  [ "$(stat -c %u:%g /v/root.txt /v/u/f /v/www | tr "\n" " ")" = "0:0 1000:1000 33:33 " ]
+  grep -qx root /v/root.txt; echo root >/v/root.txt; echo t >/v/t; rm /v/t' ||
+  fail "container root cannot read and write the volume"
+docker_cmd run --rm --network none --user 1000:1000 -v data:/v volprep-busybox sh -ec '
+  grep -qx user /v/u/f; echo user >/v/u/f; echo t >/v/u/t; rm /v/u/t' ||
+  fail "container user 1000 cannot read and write its files in the volume"
+stop_dockerd
+
+# 5. --reverse: back out of the remapped root, the tree of before byte for byte.
+vp "${MV[@]}" --reverse --keep-setid --volume data >"$T/out" 2>&1 || fail "--reverse: $(cat "$T/out")"
+manifest "$D/volumes/data" | cmp -s - "$T/m0" || fail "--reverse did not give back the tree: $(manifest "$D/volumes/data" | diff "$T/m0" - || true)"
+[ "$(cd "$D/volumes/data/_data" && find . -type f -exec sha256sum {} + | sort)" = "$sums0" ] || fail "contents changed"
+
+# 6. Rollback of the reverse (the project's newest run) puts it in the remapped root again,
+# shifted; rollback of the migration (by its journal) then gives back the tree of before.
+journals=("$VOLPREP_JOURNAL_DIR"/*.vpj)
+[ "${#journals[@]}" -eq 2 ] || fail "want one journal per migration, have ${journals[*]}"
+vp rollback --project "migrate-volumes:$R" >"$T/out" 2>&1 || fail "rollback of the reverse: $(cat "$T/out")"
+[ "$(stat -c '%u:%g' "$R/volumes/data/_data/u/f")" = 501000:501000 ] || fail "rollback of --reverse: $(cat "$T/out")"
+[ ! -e "$D/volumes/data" ] || fail "rollback of --reverse left $D/volumes/data"
+# The reverse and its rollback changed the setuid file after the migration left it: rollback
+# puts set-id bits back on such a file only with --force, and says so.
+vp rollback "${journals[0]}" -n >"$T/out" 2>&1 || fail "rollback -n of the migration: $(cat "$T/out")"
+grep -q "_data/www: changed after the run: set-id bits and capabilities not put back" "$T/out" || fail "$(cat "$T/out")"
+vp rollback "${journals[0]}" --force >"$T/out" 2>&1 || fail "rollback of the migration: $(cat "$T/out")"
+manifest "$D/volumes/data" | cmp -s - "$T/m0" || fail "rollback did not give back the tree: $(cat "$T/out")"
+[ ! -e "$R/volumes/data" ] || fail "rollback left $R/volumes/data"
+echo "ok: migrate-volumes, --reverse and rollback with a real dockerd"
