@@ -178,6 +178,7 @@ int run_shift(const ShiftOptions& options) {
   // 4. The census of every tree, before the first change: the verdicts that refuse it.
   const bool need_census = !o.force || spec.unmapped == Unmapped::kRefuse;
   std::vector<const VolumeRoot*> to_shift;
+  auto bare = std::make_shared<BareInodes>();  // what the run need not read again
   for (const auto& v : volumes) {
     if (!need_census) {
       to_shift.push_back(&v);
@@ -190,14 +191,16 @@ int run_shift(const ShiftOptions& options) {
     for (const auto& other : volumes)
       if (&other != &v) census.others.push_back(&other);
     bool shifted = false;
-    if (int rc = judge(v, take_census(v, spec, census), spec, o, shifted); rc != kExitOk) return rc;
+    Census c = take_census(v, spec, census);
+    if (int rc = judge(v, c, spec, o, shifted); rc != kExitOk) return rc;
     if (!shifted) to_shift.push_back(&v);  // --check: a tree shifted already would not change
+    bare->merge(std::move(c.bare));
   }
   if (to_shift.empty()) return kExitOk;
 
   // 5. Walk, plan and apply (or record) each volume, a real run journaling first, each
   // inode changed once; report.
-  const auto policy = make_shift_policy(spec);
+  const auto policy = make_shift_policy(spec, std::move(bare));
   RunConfig config;
   config.cross_filesystems = o.cross_filesystems;
   config.excludes = o.excludes;

@@ -6,6 +6,7 @@
 
 #include "volprep/capability.h"
 #include "volprep/policy.h"
+#include "volprep/shift.h"
 
 namespace volprep {
 
@@ -76,7 +77,7 @@ std::string shift_caps(const ShiftSpec& s, const std::string& raw) {
 
 class ShiftPolicy final : public Policy {
  public:
-  explicit ShiftPolicy(const ShiftSpec& spec) : spec_(spec) {}
+  ShiftPolicy(const ShiftSpec& spec, std::shared_ptr<const BareInodes> bare) : spec_(spec), bare_(std::move(bare)) {}
 
   Triage triage(const EntryStat& st) const override {
     if (shift_skips(st)) return Triage::skipped(Skip::kDevice, "device node: owner left alone");
@@ -87,7 +88,11 @@ class ShiftPolicy final : public Policy {
     return Triage::may_change();
   }
 
-  std::span<const XattrRead> reads(const EntryStat& st) const override { return shift_reads(st); }
+  // The census read this inode as it is now (the same ctime): it has none of them.
+  std::span<const XattrRead> reads(const EntryStat& st) const override {
+    if (bare_ && bare_->contains(st)) return {};
+    return shift_reads(st);
+  }
 
   std::optional<Change> plan(const EntryStat& st, std::span<const std::optional<std::string>> xattrs) const override {
     Change c;
@@ -112,6 +117,7 @@ class ShiftPolicy final : public Policy {
 
  private:
   ShiftSpec spec_;
+  std::shared_ptr<const BareInodes> bare_;
 };
 
 }  // namespace
@@ -144,6 +150,9 @@ void shift_held_ids(const ShiftSpec& spec, const EntryStat& st, std::span<const 
   }
 }
 
-std::unique_ptr<Policy> make_shift_policy(const ShiftSpec& spec) { return std::make_unique<ShiftPolicy>(spec); }
+std::unique_ptr<Policy> make_shift_policy(const ShiftSpec& spec) { return std::make_unique<ShiftPolicy>(spec, nullptr); }
+std::unique_ptr<Policy> make_shift_policy(const ShiftSpec& spec, std::shared_ptr<const BareInodes> bare) {
+  return std::make_unique<ShiftPolicy>(spec, std::move(bare));
+}
 
 }  // namespace volprep

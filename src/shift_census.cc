@@ -21,6 +21,7 @@ struct CensusState {
   Census census;
   std::unordered_map<uint64_t, UnmappedId> unmapped;  // by gid << 32 | id
   std::vector<HeldId> ids;                            // one entry's, reused
+  std::vector<BareInodes::Key> bare;
 };
 
 class CensusVisitor final : public WalkVisitor {
@@ -54,6 +55,8 @@ class CensusVisitor final : public WalkVisitor {
         }
       }
       if (!readable) continue;
+      if (listed_ && n > 0 && std::none_of(values, values + n, [](const auto& v) { return v.has_value(); }))
+        s_.bare.push_back(BareInodes::key(e.st));
       ++s_.census.entries;
       s_.ids.clear();
       shift_held_ids(spec_, e.st, std::span(values, reads.size()), s_.ids);
@@ -103,6 +106,17 @@ class CensusVisitor final : public WalkVisitor {
 
 }  // namespace
 
+void BareInodes::add(std::vector<Key> keys) {
+  const size_t old = keys_.size();
+  keys_.insert(keys_.end(), keys.begin(), keys.end());
+  std::sort(keys_.begin() + ptrdiff_t(old), keys_.end());
+  std::inplace_merge(keys_.begin(), keys_.begin() + ptrdiff_t(old), keys_.end());
+}
+
+bool BareInodes::contains(const EntryStat& st) const {
+  return std::binary_search(keys_.begin(), keys_.end(), key(st));
+}
+
 Census take_census(const VolumeRoot& volume, const ShiftSpec& spec, const CensusOptions& options) {
   tbb::enumerable_thread_specific<CensusState> states;
   WalkOptions walk;
@@ -140,6 +154,7 @@ Census take_census(const VolumeRoot& volume, const ShiftSpec& spec, const Census
     out.complete &= s.census.complete;
     if (out.nested.empty()) out.nested = s.census.nested;
     std::move(s.census.errors.begin(), s.census.errors.end(), std::back_inserter(out.errors));
+    out.bare.add(std::move(s.bare));
     for (auto& [key, u] : s.unmapped) {
       UnmappedId& m = unmapped[key];
       m.gid = u.gid;

@@ -4,7 +4,9 @@
 // translate. The policy that makes the changes is in policy.h (make_shift_policy).
 #pragma once
 
+#include <compare>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,30 @@ struct CensusOptions {
   std::vector<const VolumeRoot*> others;
 };
 
+// Inodes the census read without any of the attributes the shift reads, each with its ctime
+// and birth time: while its ctime stays (every change of an attribute moves it) the run need
+// not read them again through its pin. Kept only on a local filesystem (is_local_fs), where a
+// stat shows every change at once. 32 bytes an inode.
+class BareInodes {
+ public:
+  struct Key {
+    uint64_t dev = 0, ino = 0;
+    int64_t ctime_ns = 0, btime_ns = 0;
+    auto operator<=>(const Key&) const = default;
+  };
+  static Key key(const EntryStat& st) {
+    return {uint64_t(st.dev_major) << 32 | st.dev_minor, st.ino, st.ctime_ns, st.btime_ns};
+  }
+  // Adds keys (any order).
+  void add(std::vector<Key> keys);
+  void merge(BareInodes&& other) { add(std::move(other.keys_)); }
+  bool contains(const EntryStat& st) const;
+  size_t size() const { return keys_.size(); }
+
+ private:
+  std::vector<Key> keys_;  // sorted
+};
+
 struct UnmappedId {
   bool gid = false;
   uint32_t id = 0;
@@ -39,6 +65,7 @@ struct Census {
   std::vector<Note> errors;     // entries whose ids could not all be read
   std::string nested;           // the path of another volume of the command found in the tree
   bool complete = true;         // false: stopped early (every_id false, or nested)
+  BareInodes bare;              // what was read without attributes (local filesystems only)
 
   // Every id lies in the host range (forward), or none does (reverse).
   bool shifted_already(bool reverse) const {
@@ -49,5 +76,9 @@ struct Census {
 inline constexpr size_t kCensusSamples = 3;
 
 Census take_census(const VolumeRoot& volume, const ShiftSpec& spec, const CensusOptions& options);
+
+// The shift policy (make_shift_policy) that reads nothing of an inode `bare` holds as it is
+// now: one read by the census, unchanged since.
+std::unique_ptr<Policy> make_shift_policy(const ShiftSpec& spec, std::shared_ptr<const BareInodes> bare);
 
 }  // namespace volprep

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "volprep/capability.h"
+#include "volprep/shift.h"
 
 using namespace volprep;
 
@@ -358,4 +359,24 @@ TEST(ShiftHeldIds, EveryIdTheShiftReads) {
   EXPECT_EQ(ids[4].id, 0u);  // revision 2: container root
   EXPECT_TRUE(s.uid_in_host_range(565535));
   EXPECT_FALSE(s.uid_in_host_range(499999));
+}
+
+TEST(ShiftPolicy, ReadsNothingOfAnInodeTheCensusFoundBareWhileItsCtimeStays) {
+  EntryStat file = st(S_IFREG | 0644, 0, 0), dir = st(S_IFDIR | 0755, 0, 0);
+  file.ctime_ns = 100;
+  dir.ino = 43;
+  auto bare = std::make_shared<BareInodes>();
+  bare->add({BareInodes::key(file)});
+  auto p = make_shift_policy(spec(kDocker), bare);
+  EXPECT_TRUE(p->reads(file).empty());
+  EXPECT_EQ(p->plan(file, {})->uid, 500000u);
+  EXPECT_EQ(p->reads(dir).size(), 2u);  // not seen by the census
+  // An ACL or capability set since moved the ctime: read again. So does another inode that
+  // took the number (its birth time).
+  EntryStat touched = file, reborn = file;
+  touched.ctime_ns = 101;
+  reborn.btime_ns = 7;
+  EXPECT_EQ(p->reads(touched).size(), 2u);
+  EXPECT_EQ(p->reads(reborn).size(), 2u);
+  EXPECT_EQ(make_shift_policy(spec(kDocker))->reads(file).size(), 2u);
 }
