@@ -55,6 +55,13 @@ class CensusVisitor final : public WalkVisitor {
         }
       }
       if (!readable) continue;
+      // What an unfinished shift changed, or began to, is not what the tree was: the run
+      // finishes it (or leaves it alone) through its record, whatever the verdicts say.
+      if (const JournalRecord* r = options_.resumed ? options_.resumed->find(e.st) : nullptr)
+        if (ResumedShift::state(*r, e.st, std::span(values, n)) != ResumedShift::State::kBefore) {
+          ++s_.census.resumed;
+          continue;
+        }
       if (listed_ && n > 0 && std::none_of(values, values + n, [](const auto& v) { return v.has_value(); }))
         s_.bare.push_back(BareInodes::key(e.st));
       ++s_.census.entries;
@@ -151,6 +158,7 @@ Census take_census(const VolumeRoot& volume, const ShiftSpec& spec, const Census
     out.entries += s.census.entries;
     out.ids += s.census.ids;
     out.in_host_range += s.census.in_host_range;
+    out.resumed += s.census.resumed;
     out.complete &= s.census.complete;
     if (out.nested.empty()) out.nested = s.census.nested;
     std::move(s.census.errors.begin(), s.census.errors.end(), std::back_inserter(out.errors));
