@@ -1,12 +1,14 @@
 // `volprep shift`: keep who owns what when remapping is turned on (or, --reverse, off) over
-// existing data. The pipeline: resolve the map, open and vet every PATH, refuse what a
-// census of every tree says would go wrong (a tree shifted already, ids the map cannot
-// translate, an earlier shift left unfinished), then hand the jobs to the driver core
-// (driver.h) with the shift policy, each inode changed once.
+// existing data. The pipeline: resolve the map, open and vet every PATH, read back an
+// earlier shift left unfinished (to finish it), refuse what a census of every tree says would
+// go wrong (a tree shifted already, ids the map cannot translate), then hand the jobs to the
+// driver core (driver.h) with the shift policy, each inode changed once.
+
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include "volprep/cli.h"
+#include "volprep/clock.h"
 #include "volprep/driver.h"
 #include "volprep/shift.h"
 
@@ -28,6 +30,8 @@ void setup_shift(CLI::App& app, ShiftOptions& o) {
 
 namespace {
 
+std::string base_name(const std::string& p) { return p.substr(p.rfind('/') + 1); }
+
 // Whether a journal's command line ran `shift`: its first word after the program and its
 // global flags.
 bool is_shift(const std::string& command_line) {
@@ -41,16 +45,87 @@ bool is_shift(const std::string& command_line) {
   return false;
 }
 
-// A shift of this volume whose journal has no end record (killed, or stopped) or counts
-// failed entries, and that no finished rollback undid: its path, or "". Its entries are half
-// shifted, and a second shift would shift again the ones it reached where the map's ranges
-// overlap (a rootless map: host 1000 is also container 1000).
-std::string unfinished_shift(const std::string& journal_dir, const VolumeRoot& v) {
-  auto runs = unfinished_runs(journal_dir, [&](const JournalHeader& h) {
+bool has_word(const std::string& command_line, std::string_view word) {
+  for (size_t at = 0; at <= command_line.size();) {
+    size_t end = command_line.find(' ', at);
+    if (end == std::string::npos) end = command_line.size();
+    if (std::string_view(command_line).substr(at, end - at) == word) return true;
+    at = end + 1;
+  }
+  return false;
+}
+
+bool finished(const Journal& j) { return j.end && !j.end->failed; }
+
+// The shifts of this volume left unfinished (no end record: killed, or stopped; or failed
+// entries counted), oldest first, that nothing settled since: no finished rollback undid it,
+// and no later shift of the volume finished and stands (a shift finishes the ones left
+// unfinished, or is refused, so a later one that finished finished them too).
+std::vector<Journal> unfinished_shifts(const std::string& journal_dir, const VolumeRoot& v) {
+  std::vector<std::string> unreadable;
+  std::vector<Journal> journals = read_journal_dir(journal_dir, unreadable, JournalRead::kList);
+  auto undone = [&](const Journal& j) {
+    return std::any_of(journals.begin(), journals.end(), [&](const Journal& r) {
+      return r.header.rollback_of == base_name(j.path) && finished(r);
+    });
+  };
+  auto of_volume = [&](const Journal& j) {
+    const JournalHeader& h = j.header;
     return h.volume == v.real && h.ino == v.st.ino && h.dev_major == v.st.dev_major && h.dev_minor == v.st.dev_minor &&
            is_shift(h.command_line);
-  });
-  return runs.empty() ? "" : runs.front();
+  };
+  std::vector<Journal> out;
+  for (const Journal& j : journals) {
+    if (finished(j) || !of_volume(j) || undone(j)) continue;
+    bool settled = std::any_of(journals.begin(), journals.end(), [&](const Journal& later) {
+      return later.header.start_ns > j.header.start_ns && of_volume(later) && finished(later) && !undone(later);
+    });
+    if (!settled) out.push_back(j);
+  }
+  return out;
+}
+
+// The records of the unfinished shifts of `v` (oldest first), when each ran the way this one
+// does (the same map, the same direction); else the reason it cannot finish them.
+Result<bool> load_unfinished(const std::vector<Journal>& unfinished, const ShiftSpec& spec, const VolumeRoot& v,
+                             ResumedShift& into) {
+  for (const Journal& summary : unfinished) {
+    const JournalHeader& h = summary.header;
+    if (h.uid_map != spec.uid_map.to_proc() || h.gid_map != spec.gid_map.to_proc() ||
+        has_word(h.command_line, "--reverse") != spec.reverse)
+      return Error{kExitRefused,
+                   v.given + ": an earlier shift of it did not finish (journal " + summary.path + "), and it ran " +
+                       "through another map or the other way (" + h.command_line + "): rerun it as it was to finish " +
+                       "it, or undo it with `volprep rollback " + summary.path + "`; nothing changed"};
+    auto j = read_journal(summary.path);
+    if (!j) return Error{kExitRefused, v.given + ": an earlier shift of it did not finish, and its journal cannot be read (" +
+                                           j.error().message + "); nothing changed"};
+    for (const JournalRecord& r : j->records)
+      if (r.root == 0) into.add(r);
+  }
+  return true;
+}
+
+// A finished run that resumed unfinished shifts and changed nothing wrote no journal: an
+// empty finished one says they are settled, or the next shift would finish them again.
+void settle(const DriverOptions& run, const VolumeRoot& v, const std::string& command_line, const Mapping& mapping,
+            int64_t started) {
+  std::vector<std::string> unreadable;
+  for (const Journal& j : read_journal_dir(run.journal_dir, unreadable, JournalRead::kList))
+    if (j.header.start_ns >= started && j.header.volume == v.real && j.header.ino == v.st.ino && finished(j)) return;
+  JournalHeader h;
+  h.volprep_version = VOLPREP_VERSION;
+  h.volume = v.real;
+  h.dev_major = v.st.dev_major;
+  h.dev_minor = v.st.dev_minor;
+  h.ino = v.st.ino;
+  h.uid_map = mapping.uid_map.to_proc();
+  h.gid_map = mapping.gid_map.to_proc();
+  h.command_line = command_line;
+  h.start_ns = now_ns();
+  auto w = JournalWriter::create(run.journal_dir, "", h);
+  Result<bool> done = w ? (*w)->finish(JournalEnd{0, 0, 0, now_ns(), 0}) : Result<bool>(w.error());
+  if (!done) spdlog::warn("{}: cannot journal that the unfinished shift is finished: {}", v.given, done.error().message);
 }
 
 }  // namespace
@@ -157,19 +232,24 @@ int run_shift(const ShiftOptions& options) {
         return kExitUsage;
       }
 
-  // 3. An earlier shift left unfinished: which of its entries it shifted is in its journal only.
-  for (const auto& v : volumes)
-    if (auto j = unfinished_shift(o.run.journal_dir, v); !j.empty()) {
-      spdlog::error("{}: an earlier shift of it did not finish (journal {}): some entries are shifted, some not, "
-                    "and a second shift would shift those again; undo it with `volprep rollback {}`, then shift; "
-                    "nothing changed",
-                    v.given, j, j);
-      return kExitRefused;
-    }
+  // 3. An earlier shift left unfinished: which of its entries it shifted is in its journals,
+  // read to finish it.
+  auto resumed = std::make_shared<ResumedShift>();
+  std::vector<const VolumeRoot*> resuming;
+  for (const auto& v : volumes) {
+    const auto unfinished = unfinished_shifts(o.run.journal_dir, v);
+    if (unfinished.empty()) continue;
+    if (auto loaded = load_unfinished(unfinished, spec, v, *resumed); !loaded) return fail(loaded.error());
+    for (const Journal& j : unfinished)
+      spdlog::warn("{}: finishing the shift that did not finish (journal {}, {} change{} recorded)", v.given, j.path,
+                   j.changes, j.changes == 1 ? "" : "s");
+    resuming.push_back(&v);
+  }
 
   // 4. The census of every tree, before the first change: the verdicts that refuse it.
   const bool need_census = !o.force || spec.unmapped == Unmapped::kRefuse;
   std::vector<const VolumeRoot*> to_shift;
+  auto bare = std::make_shared<BareInodes>();  // what the run need not read again
   for (const auto& v : volumes) {
     if (!need_census) {
       to_shift.push_back(&v);
@@ -179,23 +259,30 @@ int run_shift(const ShiftOptions& options) {
     census.cross_filesystems = o.cross_filesystems;
     census.excludes = o.excludes;
     census.every_id = spec.unmapped == Unmapped::kRefuse;
+    census.resumed = resumed.get();
     for (const auto& other : volumes)
       if (&other != &v) census.others.push_back(&other);
     bool shifted = false;
-    if (int rc = judge_census(v, take_census(v, spec, census), spec, o.force, o.run.check, shifted); rc != kExitOk) return rc;
+    Census c = take_census(v, spec, census);
+    if (int rc = judge_census(v, c, spec, o.force, o.run.check, shifted); rc != kExitOk) return rc;
     if (!shifted) to_shift.push_back(&v);  // --check: a tree shifted already would not change
+    bare->merge(std::move(c.bare));
   }
   if (to_shift.empty()) return kExitOk;
 
   // 5. Walk, plan and apply (or record) each volume, a real run journaling first, each
   // inode changed once; report.
-  const auto policy = make_shift_policy(spec);
+  const auto policy = make_shift_policy(spec, std::move(bare), resumed->size() ? resumed : nullptr);
   RunConfig config;
   config.cross_filesystems = o.cross_filesystems;
   config.excludes = o.excludes;
   config.change_once = true;
   o.run.quiet = o.quiet;
-  return run_policy(to_shift, *policy, config, *mapping, o.run, o.command_line);
+  const int64_t started = now_ns();
+  const int rc = run_policy(to_shift, *policy, config, *mapping, o.run, o.command_line);
+  if (rc == kExitOk && !o.run.dry_run && !o.run.check && !o.run.no_journal)
+    for (const VolumeRoot* v : resuming) settle(o.run, *v, o.command_line, *mapping, started);
+  return rc;
 }
 
 }  // namespace volprep

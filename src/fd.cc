@@ -39,6 +39,35 @@ int statx_entry(int dirfd, const char* name, int extra_flags, EntryStat& out) {
 }
 }  // namespace
 
+namespace {
+// Descriptors open_entry made (O_PATH), one bit per descriptor number, cleared when a UniqueFd
+// closes one. Only a hint of which call to try first: a descriptor closed some other way and
+// its number reused by a real one only makes a read take the /proc path, which reaches any
+// descriptor's inode; one not marked tries the f*xattr call first, which fails on O_PATH.
+constexpr int kHintedFds = 1 << 16;
+std::atomic<uint64_t> o_path_fds[kHintedFds / 64];
+std::atomic<bool> o_path_hint{true};
+
+void mark_o_path(int fd) {
+  if (fd >= 0 && fd < kHintedFds) o_path_fds[fd / 64].fetch_or(uint64_t(1) << (fd % 64), std::memory_order_relaxed);
+}
+bool known_o_path(int fd) {
+  return fd >= 0 && fd < kHintedFds && o_path_hint.load(std::memory_order_relaxed) &&
+         (o_path_fds[fd / 64].load(std::memory_order_relaxed) >> (fd % 64) & 1);
+}
+}  // namespace
+
+void UniqueFd::close_fd(int fd) {
+  if (fd < kHintedFds) {
+    const uint64_t bit = uint64_t(1) << (fd % 64);
+    if (o_path_fds[fd / 64].load(std::memory_order_relaxed) & bit)
+      o_path_fds[fd / 64].fetch_and(~bit, std::memory_order_relaxed);
+  }
+  ::close(fd);  // cleared before: the number may be taken again as soon as it is closed
+}
+
+void use_o_path_hint(bool on) { o_path_hint.store(on); }
+
 int stat_at(int dirfd, const char* name, EntryStat& out) { return statx_entry(dirfd, name, 0, out); }
 int stat_at_cached(int dirfd, const char* name, EntryStat& out) {
   return statx_entry(dirfd, name, AT_STATX_DONT_SYNC, out);
@@ -57,13 +86,18 @@ int open_entry(int dirfd, const char* name, bool cross_mounts) {
   how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
   how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | (cross_mounts ? 0 : RESOLVE_NO_XDEV);
   long fd = ::syscall(SYS_openat2, dirfd, name, &how, sizeof how);
-  if (fd >= 0) return int(fd);
+  if (fd >= 0) {
+    mark_o_path(int(fd));
+    return int(fd);
+  }
   if (errno != ENOSYS && errno != EPERM) return -errno;  // EPERM: a seccomp filter said no
   // Without openat2 (Linux before 5.6) a mount point is crossed: the caller's stat of the
   // descriptor shows another mount, after asking its filesystem.
   if (std::strchr(name, '/') || !std::strcmp(name, "..")) return -EXDEV;
   int r = ::openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  return r < 0 ? -errno : r;
+  if (r < 0) return -errno;
+  mark_o_path(r);
+  return r;
 }
 
 int open_subdir_same_mount(int dirfd, const char* name) {
@@ -129,7 +163,7 @@ std::string fd_path(int dirfd, const std::string& name) {
 
 // The *xattrat(2) calls of Linux 6.13: the same numbers on every architecture. Debian 12's
 // headers predate them.
-constexpr long kSysSetxattrat = 463, kSysGetxattrat = 464, kSysRemovexattrat = 466;
+constexpr long kSysSetxattrat = 463, kSysGetxattrat = 464, kSysListxattrat = 465, kSysRemovexattrat = 466;
 struct XattrArgs {
   uint64_t value;
   uint32_t size;
@@ -166,45 +200,92 @@ long xattr_call(At at, Fallback fallback) {
   return r >= 0 ? r : -errno;
 }
 
-// getxattr of `name` in `dirfd` (or of dirfd itself) into buf; the size or -errno.
-// An O_PATH descriptor, which the f*xattr calls (and *xattrat with AT_EMPTY_PATH) refuse:
-// the inode behind our own link in /proc/self/fd, which the *xattrat calls reach from a
-// descriptor of that directory held for the process (a third of the cost of the whole path).
+// An O_PATH descriptor, which the f*xattr calls refuse (and, up to Linux 6.18 at least, the
+// *xattrat calls with AT_EMPTY_PATH): the inode behind our own link in /proc/self/fd, which
+// the *xattrat calls reach from a descriptor of that directory held for the process (a third
+// of the cost of the whole path).
 int proc_fd_dir() {
   static const int fd = ::open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
   return fd;
 }
+// `at(dir, name, flags)` on our own link to `fd`; `path(p)` without the *xattrat calls.
 template <typename At, typename Path>
 long through_proc(int fd, At at, Path path) {
   const int dir = proc_fd_dir();
   if (dir < 0) return path(fd_path(fd, "").c_str());
   char num[16];
   std::snprintf(num, sizeof num, "%d", fd);
-  return xattr_call([&] { return at(dir, num); }, [&] { return path(fd_path(fd, "").c_str()); });
+  return xattr_call([&] { return at(dir, num, 0); }, [&] { return path(fd_path(fd, "").c_str()); });
 }
 
-long get_xattr_raw(int dirfd, const std::string& name, const char* attr, void* buf, size_t size) {
-  if (name.empty()) {
-    ssize_t r = ::fgetxattr(dirfd, attr, buf, size);
-    if (r >= 0 || errno != EBADF) return r >= 0 ? r : -errno;
-    return through_proc(
-        dirfd,
-        [&](int dir, const char* num) {
-          XattrArgs args{reinterpret_cast<uintptr_t>(buf), uint32_t(size), 0};
-          return ::syscall(kSysGetxattrat, dir, num, 0, attr, &args, sizeof args);
-        },
-        [&](const char* path) { return long(::getxattr(path, attr, buf, size)); });
+// Whether the *xattrat calls take an O_PATH descriptor itself (AT_EMPTY_PATH): probed once on
+// the /proc/self/fd descriptor, which is one.
+std::atomic<int> empty_path_on_o_path{kUnknown};
+bool empty_path_takes_o_path() {
+  if (!xattrat_available()) return false;
+  int have = empty_path_on_o_path.load(std::memory_order_relaxed);
+  if (have == kUnknown) {
+    char buf[1];
+    XattrArgs args{reinterpret_cast<uintptr_t>(buf), sizeof buf, 0};
+    long r = proc_fd_dir() < 0 ? -1
+                               : ::syscall(kSysGetxattrat, proc_fd_dir(), "", AT_EMPTY_PATH, "user.volprep-probe",
+                                           &args, sizeof args);
+    have = r >= 0 || errno == ENODATA || errno == EOPNOTSUPP || errno == ERANGE ? kYes : kNo;
+    empty_path_on_o_path.store(have, std::memory_order_relaxed);
   }
-  return xattr_call(
-      [&] {
-        XattrArgs args{reinterpret_cast<uintptr_t>(buf), uint32_t(size), 0};
-        return ::syscall(kSysGetxattrat, dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, attr, &args, sizeof args);
-      },
-      [&] { return long(::lgetxattr(fd_path(dirfd, name).c_str(), attr, buf, size)); });
+  return have == kYes;
+}
+
+// An xattr call on the descriptor `fd` itself: `f()` (its f*xattr call) unless `fd` is known
+// to be O_PATH, then `at(dirfd, name, flags)` (its *xattrat call) on `fd` with AT_EMPTY_PATH
+// where the kernel takes that, else through /proc (`path(p)` without *xattrat). The result
+// or -errno: one syscall for a pin (open_entry) or a directory, two for an O_PATH descriptor
+// opened some other way.
+template <typename F, typename At, typename Path>
+long on_fd(int fd, F f, At at, Path path) {
+  if (!known_o_path(fd)) {
+    long r = f();
+    if (r >= 0 || errno != EBADF) return r >= 0 ? r : -errno;
+  }
+  if (empty_path_takes_o_path()) {
+    long r = at(fd, "", AT_EMPTY_PATH);
+    if (r >= 0) return r;
+    if (errno != ENOSYS) return -errno;
+  }
+  return through_proc(fd, at, path);
+}
+
+// getxattr of `name` in `dirfd` (or of dirfd itself) into buf; the size or -errno.
+long get_xattr_raw(int dirfd, const std::string& name, const char* attr, void* buf, size_t size) {
+  auto at = [&](int dir, const char* n, int flags) {
+    XattrArgs args{reinterpret_cast<uintptr_t>(buf), uint32_t(size), 0};
+    return ::syscall(kSysGetxattrat, dir, n, flags, attr, &args, sizeof args);
+  };
+  if (name.empty())
+    return on_fd(
+        dirfd, [&] { return long(::fgetxattr(dirfd, attr, buf, size)); }, at,
+        [&](const char* path) { return long(::getxattr(path, attr, buf, size)); });
+  return xattr_call([&] { return at(dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW); },
+                    [&] { return long(::lgetxattr(fd_path(dirfd, name).c_str(), attr, buf, size)); });
+}
+
+// listxattr, as get_xattr_raw: the names' size or -errno.
+long list_xattr_raw(int dirfd, const std::string& name, char* buf, size_t size) {
+  auto at = [&](int dir, const char* n, int flags) { return ::syscall(kSysListxattrat, dir, n, flags, buf, size); };
+  if (name.empty())
+    return on_fd(
+        dirfd, [&] { return long(::flistxattr(dirfd, buf, size)); }, at,
+        [&](const char* path) { return long(::listxattr(path, buf, size)); });
+  return xattr_call([&] { return at(dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW); },
+                    [&] { return long(::llistxattr(fd_path(dirfd, name).c_str(), buf, size)); });
 }
 }  // namespace
 
-void use_xattrat(bool on) { have_xattrat.store(on ? kYes : kNo); }
+void use_xattrat(bool on) {
+  have_xattrat.store(on ? kYes : kNo);
+  empty_path_on_o_path.store(kUnknown);
+}
+bool xattrat_takes_o_path() { return empty_path_takes_o_path(); }
 
 int get_xattr_at(int dirfd, const std::string& name, const char* attr, std::string& out) {
   char buf[512];
@@ -224,43 +305,54 @@ int get_xattr_at(int dirfd, const std::string& name, const char* attr, std::stri
   return 0;
 }
 
-// An empty name is dirfd itself: f*xattr, or for an O_PATH descriptor (which they and the
-// *xattrat calls refuse) *xattr through /proc/self/fd, which resolves to that very inode (a
-// caller never passes an O_PATH descriptor of a symlink).
-int set_xattr_at(int dirfd, const std::string& name, const char* attr, const std::string& value) {
-  if (name.empty()) {
-    if (::fsetxattr(dirfd, attr, value.data(), value.size(), 0) == 0) return 0;
-    if (errno != EBADF) return -errno;
-    long r = through_proc(
-        dirfd,
-        [&](int dir, const char* num) {
-          XattrArgs args{reinterpret_cast<uintptr_t>(value.data()), uint32_t(value.size()), 0};
-          return ::syscall(kSysSetxattrat, dir, num, 0, attr, &args, sizeof args);
-        },
-        [&](const char* path) { return long(::setxattr(path, attr, value.data(), value.size(), 0)); });
-    return r < 0 ? int(r) : 0;
+void get_xattrs_at(int dirfd, const std::string& name, std::span<const char* const> attrs, bool listed,
+                   std::span<std::optional<std::string>> values, std::span<int> rcs) {
+  // One get is as cheap as the list; a list longer than the buffer is read attribute by
+  // attribute, as is one the filesystem cannot give.
+  char names[1024];
+  const long n = listed && attrs.size() > 1 ? list_xattr_raw(dirfd, name, names, sizeof names) : -1;
+  for (size_t i = 0; i < attrs.size(); ++i) {
+    values[i].reset();
+    if (n >= 0) {
+      bool has = false;
+      for (const char* at = names; at < names + n; at += std::strlen(at) + 1)
+        if (!std::strcmp(at, attrs[i])) has = true;
+      if (!has) {
+        rcs[i] = -ENODATA;
+        continue;
+      }
+    }
+    std::string v;
+    rcs[i] = get_xattr_at(dirfd, name, attrs[i], v);
+    if (rcs[i] == 0) values[i] = std::move(v);
   }
-  long r = xattr_call(
-      [&] {
-        XattrArgs args{reinterpret_cast<uintptr_t>(value.data()), uint32_t(value.size()), 0};
-        return ::syscall(kSysSetxattrat, dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, attr, &args, sizeof args);
-      },
-      [&] { return long(::lsetxattr(fd_path(dirfd, name).c_str(), attr, value.data(), value.size(), 0)); });
+}
+
+// An empty name is dirfd itself: f*xattr, or for an O_PATH descriptor (which they refuse)
+// as on_fd says (a caller never passes an O_PATH descriptor of a symlink).
+int set_xattr_at(int dirfd, const std::string& name, const char* attr, const std::string& value) {
+  auto at = [&](int dir, const char* n, int flags) {
+    XattrArgs args{reinterpret_cast<uintptr_t>(value.data()), uint32_t(value.size()), 0};
+    return ::syscall(kSysSetxattrat, dir, n, flags, attr, &args, sizeof args);
+  };
+  long r = name.empty()
+               ? on_fd(
+                     dirfd, [&] { return long(::fsetxattr(dirfd, attr, value.data(), value.size(), 0)); }, at,
+                     [&](const char* path) { return long(::setxattr(path, attr, value.data(), value.size(), 0)); })
+               : xattr_call([&] { return at(dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW); },
+                            [&] {
+                              return long(::lsetxattr(fd_path(dirfd, name).c_str(), attr, value.data(), value.size(), 0));
+                            });
   return r < 0 ? int(r) : 0;
 }
 
 int remove_xattr_at(int dirfd, const std::string& name, const char* attr) {
-  long r = 0;
-  if (name.empty()) {
-    if (::fremovexattr(dirfd, attr) != 0) r = -errno;
-    if (r == -EBADF)
-      r = through_proc(
-          dirfd, [&](int dir, const char* num) { return ::syscall(kSysRemovexattrat, dir, num, 0, attr); },
-          [&](const char* path) { return long(::removexattr(path, attr)); });
-  } else {
-    r = xattr_call([&] { return ::syscall(kSysRemovexattrat, dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, attr); },
-                   [&] { return long(::lremovexattr(fd_path(dirfd, name).c_str(), attr)); });
-  }
+  auto at = [&](int dir, const char* n, int flags) { return ::syscall(kSysRemovexattrat, dir, n, flags, attr); };
+  long r = name.empty() ? on_fd(
+                              dirfd, [&] { return long(::fremovexattr(dirfd, attr)); }, at,
+                              [&](const char* path) { return long(::removexattr(path, attr)); })
+                        : xattr_call([&] { return at(dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW); },
+                                     [&] { return long(::lremovexattr(fd_path(dirfd, name).c_str(), attr)); });
   return r == 0 || r == -ENODATA ? 0 : int(r);
 }
 

@@ -6,6 +6,7 @@
 
 #include "volprep/capability.h"
 #include "volprep/policy.h"
+#include "volprep/shift.h"
 
 namespace volprep {
 
@@ -74,12 +75,60 @@ std::string shift_caps(const ShiftSpec& s, const std::string& raw) {
   return caps->serialize();
 }
 
+// Where an entry stands against its journal record, part by part (owner, mode, each xattr
+// recorded): every part after, every part before, some of each or a part between (a step of
+// the change made, a side effect of the chown not yet undone), or a part in neither state.
+class Parts {
+ public:
+  void add(bool is_before, bool is_after, bool between = false) {
+    neither_ |= !is_before && !is_after && !between;
+    all_before_ &= is_before;
+    all_after_ &= is_after;
+  }
+  ResumedShift::State state() const {
+    using State = ResumedShift::State;
+    return neither_ ? State::kConflict : all_after_ ? State::kAfter : all_before_ ? State::kBefore : State::kBetween;
+  }
+
+ private:
+  bool neither_ = false, all_before_ = true, all_after_ = true;
+};
+
+// Owner and mode. The chown of a non-directory clears its set-id bits, which the change puts
+// back after it: bits missing once the owner is the new one are a state between.
+Parts stat_parts(const JournalRecord& r, const EntryStat& st) {
+  Parts p;
+  const bool owner_after = st.uid == r.uid_after && st.gid == r.gid_after;
+  p.add(st.uid == r.uid_before && st.gid == r.gid_before, owner_after);
+  const uint32_t mode = st.mode & 07777, before = r.mode_before & 07777;
+  p.add(mode == before, mode == r.mode_after,
+        owner_after && !S_ISDIR(st.mode) && (mode == (before & ~06000u) || mode == (r.mode_after & ~06000u)));
+  if ((st.mode & S_IFMT) != (r.mode_before & S_IFMT)) p.add(false, false);
+  return p;
+}
+
+// The value of `name` among `values`, read as shift_reads(st) says; nullopt where absent or
+// not read.
+std::optional<std::string> value_of(const EntryStat& st, std::span<const std::optional<std::string>> values,
+                                    const std::string& name) {
+  const auto reads = shift_reads(st);
+  for (size_t i = 0; i < reads.size() && i < values.size(); ++i)
+    if (name == reads[i].name) return values[i];
+  return std::nullopt;
+}
+
 class ShiftPolicy final : public Policy {
  public:
-  explicit ShiftPolicy(const ShiftSpec& spec) : spec_(spec) {}
+  ShiftPolicy(const ShiftSpec& spec, std::shared_ptr<const BareInodes> bare, std::shared_ptr<const ResumedShift> resumed)
+      : spec_(spec), bare_(std::move(bare)), resumed_(std::move(resumed)) {}
 
   Triage triage(const EntryStat& st) const override {
     if (shift_skips(st)) return Triage::skipped(Skip::kDevice, "device node: owner left alone");
+    if (const JournalRecord* r = resumed_ ? resumed_->find(st) : nullptr) {
+      if (ResumedShift::stat_state(*r, st) == ResumedShift::State::kConflict)
+        return Triage::skipped(Skip::kReplaced, "changed since the unfinished shift recorded it: left alone");
+      return Triage::may_change();
+    }
     if (spec_.unmapped == Unmapped::kRefuse && (!spec_.translate_uid(st.uid) || !spec_.translate_gid(st.gid)))
       return Triage::skipped(Skip::kReplaced,
                              "an owner the map cannot translate, new since the check before the run: left alone");
@@ -87,9 +136,22 @@ class ShiftPolicy final : public Policy {
     return Triage::may_change();
   }
 
-  std::span<const XattrRead> reads(const EntryStat& st) const override { return shift_reads(st); }
+  // The census read this inode as it is now (the same ctime): it has none of them.
+  std::span<const XattrRead> reads(const EntryStat& st) const override {
+    if (resumed_ && resumed_->find(st)) return shift_reads(st);
+    if (bare_ && bare_->contains(st)) return {};
+    return shift_reads(st);
+  }
 
   std::optional<Change> plan(const EntryStat& st, std::span<const std::optional<std::string>> xattrs) const override {
+    if (const JournalRecord* r = resumed_ ? resumed_->find(st) : nullptr) {
+      switch (ResumedShift::state(*r, st, xattrs)) {
+        case ResumedShift::State::kBefore: break;  // shifted as any other entry
+        case ResumedShift::State::kBetween: return finish(*r, st, xattrs);
+        case ResumedShift::State::kAfter: return std::nullopt;
+        case ResumedShift::State::kConflict: return std::nullopt;  // xattrs changed since: left alone
+      }
+    }
     Change c;
     c.before = st;
     c.uid = shifted(spec_, false, st.uid);
@@ -124,7 +186,22 @@ class ShiftPolicy final : public Policy {
   }
 
  private:
+  // The rest of a change the unfinished shift began: to the state its journal recorded.
+  static std::optional<Change> finish(const JournalRecord& r, const EntryStat& st,
+                                      std::span<const std::optional<std::string>> xattrs) {
+    Change c;
+    c.before = st;
+    c.uid = r.uid_after;
+    c.gid = r.gid_after;
+    c.mode = r.mode_after;
+    for (const XattrChange& x : r.xattrs) c.xattrs.push_back({x.name, value_of(st, xattrs, x.name), x.after});
+    if (!c.changes_owner() && !c.changes_mode() && !c.changes_xattrs()) return std::nullopt;
+    return c;
+  }
+
   ShiftSpec spec_;
+  std::shared_ptr<const BareInodes> bare_;
+  std::shared_ptr<const ResumedShift> resumed_;
 };
 
 }  // namespace
@@ -157,6 +234,43 @@ void shift_held_ids(const ShiftSpec& spec, const EntryStat& st, std::span<const 
   }
 }
 
-std::unique_ptr<Policy> make_shift_policy(const ShiftSpec& spec) { return std::make_unique<ShiftPolicy>(spec); }
+std::unique_ptr<Policy> make_shift_policy(const ShiftSpec& spec) {
+  return std::make_unique<ShiftPolicy>(spec, nullptr, nullptr);
+}
+std::unique_ptr<Policy> make_shift_policy(const ShiftSpec& spec, std::shared_ptr<const BareInodes> bare,
+                                          std::shared_ptr<const ResumedShift> resumed) {
+  return std::make_unique<ShiftPolicy>(spec, std::move(bare), std::move(resumed));
+}
+
+void ResumedShift::add(const JournalRecord& r) {
+  records_.try_emplace(Key{uint64_t(r.dev_major) << 32 | r.dev_minor, r.ino, r.btime_ns}, r);
+}
+
+const JournalRecord* ResumedShift::find(const EntryStat& st) const {
+  if (records_.empty()) return nullptr;
+  auto it = records_.find(Key{uint64_t(st.dev_major) << 32 | st.dev_minor, st.ino, st.btime_ns});
+  return it == records_.end() ? nullptr : &it->second;
+}
+
+ResumedShift::State ResumedShift::stat_state(const JournalRecord& r, const EntryStat& st) {
+  return stat_parts(r, st).state() == State::kConflict ? State::kConflict : State::kBetween;
+}
+
+ResumedShift::State ResumedShift::state(const JournalRecord& r, const EntryStat& st,
+                                        std::span<const std::optional<std::string>> values) {
+  Parts p = stat_parts(r, st);
+  const bool owner_after = st.uid == r.uid_after && st.gid == r.gid_after;
+  const auto reads = shift_reads(st);
+  for (const XattrChange& x : r.xattrs) {
+    if (std::none_of(reads.begin(), reads.end(), [&](const XattrRead& read) { return x.name == read.name; })) {
+      p.add(false, false);  // not one the shift reads of this type
+      continue;
+    }
+    const std::optional<std::string> now = value_of(st, values, x.name);
+    // The chown removed the capability the change puts back after it.
+    p.add(now == x.before, now == x.after, x.name == kCapabilityXattr && !now && owner_after);
+  }
+  return p.state();
+}
 
 }  // namespace volprep

@@ -21,12 +21,13 @@ struct CensusState {
   Census census;
   std::unordered_map<uint64_t, UnmappedId> unmapped;  // by gid << 32 | id
   std::vector<HeldId> ids;                            // one entry's, reused
+  std::vector<BareInodes::Key> bare;
 };
 
 class CensusVisitor final : public WalkVisitor {
  public:
-  CensusVisitor(CensusState& state, const ShiftSpec& spec, const CensusOptions& options)
-      : s_(state), spec_(spec), options_(options) {}
+  CensusVisitor(CensusState& state, const ShiftSpec& spec, const CensusOptions& options, bool listed)
+      : s_(state), spec_(spec), options_(options), listed_(listed) {}
 
   Visit visit(const DirView& dir, std::span<Entry> entries) override {
     for (const Entry& e : entries) {
@@ -40,18 +41,29 @@ class CensusVisitor final : public WalkVisitor {
       // reads everything again through each entry's pinned descriptor.
       const auto reads = shift_reads(e.st);
       std::optional<std::string> values[4];
+      const char* names[std::size(values)];
+      int rcs[std::size(values)];
+      const size_t n = std::min(reads.size(), std::size(values));
+      for (size_t i = 0; i < n; ++i) names[i] = reads[i].name;
+      get_xattrs_at(dir.fd, e.name, std::span(names, n), listed_, std::span(values, n), std::span(rcs, n));
       bool readable = true;
-      for (size_t i = 0; i < reads.size() && i < std::size(values); ++i) {
-        std::string v;
-        int rc = get_xattr_at(dir.fd, e.name, reads[i].name, v);
-        if (rc == 0) {
-          values[i] = std::move(v);
-        } else if (rc != -ENODATA && !(rc == -EOPNOTSUPP && reads[i].unsupported_is_absent)) {
+      for (size_t i = 0; i < n; ++i) {
+        const int rc = rcs[i];
+        if (rc != 0 && rc != -ENODATA && !(rc == -EOPNOTSUPP && reads[i].unsupported_is_absent)) {
           s_.census.errors.push_back({join_path(dir.path, e.name), std::string(reads[i].unreadable) + ": " + std::strerror(-rc)});
           readable = false;
         }
       }
       if (!readable) continue;
+      // What an unfinished shift changed, or began to, is not what the tree was: the run
+      // finishes it (or leaves it alone) through its record, whatever the verdicts say.
+      if (const JournalRecord* r = options_.resumed ? options_.resumed->find(e.st) : nullptr)
+        if (ResumedShift::state(*r, e.st, std::span(values, n)) != ResumedShift::State::kBefore) {
+          ++s_.census.resumed;
+          continue;
+        }
+      if (listed_ && n > 0 && std::none_of(values, values + n, [](const auto& v) { return v.has_value(); }))
+        s_.bare.push_back(BareInodes::key(e.st));
       ++s_.census.entries;
       s_.ids.clear();
       shift_held_ids(spec_, e.st, std::span(values, reads.size()), s_.ids);
@@ -95,9 +107,22 @@ class CensusVisitor final : public WalkVisitor {
   CensusState& s_;
   const ShiftSpec& spec_;
   const CensusOptions& options_;
+  // The tree's filesystem lists every attribute it holds: a listxattr says which to read.
+  const bool listed_;
 };
 
 }  // namespace
+
+void BareInodes::add(std::vector<Key> keys) {
+  const size_t old = keys_.size();
+  keys_.insert(keys_.end(), keys.begin(), keys.end());
+  std::sort(keys_.begin() + ptrdiff_t(old), keys_.end());
+  std::inplace_merge(keys_.begin(), keys_.begin() + ptrdiff_t(old), keys_.end());
+}
+
+bool BareInodes::contains(const EntryStat& st) const {
+  return std::binary_search(keys_.begin(), keys_.end(), key(st));
+}
 
 Census take_census(const VolumeRoot& volume, const ShiftSpec& spec, const CensusOptions& options) {
   tbb::enumerable_thread_specific<CensusState> states;
@@ -120,7 +145,11 @@ Census take_census(const VolumeRoot& volume, const ShiftSpec& spec, const Census
     return failed;
   }
   root.fd.reset(fd);
-  walk_volume(root, std::move(walk), [&] { return std::make_unique<CensusVisitor>(states.local(), spec, options); });
+  // A listxattr first where it is known to list what a get would find (a local filesystem,
+  // the walk staying on it): one syscall for an entry with none of the attributes.
+  const bool listed = is_local_fs(volume.fs_magic) && !options.cross_filesystems;
+  walk_volume(root, std::move(walk),
+              [&] { return std::make_unique<CensusVisitor>(states.local(), spec, options, listed); });
 
   // Merged, then sorted: the same verdict and message whatever the threads did.
   Census out;
@@ -129,9 +158,11 @@ Census take_census(const VolumeRoot& volume, const ShiftSpec& spec, const Census
     out.entries += s.census.entries;
     out.ids += s.census.ids;
     out.in_host_range += s.census.in_host_range;
+    out.resumed += s.census.resumed;
     out.complete &= s.census.complete;
     if (out.nested.empty()) out.nested = s.census.nested;
     std::move(s.census.errors.begin(), s.census.errors.end(), std::back_inserter(out.errors));
+    out.bare.add(std::move(s.bare));
     for (auto& [key, u] : s.unmapped) {
       UnmappedId& m = unmapped[key];
       m.gid = u.gid;

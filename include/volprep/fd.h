@@ -8,6 +8,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,9 +32,11 @@ class UniqueFd {
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
   void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0) close_fd(fd_);
     fd_ = fd;
   }
+  // close(2), forgetting what this process knew of the descriptor (see open_entry).
+  static void close_fd(int fd);
 
  private:
   int fd_ = -1;
@@ -108,8 +112,22 @@ int open_subdir_same_mount(int dirfd, const char* name);
 int get_xattr_at(int dirfd, const std::string& name, const char* attr, std::string& out);
 int set_xattr_at(int dirfd, const std::string& name, const char* attr, const std::string& value);
 int remove_xattr_at(int dirfd, const std::string& name, const char* attr);
+// Reads several attributes of one entry, as get_xattr_at reads each: rcs[i] is 0 with
+// values[i] set, -ENODATA when absent, or -errno. With `listed`, one listxattr says which of
+// them the entry has and only those are read: one syscall for an entry that has none, where
+// a get per attribute takes as many. Only for a filesystem that lists every attribute it
+// holds (ACLs and capabilities included: the local ones, is_local_fs), and only where the
+// race is harmless: an attribute set between the list and the read reads as absent, as one
+// set just after a get would.
+void get_xattrs_at(int dirfd, const std::string& name, std::span<const char* const> attrs, bool listed,
+                   std::span<std::optional<std::string>> values, std::span<int> rcs);
 // For tests: false makes the functions above take the /proc path, as on a kernel before 6.13.
 void use_xattrat(bool on);
+// For tests: whether the kernel's *xattrat calls take an O_PATH descriptor with AT_EMPTY_PATH
+// (probed once; Linux 6.18 refuses it with EBADF), and whether open_entry's descriptors are
+// known as O_PATH (false: every call on a pin tries the f*xattr call first, as before).
+bool xattrat_takes_o_path();
+void use_o_path_hint(bool on);
 
 inline constexpr const char* kCapabilityXattr = "security.capability";
 

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <sys/stat.h>
 #include <gtest/gtest.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -91,6 +92,68 @@ TEST_P(XattrAt, NeverFollowsASymlink) {
   EXPECT_EQ(::lgetxattr((top_ / "dir" / "link").c_str(), kAttr, buf, sizeof buf), -1);
   ASSERT_EQ(::getxattr((top_ / "outside").c_str(), kAttr, buf, sizeof buf), 3);  // untouched
   EXPECT_EQ(std::string(buf, 3), "out");
+}
+
+TEST_P(XattrAt, ThroughAPinKnownAsOPath) {  // open_entry's descriptors skip the f*xattr call
+  UniqueFd pin(open_entry(dir_.get(), "file"));
+  ASSERT_TRUE(pin.valid());
+  ASSERT_EQ(set_xattr_at(pin.get(), "", kAttr, "p"), 0);
+  std::string got;
+  ASSERT_EQ(get_xattr_at(pin.get(), "", kAttr, got), 0);
+  EXPECT_EQ(got, "p");
+  std::string big(3000, 'b');
+  ASSERT_EQ(set_xattr_at(pin.get(), "", kAttr, big), 0);
+  ASSERT_EQ(get_xattr_at(pin.get(), "", kAttr, got), 0);
+  EXPECT_EQ(got, big);
+  ASSERT_EQ(remove_xattr_at(pin.get(), "", kAttr), 0);
+  EXPECT_EQ(get_xattr_at(pin.get(), "", kAttr, got), -ENODATA);
+}
+
+TEST_P(XattrAt, AStaleHintStillReadsTheRightInode) {
+  // A pin closed behind UniqueFd's back: its number, taken by a real descriptor, is still
+  // marked O_PATH. The read goes the long way and finds that descriptor's inode.
+  const int pin = open_entry(dir_.get(), "file");
+  ASSERT_GE(pin, 0);
+  ::close(pin);
+  ASSERT_EQ(::setxattr((top_ / "outside").c_str(), kAttr, "out", 3, 0), 0);
+  UniqueFd real(::open((top_ / "outside").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_EQ(real.get(), pin);
+  std::string got;
+  ASSERT_EQ(get_xattr_at(real.get(), "", kAttr, got), 0);
+  EXPECT_EQ(got, "out");
+}
+
+TEST_P(XattrAt, SeveralAtOnceListedOrNot) {
+  constexpr const char* kOther = "trusted.volprep-other";
+  ASSERT_EQ(set_xattr_at(dir_.get(), "file", kOther, "o"), 0);
+  UniqueFd pin(open_entry(dir_.get(), "file"));
+  const char* names[] = {kAttr, kOther};
+  for (bool listed : {false, true})
+    for (int fd : {dir_.get(), pin.get()}) {
+      std::optional<std::string> values[2];
+      int rcs[2];
+      get_xattrs_at(fd, fd == pin.get() ? "" : "file", names, listed, values, rcs);
+      EXPECT_EQ(rcs[0], -ENODATA);
+      EXPECT_FALSE(values[0]);
+      ASSERT_EQ(rcs[1], 0);
+      EXPECT_EQ(values[1], "o");
+    }
+  std::optional<std::string> values[2];
+  int rcs[2];
+  get_xattrs_at(dir_.get(), "missing", names, true, values, rcs);
+  EXPECT_EQ(rcs[0], -ENOENT);
+  EXPECT_EQ(rcs[1], -ENOENT);
+}
+
+TEST(XattrAtProbe, EmptyPathOnOPathAsTheKernelAnswers) {
+  // Linux 6.18 refuses AT_EMPTY_PATH on an O_PATH descriptor (EBADF); the probe says what this
+  // kernel does, and the reads above pass either way.
+  UniqueFd root(::open("/", O_PATH | O_CLOEXEC));
+  char buf[1];
+  struct { uint64_t value; uint32_t size, flags; } args{reinterpret_cast<uintptr_t>(buf), 1, 0};
+  long r = ::syscall(464, root.get(), "", AT_EMPTY_PATH, "user.volprep-probe", &args, sizeof args);
+  if (r < 0 && errno == ENOSYS) GTEST_SKIP() << "no getxattrat";
+  EXPECT_EQ(xattrat_takes_o_path(), !(r < 0 && errno == EBADF));
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernel, XattrAt, ::testing::Values(true, false),

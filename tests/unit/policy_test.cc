@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "volprep/capability.h"
+#include "volprep/shift.h"
 
 using namespace volprep;
 
@@ -368,4 +369,60 @@ TEST(ShiftHeldIds, EveryIdTheShiftReads) {
   EXPECT_EQ(ids[4].id, 0u);  // revision 2: container root
   EXPECT_TRUE(s.uid_in_host_range(565535));
   EXPECT_FALSE(s.uid_in_host_range(499999));
+}
+
+TEST(ShiftPolicy, ReadsNothingOfAnInodeTheCensusFoundBareWhileItsCtimeStays) {
+  EntryStat file = st(S_IFREG | 0644, 0, 0), dir = st(S_IFDIR | 0755, 0, 0);
+  file.ctime_ns = 100;
+  dir.ino = 43;
+  auto bare = std::make_shared<BareInodes>();
+  bare->add({BareInodes::key(file)});
+  auto p = make_shift_policy(spec(kDocker), bare);
+  EXPECT_TRUE(p->reads(file).empty());
+  EXPECT_EQ(p->plan(file, {})->uid, 500000u);
+  EXPECT_EQ(p->reads(dir).size(), 2u);  // not seen by the census
+  // An ACL or capability set since moved the ctime: read again. So does another inode that
+  // took the number (its birth time).
+  EntryStat touched = file, reborn = file;
+  touched.ctime_ns = 101;
+  reborn.btime_ns = 7;
+  EXPECT_EQ(p->reads(touched).size(), 2u);
+  EXPECT_EQ(p->reads(reborn).size(), 2u);
+  EXPECT_EQ(make_shift_policy(spec(kDocker))->reads(file).size(), 2u);
+}
+
+TEST(ShiftPolicy, ResumingFinishesWhatTheJournalRecordedAndLeavesConflictsAlone) {
+  // The record of a setuid file with a capability, shifted 1000:33 -> 501000:500033.
+  JournalRecord r;
+  r.ino = 42;
+  r.mode_before = S_IFREG | 06755;
+  r.mode_after = 06755;
+  r.uid_before = 1000, r.gid_before = 33, r.uid_after = 501000, r.gid_after = 500033;
+  r.xattrs.push_back({kCapabilityXattr, kCapV2, kCapV3});
+  auto resumed = std::make_shared<ResumedShift>();
+  resumed->add(r);
+  auto p = make_shift_policy(spec(kDocker), nullptr, resumed);
+  using State = ResumedShift::State;
+  const Values before{std::nullopt, kCapV2}, after{std::nullopt, kCapV3}, none{std::nullopt, std::nullopt};
+  EXPECT_EQ(ResumedShift::state(r, st(S_IFREG | 06755, 1000, 33), before), State::kBefore);
+  EXPECT_EQ(ResumedShift::state(r, st(S_IFREG | 06755, 501000, 500033), after), State::kAfter);
+  EXPECT_FALSE(p->plan(st(S_IFREG | 06755, 501000, 500033), after));  // shifted already
+  // Killed after the chown: set-id bits and the capability gone; the rest is finished.
+  const EntryStat between = st(S_IFREG | 0755, 501000, 500033);
+  EXPECT_EQ(p->triage(between).kind, Triage::kMayChange);  // not refused as unmapped
+  auto c = p->plan(between, none);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->uid, 501000u);
+  EXPECT_EQ(c->mode, 06755u);
+  ASSERT_EQ(c->xattrs.size(), 1u);
+  EXPECT_EQ(c->xattrs[0].after, kCapV3);
+  // Changed since by someone else: left alone.
+  EXPECT_EQ(p->triage(st(S_IFREG | 06755, 4242, 4242)).kind, Triage::kSkip);
+  EXPECT_EQ(ResumedShift::state(r, st(S_IFREG | 06755, 1000, 33), Values{std::nullopt, kCapV3 + "x"}), State::kConflict);
+  EXPECT_FALSE(p->plan(st(S_IFREG | 06755, 1000, 33), Values{std::nullopt, kCapV3 + "x"}));
+  // Another inode that took the number (its birth time): not the recorded one.
+  EntryStat reborn = st(S_IFREG | 0644, 501000, 500033);
+  reborn.btime_ns = 9;
+  EXPECT_EQ(resumed->find(reborn), nullptr);
+  EXPECT_EQ(p->triage(reborn).kind, Triage::kSkip);  // 501000 has no host id in the map: refused as any
 }
