@@ -160,10 +160,17 @@ TEST(ComposePlan, ConflictsSharedPathsAndNesting) {
   EXPECT_TRUE(plan.problems.empty());
   EXPECT_EQ(plan.mounts[0].also, std::vector<std::string>{"b"});
   EXPECT_EQ(plan.mounts[1].action, MountPlan::kSkip);
-  // One inside another.
-  plan = plan_of({service("a", {bind("/srv/p/d", "/d")}), service("b", {bind("/srv/p/d/sub", "/s")})}, {501000, 502000});
+  // One inside another; the message names where both are, the second first.
+  auto at = [](ComposeMount m, int line) {
+    m.loc = {"/srv/p/compose.yaml", line, 15};
+    return m;
+  };
+  plan = plan_of({service("a", {at(bind("/srv/p/d", "/d"), 5)}), service("b", {at(bind("/srv/p/d/sub", "/s"), 9)})},
+                 {501000, 502000});
   ASSERT_EQ(plan.problems.size(), 1u);
-  EXPECT_NE(plan.problems[0].find("inside it"), std::string::npos);
+  EXPECT_TRUE(plan.problems[0].starts_with("/srv/p/compose.yaml:9:15: conflict: a mounts ./d as 1000:1000 (host "
+                                           "501000:501000, own, /srv/p/compose.yaml:5:15) and b mounts ./d/sub, inside it,"))
+      << plan.problems[0];
   // Both by ACL: two grants, no conflict.
   std::vector<ComposeService> acl = {service("a", {bind("/srv/p/d", "/d")}), service("b", {bind("/srv/p/d", "/d")})};
   acl[0].x.mode = acl[1].x.mode = "acl";
