@@ -232,4 +232,17 @@ TEST(ComposeReaders, CliAndBuiltInAgreeOnEveryFixture) {
     EXPECT_EQ(describe(*builtin), describe(*via_cli)) << c.dir;
     EXPECT_EQ(builtin->name, via_cli->name);
   }
+  // From another directory with --project-directory, as a systemd unit or a wrapper runs it:
+  // docker-compose 1 would look for the files in the current directory.
+  for (const char* dir : {"override", "env"}) {
+    ComposeOptions o;
+    o.cwd = "/";
+    o.project_directory = kFixtures + "/" + dir;
+    o.environment = {{"HOME", "/home/op"}, {"PATH", "/usr/bin:/bin"}};
+    auto builtin = read_compose(o);
+    auto via_cli = read_compose_via_cli(**cli, o);
+    ASSERT_TRUE(builtin.ok()) << dir << ": " << builtin.error().message;
+    ASSERT_TRUE(via_cli.ok()) << dir << ": " << via_cli.error().message;
+    EXPECT_EQ(describe(*builtin), describe(*via_cli)) << dir;
+  }
 }
