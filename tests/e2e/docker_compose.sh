@@ -2,7 +2,8 @@
 # volprep compose with a real `dockerd --userns-remap=default` and Debian's docker-compose: a
 # service with user "1000:1000", one running as root and one with no user: whose image says
 # USER jenkins (1000 in its passwd) each fail to write their bind mount; after `volprep
-# compose` (which asks the engine for the image's user, never running it) `up` succeeds and
+# compose` (which asks the engine for the image's user, and reads its passwd from the image's
+# layers, never making a container) `up` succeeds and
 # each writes; `rollback --last` puts every bind source back. A user name the image does not
 # have, and an image the engine does not have, are refused naming them, with nothing changed.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -66,8 +67,15 @@ grep -q '^# jenkins: ./jenkins_home -> /var/jenkins_home (rw, own 1000:1000 = ho
   { cat "$T/plan"; fail "jenkins's plan"; }
 [ "$(src)" = "$orig" ] || fail "the dry run changed a source"
 expect_rc 1 vc_in "$p" --check >/dev/null
-# No container of volprep's is left (the one made to read jenkins's passwd was never started).
+# No container of volprep's is left: jenkins's passwd is read from the image's overlay2 layers,
+# without a container; the engine's events show none created.
 [ -z "$(docker_cmd ps -aq --filter label=volprep.purpose)" ] || fail "volprep left a container"
+since=$(date +%s)
+vc_in "$p" -n -vv >/dev/null 2>"$T/log" || { cat "$T/log"; fail "the dry run failed"; }
+grep -q 'image volprep-jenkins: /etc/passwd and /etc/group read from its overlay2 layers' "$T/log" ||
+  { cat "$T/log"; fail "the passwd was not read from the layers"; }
+[ -z "$(docker_cmd events --since "$since" --until "$(date +%s)" --filter type=container --filter event=create)" ] ||
+  fail "volprep created a container"
 
 vc_in "$p" >"$T/run" 2>&1 || { cat "$T/run"; fail "volprep compose failed"; }
 [ "$(stat -c %u:%g "$p/app")" = 501000:501000 ]

@@ -1,7 +1,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "volprep/compose_cli.h"
 #include "volprep/compose_plan.h"
@@ -190,6 +195,70 @@ TEST(DockerEngine, TarAndReferences) {
   EXPECT_TRUE(valid_image_ref("busybox@sha256:abc"));
   EXPECT_FALSE(valid_image_ref("../../containers/create"));
   EXPECT_FALSE(valid_image_ref("a?b"));
+}
+
+// An image's /etc/passwd read from overlay2 layer directories as overlayfs shows it: the
+// topmost layer that has it wins, a whiteout or an opaque /etc above hides the lower ones,
+// and anything the merge needs more for (a symlink, a redirect, a metacopy, a layer not
+// there) is left to the container method.
+TEST(DockerEngine, FileFromOverlayLayers) {
+  namespace fs = std::filesystem;
+  char tmpl[] = "/tmp/volprep-layers-test.XXXXXX";
+  const std::string root = ::mkdtemp(tmpl);
+  auto layer = [&](const std::string& name) {
+    fs::create_directories(root + "/" + name + "/etc");
+    return root + "/" + name;
+  };
+  auto write = [](const std::string& path, const std::string& text) { std::ofstream(path) << text; };
+  const std::string base = layer("base"), mid = layer("mid"), top = layer("top"), none = root + "/none";
+  fs::create_directories(none);
+  write(base + "/etc/passwd", "base\n");
+  write(base + "/etc/group", "basegroup\n");
+  write(top + "/etc/passwd", "top\n");
+  ASSERT_EQ(::mknod((mid + "/etc/passwd").c_str(), S_IFCHR | 0, makedev(0, 0)), 0);  // a whiteout
+  auto read = [](std::vector<std::string> layers, const char* name) {
+    LayerFile f = read_from_layers(layers, "etc", name);
+    return f.state == LayerFile::kFound ? f.content : f.state == LayerFile::kAbsent ? "(absent)" : "(unsupported)";
+  };
+  EXPECT_EQ(read({base}, "passwd"), "base\n");
+  EXPECT_EQ(read({none, base}, "passwd"), "base\n");  // a layer without etc/
+  EXPECT_EQ(read({top, mid, base}, "passwd"), "top\n");
+  EXPECT_EQ(read({mid, base}, "passwd"), "(absent)");
+  EXPECT_EQ(read({mid, base}, "group"), "basegroup\n");
+  EXPECT_EQ(read({top, base}, "shadow"), "(absent)");
+  EXPECT_EQ(read({root + "/gone", base}, "passwd"), "(unsupported)");
+  EXPECT_EQ(read({base}, "../etc/passwd"), "(unsupported)");
+
+  const std::string links = layer("links");
+  ASSERT_EQ(::symlink("/etc/passwd", (links + "/etc/passwd").c_str()), 0);
+  EXPECT_EQ(read({links, base}, "passwd"), "(unsupported)");  // a symlink in a layer is never followed
+  const std::string etclink = root + "/etclink";
+  fs::create_directories(etclink);
+  ASSERT_EQ(::symlink("/etc", (etclink + "/etc").c_str()), 0);
+  EXPECT_EQ(read({etclink, base}, "passwd"), "(unsupported)");
+  const std::string gone = root + "/etcgone";
+  fs::create_directories(gone);
+  ASSERT_EQ(::mknod((gone + "/etc").c_str(), S_IFCHR | 0, makedev(0, 0)), 0);
+  EXPECT_EQ(read({gone, base}, "passwd"), "(absent)");
+
+  // trusted.overlay.* need root and a filesystem that keeps them.
+  const std::string opaque = layer("opaque");
+  write(opaque + "/etc/group", "opaquegroup\n");
+  if (::setxattr((opaque + "/etc").c_str(), "trusted.overlay.opaque", "y", 1, 0) == 0) {
+    EXPECT_EQ(read({opaque, base}, "passwd"), "(absent)");
+    EXPECT_EQ(read({opaque, base}, "group"), "opaquegroup\n");
+    const std::string renamed = layer("renamed");
+    ASSERT_EQ(::setxattr((renamed + "/etc").c_str(), "trusted.overlay.redirect", "/x", 2, 0), 0);
+    EXPECT_EQ(read({renamed, base}, "passwd"), "(unsupported)");
+    const std::string meta = layer("meta");
+    write(meta + "/etc/passwd", "");
+    ASSERT_EQ(::setxattr((meta + "/etc/passwd").c_str(), "trusted.overlay.metacopy", "", 0, 0), 0);
+    EXPECT_EQ(read({meta, base}, "passwd"), "(unsupported)");
+    const std::string xwhiteouts = layer("xwhiteouts");  // opaque "x": whiteouts by attribute
+    ASSERT_EQ(::setxattr((xwhiteouts + "/etc").c_str(), "trusted.overlay.opaque", "x", 1, 0), 0);
+    EXPECT_EQ(read({xwhiteouts, base}, "passwd"), "(unsupported)");
+  }
+  fs::remove_all(root);
 }
 
 // The Compose CLI and the built-in reader give the same model, and so the same plan, on
