@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +29,18 @@ inline std::vector<std::string> split(std::string_view text, char sep) {
 
 // What a command line can carry: argv strings end at the first NUL.
 inline std::string c_string(std::string_view s) { return std::string(s.substr(0, s.find('\0'))); }
+
+// Writes the pieces of `text` between lines "%%" to DIR/NAME for each of `names` in turn
+// (missing pieces: empty files), for targets that read several files.
+inline void write_parts(std::string_view text, const std::string& dir, const std::vector<const char*>& names) {
+  size_t start = 0;
+  for (const char* name : names) {
+    size_t end = start <= text.size() ? text.find("\n%%\n", start) : std::string_view::npos;
+    std::string_view part = start <= text.size() ? text.substr(start, end == std::string_view::npos ? end : end - start) : "";
+    std::ofstream(dir + "/" + name, std::ios::binary | std::ios::trunc) << part;
+    start = end == std::string_view::npos ? text.size() + 1 : end + 4;
+  }
+}
 
 // A new directory /tmp/volprep-fuzz-NAME.XXXXXX, removed when the fuzzer exits.
 inline std::string temp_dir(const std::string& name) {

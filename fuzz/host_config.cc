@@ -2,7 +2,6 @@
 // them: etc/passwd, etc/group, etc/subuid, etc/subgid and etc/docker/daemon.json, separated in
 // the input by a line "%%"; resolved for Docker of several releases, rootless Docker and Podman.
 #include <filesystem>
-#include <fstream>
 
 #include "fuzz_input.h"
 #include "volprep/host_db.h"
@@ -12,7 +11,7 @@ using namespace volprep;
 
 namespace {
 std::string root;
-const char* const kFiles[] = {"etc/passwd", "etc/group", "etc/subuid", "etc/subgid",
+const std::vector<const char*> kFiles = {"etc/passwd", "etc/group", "etc/subuid", "etc/subgid",
                               "etc/docker/daemon.json"};
 }  // namespace
 
@@ -23,14 +22,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  std::string text(fuzz::as_text(data, size));
-  size_t start = 0;
-  for (const char* name : kFiles) {
-    size_t end = start <= text.size() ? text.find("\n%%\n", start) : std::string::npos;
-    std::string part = start <= text.size() ? text.substr(start, end == std::string::npos ? end : end - start) : "";
-    std::ofstream(root + "/" + name, std::ios::binary | std::ios::trunc) << part;
-    start = end == std::string::npos ? text.size() + 1 : end + 4;
-  }
+  fuzz::write_parts(fuzz::as_text(data, size), root, kFiles);
   auto host = make_file_host_db(root);
   for (int source = 0; source < 6; ++source) {
     RemapOptions options;

@@ -78,6 +78,8 @@ Result<std::vector<ServicePlanInput>> identify(const ComposeProject& project,
       if (user_spec_needs_files(s->user.value_or(facts.user)) && !facts.passwd && !facts.group) {
         auto r = engine->read_user_files(user->image, facts);
         if (!r) return r.error();
+        spdlog::debug("image {}: /etc/passwd and /etc/group read {}", user->image,
+                      engine->read_layers() ? "from its overlay2 layers" : "through a container created for that");
       }
       user = service_user(*s, user->image, &facts);
       if (!user) return config_error("service " + s->name + ": " + user.error().message);

@@ -508,10 +508,12 @@ void merge_into(PartialService& into, PartialService&& from) {
 
 Result<ComposeExtension> parse_extension(const PartialService& p, const std::map<std::string, Source>& sources) {
   ComposeExtension x;
-  for (const auto& [key, node] : p.x) {
+  for (const auto& entry : p.x) {
+    const auto& [key, node] = entry;
+    const std::string& name = entry.first;  // a lambda may not capture a structured binding (clang 14)
     const Loc& loc = p.x_locs.at(key);
     const Source& src = sources.at(loc.file);
-    auto bad = [&](const std::string& why) { return config_error(loc.str() + ": x-volprep." + key + ": " + why); };
+    auto bad = [&](const std::string& why) { return config_error(loc.str() + ": x-volprep." + name + ": " + why); };
     if (key == "skip") {
       auto v = src.boolean(node, "x-volprep.skip");
       if (!v) return v.error();

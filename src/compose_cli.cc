@@ -41,14 +41,20 @@ Result<Output> run(const std::vector<std::string>& argv, const std::string& cwd,
   args.push_back(nullptr);
   for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
+  // What the child says if it cannot start, made before fork (it may only write then).
+  const std::string no_cwd = "cannot change to the directory " + cwd + "\n";
+  const std::string no_exec = "cannot run " + argv[0] + "\n";
   pid_t pid = ::fork();
   if (pid < 0) return config_error(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
     int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(out[1], 1) < 0 || ::dup2(err[1], 2) < 0 ||
-        ::chdir(cwd.c_str()) < 0)
+    if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(out[1], 1) < 0 || ::dup2(err[1], 2) < 0) ::_exit(127);
+    if (::chdir(cwd.c_str()) < 0) {
+      (void)!::write(2, no_cwd.data(), no_cwd.size());
       ::_exit(127);
+    }
     ::execve(args[0], args.data(), envp.data());
+    (void)!::write(2, no_exec.data(), no_exec.size());
     ::_exit(127);
   }
   ::close(out[1]);
@@ -132,11 +138,22 @@ Result<ComposeProject> read_compose_via_cli(const std::string& cli, const Compos
   // A file it refuses (a symlink, someone else's) is not for the CLI to read as root either.
   if (!own && own.error().code == kExitRefused) return own.error();
   std::vector<std::string> argv = {cli};
-  for (const auto& f : o.files) argv.insert(argv.end(), {"-f", f});
+  // The files the built-in reader found, named: docker-compose 1 looks for the default names
+  // in the current directory even with --project-directory (Compose v2 looks there), and a
+  // hook runs from anywhere. Where the built-in reader failed, the CLI runs in the project
+  // directory.
+  std::string cwd = o.cwd;
+  if (!o.files.empty()) {
+    for (const auto& f : o.files) argv.insert(argv.end(), {"-f", f});
+  } else if (own) {
+    for (const auto& f : own->files) argv.insert(argv.end(), {"-f", f});
+  } else if (o.project_directory) {
+    cwd = (std::filesystem::path(o.cwd) / *o.project_directory).string();
+  }
   if (o.project_directory) argv.insert(argv.end(), {"--project-directory", *o.project_directory});
   if (o.env_file) argv.insert(argv.end(), {"--env-file", *o.env_file});
   argv.push_back("config");
-  auto r = run(argv, o.cwd, compose_cli_environment(o.environment));
+  auto r = run(argv, cwd, compose_cli_environment(o.environment));
   if (!r) return r.error();
   if (r->status != 0) {
     std::string msg = r->err;
@@ -159,6 +176,10 @@ Result<ComposeProject> read_compose_via_cli(const std::string& cli, const Compos
         s.x = mine->x;
         s.loc = mine->loc;
         s.user_loc = mine->user_loc;
+        // A mount's place in the user's files, not in the CLI's output: one target, one mount.
+        for (auto& m : s.mounts)
+          for (const auto& theirs : mine->mounts)
+            if (theirs.target == m.target && theirs.kind == m.kind) m.loc = theirs.loc;
       }
   }
   return project;

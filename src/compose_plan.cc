@@ -320,9 +320,12 @@ ComposePlan plan_compose(const ComposeProject& project, const std::vector<Servic
         continue;
       }
       if (both_acl) continue;  // two grants on one tree
-      problem(kExitConfig, "conflict: " + a.service + " mounts " + a.shown + " as " + ids(a.container) + " (host " +
+      // Where: the second mount's place first, as every problem starts; the first's in it.
+      const std::string at_b = b.mount.loc.str().empty() ? "" : b.mount.loc.str() + ": ";
+      const std::string at_a = a.mount.loc.str().empty() ? "" : ", " + a.mount.loc.str();
+      problem(kExitConfig, at_b + "conflict: " + a.service + " mounts " + a.shown + " as " + ids(a.container) + " (host " +
                                std::to_string(a.host_uid) + ":" + std::to_string(a.host_gid) + ", " +
-                               (a.target.acl ? "acl" : "own") + ") and " + b.service + " mounts " +
+                               (a.target.acl ? "acl" : "own") + at_a + ") and " + b.service + " mounts " +
                                (same ? "it" : b.shown + ", inside it,") + " as " + ids(b.container) + " (host " +
                                std::to_string(b.host_uid) + ":" + std::to_string(b.host_gid) + ", " +
                                (b.target.acl ? "acl" : "own") +

@@ -1,24 +1,31 @@
 // A small HTTP/1.1 client for the Docker engine API on its unix socket: one connection per
-// request (Connection: close), chunked bodies decoded, a deadline on every read.
+// request (Connection: close), chunked bodies decoded, a deadline on every read; and the
+// reader of a file from an image's overlay2 layers.
 #include "volprep/docker_engine.h"
 
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "volprep/fd.h"
+#include "volprep/volume.h"
 
 namespace volprep {
 namespace {
 
 constexpr int kTimeoutMs = 30000;
 constexpr size_t kMaxBody = 64 << 20;
+constexpr size_t kMaxLayerFile = 16 << 20;
 
 std::string url_escape(const std::string& s) {
   std::string out;
@@ -148,10 +155,42 @@ Result<ImageFacts> DockerEngine::image(const std::string& ref) {
   if (config.contains("Env") && config["Env"].is_array())
     for (const auto& e : config["Env"])
       if (e.is_string()) facts.env.push_back(e);
+  // overlay2's diff directories, top first: UpperDir, then LowerDir's list.
+  std::vector<std::string> layers;
+  if (j.contains("GraphDriver") && j["GraphDriver"].is_object()) {
+    const auto& g = j["GraphDriver"];
+    const auto& data = g.contains("Data") && g["Data"].is_object() ? g["Data"] : nlohmann::json::object();
+    auto text = [&](const char* k) { return data.contains(k) && data[k].is_string() ? data[k].get<std::string>() : ""; };
+    if (g.contains("Name") && g["Name"] == "overlay2" && text("UpperDir").starts_with("/")) {
+      layers.push_back(text("UpperDir"));
+      std::string lower = text("LowerDir");
+      for (size_t s = 0; !lower.empty() && s <= lower.size();) {
+        size_t colon = std::min(lower.find(':', s), lower.size());
+        layers.push_back(lower.substr(s, colon - s));
+        s = colon + 1;
+      }
+    }
+  }
+  layers_[ref] = std::move(layers);
   return facts;
 }
 
 Result<bool> DockerEngine::read_user_files(const std::string& ref, ImageFacts& facts) {
+  read_layers_ = false;
+  if (auto it = layers_.find(ref); it != layers_.end() && !it->second.empty()) {
+    LayerFile passwd = read_from_layers(it->second, "etc", "passwd");
+    LayerFile group = passwd.state == LayerFile::kUnsupported ? passwd : read_from_layers(it->second, "etc", "group");
+    if (passwd.state != LayerFile::kUnsupported && group.state != LayerFile::kUnsupported) {
+      if (passwd.state == LayerFile::kFound) facts.passwd = std::move(passwd.content);
+      if (group.state == LayerFile::kFound) facts.group = std::move(group.content);
+      read_layers_ = true;
+      return true;
+    }
+  }
+  return read_user_files_by_container(ref, facts);
+}
+
+Result<bool> DockerEngine::read_user_files_by_container(const std::string& ref, ImageFacts& facts) {
   // A container created to read from, never started: its filesystem is the image's.
   nlohmann::json create = {{"Image", ref},
                            {"Entrypoint", {"/volprep-never-started"}},
@@ -189,6 +228,82 @@ Result<bool> DockerEngine::read_user_files(const std::string& ref, ImageFacts& f
     return config_error("the Docker engine: could not remove the container " + id.substr(0, 12) +
                         " made to read image " + ref + ": " + (rm ? api_message(rm->body) : rm.error().message));
   return result;
+}
+
+namespace {
+
+LayerFile unsupported(std::string why) { return {LayerFile::kUnsupported, "", std::move(why)}; }
+
+bool whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0); }
+
+// An overlay xattr on the entry `fd` (O_PATH): 1 set, 0 absent, -1 unreadable.
+int overlay_xattr(int fd, const char* attr, std::string& value) {
+  int r = get_xattr_at(fd, "", attr, value);
+  if (r == 0) return 1;
+  return r == -ENODATA || r == -EOPNOTSUPP ? 0 : -1;
+}
+
+// A regular file of a layer by descriptor, the one fstatat saw.
+LayerFile read_layer_regular(int dir, const std::string& name, const struct stat& seen, const std::string& where) {
+  UniqueFd fd(::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  struct stat st;
+  if (!fd.valid() || ::fstat(fd.get(), &st) < 0 || !S_ISREG(st.st_mode) || st.st_ino != seen.st_ino ||
+      st.st_dev != seen.st_dev)
+    return unsupported(where + " changed while it was read");
+  if (size_t(st.st_size) > kMaxLayerFile) return unsupported(where + " is over 16 MiB");
+  std::string value;
+  if (overlay_xattr(fd.get(), "trusted.overlay.metacopy", value) != 0)
+    return unsupported(where + " is a metacopy: its data is in another layer");
+  if (overlay_xattr(fd.get(), "trusted.overlay.whiteout", value) != 0)
+    return unsupported(where + " is marked a whiteout by attribute");
+  LayerFile out{LayerFile::kFound, std::string(size_t(st.st_size), '\0'), ""};
+  size_t got = 0;
+  while (got < out.content.size()) {
+    ssize_t n = ::read(fd.get(), out.content.data() + got, out.content.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return unsupported(where + ": " + std::strerror(errno));
+    if (n == 0) break;
+    got += size_t(n);
+  }
+  out.content.resize(got);
+  return out;
+}
+
+}  // namespace
+
+LayerFile read_from_layers(const std::vector<std::string>& layers, const std::string& dir, const std::string& name) {
+  if (dir.empty() || dir.find('/') != std::string::npos || dir == "." || dir == ".." || name.empty() ||
+      name.find('/') != std::string::npos || name == "." || name == "..")
+    return unsupported("not one name: " + dir + "/" + name);
+  for (const auto& layer : layers) {
+    const std::string where = layer + "/" + dir;
+    auto root = resolve_path(layer, false);
+    if (!root) return unsupported("layer " + layer + ": " + root.error().message);
+    if (!S_ISDIR(root->st.mode)) return unsupported("layer " + layer + " is not a directory");
+    struct stat st;
+    if (::fstatat(root->fd.get(), dir.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      if (errno == ENOENT) continue;  // this layer does not touch `dir`
+      return unsupported(where + ": " + std::strerror(errno));
+    }
+    if (whiteout(st)) return {};  // `dir` deleted in this layer: nothing below shows
+    if (!S_ISDIR(st.st_mode)) return unsupported(where + " is not a directory in this layer (a symlink?)");
+    UniqueFd d(::openat(root->fd.get(), dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!d.valid()) return unsupported(where + ": " + std::strerror(errno));
+    std::string value;
+    if (overlay_xattr(d.get(), "trusted.overlay.redirect", value) != 0)
+      return unsupported(where + " is a renamed directory (overlay redirect)");
+    if (::fstatat(d.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (whiteout(st)) return {};
+      if (!S_ISREG(st.st_mode)) return unsupported(where + "/" + name + " is not a regular file in this layer");
+      return read_layer_regular(d.get(), name, st, where + "/" + name);
+    }
+    if (errno != ENOENT) return unsupported(where + "/" + name + ": " + std::strerror(errno));
+    int opaque = overlay_xattr(d.get(), "trusted.overlay.opaque", value);
+    if (opaque < 0) return unsupported(where + ": its overlay attributes cannot be read");
+    if (opaque == 1 && value == "y") return {};  // an opaque `dir`: lower layers hidden
+    if (opaque == 1) return unsupported(where + ": opaque \"" + value + "\" (whiteouts by attribute)");
+  }
+  return {};
 }
 
 Result<std::string> first_file_in_tar(const std::string& tar, const std::string& what) {

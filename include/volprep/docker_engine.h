@@ -1,11 +1,14 @@
 // The local Docker engine, asked through its API socket (no docker binary runs): an image's
-// config, and a file of its filesystem read from a container created for that and never
-// started. The daemon on the other end must be root's (SO_PEERCRED): a socket someone else
-// serves could tell any user.
+// config, and a file of its filesystem, read from the image's overlay2 layer directories
+// where they are reachable, else from a container created for that and never started. The
+// daemon on the other end must be root's (SO_PEERCRED): a socket someone else serves could
+// tell any user.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "volprep/compose_plan.h"
 #include "volprep/error.h"
@@ -19,8 +22,11 @@ class DockerEngine {
 
   // The image's USER and Env; present=false if the engine has no such image.
   Result<ImageFacts> image(const std::string& ref);
-  // /etc/passwd and /etc/group of the image into `facts` (absent files stay nullopt).
+  // /etc/passwd and /etc/group of the image into `facts` (absent files stay nullopt): from
+  // its layers when image() saw overlay2 ones, else through a container never started.
   Result<bool> read_user_files(const std::string& ref, ImageFacts& facts);
+  // Whether the last read_user_files read the layers (false: it made a container).
+  bool read_layers() const { return read_layers_; }
 
   const std::string& socket() const { return socket_; }
 
@@ -30,8 +36,24 @@ class DockerEngine {
     std::string body;
   };
   Result<Response> request(const std::string& method, const std::string& path, const std::string& body = "");
+  Result<bool> read_user_files_by_container(const std::string& ref, ImageFacts& facts);
   std::string socket_;
+  std::map<std::string, std::vector<std::string>> layers_;  // image -> overlay2 diff dirs, top first
+  bool read_layers_ = false;
 };
+
+// A file of an image read from its overlay2 layer directories (top first) as overlayfs
+// shows it, without a container: each layer opened from its path (root's symlinks only),
+// then `dir` (one name) and `name` below it by descriptor, never following a symlink in a
+// layer. A whiteout or an opaque `dir` above hides what is below. kUnsupported when the
+// merge needs more than that (a symlink or redirect on the way, a metacopy file, a layer
+// not reachable from here): read it through a container instead.
+struct LayerFile {
+  enum State : uint8_t { kFound, kAbsent, kUnsupported } state = kAbsent;
+  std::string content;
+  std::string why;  // kUnsupported: what was found
+};
+LayerFile read_from_layers(const std::vector<std::string>& layers, const std::string& dir, const std::string& name);
 
 // The content of the first regular file in a tar stream; an error for a symlink or none.
 Result<std::string> first_file_in_tar(const std::string& tar, const std::string& what);

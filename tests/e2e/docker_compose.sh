@@ -2,9 +2,11 @@
 # volprep compose with a real `dockerd --userns-remap=default` and Debian's docker-compose: a
 # service with user "1000:1000", one running as root and one with no user: whose image says
 # USER jenkins (1000 in its passwd) each fail to write their bind mount; after `volprep
-# compose` (which asks the engine for the image's user, never running it) `up` succeeds and
+# compose` (which asks the engine for the image's user, and reads its passwd from the image's
+# layers, never making a container) `up` succeeds and
 # each writes; `rollback --last` puts every bind source back. A user name the image does not
-# have, and an image the engine does not have, are refused naming them, with nothing changed.
+# have, and an image the engine does not have, are refused naming them, with nothing changed;
+# an image whose passwd is a symlink is asked through a container, which refuses the link.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/docker_lib.bash"
 docker_require
@@ -66,8 +68,15 @@ grep -q '^# jenkins: ./jenkins_home -> /var/jenkins_home (rw, own 1000:1000 = ho
   { cat "$T/plan"; fail "jenkins's plan"; }
 [ "$(src)" = "$orig" ] || fail "the dry run changed a source"
 expect_rc 1 vc_in "$p" --check >/dev/null
-# No container of volprep's is left (the one made to read jenkins's passwd was never started).
+# No container of volprep's is left: jenkins's passwd is read from the image's overlay2 layers,
+# without a container; the engine's events show none created.
 [ -z "$(docker_cmd ps -aq --filter label=volprep.purpose)" ] || fail "volprep left a container"
+since=$(date +%s)
+vc_in "$p" -n -vv >/dev/null 2>"$T/log" || { cat "$T/log"; fail "the dry run failed"; }
+grep -q 'image volprep-jenkins: /etc/passwd and /etc/group read from its overlay2 layers' "$T/log" ||
+  { cat "$T/log"; fail "the passwd was not read from the layers"; }
+[ -z "$(docker_cmd events --since "$since" --until "$(($(date +%s) + 1))" --filter type=container --filter event=create)" ] ||
+  fail "volprep created a container"
 
 vc_in "$p" >"$T/run" 2>&1 || { cat "$T/run"; fail "volprep compose failed"; }
 [ "$(stat -c %u:%g "$p/app")" = 501000:501000 ]
@@ -110,6 +119,20 @@ sed -i 's/image: volprep-busybox/image: not-pulled:1/; /user:/d' "$T/bad/compose
 expect_rc 3 vc_in "$T/bad" 2>"$T/err"
 grep -q "does not have image not-pulled:1 (service web).*Pull or build it first.*x-volprep" "$T/err" ||
   { cat "$T/err"; fail "the missing image is not named"; }
+
+# An image whose /etc/passwd is a symlink: the layers are not enough, so volprep asks through a
+# container (created, never started, removed), which refuses the link too.
+mv "$T/jenkins-rootfs/etc/passwd" "$T/jenkins-rootfs/etc/passwd.real"
+ln -s passwd.real "$T/jenkins-rootfs/etc/passwd"
+tar -C "$T/jenkins-rootfs" -c . | docker_cmd import - volprep-linked >/dev/null
+sed -i 's/image: not-pulled:1/image: volprep-linked\n    user: jenkins/' "$T/bad/compose.yaml"
+since=$(date +%s)
+expect_rc 3 vc_in "$T/bad" -vv 2>"$T/err"
+grep -q "image volprep-linked: /etc/passwd is a link in the image; volprep reads only a regular file" "$T/err" ||
+  { cat "$T/err"; fail "the linked passwd is not refused"; }
+[ -n "$(docker_cmd events --since "$since" --until "$(($(date +%s) + 1))" --filter type=container --filter event=create)" ] ||
+  fail "no container was made for the image the layers could not answer for"
+[ -z "$(docker_cmd ps -aq --filter label=volprep.purpose)" ] || fail "volprep left a container"
 
 unset DOCKER_HOST
 stop_dockerd

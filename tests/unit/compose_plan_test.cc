@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -222,10 +224,17 @@ TEST(ComposePlan, ConflictsSharedPathsAndNesting) {
   EXPECT_TRUE(plan.problems.empty());
   EXPECT_EQ(plan.mounts[0].also, std::vector<std::string>{"b"});
   EXPECT_EQ(plan.mounts[1].action, MountPlan::kSkip);
-  // One inside another.
-  plan = plan_of({service("a", {bind("/srv/p/d", "/d")}), service("b", {bind("/srv/p/d/sub", "/s")})}, {501000, 502000});
+  // One inside another; the message names where both are, the second first.
+  auto at = [](ComposeMount m, int line) {
+    m.loc = {"/srv/p/compose.yaml", line, 15};
+    return m;
+  };
+  plan = plan_of({service("a", {at(bind("/srv/p/d", "/d"), 5)}), service("b", {at(bind("/srv/p/d/sub", "/s"), 9)})},
+                 {501000, 502000});
   ASSERT_EQ(plan.problems.size(), 1u);
-  EXPECT_NE(plan.problems[0].find("inside it"), std::string::npos);
+  EXPECT_TRUE(plan.problems[0].starts_with("/srv/p/compose.yaml:9:15: conflict: a mounts ./d as 1000:1000 (host "
+                                           "501000:501000, own, /srv/p/compose.yaml:5:15) and b mounts ./d/sub, inside it,"))
+      << plan.problems[0];
   // Both by ACL: two grants, no conflict.
   std::vector<ComposeService> acl = {service("a", {bind("/srv/p/d", "/d")}), service("b", {bind("/srv/p/d", "/d")})};
   acl[0].x.mode = acl[1].x.mode = "acl";
@@ -299,6 +308,70 @@ TEST(RootOnlyPath, OwnerAndWritersOfEveryComponent) {
   std::filesystem::remove_all(dir);
 }
 
+// An image's /etc/passwd read from overlay2 layer directories as overlayfs shows it: the
+// topmost layer that has it wins, a whiteout or an opaque /etc above hides the lower ones,
+// and anything the merge needs more for (a symlink, a redirect, a metacopy, a layer not
+// there) is left to the container method.
+TEST(DockerEngine, FileFromOverlayLayers) {
+  namespace fs = std::filesystem;
+  char tmpl[] = "/tmp/volprep-layers-test.XXXXXX";
+  const std::string root = ::mkdtemp(tmpl);
+  auto layer = [&](const std::string& name) {
+    fs::create_directories(root + "/" + name + "/etc");
+    return root + "/" + name;
+  };
+  auto write = [](const std::string& path, const std::string& text) { std::ofstream(path) << text; };
+  const std::string base = layer("base"), mid = layer("mid"), top = layer("top"), none = root + "/none";
+  fs::create_directories(none);
+  write(base + "/etc/passwd", "base\n");
+  write(base + "/etc/group", "basegroup\n");
+  write(top + "/etc/passwd", "top\n");
+  ASSERT_EQ(::mknod((mid + "/etc/passwd").c_str(), S_IFCHR | 0, makedev(0, 0)), 0);  // a whiteout
+  auto read = [](std::vector<std::string> layers, const char* name) {
+    LayerFile f = read_from_layers(layers, "etc", name);
+    return f.state == LayerFile::kFound ? f.content : f.state == LayerFile::kAbsent ? "(absent)" : "(unsupported)";
+  };
+  EXPECT_EQ(read({base}, "passwd"), "base\n");
+  EXPECT_EQ(read({none, base}, "passwd"), "base\n");  // a layer without etc/
+  EXPECT_EQ(read({top, mid, base}, "passwd"), "top\n");
+  EXPECT_EQ(read({mid, base}, "passwd"), "(absent)");
+  EXPECT_EQ(read({mid, base}, "group"), "basegroup\n");
+  EXPECT_EQ(read({top, base}, "shadow"), "(absent)");
+  EXPECT_EQ(read({root + "/gone", base}, "passwd"), "(unsupported)");
+  EXPECT_EQ(read({base}, "../etc/passwd"), "(unsupported)");
+
+  const std::string links = layer("links");
+  ASSERT_EQ(::symlink("/etc/passwd", (links + "/etc/passwd").c_str()), 0);
+  EXPECT_EQ(read({links, base}, "passwd"), "(unsupported)");  // a symlink in a layer is never followed
+  const std::string etclink = root + "/etclink";
+  fs::create_directories(etclink);
+  ASSERT_EQ(::symlink("/etc", (etclink + "/etc").c_str()), 0);
+  EXPECT_EQ(read({etclink, base}, "passwd"), "(unsupported)");
+  const std::string gone = root + "/etcgone";
+  fs::create_directories(gone);
+  ASSERT_EQ(::mknod((gone + "/etc").c_str(), S_IFCHR | 0, makedev(0, 0)), 0);
+  EXPECT_EQ(read({gone, base}, "passwd"), "(absent)");
+
+  // trusted.overlay.* need root and a filesystem that keeps them.
+  const std::string opaque = layer("opaque");
+  write(opaque + "/etc/group", "opaquegroup\n");
+  if (::setxattr((opaque + "/etc").c_str(), "trusted.overlay.opaque", "y", 1, 0) == 0) {
+    EXPECT_EQ(read({opaque, base}, "passwd"), "(absent)");
+    EXPECT_EQ(read({opaque, base}, "group"), "opaquegroup\n");
+    const std::string renamed = layer("renamed");
+    ASSERT_EQ(::setxattr((renamed + "/etc").c_str(), "trusted.overlay.redirect", "/x", 2, 0), 0);
+    EXPECT_EQ(read({renamed, base}, "passwd"), "(unsupported)");
+    const std::string meta = layer("meta");
+    write(meta + "/etc/passwd", "");
+    ASSERT_EQ(::setxattr((meta + "/etc/passwd").c_str(), "trusted.overlay.metacopy", "", 0, 0), 0);
+    EXPECT_EQ(read({meta, base}, "passwd"), "(unsupported)");
+    const std::string xwhiteouts = layer("xwhiteouts");  // opaque "x": whiteouts by attribute
+    ASSERT_EQ(::setxattr((xwhiteouts + "/etc").c_str(), "trusted.overlay.opaque", "x", 1, 0), 0);
+    EXPECT_EQ(read({xwhiteouts, base}, "passwd"), "(unsupported)");
+  }
+  fs::remove_all(root);
+}
+
 // The Compose CLI and the built-in reader give the same model, and so the same plan, on
 // every fixture (docker-compose 1's quirks included: inactive profiles listed, x- keys of a
 // second -f file dropped).
@@ -338,5 +411,18 @@ TEST(ComposeReaders, CliAndBuiltInAgreeOnEveryFixture) {
     ASSERT_TRUE(via_cli.ok()) << c.dir << ": " << via_cli.error().message;
     EXPECT_EQ(describe(*builtin), describe(*via_cli)) << c.dir;
     EXPECT_EQ(builtin->name, via_cli->name);
+  }
+  // From another directory with --project-directory, as a systemd unit or a wrapper runs it:
+  // docker-compose 1 would look for the files in the current directory.
+  for (const char* dir : {"override", "env"}) {
+    ComposeOptions o;
+    o.cwd = "/";
+    o.project_directory = kFixtures + "/" + dir;
+    o.environment = {{"HOME", "/home/op"}, {"PATH", "/usr/bin:/bin"}};
+    auto builtin = read_compose(o);
+    auto via_cli = read_compose_via_cli(**cli, o);
+    ASSERT_TRUE(builtin.ok()) << dir << ": " << builtin.error().message;
+    ASSERT_TRUE(via_cli.ok()) << dir << ": " << via_cli.error().message;
+    EXPECT_EQ(describe(*builtin), describe(*via_cli)) << dir;
   }
 }

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# volprep compose refuses bad input with a message naming file:line:col where there is one,
+# and changes nothing (the bind sources' manifest is the same after, no source is created, no
+# journal is written): malformed YAML, an unknown service, an unset variable with :?, two
+# services mounting one path as different users, a mount inside another's as a different user,
+# a read-write bind of a system path (exit 5), a missing secret file. Every service says its
+# user (numeric user: or x-volprep.as), so no Docker engine is asked. The plan-level refusals
+# are also made through docker-compose's `config` when it is installed, and name the same
+# places in the user's file (not in the CLI's output); a conflict names both mounts.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/manifest.bash"
+p=$T/proj
+mkdir -p "$p/data/a" "$p/data/b" "$p/data/shared/inner" "$VOLPREP_JOURNAL_DIR"
+touch "$p/data/a/file" "$p/data/shared/inner/file"
+manifest "$p/data" >"$T/m0"
+readers=(never)
+command -v docker-compose >/dev/null && readers+=(auto)
+
+# A service at the end of every project that would change: a source to chown, and one to
+# create.
+bystander='  bystander:
+    image: busybox
+    user: "1002:1002"
+    volumes: ["./data/b:/b", "./data/fresh:/fresh"]'
+
+# refused RC PATTERN [ARGS...]: compose.yaml is stdin plus the bystander; volprep compose
+# exits RC with an error matching PATTERN (grep -E) and nothing changed.
+refused() {
+  local want=$1 pattern=$2 rc=0; shift 2
+  { cat; echo "$bystander"; } >"$p/compose.yaml"
+  (cd "$p" && vp compose "${MAP[@]}" "$@") >"$T/out" 2>"$T/err" || rc=$?
+  [ "$rc" -eq "$want" ] || { cat "$T/err"; fail "exit $rc, want $want: volprep compose $*"; }
+  grep -Eq "$pattern" "$T/err" || { cat "$T/err"; fail "no error matching: $pattern"; }
+  manifest "$p/data" | cmp -s - "$T/m0" || { manifest "$p/data" | diff "$T/m0" - || true; fail "a bind source changed: $*"; }
+  [ -z "$(ls -A "$VOLPREP_JOURNAL_DIR")" ] || fail "a journal was written: $(ls "$VOLPREP_JOURNAL_DIR")"
+}
+
+# Malformed YAML: an unclosed quote, reported where the parser gave up (the quoted scalar
+# ran on into the next line).
+refused 3 "volprep: error: $p/compose.yaml:5:16: malformed YAML: end of map not found" --compose-cli never <<'YAML'
+services:
+  app:
+    image: busybox
+    user: "1000
+    volumes: ["./data/a:/a"]
+YAML
+# A key that is not a string, and a tab in the indentation.
+refused 3 "$p/compose.yaml:3:2: malformed YAML" --compose-cli never < <(printf 'services:\n  app:\n\timage: busybox\n')
+
+# An unknown service on the command line: the project's services are named.
+refused 2 "no such service: nosuch \(the project proj has 2: app, bystander\)" --compose-cli never nosuch <<'YAML'
+services:
+  app:
+    image: busybox
+    user: "1000:1000"
+    volumes: ["./data/a:/a"]
+YAML
+
+# An unset variable with :? says where, and the message the file gives.
+refused 3 "$p/compose.yaml:5:15: volumes: required variable DATA_DIR is missing a value: set DATA_DIR in .env" \
+  --compose-cli never <<'YAML'
+services:
+  app:
+    image: busybox
+    user: "1000:1000"
+    volumes: ["${DATA_DIR:?set DATA_DIR in .env}:/a"]
+YAML
+# ... from .env too, which cannot set it empty past :?.
+echo 'DATA_DIR=' >"$p/.env"
+refused 3 "$p/compose.yaml:5:15: .*required variable DATA_DIR is missing a value" --compose-cli never <<'YAML'
+services:
+  app:
+    image: busybox
+    user: "1000:1000"
+    volumes: ["${DATA_DIR:?set DATA_DIR in .env}:/a"]
+YAML
+rm "$p/.env"
+
+for reader in "${readers[@]}"; do
+  # Two services mounting one path as different users.
+  refused 3 "^volprep: error: $p/compose.yaml:9:15: conflict: app mounts ./data/shared as 1000:1000 \(host 501000:501000, own, $p/compose.yaml:5:15\) and db mounts it as 999:999 \(host 500999:500999, own\)" \
+    --compose-cli "$reader" <<'YAML'
+services:
+  app:
+    image: busybox
+    user: "1000:1000"
+    volumes: ["./data/shared:/shared"]
+  db:
+    image: busybox
+    user: "999:999"
+    volumes: ["./data/shared:/var/lib/db"]
+YAML
+  # A mount inside another service's mount, as a different user (x-volprep.as says who).
+  refused 3 "conflict: app mounts ./data/shared as 1000:1000 .* and db mounts ./data/shared/inner, inside it, as 999:999" \
+    --compose-cli "$reader" <<'YAML'
+services:
+  app:
+    image: busybox
+    user: "1000:1000"
+    volumes: ["./data/shared:/shared"]
+  db:
+    image: busybox
+    x-volprep: {as: "999:999"}
+    volumes: ["./data/shared/inner:/inner"]
+YAML
+  # A read-write bind of a system path is refused (exit 5); read-only, /etc/localtime is fine.
+  refused 5 "$p/compose.yaml:5:51: service app: /etc is mounted read-write: refusing it \(.*\): volprep changes no system path" \
+    --compose-cli "$reader" <<'YAML'
+services:
+  app:
+    image: busybox
+    user: "1000:1000"
+    volumes: ["/etc/localtime:/etc/localtime:ro", "/etc:/host-etc", "./data/a:/a"]
+YAML
+  refused 5 "$p/compose.yaml:[0-9]+:[0-9]+: service app: / is mounted read-write: refusing it" --compose-cli "$reader" <<'YAML'
+services:
+  app:
+    image: busybox
+    user: "1000:1000"
+    volumes:
+      - type: bind
+        source: /
+        target: /host
+YAML
+  # A secret whose file is missing.
+  refused 3 "$p/compose.yaml:8:15: service app: ./data/token.txt does not exist, and Compose will not create it \(a secret's file\)" \
+    --compose-cli "$reader" <<'YAML'
+secrets:
+  token:
+    file: ./data/token.txt
+services:
+  app:
+    image: busybox
+    user: "1000:1000"
+    secrets: [token]
+    volumes: ["./data/a:/a"]
+YAML
+done
+# Every problem of a project is reported, each once, before anything changes.
+refused 5 "3 problems found before any change; nothing changed" --compose-cli never <<'YAML'
+secrets:
+  token:
+    file: ./data/token.txt
+services:
+  app:
+    image: busybox
+    user: "1000:1000"
+    volumes: ["/etc:/host-etc", "./data/shared:/shared", "./data/nope:/nope"]
+    secrets: [token]
+  db:
+    image: busybox
+    user: "999:999"
+    volumes: ["./data/shared:/shared"]
+YAML
+
+# The control: the bystander alone is prepared (so the checks above could see a change).
+echo "services:" | { cat; echo "$bystander"; } >"$p/compose.yaml"
+(cd "$p" && vp compose "${MAP[@]}" --compose-cli never) >/dev/null 2>&1 || fail "the bystander alone was refused"
+[ "$(stat -c %u:%g "$p/data/b" "$p/data/fresh" | sort -u)" = 501002:501002 ] || fail "the bystander was not prepared"
+[ -n "$(ls -A "$VOLPREP_JOURNAL_DIR")" ] || fail "the control run wrote no journal"
+echo "compose_refusals: each bad input is refused, naming where, and nothing changes"
