@@ -98,22 +98,6 @@ std::string unit_word(const std::string& w) {
   return out + "\"";
 }
 
-// Why root should not run the binary at `path` at boot: it, or a directory above it, is not
-// root's alone (owned by root, writable by no group or other, or sticky as /tmp is not
-// enough). "" when it is.
-std::string not_roots_alone(const std::string& path) {
-  for (std::string p = path; !p.empty(); p = p.substr(0, p.rfind('/'))) {
-    const std::string q = p.empty() ? "/" : p;
-    struct stat st{};
-    if (::lstat(q.c_str(), &st) < 0) return q + ": " + std::strerror(errno);
-    if (S_ISLNK(st.st_mode)) return q + " is a symlink";
-    if (st.st_uid != 0 || (st.st_mode & 022)) return q + " is not root's alone (owned by root, writable by no group or other)";
-    if (p.rfind('/') == 0) break;
-  }
-  struct stat root{};
-  if (::lstat("/", &root) < 0 || root.st_uid != 0 || (root.st_mode & 022)) return "/ is not root's alone";
-  return {};
-}
 
 std::string unit_name(const std::string& dst) { return "volprep-mount-" + systemd_escape_path(dst) + ".service"; }
 
@@ -134,7 +118,7 @@ Result<std::string> write_unit(const MountOptions& o, const std::string& src, co
   if (n <= 0) return config_error(std::string("cannot read /proc/self/exe: ") + std::strerror(errno));
   std::string self(exe, size_t(n));
   // Root runs the unit: never a binary someone else could replace, nor rename into place.
-  if (auto why = not_roots_alone(self); !why.empty())
+  if (auto why = why_not_root_only(self); !why.empty())
     return Error{kExitRefused, "refusing --persist: the unit would run " + self + ", but " + why + "; install volprep first"};
   std::string exec = unit_word(self) + " mount " + unit_word(src) + " " + unit_word(dst);
   if (o.shift) exec += o.reverse ? " --shift --reverse" : " --shift";
