@@ -37,16 +37,8 @@ zsh -n "$zsh_file"
 
 # Every option of every --help, offered after the subcommand (and `volprep -` offers the
 # global options and prepare's, since prepare is the default).
-# Every command, as --help lists them (main.cc's table), depth first: a new command must be
-# completed.
-commands() { # PREFIX...
-  local sub
-  echo "$*"
-  for sub in $("$VOLPREP" "$@" --help | sed -n '/^Subcommands:/,/^$/{s/^  \([a-z-]*\) .*/\1/p}'); do
-    commands "$@" "$sub"
-  done
-}
-mapfile -t subs < <(commands | grep -vx journal)  # journal itself only names its two
+# Every command, as --help lists them: a new command must be completed.
+mapfile -t subs < <(volprep_commands | grep -vx journal)  # journal itself only names its two
 [ "${#subs[@]}" -ge 10 ] || fail "only ${#subs[@]} commands in --help: ${subs[*]}"
 mkdir -p "$T/cwd"
 lines=()

@@ -6,15 +6,8 @@ readme=$VOLPREP_SRC/README.md
 MANWIDTH=200 man --warnings -l "$man_page" >"$T/man.txt" 2>"$T/man.err"
 [ ! -s "$T/man.err" ] || { cat "$T/man.err"; fail "man page warnings"; }
 sed 's/\\-/-/g' "$man_page" >"$T/man.src"
-# Every command, as --help lists them (main.cc's table): "", then each subcommand, depth first.
-commands() { # PREFIX...
-  local sub
-  echo "$*"
-  for sub in $("$VOLPREP" "$@" --help | sed -n '/^Subcommands:/,/^$/{s/^  \([a-z-]*\) .*/\1/p}'); do
-    commands "$@" "$sub"
-  done
-}
-mapfile -t subs < <(commands)
+# Every command, as --help lists them (main.cc's table).
+mapfile -t subs < <(volprep_commands)
 [ "${#subs[@]}" -ge 7 ] || fail "only ${#subs[@]} commands found in --help: ${subs[*]}"
 for sub in "${subs[@]}"; do
   "$VOLPREP" $sub --help >"$T/help.txt"

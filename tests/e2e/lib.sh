@@ -29,6 +29,15 @@ MAP=(--map 0:500000:65536)
 vp() { timeout 60 "$VOLPREP" "$@"; }
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# Every command, as --help lists them (main.cc's table): "", then each subcommand, depth
+# first, one a line ("journal list"). Tests that must cover every command read them here.
+volprep_commands() { # [PREFIX...]
+  local sub
+  echo "$*"
+  for sub in $("$VOLPREP" "$@" --help | sed -n '/^Subcommands:/,/^$/{s/^  \([a-z-]*\) .*/\1/p}'); do
+    volprep_commands "$@" "$sub"
+  done
+}
 # Expects the command to fail: `not cmd args`.
 not() { if "$@"; then fail "expected failure: $*"; fi; }
 # Runs a command, expects exit code $1: `expect_rc 3 cmd args`.
