@@ -32,7 +32,7 @@ void setup_rollback(CLI::App& app, RollbackOptions& o) {
   app.add_flag("--json", o.json, "JSON Lines: one object per entry restored (or to restore), then the summary");
   app.add_flag("--cross-filesystems", o.cross_filesystems,
                "Enter mount points below the volume, as a run with --cross-filesystems did");
-  add_threads_option(app, o.threads, "Worker threads (default: one per core)");
+  add_threads_option(app, o.threads);
 }
 
 void setup_journal_list(CLI::App& app, JournalOptions& o) {
@@ -191,13 +191,13 @@ int run_rollback(const RollbackOptions& o) {
     spdlog::warn("{}: the run was interrupted before its end record", *path);
   spdlog::info("rolling back {} records of {} on {}", j.changes + j.moves.size(), base_name(*path), j.header.volume);
 
-  auto threads = limit_threads(o.threads);
   std::unique_ptr<JournalWriter> own;
   RollbackConfig config;
   config.force = o.force;
   config.dry_run = o.dry_run;
   config.cross_filesystems = o.cross_filesystems;
   config.keep_restored = o.json;
+  config.threads = int(o.threads);
   if (!o.dry_run && !o.no_journal) {
     // A refused rollback writes no journal of its own.
     if (auto roots = check_journal_roots(j); !roots) return fail(roots.error());
@@ -211,6 +211,7 @@ int run_rollback(const RollbackOptions& o) {
   }
   auto result = rollback(j, config);
   if (!result) return fail(result.error());
+  for (const auto& [root, concurrency] : result->concurrency) spdlog::info("{}: {}", root, concurrency);
   print_rollback(*result, o);
   if (!result->stopped.empty()) {
     spdlog::error("stopped: {}", result->stopped);

@@ -1,6 +1,8 @@
 #include "volprep/rollback.h"
 
 #include "volprep/clock.h"
+#include "volprep/concurrency.h"
+#include "volprep/walk.h"
 
 #include <algorithm>
 #include <atomic>
@@ -275,7 +277,7 @@ struct ThreadState final : ChangeSink {
 // runs of records, the others restore them, a bounded number of chunks in flight.
 void restore_root(JournalReader& reader, const JournalSegment& js, const Segment& seg,
                   tbb::enumerable_thread_specific<ThreadState>& states, std::atomic<bool>& stop,
-                  std::string& stopped, std::mutex& stop_mu) {
+                  std::string& stopped, std::mutex& stop_mu, bool latency_bound) {
   auto halt = [&](const std::string& why) {
     std::lock_guard lock(stop_mu);
     if (stopped.empty()) stopped = why;
@@ -285,8 +287,10 @@ void restore_root(JournalReader& reader, const JournalSegment& js, const Segment
   JournalItem item;
   uint64_t last_seq = 0;
   // A chunk ends after this many records, directories or bytes of paths: a journal repeating
-  // a long path in a few bytes a record must not fill memory.
-  constexpr size_t kChunkRecords = 512, kChunkRuns = 32, kChunkBytes = 1 << 20;
+  // a long path in a few bytes a record must not fill memory. Where every call waits on a
+  // server, small chunks keep all the threads' requests in flight (as the walk's chunks do).
+  constexpr size_t kChunkRuns = 32, kChunkBytes = 1 << 20;
+  const size_t kChunkRecords = latency_bound ? WalkOptions::kLatencyBoundChunkEntries : 512;
   const size_t tokens = 4 * size_t(std::max(1, tbb::this_task_arena::max_concurrency()));
   tbb::parallel_pipeline(
       tokens,
@@ -390,7 +394,12 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
     }
     Segment one{j, config, root->fd.get(), root->single_file, {}};
     if (root->single_file) one.single_name = root->root.volume.substr(root->root.volume.rfind('/') + 1);
-    restore_root(*reader, seg, one, states, stop, out.stopped, stop_mu);
+    // As many requests in flight as the root's filesystem wants (or --threads).
+    const Concurrency concurrency = choose_concurrency_for(root->fd.get(), config.threads);
+    out.concurrency.emplace_back(root->root.volume, concurrency.describe());
+    RunArena arena(concurrency.threads);
+    arena.execute(
+        [&] { restore_root(*reader, seg, one, states, stop, out.stopped, stop_mu, concurrency.latency_bound); });
     collect(root->root, root->single_file);
   }
   tbb::parallel_sort(out.entries.begin(), out.entries.end(), [](auto& a, auto& b) { return a.path < b.path; });

@@ -26,6 +26,9 @@ struct RollbackConfig {
   // always keeps what it would restore.
   bool keep_restored = false;
   JournalWriter* journal = nullptr;  // the rollback's own journal
+  // Requests in flight (--threads); 0 chooses by each root's filesystem, as a run does (one
+  // per core; 64 on a network or FUSE filesystem, where every call waits on a server).
+  int threads = 0;
 };
 
 // A rename undone (or to undo, in a dry run): from where the entry is now back to where it was.
@@ -44,6 +47,8 @@ struct RollbackResult {
   std::vector<RecordedChange> entries;
   std::vector<UndoneMove> moves;  // in the order undone
   std::vector<Note> notes, errors;  // absolute paths, raw bytes, sorted
+  // Per root restored: its path and the concurrency it ran with (Concurrency::describe()).
+  std::vector<std::pair<std::string, std::string>> concurrency;
   std::string stopped;
 };
 

@@ -3,7 +3,8 @@
 # planned in chunks on every thread) and a mixed tree get the same --dry-run output, byte for
 # byte, with --threads 1, the default, 8 and 64 threads; on a FUSE filesystem (bench/slowfs.c,
 # where volprep keeps 64 requests in flight) too. A real run there changes every entry, keeps
-# set-id bits, and rollback brings back every owner.
+# set-id bits, and rollback (64 requests in flight, restoring what one thread restores) brings
+# back every owner.
 source "$(dirname "$0")/lib.sh"
 mkdir -p "$VOLPREP_JOURNAL_DIR"
 PY=${PY:-$(command -v /usr/bin/python3 || command -v python3)}
@@ -64,6 +65,11 @@ grep -q "^scanned $n, changed $n, unchanged 0, skipped 0, failed 0" "$T/real.out
 bad=$(find "$back" \( ! -uid 501000 -o ! -gid 501000 \) -printf '%p\n' | head -3)
 [ -z "$bad" ] || fail "the run on FUSE left entries unchanged: $bad"
 [ "$(stat -c %a "$back/sub/setuid")" = 4755 ] || fail "the set-uid bit was lost: $(stat -c %a "$back/sub/setuid")"
-vp rollback --last "$mnt" >"$T/rollback.out" 2>&1 || fail "rollback: $(cat "$T/rollback.out")"
+# Rollback keeps as many requests in flight as the run did, and restores what one thread does.
+vp rollback --last "$mnt" -n --threads 1 >"$T/rollback.1" 2>&1 || fail "rollback -n --threads 1: $(cat "$T/rollback.1")"
+vp rollback --last "$mnt" -n >"$T/rollback.64" 2>&1 || fail "rollback -n: $(cat "$T/rollback.64")"
+cmp -s "$T/rollback.1" "$T/rollback.64" || { diff "$T/rollback.1" "$T/rollback.64" | head >&2; fail "rollback -n on FUSE differs at 64 threads"; }
+vp rollback --last "$mnt" -v >"$T/rollback.out" 2>&1 || fail "rollback: $(cat "$T/rollback.out")"
+grep -q "$mnt: fuse.*: 64 requests in flight" "$T/rollback.out" || fail "rollback on FUSE did not keep 64 requests in flight: $(grep 'in flight' "$T/rollback.out")"
 [ "$(manifest "$back")" = "$before" ] || { diff <(echo "$before") <(manifest "$back") | head >&2; fail "rollback did not bring back every owner"; }
 echo "ok: $n entries planned alike at 1-64 threads, locally and on FUSE; run and rollback on FUSE"
