@@ -12,9 +12,7 @@ chmod 755 "$T"
 prepare_hostroot "$T/hostroot"
 start_dockerd "$T/hostroot" --userns-remap=default
 make_busybox_image volprep-busybox
-bash "$VOLPREP_SRC/fixtures/rootfs/make-busybox-rootfs.sh" "$T/jr" >/dev/null
-sed -i 's/^app:x:1000:1000:app:/jenkins:x:1000:1000:jenkins:/' "$T/jr/etc/passwd"
-tar -C "$T/jr" -c . | docker_cmd import --change 'USER jenkins' - volprep-jenkins >/dev/null
+make_jenkins_image
 p=$T/proj
 mkdir -p "$p"
 {

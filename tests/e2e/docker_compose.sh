@@ -18,9 +18,7 @@ prepare_hostroot "$T/hostroot"
 start_dockerd "$T/hostroot" --userns-remap=default
 make_busybox_image volprep-busybox
 # The jenkins image: the busybox rootfs with a jenkins user (1000), USER jenkins.
-bash "$VOLPREP_SRC/fixtures/rootfs/make-busybox-rootfs.sh" "$T/jenkins-rootfs" >/dev/null
-sed -i 's/^app:x:1000:1000:app:/jenkins:x:1000:1000:jenkins:/' "$T/jenkins-rootfs/etc/passwd"
-tar -C "$T/jenkins-rootfs" -c . | docker_cmd import --change 'USER jenkins' --change 'CMD ["/bin/sh"]' - volprep-jenkins >/dev/null
+make_jenkins_image
 [ "$(docker_cmd image inspect -f '{{.Config.User}}' volprep-jenkins)" = jenkins ]
 
 p=$T/proj

@@ -243,6 +243,15 @@ make_busybox_image() { # make_busybox_image [NAME]
   tar -C "$rootfs" -c . | docker_cmd import --change 'CMD ["/bin/sh"]' - "$name" >/dev/null
 }
 
+# make_jenkins_image [NAME]: the jenkins image of the Compose scenarios: the busybox rootfs
+# (left in $T/jenkins-rootfs) with a jenkins user (1000) in its passwd, USER jenkins.
+make_jenkins_image() {
+  local name=${1:-volprep-jenkins} rootfs=$T/jenkins-rootfs
+  bash "$VOLPREP_SRC/fixtures/rootfs/make-busybox-rootfs.sh" "$rootfs" >/dev/null
+  sed -i 's/^app:x:1000:1000:app:/jenkins:x:1000:1000:jenkins:/' "$rootfs/etc/passwd"
+  tar -C "$rootfs" -c . | docker_cmd import --change 'USER jenkins' --change 'CMD ["/bin/sh"]' - "$name" >/dev/null
+}
+
 proc_map_lines() { awk 'NF == 3 { print $1 ":" $2 ":" $3 }'; }
 json_map_lines() { jq -r --arg k "$1" '.[$k][] | "\(.container):\(.host):\(.count)"'; }
 

@@ -20,16 +20,9 @@ command -v setcap >/dev/null && command -v getcap >/dev/null ||
 command -v setfacl >/dev/null || fail "setfacl missing: add acl to dev's test_packages"
 SECONDS=0
 
-# The tree and the journals live on a tmpfs of their own (lib.sh unmounts it): making and
-# removing 50,000 files on a busy CI disk takes longer than the whole test otherwise. A
-# SIGKILL loses nothing that reached the page cache, so a tmpfs changes nothing of what is
-# tested; the other journal_* scenarios keep their journals on disk.
-mkdir "$T/fs"
-mount -t tmpfs -o size=1g,mode=0755 volprep-e2e-journal-crash "$T/fs" || fail "cannot mount a tmpfs"
-on_exit 'umount "$T/fs"'
-export VOLPREP_JOURNAL_DIR=$T/fs/journals
-JD=$VOLPREP_JOURNAL_DIR
-mkdir -p "$JD"
+# The tree and the journals live on a tmpfs of their own; the other journal_* scenarios keep
+# their journals on disk.
+scratch_tmpfs journal-crash
 
 # --- the tree ---------------------------------------------------------------------------
 tree=$T/fs/vol

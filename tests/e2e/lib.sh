@@ -39,6 +39,18 @@ volprep_commands() { # [PREFIX...]
   done
 }
 # Expects the command to fail: `not cmd args`.
+# scratch_tmpfs NAME: a 1 GiB tmpfs of its own at $T/fs (unmounted on exit), holding the
+# journals ($VOLPREP_JOURNAL_DIR, also $JD). Making and removing tens of thousands of files on
+# a busy CI disk takes longer than a whole scenario otherwise; a SIGKILL loses nothing that
+# reached the page cache, so a tmpfs changes nothing of what a crash test tests.
+scratch_tmpfs() {
+  mkdir "$T/fs"
+  mount -t tmpfs -o size=1g,mode=0755 "volprep-e2e-$1" "$T/fs" || fail "cannot mount a tmpfs"
+  on_exit 'umount "$T/fs"'
+  export VOLPREP_JOURNAL_DIR=$T/fs/journals
+  JD=$VOLPREP_JOURNAL_DIR
+  mkdir -p "$JD"
+}
 not() { if "$@"; then fail "expected failure: $*"; fi; }
 # Runs a command, expects exit code $1: `expect_rc 3 cmd args`.
 expect_rc() {

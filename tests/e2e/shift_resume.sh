@@ -13,12 +13,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/manifest.bash"
 source "$(dirname "$0")/shift_lib.bash"
 MKTREE=${MKTREE:-$VOLPREP_SRC/bench/mktree.py}
-mkdir "$T/fs"
-mount -t tmpfs -o size=1g,mode=0755 volprep-e2e-shift-resume "$T/fs" || fail "cannot mount a tmpfs"
-on_exit 'umount "$T/fs"'
-export VOLPREP_JOURNAL_DIR=$T/fs/journals
-JD=$VOLPREP_JOURNAL_DIR
-mkdir -p "$JD"
+scratch_tmpfs shift-resume
 
 pristine=$T/fs/pristine
 "$PY" "$MKTREE" "$pristine" 20000 >/dev/null
