@@ -71,13 +71,7 @@ rc=0
 [ "$(stat -c %u "$T/units/bad/data")" = 0 ] || fail "the refused project was changed"
 
 # (c) The one-shot service. The helper image: volprep and the libraries it links.
-rootfs=$T/helper-rootfs
-mkdir -p "$rootfs/usr/bin"
-cp "$VOLPREP" "$rootfs/usr/bin/volprep"
-ldd "$VOLPREP" | grep -oE '/[^ ]+' | while read -r lib; do
-  mkdir -p "$rootfs$(dirname "$lib")" && cp -L "$lib" "$rootfs$lib"
-done
-tar -C "$rootfs" -c . | docker_cmd import --change 'ENTRYPOINT ["/usr/bin/volprep"]' - volprep-helper >/dev/null
+make_helper_image
 o=$T/oneshot
 mkdir -p "$o/data" "$T/varlib/journals"
 chmod 700 "$T/varlib/journals"

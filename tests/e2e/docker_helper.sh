@@ -14,13 +14,7 @@ start_dockerd "$T/hostroot" --config-file /etc/docker/daemon.json
 make_busybox_image volprep-busybox
 
 # The helper image: volprep and the libraries it links, nothing else (as FROM scratch).
-rootfs=$T/helper-rootfs
-mkdir -p "$rootfs/usr/bin"
-cp "$VOLPREP" "$rootfs/usr/bin/volprep"
-ldd "$VOLPREP" | grep -oE '/[^ ]+' | while read -r lib; do
-  mkdir -p "$rootfs$(dirname "$lib")" && cp -L "$lib" "$rootfs$lib"
-done
-tar -C "$rootfs" -c . | docker_cmd import --change 'ENTRYPOINT ["/usr/bin/volprep"]' - volprep-helper >/dev/null
+make_helper_image
 
 # The demo volume, where the remapped container can reach it.
 vol=$("$VOLPREP_SRC/fixtures/make-demo-volume.sh" "$T/vols")

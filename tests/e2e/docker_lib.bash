@@ -243,6 +243,18 @@ make_busybox_image() { # make_busybox_image [NAME]
   tar -C "$rootfs" -c . | docker_cmd import --change 'CMD ["/bin/sh"]' - "$name" >/dev/null
 }
 
+# make_helper_image [NAME]: the helper image of the container recipes: $VOLPREP and the
+# libraries it links, nothing else (as FROM scratch), volprep its entrypoint.
+make_helper_image() {
+  local name=${1:-volprep-helper} rootfs=$T/helper-rootfs lib
+  mkdir -p "$rootfs/usr/bin"
+  cp "$VOLPREP" "$rootfs/usr/bin/volprep"
+  ldd "$VOLPREP" | grep -oE '/[^ ]+' | while read -r lib; do
+    mkdir -p "$rootfs$(dirname "$lib")" && cp -L "$lib" "$rootfs$lib"
+  done
+  tar -C "$rootfs" -c . | docker_cmd import --change 'ENTRYPOINT ["/usr/bin/volprep"]' - "$name" >/dev/null
+}
+
 # make_jenkins_image [NAME]: the jenkins image of the Compose scenarios: the busybox rootfs
 # (left in $T/jenkins-rootfs) with a jenkins user (1000) in its passwd, USER jenkins.
 make_jenkins_image() {
