@@ -95,14 +95,18 @@ dmg=$T/dmg
 mkdir -p "$dmg/d"
 for i in $(seq 1 40); do echo "$i" >"$dmg/d/f$i"; done
 chown -R 1000:1000 "$dmg/d"
-manifest "$dmg" >"$T/m3"
+# Expects `volprep shift DIR MAP` to exit 5 with a message matching PATTERN, DIR unchanged.
+refused_5() { # refused_5 DIR PATTERN
+  local rc=0
+  manifest "$1" >"$T/m.before"
+  vp shift "$1" "${MAP[@]}" 2>"$T/err" || rc=$?
+  [ "$rc" -eq 5 ] || fail "$1: exit $rc, want 5: $(cat "$T/err")"
+  grep -q -- "$2" "$T/err" || fail "no \"$2\" in: $(cat "$T/err")"
+  manifest "$1" | cmp -s - "$T/m.before" || fail "refused, but the tree changed"
+}
 # Not a journal at all (its header unread): it might be anyone's.
 printf 'junk' >"$VOLPREP_JOURNAL_DIR/junk.vpj"
-rc=0; vp shift "$dmg" "${MAP[@]}" 2>"$T/err" || rc=$?
-[ "$rc" -eq 5 ] || fail "an unreadable journal: exit $rc, want 5: $(cat "$T/err")"
-grep -q "$dmg: the journal $VOLPREP_JOURNAL_DIR/junk.vpj cannot be read (.*not a volprep journal), so whether it is a shift of this tree that did not finish is unknown.*nothing changed.*move it out of $VOLPREP_JOURNAL_DIR" "$T/err" ||
-  fail "$(cat "$T/err")"
-manifest "$dmg" | cmp -s - "$T/m3" || fail "refused, but the tree changed"
+refused_5 "$dmg" "$dmg: the journal $VOLPREP_JOURNAL_DIR/junk.vpj cannot be read (.*not a volprep journal), so whether it is a shift of this tree that did not finish is unknown.*nothing changed.*move it out of $VOLPREP_JOURNAL_DIR"
 rm "$VOLPREP_JOURNAL_DIR/junk.vpj"
 # A shift of this tree with no end record, and a record amid its records damaged.
 vp shift "$dmg" "${MAP[@]}" >/dev/null 2>&1 || fail "shift of dmg"
@@ -111,12 +115,7 @@ end=$(vpj records "$j" | awk '$2 == "E" { print $1 }')
 truncate -s "$end" "$j"
 mid=$(vpj records "$j" | awk '$2 == "C" { c[n++] = $1 } END { print c[int(n / 2)] }')
 vpj flip "$j" $((mid + 7))
-manifest "$dmg" >"$T/m4"
-rc=0; vp shift "$dmg" "${MAP[@]}" 2>"$T/err" || rc=$?
-[ "$rc" -eq 5 ] || fail "a damaged unfinished shift: exit $rc, want 5: $(cat "$T/err")"
-grep -q "$dmg: an earlier shift of it (journal $j of [-0-9: ]*Z) did not finish, and its journal cannot be read (journal $j is damaged at offset $mid" "$T/err" ||
-  fail "$(cat "$T/err")"
-manifest "$dmg" | cmp -s - "$T/m4" || fail "refused, but the tree changed"
+refused_5 "$dmg" "$dmg: an earlier shift of it (journal $j of [-0-9: ]*Z) did not finish, and its journal cannot be read (journal $j is damaged at offset $mid"
 # Another tree's shift is not held up by it.
 vp shift "$T/plain" "${MAP[@]}" -n >/dev/null 2>&1 || fail "another tree's shift is refused: $(vp shift "$T/plain" "${MAP[@]}" -n 2>&1)"
 echo "ok: shift_refusals"
