@@ -90,6 +90,34 @@ Result<Mapping> options_mapping(SourceOptions& source) {
   return mapping;
 }
 
+// What the journal directory says of each tree's shifts, in the order of `volumes`.
+Result<std::vector<ShiftHistory>> read_histories(const std::vector<VolumeRoot>& volumes, const std::string& journal_dir) {
+  std::vector<UnreadJournal> unread;
+  const std::vector<Journal> journals = read_journal_dir(journal_dir, unread, JournalRead::kList);
+  std::vector<ShiftHistory> out;
+  for (const auto& v : volumes) {
+    auto h = shift_history(journals, unread, {v.real, v.st.dev_major, v.st.dev_minor, v.st.ino}, v.given, journal_dir);
+    if (!h) return h.error();
+    out.push_back(std::move(*h));
+  }
+  return out;
+}
+
+// The map of the way back put into `mapping`, with where it came from (choose_reverse_map).
+Result<bool> take_reverse_map(Mapping& mapping, bool named, const std::vector<VolumeRoot>& volumes,
+                              const std::vector<ShiftHistory>& histories, const std::string& journal_dir) {
+  std::vector<ForwardShift> forwards;
+  for (size_t i = 0; i < volumes.size(); ++i)
+    forwards.push_back({volumes[i].given, histories[i].forward ? &*histories[i].forward : nullptr});
+  auto chosen = choose_reverse_map(mapping, named, forwards, journal_dir);
+  if (!chosen) return chosen.error();
+  for (const auto& w : chosen->warnings) spdlog::warn("{}", w);
+  mapping.uid_map = chosen->uid_map;
+  mapping.gid_map = chosen->gid_map;
+  mapping.source = chosen->source;
+  return true;
+}
+
 // Whether the options name a map themselves, rather than leave it to the active remap.
 bool names_map(const RemapOptions& r) {
   return !r.maps.empty() || !r.uid_maps.empty() || !r.gid_maps.empty() || r.pid || r.rootless_user ||
@@ -192,26 +220,11 @@ int run_shift(const ShiftOptions& options) {
 
   // 3. What the journals say of each tree's shifts: one unfinished (to finish), the forward
   // one (whose map the way back takes); one that cannot be read far enough refuses.
-  std::vector<UnreadJournal> unread;
-  const std::vector<Journal> journals = read_journal_dir(o.run.journal_dir, unread, JournalRead::kList);
-  std::vector<ShiftHistory> histories;
-  for (const auto& v : volumes) {
-    JournalRoot root{v.real, v.st.dev_major, v.st.dev_minor, v.st.ino};
-    auto h = shift_history(journals, unread, root, v.given, o.run.journal_dir);
-    if (!h) return fail(h.error());
-    histories.push_back(std::move(*h));
-  }
-  if (o.reverse) {
-    std::vector<ForwardShift> forwards;
-    for (size_t i = 0; i < volumes.size(); ++i)
-      forwards.push_back({volumes[i].given, histories[i].forward ? &*histories[i].forward : nullptr});
-    auto chosen = choose_reverse_map(*mapping, !from_journal, forwards, o.run.journal_dir);
-    if (!chosen) return fail(chosen.error());
-    for (const auto& w : chosen->warnings) spdlog::warn("{}", w);
-    mapping->uid_map = chosen->uid_map;
-    mapping->gid_map = chosen->gid_map;
-    mapping->source = chosen->source;
-  }
+  auto histories = read_histories(volumes, o.run.journal_dir);
+  if (!histories) return fail(histories.error());
+  if (o.reverse)
+    if (auto r = take_reverse_map(*mapping, !from_journal, volumes, *histories, o.run.journal_dir); !r)
+      return fail(r.error());
 
   // 4. What the shift does with the map.
   auto made = shift_spec(*mapping, o.reverse, o.unmapped);
@@ -229,7 +242,7 @@ int run_shift(const ShiftOptions& options) {
   std::vector<const VolumeRoot*> resuming;
   for (size_t i = 0; i < volumes.size(); ++i) {
     const VolumeRoot& v = volumes[i];
-    const auto& unfinished = histories[i].unfinished;
+    const auto& unfinished = (*histories)[i].unfinished;
     if (unfinished.empty()) continue;
     if (auto loaded = load_unfinished(unfinished, spec, v, o.run.journal_dir, *resumed); !loaded) return fail(loaded.error());
     for (const Journal& j : unfinished)
