@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "volprep/cli.h"
+#include "volprep/clock.h"
 #include "volprep/rollback.h"
 #include "volprep/volume.h"
 
@@ -45,15 +46,6 @@ void setup_journal_show(CLI::App& app, JournalOptions& o) {
 }
 
 namespace {
-
-std::string utc(int64_t ns) {
-  time_t secs = time_t(ns / 1000000000);
-  tm t{};
-  ::gmtime_r(&secs, &t);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ", &t);
-  return buf;
-}
 
 std::string base_name(const std::string& p) {
   auto s = p.rfind('/');
@@ -235,11 +227,11 @@ int run_journal_list(const JournalOptions& o) {
     const auto& j = l.journal;
     if (o.json) {
       nlohmann::json x = {{"journal", j.path}, {"volume", j.header.volume},
-                          {"started", utc(j.header.start_ns)}, {"entries", j.changes},
+                          {"started", format_utc(j.header.start_ns)}, {"entries", j.changes},
                           {"status", l.status}};
       std::printf("%s\n", x.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else {
-      std::printf("%s  %s  %zu entries  %s  %s\n", utc(j.header.start_ns).c_str(),
+      std::printf("%s  %s  %zu entries  %s  %s\n", format_utc(j.header.start_ns).c_str(),
                   escape_path(j.header.volume).c_str(), size_t(j.changes), escape_control(l.status).c_str(),
                   escape_path(j.path).c_str());
     }
@@ -253,7 +245,7 @@ int run_journal_show(const JournalOptions& o) {
   const Journal& j = *journal;
   std::printf("# volume %s (device %u:%u inode %llu)\n", escape_path(j.header.volume).c_str(),
               j.header.dev_major, j.header.dev_minor, (unsigned long long)j.header.ino);
-  std::printf("# started %s by volprep %s: %s\n", utc(j.header.start_ns).c_str(),
+  std::printf("# started %s by volprep %s: %s\n", format_utc(j.header.start_ns).c_str(),
               escape_path(j.header.volprep_version).c_str(), escape_path(j.header.command_line).c_str());
   if (!j.header.rollback_of.empty()) std::printf("# rollback of %s\n", escape_path(j.header.rollback_of).c_str());
   if (!j.header.project.empty()) std::printf("# project %s\n", escape_path(j.header.project).c_str());

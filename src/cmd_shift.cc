@@ -11,13 +11,16 @@
 #include "volprep/clock.h"
 #include "volprep/driver.h"
 #include "volprep/shift.h"
+#include "volprep/shift_history.h"
 
 namespace volprep {
 
 void setup_shift(CLI::App& app, ShiftOptions& o) {
   app.add_option("path", o.paths, "Volume directories (or single files) to shift")->required();
   app.add_flag("--reverse", o.reverse,
-               "Remapping is being turned off: translate host ids back to the container ids they stand for");
+               "Remapping is being turned off: translate host ids back to the container ids they stand for, "
+               "through the map the options give, else (remapping off, no map named) the one the PATH's "
+               "forward shift recorded in its journal");
   add_unmapped_option(app, o.unmapped);
   app.add_flag("--keep-setid", o.keep_setid,
                "With --reverse: keep set-id bits and file capabilities on files that become root's "
@@ -30,76 +33,22 @@ void setup_shift(CLI::App& app, ShiftOptions& o) {
 
 namespace {
 
-std::string base_name(const std::string& p) { return p.substr(p.rfind('/') + 1); }
-
-// Whether a journal's command line ran `shift`: its first word after the program and its
-// global flags.
-bool is_shift(const std::string& command_line) {
-  size_t at = command_line.find(' ');
-  while (at != std::string::npos) {
-    size_t next = command_line.find(' ', at + 1);
-    std::string word = command_line.substr(at + 1, next == std::string::npos ? next : next - at - 1);
-    if (!word.empty() && word[0] != '-') return word == "shift";
-    at = next;
-  }
-  return false;
-}
-
-bool has_word(const std::string& command_line, std::string_view word) {
-  for (size_t at = 0; at <= command_line.size();) {
-    size_t end = command_line.find(' ', at);
-    if (end == std::string::npos) end = command_line.size();
-    if (std::string_view(command_line).substr(at, end - at) == word) return true;
-    at = end + 1;
-  }
-  return false;
-}
-
 bool finished(const Journal& j) { return j.end && !j.end->failed; }
-
-// The shifts of this volume left unfinished (no end record: killed, or stopped; or failed
-// entries counted), oldest first, that nothing settled since: no finished rollback undid it,
-// and no later shift of the volume finished and stands (a shift finishes the ones left
-// unfinished, or is refused, so a later one that finished finished them too).
-std::vector<Journal> unfinished_shifts(const std::string& journal_dir, const VolumeRoot& v) {
-  std::vector<std::string> unreadable;
-  std::vector<Journal> journals = read_journal_dir(journal_dir, unreadable, JournalRead::kList);
-  auto undone = [&](const Journal& j) {
-    return std::any_of(journals.begin(), journals.end(), [&](const Journal& r) {
-      return r.header.rollback_of == base_name(j.path) && finished(r);
-    });
-  };
-  auto of_volume = [&](const Journal& j) {
-    const JournalHeader& h = j.header;
-    return h.volume == v.real && h.ino == v.st.ino && h.dev_major == v.st.dev_major && h.dev_minor == v.st.dev_minor &&
-           is_shift(h.command_line);
-  };
-  std::vector<Journal> out;
-  for (const Journal& j : journals) {
-    if (finished(j) || !of_volume(j) || undone(j)) continue;
-    bool settled = std::any_of(journals.begin(), journals.end(), [&](const Journal& later) {
-      return later.header.start_ns > j.header.start_ns && of_volume(later) && finished(later) && !undone(later);
-    });
-    if (!settled) out.push_back(j);
-  }
-  return out;
-}
 
 // The records of the unfinished shifts of `v` (oldest first), when each ran the way this one
 // does (the same map, the same direction); else the reason it cannot finish them.
 Result<bool> load_unfinished(const std::vector<Journal>& unfinished, const ShiftSpec& spec, const VolumeRoot& v,
-                             ResumedShift& into) {
+                             const std::string& journal_dir, ResumedShift& into) {
   for (const Journal& summary : unfinished) {
     const JournalHeader& h = summary.header;
     if (h.uid_map != spec.uid_map.to_proc() || h.gid_map != spec.gid_map.to_proc() ||
-        has_word(h.command_line, "--reverse") != spec.reverse)
+        is_reverse_run(h.command_line) != spec.reverse)
       return Error{kExitRefused,
                    v.given + ": an earlier shift of it did not finish (journal " + summary.path + "), and it ran " +
                        "through another map or the other way (" + h.command_line + "): rerun it as it was to finish " +
                        "it, or undo it with `volprep rollback " + summary.path + "`; nothing changed"};
     auto j = read_journal(summary.path);
-    if (!j) return Error{kExitRefused, v.given + ": an earlier shift of it did not finish, and its journal cannot be read (" +
-                                           j.error().message + "); nothing changed"};
+    if (!j) return unreadable_unfinished_shift(v.given, summary.path, h, j.error().message, journal_dir);
     for (const JournalRecord& r : j->records)
       if (r.root == 0) into.add(r);
   }
@@ -128,10 +77,8 @@ void settle(const DriverOptions& run, const VolumeRoot& v, const std::string& co
   if (!done) spdlog::warn("{}: cannot journal that the unfinished shift is finished: {}", v.given, done.error().message);
 }
 
-}  // namespace
-
-// The map, as a shift needs it: active (or, --reverse, the one that was), without errors.
-Result<Mapping> shift_mapping(SourceOptions& source, bool reverse) {
+// The map the remap options resolve to, without errors: explicit, active, or off.
+Result<Mapping> options_mapping(SourceOptions& source) {
   auto host = open_host_db(source);
   auto mapping = resolve_mapping(source.remap, *host);
   if (!mapping) return mapping.error();
@@ -140,7 +87,50 @@ Result<Mapping> shift_mapping(SourceOptions& source, bool reverse) {
     return config_error("the remap configuration has errors; refusing to shift through it");
   }
   for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
-  if (mapping->remapping_off || mapping->uid_map.is_identity() || mapping->gid_map.is_identity())
+  return mapping;
+}
+
+// What the journal directory says of each tree's shifts, in the order of `volumes`.
+Result<std::vector<ShiftHistory>> read_histories(const std::vector<VolumeRoot>& volumes, const std::string& journal_dir) {
+  std::vector<UnreadJournal> unread;
+  const std::vector<Journal> journals = read_journal_dir(journal_dir, unread, JournalRead::kList);
+  std::vector<ShiftHistory> out;
+  for (const auto& v : volumes) {
+    auto h = shift_history(journals, unread, {v.real, v.st.dev_major, v.st.dev_minor, v.st.ino}, v.given, journal_dir);
+    if (!h) return h.error();
+    out.push_back(std::move(*h));
+  }
+  return out;
+}
+
+// The map of the way back put into `mapping`, with where it came from (choose_reverse_map).
+Result<bool> take_reverse_map(Mapping& mapping, bool named, const std::vector<VolumeRoot>& volumes,
+                              const std::vector<ShiftHistory>& histories, const std::string& journal_dir) {
+  std::vector<ForwardShift> forwards;
+  for (size_t i = 0; i < volumes.size(); ++i)
+    forwards.push_back({volumes[i].given, histories[i].forward ? &*histories[i].forward : nullptr});
+  auto chosen = choose_reverse_map(mapping, named, forwards, journal_dir);
+  if (!chosen) return chosen.error();
+  for (const auto& w : chosen->warnings) spdlog::warn("{}", w);
+  mapping.uid_map = chosen->uid_map;
+  mapping.gid_map = chosen->gid_map;
+  mapping.source = chosen->source;
+  return true;
+}
+
+// Whether the options name a map themselves, rather than leave it to the active remap.
+bool names_map(const RemapOptions& r) {
+  return !r.maps.empty() || !r.uid_maps.empty() || !r.gid_maps.empty() || r.pid || r.rootless_user ||
+         r.podman_rootless_user || r.userns_remap;
+}
+
+}  // namespace
+
+// The map, as a shift needs it: active (or, --reverse, the one that was), without errors.
+Result<Mapping> shift_mapping(SourceOptions& source, bool reverse) {
+  auto mapping = options_mapping(source);
+  if (!mapping) return mapping.error();
+  if (!shifts_ids(*mapping))
     return config_error(mapping->source + ": remapping is off, so container ids are host ids and there is nothing to " +
                         (reverse ? "shift back: name the map that was in use" : "shift: name the map containers will get") +
                         " (--userns-remap default, --map 0:500000:65536, ...)");
@@ -205,20 +195,16 @@ int judge_census(const VolumeRoot& v, const Census& c, const ShiftSpec& spec, bo
 
 int run_shift(const ShiftOptions& options) {
   ShiftOptions o = options;
-
-  // 1. The map, and what the shift does with it.
-  auto mapping = shift_mapping(o.source, o.reverse);
-  if (!mapping) return fail(mapping.error());
-  auto made = shift_spec(*mapping, o.reverse, o.unmapped);
-  if (!made) return fail(made.error());
   if (o.keep_setid && !o.reverse) {
     spdlog::error("--keep-setid goes with --reverse");
     return kExitUsage;
   }
-  ShiftSpec spec = *made;
-  spec.keep_setid = o.keep_setid;
-  spdlog::info("{} through uid map {} and gid map {} ({})", o.reverse ? "shifting back" : "shifting",
-               spec.uid_map.describe(), spec.gid_map.describe(), mapping->source);
+
+  // 1. The map of the options. The way back with remapping off and no map named waits for
+  // the forward shift's journal (3).
+  const bool from_journal = o.reverse && !names_map(o.source.remap);
+  auto mapping = from_journal ? options_mapping(o.source) : shift_mapping(o.source, o.reverse);
+  if (!mapping) return fail(mapping.error());
 
   // 2. Every PATH opened and vetted before anything changes, each tree given once.
   auto opened = open_tree_volumes(o.paths, *mapping, o.allow_system_path, o.follow_path_symlinks, "shifting");
@@ -232,21 +218,40 @@ int run_shift(const ShiftOptions& options) {
         return kExitUsage;
       }
 
-  // 3. An earlier shift left unfinished: which of its entries it shifted is in its journals,
+  // 3. What the journals say of each tree's shifts: one unfinished (to finish), the forward
+  // one (whose map the way back takes); one that cannot be read far enough refuses.
+  auto histories = read_histories(volumes, o.run.journal_dir);
+  if (!histories) return fail(histories.error());
+  if (o.reverse)
+    if (auto r = take_reverse_map(*mapping, !from_journal, volumes, *histories, o.run.journal_dir); !r)
+      return fail(r.error());
+
+  // 4. What the shift does with the map.
+  auto made = shift_spec(*mapping, o.reverse, o.unmapped);
+  if (!made) return fail(made.error());
+  ShiftSpec spec = *made;
+  spec.keep_setid = o.keep_setid;
+  // The way back says where its map came from, the remap setting being gone or going.
+  spdlog::log(o.reverse && !o.quiet ? spdlog::level::warn : spdlog::level::info,
+              "{} through uid map {} and gid map {} (map from {})", o.reverse ? "shifting back" : "shifting",
+              spec.uid_map.describe(), spec.gid_map.describe(), mapping->source);
+
+  // 5. An earlier shift left unfinished: which of its entries it shifted is in its journals,
   // read to finish it.
   auto resumed = std::make_shared<ResumedShift>();
   std::vector<const VolumeRoot*> resuming;
-  for (const auto& v : volumes) {
-    const auto unfinished = unfinished_shifts(o.run.journal_dir, v);
+  for (size_t i = 0; i < volumes.size(); ++i) {
+    const VolumeRoot& v = volumes[i];
+    const auto& unfinished = (*histories)[i].unfinished;
     if (unfinished.empty()) continue;
-    if (auto loaded = load_unfinished(unfinished, spec, v, *resumed); !loaded) return fail(loaded.error());
+    if (auto loaded = load_unfinished(unfinished, spec, v, o.run.journal_dir, *resumed); !loaded) return fail(loaded.error());
     for (const Journal& j : unfinished)
       spdlog::warn("{}: finishing the shift that did not finish (journal {}, {} change{} recorded)", v.given, j.path,
                    j.changes, j.changes == 1 ? "" : "s");
     resuming.push_back(&v);
   }
 
-  // 4. The census of every tree, before the first change: the verdicts that refuse it.
+  // 6. The census of every tree, before the first change: the verdicts that refuse it.
   const bool need_census = !o.force || spec.unmapped == Unmapped::kRefuse;
   std::vector<const VolumeRoot*> to_shift;
   auto bare = std::make_shared<BareInodes>();  // what the run need not read again
@@ -270,7 +275,7 @@ int run_shift(const ShiftOptions& options) {
   }
   if (to_shift.empty()) return kExitOk;
 
-  // 5. Walk, plan and apply (or record) each volume, a real run journaling first, each
+  // 7. Walk, plan and apply (or record) each volume, a real run journaling first, each
   // inode changed once; report.
   const auto policy = make_shift_policy(spec, std::move(bare), resumed->size() ? resumed : nullptr);
   RunConfig config;

@@ -464,17 +464,18 @@ std::optional<JournalEnd> JournalReader::end_record() {
 
 std::string path_of(const Journal& j, const JournalRecord& r) { return join_path(j.dirs[r.dir], r.name); }
 
-Result<Journal> read_journal(const std::string& path, JournalRead what) {
-  auto reader = JournalReader::open(path);
-  if (!reader) return reader.error();
+namespace {
+
+// The rest of read_journal, once its header is read.
+Result<Journal> read_opened(JournalReader& reader, JournalRead what) {
   Journal j;
-  j.path = path;
-  j.version = reader->version();
-  j.header = reader->header();
-  j.last_written_ns = reader->last_written_ns();
+  j.path = reader.path();
+  j.version = reader.version();
+  j.header = reader.header();
+  j.last_written_ns = reader.last_written_ns();
   j.roots.push_back(root_of(j.header));
   if (what == JournalRead::kList && j.version >= 4)
-    if (auto end = reader->end_record()) {  // nothing between the header and it is read
+    if (auto end = reader.end_record()) {  // nothing between the header and it is read
       j.end = *end;
       j.changes = end->records;
       return j;
@@ -483,9 +484,9 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
   if (keep) {  // Room for every change record, by an estimate of their size: growing the vector costs more.
     // Of the file opened (no second lookup of its name), and never more than a record per
     // byte of what a journal of kMaxJournalRecord-bounded records could hold in memory.
-    j.records.reserve(size_t(std::min<uint64_t>(reader->size() / 48, uint64_t(1) << 24)));
+    j.records.reserve(size_t(std::min<uint64_t>(reader.size() / 48, uint64_t(1) << 24)));
   }
-  JournalSegment seg{reader->offset(), 0, 0, std::nullopt, 0};
+  JournalSegment seg{reader.offset(), 0, 0, std::nullopt, 0};
   auto close_segment = [&](uint64_t at) {
     seg.end = at;
     if (seg.changes) j.segments.push_back(seg);
@@ -496,7 +497,7 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
   uint32_t d_index = 0, other_index = 0;
   JournalItem item;
   for (;;) {
-    auto more = reader->next(item);
+    auto more = reader.next(item);
     if (!more) return more.error();
     if (!*more) break;
     switch (item.kind) {
@@ -529,37 +530,54 @@ Result<Journal> read_journal(const std::string& path, JournalRead what) {
       case 'R':
         close_segment(item.offset);
         j.roots.push_back(item.new_root);
-        seg = {reader->offset(), 0, item.root, std::nullopt, 0};
+        seg = {reader.offset(), 0, item.root, std::nullopt, 0};
         break;
       case 'M':
         close_segment(item.offset);
         j.moves.push_back(item.move);
-        j.segments.push_back({item.offset, reader->offset(), item.root, j.moves.size() - 1, 0});
-        seg = {reader->offset(), 0, item.root, std::nullopt, 0};
+        j.segments.push_back({item.offset, reader.offset(), item.root, j.moves.size() - 1, 0});
+        seg = {reader.offset(), 0, item.root, std::nullopt, 0};
         break;
       case 'E':
         j.end = item.end;
         break;
     }
   }
-  close_segment(reader->offset());
-  j.torn_at = reader->torn_at();
-  j.torn_bytes = reader->torn_bytes();
-  j.torn_by_hole = reader->torn_by_hole();
+  close_segment(reader.offset());
+  j.torn_at = reader.torn_at();
+  j.torn_bytes = reader.torn_bytes();
+  j.torn_by_hole = reader.torn_by_hole();
   return j;
 }
 
-std::vector<Journal> read_journal_dir(const std::string& dir, std::vector<std::string>& unreadable,
-                                      JournalRead what) {
+}  // namespace
+
+Result<Journal> read_journal(const std::string& path, JournalRead what) {
+  auto reader = JournalReader::open(path);
+  if (!reader) return reader.error();
+  return read_opened(*reader, what);
+}
+
+std::vector<Journal> read_journal_dir(const std::string& dir, std::vector<UnreadJournal>& unread, JournalRead what) {
   std::vector<Journal> out;
   DIR* d = ::opendir(dir.c_str());
-  if (!d) return out;
+  if (!d) {
+    if (errno != ENOENT) unread.push_back({dir, "cannot read the journal directory " + dir + ": " + std::strerror(errno), {}});
+    return out;
+  }
   while (dirent* de = ::readdir(d)) {
     std::string name = de->d_name;
     if (!name.ends_with(".vpj")) continue;
-    auto j = read_journal(dir + "/" + name, what);
+    const std::string path = dir + "/" + name;
+    auto reader = JournalReader::open(path);
+    if (!reader) {
+      unread.push_back({path, reader.error().message, {}});
+      continue;
+    }
+    JournalHeader header = reader->header();
+    auto j = read_opened(*reader, what);
     if (!j) {
-      unreadable.push_back(j.error().message);
+      unread.push_back({path, j.error().message, std::move(header)});
       continue;
     }
     out.push_back(std::move(*j));
@@ -568,6 +586,14 @@ std::vector<Journal> read_journal_dir(const std::string& dir, std::vector<std::s
   std::sort(out.begin(), out.end(), [](const Journal& a, const Journal& b) {
     return std::tie(a.header.start_ns, a.path) < std::tie(b.header.start_ns, b.path);
   });
+  return out;
+}
+
+std::vector<Journal> read_journal_dir(const std::string& dir, std::vector<std::string>& unreadable,
+                                      JournalRead what) {
+  std::vector<UnreadJournal> unread;
+  auto out = read_journal_dir(dir, unread, what);
+  for (auto& u : unread) unreadable.push_back(std::move(u.reason));
   return out;
 }
 

@@ -336,6 +336,15 @@ Result<Journal> read_journal(const std::string& path, JournalRead what = Journal
 // each one that cannot be read goes to `unreadable`.
 std::vector<Journal> read_journal_dir(const std::string& dir, std::vector<std::string>& unreadable,
                                       JournalRead what = JournalRead::kList);
+// A journal of a directory that could not be read: why, and its header when that much was
+// read (the damage is after it). A directory that exists but cannot be listed is one too.
+struct UnreadJournal {
+  std::string path;
+  std::string reason;
+  std::optional<JournalHeader> header;
+};
+std::vector<Journal> read_journal_dir(const std::string& dir, std::vector<UnreadJournal>& unread,
+                                      JournalRead what = JournalRead::kList);
 
 // The journals in `dir` of the runs `match` picks (by their header) that did not finish
 // cleanly (no end record: killed or stopped; or failed entries) and that no finished

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# volprep migrate-volumes against a real dockerd, one data root throughout: a named volume
-# made without remap (files of 0, 1000 and 33) is gone once dockerd runs with
-# --userns-remap=default; after migrate-volumes (dockerd stopped) that dockerd lists it, its
-# directory as dockerd makes one, and containers as root and as 1000 read and write it.
-# --reverse brings back the tree of before, byte for byte; rollback of the reverse, then of
-# the migration, does too. Refused with nothing changed: a dockerd running, a name taken in
-# the target, a volume of another driver, no remap. Three dockerd starts in all.
+# volprep migrate-volumes and shift against a real dockerd, one data root throughout: a named
+# volume and a bind-mounted tree made without remap (files of 0, 1000 and 33): once dockerd
+# runs with --userns-remap=default the volume is gone and the tree not writable; after
+# migrate-volumes and shift (dockerd stopped) that dockerd lists the volume, its directory as
+# dockerd makes one, and containers as root and as 1000 read and write both, root owning what
+# root owned. With remap off again, migrate-volumes --reverse and shift --reverse (its map
+# from the forward shift's journal) bring back both trees of before, byte for byte; rollback
+# of the volume's reverse, then of the migration, does too. Refused with nothing changed: a
+# dockerd running, a name taken in the target, a volume of another driver, no remap. Three
+# dockerd starts in all.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/docker_lib.bash"
 . "$(dirname "${BASH_SOURCE[0]}")/manifest.bash"
@@ -18,6 +21,8 @@ R=$D/500000.500000
 jq -n --arg d "$D" '{"data-root": $d}' >"$T/hostroot/etc/docker/plain.json"
 jq -n --arg d "$D" '{"data-root": $d, "userns-remap": "default"}' >"$T/hostroot/etc/docker/remap.json"
 MV=(migrate-volumes "${MAP[@]}" --data-root "$D")
+B=$T/bindtree  # the bind-mounted tree
+mkdir -m 0755 "$B"
 # The tree of the data root and the volumes of both places, for "nothing changed".
 state() { manifest "$D"; }
 # Expects exit WANT and a message matching PATTERN from `volprep ARGS`, with nothing changed.
@@ -36,20 +41,31 @@ start_dockerd "$T/hostroot" --config-file /etc/docker/plain.json
 make_busybox_image
 docker_cmd volume create data >/dev/null
 docker_cmd volume create taken >/dev/null
-docker_cmd run --rm --network none -v data:/v volprep-busybox sh -ec '
+docker_cmd run --rm --network none -v data:/v -v "$B:/b" volprep-busybox sh -ec '
   echo root >/v/root.txt; mkdir /v/u; echo user >/v/u/f; chown -R 1000:1000 /v/u
-  echo www >/v/www; chown 33:33 /v/www; chmod 4755 /v/www'
+  echo www >/v/www; chown 33:33 /v/www; chmod 4755 /v/www
+  echo root >/b/root.txt; mkdir /b/u; echo user >/b/u/f; chown -R 1000:1000 /b/u
+  echo www >/b/www; chown 33:33 /b/www'
 refused 5 "a dockerd is running on this data root: it holds $D/volumes/metadata.db" "${MV[@]}" --volume data
 stop_dockerd
 manifest "$D/volumes/data" >"$T/m0"
 sums0=$(cd "$D/volumes/data/_data" && find . -type f -exec sha256sum {} + | sort)
+manifest "$B" >"$T/b0"
+bsums0=$(cd "$B" && find . -type f -exec sha256sum {} + | sort)
 
-# 2. Remap on: the volume is gone; `taken` is made in the target too.
+# 2. Remap on: the volume is gone; `taken` is made in the target too. The bind-mounted tree
+# is nobody's in a container, and neither root nor 1000 can write it.
 start_dockerd "$T/hostroot" --config-file /etc/docker/remap.json
 docker_cmd volume ls -q | grep -qx data && fail "a remapped dockerd lists the volume before the migration"
 docker_cmd volume create taken >/dev/null
 make_busybox_image
+docker_cmd run --rm --network none -v "$B:/b" volprep-busybox sh -c '
+  [ "$(stat -c %u:%g /b/root.txt /b/u/f | tr "\n" " ")" = "65534:65534 65534:65534 " ] || exit 2
+  echo x >>/b/root.txt || echo x >>/b/new && exit 3; exit 0' || fail "container root could write the bind-mounted tree, or saw its owners: exit $?"
+docker_cmd run --rm --network none --user 1000:1000 -v "$B:/b" volprep-busybox sh -c 'echo x >>/b/u/f' 2>/dev/null &&
+  fail "container user 1000 could write its file in the bind-mounted tree before the shift"
 stop_dockerd
+manifest "$B" | cmp -s - "$T/b0" || fail "the remapped containers changed the bind-mounted tree"
 echo "dockerd made: $(stat -c '%n %u:%g %a' "$R" "$R/volumes" "$R/volumes/taken" "$R/volumes/taken/_data" | tr '\n' ' ')"
 
 # Refusals, nothing changed: a name in both places, another driver's volume, no remap.
@@ -69,8 +85,13 @@ grep -qx "# volume data: $D/volumes/data -> $R/volumes/data" "$T/plan" || fail "
 grep -q "^$D/volumes/data/_data/u/f  owner 1000:1000 -> 501000:501000" "$T/plan" || fail "-n: $(cat "$T/plan")"
 grep -q "labels and options in $D/volumes/metadata.db" "$T/err" || fail "no word on labels: $(cat "$T/err")"
 
-# 4. The migration; the remapped dockerd lists the volume, root and 1000 read and write it.
+# 4. The migration and the shift (its map from the remap configuration); the remapped
+# dockerd lists the volume, root and 1000 read and write it and the bind-mounted tree.
 vp "${MV[@]}" --volume data >"$T/out" 2>&1 || fail "migrate-volumes: $(cat "$T/out")"
+vp shift "$B" --host-root "$T/hostroot" --config-file /etc/docker/remap.json -v >"$T/out" 2>&1 || fail "shift: $(cat "$T/out")"
+grep -q "shifting through uid map 0 500000 65536 and gid map 0 500000 65536 (map from Docker userns-remap \"default\"" "$T/out" ||
+  fail "shift: $(cat "$T/out")"
+shift_journal=$(ls "$VOLPREP_JOURNAL_DIR"/*-bindtree.vpj)
 [ "$(stat -c '%u:%g %a' "$R/volumes/data")" = "$(stat -c '%u:%g %a' "$R/volumes/taken")" ] ||
   fail "the volume's directory is $(stat -c '%u:%g %a' "$R/volumes/data"), dockerd makes $(stat -c '%u:%g %a' "$R/volumes/taken")"
 [ "$(stat -c '%u:%g' "$R/volumes/data/_data" "$R/volumes/data/_data/u/f" "$R/volumes/data/_data/www" | paste -sd' ')" = \
@@ -78,23 +99,31 @@ vp "${MV[@]}" --volume data >"$T/out" 2>&1 || fail "migrate-volumes: $(cat "$T/o
 [ "$(stat -c %a "$R/volumes/data/_data/www")" = 4755 ] || fail "the setuid bit is lost"
 start_dockerd "$T/hostroot" --config-file /etc/docker/remap.json
 docker_cmd volume ls -q | grep -qx data || fail "the remapped dockerd does not list the migrated volume"
-docker_cmd run --rm --network none -v data:/v volprep-busybox sh -ec '
-  [ "$(stat -c %u:%g /v/root.txt /v/u/f /v/www | tr "\n" " ")" = "0:0 1000:1000 33:33 " ]
-  grep -qx root /v/root.txt; echo root >/v/root.txt; echo t >/v/t; rm /v/t' ||
-  fail "container root cannot read and write the volume"
-docker_cmd run --rm --network none --user 1000:1000 -v data:/v volprep-busybox sh -ec '
-  grep -qx user /v/u/f; echo user >/v/u/f; echo t >/v/u/t; rm /v/u/t' ||
-  fail "container user 1000 cannot read and write its files in the volume"
+docker_cmd run --rm --network none -v data:/v -v "$B:/b" volprep-busybox sh -ec '
+  for d in /v /b; do
+    [ "$(stat -c %u:%g $d $d/root.txt $d/u/f $d/www | tr "\n" " ")" = "0:0 0:0 1000:1000 33:33 " ]
+    grep -qx root $d/root.txt; echo root >$d/root.txt; echo t >$d/t; rm $d/t
+  done' || fail "container root cannot read and write the volume and the bind-mounted tree as their owner"
+docker_cmd run --rm --network none --user 1000:1000 -v data:/v -v "$B:/b" volprep-busybox sh -ec '
+  for d in /v /b; do grep -qx user $d/u/f; echo user >$d/u/f; echo t >$d/u/t; rm $d/u/t; done' ||
+  fail "container user 1000 cannot read and write its files in the volume and the bind-mounted tree"
 stop_dockerd
 
-# 5. --reverse: back out of the remapped root, the tree of before byte for byte.
+# 5. Remap off: --reverse, back out of the remapped root, and the bind-mounted tree shifted
+# back through the map its forward shift's journal holds; both trees of before byte for byte.
 vp "${MV[@]}" --reverse --keep-setid --volume data >"$T/out" 2>&1 || fail "--reverse: $(cat "$T/out")"
 manifest "$D/volumes/data" | cmp -s - "$T/m0" || fail "--reverse did not give back the tree: $(manifest "$D/volumes/data" | diff "$T/m0" - || true)"
 [ "$(cd "$D/volumes/data/_data" && find . -type f -exec sha256sum {} + | sort)" = "$sums0" ] || fail "contents changed"
+vp shift --reverse "$B" --host-root "$T/hostroot" --config-file /etc/docker/plain.json >"$T/out" 2>&1 ||
+  fail "shift --reverse: $(cat "$T/out")"
+grep -q "shifting back through uid map 0 500000 65536 and gid map 0 500000 65536 (map from the forward shift's journal $shift_journal of " "$T/out" ||
+  fail "shift --reverse does not take the forward shift's map: $(cat "$T/out")"
+manifest "$B" | cmp -s - "$T/b0" || fail "shift --reverse did not give back the bind-mounted tree: $(manifest "$B" | diff "$T/b0" - || true)"
+[ "$(cd "$B" && find . -type f -exec sha256sum {} + | sort)" = "$bsums0" ] || fail "the bind-mounted tree's contents changed"
 
 # 6. Rollback of the reverse (the project's newest run) puts it in the remapped root again,
 # shifted; rollback of the migration (by its journal) then gives back the tree of before.
-journals=("$VOLPREP_JOURNAL_DIR"/*.vpj)
+mapfile -t journals < <(ls "$VOLPREP_JOURNAL_DIR"/*.vpj | grep -v -- '-bindtree\.vpj$')
 [ "${#journals[@]}" -eq 2 ] || fail "want one journal per migration, have ${journals[*]}"
 vp rollback --project "migrate-volumes:$R" >"$T/out" 2>&1 || fail "rollback of the reverse: $(cat "$T/out")"
 [ "$(stat -c '%u:%g' "$R/volumes/data/_data/u/f")" = 501000:501000 ] || fail "rollback of --reverse: $(cat "$T/out")"
@@ -106,4 +135,4 @@ grep -q "_data/www: changed after the run: set-id bits and capabilities not put 
 vp rollback "${journals[0]}" --force >"$T/out" 2>&1 || fail "rollback of the migration: $(cat "$T/out")"
 manifest "$D/volumes/data" | cmp -s - "$T/m0" || fail "rollback did not give back the tree: $(cat "$T/out")"
 [ ! -e "$R/volumes/data" ] || fail "rollback left $R/volumes/data"
-echo "ok: migrate-volumes, --reverse and rollback with a real dockerd"
+echo "ok: migrate-volumes and shift, --reverse and rollback with a real dockerd"

@@ -3,7 +3,8 @@
 # cannot translate (exit 3, listed with counts and paths; --unmapped=skip and nobody go on), a
 # second shift (exit 1, "already shifted"; --check says 0, --force goes on), no active
 # remapping (exit 3), a PATH inside another (exit 2), and a volume whose earlier shift did not
-# finish, rerun the other way (exit 5, until it is rolled back; shift_resume.sh finishes one).
+# finish, rerun the other way (exit 5, until it is rolled back; shift_resume.sh finishes one),
+# and a journal that might be an unfinished shift of the tree but cannot be read (exit 5).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/manifest.bash"
 mkdir -p "$VOLPREP_JOURNAL_DIR"
@@ -87,4 +88,34 @@ manifest "$T/outer" | cmp -s - "$T/m2" || fail "the refused shift changed the tr
 vp rollback "$j" >/dev/null 2>&1 || fail "rollback of the unfinished shift"
 [ "$(stat -c %u:%g "$T/outer/inner")" = 0:0 ] || fail "rollback did not restore"
 vp shift "$T/outer" "${MAP[@]}" >/dev/null 2>&1 || fail "shift after the rollback"
+
+# --- a journal that cannot be read far enough to know it is no unfinished shift of the tree ----
+# A shift twice over is what this guards against: exit 5, the file named, nothing changed.
+dmg=$T/dmg
+mkdir -p "$dmg/d"
+for i in $(seq 1 40); do echo "$i" >"$dmg/d/f$i"; done
+chown -R 1000:1000 "$dmg/d"
+# Expects `volprep shift DIR MAP` to exit 5 with a message matching PATTERN, DIR unchanged.
+refused_5() { # refused_5 DIR PATTERN
+  local rc=0
+  manifest "$1" >"$T/m.before"
+  vp shift "$1" "${MAP[@]}" 2>"$T/err" || rc=$?
+  [ "$rc" -eq 5 ] || fail "$1: exit $rc, want 5: $(cat "$T/err")"
+  grep -q -- "$2" "$T/err" || fail "no \"$2\" in: $(cat "$T/err")"
+  manifest "$1" | cmp -s - "$T/m.before" || fail "refused, but the tree changed"
+}
+# Not a journal at all (its header unread): it might be anyone's.
+printf 'junk' >"$VOLPREP_JOURNAL_DIR/junk.vpj"
+refused_5 "$dmg" "$dmg: the journal $VOLPREP_JOURNAL_DIR/junk.vpj cannot be read (.*not a volprep journal), so whether it is a shift of this tree that did not finish is unknown.*nothing changed.*move it out of $VOLPREP_JOURNAL_DIR"
+rm "$VOLPREP_JOURNAL_DIR/junk.vpj"
+# A shift of this tree with no end record, and a record amid its records damaged.
+vp shift "$dmg" "${MAP[@]}" >/dev/null 2>&1 || fail "shift of dmg"
+j=$(ls "$VOLPREP_JOURNAL_DIR"/*dmg*.vpj)
+end=$(vpj records "$j" | awk '$2 == "E" { print $1 }')
+truncate -s "$end" "$j"
+mid=$(vpj records "$j" | awk '$2 == "C" { c[n++] = $1 } END { print c[int(n / 2)] }')
+vpj flip "$j" $((mid + 7))
+refused_5 "$dmg" "$dmg: an earlier shift of it (journal $j of [-0-9: ]*Z) did not finish, and its journal cannot be read (journal $j is damaged at offset $mid"
+# Another tree's shift is not held up by it.
+vp shift "$T/plain" "${MAP[@]}" -n >/dev/null 2>&1 || fail "another tree's shift is refused: $(vp shift "$T/plain" "${MAP[@]}" -n 2>&1)"
 echo "ok: shift_refusals"

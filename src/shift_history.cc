@@ -1,0 +1,155 @@
+#include "volprep/shift_history.h"
+
+#include <algorithm>
+
+#include "volprep/clock.h"
+
+namespace volprep {
+
+namespace {
+
+std::string base_name(const std::string& p) { return p.substr(p.rfind('/') + 1); }
+
+bool has_word(const std::string& command_line, std::string_view word) {
+  for (size_t at = 0; at <= command_line.size();) {
+    size_t end = command_line.find(' ', at);
+    if (end == std::string::npos) end = command_line.size();
+    if (std::string_view(command_line).substr(at, end - at) == word) return true;
+    at = end + 1;
+  }
+  return false;
+}
+
+bool finished(const Journal& j) { return j.end && !j.end->failed; }
+
+// "journal FILE of DATE": which run, for messages.
+std::string journal_of(const std::string& path, const JournalHeader& h) {
+  return "journal " + path + " of " + format_utc(h.start_ns);
+}
+
+}  // namespace
+
+Error unreadable_unfinished_shift(const std::string& given, const std::string& path, const JournalHeader& header,
+                                  const std::string& reason, const std::string& journal_dir) {
+  return Error{kExitRefused,
+               given + ": an earlier shift of it (" + journal_of(path, header) + ") did not finish, and its journal " +
+                   "cannot be read (" + reason + "): which entries it shifted is unknown, and shifting now might " +
+                   "shift them twice; nothing changed. Compare the tree with what `volprep journal show " + path +
+                   "` can read, put right by hand what that run left half done, then move the journal out of " +
+                   journal_dir};
+}
+
+bool is_shift_run(const std::string& command_line) {
+  size_t at = command_line.find(' ');
+  while (at != std::string::npos) {
+    size_t next = command_line.find(' ', at + 1);
+    std::string word = command_line.substr(at + 1, next == std::string::npos ? next : next - at - 1);
+    if (!word.empty() && word[0] != '-') return word == "shift";
+    at = next;
+  }
+  return false;
+}
+
+bool is_reverse_run(const std::string& command_line) { return has_word(command_line, "--reverse"); }
+
+Result<ShiftHistory> shift_history(std::span<const Journal> journals, std::span<const UnreadJournal> unread,
+                                   const JournalRoot& volume, const std::string& given,
+                                   const std::string& journal_dir) {
+  auto of_volume = [&](const JournalHeader& h) { return root_of(h) == volume && is_shift_run(h.command_line); };
+  auto undone = [&](const std::string& path) {
+    return std::any_of(journals.begin(), journals.end(), [&](const Journal& r) {
+      return r.header.rollback_of == base_name(path) && finished(r);
+    });
+  };
+  auto stands = [&](const Journal& j) { return of_volume(j.header) && finished(j) && !undone(j.path); };
+
+  // A journal that might be an unfinished shift of this volume and cannot say which entries
+  // it shifted: going on could shift them twice. One a finished rollback undid was read whole
+  // by it, and every entry it changed put back.
+  for (const UnreadJournal& u : unread) {
+    if (!u.header)
+      return Error{kExitRefused,
+                   given + ": the journal " + u.path + " cannot be read (" + u.reason + "), so whether it is a shift " +
+                       "of this tree that did not finish is unknown, and shifting now might shift twice what that " +
+                       "run changed; nothing changed. `volprep journal show " + u.path + "` shows what can be read " +
+                       "of it; move it out of " + journal_dir + " once you know it is no unfinished shift of " + given};
+    if (of_volume(*u.header) && !undone(u.path))
+      return unreadable_unfinished_shift(given, u.path, *u.header, u.reason, journal_dir);
+  }
+
+  ShiftHistory out;
+  for (const Journal& j : journals) {
+    if (stands(j) && !is_reverse_run(j.header.command_line)) out.forward = j;  // oldest first: the newest wins
+    if (finished(j) || !of_volume(j.header) || undone(j.path)) continue;
+    bool settled = std::any_of(journals.begin(), journals.end(), [&](const Journal& later) {
+      return later.header.start_ns > j.header.start_ns && stands(later);
+    });
+    if (!settled) out.unfinished.push_back(j);
+  }
+  return out;
+}
+
+bool shifts_ids(const Mapping& m) {
+  return !m.remapping_off && !m.uid_map.empty() && !m.gid_map.empty() && !m.uid_map.is_identity() &&
+         !m.gid_map.is_identity();
+}
+
+Result<ReverseMap> choose_reverse_map(const Mapping& options, bool named, std::span<const ForwardShift> forwards,
+                                      const std::string& journal_dir) {
+  ReverseMap out;
+  // Each PATH's forward shift, its maps read back.
+  struct Read {
+    const ForwardShift* forward;
+    IdMap uid_map, gid_map;
+  };
+  std::vector<Read> read;
+  for (const ForwardShift& f : forwards) {
+    if (!f.journal) continue;
+    const JournalHeader& h = f.journal->header;
+    auto uid = IdMap::parse_proc(h.uid_map, f.journal->path + " (uid map)");
+    auto gid = IdMap::parse_proc(h.gid_map, f.journal->path + " (gid map)");
+    if (!uid || !gid) return Error{kExitConfig, (uid ? gid : uid).error().message};
+    read.push_back({&f, std::move(*uid), std::move(*gid)});
+  }
+  auto describe = [](const IdMap& u, const IdMap& g) {
+    return "uid map " + u.describe() + " and gid map " + g.describe();
+  };
+
+  if (shifts_ids(options)) {
+    out.uid_map = options.uid_map;
+    out.gid_map = options.gid_map;
+    out.source = options.source;
+    for (const Read& r : read)
+      if (r.uid_map != out.uid_map || r.gid_map != out.gid_map)
+        out.warnings.push_back(r.forward->given + ": its forward shift (" +
+                               journal_of(r.forward->journal->path, r.forward->journal->header) + ") ran through " +
+                               describe(r.uid_map, r.gid_map) + ", not this map; shifting back through " +
+                               describe(out.uid_map, out.gid_map) + " from " + options.source + " as told");
+    return out;
+  }
+  const std::string name_it = ": name the map that was in use (--userns-remap default, --map 0:500000:65536, ...)";
+  if (named)
+    return config_error(options.source + ": remapping is off, so container ids are host ids and there is nothing "
+                                         "to shift back" + name_it);
+  for (const ForwardShift& f : forwards)
+    if (!f.journal)
+      return config_error("remapping is off (" + options.source + "), and no finished shift of " + f.given +
+                          " stands in " + journal_dir + " to take the map it went through from" + name_it);
+  const Read& first = read.front();
+  for (const Read& r : read)
+    if (r.uid_map != first.uid_map || r.gid_map != first.gid_map)
+      return config_error(first.forward->given + " and " + r.forward->given +
+                          " were shifted through different maps (" +
+                          journal_of(first.forward->journal->path, first.forward->journal->header) + ": " +
+                          describe(first.uid_map, first.gid_map) + "; " +
+                          journal_of(r.forward->journal->path, r.forward->journal->header) + ": " +
+                          describe(r.uid_map, r.gid_map) + "): shift them back one at a time");
+  out.uid_map = first.uid_map;
+  out.gid_map = first.gid_map;
+  out.source = read.size() == 1 ? "the forward shift's " : "the forward shifts' ";
+  for (size_t i = 0; i < read.size(); ++i)
+    out.source += (i ? ", " : "") + journal_of(read[i].forward->journal->path, read[i].forward->journal->header);
+  return out;
+}
+
+}  // namespace volprep
