@@ -370,3 +370,4 @@ int run_compose(const ComposeCmdOptions& options) {
 }
 
 }  // namespace volprep
+  run.header.project_dir = JournalRoot{project->real_directory, project->dev_major, project->dev_minor, project->ino};

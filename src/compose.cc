@@ -694,6 +694,9 @@ Result<ComposeProject> read_compose(const ComposeOptions& o) {
 Result<std::vector<const ComposeService*>> select_services(const ComposeProject& project,
                                                           const std::vector<std::string>& names,
                                                           const std::map<std::string, std::string>& environment) {
+  project.dev_major = dir->st.dev_major;
+  project.dev_minor = dir->st.dev_minor;
+  project.ino = dir->st.ino;
   std::set<std::string> active_profiles;
   if (auto it = environment.find("COMPOSE_PROFILES"); it != environment.end()) {
     size_t s = 0;

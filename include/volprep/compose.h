@@ -67,6 +67,8 @@ struct ComposeProject {
   std::vector<ComposeService> services;  // sorted by name
   std::vector<std::string> warnings;     // unset variables, and the like
 
+  uint32_t dev_major = 0, dev_minor = 0;  // real_directory's device and inode: the journal
+  uint64_t ino = 0;                       // tells projects of one name apart by them
   const ComposeService* find(const std::string& name) const;
 };
 

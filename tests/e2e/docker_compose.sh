@@ -96,7 +96,7 @@ rm -f "$p"/*/written
 # The run wrote one journal, naming the project, with a root per bind source; one rollback
 # --project puts every one back (--last finds it too, by its first root: app's source).
 [ "$(ls "$VOLPREP_JOURNAL_DIR" | wc -l)" = 1 ] || fail "expected one journal: $(ls "$VOLPREP_JOURNAL_DIR")"
-"$VOLPREP" journal show "$VOLPREP_JOURNAL_DIR"/*.vpj | grep -q '^# project proj$' || fail "the journal does not name the project"
+"$VOLPREP" journal show "$VOLPREP_JOURNAL_DIR"/*.vpj | grep -q '^# project proj in ' || fail "the journal does not name the project"
 "$VOLPREP" rollback --last "$p/app" -n | grep -q "$p/root" || fail "rollback --last of app's source does not cover the project"
 expect_rc 3 "$VOLPREP" rollback --project no-such-project 2>/dev/null
 "$VOLPREP" rollback --project proj >/dev/null
