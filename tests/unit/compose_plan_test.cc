@@ -76,8 +76,8 @@ TEST(ComposeUser, DockersRules) {
   EXPECT_EQ(ids(resolve_user_spec("www-data:staff", kPasswd, kGroup)), "33:50");
   EXPECT_EQ(ids(resolve_user_spec(":", kPasswd, kGroup)), "0:0");  // "${UID}:${GID}" with both unset
   EXPECT_EQ(ids(resolve_user_spec("", kPasswd, kGroup)), "0:0");
-  EXPECT_EQ(ids(resolve_user_spec("nobody", kPasswd, kGroup)), "error: the image's /etc/passwd has no user \"nobody\"");
-  EXPECT_EQ(ids(resolve_user_spec("1000:wheel", kPasswd, kGroup)), "error: the image's /etc/group has no group \"wheel\"");
+  EXPECT_EQ(ids(resolve_user_spec("nobody", kPasswd, kGroup)), "error: the image's /etc/passwd has no such user");
+  EXPECT_EQ(ids(resolve_user_spec("1000:wheel", kPasswd, kGroup)), "error: the image's /etc/group has no such group");
   EXPECT_FALSE(user_spec_needs_files("1000:1000"));
   EXPECT_FALSE(user_spec_needs_files(":"));
   EXPECT_TRUE(user_spec_needs_files("1000"));
