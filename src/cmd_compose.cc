@@ -36,8 +36,10 @@ std::map<std::string, std::string> process_environment() {
 
 // Who each selected service runs as, the engine asked once per image. Images the engine does
 // not have are named together, with the services that need them.
-// Under --host-root (`host_root`), the engine is the host's: its socket below that directory
-// unless DOCKER_HOST names one, and the layer paths it reports read below it.
+// Under --host-root (`host_root`), the engine's socket is below that directory unless
+// DOCKER_HOST names one. An engine reached through a socket below it is that host's: the
+// layer paths it reports are its own, read below the host root; one reached elsewhere is
+// this machine's, its paths read as they are.
 Result<std::vector<ServicePlanInput>> identify(const ComposeProject& project,
                                                const std::vector<const ComposeService*>& services,
                                                const Mapping& mapping, const std::optional<std::string>& host_root) {
@@ -60,7 +62,9 @@ Result<std::vector<ServicePlanInput>> identify(const ComposeProject& project,
         auto e = DockerEngine::connect(socket);
         if (!e) return e.error();
         engine = std::move(*e);
-        if (host_root) {
+        std::string root_dir = host_root.value_or("");
+        while (root_dir.size() > 1 && root_dir.back() == '/') root_dir.pop_back();
+        if (host_root && socket.starts_with("unix://" + root_dir + "/")) {
           UniqueFd root(::open(host_root->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
           if (!root.valid()) return config_error("cannot open the host root " + *host_root + ": " + std::strerror(errno));
           engine->set_host_root(std::move(root));
