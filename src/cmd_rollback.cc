@@ -217,8 +217,8 @@ int run_rollback(const RollbackOptions& o) {
   else if (!j.end)
     spdlog::warn("{}: the run was interrupted before its end record", *path);
   spdlog::info("rolling back {} records of {} on {}", j.changes + j.moves.size(), base_name(*path), j.header.volume);
-  // Whose project this is: said every time, the name alone being anyone's.
-  if (!j.header.project.empty())
+  // Whose compose project this is: said every time, the name alone being anyone's.
+  if (j.header.project_dir)
     spdlog::warn("undoing the run of the project \"{}\" in {}: {}", j.header.project, described(j.header.project_dir),
                  base_name(*path));
 
