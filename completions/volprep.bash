@@ -12,7 +12,7 @@ _volprep_prepare_opts="-h --help --as --chmod --exclude -n --dry-run --check --j
   --journal --journal-dir --no-journal $_volprep_source_opts"
 _volprep_check_opts="-h --help --as --groups --need --json --all --allow-system-path
   --follow-path-symlinks --threads $_volprep_source_opts"
-_volprep_rollback_opts="-h --help --last --project --follow-path-symlinks --journal-dir --journal
+_volprep_rollback_opts="-h --help --last --project --project-directory --follow-path-symlinks --journal-dir --journal
   --no-journal --force -n --dry-run --cross-filesystems --json --threads"
 _volprep_compose_opts="-h --help -f --file --project-directory --env-file --compose-cli --allow-source -n --dry-run
   --check --json --threads --journal --journal-dir --no-journal --force $_volprep_source_opts"

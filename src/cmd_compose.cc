@@ -36,9 +36,13 @@ std::map<std::string, std::string> process_environment() {
 
 // Who each selected service runs as, the engine asked once per image. Images the engine does
 // not have are named together, with the services that need them.
+// Under --host-root (`host_root`), the engine's socket is below that directory unless
+// DOCKER_HOST names one. An engine reached through a socket below it is that host's: the
+// layer paths it reports are its own, read below the host root; one reached elsewhere is
+// this machine's, its paths read as they are.
 Result<std::vector<ServicePlanInput>> identify(const ComposeProject& project,
                                                const std::vector<const ComposeService*>& services,
-                                               const Mapping& mapping) {
+                                               const Mapping& mapping, const std::optional<std::string>& host_root) {
   std::optional<DockerEngine> engine;
   std::map<std::string, ImageFacts> images;
   std::map<std::string, std::vector<std::string>> missing;  // image -> services
@@ -53,9 +57,18 @@ Result<std::vector<ServicePlanInput>> identify(const ComposeProject& project,
         return config_error(s->loc.str() + ": service " + s->name + " has neither image: nor build:");
       if (!engine) {
         const char* host = std::getenv("DOCKER_HOST");
-        auto e = DockerEngine::connect(host ? host : "");
+        std::string socket = host ? host : "";
+        if (socket.empty() && host_root) socket = "unix://" + *host_root + "/var/run/docker.sock";
+        auto e = DockerEngine::connect(socket);
         if (!e) return e.error();
         engine = std::move(*e);
+        std::string root_dir = host_root.value_or("");
+        while (root_dir.size() > 1 && root_dir.back() == '/') root_dir.pop_back();
+        if (host_root && socket.starts_with("unix://" + root_dir + "/")) {
+          UniqueFd root(::open(host_root->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+          if (!root.valid()) return config_error("cannot open the host root " + *host_root + ": " + std::strerror(errno));
+          engine->set_host_root(std::move(root));
+        }
       }
       const ImageFacts* found = nullptr;
       for (const auto& ref : refs) {
@@ -297,7 +310,7 @@ int run_compose(const ComposeCmdOptions& options) {
   for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
 
   // 3. Who each service runs as.
-  auto users = identify(*project, *services, *mapping);
+  auto users = identify(*project, *services, *mapping, o.source.host_root);
   if (!users) return fail(users.error());
   for (const auto& u : *users)
     if (!u.service->x.skip)
@@ -364,6 +377,7 @@ int run_compose(const ComposeCmdOptions& options) {
   for (size_t i = 0; i < made->made.size(); ++i)
     run.header.command_line += (i ? ", " : "  # created: ") + escape_path(made->made[i]);
   run.header.project = project->name;  // one journal for the whole project, one rollback
+  run.header.project_dir = JournalRoot{project->real_directory, project->dev_major, project->dev_minor, project->ino};
   int rc = run_volumes(jobs, run);
   if (rc == kExitOk && o.run.check && creates) rc = kExitFound;
   return rc;

@@ -22,6 +22,9 @@ void setup_rollback(CLI::App& app, RollbackOptions& o) {
   app.add_option("journal", o.journal, "The journal of the run to undo");
   app.add_option("--last", o.last, "Undo the newest run on the volume PATH");
   app.add_option("--project", o.project, "Undo the newest volprep compose run of the Compose project NAME");
+  app.add_option("--project-directory", o.project_directory,
+                 "Undo the newest volprep compose run of the project in DIR (with --project: of that name there)")
+      ->type_name("DIR");
   add_follow_path_symlinks(app, o.follow_path_symlinks);
   app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")->capture_default_str();
   app.add_option("--journal", o.own_journal, "Write the rollback's own journal to FILE");
@@ -101,12 +104,35 @@ std::string shown(const std::string& volume, const std::string& rel, bool single
 
 namespace {
 
-// The journal `rollback --last PATH` undoes, or the exit code.
+std::string described(const std::optional<JournalRoot>& dir) {
+  if (!dir) return "(directory not recorded: a journal of an older volprep)";
+  return fmt::format("{} (device {}:{} inode {})", escape_path(dir->volume), dir->dev_major, dir->dev_minor, dir->ino);
+}
+
+// The journal `rollback --project NAME` / `--project-directory DIR` undoes. A name is the
+// compose file's to choose, anyone's: runs of that name from two directories are refused.
 Result<std::string> last_journal_of_project(const RollbackOptions& o) {
-  auto last = find_last_journal(o.journal_dir, {std::nullopt, *o.project});
+  JournalMatch match{std::nullopt, o.project.value_or(""), std::nullopt};
+  std::string what = o.project ? "the project \"" + *o.project + "\"" : "";
+  if (o.project_directory) {
+    auto dir = resolve_path(*o.project_directory, o.follow_path_symlinks);
+    if (!dir) return Error{dir.error().code, "--project-directory: " + dir.error().message};
+    match.project_dir = JournalRoot{dir->real, dir->st.dev_major, dir->st.dev_minor, dir->st.ino};
+    what += (what.empty() ? "the project in " : " in ") + described(match.project_dir);
+  }
+  auto last = find_last_journal(o.journal_dir, match);
   for (const auto& u : last.unreadable) spdlog::warn("not considered for --project: {}", u);
-  if (last.path.empty()) return config_error("no journal of a volprep compose run of the project \"" + *o.project +
-                                             "\" in " + o.journal_dir);
+  if (!last.ambiguous.empty()) {
+    for (const auto& r : last.ambiguous)
+      spdlog::error("project \"{}\" in {}: newest run {}, journal {}", o.project.value_or(""), described(r.dir), format_utc(r.start_ns),
+                    escape_path(r.path));
+    return Error{kExitRefused, fmt::format("journals of the project \"{}\" come from {} directories (a project's name "
+                                           "is its compose file's to choose): name the one to undo with "
+                                           "--project-directory DIR, or give the journal; nothing changed",
+                                           *o.project, last.ambiguous.size())};
+  }
+  if (last.path.empty())
+    return config_error("no journal of a volprep compose run of " + what + " in " + o.journal_dir);
   return last.path;
 }
 
@@ -117,7 +143,7 @@ Result<std::string> last_journal_of(const RollbackOptions& o) {
   if (!volume) return volume.error();
   const std::string& real = volume->real;
   const auto& st = volume->st;
-  auto last = find_last_journal(o.journal_dir, {JournalRoot{real, st.dev_major, st.dev_minor, st.ino}, ""});
+  auto last = find_last_journal(o.journal_dir, {JournalRoot{real, st.dev_major, st.dev_minor, st.ino}, "", std::nullopt});
   // One of them may be this volume's newest: say so, not roll back an older run in silence.
   for (const auto& u : last.unreadable) spdlog::warn("not considered for --last: {}", u);
   if (const auto& other = last.other_inode)
@@ -161,8 +187,9 @@ void print_rollback(const RollbackResult& r, const RollbackOptions& o) {
 }  // namespace
 
 int run_rollback(const RollbackOptions& o) {
-  if (int(o.journal.has_value()) + int(o.last.has_value()) + int(o.project.has_value()) != 1) {
-    spdlog::error("give one of a JOURNAL, --last PATH or --project NAME");
+  const bool by_project = o.project || o.project_directory;
+  if (int(o.journal.has_value()) + int(o.last.has_value()) + int(by_project) != 1) {
+    spdlog::error("give one of a JOURNAL, --last PATH or --project NAME (and/or --project-directory DIR)");
     return kExitUsage;
   }
   auto path = o.journal ? Result<std::string>(*o.journal) : o.last ? last_journal_of(o) : last_journal_of_project(o);
@@ -182,6 +209,10 @@ int run_rollback(const RollbackOptions& o) {
   else if (!j.end)
     spdlog::warn("{}: the run was interrupted before its end record", *path);
   spdlog::info("rolling back {} records of {} on {}", j.changes + j.moves.size(), base_name(*path), j.header.volume);
+  // Whose compose project this is: said every time, the name alone being anyone's.
+  if (j.header.project_dir)
+    spdlog::warn("undoing the run of the project \"{}\" in {}: {}", j.header.project, described(j.header.project_dir),
+                 base_name(*path));
 
   std::unique_ptr<JournalWriter> own;
   RollbackConfig config;
@@ -229,11 +260,17 @@ int run_journal_list(const JournalOptions& o) {
       nlohmann::json x = {{"journal", j.path}, {"volume", j.header.volume},
                           {"started", format_utc(j.header.start_ns)}, {"entries", j.changes},
                           {"status", l.status}};
+      if (!j.header.project.empty()) x["project"] = j.header.project;
+      if (j.header.project_dir) x["project_directory"] = j.header.project_dir->volume;
       std::printf("%s\n", x.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else {
-      std::printf("%s  %s  %zu entries  %s  %s\n", format_utc(j.header.start_ns).c_str(),
+      std::string project;
+      if (!j.header.project.empty())
+        project = "  project " + escape_path(j.header.project) + " in " +
+                  (j.header.project_dir ? escape_path(j.header.project_dir->volume) : std::string("(not recorded)"));
+      std::printf("%s  %s  %zu entries  %s%s  %s\n", format_utc(j.header.start_ns).c_str(),
                   escape_path(j.header.volume).c_str(), size_t(j.changes), escape_control(l.status).c_str(),
-                  escape_path(j.path).c_str());
+                  project.c_str(), escape_path(j.path).c_str());
     }
   }
   return kExitOk;
@@ -248,7 +285,8 @@ int run_journal_show(const JournalOptions& o) {
   std::printf("# started %s by volprep %s: %s\n", format_utc(j.header.start_ns).c_str(),
               escape_path(j.header.volprep_version).c_str(), escape_path(j.header.command_line).c_str());
   if (!j.header.rollback_of.empty()) std::printf("# rollback of %s\n", escape_path(j.header.rollback_of).c_str());
-  if (!j.header.project.empty()) std::printf("# project %s\n", escape_path(j.header.project).c_str());
+  if (!j.header.project.empty())
+    std::printf("# project %s in %s\n", escape_path(j.header.project).c_str(), described(j.header.project_dir).c_str());
   for (size_t i = 1; i < j.roots.size(); ++i)
     std::printf("# volume %s (device %u:%u inode %llu)\n", escape_path(j.roots[i].volume).c_str(),
                 j.roots[i].dev_major, j.roots[i].dev_minor, (unsigned long long)j.roots[i].ino);

@@ -55,13 +55,16 @@ constexpr size_t kMaxFileSize = 16 << 20;
 // project directory to hang or flood a root process), owned by root or by `owner`, the
 // project directory's owner; read whole. A symlink could name /etc/shadow, and the errors
 // would quote it.
-Result<std::string> read_small_file(const std::string& path, uint32_t owner) {
+// `missing` (if given) is set when the file or its directory does not exist.
+Result<std::string> read_small_file(const std::string& path, uint32_t owner, bool* missing = nullptr) {
   fs::path p(path);
   auto dir = resolve_path(p.parent_path().string(), false);
+  if (!dir && missing) *missing = dir.error().code == kExitUsage;
   if (!dir) return Error{dir.error().code == kExitRefused ? kExitRefused : kExitConfig, dir.error().message};
   UniqueFd fd(::openat(dir->fd.get(), p.filename().c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW));
   if (!fd.valid() && errno == ELOOP)
     return Error{kExitRefused, path + " is a symlink: refusing to read it (name the file it leads to)"};
+  if (!fd.valid() && missing) *missing = errno == ENOENT;
   if (!fd.valid()) return config_error(path + ": " + std::strerror(errno));
   struct stat st;
   if (::fstat(fd.get(), &st) < 0 || !S_ISREG(st.st_mode)) return config_error(path + ": not a regular file");
@@ -125,7 +128,7 @@ struct Source {
     std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
     if (v == "true" || v == "yes" || v == "on" || v == "y") return true;
     if (v == "false" || v == "no" || v == "off" || v == "n") return false;
-    return error(n, what + ": expected true or false, found \"" + *s + "\"");
+    return error(n, what + ": expected true or false, found \"" + n.Scalar() + "\"");  // as written: no variable's value
   }
   // A list of strings, or (`single`) one string taken as a list of one.
   Result<std::vector<std::string>> strings(const YAML::Node& n, const std::string& what, bool single = false) const {
@@ -173,6 +176,7 @@ struct PartialService {
   Loc loc;
   std::optional<std::string> image, user, userns_mode, network_mode, extends;
   Loc user_loc;
+  std::string user_text;  // user: as written
   std::optional<bool> build, privileged;
   std::optional<std::vector<std::string>> profiles;
   std::map<std::string, std::optional<std::string>> environment;
@@ -208,7 +212,7 @@ Result<ComposeMount> parse_short_volume(const Source& src, const YAML::Node& n, 
     start = colon + 1;
   }
   if (parts.size() > 3 || parts[0].empty())
-    return src.error(n, "volumes: \"" + *text + "\": expected [SOURCE:]TARGET[:MODE]");
+    return src.error(n, "volumes: \"" + n.Scalar() + "\": expected [SOURCE:]TARGET[:MODE]");
   if (parts.size() == 1) {
     m.kind = ComposeMount::kAnonymous;
     m.target = parts[0];
@@ -309,6 +313,7 @@ Result<PartialService> parse_service(const Source& src, const std::string& name,
   if (n["user"]) {
     if (auto e = opt_string("user", s.user)) return *e;
     s.user_loc = src.at(n["user"]);
+    s.user_text = n["user"].IsScalar() ? n["user"].Scalar() : "";
   }
   if (n["extends"])
     return src.error(n["extends"], "service " + name +
@@ -466,6 +471,95 @@ Result<PartialFile> parse_file(const std::string& path, uint32_t owner, const Va
   return f;
 }
 
+// The files a compose file makes Compose read by name, besides itself: include: (compose
+// files, and their env_file:), a service's extends: file: and env_file:. The Compose CLI
+// reads them as root when volprep hands it the project, so they are held to the rules of a
+// compose file and .env (read_small_file) first: a regular file, never a symlink (nor a
+// directory reached through another user's), owned by root or the project directory's owner.
+// Included and extended files are followed, and theirs checked too. A file that does not
+// exist is the CLI's to report (env_file: may be optional). A file that is not YAML, or a
+// value that is not interpolated, is left for the reader that fails on it.
+Result<bool> check_referenced_files(const std::vector<std::string>& files, const std::string& project_dir,
+                                    uint32_t owner, const Variables& vars) {
+  struct Pending {
+    std::string file;
+    std::vector<std::string> bases;  // env_file: is relative to the project (main files) or the file
+  };
+  std::vector<Pending> todo;
+  for (const auto& f : files) {
+    std::vector<std::string> bases = {project_dir};
+    if (std::string dir = fs::path(f).parent_path().string(); dir != project_dir) bases.push_back(dir);
+    todo.push_back({f, bases});
+  }
+  std::set<std::string> seen;
+  std::vector<std::string> ignored;
+  while (!todo.empty() && seen.size() < 256) {
+    Pending at = std::move(todo.back());
+    todo.pop_back();
+    if (!seen.insert(at.file).second) continue;
+    auto text = read_small_file(at.file, owner);
+    if (!text) continue;  // a main file: the reader says why; a referenced one was checked
+    const std::string here = fs::path(at.file).parent_path().string();
+    Source src{at.file, &vars, &ignored};
+    // One referenced file: checked, and followed if it is a compose file.
+    auto check = [&](const YAML::Node& n, const std::string& key, const std::vector<std::string>& bases,
+                     bool compose) -> std::optional<Error> {
+      if (!n || !n.IsScalar()) return std::nullopt;
+      auto value = src.scalar(n, key);
+      if (!value || value->empty()) return std::nullopt;
+      for (const auto& base : bases) {
+        const std::string path = absolute_from(base, *value);
+        bool missing = false;
+        auto t = read_small_file(path, owner, &missing);
+        if (missing) continue;
+        if (!t)
+          return Error{kExitRefused, src.at(n).str() + ": " + key + ": " + t.error().message +
+                                         " (the Compose CLI would read it as root); nothing changed"};
+        if (compose) todo.push_back({path, {fs::path(path).parent_path().string()}});
+      }
+      return std::nullopt;
+    };
+    auto each = [&](const YAML::Node& n, const std::string& key, const std::vector<std::string>& bases,
+                    bool compose) -> std::optional<Error> {
+      if (!n) return std::nullopt;
+      if (!n.IsSequence()) return check(n, key, bases, compose);
+      for (const auto& item : n) {
+        const YAML::Node path = item.IsMap() ? item["path"] : item;  // env_file: [{path:, required:}]
+        if (!path || path.IsSequence()) continue;
+        if (auto e = check(path, key, bases, compose)) return e;
+      }
+      return std::nullopt;
+    };
+    try {
+      YAML::Node root = YAML::Load(*text);
+      if (!root.IsMap()) continue;
+      if (const auto include = root["include"]; include && include.IsSequence()) {
+        for (const auto& item : include) {
+          if (!item.IsMap()) {
+            if (auto e = check(item, "include", {here}, true)) return *e;
+            continue;
+          }
+          if (auto e = each(item["path"], "include: path", {here}, true)) return *e;
+          if (auto e = each(item["env_file"], "include: env_file", {here}, false)) return *e;
+        }
+      }
+      if (const auto services = root["services"]; services && services.IsMap()) {
+        for (const auto& kv : services) {
+          const auto& svc = kv.second;
+          if (!svc.IsMap()) continue;
+          const std::string name = "service " + kv.first.as<std::string>("") + ": ";
+          if (const auto ext = svc["extends"]; ext && ext.IsMap())
+            if (auto e = check(ext["file"], name + "extends: file", {here}, true)) return *e;
+          if (auto e = each(svc["env_file"], name + "env_file", at.bases, false)) return *e;
+        }
+      }
+    } catch (const YAML::Exception&) {
+      continue;  // not YAML: the reader (or the CLI) says where
+    }
+  }
+  return true;
+}
+
 // Compose's merge of a later file's service into an earlier one's.
 void merge_into(PartialService& into, PartialService&& from) {
   auto take = [](auto& a, auto& b) {
@@ -475,6 +569,7 @@ void merge_into(PartialService& into, PartialService&& from) {
   if (from.user) {
     into.user = from.user;
     into.user_loc = from.user_loc;
+    into.user_text = from.user_text;
   }
   take(into.userns_mode, from.userns_mode);
   take(into.network_mode, from.network_mode);
@@ -525,8 +620,9 @@ Result<ComposeExtension> parse_extension(const PartialService& p, const std::map
     } else {
       auto v = src.scalar(node, "x-volprep." + key);
       if (!v) return v.error();
-      if (key == "mode" && *v != "own" && *v != "acl") return bad("expected own or acl, found \"" + *v + "\"");
+      if (key == "mode" && *v != "own" && *v != "acl") return bad("expected own or acl, found \"" + node.Scalar() + "\"");
       (key == "as" ? x.as : key == "mode" ? x.mode : x.chmod) = *v;
+      if (key == "as") x.as_text = node.Scalar();
     }
     if (x.loc.line == 0) x.loc = loc;
   }
@@ -551,9 +647,9 @@ std::vector<std::string> default_files(const std::string& dir) {
   return out;
 }
 
-}  // namespace
-
-Result<ComposeProject> read_compose(const ComposeOptions& o) {
+// read_compose, or (`check_only`) its steps up to the check of the files the Compose CLI would
+// read: an empty project when they pass.
+Result<ComposeProject> read_compose(const ComposeOptions& o, bool check_only) {
   ComposeProject project;
   const auto& env = o.environment;
   auto getenv = [&](const std::string& k) -> std::string {
@@ -598,6 +694,9 @@ Result<ComposeProject> read_compose(const ComposeOptions& o) {
   if (!S_ISDIR(dir->st.mode)) return config_error(project.directory + ": the project directory is not a directory");
   project.real_directory = dir->real;
   project.owner = dir->st.uid;
+  project.dev_major = dir->st.dev_major;
+  project.dev_minor = dir->st.dev_minor;
+  project.ino = dir->st.ino;
 
   // 2. The variables: the environment over the project's .env.
   Variables vars = env;
@@ -613,6 +712,10 @@ Result<ComposeProject> read_compose(const ComposeOptions& o) {
     for (const auto& [k, v] : *parsed) vars.emplace(k, v);  // the environment wins
   }
   std::string home = vars.count("HOME") ? vars.at("HOME") : "/root";
+  if (!o.resolved_text)
+    if (auto checked = check_referenced_files(files, project.directory, project.owner, vars); !checked)
+      return checked.error();
+  if (check_only) return ComposeProject{};
 
   // 3. Each file, then the merge in -f order.
   std::map<std::string, Source> sources;
@@ -648,6 +751,7 @@ Result<ComposeProject> read_compose(const ComposeOptions& o) {
     s.build = p.build.value_or(false);
     s.user = p.user;
     s.user_loc = p.user_loc;
+    if (!o.resolved_text) s.user_text = p.user_text;  // a CLI's output has the values only
     s.userns_mode = p.userns_mode;
     s.network_mode = p.network_mode;
     s.privileged = p.privileged.value_or(false);
@@ -689,6 +793,16 @@ Result<ComposeProject> read_compose(const ComposeOptions& o) {
   std::sort(project.services.begin(), project.services.end(),
             [](const ComposeService& a, const ComposeService& b) { return a.name < b.name; });
   return project;
+}
+
+}  // namespace
+
+Result<ComposeProject> read_compose(const ComposeOptions& o) { return read_compose(o, false); }
+
+Result<bool> check_compose_references(const ComposeOptions& o) {
+  auto r = read_compose(o, true);
+  if (!r) return r.error();
+  return true;
 }
 
 Result<std::vector<const ComposeService*>> select_services(const ComposeProject& project,

@@ -135,8 +135,13 @@ Result<ComposeProject> read_compose_via_cli(const std::string& cli, const Compos
   // The built-in reader finds the files and the project directory as Compose does; its
   // x-volprep is what the plan uses.
   auto own = read_compose(o);
-  // A file it refuses (a symlink, someone else's) is not for the CLI to read as root either.
+  // A file it refuses (a symlink, someone else's) is not for the CLI to read as root either;
+  // nor one that include:, extends: or env_file: names, which only the CLI reads. Where the
+  // built-in reader fails on what it does not read (include:, extends:), they are checked
+  // still: the CLI runs only once they pass.
   if (!own && own.error().code == kExitRefused) return own.error();
+  if (!own)
+    if (auto checked = check_compose_references(o); !checked) return checked.error();
   std::vector<std::string> argv = {cli};
   // The files the built-in reader found, named: docker-compose 1 looks for the default names
   // in the current directory even with --project-directory (Compose v2 looks there), and a
@@ -176,6 +181,7 @@ Result<ComposeProject> read_compose_via_cli(const std::string& cli, const Compos
         s.x = mine->x;
         s.loc = mine->loc;
         s.user_loc = mine->user_loc;
+        if (s.user == mine->user) s.user_text = mine->user_text;
         // A mount's place in the user's files, not in the CLI's output: one target, one mount.
         for (auto& m : s.mounts)
           for (const auto& theirs : mine->mounts)

@@ -84,9 +84,9 @@ Result<std::string> interpolate(std::string_view text, const Variables& vars, st
         }
       } else if (op == '?') {
         if (!present) {
-          auto msg = interpolate(rest, vars, nullptr);
+          // The message as written: interpolated, it could quote another variable's value.
           return config_error("required variable " + name + " is missing a value" +
-                              (msg && !msg->empty() ? ": " + *msg : ""));
+                              (rest.empty() ? "" : ": " + std::string(rest)));
         }
         out += *v;
       } else {

@@ -74,28 +74,28 @@ Result<ContainerIds> resolve_user_spec(const std::string& spec, const std::optio
     if (entry) {
       auto eu = parse_u32((*entry)[2]);
       auto eg = parse_u32((*entry)[3]);
-      if (!eu || !eg) return config_error("the image's /etc/passwd has a malformed entry for " + u);
+      if (!eu || !eg) return config_error("the image's /etc/passwd has a malformed entry for that user");
       out.uid = uid ? *uid : *eu;
       out.gid = *eg;
     } else if (uid) {
       out.uid = *uid;  // not in passwd: group 0, as Docker runs it
     } else if (!passwd) {
-      return config_error("user \"" + u + "\" is a name, and the image has no /etc/passwd to find it in");
+      return config_error("the user is a name, and the image has no /etc/passwd to find it in");
     } else {
-      return config_error("the image's /etc/passwd has no user \"" + u + "\"");
+      return config_error("the image's /etc/passwd has no such user");
     }
   }
   if (!g.empty()) {
     if (auto gid = parse_u32(g)) {
       out.gid = *gid;
     } else if (!group) {
-      return config_error("group \"" + g + "\" is a name, and the image has no /etc/group to find it in");
+      return config_error("the group is a name, and the image has no /etc/group to find it in");
     } else if (auto entry = find_entry(*group, g, std::nullopt)) {
       auto eg = parse_u32((*entry)[2]);
-      if (!eg) return config_error("the image's /etc/group has a malformed entry for " + g);
+      if (!eg) return config_error("the image's /etc/group has a malformed entry for that group");
       out.gid = *eg;
     } else {
-      return config_error("the image's /etc/group has no group \"" + g + "\"");
+      return config_error("the image's /etc/group has no such group");
     }
   }
   return out;
@@ -127,17 +127,20 @@ Result<ServiceUser> service_user(const ComposeService& s, const std::string& ima
   };
   if (s.x.as) {
     auto ids = numeric_ids(*s.x.as);
-    if (!ids) return usage_error(s.x.loc.str() + ": x-volprep.as \"" + *s.x.as + "\": expected UID[:GID], container ids");
+    if (!ids) return usage_error(s.x.loc.str() + ": x-volprep.as \"" + s.x.as_text + "\": expected UID[:GID], container ids");
     out.container = *ids;
-    out.why = "x-volprep.as " + *s.x.as;
+    out.why = "x-volprep.as " + (s.x.as_text.empty() ? *s.x.as : s.x.as_text);
     return out;
   }
-  if (s.user) return from_spec(*s.user, "user: \"" + *s.user + "\" (" + s.user_loc.str() + ")");
+  // The user as the file writes it: its value may be a variable's, from .env.
+  if (s.user)
+    return from_spec(*s.user, (s.user_text.empty() ? std::string("user: as the Compose CLI resolved it")
+                                                   : "user: \"" + s.user_text + "\"") + " (" + s.user_loc.str() + ")");
   if (auto puid = s.environment.find("PUID"); puid != s.environment.end()) {
     auto pgid = s.environment.find("PGID");
     std::string spec = puid->second + ":" + (pgid != s.environment.end() ? pgid->second : puid->second);
     auto ids = numeric_ids(spec);
-    if (!ids) return config_error("service " + s.name + ": PUID/PGID \"" + spec + "\": expected numbers");
+    if (!ids) return config_error("service " + s.name + ": PUID/PGID in its environment: expected numbers");
     out.container = *ids;
     out.why = "PUID/PGID in its environment (the image drops from root to them)";
     return out;

@@ -178,8 +178,10 @@ Result<ImageFacts> DockerEngine::image(const std::string& ref) {
 Result<bool> DockerEngine::read_user_files(const std::string& ref, ImageFacts& facts) {
   read_layers_ = false;
   if (auto it = layers_.find(ref); it != layers_.end() && !it->second.empty()) {
-    LayerFile passwd = read_from_layers(it->second, "etc", "passwd");
-    LayerFile group = passwd.state == LayerFile::kUnsupported ? passwd : read_from_layers(it->second, "etc", "group");
+    const int root = host_root_.valid() ? host_root_.get() : -1;
+    LayerFile passwd = read_from_layers(it->second, "etc", "passwd", root);
+    LayerFile group =
+        passwd.state == LayerFile::kUnsupported ? passwd : read_from_layers(it->second, "etc", "group", root);
     if (passwd.state != LayerFile::kUnsupported && group.state != LayerFile::kUnsupported) {
       if (passwd.state == LayerFile::kFound) facts.passwd = std::move(passwd.content);
       if (group.state == LayerFile::kFound) facts.group = std::move(group.content);
@@ -271,23 +273,34 @@ LayerFile read_layer_regular(int dir, const std::string& name, const struct stat
 
 }  // namespace
 
-LayerFile read_from_layers(const std::vector<std::string>& layers, const std::string& dir, const std::string& name) {
+LayerFile read_from_layers(const std::vector<std::string>& layers, const std::string& dir, const std::string& name,
+                           int root_fd) {
   if (dir.empty() || dir.find('/') != std::string::npos || dir == "." || dir == ".." || name.empty() ||
       name.find('/') != std::string::npos || name == "." || name == "..")
     return unsupported("not one name: " + dir + "/" + name);
   for (const auto& layer : layers) {
     const std::string where = layer + "/" + dir;
-    auto root = resolve_path(layer, false);
-    if (!root) return unsupported("layer " + layer + ": " + root.error().message);
-    if (!S_ISDIR(root->st.mode)) return unsupported("layer " + layer + " is not a directory");
+    UniqueFd top;
+    if (root_fd >= 0) {
+      if (!layer.starts_with('/')) return unsupported("layer " + layer + ": not an absolute path");
+      const size_t rel = layer.find_first_not_of('/');
+      int fd = open_beneath(root_fd, rel == std::string::npos ? "" : layer.substr(rel), O_PATH | O_DIRECTORY);
+      if (fd < 0) return unsupported("layer " + layer + " below the host root: " + std::strerror(-fd));
+      top.reset(fd);
+    } else {
+      auto root = resolve_path(layer, false);
+      if (!root) return unsupported("layer " + layer + ": " + root.error().message);
+      if (!S_ISDIR(root->st.mode)) return unsupported("layer " + layer + " is not a directory");
+      top = std::move(root->fd);
+    }
     struct stat st;
-    if (::fstatat(root->fd.get(), dir.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+    if (::fstatat(top.get(), dir.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
       if (errno == ENOENT) continue;  // this layer does not touch `dir`
       return unsupported(where + ": " + std::strerror(errno));
     }
     if (whiteout(st)) return {};  // `dir` deleted in this layer: nothing below shows
     if (!S_ISDIR(st.st_mode)) return unsupported(where + " is not a directory in this layer (a symlink?)");
-    UniqueFd d(::openat(root->fd.get(), dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd d(::openat(top.get(), dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!d.valid()) return unsupported(where + ": " + std::strerror(errno));
     std::string value;
     if (overlay_xattr(d.get(), "trusted.overlay.redirect", value) != 0)

@@ -157,6 +157,16 @@ Result<JournalReader> JournalReader::open(const std::string& path) {
   h.start_ns = int64_t(f.varint());
   h.rollback_of = f.string();
   if (r.version_ >= 4 && !f.at_end()) h.project = f.string();
+  if (r.version_ >= 4 && !f.at_end()) {
+    JournalRoot d;
+    d.volume = f.string();
+    d.dev_major = f.u32();
+    d.dev_minor = f.u32();
+    d.ino = f.varint();
+    if (f.ok() && (d.volume.empty() || d.volume.front() != '/'))
+      return r.bad(at, "the project directory in the header is not absolute");
+    h.project_dir = std::move(d);
+  }
   if (!f.ok()) return r.bad(at, "a malformed record");
   if (h.volume.empty() || h.volume.front() != '/')
     return config_error("journal " + path + ": the volume path in the header is not absolute");
@@ -624,10 +634,17 @@ LastJournal find_last_journal(const std::string& dir, const JournalMatch& match)
         break;
       }
       if (!out.other_inode) out.other_inode = h;
-    } else if (!match.project.empty() && h.project == match.project) {
-      out.path = it->path;
-      break;
+    } else if ((!match.project.empty() || match.project_dir) && !h.project.empty()) {
+      if (!match.project.empty() && h.project != match.project) continue;
+      if (match.project_dir && h.project_dir != match.project_dir) continue;
+      auto seen = std::find_if(out.ambiguous.begin(), out.ambiguous.end(),
+                               [&](const ProjectRun& r) { return r.dir == h.project_dir; });
+      if (seen == out.ambiguous.end()) out.ambiguous.push_back({h.project_dir, h.start_ns, it->path});
     }
+  }
+  if (!match.volume && !out.ambiguous.empty()) {
+    if (out.ambiguous.size() == 1) out.path = out.ambiguous[0].path;
+    if (out.ambiguous.size() == 1) out.ambiguous.clear();
   }
   if (!out.path.empty()) out.other_inode.reset();
   return out;

@@ -140,6 +140,7 @@ struct RollbackOptions {
   std::optional<std::string> journal;   // JOURNAL
   std::optional<std::string> last;      // --last PATH
   std::optional<std::string> project;   // --project NAME: the newest run of a compose project
+  std::optional<std::string> project_directory;  // --project-directory DIR: of the project there
   bool follow_path_symlinks = false;    // for --last PATH
   std::string journal_dir = default_journal_dir();
   std::optional<std::string> own_journal;  // --journal FILE: the rollback's own journal

@@ -32,8 +32,11 @@ struct ComposeMount {
 };
 
 // x-volprep: a service's own settings.
+// Messages quote a value as the file writes it (`*_text`), never as interpolated: a variable
+// may hold a secret of the .env file.
 struct ComposeExtension {
   std::optional<std::string> as;     // UID[:GID], container ids
+  std::string as_text;               // as written
   std::optional<std::string> mode;   // "own" or "acl"
   std::optional<std::string> chmod;
   std::vector<std::string> excludes;
@@ -47,6 +50,7 @@ struct ComposeService {
   bool build = false;
   std::optional<std::string> user;
   Loc user_loc;
+  std::string user_text;  // user: as written ("" from a Compose CLI's output, which has only values)
   std::vector<std::string> profiles;
   std::map<std::string, std::string> environment;  // only what is set to a value
   std::vector<ComposeMount> mounts;
@@ -63,6 +67,8 @@ struct ComposeProject {
   std::string directory;           // absolute
   std::string real_directory;      // resolved (only root's symlinks followed)
   uint32_t owner = 0;              // its owner: the only user besides root whose files are read
+  uint32_t dev_major = 0, dev_minor = 0;  // real_directory's device and inode: the journal
+  uint64_t ino = 0;                       // tells projects of one name apart by them
   std::vector<std::string> files;  // as read, in merge order
   std::vector<ComposeService> services;  // sorted by name
   std::vector<std::string> warnings;     // unset variables, and the like
@@ -85,6 +91,11 @@ struct ComposeOptions {
 // symlink, nor if someone other than root or the project directory's owner owns it
 // (kExitRefused).
 Result<ComposeProject> read_compose(const ComposeOptions& options);
+
+// What read_compose checks of the files a compose file makes Compose read by name (include:,
+// extends: file:, env_file:), and of the steps before: before a Compose CLI reads them as
+// root. kExitRefused names the compose file, line, column and key.
+Result<bool> check_compose_references(const ComposeOptions& options);
 
 // The services a run covers: `names` (default: every service whose profiles are active, as
 // COMPOSE_PROFILES says) and what they depend on, as `up` starts them; an unknown name is an

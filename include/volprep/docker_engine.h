@@ -12,6 +12,7 @@
 
 #include "volprep/compose_plan.h"
 #include "volprep/error.h"
+#include "volprep/fd.h"
 
 namespace volprep {
 
@@ -25,6 +26,9 @@ class DockerEngine {
   // /etc/passwd and /etc/group of the image into `facts` (absent files stay nullopt): from
   // its layers when image() saw overlay2 ones, else through a container never started.
   Result<bool> read_user_files(const std::string& ref, ImageFacts& facts);
+  // Under --host-root: the layer paths the engine reports are the host's, read below this
+  // directory (by descriptor, no symlink followed) rather than from this machine's root.
+  void set_host_root(UniqueFd root) { host_root_ = std::move(root); }
   // Whether the last read_user_files read the layers (false: it made a container).
   bool read_layers() const { return read_layers_; }
 
@@ -40,6 +44,7 @@ class DockerEngine {
   std::string socket_;
   std::map<std::string, std::vector<std::string>> layers_;  // image -> overlay2 diff dirs, top first
   bool read_layers_ = false;
+  UniqueFd host_root_;
 };
 
 // A file of an image read from its overlay2 layer directories (top first) as overlayfs
@@ -47,13 +52,16 @@ class DockerEngine {
 // then `dir` (one name) and `name` below it by descriptor, never following a symlink in a
 // layer. A whiteout or an opaque `dir` above hides what is below. kUnsupported when the
 // merge needs more than that (a symlink or redirect on the way, a metacopy file, a layer
-// not reachable from here): read it through a container instead.
+// not reachable from here): read it through a container instead. With `root` (a descriptor of
+// a host's root, as --host-root names it), each layer path is opened below it instead, with
+// no symlink followed on the way (fd.h open_beneath).
 struct LayerFile {
   enum State : uint8_t { kFound, kAbsent, kUnsupported } state = kAbsent;
   std::string content;
   std::string why;  // kUnsupported: what was found
 };
-LayerFile read_from_layers(const std::vector<std::string>& layers, const std::string& dir, const std::string& name);
+LayerFile read_from_layers(const std::vector<std::string>& layers, const std::string& dir, const std::string& name,
+                           int root = -1);
 
 // The content of the first regular file in a tar stream; an error for a symlink or none.
 Result<std::string> first_file_in_tar(const std::string& tar, const std::string& what);

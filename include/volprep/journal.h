@@ -9,7 +9,10 @@
 // (version 4), 'M' a rename (version 4), 'E' end of a finished run (last).
 // 'H': volprep version, volume (absolute path), dev major, dev minor, inode, uid map, gid map,
 // command line, start time (ns), the journal a rollback undid ("" for a run); version 4: then
-// the compose project, if the run has one (absent, not empty, for none).
+// the compose project, if the run has one (absent, not empty, for none); then, optionally
+// (absent in journals of older volprep), the project's directory: absolute path, dev major,
+// dev minor, inode. The name is whatever the compose file says, which any user may choose;
+// the directory tells two projects of one name apart.
 // 'D' (version 2): how many leading bytes of the previous 'D' record's path this path shares,
 // then the rest of the path. Version 1 (still read): the whole path.
 // 'C': dev major, dev minor, inode, mode before (with type), uid, gid before, mode, uid, gid
@@ -76,6 +79,14 @@ std::string default_journal_dir();
 
 uint32_t crc32c(const void* data, size_t size, uint32_t crc = 0);
 
+// A volume root the records are relative to: the header's volume, or an 'R' record's.
+struct JournalRoot {
+  std::string volume;  // absolute path of the volume root (or single file)
+  uint32_t dev_major = 0, dev_minor = 0;
+  uint64_t ino = 0;
+  bool operator==(const JournalRoot&) const = default;
+};
+
 struct JournalHeader {
   std::string volprep_version;
   std::string volume;  // absolute path of the volume root
@@ -86,15 +97,10 @@ struct JournalHeader {
   int64_t start_ns = 0;  // UTC, nanoseconds since the epoch
   std::string rollback_of;  // a rollback's journal: the journal it undid (file name)
   std::string project;      // version 4: the compose project the run prepared ("" for none)
+  // Its directory (the root fields: path, device, inode), when the journal records it.
+  std::optional<JournalRoot> project_dir;
 };
 
-// A volume root the records are relative to: the header's volume, or an 'R' record's.
-struct JournalRoot {
-  std::string volume;  // absolute path of the volume root (or single file)
-  uint32_t dev_major = 0, dev_minor = 0;
-  uint64_t ino = 0;
-  bool operator==(const JournalRoot&) const = default;
-};
 JournalRoot root_of(const JournalHeader& h);
 
 // A directory entry renamed (an 'M' record): `from_dir`/`from_name` to `to_dir`/`to_name`.
@@ -353,15 +359,26 @@ std::vector<std::string> unfinished_runs(const std::string& dir, const std::func
 
 // Which run `rollback --last` undoes: the newest of a volume root (a journal whose first
 // root has this path, taken only with this device and inode), or of a compose project (a
-// journal whose header names it). A rollback's own journal never matches.
+// journal whose header names it, and whose project directory is `project_dir` (path, device
+// and inode) when that is given). A rollback's own journal never matches.
 struct JournalMatch {
   std::optional<JournalRoot> volume;
-  std::string project;  // used when `volume` is not set
+  std::string project;  // used when `volume` is not set; "" with `project_dir`: any name
+  std::optional<JournalRoot> project_dir;
+};
+// The newest run of a project from one directory (none: a journal that does not record it).
+struct ProjectRun {
+  std::optional<JournalRoot> dir;
+  int64_t start_ns = 0;
+  std::string path;
 };
 struct LastJournal {
   std::string path;  // the newest matching journal; "" if none
   // None matched, but the newest run on that path changed another inode there: its header.
   std::optional<JournalHeader> other_inode;
+  // A project matched by name alone has runs from more than one directory: the newest of
+  // each, newest first, and no `path` (the name is anyone's to choose: which one is meant?).
+  std::vector<ProjectRun> ambiguous;
   std::vector<std::string> unreadable;  // journals passed over: why each could not be read
 };
 LastJournal find_last_journal(const std::string& dir, const JournalMatch& match);

@@ -136,6 +136,56 @@ services:
     volumes: ["./data/a:/a"]
 YAML
 done
+# Files only Compose reads (env_file:, extends: file:), which the CLI would open by name as
+# root: held to the rules of the compose file and .env first. A symlink (here to a root-only
+# file) and a third user's file are refused, naming the compose file, line and key; the CLI
+# never runs, nothing of the file shows.
+printf 'TOKEN=hunter2\n' >"$T/root-only" && chmod 600 "$T/root-only"
+ln -s "$T/root-only" "$p/vars"
+ln -s "$T/root-only" "$p/base.yml"
+printf 'A=1\n' >"$p/theirs.env" && chown 4321:4321 "$p/theirs.env"
+for reader in "${readers[@]}"; do
+  refused 5 "$p/compose.yaml:5:15: service app: env_file: $p/vars is a symlink: refusing to read it" \
+    --compose-cli "$reader" <<'YAML'
+services:
+  app:
+    image: busybox
+    user: "1000:1000"
+    env_file: vars
+    volumes: ["./data/a:/a"]
+YAML
+  ! grep -q hunter2 "$T/err" "$T/out" || fail "the refused file's content was printed"
+  refused 5 "$p/compose.yaml:5:21: service app: extends: file: $p/base.yml is a symlink" --compose-cli "$reader" <<'YAML'
+services:
+  app:
+    image: busybox
+    user: "1000:1000"
+    extends: {file: base.yml, service: b}
+YAML
+  refused 5 "$p/compose.yaml:5:16: service app: env_file: $p/theirs.env is owned by uid 4321, neither root nor" \
+    --compose-cli "$reader" <<'YAML'
+services:
+  app:
+    image: busybox
+    user: "1000:1000"
+    env_file: [./theirs.env]
+    volumes: ["./data/a:/a"]
+YAML
+done
+rm "$p/vars" "$p/base.yml" "$p/theirs.env"
+
+# A value from .env may be a secret: an error quotes the value as the file writes it.
+printf 'RO=hunter2\n' >"$p/.env"
+refused 3 "$p/compose.yaml:6:63: read_only: expected true or false, found \"\\\$\{RO\}\"" --compose-cli never <<'YAML'
+services:
+  app:
+    image: busybox
+    user: "1000:1000"
+    volumes:
+      - {type: bind, source: ./data/a, target: /a, read_only: "${RO}"}
+YAML
+! grep -q hunter2 "$T/err" || fail "a value from .env was printed: $(cat "$T/err")"
+rm "$p/.env"
 # Every problem of a project is reported, each once, before anything changes.
 refused 5 "3 problems found before any change; nothing changed" --compose-cli never <<'YAML'
 secrets:

@@ -78,10 +78,21 @@ chmod 700 "$T/varlib/journals"
 # The host's /var/lib/volprep is this test's $T/varlib.
 sed "s|/var/lib/volprep|$T/varlib|g" "$hooks/oneshot.yaml" >"$o/compose.yaml"
 echo "PROJECT_DIR=$o" >"$o/.env"
+# The app's user by name: volprep asks the engine (this test's, at its socket below /host)
+# for the image, and reads its /etc/passwd from the overlay2 layers, whose paths are the
+# host's, below /host: no container is created for that.
+sed -i 's|^    user: "1000:1000"|    user: app|; s|^    userns_mode: host .*|&\n    environment: {DOCKER_HOST: "unix:///host'"$DOCKER_SOCK"'"}|' "$o/compose.yaml"
+grep -q '^    user: app$' "$o/compose.yaml" && grep -q "DOCKER_HOST: \"unix:///host$DOCKER_SOCK\"" "$o/compose.yaml" ||
+  fail "the one-shot project: $(cat "$o/compose.yaml")"
 chmod o+x "$T"
+since=$(date +%s)
 (cd "$o" && timeout 180 docker-compose up) >"$T/up.log" 2>&1 || { cat "$T/up.log"; fail "the one-shot project failed"; }
 grep -q "oneshot_volprep_1 exited with code 0" "$T/up.log" || { cat "$T/up.log"; fail "the volprep service did not finish well"; }
 written "$o"
+[ -z "$(docker_cmd events --since "$since" --until "$(($(date +%s) + 1))" --filter type=container --filter event=create \
+  --filter label=volprep.purpose)" ] || fail "the one-shot service created a container to read the image's /etc/passwd"
+[ -n "$(docker_cmd events --since "$since" --until "$(($(date +%s) + 1))" --filter type=container --filter event=create \
+  --filter label=com.docker.compose.service=volprep)" ] || fail "the events do not show the project's containers"
 ls "$T"/varlib/journals/*.vpj >/dev/null || fail "the one-shot service wrote no journal on the host"
 # Its rollback, through the same service (the journal names /host paths).
 rm "$o/data/written"

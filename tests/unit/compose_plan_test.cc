@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -76,8 +77,8 @@ TEST(ComposeUser, DockersRules) {
   EXPECT_EQ(ids(resolve_user_spec("www-data:staff", kPasswd, kGroup)), "33:50");
   EXPECT_EQ(ids(resolve_user_spec(":", kPasswd, kGroup)), "0:0");  // "${UID}:${GID}" with both unset
   EXPECT_EQ(ids(resolve_user_spec("", kPasswd, kGroup)), "0:0");
-  EXPECT_EQ(ids(resolve_user_spec("nobody", kPasswd, kGroup)), "error: the image's /etc/passwd has no user \"nobody\"");
-  EXPECT_EQ(ids(resolve_user_spec("1000:wheel", kPasswd, kGroup)), "error: the image's /etc/group has no group \"wheel\"");
+  EXPECT_EQ(ids(resolve_user_spec("nobody", kPasswd, kGroup)), "error: the image's /etc/passwd has no such user");
+  EXPECT_EQ(ids(resolve_user_spec("1000:wheel", kPasswd, kGroup)), "error: the image's /etc/group has no such group");
   EXPECT_FALSE(user_spec_needs_files("1000:1000"));
   EXPECT_FALSE(user_spec_needs_files(":"));
   EXPECT_TRUE(user_spec_needs_files("1000"));
@@ -370,6 +371,31 @@ TEST(DockerEngine, FileFromOverlayLayers) {
     EXPECT_EQ(read({xwhiteouts, base}, "passwd"), "(unsupported)");
   }
   fs::remove_all(root);
+}
+
+// Under --host-root the engine's layer paths are the host's: read below the host root's
+// descriptor, never from this machine's root, and no symlink followed on the way there.
+TEST(DockerEngine, LayersBelowAHostRoot) {
+  namespace fs = std::filesystem;
+  char tmpl[] = "/tmp/volprep-hostroot-test.XXXXXX";
+  const std::string host = ::mkdtemp(tmpl);
+  const std::string diff = "/var/lib/docker/overlay2/abc/diff";
+  fs::create_directories(host + diff + "/etc");
+  std::ofstream(host + diff + "/etc/passwd") << "app:x:1000:1000::/:/bin/sh\n";
+  UniqueFd root(::open(host.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(root.valid());
+  LayerFile f = read_from_layers({diff}, "etc", "passwd", root.get());
+  ASSERT_EQ(f.state, LayerFile::kFound) << f.why;
+  EXPECT_EQ(f.content, "app:x:1000:1000::/:/bin/sh\n");
+  EXPECT_EQ(read_from_layers({diff}, "etc", "passwd").state, LayerFile::kUnsupported);  // not on this root
+  // A symlink on the way (here to the real layer, below the host root) is not followed.
+  fs::create_directories(host + "/srv");
+  ASSERT_EQ(::symlink("../var/lib/docker", (host + "/srv/docker").c_str()), 0);
+  EXPECT_EQ(read_from_layers({"/srv/docker/overlay2/abc/diff"}, "etc", "passwd", root.get()).state,
+            LayerFile::kUnsupported);
+  EXPECT_EQ(read_from_layers({"/var/lib/docker/../../../../etc"}, "etc", "passwd", root.get()).state,
+            LayerFile::kUnsupported);  // nor a way out of it
+  fs::remove_all(host);
 }
 
 // The Compose CLI and the built-in reader give the same model, and so the same plan, on

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "volprep/compose.h"
+#include "volprep/compose_plan.h"
 
 using namespace volprep;
 
@@ -333,4 +334,106 @@ TEST(ComposeReaderErrors, SymlinksAndOthersFilesRefused) {
   auto p = read_compose(t.options());
   ASSERT_TRUE(p.ok()) << p.error().message;
   EXPECT_EQ(p->owner, 4321u);
+}
+
+// Files only the Compose CLI reads (include:, extends: file:, env_file:) are held to the rules
+// of a compose file and .env before any reader runs: a symlink, or a third user's file, is
+// refused, naming the compose file, line, column and key, and quoting nothing of the file.
+TEST(ComposeReaderErrors, FilesOnlyTheCliReadsAreHeldToTheSameRules) {
+  TempProject secret("");
+  const std::string shadow = secret.dir() + "/shadow";
+  std::ofstream(shadow) << "root:$y$j9T$hunter2:19000:0:99999:7:::\n";
+  struct Case {
+    std::string yaml, link, where;
+  };
+  const std::vector<Case> cases = {
+      {"include: [other.yaml]\nservices: {}\n", "other.yaml", ":1:11: include: "},
+      {"include:\n  - path: [other.yaml]\nservices: {}\n", "other.yaml", ":2:12: include: path: "},
+      {"include:\n  - path: ok.yaml\n    env_file: vars\nservices: {}\n", "vars", ":3:15: include: env_file: "},
+      {"services:\n  app:\n    image: busybox\n    extends: {file: base.yaml, service: b}\n", "base.yaml",
+       ":4:21: service app: extends: file: "},
+      {"services:\n  app:\n    image: busybox\n    env_file: vars\n", "vars", ":4:15: service app: env_file: "},
+      {"services:\n  app:\n    image: busybox\n    env_file: [a.env, vars]\n", "vars",
+       ":4:23: service app: env_file: "},
+      {"services:\n  app:\n    image: busybox\n    env_file:\n      - path: ./vars\n        required: false\n",
+       "vars", ":5:15: service app: env_file: "},
+  };
+  for (const auto& c : cases) {
+    TempProject t(c.yaml);
+    std::ofstream(t.dir() + "/ok.yaml") << "services: {}\n";
+    std::ofstream(t.dir() + "/a.env") << "A=1\n";
+    std::filesystem::create_symlink(shadow, t.dir() + "/" + c.link);
+    for (int how = 0; how < 2; ++how) {
+      auto r = how ? check_compose_references(t.options()) : [&]() -> Result<bool> {
+        auto p = read_compose(t.options());
+        if (!p) return p.error();
+        return true;
+      }();
+      ASSERT_FALSE(r.ok()) << c.yaml;
+      EXPECT_EQ(r.error().code, kExitRefused) << r.error().message;
+      EXPECT_TRUE(r.error().message.starts_with(t.dir() + "/compose.yaml" + c.where + t.dir() + "/" + c.link +
+                                                " is a symlink"))
+          << r.error().message;
+      EXPECT_EQ(r.error().message.find("hunter2"), std::string::npos) << r.error().message;
+    }
+  }
+  // Followed: what an included file names is checked too (relative to it); a missing file
+  // is the CLI's to report.
+  {
+    TempProject t("include: [sub/inc.yaml]\nservices:\n  app: {image: busybox, env_file: missing.env}\n");
+    std::filesystem::create_directory(t.dir() + "/sub");
+    std::ofstream(t.dir() + "/sub/inc.yaml") << "services:\n  b:\n    image: busybox\n    env_file: vars\n";
+    EXPECT_TRUE(check_compose_references(t.options()).ok());
+    std::filesystem::create_symlink(shadow, t.dir() + "/sub/vars");
+    auto r = check_compose_references(t.options());
+    ASSERT_FALSE(r.ok());
+    EXPECT_TRUE(r.error().message.starts_with(t.dir() + "/sub/inc.yaml:4:15: service b: env_file: " + t.dir() +
+                                              "/sub/vars is a symlink"))
+        << r.error().message;
+  }
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give files away";
+  TempProject t("services:\n  app:\n    image: busybox\n    env_file: vars\n");
+  std::ofstream(t.dir() + "/vars") << "A=1\n";
+  ASSERT_EQ(::chown((t.dir() + "/vars").c_str(), 4321, 4321), 0);
+  auto r = read_compose(t.options());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, kExitRefused);
+  EXPECT_NE(r.error().message.find("env_file: " + t.dir() + "/vars is owned by uid 4321"), std::string::npos)
+      << r.error().message;
+  ASSERT_EQ(::chown(t.dir().c_str(), 4321, 4321), 0);  // the project's owner's own file
+  EXPECT_TRUE(read_compose(t.options()).ok());
+}
+
+// A value from .env may be a secret: errors quote a value as the file writes it, never as
+// interpolated, and still name file, line and column.
+TEST(ComposeReaderErrors, ErrorsQuoteNoVariablesValue) {
+  const std::string env = "SECRET=hunter2\n";
+  auto fails = [&](const std::string& yaml, const std::string& want) {
+    TempProject t(yaml, env);
+    auto p = read_compose(t.options());
+    ASSERT_FALSE(p.ok()) << yaml;
+    EXPECT_EQ(p.error().message, t.dir() + "/compose.yaml" + want);
+    EXPECT_EQ(p.error().message.find("hunter2"), std::string::npos);
+  };
+  fails("services:\n  app:\n    image: busybox\n    user: \"${NOPE:?ask for ${SECRET}}\"\n",
+        ":4:11: user: required variable NOPE is missing a value: ask for ${SECRET}");
+  fails("services:\n  app:\n    image: busybox\n    volumes: [\"${SECRET}:a:b:c\"]\n",
+        ":4:15: volumes: \"${SECRET}:a:b:c\": expected [SOURCE:]TARGET[:MODE]");
+  fails("services:\n  app:\n    image: busybox\n    volumes:\n      - {type: bind, source: ., target: /x, "
+        "read_only: \"${SECRET}\"}\n",
+        ":5:56: read_only: expected true or false, found \"${SECRET}\"");
+  fails("services:\n  app:\n    image: busybox\n    x-volprep: {mode: \"${SECRET}\"}\n",
+        ":4:23: x-volprep.mode: expected own or acl, found \"${SECRET}\"");
+  fails("services:\n  app:\n    image: [busybox ${SECRET}\n", ":3:22: malformed YAML: end of sequence flow not found");
+  // user: from .env, a name the image lacks: the plan's error quotes what the file says.
+  TempProject t("services:\n  app:\n    image: busybox\n    user: \"${SECRET}\"\n", env);
+  auto p = read_compose(t.options());
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->services[0].user, "hunter2");
+  EXPECT_EQ(p->services[0].user_text, "${SECRET}");
+  ImageFacts image{true, "", {}, std::string("root:x:0:0::/:/bin/sh\n"), std::string("root:x:0:\n")};
+  auto u = service_user(p->services[0], "busybox", &image);
+  ASSERT_FALSE(u.ok());
+  EXPECT_EQ(u.error().message, "user: \"${SECRET}\" (" + t.dir() + "/compose.yaml:4:11): the image's /etc/passwd has no "
+                               "such user");
 }

@@ -697,24 +697,69 @@ TEST_F(JournalFile, TheLastJournalOfAVolumeOrAProject) {
   make("4.vpj", 4, [](JournalHeader& x) { x.rollback_of = "1.vpj"; });
   make("5.vpj", 5, [](JournalHeader& x) { x.project = "db"; x.volume = "/srv/db"; });
   put(dir_ + "/junk.vpj", "not a journal");
-  auto v = find_last_journal(dir_, {root_of(h), ""});
+  auto v = find_last_journal(dir_, {root_of(h), "", std::nullopt});
   EXPECT_EQ(v.path, dir_ + "/2.vpj");  // a rollback's journal never, another inode not
   EXPECT_FALSE(v.other_inode.has_value());
   ASSERT_EQ(v.unreadable.size(), 1u);
   EXPECT_NE(v.unreadable[0].find("junk.vpj"), std::string::npos);
-  auto p = find_last_journal(dir_, {std::nullopt, "web"});
+  auto p = find_last_journal(dir_, {std::nullopt, "web", std::nullopt});
   EXPECT_EQ(p.path, dir_ + "/2.vpj");
-  EXPECT_EQ(find_last_journal(dir_, {std::nullopt, "db"}).path, dir_ + "/5.vpj");
-  EXPECT_EQ(find_last_journal(dir_, {std::nullopt, "none"}).path, "");
+  EXPECT_EQ(find_last_journal(dir_, {std::nullopt, "db", std::nullopt}).path, dir_ + "/5.vpj");
+  EXPECT_EQ(find_last_journal(dir_, {std::nullopt, "none", std::nullopt}).path, "");
   JournalRoot moved = root_of(h);
   moved.ino = 44;
-  auto o = find_last_journal(dir_, {moved, ""});
+  auto o = find_last_journal(dir_, {moved, "", std::nullopt});
   EXPECT_EQ(o.path, "");
   ASSERT_TRUE(o.other_inode.has_value());
   EXPECT_EQ(o.other_inode->ino, 43u);  // the newest run on that path
   auto list = read_journal_dir(dir_, v.unreadable);
   ASSERT_EQ(list.size(), 5u);
   EXPECT_EQ(list[1].header.project, "web");
+}
+
+// A project's name is its compose file's to choose: the header records its directory too, and
+// runs of one name from two directories are not told apart by the name.
+TEST_F(JournalFile, AProjectIsItsDirectoryNotJustItsName) {
+  auto h = header();
+  const JournalRoot mine{"/home/alice/web", 254, 1, 100}, theirs{"/home/mallory/web", 254, 1, 200};
+  auto make = [&](const std::string& name, int64_t start, std::optional<JournalRoot> dir, const char* project = "web") {
+    JournalHeader x = h;
+    x.start_ns = start;
+    x.project = project;
+    x.project_dir = dir;
+    auto w = JournalWriter::create("", dir_ + "/" + name, x);
+    EXPECT_TRUE(w.ok());
+    EXPECT_TRUE((*w)->finish({}).ok());
+  };
+  make("1.vpj", 1, mine);
+  make("2.vpj", 2, theirs);  // newer, same name, another user's directory
+  make("3.vpj", 3, mine, "db");
+  auto read = read_journal(dir_ + "/2.vpj");
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  EXPECT_EQ(read->header.project, "web");
+  ASSERT_TRUE(read->header.project_dir.has_value());
+  EXPECT_EQ(*read->header.project_dir, theirs);
+  // The name alone: refused, the newest run of each directory named, newest first.
+  auto both = find_last_journal(dir_, {std::nullopt, "web", std::nullopt});
+  EXPECT_EQ(both.path, "");
+  ASSERT_EQ(both.ambiguous.size(), 2u);
+  EXPECT_EQ(both.ambiguous[0].dir, theirs);
+  EXPECT_EQ(both.ambiguous[0].path, dir_ + "/2.vpj");
+  EXPECT_EQ(both.ambiguous[1].dir, mine);
+  EXPECT_EQ(both.ambiguous[1].start_ns, 1);
+  // The directory chooses; with or without the name; its inode must be the same too.
+  EXPECT_EQ(find_last_journal(dir_, {std::nullopt, "web", mine}).path, dir_ + "/1.vpj");
+  EXPECT_EQ(find_last_journal(dir_, {std::nullopt, "", mine}).path, dir_ + "/3.vpj");
+  JournalRoot replaced = mine;
+  replaced.ino = 101;
+  EXPECT_EQ(find_last_journal(dir_, {std::nullopt, "web", replaced}).path, "");
+  // A journal that does not record the directory (an older volprep's) counts as another one.
+  make("4.vpj", 4, std::nullopt, "db");
+  EXPECT_EQ(find_last_journal(dir_, {std::nullopt, "db", std::nullopt}).ambiguous.size(), 2u);
+  auto old = read_journal(dir_ + "/4.vpj");
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(old->header.project_dir.has_value());
+  EXPECT_EQ(old->header.project, "db");
 }
 
 // The reader reads the file in pieces: records across their boundaries, and one longer than a
