@@ -6,7 +6,8 @@
 # --reverse brings back the tree of before, byte for byte; rollback of the reverse, then of
 # the migration, does too. A labelled volume's labels (kept in metadata.db, which the move does
 # not carry) are printed by the migration, journaled, and reported by the rollbacks; a tmpfs
-# volume's options still mount it under remap (its opts.json moves with it). Refused with
+# volume's options still mount it under remap (its opts.json moves with it); a store that
+# cannot be read is said, and the volumes told by their _data. Refused with
 # nothing changed: a dockerd running, a name taken in the target, a volume of another driver
 # (a directory without _data; a record in metadata.db of another driver, named), no remap.
 # Three dockerd starts in all.
@@ -83,6 +84,15 @@ grep -qx "# volume data: $D/volumes/data -> $R/volumes/data" "$T/plan" || fail "
 grep -q "^$D/volumes/data/_data/u/f  owner 1000:1000 -> 501000:501000" "$T/plan" || fail "-n: $(cat "$T/plan")"
 grep -qF "$LOST" "$T/err" || fail "no word on labels: $(cat "$T/err")"
 grep -q "volume data:.*labels" "$T/err" && fail "labels said of a volume without: $(cat "$T/err")"
+# A store that cannot be read is said, and the volumes are told by their directories.
+cp -p "$D/volumes/metadata.db" "$T/metadata.db"
+head -c 8192 /dev/urandom >"$D/volumes/metadata.db"
+vp "${MV[@]}" --volume labelled -n >"$T/plan" 2>"$T/err" || fail "-n, store damaged: $(cat "$T/err")"
+grep -q "$D/volumes/metadata.db: not a bbolt file Docker wrote: neither meta page is valid" "$T/err" ||
+  fail "-n, store damaged: $(cat "$T/err")"
+grep -q "labels and options in $D/volumes/metadata.db, which moving its directory does not carry" "$T/err" ||
+  fail "-n, store damaged: $(cat "$T/err")"
+cat "$T/metadata.db" >"$D/volumes/metadata.db"
 
 # 4. The migration; the remapped dockerd lists the volume, root and 1000 read and write it.
 vp "${MV[@]}" --volume data --volume labelled --volume cache >"$T/out" 2>&1 || fail "migrate-volumes: $(cat "$T/out")"
