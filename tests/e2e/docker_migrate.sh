@@ -132,6 +132,8 @@ manifest "$D/volumes/data" | cmp -s - "$T/m0" || fail "--reverse did not give ba
 # shifted; rollback of the migration (by its journal) then gives back the tree of before.
 journals=("$VOLPREP_JOURNAL_DIR"/*.vpj)
 [ "${#journals[@]}" -eq 2 ] || fail "want one journal per migration, have ${journals[*]}"
+vp journal show "${journals[0]}" | grep -qx "# docker volume labelled (driver local): labels com.example.app=db, owner=ops" ||
+  fail "journal show: $(vp journal show "${journals[0]}" | grep '^#')"
 vp rollback --project "migrate-volumes:$R" >"$T/out" 2>&1 || fail "rollback of the reverse: $(cat "$T/out")"
 grep -qF "volume labelled: labels com.example.app=db, owner=ops (journaled by " "$T/out" ||
   fail "rollback of the reverse: no word on labels: $(cat "$T/out")"
