@@ -11,11 +11,15 @@
 
 #include <CLI/CLI.hpp>
 #include <cstring>
+#include <map>
+#include <tuple>
 #include <spdlog/spdlog.h>
 
 #include "volprep/cli.h"
 #include "volprep/driver.h"
 #include "volprep/migrate.h"
+#include "volprep/report.h"
+#include "volprep/volume_store.h"
 
 namespace volprep {
 
@@ -69,16 +73,73 @@ Result<Roots> roots_of(const Mapping& m, const MigrateOptions& o) {
   return r;
 }
 
-// dockerd's lock on a volume store, taken (or, with --force, the refusal said and passed).
-Result<bool> lock_store(const VolumesDir& dir, bool force, std::vector<UniqueFd>& held) {
+// dockerd's lock on a volume store, taken (or, with --force, the refusal said and passed):
+// the store's descriptor, or -1 when there is none or it is not locked.
+Result<int> lock_store(const VolumesDir& dir, bool force, std::vector<UniqueFd>& held) {
   auto lock = lock_volume_store(dir);
   if (lock) {
     held.push_back(std::move(*lock));
-    return true;
+    return held.back().get();
   }
   if (!force || lock.error().code != kExitRefused) return lock.error();
   spdlog::warn("{}; --force: going on", lock.error().message);
-  return true;
+  return -1;
+}
+
+// What Docker's store in `dir` holds, read through the descriptor locked (-1: none, or not
+// locked); nullopt, said, when it is not read.
+std::optional<VolumeStore> read_store(const VolumesDir& dir, int fd) {
+  const std::string path = dir.path + "/metadata.db";
+  if (fd < 0) {
+    spdlog::info("{}: not read (there is none, or a dockerd holds it)", path);
+    return std::nullopt;
+  }
+  auto store = read_volume_store(fd, path);
+  if (!store) {
+    spdlog::warn("{}; the volumes' drivers are told by their directories, and their labels are not journaled",
+                 store.error().message);
+    return std::nullopt;
+  }
+  return std::move(*store);
+}
+
+const VolumeRecord* record_of(const std::optional<VolumeStore>& store, const std::string& name) {
+  if (!store) return nullptr;
+  auto it = store->volumes.find(name);
+  return it == store->volumes.end() ? nullptr : &it->second;
+}
+
+// Volumes of other drivers, by Docker's store: not moved, like a directory without _data. A
+// plugin's volume has a record and no directory here (its data is the plugin's to keep).
+void mark_other_drivers(std::vector<DockerVolume>& here, const VolumeStore& store) {
+  for (const auto& [name, rec] : store.volumes) {
+    if (rec.driver == "local" || !is_volume_name(name)) continue;
+    auto v = std::find_if(here.begin(), here.end(), [&](const DockerVolume& d) { return d.name == name; });
+    if (v == here.end()) v = here.insert(here.end(), DockerVolume{name, {}, false, ""});
+    v->local = false;
+    v->why_not = "driver " + escape_control(rec.driver) + " in " + store.path + ": its data is the plugin's, not a directory to move";
+  }
+  std::sort(here.begin(), here.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+}
+
+// The records that earlier runs of this migration journaled of the volumes they moved into
+// `dir`, the newest run's of each, with its journal: what Docker knew of a volume on the
+// other data root when it left it (read when the store here has no record of it).
+std::map<std::string, std::pair<VolumeRecord, std::string>> journaled_records(const std::string& journal_dir,
+                                                                             const std::string& project,
+                                                                             const std::string& dir) {
+  std::vector<std::string> unreadable;
+  std::map<std::string, std::pair<VolumeRecord, std::string>> out;
+  auto all = read_journal_dir(journal_dir, unreadable, JournalRead::kList);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    if (it->header.project != project || !it->header.rollback_of.empty()) continue;
+    auto j = read_journal(it->path, JournalRead::kSummary);
+    if (!j) continue;
+    for (const auto& v : j->docker_volumes)
+      if (std::any_of(j->moves.begin(), j->moves.end(), [&](const JournalMove& m) { return m.to_dir == dir && m.to_name == v.name; }))
+        out.emplace(v.name, std::pair(v, "journaled by " + j->path));
+  }
+  return out;
 }
 
 // The volumes to move, chosen and vetted: every one local, none already in the target.
@@ -192,9 +253,13 @@ int run_migrate(const MigrateOptions& options) {
     return fail(t.error());
   }
   std::vector<UniqueFd> locks;
-  for (const VolumesDir* d : {&*from, to ? &*to : nullptr})
-    if (d)
-      if (auto l = lock_store(*d, o.force, locks); !l) return fail(l.error());
+  int store_fds[2] = {-1, -1};  // from, to
+  for (int i : {0, 1})
+    if (const VolumesDir* d = i == 0 ? &*from : to ? &*to : nullptr) {
+      auto l = lock_store(*d, o.force, locks);
+      if (!l) return fail(l.error());
+      store_fds[i] = *l;
+    }
 
   // 3. An earlier migration that did not finish: its volumes are half shifted.
   const std::string project = "migrate-volumes:" + r.remapped;
@@ -213,6 +278,10 @@ int run_migrate(const MigrateOptions& options) {
     if (!t) return fail(t.error());
     there = std::move(*t);
   }
+  // What Docker knows of them: drivers, labels and options, in both stores.
+  auto from_store = read_store(*from, store_fds[0]);
+  auto to_store = to ? read_store(*to, store_fds[1]) : std::nullopt;
+  if (from_store) mark_other_drivers(*here, *from_store);
   auto chosen = choose(*here, there, r, o.volumes);
   if (!chosen) return fail(chosen.error());
   if (chosen->empty()) {
@@ -253,8 +322,30 @@ int run_migrate(const MigrateOptions& options) {
     return fail({kExitRefused, r.from + " and " + r.to + " are on different filesystems: volprep moves a volume "
                  "by renaming it and does not copy one yet; nothing changed"});
 
-  // 7. Two jobs per volume in one journal: its directory (moved first, then given Docker's
-  // owner and mode), then its _data shifted where it arrived.
+  // 7. What Docker will not know of each volume where it goes: its labels and options, said
+  // now and journaled before its move.
+  const auto journaled = journaled_records(o.run.journal_dir, project, r.from);
+  std::vector<std::optional<VolumeRecord>> records;
+  for (const auto& dv : *chosen) {
+    const VolumeRecord* had = record_of(from_store, dv.name);
+    std::string where = from_store ? from_store->path : "";
+    // A store with no record, or one without labels (a dockerd there made it anew), falls
+    // back on the labels the move that brought it here journaled.
+    if (auto j = journaled.find(dv.name); j != journaled.end() && (!had || (had->labels.empty() && had->options.empty())))
+      std::tie(had, where) = std::pair(&j->second.first, j->second.second);
+    if (had)
+      if (auto lost = labels_after_move(*had, where, record_of(to_store, dv.name), o.reverse ? r.base : r.remapped);
+          !lost.empty())
+        spdlog::warn("{}", lost);
+    records.push_back(had ? std::optional(*had) : std::nullopt);
+  }
+  if (!from_store)
+    spdlog::warn("Docker keeps a volume's labels and options in {}/metadata.db, which moving its directory does not "
+                 "carry: the dockerd on {} lists the moved volumes as local with no labels or options",
+                 r.from, o.reverse ? r.base : r.remapped);
+
+  // 8. Two jobs per volume in one journal: its directory (its record journaled, then moved,
+  // then given Docker's owner and mode), then its _data shifted where it arrived.
   const auto shift = make_shift_policy(*spec);
   std::vector<std::unique_ptr<Policy>> dir_policies;
   std::vector<VolumeJob> jobs;
@@ -268,15 +359,16 @@ int run_migrate(const MigrateOptions& options) {
     dir.heading = "volume " + dv.name + ": " + r.from + "/" + dv.name + " -> " + r.to + "/" + dv.name;
     dir.config.excludes = {"_data/"};
     if (!dry_run)
-      dir.before = [&from, &to, dv](JournalWriter* journal) { return move_volume(*from, *to, dv, journal); };
+      dir.before = [&from, &to, dv, record = records[i]](JournalWriter* journal) -> Result<bool> {
+        if (journal && record)
+          if (auto j = journal->record_docker_volume(*record); !j) return j.error();
+        return move_volume(*from, *to, dv, journal);
+      };
     VolumeJob& data = jobs.emplace_back();
     data.volume = &v.data;
     data.policy = shift.get();
     data.config.change_once = true;
   }
-  spdlog::warn("Docker keeps a volume's labels and options in {}/metadata.db, which moving its directory does not "
-               "carry: the dockerd on {} lists the moved volumes as local with no labels or options",
-               r.from, o.reverse ? r.base : r.remapped);
   o.run.quiet = o.quiet;
   o.run.header.project = project;
   o.run.header.uid_map = mapping->uid_map.to_proc();

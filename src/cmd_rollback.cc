@@ -15,6 +15,7 @@
 #include "volprep/clock.h"
 #include "volprep/rollback.h"
 #include "volprep/volume.h"
+#include "volprep/volume_store.h"
 
 namespace volprep {
 
@@ -184,6 +185,22 @@ void print_rollback(const RollbackResult& r, const RollbackOptions& o) {
   std::fflush(stdout);
 }
 
+// The labels and options of the Docker volumes the run moved (a migrate-volumes journal's 'V'
+// records), against the store of the data root each goes back to: kept there, or lost.
+void report_docker_labels(const Journal& j) {
+  for (const auto& v : j.docker_volumes) {
+    auto m = std::find_if(j.moves.begin(), j.moves.end(), [&](const JournalMove& m) { return m.to_name == v.name; });
+    if (m == j.moves.end() || (v.labels.empty() && v.options.empty())) continue;
+    auto store = read_volume_store_at(m->from_dir);
+    if (!store) spdlog::warn("{}", store.error().message);
+    const VolumeRecord* there = nullptr;
+    if (store)
+      if (auto it = store->volumes.find(v.name); it != store->volumes.end()) there = &it->second;
+    const std::string root = m->from_dir.substr(0, m->from_dir.rfind('/'));
+    spdlog::warn("{}", labels_after_move(v, "journaled by " + j.path, there, root.empty() ? "/" : root));
+  }
+}
+
 }  // namespace
 
 int run_rollback(const RollbackOptions& o) {
@@ -236,6 +253,7 @@ int run_rollback(const RollbackOptions& o) {
   if (!result) return fail(result.error());
   for (const auto& [root, concurrency] : result->concurrency) spdlog::info("{}: {}", root, concurrency);
   print_rollback(*result, o);
+  report_docker_labels(j);
   if (!result->stopped.empty()) {
     spdlog::error("stopped: {}", result->stopped);
     return kExitPartial;
@@ -293,6 +311,9 @@ int run_journal_show(const JournalOptions& o) {
   for (const auto& m : j.moves)
     std::printf("# moved %s -> %s\n", escape_path(m.from_dir + "/" + m.from_name).c_str(),
                 escape_path(m.to_dir + "/" + m.to_name).c_str());
+  for (const auto& v : j.docker_volumes)
+    std::printf("# docker volume %s (driver %s): %s\n", escape_path(v.name).c_str(), escape_path(v.driver).c_str(),
+                describe_labels(v).c_str());
   std::printf("# status %s%s\n", j.end ? "complete" : "interrupted",
               j.torn_at ? (", torn tail at offset " + std::to_string(*j.torn_at) +
                            (j.torn_by_hole ? " (a hole from a crash during a sync)" : "")).c_str() : "");

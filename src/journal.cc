@@ -208,6 +208,20 @@ std::string encode_move(const JournalMove& m) {
   return p;
 }
 
+std::string encode_docker_volume(const VolumeRecord& v) {
+  std::string p;
+  put_string(p, v.name);
+  put_string(p, v.driver);
+  for (const KeyValues* kv : {&v.labels, &v.options}) {
+    put_varint(p, kv->size());
+    for (const auto& [key, value] : *kv) {
+      put_string(p, key);
+      put_string(p, value);
+    }
+  }
+  return p;
+}
+
 std::string encode_record(const JournalRecord& r) {
   std::string p;
   put_record(p, {r.dev_major, r.dev_minor, r.ino, r.mode_before, r.uid_before, r.gid_before,
@@ -389,6 +403,11 @@ Result<bool> JournalWriter::record_move(const JournalMove& move) {
   auto at = append(frame('M', encode_move(move)), false);
   if (!at) return at.error();
   return wait_durable(*at);
+}
+
+Result<bool> JournalWriter::record_docker_volume(const VolumeRecord& volume) {
+  if (auto at = append(frame('V', encode_docker_volume(volume)), false); !at) return at.error();
+  return true;
 }
 
 Result<uint64_t> JournalWriter::write_locked(std::string_view bytes) {

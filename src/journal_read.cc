@@ -51,6 +51,7 @@ class Fields {
   std::string string() { return std::string(view()); }
   bool ok() const { return !bad_ && pos_ == s_.size(); }
   bool at_end() const { return pos_ == s_.size(); }
+  bool failed() const { return bad_; }
 
  private:
   uint64_t fail() {
@@ -433,6 +434,20 @@ Result<bool> JournalReader::next(JournalItem& item) {
     if (!safe_absolute(m.from_dir) || !safe_absolute(m.to_dir) || !safe_name(m.from_name) || !safe_name(m.to_name))
       return bad(at, "a move record names a directory that is not absolute (or has . or ..) or a name with a /");
     at_root();
+  } else if (kind == 'V' && version_ >= 4) {
+    VolumeRecord& v = item.docker_volume;
+    v.name = f.string();
+    v.driver = f.string();
+    for (KeyValues* kv : {&v.labels, &v.options}) {
+      kv->clear();
+      for (uint64_t n = f.varint(), i = 0; i < n; ++i) {
+        // Each pair takes two bytes at least: a count past the payload stops here.
+        if (f.at_end() || f.failed()) return bad(at, "a malformed record");
+        std::string key = f.string();
+        kv->emplace_back(std::move(key), f.string());
+      }
+    }
+    if (!f.ok()) return bad(at, "a malformed record");
   } else if (kind == 'E') {
     item.end = read_end(f, version_);
     ended_ = true;
@@ -547,6 +562,9 @@ Result<Journal> read_opened(JournalReader& reader, JournalRead what) {
         j.moves.push_back(item.move);
         j.segments.push_back({item.offset, reader.offset(), item.root, j.moves.size() - 1, 0});
         seg = {reader.offset(), 0, item.root, std::nullopt, 0};
+        break;
+      case 'V':
+        j.docker_volumes.push_back(std::move(item.docker_volume));
         break;
       case 'E':
         j.end = item.end;

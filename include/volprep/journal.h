@@ -33,6 +33,12 @@
 // and its inode, its name there, then the moved entry's dev major, dev minor, inode, st_mode
 // and birth time (ns; 0 where unknown). Both directories are on the entry's device.
 // 'R' and 'M' start the directory chain afresh: the next 'D' shares nothing with earlier ones.
+// 'V' (version 4, added with migrate-volumes' labels; an older volprep refuses it as an unknown
+// kind): a Docker volume's record in the volume store it leaves (<volumes dir>/metadata.db),
+// which its move does not carry, written before the 'M' record of the move (and synced with
+// it): the volume's name, its driver, the number of its labels, each label's key and value,
+// the number of its options, each option's key and value. Nothing is undone by it: rollback
+// and migrate-volumes --reverse report from it what Docker lost.
 // 'E': entries scanned, changed, failed, end time (ns); version 4: then the number of 'C'
 // records in the journal (so journal list reads the header and this record only).
 // Rollback undoes the journal from its end: the records of a root between two 'R'/'M'
@@ -57,6 +63,7 @@
 #include "volprep/error.h"
 #include "volprep/fd.h"
 #include "volprep/plan.h"
+#include "volprep/volume_store.h"
 
 namespace volprep {
 
@@ -143,6 +150,7 @@ std::string encode_record(const JournalRecord& r);
 std::string encode_end(const JournalEnd& e);
 std::string encode_root(const JournalRoot& r);
 std::string encode_move(const JournalMove& m);
+std::string encode_docker_volume(const VolumeRecord& v);
 // An 'A' payload: the inode `st` (after its change) and its ctime.
 std::string encode_armed(const EntryStat& st);
 // Frames a payload of `kind` as a record (length, kind, payload, crc).
@@ -181,6 +189,9 @@ class JournalWriter {
   // between roots' runs too (not while records of a root are written); the records written
   // after it are still relative to the current root.
   Result<bool> record_move(const JournalMove& move);
+  // Journals a Docker volume's record in the store it leaves (a 'V' record), before the 'M'
+  // record of its move, which makes it durable too. Between roots' runs, as record_move.
+  Result<bool> record_docker_volume(const VolumeRecord& volume);
   // Whether everything up to `offset` is on disk: changes recorded before it may be applied.
   bool durable(uint64_t offset) const { return durable_.load(std::memory_order_acquire) >= offset; }
   // Waits until it is, or fails if the journal could not be written.
@@ -214,7 +225,7 @@ class JournalWriter {
 
 // Reading, with verification, one record at a time.
 struct JournalItem {
-  char kind = 0;        // 'D', 'C', 'A', 'R', 'M' or 'E' (the header is read by open())
+  char kind = 0;        // 'D', 'C', 'A', 'R', 'M', 'V' or 'E' (the header is read by open())
   uint64_t offset = 0;  // where the record starts in the file
   uint32_t root = 0;    // the index of the root the record is relative to (0: the header's)
   // 'D' and 'C': the directory (relative to the root) the entry is in, valid until the next
@@ -224,6 +235,7 @@ struct JournalItem {
   JournalRecord change;  // 'C' (its name within `dir`)
   JournalRoot new_root;  // 'R'
   JournalMove move;      // 'M'
+  VolumeRecord docker_volume;  // 'V'
   JournalEnd end;        // 'E'
   uint64_t armed_dev = 0, armed_ino = 0;  // 'A': (major << 32 | minor), inode
   int64_t armed_ctime = 0;
@@ -304,6 +316,7 @@ struct Journal {
   JournalHeader header;
   std::vector<JournalRoot> roots;  // roots[0] is the header's volume; then one per 'R' record
   std::vector<JournalMove> moves;  // one per 'M' record, in order
+  std::vector<VolumeRecord> docker_volumes;  // one per 'V' record, in order (not kept by kList)
   std::vector<JournalSegment> segments;  // in file order (not kept by kList)
   // The directories the records are in, relative to their root: one per 'D' record, and
   // one per record whose name has a '/' in it (split there); dirs[0] is the root itself ("").

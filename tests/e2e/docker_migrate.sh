@@ -6,9 +6,13 @@
 # dockerd makes one, and containers as root and as 1000 read and write both, root owning what
 # root owned. With remap off again, migrate-volumes --reverse and shift --reverse (its map
 # from the forward shift's journal) bring back both trees of before, byte for byte; rollback
-# of the volume's reverse, then of the migration, does too. Refused with nothing changed: a
-# dockerd running, a name taken in the target, a volume of another driver, no remap. Three
-# dockerd starts in all.
+# of the volume's reverse, then of the migration, does too. A labelled volume's labels (kept
+# in metadata.db, which the move does not carry) are printed by the migration, journaled, and
+# reported by the rollbacks; a tmpfs volume's options still mount it under remap (its
+# opts.json moves with it); a store that cannot be read is said, and the volumes told by their
+# _data. Refused with nothing changed: a dockerd running, a name taken in the target, a
+# volume of another driver (a directory without _data; a record in metadata.db of another
+# driver, named), no remap. Three dockerd starts in all.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/docker_lib.bash"
 . "$(dirname "${BASH_SOURCE[0]}")/manifest.bash"
@@ -41,6 +45,9 @@ start_dockerd "$T/hostroot" --config-file /etc/docker/plain.json
 make_busybox_image
 docker_cmd volume create data >/dev/null
 docker_cmd volume create taken >/dev/null
+docker_cmd volume create --label com.example.app=db --label owner=ops labelled >/dev/null
+docker_cmd volume create --opt type=tmpfs --opt device=tmpfs --opt o=size=1m --label tier=cache cache >/dev/null
+docker_cmd volume create byplugin >/dev/null
 docker_cmd run --rm --network none -v data:/v -v "$B:/b" volprep-busybox sh -ec '
   echo root >/v/root.txt; mkdir /v/u; echo user >/v/u/f; chown -R 1000:1000 /v/u
   echo www >/v/www; chown 33:33 /v/www; chmod 4755 /v/www
@@ -48,6 +55,10 @@ docker_cmd run --rm --network none -v data:/v -v "$B:/b" volprep-busybox sh -ec 
   echo www >/b/www; chown 33:33 /b/www'
 refused 5 "a dockerd is running on this data root: it holds $D/volumes/metadata.db" "${MV[@]}" --volume data
 stop_dockerd
+# A plugin's volume, without the plugin: its record in the store says another driver (the
+# driver's name as long as "local": bbolt keeps no checksum of a page), and it has no directory.
+perl -0777 -pi -e 's/("Name":"byplugin","Driver":)"local"/$1"nfsvd"/ or die "no record of byplugin\n"' "$D/volumes/metadata.db"
+rm -r "$D/volumes/byplugin"
 manifest "$D/volumes/data" >"$T/m0"
 sums0=$(cd "$D/volumes/data/_data" && find . -type f -exec sha256sum {} + | sort)
 manifest "$B" >"$T/b0"
@@ -69,7 +80,9 @@ manifest "$B" | cmp -s - "$T/b0" || fail "the remapped containers changed the bi
 echo "dockerd made: $(stat -c '%n %u:%g %a' "$R" "$R/volumes" "$R/volumes/taken" "$R/volumes/taken/_data" | tr '\n' ' ')"
 
 # Refusals, nothing changed: a name in both places, another driver's volume, no remap.
-refused 5 "already in $R/volumes: taken; a volume of that name exists in both places" "${MV[@]}"
+refused 5 "already in $R/volumes: taken; a volume of that name exists in both places" "${MV[@]}" --volume taken
+refused 5 "$D/volumes/byplugin (driver nfsvd in $D/volumes/metadata.db: its data is the plugin's" "${MV[@]}"
+refused 5 "$D/volumes/byplugin (driver nfsvd" "${MV[@]}" --volume byplugin
 mkdir -m 0701 "$D/volumes/plugin-vol"
 refused 5 "$D/volumes/plugin-vol (no _data directory: not the local driver's)" "${MV[@]}" --volume plugin-vol --volume data
 mkdir -p "$T/noremap/etc/docker"
@@ -79,15 +92,29 @@ refused 2 "no such volume in $D/volumes" "${MV[@]}" --volume nosuch
 
 # 3. The dry run changes nothing and says what would move and how it is shifted.
 before=$(state)
-vp "${MV[@]}" --volume data -n >"$T/plan" 2>"$T/err" || fail "-n: $(cat "$T/err")"
+LOST="volume labelled: labels com.example.app=db, owner=ops ($D/volumes/metadata.db): Docker does not carry them with its directory; the dockerd on $R will list it with none"
+vp "${MV[@]}" --volume data --volume labelled -n >"$T/plan" 2>"$T/err" || fail "-n: $(cat "$T/err")"
 [ "$(state)" = "$before" ] || fail "the dry run changed the data root"
 grep -qx "# volume data: $D/volumes/data -> $R/volumes/data" "$T/plan" || fail "-n: $(cat "$T/plan")"
 grep -q "^$D/volumes/data/_data/u/f  owner 1000:1000 -> 501000:501000" "$T/plan" || fail "-n: $(cat "$T/plan")"
-grep -q "labels and options in $D/volumes/metadata.db" "$T/err" || fail "no word on labels: $(cat "$T/err")"
+grep -qF "$LOST" "$T/err" || fail "no word on labels: $(cat "$T/err")"
+grep -q "volume data:.*labels" "$T/err" && fail "labels said of a volume without: $(cat "$T/err")"
+# A store that cannot be read is said, and the volumes are told by their directories.
+cp -p "$D/volumes/metadata.db" "$T/metadata.db"
+head -c 8192 /dev/urandom >"$D/volumes/metadata.db"
+vp "${MV[@]}" --volume labelled -n >"$T/plan" 2>"$T/err" || fail "-n, store damaged: $(cat "$T/err")"
+grep -q "$D/volumes/metadata.db: not a bbolt file Docker wrote: neither meta page is valid" "$T/err" ||
+  fail "-n, store damaged: $(cat "$T/err")"
+grep -q "labels and options in $D/volumes/metadata.db, which moving its directory does not carry" "$T/err" ||
+  fail "-n, store damaged: $(cat "$T/err")"
+cat "$T/metadata.db" >"$D/volumes/metadata.db"
 
 # 4. The migration and the shift (its map from the remap configuration); the remapped
 # dockerd lists the volume, root and 1000 read and write it and the bind-mounted tree.
-vp "${MV[@]}" --volume data >"$T/out" 2>&1 || fail "migrate-volumes: $(cat "$T/out")"
+vp "${MV[@]}" --volume data --volume labelled --volume cache >"$T/out" 2>&1 || fail "migrate-volumes: $(cat "$T/out")"
+grep -qF "$LOST" "$T/out" || fail "no word on labels: $(cat "$T/out")"
+grep -qF "volume cache: labels tier=cache; options device=tmpfs, o=size=1m, type=tmpfs ($D/volumes/metadata.db)" "$T/out" ||
+  fail "no word on options: $(cat "$T/out")"
 vp shift "$B" --host-root "$T/hostroot" --config-file /etc/docker/remap.json -v >"$T/out" 2>&1 || fail "shift: $(cat "$T/out")"
 grep -q "shifting through uid map 0 500000 65536 and gid map 0 500000 65536 (map from Docker userns-remap \"default\"" "$T/out" ||
   fail "shift: $(cat "$T/out")"
@@ -99,6 +126,11 @@ shift_journal=$(ls "$VOLPREP_JOURNAL_DIR"/*-bindtree.vpj)
 [ "$(stat -c %a "$R/volumes/data/_data/www")" = 4755 ] || fail "the setuid bit is lost"
 start_dockerd "$T/hostroot" --config-file /etc/docker/remap.json
 docker_cmd volume ls -q | grep -qx data || fail "the remapped dockerd does not list the migrated volume"
+# As the migration said: the labels stay behind, the tmpfs options still mount it.
+[ "$(docker_cmd volume inspect labelled --format '{{json .Labels}}')" = null ] ||
+  fail "labelled: Docker lists labels $(docker_cmd volume inspect labelled --format '{{json .Labels}}')"
+[ "$(docker_cmd run --rm --network none -v cache:/v volprep-busybox stat -f -c %T /v)" = tmpfs ] ||
+  fail "the tmpfs volume is not mounted as a tmpfs under remap"
 docker_cmd run --rm --network none -v data:/v -v "$B:/b" volprep-busybox sh -ec '
   for d in /v /b; do
     [ "$(stat -c %u:%g $d $d/root.txt $d/u/f $d/www | tr "\n" " ")" = "0:0 0:0 1000:1000 33:33 " ]
@@ -111,7 +143,10 @@ stop_dockerd
 
 # 5. Remap off: --reverse, back out of the remapped root, and the bind-mounted tree shifted
 # back through the map its forward shift's journal holds; both trees of before byte for byte.
-vp "${MV[@]}" --reverse --keep-setid --volume data >"$T/out" 2>&1 || fail "--reverse: $(cat "$T/out")"
+vp "${MV[@]}" --reverse --keep-setid --volume data --volume labelled >"$T/out" 2>&1 || fail "--reverse: $(cat "$T/out")"
+# The store on the data root still holds its record: nothing lost.
+grep -qF "volume labelled: the dockerd on $D lists it with its labels com.example.app=db, owner=ops again" "$T/out" ||
+  fail "--reverse: no word on labels: $(cat "$T/out")"
 manifest "$D/volumes/data" | cmp -s - "$T/m0" || fail "--reverse did not give back the tree: $(manifest "$D/volumes/data" | diff "$T/m0" - || true)"
 [ "$(cd "$D/volumes/data/_data" && find . -type f -exec sha256sum {} + | sort)" = "$sums0" ] || fail "contents changed"
 vp shift --reverse "$B" --host-root "$T/hostroot" --config-file /etc/docker/plain.json >"$T/out" 2>&1 ||
@@ -125,7 +160,12 @@ manifest "$B" | cmp -s - "$T/b0" || fail "shift --reverse did not give back the 
 # shifted; rollback of the migration (by its journal) then gives back the tree of before.
 mapfile -t journals < <(ls "$VOLPREP_JOURNAL_DIR"/*.vpj | grep -v -- '-bindtree\.vpj$')
 [ "${#journals[@]}" -eq 2 ] || fail "want one journal per migration, have ${journals[*]}"
+vp journal show "${journals[0]}" | grep -qx "# docker volume labelled (driver local): labels com.example.app=db, owner=ops" ||
+  fail "journal show: $(vp journal show "${journals[0]}" | grep '^#')"
 vp rollback --project "migrate-volumes:$R" >"$T/out" 2>&1 || fail "rollback of the reverse: $(cat "$T/out")"
+grep -qF "volume labelled: labels com.example.app=db, owner=ops (journaled by " "$T/out" ||
+  fail "rollback of the reverse: no word on labels: $(cat "$T/out")"
+grep -qF "the dockerd on $R will list it with" "$T/out" || fail "rollback of the reverse: $(cat "$T/out")"
 [ "$(stat -c '%u:%g' "$R/volumes/data/_data/u/f")" = 501000:501000 ] || fail "rollback of --reverse: $(cat "$T/out")"
 [ ! -e "$D/volumes/data" ] || fail "rollback of --reverse left $D/volumes/data"
 # The reverse and its rollback changed the setuid file after the migration left it: rollback
@@ -133,6 +173,8 @@ vp rollback --project "migrate-volumes:$R" >"$T/out" 2>&1 || fail "rollback of t
 vp rollback "${journals[0]}" -n >"$T/out" 2>&1 || fail "rollback -n of the migration: $(cat "$T/out")"
 grep -q "_data/www: changed after the run: set-id bits and capabilities not put back" "$T/out" || fail "$(cat "$T/out")"
 vp rollback "${journals[0]}" --force >"$T/out" 2>&1 || fail "rollback of the migration: $(cat "$T/out")"
+grep -qF "volume labelled: the dockerd on $D lists it with its labels com.example.app=db, owner=ops again" "$T/out" ||
+  fail "rollback of the migration: no word on labels: $(cat "$T/out")"
 manifest "$D/volumes/data" | cmp -s - "$T/m0" || fail "rollback did not give back the tree: $(cat "$T/out")"
 [ ! -e "$R/volumes/data" ] || fail "rollback left $R/volumes/data"
 echo "ok: migrate-volumes and shift, --reverse and rollback with a real dockerd"

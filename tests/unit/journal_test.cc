@@ -635,6 +635,38 @@ TEST_F(JournalFile, AMoveIsDurableAndSplitsTheSegments) {
   EXPECT_EQ(j->records[0].root, 1u);
 }
 
+// A Docker volume's labels and options, journaled before its move: read back as written, and
+// the move's segments as without them.
+TEST_F(JournalFile, ADockerVolumesRecordRoundTrips) {
+  auto w = JournalWriter::create("", dir_ + "/labels.vpj", header(), /*lazy=*/true);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->start_root({"/srv/new/db", 254, 0, 42}).ok());
+  VolumeRecord v{"db", "local", {{"com.example", "x"}, {"owner", "ops\n=;'"}}, {{"device", "tmpfs"}, {"type", "tmpfs"}}};
+  ASSERT_TRUE((*w)->record_docker_volume(v).ok());
+  ASSERT_TRUE((*w)->record_docker_volume({"bare", "local", {}, {}}).ok());
+  JournalMove m{"/srv/old", "db", "/srv/new", "db", 10, 11, 254, 0, 42, S_IFDIR | 0701, 0};
+  ASSERT_TRUE((*w)->record_move(m).ok());
+  ASSERT_TRUE((*w)->write(frame('C', encode_record(record("f", 1)))).ok());
+  ASSERT_TRUE((*w)->finish({1, 1, 0, 0}).ok());
+  for (auto what : {JournalRead::kAll, JournalRead::kSummary}) {
+    auto j = read_journal((*w)->path(), what);
+    ASSERT_TRUE(j.ok()) << j.error().message;
+    EXPECT_EQ(j->docker_volumes, (std::vector<VolumeRecord>{v, {"bare", "local", {}, {}}}));
+    EXPECT_EQ(j->moves, std::vector<JournalMove>{m});
+    ASSERT_EQ(j->segments.size(), 2u);
+    EXPECT_EQ(j->segments[0].move, std::optional<size_t>(0));
+    EXPECT_EQ(j->changes, 1u);
+  }
+  // A count of labels past the payload, a string cut short, bytes left over: damage.
+  const std::string head = std::string("\x02") + "db" + "\x05" + "local";
+  for (std::string bad : {head + "\x09", head + "\x01" + "\x01" + "a" + "\x05" + "b" + std::string(1, '\0'),
+                          encode_docker_volume(v) + "x"}) {
+    auto why = refusal(frame('V', bad));
+    EXPECT_NE(why.find("a malformed record"), std::string::npos) << why;
+  }
+  EXPECT_EQ(refusal(frame('V', encode_docker_volume(v))), "");
+}
+
 TEST_F(JournalFile, RootsAndMovesLeadingAnywhereRelativeAreRefused) {
   auto why = refusal(frame('R', encode_root({"srv/relative", 254, 0, 1})));
   EXPECT_NE(why.find("not absolute"), std::string::npos) << why;
