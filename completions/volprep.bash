@@ -19,7 +19,7 @@ _volprep_compose_opts="-h --help -f --file --project-directory --env-file --comp
 _volprep_shift_opts="-h --help --reverse --keep-setid --unmapped --exclude -n --dry-run --check --json --threads
   --journal --journal-dir --no-journal --cross-filesystems --allow-system-path
   --follow-path-symlinks --force $_volprep_source_opts"
-_volprep_migrate_opts="-h --help --volume --reverse --keep-setid --data-root --unmapped -n --dry-run --threads
+_volprep_migrate_opts="-h --help --volume --reverse --copy --keep-setid --data-root --unmapped -n --dry-run --threads
   --journal-dir --force $_volprep_source_opts"
 _volprep_mount_opts="-h --help --as --from --shift --reverse -n --dry-run --list --persist --unit-dir
   --allow-system-path --follow-path-symlinks $_volprep_source_opts"

@@ -4,10 +4,18 @@
 // back out and shifted back). The pipeline: resolve the map and the two volumes directories,
 // take dockerd's lock on both volume stores, choose the volumes and refuse what would go wrong
 // (another driver's, a name taken, an earlier migration unfinished), a census of every
-// volume, then the driver core (driver.h) with two jobs per volume, in one journal: its
-// directory, renamed first (the rename journaled before it is made) and given Docker's owner
-// and mode, then its _data shifted where it has arrived.
+// volume, across filesystems (or with --copy) each volume copied beside the target (the
+// original kept; copy_tree.h), then the driver core (driver.h) with two jobs per volume, in
+// one journal: its directory, renamed first (the rename journaled before it is made; a copy
+// renamed in from beside the target) and given Docker's owner and mode, then its _data
+// shifted where it has arrived. A copy keeps the source's owners and is shifted by the same
+// job as a renamed volume: one census, one plan, one dry-run diff, one journal and rollback.
 #include <fcntl.h>
+#include <stdio.h>  // renameat2
+#include <sys/statvfs.h>
+
+#include <chrono>
+#include <ctime>
 
 #include <CLI/CLI.hpp>
 #include <cstring>
@@ -16,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "volprep/cli.h"
+#include "volprep/copy_tree.h"
 #include "volprep/driver.h"
 #include "volprep/migrate.h"
 #include "volprep/report.h"
@@ -28,6 +37,9 @@ void setup_migrate(CLI::App& app, MigrateOptions& o) {
       ->allow_extra_args(false);
   app.add_flag("--reverse", o.reverse,
                "Remapping is being turned off: move the volumes back out of the remapped root and shift them back");
+  app.add_flag("--copy", o.copy,
+               "Copy each volume and keep the original, even where a rename would do (across filesystems "
+               "volumes are always copied)");
   app.add_option("--data-root", o.data_root,
                  "dockerd's data root (default: the running dockerd's, daemon.json's data-root, else /var/lib/docker)");
   add_unmapped_option(app, o.unmapped);
@@ -224,6 +236,103 @@ Result<bool> make_target(const std::string& parent, const std::string& name, uin
   return made;
 }
 
+// The device the target volumes directory is on, or will be: its own, else that of its
+// nearest existing parent (a dry run before dockerd made it).
+Result<std::pair<uint32_t, uint32_t>> target_device(const std::string& to) {
+  UniqueFd slash(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  for (std::string dir = to; dir.size() > 1; dir = dir.substr(0, std::max<size_t>(dir.rfind('/'), 1))) {
+    int fd = open_beneath(slash.get(), dir.substr(1), O_RDONLY | O_DIRECTORY);
+    if (fd == -ENOENT) continue;
+    if (fd < 0) return config_error("cannot open " + dir + " without following a symlink: " + std::strerror(-fd));
+    UniqueFd d(fd);
+    EntryStat st;
+    if (int rc = stat_at(fd, "", st); rc < 0) return config_error(dir + ": " + std::strerror(-rc));
+    return std::make_pair(st.dev_major, st.dev_minor);
+  }
+  return config_error(to + ": no parent of it exists");
+}
+
+// A volume copied into the copies directory, as NAME.partial: where it is, and its roots
+// held by descriptor and named where the rename puts them.
+struct StagedCopy {
+  std::string name;  // the volume's
+  EntryStat st;      // the copy's directory
+};
+
+// The copies directory beside the target's volumes directory, made root's and 0700.
+Result<VolumesDir> open_copies_dir(const std::string& to, const VolumesDir& target) {
+  const std::string parent = to.substr(0, to.rfind('/'));
+  UniqueFd slash(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  int fd = open_beneath(slash.get(), parent.substr(1), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return config_error("cannot open " + parent + " without following a symlink: " + std::strerror(-fd));
+  UniqueFd p(fd);
+  if (auto made = make_owned_dir(fd, parent, kCopiesDir, 0700, 0, 0); !made) return made.error();
+  auto copies = open_volumes_dir(parent + "/" + kCopiesDir);
+  if (!copies) return copies.error();
+  if (copies->st.dev_major != target.st.dev_major || copies->st.dev_minor != target.st.dev_minor)
+    return Error{kExitRefused, copies->path + " and " + target.path + " are on different filesystems (" + target.path +
+                                   " is a mount point?): a copy could not be renamed into place; nothing changed"};
+  return copies;
+}
+
+// Copies volume `v` (opened from `from`) into `copies` as NAME.partial (one left by an
+// interrupted run removed first), then holds the copy's roots in `v`, named at `to`.
+Result<StagedCopy> copy_volume(const VolumesDir& from, const VolumesDir& copies, const std::string& name,
+                               const std::string& to, OpenedVolume& v) {
+  const std::string partial = name + kPartialSuffix, path = copies.path + "/" + partial;
+  EntryStat old;
+  if (stat_at(copies.fd.get(), partial.c_str(), old) == 0) {
+    if (auto r = remove_tree(copies.fd.get(), partial, path); !r) return r.error();
+    spdlog::info("removed {}, a copy an interrupted run left unfinished", path);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto stats = copy_tree(v.dir.fd.get(), from.path + "/" + name, copies.fd.get(), partial, path);
+  if (!stats) {
+    if (auto r = remove_tree(copies.fd.get(), partial, path); !r) spdlog::warn("{}", r.error().message);
+    return Error{stats.error().code, stats.error().message + "; the partial copy removed, nothing moved"};
+  }
+  for (const auto& s : stats->skipped) spdlog::warn("{}", s);
+  spdlog::info("copied {}/{} to {} in {:.2f}s: {} directories, {} files ({}), {} hardlinks, {} symlinks, {} fifos "
+               "and devices", from.path, name, path,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), stats->dirs,
+               stats->files, human_bytes(stats->bytes), stats->hardlinks, stats->symlinks, stats->specials);
+  auto dir = root_at(copies.fd.get(), partial, path);
+  if (!dir) return dir.error();
+  auto data = root_at(dir->fd.get(), "_data", path + "/_data");
+  if (!data) return data.error();
+  dir->given = dir->real = dir->display = to + "/" + name;
+  data->given = data->real = data->display = to + "/" + name + "/_data";
+  StagedCopy staged{name, dir->st};
+  v = OpenedVolume{std::move(*dir), std::move(*data)};
+  return staged;
+}
+
+// NAME.partial renamed to NAME.<UTC time> in the copies directory (not journaled: neither
+// name is Docker's), then journaled into the volumes directory.
+Result<bool> move_copy(const VolumesDir& copies, const VolumesDir& to, const StagedCopy& c, const std::string& stamp,
+                       JournalWriter* journal) {
+  const std::string partial = c.name + kPartialSuffix;
+  std::string dated = c.name + "." + stamp;
+  // A copy an earlier run's rollback set aside in the same second keeps its name.
+  for (int n = 2; ::renameat2(copies.fd.get(), partial.c_str(), copies.fd.get(), dated.c_str(), RENAME_NOREPLACE) != 0;
+       ++n) {
+    if (errno != EEXIST || n > 100)
+      return config_error("cannot rename " + copies.path + "/" + partial + " to " + dated + ": " + std::strerror(errno));
+    dated = c.name + "." + stamp + "-" + std::to_string(n);
+  }
+  if (::fsync(copies.fd.get()) != 0) return config_error(copies.path + ": fsync: " + std::strerror(errno));
+  return move_entry(copies, dated, c.st, to, c.name, journal);
+}
+
+std::string utc_stamp() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
 }  // namespace
 
 int run_migrate(const MigrateOptions& options) {
@@ -318,11 +427,55 @@ int run_migrate(const MigrateOptions& options) {
       if (auto l = lock_store(*to, o.force, locks); !l) return fail(l.error());
     }
   }
-  if (to && (to->st.dev_major != from->st.dev_major || to->st.dev_minor != from->st.dev_minor))
-    return fail({kExitRefused, r.from + " and " + r.to + " are on different filesystems: volprep moves a volume "
-                 "by renaming it and does not copy one yet; nothing changed"});
+  // 7. Across filesystems (or with --copy), each volume copied beside the target, out of
+  // dockerd's sight, and renamed in from there; the original stays where it is.
+  auto dev = target_device(r.to);
+  if (!dev) return fail(dev.error());
+  const bool other_fs = *dev != std::make_pair(from->st.dev_major, from->st.dev_minor);
+  const bool copy = o.copy || other_fs;
+  const char* why = other_fs ? "different filesystems" : "--copy";
+  std::optional<VolumesDir> copies;
+  std::vector<StagedCopy> staged;
+  const std::string stamp = utc_stamp();
+  if (copy) {
+    uint64_t need = 0;
+    std::vector<TreeSize> sizes;
+    for (size_t i = 0; i < volumes.size(); ++i) {
+      auto size = measure_tree(volumes[i].dir.fd.get(), r.from + "/" + (*chosen)[i].name);
+      if (!size) return fail(size.error());
+      need += size->bytes;
+      sizes.push_back(*size);
+    }
+    if (dry_run) {
+      for (size_t i = 0; i < volumes.size(); ++i)
+        std::printf("copy (%s) %s/%s -> %s/%s: %llu entries, %s; the original stays\n", why,
+                    escape_control(r.from).c_str(), escape_control((*chosen)[i].name).c_str(),
+                    escape_control(r.to).c_str(), escape_control((*chosen)[i].name).c_str(),
+                    (unsigned long long)sizes[i].entries, human_bytes(sizes[i].bytes).c_str());
+    } else {
+      auto c = open_copies_dir(r.to, *to);
+      if (!c) return fail(c.error());
+      copies = std::move(*c);
+      struct statvfs fs;
+      if (::fstatvfs(copies->fd.get(), &fs) == 0 && uint64_t(fs.f_bavail) * fs.f_frsize < need)
+        return fail({kExitRefused, "copying needs " + human_bytes(need) + " in " + copies->path + ", which has " +
+                                       human_bytes(uint64_t(fs.f_bavail) * fs.f_frsize) + " free; nothing changed"});
+      for (size_t i = 0; i < volumes.size(); ++i) {
+        const std::string& name = (*chosen)[i].name;
+        if (!o.quiet)
+          std::printf("copying (%s) %s/%s -> %s/%s: %llu entries, %s; the original stays\n", why,
+                      escape_control(r.from).c_str(), escape_control(name).c_str(), escape_control(r.to).c_str(),
+                      escape_control(name).c_str(), (unsigned long long)sizes[i].entries,
+                      human_bytes(sizes[i].bytes).c_str());
+        std::fflush(stdout);
+        auto s = copy_volume(*from, *copies, name, r.to, volumes[i]);
+        if (!s) return fail(s.error());
+        staged.push_back(std::move(*s));
+      }
+    }
+  }
 
-  // 7. What Docker will not know of each volume where it goes: its labels and options, said
+  // 8. What Docker will not know of each volume where it goes: its labels and options, said
   // now and journaled before its move.
   const auto journaled = journaled_records(o.run.journal_dir, project, r.from);
   std::vector<std::optional<VolumeRecord>> records;
@@ -344,8 +497,9 @@ int run_migrate(const MigrateOptions& options) {
                  "carry: the dockerd on {} lists the moved volumes as local with no labels or options",
                  r.from, o.reverse ? r.base : r.remapped);
 
-  // 8. Two jobs per volume in one journal: its directory (its record journaled, then moved,
-  // then given Docker's owner and mode), then its _data shifted where it arrived.
+  // 9. Two jobs per volume in one journal: its directory (its record journaled, then moved, or
+  // its copy moved in, then given Docker's owner and mode), then its _data shifted where it
+  // arrived.
   const auto shift = make_shift_policy(*spec);
   std::vector<std::unique_ptr<Policy>> dir_policies;
   std::vector<VolumeJob> jobs;
@@ -359,9 +513,11 @@ int run_migrate(const MigrateOptions& options) {
     dir.heading = "volume " + dv.name + ": " + r.from + "/" + dv.name + " -> " + r.to + "/" + dv.name;
     dir.config.excludes = {"_data/"};
     if (!dry_run)
-      dir.before = [&from, &to, dv, record = records[i]](JournalWriter* journal) -> Result<bool> {
+      dir.before = [&from, &to, &copies, &stamp, copy, dv, record = records[i],
+                    staged_copy = copy ? std::optional(staged[i]) : std::nullopt](JournalWriter* journal) -> Result<bool> {
         if (journal && record)
           if (auto j = journal->record_docker_volume(*record); !j) return j.error();
+        if (copy) return move_copy(*copies, *to, *staged_copy, stamp, journal);
         return move_volume(*from, *to, dv, journal);
       };
     VolumeJob& data = jobs.emplace_back();

@@ -129,22 +129,27 @@ Result<UniqueFd> lock_volume_store(const VolumesDir& dir) {
 }
 
 Result<bool> move_volume(const VolumesDir& from, const VolumesDir& to, const DockerVolume& v, JournalWriter* journal) {
-  const std::string old_path = from.path + "/" + v.name, new_path = to.path + "/" + v.name;
-  int pin_fd = open_entry(from.fd.get(), v.name.c_str());
+  return move_entry(from, v.name, v.st, to, v.name, journal);
+}
+
+Result<bool> move_entry(const VolumesDir& from, const std::string& from_name, const EntryStat& st, const VolumesDir& to,
+                        const std::string& to_name, JournalWriter* journal) {
+  const std::string old_path = from.path + "/" + from_name, new_path = to.path + "/" + to_name;
+  int pin_fd = open_entry(from.fd.get(), from_name.c_str());
   if (pin_fd < 0) return config_error(old_path + ": " + errno_text(pin_fd));
   UniqueFd pin(pin_fd);
   EntryStat now;
   if (int rc = stat_at(pin_fd, "", now); rc < 0) return config_error(old_path + ": " + errno_text(rc));
-  if (!now.same_inode(v.st)) return Error{kExitRefused, old_path + " is no longer the volume listed; not moved"};
+  if (!now.same_inode(st)) return Error{kExitRefused, old_path + " is no longer the volume listed; not moved"};
   EntryStat taken;
-  if (stat_at(to.fd.get(), v.name.c_str(), taken) == 0)
+  if (stat_at(to.fd.get(), to_name.c_str(), taken) == 0)
     return Error{kExitRefused, new_path + " exists now; " + old_path + " not moved"};
   if (journal) {
     JournalMove m;
     m.from_dir = from.path;
-    m.from_name = v.name;
+    m.from_name = from_name;
     m.to_dir = to.path;
-    m.to_name = v.name;
+    m.to_name = to_name;
     m.from_dir_ino = from.st.ino;
     m.to_dir_ino = to.st.ino;
     m.dev_major = now.dev_major;
@@ -154,10 +159,10 @@ Result<bool> move_volume(const VolumesDir& from, const VolumesDir& to, const Doc
     m.btime_ns = now.btime_ns;
     if (auto r = journal->record_move(m); !r) return r.error();
   }
-  if (::renameat2(from.fd.get(), v.name.c_str(), to.fd.get(), v.name.c_str(), RENAME_NOREPLACE) != 0)
+  if (::renameat2(from.fd.get(), from_name.c_str(), to.fd.get(), to_name.c_str(), RENAME_NOREPLACE) != 0)
     return config_error("cannot move " + old_path + " to " + new_path + ": " + errno_text(errno));
   EntryStat arrived;
-  if (stat_at(to.fd.get(), v.name.c_str(), arrived) != 0 || !arrived.same_inode(now))
+  if (stat_at(to.fd.get(), to_name.c_str(), arrived) != 0 || !arrived.same_inode(now))
     return config_error(new_path + ": moved, but it is not the volume checked: renamed meanwhile");
   return true;
 }

@@ -264,6 +264,7 @@ struct MigrateOptions {
   std::optional<std::string> data_root;  // dockerd's data root, when the source does not say
   std::vector<std::string> volumes;      // --volume NAME: only these
   bool reverse = false;                  // out of the remapped root, shifted back
+  bool copy = false;                     // --copy: copied (the original kept) even on one filesystem
   bool keep_setid = false;               // --reverse: keep set-id bits and capabilities becoming root's
   std::string unmapped = "refuse";
   DriverOptions run;

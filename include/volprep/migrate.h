@@ -59,5 +59,17 @@ Result<UniqueFd> lock_volume_store(const VolumesDir& dir);
 // record_move, durable when it returns; `journal` may be null), then renameat2(RENAME_
 // NOREPLACE) and checks the entry arrived. Both directories on one filesystem.
 Result<bool> move_volume(const VolumesDir& from, const VolumesDir& to, const DockerVolume& v, JournalWriter* journal);
+// The same for any entry: `from_name` of `from`, which must still be the inode `st`, to
+// `to_name` of `to`.
+Result<bool> move_entry(const VolumesDir& from, const std::string& from_name, const EntryStat& st, const VolumesDir& to,
+                        const std::string& to_name, JournalWriter* journal);
+
+// Copies across filesystems (or with --copy) are made in a directory beside the target's
+// volumes directory, where no dockerd looks (moby's local driver lists only the entries of
+// <root>/volumes): a copy is made as NAME.partial (a rerun removes one left by a kill), then
+// renamed to NAME.<UTC time> and from there, journaled, into the volumes directory. Rollback
+// renames it back to NAME.<UTC time>, aside, where nothing removes it.
+inline constexpr const char* kCopiesDir = "volprep-copies";
+inline constexpr const char* kPartialSuffix = ".partial";
 
 }  // namespace volprep

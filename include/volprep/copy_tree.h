@@ -1,0 +1,53 @@
+// A directory tree copied by descriptor (migrate-volumes across filesystems, or --copy):
+// every entry opened relative to its held parent with O_NOFOLLOW, decided about and read
+// through that one descriptor, never a symlink followed, never a mount crossed. The copy keeps
+// the owners as they are (the caller shifts it afterwards, as it shifts a renamed volume).
+//
+// Reproduced: directories, regular files (copy_file_range, else read/write; holes are filled:
+// a sparse file is copied whole), symlinks, fifos and device nodes, hardlinks within the tree
+// (an inode copied once, then linked), owners, modes (set-id bits set after the chown that
+// would clear them), access and modification times (a directory's after its content), and
+// extended attributes as raw bytes (ACLs, security.capability, user.*, trusted.*) of
+// directories, files, fifos and devices. Not reproduced: sockets (skipped, listed in
+// CopyStats::skipped), a symlink's own xattrs, inode flags (chattr), birth and change times.
+// A hardlink to an inode outside the tree is copied as a file of its own.
+// Refused: a mount point inside the tree (its content is another filesystem's: unmount it or
+// move it by hand), an entry that changes type or inode while it is copied.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "volprep/error.h"
+
+namespace volprep {
+
+struct CopyStats {
+  uint64_t dirs = 0, files = 0, symlinks = 0, specials = 0, hardlinks = 0;
+  uint64_t bytes = 0;                 // of regular files' content
+  std::vector<std::string> skipped;   // "path: why", sorted (sockets, xattrs the target refuses)
+};
+
+// Copies the directory `src` (an open directory descriptor; `src_path` names it in messages)
+// as the new directory `name` of `dst_parent` (`dst_path` names the copy), then syncs the
+// target's filesystem (syncfs): durable when it returns. On error the partial copy stays
+// (remove it with remove_tree).
+Result<CopyStats> copy_tree(int src, const std::string& src_path, int dst_parent, const std::string& name,
+                            const std::string& dst_path);
+
+struct TreeSize {
+  uint64_t entries = 0;  // the root included
+  uint64_t bytes = 0;    // regular files' st_size, each inode once
+};
+// What copy_tree would copy (a dry run's figures); mount points are not entered.
+Result<TreeSize> measure_tree(int src, const std::string& src_path);
+
+// Removes the directory `name` of `parent` and everything below it, by descriptor, never
+// following a symlink and never into another mount (refused). Absent: true, nothing done.
+Result<bool> remove_tree(int parent, const std::string& name, const std::string& path);
+
+// "1.5 MiB" and the like.
+std::string human_bytes(uint64_t n);
+
+}  // namespace volprep

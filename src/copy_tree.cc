@@ -1,0 +1,357 @@
+#include "volprep/copy_tree.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <utility>
+
+#include "volprep/fd.h"
+
+namespace volprep {
+
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+std::string join(const std::string& dir, const std::string& name) { return dir.empty() ? name : dir + "/" + name; }
+
+// The names in the directory `fd`, sorted (a deterministic copy and report), "." and ".." left out.
+int list_names(int fd, std::vector<std::string>& out) {
+  int dup = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dup < 0) return -errno;
+  DIR* d = ::fdopendir(dup);
+  if (!d) {
+    int err = errno;
+    ::close(dup);
+    return -err;
+  }
+  errno = 0;
+  while (dirent* de = ::readdir(d)) {
+    if (std::strcmp(de->d_name, ".") != 0 && std::strcmp(de->d_name, "..") != 0) out.emplace_back(de->d_name);
+    errno = 0;
+  }
+  int err = errno;
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return -err;
+}
+
+// "/proc/self/fd/N": the inode of our own descriptor N, for the l*xattr calls an O_PATH
+// descriptor cannot take.
+std::string proc_fd(int fd, const std::string& name = "") {
+  return "/proc/self/fd/" + std::to_string(fd) + (name.empty() ? "" : "/" + name);
+}
+
+// An entry's extended attributes, raw: listed and read through `fd` (a real descriptor) or,
+// for an O_PATH one (of a fifo or device, never a symlink), through /proc/self/fd/N, whose
+// magic link the non-l calls follow to that inode.
+int read_xattrs(int fd, bool o_path, std::vector<std::pair<std::string, std::string>>& out) {
+  const std::string p = o_path ? proc_fd(fd) : "";
+  std::string names(1024, '\0');
+  for (;;) {
+    ssize_t n = o_path ? ::listxattr(p.c_str(), names.data(), names.size())
+                       : ::flistxattr(fd, names.data(), names.size());
+    if (n >= 0) {
+      names.resize(size_t(n));
+      break;
+    }
+    if (errno == ENOTSUP) return 0;
+    if (errno != ERANGE) return -errno;
+    names.resize(names.size() * 4);
+  }
+  for (size_t at = 0; at < names.size();) {
+    std::string name = names.c_str() + at;
+    at += name.size() + 1;
+    std::string value(256, '\0');
+    for (;;) {
+      ssize_t n = o_path ? ::getxattr(p.c_str(), name.c_str(), value.data(), value.size())
+                         : ::fgetxattr(fd, name.c_str(), value.data(), value.size());
+      if (n >= 0) {
+        value.resize(size_t(n));
+        out.emplace_back(name, std::move(value));
+        break;
+      }
+      if (errno == ENODATA) break;  // removed since the list
+      if (errno != ERANGE) return -errno;
+      value.resize(value.size() * 4 + 65536);
+    }
+  }
+  return 0;
+}
+
+struct Copier {
+  int dst_root = -1;
+  std::string src_root_path, dst_root_path;
+  uint64_t mnt_id = 0;
+  uint32_t dev_major = 0, dev_minor = 0;
+  std::map<std::pair<dev_t, ino_t>, std::string> linked;  // an inode of several links: its copy (relative)
+  CopyStats stats;
+
+  Error fail(const std::string& rel, const std::string& what) {
+    return config_error(join(src_root_path, rel) + ": " + what + "; not copied");
+  }
+
+  // Owner, xattrs, mode (after the chown, which clears set-id bits and capabilities), times.
+  // `dst` is a real descriptor, or -1 for the entry `name` of `dst_dir` (a fifo or device).
+  Result<bool> copy_meta(const std::string& rel, int src, bool src_o_path, const struct stat& st, int dst,
+                         int dst_dir, const std::string& name) {
+    auto bad = [&](const char* what) { return fail(rel, std::string(what) + " of the copy: " + errno_text(errno)); };
+    if ((dst >= 0 ? ::fchown(dst, st.st_uid, st.st_gid)
+                  : ::fchownat(dst_dir, name.c_str(), st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW)) != 0)
+      return bad("chown");
+    std::vector<std::pair<std::string, std::string>> xattrs;
+    if (int rc = read_xattrs(src, src_o_path, xattrs); rc < 0) return fail(rel, "xattrs: " + errno_text(rc));
+    const std::string dst_proc = dst >= 0 ? "" : proc_fd(dst_dir, name);
+    for (const auto& [k, v] : xattrs) {
+      int rc = dst >= 0 ? ::fsetxattr(dst, k.c_str(), v.data(), v.size(), 0)
+                        : ::lsetxattr(dst_proc.c_str(), k.c_str(), v.data(), v.size(), 0);
+      if (rc == 0) continue;
+      if (errno == ENOTSUP || errno == EOPNOTSUPP || errno == EPERM) {
+        stats.skipped.push_back(join(src_root_path, rel) + ": xattr " + k + " not copied: the target refuses it (" +
+                                errno_text(errno) + ")");
+        continue;
+      }
+      return bad(("xattr " + k).c_str());
+    }
+    const mode_t mode = st.st_mode & 07777;
+    if ((dst >= 0 ? ::fchmod(dst, mode) : ::fchmodat(dst_dir, name.c_str(), mode, 0)) != 0) return bad("chmod");
+    const struct timespec times[2] = {st.st_atim, st.st_mtim};
+    if ((dst >= 0 ? ::futimens(dst, times) : ::utimensat(dst_dir, name.c_str(), times, AT_SYMLINK_NOFOLLOW)) != 0)
+      return bad("times");
+    return true;
+  }
+
+  Result<bool> copy_data(const std::string& rel, int in, int out) {
+    bool range = true;
+    std::vector<char> buf;
+    for (;;) {
+      ssize_t n;
+      if (range) {
+        n = ::copy_file_range(in, nullptr, out, nullptr, size_t(1) << 30, 0);
+        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP || errno == EPERM)) {
+          range = false;  // the offsets moved only by what was copied: read/write goes on from there
+          continue;
+        }
+      } else {
+        buf.resize(1 << 18);
+        n = ::read(in, buf.data(), buf.size());
+        for (ssize_t done = 0; n > 0 && done < n;) {
+          ssize_t w = ::write(out, buf.data() + done, size_t(n - done));
+          if (w < 0) return fail(rel, "write: " + errno_text(errno));
+          done += w;
+        }
+      }
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return fail(rel, "copy: " + errno_text(errno));
+      }
+      if (n == 0) return true;
+      stats.bytes += uint64_t(n);
+    }
+  }
+
+  // The directory `sfd` (`rel` in the tree) into the new directory `dfd`.
+  Result<bool> copy_dir(int sfd, int dfd, const std::string& rel) {
+    std::vector<std::string> names;
+    if (int rc = list_names(sfd, names); rc < 0) return fail(rel, "cannot read it: " + errno_text(rc));
+    for (const auto& name : names)
+      if (auto r = copy_entry(sfd, dfd, rel, name); !r) return r;
+    return true;
+  }
+
+  Result<bool> copy_entry(int sfd, int dfd, const std::string& dir_rel, const std::string& name) {
+    const std::string rel = join(dir_rel, name);
+    struct stat listed;
+    if (::fstatat(sfd, name.c_str(), &listed, AT_SYMLINK_NOFOLLOW) != 0) return fail(rel, errno_text(errno));
+    if (S_ISSOCK(listed.st_mode)) {
+      stats.skipped.push_back(join(src_root_path, rel) + ": a socket, not copied (whoever listens on it makes it anew)");
+      return true;
+    }
+    // Decided about and read through one descriptor of the inode: O_NOFOLLOW everywhere, so a
+    // symlink swapped in where a directory or file was listed is refused, never followed.
+    const bool dir = S_ISDIR(listed.st_mode), reg = S_ISREG(listed.st_mode);
+    int fd = dir ? open_dir_at(sfd, name.c_str())
+             : reg ? ::openat(sfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | O_NOATIME)
+                   : ::openat(sfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (reg && fd < 0 && errno == EPERM)
+      fd = ::openat(sfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return fail(rel, "cannot open it without following a symlink: " + errno_text(dir ? -fd : errno));
+    UniqueFd src(fd);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return fail(rel, errno_text(errno));
+    if (st.st_ino != listed.st_ino || st.st_dev != listed.st_dev || (st.st_mode & S_IFMT) != (listed.st_mode & S_IFMT))
+      return fail(rel, "replaced while it was copied");
+    if (dir) {
+      EntryStat es;
+      if (int rc = stat_at(fd, "", es); rc < 0) return fail(rel, errno_text(rc));
+      if (es.mnt_id != mnt_id || es.dev_major != dev_major || es.dev_minor != dev_minor || es.mount_root)
+        return fail(rel, "a mount point (another filesystem is mounted there, " + mount_point_of(es.mnt_id) +
+                             "): volprep copies one filesystem's tree; unmount it, or move its content by hand");
+      if (::mkdirat(dfd, name.c_str(), 0700) != 0) return fail(rel, "mkdir of the copy: " + errno_text(errno));
+      int d = open_dir_at(dfd, name.c_str());
+      if (d < 0) return fail(rel, "open of the copy: " + errno_text(d));
+      UniqueFd copy(d);
+      if (auto r = copy_dir(fd, d, rel); !r) return r;
+      ++stats.dirs;
+      return copy_meta(rel, fd, false, st, d, -1, "");  // its times after its content
+    }
+    if (reg) {
+      const auto key = std::make_pair(st.st_dev, st.st_ino);
+      if (st.st_nlink > 1)
+        if (auto it = linked.find(key); it != linked.end()) {
+          if (::linkat(dst_root, it->second.c_str(), dfd, name.c_str(), 0) != 0)
+            return fail(rel, "link to " + it->second + " in the copy: " + errno_text(errno));
+          ++stats.hardlinks;
+          return true;
+        }
+      int o = ::openat(dfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (o < 0) return fail(rel, "create of the copy: " + errno_text(errno));
+      UniqueFd out(o);
+      if (auto r = copy_data(rel, fd, o); !r) return r;
+      if (auto r = copy_meta(rel, fd, false, st, o, -1, ""); !r) return r;
+      ++stats.files;
+      if (st.st_nlink > 1) linked.emplace(key, rel);
+      return true;
+    }
+    if (S_ISLNK(st.st_mode)) {
+      std::string target(size_t(st.st_size) + 1, '\0');
+      ssize_t n = ::readlinkat(fd, "", target.data(), target.size());
+      if (n < 0) return fail(rel, "readlink: " + errno_text(errno));
+      if (size_t(n) >= target.size()) return fail(rel, "changed while it was copied");
+      target.resize(size_t(n));
+      if (::symlinkat(target.c_str(), dfd, name.c_str()) != 0) return fail(rel, "symlink of the copy: " + errno_text(errno));
+      const struct timespec times[2] = {st.st_atim, st.st_mtim};
+      if (::fchownat(dfd, name.c_str(), st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0 ||
+          ::utimensat(dfd, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
+        return fail(rel, "owner or times of the copy: " + errno_text(errno));
+      ++stats.symlinks;
+      return true;
+    }
+    // A fifo or a device node: made anew, never opened.
+    if (::mknodat(dfd, name.c_str(), (st.st_mode & S_IFMT) | 0600, st.st_rdev) != 0)
+      return fail(rel, "mknod of the copy: " + errno_text(errno));
+    ++stats.specials;
+    return copy_meta(rel, fd, true, st, -1, dfd, name);
+  }
+};
+
+// Shared by copy_tree and measure_tree: the root's filesystem and mount.
+Result<EntryStat> root_stat(int src, const std::string& src_path) {
+  EntryStat st;
+  if (int rc = stat_at(src, "", st); rc < 0) return config_error(src_path + ": " + errno_text(rc));
+  if (!S_ISDIR(st.mode)) return config_error(src_path + ": not a directory");
+  return st;
+}
+
+Result<bool> measure(int fd, const std::string& path, const EntryStat& root, TreeSize& out,
+                     std::map<std::pair<dev_t, ino_t>, bool>& seen) {
+  std::vector<std::string> names;
+  if (int rc = list_names(fd, names); rc < 0) return config_error(path + ": " + errno_text(rc));
+  for (const auto& name : names) {
+    struct stat st;
+    if (::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return config_error(path + "/" + name + ": " + errno_text(errno));
+    ++out.entries;
+    if (S_ISREG(st.st_mode) && (st.st_nlink == 1 || seen.emplace(std::make_pair(st.st_dev, st.st_ino), true).second))
+      out.bytes += uint64_t(st.st_size);
+    if (!S_ISDIR(st.st_mode)) continue;
+    int d = open_dir_at(fd, name.c_str());
+    if (d < 0) return config_error(path + "/" + name + ": " + errno_text(d));
+    UniqueFd sub(d);
+    EntryStat es;
+    if (stat_at(d, "", es) == 0 && es.mnt_id == root.mnt_id && !es.mount_root)
+      if (auto r = measure(d, path + "/" + name, root, out, seen); !r) return r;
+  }
+  return true;
+}
+
+Result<bool> remove_below(int fd, const std::string& path, const EntryStat& root) {
+  std::vector<std::string> names;
+  if (int rc = list_names(fd, names); rc < 0) return config_error(path + ": " + errno_text(rc));
+  for (const auto& name : names) {
+    struct stat st;
+    if (::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return config_error(path + "/" + name + ": " + errno_text(errno));
+    if (S_ISDIR(st.st_mode)) {
+      int d = open_dir_at(fd, name.c_str());
+      if (d < 0) return config_error(path + "/" + name + ": " + errno_text(d));
+      UniqueFd sub(d);
+      EntryStat es;
+      if (int rc = stat_at(d, "", es); rc < 0) return config_error(path + "/" + name + ": " + errno_text(rc));
+      if (es.mnt_id != root.mnt_id || es.mount_root)
+        return Error{kExitRefused, path + "/" + name + " is a mount point; not removed"};
+      if (auto r = remove_below(d, path + "/" + name, root); !r) return r;
+    }
+    if (::unlinkat(fd, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0)
+      return config_error("cannot remove " + path + "/" + name + ": " + errno_text(errno));
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<CopyStats> copy_tree(int src, const std::string& src_path, int dst_parent, const std::string& name,
+                            const std::string& dst_path) {
+  auto root = root_stat(src, src_path);
+  if (!root) return root.error();
+  struct stat st;
+  if (::fstat(src, &st) != 0) return config_error(src_path + ": " + errno_text(errno));
+  if (::mkdirat(dst_parent, name.c_str(), 0700) != 0) return config_error("cannot create " + dst_path + ": " + errno_text(errno));
+  int d = open_dir_at(dst_parent, name.c_str());
+  if (d < 0) return config_error(dst_path + ": " + errno_text(d));
+  UniqueFd dst(d);
+  Copier c;
+  c.dst_root = d;
+  c.src_root_path = src_path;
+  c.dst_root_path = dst_path;
+  c.mnt_id = root->mnt_id;
+  c.dev_major = root->dev_major;
+  c.dev_minor = root->dev_minor;
+  if (auto r = c.copy_dir(src, d, ""); !r) return r.error();
+  if (auto r = c.copy_meta("", src, false, st, d, -1, ""); !r) return r.error();
+  ++c.stats.dirs;
+  if (::syncfs(d) != 0) return config_error("cannot sync " + dst_path + ": " + errno_text(errno));
+  std::sort(c.stats.skipped.begin(), c.stats.skipped.end());
+  return std::move(c.stats);
+}
+
+Result<TreeSize> measure_tree(int src, const std::string& src_path) {
+  auto root = root_stat(src, src_path);
+  if (!root) return root.error();
+  TreeSize out;
+  out.entries = 1;
+  std::map<std::pair<dev_t, ino_t>, bool> seen;
+  if (auto r = measure(src, src_path, *root, out, seen); !r) return r.error();
+  return out;
+}
+
+Result<bool> remove_tree(int parent, const std::string& name, const std::string& path) {
+  int d = open_dir_at(parent, name.c_str());
+  if (d == -ENOENT) return true;
+  if (d < 0) return config_error("cannot open " + path + " without following a symlink: " + errno_text(d));
+  UniqueFd dir(d);
+  auto root = root_stat(d, path);
+  if (!root) return root.error();
+  if (auto r = remove_below(d, path, *root); !r) return r;
+  if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0)
+    return config_error("cannot remove " + path + ": " + errno_text(errno));
+  return true;
+}
+
+std::string human_bytes(uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = double(n);
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(units)) v /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+}  // namespace volprep
