@@ -472,7 +472,7 @@ Result<PartialFile> parse_file(const std::string& path, uint32_t owner, const Va
 }
 
 // The files a compose file makes Compose read by name, besides itself: include: (compose
-// files, and their env_file:), a service's extends: file: and env_file:. The Compose CLI
+// files, and their env_file:), a service's extends: file:, env_file: and label_file:. The Compose CLI
 // reads them as root when volprep hands it the project, so they are held to the rules of a
 // compose file and .env (read_small_file) first: a regular file, never a symlink (nor a
 // directory reached through another user's), owned by root or the project directory's owner.
@@ -551,6 +551,7 @@ Result<bool> check_referenced_files(const std::vector<std::string>& files, const
           if (const auto ext = svc["extends"]; ext && ext.IsMap())
             if (auto e = check(ext["file"], name + "extends: file", {here}, true)) return *e;
           if (auto e = each(svc["env_file"], name + "env_file", at.bases, false)) return *e;
+          if (auto e = each(svc["label_file"], name + "label_file", at.bases, false)) return *e;  // Compose v2
         }
       }
     } catch (const YAML::Exception&) {

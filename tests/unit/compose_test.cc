@@ -353,6 +353,7 @@ TEST(ComposeReaderErrors, FilesOnlyTheCliReadsAreHeldToTheSameRules) {
       {"services:\n  app:\n    image: busybox\n    extends: {file: base.yaml, service: b}\n", "base.yaml",
        ":4:21: service app: extends: file: "},
       {"services:\n  app:\n    image: busybox\n    env_file: vars\n", "vars", ":4:15: service app: env_file: "},
+      {"services:\n  app:\n    image: busybox\n    label_file: [vars]\n", "vars", ":4:18: service app: label_file: "},
       {"services:\n  app:\n    image: busybox\n    env_file: [a.env, vars]\n", "vars",
        ":4:23: service app: env_file: "},
       {"services:\n  app:\n    image: busybox\n    env_file:\n      - path: ./vars\n        required: false\n",
