@@ -453,6 +453,7 @@ int run_migrate(const MigrateOptions& options) {
                     escape_control(r.to).c_str(), escape_control((*chosen)[i].name).c_str(),
                     (unsigned long long)sizes[i].entries, human_bytes(sizes[i].bytes).c_str());
     } else {
+      raise_fd_limit();  // the copy holds two descriptors per level of depth
       auto c = open_copies_dir(r.to, *to);
       if (!c) return fail(c.error());
       copies = std::move(*c);

@@ -32,6 +32,9 @@
 // directory it left (absolute path) and its inode, its name there, the directory it went to
 // and its inode, its name there, then the moved entry's dev major, dev minor, inode, st_mode
 // and birth time (ns; 0 where unknown). Both directories are on the entry's device.
+// migrate-volumes journals a copied volume the same way: the rename of the finished copy
+// from <target's parent>/volprep-copies/NAME.<UTC time> into the volumes directory (the copy
+// before it changed nothing Docker sees), so rollback moves the copy back there, aside.
 // 'R' and 'M' start the directory chain afresh: the next 'D' shares nothing with earlier ones.
 // 'V' (version 4, added with migrate-volumes' labels; an older volprep refuses it as an unknown
 // kind): a Docker volume's record in the volume store it leaves (<volumes dir>/metadata.db),
