@@ -87,11 +87,14 @@ Result<int> lock_store(const VolumesDir& dir, bool force, std::vector<UniqueFd>&
 }
 
 // What Docker's store in `dir` holds, read through the descriptor locked (-1: none, or not
-// locked); nullopt, said, when it is not read.
-std::optional<VolumeStore> read_store(const VolumesDir& dir, int fd) {
+// locked); nullopt, said (of the source: the target's store may well not be there yet),
+// when it is not read.
+std::optional<VolumeStore> read_store(const VolumesDir& dir, int fd, bool source) {
   const std::string path = dir.path + "/metadata.db";
   if (fd < 0) {
-    spdlog::info("{}: not read (there is none, or a dockerd holds it)", path);
+    if (source)
+      spdlog::warn("{}: not read (there is none, or a dockerd holds it): the volumes' drivers are told by their "
+                   "directories, and their labels are not journaled", path);
     return std::nullopt;
   }
   auto store = read_volume_store(fd, path);
@@ -279,8 +282,8 @@ int run_migrate(const MigrateOptions& options) {
     there = std::move(*t);
   }
   // What Docker knows of them: drivers, labels and options, in both stores.
-  auto from_store = read_store(*from, store_fds[0]);
-  auto to_store = to ? read_store(*to, store_fds[1]) : std::nullopt;
+  auto from_store = read_store(*from, store_fds[0], true);
+  auto to_store = to ? read_store(*to, store_fds[1], false) : std::nullopt;
   if (from_store) mark_other_drivers(*here, *from_store);
   auto chosen = choose(*here, there, r, o.volumes);
   if (!chosen) return fail(chosen.error());
