@@ -112,39 +112,6 @@ const VolumeRecord* record_of(const std::optional<VolumeStore>& store, const std
   return it == store->volumes.end() ? nullptr : &it->second;
 }
 
-// Volumes of other drivers, by Docker's store: not moved, like a directory without _data. A
-// plugin's volume has a record and no directory here (its data is the plugin's to keep).
-void mark_other_drivers(std::vector<DockerVolume>& here, const VolumeStore& store) {
-  for (const auto& [name, rec] : store.volumes) {
-    if (rec.driver == "local" || !is_volume_name(name)) continue;
-    auto v = std::find_if(here.begin(), here.end(), [&](const DockerVolume& d) { return d.name == name; });
-    if (v == here.end()) v = here.insert(here.end(), DockerVolume{name, {}, false, ""});
-    v->local = false;
-    v->why_not = "driver " + escape_control(rec.driver) + " in " + store.path + ": its data is the plugin's, not a directory to move";
-  }
-  std::sort(here.begin(), here.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-}
-
-// The records that earlier runs of this migration journaled of the volumes they moved into
-// `dir`, the newest run's of each, with its journal: what Docker knew of a volume on the
-// other data root when it left it (read when the store here has no record of it).
-std::map<std::string, std::pair<VolumeRecord, std::string>> journaled_records(const std::string& journal_dir,
-                                                                             const std::string& project,
-                                                                             const std::string& dir) {
-  std::vector<std::string> unreadable;
-  std::map<std::string, std::pair<VolumeRecord, std::string>> out;
-  auto all = read_journal_dir(journal_dir, unreadable, JournalRead::kList);
-  for (auto it = all.rbegin(); it != all.rend(); ++it) {
-    if (it->header.project != project || !it->header.rollback_of.empty()) continue;
-    auto j = read_journal(it->path, JournalRead::kSummary);
-    if (!j) continue;
-    for (const auto& v : j->docker_volumes)
-      if (std::any_of(j->moves.begin(), j->moves.end(), [&](const JournalMove& m) { return m.to_dir == dir && m.to_name == v.name; }))
-        out.emplace(v.name, std::pair(v, "journaled by " + j->path));
-  }
-  return out;
-}
-
 // The volumes to move, chosen and vetted: every one local, none already in the target.
 Result<std::vector<DockerVolume>> choose(const std::vector<DockerVolume>& here, const std::vector<DockerVolume>& there,
                                          const Roots& r, const std::vector<std::string>& wanted) {
