@@ -99,11 +99,14 @@ Result<int> lock_store(const VolumesDir& dir, bool force, std::vector<UniqueFd>&
 }
 
 // What Docker's store in `dir` holds, read through the descriptor locked (-1: none, or not
-// locked); nullopt, said, when it is not read.
-std::optional<VolumeStore> read_store(const VolumesDir& dir, int fd) {
+// locked); nullopt, said (of the source: the target's store may well not be there yet),
+// when it is not read.
+std::optional<VolumeStore> read_store(const VolumesDir& dir, int fd, bool source) {
   const std::string path = dir.path + "/metadata.db";
   if (fd < 0) {
-    spdlog::info("{}: not read (there is none, or a dockerd holds it)", path);
+    if (source)
+      spdlog::warn("{}: not read (there is none, or a dockerd holds it): the volumes' drivers are told by their "
+                   "directories, and their labels are not journaled", path);
     return std::nullopt;
   }
   auto store = read_volume_store(fd, path);
@@ -119,39 +122,6 @@ const VolumeRecord* record_of(const std::optional<VolumeStore>& store, const std
   if (!store) return nullptr;
   auto it = store->volumes.find(name);
   return it == store->volumes.end() ? nullptr : &it->second;
-}
-
-// Volumes of other drivers, by Docker's store: not moved, like a directory without _data. A
-// plugin's volume has a record and no directory here (its data is the plugin's to keep).
-void mark_other_drivers(std::vector<DockerVolume>& here, const VolumeStore& store) {
-  for (const auto& [name, rec] : store.volumes) {
-    if (rec.driver == "local" || !is_volume_name(name)) continue;
-    auto v = std::find_if(here.begin(), here.end(), [&](const DockerVolume& d) { return d.name == name; });
-    if (v == here.end()) v = here.insert(here.end(), DockerVolume{name, {}, false, ""});
-    v->local = false;
-    v->why_not = "driver " + escape_control(rec.driver) + " in " + store.path + ": its data is the plugin's, not a directory to move";
-  }
-  std::sort(here.begin(), here.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-}
-
-// The records that earlier runs of this migration journaled of the volumes they moved into
-// `dir`, the newest run's of each, with its journal: what Docker knew of a volume on the
-// other data root when it left it (read when the store here has no record of it).
-std::map<std::string, std::pair<VolumeRecord, std::string>> journaled_records(const std::string& journal_dir,
-                                                                             const std::string& project,
-                                                                             const std::string& dir) {
-  std::vector<std::string> unreadable;
-  std::map<std::string, std::pair<VolumeRecord, std::string>> out;
-  auto all = read_journal_dir(journal_dir, unreadable, JournalRead::kList);
-  for (auto it = all.rbegin(); it != all.rend(); ++it) {
-    if (it->header.project != project || !it->header.rollback_of.empty()) continue;
-    auto j = read_journal(it->path, JournalRead::kSummary);
-    if (!j) continue;
-    for (const auto& v : j->docker_volumes)
-      if (std::any_of(j->moves.begin(), j->moves.end(), [&](const JournalMove& m) { return m.to_dir == dir && m.to_name == v.name; }))
-        out.emplace(v.name, std::pair(v, "journaled by " + j->path));
-  }
-  return out;
 }
 
 // The volumes to move, chosen and vetted: every one local, none already in the target.
@@ -388,8 +358,8 @@ int run_migrate(const MigrateOptions& options) {
     there = std::move(*t);
   }
   // What Docker knows of them: drivers, labels and options, in both stores.
-  auto from_store = read_store(*from, store_fds[0]);
-  auto to_store = to ? read_store(*to, store_fds[1]) : std::nullopt;
+  auto from_store = read_store(*from, store_fds[0], true);
+  auto to_store = to ? read_store(*to, store_fds[1], false) : std::nullopt;
   if (from_store) mark_other_drivers(*here, *from_store);
   auto chosen = choose(*here, there, r, o.volumes);
   if (!chosen) return fail(chosen.error());

@@ -186,11 +186,14 @@ void print_rollback(const RollbackResult& r, const RollbackOptions& o) {
 }
 
 // The labels and options of the Docker volumes the run moved (a migrate-volumes journal's 'V'
-// records), against the store of the data root each goes back to: kept there, or lost.
-void report_docker_labels(const Journal& j) {
+// records), against the store of the data root each goes back to: kept there, or lost. Only
+// of the volumes moved back (or, in a dry run, to be).
+void report_docker_labels(const Journal& j, const RollbackResult& r) {
   for (const auto& v : j.docker_volumes) {
     auto m = std::find_if(j.moves.begin(), j.moves.end(), [&](const JournalMove& m) { return m.to_name == v.name; });
     if (m == j.moves.end() || (v.labels.empty() && v.options.empty())) continue;
+    const std::string back = (m->from_dir == "/" ? "" : m->from_dir) + "/" + m->from_name;
+    if (std::none_of(r.moves.begin(), r.moves.end(), [&](const auto& u) { return u.to == back; })) continue;
     auto store = read_volume_store_at(m->from_dir);
     if (!store) spdlog::warn("{}", store.error().message);
     const VolumeRecord* there = nullptr;
@@ -253,7 +256,7 @@ int run_rollback(const RollbackOptions& o) {
   if (!result) return fail(result.error());
   for (const auto& [root, concurrency] : result->concurrency) spdlog::info("{}: {}", root, concurrency);
   print_rollback(*result, o);
-  report_docker_labels(j);
+  report_docker_labels(j, *result);
   if (!result->stopped.empty()) {
     spdlog::error("stopped: {}", result->stopped);
     return kExitPartial;

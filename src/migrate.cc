@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "volprep/report.h"
+
 namespace volprep {
 
 namespace {
@@ -165,6 +167,32 @@ Result<bool> move_entry(const VolumesDir& from, const std::string& from_name, co
   if (stat_at(to.fd.get(), to_name.c_str(), arrived) != 0 || !arrived.same_inode(now))
     return config_error(new_path + ": moved, but it is not the volume checked: renamed meanwhile");
   return true;
+}
+
+void mark_other_drivers(std::vector<DockerVolume>& here, const VolumeStore& store) {
+  for (const auto& [name, rec] : store.volumes) {
+    if (rec.driver == "local" || !is_volume_name(name)) continue;
+    auto v = std::find_if(here.begin(), here.end(), [&](const DockerVolume& d) { return d.name == name; });
+    if (v == here.end()) v = here.insert(here.end(), DockerVolume{name, {}, false, ""});
+    v->local = false;
+    v->why_not = "driver " + escape_control(rec.driver) + " in " + store.path + ": its data is the plugin's, not a directory to move";
+  }
+  std::sort(here.begin(), here.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+}
+
+JournaledRecords journaled_records(const std::string& journal_dir, const std::string& project, const std::string& dir) {
+  std::vector<std::string> unreadable;
+  JournaledRecords out;
+  auto all = read_journal_dir(journal_dir, unreadable, JournalRead::kList);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    if (it->header.project != project || !it->header.rollback_of.empty()) continue;
+    auto j = read_journal(it->path, JournalRead::kSummary);
+    if (!j) continue;
+    for (const auto& v : j->docker_volumes)
+      if (std::any_of(j->moves.begin(), j->moves.end(), [&](const JournalMove& m) { return m.to_dir == dir && m.to_name == v.name; }))
+        out.emplace(v.name, std::pair(v, "journaled by " + j->path));
+  }
+  return out;
 }
 
 }  // namespace volprep

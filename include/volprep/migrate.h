@@ -5,12 +5,14 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "volprep/error.h"
 #include "volprep/fd.h"
 #include "volprep/journal.h"
+#include "volprep/volume_store.h"
 
 namespace volprep {
 
@@ -71,5 +73,16 @@ Result<bool> move_entry(const VolumesDir& from, const std::string& from_name, co
 // renames it back to NAME.<UTC time>, aside, where nothing removes it.
 inline constexpr const char* kCopiesDir = "volprep-copies";
 inline constexpr const char* kPartialSuffix = ".partial";
+
+// Volumes of other drivers, by Docker's store: marked not local (why_not names the driver),
+// as a directory without _data is; a plugin's volume, a record with no directory here (its
+// data is the plugin's to keep), is added. `here` stays sorted by name.
+void mark_other_drivers(std::vector<DockerVolume>& here, const VolumeStore& store);
+
+// The records that earlier runs of a migration (journals whose header names `project`)
+// journaled of the volumes they moved into `dir`, the newest run's of each, with the journal:
+// what Docker knew of a volume on the other data root when it left it.
+using JournaledRecords = std::map<std::string, std::pair<VolumeRecord, std::string>>;
+JournaledRecords journaled_records(const std::string& journal_dir, const std::string& project, const std::string& dir);
 
 }  // namespace volprep

@@ -37,3 +37,28 @@ TEST(Migrate, EntryPolicyChangesOnlyItsInode) {
   as_docker.mode = S_IFDIR | 0701;
   EXPECT_EQ(policy->triage(as_docker).kind, Triage::kUnchanged);
 }
+
+// A record of another driver in Docker's store: its directory (if any) not moved, and a
+// plugin's volume without one named too.
+TEST(Migrate, OtherDriversByTheStoreAreNamed) {
+  std::vector<DockerVolume> here(2);
+  here[0].name = "data";
+  here[0].local = true;
+  here[1].name = "odd";
+  here[1].local = true;
+  VolumeStore store;
+  store.path = "/d/volumes/metadata.db";
+  store.volumes["data"] = {"data", "local", {}, {}};
+  store.volumes["odd"] = {"odd", "weird", {}, {}};
+  store.volumes["nfs"] = {"nfs", "rexray\n", {}, {}};
+  store.volumes["../x"] = {"../x", "rexray", {}, {}};  // no name Docker gives
+  mark_other_drivers(here, store);
+  ASSERT_EQ(here.size(), 3u);
+  EXPECT_EQ(here[0].name, "data");
+  EXPECT_TRUE(here[0].local);
+  EXPECT_EQ(here[1].name, "nfs");
+  EXPECT_FALSE(here[1].local);
+  EXPECT_EQ(here[1].why_not, "driver rexray\\n in /d/volumes/metadata.db: its data is the plugin's, not a directory to move");
+  EXPECT_EQ(here[2].name, "odd");
+  EXPECT_FALSE(here[2].local);
+}
