@@ -124,9 +124,12 @@ const VolumeRecord* record_of(const std::optional<VolumeStore>& store, const std
   return it == store->volumes.end() ? nullptr : &it->second;
 }
 
-// The volumes to move, chosen and vetted: every one local, none already in the target.
+// The volumes to move, chosen and vetted: every one local, none already in the target. With
+// none named, those missing from the target (a volume in both places, the copy of an earlier
+// --copy for one, is left alone and put in `in_both`); one named that is in both is refused.
 Result<std::vector<DockerVolume>> choose(const std::vector<DockerVolume>& here, const std::vector<DockerVolume>& there,
-                                         const Roots& r, const std::vector<std::string>& wanted) {
+                                         const Roots& r, const std::vector<std::string>& wanted,
+                                         std::vector<std::string>& in_both) {
   auto find = [](const std::vector<DockerVolume>& in, const std::string& name) {
     return std::find_if(in.begin(), in.end(), [&](const DockerVolume& v) { return v.name == name; });
   };
@@ -138,7 +141,11 @@ Result<std::vector<DockerVolume>> choose(const std::vector<DockerVolume>& here, 
                          (find(there, name) != there.end() ? " (it is in " + r.to + ")" : ""));
     if (find(chosen, name) == chosen.end()) chosen.push_back(*v);
   }
-  if (wanted.empty()) chosen = here;
+  if (wanted.empty())
+    for (const auto& v : here) {
+      if (find(there, v.name) == there.end()) chosen.push_back(v);
+      else in_both.push_back(v.name);
+    }
   std::string other, taken;
   for (const auto& v : chosen) {
     if (!v.local) other += (other.empty() ? "" : "; ") + r.from + "/" + v.name + " (" + v.why_not + ")";
@@ -361,8 +368,16 @@ int run_migrate(const MigrateOptions& options) {
   auto from_store = read_store(*from, store_fds[0], true);
   auto to_store = to ? read_store(*to, store_fds[1], false) : std::nullopt;
   if (from_store) mark_other_drivers(*here, *from_store);
-  auto chosen = choose(*here, there, r, o.volumes);
+  std::vector<std::string> in_both;
+  auto chosen = choose(*here, there, r, o.volumes, in_both);
+  for (const auto& name : in_both)
+    spdlog::warn("volume {}: in {} and in {} already; left alone (--volume {} says more)", name, r.from, r.to, name);
   if (!chosen) return fail(chosen.error());
+  if (chosen->empty() && !in_both.empty()) {
+    std::printf("nothing to move: every volume in %s is in %s too\n", escape_control(r.from).c_str(),
+                escape_control(r.to).c_str());
+    return kExitOk;
+  }
   if (chosen->empty()) {
     spdlog::info("no volume in {} to move", r.from);
     std::printf("nothing to move: no volume in %s\n", escape_control(r.from).c_str());

@@ -79,9 +79,13 @@ stop_dockerd
 manifest "$B" | cmp -s - "$T/b0" || fail "the remapped containers changed the bind-mounted tree"
 echo "dockerd made: $(stat -c '%n %u:%g %a' "$R" "$R/volumes" "$R/volumes/taken" "$R/volumes/taken/_data" | tr '\n' ' ')"
 
-# Refusals, nothing changed: a name in both places, another driver's volume, no remap.
+# Refusals, nothing changed: a name in both places (named), another driver's volume, no remap.
 refused 5 "already in $R/volumes: taken; a volume of that name exists in both places" "${MV[@]}" --volume taken
 refused 5 "$D/volumes/byplugin (driver nfsvd in $D/volumes/metadata.db: its data is the plugin's" "${MV[@]}"
+# With no --volume, the volumes missing from the target: one in both places is left alone, said.
+grep -q "volume taken: in $D/volumes and in $R/volumes already; left alone" "$T/err" ||
+  fail "no --volume: taken not said to be left alone: $(cat "$T/err")"
+grep -q "already in $R/volumes: taken" "$T/err" && fail "no --volume: taken refused: $(cat "$T/err")"
 refused 5 "$D/volumes/byplugin (driver nfsvd" "${MV[@]}" --volume byplugin
 mkdir -m 0701 "$D/volumes/plugin-vol"
 refused 5 "$D/volumes/plugin-vol (no _data directory: not the local driver's)" "${MV[@]}" --volume plugin-vol --volume data
