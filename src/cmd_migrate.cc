@@ -50,7 +50,8 @@ void setup_migrate(CLI::App& app, MigrateOptions& o) {
   add_threads_option(app, o.run.threads);
   app.add_option("--journal-dir", o.run.journal_dir, "Directory of rollback journals")->capture_default_str();
   app.add_flag("--force", o.force,
-               "Go on while a dockerd holds the volume store, and shift volumes whose ids read as shifted already");
+               "Go on while a dockerd holds the volume store (for a rename; never for a copy, which a running "
+               "container could tear), and shift volumes whose ids read as shifted already");
   setup_source_options(app, o.source);
 }
 
@@ -87,7 +88,8 @@ Result<Roots> roots_of(const Mapping& m, const MigrateOptions& o) {
 
 // dockerd's lock on a volume store, taken (or, with --force, the refusal said and passed):
 // the store's descriptor, or -1 when there is none or it is not locked.
-Result<int> lock_store(const VolumesDir& dir, bool force, std::vector<UniqueFd>& held) {
+// `forced` gathers the refusals --force passed (a copy is refused on them all the same).
+Result<int> lock_store(const VolumesDir& dir, bool force, std::vector<UniqueFd>& held, std::vector<std::string>& forced) {
   auto lock = lock_volume_store(dir);
   if (lock) {
     held.push_back(std::move(*lock));
@@ -95,6 +97,7 @@ Result<int> lock_store(const VolumesDir& dir, bool force, std::vector<UniqueFd>&
   }
   if (!force || lock.error().code != kExitRefused) return lock.error();
   spdlog::warn("{}; --force: going on", lock.error().message);
+  forced.push_back(lock.error().message);
   return -1;
 }
 
@@ -213,9 +216,13 @@ Result<bool> make_target(const std::string& parent, const std::string& name, uin
   return made;
 }
 
-// The device the target volumes directory is on, or will be: its own, else that of its
-// nearest existing parent (a dry run before dockerd made it).
-Result<std::pair<uint32_t, uint32_t>> target_device(const std::string& to) {
+// Where the target volumes directory is, or will be: the device and free room of it, else of
+// its nearest existing parent (a dry run, or before anything is made).
+struct TargetPlace {
+  std::pair<uint32_t, uint32_t> dev;
+  uint64_t free = UINT64_MAX;  // bytes an unprivileged user may take (f_bavail), UINT64_MAX: unknown
+};
+Result<TargetPlace> target_device(const std::string& to) {
   UniqueFd slash(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   for (std::string dir = to; dir.size() > 1; dir = dir.substr(0, std::max<size_t>(dir.rfind('/'), 1))) {
     int fd = open_beneath(slash.get(), dir.substr(1), O_RDONLY | O_DIRECTORY);
@@ -224,7 +231,10 @@ Result<std::pair<uint32_t, uint32_t>> target_device(const std::string& to) {
     UniqueFd d(fd);
     EntryStat st;
     if (int rc = stat_at(fd, "", st); rc < 0) return config_error(dir + ": " + std::strerror(-rc));
-    return std::make_pair(st.dev_major, st.dev_minor);
+    TargetPlace place{{st.dev_major, st.dev_minor}};
+    struct statvfs fs;
+    if (::fstatvfs(fd, &fs) == 0) place.free = uint64_t(fs.f_bavail) * fs.f_frsize;
+    return place;
   }
   return config_error(to + ": no parent of it exists");
 }
@@ -339,10 +349,11 @@ int run_migrate(const MigrateOptions& options) {
     return fail(t.error());
   }
   std::vector<UniqueFd> locks;
+  std::vector<std::string> forced;  // the stores --force went on without dockerd's lock of
   int store_fds[2] = {-1, -1};  // from, to
   for (int i : {0, 1})
     if (const VolumesDir* d = i == 0 ? &*from : to ? &*to : nullptr) {
-      auto l = lock_store(*d, o.force, locks);
+      auto l = lock_store(*d, o.force, locks, forced);
       if (!l) return fail(l.error());
       store_fds[i] = *l;
     }
@@ -398,39 +409,59 @@ int run_migrate(const MigrateOptions& options) {
     volumes.push_back(std::move(*v));
   }
 
-  // 6. The target made as dockerd makes it, when no dockerd has made it yet.
-  if (!to) {
-    if (!o.reverse)
-      if (auto m = make_target(r.base, r.remapped.substr(r.base.size() + 1), kDockerRemappedRootMode, r.root_gid, dry_run); !m)
-        return fail(m.error());
-    const std::string parent = r.to.substr(0, r.to.rfind('/'));
-    if (auto m = make_target(parent, "volumes", kDockerVolumeDirMode, 0, dry_run); !m) return fail(m.error());
-    if (!dry_run) {
-      auto t = open_volumes_dir(r.to);
-      if (!t) return fail(t.error());
-      to = std::move(*t);
-      if (auto l = lock_store(*to, o.force, locks); !l) return fail(l.error());
-    }
-  }
-  // 7. Across filesystems (or with --copy), each volume copied beside the target, out of
-  // dockerd's sight, and renamed in from there; the original stays where it is.
+  // 6. Across filesystems (or with --copy): the volumes measured, and the copies directory's
+  // filesystem and room checked against the target's, before anything is made.
   auto dev = target_device(r.to);
   if (!dev) return fail(dev.error());
-  const bool other_fs = *dev != std::make_pair(from->st.dev_major, from->st.dev_minor);
+  const bool other_fs = dev->dev != std::make_pair(from->st.dev_major, from->st.dev_minor);
   const bool copy = o.copy || other_fs;
   const char* why = other_fs ? "different filesystems" : "--copy";
-  std::optional<VolumesDir> copies;
-  std::vector<StagedCopy> staged;
-  const std::string stamp = utc_stamp();
+  const std::string copies_parent = r.to.substr(0, r.to.rfind('/'));
+  std::vector<TreeSize> sizes;
   if (copy) {
+    // --force goes on past dockerd's lock for a rename, which is atomic; a copy is not: the
+    // containers live-restore keeps running would write to the volumes while they are read.
+    if (!forced.empty())
+      return fail({kExitRefused, forced.front() + ": a copy (" + why + ") is not made while a dockerd holds the "
+                                 "store, even with --force: its containers may write to the volumes while they are "
+                                 "copied and the copy would be torn; stop dockerd; nothing changed"});
     uint64_t need = 0;
-    std::vector<TreeSize> sizes;
     for (size_t i = 0; i < volumes.size(); ++i) {
       auto size = measure_tree(volumes[i].dir.fd.get(), r.from + "/" + (*chosen)[i].name);
       if (!size) return fail(size.error());
       need += size->bytes;
       sizes.push_back(*size);
     }
+    auto beside = target_device(copies_parent);
+    if (!beside) return fail(beside.error());
+    if (beside->dev != dev->dev)
+      return fail({kExitRefused, copies_parent + "/" + kCopiesDir + " and " + r.to + " would be on different "
+                                 "filesystems (" + r.to + " is a mount point?): a copy could not be renamed into "
+                                 "place; nothing changed"});
+    if (beside->free < need)
+      return fail({kExitRefused, "copying needs " + human_bytes(need) + " in " + copies_parent + "/" + kCopiesDir +
+                                     ", which has " + human_bytes(beside->free) + " free; nothing changed"});
+  }
+
+  // 7. The target made as dockerd makes it, when no dockerd has made it yet.
+  if (!to) {
+    if (!o.reverse)
+      if (auto m = make_target(r.base, r.remapped.substr(r.base.size() + 1), kDockerRemappedRootMode, r.root_gid, dry_run); !m)
+        return fail(m.error());
+    if (auto m = make_target(copies_parent, "volumes", kDockerVolumeDirMode, 0, dry_run); !m) return fail(m.error());
+    if (!dry_run) {
+      auto t = open_volumes_dir(r.to);
+      if (!t) return fail(t.error());
+      to = std::move(*t);
+      if (auto l = lock_store(*to, o.force, locks, forced); !l) return fail(l.error());
+    }
+  }
+  // Each volume copied beside the target, out of dockerd's sight, and renamed in from there;
+  // the original stays where it is.
+  std::optional<VolumesDir> copies;
+  std::vector<StagedCopy> staged;
+  const std::string stamp = utc_stamp();
+  if (copy) {
     if (dry_run) {
       for (size_t i = 0; i < volumes.size(); ++i)
         std::printf("copy (%s) %s/%s -> %s/%s: %llu entries, %s; the original stays\n", why,
@@ -442,10 +473,6 @@ int run_migrate(const MigrateOptions& options) {
       auto c = open_copies_dir(r.to, *to);
       if (!c) return fail(c.error());
       copies = std::move(*c);
-      struct statvfs fs;
-      if (::fstatvfs(copies->fd.get(), &fs) == 0 && uint64_t(fs.f_bavail) * fs.f_frsize < need)
-        return fail({kExitRefused, "copying needs " + human_bytes(need) + " in " + copies->path + ", which has " +
-                                       human_bytes(uint64_t(fs.f_bavail) * fs.f_frsize) + " free; nothing changed"});
       for (size_t i = 0; i < volumes.size(); ++i) {
         const std::string& name = (*chosen)[i].name;
         if (!o.quiet)

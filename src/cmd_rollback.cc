@@ -1,6 +1,7 @@
 // `volprep rollback` and `volprep journal list|show`: undo a run from its journal, and see
 // what journals there are.
 #include <dirent.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -13,6 +14,7 @@
 
 #include "volprep/cli.h"
 #include "volprep/clock.h"
+#include "volprep/migrate.h"
 #include "volprep/rollback.h"
 #include "volprep/volume.h"
 #include "volprep/volume_store.h"
@@ -185,6 +187,39 @@ void print_rollback(const RollbackResult& r, const RollbackOptions& o) {
   std::fflush(stdout);
 }
 
+// The volumes directory a copied volume's original stayed in, for a move of migrate-volumes
+// from its copies directory (across filesystems, or --copy), else "": the project's other
+// data root (the remapped root's volumes and its parent's).
+std::string original_dir_of_copy(const Journal& j, const JournalMove& m) {
+  const std::string prefix = "migrate-volumes:";
+  if (!j.header.project.starts_with(prefix) || !m.from_dir.ends_with(std::string("/") + kCopiesDir)) return "";
+  const std::string remapped = j.header.project.substr(prefix.size());
+  const std::string base = remapped.substr(0, remapped.rfind('/'));
+  return (m.to_dir == remapped + "/volumes" ? base : remapped) + "/volumes";
+}
+
+// A copy set aside while its original is gone (the docs let users remove it after the
+// migration): Docker then has the volume nowhere. Said, not mended: the copy is not moved to
+// where the original was (it is on another filesystem when the copy was made for that, and an
+// original removed may have been removed for good); the user decides, told where it is.
+void report_copies_without_original(const Journal& j, const RollbackResult& r, bool dry_run) {
+  for (const auto& u : r.moves) {
+    auto m = std::find_if(j.moves.begin(), j.moves.end(), [&](const JournalMove& m) {
+      return (m.from_dir == "/" ? "" : m.from_dir) + "/" + m.from_name == u.to;
+    });
+    if (m == j.moves.end()) continue;
+    const std::string dir = original_dir_of_copy(j, *m);
+    if (dir.empty()) continue;
+    const std::string original = dir + "/" + m->to_name;
+    struct stat st;
+    if (::lstat(original.c_str(), &st) == 0) continue;  // a message only: nothing acts on it
+    spdlog::warn("volume {}: its copy {} set aside at {}, and its original {} is not there (removed after the "
+                 "migration?): no dockerd has this volume now; to give it back, stop dockerd and move the copy "
+                 "there (mv, or cp -a across filesystems), or migrate again", escape_path(m->to_name),
+                 dry_run ? "would be" : "is", escape_path(u.to), escape_path(original));
+  }
+}
+
 // The labels and options of the Docker volumes the run moved (a migrate-volumes journal's 'V'
 // records), against the store of the data root each goes back to: kept there, or lost. Only
 // of the volumes moved back (or, in a dry run, to be).
@@ -194,12 +229,15 @@ void report_docker_labels(const Journal& j, const RollbackResult& r) {
     if (m == j.moves.end() || (v.labels.empty() && v.options.empty())) continue;
     const std::string back = (m->from_dir == "/" ? "" : m->from_dir) + "/" + m->from_name;
     if (std::none_of(r.moves.begin(), r.moves.end(), [&](const auto& u) { return u.to == back; })) continue;
-    auto store = read_volume_store_at(m->from_dir);
+    // A copy goes aside; the volume's record is in the store of the data root its original
+    // stayed in, not in the copies directory.
+    const std::string original = original_dir_of_copy(j, *m), dir = original.empty() ? m->from_dir : original;
+    auto store = read_volume_store_at(dir);
     if (!store) spdlog::warn("{}", store.error().message);
     const VolumeRecord* there = nullptr;
     if (store)
       if (auto it = store->volumes.find(v.name); it != store->volumes.end()) there = &it->second;
-    const std::string root = m->from_dir.substr(0, m->from_dir.rfind('/'));
+    const std::string root = dir.substr(0, dir.rfind('/'));
     spdlog::warn("{}", labels_after_move(v, "journaled by " + j.path, there, root.empty() ? "/" : root));
   }
 }
@@ -257,6 +295,7 @@ int run_rollback(const RollbackOptions& o) {
   for (const auto& [root, concurrency] : result->concurrency) spdlog::info("{}: {}", root, concurrency);
   print_rollback(*result, o);
   report_docker_labels(j, *result);
+  report_copies_without_original(j, *result, o.dry_run);
   if (!result->stopped.empty()) {
     spdlog::error("stopped: {}", result->stopped);
     return kExitPartial;

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <utility>
 
@@ -87,6 +88,22 @@ int read_xattrs(int fd, bool o_path, std::vector<std::pair<std::string, std::str
   return 0;
 }
 
+bool same_time(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+// Whether the inode's content or listing moved between two fstats: its size, modification or
+// change time (a writer's append or truncate, a name made or removed in a directory).
+bool changed(const struct stat& before, const struct stat& after) {
+  return before.st_size != after.st_size || !same_time(before.st_mtim, after.st_mtim) ||
+         !same_time(before.st_ctim, after.st_ctim);
+}
+
+std::string too_deep(const std::string& path) {
+  return path + ": deeper than " + std::to_string(kMaxCopyDepth) +
+         " directory levels, which volprep does not copy (each level holds two descriptors and a stack frame); "
+         "move this volume by hand; nothing changed";
+}
+
 struct Copier {
   int dst_root = -1;
   std::string src_root_path, dst_root_path;
@@ -94,6 +111,7 @@ struct Copier {
   uint32_t dev_major = 0, dev_minor = 0;
   std::map<std::pair<dev_t, ino_t>, std::string> linked;  // an inode of several links: its copy (relative)
   CopyStats stats;
+  std::function<void(const std::string&)> on_file;
 
   Error fail(const std::string& rel, const std::string& what) {
     return config_error(join(src_root_path, rel) + ": " + what + "; not copied");
@@ -159,15 +177,29 @@ struct Copier {
   }
 
   // The directory `sfd` (`rel` in the tree) into the new directory `dfd`.
-  Result<bool> copy_dir(int sfd, int dfd, const std::string& rel) {
+  // `st` is its fstat from before the listing: a name made or removed since is refused.
+  Result<bool> copy_dir(int sfd, const struct stat& st, int dfd, const std::string& rel, unsigned depth) {
+    if (depth > kMaxCopyDepth) return Error{kExitRefused, too_deep(join(src_root_path, rel))};
     std::vector<std::string> names;
     if (int rc = list_names(sfd, names); rc < 0) return fail(rel, "cannot read it: " + errno_text(rc));
     for (const auto& name : names)
-      if (auto r = copy_entry(sfd, dfd, rel, name); !r) return r;
+      if (auto r = copy_entry(sfd, dfd, rel, name, depth); !r) return r;
+    return unchanged(rel, sfd, st);
+  }
+
+  // The source fstat again after its copy: a live writer (a container Docker's live-restore
+  // keeps running, a dockerd holding the store) would leave a torn copy.
+  Result<bool> unchanged(const std::string& rel, int fd, const struct stat& before) {
+    struct stat after;
+    if (::fstat(fd, &after) != 0) return fail(rel, errno_text(errno));
+    if (changed(before, after))
+      return config_error((rel.empty() ? src_root_path : join(src_root_path, rel)) +
+                          ": changed while copied (its size, modification or change time moved): stop whatever "
+                          "writes to it (its containers, dockerd), then copy again; not copied");
     return true;
   }
 
-  Result<bool> copy_entry(int sfd, int dfd, const std::string& dir_rel, const std::string& name) {
+  Result<bool> copy_entry(int sfd, int dfd, const std::string& dir_rel, const std::string& name, unsigned depth) {
     const std::string rel = join(dir_rel, name);
     struct stat listed;
     if (::fstatat(sfd, name.c_str(), &listed, AT_SYMLINK_NOFOLLOW) != 0) return fail(rel, errno_text(errno));
@@ -178,17 +210,33 @@ struct Copier {
     // Decided about and read through one descriptor of the inode: O_NOFOLLOW everywhere, so a
     // symlink swapped in where a directory or file was listed is refused, never followed.
     const bool dir = S_ISDIR(listed.st_mode), reg = S_ISREG(listed.st_mode);
-    int fd = dir ? open_dir_at(sfd, name.c_str())
-             : reg ? ::openat(sfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | O_NOATIME)
-                   : ::openat(sfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (reg && fd < 0 && errno == EPERM)
-      fd = ::openat(sfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    // A regular file is pinned by an O_PATH descriptor first and opened for reading only once
+    // it is known to be one (a fifo or device swapped in is never opened: no block, no side
+    // effect) and of the volume's mount (a file bind-mounted there is not copied).
+    int fd = dir ? open_dir_at(sfd, name.c_str()) : ::openat(sfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return fail(rel, "cannot open it without following a symlink: " + errno_text(dir ? -fd : errno));
     UniqueFd src(fd);
     struct stat st;
     if (::fstat(fd, &st) != 0) return fail(rel, errno_text(errno));
     if (st.st_ino != listed.st_ino || st.st_dev != listed.st_dev || (st.st_mode & S_IFMT) != (listed.st_mode & S_IFMT))
       return fail(rel, "replaced while it was copied");
+    if (reg) {
+      EntryStat es;
+      if (int rc = stat_at(fd, "", es); rc < 0) return fail(rel, errno_text(rc));
+      if (es.mnt_id != mnt_id || es.mount_root)
+        return fail(rel, "a mount point (a file bind-mounted there, " + mount_point_of(es.mnt_id) +
+                             "): volprep copies one filesystem's tree; unmount it, or move it by hand");
+      const std::string p = proc_fd(fd);
+      const int flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+      int r = ::open(p.c_str(), flags | O_NOATIME);  // the magic link: the inode pinned, checked above
+      if (r < 0 && errno == EPERM) r = ::open(p.c_str(), flags);
+      if (r < 0) return fail(rel, "cannot open it: " + errno_text(errno));
+      src = UniqueFd(r);
+      fd = r;
+      struct stat again;
+      if (::fstat(fd, &again) != 0) return fail(rel, errno_text(errno));
+      if (again.st_ino != st.st_ino || again.st_dev != st.st_dev) return fail(rel, "replaced while it was copied");
+    }
     if (dir) {
       EntryStat es;
       if (int rc = stat_at(fd, "", es); rc < 0) return fail(rel, errno_text(rc));
@@ -199,7 +247,7 @@ struct Copier {
       int d = open_dir_at(dfd, name.c_str());
       if (d < 0) return fail(rel, "open of the copy: " + errno_text(d));
       UniqueFd copy(d);
-      if (auto r = copy_dir(fd, d, rel); !r) return r;
+      if (auto r = copy_dir(fd, st, d, rel, depth + 1); !r) return r;
       ++stats.dirs;
       return copy_meta(rel, fd, false, st, d, -1, "");  // its times after its content
     }
@@ -216,6 +264,8 @@ struct Copier {
       if (o < 0) return fail(rel, "create of the copy: " + errno_text(errno));
       UniqueFd out(o);
       if (auto r = copy_data(rel, fd, o); !r) return r;
+      if (on_file) on_file(rel);
+      if (auto r = unchanged(rel, fd, st); !r) return r;
       if (auto r = copy_meta(rel, fd, false, st, o, -1, ""); !r) return r;
       ++stats.files;
       if (st.st_nlink > 1) linked.emplace(key, rel);
@@ -252,7 +302,8 @@ Result<EntryStat> root_stat(int src, const std::string& src_path) {
 }
 
 Result<bool> measure(int fd, const std::string& path, const EntryStat& root, TreeSize& out,
-                     std::map<std::pair<dev_t, ino_t>, bool>& seen) {
+                     std::map<std::pair<dev_t, ino_t>, bool>& seen, unsigned depth) {
+  if (depth > kMaxCopyDepth) return Error{kExitRefused, too_deep(path)};
   std::vector<std::string> names;
   if (int rc = list_names(fd, names); rc < 0) return config_error(path + ": " + errno_text(rc));
   for (const auto& name : names) {
@@ -267,7 +318,7 @@ Result<bool> measure(int fd, const std::string& path, const EntryStat& root, Tre
     UniqueFd sub(d);
     EntryStat es;
     if (stat_at(d, "", es) == 0 && es.mnt_id == root.mnt_id && !es.mount_root)
-      if (auto r = measure(d, path + "/" + name, root, out, seen); !r) return r;
+      if (auto r = measure(d, path + "/" + name, root, out, seen, depth + 1); !r) return r;
   }
   return true;
 }
@@ -297,7 +348,7 @@ Result<bool> remove_below(int fd, const std::string& path, const EntryStat& root
 }  // namespace
 
 Result<CopyStats> copy_tree(int src, const std::string& src_path, int dst_parent, const std::string& name,
-                            const std::string& dst_path) {
+                            const std::string& dst_path, std::function<void(const std::string&)> on_file) {
   auto root = root_stat(src, src_path);
   if (!root) return root.error();
   struct stat st;
@@ -313,7 +364,8 @@ Result<CopyStats> copy_tree(int src, const std::string& src_path, int dst_parent
   c.mnt_id = root->mnt_id;
   c.dev_major = root->dev_major;
   c.dev_minor = root->dev_minor;
-  if (auto r = c.copy_dir(src, d, ""); !r) return r.error();
+  c.on_file = std::move(on_file);
+  if (auto r = c.copy_dir(src, st, d, "", 0); !r) return r.error();
   if (auto r = c.copy_meta("", src, false, st, d, -1, ""); !r) return r.error();
   ++c.stats.dirs;
   if (::syncfs(d) != 0) return config_error("cannot sync " + dst_path + ": " + errno_text(errno));
@@ -327,7 +379,7 @@ Result<TreeSize> measure_tree(int src, const std::string& src_path) {
   TreeSize out;
   out.entries = 1;
   std::map<std::pair<dev_t, ino_t>, bool> seen;
-  if (auto r = measure(src, src_path, *root, out, seen); !r) return r.error();
+  if (auto r = measure(src, src_path, *root, out, seen, 0); !r) return r.error();
   return out;
 }
 

@@ -89,18 +89,58 @@ Result<VolumeStore> read_volume_store_at(const std::string& dir) {
   return read_volume_store(fd, path);
 }
 
+namespace {
+
+bool secret_key(std::string key) {
+  std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  for (const char* exact : {"pass", "passwd", "pwd", "credentials", "cred"})
+    if (key == exact) return true;
+  for (const char* part : {"password", "secret", "token", "passphrase"})
+    if (key.find(part) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+KeyValues redact_options(const KeyValues& options) {
+  KeyValues out;
+  for (const auto& [k, v] : options) {
+    if (secret_key(k)) {
+      out.emplace_back(k, "***");
+      continue;
+    }
+    if (k != "o") {
+      out.emplace_back(k, v);
+      continue;
+    }
+    // Mount options, comma-separated: key=value or a flag.
+    std::string o;
+    for (size_t at = 0; at <= v.size();) {
+      size_t comma = std::min(v.find(',', at), v.size());
+      std::string item = v.substr(at, comma - at);
+      if (size_t eq = item.find('='); eq != std::string::npos && secret_key(item.substr(0, eq)))
+        item = item.substr(0, eq + 1) + "***";
+      o += (at == 0 ? "" : ",") + item;
+      at = comma + 1;
+    }
+    out.emplace_back(k, o);
+  }
+  return out;
+}
+
 std::string describe_labels(const VolumeRecord& r) {
   if (r.labels.empty() && r.options.empty()) return "no labels or options";
   std::string out;
   if (!r.labels.empty()) out += "labels " + join(r.labels);
-  if (!r.options.empty()) out += (out.empty() ? "" : "; ") + std::string("options ") + join(r.options);
+  if (!r.options.empty()) out += (out.empty() ? "" : "; ") + std::string("options ") + join(redact_options(r.options));
   return escape_control(out);
 }
 
 std::string create_arguments(const VolumeRecord& r) {
   std::string out;
   for (const auto& [k, v] : r.labels) out += (out.empty() ? "" : " ") + std::string("--label ") + shell_quote(k + "=" + v);
-  for (const auto& [k, v] : r.options) out += (out.empty() ? "" : " ") + std::string("--opt ") + shell_quote(k + "=" + v);
+  for (const auto& [k, v] : redact_options(r.options))
+    out += (out.empty() ? "" : " ") + std::string("--opt ") + shell_quote(k + "=" + v);
   return escape_control(out);
 }
 
@@ -116,7 +156,9 @@ std::string labels_after_move(const VolumeRecord& had, const std::string& had_wh
                     (there ? describe_labels(*there) + " (the record of that name in its store)" : "none");
   if (!had.options.empty())
     out += " (the local driver still mounts it with its options, which it keeps in the volume's opts.json too)";
-  return out + "; a volume made there with `docker volume create " + create_arguments(had) + " NAME` has them";
+  const bool redacted = redact_options(had.options) != had.options;
+  return out + "; a volume made there with `docker volume create " + create_arguments(had) + " NAME` has them" +
+         (redacted ? " (secrets shown as ***: put them back in)" : "");
 }
 
 }  // namespace volprep

@@ -12,16 +12,24 @@
 // CopyStats::skipped), a symlink's own xattrs, inode flags (chattr), birth and change times.
 // A hardlink to an inode outside the tree is copied as a file of its own.
 // Refused: a mount point inside the tree (its content is another filesystem's: unmount it or
-// move it by hand), an entry that changes type or inode while it is copied.
+// move it by hand; a file bind-mounted in too), an entry that changes type or inode while it
+// is copied, a file or directory whose size, modification or change time moves while it is
+// copied (a live writer: the copy would be torn), a tree deeper than kMaxCopyDepth.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "volprep/error.h"
 
 namespace volprep {
+
+// How deep a tree copy_tree and measure_tree go (levels below the root): each level holds two
+// descriptors and a stack frame; a volume deeper than this is refused by measure_tree before
+// anything is copied (Docker volumes are nowhere near it; 20,000 levels crashed the stack).
+inline constexpr unsigned kMaxCopyDepth = 1024;
 
 struct CopyStats {
   uint64_t dirs = 0, files = 0, symlinks = 0, specials = 0, hardlinks = 0;
@@ -32,15 +40,18 @@ struct CopyStats {
 // Copies the directory `src` (an open directory descriptor; `src_path` names it in messages)
 // as the new directory `name` of `dst_parent` (`dst_path` names the copy), then syncs the
 // target's filesystem (syncfs): durable when it returns. On error the partial copy stays
-// (remove it with remove_tree).
+// (remove it with remove_tree). `on_file`, when given, is called with each regular file's
+// path in the tree once its content is copied, before it is checked unchanged (tests change
+// the source there).
 Result<CopyStats> copy_tree(int src, const std::string& src_path, int dst_parent, const std::string& name,
-                            const std::string& dst_path);
+                            const std::string& dst_path, std::function<void(const std::string&)> on_file = {});
 
 struct TreeSize {
   uint64_t entries = 0;  // the root included
   uint64_t bytes = 0;    // regular files' st_size, each inode once
 };
-// What copy_tree would copy (a dry run's figures); mount points are not entered.
+// What copy_tree would copy (a dry run's figures); mount points are not entered. A tree deeper
+// than kMaxCopyDepth is refused (kExitRefused).
 Result<TreeSize> measure_tree(int src, const std::string& src_path);
 
 // Removes the directory `name` of `parent` and everything below it, by descriptor, never

@@ -40,10 +40,16 @@ Result<VolumeStore> read_volume_store(int fd, const std::string& path);
 // "no such file" when it does not exist.
 Result<VolumeStore> read_volume_store_at(const std::string& dir);
 
-// "labels a=b, c=d; options type=tmpfs" (escaped for a terminal); "no labels or options".
+// A volume's options as they may be printed: the value of an option whose key names a secret
+// (password, secret, token, ...), and of such a key=value in the mount options `o` (a CIFS
+// or NFS volume's password=, credentials=), shown as "***". The journal keeps them whole
+// (it is root's); nothing prints them.
+KeyValues redact_options(const KeyValues& options);
+// "labels a=b, c=d; options type=tmpfs" (escaped for a terminal; secrets redacted); "no
+// labels or options".
 std::string describe_labels(const VolumeRecord& r);
 // The docker volume create arguments that give a volume `r`'s labels and options
-// ("--label a=b --opt type=tmpfs"), quoted for a POSIX shell.
+// ("--label a=b --opt type=tmpfs"), quoted for a POSIX shell, secrets redacted.
 std::string create_arguments(const VolumeRecord& r);
 
 // What Docker loses when the volume `had` (its record in `had_where`, a store or a journal)

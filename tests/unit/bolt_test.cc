@@ -319,3 +319,24 @@ TEST(VolumeStore, LabelsAfterAMove) {
                                                                     "of that name in its store)"),
             std::string::npos);
 }
+
+// A CIFS or NFS volume of the local driver keeps its credentials in its options: printed
+// (rollback, journal show, the labels warning) with the secrets as ***, the rest as it is.
+TEST(Bolt, SecretsInOptionsAreRedacted) {
+  VolumeRecord r;
+  r.name = "share";
+  r.options = {{"device", "//srv/share"},
+               {"o", "addr=10.0.0.1,username=bob,password=hunter2,vers=3.0,credentials=/root/c,ro"},
+               {"secret", "s3"},
+               {"type", "cifs"},
+               {"x-api-token", "t0k"}};
+  const std::string described = describe_labels(r), args = create_arguments(r);
+  for (const char* secret : {"hunter2", "/root/c", "s3", "t0k"}) {
+    EXPECT_EQ(described.find(secret), std::string::npos) << described;
+    EXPECT_EQ(args.find(secret), std::string::npos) << args;
+  }
+  EXPECT_EQ(described, "options device=//srv/share, o=addr=10.0.0.1,username=bob,password=***,vers=3.0,"
+                       "credentials=***,ro, secret=***, type=cifs, x-api-token=***");
+  EXPECT_NE(labels_after_move(r, "here", nullptr, "/r").find("secrets shown as ***"), std::string::npos);
+  EXPECT_EQ(r.options.at(1).second.find("hunter2") != std::string::npos, true);  // the record itself kept whole
+}

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 
@@ -231,4 +232,70 @@ TEST_F(CopyTree, MountPointInsideIsRefused) {
   ::umount2((src_ + "/sub/mnt").c_str(), MNT_DETACH);
   ASSERT_FALSE(stats);
   EXPECT_NE(stats.error().message.find(src_ + "/sub/mnt: a mount point"), std::string::npos) << stats.error().message;
+}
+
+// A live writer (a container live-restore keeps running) would leave a torn copy: a file
+// appended to or chmodded, or a name made in a directory, while it is copied is refused,
+// naming it.
+TEST_F(CopyTree, ChangedWhileCopiedIsRefused) {
+  write_file(src_ + "/sub/a", "hello\n");
+  const std::vector<std::pair<std::function<void()>, std::string>> cases = {
+      {[&] { std::ofstream(src_ + "/sub/a", std::ios::app) << "more\n"; }, src_ + "/sub/a"},
+      {[&] { ::chmod((src_ + "/sub/a").c_str(), 0640); }, src_ + "/sub/a"},
+      {[&] { write_file(src_ + "/new", "x"); }, src_},
+  };
+  for (const auto& [change, named] : cases) {
+    auto src = open_dir(src_), dst = open_dir(base_);
+    fs::remove_all(base_ + "/copy");
+    auto stats = copy_tree(src.get(), src_, dst.get(), "copy", base_ + "/copy", [&](const std::string& rel) {
+      if (rel != "sub/a") return;
+      ::usleep(20000);  // past the kernel's coarse clock tick: the times the change sets differ
+      change();
+    });
+    ASSERT_FALSE(stats) << named;
+    EXPECT_EQ(stats.error().message.rfind(named + ": changed while copied", 0), 0u) << stats.error().message;
+  }
+  auto src = open_dir(src_), dst = open_dir(base_);
+  fs::remove_all(base_ + "/copy");
+  EXPECT_TRUE(copy_tree(src.get(), src_, dst.get(), "copy", base_ + "/copy"));  // left alone: copied
+}
+
+// A tree deeper than kMaxCopyDepth is refused by measure_tree (before anything is copied)
+// and by copy_tree, never a crash; one at the limit is copied.
+TEST_F(CopyTree, TooDeepIsRefused) {
+  auto make_chain = [](int at, unsigned levels) {
+    UniqueFd cur(::dup(at));
+    for (unsigned i = 0; i < levels; ++i) {
+      EXPECT_EQ(::mkdirat(cur.get(), "d", 0755), 0);
+      cur = UniqueFd(::openat(cur.get(), "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    }
+  };
+  fs::create_directories(base_ + "/ok");
+  auto ok = open_dir(base_ + "/ok");
+  make_chain(ok.get(), kMaxCopyDepth);
+  auto src = open_dir(src_), dst = open_dir(base_);
+  make_chain(src.get(), kMaxCopyDepth + 2);
+  auto size = measure_tree(src.get(), src_);
+  ASSERT_FALSE(size);
+  EXPECT_EQ(size.error().code, kExitRefused);
+  EXPECT_NE(size.error().message.find("deeper than"), std::string::npos) << size.error().message;
+  EXPECT_FALSE(copy_tree(src.get(), src_, dst.get(), "copy", base_ + "/copy"));
+  EXPECT_TRUE(measure_tree(ok.get(), base_ + "/ok"));
+  auto copied = copy_tree(ok.get(), base_ + "/ok", dst.get(), "okcopy", base_ + "/okcopy");
+  ASSERT_TRUE(copied) << copied.error().message;
+  EXPECT_EQ(copied->dirs, kMaxCopyDepth + 1);
+}
+
+// A file bind-mounted into the tree is another mount's: refused like a directory mount point,
+// checked on the O_PATH descriptor before the file is opened for reading.
+TEST_F(CopyTree, BindMountedFileIsRefused) {
+  write_file(base_ + "/outside", "not the volume's\n");
+  write_file(src_ + "/sub/a", "");
+  if (::mount((base_ + "/outside").c_str(), (src_ + "/sub/a").c_str(), nullptr, MS_BIND, nullptr) != 0)
+    GTEST_SKIP() << "cannot bind-mount a file";
+  auto src = open_dir(src_), dst = open_dir(base_);
+  auto stats = copy_tree(src.get(), src_, dst.get(), "copy", base_ + "/copy");
+  ::umount2((src_ + "/sub/a").c_str(), MNT_DETACH);
+  ASSERT_FALSE(stats);
+  EXPECT_NE(stats.error().message.find(src_ + "/sub/a: a mount point"), std::string::npos) << stats.error().message;
 }
