@@ -132,8 +132,7 @@ TEST(ShiftHistory, TheDirectionOfARun) {
   auto history = shift_history(js, {}, kVol, "/srv/vol", kDir);
   ASSERT_TRUE(history.ok());
   EXPECT_FALSE(history->forward);
-  // A killed --reverse=true run is not finished by a forward shift, nor a --reverse=false one
-  // taken for a reverse: each counts the way it ran.
+  // A --reverse=false run is a forward shift: its map is the one to go back through.
   const std::vector<Journal> killed = {journal("2.vpj", header("volprep shift --reverse=false /srv/vol", 100), true)};
   history = shift_history(killed, {}, kVol, "/srv/vol", kDir);
   ASSERT_TRUE(history.ok());
