@@ -126,8 +126,10 @@ Result<JournalReader> JournalReader::open(const std::string& path, bool* headerl
   // crafted journal must not take all memory or time. A run's journal holds at least ~40 bytes
   // per directory, so only a tree whose directories average over 10 KB of path comes near this.
   r.max_dir_bytes_ = std::max<uint64_t>(uint64_t(64) << 20, 256 * r.size_);
-  // Shorter than magic and version: a crash cut the first write (the header's) short.
-  if (r.size_ < 12) {
+  // Shorter than magic and version, and what is there of the magic is right: a crash cut the
+  // first write (the header's) short.
+  if (r.size_ < 12 && r.fill(0, r.size_) &&
+      std::memcmp(r.buf_.data(), kJournalMagic, std::min<size_t>(r.size_, sizeof kJournalMagic)) == 0) {
     if (headerless) *headerless = true;
     return config_error("journal " + path + " has no header (" + std::to_string(r.size_) + " bytes)");
   }

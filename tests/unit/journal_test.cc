@@ -467,20 +467,22 @@ TEST_F(JournalFile, AJournalWithNoHeaderIsToldApart) {
   ASSERT_TRUE((*w)->finish({0, 0, 0, 1}).ok());
   std::string whole = slurp(dir_ + "/whole.vpj");
   put(dir_ + "/torn.vpj", whole.substr(0, 20));             // magic, version, part of the header
+  put(dir_ + "/cut.vpj", whole.substr(0, 5));               // part of the magic
+  put(dir_ + "/junk.vpj", "junk");                          // not even that
   std::string bad = whole;
   bad[20] ^= 1;                                             // a header whose checksum fails
   put(dir_ + "/bad.vpj", bad);
   fs::remove(dir_ + "/whole.vpj");
   std::vector<UnreadJournal> unread;
   EXPECT_TRUE(read_journal_dir(dir_, unread).empty());
-  ASSERT_EQ(unread.size(), 3u);
+  ASSERT_EQ(unread.size(), 5u);
   std::sort(unread.begin(), unread.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
-  EXPECT_EQ(unread[0].path, dir_ + "/bad.vpj");
-  EXPECT_FALSE(unread[0].headerless) << unread[0].reason;
-  EXPECT_EQ(unread[1].path, dir_ + "/empty.vpj");
-  EXPECT_TRUE(unread[1].headerless) << unread[1].reason;
-  EXPECT_EQ(unread[2].path, dir_ + "/torn.vpj");
-  EXPECT_TRUE(unread[2].headerless) << unread[2].reason;
+  const std::vector<std::pair<std::string, bool>> want = {
+      {"bad", false}, {"cut", true}, {"empty", true}, {"junk", false}, {"torn", true}};
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(unread[i].path, dir_ + "/" + want[i].first + ".vpj");
+    EXPECT_EQ(unread[i].headerless, want[i].second) << unread[i].path << ": " << unread[i].reason;
+  }
 }
 
 // migrate-volumes' scan for its unfinished runs: one whose header names its data root and
