@@ -360,10 +360,14 @@ int run_migrate(const MigrateOptions& options) {
 
   // 3. An earlier migration that did not finish: its volumes are half shifted.
   const std::string project = "migrate-volumes:" + r.remapped;
-  auto unfinished = unfinished_runs(o.run.journal_dir, [&](const JournalHeader& h) { return h.project == project; });
-  if (!unfinished.empty())
+  std::vector<UnreadJournal> ignored;
+  auto unfinished = unfinished_runs(o.run.journal_dir, [&](const JournalHeader& h) { return h.project == project; },
+                                    ignored);
+  if (!unfinished) return fail(unfinished.error());
+  for (const UnreadJournal& u : ignored) spdlog::warn("{}; ignored: it holds no record of a change", u.reason);
+  if (!unfinished->empty())
     return fail({kExitRefused, "an earlier migrate-volumes on " + r.remapped + " did not finish (journal " +
-                                   unfinished.front() + "): undo it with `volprep rollback " + unfinished.front() +
+                                   unfinished->front() + "): undo it with `volprep rollback " + unfinished->front() +
                                    "`, then migrate; nothing changed"});
 
   // 4. The volumes, chosen and vetted.

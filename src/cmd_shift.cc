@@ -42,7 +42,7 @@ Result<bool> load_unfinished(const std::vector<Journal>& unfinished, const Shift
   for (const Journal& summary : unfinished) {
     const JournalHeader& h = summary.header;
     if (h.uid_map != spec.uid_map.to_proc() || h.gid_map != spec.gid_map.to_proc() ||
-        is_reverse_run(h.command_line) != spec.reverse)
+        is_reverse_run(h) != spec.reverse)
       return Error{kExitRefused,
                    v.given + ": an earlier shift of it did not finish (journal " + summary.path + "), and it ran " +
                        "through another map or the other way (" + h.command_line + "): rerun it as it was to finish " +
@@ -71,6 +71,8 @@ void settle(const DriverOptions& run, const VolumeRoot& v, const std::string& co
   h.uid_map = mapping.uid_map.to_proc();
   h.gid_map = mapping.gid_map.to_proc();
   h.command_line = command_line;
+  h.command = run.header.command;
+  h.reverse = run.header.reverse;
   h.start_ns = now_ns();
   auto w = JournalWriter::create(run.journal_dir, "", h);
   Result<bool> done = w ? (*w)->finish(JournalEnd{0, 0, 0, now_ns(), 0}) : Result<bool>(w.error());
@@ -94,6 +96,8 @@ Result<Mapping> options_mapping(SourceOptions& source) {
 Result<std::vector<ShiftHistory>> read_histories(const std::vector<VolumeRoot>& volumes, const std::string& journal_dir) {
   std::vector<UnreadJournal> unread;
   const std::vector<Journal> journals = read_journal_dir(journal_dir, unread, JournalRead::kList);
+  for (const UnreadJournal& u : unread)
+    if (u.headerless) spdlog::warn("{}; ignored: it holds no record of a change", u.reason);
   std::vector<ShiftHistory> out;
   for (const auto& v : volumes) {
     auto h = shift_history(journals, unread, {v.real, v.st.dev_major, v.st.dev_minor, v.st.ino}, v.given, journal_dir);

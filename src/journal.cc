@@ -171,13 +171,16 @@ std::string encode_header(const JournalHeader& h) {
   put_string(p, h.command_line);
   put_varint(p, uint64_t(h.start_ns));
   put_string(p, h.rollback_of);
-  if (!h.project.empty()) put_string(p, h.project);  // version 4, optional
-  if (!h.project.empty() && h.project_dir) {           // optional, after the project
+  put_string(p, h.project);  // version 5: every field
+  put_varint(p, h.project_dir ? 1 : 0);
+  if (h.project_dir) {
     put_string(p, h.project_dir->volume);
     put_varint(p, h.project_dir->dev_major);
     put_varint(p, h.project_dir->dev_minor);
     put_varint(p, h.project_dir->ino);
   }
+  put_string(p, h.command);
+  put_varint(p, h.reverse ? 1 : 0);
   return p;
 }
 

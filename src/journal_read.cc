@@ -101,7 +101,7 @@ constexpr uint64_t kReadChunk = 256 << 10;
 
 }  // namespace
 
-Result<JournalReader> JournalReader::open(const std::string& path) {
+Result<JournalReader> JournalReader::open(const std::string& path, bool* headerless) {
   struct stat lst{};
   if (::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
     return Error{kExitRefused, path + " is a symlink; refusing to read a journal through it"};
@@ -126,7 +126,14 @@ Result<JournalReader> JournalReader::open(const std::string& path) {
   // crafted journal must not take all memory or time. A run's journal holds at least ~40 bytes
   // per directory, so only a tree whose directories average over 10 KB of path comes near this.
   r.max_dir_bytes_ = std::max<uint64_t>(uint64_t(64) << 20, 256 * r.size_);
-  if (r.size_ < 12 || !r.fill(0, 12) || std::memcmp(r.buf_.data(), kJournalMagic, 8) != 0)
+  // Shorter than magic and version, and what is there of the magic is right: a crash cut the
+  // first write (the header's) short.
+  if (r.size_ < 12 && r.fill(0, r.size_) &&
+      std::memcmp(r.buf_.data(), kJournalMagic, std::min<size_t>(r.size_, sizeof kJournalMagic)) == 0) {
+    if (headerless) *headerless = true;
+    return config_error("journal " + path + " has no header (" + std::to_string(r.size_) + " bytes)");
+  }
+  if (!r.fill(0, 12) || std::memcmp(r.buf_.data(), kJournalMagic, 8) != 0)
     return config_error(path + " is not a volprep journal");
   r.version_ = get_u32le(r.buf_, 8);
   if (r.version_ < kOldestJournalVersion || r.version_ > kJournalVersion)
@@ -141,6 +148,7 @@ Result<JournalReader> JournalReader::open(const std::string& path) {
   auto first = r.read_record(at, kind, payload);
   if (!first) return first.error();
   if (!*first) {
+    if (headerless) *headerless = true;
     if (r.torn_at_) return config_error("journal " + path + " has no complete header (torn at offset 12)");
     return config_error("journal " + path + " has no header");
   }
@@ -157,8 +165,7 @@ Result<JournalReader> JournalReader::open(const std::string& path) {
   h.command_line = f.string();
   h.start_ns = int64_t(f.varint());
   h.rollback_of = f.string();
-  if (r.version_ >= 4 && !f.at_end()) h.project = f.string();
-  if (r.version_ >= 4 && !f.at_end()) {
+  auto read_project_dir = [&]() -> std::optional<Error> {
     JournalRoot d;
     d.volume = f.string();
     d.dev_major = f.u32();
@@ -167,6 +174,19 @@ Result<JournalReader> JournalReader::open(const std::string& path) {
     if (f.ok() && (d.volume.empty() || d.volume.front() != '/'))
       return r.bad(at, "the project directory in the header is not absolute");
     h.project_dir = std::move(d);
+    return std::nullopt;
+  };
+  if (r.version_ >= 5) {  // every field there
+    h.project = f.string();
+    if (f.varint() == 1)
+      if (auto e = read_project_dir()) return *e;
+    h.command = f.string();
+    h.reverse = f.varint() & 1;
+  } else if (r.version_ >= 4 && !f.at_end()) {  // optional in version 4
+    h.project = f.string();
+    // Written by volprep before version 5 was: read it as it was written.
+    if (!f.at_end())
+      if (auto e = read_project_dir()) return *e;
   }
   if (!f.ok()) return r.bad(at, "a malformed record");
   if (h.volume.empty() || h.volume.front() != '/')
@@ -434,7 +454,7 @@ Result<bool> JournalReader::next(JournalItem& item) {
     if (!safe_absolute(m.from_dir) || !safe_absolute(m.to_dir) || !safe_name(m.from_name) || !safe_name(m.to_name))
       return bad(at, "a move record names a directory that is not absolute (or has . or ..) or a name with a /");
     at_root();
-  } else if (kind == 'V' && version_ >= 4) {
+  } else if (kind == 'V' && version_ >= 5) {
     VolumeRecord& v = item.docker_volume;
     v.name = f.string();
     v.driver = f.string();
@@ -597,9 +617,10 @@ std::vector<Journal> read_journal_dir(const std::string& dir, std::vector<Unread
     std::string name = de->d_name;
     if (!name.ends_with(".vpj")) continue;
     const std::string path = dir + "/" + name;
-    auto reader = JournalReader::open(path);
+    bool headerless = false;
+    auto reader = JournalReader::open(path, &headerless);
     if (!reader) {
-      unread.push_back({path, reader.error().message, {}});
+      unread.push_back({path, reader.error().message, {}, headerless});
       continue;
     }
     JournalHeader header = reader->header();
@@ -625,16 +646,39 @@ std::vector<Journal> read_journal_dir(const std::string& dir, std::vector<std::s
   return out;
 }
 
-std::vector<std::string> unfinished_runs(const std::string& dir, const std::function<bool(const JournalHeader&)>& match) {
-  std::vector<std::string> unreadable, out;
-  const auto all = read_journal_dir(dir, unreadable);
+Result<std::vector<std::string>> unfinished_runs(const std::string& dir,
+                                                 const std::function<bool(const JournalHeader&)>& match,
+                                                 std::vector<UnreadJournal>& ignored) {
+  std::vector<UnreadJournal> unread;
+  std::vector<std::string> out;
+  const auto all = read_journal_dir(dir, unread);
   auto base_name = [](const std::string& p) { return p.substr(p.rfind('/') + 1); };
+  auto undone = [&](const std::string& path) {
+    return std::any_of(all.begin(), all.end(), [&](const Journal& r) {
+      return r.header.rollback_of == base_name(path) && r.end && !r.end->failed;
+    });
+  };
+  // One that cannot be read might be a run of these that did not finish: which entries it
+  // changed is unknown. One with no header holds no change.
+  for (UnreadJournal& u : unread) {
+    if (u.headerless) {
+      ignored.push_back(std::move(u));
+      continue;
+    }
+    if (!u.header)
+      return Error{kExitRefused, "the journal " + u.path + " cannot be read (" + u.reason + "), so whether it is " +
+                                     "a run that did not finish here is unknown; nothing changed. `volprep journal " +
+                                     "show " + u.path + "` shows what can be read of it; move it out of " + dir +
+                                     " once you know it is not"};
+    if (u.header->rollback_of.empty() && match(*u.header) && !undone(u.path))
+      return Error{kExitRefused, "an earlier run (journal " + u.path + ") may not have finished, and its journal " +
+                                     "cannot be read (" + u.reason + "): what it changed is unknown; nothing " +
+                                     "changed. Put right by hand what that run left half done, then move the " +
+                                     "journal out of " + dir};
+  }
   for (const Journal& j : all) {
     if ((j.end && !j.end->failed) || !j.header.rollback_of.empty() || !match(j.header)) continue;
-    bool undone = std::any_of(all.begin(), all.end(), [&](const Journal& r) {
-      return r.header.rollback_of == base_name(j.path) && r.end && !r.end->failed;
-    });
-    if (!undone) out.push_back(j.path);
+    if (!undone(j.path)) out.push_back(j.path);
   }
   return out;
 }

@@ -64,8 +64,12 @@ template <class Options, void (*Setup)(CLI::App&, Options&), int (*Run)(const Op
 volprep::Runner command(CLI::App& app) {
   auto options = std::make_shared<Options>();
   Setup(app, *options);
-  return [options](const volprep::Invocation& how) {
+  return [options, name = app.get_name()](const volprep::Invocation& how) {
     if constexpr (requires { options->quiet; }) options->quiet = how.quiet;
+    // The journal says which command ran, and which way, without parsing the command line.
+    if constexpr (requires { options->run.header.command; }) options->run.header.command = name;
+    if constexpr (requires { options->run.header.reverse = options->reverse; })
+      options->run.header.reverse = options->reverse;
     if constexpr (requires { options->command_line; }) options->command_line = how.command_line;
     return Run(*options);
   };

@@ -84,6 +84,8 @@ JournalHeader rollback_header(const Journal& j, const std::string& command_line)
   JournalHeader h = j.header;
   h.volprep_version = VOLPREP_VERSION;
   h.command_line = command_line;
+  h.command = "rollback";
+  h.reverse = false;
   h.start_ns = now_ns();
   auto slash = j.path.rfind('/');
   h.rollback_of = slash == std::string::npos ? j.path : j.path.substr(slash + 1);

@@ -1,6 +1,7 @@
 #include "volprep/shift_history.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "volprep/clock.h"
 
@@ -10,14 +11,32 @@ namespace {
 
 std::string base_name(const std::string& p) { return p.substr(p.rfind('/') + 1); }
 
-bool has_word(const std::string& command_line, std::string_view word) {
+// The value a run gave --reverse on its command line, read as CLI11 reads a flag: "--reverse"
+// or "--reverse=VALUE" (true/false, on/off, yes/no, enable/disable, a number), the last one
+// counting; words after "--" are operands. Only for journals older than version 5, which do
+// not record the direction: a path with " --reverse " in it is still misread.
+bool reverse_in_text(const std::string& command_line) {
+  bool reverse = false;
   for (size_t at = 0; at <= command_line.size();) {
     size_t end = command_line.find(' ', at);
     if (end == std::string::npos) end = command_line.size();
-    if (std::string_view(command_line).substr(at, end - at) == word) return true;
+    std::string_view word = std::string_view(command_line).substr(at, end - at);
     at = end + 1;
+    if (word == "--") break;
+    if (word == "--reverse") {
+      reverse = true;
+    } else if (word.starts_with("--reverse=")) {
+      std::string value(word.substr(10));
+      for (char& c : value) c = char(std::tolower(static_cast<unsigned char>(c)));
+      if (value == "true" || value == "on" || value == "yes" || value == "enable" || value == "+")
+        reverse = true;
+      else if (value == "false" || value == "off" || value == "no" || value == "disable" || value == "-")
+        reverse = false;
+      else if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos)
+        reverse = value.find_first_not_of('0') != std::string::npos;
+    }
   }
-  return false;
+  return reverse;
 }
 
 bool finished(const Journal& j) { return j.end && !j.end->failed; }
@@ -50,12 +69,18 @@ bool is_shift_run(const std::string& command_line) {
   return false;
 }
 
-bool is_reverse_run(const std::string& command_line) { return has_word(command_line, "--reverse"); }
+bool is_reverse_run(const std::string& command_line) { return reverse_in_text(command_line); }
+
+bool is_shift_run(const JournalHeader& h) {
+  return h.command.empty() ? is_shift_run(h.command_line) : h.command == "shift";
+}
+
+bool is_reverse_run(const JournalHeader& h) { return h.command.empty() ? is_reverse_run(h.command_line) : h.reverse; }
 
 Result<ShiftHistory> shift_history(std::span<const Journal> journals, std::span<const UnreadJournal> unread,
                                    const JournalRoot& volume, const std::string& given,
                                    const std::string& journal_dir) {
-  auto of_volume = [&](const JournalHeader& h) { return root_of(h) == volume && is_shift_run(h.command_line); };
+  auto of_volume = [&](const JournalHeader& h) { return root_of(h) == volume && is_shift_run(h); };
   auto undone = [&](const std::string& path) {
     return std::any_of(journals.begin(), journals.end(), [&](const Journal& r) {
       return r.header.rollback_of == base_name(path) && finished(r);
@@ -67,6 +92,7 @@ Result<ShiftHistory> shift_history(std::span<const Journal> journals, std::span<
   // it shifted: going on could shift them twice. One a finished rollback undid was read whole
   // by it, and every entry it changed put back.
   for (const UnreadJournal& u : unread) {
+    if (u.headerless) continue;  // nothing in it was ever synced: it changed nothing
     if (!u.header)
       return Error{kExitRefused,
                    given + ": the journal " + u.path + " cannot be read (" + u.reason + "), so whether it is a shift " +
@@ -77,9 +103,18 @@ Result<ShiftHistory> shift_history(std::span<const Journal> journals, std::span<
       return unreadable_unfinished_shift(given, u.path, *u.header, u.reason, journal_dir);
   }
 
+  // A finished reverse shift of the volume through the same map, after a forward shift, took
+  // the volume back: that forward shift is used up, and a second --reverse must not take its
+  // map again.
+  auto reversed = [&](const Journal& forward) {
+    return std::any_of(journals.begin(), journals.end(), [&](const Journal& r) {
+      return r.header.start_ns > forward.header.start_ns && stands(r) && is_reverse_run(r.header) &&
+             r.header.uid_map == forward.header.uid_map && r.header.gid_map == forward.header.gid_map;
+    });
+  };
   ShiftHistory out;
   for (const Journal& j : journals) {
-    if (stands(j) && !is_reverse_run(j.header.command_line)) out.forward = j;  // oldest first: the newest wins
+    if (stands(j) && !is_reverse_run(j.header)) out.forward = reversed(j) ? std::nullopt : std::optional(j);  // newest wins
     if (finished(j) || !of_volume(j.header) || undone(j.path)) continue;
     bool settled = std::any_of(journals.begin(), journals.end(), [&](const Journal& later) {
       return later.header.start_ns > j.header.start_ns && stands(later);

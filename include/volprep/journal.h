@@ -12,7 +12,11 @@
 // the compose project, if the run has one (absent, not empty, for none); then, optionally
 // (absent in journals of older volprep), the project's directory: absolute path, dev major,
 // dev minor, inode. The name is whatever the compose file says, which any user may choose;
-// the directory tells two projects of one name apart.
+// the directory tells two projects of one name apart. Version 5: every field after the
+// rollback's journal is there: the project ("" for none), a varint 1 and the project's
+// directory (4 fields as above) or 0 for none, the command that ran (prepare, shift,
+// migrate-volumes, compose, rollback: what the command line says, without parsing it again)
+// and a varint of flags (1: --reverse).
 // 'D' (version 2): how many leading bytes of the previous 'D' record's path this path shares,
 // then the rest of the path. Version 1 (still read): the whole path.
 // 'C': dev major, dev minor, inode, mode before (with type), uid, gid before, mode, uid, gid
@@ -36,8 +40,7 @@
 // from <target's parent>/volprep-copies/NAME.<UTC time> into the volumes directory (the copy
 // before it changed nothing Docker sees), so rollback moves the copy back there, aside.
 // 'R' and 'M' start the directory chain afresh: the next 'D' shares nothing with earlier ones.
-// 'V' (version 4, added with migrate-volumes' labels; an older volprep refuses it as an unknown
-// kind): a Docker volume's record in the volume store it leaves (<volumes dir>/metadata.db),
+// 'V' (version 5; an older volprep refuses a version 5 journal as one a newer volprep wrote): a Docker volume's record in the volume store it leaves (<volumes dir>/metadata.db),
 // which its move does not carry, written before the 'M' record of the move (and synced with
 // it): the volume's name, its driver, the number of its labels, each label's key and value,
 // the number of its options, each option's key and value. Nothing is undone by it: rollback
@@ -71,7 +74,8 @@
 namespace volprep {
 
 inline constexpr char kJournalMagic[8] = {'V', 'O', 'L', 'P', 'R', 'E', 'P', 'J'};
-inline constexpr uint32_t kJournalVersion = 4;
+// Version 5: the header's command and direction, its project directory and the 'V' record.
+inline constexpr uint32_t kJournalVersion = 5;
 inline constexpr uint32_t kOldestJournalVersion = 1;  // read, never written
 inline constexpr const char* kDefaultJournalDir = "/var/lib/volprep/journals";
 // The longest record read back (a longer length is damage).
@@ -109,6 +113,10 @@ struct JournalHeader {
   std::string project;      // version 4: the compose project the run prepared ("" for none)
   // Its directory (the root fields: path, device, inode), when the journal records it.
   std::optional<JournalRoot> project_dir;
+  // Version 5: the command that ran ("" in older journals: only the command line says) and
+  // whether it ran --reverse.
+  std::string command;
+  bool reverse = false;
 };
 
 JournalRoot root_of(const JournalHeader& h);
@@ -249,7 +257,9 @@ struct JournalItem {
 class JournalReader {
  public:
   // Opens, checks who could have written the file, and reads magic, version and header.
-  static Result<JournalReader> open(const std::string& path);
+  // `headerless`, when given, is set when the error is that the file holds no header (see
+  // UnreadJournal::headerless).
+  static Result<JournalReader> open(const std::string& path, bool* headerless = nullptr);
   JournalReader(JournalReader&&) noexcept = default;
   JournalReader& operator=(JournalReader&&) noexcept = default;
 
@@ -364,14 +374,22 @@ struct UnreadJournal {
   std::string path;
   std::string reason;
   std::optional<JournalHeader> header;
+  // The file holds no header: empty, or cut short in it (a crash between creating the file
+  // and writing its header). It records no change either, since every record synced syncs
+  // the header before it: reported, and otherwise ignored.
+  bool headerless = false;
 };
 std::vector<Journal> read_journal_dir(const std::string& dir, std::vector<UnreadJournal>& unread,
                                       JournalRead what = JournalRead::kList);
 
 // The journals in `dir` of the runs `match` picks (by their header) that did not finish
 // cleanly (no end record: killed or stopped; or failed entries) and that no finished
-// rollback undid: their paths, oldest first. Their trees are half changed.
-std::vector<std::string> unfinished_runs(const std::string& dir, const std::function<bool(const JournalHeader&)>& match);
+// rollback undid: their paths, oldest first. Their trees are half changed. Refused (naming the
+// file) when a journal cannot be read and might be one of them: its header cannot be read, or
+// it can and `match` picks it; a headerless one goes to `ignored` (to be warned of).
+Result<std::vector<std::string>> unfinished_runs(const std::string& dir,
+                                                 const std::function<bool(const JournalHeader&)>& match,
+                                                 std::vector<UnreadJournal>& ignored);
 
 // Which run `rollback --last` undoes: the newest of a volume root (a journal whose first
 // root has this path, taken only with this device and inode), or of a compose project (a

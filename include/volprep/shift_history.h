@@ -17,8 +17,12 @@
 
 namespace volprep {
 
-// Whether a journal's command line ran `shift` (its first word after the program and its
-// global flags), and whether it ran it with --reverse.
+// Whether a journal's run was a `shift`, and whether it ran --reverse: what the header says
+// (version 5), else what its command line does (older journals).
+bool is_shift_run(const JournalHeader& h);
+bool is_reverse_run(const JournalHeader& h);
+// From a command line: `shift` its first word after the program and its global flags;
+// --reverse as CLI11 reads it ("--reverse", "--reverse=true", "--reverse=0", ...).
 bool is_shift_run(const std::string& command_line);
 bool is_reverse_run(const std::string& command_line);
 
@@ -28,7 +32,8 @@ struct ShiftHistory {
   // it, and no later shift of the volume finished and stands (a shift finishes the ones
   // left unfinished, or is refused, so a later one that finished finished them too).
   std::vector<Journal> unfinished;
-  // The newest finished forward shift of the volume that no finished rollback undid.
+  // The newest finished forward shift of the volume that no finished rollback undid, unless
+  // a finished reverse shift of it through the same map came after it (that used it up).
   std::optional<Journal> forward;
 };
 

@@ -6,7 +6,7 @@
 # (or an absolute path) are refused with nothing restored and /etc/shadow (and decoys just
 # outside the volume) untouched; a volume root replaced by another directory of the same name
 # is refused (exit 5); a journal reached through a symlink is refused (exit 5); a journal of
-# format version 5 is refused with a message naming the versions this volprep reads.
+# format version 6 is refused with a message naming the versions this volprep reads.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/manifest.bash"
 JD=$VOLPREP_JOURNAL_DIR
@@ -21,7 +21,7 @@ J=$(ls "$JD"/*.vpj)
 manifest "$vol" >"$T/m.prepared"
 sed -E 's/^([^ ]+) [0-9]+ [0-9]+ /\1 501000 501000 /' "$T/m.before" | cmp -s - "$T/m.prepared" ||
   fail "prepare did not leave the demo volume 501000:501000"
-[ "$(vpj info "$J")" = "version=4 header=1 changes=19 end=1 torn=-" ] || fail "journal: $(vpj info "$J")"
+[ "$(vpj info "$J")" = "version=5 header=1 changes=19 end=1 torn=-" ] || fail "journal: $(vpj info "$J")"
 vpj records "$J" >"$T/records"  # OFFSET KIND LENGTH [PATH]
 
 # A refused rollback changes nothing: the volume as the run left it, no journal of its own.
@@ -66,11 +66,11 @@ cp "$J" "$T/work/flip-magic.vpj"
 vpj flip "$T/work/flip-magic.vpj" 3
 refused 3 "flipped byte in the magic" "$T/work/flip-magic.vpj" "not a volprep journal"
 
-# --- version 5 -----------------------------------------------------------------------------
-cp "$J" "$T/work/v5.vpj"
-vpj setversion "$T/work/v5.vpj" 5
-refused 3 "format version 5" "$T/work/v5.vpj" "version 5" "versions 1 to 4" "newer volprep"
-vp journal show "$T/work/v5.vpj" >/dev/null 2>&1 && fail "journal show read a version 5 journal"
+# --- version 6 -----------------------------------------------------------------------------
+cp "$J" "$T/work/v6.vpj"
+vpj setversion "$T/work/v6.vpj" 6
+refused 3 "format version 6" "$T/work/v6.vpj" "version 6" "versions 1 to 5" "newer volprep"
+vp journal show "$T/work/v6.vpj" >/dev/null 2>&1 && fail "journal show read a version 6 journal"
 
 # --- crafted records: ../etc/shadow, absolute paths ---------------------------------------
 # Decoys where the crafted paths lead, each in the state the record says the run left it
@@ -120,7 +120,7 @@ for spec in "$(spec_after ../etc/shadow "$T/a/etc/shadow")" \
             "$(spec_after ./../etc/shadow "$T/a/etc/shadow")"; do
   name=evil-$(echo "${spec%%|*}" | tr -c 'a-zA-Z0-9\n' _)
   j=$(crafted "$name" "$spec")
-  [ "$(vpj info "$j")" = "version=4 header=1 changes=2 end=0 torn=-" ] || fail "test bug: crafted $name: $(vpj info "$j")"
+  [ "$(vpj info "$j")" = "version=5 header=1 changes=2 end=0 torn=-" ] || fail "test bug: crafted $name: $(vpj info "$j")"
   refused 3 "crafted record for ${spec%%|*}" "$j" "offset $(second_offset "$j")\b" "outside|absolute|\.\."
   snap | cmp -s - "$T/snap.before" || fail "crafted record for ${spec%%|*}: /etc/shadow or a decoy changed"
   vp journal show "$j" >/dev/null 2>&1 && fail "journal show accepted a record for ${spec%%|*}"

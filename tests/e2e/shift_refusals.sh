@@ -108,6 +108,12 @@ refused_5() { # refused_5 DIR PATTERN
 printf 'junk' >"$VOLPREP_JOURNAL_DIR/junk.vpj"
 refused_5 "$dmg" "$dmg: the journal $VOLPREP_JOURNAL_DIR/junk.vpj cannot be read (.*not a volprep journal), so whether it is a shift of this tree that did not finish is unknown.*nothing changed.*move it out of $VOLPREP_JOURNAL_DIR"
 rm "$VOLPREP_JOURNAL_DIR/junk.vpj"
+# An empty one (a crash between creating a journal and writing its header) recorded no
+# change: warned of, and the shift goes on (a dry run here, the tree is wanted as it is).
+: >"$VOLPREP_JOURNAL_DIR/empty.vpj"
+vp shift "$dmg" "${MAP[@]}" --dry-run >/dev/null 2>"$T/err" || fail "an empty journal refused the shift: $(cat "$T/err")"
+grep -q "empty.vpj has no header (0 bytes); ignored" "$T/err" || fail "no warning of the empty journal: $(cat "$T/err")"
+rm "$VOLPREP_JOURNAL_DIR/empty.vpj"
 # A shift of this tree with no end record, and a record amid its records damaged.
 vp shift "$dmg" "${MAP[@]}" >/dev/null 2>&1 || fail "shift of dmg"
 j=$(ls "$VOLPREP_JOURNAL_DIR"/*dmg*.vpj)

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -39,6 +40,13 @@ class JournalFile : public ::testing::Test {
     h.command_line = "volprep /srv/vol --as 1000";
     h.start_ns = 1700000000123456789;
     return h;
+  }
+  // A header as versions 1 to 4 wrote it: without version 5's project, directory flag,
+  // command and flags (all empty in header()).
+  static std::string old_header(const JournalHeader& h) {
+    std::string p = encode_header(h);
+    p.resize(p.size() - 4);
+    return p;
   }
   JournalRecord record(const std::string& path, uint64_t ino) {
     JournalRecord r;
@@ -380,6 +388,135 @@ TEST_F(JournalFile, UnknownVersionIsRefused) {
   ASSERT_FALSE(j.ok());
   EXPECT_NE(j.error().message.find("version " + std::to_string(kJournalVersion + 1)), std::string::npos)
       << j.error().message;
+  EXPECT_NE(j.error().message.find("a newer volprep wrote it"), std::string::npos) << j.error().message;
+}
+
+// Version 5: the header records the command and its direction, and the project directory
+// and the 'V' record came with it: an older volprep says a newer one wrote such a journal.
+TEST_F(JournalFile, Version5IsWrittenWithTheCommandAndItsDirection) {
+  JournalHeader h = header();
+  h.command = "shift";
+  h.reverse = true;
+  h.project = "p";
+  h.project_dir = JournalRoot{"/srv/p", 8, 1, 99};
+  auto w = JournalWriter::create("", dir_ + "/v5.vpj", h);
+  ASSERT_TRUE(w.ok()) << w.error().message;
+  ASSERT_TRUE((*w)->finish({0, 0, 0, 1}).ok());
+  auto j = read_journal(dir_ + "/v5.vpj");
+  ASSERT_TRUE(j.ok()) << j.error().message;
+  EXPECT_EQ(j->version, 5u);
+  EXPECT_EQ(kJournalVersion, 5u);
+  EXPECT_EQ(j->header.command, "shift");
+  EXPECT_TRUE(j->header.reverse);
+  EXPECT_EQ(j->header.project, "p");
+  EXPECT_EQ(j->header.project_dir, (JournalRoot{"/srv/p", 8, 1, 99}));
+  // None of them: still every field, read back as none.
+  auto plain = JournalWriter::create("", dir_ + "/v5-plain.vpj", header());
+  ASSERT_TRUE(plain.ok());
+  ASSERT_TRUE((*plain)->finish({0, 0, 0, 1}).ok());
+  auto p = read_journal(dir_ + "/v5-plain.vpj");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->header.command, "");
+  EXPECT_FALSE(p->header.reverse);
+  EXPECT_FALSE(p->header.project_dir);
+}
+
+// Version 4, as volprep wrote it before version 5: the project and its directory optional,
+// no command; a 'V' record in it is damage (version 5 brought it).
+TEST_F(JournalFile, Version4IsStillRead) {
+  std::string head(kJournalMagic, sizeof kJournalMagic);
+  head += std::string(1, char(4)) + std::string(3, '\0');
+  JournalHeader h = header();
+  h.command_line = "volprep shift --reverse=true /srv/vol";
+  std::string hp = old_header(h);
+  hp += std::string(1, char(1)) + "p";  // the project
+  std::string dirp;
+  dirp += char(6);
+  dirp += "/srv/p";
+  dirp += char(8);
+  dirp += char(1);
+  dirp += char(99);
+  std::string data = head + frame('H', hp + dirp) + frame('D', encode_directory("a")) +
+                     frame('C', encode_record(record("f", 7))) + frame('E', encode_end({1, 1, 0, 0, 1}));
+  put(dir_ + "/v4.vpj", data);
+  auto j = read_journal(dir_ + "/v4.vpj");
+  ASSERT_TRUE(j.ok()) << j.error().message;
+  EXPECT_EQ(j->version, 4u);
+  EXPECT_EQ(j->header.project, "p");
+  EXPECT_EQ(j->header.project_dir, (JournalRoot{"/srv/p", 8, 1, 99}));
+  EXPECT_EQ(j->header.command, "");
+  EXPECT_EQ(j->header.command_line, "volprep shift --reverse=true /srv/vol");
+  ASSERT_EQ(j->records.size(), 1u);
+  EXPECT_EQ(path_of(*j, j->records[0]), "a/f");
+
+  VolumeRecord v;
+  v.name = "db";
+  v.driver = "local";
+  put(dir_ + "/v4-labels.vpj", head + frame('H', hp) + frame('V', encode_docker_volume(v)));
+  auto l = read_journal(dir_ + "/v4-labels.vpj");
+  ASSERT_FALSE(l.ok());
+  EXPECT_NE(l.error().message.find("damaged at offset"), std::string::npos) << l.error().message;
+}
+
+// A crash between creating a journal and writing its header leaves one with no header, or
+// part of one: it records no change, and is told apart from one whose header cannot be read.
+TEST_F(JournalFile, AJournalWithNoHeaderIsToldApart) {
+  put(dir_ + "/empty.vpj", "");
+  auto w = JournalWriter::create("", dir_ + "/whole.vpj", header());
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->finish({0, 0, 0, 1}).ok());
+  std::string whole = slurp(dir_ + "/whole.vpj");
+  put(dir_ + "/torn.vpj", whole.substr(0, 20));             // magic, version, part of the header
+  put(dir_ + "/cut.vpj", whole.substr(0, 5));               // part of the magic
+  put(dir_ + "/junk.vpj", "junk");                          // not even that
+  std::string bad = whole;
+  bad[20] ^= 1;                                             // a header whose checksum fails
+  put(dir_ + "/bad.vpj", bad);
+  fs::remove(dir_ + "/whole.vpj");
+  std::vector<UnreadJournal> unread;
+  EXPECT_TRUE(read_journal_dir(dir_, unread).empty());
+  ASSERT_EQ(unread.size(), 5u);
+  std::sort(unread.begin(), unread.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
+  const std::vector<std::pair<std::string, bool>> want = {
+      {"bad", false}, {"cut", true}, {"empty", true}, {"junk", false}, {"torn", true}};
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(unread[i].path, dir_ + "/" + want[i].first + ".vpj");
+    EXPECT_EQ(unread[i].headerless, want[i].second) << unread[i].path << ": " << unread[i].reason;
+  }
+}
+
+// migrate-volumes' scan for its unfinished runs: one whose header names its data root and
+// whose records cannot be read refuses; one with no header is ignored (and reported).
+TEST_F(JournalFile, UnfinishedRunsRefuseAJournalThatMightBeOneAndCannotBeRead) {
+  auto match = [](const JournalHeader& h) { return h.project == "migrate-volumes:/d/5.5"; };
+  put(dir_ + "/empty.vpj", "");
+  std::vector<UnreadJournal> ignored;
+  auto none = unfinished_runs(dir_, match, ignored);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->empty());
+  ASSERT_EQ(ignored.size(), 1u);
+  EXPECT_EQ(ignored[0].path, dir_ + "/empty.vpj");
+
+  JournalHeader h = header();
+  h.project = "migrate-volumes:/d/5.5";
+  auto w = JournalWriter::create("", dir_ + "/mig.vpj", h);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->write(frame('D', encode_directory("a")) + frame('C', encode_record(record("f", 7)))).ok());
+  w->reset();
+  std::string data = slurp(dir_ + "/mig.vpj");
+  data[data.size() - 10] ^= 1;  // damage in a record (not a torn tail: another one follows)
+  data += frame('C', encode_record(record("g", 8)));
+  put(dir_ + "/mig.vpj", data);
+  ignored.clear();
+  auto refused = unfinished_runs(dir_, match, ignored);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, kExitRefused);
+  EXPECT_NE(refused.error().message.find(dir_ + "/mig.vpj"), std::string::npos) << refused.error().message;
+
+  // Another data root's is none of its business.
+  auto other = unfinished_runs(dir_, [](const JournalHeader& h) { return h.project == "migrate-volumes:/d/6.6"; },
+                               ignored);
+  EXPECT_TRUE(other.ok()) << other.error().message;
 }
 
 TEST_F(JournalFile, SymlinkToAJournalIsRefused) {
@@ -493,7 +630,7 @@ TEST_F(JournalFile, Version1WithWholeDirectoryPathsIsStillRead) {
   auto data = slurp(write({}));
   data.resize(12);  // magic and version: then version 1's records, written by hand
   data[8] = 1;
-  data += frame('H', encode_header(header()));
+  data += frame('H', old_header(header()));
   std::string change = encode_record(record("f", 7));
   ASSERT_EQ(change.back(), '\0');
   change.pop_back();  // version 1 and 2 records end with their xattrs: no birth time
@@ -516,7 +653,7 @@ TEST_F(JournalFile, Versions2And3AreStillRead) {
   for (uint32_t version : {2u, 3u}) {
     std::string data(kJournalMagic, sizeof kJournalMagic);
     data += std::string(1, char(version)) + std::string(3, '\0');
-    data += frame('H', encode_header(header()));  // no project: a version 2 and 3 header
+    data += frame('H', old_header(header()));  // no project: a version 2 and 3 header
     std::string change = encode_record(record("f", 7));
     if (version == 2) change.pop_back();  // no birth time
     data += frame('D', encode_directory("a/b")) + frame('C', change);

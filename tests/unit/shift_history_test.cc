@@ -78,7 +78,7 @@ TEST(ShiftHistory, TheForwardShiftIsTheNewestFinishedOneThatStands) {
       journal("1.vpj", header("volprep shift /srv/vol", 100), true),
       journal("2.vpj", header("volprep shift /srv/vol --map 0:600000:65536", 200, kVol, "0 600000 65536\n"), true),
       rollback_of("3.vpj", "2.vpj", 300),                                                       // undoes 2
-      journal("4.vpj", header("volprep shift /srv/vol --reverse", 400), true),                  // the other way
+      journal("4.vpj", header("volprep shift /srv/vol --reverse", 400, kVol, "0 700000 65536\n"), true),  // the other way
       journal("5.vpj", header("volprep shift /srv/vol", 500), false),                           // unfinished
       journal("6.vpj", header("volprep shift /srv/vol", 600, {"/srv/vol", 254, 1, 43}), true),  // another inode
       journal("7.vpj", header("volprep /srv/vol --as 1000", 700), true),                        // not a shift
@@ -105,7 +105,72 @@ TEST(ShiftHistory, TheForwardShiftIsTheNewestFinishedOneThatStands) {
   EXPECT_EQ(failed->unfinished.size(), 1u);
 }
 
+// CLI11 takes --reverse=VALUE too; a version 5 journal says which way it ran, and its command
+// line is not read for it.
+TEST(ShiftHistory, TheDirectionOfARun) {
+  EXPECT_TRUE(is_reverse_run("volprep shift --reverse=true /srv/vol"));
+  EXPECT_FALSE(is_reverse_run("volprep shift --reverse=false /srv/vol"));
+  EXPECT_FALSE(is_reverse_run("volprep shift --reverse=0 /srv/vol"));
+  EXPECT_TRUE(is_reverse_run("volprep shift --reverse=1 /srv/vol"));
+  EXPECT_FALSE(is_reverse_run("volprep shift --reverse --reverse=off /srv/vol"));
+  EXPECT_FALSE(is_reverse_run("volprep shift -- /srv/a --reverse"));
+
+  JournalHeader h = header("volprep shift /srv/a --reverse b", 100);  // a path " --reverse "
+  h.command = "shift";
+  EXPECT_TRUE(is_shift_run(h));
+  EXPECT_FALSE(is_reverse_run(h));
+  h.command_line = "volprep shift --reverse=true /srv/vol";
+  h.reverse = true;
+  EXPECT_TRUE(is_reverse_run(h));
+  h.command = "prepare";
+  EXPECT_FALSE(is_shift_run(h));
+  EXPECT_TRUE(is_shift_run(header("volprep shift --reverse=true /srv/vol", 1)));  // older: the text
+  EXPECT_TRUE(is_reverse_run(header("volprep shift --reverse=true /srv/vol", 1)));
+
+  // After a --reverse=true run, the map of a shift --reverse comes from no forward shift.
+  const std::vector<Journal> js = {journal("1.vpj", header("volprep shift --reverse=true /srv/vol", 100), true)};
+  auto history = shift_history(js, {}, kVol, "/srv/vol", kDir);
+  ASSERT_TRUE(history.ok());
+  EXPECT_FALSE(history->forward);
+  // A --reverse=false run is a forward shift: its map is the one to go back through.
+  const std::vector<Journal> killed = {journal("2.vpj", header("volprep shift --reverse=false /srv/vol", 100), true)};
+  history = shift_history(killed, {}, kVol, "/srv/vol", kDir);
+  ASSERT_TRUE(history.ok());
+  ASSERT_TRUE(history->forward);
+}
+
+// A finished reverse shift through the same map took the volume back: the forward shift
+// before it is used up, and a second --reverse finds none.
+TEST(ShiftHistory, AReverseShiftUsesUpTheForwardOne) {
+  JournalHeader back = header("volprep shift /srv/vol", 200);
+  back.command = "shift";
+  back.reverse = true;
+  std::vector<Journal> js = {journal("1.vpj", header("volprep shift /srv/vol", 100), true),
+                             journal("2.vpj", back, true)};
+  auto h = shift_history(js, {}, kVol, "/srv/vol", kDir);
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->forward);
+  // Through another map, or not finished: the forward shift stands.
+  js[1].header.uid_map = js[1].header.gid_map = "0 700000 65536\n";
+  h = shift_history(js, {}, kVol, "/srv/vol", kDir);
+  ASSERT_TRUE(h.ok() && h->forward);
+  EXPECT_EQ(h->forward->path, kDir + "/1.vpj");
+  js[1] = journal("2.vpj", back, false);
+  h = shift_history(js, {}, kVol, "/srv/vol", kDir);
+  ASSERT_TRUE(h.ok() && h->forward);
+  // A forward shift after it stands again.
+  js[1] = journal("2.vpj", back, true);
+  js.push_back(journal("3.vpj", header("volprep shift /srv/vol", 300), true));
+  h = shift_history(js, {}, kVol, "/srv/vol", kDir);
+  ASSERT_TRUE(h.ok() && h->forward);
+  EXPECT_EQ(h->forward->path, kDir + "/3.vpj");
+}
+
 TEST(ShiftHistory, AJournalThatMightBeAnUnfinishedShiftOfTheVolumeRefuses) {
+  // No header at all (empty, or cut short in it by a crash): it changed nothing, ignored.
+  const std::vector<UnreadJournal> empty = {{kDir + "/e.vpj", "journal e.vpj has no header (0 bytes)", {}, true}};
+  EXPECT_TRUE(shift_history({}, empty, kVol, "/srv/vol", kDir).ok());
+
   // No header: it might be anything.
   std::vector<UnreadJournal> unread = {{kDir + "/x.vpj", "journal x.vpj has no header", {}}};
   auto h = shift_history({}, unread, kVol, "/srv/vol", kDir);
