@@ -3,6 +3,8 @@
 // plan every mount (conflicts and refusals stop the run here), create missing sources, and
 // hand one job per mount to the driver core, which writes one journal for the project.
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,6 +45,7 @@ std::map<std::string, std::string> process_environment() {
 Result<std::vector<ServicePlanInput>> identify(const ComposeProject& project,
                                                const std::vector<const ComposeService*>& services,
                                                const Mapping& mapping, const std::optional<std::string>& host_root) {
+  UniqueFd socket_dir;  // the host root's var/run, resolved inside it: outlives the engine
   std::optional<DockerEngine> engine;
   std::map<std::string, ImageFacts> images;
   std::map<std::string, std::vector<std::string>> missing;  // image -> services
@@ -58,13 +61,27 @@ Result<std::vector<ServicePlanInput>> identify(const ComposeProject& project,
       if (!engine) {
         const char* host = std::getenv("DOCKER_HOST");
         std::string socket = host ? host : "";
-        if (socket.empty() && host_root) socket = "unix://" + *host_root + "/var/run/docker.sock";
+        bool below_root = false;
+        if (socket.empty() && host_root) {
+          // var/run is an absolute symlink to /run on Debian: resolved inside the host root,
+          // not to this machine's /run, and reached through its descriptor.
+          UniqueFd root(::open(host_root->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+          if (!root.valid()) return config_error("cannot open the host root " + *host_root + ": " + std::strerror(errno));
+          open_how how{};
+          how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+          how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+          socket_dir.reset(int(::syscall(SYS_openat2, root.get(), "var/run", &how, sizeof how)));
+          if (!socket_dir.valid())
+            return config_error("cannot open var/run below the host root " + *host_root + ": " + std::strerror(errno));
+          socket = "unix:///proc/self/fd/" + std::to_string(socket_dir.get()) + "/docker.sock";
+          below_root = true;
+        }
         auto e = DockerEngine::connect(socket);
         if (!e) return e.error();
         engine = std::move(*e);
         std::string root_dir = host_root.value_or("");
         while (root_dir.size() > 1 && root_dir.back() == '/') root_dir.pop_back();
-        if (host_root && socket.starts_with("unix://" + root_dir + "/")) {
+        if (host_root && (below_root || socket.starts_with("unix://" + root_dir + "/"))) {
           UniqueFd root(::open(host_root->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
           if (!root.valid()) return config_error("cannot open the host root " + *host_root + ": " + std::strerror(errno));
           engine->set_host_root(std::move(root));

@@ -152,7 +152,7 @@ struct Source {
 // A mapping with YAML merge keys (<<: *anchor) expanded: keys of its own first, then those
 // of the merged mappings it does not have.
 YAML::Node expand_merges(const YAML::Node& map) {
-  if (!map.IsMap() || !map["<<"]) return map;
+  if (!map || !map.IsMap() || !map["<<"]) return map;
   YAML::Node out(YAML::NodeType::Map);
   for (const auto& kv : map)
     if (kv.first.Scalar() != "<<") out[kv.first.Scalar()] = kv.second;
@@ -477,8 +477,9 @@ Result<PartialFile> parse_file(const std::string& path, uint32_t owner, const Va
 // compose file and .env (read_small_file) first: a regular file, never a symlink (nor a
 // directory reached through another user's), owned by root or the project directory's owner.
 // Included and extended files are followed, and theirs checked too. A file that does not
-// exist is the CLI's to report (env_file: may be optional). A file that is not YAML, or a
-// value that is not interpolated, is left for the reader that fails on it.
+// exist is the CLI's to report (env_file: may be optional). Merge keys (<<: *anchor) are
+// expanded as Compose expands them. The check fails closed: a file that cannot be read or
+// is not YAML, a value that is not interpolated, or more than 256 files refuse the project.
 Result<bool> check_referenced_files(const std::vector<std::string>& files, const std::string& project_dir,
                                     uint32_t owner, const Variables& vars) {
   struct Pending {
@@ -493,12 +494,15 @@ Result<bool> check_referenced_files(const std::vector<std::string>& files, const
   }
   std::set<std::string> seen;
   std::vector<std::string> ignored;
-  while (!todo.empty() && seen.size() < 256) {
+  while (!todo.empty()) {
     Pending at = std::move(todo.back());
     todo.pop_back();
     if (!seen.insert(at.file).second) continue;
+    if (seen.size() > 256)
+      return Error{kExitRefused, at.file + ": more than 256 compose files included or extended: refusing to check "
+                                           "them all; nothing changed"};
     auto text = read_small_file(at.file, owner);
-    if (!text) continue;  // a main file: the reader says why; a referenced one was checked
+    if (!text) return text.error();
     const std::string here = fs::path(at.file).parent_path().string();
     Source src{at.file, &vars, &ignored};
     // One referenced file: checked, and followed if it is a compose file.
@@ -506,7 +510,8 @@ Result<bool> check_referenced_files(const std::vector<std::string>& files, const
                      bool compose) -> std::optional<Error> {
       if (!n || !n.IsScalar()) return std::nullopt;
       auto value = src.scalar(n, key);
-      if (!value || value->empty()) return std::nullopt;
+      if (!value) return value.error();
+      if (value->empty()) return std::nullopt;
       for (const auto& base : bases) {
         const std::string path = absolute_from(base, *value);
         bool missing = false;
@@ -524,17 +529,18 @@ Result<bool> check_referenced_files(const std::vector<std::string>& files, const
       if (!n) return std::nullopt;
       if (!n.IsSequence()) return check(n, key, bases, compose);
       for (const auto& item : n) {
-        const YAML::Node path = item.IsMap() ? item["path"] : item;  // env_file: [{path:, required:}]
+        const YAML::Node path = item.IsMap() ? expand_merges(item)["path"] : YAML::Node(item);  // env_file: [{path:, required:}]
         if (!path || path.IsSequence()) continue;
         if (auto e = check(path, key, bases, compose)) return e;
       }
       return std::nullopt;
     };
     try {
-      YAML::Node root = YAML::Load(*text);
+      YAML::Node root = expand_merges(YAML::Load(*text));
       if (!root.IsMap()) continue;
       if (const auto include = root["include"]; include && include.IsSequence()) {
-        for (const auto& item : include) {
+        for (const auto& listed : include) {
+          const YAML::Node item = expand_merges(listed);
           if (!item.IsMap()) {
             if (auto e = check(item, "include", {here}, true)) return *e;
             continue;
@@ -543,19 +549,20 @@ Result<bool> check_referenced_files(const std::vector<std::string>& files, const
           if (auto e = each(item["env_file"], "include: env_file", {here}, false)) return *e;
         }
       }
-      if (const auto services = root["services"]; services && services.IsMap()) {
+      if (const auto services = expand_merges(root["services"]); services && services.IsMap()) {
         for (const auto& kv : services) {
-          const auto& svc = kv.second;
+          const auto svc = expand_merges(kv.second);
           if (!svc.IsMap()) continue;
           const std::string name = "service " + kv.first.as<std::string>("") + ": ";
-          if (const auto ext = svc["extends"]; ext && ext.IsMap())
+          if (const auto ext = expand_merges(svc["extends"]); ext && ext.IsMap())
             if (auto e = check(ext["file"], name + "extends: file", {here}, true)) return *e;
           if (auto e = each(svc["env_file"], name + "env_file", at.bases, false)) return *e;
           if (auto e = each(svc["label_file"], name + "label_file", at.bases, false)) return *e;  // Compose v2
         }
       }
-    } catch (const YAML::Exception&) {
-      continue;  // not YAML: the reader (or the CLI) says where
+    } catch (const YAML::Exception& e) {
+      return config_error(at.file + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                          ": malformed YAML: " + e.msg);
     }
   }
   return true;
@@ -716,7 +723,12 @@ Result<ComposeProject> read_compose(const ComposeOptions& o, bool check_only) {
   if (!o.resolved_text)
     if (auto checked = check_referenced_files(files, project.directory, project.owner, vars); !checked)
       return checked.error();
-  if (check_only) return ComposeProject{};
+  if (check_only) {
+    ComposeProject checked;
+    checked.directory = project.directory;
+    checked.owner = project.owner;
+    return checked;
+  }
 
   // 3. Each file, then the merge in -f order.
   std::map<std::string, Source> sources;
@@ -800,10 +812,10 @@ Result<ComposeProject> read_compose(const ComposeOptions& o, bool check_only) {
 
 Result<ComposeProject> read_compose(const ComposeOptions& o) { return read_compose(o, false); }
 
-Result<bool> check_compose_references(const ComposeOptions& o) {
+Result<uint32_t> check_compose_references(const ComposeOptions& o) {
   auto r = read_compose(o, true);
   if (!r) return r.error();
-  return true;
+  return r->owner;
 }
 
 Result<std::vector<const ComposeService*>> select_services(const ComposeProject& project,

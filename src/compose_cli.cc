@@ -1,7 +1,9 @@
 #include "volprep/compose_cli.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -31,8 +33,28 @@ struct Output {
   std::string out, err;
 };
 
-// Runs argv in `cwd` with `env`, no stdin, both outputs read to the end, within the timeout.
-Result<Output> run(const std::vector<std::string>& argv, const std::string& cwd, const std::vector<std::string>& env) {
+// Who the CLI runs as: the project directory's owner, with their primary group and no
+// supplementary groups, so the kernel decides what it may read (whatever a file names, and
+// whenever it is swapped); root for a project root owns.
+struct Credentials {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+Credentials owner_credentials(uint32_t owner) {
+  if (owner == 0) return {};
+  Credentials c{owner, 65534};  // nogroup, for a uid passwd does not know
+  passwd pw{}, *found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getpwuid_r(owner, &pw, buf.data(), buf.size(), &found) == 0 && found && found->pw_gid != 0)
+    c.gid = found->pw_gid;
+  return c;
+}
+
+// Runs argv in `cwd` with `env` as `as`, no stdin, both outputs read to the end, within the
+// timeout.
+Result<Output> run(const std::vector<std::string>& argv, const std::string& cwd, const std::vector<std::string>& env,
+                   Credentials as) {
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0)
     return config_error(std::string("pipe: ") + std::strerror(errno));
@@ -44,11 +66,17 @@ Result<Output> run(const std::vector<std::string>& argv, const std::string& cwd,
   // What the child says if it cannot start, made before fork (it may only write then).
   const std::string no_cwd = "cannot change to the directory " + cwd + "\n";
   const std::string no_exec = "cannot run " + argv[0] + "\n";
+  const std::string no_user = "cannot become uid " + std::to_string(as.uid) + "\n";
   pid_t pid = ::fork();
   if (pid < 0) return config_error(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
     int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(out[1], 1) < 0 || ::dup2(err[1], 2) < 0) ::_exit(127);
+    if (as.uid != 0 && (::setgroups(0, nullptr) < 0 || ::setresgid(as.gid, as.gid, as.gid) < 0 ||
+                        ::setresuid(as.uid, as.uid, as.uid) < 0)) {
+      (void)!::write(2, no_user.data(), no_user.size());
+      ::_exit(127);
+    }
     if (::chdir(cwd.c_str()) < 0) {
       (void)!::write(2, no_cwd.data(), no_cwd.size());
       ::_exit(127);
@@ -140,8 +168,12 @@ Result<ComposeProject> read_compose_via_cli(const std::string& cli, const Compos
   // built-in reader fails on what it does not read (include:, extends:), they are checked
   // still: the CLI runs only once they pass.
   if (!own && own.error().code == kExitRefused) return own.error();
-  if (!own)
-    if (auto checked = check_compose_references(o); !checked) return checked.error();
+  uint32_t owner = own ? own->owner : 0;
+  if (!own) {
+    auto checked = check_compose_references(o);
+    if (!checked) return checked.error();
+    owner = *checked;
+  }
   std::vector<std::string> argv = {cli};
   // The files the built-in reader found, named: docker-compose 1 looks for the default names
   // in the current directory even with --project-directory (Compose v2 looks there), and a
@@ -158,7 +190,14 @@ Result<ComposeProject> read_compose_via_cli(const std::string& cli, const Compos
   if (o.project_directory) argv.insert(argv.end(), {"--project-directory", *o.project_directory});
   if (o.env_file) argv.insert(argv.end(), {"--env-file", *o.env_file});
   argv.push_back("config");
-  auto r = run(argv, cwd, compose_cli_environment(o.environment));
+  // As the project directory's owner: what the files name (an env_file: of /etc/shadow, a
+  // symlink swapped in after the check) is theirs to read or not, the kernel's to decide.
+  auto env = compose_cli_environment(o.environment);
+  if (owner != 0) {  // not root's ~/.docker
+    std::erase_if(env, [](const std::string& e) { return e.starts_with("HOME="); });
+    env.push_back("HOME=/nonexistent");
+  }
+  auto r = run(argv, cwd, env, owner_credentials(owner));
   if (!r) return r.error();
   if (r->status != 0) {
     std::string msg = r->err;

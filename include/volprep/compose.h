@@ -93,9 +93,10 @@ struct ComposeOptions {
 Result<ComposeProject> read_compose(const ComposeOptions& options);
 
 // What read_compose checks of the files a compose file makes Compose read by name (include:,
-// extends: file:, env_file:), and of the steps before: before a Compose CLI reads them as
-// root. kExitRefused names the compose file, line, column and key.
-Result<bool> check_compose_references(const ComposeOptions& options);
+// extends: file:, env_file:), and of the steps before: before a Compose CLI reads them.
+// kExitRefused names the compose file, line, column and key. The project directory's owner,
+// whom the CLI runs as.
+Result<uint32_t> check_compose_references(const ComposeOptions& options);
 
 // The services a run covers: `names` (default: every service whose profiles are active, as
 // COMPOSE_PROFILES says) and what they depend on, as `up` starts them; an unknown name is an

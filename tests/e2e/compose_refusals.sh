@@ -171,6 +171,18 @@ services:
     env_file: [./theirs.env]
     volumes: ["./data/a:/a"]
 YAML
+  # Through a YAML merge key (yaml-cpp leaves <<: unexpanded; Compose expands it).
+  refused 5 "$p/compose.yaml:1:30: service app: env_file: $p/vars is a symlink: refusing to read it" \
+    --compose-cli "$reader" <<'YAML'
+x-common: &common {env_file: ./vars}
+services:
+  app:
+    <<: *common
+    image: busybox
+    user: "1000:1000"
+    volumes: ["./data/a:/a"]
+YAML
+  ! grep -q hunter2 "$T/err" "$T/out" || fail "the refused file's content was printed (merge key)"
 done
 rm "$p/vars" "$p/base.yml" "$p/theirs.env"
 

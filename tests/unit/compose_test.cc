@@ -365,10 +365,10 @@ TEST(ComposeReaderErrors, FilesOnlyTheCliReadsAreHeldToTheSameRules) {
     std::ofstream(t.dir() + "/a.env") << "A=1\n";
     std::filesystem::create_symlink(shadow, t.dir() + "/" + c.link);
     for (int how = 0; how < 2; ++how) {
-      auto r = how ? check_compose_references(t.options()) : [&]() -> Result<bool> {
+      auto r = how ? check_compose_references(t.options()) : [&]() -> Result<uint32_t> {
         auto p = read_compose(t.options());
         if (!p) return p.error();
-        return true;
+        return p->owner;
       }();
       ASSERT_FALSE(r.ok()) << c.yaml;
       EXPECT_EQ(r.error().code, kExitRefused) << r.error().message;
