@@ -25,8 +25,8 @@ std::string slurp(const std::string& path) {
 // A bbolt file built by hand, page by page (page size 4096).
 constexpr uint32_t kPs = 4096;
 
-void put(std::string& s, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) s.push_back(char(v >> (8 * i)));
+void put(std::string& s, uint64_t v, int bytes) {  // little endian, at most 8 bytes
+  for (int i = 0; i < bytes && i < 8; ++i) s.push_back(char(v >> (8 * i)));
 }
 
 std::string page_header(uint64_t id, uint16_t flags, uint16_t count, uint32_t overflow) {
@@ -91,7 +91,8 @@ std::string branch_page(uint64_t id, const std::vector<std::pair<std::string, ui
 // A bucket value: its header with root 0 and its inline leaf page, or a root page id.
 std::string inline_bucket(const std::vector<Element>& es) {
   std::string v;
-  put(v, 0, 16);
+  put(v, 0, 8);  // root: 0, the page inline
+  put(v, 0, 8);  // sequence
   return v + leaf_page(0, es);
 }
 std::string bucket_at(uint64_t root) {

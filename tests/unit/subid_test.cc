@@ -382,7 +382,9 @@ TEST(Subid, FourHundredThousandRangesAreQuick) {
   EXPECT_EQ(l.ranges.size(), n + 1);
   ASSERT_EQ(l.findings.size(), 1u);
   EXPECT_EQ(l.findings[0].where, "/h/etc/subuid:400001");
-  EXPECT_LT(seconds, 10.0);
+  // Not a benchmark: a quadratic lookup would take hours here. The bound leaves room for an
+  // ASan build on a CI machine shared with the other tests (13.8 s seen there, 0.6 s in Release).
+  EXPECT_LT(seconds, 120.0);
 }
 
 TEST(Subid, RangesToMapRunningTotal) {
