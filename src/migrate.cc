@@ -170,7 +170,9 @@ Result<bool> move_entry(const VolumesDir& from, const std::string& from_name, co
 }
 
 void mark_other_drivers(std::vector<DockerVolume>& here, const VolumeStore& store) {
-  for (const auto& [name, rec] : store.volumes) {
+  for (const auto& entry : store.volumes) {
+    const std::string& name = entry.first;  // not a structured binding: clang 14 cannot capture one
+    const VolumeRecord& rec = entry.second;
     if (rec.driver == "local" || !is_volume_name(name)) continue;
     auto v = std::find_if(here.begin(), here.end(), [&](const DockerVolume& d) { return d.name == name; });
     if (v == here.end()) v = here.insert(here.end(), DockerVolume{name, {}, false, ""});
