@@ -16,14 +16,13 @@
 #include <utility>
 
 #include "volprep/fd.h"
+#include "volprep/walk.h"
 
 namespace volprep {
 
 namespace {
 
 std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
-std::string join(const std::string& dir, const std::string& name) { return dir.empty() ? name : dir + "/" + name; }
-
 // The names in the directory `fd`, sorted (a deterministic copy and report), "." and ".." left out.
 int list_names(int fd, std::vector<std::string>& out) {
   int dup = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -114,7 +113,7 @@ struct Copier {
   std::function<void(const std::string&)> on_file;
 
   Error fail(const std::string& rel, const std::string& what) {
-    return config_error(join(src_root_path, rel) + ": " + what + "; not copied");
+    return config_error(join_path(src_root_path, rel) + ": " + what + "; not copied");
   }
 
   // Owner, xattrs, mode (after the chown, which clears set-id bits and capabilities), times.
@@ -133,7 +132,7 @@ struct Copier {
                         : ::lsetxattr(dst_proc.c_str(), k.c_str(), v.data(), v.size(), 0);
       if (rc == 0) continue;
       if (errno == ENOTSUP || errno == EOPNOTSUPP || errno == EPERM) {
-        stats.skipped.push_back(join(src_root_path, rel) + ": xattr " + k + " not copied: the target refuses it (" +
+        stats.skipped.push_back(join_path(src_root_path, rel) + ": xattr " + k + " not copied: the target refuses it (" +
                                 errno_text(errno) + ")");
         continue;
       }
@@ -179,7 +178,7 @@ struct Copier {
   // The directory `sfd` (`rel` in the tree) into the new directory `dfd`.
   // `st` is its fstat from before the listing: a name made or removed since is refused.
   Result<bool> copy_dir(int sfd, const struct stat& st, int dfd, const std::string& rel, unsigned depth) {
-    if (depth > kMaxCopyDepth) return Error{kExitRefused, too_deep(join(src_root_path, rel))};
+    if (depth > kMaxCopyDepth) return Error{kExitRefused, too_deep(join_path(src_root_path, rel))};
     std::vector<std::string> names;
     if (int rc = list_names(sfd, names); rc < 0) return fail(rel, "cannot read it: " + errno_text(rc));
     for (const auto& name : names)
@@ -193,18 +192,18 @@ struct Copier {
     struct stat after;
     if (::fstat(fd, &after) != 0) return fail(rel, errno_text(errno));
     if (changed(before, after))
-      return config_error((rel.empty() ? src_root_path : join(src_root_path, rel)) +
+      return config_error((rel.empty() ? src_root_path : join_path(src_root_path, rel)) +
                           ": changed while copied (its size, modification or change time moved): stop whatever "
                           "writes to it (its containers, dockerd), then copy again; not copied");
     return true;
   }
 
   Result<bool> copy_entry(int sfd, int dfd, const std::string& dir_rel, const std::string& name, unsigned depth) {
-    const std::string rel = join(dir_rel, name);
+    const std::string rel = join_path(dir_rel, name);
     struct stat listed;
     if (::fstatat(sfd, name.c_str(), &listed, AT_SYMLINK_NOFOLLOW) != 0) return fail(rel, errno_text(errno));
     if (S_ISSOCK(listed.st_mode)) {
-      stats.skipped.push_back(join(src_root_path, rel) + ": a socket, not copied (whoever listens on it makes it anew)");
+      stats.skipped.push_back(join_path(src_root_path, rel) + ": a socket, not copied (whoever listens on it makes it anew)");
       return true;
     }
     // Decided about and read through one descriptor of the inode: O_NOFOLLOW everywhere, so a
