@@ -185,7 +185,7 @@ class Run {
       SharedFd pin;
       if (!e.name.empty() && !(pin = pin_entry(ts, dir, e))) continue;
       std::optional<Change> change;
-      if (!plan_pinned(ts, pin ? pin->get() : dir.fd, join_path(dir.path, e.name), e.st, change)) continue;
+      if (!plan_pinned(ts, pin ? pin->get() : dir.fd, dir.path, e.name, e.st, change)) continue;
       if (!change) {
         ++ts.summary.unchanged;
         continue;
@@ -193,7 +193,7 @@ class Run {
       change->name = e.name;
       if (!S_ISDIR(e.st.mode) && e.st.nlink > 1) {
         // Decided again, and counted once, when its links are.
-      } else if (!first_change(ts, join_path(dir.path, e.name), e.st)) {
+      } else if (!first_change(ts, dir.path, e.name, e.st)) {
         continue;
       }
       if (progress_) progress_->planned.fetch_add(1, std::memory_order_relaxed);
@@ -227,7 +227,7 @@ class Run {
   // Null when it is left alone (counted and reported).
   SharedFd pin_entry(ThreadState& ts, const DirView& dir, Entry& e) {
     if (e.pin) return std::move(e.pin);  // pinned by the walk, `e.st` stat'ed through it
-    const std::string path = join_path(dir.path, e.name);
+    auto path = [&] { return join_path(dir.path, e.name); };  // to report: not joined otherwise
     int fd = open_entry(dir.fd, e.name.c_str(), config_.cross_filesystems);
     if (fd == -ENOENT) {
       ++ts.summary.vanished;
@@ -235,39 +235,40 @@ class Run {
     }
     if (fd == -EXDEV) {
       ++ts.summary.skipped[size_t(Skip::kMountPoint)];
-      ts.notes.push_back({path, "mount point: left alone (--cross-filesystems enters it)"});
+      ts.notes.push_back({path(), "mount point: left alone (--cross-filesystems enters it)"});
       return nullptr;
     }
     if (fd < 0) {
-      run_error(ts, path, -fd, "cannot open");
+      run_error(ts, path(), -fd, "cannot open");
       return nullptr;
     }
     auto pin = std::make_shared<const UniqueFd>(fd);
     EntryStat now;
     if (int rc = stat_at(fd, "", now); rc < 0) {
-      run_error(ts, path, -rc, "cannot stat");
+      run_error(ts, path(), -rc, "cannot stat");
       return nullptr;
     }
     if (!now.same_inode(e.st)) {
       ++ts.summary.skipped[size_t(Skip::kReplaced)];
-      ts.notes.push_back({path, "replaced during the run: left alone"});
+      ts.notes.push_back({path(), "replaced during the run: left alone"});
       return nullptr;
     }
     e.st = now;
     return pin;
   }
 
-  // Decides the entry's change on `fd`, the entry itself (pinned, or the directory of its
-  // batch), stat'ed as `st`: the policy's extended attributes are read through `fd`. False:
-  // one could not be read (counted as failed); else `out` is the change, or empty if none is
-  // due.
-  bool plan_pinned(ThreadState& ts, int fd, const std::string& path, const EntryStat& st, std::optional<Change>& out) {
+  // Decides the entry `name` of `dir_path` on `fd`, the entry itself (pinned, or the directory
+  // of its batch), stat'ed as `st`: the policy's extended attributes are read through `fd`.
+  // False: one could not be read (counted as failed); else `out` is the change, or empty if
+  // none is due. The path is joined only to report a failure: not once an entry.
+  bool plan_pinned(ThreadState& ts, int fd, std::string_view dir_path, std::string_view name, const EntryStat& st,
+                   std::optional<Change>& out) {
     // The same type as the walk saw; decided on what the pin holds, maybe as planned already.
     if (policy_.triage(st).kind != Triage::kMayChange) return true;
     const auto reads = policy_.reads(st);
     std::optional<std::string> values[kMaxXattrReads];
     if (reads.size() > kMaxXattrReads) {
-      run_error(ts, path, EINVAL, "too many extended attributes to read");
+      run_error(ts, join_path(dir_path, name), EINVAL, "too many extended attributes to read");
       return false;
     }
     const char* names[kMaxXattrReads];
@@ -278,7 +279,7 @@ class Run {
     for (size_t i = 0; i < reads.size(); ++i) {
       const int rc = rcs[i];
       if (rc != 0 && rc != -ENODATA && !(rc == -EOPNOTSUPP && reads[i].unsupported_is_absent)) {
-        run_error(ts, path, -rc, reads[i].unreadable);
+        run_error(ts, join_path(dir_path, name), -rc, reads[i].unreadable);
         return false;
       }
     }
@@ -379,7 +380,7 @@ class Run {
         continue;
       }
       std::optional<Change> change;
-      if (!plan_pinned(ts, pin->get(), first, e.st, change)) {
+      if (!plan_pinned(ts, pin->get(), dir_path, name, e.st, change)) {
         ts.summary.failed += found - 1;  // counted once: the other links go with it
         continue;
       }
@@ -387,7 +388,7 @@ class Run {
         ts.summary.unchanged += found;
         continue;
       }
-      if (!first_change(ts, first, e.st)) {
+      if (!first_change(ts, dir_path, name, e.st)) {
         ts.summary.skipped[size_t(Skip::kReplaced)] += found - 1;  // counted once: the other links go with it
         continue;
       }
@@ -446,10 +447,10 @@ class Run {
 
   // With RunConfig::change_once: whether this is the run's first change of the inode; if not,
   // it is left alone (counted and reported).
-  bool first_change(ThreadState& ts, const std::string& path, const EntryStat& st) {
+  bool first_change(ThreadState& ts, std::string_view dir_path, std::string_view name, const EntryStat& st) {
     if (!changed_ || changed_->insert(st)) return true;
     ++ts.summary.skipped[size_t(Skip::kReplaced)];
-    ts.notes.push_back({path, "reached a second time (moved during the run): changed once already, left alone"});
+    ts.notes.push_back({join_path(dir_path, name), "reached a second time (moved during the run): changed once already, left alone"});
     return false;
   }
 
