@@ -10,7 +10,8 @@
 #   slow      the first SLOW_ENTRIES entries of the kernel tree, through bench/slowfs.c: a FUSE
 #             passthrough that waits SLOW_DELAY_US (default 1000) before answering each request
 # Scenarios, for every shape, alternating within each round:
-#   full change   volprep (journal on), volprep --no-journal, chown -R, the floor (floor.cc)
+#   full change   volprep (journal on), volprep --no-journal, chown -R, the floor (floor.cc: stat
+#                 and chown by name) and the pinned floor (floor.cc pin: the safe path's calls)
 #   rerun         volprep on the prepared tree, find -printf '%U %G %m\n', the floor (statx only)
 #   --acl         volprep --acl (journal on) vs setfacl -R -m u:H:rwX,d:u:H:rwX, on a stripped tree
 #
@@ -283,6 +284,9 @@ for shape in $SHAPES; do
     if [ -n "$FLOOR" ]; then
       reset_owner "$OTHER"
       timed full-floor "$FLOOR" "$TREE" "$PREPARED" "$FLOOR_THREADS" "$FLOOR_CHUNK"; every_owner_is "$BACK" "$PREPARED" "floor round $i"
+      reset_owner "$OTHER"
+      timed full-pinfloor "$FLOOR" "$TREE" "$PREPARED" "$FLOOR_THREADS" "$FLOOR_CHUNK" pin
+      every_owner_is "$BACK" "$PREPARED" "pinned floor round $i"
     fi
     reset_owner "$OTHER"
   done
@@ -384,6 +388,8 @@ for shape, entries, dirs, rounds in shapes:
         ratio_row("full change: volprep --no-journal / chown -R", None, "full-nojournal", "full-chown")
         ratio_row("full change: journal / --no-journal", "journal", "full-volprep", "full-nojournal")
         ratio_row("full change: floor / chown -R", None, "full-floor", "full-chown")
+        ratio_row("full change: pinned floor / chown -R", None, "full-pinfloor", "full-chown")
+        ratio_row("full change: volprep --no-journal / pinned floor", None, "full-nojournal", "full-pinfloor")
         ratio_row("full change: baseline build / chown -R", None, "full-base", "full-chown")
         ratio_row("full change: volprep / baseline build", None, "full-volprep", "full-base")
         ratio_row("rerun: volprep / find -printf", "rerun", "rerun-volprep", "rerun-find")
@@ -394,6 +400,7 @@ for shape, entries, dirs, rounds in shapes:
     # CPU time is what a busy machine disturbs least: volprep's wall time can at best approach
     # its CPU time / nproc (chown -R, find and setfacl are one thread: wall ~ CPU).
     for a, b, what in (("full-volprep", "full-chown", "full change"), ("full-floor", "full-chown", "floor, full change"),
+                       ("full-pinfloor", "full-chown", "pinned floor, full change"),
                        ("rerun-volprep", "rerun-find", "rerun")):
         if shape != "slow" and L(a) in runs and L(b) in runs:
             ca = statistics.median(r[1] + r[2] for r in runs[L(a)])

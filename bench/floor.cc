@@ -6,6 +6,12 @@
 // (and a small CHUNK lets them work in one directory). Nothing else: no plan, no journal, no hardlink or mount checks, no report.
 //
 //   floor DIR UID THREADS [CHUNK]     prints the wall time in seconds
+//   floor DIR UID THREADS CHUNK pin   the same, each entry through a pin of its own
+//
+// With `pin` an entry is changed as volprep's safety rules allow: through one descriptor of
+// the inode (openat2 O_PATH|O_NOFOLLOW, RESOLVE_NO_XDEV), stat'ed and chowned through it,
+// then closed: four calls an entry where the plain floor makes two and chown -R one. It is
+// the least the safe path can do; the plain floor is what stat-before-change costs.
 //
 // volprep has to stat every entry before changing it (to count hardlinks, to leave alone an
 // entry already in its target state, to restore setuid bits, to journal the state before);
@@ -13,6 +19,7 @@
 // if any call failed, so a partial walk never passes for a fast one.
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -103,7 +110,24 @@ unsigned chown_if_needed(int dirfd, const char* name, uid_t id, int flags) {
   return sx.stx_mode & S_IFMT;
 }
 
+// Pinned first: the inode is opened O_PATH without following a symlink or leaving the mount,
+// and stat'ed and chowned through that descriptor.
+unsigned chown_pinned(int dirfd, const char* name, uid_t id) {
+  open_how how{};
+  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS;
+  const int fd = int(::syscall(SYS_openat2, dirfd, name, &how, sizeof how));
+  if (fd < 0) {
+    failed("openat2", name);
+    return 0;
+  }
+  const unsigned type = chown_if_needed(fd, "", id, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+  ::close(fd);
+  return type;
+}
+
 size_t chunk_names = 256;  // names per chunk of a listing (CHUNK)
+bool pin = false;          // chown_pinned, not chown_if_needed by name
 
 void work(Queue& queue, uid_t id) {
   alignas(8) static thread_local char buf[32768];
@@ -128,7 +152,7 @@ void work(Queue& queue, uid_t id) {
     } else {
       for (size_t i = 0; i < w.names.size(); ++i) {
         const char* name = w.names[i].c_str();
-        unsigned type = chown_if_needed(fd, name, id, AT_SYMLINK_NOFOLLOW);
+        unsigned type = pin ? chown_pinned(fd, name, id) : chown_if_needed(fd, name, id, AT_SYMLINK_NOFOLLOW);
         if (w.types[i] == DT_DIR || (w.types[i] == DT_UNKNOWN && type == S_IFDIR)) {
           int sub = ::openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
           if (sub >= 0)
@@ -146,13 +170,14 @@ void work(Queue& queue, uid_t id) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4 && argc != 5) {
-    std::fprintf(stderr, "usage: floor DIR UID THREADS [CHUNK]\n");
+  if (argc < 4 || argc > 6 || (argc == 6 && std::strcmp(argv[5], "pin") != 0)) {
+    std::fprintf(stderr, "usage: floor DIR UID THREADS [CHUNK [pin]]\n");
     return 2;
   }
+  pin = argc == 6;
   const uid_t id = uid_t(std::strtoul(argv[2], nullptr, 10));
   const int threads = std::atoi(argv[3]);
-  if (argc == 5) chunk_names = std::max(1, std::atoi(argv[4]));
+  if (argc >= 5) chunk_names = std::max(1, std::atoi(argv[4]));
   rlimit rl{};  // a descriptor per directory waiting in the queue, as volprep raises it too
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
