@@ -62,11 +62,14 @@ Result<std::vector<ServicePlanInput>> identify(const ComposeProject& project,
         const char* host = std::getenv("DOCKER_HOST");
         std::string socket = host ? host : "";
         bool below_root = false;
+        UniqueFd root;  // the host root, opened once: for the socket, then for the engine
+        if (host_root) {
+          root.reset(::open(host_root->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+          if (!root.valid()) return config_error("cannot open the host root " + *host_root + ": " + std::strerror(errno));
+        }
         if (socket.empty() && host_root) {
           // var/run is an absolute symlink to /run on Debian: resolved inside the host root,
           // not to this machine's /run, and reached through its descriptor.
-          UniqueFd root(::open(host_root->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-          if (!root.valid()) return config_error("cannot open the host root " + *host_root + ": " + std::strerror(errno));
           open_how how{};
           how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
           how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
@@ -81,11 +84,8 @@ Result<std::vector<ServicePlanInput>> identify(const ComposeProject& project,
         engine = std::move(*e);
         std::string root_dir = host_root.value_or("");
         while (root_dir.size() > 1 && root_dir.back() == '/') root_dir.pop_back();
-        if (host_root && (below_root || socket.starts_with("unix://" + root_dir + "/"))) {
-          UniqueFd root(::open(host_root->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-          if (!root.valid()) return config_error("cannot open the host root " + *host_root + ": " + std::strerror(errno));
+        if (host_root && (below_root || socket.starts_with("unix://" + root_dir + "/")))
           engine->set_host_root(std::move(root));
-        }
       }
       const ImageFacts* found = nullptr;
       for (const auto& ref : refs) {

@@ -112,6 +112,13 @@ int open_subdir_same_mount(int dirfd, const char* name) {
   return fd < 0 ? -errno : int(fd);
 }
 
+int open_absolute(const std::string& path, int flags) {
+  if (!path.starts_with('/')) return -EINVAL;
+  UniqueFd slash(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!slash.valid()) return -errno;
+  return open_beneath(slash.get(), path.substr(1), flags);
+}
+
 int open_beneath(int dirfd, const std::string& rel, int flags, bool same_mount) {
   flags |= O_CLOEXEC | O_NOFOLLOW;
   std::string path = rel.empty() ? "." : rel;

@@ -10,9 +10,7 @@
 namespace volprep {
 
 Result<UniqueFd> open_journal_root(const JournalRoot& h, bool& single_file) {
-  UniqueFd slash(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  std::string rel = h.volume.substr(1);
-  int fd = open_beneath(slash.get(), rel, O_PATH);
+  int fd = open_absolute(h.volume, O_PATH);
   if (fd < 0)
     return Error{fd == -ENOENT ? kExitConfig : kExitRefused,
                  "cannot open the volume " + h.volume + " without following a symlink: " +
@@ -31,7 +29,7 @@ Result<UniqueFd> open_journal_root(const JournalRoot& h, bool& single_file) {
   if (single_file) {
     // A single-file volume: its records are named relative to its parent.
     auto cut = h.volume.rfind('/');
-    int parent = open_beneath(slash.get(), h.volume.substr(1, cut == 0 ? 0 : cut - 1), O_RDONLY | O_DIRECTORY);
+    int parent = open_absolute(cut == 0 ? "/" : h.volume.substr(0, cut), O_RDONLY | O_DIRECTORY);
     if (parent < 0) return config_error(h.volume + ": cannot open its directory: " + std::strerror(-parent));
     return UniqueFd(parent);
   }
@@ -110,10 +108,9 @@ void undo_move(const JournalMove& m, const RollbackConfig& config, RollbackResul
     ++count;
     out.notes.push_back({now_path, std::move(text)});
   };
-  UniqueFd slash(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   // The directory `dir` the journal names, as the move left it; or why not.
   auto open_parent = [&](const std::string& dir, uint64_t ino, UniqueFd& fd) -> std::string {
-    int f = open_beneath(slash.get(), dir.substr(1), O_RDONLY | O_DIRECTORY);
+    int f = open_absolute(dir, O_RDONLY | O_DIRECTORY);
     if (f < 0) return "cannot open " + dir + " without following a symlink: " + std::strerror(-f);
     fd.reset(f);
     EntryStat st;

@@ -82,8 +82,7 @@ Result<VolumeStore> read_volume_store(int fd, const std::string& path) {
 Result<VolumeStore> read_volume_store_at(const std::string& dir) {
   const std::string path = dir + "/metadata.db";
   if (!path.starts_with('/')) return usage_error(path + ": not an absolute path");
-  UniqueFd slash(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  int fd = open_beneath(slash.get(), path.substr(1), O_RDONLY | O_NONBLOCK);
+  int fd = open_absolute(path, O_RDONLY | O_NONBLOCK);
   if (fd < 0) return config_error("cannot open " + path + " without following a symlink: " + std::strerror(-fd));
   UniqueFd db(fd);
   return read_volume_store(fd, path);

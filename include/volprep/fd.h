@@ -99,6 +99,10 @@ namespace volprep {
 // kernel has openat2.
 int open_beneath(int dirfd, const std::string& rel, int flags, bool same_mount = false);
 
+// Opens the absolute `path` as open_beneath opens a path below "/": no symlink followed on
+// the way, the last component included. Returns the fd or -errno (-EINVAL: not absolute).
+int open_absolute(const std::string& path, int flags);
+
 // Opens the subdirectory `name` of `dirfd` (O_DIRECTORY|O_NOFOLLOW|O_NOATIME) only if it is
 // on the same mount: openat2(2) with RESOLVE_NO_XDEV, which also never triggers an automount.
 // Returns the fd, -EXDEV for a mount point, -ENOSYS without openat2 (-EPERM under some
