@@ -7,8 +7,8 @@
 # journal's is said; a data root daemon.json names must be the journal's; a journal that might
 # be an unfinished migration of the data root and cannot be read refuses (exit 5); once the
 # forward migration is rolled back (or reversed already) there is no map to take: refused
-# (exit 3), naming what to give. Nothing changes on a refusal. A data root of Docker's shape,
-# no dockerd.
+# (exit 3), naming what to give; forward migrations of two data roots and none named: refused
+# (exit 2). Nothing changes on a refusal. A data root of Docker's shape, no dockerd.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/manifest.bash"
 JD=$VOLPREP_JOURNAL_DIR
@@ -101,4 +101,24 @@ rc=0; vp migrate-volumes --reverse "${H[@]}" --data-root "$D" 2>"$T/err" || rc=$
 grep -q "remapping is off (Docker: userns-remap is not set .*), and no finished migration of $D stands in $JD to take the map it went through from: name the map that was in use (--userns-remap default, --map 0:500000:65536, ...)" "$T/err" ||
   fail "$(cat "$T/err")"
 state | cmp -s - "$T/s0" || fail "the refused reverse changed the data root: $(since "$T/s0")"
+# Forward migrations of two data roots standing, and none named: refused (exit 2), naming
+# both; --data-root picks one.
+D2=$T/data2
+mkdir -p -m 0701 "$D2/volumes/gamma" && mkdir "$D2/volumes/gamma/_data" && echo g >"$D2/volumes/gamma/_data/g"
+chown 1000:1000 "$D2/volumes/gamma/_data/g"
+manifest "$D2" >"$T/d2.0"
+vp migrate-volumes "${MAP[@]}" --data-root "$D" >"$T/out" 2>&1 || fail "migrate-volumes of $D: $(cat "$T/out")"
+vp migrate-volumes --map 0:600000:65536 --data-root "$D2" >"$T/out" 2>&1 || fail "migrate-volumes of $D2: $(cat "$T/out")"
+d2fwd=$(ls -t "$JD"/*.vpj | head -1)
+state >"$T/s2"
+rc=0; vp migrate-volumes --reverse "${H[@]}" 2>"$T/err" || rc=$?
+[ "$rc" -eq 2 ] || fail "two data roots: exit $rc, want 2: $(cat "$T/err")"
+grep -q "finished migrations of 2 data roots stand in $JD ($D: journal .*; $D2: journal $d2fwd): name the data root with --data-root" "$T/err" ||
+  fail "$(cat "$T/err")"
+state | cmp -s - "$T/s2" || fail "the refused reverse changed the data root: $(since "$T/s2")"
+vp migrate-volumes --reverse "${H[@]}" --data-root "$D2" >"$T/out" 2>&1 || fail "--reverse of $D2: $(cat "$T/out")"
+grep -q "shifting back through uid map 0 600000 65536 and gid map 0 600000 65536 (map from the forward migration's journal $d2fwd of " "$T/out" ||
+  fail "the way back of $D2 does not take its journal's map: $(cat "$T/out")"
+manifest "$D2" | grep -v '^600000\.600000' | cmp -s - "$T/d2.0" || fail "$D2 is not as it was: $(manifest "$D2" | diff "$T/d2.0" - | head)"
+state | cmp -s - "$T/s2" || fail "the reverse of $D2 changed $D: $(since "$T/s2")"
 echo "ok: migrate_remap_off"
