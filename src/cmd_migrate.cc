@@ -1,7 +1,8 @@
 // `volprep migrate-volumes`: the named volumes Docker's local driver keeps in
 // <data-root>/volumes moved into the remapped root's volumes directory, where a dockerd with
 // userns-remap looks for them, each shifted as `volprep shift` shifts a tree (--reverse: moved
-// back out and shifted back). The pipeline: resolve the map and the two volumes directories,
+// back out and shifted back; with remapping off and no map named, through the forward
+// migration's map, from its journal). The pipeline: resolve the map and the two volumes directories,
 // take dockerd's lock on both volume stores, choose the volumes and refuse what would go wrong
 // (another driver's, a name taken, an earlier migration unfinished), a census of every
 // volume, across filesystems (or with --copy) each volume copied beside the target (the
