@@ -1,7 +1,8 @@
 // `volprep migrate-volumes`: the named volumes Docker's local driver keeps in
 // <data-root>/volumes moved into the remapped root's volumes directory, where a dockerd with
 // userns-remap looks for them, each shifted as `volprep shift` shifts a tree (--reverse: moved
-// back out and shifted back). The pipeline: resolve the map and the two volumes directories,
+// back out and shifted back; with remapping off and no map named, through the forward
+// migration's map, from its journal). The pipeline: resolve the map and the two volumes directories,
 // take dockerd's lock on both volume stores, choose the volumes and refuse what would go wrong
 // (another driver's, a name taken, an earlier migration unfinished), a census of every
 // volume, across filesystems (or with --copy) each volume copied beside the target (the
@@ -20,6 +21,7 @@
 #include <CLI/CLI.hpp>
 #include <cstring>
 #include <map>
+#include <set>
 #include <tuple>
 #include <spdlog/spdlog.h>
 
@@ -28,6 +30,7 @@
 #include "volprep/driver.h"
 #include "volprep/migrate.h"
 #include "volprep/report.h"
+#include "volprep/shift_history.h"
 #include "volprep/volume_store.h"
 
 namespace volprep {
@@ -36,7 +39,9 @@ void setup_migrate(CLI::App& app, MigrateOptions& o) {
   app.add_option("--volume", o.volumes, "Only this volume (repeatable; default: every volume not in the target)")
       ->allow_extra_args(false);
   app.add_flag("--reverse", o.reverse,
-               "Remapping is being turned off: move the volumes back out of the remapped root and shift them back");
+               "Remapping is being turned off: move the volumes back out of the remapped root and shift them back, "
+               "through the map the options give, else (remapping off, no map named) the one the forward "
+               "migration recorded in its journal, whose data root it also takes when none is named");
   app.add_flag("--copy", o.copy,
                "Copy each volume and keep the original, even where a rename would do (across filesystems "
                "volumes are always copied)");
@@ -64,13 +69,18 @@ struct Roots {
   uint32_t root_gid = 0;       // the remapped root's group: the host gid of container gid 0
 };
 
+// --data-root as the journal's project names it: without a trailing slash.
+std::string trimmed_root(std::string root) {
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  return root;
+}
+
 Result<Roots> roots_of(const Mapping& m, const MigrateOptions& o) {
   auto uid0 = m.uid_map.to_host(0), gid0 = m.gid_map.to_host(0);
   if (!uid0 || !gid0) return config_error("the map (" + m.uid_map.describe() + ") gives container root no host id");
   Roots r;
   if (o.data_root) {
-    r.base = *o.data_root;
-    while (r.base.size() > 1 && r.base.back() == '/') r.base.pop_back();
+    r.base = trimmed_root(*o.data_root);
     if (!r.base.starts_with('/')) return usage_error("--data-root " + *o.data_root + ": not an absolute path");
     r.remapped = r.base + "/" + std::to_string(*uid0) + "." + std::to_string(*gid0);
   } else if (m.data_root && m.base_data_root) {
@@ -84,6 +94,59 @@ Result<Roots> roots_of(const Mapping& m, const MigrateOptions& o) {
   r.to = r.remapped + "/volumes";
   if (o.reverse) std::swap(r.from, r.to);
   return r;
+}
+
+// The map of the way back put into `m` (choose_reverse_map), and the data root into
+// `o.data_root` when neither it nor the configuration names one: the forward migration's,
+// the newest of the data root that stands (of any data root when none is named, which must
+// then be of one only). `named`: the options name the map themselves.
+Result<bool> take_reverse_map(Mapping& m, MigrateOptions& o, bool named) {
+  const std::string& dir = o.run.journal_dir;
+  std::vector<UnreadJournal> unread;
+  const std::vector<Journal> journals = read_journal_dir(dir, unread, JournalRead::kList);
+  std::optional<std::string> named_root = o.data_root ? std::optional(trimmed_root(*o.data_root)) : m.base_data_root;
+  std::set<std::string> roots;  // the data roots whose migrations count
+  auto add_root = [&](const JournalHeader& h) {
+    if (auto root = migrated_data_root(h); root && is_run_of(h, "migrate-volumes")) roots.insert(*root);
+  };
+  if (named_root) {
+    roots.insert(*named_root);
+  } else {
+    for (const Journal& j : journals) add_root(j.header);
+    for (const UnreadJournal& u : unread)
+      if (u.header) add_root(*u.header);
+  }
+  // Each data root's forward migration; a journal that might be an unfinished migration of
+  // one refuses (a journal with no header might be of any).
+  std::vector<std::pair<std::string, Journal>> forwards;
+  if (roots.empty())
+    if (auto h = run_history(journals, unread, migrations_of("a Docker data root"), dir); !h) return h.error();
+  for (const std::string& root : roots) {
+    auto h = run_history(journals, unread, migrations_of(root), dir);
+    if (!h) return h.error();
+    if (h->forward) forwards.emplace_back(root, std::move(*h->forward));
+  }
+  if (forwards.size() > 1) {
+    std::string which;
+    for (const auto& [root, j] : forwards) which += (which.empty() ? "" : "; ") + root + ": journal " + j.path;
+    return usage_error("finished migrations of " + std::to_string(forwards.size()) + " data roots stand in " + dir +
+                       " (" + which + "): name the data root with --data-root");
+  }
+  ForwardShift forward{named_root.value_or("a Docker data root"), forwards.empty() ? nullptr : &forwards[0].second};
+  auto chosen = choose_reverse_map(m, named, std::span(&forward, 1), dir, "migration");
+  if (!chosen) return chosen.error();
+  for (const auto& w : chosen->warnings) spdlog::warn("{}", w);
+  m.uid_map = chosen->uid_map;
+  m.gid_map = chosen->gid_map;
+  m.source = chosen->source;
+  if (!named_root && forward.journal) {
+    o.data_root = forwards[0].first;
+    spdlog::warn("data root {} from the forward migration's journal {} (neither --data-root nor daemon.json names one)",
+                 *o.data_root, forward.journal->path);
+  } else if (named_root && !o.data_root && !m.data_root) {
+    o.data_root = named_root;  // remapping off: daemon.json's data root, no remapped root beside it
+  }
+  return true;
 }
 
 // dockerd's lock on a volume store, taken (or, with --force, the refusal said and passed):
@@ -326,9 +389,13 @@ int run_migrate(const MigrateOptions& options) {
   MigrateOptions o = options;
   const bool dry_run = o.run.dry_run;
 
-  // 1. The map, the shift through it, and where the volumes are and go.
-  auto mapping = shift_mapping(o.source, o.reverse);
+  // 1. The map, the shift through it, and where the volumes are and go. The way back with
+  // remapping off and no map named takes the forward migration's map from its journal.
+  const bool from_journal = o.reverse && !names_map(o.source.remap);
+  auto mapping = from_journal ? options_mapping(o.source) : shift_mapping(o.source, o.reverse);
   if (!mapping) return fail(mapping.error());
+  if (o.reverse)
+    if (auto taken = take_reverse_map(*mapping, o, !from_journal); !taken) return fail(taken.error());
   auto spec = shift_spec(*mapping, o.reverse, o.unmapped);
   if (!spec) return fail(spec.error());
   if (o.keep_setid && !o.reverse) return fail(usage_error("--keep-setid goes with --reverse"));
@@ -336,8 +403,11 @@ int run_migrate(const MigrateOptions& options) {
   auto roots = roots_of(*mapping, o);
   if (!roots) return fail(roots.error());
   const Roots& r = *roots;
-  spdlog::info("moving volumes from {} to {}, {} through {} ({})", r.from, r.to,
-               o.reverse ? "shifting back" : "shifting", spec->uid_map.describe(), mapping->source);
+  // The way back says where its map came from, the remap setting being gone or going.
+  spdlog::log(o.reverse && !o.quiet ? spdlog::level::warn : spdlog::level::info,
+              "moving volumes from {} to {}, {} through uid map {} and gid map {} (map from {})", r.from, r.to,
+              o.reverse ? "shifting back" : "shifting", spec->uid_map.describe(), spec->gid_map.describe(),
+              mapping->source);
 
   // 2. Both volumes directories, and dockerd's lock on both stores, held until the end.
   auto from = open_volumes_dir(r.from);
@@ -359,7 +429,7 @@ int run_migrate(const MigrateOptions& options) {
     }
 
   // 3. An earlier migration that did not finish: its volumes are half shifted.
-  const std::string project = "migrate-volumes:" + r.remapped;
+  const std::string project = std::string(kMigrateProject) + r.remapped;
   std::vector<UnreadJournal> ignored;
   auto unfinished = unfinished_runs(o.run.journal_dir, [&](const JournalHeader& h) { return h.project == project; },
                                     ignored);

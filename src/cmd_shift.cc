@@ -79,19 +79,6 @@ void settle(const DriverOptions& run, const VolumeRoot& v, const std::string& co
   if (!done) spdlog::warn("{}: cannot journal that the unfinished shift is finished: {}", v.given, done.error().message);
 }
 
-// The map the remap options resolve to, without errors: explicit, active, or off.
-Result<Mapping> options_mapping(SourceOptions& source) {
-  auto host = open_host_db(source);
-  auto mapping = resolve_mapping(source.remap, *host);
-  if (!mapping) return mapping.error();
-  if (mapping->has_errors()) {
-    for (const auto& f : mapping->findings) spdlog::error("{}", f.text());
-    return config_error("the remap configuration has errors; refusing to shift through it");
-  }
-  for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
-  return mapping;
-}
-
 // What the journal directory says of each tree's shifts, in the order of `volumes`.
 Result<std::vector<ShiftHistory>> read_histories(const std::vector<VolumeRoot>& volumes, const std::string& journal_dir) {
   std::vector<UnreadJournal> unread;
@@ -122,13 +109,24 @@ Result<bool> take_reverse_map(Mapping& mapping, bool named, const std::vector<Vo
   return true;
 }
 
-// Whether the options name a map themselves, rather than leave it to the active remap.
+}  // namespace
+
+Result<Mapping> options_mapping(SourceOptions& source) {
+  auto host = open_host_db(source);
+  auto mapping = resolve_mapping(source.remap, *host);
+  if (!mapping) return mapping.error();
+  if (mapping->has_errors()) {
+    for (const auto& f : mapping->findings) spdlog::error("{}", f.text());
+    return config_error("the remap configuration has errors; refusing to shift through it");
+  }
+  for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
+  return mapping;
+}
+
 bool names_map(const RemapOptions& r) {
   return !r.maps.empty() || !r.uid_maps.empty() || !r.gid_maps.empty() || r.pid || r.rootless_user ||
          r.podman_rootless_user || r.userns_remap;
 }
-
-}  // namespace
 
 // The map, as a shift needs it: active (or, --reverse, the one that was), without errors.
 Result<Mapping> shift_mapping(SourceOptions& source, bool reverse) {

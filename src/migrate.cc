@@ -197,4 +197,17 @@ JournaledRecords journaled_records(const std::string& journal_dir, const std::st
   return out;
 }
 
+std::optional<std::string> migrated_data_root(const JournalHeader& h) {
+  if (!h.project.starts_with(kMigrateProject)) return std::nullopt;
+  const std::string remapped = h.project.substr(kMigrateProject.size());
+  size_t slash = remapped.rfind('/');
+  if (slash == std::string::npos) return std::nullopt;
+  return remapped.substr(0, std::max<size_t>(slash, 1));
+}
+
+RunsOf migrations_of(const std::string& data_root) {
+  return {"migrate-volumes", "migration", data_root, "this data root",
+          [data_root](const JournalHeader& h) { return migrated_data_root(h) == data_root; }};
+}
+
 }  // namespace volprep

@@ -634,30 +634,44 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
   for (const auto& why : ignored) m.details.push_back("ignored: " + why);
   m.details.push_back("daemon.json: " + (json.origin.empty() ? config_path + " (absent)" : json.origin));
 
+  auto docker_data_root = [&]() -> Result<std::string> {
+    std::string data_root = flags.data_root.value_or(json.data_root.value_or("/var/lib/docker"));
+    // Docker joins with filepath.Join, which drops a trailing slash.
+    while (!data_root.empty() && data_root.back() == '/') data_root.pop_back();
+    // An existing data root is used with its symlinks resolved (moby v20.10.24
+    // daemon/daemon.go:1541 and v28.5.2 daemon/daemon.go:1541, ReadSymlinkedDirectory).
+    if (data_root.starts_with('/')) {
+      auto real = host.resolve_dir(data_root);
+      if (!real) return real.error();
+      if (*real && **real != data_root) {
+        m.details.push_back("data root " + data_root + " resolves to " + **real);
+        data_root = **real;
+        while (data_root.size() > 1 && data_root.back() == '/') data_root.pop_back();
+        if (data_root == "/") data_root.clear();
+      }
+    }
+    return data_root;
+  };
+
   if (value.empty()) {
     m.uid_map = m.gid_map = IdMap::identity();
     m.remapping_off = true;
     m.source = "Docker: userns-remap is not set (" + (daemon ? daemon_name + ", " : std::string()) +
                (json.origin.empty() ? config_path + " absent" : json.origin) +
                "); remapping is off";
+    // A data root the configuration names is where migrate-volumes --reverse moves volumes
+    // back to (the default is not taken for one: the forward run's journal knows better).
+    if (flags.data_root || json.data_root) {
+      auto named = docker_data_root();
+      if (!named) return named.error();
+      m.base_data_root = *named;
+    }
     return m;
   }
 
-  std::string data_root = flags.data_root.value_or(json.data_root.value_or("/var/lib/docker"));
-  // Docker joins with filepath.Join, which drops a trailing slash.
-  while (!data_root.empty() && data_root.back() == '/') data_root.pop_back();
-  // An existing data root is used with its symlinks resolved (moby v20.10.24
-  // daemon/daemon.go:1541 and v28.5.2 daemon/daemon.go:1541, ReadSymlinkedDirectory).
-  if (data_root.starts_with('/')) {
-    auto real = host.resolve_dir(data_root);
-    if (!real) return real.error();
-    if (*real && **real != data_root) {
-      m.details.push_back("data root " + data_root + " resolves to " + **real);
-      data_root = **real;
-      while (data_root.size() > 1 && data_root.back() == '/') data_root.pop_back();
-      if (data_root == "/") data_root.clear();
-    }
-  }
+  auto resolved = docker_data_root();
+  if (!resolved) return resolved.error();
+  const std::string data_root = *resolved;
 
   auto root = parse_remapped_root(value, host);
   if (!root) return root.error();

@@ -46,24 +46,31 @@ std::string journal_of(const std::string& path, const JournalHeader& h) {
   return "journal " + path + " of " + format_utc(h.start_ns);
 }
 
-}  // namespace
-
-Error unreadable_unfinished_shift(const std::string& given, const std::string& path, const JournalHeader& header,
-                                  const std::string& reason, const std::string& journal_dir) {
+// The refusal for a run that did not finish and whose journal cannot be read.
+Error unreadable_unfinished_run(const std::string& given, const std::string& noun, const std::string& path,
+                                const JournalHeader& header, const std::string& reason,
+                                const std::string& journal_dir) {
   return Error{kExitRefused,
-               given + ": an earlier shift of it (" + journal_of(path, header) + ") did not finish, and its journal " +
-                   "cannot be read (" + reason + "): which entries it shifted is unknown, and shifting now might " +
-                   "shift them twice; nothing changed. Compare the tree with what `volprep journal show " + path +
+               given + ": an earlier " + noun + " of it (" + journal_of(path, header) + ") did not finish, and its " +
+                   "journal cannot be read (" + reason + "): which entries it shifted is unknown, and shifting now " +
+                   "might shift them twice; nothing changed. Compare the tree with what `volprep journal show " + path +
                    "` can read, put right by hand what that run left half done, then move the journal out of " +
                    journal_dir};
 }
 
-bool is_shift_run(const std::string& command_line) {
+}  // namespace
+
+Error unreadable_unfinished_shift(const std::string& given, const std::string& path, const JournalHeader& header,
+                                  const std::string& reason, const std::string& journal_dir) {
+  return unreadable_unfinished_run(given, "shift", path, header, reason, journal_dir);
+}
+
+bool is_run_of(const std::string& command_line, std::string_view command) {
   size_t at = command_line.find(' ');
   while (at != std::string::npos) {
     size_t next = command_line.find(' ', at + 1);
     std::string word = command_line.substr(at + 1, next == std::string::npos ? next : next - at - 1);
-    if (!word.empty() && word[0] != '-') return word == "shift";
+    if (!word.empty() && word[0] != '-') return word == command;
     at = next;
   }
   return false;
@@ -71,51 +78,55 @@ bool is_shift_run(const std::string& command_line) {
 
 bool is_reverse_run(const std::string& command_line) { return reverse_in_text(command_line); }
 
-bool is_shift_run(const JournalHeader& h) {
-  return h.command.empty() ? is_shift_run(h.command_line) : h.command == "shift";
+bool is_run_of(const JournalHeader& h, std::string_view command) {
+  return h.command.empty() ? is_run_of(h.command_line, command) : h.command == command;
 }
 
 bool is_reverse_run(const JournalHeader& h) { return h.command.empty() ? is_reverse_run(h.command_line) : h.reverse; }
 
-Result<ShiftHistory> shift_history(std::span<const Journal> journals, std::span<const UnreadJournal> unread,
-                                   const JournalRoot& volume, const std::string& given,
-                                   const std::string& journal_dir) {
-  auto of_volume = [&](const JournalHeader& h) { return root_of(h) == volume && is_shift_run(h); };
+RunsOf shifts_of(const JournalRoot& volume, const std::string& given) {
+  return {"shift", "shift", given, "this tree", [volume](const JournalHeader& h) { return root_of(h) == volume; }};
+}
+
+Result<RunHistory> run_history(std::span<const Journal> journals, std::span<const UnreadJournal> unread,
+                               const RunsOf& runs, const std::string& journal_dir) {
+  auto of_target = [&](const JournalHeader& h) { return is_run_of(h, runs.command) && runs.on_target(h); };
   auto undone = [&](const std::string& path) {
     return std::any_of(journals.begin(), journals.end(), [&](const Journal& r) {
       return r.header.rollback_of == base_name(path) && finished(r);
     });
   };
-  auto stands = [&](const Journal& j) { return of_volume(j.header) && finished(j) && !undone(j.path); };
+  auto stands = [&](const Journal& j) { return of_target(j.header) && finished(j) && !undone(j.path); };
 
-  // A journal that might be an unfinished shift of this volume and cannot say which entries
-  // it shifted: going on could shift them twice. One a finished rollback undid was read whole
+  // A journal that might be an unfinished run on the target and cannot say which entries it
+  // shifted: going on could shift them twice. One a finished rollback undid was read whole
   // by it, and every entry it changed put back.
   for (const UnreadJournal& u : unread) {
     if (u.headerless) continue;  // nothing in it was ever synced: it changed nothing
     if (!u.header)
       return Error{kExitRefused,
-                   given + ": the journal " + u.path + " cannot be read (" + u.reason + "), so whether it is a shift " +
-                       "of this tree that did not finish is unknown, and shifting now might shift twice what that " +
-                       "run changed; nothing changed. `volprep journal show " + u.path + "` shows what can be read " +
-                       "of it; move it out of " + journal_dir + " once you know it is no unfinished shift of " + given};
-    if (of_volume(*u.header) && !undone(u.path))
-      return unreadable_unfinished_shift(given, u.path, *u.header, u.reason, journal_dir);
+                   runs.given + ": the journal " + u.path + " cannot be read (" + u.reason + "), so whether it is a " +
+                       runs.noun + " of " + runs.target + " that did not finish is unknown, and shifting now might " +
+                       "shift twice what that run changed; nothing changed. `volprep journal show " + u.path +
+                       "` shows what can be read of it; move it out of " + journal_dir + " once you know it is no " +
+                       "unfinished " + runs.noun + " of " + runs.given};
+    if (of_target(*u.header) && !undone(u.path))
+      return unreadable_unfinished_run(runs.given, runs.noun, u.path, *u.header, u.reason, journal_dir);
   }
 
-  // A finished reverse shift of the volume through the same map, after a forward shift, took
-  // the volume back: that forward shift is used up, and a second --reverse must not take its
-  // map again.
+  // A finished reverse run on the target through the same map, after a forward run, took the
+  // target back: that forward run is used up, and a second --reverse must not take its map
+  // again.
   auto reversed = [&](const Journal& forward) {
     return std::any_of(journals.begin(), journals.end(), [&](const Journal& r) {
       return r.header.start_ns > forward.header.start_ns && stands(r) && is_reverse_run(r.header) &&
              r.header.uid_map == forward.header.uid_map && r.header.gid_map == forward.header.gid_map;
     });
   };
-  ShiftHistory out;
+  RunHistory out;
   for (const Journal& j : journals) {
     if (stands(j) && !is_reverse_run(j.header)) out.forward = reversed(j) ? std::nullopt : std::optional(j);  // newest wins
-    if (finished(j) || !of_volume(j.header) || undone(j.path)) continue;
+    if (finished(j) || !of_target(j.header) || undone(j.path)) continue;
     bool settled = std::any_of(journals.begin(), journals.end(), [&](const Journal& later) {
       return later.header.start_ns > j.header.start_ns && stands(later);
     });
@@ -124,13 +135,19 @@ Result<ShiftHistory> shift_history(std::span<const Journal> journals, std::span<
   return out;
 }
 
+Result<ShiftHistory> shift_history(std::span<const Journal> journals, std::span<const UnreadJournal> unread,
+                                   const JournalRoot& volume, const std::string& given,
+                                   const std::string& journal_dir) {
+  return run_history(journals, unread, shifts_of(volume, given), journal_dir);
+}
+
 bool shifts_ids(const Mapping& m) {
   return !m.remapping_off && !m.uid_map.empty() && !m.gid_map.empty() && !m.uid_map.is_identity() &&
          !m.gid_map.is_identity();
 }
 
 Result<ReverseMap> choose_reverse_map(const Mapping& options, bool named, std::span<const ForwardShift> forwards,
-                                      const std::string& journal_dir) {
+                                      const std::string& journal_dir, const std::string& noun) {
   ReverseMap out;
   // Each PATH's forward shift, its maps read back.
   struct Read {
@@ -156,7 +173,7 @@ Result<ReverseMap> choose_reverse_map(const Mapping& options, bool named, std::s
     out.source = options.source;
     for (const Read& r : read)
       if (r.uid_map != out.uid_map || r.gid_map != out.gid_map)
-        out.warnings.push_back(r.forward->given + ": its forward shift (" +
+        out.warnings.push_back(r.forward->given + ": its forward " + noun + " (" +
                                journal_of(r.forward->journal->path, r.forward->journal->header) + ") ran through " +
                                describe(r.uid_map, r.gid_map) + ", not this map; shifting back through " +
                                describe(out.uid_map, out.gid_map) + " from " + options.source + " as told");
@@ -168,7 +185,7 @@ Result<ReverseMap> choose_reverse_map(const Mapping& options, bool named, std::s
                                          "to shift back" + name_it);
   for (const ForwardShift& f : forwards)
     if (!f.journal)
-      return config_error("remapping is off (" + options.source + "), and no finished shift of " + f.given +
+      return config_error("remapping is off (" + options.source + "), and no finished " + noun + " of " + f.given +
                           " stands in " + journal_dir + " to take the map it went through from" + name_it);
   const Read& first = read.front();
   for (const Read& r : read)
@@ -181,7 +198,7 @@ Result<ReverseMap> choose_reverse_map(const Mapping& options, bool named, std::s
                           describe(r.uid_map, r.gid_map) + "): shift them back one at a time");
   out.uid_map = first.uid_map;
   out.gid_map = first.gid_map;
-  out.source = read.size() == 1 ? "the forward shift's " : "the forward shifts' ";
+  out.source = "the forward " + noun + (read.size() == 1 ? "'s " : "s' ");
   for (size_t i = 0; i < read.size(); ++i)
     out.source += (i ? ", " : "") + journal_of(read[i].forward->journal->path, read[i].forward->journal->header);
   return out;

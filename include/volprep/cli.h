@@ -252,6 +252,11 @@ int run_shift(const ShiftOptions& options);
 // What shift and migrate-volumes share (cmd_shift.cc). The map as a shift needs it: active
 // (or, `reverse`, the one that was), without errors.
 Result<Mapping> shift_mapping(SourceOptions& source, bool reverse);
+// The map the remap options resolve to, without errors: explicit, active, or off (the way
+// back, remapping off and no map named, takes a forward run's from its journal).
+Result<Mapping> options_mapping(SourceOptions& source);
+// Whether the options name a map themselves, rather than leave it to the active remap.
+bool names_map(const RemapOptions& remap);
 // The shift through it, ids it cannot translate as --unmapped says (refuse, skip, nobody).
 Result<ShiftSpec> shift_spec(const Mapping& mapping, bool reverse, const std::string& unmapped);
 // The verdicts of a census, in order: a nested volume, a tree shifted already (`shifted` set;

@@ -6,12 +6,15 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "volprep/error.h"
 #include "volprep/fd.h"
 #include "volprep/journal.h"
+#include "volprep/shift_history.h"
 #include "volprep/volume_store.h"
 
 namespace volprep {
@@ -84,5 +87,14 @@ void mark_other_drivers(std::vector<DockerVolume>& here, const VolumeStore& stor
 // what Docker knew of a volume on the other data root when it left it.
 using JournaledRecords = std::map<std::string, std::pair<VolumeRecord, std::string>>;
 JournaledRecords journaled_records(const std::string& journal_dir, const std::string& project, const std::string& dir);
+
+// A migration's journal names the remapped root it moved volumes into (or out of) as its
+// project: "migrate-volumes:<data root>/<uid>.<gid>".
+inline constexpr std::string_view kMigrateProject = "migrate-volumes:";
+// The data root of the migration whose journal has this header (nullopt: not a migration's).
+std::optional<std::string> migrated_data_root(const JournalHeader& h);
+// The migrations of `data_root` (also named so in messages), for run_history: the forward one
+// whose map and data root migrate-volumes --reverse takes once remapping is off.
+RunsOf migrations_of(const std::string& data_root);
 
 }  // namespace volprep

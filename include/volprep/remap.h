@@ -44,7 +44,8 @@ struct Mapping {
   std::vector<std::string> details;   // lines: the settings that led there, with file:line
   std::optional<std::string> data_root;  // Docker's remapped data root
   // The data root it is below (dockerd's --data-root): its other contents, such as the
-  // remapped roots of other maps, are Docker's too. Set with data_root; "" for "/".
+  // remapped roots of other maps, are Docker's too. Set with data_root; "" for "/". With
+  // remapping off, set alone when dockerd's flags or daemon.json name it.
   std::optional<std::string> base_data_root;
   std::vector<Finding> findings;
   bool remapping_off = false;

@@ -657,6 +657,17 @@ TEST_F(RemapTest, DaemonJsonWithoutRemap) {
   remap("");
   m = resolve_ok();
   EXPECT_TRUE(m.remapping_off);
+  EXPECT_FALSE(m.base_data_root.has_value());  // the default is not taken for a named one
+}
+
+// With remapping off, a data root daemon.json names is kept (migrate-volumes --reverse moves
+// volumes back there); there is no remapped root.
+TEST_F(RemapTest, DaemonJsonWithoutRemapNamesADataRoot) {
+  daemon_json("{\"data-root\": \"/srv/docker/\"}\n");
+  Mapping m = resolve_ok();
+  EXPECT_TRUE(m.remapping_off);
+  EXPECT_FALSE(m.data_root.has_value());
+  EXPECT_EQ(m.base_data_root.value_or("(none)"), "/srv/docker");
 }
 
 TEST_F(RemapTest, NoSubuidFile) {

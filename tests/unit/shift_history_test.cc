@@ -1,5 +1,7 @@
 #include "volprep/shift_history.h"
 
+#include "volprep/migrate.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -259,6 +261,90 @@ TEST(ShiftHistory, WithRemapOffTheWayBackTakesTheForwardShiftsMap) {
   auto bad = choose_reverse_map(remap_off(), false, both, kDir);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message.find(kDir + "/g.vpj"), std::string::npos) << bad.error().message;
+}
+
+// migrate-volumes runs on a data root: its journals name the remapped root as their project.
+JournalHeader migration(int64_t start, const std::string& data_root = "/var/lib/docker", bool reverse = false,
+                        const std::string& map = kMap) {
+  JournalHeader h = header("volprep migrate-volumes --map 0:500000:65536", start,
+                           {data_root + "/500000.500000/volumes/a", 254, 1, uint64_t(start)}, map);
+  h.project = "migrate-volumes:" + data_root + "/500000.500000";
+  h.command = "migrate-volumes";
+  h.reverse = reverse;
+  return h;
+}
+
+TEST(MigrationHistory, TheDataRootOfAMigrationsJournal) {
+  EXPECT_EQ(migrated_data_root(migration(1)), "/var/lib/docker");
+  EXPECT_EQ(migrated_data_root(migration(1, "/srv/docker")), "/srv/docker");
+  JournalHeader slash = migration(1);
+  slash.project = "migrate-volumes://500000.500000";  // --data-root /
+  EXPECT_EQ(migrated_data_root(slash), "/");
+  EXPECT_FALSE(migrated_data_root(header("volprep shift /srv/vol", 1)));
+  JournalHeader compose = header("volprep compose up", 1);
+  compose.project = "web";
+  EXPECT_FALSE(migrated_data_root(compose));
+}
+
+// The forward migration of a data root is found as a shift's is, among journals of other
+// data roots and other commands; a reverse migration through its map uses it up, a rollback
+// undoes it; a journal older than version 5 is told by its command line.
+TEST(MigrationHistory, TheForwardMigrationOfADataRoot) {
+  const RunsOf docker = migrations_of("/var/lib/docker");
+  JournalHeader old = migration(100);
+  old.command.clear();
+  std::vector<Journal> js = {journal("1.vpj", old, true),
+                             journal("2.vpj", migration(200, "/srv/docker"), true),
+                             journal("3.vpj", header("volprep shift /var/lib/docker/500000.500000/volumes/a", 300,
+                                                     {"/var/lib/docker/500000.500000/volumes/a", 254, 1, 100}),
+                                     true)};
+  auto h = run_history(js, {}, docker, kDir);
+  ASSERT_TRUE(h.ok() && h->forward) << (h.ok() ? "no forward migration" : h.error().message);
+  EXPECT_EQ(h->forward->path, kDir + "/1.vpj");
+  auto other = run_history(js, {}, migrations_of("/srv/docker"), kDir);
+  ASSERT_TRUE(other.ok() && other->forward);
+  EXPECT_EQ(other->forward->path, kDir + "/2.vpj");
+
+  // Reversed through the same map: used up; through another: it stands.
+  js.push_back(journal("4.vpj", migration(400, "/var/lib/docker", true), true));
+  h = run_history(js, {}, docker, kDir);
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->forward);
+  js[3].header.uid_map = "0 700000 65536\n";
+  h = run_history(js, {}, docker, kDir);
+  ASSERT_TRUE(h.ok() && h->forward);
+
+  // Rolled back: none stands.
+  js.pop_back();
+  js.push_back(rollback_of("5.vpj", "1.vpj", 500));
+  h = run_history(js, {}, docker, kDir);
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->forward);
+  // Its map is the way back's, said as a migration's.
+  Journal fwd = journal("f.vpj", migration(1764700000000000000), true);
+  std::vector<ForwardShift> forwards = {{"/var/lib/docker", &fwd}};
+  auto got = choose_reverse_map(remap_off(), false, forwards, kDir, "migration");
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->source, "the forward migration's journal " + kDir + "/f.vpj of 2025-12-02 18:26:40Z");
+  forwards[0].journal = nullptr;
+  auto none = choose_reverse_map(remap_off(), false, forwards, kDir, "migration");
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.error().message.find("no finished migration of /var/lib/docker stands in " + kDir), std::string::npos)
+      << none.error().message;
+}
+
+TEST(MigrationHistory, AJournalThatMightBeAnUnfinishedMigrationOfTheDataRootRefuses) {
+  std::vector<UnreadJournal> unread = {{kDir + "/y.vpj", "damaged at offset 300", migration(100)}};
+  auto h = run_history({}, unread, migrations_of("/var/lib/docker"), kDir);
+  ASSERT_FALSE(h.ok());
+  EXPECT_EQ(h.error().code, kExitRefused);
+  EXPECT_NE(h.error().message.find("/var/lib/docker: an earlier migration of it (journal " + kDir + "/y.vpj of "),
+            std::string::npos)
+      << h.error().message;
+  // Another data root's, or a shift's of a volume below it, is not one.
+  unread = {{kDir + "/a.vpj", "damaged", migration(100, "/srv/docker")},
+            {kDir + "/b.vpj", "damaged", header("volprep shift /var/lib/docker/volumes/a", 100)}};
+  EXPECT_TRUE(run_history({}, unread, migrations_of("/var/lib/docker"), kDir).ok());
 }
 
 // The directory as shift reads it: a damaged journal of an unfinished shift comes back with
