@@ -261,8 +261,7 @@ Result<OpenedVolume> open_docker_volume(const VolumesDir& from, const DockerVolu
 // The directory `dir` of the target, made as Docker makes it when missing (a dry run says so).
 Result<bool> make_target(const std::string& parent, const std::string& name, uint32_t mode, uint32_t gid,
                          bool dry_run) {
-  UniqueFd slash(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  int fd = open_beneath(slash.get(), parent.substr(1), O_RDONLY | O_DIRECTORY);
+  int fd = open_absolute(parent, O_RDONLY | O_DIRECTORY);
   if (fd < 0 && !(dry_run && fd == -ENOENT))  // a dry run: the parent is to be made too
     return config_error("cannot open " + parent + " without following a symlink: " + std::strerror(-fd));
   UniqueFd dir(fd);
@@ -286,9 +285,8 @@ struct TargetPlace {
   uint64_t free = UINT64_MAX;  // bytes an unprivileged user may take (f_bavail), UINT64_MAX: unknown
 };
 Result<TargetPlace> target_device(const std::string& to) {
-  UniqueFd slash(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   for (std::string dir = to; dir.size() > 1; dir = dir.substr(0, std::max<size_t>(dir.rfind('/'), 1))) {
-    int fd = open_beneath(slash.get(), dir.substr(1), O_RDONLY | O_DIRECTORY);
+    int fd = open_absolute(dir, O_RDONLY | O_DIRECTORY);
     if (fd == -ENOENT) continue;
     if (fd < 0) return config_error("cannot open " + dir + " without following a symlink: " + std::strerror(-fd));
     UniqueFd d(fd);
@@ -312,8 +310,7 @@ struct StagedCopy {
 // The copies directory beside the target's volumes directory, made root's and 0700.
 Result<VolumesDir> open_copies_dir(const std::string& to, const VolumesDir& target) {
   const std::string parent = to.substr(0, to.rfind('/'));
-  UniqueFd slash(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  int fd = open_beneath(slash.get(), parent.substr(1), O_RDONLY | O_DIRECTORY);
+  int fd = open_absolute(parent, O_RDONLY | O_DIRECTORY);
   if (fd < 0) return config_error("cannot open " + parent + " without following a symlink: " + std::strerror(-fd));
   UniqueFd p(fd);
   if (auto made = make_owned_dir(fd, parent, kCopiesDir, 0700, 0, 0); !made) return made.error();

@@ -191,9 +191,8 @@ void print_rollback(const RollbackResult& r, const RollbackOptions& o) {
 // from its copies directory (across filesystems, or --copy), else "": the project's other
 // data root (the remapped root's volumes and its parent's).
 std::string original_dir_of_copy(const Journal& j, const JournalMove& m) {
-  const std::string prefix = "migrate-volumes:";
-  if (!j.header.project.starts_with(prefix) || !m.from_dir.ends_with(std::string("/") + kCopiesDir)) return "";
-  const std::string remapped = j.header.project.substr(prefix.size());
+  if (!j.header.project.starts_with(kMigrateProject) || !m.from_dir.ends_with(std::string("/") + kCopiesDir)) return "";
+  const std::string remapped = j.header.project.substr(kMigrateProject.size());
   const std::string base = remapped.substr(0, remapped.rfind('/'));
   return (m.to_dir == remapped + "/volumes" ? base : remapped) + "/volumes";
 }

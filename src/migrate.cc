@@ -31,8 +31,7 @@ std::string others_may_write(const std::string& path, const EntryStat& st) {
 
 Result<VolumesDir> open_volumes_dir(const std::string& path) {
   if (!path.starts_with('/')) return usage_error(path + ": not an absolute path");
-  UniqueFd slash(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  int fd = open_beneath(slash.get(), path.substr(1), O_RDONLY | O_DIRECTORY);
+  int fd = open_absolute(path, O_RDONLY | O_DIRECTORY);
   if (fd < 0)
     return Error{fd == -ENOENT ? kExitConfig : kExitRefused,
                  "cannot open " + path + " without following a symlink: " + errno_text(fd)};
