@@ -14,13 +14,13 @@ namespace {
 constexpr uint32_t kReachable = 1;
 using Blockers = tbb::concurrent_vector<std::string>;
 
-struct ThreadState {
+struct CheckState {
   CheckResult r;
 };
 
 class CheckVisitor final : public WalkVisitor {
  public:
-  CheckVisitor(const CheckConfig& c, ThreadState& ts, Blockers& b, bool single_file)
+  CheckVisitor(const CheckConfig& c, CheckState& ts, Blockers& b, bool single_file)
       : config_(c), ts_(ts), blockers_(b), single_file_(single_file) {}
 
   Visit visit(const DirView& dir, std::span<Entry> entries) override {
@@ -95,7 +95,7 @@ class CheckVisitor final : public WalkVisitor {
 
  private:
   const CheckConfig& config_;
-  ThreadState& ts_;
+  CheckState& ts_;
   Blockers& blockers_;
   const bool single_file_;
 };
@@ -103,7 +103,7 @@ class CheckVisitor final : public WalkVisitor {
 }  // namespace
 
 CheckResult check_volume(const VolumeRoot& volume, const CheckConfig& config) {
-  tbb::enumerable_thread_specific<ThreadState> states;
+  tbb::enumerable_thread_specific<CheckState> states;
   Blockers blockers;
   walk_volume(volume, {}, [&] {
     return std::make_unique<CheckVisitor>(config, states.local(), blockers, !volume.file_name.empty());

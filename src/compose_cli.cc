@@ -22,7 +22,7 @@
 namespace volprep {
 namespace {
 
-constexpr int kTimeoutMs = 60000;
+constexpr int kCliTimeoutMs = 60000;
 
 const char* const kPluginDirs[] = {"/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
                                    "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins"};
@@ -89,7 +89,7 @@ Result<Output> run(const std::vector<std::string>& argv, const std::string& cwd,
   ::close(err[1]);
   UniqueFd o(out[0]), e(err[0]);
   Output result;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kTimeoutMs);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kCliTimeoutMs);
   bool open_out = true, open_err = true, timed_out = false;
   while (open_out || open_err) {
     pollfd p[2] = {{open_out ? o.get() : -1, POLLIN, 0}, {open_err ? e.get() : -1, POLLIN, 0}};

@@ -23,7 +23,7 @@
 namespace volprep {
 namespace {
 
-constexpr int kTimeoutMs = 30000;
+constexpr int kEngineTimeoutMs = 30000;
 constexpr size_t kMaxBody = 64 << 20;
 constexpr size_t kMaxLayerFile = 16 << 20;
 
@@ -110,7 +110,7 @@ Result<DockerEngine::Response> DockerEngine::request(const std::string& method, 
     sent += size_t(n);
   }
   std::string in;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kTimeoutMs);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kEngineTimeoutMs);
   char buf[65536];
   for (;;) {
     int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());

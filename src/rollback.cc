@@ -136,7 +136,7 @@ struct Segment {
 
 // One worker thread's state: counts and notes (paths relative to the segment's root), and
 // what its applier restored or would restore.
-struct ThreadState final : ChangeSink {
+struct RestoreState final : ChangeSink {
   RollbackResult r;
   std::vector<RecordedChange> entries;  // the dry-run applier records here too
   bool keep_restored = false;
@@ -278,7 +278,7 @@ struct ThreadState final : ChangeSink {
 // Streams one root's records in [seg.begin, seg.end) through a pipeline: one thread reads
 // runs of records, the others restore them, a bounded number of chunks in flight.
 void restore_root(JournalReader& reader, const JournalSegment& js, const Segment& seg,
-                  tbb::enumerable_thread_specific<ThreadState>& states, std::atomic<bool>& stop,
+                  tbb::enumerable_thread_specific<RestoreState>& states, std::atomic<bool>& stop,
                   std::string& stopped, std::mutex& stop_mu, bool latency_bound) {
   auto halt = [&](const std::string& why) {
     std::lock_guard lock(stop_mu);
@@ -324,7 +324,7 @@ void restore_root(JournalReader& reader, const JournalSegment& js, const Segment
           }) &
           tbb::make_filter<std::shared_ptr<Chunk>, void>(
               tbb::filter_mode::parallel, [&](const std::shared_ptr<Chunk>& chunk) {
-                ThreadState& ts = states.local();
+                RestoreState& ts = states.local();
                 if (!ts.applier) {
                   const auto& config = seg.config;
                   ts.keep_restored = config.keep_restored && !config.dry_run;
@@ -350,7 +350,7 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
   if (auto ok = check_journal_roots(j); !ok) return ok.error();
   auto reader = JournalReader::open(j.path);
   if (!reader) return reader.error();
-  tbb::enumerable_thread_specific<ThreadState> states;
+  tbb::enumerable_thread_specific<RestoreState> states;
   std::mutex stop_mu;
   std::atomic<bool> stop{false};
   RollbackResult out;
