@@ -206,7 +206,8 @@ std::optional<std::string> migrated_data_root(const JournalHeader& h) {
 
 RunsOf migrations_of(const std::string& data_root) {
   return {"migrate-volumes", "migration", data_root, "this data root",
-          [data_root](const JournalHeader& h) { return migrated_data_root(h) == data_root; }};
+          [data_root](const JournalHeader& h) { return migrated_data_root(h) == data_root; },
+          [](const JournalHeader& h) { return gives_option(h.command_line, "--volume"); }};
 }
 
 }  // namespace volprep

@@ -3,7 +3,8 @@
 # when none is named, from the forward migration's journal: volumes migrated with --map, then
 # a daemon.json without userns-remap, `migrate-volumes --reverse` with no map gives back the
 # data root of before byte for byte (owners, modes, ACLs, contents) and says which journal (and
-# its date) the map and the data root came from. A named map wins and its differing from the
+# its date) the map and the data root came from; a reverse of some volumes (--volume) leaves
+# the forward migration standing for the rest. A named map wins and its differing from the
 # journal's is said; a data root daemon.json names must be the journal's; a journal that might
 # be an unfinished migration of the data root and cannot be read refuses (exit 5); once the
 # forward migration is rolled back (or reversed already) there is no map to take: refused
@@ -78,6 +79,11 @@ rm "$JD/damaged.vpj"
 # before, byte for byte.
 vp migrate-volumes --reverse --keep-setid "${H[@]}" -n >"$T/plan" 2>&1 || fail "--reverse -n: $(cat "$T/plan")"
 state | cmp -s - "$T/s1" || fail "the dry run changed the data root: $(since "$T/s1")"
+# A reverse of one volume (--volume) leaves the other in the remapped root: it does not use up
+# the forward migration, whose map and data root the next --reverse takes still.
+vp migrate-volumes --reverse --keep-setid "${H[@]}" --volume alpha >"$T/out" 2>&1 || fail "--reverse --volume alpha: $(cat "$T/out")"
+[ -d "$D/volumes/alpha/_data" ] && [ -d "$R/volumes/beta/_data" ] && [ ! -e "$R/volumes/alpha" ] ||
+  fail "--reverse --volume alpha did not move alpha back alone: $(since "$T/s1")"
 vp migrate-volumes --reverse --keep-setid "${H[@]}" >"$T/out" 2>&1 || fail "--reverse: $(cat "$T/out")"
 grep -q "data root $D from the forward migration's journal $fwd (neither --data-root nor daemon.json names one)" "$T/out" ||
   fail "the way back does not say its data root came from the journal: $(cat "$T/out")"

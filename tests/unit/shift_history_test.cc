@@ -333,6 +333,37 @@ TEST(MigrationHistory, TheForwardMigrationOfADataRoot) {
       << none.error().message;
 }
 
+// A reverse migration of some volumes (--volume) leaves the others in the remapped root: the
+// forward migration stands until a reverse of every volume; a shift has no --volume.
+TEST(MigrationHistory, AReverseOfSomeVolumesDoesNotUseUpTheForwardMigration) {
+  EXPECT_TRUE(gives_option("volprep migrate-volumes --reverse --volume alpha", "--volume"));
+  EXPECT_TRUE(gives_option("volprep migrate-volumes --volume=alpha --reverse", "--volume"));
+  EXPECT_FALSE(gives_option("volprep migrate-volumes --reverse --volumes", "--volume"));
+  EXPECT_FALSE(gives_option("volprep migrate-volumes --reverse -- --volume", "--volume"));
+  const RunsOf docker = migrations_of("/var/lib/docker");
+  JournalHeader some = migration(200, "/var/lib/docker", true);
+  some.command_line = "volprep migrate-volumes --reverse --volume a";
+  std::vector<Journal> js = {journal("1.vpj", migration(100), true), journal("2.vpj", some, true)};
+  auto h = run_history(js, {}, docker, kDir);
+  ASSERT_TRUE(h.ok() && h->forward) << (h.ok() ? "the partial reverse used up the forward migration" : h.error().message);
+  EXPECT_EQ(h->forward->path, kDir + "/1.vpj");
+  JournalHeader all = migration(300, "/var/lib/docker", true);
+  all.command_line = "volprep migrate-volumes --reverse";
+  js.push_back(journal("3.vpj", all, true));
+  h = run_history(js, {}, docker, kDir);
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->forward);
+  // A shift: every reverse uses it up, whatever its command line.
+  JournalHeader back = header("volprep shift --reverse --volume /srv/vol", 200);
+  back.command = "shift";
+  back.reverse = true;
+  std::vector<Journal> shifts = {journal("1.vpj", header("volprep shift /srv/vol", 100), true),
+                                 journal("2.vpj", back, true)};
+  auto s = shift_history(shifts, {}, kVol, "/srv/vol", kDir);
+  ASSERT_TRUE(s.ok());
+  EXPECT_FALSE(s->forward);
+}
+
 TEST(MigrationHistory, AJournalThatMightBeAnUnfinishedMigrationOfTheDataRootRefuses) {
   std::vector<UnreadJournal> unread = {{kDir + "/y.vpj", "damaged at offset 300", migration(100)}};
   auto h = run_history({}, unread, migrations_of("/var/lib/docker"), kDir);
