@@ -97,9 +97,10 @@ Result<Roots> roots_of(const Mapping& m, const MigrateOptions& o) {
 }
 
 // The map of the way back put into `m` (choose_reverse_map), and the data root into
-// `o.data_root` when neither it nor the configuration names one: the forward migration's,
-// the newest of the data root that stands (of any data root when none is named, which must
-// then be of one only). `named`: the options name the map themselves.
+// `o.data_root` when neither it nor the configuration names one and no map is named: the
+// forward migration's, the newest of the data root that stands (of any data root when none is
+// named, which must then be of one only). `named`: the options name the map themselves (then
+// a data root the options do not name is not taken from a journal: roots_of asks for it).
 Result<bool> take_reverse_map(Mapping& m, MigrateOptions& o, bool named) {
   const std::string& dir = o.run.journal_dir;
   std::vector<UnreadJournal> unread;
@@ -111,7 +112,7 @@ Result<bool> take_reverse_map(Mapping& m, MigrateOptions& o, bool named) {
   };
   if (named_root) {
     roots.insert(*named_root);
-  } else {
+  } else if (!named) {  // a named map takes nothing from the journals: the data root must be named too
     for (const Journal& j : journals) add_root(j.header);
     for (const UnreadJournal& u : unread)
       if (u.header) add_root(*u.header);
@@ -119,7 +120,7 @@ Result<bool> take_reverse_map(Mapping& m, MigrateOptions& o, bool named) {
   // Each data root's forward migration; a journal that might be an unfinished migration of
   // one refuses (a journal with no header might be of any).
   std::vector<std::pair<std::string, Journal>> forwards;
-  if (roots.empty())
+  if (roots.empty() && !named)
     if (auto h = run_history(journals, unread, migrations_of("a Docker data root"), dir); !h) return h.error();
   for (const std::string& root : roots) {
     auto h = run_history(journals, unread, migrations_of(root), dir);
@@ -141,7 +142,7 @@ Result<bool> take_reverse_map(Mapping& m, MigrateOptions& o, bool named) {
   m.source = chosen->source;
   if (!named_root && forward.journal) {
     o.data_root = forwards[0].first;
-    spdlog::warn("data root {} from the forward migration's journal {} (neither --data-root nor daemon.json names one)",
+    spdlog::warn("data root {} from the forward migration's journal {} (the options name no data root)",
                  *o.data_root, forward.journal->path);
   } else if (named_root && !o.data_root && !m.data_root) {
     o.data_root = named_root;  // remapping off: daemon.json's data root, no remapped root beside it

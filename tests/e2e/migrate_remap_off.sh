@@ -5,7 +5,7 @@
 # data root of before byte for byte (owners, modes, ACLs, contents) and says which journal (and
 # its date) the map and the data root came from; a reverse of some volumes (--volume) leaves
 # the forward migration standing for the rest. A named map wins and its differing from the
-# journal's is said; a data root daemon.json names must be the journal's; a journal that might
+# journal's is said, and the data root is then not the journal's (asked for); a data root daemon.json names must be the journal's; a journal that might
 # be an unfinished migration of the data root and cannot be read refuses (exit 5); once the
 # forward migration is rolled back (or reversed already) there is no map to take: refused
 # (exit 3), naming what to give; forward migrations of two data roots and none named: refused
@@ -51,6 +51,13 @@ grep -q "$D: its forward migration (journal $fwd of [-0-9: ]*Z) ran through uid 
   fail "no word that the journal's map differs: $(cat "$T/out")"
 state | cmp -s - "$T/s1" || fail "the refused reverse changed the data root: $(since "$T/s1")"
 
+# A named map and no data root named: the journal's data root is not taken (exit 2, asking
+# for --data-root).
+rc=0; vp migrate-volumes --reverse "${H[@]}" "${MAP[@]}" >"$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && grep -q "names no Docker data root: give it with --data-root" "$T/out" ||
+  fail "a named map and no data root: exit $rc, want 2 asking for --data-root: $(cat "$T/out")"
+state | cmp -s - "$T/s1" || fail "the refused reverse changed the data root: $(since "$T/s1")"
+
 # A data root daemon.json names is the one the journal must be of.
 cp "$T/host/etc/docker/daemon.json" "$T/plain.json"
 echo "{\"data-root\": \"$T/elsewhere\"}" >"$T/host/etc/docker/daemon.json"
@@ -85,7 +92,7 @@ vp migrate-volumes --reverse --keep-setid "${H[@]}" --volume alpha >"$T/out" 2>&
 [ -d "$D/volumes/alpha/_data" ] && [ -d "$R/volumes/beta/_data" ] && [ ! -e "$R/volumes/alpha" ] ||
   fail "--reverse --volume alpha did not move alpha back alone: $(since "$T/s1")"
 vp migrate-volumes --reverse --keep-setid "${H[@]}" >"$T/out" 2>&1 || fail "--reverse: $(cat "$T/out")"
-grep -q "data root $D from the forward migration's journal $fwd (neither --data-root nor daemon.json names one)" "$T/out" ||
+grep -q "data root $D from the forward migration's journal $fwd (the options name no data root)" "$T/out" ||
   fail "the way back does not say its data root came from the journal: $(cat "$T/out")"
 grep -q "moving volumes from $R/volumes to $D/volumes, shifting back through uid map 0 500000 65536 and gid map 0 500000 65536 (map from the forward migration's journal $fwd of [-0-9: ]*Z)" "$T/out" ||
   fail "the way back does not say its map came from the journal: $(cat "$T/out")"
