@@ -105,7 +105,12 @@ Result<bool> take_reverse_map(Mapping& m, MigrateOptions& o, bool named) {
   const std::string& dir = o.run.journal_dir;
   std::vector<UnreadJournal> unread;
   const std::vector<Journal> journals = read_journal_dir(dir, unread, JournalRead::kList);
-  std::optional<std::string> named_root = o.data_root ? std::optional(trimmed_root(*o.data_root)) : m.base_data_root;
+  if (!o.data_root && !m.data_root_unusable.empty())
+    return config_error(m.data_root_unusable + ": the data root dockerd's configuration names cannot be used; " +
+                        "give it with --data-root");
+  std::optional<std::string> named_root = o.data_root ? std::optional(trimmed_root(*o.data_root))
+                                          : m.data_root || m.data_root_named ? m.base_data_root
+                                                                              : std::nullopt;
   std::set<std::string> roots;  // the data roots whose migrations count
   auto add_root = [&](const JournalHeader& h) {
     if (auto root = migrated_data_root(h); root && is_run_of(h, "migrate-volumes")) roots.insert(*root);

@@ -66,6 +66,13 @@ rc=0; vp migrate-volumes --reverse "${H[@]}" 2>"$T/err" || rc=$?
 grep -q "no finished migration of $T/elsewhere stands in $JD to take the map it went through from: name the map that was in use (--userns-remap default, --map 0:500000:65536, ...)" "$T/err" ||
   fail "$(cat "$T/err")"
 state | cmp -s - "$T/s1" || fail "the refused reverse changed the data root: $(since "$T/s1")"
+# One daemon.json names that is no directory cannot be used: said, asking for --data-root.
+echo x >"$T/host/notadir"
+echo '{"data-root": "/notadir"}' >"$T/host/etc/docker/daemon.json"
+rc=0; vp migrate-volumes --reverse "${H[@]}" 2>"$T/err" || rc=$?
+[ "$rc" -eq 3 ] && grep -q "notadir.*: the data root dockerd's configuration names cannot be used; give it with --data-root" "$T/err" ||
+  fail "daemon.json names a data root that is no directory: exit $rc, want 3: $(cat "$T/err")"
+state | cmp -s - "$T/s1" || fail "the refused reverse changed the data root: $(since "$T/s1")"
 cp "$T/plain.json" "$T/host/etc/docker/daemon.json"
 
 # A journal that might be an unfinished migration of the data root (no end record), damaged
