@@ -69,19 +69,12 @@ struct Roots {
   uint32_t root_gid = 0;       // the remapped root's group: the host gid of container gid 0
 };
 
-// --data-root as the journal's project names it: without a trailing slash.
-std::string trimmed_root(std::string root) {
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
-  return root;
-}
-
 Result<Roots> roots_of(const Mapping& m, const MigrateOptions& o) {
   auto uid0 = m.uid_map.to_host(0), gid0 = m.gid_map.to_host(0);
   if (!uid0 || !gid0) return config_error("the map (" + m.uid_map.describe() + ") gives container root no host id");
   Roots r;
   if (o.data_root) {
-    r.base = trimmed_root(*o.data_root);
-    if (!r.base.starts_with('/')) return usage_error("--data-root " + *o.data_root + ": not an absolute path");
+    r.base = *o.data_root;  // normal_data_root: absolute
     r.remapped = r.base + "/" + std::to_string(*uid0) + "." + std::to_string(*gid0);
   } else if (m.data_root && m.base_data_root) {
     r.base = *m.base_data_root;
@@ -108,7 +101,7 @@ Result<bool> take_reverse_map(Mapping& m, MigrateOptions& o, bool named) {
   if (!o.data_root && !m.data_root_unusable.empty())
     return config_error(m.data_root_unusable + ": the data root dockerd's configuration names cannot be used; " +
                         "give it with --data-root");
-  std::optional<std::string> named_root = o.data_root ? std::optional(trimmed_root(*o.data_root))
+  std::optional<std::string> named_root = o.data_root ? o.data_root
                                           : m.data_root || m.data_root_named ? m.base_data_root
                                                                               : std::nullopt;
   std::set<std::string> roots;  // the data roots whose migrations count
@@ -394,6 +387,13 @@ int run_migrate(const MigrateOptions& options) {
 
   // 1. The map, the shift through it, and where the volumes are and go. The way back with
   // remapping off and no map named takes the forward migration's map from its journal.
+  if (o.data_root) {  // as journals name it, before any is read
+    auto normal = normal_data_root(*o.data_root);
+    if (!normal)
+      return fail(usage_error("--data-root " + *o.data_root +
+                              (o.data_root->starts_with('/') ? ": has a \"..\"" : ": not an absolute path")));
+    o.data_root = *normal;
+  }
   const bool from_journal = o.reverse && !names_map(o.source.remap);
   auto mapping = from_journal ? options_mapping(o.source) : shift_mapping(o.source, o.reverse);
   if (!mapping) return fail(mapping.error());

@@ -196,12 +196,28 @@ JournaledRecords journaled_records(const std::string& journal_dir, const std::st
   return out;
 }
 
+std::optional<std::string> normal_data_root(std::string_view path) {
+  if (!path.starts_with('/')) return std::nullopt;
+  std::string out;
+  for (size_t at = 0; at < path.size();) {
+    size_t end = path.find('/', at);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(at, end - at);
+    at = end + 1;
+    if (part.empty() || part == ".") continue;
+    if (part == "..") return std::nullopt;
+    out += "/";
+    out += part;
+  }
+  return out.empty() ? "/" : out;
+}
+
 std::optional<std::string> migrated_data_root(const JournalHeader& h) {
   if (!h.project.starts_with(kMigrateProject)) return std::nullopt;
-  const std::string remapped = h.project.substr(kMigrateProject.size());
-  size_t slash = remapped.rfind('/');
-  if (slash == std::string::npos) return std::nullopt;
-  return remapped.substr(0, std::max<size_t>(slash, 1));
+  auto remapped = normal_data_root(std::string_view(h.project).substr(kMigrateProject.size()));
+  if (!remapped || *remapped == "/") return std::nullopt;
+  size_t slash = remapped->rfind('/');
+  return remapped->substr(0, std::max<size_t>(slash, 1));
 }
 
 RunsOf migrations_of(const std::string& data_root) {

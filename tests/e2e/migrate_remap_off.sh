@@ -58,6 +58,15 @@ rc=0; vp migrate-volumes --reverse "${H[@]}" "${MAP[@]}" >"$T/out" 2>&1 || rc=$?
   fail "a named map and no data root: exit $rc, want 2 asking for --data-root: $(cat "$T/out")"
 state | cmp -s - "$T/s1" || fail "the refused reverse changed the data root: $(since "$T/s1")"
 
+# A relative --data-root is refused before any journal is read (exit 2); one named with "//"
+# and "/./" is the journal's all the same (the dry run finds the forward migration).
+rc=0; vp migrate-volumes --reverse "${H[@]}" --data-root data >"$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--data-root data: not an absolute path" "$T/out" ||
+  fail "a relative --data-root: exit $rc, want 2: $(cat "$T/out")"
+vp migrate-volumes --reverse "${H[@]}" --data-root "${D/\/data//.//data}/" -n >"$T/out" 2>&1 ||
+  fail "--data-root with // and /./: $(cat "$T/out")"
+state | cmp -s - "$T/s1" || fail "the dry run changed the data root: $(since "$T/s1")"
+
 # A data root daemon.json names is the one the journal must be of.
 cp "$T/host/etc/docker/daemon.json" "$T/plain.json"
 echo "{\"data-root\": \"$T/elsewhere\"}" >"$T/host/etc/docker/daemon.json"

@@ -364,6 +364,22 @@ TEST(MigrationHistory, AReverseOfSomeVolumesDoesNotUseUpTheForwardMigration) {
   EXPECT_FALSE(s->forward);
 }
 
+// Data roots are compared lexically normal: "//", "/./" and a trailing "/" do not count; a
+// ".." or a relative path is no data root.
+TEST(MigrationHistory, DataRootsAreComparedNormal) {
+  EXPECT_EQ(normal_data_root("/x//data/./"), "/x/data");
+  EXPECT_EQ(normal_data_root("//"), "/");
+  EXPECT_FALSE(normal_data_root("data"));
+  EXPECT_FALSE(normal_data_root("/x/../data"));
+  JournalHeader h = migration(100, "/x//data/.");
+  EXPECT_EQ(migrated_data_root(h), "/x/data");
+  std::vector<Journal> js = {journal("1.vpj", h, true)};
+  auto got = run_history(js, {}, migrations_of("/x/data"), kDir);
+  ASSERT_TRUE(got.ok() && got->forward);
+  h.project = "migrate-volumes:data/500000.500000";
+  EXPECT_FALSE(migrated_data_root(h));
+}
+
 TEST(MigrationHistory, AJournalThatMightBeAnUnfinishedMigrationOfTheDataRootRefuses) {
   std::vector<UnreadJournal> unread = {{kDir + "/y.vpj", "damaged at offset 300", migration(100)}};
   auto h = run_history({}, unread, migrations_of("/var/lib/docker"), kDir);
