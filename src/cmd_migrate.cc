@@ -105,15 +105,18 @@ Result<bool> take_reverse_map(Mapping& m, MigrateOptions& o, bool named) {
                                           : m.data_root || m.data_root_named ? m.base_data_root
                                                                               : std::nullopt;
   std::set<std::string> roots;  // the data roots whose migrations count
-  auto add_root = [&](const JournalHeader& h) {
-    if (auto root = migrated_data_root(h); root && is_run_of(h, "migrate-volumes")) roots.insert(*root);
+  auto add_root = [&](const JournalHeader& h, const std::string& path) {
+    if (!is_run_of(h, "migrate-volumes")) return;
+    if (auto root = migrated_data_root(h)) roots.insert(*root);
+    else if (h.project.starts_with(kMigrateProject))
+      spdlog::warn("{}: its project {} names no absolute remapped root; ignored", path, h.project);
   };
   if (named_root) {
     roots.insert(*named_root);
   } else if (!named) {  // a named map takes nothing from the journals: the data root must be named too
-    for (const Journal& j : journals) add_root(j.header);
+    for (const Journal& j : journals) add_root(j.header, j.path);
     for (const UnreadJournal& u : unread)
-      if (u.header) add_root(*u.header);
+      if (u.header) add_root(*u.header, u.path);
   }
   // Each data root's forward migration; a journal that might be an unfinished migration of
   // one refuses (a journal with no header might be of any).
@@ -123,7 +126,11 @@ Result<bool> take_reverse_map(Mapping& m, MigrateOptions& o, bool named) {
   for (const std::string& root : roots) {
     auto h = run_history(journals, unread, migrations_of(root), dir);
     if (!h) return h.error();
-    if (h->forward) forwards.emplace_back(root, std::move(*h->forward));
+    if (!h->forward) continue;
+    if (auto fault = migration_journal_fault(h->forward->header); !fault.empty())
+      spdlog::warn("{}: {}; not taken for the way back", h->forward->path, fault);
+    else
+      forwards.emplace_back(root, std::move(*h->forward));
   }
   if (forwards.size() > 1) {
     std::string which;

@@ -220,6 +220,18 @@ std::optional<std::string> migrated_data_root(const JournalHeader& h) {
   return remapped->substr(0, std::max<size_t>(slash, 1));
 }
 
+std::string migration_journal_fault(const JournalHeader& h) {
+  auto root = migrated_data_root(h);
+  if (!root) return "its project " + h.project + " names no absolute remapped root";
+  auto uid = IdMap::parse_proc(h.uid_map, "uid map"), gid = IdMap::parse_proc(h.gid_map, "gid map");
+  auto uid0 = uid ? uid->to_host(0) : std::nullopt, gid0 = gid ? gid->to_host(0) : std::nullopt;
+  if (!uid0 || !gid0) return "its map gives container root no host id";
+  const std::string ids = std::to_string(*uid0) + "." + std::to_string(*gid0);
+  if (!normal_data_root(std::string_view(h.project).substr(kMigrateProject.size()))->ends_with("/" + ids))
+    return "its project " + h.project + " is not the remapped root of its map (" + ids + ")";
+  return {};
+}
+
 RunsOf migrations_of(const std::string& data_root) {
   return {"migrate-volumes", "migration", data_root, "this data root",
           [data_root](const JournalHeader& h) { return migrated_data_root(h) == data_root; },

@@ -380,6 +380,18 @@ TEST(MigrationHistory, DataRootsAreComparedNormal) {
   EXPECT_FALSE(migrated_data_root(h));
 }
 
+// A journal whose remapped root is not its map's root ids, or not absolute, gives no way back.
+TEST(MigrationHistory, AJournalWhoseProjectIsNotItsMapsRemappedRootIsFaulty) {
+  EXPECT_EQ(migration_journal_fault(migration(1)), "");
+  EXPECT_EQ(migration_journal_fault(migration(1, "/x//data/")), "");
+  EXPECT_NE(migration_journal_fault(migration(1, "/var/lib/docker", false, "0 600000 65536\n")).find(
+                "is not the remapped root of its map (600000.600000)"),
+            std::string::npos);
+  JournalHeader relative = migration(1);
+  relative.project = "migrate-volumes:data/500000.500000";
+  EXPECT_NE(migration_journal_fault(relative).find("names no absolute remapped root"), std::string::npos);
+}
+
 TEST(MigrationHistory, AJournalThatMightBeAnUnfinishedMigrationOfTheDataRootRefuses) {
   std::vector<UnreadJournal> unread = {{kDir + "/y.vpj", "damaged at offset 300", migration(100)}};
   auto h = run_history({}, unread, migrations_of("/var/lib/docker"), kDir);
