@@ -61,12 +61,14 @@ int run_map(const MapOptions& options) {
                    std::to_string(host_ids->uid) + ":" + std::to_string(host_ids->gid)});
   }
 
+  // Remapping off, dockerd's data root is the one it is below: there is no remapped root.
+  const auto& data_root = m.data_root || !m.remapping_off ? m.data_root : m.base_data_root;
   if (o.json) {
     nlohmann::json j;
     j["uid_map"] = map_json(m.uid_map);
     j["gid_map"] = map_json(m.gid_map);
     j["source"] = m.source;
-    j["data_root"] = m.data_root ? nlohmann::json(*m.data_root) : nlohmann::json(nullptr);
+    j["data_root"] = data_root ? nlohmann::json(*data_root) : nlohmann::json(nullptr);
     j["warnings"] = nlohmann::json::array();
     for (const auto& f : m.findings) j["warnings"].push_back(f.text());
     if (!o.ids.empty()) {
@@ -86,7 +88,7 @@ int run_map(const MapOptions& options) {
   for (const auto& d : m.details) std::printf("  %s\n", escape_control(d).c_str());
   print_map("uid_map", m.uid_map, m.uid_origins);
   print_map("gid_map", m.gid_map, m.gid_origins);
-  std::printf("data root: %s\n", m.data_root ? escape_control(*m.data_root).c_str() : "-");
+  std::printf("data root: %s\n", data_root ? escape_control(*data_root).c_str() : "-");
   if (m.findings.empty()) std::printf("warnings: none\n");
   for (const auto& f : m.findings) std::printf("%s\n", escape_control(f.text()).c_str());
   return kExitOk;

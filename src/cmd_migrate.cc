@@ -69,19 +69,12 @@ struct Roots {
   uint32_t root_gid = 0;       // the remapped root's group: the host gid of container gid 0
 };
 
-// --data-root as the journal's project names it: without a trailing slash.
-std::string trimmed_root(std::string root) {
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
-  return root;
-}
-
 Result<Roots> roots_of(const Mapping& m, const MigrateOptions& o) {
   auto uid0 = m.uid_map.to_host(0), gid0 = m.gid_map.to_host(0);
   if (!uid0 || !gid0) return config_error("the map (" + m.uid_map.describe() + ") gives container root no host id");
   Roots r;
   if (o.data_root) {
-    r.base = trimmed_root(*o.data_root);
-    if (!r.base.starts_with('/')) return usage_error("--data-root " + *o.data_root + ": not an absolute path");
+    r.base = *o.data_root;  // normal_data_root: absolute
     r.remapped = r.base + "/" + std::to_string(*uid0) + "." + std::to_string(*gid0);
   } else if (m.data_root && m.base_data_root) {
     r.base = *m.base_data_root;
@@ -97,34 +90,47 @@ Result<Roots> roots_of(const Mapping& m, const MigrateOptions& o) {
 }
 
 // The map of the way back put into `m` (choose_reverse_map), and the data root into
-// `o.data_root` when neither it nor the configuration names one: the forward migration's,
-// the newest of the data root that stands (of any data root when none is named, which must
-// then be of one only). `named`: the options name the map themselves.
+// `o.data_root` when neither it nor the configuration names one and no map is named: the
+// forward migration's, the newest of the data root that stands (of any data root when none is
+// named, which must then be of one only). `named`: the options name the map themselves (then
+// a data root the options do not name is not taken from a journal: roots_of asks for it).
 Result<bool> take_reverse_map(Mapping& m, MigrateOptions& o, bool named) {
   const std::string& dir = o.run.journal_dir;
   std::vector<UnreadJournal> unread;
   const std::vector<Journal> journals = read_journal_dir(dir, unread, JournalRead::kList);
-  std::optional<std::string> named_root = o.data_root ? std::optional(trimmed_root(*o.data_root)) : m.base_data_root;
+  if (!o.data_root && !m.data_root_unusable.empty())
+    return config_error(m.data_root_unusable + ": the data root dockerd's configuration names cannot be used; " +
+                        "give it with --data-root");
+  std::optional<std::string> named_root = o.data_root ? o.data_root
+                                          : m.data_root || m.data_root_named ? m.base_data_root
+                                                                              : std::nullopt;
   std::set<std::string> roots;  // the data roots whose migrations count
-  auto add_root = [&](const JournalHeader& h) {
-    if (auto root = migrated_data_root(h); root && is_run_of(h, "migrate-volumes")) roots.insert(*root);
+  auto add_root = [&](const JournalHeader& h, const std::string& path) {
+    if (!is_run_of(h, "migrate-volumes")) return;
+    if (auto root = migrated_data_root(h)) roots.insert(*root);
+    else if (h.project.starts_with(kMigrateProject))
+      spdlog::warn("{}: its project {} names no absolute remapped root; ignored", path, h.project);
   };
   if (named_root) {
     roots.insert(*named_root);
-  } else {
-    for (const Journal& j : journals) add_root(j.header);
+  } else if (!named) {  // a named map takes nothing from the journals: the data root must be named too
+    for (const Journal& j : journals) add_root(j.header, j.path);
     for (const UnreadJournal& u : unread)
-      if (u.header) add_root(*u.header);
+      if (u.header) add_root(*u.header, u.path);
   }
   // Each data root's forward migration; a journal that might be an unfinished migration of
   // one refuses (a journal with no header might be of any).
   std::vector<std::pair<std::string, Journal>> forwards;
-  if (roots.empty())
+  if (roots.empty() && !named)
     if (auto h = run_history(journals, unread, migrations_of("a Docker data root"), dir); !h) return h.error();
   for (const std::string& root : roots) {
     auto h = run_history(journals, unread, migrations_of(root), dir);
     if (!h) return h.error();
-    if (h->forward) forwards.emplace_back(root, std::move(*h->forward));
+    if (!h->forward) continue;
+    if (auto fault = migration_journal_fault(h->forward->header); !fault.empty())
+      spdlog::warn("{}: {}; not taken for the way back", h->forward->path, fault);
+    else
+      forwards.emplace_back(root, std::move(*h->forward));
   }
   if (forwards.size() > 1) {
     std::string which;
@@ -141,7 +147,7 @@ Result<bool> take_reverse_map(Mapping& m, MigrateOptions& o, bool named) {
   m.source = chosen->source;
   if (!named_root && forward.journal) {
     o.data_root = forwards[0].first;
-    spdlog::warn("data root {} from the forward migration's journal {} (neither --data-root nor daemon.json names one)",
+    spdlog::warn("data root {} from the forward migration's journal {} (the options name no data root)",
                  *o.data_root, forward.journal->path);
   } else if (named_root && !o.data_root && !m.data_root) {
     o.data_root = named_root;  // remapping off: daemon.json's data root, no remapped root beside it
@@ -388,6 +394,13 @@ int run_migrate(const MigrateOptions& options) {
 
   // 1. The map, the shift through it, and where the volumes are and go. The way back with
   // remapping off and no map named takes the forward migration's map from its journal.
+  if (o.data_root) {  // as journals name it, before any is read
+    auto normal = normal_data_root(*o.data_root);
+    if (!normal)
+      return fail(usage_error("--data-root " + *o.data_root +
+                              (o.data_root->starts_with('/') ? ": has a \"..\"" : ": not an absolute path")));
+    o.data_root = *normal;
+  }
   const bool from_journal = o.reverse && !names_map(o.source.remap);
   auto mapping = from_journal ? options_mapping(o.source) : shift_mapping(o.source, o.reverse);
   if (!mapping) return fail(mapping.error());

@@ -196,17 +196,46 @@ JournaledRecords journaled_records(const std::string& journal_dir, const std::st
   return out;
 }
 
+std::optional<std::string> normal_data_root(std::string_view path) {
+  if (!path.starts_with('/')) return std::nullopt;
+  std::string out;
+  for (size_t at = 0; at < path.size();) {
+    size_t end = path.find('/', at);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(at, end - at);
+    at = end + 1;
+    if (part.empty() || part == ".") continue;
+    if (part == "..") return std::nullopt;
+    out += "/";
+    out += part;
+  }
+  return out.empty() ? "/" : out;
+}
+
 std::optional<std::string> migrated_data_root(const JournalHeader& h) {
   if (!h.project.starts_with(kMigrateProject)) return std::nullopt;
-  const std::string remapped = h.project.substr(kMigrateProject.size());
-  size_t slash = remapped.rfind('/');
-  if (slash == std::string::npos) return std::nullopt;
-  return remapped.substr(0, std::max<size_t>(slash, 1));
+  auto remapped = normal_data_root(std::string_view(h.project).substr(kMigrateProject.size()));
+  if (!remapped || *remapped == "/") return std::nullopt;
+  size_t slash = remapped->rfind('/');
+  return remapped->substr(0, std::max<size_t>(slash, 1));
+}
+
+std::string migration_journal_fault(const JournalHeader& h) {
+  auto root = migrated_data_root(h);
+  if (!root) return "its project " + h.project + " names no absolute remapped root";
+  auto uid = IdMap::parse_proc(h.uid_map, "uid map"), gid = IdMap::parse_proc(h.gid_map, "gid map");
+  auto uid0 = uid ? uid->to_host(0) : std::nullopt, gid0 = gid ? gid->to_host(0) : std::nullopt;
+  if (!uid0 || !gid0) return "its map gives container root no host id";
+  const std::string ids = std::to_string(*uid0) + "." + std::to_string(*gid0);
+  if (!normal_data_root(std::string_view(h.project).substr(kMigrateProject.size()))->ends_with("/" + ids))
+    return "its project " + h.project + " is not the remapped root of its map (" + ids + ")";
+  return {};
 }
 
 RunsOf migrations_of(const std::string& data_root) {
   return {"migrate-volumes", "migration", data_root, "this data root",
-          [data_root](const JournalHeader& h) { return migrated_data_root(h) == data_root; }};
+          [data_root](const JournalHeader& h) { return migrated_data_root(h) == data_root; },
+          [](const JournalHeader& h) { return gives_option(h.command_line, "--volume"); }};
 }
 
 }  // namespace volprep

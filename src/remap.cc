@@ -659,12 +659,20 @@ Result<Mapping> docker_mapping(const RemapOptions& o, const HostDb& host) {
     m.source = "Docker: userns-remap is not set (" + (daemon ? daemon_name + ", " : std::string()) +
                (json.origin.empty() ? config_path + " absent" : json.origin) +
                "); remapping is off";
-    // A data root the configuration names is where migrate-volumes --reverse moves volumes
-    // back to (the default is not taken for one: the forward run's journal knows better).
-    if (flags.data_root || json.data_root) {
-      auto named = docker_data_root();
-      if (!named) return named.error();
-      m.base_data_root = *named;
+    // The data root: refused as a PATH (the default too, as with remapping on); one the
+    // configuration names is where migrate-volumes --reverse moves volumes back to (the
+    // default is not taken for one: the forward run's journal knows better). Remapping off
+    // needs no data root: one that does not resolve is not known, never an error.
+    auto known = docker_data_root();
+    std::string why = !known ? known.error().message
+                      : !known->starts_with('/') ? "the data root " + *known + " is not an absolute path"
+                                                 : "";
+    if (why.empty()) {
+      m.base_data_root = *known;
+      m.data_root_named = flags.data_root || json.data_root;
+    } else {
+      m.details.push_back("data root not known: " + why);
+      if (flags.data_root || json.data_root) m.data_root_unusable = why;
     }
     return m;
   }

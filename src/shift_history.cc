@@ -78,6 +78,18 @@ bool is_run_of(const std::string& command_line, std::string_view command) {
 
 bool is_reverse_run(const std::string& command_line) { return reverse_in_text(command_line); }
 
+bool gives_option(const std::string& command_line, std::string_view option) {
+  for (size_t at = 0; at <= command_line.size();) {
+    size_t end = command_line.find(' ', at);
+    if (end == std::string::npos) end = command_line.size();
+    std::string_view word = std::string_view(command_line).substr(at, end - at);
+    at = end + 1;
+    if (word == "--") break;
+    if (word == option || (word.starts_with(option) && word.substr(option.size()).starts_with('='))) return true;
+  }
+  return false;
+}
+
 bool is_run_of(const JournalHeader& h, std::string_view command) {
   return h.command.empty() ? is_run_of(h.command_line, command) : h.command == command;
 }
@@ -114,12 +126,13 @@ Result<RunHistory> run_history(std::span<const Journal> journals, std::span<cons
       return unreadable_unfinished_run(runs.given, runs.noun, u.path, *u.header, u.reason, journal_dir);
   }
 
-  // A finished reverse run on the target through the same map, after a forward run, took the
-  // target back: that forward run is used up, and a second --reverse must not take its map
-  // again.
+  // A finished reverse run on the whole target through the same map, after a forward run,
+  // took the target back: that forward run is used up, and a second --reverse must not take
+  // its map again. A reverse of part of it (migrate-volumes --volume) leaves the rest there.
   auto reversed = [&](const Journal& forward) {
     return std::any_of(journals.begin(), journals.end(), [&](const Journal& r) {
       return r.header.start_ns > forward.header.start_ns && stands(r) && is_reverse_run(r.header) &&
+             !(runs.partial && runs.partial(r.header)) &&
              r.header.uid_map == forward.header.uid_map && r.header.gid_map == forward.header.gid_map;
     });
   };

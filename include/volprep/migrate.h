@@ -91,8 +91,16 @@ JournaledRecords journaled_records(const std::string& journal_dir, const std::st
 // A migration's journal names the remapped root it moved volumes into (or out of) as its
 // project: "migrate-volumes:<data root>/<uid>.<gid>".
 inline constexpr std::string_view kMigrateProject = "migrate-volumes:";
-// The data root of the migration whose journal has this header (nullopt: not a migration's).
+// A data root as journals name it and as they are compared: absolute, "//" and "/./" collapsed,
+// no trailing "/" ("/" itself stays); nullopt when it is not absolute or has a "..".
+std::optional<std::string> normal_data_root(std::string_view path);
+// The data root of the migration whose journal has this header, normal (nullopt: not a
+// migration's, or its data root is not absolute).
 std::optional<std::string> migrated_data_root(const JournalHeader& h);
+// Why a migration's journal cannot give the way back its map and data root ("" if it can): its
+// project is not an absolute remapped root, or that root's UID.GID is not container root's
+// host ids in the header's map.
+std::string migration_journal_fault(const JournalHeader& h);
 // The migrations of `data_root` (also named so in messages), for run_history: the forward one
 // whose map and data root migrate-volumes --reverse takes once remapping is off.
 RunsOf migrations_of(const std::string& data_root);

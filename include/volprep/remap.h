@@ -45,8 +45,13 @@ struct Mapping {
   std::optional<std::string> data_root;  // Docker's remapped data root
   // The data root it is below (dockerd's --data-root): its other contents, such as the
   // remapped roots of other maps, are Docker's too. Set with data_root; "" for "/". With
-  // remapping off, set alone when dockerd's flags or daemon.json name it.
+  // remapping off, set alone (Docker's default too, refused as a PATH as with remapping on),
+  // unless it does not resolve (then a detail says why, and it is not known).
   std::optional<std::string> base_data_root;
+  // Remapping off: dockerd's flags or daemon.json name the data root (not Docker's default):
+  // migrate-volumes --reverse moves volumes back there. When it does not resolve, why.
+  bool data_root_named = false;
+  std::string data_root_unusable;
   std::vector<Finding> findings;
   bool remapping_off = false;
 

@@ -29,6 +29,8 @@ bool is_reverse_run(const JournalHeader& h);
 // --reverse as CLI11 reads it ("--reverse", "--reverse=true", "--reverse=0", ...).
 bool is_run_of(const std::string& command_line, std::string_view command);
 bool is_reverse_run(const std::string& command_line);
+// Whether a command line gives `option` ("--volume" or "--volume=VALUE") before any "--".
+bool gives_option(const std::string& command_line, std::string_view option);
 inline bool is_shift_run(const JournalHeader& h) { return is_run_of(h, "shift"); }
 inline bool is_shift_run(const std::string& command_line) { return is_run_of(command_line, "shift"); }
 
@@ -39,6 +41,9 @@ struct RunsOf {
   std::string given;    // the target, as the command line names it (or as found)
   std::string target;   // the target in messages: "this tree", "this data root"
   std::function<bool(const JournalHeader&)> on_target;  // a run of the command on it
+  // A run that chose part of the target only (migrate-volumes --volume): its reverse does not
+  // use up the forward run. Empty: every run is of the whole target.
+  std::function<bool(const JournalHeader&)> partial = {};
 };
 // A shift of the volume root `volume`, named `given` on the command line.
 RunsOf shifts_of(const JournalRoot& volume, const std::string& given);
@@ -50,7 +55,8 @@ struct RunHistory {
   // unfinished, or is refused, so a later one that finished finished them too).
   std::vector<Journal> unfinished;
   // The newest finished forward run on the target that no finished rollback undid, unless a
-  // finished reverse run on it through the same map came after it (that used it up).
+  // finished reverse run of the whole target (not a partial one) through the same map came
+  // after it (that used it up).
   std::optional<Journal> forward;
 };
 using ShiftHistory = RunHistory;

@@ -3,8 +3,9 @@
 # when none is named, from the forward migration's journal: volumes migrated with --map, then
 # a daemon.json without userns-remap, `migrate-volumes --reverse` with no map gives back the
 # data root of before byte for byte (owners, modes, ACLs, contents) and says which journal (and
-# its date) the map and the data root came from. A named map wins and its differing from the
-# journal's is said; a data root daemon.json names must be the journal's; a journal that might
+# its date) the map and the data root came from; a reverse of some volumes (--volume) leaves
+# the forward migration standing for the rest. A named map wins and its differing from the
+# journal's is said, and the data root is then not the journal's (asked for); a data root daemon.json names must be the journal's; a journal that might
 # be an unfinished migration of the data root and cannot be read refuses (exit 5); once the
 # forward migration is rolled back (or reversed already) there is no map to take: refused
 # (exit 3), naming what to give; forward migrations of two data roots and none named: refused
@@ -50,6 +51,22 @@ grep -q "$D: its forward migration (journal $fwd of [-0-9: ]*Z) ran through uid 
   fail "no word that the journal's map differs: $(cat "$T/out")"
 state | cmp -s - "$T/s1" || fail "the refused reverse changed the data root: $(since "$T/s1")"
 
+# A named map and no data root named: the journal's data root is not taken (exit 2, asking
+# for --data-root).
+rc=0; vp migrate-volumes --reverse "${H[@]}" "${MAP[@]}" >"$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && grep -q "names no Docker data root: give it with --data-root" "$T/out" ||
+  fail "a named map and no data root: exit $rc, want 2 asking for --data-root: $(cat "$T/out")"
+state | cmp -s - "$T/s1" || fail "the refused reverse changed the data root: $(since "$T/s1")"
+
+# A relative --data-root is refused before any journal is read (exit 2); one named with "//"
+# and "/./" is the journal's all the same (the dry run finds the forward migration).
+rc=0; vp migrate-volumes --reverse "${H[@]}" --data-root data >"$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--data-root data: not an absolute path" "$T/out" ||
+  fail "a relative --data-root: exit $rc, want 2: $(cat "$T/out")"
+vp migrate-volumes --reverse "${H[@]}" --data-root "${D/\/data//.//data}/" -n >"$T/out" 2>&1 ||
+  fail "--data-root with // and /./: $(cat "$T/out")"
+state | cmp -s - "$T/s1" || fail "the dry run changed the data root: $(since "$T/s1")"
+
 # A data root daemon.json names is the one the journal must be of.
 cp "$T/host/etc/docker/daemon.json" "$T/plain.json"
 echo "{\"data-root\": \"$T/elsewhere\"}" >"$T/host/etc/docker/daemon.json"
@@ -57,6 +74,13 @@ rc=0; vp migrate-volumes --reverse "${H[@]}" 2>"$T/err" || rc=$?
 [ "$rc" -eq 3 ] || fail "daemon.json names another data root: exit $rc, want 3: $(cat "$T/err")"
 grep -q "no finished migration of $T/elsewhere stands in $JD to take the map it went through from: name the map that was in use (--userns-remap default, --map 0:500000:65536, ...)" "$T/err" ||
   fail "$(cat "$T/err")"
+state | cmp -s - "$T/s1" || fail "the refused reverse changed the data root: $(since "$T/s1")"
+# One daemon.json names that is no directory cannot be used: said, asking for --data-root.
+echo x >"$T/host/notadir"
+echo '{"data-root": "/notadir"}' >"$T/host/etc/docker/daemon.json"
+rc=0; vp migrate-volumes --reverse "${H[@]}" 2>"$T/err" || rc=$?
+[ "$rc" -eq 3 ] && grep -q "notadir.*: the data root dockerd's configuration names cannot be used; give it with --data-root" "$T/err" ||
+  fail "daemon.json names a data root that is no directory: exit $rc, want 3: $(cat "$T/err")"
 state | cmp -s - "$T/s1" || fail "the refused reverse changed the data root: $(since "$T/s1")"
 cp "$T/plain.json" "$T/host/etc/docker/daemon.json"
 
@@ -78,8 +102,13 @@ rm "$JD/damaged.vpj"
 # before, byte for byte.
 vp migrate-volumes --reverse --keep-setid "${H[@]}" -n >"$T/plan" 2>&1 || fail "--reverse -n: $(cat "$T/plan")"
 state | cmp -s - "$T/s1" || fail "the dry run changed the data root: $(since "$T/s1")"
+# A reverse of one volume (--volume) leaves the other in the remapped root: it does not use up
+# the forward migration, whose map and data root the next --reverse takes still.
+vp migrate-volumes --reverse --keep-setid "${H[@]}" --volume alpha >"$T/out" 2>&1 || fail "--reverse --volume alpha: $(cat "$T/out")"
+[ -d "$D/volumes/alpha/_data" ] && [ -d "$R/volumes/beta/_data" ] && [ ! -e "$R/volumes/alpha" ] ||
+  fail "--reverse --volume alpha did not move alpha back alone: $(since "$T/s1")"
 vp migrate-volumes --reverse --keep-setid "${H[@]}" >"$T/out" 2>&1 || fail "--reverse: $(cat "$T/out")"
-grep -q "data root $D from the forward migration's journal $fwd (neither --data-root nor daemon.json names one)" "$T/out" ||
+grep -q "data root $D from the forward migration's journal $fwd (the options name no data root)" "$T/out" ||
   fail "the way back does not say its data root came from the journal: $(cat "$T/out")"
 grep -q "moving volumes from $R/volumes to $D/volumes, shifting back through uid map 0 500000 65536 and gid map 0 500000 65536 (map from the forward migration's journal $fwd of [-0-9: ]*Z)" "$T/out" ||
   fail "the way back does not say its map came from the journal: $(cat "$T/out")"

@@ -657,7 +657,27 @@ TEST_F(RemapTest, DaemonJsonWithoutRemap) {
   remap("");
   m = resolve_ok();
   EXPECT_TRUE(m.remapping_off);
-  EXPECT_FALSE(m.base_data_root.has_value());  // the default is not taken for a named one
+  EXPECT_FALSE(m.data_root_named);  // the default is not taken for a named one
+  // Docker's default, where it is, is known all the same: refused as a PATH, as with remapping on.
+  host_.mkdir("var/lib/docker");
+  m = resolve_ok();
+  EXPECT_EQ(m.base_data_root.value_or("(none)"), "/var/lib/docker");
+  EXPECT_FALSE(m.data_root_named);
+}
+
+// With remapping off, a data root that does not resolve (a file, say) is not known, and a
+// detail says why: remapping off needs none, so it is no error.
+TEST_F(RemapTest, DaemonJsonWithoutRemapNamesADataRootThatIsNoDirectory) {
+  host_.write("notadir", "x");
+  daemon_json("{\"data-root\": \"/notadir\"}\n");
+  Mapping m = resolve_ok();
+  EXPECT_TRUE(m.remapping_off);
+  EXPECT_FALSE(m.base_data_root.has_value());
+  EXPECT_FALSE(m.data_root_named);
+  EXPECT_CONTAINS(m.data_root_unusable, "notadir");
+  std::string details;
+  for (const auto& d : m.details) details += d + "\n";
+  EXPECT_CONTAINS(details, "data root not known: ");
 }
 
 // With remapping off, a data root daemon.json names is kept (migrate-volumes --reverse moves
@@ -668,6 +688,7 @@ TEST_F(RemapTest, DaemonJsonWithoutRemapNamesADataRoot) {
   EXPECT_TRUE(m.remapping_off);
   EXPECT_FALSE(m.data_root.has_value());
   EXPECT_EQ(m.base_data_root.value_or("(none)"), "/srv/docker");
+  EXPECT_TRUE(m.data_root_named);
 }
 
 TEST_F(RemapTest, NoSubuidFile) {

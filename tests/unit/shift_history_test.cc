@@ -333,6 +333,65 @@ TEST(MigrationHistory, TheForwardMigrationOfADataRoot) {
       << none.error().message;
 }
 
+// A reverse migration of some volumes (--volume) leaves the others in the remapped root: the
+// forward migration stands until a reverse of every volume; a shift has no --volume.
+TEST(MigrationHistory, AReverseOfSomeVolumesDoesNotUseUpTheForwardMigration) {
+  EXPECT_TRUE(gives_option("volprep migrate-volumes --reverse --volume alpha", "--volume"));
+  EXPECT_TRUE(gives_option("volprep migrate-volumes --volume=alpha --reverse", "--volume"));
+  EXPECT_FALSE(gives_option("volprep migrate-volumes --reverse --volumes", "--volume"));
+  EXPECT_FALSE(gives_option("volprep migrate-volumes --reverse -- --volume", "--volume"));
+  const RunsOf docker = migrations_of("/var/lib/docker");
+  JournalHeader some = migration(200, "/var/lib/docker", true);
+  some.command_line = "volprep migrate-volumes --reverse --volume a";
+  std::vector<Journal> js = {journal("1.vpj", migration(100), true), journal("2.vpj", some, true)};
+  auto h = run_history(js, {}, docker, kDir);
+  ASSERT_TRUE(h.ok() && h->forward) << (h.ok() ? "the partial reverse used up the forward migration" : h.error().message);
+  EXPECT_EQ(h->forward->path, kDir + "/1.vpj");
+  JournalHeader all = migration(300, "/var/lib/docker", true);
+  all.command_line = "volprep migrate-volumes --reverse";
+  js.push_back(journal("3.vpj", all, true));
+  h = run_history(js, {}, docker, kDir);
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->forward);
+  // A shift: every reverse uses it up, whatever its command line.
+  JournalHeader back = header("volprep shift --reverse --volume /srv/vol", 200);
+  back.command = "shift";
+  back.reverse = true;
+  std::vector<Journal> shifts = {journal("1.vpj", header("volprep shift /srv/vol", 100), true),
+                                 journal("2.vpj", back, true)};
+  auto s = shift_history(shifts, {}, kVol, "/srv/vol", kDir);
+  ASSERT_TRUE(s.ok());
+  EXPECT_FALSE(s->forward);
+}
+
+// Data roots are compared lexically normal: "//", "/./" and a trailing "/" do not count; a
+// ".." or a relative path is no data root.
+TEST(MigrationHistory, DataRootsAreComparedNormal) {
+  EXPECT_EQ(normal_data_root("/x//data/./"), "/x/data");
+  EXPECT_EQ(normal_data_root("//"), "/");
+  EXPECT_FALSE(normal_data_root("data"));
+  EXPECT_FALSE(normal_data_root("/x/../data"));
+  JournalHeader h = migration(100, "/x//data/.");
+  EXPECT_EQ(migrated_data_root(h), "/x/data");
+  std::vector<Journal> js = {journal("1.vpj", h, true)};
+  auto got = run_history(js, {}, migrations_of("/x/data"), kDir);
+  ASSERT_TRUE(got.ok() && got->forward);
+  h.project = "migrate-volumes:data/500000.500000";
+  EXPECT_FALSE(migrated_data_root(h));
+}
+
+// A journal whose remapped root is not its map's root ids, or not absolute, gives no way back.
+TEST(MigrationHistory, AJournalWhoseProjectIsNotItsMapsRemappedRootIsFaulty) {
+  EXPECT_EQ(migration_journal_fault(migration(1)), "");
+  EXPECT_EQ(migration_journal_fault(migration(1, "/x//data/")), "");
+  EXPECT_NE(migration_journal_fault(migration(1, "/var/lib/docker", false, "0 600000 65536\n")).find(
+                "is not the remapped root of its map (600000.600000)"),
+            std::string::npos);
+  JournalHeader relative = migration(1);
+  relative.project = "migrate-volumes:data/500000.500000";
+  EXPECT_NE(migration_journal_fault(relative).find("names no absolute remapped root"), std::string::npos);
+}
+
 TEST(MigrationHistory, AJournalThatMightBeAnUnfinishedMigrationOfTheDataRootRefuses) {
   std::vector<UnreadJournal> unread = {{kDir + "/y.vpj", "damaged at offset 300", migration(100)}};
   auto h = run_history({}, unread, migrations_of("/var/lib/docker"), kDir);
