@@ -11,18 +11,27 @@ namespace {
 
 std::string base_name(const std::string& p) { return p.substr(p.rfind('/') + 1); }
 
+// The words of a journal's command line (split at spaces, as it was recorded) before "--".
+std::vector<std::string_view> option_words(std::string_view command_line) {
+  std::vector<std::string_view> words;
+  for (size_t at = 0; at <= command_line.size();) {
+    size_t end = command_line.find(' ', at);
+    if (end == std::string::npos) end = command_line.size();
+    std::string_view word = command_line.substr(at, end - at);
+    at = end + 1;
+    if (word == "--") break;
+    words.push_back(word);
+  }
+  return words;
+}
+
 // The value a run gave --reverse on its command line, read as CLI11 reads a flag: "--reverse"
 // or "--reverse=VALUE" (true/false, on/off, yes/no, enable/disable, a number), the last one
 // counting; words after "--" are operands. Only for journals older than version 5, which do
 // not record the direction: a path with " --reverse " in it is still misread.
 bool reverse_in_text(const std::string& command_line) {
   bool reverse = false;
-  for (size_t at = 0; at <= command_line.size();) {
-    size_t end = command_line.find(' ', at);
-    if (end == std::string::npos) end = command_line.size();
-    std::string_view word = std::string_view(command_line).substr(at, end - at);
-    at = end + 1;
-    if (word == "--") break;
+  for (std::string_view word : option_words(command_line)) {
     if (word == "--reverse") {
       reverse = true;
     } else if (word.starts_with("--reverse=")) {
@@ -79,12 +88,7 @@ bool is_run_of(const std::string& command_line, std::string_view command) {
 bool is_reverse_run(const std::string& command_line) { return reverse_in_text(command_line); }
 
 bool gives_option(const std::string& command_line, std::string_view option) {
-  for (size_t at = 0; at <= command_line.size();) {
-    size_t end = command_line.find(' ', at);
-    if (end == std::string::npos) end = command_line.size();
-    std::string_view word = std::string_view(command_line).substr(at, end - at);
-    at = end + 1;
-    if (word == "--") break;
+  for (std::string_view word : option_words(command_line)) {
     if (word == option || (word.starts_with(option) && word.substr(option.size()).starts_with('='))) return true;
   }
   return false;
