@@ -75,13 +75,9 @@ Error unreadable_unfinished_shift(const std::string& given, const std::string& p
 }
 
 bool is_run_of(const std::string& command_line, std::string_view command) {
-  size_t at = command_line.find(' ');
-  while (at != std::string::npos) {
-    size_t next = command_line.find(' ', at + 1);
-    std::string word = command_line.substr(at + 1, next == std::string::npos ? next : next - at - 1);
-    if (!word.empty() && word[0] != '-') return word == command;
-    at = next;
-  }
+  const auto words = option_words(command_line);  // the program, its global flags, the command
+  for (size_t i = 1; i < words.size(); ++i)
+    if (!words[i].empty() && words[i][0] != '-') return words[i] == command;
   return false;
 }
 
