@@ -34,6 +34,15 @@ JournalHeader header(const std::string& command_line, int64_t start, const Journ
   return h;
 }
 
+// A version 5 header of a finished `shift --reverse` (the direction recorded, not read from
+// the command line).
+JournalHeader reverse_shift(const std::string& command_line, int64_t start) {
+  JournalHeader h = header(command_line, start);
+  h.command = "shift";
+  h.reverse = true;
+  return h;
+}
+
 // A journal as a list read gives it: `ended` with an end record (`failed` entries).
 Journal journal(const std::string& name, JournalHeader h, bool ended, uint64_t failed = 0) {
   Journal j;
@@ -144,9 +153,7 @@ TEST(ShiftHistory, TheDirectionOfARun) {
 // A finished reverse shift through the same map took the volume back: the forward shift
 // before it is used up, and a second --reverse finds none.
 TEST(ShiftHistory, AReverseShiftUsesUpTheForwardOne) {
-  JournalHeader back = header("volprep shift /srv/vol", 200);
-  back.command = "shift";
-  back.reverse = true;
+  JournalHeader back = reverse_shift("volprep shift /srv/vol", 200);
   std::vector<Journal> js = {journal("1.vpj", header("volprep shift /srv/vol", 100), true),
                              journal("2.vpj", back, true)};
   auto h = shift_history(js, {}, kVol, "/srv/vol", kDir);
@@ -354,9 +361,7 @@ TEST(MigrationHistory, AReverseOfSomeVolumesDoesNotUseUpTheForwardMigration) {
   ASSERT_TRUE(h.ok());
   EXPECT_FALSE(h->forward);
   // A shift: every reverse uses it up, whatever its command line.
-  JournalHeader back = header("volprep shift --reverse --volume /srv/vol", 200);
-  back.command = "shift";
-  back.reverse = true;
+  JournalHeader back = reverse_shift("volprep shift --reverse --volume /srv/vol", 200);
   std::vector<Journal> shifts = {journal("1.vpj", header("volprep shift /srv/vol", 100), true),
                                  journal("2.vpj", back, true)};
   auto s = shift_history(shifts, {}, kVol, "/srv/vol", kDir);
