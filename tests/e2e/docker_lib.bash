@@ -157,8 +157,7 @@ start_dockerd() { # start_dockerd HOSTROOT [ARGS...]
       fail "dockerd exited while starting (its log follows)"
     fi
     if [ -z "$mntns" ] && [ "$(cat "/proc/$DOCKERD_PID/comm" 2>/dev/null)" = dockerd ]; then
-      mntns=$(readlink "/proc/$DOCKERD_PID/ns/mnt") || true
-      echo "mntns=$mntns" >>"$DOCKER_DIR/state"
+      _pin_mntns "$DOCKERD_PID" && mntns=$_PINNED_MNTNS
     fi
     if ((SECONDS >= deadline)); then
       fail "dockerd did not answer on $DOCKER_SOCK within ${DOCKERD_START_TIMEOUT}s (its log follows)"
@@ -167,12 +166,36 @@ start_dockerd() { # start_dockerd HOSTROOT [ARGS...]
   done
   [ "$(cat "/proc/$DOCKERD_PID/comm")" = dockerd ] || fail "pid $DOCKERD_PID is not dockerd"
   if [ -z "$mntns" ]; then
-    mntns=$(readlink "/proc/$DOCKERD_PID/ns/mnt")
-    echo "mntns=$mntns" >>"$DOCKER_DIR/state"
+    _pin_mntns "$DOCKERD_PID" || fail "cannot open dockerd's mount namespace"
+    mntns=$_PINNED_MNTNS
   fi
   [ "$mntns" != "$(readlink /proc/self/ns/mnt)" ] || fail "dockerd runs in the host's mount namespace"
   [ "$(cat "$DOCKER_DIR/dockerd.pid")" = "$DOCKERD_PID" ] ||
     fail "dockerd's pidfile says $(cat "$DOCKER_DIR/dockerd.pid"), expected $DOCKERD_PID"
+}
+
+# The kernel hands a freed namespace's inode number to the next namespace made (two
+# `unshare --mount` in a row print the same mnt:[N]), so a number alone may name another
+# scenario's daemon once this one's namespace is gone: stop_dockerd once killed a dockerd that
+# a parallel scenario was starting. A holder process with the namespace open as its stdin keeps
+# the namespace, and so its number, until stop_dockerd has finished (a descriptor in this shell
+# would be inherited by everything it starts, volprep included); the number is read from the
+# holder's descriptor, so it is the namespace the holder keeps.
+_pin_mntns() { # _pin_mntns PID: sets _PINNED_MNTNS, appends mntns= and holder= to the state
+  local holder link i
+  # shellcheck disable=SC2217  # the redirection is the point: it holds the namespace
+  sleep 3600 <"/proc/$1/ns/mnt" >/dev/null 2>&1 &
+  holder=$!
+  disown "$holder"  # its end at stop_dockerd is no news
+  for ((i = 0; i < 100; i++)); do
+    link=$(readlink "/proc/$holder/fd/0" 2>/dev/null) || link=
+    [[ $link == mnt:* ]] && break
+    kill -0 "$holder" 2>/dev/null || return 1
+    sleep 0.01
+  done
+  [[ $link == mnt:* ]] || { kill "$holder" 2>/dev/null; return 1; }
+  _PINNED_MNTNS=$link
+  printf 'mntns=%s\nholder=%s\n' "$link" "$holder" >>"$DOCKER_DIR/state"
 }
 
 # Processes left of a daemon: everything in its mount namespace (dockerd, containerd, shims)
@@ -183,6 +206,8 @@ _docker_leftover_pids() { # _docker_leftover_pids MNTNS CGROUP_PARENT
     find /proc/[0-9]*/ns/mnt -maxdepth 0 -lname "${mntns//[/\\[}" -printf '%h\n' 2>/dev/null |
       sed 's|^/proc/||; s|/ns$||'
   fi
+  # An empty name would make these /sys/fs/cgroup itself: every process of the host.
+  [ -n "$cg" ] || return 0
   for d in /sys/fs/cgroup/"$cg" /sys/fs/cgroup/*/"$cg"; do
     [ -d "$d" ] && find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null
   done
@@ -190,10 +215,11 @@ _docker_leftover_pids() { # _docker_leftover_pids MNTNS CGROUP_PARENT
 }
 
 stop_dockerd() { # stop_dockerd [DIR]
-  local dir=${1:-$DOCKER_DIR} pid='' cgroup_parent='' sock='' mntns='' ids deadline left d
+  local dir=${1:-$DOCKER_DIR} pid='' cgroup_parent='' sock='' mntns='' holder='' ids deadline left d
   [ -f "$dir/state" ] || return 0
   # shellcheck disable=SC1091
   . "$dir/state"
+  [ -n "$cgroup_parent" ] || { echo "stop_dockerd: $dir/state names no cgroup parent" >&2; return 1; }
   if kill -0 "$pid" 2>/dev/null; then
     local DOCKER_SOCK=$sock DOCKER_CMD_TIMEOUT=20
     ids=$(docker_cmd ps -aq 2>/dev/null) || ids=
@@ -215,6 +241,7 @@ stop_dockerd() { # stop_dockerd [DIR]
     [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
   done
   mv "$dir/state" "$dir/state.stopped"
+  [ -z "$holder" ] || kill "$holder" 2>/dev/null || true
   if [ -n "$left" ]; then
     echo "stop_dockerd: processes still running: $left" >&2
     return 1
