@@ -235,7 +235,12 @@ std::string migration_journal_fault(const JournalHeader& h) {
 RunsOf migrations_of(const std::string& data_root) {
   return {"migrate-volumes", "migration", data_root, "this data root",
           [data_root](const JournalHeader& h) { return migrated_data_root(h) == data_root; },
-          [](const JournalHeader& h) { return gives_option(h.command_line, "--volume"); }};
+          [](const JournalHeader& h) { return gives_option(h.command_line, "--volume"); },
+          [](const Journal& j) {
+            std::vector<std::string> moved;
+            for (const JournalMove& m : j.moves) moved.push_back(m.to_name);
+            return moved;
+          }};
 }
 
 }  // namespace volprep

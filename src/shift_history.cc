@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 
 #include "volprep/clock.h"
 
@@ -126,15 +127,24 @@ Result<RunHistory> run_history(std::span<const Journal> journals, std::span<cons
       return unreadable_unfinished_run(runs.given, runs.noun, u.path, *u.header, u.reason, journal_dir);
   }
 
-  // A finished reverse run on the whole target through the same map, after a forward run,
-  // took the target back: that forward run is used up, and a second --reverse must not take
-  // its map again. A reverse of part of it (migrate-volumes --volume) leaves the rest there.
+  // Finished reverse runs through the same map, after a forward run, that took the target
+  // back (one of the whole target, or reverses of parts (migrate-volumes --volume) that
+  // together took back every part the forward run took): that forward run is used up, and a
+  // second --reverse must not take its map again.
   auto reversed = [&](const Journal& forward) {
-    return std::any_of(journals.begin(), journals.end(), [&](const Journal& r) {
-      return r.header.start_ns > forward.header.start_ns && stands(r) && is_reverse_run(r.header) &&
-             !(runs.partial && runs.partial(r.header)) &&
-             r.header.uid_map == forward.header.uid_map && r.header.gid_map == forward.header.gid_map;
-    });
+    std::set<std::string> left;
+    if (runs.parts)
+      for (std::string& part : runs.parts(forward)) left.insert(std::move(part));
+    const bool took_parts = !left.empty();
+    for (const Journal& r : journals) {
+      if (r.header.start_ns <= forward.header.start_ns || !stands(r) || !is_reverse_run(r.header) ||
+          r.header.uid_map != forward.header.uid_map || r.header.gid_map != forward.header.gid_map)
+        continue;
+      if (!(runs.partial && runs.partial(r.header))) return true;
+      if (runs.parts)
+        for (const std::string& part : runs.parts(r)) left.erase(part);
+    }
+    return took_parts && left.empty();
   };
   RunHistory out;
   for (const Journal& j : journals) {

@@ -41,9 +41,12 @@ struct RunsOf {
   std::string given;    // the target, as the command line names it (or as found)
   std::string target;   // the target in messages: "this tree", "this data root"
   std::function<bool(const JournalHeader&)> on_target;  // a run of the command on it
-  // A run that chose part of the target only (migrate-volumes --volume): its reverse does not
-  // use up the forward run. Empty: every run is of the whole target.
+  // A run that chose part of the target only (migrate-volumes --volume): alone, its reverse
+  // does not use up the forward run. Empty: every run is of the whole target.
   std::function<bool(const JournalHeader&)> partial = {};
+  // The parts of the target a run took (the volumes a migration moved, by name): reverses of
+  // parts use up a forward run once together they took back every part it took.
+  std::function<std::vector<std::string>(const Journal&)> parts = {};
 };
 // A shift of the volume root `volume`, named `given` on the command line.
 RunsOf shifts_of(const JournalRoot& volume, const std::string& given);
@@ -54,9 +57,9 @@ struct RunHistory {
   // it, and no later run on the target finished and stands (a shift finishes the ones left
   // unfinished, or is refused, so a later one that finished finished them too).
   std::vector<Journal> unfinished;
-  // The newest finished forward run on the target that no finished rollback undid, unless a
-  // finished reverse run of the whole target (not a partial one) through the same map came
-  // after it (that used it up).
+  // The newest finished forward run on the target that no finished rollback undid, unless
+  // finished reverse runs through the same map came after it and took back all of it (one of
+  // the whole target, or partial ones that together took every part it took): that used it up.
   std::optional<Journal> forward;
 };
 using ShiftHistory = RunHistory;

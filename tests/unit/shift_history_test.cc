@@ -369,6 +369,47 @@ TEST(MigrationHistory, AReverseOfSomeVolumesDoesNotUseUpTheForwardMigration) {
   EXPECT_FALSE(s->forward);
 }
 
+// Reverses of some volumes each use up the forward migration once together they took back
+// every volume it moved, and not before; a volume it never moved does not count.
+TEST(MigrationHistory, ReversesOfSomeVolumesThatTogetherTookAllUseUpTheForwardMigration) {
+  auto moved = [](Journal j, std::initializer_list<const char*> names) {
+    for (const char* n : names) {
+      JournalMove m;
+      m.to_name = n;
+      j.moves.push_back(m);
+    }
+    return j;
+  };
+  auto some = [&](const std::string& file, int64_t start, std::initializer_list<const char*> names) {
+    JournalHeader h = migration(start, "/var/lib/docker", true);
+    h.command_line = "volprep migrate-volumes --reverse";
+    for (const char* n : names) h.command_line += std::string(" --volume ") + n;
+    return moved(journal(file, h, true), names);
+  };
+  const RunsOf docker = migrations_of("/var/lib/docker");
+  std::vector<Journal> js = {moved(journal("1.vpj", migration(100), true), {"a", "b", "c"}),
+                             some("2.vpj", 200, {"a"}), some("3.vpj", 300, {"b", "x"})};
+  auto h = run_history(js, {}, docker, kDir);
+  ASSERT_TRUE(h.ok() && h->forward) << (h.ok() ? "used up with c still moved" : h.error().message);
+  js.push_back(some("4.vpj", 400, {"c"}));
+  h = run_history(js, {}, docker, kDir);
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->forward) << "a, b and c all taken back, yet " << h->forward->path << " stands";
+  // One of them through another map takes nothing back of this one's.
+  js[3].header.uid_map = "0 700000 65536\n";
+  h = run_history(js, {}, docker, kDir);
+  ASSERT_TRUE(h.ok() && h->forward);
+  // One rolled back took nothing back either.
+  js[3].header.uid_map = js[0].header.uid_map;
+  js.push_back(rollback_of("5.vpj", "4.vpj", 500));
+  h = run_history(js, {}, docker, kDir);
+  ASSERT_TRUE(h.ok() && h->forward);
+  // Reverses before the forward run took back an earlier one.
+  std::vector<Journal> before = {some("1.vpj", 100, {"a"}), moved(journal("2.vpj", migration(200), true), {"a"})};
+  h = run_history(before, {}, docker, kDir);
+  ASSERT_TRUE(h.ok() && h->forward);
+}
+
 // Data roots are compared lexically normal: "//", "/./" and a trailing "/" do not count; a
 // ".." or a relative path is no data root.
 TEST(MigrationHistory, DataRootsAreComparedNormal) {
