@@ -8,11 +8,14 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 
 namespace volprep {
 
@@ -162,11 +165,36 @@ int open_beneath(int dirfd, const std::string& rel, int flags, bool same_mount) 
 }
 
 namespace {
-std::string fd_path(int dirfd, const std::string& name) {
-  std::string p = "/proc/self/fd/" + std::to_string(dirfd);
-  if (!name.empty()) p += "/" + name;
-  return p;
-}
+// "/proc/self/fd/N", then "/NAME" unless the name is empty: built on the stack, as the census
+// reads an entry's attributes this way on kernels before 6.13 (no *xattrat calls), and a
+// string built for each was a tenth of a shift's instructions. A name too long for the buffer
+// (longer than any the kernel takes) goes to the heap whole, never cut.
+class FdPath {
+ public:
+  FdPath(int dirfd, const std::string& name) {
+    constexpr std::string_view kPrefix = "/proc/self/fd/";
+    char* at = std::copy(kPrefix.begin(), kPrefix.end(), buf_);
+    at = std::to_chars(at, buf_ + kNumberEnd, dirfd).ptr;
+    if (!name.empty()) {
+      if (size_t(buf_ + sizeof buf_ - at) < name.size() + 2) {
+        long_.assign(buf_, at);
+        long_ += '/';
+        long_ += name;
+        return;
+      }
+      *at++ = '/';
+      at = std::copy(name.begin(), name.end(), at);
+    }
+    *at = '\0';
+  }
+  const char* c_str() const { return long_.empty() ? buf_ : long_.c_str(); }
+
+ private:
+  static constexpr size_t kNumberEnd = 14 + 11;  // the prefix, then an int's digits and sign
+  char buf_[kNumberEnd + 1 + NAME_MAX + 1];
+  std::string long_;
+};
+FdPath fd_path(int dirfd, const std::string& name) { return FdPath(dirfd, name); }
 
 // The *xattrat(2) calls of Linux 6.13: the same numbers on every architecture. Debian 12's
 // headers predate them.
