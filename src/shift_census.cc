@@ -1,7 +1,10 @@
-#include <algorithm>
-#include <cstring>
 #include <tbb/enumerable_thread_specific.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <unordered_map>
+#include <utility>
 
 #include "volprep/shift.h"
 
@@ -113,15 +116,52 @@ class CensusVisitor final : public WalkVisitor {
 
 }  // namespace
 
+namespace {
+size_t hash_key(const BareInodes::Key& k) {
+  uint64_t h = k.ino ^ (k.dev * 0x9e3779b97f4a7c15ull) ^ uint64_t(k.ctime_ns) * 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 31;  // the finalizer of splitmix64: every bit of the input reaches the low bits
+  h *= 0x94d049bb133111ebull;
+  return size_t(h ^ (h >> 29));
+}
+}  // namespace
+
+size_t BareInodes::find(const Key& k) const {
+  const size_t mask = index_.size() - 1;
+  for (size_t at = hash_key(k) & mask;; at = (at + 1) & mask)
+    if (index_[at] == 0 || keys_[index_[at] - 1] == k) return at;
+}
+
+void BareInodes::insert(const Key& k) {
+  // An index of 2^32 - 1 keys at most: past that (some hundred gigabytes of them) a key is
+  // not kept, and the run reads that inode's attributes again, as anywhere else.
+  if (keys_.size() >= UINT32_MAX - 1) return;
+  if (2 * (keys_.size() + 1) > index_.size()) {
+    std::vector<uint32_t> old = std::exchange(index_, std::vector<uint32_t>(std::max<size_t>(64, 2 * index_.size())));
+    for (uint32_t slot : old)
+      if (slot) index_[find(keys_[slot - 1])] = slot;
+  }
+  const size_t at = find(k);
+  if (index_[at]) return;  // a directory listed twice
+  keys_.push_back(k);
+  index_[at] = uint32_t(keys_.size());
+}
+
 void BareInodes::add(std::vector<Key> keys) {
-  const size_t old = keys_.size();
-  keys_.insert(keys_.end(), keys.begin(), keys.end());
-  std::sort(keys_.begin() + ptrdiff_t(old), keys_.end());
-  std::inplace_merge(keys_.begin(), keys_.begin() + ptrdiff_t(old), keys_.end());
+  keys_.reserve(keys_.size() + keys.size());
+  for (const Key& k : keys) insert(k);
+}
+
+void BareInodes::merge(BareInodes&& other) {
+  if (keys_.empty()) {
+    *this = std::move(other);
+    return;
+  }
+  add(std::move(other.keys_));
 }
 
 bool BareInodes::contains(const EntryStat& st) const {
-  return std::binary_search(keys_.begin(), keys_.end(), key(st));
+  if (index_.empty()) return false;
+  return index_[find(key(st))] != 0;
 }
 
 Census take_census(const VolumeRoot& volume, const ShiftSpec& spec, const CensusOptions& options) {

@@ -65,7 +65,7 @@ struct CensusOptions {
 // Inodes the census read without any of the attributes the shift reads, each with its ctime
 // and birth time: while its ctime stays (every change of an attribute moves it) the run need
 // not read them again through its pin. Kept only on a local filesystem (is_local_fs), where a
-// stat shows every change at once. 32 bytes an inode.
+// stat shows every change at once. A hash set: 32 bytes an inode, and 4 to 8 of index.
 class BareInodes {
  public:
   struct Key {
@@ -76,14 +76,19 @@ class BareInodes {
   static Key key(const EntryStat& st) {
     return {uint64_t(st.dev_major) << 32 | st.dev_minor, st.ino, st.ctime_ns, st.btime_ns};
   }
-  // Adds keys (any order).
+  // Adds keys (any order; one added already is not added twice).
   void add(std::vector<Key> keys);
-  void merge(BareInodes&& other) { add(std::move(other.keys_)); }
+  void merge(BareInodes&& other);
   bool contains(const EntryStat& st) const;
   size_t size() const { return keys_.size(); }
 
  private:
-  std::vector<Key> keys_;  // sorted
+  void insert(const Key& k);
+  size_t find(const Key& k) const;  // the index slot holding k, or the empty one it would go in
+  std::vector<Key> keys_;           // as added
+  // Open addressing over keys_, linear probing: 1 + a key's position, 0 for an empty slot.
+  // Its size a power of two, at most half full.
+  std::vector<uint32_t> index_;
 };
 
 struct UnmappedId {

@@ -391,6 +391,42 @@ TEST(ShiftPolicy, ReadsNothingOfAnInodeTheCensusFoundBareWhileItsCtimeStays) {
   EXPECT_EQ(make_shift_policy(spec(kDocker))->reads(file).size(), 2u);
 }
 
+// A hash set: what was added from any thread's census, in any order and any number of adds
+// and merges (the index grows many times), is found; a key that differs in any part is not;
+// one added twice is kept once.
+TEST(BareInodes, FindsEveryKeyAddedAndNoOther) {
+  auto entry = [](uint64_t ino, int64_t ctime, int64_t btime = 5, uint32_t minor = 1) {
+    EntryStat e = st(S_IFREG | 0644, 0, 0);
+    e.ino = ino;
+    e.ctime_ns = ctime;
+    e.btime_ns = btime;
+    e.dev_major = 254;
+    e.dev_minor = minor;
+    return e;
+  };
+  BareInodes bare;
+  EXPECT_FALSE(bare.contains(entry(1, 1)));
+  BareInodes other;
+  std::vector<BareInodes::Key> a, b;
+  for (uint64_t ino = 1; ino <= 20000; ++ino) (ino % 3 ? a : b).push_back(BareInodes::key(entry(ino, int64_t(ino) * 7)));
+  bare.add(a);
+  other.add(b);
+  other.add({BareInodes::key(entry(2, 14))});  // in `a` too
+  bare.merge(std::move(other));
+  EXPECT_EQ(bare.size(), 20000u);
+  for (uint64_t ino = 1; ino <= 20000; ++ino) {
+    const int64_t ctime = int64_t(ino) * 7;
+    ASSERT_TRUE(bare.contains(entry(ino, ctime))) << ino;
+    ASSERT_FALSE(bare.contains(entry(ino, ctime + 1))) << ino;     // its ctime moved
+    ASSERT_FALSE(bare.contains(entry(ino, ctime, 6))) << ino;      // another inode, same number
+    ASSERT_FALSE(bare.contains(entry(ino, ctime, 5, 2))) << ino;   // another filesystem
+  }
+  EXPECT_FALSE(bare.contains(entry(20001, 20001 * 7)));
+  BareInodes empty;
+  empty.merge(std::move(bare));
+  EXPECT_TRUE(empty.contains(entry(3, 21)));
+}
+
 TEST(ShiftPolicy, ResumingFinishesWhatTheJournalRecordedAndLeavesConflictsAlone) {
   // The record of a setuid file with a capability, shifted 1000:33 -> 501000:500033.
   JournalRecord r;
