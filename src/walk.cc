@@ -272,6 +272,7 @@ bool Walker::walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic
   // to the visitor as one batch, and feeds the subdirectories to enter.
   auto process = [&](const std::shared_ptr<DirNode>& node, WalkVisitor& visitor, auto&& feed) {
     std::vector<Listed> listed;
+    listed.reserve(std::min<size_t>(node->chunk, 64));  // most directories: one allocation
     if (int rc = list_chunk(*node, ext4, listed); rc < 0) {
       visitor.error(node->path, -rc, "cannot list directory");
       return;
