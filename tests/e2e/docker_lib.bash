@@ -214,21 +214,29 @@ _docker_leftover_pids() { # _docker_leftover_pids MNTNS CGROUP_PARENT
   return 0
 }
 
+# A daemon's pid names it only while it lives: once it is gone the number goes to a later
+# process (pid_max is 32768 on small machines; the suite goes round it in minutes), maybe
+# another scenario's. A pid in the daemon's pinned namespace is still the daemon.
+_still_dockerd() { # _still_dockerd PID MNTNS: PID lives, in MNTNS if one was pinned
+  kill -0 "$1" 2>/dev/null || return 1
+  [ -z "$2" ] || [ "$(readlink "/proc/$1/ns/mnt" 2>/dev/null)" = "$2" ]
+}
+
 stop_dockerd() { # stop_dockerd [DIR]
   local dir=${1:-$DOCKER_DIR} pid='' cgroup_parent='' sock='' mntns='' holder='' ids deadline left d
   [ -f "$dir/state" ] || return 0
   # shellcheck disable=SC1091
   . "$dir/state"
   [ -n "$cgroup_parent" ] || { echo "stop_dockerd: $dir/state names no cgroup parent" >&2; return 1; }
-  if kill -0 "$pid" 2>/dev/null; then
+  if _still_dockerd "$pid" "$mntns"; then
     local DOCKER_SOCK=$sock DOCKER_CMD_TIMEOUT=20
     ids=$(docker_cmd ps -aq 2>/dev/null) || ids=
     # shellcheck disable=SC2086
     [ -z "$ids" ] || docker_cmd rm -f $ids >/dev/null 2>&1 || true
     kill -TERM "$pid" 2>/dev/null || true
     deadline=$((SECONDS + 20))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-    kill -KILL "$pid" 2>/dev/null || true
+    while _still_dockerd "$pid" "$mntns" && ((SECONDS < deadline)); do sleep 0.2; done
+    ! _still_dockerd "$pid" "$mntns" || kill -KILL "$pid" 2>/dev/null || true
   fi
   deadline=$((SECONDS + 10))
   while left=$(_docker_leftover_pids "$mntns" "$cgroup_parent") && [ -n "$left" ]; do

@@ -39,11 +39,16 @@ for _ in 1 2 3 4 5; do
   n=$(fresh_ns)
   [ "$n" != "$pinned" ] || fail "a new namespace got the pinned number $pinned"
 done
-# stop_dockerd lets it go.
-printf 'pid=%s\ncgroup_parent=volprep-e2e.%s.mntns\n' "$pid" "${T##*.}" >>"$DOCKER_DIR/state"
+# stop_dockerd lets it go. The daemon's pid is another process's by then (pid_max is 32768
+# on small machines): stop_dockerd leaves that one alone, it is not in the daemon's namespace.
+sleep 60 >/dev/null 2>&1 &
+bystander=$!
+pids+=("$bystander")
+printf 'pid=%s\ncgroup_parent=volprep-e2e.%s.mntns\n' "$bystander" "${T##*.}" >>"$DOCKER_DIR/state"
 holder=$(sed -n 's/^holder=//p' "$DOCKER_DIR/state")
 pids+=("$holder")
 stop_dockerd "$DOCKER_DIR" || fail "stop_dockerd"
+kill -0 "$bystander" 2>/dev/null || fail "stop_dockerd killed pid $bystander, which its daemon no longer had"
 for _ in $(seq 50); do kill -0 "$holder" 2>/dev/null || break; sleep 0.02; done
 ! kill -0 "$holder" 2>/dev/null || fail "stop_dockerd left the holder $holder running"
 echo "ok: a stopped daemon's mount namespace number cannot name another's while it is cleaned up"

@@ -34,8 +34,29 @@ for f in etc/docker/daemon.json etc/subuid etc/passwd; do
   rm "$H/$f"
   mv "$H/$f.real" "$H/$f"
 done
+# Without --host-root volprep looks for this machine's running dockerd first, and the docker
+# scenarios ctest runs meanwhile have theirs: two make it "several dockerd processes are
+# running" before daemon.json is read. So this case runs where only its own processes show, a
+# pid namespace with its own /proc (alone). The premise, made in such a namespace: two of
+# root's programs named dockerd; volprep run there says "several", alone it reads the FIFO.
 mkfifo "$T/fifo.json"
-expect_config_error "$T/fifo.json is a FIFO" map --config-file "$T/fifo.json"
+printf '#!/bin/sh\nexec unshare --pid --fork --kill-child --mount-proc -- "$@"\n' >"$T/alone"
+chmod 755 "$T/alone"
+mkdir -m 755 "$T/fake" && cp -L /usr/bin/python3 "$T/fake/dockerd"
+out=$("$T/alone" bash -c '
+  for _ in 1 2; do "$1/fake/dockerd" -c "import time; time.sleep(60)" & done
+  for p in $(jobs -p); do
+    for _ in $(seq 300); do [ "$(cat "/proc/$p/comm")" = dockerd ] && break; sleep 0.1; done
+  done
+  timeout 20 "$2" map --config-file "$1/fifo.json" 2>&1
+  echo "--"
+  timeout 20 "$1/alone" "$2" map --config-file "$1/fifo.json" 2>&1
+  kill $(jobs -p)' _ "$T" "$VOLPREP") || true
+grep -q "^volprep: error: several dockerd processes are running" <<<"${out%%--*}" ||
+  fail "two dockerd did not make volprep map say several: $out"
+grep -qF "$T/fifo.json is a FIFO" <<<"${out#*--}" || fail "alone, volprep map did not read the FIFO: $out"
+real=$VOLPREP
+VOLPREP=$T/alone expect_config_error "$T/fifo.json is a FIFO" "$real" map --config-file "$T/fifo.json"
 
 cp "$H/etc/docker/daemon.json" "$T/daemon.json.real"
 printf '{\n  "userns-remap": "default",\n  "x": [1e400]\n}\n' >"$H/etc/docker/daemon.json"

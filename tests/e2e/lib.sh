@@ -51,6 +51,26 @@ scratch_tmpfs() {
   JD=$VOLPREP_JOURNAL_DIR
   mkdir -p "$JD"
 }
+# kill_when GLOB -- CMD...: runs CMD and SIGKILLs it once a path matches GLOB (polled every
+# 0.2 ms), a moment of the run that no timed kill is sure to hit on every machine; prints
+# "killed" if it did.
+kill_when() {
+  python3 - "$@" <<'PY'
+import glob, os, signal, subprocess, sys, time
+pattern, cmd = sys.argv[1], sys.argv[3:]
+p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+start = time.monotonic()
+while p.poll() is None:
+    if glob.glob(pattern):
+        os.kill(p.pid, signal.SIGKILL)
+        print("killed")
+        break
+    if time.monotonic() - start > 50:
+        sys.exit("kill_when: the run went on for 50 s")
+    time.sleep(0.0002)
+p.wait()
+PY
+}
 not() { if "$@"; then fail "expected failure: $*"; fi; }
 # Runs a command, expects exit code $1: `expect_rc 3 cmd args`.
 expect_rc() {

@@ -4,7 +4,10 @@
 # Runs containers with Debian's runc the way Docker's userns-remap does: a user namespace with
 # container 0 -> host 500000 (65536 ids), a busybox rootfs that container root owns, and the
 # volume bind-mounted into the container. State lives in a private --root under $T; every
-# container started is deleted (runc delete -f) on exit.
+# container started is deleted (runc delete -f) on exit. runc names a container's cgroups by
+# its id (/sys/fs/cgroup/*/ID: the bundle sets no cgroupsPath), and `delete -f` kills whatever
+# is in them, so the id runc gets is the scenario's ID plus $T's suffix: two runs of a scenario
+# at once (a Release and an ASan ctest, two worktrees) would otherwise share, and kill, them.
 
 RUNC=${RUNC:-runc}
 PY=${PY:-$(command -v /usr/bin/python3 || command -v python3)}  # the system python: no shim start-up cost
@@ -16,7 +19,7 @@ _runc_ids=()
 runc_cleanup() {
   local id
   for id in "${_runc_ids[@]}"; do
-    "$RUNC" --root "$RUNC_ROOT" delete -f "$id" >/dev/null 2>&1 || true
+    "$RUNC" --root "$RUNC_ROOT" delete -f "$(_runc_id "$id")" >/dev/null 2>&1 || true
   done
 }
 on_exit runc_cleanup
@@ -85,13 +88,15 @@ json.dump(c, open(path, "w"), indent=2)
 PY
 }
 
+_runc_id() { echo "$1.${T##*.}"; }  # _runc_id ID: the id runc knows the container by
+
 # runc_run BUNDLE ID: runs the bundle's process to completion; returns its exit status.
 # Output (stdout+stderr) goes to $T/runc-ID.log and, on failure, to stderr.
 runc_run() {
   local b=$1 id=$2 rc=0
   _runc_ids+=("$id")
-  "$RUNC" --root "$RUNC_ROOT" run --bundle "$b" "$id" </dev/null >"$T/runc-$id.log" 2>&1 || rc=$?
-  "$RUNC" --root "$RUNC_ROOT" delete -f "$id" >/dev/null 2>&1 || true
+  "$RUNC" --root "$RUNC_ROOT" run --bundle "$b" "$(_runc_id "$id")" </dev/null >"$T/runc-$id.log" 2>&1 || rc=$?
+  "$RUNC" --root "$RUNC_ROOT" delete -f "$(_runc_id "$id")" >/dev/null 2>&1 || true
   [ "$rc" -eq 0 ] || sed "s/^/  [runc $id] /" "$T/runc-$id.log" >&2
   return "$rc"
 }
