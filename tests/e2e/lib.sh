@@ -71,6 +71,24 @@ while p.poll() is None:
 p.wait()
 PY
 }
+# kill_after WHEN -- CMD...: runs CMD (its output dropped) and SIGKILLs it WHEN seconds later,
+# or, for a WHEN that is no number but a glob, once a path matches it (kill_when). True if it
+# was killed, false if it ended first.
+kill_after() {
+  local when=$1 pid
+  shift 2
+  if [[ $when =~ ^[0-9.]+$ ]]; then
+    "$@" >/dev/null 2>&1 &
+    pid=$!
+    sleep "$when"
+    local killed=0
+    kill -KILL "$pid" 2>/dev/null && killed=1
+    wait "$pid" 2>/dev/null || true
+    [ "$killed" = 1 ]
+  else
+    [ "$(kill_when "$when" -- "$@")" = killed ]
+  fi
+}
 not() { if "$@"; then fail "expected failure: $*"; fi; }
 # Runs a command, expects exit code $1: `expect_rc 3 cmd args`.
 expect_rc() {

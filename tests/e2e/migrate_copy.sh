@@ -62,15 +62,9 @@ killed=0 rolled=0 partial=0
 # The last kill is not timed: it lands during a copy on a machine of any speed or load.
 for delay in 0.02 0.05 0.1 0.15 0.25 0.4 0.6 copying; do
   rm -rf "$VOLPREP_JOURNAL_DIR" "$R"/* 2>/dev/null || true
-  if [ "$delay" = copying ]; then
-    [ "$(kill_when "$R/volprep-copies/*.partial" -- "$VOLPREP" "${MV[@]}")" = killed ] && killed=$((killed + 1))
-  else
-    "$VOLPREP" "${MV[@]}" >/dev/null 2>&1 &
-    pid=$!
-    sleep "$delay"
-    kill -KILL "$pid" 2>/dev/null && killed=$((killed + 1))
-    wait "$pid" 2>/dev/null || true
-  fi
+  when=$delay
+  [ "$delay" != copying ] || when="$R/volprep-copies/*.partial"
+  kill_after "$when" -- "$VOLPREP" "${MV[@]}" && killed=$((killed + 1))
   manifest "$D/volumes" | cmp -s - "$T/m0" || fail "killed after ${delay}s: an original changed"
   ls "$R/volprep-copies" 2>/dev/null | grep -q '\.partial$' && partial=$((partial + 1))
   journal=$(ls "$VOLPREP_JOURNAL_DIR"/*.vpj 2>/dev/null || true) done=0

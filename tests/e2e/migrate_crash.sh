@@ -28,15 +28,9 @@ MV=(migrate-volumes "${MAP[@]}" --data-root "$D")
 killed=0 midway=0
 for delay in 0.01 0.03 0.06 0.1 0.15 0.2 0.3 0.45 alpha-moved; do
   rm -rf "$VOLPREP_JOURNAL_DIR"
-  if [ "$delay" = alpha-moved ]; then
-    [ "$(kill_when "$R/volumes/alpha" -- "$VOLPREP" "${MV[@]}")" = killed ] && killed=$((killed + 1))
-  else
-    "$VOLPREP" "${MV[@]}" >/dev/null 2>&1 &
-    pid=$!
-    sleep "$delay"
-    kill -KILL "$pid" 2>/dev/null && killed=$((killed + 1))
-    wait "$pid" 2>/dev/null || true
-  fi
+  when=$delay
+  [ "$delay" != alpha-moved ] || when=$R/volumes/alpha
+  kill_after "$when" -- "$VOLPREP" "${MV[@]}" && killed=$((killed + 1))
   for v in alpha beta gamma; do
     n=0
     [ -d "$D/volumes/$v/_data" ] && n=$((n + 1))
