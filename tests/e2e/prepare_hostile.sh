@@ -175,10 +175,16 @@ unshare --pid --fork --mount --propagation private --mount-proc="$tree2/p" \
 # Entries come and go meanwhile by others' doing: an ext4 mount adds /proc/fs/ext4/DEV (and
 # jbd2's), as rollback_inode_reuse's own ext4 does while ctest runs it alongside. So only an
 # owner changed on an entry there both times counts; one such mount is made here to show it.
-truncate -s 8M "$T/ext4.img" && mkfs.ext4 -q -F "$T/ext4.img" && mkdir "$T/ext4" &&
-  mount -o loop "$T/ext4.img" "$T/ext4" || fail "cannot mount an ext4 image on a loop device"
+# (Where no loop device can be had, a container, it is not made: the check holds without it.)
+ext4=
+if command -v mkfs.ext4 >/dev/null && truncate -s 8M "$T/ext4.img" && mkfs.ext4 -q -F "$T/ext4.img" &&
+  mkdir "$T/ext4" && mount -o loop "$T/ext4.img" "$T/ext4" 2>/dev/null; then
+  ext4=$T/ext4
+else
+  echo "note: no ext4 on a loop device: the check runs without one mounted meanwhile"
+fi
 proc_snap >"$out/proc.after"
-umount "$T/ext4"
+[ -z "$ext4" ] || umount "$ext4"
 chowned=$(LC_ALL=C awk 'NR == FNR { now[$3] = $1 " " $2; next } ($3 in now) && now[$3] != $1 " " $2' \
   "$out/proc.after" "$out/proc.before")
 if [ -n "$chowned" ]; then
