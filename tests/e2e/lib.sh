@@ -51,43 +51,32 @@ scratch_tmpfs() {
   JD=$VOLPREP_JOURNAL_DIR
   mkdir -p "$JD"
 }
-# kill_when GLOB -- CMD...: runs CMD and SIGKILLs it once a path matches GLOB (polled every
-# 0.2 ms), a moment of the run that no timed kill is sure to hit on every machine; prints
-# "killed" if it did.
-kill_when() {
-  python3 - "$@" <<'PY'
-import glob, os, signal, subprocess, sys, time
-pattern, cmd = sys.argv[1], sys.argv[3:]
+# kill_after WHEN -- CMD...: runs CMD (its output dropped) and SIGKILLs it WHEN seconds later,
+# or, for a WHEN that is no number but a glob, once a path matches it (polled every 0.2 ms: a
+# moment of the run no timed kill is sure to hit on every machine). True if it was killed,
+# false if it ended first.
+kill_after() {
+  local rc=0
+  python3 - "$@" <<'PY' || rc=$?
+import glob, os, re, signal, subprocess, sys, time
+when, cmd = sys.argv[1], sys.argv[3:]
+timed = re.fullmatch(r"[0-9.]+", when) is not None
 p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 start = time.monotonic()
 while p.poll() is None:
-    if glob.glob(pattern):
+    if (time.monotonic() - start >= float(when)) if timed else glob.glob(when):
         os.kill(p.pid, signal.SIGKILL)
-        print("killed")
-        break
+        p.wait()
+        sys.exit(0)
     if time.monotonic() - start > 50:
-        sys.exit("kill_when: the run went on for 50 s")
+        p.kill()
+        print("kill_after: the run went on for 50 s:", *cmd, file=sys.stderr)
+        sys.exit(2)
     time.sleep(0.0002)
-p.wait()
+sys.exit(1)
 PY
-}
-# kill_after WHEN -- CMD...: runs CMD (its output dropped) and SIGKILLs it WHEN seconds later,
-# or, for a WHEN that is no number but a glob, once a path matches it (kill_when). True if it
-# was killed, false if it ended first.
-kill_after() {
-  local when=$1 pid
-  shift 2
-  if [[ $when =~ ^[0-9.]+$ ]]; then
-    "$@" >/dev/null 2>&1 &
-    pid=$!
-    sleep "$when"
-    local killed=0
-    kill -KILL "$pid" 2>/dev/null && killed=1
-    wait "$pid" 2>/dev/null || true
-    [ "$killed" = 1 ]
-  else
-    [ "$(kill_when "$when" -- "$@")" = killed ]
-  fi
+  [ "$rc" -le 1 ] || fail "kill_after $1 failed"
+  return "$rc"
 }
 not() { if "$@"; then fail "expected failure: $*"; fi; }
 # Runs a command, expects exit code $1: `expect_rc 3 cmd args`.
