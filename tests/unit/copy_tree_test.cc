@@ -244,7 +244,9 @@ TEST_F(CopyTree, ChangedWhileCopiedIsRefused) {
       {[&] { ::chmod((src_ + "/sub/a").c_str(), 0640); }, src_ + "/sub/a"},
       {[&] { write_file(src_ + "/new", "x"); }, src_},
   };
-  for (const auto& [change, named] : cases) {
+  for (const auto& c : cases) {
+    const auto& change = c.first;  // a lambda may not capture a structured binding (clang 14)
+    const auto& named = c.second;
     auto src = open_dir(src_), dst = open_dir(base_);
     fs::remove_all(base_ + "/copy");
     auto stats = copy_tree(src.get(), src_, dst.get(), "copy", base_ + "/copy", [&](const std::string& rel) {
