@@ -42,7 +42,8 @@ struct CopyStats {
 // target's filesystem (syncfs): durable when it returns. On error the partial copy stays
 // (remove it with remove_tree). `on_file`, when given, is called with each regular file's
 // path in the tree once its content is copied, before it is checked unchanged (tests change
-// the source there).
+// the source there). The copy runs on a thread of its own, with a stack for kMaxCopyDepth
+// levels whatever `ulimit -s` says; `on_file` is called there.
 Result<CopyStats> copy_tree(int src, const std::string& src_path, int dst_parent, const std::string& name,
                             const std::string& dst_path, std::function<void(const std::string&)> on_file = {});
 

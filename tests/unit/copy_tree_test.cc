@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -286,6 +288,25 @@ TEST_F(CopyTree, TooDeepIsRefused) {
   auto copied = copy_tree(ok.get(), base_ + "/ok", dst.get(), "okcopy", base_ + "/okcopy");
   ASSERT_TRUE(copied) << copied.error().message;
   EXPECT_EQ(copied->dirs, kMaxCopyDepth + 1);
+}
+
+// The recursion has a stack of its own: under `ulimit -s 512` the test above still copies
+// 1024 levels and refuses 1026 (on the caller's stack it crashed below 2 MiB in Release).
+TEST(CopyTreeStack, TheDeepestTreeAllowedUnderASmallStackLimit) {
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    rlimit small{512 << 10, 512 << 10};
+    int null = ::open("/dev/null", O_WRONLY);
+    if (::setrlimit(RLIMIT_STACK, &small) != 0 || null < 0 || ::dup2(null, 1) < 0) ::_exit(126);
+    ::execl("/proc/self/exe", "volprep_tests", "--gtest_filter=CopyTree.TooDeepIsRefused", nullptr);
+    ::_exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << (WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                              : "exit " + std::to_string(WEXITSTATUS(status)));
 }
 
 // A file bind-mounted into the tree is another mount's: refused like a directory mount point,
