@@ -295,7 +295,6 @@ struct Copier {
   }
 };
 
-// Shared by copy_tree and measure_tree: the root's filesystem and mount.
 // The copy, the measure and the removal recurse, a frame or two for each level of the tree
 // down to kMaxCopyDepth: they run on a thread with a stack sized for that, whatever `ulimit -s`
 // the caller has (1024 levels take 1-2 MiB in a Release build, over 8 MiB unoptimised under
@@ -334,6 +333,7 @@ auto on_deep_stack(F&& f) -> decltype(f()) {
   return std::move(*job.result);
 }
 
+// Shared by copy_tree and measure_tree: the root's filesystem and mount.
 Result<EntryStat> root_stat(int src, const std::string& src_path) {
   EntryStat st;
   if (int rc = stat_at(src, "", st); rc < 0) return config_error(src_path + ": " + errno_text(rc));
