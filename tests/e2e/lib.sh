@@ -51,6 +51,12 @@ scratch_tmpfs() {
   JD=$VOLPREP_JOURNAL_DIR
   mkdir -p "$JD"
 }
+# loop_ext4 SIZE DIR: a fresh ext4 of SIZE (truncate's units) on a loop device, mounted on
+# DIR (made if missing); false, with mount's message on stderr, where no loop device can be had.
+loop_ext4() {
+  command -v mkfs.ext4 >/dev/null && mkdir -p "$2" && truncate -s "$1" "$2.img" &&
+    mkfs.ext4 -q -F "$2.img" && mount -o loop "$2.img" "$2"
+}
 # kill_after WHEN -- CMD...: runs CMD (its output dropped) and SIGKILLs it WHEN seconds later,
 # or, for a WHEN that is no number but a glob, once a path matches it (polled every 0.2 ms: a
 # moment of the run no timed kill is sure to hit on every machine). True if it was killed,

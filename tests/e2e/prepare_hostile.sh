@@ -177,8 +177,7 @@ unshare --pid --fork --mount --propagation private --mount-proc="$tree2/p" \
 # owner changed on an entry there both times counts; one such mount is made here to show it.
 # (Where no loop device can be had, a container, it is not made: the check holds without it.)
 ext4=
-if command -v mkfs.ext4 >/dev/null && truncate -s 8M "$T/ext4.img" && mkfs.ext4 -q -F "$T/ext4.img" &&
-  mkdir "$T/ext4" && mount -o loop "$T/ext4.img" "$T/ext4" 2>/dev/null; then
+if loop_ext4 8M "$T/ext4" 2>/dev/null; then
   ext4=$T/ext4
 else
   echo "note: no ext4 on a loop device: the check runs without one mounted meanwhile"

@@ -13,8 +13,7 @@ chmod 755 "$T"
 mkdir "$T/fs"
 meanwhile=$T/meanwhile
 : >"$T/mount.err"
-if command -v mkfs.ext4 >/dev/null && truncate -s 16M "$T/ext4.img" && mkfs.ext4 -q -F "$T/ext4.img" &&
-  mount -o loop "$T/ext4.img" "$T/fs" 2>"$T/mount.err"; then
+if loop_ext4 16M "$T/fs" 2>"$T/mount.err"; then
   on_exit 'umount "$T/fs"'
 else
   echo "note: no ext4 on a loop device ($(cat "$T/mount.err")): the volume stays on $(df --output=target "$T" | tail -1), shared with other scenarios"
