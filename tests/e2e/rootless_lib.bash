@@ -1,0 +1,96 @@
+# Shared by the rootless scenarios (source it after lib.sh, in a private mount namespace): a
+# user of the scenario's own, with two subordinate ranges, and the checks that containers run
+# by that user (rootless Podman, rootless Docker) see what volprep prepared for them.
+#
+# Both tools map container 0 to the user, 1-1000 to the first range and 1001-65536 to the
+# second, so container 1000 is host 300999 and container 2000 host 400999.
+
+# rootless_user NAME UID: the user, in a copy of /etc bind-mounted over /etc (the host's /etc
+# is never written), with its home at $H; everything the user runs is killed on exit.
+rootless_user() {
+  RL_NAME=$1 RL_UID=$2
+  getent passwd "$RL_UID" >/dev/null && fail "uid $RL_UID is taken: pick another"
+  pgrep -U "$RL_UID" >/dev/null && fail "processes of uid $RL_UID run already"
+  on_exit 'pkill -KILL -U "$RL_UID" 2>/dev/null; sleep 0.2'
+  chmod 755 "$T"
+  H=$T/home
+  mkdir -p "$H/run" "$H/tmp"
+  cp -a /etc "$T/etc"
+  echo "$RL_NAME:x:$RL_UID:$RL_UID::$H:/bin/sh" >>"$T/etc/passwd"
+  echo "$RL_NAME:x:$RL_UID:" >>"$T/etc/group"
+  printf '%s:300000:1000\n%s:400000:64536\n' "$RL_NAME" "$RL_NAME" >"$T/etc/subuid"
+  cp "$T/etc/subuid" "$T/etc/subgid"
+  mount --bind "$T/etc" /etc
+  chown -R "$RL_UID:$RL_UID" "$H" && chmod 700 "$H/run"
+}
+
+# as_user CMD...: CMD as the user, with its own home, runtime and temporary directories.
+as_user() {
+  setpriv --reuid "$RL_UID" --regid "$RL_UID" --init-groups -- env HOME="$H" \
+    XDG_RUNTIME_DIR="$H/run" TMPDIR="$H/tmp" PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"
+}
+
+# rootless_image_tar: a busybox rootfs as a tar on stdout, for `podman import` / `docker import`.
+rootless_image_tar() {
+  local r=$T/rootfs a
+  mkdir -p "$r/bin" "$r/tmp"
+  cp /bin/busybox "$r/bin/busybox"
+  for a in sh touch id ls cat sleep stat; do ln -s busybox "$r/bin/$a"; done
+  tar -C "$r" -c .
+}
+
+# rootless_checks OPTION: with the map OPTION USER gives (--podman-rootless, --rootless), runs
+# through the scenario's `run UID:GID TREE SHELL-CMD` (a fresh container of the user, TREE at
+# /data) and `running_pid` (the host pid of a running container of the user).
+rootless_checks() {
+  local opt=$1 c got pid s=$T/shift
+  for c in 0:"$RL_UID" 1000:300999 2000:400999; do
+    got=$(vp map "$opt" "$RL_NAME" "${c%:*}")
+    [ "$got" = "${c#*:}:${c#*:}" ] || fail "map $opt $RL_NAME ${c%:*} says $got, want ${c#*:}"
+  done
+
+  # prepare: each container user writes its tree, in either range.
+  for c in 1000 2000; do
+    _rl_tree "$T/p$c"
+    run "$c:$c" "$T/p$c" 'touch /data/sub/new && echo x >/data/g' 2>/dev/null &&
+      fail "container $c wrote before volprep"
+    vp "$T/p$c" --as "$c" "$opt" "$RL_NAME" -q
+    got=$(run "$c:$c" "$T/p$c" 'touch /data/sub/new && echo x >/data/g && stat -c %u:%g /data/sub/new') ||
+      fail "container $c cannot write after volprep"
+    [ "$got" = "$c:$c" ] || fail "container $c made a file of $got"
+  done
+
+  # --acl: the user keeps owning the tree, container 1000 writes it.
+  _rl_tree "$T/acl"
+  vp "$T/acl" --as 1000 "$opt" "$RL_NAME" --acl -q
+  run 1000:1000 "$T/acl" 'touch /data/sub/new && echo x >>/data/sub/f' ||
+    fail "container 1000 cannot write the --acl tree"
+  [ "$(stat -c %u "$T/acl/sub/f")" = "$RL_UID" ] || fail "--acl changed an owner"
+
+  # shift: host ids read as container ids (root's files -> the user, 1000's -> 300999).
+  mkdir -p "$s/root" "$s/u1000"
+  echo r >"$s/root/f" && echo u >"$s/u1000/f"
+  chown -R 1000:1000 "$s/u1000" && chmod 700 "$s/root" "$s/u1000"
+  vp shift "$s" "$opt" "$RL_NAME" -q
+  [ "$(stat -c %u:%g "$s/root/f")" = "$RL_UID:$RL_UID" ] || fail "shift gave root's file $(stat -c %u:%g "$s/root/f")"
+  [ "$(stat -c %u:%g "$s/u1000/f")" = 300999:300999 ] || fail "shift gave 1000's file $(stat -c %u:%g "$s/u1000/f")"
+  got=$(run 0:0 "$s" 'echo w >>/data/root/f && stat -c %u /data/root/f') ||
+    fail "container root cannot write what root owned"
+  [ "$got" = 0 ] || fail "container root sees root's file as $got"
+  run 1000:1000 "$s" 'echo w >>/data/u1000/f' || fail "container 1000 cannot write what 1000 owned"
+  run 1000:1000 "$s" 'cat /data/root/f' 2>/dev/null && fail "container 1000 reads root's 0700 directory"
+
+  # map --pid of a running container: the same ids as OPTION.
+  pid=$(running_pid)
+  [ "$pid" -gt 0 ] || fail "no pid for the running container"
+  for c in 0 1000 2000; do
+    [ "$(vp map --pid "$pid" "$c")" = "$(vp map "$opt" "$RL_NAME" "$c")" ] ||
+      fail "map --pid $pid $c: $(vp map --pid "$pid" "$c")"
+  done
+}
+
+_rl_tree() { # _rl_tree DIR: a tree of host root's and the user's files
+  mkdir -p "$1/sub"
+  echo a >"$1/sub/f" && echo b >"$1/g"
+  chown -R "$RL_UID:$RL_UID" "$1" && chown 0:0 "$1/g"
+}
