@@ -2,7 +2,7 @@
 # Rootless Podman, for real: a user with two subordinate ranges, an image from `podman import`,
 # containers run by that user with Debian's podman and runc. Proves with the kernel that
 # --podman-rootless gives the ids Podman uses (rootless_lib.bash: prepare in either range,
-# --acl, shift, map --pid), and that Podman's own map is the one volprep models.
+# --acl, shift, mount, map --pid), and that Podman's own map is the one volprep models.
 if [ -z "${VOLPREP_PRIVATE_MOUNTS:-}" ]; then
   exec env VOLPREP_PRIVATE_MOUNTS=1 unshare --mount --propagation private -- bash "$0" "$@"
 fi

@@ -3,7 +3,7 @@
 # Debian's RootlessKit (in a private mount and network namespace: --net=host then means this
 # scenario's empty network namespace), an image from `docker import`, containers of that user.
 # Proves with the kernel that --rootless gives the ids that dockerd's containers get
-# (rootless_lib.bash: prepare in either range, --acl, shift, map --pid).
+# (rootless_lib.bash: prepare in either range, --acl, shift, mount, map --pid).
 if [ -z "${VOLPREP_PRIVATE_MOUNTS:-}" ]; then
   exec env VOLPREP_PRIVATE_MOUNTS=1 unshare --mount --net --propagation private -- bash "$0" "$@"
 fi

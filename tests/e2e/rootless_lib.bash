@@ -21,6 +21,9 @@ rootless_user() {
   printf '%s:300000:1000\n%s:400000:64536\n' "$RL_NAME" "$RL_NAME" >"$T/etc/subuid"
   cp "$T/etc/subuid" "$T/etc/subgid"
   mount --bind "$T/etc" /etc
+  # Mounts made later (volprep mount) reach the tools' own mount namespaces, as on a host
+  # where / is shared; the peer groups are this namespace's own, never the host's.
+  mount --make-rshared /
   chown -R "$RL_UID:$RL_UID" "$H" && chmod 700 "$H/run"
 }
 
@@ -41,7 +44,8 @@ rootless_image_tar() {
 
 # rootless_checks OPTION: with the map OPTION USER gives (--podman-rootless, --rootless), runs
 # through the scenario's `run UID:GID TREE SHELL-CMD` (a fresh container of the user, TREE at
-# /data) and `running_pid` (the host pid of a running container of the user).
+# /data) and `running_pid` (the host pid of a running container of the user): prepare in
+# either range, --acl, shift, mount, and map --pid.
 rootless_checks() {
   local opt=$1 c got pid s=$T/shift
   for c in 0:"$RL_UID" 1000:300999 2000:400999; do
@@ -79,6 +83,19 @@ rootless_checks() {
   [ "$got" = 0 ] || fail "container root sees root's file as $got"
   run 1000:1000 "$s" 'echo w >>/data/u1000/f' || fail "container 1000 cannot write what 1000 owned"
   run 1000:1000 "$s" 'cat /data/root/f' 2>/dev/null && fail "container 1000 reads root's 0700 directory"
+
+  # mount: an idmapped view of the user's tree, written by container 1000 as its own; on
+  # disk, what it made belongs to the user.
+  mkdir -p "$T/msrc/sub" "$T/mdst"
+  echo a >"$T/msrc/sub/f"
+  chown -R "$RL_UID:$RL_UID" "$T/msrc"
+  vp mount "$T/msrc" "$T/mdst" --as 1000 "$opt" "$RL_NAME" -q
+  got=$(run 1000:1000 "$T/mdst" 'touch /data/sub/new && echo x >>/data/sub/f && stat -c %u:%g /data/sub/new') ||
+    fail "container 1000 cannot write through the idmapped mount"
+  [ "$got" = 1000:1000 ] || fail "container 1000 made a file of $got through the mount"
+  got=$(stat -c %u:%g "$T/msrc/sub/new" "$T/msrc/sub/f" | sort -u)
+  [ "$got" = "$RL_UID:$RL_UID" ] || fail "through the mount, the disk got $got"
+  umount "$T/mdst"
 
   # map --pid of a running container: the same ids as OPTION.
   pid=$(running_pid)
