@@ -24,8 +24,6 @@ if(VOLPREP_FUZZ)
     set_tests_properties(fuzz.${name} PROPERTIES LABELS fuzz TIMEOUT 120
       ENVIRONMENT "VOLPREP_FUZZ_DIR=${CMAKE_BINARY_DIR}")
   endforeach()
-  # --as and --map are parsed in the command-line code, which also holds the helpers the
-  # commands share (they log, and hand jobs to the driver core).
-  target_sources(fuzz_id_spec PRIVATE src/cli.cc src/driver.cc)
-  target_link_libraries(fuzz_id_spec PRIVATE CLI11::CLI11 spdlog::spdlog)
+  # --as and --map are parsed in the command-line code (the program's own objects).
+  target_link_libraries(fuzz_id_spec PRIVATE volprep_cli)
 endif()
