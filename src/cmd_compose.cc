@@ -38,10 +38,12 @@ std::map<std::string, std::string> process_environment() {
 
 // Who each selected service runs as, the engine asked once per image. Images the engine does
 // not have are named together, with the services that need them.
-// Under --host-root (`host_root`), the engine's socket is below that directory unless
-// DOCKER_HOST names one. An engine reached through a socket below it is that host's: the
-// layer paths it reports are its own, read below the host root; one reached elsewhere is
-// this machine's, its paths read as they are.
+// The engine is DOCKER_HOST's, else root's at /var/run/docker.sock, or with --rootless and
+// --podman-rootless the user's own (its socket in their runtime directory; the engine may be
+// served by them). Under --host-root (`host_root`), the engine's socket is below that
+// directory unless DOCKER_HOST names one. An engine reached through a socket below it is that
+// host's: the layer paths it reports are its own, read below the host root; one reached
+// elsewhere is this machine's, its paths read as they are.
 Result<std::vector<ServicePlanInput>> identify(const ComposeProject& project,
                                                const std::vector<const ComposeService*>& services,
                                                const Mapping& mapping, const std::optional<std::string>& host_root) {
@@ -67,19 +69,23 @@ Result<std::vector<ServicePlanInput>> identify(const ComposeProject& project,
           root.reset(::open(host_root->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
           if (!root.valid()) return config_error("cannot open the host root " + *host_root + ": " + std::strerror(errno));
         }
+        const std::string rel = mapping.engine_owner ? mapping.engine_socket : "var/run/docker.sock";
+        const std::string dir = rel.substr(0, rel.rfind('/'));
         if (socket.empty() && host_root) {
           // var/run is an absolute symlink to /run on Debian: resolved inside the host root,
           // not to this machine's /run, and reached through its descriptor.
           open_how how{};
           how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
           how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-          socket_dir.reset(int(::syscall(SYS_openat2, root.get(), "var/run", &how, sizeof how)));
+          socket_dir.reset(int(::syscall(SYS_openat2, root.get(), dir.c_str(), &how, sizeof how)));
           if (!socket_dir.valid())
-            return config_error("cannot open var/run below the host root " + *host_root + ": " + std::strerror(errno));
-          socket = "unix:///proc/self/fd/" + std::to_string(socket_dir.get()) + "/docker.sock";
+            return config_error("cannot open " + dir + " below the host root " + *host_root + ": " + std::strerror(errno));
+          socket = "unix:///proc/self/fd/" + std::to_string(socket_dir.get()) + rel.substr(dir.size());
           below_root = true;
+        } else if (socket.empty() && mapping.engine_owner) {
+          socket = "unix:///" + rel;
         }
-        auto e = DockerEngine::connect(socket);
+        auto e = DockerEngine::connect(socket, mapping.engine_owner);
         if (!e) return e.error();
         engine = std::move(*e);
         std::string root_dir = host_root.value_or("");

@@ -41,8 +41,15 @@ std::string url_escape(const std::string& s) {
   return out;
 }
 
+// An engine's answer as JSON; values nested deeper than any the API sends are dropped, not
+// built (copying or printing a deeply nested value recurses: a rootless engine is its user's).
+nlohmann::json parse_answer(const std::string& body) {
+  return nlohmann::json::parse(
+      body, [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) { return depth <= 32; }, false);
+}
+
 std::string api_message(const std::string& body) {
-  auto j = nlohmann::json::parse(body, nullptr, false);
+  auto j = parse_answer(body);
   if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"];
   return body.substr(0, 200);
 }
@@ -75,8 +82,9 @@ bool valid_image_ref(const std::string& ref) {
   return true;
 }
 
-Result<DockerEngine> DockerEngine::connect(const std::string& host) {
+Result<DockerEngine> DockerEngine::connect(const std::string& host, std::optional<uint32_t> owner) {
   DockerEngine e;
+  e.owner_ = owner;
   if (host.empty()) e.socket_ = "/var/run/docker.sock";
   else if (host.starts_with("unix://")) e.socket_ = host.substr(7);
   else return config_error("DOCKER_HOST=" + host + ": volprep reads images through a unix:// socket only");
@@ -93,12 +101,20 @@ Result<DockerEngine::Response> DockerEngine::request(const std::string& method, 
   std::memcpy(addr.sun_path, socket_.c_str(), socket_.size());
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
     return config_error("cannot reach the Docker engine at " + socket_ + ": " + std::strerror(errno) +
-                        " (is dockerd running? DOCKER_HOST names another socket)");
+                        (socket_.ends_with("/podman.sock") ? " (is the user's podman.socket or `podman system service` running?"
+                                                           : " (is dockerd running?") +
+                        " DOCKER_HOST names another socket)");
   ucred peer{};
   socklen_t len = sizeof peer;
-  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0 || peer.uid != 0)
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0)
+    return config_error("the Docker engine at " + socket_ + ": SO_PEERCRED: " + std::strerror(errno));
+  if (owner_ && peer.uid == *owner_) {
+    served_by_owner_ = true;
+  } else if (peer.uid != 0) {
     return Error{kExitRefused, "refusing the Docker engine at " + socket_ + ": the process serving it runs as uid " +
-                                   std::to_string(peer.uid) + ", not root"};
+                                   std::to_string(peer.uid) + ", not root" +
+                                   (owner_ ? " nor the rootless engine's user (uid " + std::to_string(*owner_) + ")" : "")};
+  }
   std::string req = method + " " + path + " HTTP/1.1\r\nHost: docker\r\nUser-Agent: volprep\r\nConnection: close\r\n";
   if (!body.empty())
     req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
@@ -147,7 +163,7 @@ Result<ImageFacts> DockerEngine::image(const std::string& ref) {
   if (!r) return r.error();
   if (r->status == 404) return facts;
   if (r->status != 200) return config_error("the Docker engine: image " + ref + ": " + api_message(r->body));
-  auto j = nlohmann::json::parse(r->body, nullptr, false);
+  auto j = parse_answer(r->body);
   if (!j.is_object()) return config_error("the Docker engine: image " + ref + ": not JSON");
   facts.present = true;
   const auto& config = j.contains("Config") && j["Config"].is_object() ? j["Config"] : nlohmann::json::object();
@@ -177,7 +193,8 @@ Result<ImageFacts> DockerEngine::image(const std::string& ref) {
 
 Result<bool> DockerEngine::read_user_files(const std::string& ref, ImageFacts& facts) {
   read_layers_ = false;
-  if (auto it = layers_.find(ref); it != layers_.end() && !it->second.empty()) {
+  // A rootless engine's layer paths are its user's to choose: read through the engine instead.
+  if (auto it = layers_.find(ref); !served_by_owner_ && it != layers_.end() && !it->second.empty()) {
     const int root = host_root_.valid() ? host_root_.get() : -1;
     LayerFile passwd = read_from_layers(it->second, "etc", "passwd", root);
     LayerFile group =
@@ -202,7 +219,7 @@ Result<bool> DockerEngine::read_user_files_by_container(const std::string& ref, 
   auto c = request("POST", "/containers/create", create.dump());
   if (!c) return c.error();
   if (c->status != 201) return config_error("the Docker engine: image " + ref + ": " + api_message(c->body));
-  auto j = nlohmann::json::parse(c->body, nullptr, false);
+  auto j = parse_answer(c->body);
   if (!j.is_object() || !j.contains("Id") || !j["Id"].is_string())
     return config_error("the Docker engine: image " + ref + ": no container id");
   const std::string id = j["Id"];

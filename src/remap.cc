@@ -356,6 +356,9 @@ Result<Mapping> rootless_mapping(const std::string& user_name, RootlessFlavor fl
   Mapping m;
   m.source = std::string(tool) + " for user " + in_quotes(pw.name) + " (uid " +
              std::to_string(pw.uid) + ", gid " + std::to_string(pw.gid) + ")";
+  m.engine_owner = pw.uid;
+  m.engine_socket = "run/user/" + std::to_string(pw.uid) +
+                    (flavor == RootlessFlavor::kDocker ? "/docker.sock" : "/podman/podman.sock");
 
   struct Side {
     const char* path;

@@ -2,7 +2,9 @@
 // config, and a file of its filesystem, read from the image's overlay2 layer directories
 // where they are reachable, else from a container created for that and never started. The
 // daemon on the other end must be root's (SO_PEERCRED): a socket someone else serves could
-// tell any user.
+// tell any user. A rootless engine's owner may serve it too (`owner`): what it says can only
+// pick ids of that user's own map, as the user's compose file can; its answers are bounded
+// and read as untrusted input, and the layer paths it reports are never opened.
 #pragma once
 
 #include <map>
@@ -18,8 +20,9 @@ namespace volprep {
 
 class DockerEngine {
  public:
-  // `host`: DOCKER_HOST's value (unix:// only), or "" for /var/run/docker.sock.
-  static Result<DockerEngine> connect(const std::string& host);
+  // `host`: DOCKER_HOST's value (unix:// only), or "" for /var/run/docker.sock. `owner`:
+  // the uid of a rootless engine's user, whose engine volprep also asks.
+  static Result<DockerEngine> connect(const std::string& host, std::optional<uint32_t> owner = std::nullopt);
 
   // The image's USER and Env; present=false if the engine has no such image.
   Result<ImageFacts> image(const std::string& ref);
@@ -42,6 +45,8 @@ class DockerEngine {
   Result<Response> request(const std::string& method, const std::string& path, const std::string& body = "");
   Result<bool> read_user_files_by_container(const std::string& ref, ImageFacts& facts);
   std::string socket_;
+  std::optional<uint32_t> owner_;
+  bool served_by_owner_ = false;  // some answer came from the owner's engine, not root's
   std::map<std::string, std::vector<std::string>> layers_;  // image -> overlay2 diff dirs, top first
   bool read_layers_ = false;
   UniqueFd host_root_;

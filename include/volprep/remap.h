@@ -54,6 +54,11 @@ struct Mapping {
   std::string data_root_unusable;
   std::vector<Finding> findings;
   bool remapping_off = false;
+  // --rootless, --podman-rootless: the engine that runs the user's containers is the user's
+  // own, served by their uid (not root), its API socket at `engine_socket` below / (rootless
+  // Docker's and Podman's default, in the user's runtime directory).
+  std::optional<uint32_t> engine_owner;
+  std::string engine_socket;
 
   bool has_errors() const { return has_error(findings); }
 };

@@ -23,6 +23,11 @@ running_pid() {
   pm inspect --format '{{.State.Pid}}' vp-sleeper
 }
 rootless_image_tar | pm import - bb >/dev/null
+rootless_image_tar | pm import --change 'USER=2000:2000' - bbu >/dev/null
+# Podman's Docker-compatible API, at its default socket, for volprep compose.
+pm system service --time=0 >"$T/service.log" 2>&1 &
+for ((i = 0; i < 100; i++)); do [ -S "$RL_RUN/podman/podman.sock" ] && break; sleep 0.1; done
+[ -S "$RL_RUN/podman/podman.sock" ] || fail "podman system service made no socket: $(cat "$T/service.log")"
 pm unshare cat /proc/self/uid_map >"$T/podman.map"
 grep -Eq "^ +0 +$RL_UID +1\$" "$T/podman.map" || fail "podman's map: $(cat "$T/podman.map")"
 

@@ -6,7 +6,8 @@
 # second, so container 1000 is host 300999 and container 2000 host 400999.
 
 # rootless_user NAME UID: the user, in a copy of /etc bind-mounted over /etc (the host's /etc
-# is never written), with its home at $H; everything the user runs is killed on exit.
+# is never written), with its home at $H and its runtime directory at $RL_RUN, /run/user/UID
+# on a tmpfs over /run in this namespace; everything the user runs is killed on exit.
 rootless_user() {
   RL_NAME=$1 RL_UID=$2
   getent passwd "$RL_UID" >/dev/null && fail "uid $RL_UID is taken: pick another"
@@ -14,38 +15,44 @@ rootless_user() {
   on_exit 'pkill -KILL -U "$RL_UID" 2>/dev/null; sleep 0.2'
   chmod 755 "$T"
   H=$T/home
-  mkdir -p "$H/run" "$H/tmp"
+  mkdir -p "$H/tmp"
   cp -a /etc "$T/etc"
   echo "$RL_NAME:x:$RL_UID:$RL_UID::$H:/bin/sh" >>"$T/etc/passwd"
   echo "$RL_NAME:x:$RL_UID:" >>"$T/etc/group"
   printf '%s:300000:1000\n%s:400000:64536\n' "$RL_NAME" "$RL_NAME" >"$T/etc/subuid"
   cp "$T/etc/subuid" "$T/etc/subgid"
   mount --bind "$T/etc" /etc
+  mount -t tmpfs -o mode=0755 volprep-e2e-run /run
+  RL_RUN=/run/user/$RL_UID
+  mkdir -p -m 0700 "$RL_RUN" && chown "$RL_UID:$RL_UID" "$RL_RUN"
   # Mounts made later (volprep mount) reach the tools' own mount namespaces, as on a host
   # where / is shared; the peer groups are this namespace's own, never the host's.
   mount --make-rshared /
-  chown -R "$RL_UID:$RL_UID" "$H" && chmod 700 "$H/run"
+  chown -R "$RL_UID:$RL_UID" "$H"
 }
 
 # as_user CMD...: CMD as the user, with its own home, runtime and temporary directories.
 as_user() {
   setpriv --reuid "$RL_UID" --regid "$RL_UID" --init-groups -- env HOME="$H" \
-    XDG_RUNTIME_DIR="$H/run" TMPDIR="$H/tmp" PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"
+    XDG_RUNTIME_DIR="$RL_RUN" TMPDIR="$H/tmp" PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"
 }
 
 # rootless_image_tar: a busybox rootfs as a tar on stdout, for `podman import` / `docker import`.
 rootless_image_tar() {
   local r=$T/rootfs a
-  mkdir -p "$r/bin" "$r/tmp"
-  cp /bin/busybox "$r/bin/busybox"
-  for a in sh touch id ls cat sleep stat; do ln -s busybox "$r/bin/$a"; done
+  if [ ! -d "$r" ]; then
+    mkdir -p "$r/bin" "$r/tmp"
+    cp /bin/busybox "$r/bin/busybox"
+    for a in sh touch id ls cat sleep stat; do ln -s busybox "$r/bin/$a"; done
+  fi
   tar -C "$r" -c .
 }
 
 # rootless_checks OPTION: with the map OPTION USER gives (--podman-rootless, --rootless), runs
 # through the scenario's `run UID:GID TREE SHELL-CMD` (a fresh container of the user, TREE at
 # /data) and `running_pid` (the host pid of a running container of the user): prepare in
-# either range, --acl, shift, mount, and map --pid.
+# either range, --acl, shift, mount, compose, and map --pid. The user's engine has images bb
+# and bbu, whose USER is 2000:2000, and serves its API at its default socket in $RL_RUN.
 rootless_checks() {
   local opt=$1 c got pid s=$T/shift
   for c in 0:"$RL_UID" 1000:300999 2000:400999; do
@@ -96,6 +103,18 @@ rootless_checks() {
   got=$(stat -c %u:%g "$T/msrc/sub/new" "$T/msrc/sub/f" | sort -u)
   [ "$got" = "$RL_UID:$RL_UID" ] || fail "through the mount, the disk got $got"
   umount "$T/mdst"
+
+  # compose: the user's engine, at its default socket, says who bbu runs as.
+  local P=$H/proj
+  mkdir -p "$P/one" "$P/img"
+  printf '%s\n' 'services:' \
+    '  one: {image: bb, user: "1000:1000", volumes: ["./one:/data"]}' \
+    '  img: {image: bbu, volumes: ["./img:/data"]}' >"$P/compose.yaml"
+  chown -R "$RL_UID:$RL_UID" "$P"
+  (cd "$P" && vp compose "$opt" "$RL_NAME" --compose-cli never -q) || fail "compose $opt"
+  [ "$(stat -c %u:%g "$P/one")" = 300999:300999 ] || fail "compose gave one's mount $(stat -c %u:%g "$P/one")"
+  [ "$(stat -c %u:%g "$P/img")" = 400999:400999 ] || fail "compose gave img's mount $(stat -c %u:%g "$P/img")"
+  run 2000:2000 "$P/img" 'touch /data/new' || fail "container 2000 cannot write what compose prepared for it"
 
   # map --pid of a running container: the same ids as OPTION.
   pid=$(running_pid)
