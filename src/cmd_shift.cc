@@ -28,8 +28,8 @@ void setup_shift(CLI::App& app, ShiftOptions& o) {
   add_tree_options(app, o.excludes, o.run, "A dry run that exits 1 when anything would change (0 for a tree shifted already)", o.cross_filesystems,
                    o.allow_system_path, o.follow_path_symlinks);
   app.add_flag("--force", o.force,
-               "Shift a tree that reads as shifted already, by its ids or by a forward shift its journal "
-               "records and nothing undid (a second shift)");
+               "Shift a tree that reads as shifted already (--reverse: shifted back), by its ids or by a "
+               "shift the same way its journals record and nothing undid (a second shift)");
   setup_source_options(app, o.source);
 }
 
@@ -197,23 +197,26 @@ int judge_census(const VolumeRoot& v, const Census& c, const ShiftSpec& spec, bo
   return kExitOk;
 }
 
-// A tree the journals say a standing forward shift shifted (finished, neither rolled back nor
-// shifted back) is shifted already, whatever its ids say: an owner's file made since reads as
+// A tree the journals say a standing shift shifted (finished, neither rolled back nor shifted
+// the other way since) is shifted already, whatever its ids say: a file made since reads as
 // unshifted, and where the map's host range lies in its container range, or with
 // --unmapped=nobody, a second shift would take every shifted id again. kExitOk, or the exit
 // status with the reason logged (--check: kExitOk, `shifted` set).
-int judge_history(const VolumeRoot& v, const ShiftHistory& history, bool check, bool& shifted) {
-  if (!history.forward) return kExitOk;
-  const JournalHeader& h = history.forward->header;
+int judge_history(const VolumeRoot& v, const ShiftHistory& history, bool reverse, bool check, bool& shifted) {
+  const std::optional<Journal>& last = reverse ? history.back : history.forward;
+  if (!last || (!reverse && history.back && history.back->header.start_ns > last->header.start_ns)) return kExitOk;
+  const JournalHeader& h = last->header;
   shifted = true;
-  auto map = IdMap::parse_proc(h.uid_map, history.forward->path);
-  std::string why = "its shift of " + format_utc(h.start_ns) + " (journal " + history.forward->path + ", uid map " +
-                    (map ? map->describe() : h.uid_map) + ") stands: neither a rollback nor a --reverse undid it";
+  auto map = IdMap::parse_proc(h.uid_map, last->path);
+  const char* done = reverse ? "already shifted back" : "already shifted";
+  std::string why = std::string(reverse ? "its shift back" : "its shift") + " of " + format_utc(h.start_ns) +
+                    " (journal " + last->path + ", uid map " + (map ? map->describe() : h.uid_map) +
+                    ") stands: neither a rollback nor a shift the other way undid it";
   if (check) {
-    spdlog::info("{}: already shifted: {}", v.given, why);
+    spdlog::info("{}: {}: {}", v.given, done, why);
     return kExitOk;
   }
-  spdlog::error("{}: already shifted: {}; nothing changed (--force shifts it again)", v.given, why);
+  spdlog::error("{}: {}: {}; nothing changed (--force shifts it again)", v.given, done, why);
   return kExitFound;
 }
 
@@ -295,8 +298,8 @@ int run_shift(const ShiftOptions& options) {
     bool shifted = false;
     Census c = take_census(v, spec, census);
     if (int rc = judge_census(v, c, spec, o.force, o.run.check, shifted); rc != kExitOk) return rc;
-    if (!shifted && !o.reverse && !o.force)
-      if (int rc = judge_history(v, (*histories)[i], o.run.check, shifted); rc != kExitOk) return rc;
+    if (!shifted && !o.force)
+      if (int rc = judge_history(v, (*histories)[i], o.reverse, o.run.check, shifted); rc != kExitOk) return rc;
     if (!shifted) to_shift.push_back(&v);  // --check: a tree shifted already would not change
     bare->merge(std::move(c.bare));
   }

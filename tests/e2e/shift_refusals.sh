@@ -58,11 +58,23 @@ rc=0; vp shift "$T/plain" "${MAP[@]}" --reverse 2>"$T/err" || rc=$?
 touch "$vol/new" && chown 1000:1000 "$vol/new"
 manifest "$vol" >"$T/m3"
 rc=0; vp shift "$vol" "${MAP[@]}" --unmapped=nobody 2>"$T/err" || rc=$?
-[ "$rc" -eq 1 ] && grep -q "$vol: already shifted: its shift of [-0-9: ]*Z (journal $VOLPREP_JOURNAL_DIR/.*, uid map 0 500000 65536) stands: neither a rollback nor a --reverse undid it; nothing changed (--force shifts it again)" "$T/err" ||
+[ "$rc" -eq 1 ] && grep -q "$vol: already shifted: its shift of [-0-9: ]*Z (journal $VOLPREP_JOURNAL_DIR/.*, uid map 0 500000 65536) stands: neither a rollback nor a shift the other way undid it; nothing changed (--force shifts it again)" "$T/err" ||
   fail "shifted by its journal: exit $rc: $(cat "$T/err")"
 manifest "$vol" | cmp -s - "$T/m3" || fail "the refused shift (by its journal) changed the tree"
 expect_rc 0 vp shift "$vol" "${MAP[@]}" --unmapped=nobody --check
 rm "$vol/new"
+# Shifted back by its journal too: a file a remapped container made since reads as not shifted
+# back, but the shift back stands (--unmapped=nobody would take every id to 65534).
+rt=$T/rt
+mkdir -p "$rt/a" && chown 1000:1000 "$rt/a"
+{ vp shift "$rt" "${MAP[@]}" && vp shift "$rt" "${MAP[@]}" --reverse; } >/dev/null 2>&1 || fail "$rt: shift and back"
+touch "$rt/a/new" && chown 501000:501000 "$rt/a/new"
+manifest "$rt" >"$T/m4"
+rc=0; vp shift "$rt" "${MAP[@]}" --reverse --unmapped=nobody 2>"$T/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "$rt: already shifted back: its shift back of [-0-9: ]*Z (journal .*) stands" "$T/err" ||
+  fail "shifted back by its journal: exit $rc: $(cat "$T/err")"
+manifest "$rt" | cmp -s - "$T/m4" || fail "the refused shift back (by its journal) changed the tree"
+vp shift "$rt" "${MAP[@]}" --unmapped=skip -n >/dev/null 2>&1 || fail "a forward shift after the shift back is refused"
 # --force goes on: the ids past the range then follow --unmapped.
 vp shift "$vol" "${MAP[@]}" --force --unmapped=skip -n >/dev/null 2>&1 || fail "--force"
 
