@@ -27,7 +27,9 @@ void setup_shift(CLI::App& app, ShiftOptions& o) {
                "(dropped by default: container root made them)");
   add_tree_options(app, o.excludes, o.run, "A dry run that exits 1 when anything would change (0 for a tree shifted already)", o.cross_filesystems,
                    o.allow_system_path, o.follow_path_symlinks);
-  app.add_flag("--force", o.force, "Shift a tree whose ids all read as shifted already (a second shift)");
+  app.add_flag("--force", o.force,
+               "Shift a tree that reads as shifted already (--reverse: shifted back), by its ids or by a "
+               "shift the same way its journals record and nothing undid (a second shift)");
   setup_source_options(app, o.source);
 }
 
@@ -195,6 +197,29 @@ int judge_census(const VolumeRoot& v, const Census& c, const ShiftSpec& spec, bo
   return kExitOk;
 }
 
+// A tree the journals say a standing shift shifted (finished, neither rolled back nor shifted
+// the other way since) is shifted already, whatever its ids say: a file made since reads as
+// unshifted, and where the map's host range lies in its container range, or with
+// --unmapped=nobody, a second shift would take every shifted id again. kExitOk, or the exit
+// status with the reason logged (--check: kExitOk, `shifted` set).
+int judge_history(const VolumeRoot& v, const ShiftHistory& history, bool reverse, bool check, bool& shifted) {
+  const std::optional<Journal>& last = reverse ? history.back : history.forward;
+  if (!last || (!reverse && history.back && history.back->header.start_ns > last->header.start_ns)) return kExitOk;
+  const JournalHeader& h = last->header;
+  shifted = true;
+  auto map = IdMap::parse_proc(h.uid_map, last->path);
+  const char* done = reverse ? "already shifted back" : "already shifted";
+  std::string why = std::string(reverse ? "its shift back" : "its shift") + " of " + format_utc(h.start_ns) +
+                    " (journal " + last->path + ", uid map " + (map ? map->describe() : h.uid_map) +
+                    ") stands: neither a rollback nor a shift the other way undid it";
+  if (check) {
+    spdlog::info("{}: {}: {}", v.given, done, why);
+    return kExitOk;
+  }
+  spdlog::error("{}: {}: {}; nothing changed (--force shifts it again)", v.given, done, why);
+  return kExitFound;
+}
+
 int run_shift(const ShiftOptions& options) {
   ShiftOptions o = options;
   if (o.keep_setid && !o.reverse) {
@@ -257,7 +282,8 @@ int run_shift(const ShiftOptions& options) {
   const bool need_census = !o.force || spec.unmapped == Unmapped::kRefuse;
   std::vector<const VolumeRoot*> to_shift;
   auto bare = std::make_shared<BareInodes>();  // what the run need not read again
-  for (const auto& v : volumes) {
+  for (size_t i = 0; i < volumes.size(); ++i) {
+    const VolumeRoot& v = volumes[i];
     if (!need_census) {
       to_shift.push_back(&v);
       continue;
@@ -272,6 +298,8 @@ int run_shift(const ShiftOptions& options) {
     bool shifted = false;
     Census c = take_census(v, spec, census);
     if (int rc = judge_census(v, c, spec, o.force, o.run.check, shifted); rc != kExitOk) return rc;
+    if (!shifted && !o.force)
+      if (int rc = judge_history(v, (*histories)[i], o.reverse, o.run.check, shifted); rc != kExitOk) return rc;
     if (!shifted) to_shift.push_back(&v);  // --check: a tree shifted already would not change
     bare->merge(std::move(c.bare));
   }

@@ -100,6 +100,9 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
     std::printf("%s\n", format_summary(total, dry_run).c_str());
     return kExitPartial;
   };
+  // Each inode changed once by the command, not once by each volume's run: the owner of
+  // parts of two trees can move what one run changed into the next tree before its run.
+  const auto changed = std::make_shared<InodeSet>();
   for (const VolumeJob& job : jobs) {
     if (o.json ? !job.heading_json.empty() : !job.heading.empty())
       std::printf("%s\n", o.json ? job.heading_json.c_str() : ("# " + escape_control(job.heading)).c_str());
@@ -108,6 +111,7 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
     RunConfig config = job.config;
     config.dry_run = dry_run;
     config.journaled = !o.no_journal;
+    if (config.change_once && !config.changed) config.changed = changed;
     if (!dry_run && !o.no_journal) {
       if (journal && one_journal) {
         JournalHeader h;

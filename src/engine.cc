@@ -85,53 +85,39 @@ struct LinkKeyHash {
 };
 using PendingLinks = tbb::concurrent_hash_map<LinkKey, PendingLink, LinkKeyHash>;
 
-// The inodes a run with RunConfig::change_once has planned a change for. Insert-only, shared
-// by the threads: shards chosen by a key's top bits, each an open-addressing table of 64-bit
-// keys under its own lock (8 to 16 bytes an inode). For one device the key is a bijection of
-// the inode number, so two inodes never share one; across devices a shared key only leaves an
-// entry alone.
-class InodeSet {
- public:
-  // False when the inode is in the set already.
-  bool insert(const EntryStat& st) {
-    uint64_t k = st.ino ^ ((uint64_t(st.dev_major) << 32 | st.dev_minor) * 0x9e3779b97f4a7c15ull);
-    k *= 0xbf58476d1ce4e5b9ull;  // odd: a bijection, as is the shift-xor after it
-    k ^= k >> 31;
-    Shard& s = shards_[k >> (64 - kShardBits)];
-    std::lock_guard lock(s.mu);
-    if (k == 0) return !std::exchange(s.has_zero, true);  // 0 marks an empty slot
-    if ((s.used + 1) * 2 > s.slots.size()) s.grow();
-    for (size_t i = k & (s.slots.size() - 1);; i = (i + 1) & (s.slots.size() - 1)) {
-      if (s.slots[i] == k) return false;
-      if (s.slots[i] == 0) {
-        s.slots[i] = k;
-        ++s.used;
-        return true;
-      }
+}  // namespace
+
+bool InodeSet::insert(const EntryStat& st) {
+  uint64_t k = st.ino ^ ((uint64_t(st.dev_major) << 32 | st.dev_minor) * 0x9e3779b97f4a7c15ull);
+  k *= 0xbf58476d1ce4e5b9ull;  // odd: a bijection, as is the shift-xor after it
+  k ^= k >> 31;
+  Shard& s = shards_[k >> (64 - kShardBits)];
+  std::lock_guard lock(s.mu);
+  if (k == 0) return !std::exchange(s.has_zero, true);  // 0 marks an empty slot
+  if ((s.used + 1) * 2 > s.slots.size()) s.grow();
+  for (size_t i = k & (s.slots.size() - 1);; i = (i + 1) & (s.slots.size() - 1)) {
+    if (s.slots[i] == k) return false;
+    if (s.slots[i] == 0) {
+      s.slots[i] = k;
+      ++s.used;
+      return true;
     }
   }
+}
 
- private:
-  static constexpr int kShardBits = 6;
-  struct Shard {
-    std::mutex mu;
-    std::vector<uint64_t> slots;
-    size_t used = 0;
-    bool has_zero = false;
-    void grow() {
-      const size_t size = std::max<size_t>(64, slots.size() * 2);
-      std::vector<uint64_t> old = std::exchange(slots, std::vector<uint64_t>(size));
-      for (uint64_t k : old)
-        if (k)
-          for (size_t i = k & (slots.size() - 1);; i = (i + 1) & (slots.size() - 1))
-            if (!slots[i]) {
-              slots[i] = k;
-              break;
-            }
-    }
-  };
-  Shard shards_[size_t(1) << kShardBits];
-};
+void InodeSet::Shard::grow() {
+  const size_t size = std::max<size_t>(64, slots.size() * 2);
+  std::vector<uint64_t> old = std::exchange(slots, std::vector<uint64_t>(size));
+  for (uint64_t k : old)
+    if (k)
+      for (size_t i = k & (slots.size() - 1);; i = (i + 1) & (slots.size() - 1))
+        if (!slots[i]) {
+          slots[i] = k;
+          break;
+        }
+}
+
+namespace {
 
 class Run {
  public:
@@ -493,7 +479,9 @@ class Run {
   }();
   tbb::enumerable_thread_specific<ThreadState> states_;
   PendingLinks links_;
-  const std::unique_ptr<InodeSet> changed_ = config_.change_once ? std::make_unique<InodeSet>() : nullptr;
+  // The command's set (RunConfig::changed), else one of the run's own.
+  const std::shared_ptr<InodeSet> changed_ =
+      !config_.change_once ? nullptr : config_.changed ? config_.changed : std::make_shared<InodeSet>();
   std::mutex stop_mu_;
   std::string stopped_;
 

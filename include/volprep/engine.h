@@ -7,6 +7,9 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -17,6 +20,28 @@
 #include "volprep/volume.h"
 
 namespace volprep {
+
+// The inodes planned a change for under RunConfig::change_once. Insert-only, shared by the
+// threads: shards chosen by a key's top bits, each an open-addressing table of 64-bit keys
+// under its own lock (8 to 16 bytes an inode). For one device the key is a bijection of the
+// inode number, so two inodes never share one; across devices a shared key only leaves an
+// entry alone.
+class InodeSet {
+ public:
+  // False when the inode is in the set already.
+  bool insert(const EntryStat& st);
+
+ private:
+  static constexpr int kShardBits = 6;
+  struct Shard {
+    std::mutex mu;
+    std::vector<uint64_t> slots;
+    size_t used = 0;
+    bool has_zero = false;
+    void grow();
+  };
+  Shard shards_[size_t(1) << kShardBits];
+};
 
 struct RunConfig {
   bool dry_run = false;
@@ -31,6 +56,10 @@ struct RunConfig {
   // where it has been to where it is going; the run then plans each inode once and leaves a
   // second sighting alone, reported as replaced.
   bool change_once = false;
+  // With change_once: the inodes the command has changed so far, shared by its runs (the
+  // driver's to set), so that one moved from a tree shifted already into the next one is not
+  // changed again; null: the run keeps its own.
+  std::shared_ptr<InodeSet> changed;
 };
 
 struct Note {

@@ -61,6 +61,9 @@ struct RunHistory {
   // finished reverse runs through the same map came after it and took back all of it (one of
   // the whole target, or partial ones that together took every part it took): that used it up.
   std::optional<Journal> forward;
+  // The newest finished reverse run of the whole target that no finished rollback undid and
+  // no finished forward run came after: the target is shifted back already.
+  std::optional<Journal> back;
 };
 using ShiftHistory = RunHistory;
 

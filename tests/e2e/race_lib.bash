@@ -28,18 +28,49 @@ on_exit 'echo "$_saved_protected_hardlinks" >/proc/sys/fs/protected_hardlinks'
 protected_hardlinks() { echo "$1" >/proc/sys/fs/protected_hardlinks; }
 
 # held OUT volprep-args...: volprep in the background, every fdatasync HOLD seconds late
-# (and each statx STATX_DELAY_US microseconds late where that is set); $held_pid.
+# (and each statx STATX_DELAY_US microseconds late where that is set; with CENSUS_HOLD set,
+# its first mkdirat HOLD seconds late too: shift makes the journal directory right after its
+# census, before the walk that changes, see held_in); $held_pid.
 held() {
   local out=$1; shift
-  local inject=(-e trace=fdatasync -e "inject=fdatasync:delay_enter=$((HOLD * 1000000))")
+  local trace=fdatasync inject=(-e "inject=fdatasync:delay_enter=$((HOLD * 1000000))")
   if [ -n "${STATX_DELAY_US:-}" ]; then
-    inject=(-e trace=fdatasync,statx -e "inject=fdatasync:delay_enter=$((HOLD * 1000000))"
-      -e "inject=statx:delay_enter=$STATX_DELAY_US")
+    trace+=,statx inject+=(-e "inject=statx:delay_enter=$STATX_DELAY_US")
+  fi
+  if [ -n "${CENSUS_HOLD:-}" ]; then
+    trace+=,mkdirat inject+=(-e "inject=mkdirat:delay_enter=$((HOLD * 1000000)):when=1")
   fi
   # LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
   ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-    strace -f -o /dev/null "${inject[@]}" timeout 120 "$VOLPREP" "$@" >"$out" 2>&1 &
+    strace -f -o /dev/null -e trace="$trace" "${inject[@]}" timeout 120 "$VOLPREP" "$@" >"$out" 2>&1 &
   held_pid=$!
+}
+
+# Waits until the held volprep is stopped on entering the syscall NAME (mkdirat: held by
+# CENSUS_HOLD), at most 60 s: held_in NAME. /proc/PID/syscall shows its number.
+held_in() {
+  local nr i pid f call
+  case "$(uname -m)-$1" in
+    x86_64-mkdirat) nr=258 ;;
+    aarch64-mkdirat) nr=34 ;;
+    *) fail "held_in: no syscall number for $1 on $(uname -m)" ;;
+  esac
+  for ((i = 0; i < 600; i++)); do
+    # strace -> timeout -> volprep: each the first child of the one before.
+    pid=$(cat "/proc/$held_pid/task/$held_pid/children" 2>/dev/null) || pid=
+    pid=${pid%% *}
+    [ -z "$pid" ] || { pid=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null) || pid=; }
+    pid=${pid%% *}
+    if [ -n "$pid" ]; then
+      for f in /proc/"$pid"/task/*/syscall; do
+        call=$(cat "$f" 2>/dev/null) || continue
+        [ "${call%% *}" = "$nr" ] && return 0
+      done
+    fi
+    kill -0 "$held_pid" 2>/dev/null || fail "volprep ended before it was held in $1: $(cat "$T"/held.* 2>/dev/null)"
+    sleep 0.1
+  done
+  fail "volprep was not held in $1 within 60 s"
 }
 
 # Waits until a journal in DIR holds change records (volprep has planned and is held), at

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # volprep shift refuses, with a message naming what is wrong and nothing changed: ids the map
 # cannot translate (exit 3, listed with counts and paths; --unmapped=skip and nobody go on), a
-# second shift (exit 1, "already shifted"; --check says 0, --force goes on), no active
-# remapping (exit 3), a PATH inside another (exit 2), and a volume whose earlier shift did not
-# finish, rerun the other way (exit 5, until it is rolled back; shift_resume.sh finishes one),
-# and a journal that might be an unfinished shift of the tree but cannot be read (exit 5).
+# second shift (exit 1, "already shifted", by its ids or by its journal; --check says 0,
+# --force goes on), no active remapping (exit 3), a PATH inside another (exit 2), and a volume
+# whose earlier shift did not finish, rerun the other way (exit 5, until it is rolled back;
+# shift_resume.sh finishes one), and a journal that might be an unfinished shift of the tree
+# but cannot be read (exit 5).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/manifest.bash"
 mkdir -p "$VOLPREP_JOURNAL_DIR"
@@ -52,6 +53,28 @@ mkdir "$T/plain"; chown 1000:1000 "$T/plain"
 rc=0; vp shift "$T/plain" "${MAP[@]}" --reverse 2>"$T/err" || rc=$?
 [ "$rc" -eq 1 ] && grep -q "already shifted back: none of its 2 ids lies in the map's host range" "$T/err" ||
   fail "reverse: exit $rc: $(cat "$T/err")"
+# By its journal too: a file a host user made since reads as unshifted, but the shift that
+# shifted the tree stands (--unmapped=nobody would take every shifted id to nobody).
+touch "$vol/new" && chown 1000:1000 "$vol/new"
+manifest "$vol" >"$T/m3"
+rc=0; vp shift "$vol" "${MAP[@]}" --unmapped=nobody 2>"$T/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "$vol: already shifted: its shift of [-0-9: ]*Z (journal $VOLPREP_JOURNAL_DIR/.*, uid map 0 500000 65536) stands: neither a rollback nor a shift the other way undid it; nothing changed (--force shifts it again)" "$T/err" ||
+  fail "shifted by its journal: exit $rc: $(cat "$T/err")"
+manifest "$vol" | cmp -s - "$T/m3" || fail "the refused shift (by its journal) changed the tree"
+expect_rc 0 vp shift "$vol" "${MAP[@]}" --unmapped=nobody --check
+rm "$vol/new"
+# Shifted back by its journal too: a file a remapped container made since reads as not shifted
+# back, but the shift back stands (--unmapped=nobody would take every id to 65534).
+rt=$T/rt
+mkdir -p "$rt/a" && chown 1000:1000 "$rt/a"
+{ vp shift "$rt" "${MAP[@]}" && vp shift "$rt" "${MAP[@]}" --reverse; } >/dev/null 2>&1 || fail "$rt: shift and back"
+touch "$rt/a/new" && chown 501000:501000 "$rt/a/new"
+manifest "$rt" >"$T/m4"
+rc=0; vp shift "$rt" "${MAP[@]}" --reverse --unmapped=nobody 2>"$T/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "$rt: already shifted back: its shift back of [-0-9: ]*Z (journal .*) stands" "$T/err" ||
+  fail "shifted back by its journal: exit $rc: $(cat "$T/err")"
+manifest "$rt" | cmp -s - "$T/m4" || fail "the refused shift back (by its journal) changed the tree"
+vp shift "$rt" "${MAP[@]}" --unmapped=skip -n >/dev/null 2>&1 || fail "a forward shift after the shift back is refused"
 # --force goes on: the ids past the range then follow --unmapped.
 vp shift "$vol" "${MAP[@]}" --force --unmapped=skip -n >/dev/null 2>&1 || fail "--force"
 

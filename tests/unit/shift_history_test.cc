@@ -175,6 +175,33 @@ TEST(ShiftHistory, AReverseShiftUsesUpTheForwardOne) {
   EXPECT_EQ(h->forward->path, kDir + "/3.vpj");
 }
 
+// The shift back that stands: the newest finished reverse shift that no rollback undid and
+// no finished forward shift came after (the tree is shifted back already).
+TEST(ShiftHistory, TheShiftBackIsTheNewestReverseWithNoForwardAfterIt) {
+  std::vector<Journal> js = {journal("1.vpj", header("volprep shift /srv/vol", 100), true),
+                             journal("2.vpj", reverse_shift("volprep shift /srv/vol", 200), true)};
+  auto h = shift_history(js, {}, kVol, "/srv/vol", kDir);
+  ASSERT_TRUE(h.ok() && h->back);
+  EXPECT_EQ(h->back->path, kDir + "/2.vpj");
+  // Not finished, or rolled back: none stands.
+  js[1].end.reset();
+  h = shift_history(js, {}, kVol, "/srv/vol", kDir);
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->back);
+  js[1] = journal("2.vpj", reverse_shift("volprep shift /srv/vol", 200), true);
+  js.push_back(rollback_of("3.vpj", "2.vpj", 300));
+  h = shift_history(js, {}, kVol, "/srv/vol", kDir);
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->back);
+  // A forward shift after it: shifted again.
+  js.pop_back();
+  js.push_back(journal("3.vpj", header("volprep shift /srv/vol", 300), true));
+  h = shift_history(js, {}, kVol, "/srv/vol", kDir);
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->back);
+  EXPECT_TRUE(h->forward);
+}
+
 TEST(ShiftHistory, AJournalThatMightBeAnUnfinishedShiftOfTheVolumeRefuses) {
   // No header at all (empty, or cut short in it by a crash): it changed nothing, ignored.
   const std::vector<UnreadJournal> empty = {{kDir + "/e.vpj", "journal e.vpj has no header (0 bytes)", {}, true}};
