@@ -104,6 +104,13 @@ std::string unit_name(const std::string& dst) { return "volprep-mount-" + system
 // The units `systemctl enable` would link: wanted at boot, required by docker.service.
 const char* const kUnitLinks[] = {"multi-user.target.wants", "docker.service.requires"};
 
+// Removes the unit of the mount at `dst` and its links; whether there was one.
+bool remove_unit(const std::string& unit_dir, const std::string& dst) {
+  const std::string name = unit_name(dst);
+  for (const char* dir : kUnitLinks) ::unlink((unit_dir + "/" + dir + "/" + name).c_str());
+  return ::unlink((unit_dir + "/" + name).c_str()) == 0;
+}
+
 // --persist: a oneshot unit that runs this same mount at boot, with the maps written out (the
 // remap in force now, not whatever is configured then), linked as `systemctl enable` would.
 Result<std::string> write_unit(const MountOptions& o, const std::string& src, const std::string& dst,
@@ -146,25 +153,32 @@ Result<std::string> write_unit(const MountOptions& o, const std::string& src, co
       "RequiredBy=docker.service\n";
   const std::string name = unit_name(dst);
   const std::string path = o.unit_dir + "/" + name;
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
-  if (!fd.valid() || ::write(fd.get(), unit.data(), unit.size()) != ssize_t(unit.size()))
-    return config_error("cannot write " + path + ": " + std::strerror(errno));
+  // Written beside it and renamed into place: systemd never reads half a unit.
+  const std::string temp = o.unit_dir + "/." + name + ".tmp";
+  ::unlink(temp.c_str());
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  bool written = fd.valid() && ::write(fd.get(), unit.data(), unit.size()) == ssize_t(unit.size()) && ::fsync(fd.get()) == 0;
+  int err = errno;
+  fd.reset();
+  if (!written || ::rename(temp.c_str(), path.c_str()) < 0) {
+    err = written ? errno : err;
+    ::unlink(temp.c_str());
+    return config_error("cannot write " + path + ": " + std::strerror(err));
+  }
+  // A unit that is not linked as a whole is not left half enabled: it would mount at boot
+  // what the caller was told failed.
   for (const char* dir : kUnitLinks) {
     std::string d = o.unit_dir + "/" + dir;
-    if (::mkdir(d.c_str(), 0755) < 0 && errno != EEXIST) return config_error("cannot create " + d + ": " + std::strerror(errno));
     std::string link = d + "/" + name;
-    ::unlink(link.c_str());
-    if (::symlink(("../" + name).c_str(), link.c_str()) < 0)
-      return config_error("cannot link " + link + ": " + std::strerror(errno));
+    err = ::mkdir(d.c_str(), 0755) < 0 && errno != EEXIST ? errno : 0;
+    if (!err && ::unlink(link.c_str()) < 0 && errno != ENOENT) err = errno;
+    if (!err && ::symlink(("../" + name).c_str(), link.c_str()) < 0) err = errno;
+    if (err) {
+      remove_unit(o.unit_dir, dst);
+      return config_error("cannot link " + link + ": " + std::strerror(err));
+    }
   }
   return path;
-}
-
-// Removes the unit of the mount at `dst` and its links; whether there was one.
-bool remove_unit(const std::string& unit_dir, const std::string& dst) {
-  const std::string name = unit_name(dst);
-  for (const char* dir : kUnitLinks) ::unlink((unit_dir + "/" + dir + "/" + name).c_str());
-  return ::unlink((unit_dir + "/" + name).c_str()) == 0;
 }
 
 int list_mounts() {
