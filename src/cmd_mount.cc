@@ -86,13 +86,14 @@ IdMap inverse(const IdMap& m) {
   return IdMap(std::move(out));
 }
 
-// A word of a unit's command line, quoted as systemd reads it: no specifier (%), variable ($)
-// or escape (\) in it is expanded. Words with control characters never get here.
-std::string unit_word(const std::string& w) {
+// A word of a unit's setting, quoted as systemd reads it: no specifier (%) or escape (\) in it
+// is expanded, nor on a command line (`command_line`) a variable ($), which systemd expands
+// there only. Words with control characters never get here.
+std::string unit_word(const std::string& w, bool command_line = true) {
   std::string out = "\"";
   for (char c : w) {
     if (c == '"' || c == '\\') out += '\\';
-    if (c == '%' || c == '$') out += c;
+    if (c == '%' || (c == '$' && command_line)) out += c;
     out += c;
   }
   return out + "\"";
@@ -141,7 +142,7 @@ Result<std::string> write_unit(const MountOptions& o, const std::string& src, co
       "# Written by volprep mount --persist; volprep umount --persist removes it.\n"
       "[Unit]\n"
       "Description=volprep idmapped mount (volprep mount --list names it)\n"
-      "RequiresMountsFor=" + unit_word(src) + " " + unit_word(dst) + "\n"
+      "RequiresMountsFor=" + unit_word(src, false) + " " + unit_word(dst, false) + "\n"
       "Before=docker.service\n"
       "\n[Service]\n"
       "Type=oneshot\n"

@@ -86,6 +86,8 @@ expect_rc 2 vp mount "$T/src"$'\n'"x" "$T/dst5" --as 1000 "${MAP[@]}" --persist 
 [ -z "$(find "$T/units" -name 'volprep-*')" ] && ! grep -q " $T/dst5 " /proc/self/mountinfo || fail "a refused --persist left a unit or a mount"
 vp mount "$T/src\$HOME%h" "$T/dst5" --as 1000 "${MAP[@]}" --persist --unit-dir "$T/units" >/dev/null
 grep -qF "mount \"$T/src\$\$HOME%%h\" " "$T"/units/volprep-mount-*.service || fail "\$ and % not escaped: $(cat "$T"/units/volprep-mount-*.service)"
+# RequiresMountsFor= expands specifiers but no variables: '$' is written as it is.
+grep -qF "RequiresMountsFor=\"$T/src\$HOME%%h\" " "$T"/units/volprep-mount-*.service || fail "RequiresMountsFor= names another path: $(cat "$T"/units/volprep-mount-*.service)"
 systemd-analyze verify "$T"/units/volprep-mount-*.service || fail "systemd-analyze verify refuses the escaped unit"
 vp umount "$T/dst5" --persist --unit-dir "$T/units" >/dev/null
 
