@@ -182,6 +182,18 @@ Result<std::string> write_unit(const MountOptions& o, const std::string& src, co
   return path;
 }
 
+// The mount `mnt` (a descriptor of its root) if `dst` names it now, by a path resolved afresh.
+// The owner of a directory on DST's path may have renamed DST's directory, with the mount on it
+// since, away from DST: the mount is taken away again rather than left where they chose.
+Result<UniqueFd> mounted_at(UniqueFd mnt, const std::string& dst) {
+  auto now = resolve_path(dst, /*follow_any_symlink=*/false);
+  if (now && mount_ids(now->fd.get(), "").unique == mount_ids(mnt.get(), "").unique) return mnt;
+  int rc = detach_mount(mnt.get());
+  return Error{kExitRefused, "refusing " + escape_path(dst) + ": it moved while it was being mounted (renamed by the owner of a "
+                             "directory above it?); " + (rc < 0 ? std::string("cannot unmount it from where it went: ") +
+                             std::strerror(-rc) : "nothing mounted")};
+}
+
 int list_mounts() {
   bool any = false;
   for (const MountEntry& m : read_mounts()) {
@@ -326,7 +338,8 @@ int run_mount(const MountOptions& options) {
   }
   auto userns = make_user_namespace(uid_map, gid_map);
   auto mounted = userns ? idmapped_bind(src->fd.get(), dst->fd.get(), userns->get(), src->real, dst->real)
-                        : Result<bool>(userns.error());
+                        : Result<UniqueFd>(userns.error());
+  if (mounted) mounted = mounted_at(std::move(*mounted), dst->real);
   if (!mounted) {
     if (unit) remove_unit(o.unit_dir, dst->real);
     return fail(mounted.error());
@@ -335,10 +348,9 @@ int run_mount(const MountOptions& options) {
   if (unit)
     std::printf("wrote %s: the mount comes back at boot, before docker.service (systemctl daemon-reload reads it now)\n",
                 escape_path(*unit).c_str());
-  // Recorded for --list; the mount is made whether or not this works.
-  MountRecord record{src->real, dst->real, 0, uid_map.describe(), gid_map.describe(), what, mapping->source};
-  EntryStat now;
-  if (stat_at(AT_FDCWD, dst->real.c_str(), now) == 0) record.mnt_id = now.mnt_id;
+  // Recorded for --list and umount; the mount is made whether or not this works.
+  const MountIds ids = mount_ids(mounted->get(), "");
+  MountRecord record{src->real, dst->real, ids.id, ids.unique, uid_map.describe(), gid_map.describe(), what, mapping->source};
   if (auto r = write_mount_record(record); !r) spdlog::warn("{}; --list will not show this mount's map", r.error().message);
   return kExitOk;
 }

@@ -90,7 +90,7 @@ Result<UniqueFd> make_user_namespace(const IdMap& uid_map, const IdMap& gid_map)
   return fd;
 }
 
-Result<bool> idmapped_bind(int src, int dst, int userns, const std::string& src_name, const std::string& dst_name) {
+Result<UniqueFd> idmapped_bind(int src, int dst, int userns, const std::string& src_name, const std::string& dst_name) {
   UniqueFd tree(::open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH));
   if (!tree.valid()) {
     if (errno == ENOSYS) return config_error("this kernel has no open_tree(): idmapped mounts need Linux 5.12 or later");
@@ -112,7 +112,28 @@ Result<bool> idmapped_bind(int src, int dst, int userns, const std::string& src_
   }
   if (::move_mount(tree.get(), "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
     return config_error("cannot mount at " + dst_name + ": " + std::strerror(errno));
-  return true;
+  return tree;
+}
+
+MountIds mount_ids(int dirfd, const char* name) {
+  // Not in Debian 12's headers.
+  constexpr unsigned kStatxMntIdUnique = 0x4000;
+  const int flags = AT_SYMLINK_NOFOLLOW | (*name ? 0 : AT_EMPTY_PATH);
+  MountIds ids;
+  struct statx sx{};
+  if (::statx(dirfd, name, flags, STATX_MNT_ID, &sx) == 0 && (sx.stx_mask & STATX_MNT_ID)) ids.id = sx.stx_mnt_id;
+  sx = {};
+  if (::statx(dirfd, name, flags, kStatxMntIdUnique, &sx) == 0 && (sx.stx_mask & kStatxMntIdUnique))
+    ids.unique = sx.stx_mnt_id;
+  else
+    ids.unique = ids.id;
+  return ids;
+}
+
+int detach_mount(int mnt) {
+  // Through our own descriptor: the mount it is of, never whatever a path names now.
+  const std::string self = "/proc/self/fd/" + std::to_string(mnt);
+  return ::umount2(self.c_str(), MNT_DETACH) == 0 ? 0 : -errno;
 }
 
 int is_empty_dir(int dir) {
@@ -198,7 +219,7 @@ Result<bool> write_mount_record(const MountRecord& r) {
       return config_error("cannot create " + part + ": " + std::strerror(errno));
     if (slash == std::string::npos) break;
   }
-  nlohmann::json j = {{"src", r.src}, {"dst", r.dst}, {"mnt_id", r.mnt_id}, {"uid_map", r.uid_map},
+  nlohmann::json j = {{"src", r.src}, {"dst", r.dst}, {"mnt_id", r.mnt_id}, {"mnt_unique", r.mnt_unique}, {"uid_map", r.uid_map},
                       {"gid_map", r.gid_map}, {"what", r.what}, {"source", r.source}};
   std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   std::string path = record_path(r.dst);
@@ -223,6 +244,7 @@ std::optional<MountRecord> read_mount_record(const std::string& dst) {
     r.src = j.at("src").get<std::string>();
     r.dst = j.at("dst").get<std::string>();
     r.mnt_id = j.at("mnt_id").get<uint64_t>();
+    r.mnt_unique = j.value("mnt_unique", uint64_t(0));
     r.uid_map = j.at("uid_map").get<std::string>();
     r.gid_map = j.at("gid_map").get<std::string>();
     r.what = j.at("what").get<std::string>();
