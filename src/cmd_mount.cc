@@ -202,7 +202,7 @@ int list_mounts() {
     std::printf("%s  %s of a %s filesystem, idmapped\n", escape_path(m.mount_point).c_str(),
                 escape_path(m.root).c_str(), m.fs_type.c_str());
     auto r = read_mount_record(m.mount_point);
-    if (!r || r->mnt_id != m.mnt_id) {
+    if (!r || !r->is_of_listed(m.mnt_id)) {
       std::printf("  map not recorded: not made by volprep mount\n");
       continue;
     }
@@ -379,15 +379,16 @@ int run_umount(const MountOptions& o) {
   dst->fd.reset();
   EntryStat now;
   if (int rc = stat_at(parent.get(), name.c_str(), now); rc < 0) return fail(config_error(real + ": " + std::strerror(-rc)));
+  const MountIds ids = mount_ids(parent.get(), name.c_str());
   for (const MountEntry& m : read_mounts()) {
-    if (m.mount_point != real || m.mnt_id != now.mnt_id) continue;
+    if (m.mount_point != real || m.mnt_id != ids.id) continue;
     if (!m.idmapped) {
       spdlog::error("refusing {}: not an idmapped mount (a {} mount); volprep umount only undoes volprep mount",
                     real, m.fs_type);
       return kExitRefused;
     }
     auto record = read_mount_record(real);
-    if ((!record || record->mnt_id != m.mnt_id) && !o.force) {
+    if ((!record || !record->is_of(ids)) && !o.force) {
       spdlog::error("refusing {}: an idmapped mount volprep mount did not make (no record of it in {}); "
                     "--force unmounts it all the same", real, mount_record_dir());
       return kExitRefused;

@@ -66,6 +66,11 @@ struct MountRecord {
   std::string uid_map, gid_map;  // the mount's maps (disk id, shown as, count)
   std::string what;          // "disk owner 1000:1000 as container 1000:1000"
   std::string source;        // where the remap came from
+  // Whether this records the mount with `ids`, not an older one whose mountinfo id it got.
+  bool is_of(const MountIds& ids) const { return mnt_id == ids.id && (mnt_unique == 0 || mnt_unique == ids.unique); }
+  // The same for the mount mountinfo lists with `listed_id`, asking the kernel by the unique id
+  // (statmount(2), Linux 6.8) rather than a path, which a FUSE mount above could hang.
+  bool is_of_listed(uint64_t listed_id) const;
 };
 // $VOLPREP_MOUNT_DIR if set, else /run/volprep/mounts.
 std::string mount_record_dir();
