@@ -116,11 +116,12 @@ bool remove_unit(const std::string& unit_dir, const std::string& dst) {
 // remap in force now, not whatever is configured then), linked as `systemctl enable` would.
 Result<std::string> write_unit(const MountOptions& o, const std::string& src, const std::string& dst,
                                const Mapping& mapping, const std::optional<IdPair>& disk) {
-  // A line break in a path would end its line of the unit and start another, of its own.
+  // A line break in a path would end its line of the unit and start another, of its own; a
+  // setting that is not UTF-8 makes systemd refuse the unit, which docker.service requires.
   for (const std::string* p : {&src, &dst})
-    for (unsigned char c : *p)
-      if (c < 0x20 || c == 0x7f)
-        return usage_error("refusing --persist: " + escape_path(*p) + " holds a control character, which a unit file cannot hold");
+    if (escape_control(*p) != *p)
+      return usage_error("refusing --persist: " + escape_path(*p) +
+                         " holds a control character or bytes that are not UTF-8, which a unit file cannot hold");
   char exe[4096];
   ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n <= 0) return config_error(std::string("cannot read /proc/self/exe: ") + std::strerror(errno));

@@ -84,6 +84,10 @@ mkdir "$T/dst5" "$T/src"$'\n'"x" "$T/src\$HOME%h"
 chown 1000:1000 "$T/src"$'\n'"x" "$T/src\$HOME%h"
 expect_rc 2 vp mount "$T/src"$'\n'"x" "$T/dst5" --as 1000 "${MAP[@]}" --persist --unit-dir "$T/units" 2>/dev/null
 [ -z "$(find "$T/units" -name 'volprep-*')" ] && ! grep -q " $T/dst5 " /proc/self/mountinfo || fail "a refused --persist left a unit or a mount"
+# So is one systemd would not load (not UTF-8), which docker.service would then require.
+mkdir "$T/src"$'\xff'
+expect_rc 2 vp mount "$T/src"$'\xff' "$T/dst5" --as 1000 "${MAP[@]}" --persist --unit-dir "$T/units" 2>/dev/null
+[ -z "$(find "$T/units" -name 'volprep-*')" ] && ! grep -q " $T/dst5 " /proc/self/mountinfo || fail "a unit systemd cannot load was written"
 vp mount "$T/src\$HOME%h" "$T/dst5" --as 1000 "${MAP[@]}" --persist --unit-dir "$T/units" >/dev/null
 grep -qF "mount \"$T/src\$\$HOME%%h\" " "$T"/units/volprep-mount-*.service || fail "\$ and % not escaped: $(cat "$T"/units/volprep-mount-*.service)"
 # RequiresMountsFor= expands specifiers but no variables: '$' is written as it is.
