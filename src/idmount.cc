@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <sstream>
 
+#include "volprep/journal.h"  // crc32c
+
 namespace volprep {
 namespace {
 
@@ -229,7 +231,18 @@ std::string systemd_escape_path(const std::string& path) {
 }
 
 namespace {
-std::string record_path(const std::string& dst) { return mount_record_dir() + "/" + systemd_escape_path(dst) + ".json"; }
+// DST escaped as systemd escapes a path; where that is too long for a file name, its start, a
+// '~' (which escaping never leaves) and a checksum of the whole. read_mount_record checks the
+// DST inside, so two paths with one name lose a record, never swap them.
+std::string record_path(const std::string& dst) {
+  std::string name = systemd_escape_path(dst);
+  if (name.size() > 200) {
+    char sum[24];
+    std::snprintf(sum, sizeof sum, "~%08x%08x", crc32c(dst.data(), dst.size()), crc32c(dst.data(), dst.size(), 0x9e3779b9));
+    name = name.substr(0, 160) + sum;
+  }
+  return mount_record_dir() + "/" + name + ".json";
+}
 }  // namespace
 
 Result<bool> write_mount_record(const MountRecord& r) {
@@ -274,6 +287,7 @@ std::optional<MountRecord> read_mount_record(const std::string& dst) {
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;
   }
+  if (r.dst != dst) return std::nullopt;
   return r;
 }
 

@@ -111,6 +111,14 @@ VOLPREP_MOUNT_DIR=$T/other-records expect_rc 5 vp umount "$T/dst6" 2>/dev/null
 VOLPREP_MOUNT_DIR=$T/other-records vp umount "$T/dst6" --force >/dev/null
 ! grep -q " $T/dst6 " /proc/self/mountinfo || fail "umount --force left the mount"
 
+# A DST whose escaped name is too long for a file name (each '-' is \x2d) has its record all
+# the same: --list shows its map and umount removes it without --force.
+long=$T/$(printf -- '-%.0s' {1..70})
+mkdir "$long"
+vp mount "$T/src" "$long" --as 1000 "${MAP[@]}" >/dev/null 2>"$T/err" && [ ! -s "$T/err" ] || fail "long DST: $(cat "$T/err")"
+grep -q "^  uid map (disk id, shown as, count): 1000 501000 1$" <<<"$(vp mount --list)" || fail "--list shows no map for a long DST"
+vp umount "$long" >/dev/null
+
 # Refusals, each with nothing mounted.
 mkdir "$T/dst3"
 expect_rc 5 vp mount "$T/src" "$T/src/sub" --as 1000 "${MAP[@]}" 2>/dev/null      # DST inside SRC
