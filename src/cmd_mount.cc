@@ -399,6 +399,12 @@ int run_umount(const MountOptions& o) {
       spdlog::error("cannot unmount {}: {}", real, std::strerror(errno));
       return kExitPartial;
     }
+    // umount2 takes the mount on top of DST: one stacked there since the check went instead.
+    if (auto still = listed_id_of(ids.unique); still && *still) {
+      spdlog::error("{}: another mount, stacked there after volprep checked it, was unmounted; the idmapped mount "
+                    "below stays (volprep umount again removes it)", real);
+      return kExitPartial;
+    }
     remove_mount_record(real);
     std::printf("unmounted %s\n", escape_path(real).c_str());
     return kExitOk;

@@ -133,9 +133,7 @@ MountIds mount_ids(int dirfd, const char* name) {
   return ids;
 }
 
-bool MountRecord::is_of_listed(uint64_t listed_id) const {
-  if (mnt_id != listed_id) return false;
-  if (mnt_unique == 0 || mnt_unique == mnt_id) return true;  // no unique id known: mountinfo's it is
+std::optional<uint64_t> listed_id_of(uint64_t unique) {
   // statmount(2) with STATMOUNT_MNT_BASIC; neither is in Debian 12's headers.
   constexpr long kStatmount = 457;
   constexpr uint64_t kStatmountMntBasic = 0x2;
@@ -143,15 +141,23 @@ bool MountRecord::is_of_listed(uint64_t listed_id) const {
     uint32_t size = 24, spare = 0;
     uint64_t mnt_id, param;
   } req;
-  req.mnt_id = mnt_unique;
+  req.mnt_id = unique;
   req.param = kStatmountMntBasic;
   alignas(8) unsigned char buf[1024] = {};  // struct statmount: mask at 8, mnt_id_old at 56
-  if (::syscall(kStatmount, &req, buf, sizeof buf, 0) != 0) return errno == ENOSYS;  // ENOENT: gone
+  if (::syscall(kStatmount, &req, buf, sizeof buf, 0) != 0) return errno == ENOENT ? std::optional<uint64_t>(0) : std::nullopt;
   uint64_t mask;
   uint32_t old_id;
   std::memcpy(&mask, buf + 8, sizeof mask);
   std::memcpy(&old_id, buf + 56, sizeof old_id);
-  return !(mask & kStatmountMntBasic) || old_id == listed_id;
+  if (!(mask & kStatmountMntBasic)) return std::nullopt;
+  return old_id;
+}
+
+bool MountRecord::is_of_listed(uint64_t listed_id) const {
+  if (mnt_id != listed_id) return false;
+  if (mnt_unique == 0 || mnt_unique == mnt_id) return true;  // no unique id known: mountinfo's it is
+  auto now = listed_id_of(mnt_unique);
+  return !now || *now == listed_id;
 }
 
 int detach_mount(int mnt) {

@@ -38,6 +38,10 @@ struct MountIds {
 };
 MountIds mount_ids(int dirfd, const char* name);
 
+// The mountinfo id of the mount whose unique id is `unique` (statmount(2), Linux 6.8): 0 if
+// there is no such mount now, nullopt where the kernel cannot say.
+std::optional<uint64_t> listed_id_of(uint64_t unique);
+
 // Unmounts the mount whose root `mnt` is a descriptor of (as idmapped_bind returns), wherever
 // it is now; lazily (MNT_DETACH), as that descriptor keeps it busy. 0 or -errno.
 int detach_mount(int mnt);
