@@ -117,6 +117,11 @@ long=$T/$(printf -- '-%.0s' {1..70})
 mkdir "$long"
 vp mount "$T/src" "$long" --as 1000 "${MAP[@]}" >/dev/null 2>"$T/err" && [ ! -s "$T/err" ] || fail "long DST: $(cat "$T/err")"
 grep -q "^  uid map (disk id, shown as, count): 1000 501000 1$" <<<"$(vp mount --list)" || fail "--list shows no map for a long DST"
+# SRC on an idmapped mount (below DST of another volprep mount): named as such, nothing mounted.
+mkdir "$T/dst7"
+rc=0; err=$(vp mount "$long" "$T/dst7" --as 0 --map 0:0:65536 2>&1) || rc=$?
+[ "$rc" -eq 3 ] && grep -q 'on an idmapped mount already' <<<"$err" || fail "SRC idmapped: rc $rc: $err"
+! grep -q " $T/dst7 " /proc/self/mountinfo || fail "a refused mount was made"
 vp umount "$long" >/dev/null
 
 # Refusals, each with nothing mounted.
