@@ -222,7 +222,16 @@ std::string mount_record_dir() {
 }
 
 std::string systemd_escape_path(const std::string& path) {
-  std::string p = path;
+  // As systemd simplifies it first: no repeated '/', no "." component.
+  std::string p;
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] == '/' && !p.empty() && p.back() == '/') continue;
+    if (path[i] == '.' && (p.empty() || p.back() == '/') && (i + 1 == path.size() || path[i + 1] == '/')) {
+      ++i;  // "." and the '/' after it
+      continue;
+    }
+    p += path[i];
+  }
   while (p.size() > 1 && p.back() == '/') p.pop_back();
   size_t start = p.find_first_not_of('/');
   if (start == std::string::npos) return "-";
