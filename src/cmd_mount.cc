@@ -86,13 +86,14 @@ IdMap inverse(const IdMap& m) {
   return IdMap(std::move(out));
 }
 
-// A word of a unit's command line, quoted as systemd reads it: no specifier (%), variable ($)
-// or escape (\) in it is expanded. Words with control characters never get here.
-std::string unit_word(const std::string& w) {
+// A word of a unit's setting, quoted as systemd reads it: no specifier (%) or escape (\) in it
+// is expanded, nor on a command line (`command_line`) a variable ($), which systemd expands
+// there only. Words with control characters never get here.
+std::string unit_word(const std::string& w, bool command_line = true) {
   std::string out = "\"";
   for (char c : w) {
     if (c == '"' || c == '\\') out += '\\';
-    if (c == '%' || c == '$') out += c;
+    if (c == '%' || (c == '$' && command_line)) out += c;
     out += c;
   }
   return out + "\"";
@@ -104,15 +105,23 @@ std::string unit_name(const std::string& dst) { return "volprep-mount-" + system
 // The units `systemctl enable` would link: wanted at boot, required by docker.service.
 const char* const kUnitLinks[] = {"multi-user.target.wants", "docker.service.requires"};
 
+// Removes the unit of the mount at `dst` and its links; whether there was one.
+bool remove_unit(const std::string& unit_dir, const std::string& dst) {
+  const std::string name = unit_name(dst);
+  for (const char* dir : kUnitLinks) ::unlink((unit_dir + "/" + dir + "/" + name).c_str());
+  return ::unlink((unit_dir + "/" + name).c_str()) == 0;
+}
+
 // --persist: a oneshot unit that runs this same mount at boot, with the maps written out (the
 // remap in force now, not whatever is configured then), linked as `systemctl enable` would.
 Result<std::string> write_unit(const MountOptions& o, const std::string& src, const std::string& dst,
                                const Mapping& mapping, const std::optional<IdPair>& disk) {
-  // A line break in a path would end its line of the unit and start another, of its own.
+  // A line break in a path would end its line of the unit and start another, of its own; a
+  // setting that is not UTF-8 makes systemd refuse the unit, which docker.service requires.
   for (const std::string* p : {&src, &dst})
-    for (unsigned char c : *p)
-      if (c < 0x20 || c == 0x7f)
-        return usage_error("refusing --persist: " + escape_path(*p) + " holds a control character, which a unit file cannot hold");
+    if (escape_control(*p) != *p)
+      return usage_error("refusing --persist: " + escape_path(*p) +
+                         " holds a control character or bytes that are not UTF-8, which a unit file cannot hold");
   char exe[4096];
   ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n <= 0) return config_error(std::string("cannot read /proc/self/exe: ") + std::strerror(errno));
@@ -134,7 +143,7 @@ Result<std::string> write_unit(const MountOptions& o, const std::string& src, co
       "# Written by volprep mount --persist; volprep umount --persist removes it.\n"
       "[Unit]\n"
       "Description=volprep idmapped mount (volprep mount --list names it)\n"
-      "RequiresMountsFor=" + unit_word(src) + " " + unit_word(dst) + "\n"
+      "RequiresMountsFor=" + unit_word(src, false) + " " + unit_word(dst, false) + "\n"
       "Before=docker.service\n"
       "\n[Service]\n"
       "Type=oneshot\n"
@@ -146,25 +155,44 @@ Result<std::string> write_unit(const MountOptions& o, const std::string& src, co
       "RequiredBy=docker.service\n";
   const std::string name = unit_name(dst);
   const std::string path = o.unit_dir + "/" + name;
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
-  if (!fd.valid() || ::write(fd.get(), unit.data(), unit.size()) != ssize_t(unit.size()))
-    return config_error("cannot write " + path + ": " + std::strerror(errno));
+  // Written beside it and renamed into place: systemd never reads half a unit.
+  const std::string temp = o.unit_dir + "/." + name + ".tmp";
+  ::unlink(temp.c_str());
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  bool written = fd.valid() && ::write(fd.get(), unit.data(), unit.size()) == ssize_t(unit.size()) && ::fsync(fd.get()) == 0;
+  int err = errno;
+  fd.reset();
+  if (!written || ::rename(temp.c_str(), path.c_str()) < 0) {
+    err = written ? errno : err;
+    ::unlink(temp.c_str());
+    return config_error("cannot write " + path + ": " + std::strerror(err));
+  }
+  // A unit that is not linked as a whole is not left half enabled: it would mount at boot
+  // what the caller was told failed.
   for (const char* dir : kUnitLinks) {
     std::string d = o.unit_dir + "/" + dir;
-    if (::mkdir(d.c_str(), 0755) < 0 && errno != EEXIST) return config_error("cannot create " + d + ": " + std::strerror(errno));
     std::string link = d + "/" + name;
-    ::unlink(link.c_str());
-    if (::symlink(("../" + name).c_str(), link.c_str()) < 0)
-      return config_error("cannot link " + link + ": " + std::strerror(errno));
+    err = ::mkdir(d.c_str(), 0755) < 0 && errno != EEXIST ? errno : 0;
+    if (!err && ::unlink(link.c_str()) < 0 && errno != ENOENT) err = errno;
+    if (!err && ::symlink(("../" + name).c_str(), link.c_str()) < 0) err = errno;
+    if (err) {
+      remove_unit(o.unit_dir, dst);
+      return config_error("cannot link " + link + ": " + std::strerror(err));
+    }
   }
   return path;
 }
 
-// Removes the unit of the mount at `dst` and its links; whether there was one.
-bool remove_unit(const std::string& unit_dir, const std::string& dst) {
-  const std::string name = unit_name(dst);
-  for (const char* dir : kUnitLinks) ::unlink((unit_dir + "/" + dir + "/" + name).c_str());
-  return ::unlink((unit_dir + "/" + name).c_str()) == 0;
+// The mount `mnt` (a descriptor of its root) if `dst` names it now, by a path resolved afresh.
+// The owner of a directory on DST's path may have renamed DST's directory, with the mount on it
+// since, away from DST: the mount is taken away again rather than left where they chose.
+Result<UniqueFd> mounted_at(UniqueFd mnt, const std::string& dst) {
+  auto now = resolve_path(dst, /*follow_any_symlink=*/false);
+  if (now && mount_ids(now->fd.get(), "").unique == mount_ids(mnt.get(), "").unique) return mnt;
+  int rc = detach_mount(mnt.get());
+  return Error{kExitRefused, "refusing " + escape_path(dst) + ": it moved while it was being mounted (renamed by the owner of a "
+                             "directory above it?); " + (rc < 0 ? std::string("cannot unmount it from where it went: ") +
+                             std::strerror(-rc) : "nothing mounted")};
 }
 
 int list_mounts() {
@@ -175,7 +203,7 @@ int list_mounts() {
     std::printf("%s  %s of a %s filesystem, idmapped\n", escape_path(m.mount_point).c_str(),
                 escape_path(m.root).c_str(), m.fs_type.c_str());
     auto r = read_mount_record(m.mount_point);
-    if (!r || r->mnt_id != m.mnt_id) {
+    if (!r || !r->is_of_listed(m.mnt_id)) {
       std::printf("  map not recorded: not made by volprep mount\n");
       continue;
     }
@@ -311,7 +339,8 @@ int run_mount(const MountOptions& options) {
   }
   auto userns = make_user_namespace(uid_map, gid_map);
   auto mounted = userns ? idmapped_bind(src->fd.get(), dst->fd.get(), userns->get(), src->real, dst->real)
-                        : Result<bool>(userns.error());
+                        : Result<UniqueFd>(userns.error());
+  if (mounted) mounted = mounted_at(std::move(*mounted), dst->real);
   if (!mounted) {
     if (unit) remove_unit(o.unit_dir, dst->real);
     return fail(mounted.error());
@@ -320,10 +349,9 @@ int run_mount(const MountOptions& options) {
   if (unit)
     std::printf("wrote %s: the mount comes back at boot, before docker.service (systemctl daemon-reload reads it now)\n",
                 escape_path(*unit).c_str());
-  // Recorded for --list; the mount is made whether or not this works.
-  MountRecord record{src->real, dst->real, 0, uid_map.describe(), gid_map.describe(), what, mapping->source};
-  EntryStat now;
-  if (stat_at(AT_FDCWD, dst->real.c_str(), now) == 0) record.mnt_id = now.mnt_id;
+  // Recorded for --list and umount; the mount is made whether or not this works.
+  const MountIds ids = mount_ids(mounted->get(), "");
+  MountRecord record{src->real, dst->real, ids.id, ids.unique, uid_map.describe(), gid_map.describe(), what, mapping->source};
   if (auto r = write_mount_record(record); !r) spdlog::warn("{}; --list will not show this mount's map", r.error().message);
   return kExitOk;
 }
@@ -352,15 +380,16 @@ int run_umount(const MountOptions& o) {
   dst->fd.reset();
   EntryStat now;
   if (int rc = stat_at(parent.get(), name.c_str(), now); rc < 0) return fail(config_error(real + ": " + std::strerror(-rc)));
+  const MountIds ids = mount_ids(parent.get(), name.c_str());
   for (const MountEntry& m : read_mounts()) {
-    if (m.mount_point != real || m.mnt_id != now.mnt_id) continue;
+    if (m.mount_point != real || m.mnt_id != ids.id) continue;
     if (!m.idmapped) {
       spdlog::error("refusing {}: not an idmapped mount (a {} mount); volprep umount only undoes volprep mount",
                     real, m.fs_type);
       return kExitRefused;
     }
     auto record = read_mount_record(real);
-    if ((!record || record->mnt_id != m.mnt_id) && !o.force) {
+    if ((!record || !record->is_of(ids)) && !o.force) {
       spdlog::error("refusing {}: an idmapped mount volprep mount did not make (no record of it in {}); "
                     "--force unmounts it all the same", real, mount_record_dir());
       return kExitRefused;
@@ -368,6 +397,12 @@ int run_umount(const MountOptions& o) {
     const std::string through = "/proc/self/fd/" + std::to_string(parent.get()) + "/" + name;
     if (::umount2(through.c_str(), UMOUNT_NOFOLLOW) < 0) {
       spdlog::error("cannot unmount {}: {}", real, std::strerror(errno));
+      return kExitPartial;
+    }
+    // umount2 takes the mount on top of DST: one stacked there since the check went instead.
+    if (auto still = listed_id_of(ids.unique); still && *still) {
+      spdlog::error("{}: another mount, stacked there after volprep checked it, was unmounted; the idmapped mount "
+                    "below stays (volprep umount again removes it)", real);
       return kExitPartial;
     }
     remove_mount_record(real);

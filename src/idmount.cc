@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +18,9 @@
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <sstream>
+
+#include "volprep/journal.h"  // crc32c
+#include "volprep/report.h"
 
 namespace volprep {
 namespace {
@@ -90,7 +94,7 @@ Result<UniqueFd> make_user_namespace(const IdMap& uid_map, const IdMap& gid_map)
   return fd;
 }
 
-Result<bool> idmapped_bind(int src, int dst, int userns, const std::string& src_name, const std::string& dst_name) {
+Result<UniqueFd> idmapped_bind(int src, int dst, int userns, const std::string& src_name, const std::string& dst_name) {
   UniqueFd tree(::open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH));
   if (!tree.valid()) {
     if (errno == ENOSYS) return config_error("this kernel has no open_tree(): idmapped mounts need Linux 5.12 or later");
@@ -108,11 +112,65 @@ Result<bool> idmapped_bind(int src, int dst, int userns, const std::string& src_
       return config_error(src_name + " is on a " + fs_type_name(fs_type(src)) +
                           " filesystem, which does not support idmapped mounts here (mount_setattr: " +
                           std::strerror(err) + "); nothing mounted. volprep prepare changes the owners instead");
+    // The kernel idmaps a mount once: SRC seen through another idmapped mount cannot be.
+    const uint64_t src_mount = mount_ids(src, "").id;
+    for (const MountEntry& m : read_mounts())
+      if (err == EPERM && m.mnt_id == src_mount && m.idmapped)
+        return config_error(src_name + " is on an idmapped mount already (" + escape_path(m.mount_point) +
+                            "), which cannot be idmapped again; nothing mounted. Give the tree it shows as SRC");
     return config_error("cannot idmap the mount of " + src_name + ": " + std::strerror(err));
   }
   if (::move_mount(tree.get(), "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
     return config_error("cannot mount at " + dst_name + ": " + std::strerror(errno));
-  return true;
+  return tree;
+}
+
+MountIds mount_ids(int dirfd, const char* name) {
+  // Not in Debian 12's headers.
+  constexpr unsigned kStatxMntIdUnique = 0x4000;
+  const int flags = AT_SYMLINK_NOFOLLOW | (*name ? 0 : AT_EMPTY_PATH);
+  MountIds ids;
+  struct statx sx{};
+  if (::statx(dirfd, name, flags, STATX_MNT_ID, &sx) == 0 && (sx.stx_mask & STATX_MNT_ID)) ids.id = sx.stx_mnt_id;
+  sx = {};
+  if (::statx(dirfd, name, flags, kStatxMntIdUnique, &sx) == 0 && (sx.stx_mask & kStatxMntIdUnique))
+    ids.unique = sx.stx_mnt_id;
+  else
+    ids.unique = ids.id;
+  return ids;
+}
+
+std::optional<uint64_t> listed_id_of(uint64_t unique) {
+  // statmount(2) with STATMOUNT_MNT_BASIC; neither is in Debian 12's headers.
+  constexpr long kStatmount = 457;
+  constexpr uint64_t kStatmountMntBasic = 0x2;
+  struct {
+    uint32_t size = 24, spare = 0;
+    uint64_t mnt_id, param;
+  } req;
+  req.mnt_id = unique;
+  req.param = kStatmountMntBasic;
+  alignas(8) unsigned char buf[1024] = {};  // struct statmount: mask at 8, mnt_id_old at 56
+  if (::syscall(kStatmount, &req, buf, sizeof buf, 0) != 0) return errno == ENOENT ? std::optional<uint64_t>(0) : std::nullopt;
+  uint64_t mask;
+  uint32_t old_id;
+  std::memcpy(&mask, buf + 8, sizeof mask);
+  std::memcpy(&old_id, buf + 56, sizeof old_id);
+  if (!(mask & kStatmountMntBasic)) return std::nullopt;
+  return old_id;
+}
+
+bool MountRecord::is_of_listed(uint64_t listed_id) const {
+  if (mnt_id != listed_id) return false;
+  if (mnt_unique == 0 || mnt_unique == mnt_id) return true;  // no unique id known: mountinfo's it is
+  auto now = listed_id_of(mnt_unique);
+  return !now || *now == listed_id;
+}
+
+int detach_mount(int mnt) {
+  // Through our own descriptor: the mount it is of, never whatever a path names now.
+  const std::string self = "/proc/self/fd/" + std::to_string(mnt);
+  return ::umount2(self.c_str(), MNT_DETACH) == 0 ? 0 : -errno;
 }
 
 int is_empty_dir(int dir) {
@@ -164,7 +222,16 @@ std::string mount_record_dir() {
 }
 
 std::string systemd_escape_path(const std::string& path) {
-  std::string p = path;
+  // As systemd simplifies it first: no repeated '/', no "." component.
+  std::string p;
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] == '/' && !p.empty() && p.back() == '/') continue;
+    if (path[i] == '.' && (p.empty() || p.back() == '/') && (i + 1 == path.size() || path[i + 1] == '/')) {
+      ++i;  // "." and the '/' after it
+      continue;
+    }
+    p += path[i];
+  }
   while (p.size() > 1 && p.back() == '/') p.pop_back();
   size_t start = p.find_first_not_of('/');
   if (start == std::string::npos) return "-";
@@ -186,7 +253,18 @@ std::string systemd_escape_path(const std::string& path) {
 }
 
 namespace {
-std::string record_path(const std::string& dst) { return mount_record_dir() + "/" + systemd_escape_path(dst) + ".json"; }
+// DST escaped as systemd escapes a path; where that is too long for a file name, its start, a
+// '~' (which escaping never leaves) and a checksum of the whole. read_mount_record checks the
+// DST inside, so two paths with one name lose a record, never swap them.
+std::string record_path(const std::string& dst) {
+  std::string name = systemd_escape_path(dst);
+  if (name.size() > 200) {
+    char sum[24];
+    std::snprintf(sum, sizeof sum, "~%08x%08x", crc32c(dst.data(), dst.size()), crc32c(dst.data(), dst.size(), 0x9e3779b9));
+    name = name.substr(0, 160) + sum;
+  }
+  return mount_record_dir() + "/" + name + ".json";
+}
 }  // namespace
 
 Result<bool> write_mount_record(const MountRecord& r) {
@@ -198,7 +276,7 @@ Result<bool> write_mount_record(const MountRecord& r) {
       return config_error("cannot create " + part + ": " + std::strerror(errno));
     if (slash == std::string::npos) break;
   }
-  nlohmann::json j = {{"src", r.src}, {"dst", r.dst}, {"mnt_id", r.mnt_id}, {"uid_map", r.uid_map},
+  nlohmann::json j = {{"src", r.src}, {"dst", r.dst}, {"mnt_id", r.mnt_id}, {"mnt_unique", r.mnt_unique}, {"uid_map", r.uid_map},
                       {"gid_map", r.gid_map}, {"what", r.what}, {"source", r.source}};
   std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   std::string path = record_path(r.dst);
@@ -223,6 +301,7 @@ std::optional<MountRecord> read_mount_record(const std::string& dst) {
     r.src = j.at("src").get<std::string>();
     r.dst = j.at("dst").get<std::string>();
     r.mnt_id = j.at("mnt_id").get<uint64_t>();
+    r.mnt_unique = j.value("mnt_unique", uint64_t(0));
     r.uid_map = j.at("uid_map").get<std::string>();
     r.gid_map = j.at("gid_map").get<std::string>();
     r.what = j.at("what").get<std::string>();
@@ -230,6 +309,7 @@ std::optional<MountRecord> read_mount_record(const std::string& dst) {
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;
   }
+  if (r.dst != dst) return std::nullopt;
   return r;
 }
 

@@ -23,10 +23,28 @@ namespace volprep {
 Result<UniqueFd> make_user_namespace(const IdMap& uid_map, const IdMap& gid_map);
 
 // Bind-mounts the mount of `src` (an O_PATH descriptor of a directory) at `dst` (a descriptor
-// of an empty directory) through `userns`, nosuid and nodev. `src_name` and `dst_name` are for messages. Errors
-// name what refused: a kernel without idmapped mounts, a filesystem that does not support
-// them (by its type), a destination that moved.
-Result<bool> idmapped_bind(int src, int dst, int userns, const std::string& src_name, const std::string& dst_name);
+// of an empty directory) through `userns`, nosuid and nodev; returns a descriptor of the
+// mount made (its root), which follows it wherever it is. `src_name` and `dst_name` are for
+// messages. Errors name what refused: a kernel without idmapped mounts, a filesystem that
+// does not support them (by its type), a destination that moved.
+Result<UniqueFd> idmapped_bind(int src, int dst, int userns, const std::string& src_name, const std::string& dst_name);
+
+// The ids of the mount the entry `name` of `dirfd` is on ("": dirfd itself): mountinfo's,
+// which a later mount may get once this one is gone, and the one no other mount ever gets
+// (STATX_MNT_ID_UNIQUE, Linux 6.8; before, mountinfo's again). Zero where unknown.
+struct MountIds {
+  uint64_t id = 0;
+  uint64_t unique = 0;
+};
+MountIds mount_ids(int dirfd, const char* name);
+
+// The mountinfo id of the mount whose unique id is `unique` (statmount(2), Linux 6.8): 0 if
+// there is no such mount now, nullopt where the kernel cannot say.
+std::optional<uint64_t> listed_id_of(uint64_t unique);
+
+// Unmounts the mount whose root `mnt` is a descriptor of (as idmapped_bind returns), wherever
+// it is now; lazily (MNT_DETACH), as that descriptor keeps it busy. 0 or -errno.
+int detach_mount(int mnt);
 
 // Whether the directory `dir` holds no entry but "." and "..": 1, 0, or -errno.
 int is_empty_dir(int dir);
@@ -48,9 +66,15 @@ std::vector<MountEntry> read_mounts();
 struct MountRecord {
   std::string src, dst;
   uint64_t mnt_id = 0;       // the mount's id in mountinfo: a record of an older mount is stale
+  uint64_t mnt_unique = 0;   // its id no later mount gets (0 in a record of volprep before it)
   std::string uid_map, gid_map;  // the mount's maps (disk id, shown as, count)
   std::string what;          // "disk owner 1000:1000 as container 1000:1000"
   std::string source;        // where the remap came from
+  // Whether this records the mount with `ids`, not an older one whose mountinfo id it got.
+  bool is_of(const MountIds& ids) const { return mnt_id == ids.id && (mnt_unique == 0 || mnt_unique == ids.unique); }
+  // The same for the mount mountinfo lists with `listed_id`, asking the kernel by the unique id
+  // (statmount(2), Linux 6.8) rather than a path, which a FUSE mount above could hang.
+  bool is_of_listed(uint64_t listed_id) const;
 };
 // $VOLPREP_MOUNT_DIR if set, else /run/volprep/mounts.
 std::string mount_record_dir();

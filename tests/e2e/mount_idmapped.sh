@@ -84,8 +84,14 @@ mkdir "$T/dst5" "$T/src"$'\n'"x" "$T/src\$HOME%h"
 chown 1000:1000 "$T/src"$'\n'"x" "$T/src\$HOME%h"
 expect_rc 2 vp mount "$T/src"$'\n'"x" "$T/dst5" --as 1000 "${MAP[@]}" --persist --unit-dir "$T/units" 2>/dev/null
 [ -z "$(find "$T/units" -name 'volprep-*')" ] && ! grep -q " $T/dst5 " /proc/self/mountinfo || fail "a refused --persist left a unit or a mount"
+# So is one systemd would not load (not UTF-8), which docker.service would then require.
+mkdir "$T/src"$'\xff'
+expect_rc 2 vp mount "$T/src"$'\xff' "$T/dst5" --as 1000 "${MAP[@]}" --persist --unit-dir "$T/units" 2>/dev/null
+[ -z "$(find "$T/units" -name 'volprep-*')" ] && ! grep -q " $T/dst5 " /proc/self/mountinfo || fail "a unit systemd cannot load was written"
 vp mount "$T/src\$HOME%h" "$T/dst5" --as 1000 "${MAP[@]}" --persist --unit-dir "$T/units" >/dev/null
 grep -qF "mount \"$T/src\$\$HOME%%h\" " "$T"/units/volprep-mount-*.service || fail "\$ and % not escaped: $(cat "$T"/units/volprep-mount-*.service)"
+# RequiresMountsFor= expands specifiers but no variables: '$' is written as it is.
+grep -qF "RequiresMountsFor=\"$T/src\$HOME%%h\" " "$T"/units/volprep-mount-*.service || fail "RequiresMountsFor= names another path: $(cat "$T"/units/volprep-mount-*.service)"
 systemd-analyze verify "$T"/units/volprep-mount-*.service || fail "systemd-analyze verify refuses the escaped unit"
 vp umount "$T/dst5" --persist --unit-dir "$T/units" >/dev/null
 
@@ -104,6 +110,19 @@ grep " $T/dst6 " /proc/self/mountinfo | grep -q 'nosuid,nodev' || fail "the moun
 VOLPREP_MOUNT_DIR=$T/other-records expect_rc 5 vp umount "$T/dst6" 2>/dev/null
 VOLPREP_MOUNT_DIR=$T/other-records vp umount "$T/dst6" --force >/dev/null
 ! grep -q " $T/dst6 " /proc/self/mountinfo || fail "umount --force left the mount"
+
+# A DST whose escaped name is too long for a file name (each '-' is \x2d) has its record all
+# the same: --list shows its map and umount removes it without --force.
+long=$T/$(printf -- '-%.0s' {1..70})
+mkdir "$long"
+vp mount "$T/src" "$long" --as 1000 "${MAP[@]}" >/dev/null 2>"$T/err" && [ ! -s "$T/err" ] || fail "long DST: $(cat "$T/err")"
+grep -q "^  uid map (disk id, shown as, count): 1000 501000 1$" <<<"$(vp mount --list)" || fail "--list shows no map for a long DST"
+# SRC on an idmapped mount (below DST of another volprep mount): named as such, nothing mounted.
+mkdir "$T/dst7"
+rc=0; err=$(vp mount "$long" "$T/dst7" --as 0 --map 0:0:65536 2>&1) || rc=$?
+[ "$rc" -eq 3 ] && grep -q 'on an idmapped mount already' <<<"$err" || fail "SRC idmapped: rc $rc: $err"
+! grep -q " $T/dst7 " /proc/self/mountinfo || fail "a refused mount was made"
+vp umount "$long" >/dev/null
 
 # Refusals, each with nothing mounted.
 mkdir "$T/dst3"
