@@ -113,6 +113,13 @@ Result<ResolvedPath> resolve_path(const std::string& path, bool follow_any_symli
                    path + ": " + std::strerror(err) + (at != absolute ? " (at " + at + ")" : "")};
     }
     Level next{UniqueFd(fd), name, {}};
+    // A FUSE mount an unprivileged user serves (fusermount3) answers as that user decides, or
+    // never: one request to it can hang volprep for good. Such a mount is refused from the
+    // kernel's cache and mountinfo, before any request could reach its server.
+    if (uint64_t mnt = cached_mount_id(fd); mnt && mnt != dir.st.mnt_id)
+      if (auto user = fuse_user_of(mnt); user && *user != 0)
+        return Error{kExitRefused, "refusing " + path + ": " + at + " is a FUSE mount served for uid " +
+                                       std::to_string(*user) + ", whose server decides every answer, or gives none"};
     if (int rc = stat_at(fd, "", next.st); rc < 0) return config_error(at + ": " + std::strerror(-rc));
     if (!S_ISLNK(next.st.mode)) {
       done.push_back(std::move(next));

@@ -22,10 +22,11 @@ abort_fuse() {
 }
 on_exit abort_fuse
 
-# mount_silent MOUNTPOINT:dir|file...: one server for all of them; its stderr in $T/server.err.
+# mount_silent MOUNTPOINT:dir|file[:UID]...: one server for all of them (UID: the user it
+# serves, as fusermount3 run by that user would mount it); its stderr in $T/server.err.
 mount_silent() {
   local arg
-  for arg in "$@"; do _fuse_mounts+=("${arg%:*}"); done
+  for arg in "$@"; do _fuse_mounts+=("${arg%%:*}"); done
   "$PY" "$VOLPREP_SRC/tests/e2e/fuse_silent.py" "$T/ready" "$@" 2>"$T/server.err" &
   _fuse_server=$!
   for _ in $(seq 100); do [ -s "$T/ready" ] && break; kill -0 "$_fuse_server" 2>/dev/null || break; sleep 0.1; done

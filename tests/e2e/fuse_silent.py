@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """A FUSE server that answers INIT and then never answers anything: the hostile mount.
 
-usage: fuse_silent.py READY_FILE MOUNTPOINT[:MODE]...
+usage: fuse_silent.py READY_FILE MOUNTPOINT[:MODE[:UID]]...
 
 Speaks /dev/fuse directly (no libfuse): for each MOUNTPOINT, opens /dev/fuse, mounts it
-there with mount(2) (MODE "dir" or "file": rootmode 040000 or 0100000), and replies to the
+there with mount(2) (MODE "dir" or "file": rootmode 040000 or 0100000; UID, default 0, the
+user_id= that fusermount3 would set to its unprivileged caller's uid), and replies to the
 kernel's FUSE_INIT. Then writes its pid to READY_FILE and reads requests forever, answering
 none: whoever sends one waits until the connection is aborted (through
 /sys/fs/fuse/connections/N/abort, or this process exiting), even through SIGKILL.
@@ -34,9 +35,10 @@ def main() -> None:
     fds = []
     for spec in points:
         point, _, kind = spec.partition(":")
+        kind, _, user = kind.partition(":")
         fd = os.open("/dev/fuse", os.O_RDWR)
         rootmode = "100000" if kind == "file" else "40000"
-        opts = f"fd={fd},rootmode={rootmode},user_id=0,group_id=0,allow_other".encode()
+        opts = f"fd={fd},rootmode={rootmode},user_id={user or 0},group_id={user or 0},allow_other".encode()
         MS_NOSUID, MS_NODEV = 2, 4
         if libc.mount(b"volprep-silent", point.encode(), b"fuse", MS_NOSUID | MS_NODEV, opts) != 0:
             err = ctypes.get_errno()
