@@ -23,9 +23,17 @@
 namespace volprep {
 namespace {
 
-constexpr int kEngineTimeoutMs = 30000;
-constexpr size_t kMaxBody = 64 << 20;
+constexpr int kEngineTimeoutMs = 30000;          // a request
+constexpr int kConversationTimeoutMs = 120000;   // every request of a run together
+constexpr size_t kMaxJsonAnswer = 1 << 20;       // an image's config, a created container's id
 constexpr size_t kMaxLayerFile = 16 << 20;
+constexpr size_t kMaxArchiveAnswer = kMaxLayerFile + (64 << 10);  // one file, tarred
+
+// A container id as the engine makes them: 64 hex digits (no '/', no '?').
+bool valid_container_id(const std::string& id) {
+  return !id.empty() && id.size() <= 64 &&
+         std::all_of(id.begin(), id.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+}
 
 std::string url_escape(const std::string& s) {
   std::string out;
@@ -50,7 +58,7 @@ nlohmann::json parse_answer(const std::string& body) {
 
 std::string api_message(const std::string& body) {
   auto j = parse_answer(body);
-  if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"];
+  if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"].get<std::string>().substr(0, 200);
   return body.substr(0, 200);
 }
 
@@ -88,33 +96,62 @@ Result<DockerEngine> DockerEngine::connect(const std::string& host, std::optiona
   if (host.empty()) e.socket_ = "/var/run/docker.sock";
   else if (host.starts_with("unix://")) e.socket_ = host.substr(7);
   else return config_error("DOCKER_HOST=" + host + ": volprep reads images through a unix:// socket only");
-  if (e.socket_.size() >= sizeof(sockaddr_un::sun_path)) return config_error(e.socket_ + ": socket path too long");
+  // The socket's inode, pinned once (its last name not followed): every request connects to
+  // it through /proc/self/fd, so a name swapped between requests (a rootless engine's socket
+  // lies in its user's runtime directory) sends none elsewhere.
+  e.pin_.reset(::open(e.socket_.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st;
+  if (!e.pin_.valid() || ::fstat(e.pin_.get(), &st) < 0)
+    return config_error("cannot reach the Docker engine at " + e.socket_ + ": " + std::strerror(errno) +
+                        (e.socket_.ends_with("/podman.sock") ? " (is the user's podman.socket or `podman system service` running?"
+                                                             : " (is dockerd running?") +
+                        " DOCKER_HOST names another socket)");
+  if (!S_ISSOCK(st.st_mode))
+    return Error{kExitRefused, "refusing the Docker engine at " + e.socket_ + ": it is " +
+                                   (S_ISLNK(st.st_mode) ? "a symlink (DOCKER_HOST names the socket itself)" : "not a socket")};
+  e.deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(kConversationTimeoutMs);
   return e;
 }
 
 Result<DockerEngine::Response> DockerEngine::request(const std::string& method, const std::string& path,
-                                                     const std::string& body) {
+                                                     size_t max_answer, const std::string& body) {
+  const auto now = std::chrono::steady_clock::now();
+  const auto deadline = std::min(deadline_, now + std::chrono::milliseconds(kEngineTimeoutMs));
+  const auto late = [&] {
+    return config_error("the Docker engine at " + socket_ + " did not answer " + method + " " + path + " in time");
+  };
+  if (deadline <= now) return late();
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return config_error(std::string("socket: ") + std::strerror(errno));
+  // connect() and send() wait no longer than the answer may (a full listen queue blocks both).
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
+  const timeval tv{time_t(ms / 1000), suseconds_t(ms % 1000 * 1000)};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, socket_.c_str(), socket_.size());
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+  const std::string pinned = "/proc/self/fd/" + std::to_string(pin_.get());
+  std::memcpy(addr.sun_path, pinned.c_str(), pinned.size());
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+    if (errno == EAGAIN || errno == EINPROGRESS) return late();
     return config_error("cannot reach the Docker engine at " + socket_ + ": " + std::strerror(errno) +
                         (socket_.ends_with("/podman.sock") ? " (is the user's podman.socket or `podman system service` running?"
                                                            : " (is dockerd running?") +
                         " DOCKER_HOST names another socket)");
+  }
   ucred peer{};
   socklen_t len = sizeof peer;
   if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0)
     return config_error("the Docker engine at " + socket_ + ": SO_PEERCRED: " + std::strerror(errno));
-  if (owner_ && peer.uid == *owner_) {
-    served_by_owner_ = true;
-  } else if (peer.uid != 0) {
+  if (peer.uid != 0 && !(owner_ && peer.uid == *owner_))
     return Error{kExitRefused, "refusing the Docker engine at " + socket_ + ": the process serving it runs as uid " +
                                    std::to_string(peer.uid) + ", not root" +
                                    (owner_ ? " nor the rootless engine's user (uid " + std::to_string(*owner_) + ")" : "")};
-  }
+  // One server for the whole conversation: the ids a created container got, say, are its own.
+  if (peer_uid_ && *peer_uid_ != peer.uid)
+    return Error{kExitRefused, "refusing the Docker engine at " + socket_ + ": it was served by uid " +
+                                   std::to_string(*peer_uid_) + ", then by uid " + std::to_string(peer.uid)};
+  peer_uid_ = peer.uid;
+  if (peer.uid != 0) served_by_owner_ = true;
   std::string req = method + " " + path + " HTTP/1.1\r\nHost: docker\r\nUser-Agent: volprep\r\nConnection: close\r\n";
   if (!body.empty())
     req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
@@ -122,23 +159,23 @@ Result<DockerEngine::Response> DockerEngine::request(const std::string& method, 
   for (size_t sent = 0; sent < req.size();) {
     ssize_t n = ::send(fd.get(), req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return late();
     if (n < 0) return config_error("the Docker engine at " + socket_ + ": " + std::strerror(errno));
     sent += size_t(n);
   }
   std::string in;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kEngineTimeoutMs);
   char buf[65536];
   for (;;) {
     int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
     pollfd p{fd.get(), POLLIN, 0};
-    if (left <= 0 || ::poll(&p, 1, left) == 0)
-      return config_error("the Docker engine at " + socket_ + " did not answer " + method + " " + path + " in time");
+    if (left <= 0 || ::poll(&p, 1, left) == 0) return late();
     ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return config_error("the Docker engine at " + socket_ + ": " + std::strerror(errno));
     if (n == 0) break;
     in.append(buf, size_t(n));
-    if (in.size() > kMaxBody) return config_error("the Docker engine's answer to " + path + " is over 64 MiB");
+    if (in.size() > max_answer)
+      return config_error("the Docker engine's answer to " + path + " is over " + std::to_string(max_answer >> 10) + " KiB");
   }
   size_t head_end = in.find("\r\n\r\n");
   if (!in.starts_with("HTTP/1.") || head_end == std::string::npos || in.size() < 12)
@@ -159,7 +196,7 @@ Result<DockerEngine::Response> DockerEngine::request(const std::string& method, 
 Result<ImageFacts> DockerEngine::image(const std::string& ref) {
   ImageFacts facts;
   if (!valid_image_ref(ref)) return config_error("\"" + ref + "\" is not an image reference");
-  auto r = request("GET", "/images/" + url_escape(ref) + "/json");
+  auto r = request("GET", "/images/" + url_escape(ref) + "/json", kMaxJsonAnswer);
   if (!r) return r.error();
   if (r->status == 404) return facts;
   if (r->status != 200) return config_error("the Docker engine: image " + ref + ": " + api_message(r->body));
@@ -216,16 +253,17 @@ Result<bool> DockerEngine::read_user_files_by_container(const std::string& ref, 
                            {"Cmd", nlohmann::json::array()},
                            {"NetworkDisabled", true},
                            {"Labels", {{"volprep.purpose", "read /etc/passwd, never started"}}}};
-  auto c = request("POST", "/containers/create", create.dump());
+  auto c = request("POST", "/containers/create", kMaxJsonAnswer, create.dump());
   if (!c) return c.error();
   if (c->status != 201) return config_error("the Docker engine: image " + ref + ": " + api_message(c->body));
   auto j = parse_answer(c->body);
   if (!j.is_object() || !j.contains("Id") || !j["Id"].is_string())
     return config_error("the Docker engine: image " + ref + ": no container id");
   const std::string id = j["Id"];
+  if (!valid_container_id(id)) return config_error("the Docker engine: image " + ref + ": a container id that is not one");
   Result<bool> result = true;
   for (auto [path, out] : {std::pair{"/etc/passwd", &facts.passwd}, std::pair{"/etc/group", &facts.group}}) {
-    auto a = request("GET", "/containers/" + url_escape(id) + "/archive?path=" + url_escape(path));
+    auto a = request("GET", "/containers/" + id + "/archive?path=" + url_escape(path), kMaxArchiveAnswer);
     if (!a) {
       result = a.error();
       break;
@@ -242,7 +280,7 @@ Result<bool> DockerEngine::read_user_files_by_container(const std::string& ref, 
     }
     *out = std::move(*file);
   }
-  auto rm = request("DELETE", "/containers/" + url_escape(id) + "?force=1&v=1");
+  auto rm = request("DELETE", "/containers/" + id + "?force=1&v=1", kMaxJsonAnswer);
   if (result && (!rm || (rm->status != 204 && rm->status != 404)))
     return config_error("the Docker engine: could not remove the container " + id.substr(0, 12) +
                         " made to read image " + ref + ": " + (rm ? api_message(rm->body) : rm.error().message));

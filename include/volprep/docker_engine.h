@@ -7,6 +7,7 @@
 // and read as untrusted input, and the layer paths it reports are never opened.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -42,11 +43,17 @@ class DockerEngine {
     int status = 0;
     std::string body;
   };
-  Result<Response> request(const std::string& method, const std::string& path, const std::string& body = "");
+  // One request on a connection of its own to the pinned socket; an answer over `max_answer`
+  // bytes, a server other than the first one's uid, or one past the deadline is an error.
+  Result<Response> request(const std::string& method, const std::string& path, size_t max_answer,
+                           const std::string& body = "");
   Result<bool> read_user_files_by_container(const std::string& ref, ImageFacts& facts);
   std::string socket_;
+  UniqueFd pin_;  // the socket's inode (O_PATH), connected to through /proc/self/fd
+  std::chrono::steady_clock::time_point deadline_;  // of the whole conversation
   std::optional<uint32_t> owner_;
-  bool served_by_owner_ = false;  // some answer came from the owner's engine, not root's
+  std::optional<uint32_t> peer_uid_;  // who served the first request: every later one too
+  bool served_by_owner_ = false;  // the answers come from the owner's engine, not root's
   std::map<std::string, std::vector<std::string>> layers_;  // image -> overlay2 diff dirs, top first
   bool read_layers_ = false;
   UniqueFd host_root_;

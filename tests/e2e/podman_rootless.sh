@@ -18,12 +18,14 @@ pm() { as_user timeout 120 podman --storage-driver vfs --cgroup-manager cgroupfs
 run() { local user=$1 tree=$2; shift 2
   pm run --rm --network none --user "$user" -v "$tree:/data" bb sh -c "$*"
 }
+containers() { pm ps -aq; }
 running_pid() {
   pm run -d --name vp-sleeper --network none bb sleep 60 >/dev/null
   pm inspect --format '{{.State.Pid}}' vp-sleeper
 }
 rootless_image_tar | pm import - bb >/dev/null
 rootless_image_tar | pm import --change 'USER=2000:2000' - bbu >/dev/null
+rootless_image_tar | pm import --change 'USER=app' - bbn >/dev/null
 # Podman's Docker-compatible API, at its default socket, for volprep compose.
 pm system service --time=0 >"$T/service.log" 2>&1 &
 for ((i = 0; i < 100; i++)); do [ -S "$RL_RUN/podman/podman.sock" ] && break; sleep 0.1; done

@@ -37,11 +37,14 @@ as_user() {
     XDG_RUNTIME_DIR="$RL_RUN" TMPDIR="$H/tmp" PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"
 }
 
-# rootless_image_tar: a busybox rootfs as a tar on stdout, for `podman import` / `docker import`.
+# rootless_image_tar: a busybox rootfs as a tar on stdout, for `podman import` / `docker import`;
+# its /etc/passwd names app, 2000 (group 2001).
 rootless_image_tar() {
   local r=$T/rootfs a
   if [ ! -d "$r" ]; then
-    mkdir -p "$r/bin" "$r/tmp"
+    mkdir -p "$r/bin" "$r/tmp" "$r/etc"
+    printf 'root:x:0:0::/:/bin/sh\napp:x:2000:2001::/:/bin/sh\n' >"$r/etc/passwd"
+    printf 'root:x:0:\napp:x:2001:\n' >"$r/etc/group"
     cp /bin/busybox "$r/bin/busybox"
     for a in sh touch id ls cat sleep stat; do ln -s busybox "$r/bin/$a"; done
   fi
@@ -50,9 +53,10 @@ rootless_image_tar() {
 
 # rootless_checks OPTION: with the map OPTION USER gives (--podman-rootless, --rootless), runs
 # through the scenario's `run UID:GID TREE SHELL-CMD` (a fresh container of the user, TREE at
-# /data) and `running_pid` (the host pid of a running container of the user): prepare in
-# either range, --acl, shift, mount, compose, and map --pid. The user's engine has images bb
-# and bbu, whose USER is 2000:2000, and serves its API at its default socket in $RL_RUN.
+# /data), `containers` (the ids of the user's containers) and `running_pid` (the host pid of a
+# running container of the user): prepare in
+# either range, --acl, shift, mount, compose, and map --pid. The user's engine has images bb,
+# bbu (USER 2000:2000) and bbn (USER app), and serves its API at its default socket in $RL_RUN.
 rootless_checks() {
   local opt=$1 c got pid s=$T/shift
   for c in 0:"$RL_UID" 1000:300999 2000:400999; do
@@ -106,14 +110,19 @@ rootless_checks() {
 
   # compose: the user's engine, at its default socket, says who bbu runs as.
   local P=$H/proj
-  mkdir -p "$P/one" "$P/img"
+  mkdir -p "$P/one" "$P/img" "$P/nam"
   printf '%s\n' 'services:' \
     '  one: {image: bb, user: "1000:1000", volumes: ["./one:/data"]}' \
-    '  img: {image: bbu, volumes: ["./img:/data"]}' >"$P/compose.yaml"
+    '  img: {image: bbu, volumes: ["./img:/data"]}' \
+    '  nam: {image: bbn, volumes: ["./nam:/data"]}' >"$P/compose.yaml"
   chown -R "$RL_UID:$RL_UID" "$P"
   (cd "$P" && vp compose "$opt" "$RL_NAME" --compose-cli never -q) || fail "compose $opt"
   [ "$(stat -c %u:%g "$P/one")" = 300999:300999 ] || fail "compose gave one's mount $(stat -c %u:%g "$P/one")"
   [ "$(stat -c %u:%g "$P/img")" = 400999:400999 ] || fail "compose gave img's mount $(stat -c %u:%g "$P/img")"
+  # app's ids are read from bbn's /etc/passwd through a container of the user's engine (its
+  # layer paths are never opened), which is gone afterwards.
+  [ "$(stat -c %u:%g "$P/nam")" = 400999:401000 ] || fail "compose gave nam's mount $(stat -c %u:%g "$P/nam")"
+  [ -z "$(containers)" ] || fail "compose left containers: $(containers)"
   run 2000:2000 "$P/img" 'touch /data/new' || fail "container 2000 cannot write what compose prepared for it"
 
   # map --pid of a running container: the same ids as OPTION.
