@@ -200,8 +200,17 @@ Result<ImageFacts> DockerEngine::image(const std::string& ref) {
   if (!r) return r.error();
   if (r->status == 404) return facts;
   if (r->status != 200) return config_error("the Docker engine: image " + ref + ": " + api_message(r->body));
-  auto j = parse_answer(r->body);
-  if (!j.is_object()) return config_error("the Docker engine: image " + ref + ": not JSON");
+  std::vector<std::string> layers;
+  auto parsed = image_facts(r->body, layers);
+  if (!parsed) return config_error("the Docker engine: image " + ref + ": " + parsed.error().message);
+  layers_[ref] = std::move(layers);
+  return parsed;
+}
+
+Result<ImageFacts> image_facts(const std::string& answer, std::vector<std::string>& layers) {
+  ImageFacts facts;
+  auto j = parse_answer(answer);
+  if (!j.is_object()) return config_error("not JSON");
   facts.present = true;
   const auto& config = j.contains("Config") && j["Config"].is_object() ? j["Config"] : nlohmann::json::object();
   if (config.contains("User") && config["User"].is_string()) facts.user = config["User"];
@@ -209,7 +218,7 @@ Result<ImageFacts> DockerEngine::image(const std::string& ref) {
     for (const auto& e : config["Env"])
       if (e.is_string()) facts.env.push_back(e);
   // overlay2's diff directories, top first: UpperDir, then LowerDir's list.
-  std::vector<std::string> layers;
+  layers.clear();
   if (j.contains("GraphDriver") && j["GraphDriver"].is_object()) {
     const auto& g = j["GraphDriver"];
     const auto& data = g.contains("Data") && g["Data"].is_object() ? g["Data"] : nlohmann::json::object();
@@ -224,7 +233,6 @@ Result<ImageFacts> DockerEngine::image(const std::string& ref) {
       }
     }
   }
-  layers_[ref] = std::move(layers);
   return facts;
 }
 

@@ -75,6 +75,10 @@ struct LayerFile {
 LayerFile read_from_layers(const std::vector<std::string>& layers, const std::string& dir, const std::string& name,
                            int root = -1);
 
+// An image's facts from the engine's answer to GET /images/REF/json (untrusted input: a
+// rootless engine is its user's), and its overlay2 diff directories, top first, into `layers`.
+Result<ImageFacts> image_facts(const std::string& answer, std::vector<std::string>& layers);
+
 // The content of the first regular file in a tar stream; an error for a symlink or none.
 Result<std::string> first_file_in_tar(const std::string& tar, const std::string& what);
 
