@@ -13,26 +13,16 @@ command -v newuidmap >/dev/null || fail "newuidmap is missing (apt-get install u
 [ -x /bin/busybox ] || fail "/bin/busybox is missing (apt-get install busybox-static)"
 
 rootless_user vp-podman 4242
-pm() { as_user timeout 120 podman --storage-driver vfs --cgroup-manager cgroupfs \
+engine() { as_user timeout 120 podman --storage-driver vfs --cgroup-manager cgroupfs \
   --events-backend file --runtime runc "$@"; }
-run() { local user=$1 tree=$2; shift 2
-  pm run --rm --network none --user "$user" -v "$tree:/data" bb sh -c "$*"
-}
-containers() { pm ps -aq; }
-running_pid() {
-  pm run -d --name vp-sleeper --network none bb sleep 60 >/dev/null
-  pm inspect --format '{{.State.Pid}}' vp-sleeper
-}
-rootless_image_tar | pm import - bb >/dev/null
-rootless_image_tar | pm import --change 'USER=2000:2000' - bbu >/dev/null
-rootless_image_tar | pm import --change 'USER=app' - bbn >/dev/null
+rootless_images
 # Podman's Docker-compatible API, at its default socket, for volprep compose.
-pm system service --time=0 >"$T/service.log" 2>&1 &
+engine system service --time=0 >"$T/service.log" 2>&1 &
 for ((i = 0; i < 100; i++)); do [ -S "$RL_RUN/podman/podman.sock" ] && break; sleep 0.1; done
 [ -S "$RL_RUN/podman/podman.sock" ] || fail "podman system service made no socket: $(cat "$T/service.log")"
-pm unshare cat /proc/self/uid_map >"$T/podman.map"
+engine unshare cat /proc/self/uid_map >"$T/podman.map"
 grep -Eq "^ +0 +$RL_UID +1\$" "$T/podman.map" || fail "podman's map: $(cat "$T/podman.map")"
 
 rootless_checks --podman-rootless
-pm rm -f -t 0 vp-sleeper >/dev/null
+engine rm -f -t 0 vp-sleeper >/dev/null
 echo "PASS"

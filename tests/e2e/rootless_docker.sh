@@ -20,28 +20,18 @@ as_user rootlesskit --net=host --copy-up=/etc --copy-up=/run --propagation=rslav
   dockerd --iptables=false --ip6tables=false --ip-forward=false --bridge=none \
   --data-root "$H/data" --exec-root "$RL_RUN/docker" --pidfile "$RL_RUN/docker.pid" \
   -H "unix://$sock" >"$T/dockerd.log" 2>&1 &
-dk() { as_user timeout 120 docker -H "unix://$sock" "$@"; }
+engine() { as_user timeout 120 docker -H "unix://$sock" "$@"; }
 for ((i = 0; i < 300; i++)); do
-  dk version >/dev/null 2>&1 && break
+  engine version >/dev/null 2>&1 && break
   jobs -r %1 >/dev/null || fail "rootless dockerd exited: $(tail -5 "$T/dockerd.log")"
   sleep 0.1
 done
-dk info --format '{{.SecurityOptions}}' | grep -q rootless || fail "dockerd is not rootless: $(tail -5 "$T/dockerd.log")"
+engine info --format '{{.SecurityOptions}}' | grep -q rootless || fail "dockerd is not rootless: $(tail -5 "$T/dockerd.log")"
 
-run() { local user=$1 tree=$2; shift 2
-  dk run --rm --network none --user "$user" -v "$tree:/data" bb sh -c "$*"
-}
-containers() { dk ps -aq; }
-running_pid() {
-  dk run -d --name vp-sleeper --network none bb sleep 60 >/dev/null
-  dk inspect --format '{{.State.Pid}}' vp-sleeper
-}
-rootless_image_tar | dk import - bb >/dev/null
-rootless_image_tar | dk import --change 'USER 2000:2000' - bbu >/dev/null
-rootless_image_tar | dk import --change 'USER app' - bbn >/dev/null
+rootless_images
 
 rootless_checks --rootless
-dk rm -f vp-sleeper >/dev/null
+engine rm -f vp-sleeper >/dev/null
 
 # fake_engine UID SOCKET MODE [ARG]: an engine served by UID (logging what it is asked to
 # $SOCKET.log). MODE deep: every answer an image whose USER is 2000:2000, with an array nested

@@ -51,10 +51,26 @@ rootless_image_tar() {
   tar -C "$r" -c .
 }
 
-# rootless_checks OPTION: with the map OPTION USER gives (--podman-rootless, --rootless), runs
-# through the scenario's `run UID:GID TREE SHELL-CMD` (a fresh container of the user, TREE at
-# /data), `containers` (the ids of the user's containers) and `running_pid` (the host pid of a
-# running container of the user): prepare in
+# With the scenario's `engine` (the CLI of the user's engine, docker's or podman's, run as the
+# user): run UID:GID TREE SHELL-CMD runs a fresh container (TREE at /data), containers lists
+# the user's containers, running_pid starts one and prints its host pid, rootless_images
+# imports bb, bbu (USER 2000:2000) and bbn (USER app).
+run() { local user=$1 tree=$2; shift 2
+  engine run --rm --network none --user "$user" -v "$tree:/data" bb sh -c "$*"
+}
+containers() { engine ps -aq; }
+running_pid() {
+  engine run -d --name vp-sleeper --network none bb sleep 60 >/dev/null
+  engine inspect --format '{{.State.Pid}}' vp-sleeper
+}
+rootless_images() {
+  rootless_image_tar | engine import - bb >/dev/null
+  rootless_image_tar | engine import --change 'USER 2000:2000' - bbu >/dev/null
+  rootless_image_tar | engine import --change 'USER app' - bbn >/dev/null
+}
+
+# rootless_checks OPTION: with the map OPTION USER gives (--podman-rootless, --rootless),
+# through containers of the user's engine: prepare in
 # either range, --acl, shift, mount, compose, and map --pid. The user's engine has images bb,
 # bbu (USER 2000:2000) and bbn (USER app), and serves its API at its default socket in $RL_RUN.
 rootless_checks() {
