@@ -14,6 +14,7 @@
 #include <charconv>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string_view>
 
@@ -422,8 +423,9 @@ std::optional<uint32_t> fuse_user_of(uint64_t mnt_id) {
   FILE* f = std::fopen("/proc/self/mountinfo", "re");
   if (!f) return std::nullopt;
   std::optional<uint32_t> out;
-  char line[8192];
-  while (std::fgets(line, sizeof line, f)) {
+  char* line = nullptr;  // whole lines, however long: a mount point's name is its maker's
+  size_t cap = 0;
+  while (::getline(&line, &cap, f) > 0) {
     unsigned long long id = 0;
     if (std::sscanf(line, "%llu ", &id) != 1 || id != mnt_id) continue;
     // "... - fuse.sshfs user@host:/ rw,user_id=1000,group_id=1000": after the optional fields.
@@ -442,6 +444,7 @@ std::optional<uint32_t> fuse_user_of(uint64_t mnt_id) {
       }
     break;
   }
+  std::free(line);
   std::fclose(f);
   return out;
 }
