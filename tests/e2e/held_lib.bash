@@ -13,16 +13,22 @@ held_volprep() {
   held_pid=$!
 }
 
+# The pids of volprep under $held_pid: strace -> timeout -> volprep, the grandchildren.
+held_volprep_pids() {
+  local p
+  for p in $(cat /proc/"$held_pid"/task/*/children 2>/dev/null || true); do
+    cat /proc/"$p"/task/*/children 2>/dev/null || true
+  done
+}
+
 # Waits (at most 15 s) until volprep, strace's grandchild under timeout, is seen stopped by
 # strace twice in a row 50 ms apart: in the delayed syscall, not passing through its exit.
 wait_held() {
-  local i p q seen=0 stopped
+  local i q seen=0 stopped
   for ((i = 0; i < 300; i++)); do
     stopped=0
-    for p in $(cat /proc/"$held_pid"/task/*/children 2>/dev/null || true); do
-      for q in $(cat /proc/"$p"/task/*/children 2>/dev/null || true); do
-        [ "$(awk '{ print $3 }' "/proc/$q/stat" 2>/dev/null || true)" = t ] && stopped=1
-      done
+    for q in $(held_volprep_pids); do
+      [ "$(awk '{ print $3 }' "/proc/$q/stat" 2>/dev/null || true)" = t ] && stopped=1
     done
     if [ "$stopped" = 1 ]; then seen=$((seen + 1)); else seen=0; fi
     [ "$seen" -ge 2 ] && return 0

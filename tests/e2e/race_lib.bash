@@ -6,7 +6,7 @@
 # HOLD seconds. The scenario waits for the records (wait_recorded), acts, then waits for
 # volprep (finish_held). Where volprep decides on the names it later changes, what the
 # owner did in the window lands; where it holds a descriptor of each inode, it cannot.
-command -v strace >/dev/null || fail "strace is missing (./dev test installs it)"
+source "$(dirname "${BASH_SOURCE[0]}")/held_lib.bash"  # strace, held_volprep_pids
 PY=${PY:-$(command -v /usr/bin/python3 || command -v python3)}
 HOLD=${HOLD:-3}
 
@@ -56,17 +56,12 @@ held_in() {
     *) fail "held_in: no syscall number for $1 on $(uname -m)" ;;
   esac
   for ((i = 0; i < 600; i++)); do
-    # strace -> timeout -> volprep: each the first child of the one before.
-    pid=$(cat "/proc/$held_pid/task/$held_pid/children" 2>/dev/null) || pid=
-    pid=${pid%% *}
-    [ -z "$pid" ] || { pid=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null) || pid=; }
-    pid=${pid%% *}
-    if [ -n "$pid" ]; then
+    for pid in $(held_volprep_pids); do
       for f in /proc/"$pid"/task/*/syscall; do
         call=$(cat "$f" 2>/dev/null) || continue
         [ "${call%% *}" = "$nr" ] && return 0
       done
-    fi
+    done
     kill -0 "$held_pid" 2>/dev/null || fail "volprep ended before it was held in $1: $(cat "$T"/held.* 2>/dev/null)"
     sleep 0.1
   done
