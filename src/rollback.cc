@@ -264,9 +264,14 @@ struct RestoreState final : ChangeSink {
       const bool untouched = j.version >= 3 ? armed != j.armed_ctime.end() && armed->second == now.ctime_ns
                                             : now.ctime_ns <= run_end_ns;
       if (!untouched && rearms(c)) {
-        note(rec, config.force
-                      ? "changed after the run: set-id bits and capabilities put back anyway (--force)"
-                      : "changed after the run: set-id bits and capabilities not put back (--force puts them back)");
+        // A run killed between its chown (which cleared them) and the record of putting them
+        // back leaves the inode looking the same: say both.
+        const char* why = j.end || armed != j.armed_ctime.end()
+                              ? "changed after the run"
+                              : "changed after the run, or the run stopped between its chown and putting them back";
+        note(rec, std::string(why) + (config.force ? ": set-id bits and capabilities put back anyway (--force)"
+                                                   : ": set-id bits and capabilities not put back (--force puts "
+                                                     "them back)"));
         if (!config.force) disarm(c);
       }
       batch.push_back(std::move(c));

@@ -16,6 +16,8 @@
 #                         'C' record (correct crc32c) per SPEC, "PATH" or
 #                         "PATH|MAJOR|MINOR|INO|MODE_BEFORE|UID|GID|MODE_AFTER|UID|GID" (modes
 #                         octal, type included in MODE_BEFORE); PATH alone: inode 1, 0:0 -> 501000
+#   vpj drop FILE KINDS   rewrites FILE without its records of the kinds in KINDS ("AE": every
+#                         'A' and 'E' record), as a run killed before writing them would leave it
 #   vpj setversion FILE N rewrites the u32 format version in place
 #   vpj flip FILE OFFSET  xors the byte at OFFSET with 0xff
 PY=${PY:-$(command -v /usr/bin/python3 || command -v python3)}
@@ -173,6 +175,15 @@ elif cmd == "craft":
             p += varint(0)  # birth time unknown
         blob += frame(b"C", p)
     open(out, "wb").write(blob)
+elif cmd == "drop":
+    data = open(args[0], "rb").read()
+    kinds = set(args[1].encode()[i:i + 1] for i in range(len(args[1])))
+    blob = bytearray(data[:12])
+    for off, kind, body in records(data):
+        assert kind is not None, "vpj drop: a bad record at %d" % off
+        if kind not in kinds:
+            blob += frame(kind, body[1:])
+    open(args[0], "wb").write(bytes(blob))
 elif cmd == "setversion":
     with open(args[0], "r+b") as f:
         f.seek(8); f.write(struct.pack("<I", int(args[1])))
