@@ -25,7 +25,7 @@ void setup_source_options(CLI::App& app, SourceOptions& o) {
       ->group(group);
   app.add_option("--userns-remap", r.userns_remap, "Stands for dockerd's --userns-remap flag")->group(group);
   app.add_option("--docker-version", r.docker_version,
-                 "Read subuid/subgid as this Docker release does (X.Y; default: the installed package, "
+                 "Read daemon.json and subuid/subgid as this Docker release does (X.Y; default: the installed package, "
                  "else the running dockerd)")
       ->group(group);
   app.add_option("--host-root", o.host_root,

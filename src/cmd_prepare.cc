@@ -13,7 +13,7 @@ void setup_prepare(CLI::App& app, PrepareOptions& o) {
   app.add_option("path", o.paths, "Volume directories (or single files) to prepare")->required();
   app.add_option("--as", o.as, "Container user UID[:GID] that must own the tree (GID defaults to UID)")
       ->required();
-  app.add_option("--chmod", o.chmod, "Also adjust modes, chmod's symbolic syntax (e.g. u+rwX,g+rX)");
+  app.add_option("--chmod", o.chmod, "Also adjust modes, in chmod's symbolic (e.g. u+rwX,g+rX) or octal syntax");
   add_tree_options(app, o.excludes, o.run, "A dry run that exits 1 when anything would change", o.cross_filesystems,
                    o.allow_system_path, o.follow_path_symlinks);
   app.add_flag("--force", o.force, "Proceed although the remap configuration has errors");

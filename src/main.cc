@@ -86,7 +86,7 @@ const Command kJournalCommands[] = {
 const Command kCommands[] = {
     {"prepare", "Give a container user a volume tree (the default subcommand)",
      command<volprep::PrepareOptions, volprep::setup_prepare, volprep::run_prepare>},
-    {"compose", "Prepare every bind mount of a Compose project for the user its service runs as (an image's USER from the engine: root's, or the --rootless user's own)",
+    {"compose", "Prepare every bind mount of a Compose project for the user its service runs as (an image's USER from the engine: root's, or the --rootless or --podman-rootless user's own)",
      command<volprep::ComposeCmdOptions, volprep::setup_compose, volprep::run_compose>},
     {"shift", "Translate every owner, ACL entry and capability through the map (remap turned on or off)",
      command<volprep::ShiftOptions, volprep::setup_shift, volprep::run_shift>},
