@@ -38,6 +38,15 @@ int fail(const Error& error) {
   return error.code;
 }
 
+void log_findings(const std::vector<Finding>& findings) {
+  for (const auto& f : findings) {
+    if (f.level == Finding::kError)
+      spdlog::error("{}", f.located());
+    else
+      spdlog::warn("{}", f.located());
+  }
+}
+
 void add_unmapped_option(CLI::App& app, std::string& unmapped) {
   app.add_option("--unmapped", unmapped,
                  "Ids the map cannot translate: refuse (list them, change nothing), skip (leave them), "

@@ -41,7 +41,7 @@ int run_check(const CheckOptions& options) {
   auto user = resolve_user(o.source, o.as);
   if (!user) return fail(user.error());
   const Mapping* mapping = &user->mapping;
-  for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
+  log_findings(mapping->findings);
   CheckConfig config;
   config.container_uid = user->container.uid;
   config.uid_map = &mapping->uid_map;

@@ -326,11 +326,11 @@ int run_compose(const ComposeCmdOptions& options) {
   auto mapping = resolve_mapping(o.source.remap, *host_db);
   if (!mapping) return fail(mapping.error());
   if (mapping->has_errors() && !o.force) {
-    for (const auto& f : mapping->findings) spdlog::error("{}", f.text());
+    log_findings(mapping->findings);
     spdlog::error("the remap configuration has errors; refusing to change files (--force overrides)");
     return kExitConfig;
   }
-  for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
+  log_findings(mapping->findings);
 
   // 3. Who each service runs as.
   auto users = identify(*project, *services, *mapping, o.source.host_root);

@@ -80,7 +80,7 @@ int run_map(const MapOptions& options) {
   }
   if (!o.ids.empty()) {
     for (const auto& t : ids) std::printf("%s\n", t.host.c_str());
-    for (const auto& f : m.findings) spdlog::warn("{}", f.text());
+    log_findings(m.findings);
     return kExitOk;
   }
   // Values from daemon.json, passwd and the like: escaped, as every message is.

@@ -272,7 +272,7 @@ int run_mount(const MountOptions& options) {
   auto host = open_host_db(o.source);
   auto mapping = resolve_mapping(o.source.remap, *host);
   if (!mapping) return fail(mapping.error());
-  for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
+  log_findings(mapping->findings);
   IdMap uid_map, gid_map;
   std::string what;
   std::optional<IdPair> disk_owner;  // --as: the disk owner shown as the container user

@@ -32,11 +32,11 @@ int run_prepare(const PrepareOptions& options) {
   if (!user) return fail(user.error());
   const Mapping* mapping = &user->mapping;
   if (mapping->has_errors() && !o.force) {
-    for (const auto& f : mapping->findings) spdlog::error("{}", f.text());
+    log_findings(mapping->findings);
     spdlog::error("the remap configuration has errors; refusing to change files (--force overrides)");
     return kExitConfig;
   }
-  for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
+  log_findings(mapping->findings);
   if (mapping->remapping_off && !o.quiet)  // right, but a surprise to whoever expected remap on
     spdlog::warn("{}: container ids are host ids, so {} is host {}:{}", mapping->source, o.as, user->host.uid,
                  user->host.gid);

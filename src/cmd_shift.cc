@@ -118,10 +118,10 @@ Result<Mapping> options_mapping(SourceOptions& source) {
   auto mapping = resolve_mapping(source.remap, *host);
   if (!mapping) return mapping.error();
   if (mapping->has_errors()) {
-    for (const auto& f : mapping->findings) spdlog::error("{}", f.text());
+    log_findings(mapping->findings);
     return config_error("the remap configuration has errors; refusing to shift through it");
   }
-  for (const auto& f : mapping->findings) spdlog::warn("{}", f.text());
+  log_findings(mapping->findings);
   return mapping;
 }
 

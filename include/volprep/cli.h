@@ -52,6 +52,9 @@ struct Command {
 // Logs the error and returns its exit status: how a command gives up.
 int fail(const Error& error);
 
+// Logs each finding at its own level ("volprep: warning: /etc/subuid:3: ...").
+void log_findings(const std::vector<Finding>& findings);
+
 void setup_source_options(CLI::App& app, SourceOptions& options);
 // --follow-path-symlinks, for the commands that take a PATH.
 void add_follow_path_symlinks(CLI::App& app, bool& follow);

@@ -12,12 +12,10 @@ struct Finding {
   std::string where;    // "file:line", or empty
   std::string message;
 
+  // "/etc/subuid:3: ...": where and what, for a log line that says its level itself.
+  std::string located() const { return where.empty() ? message : where + ": " + message; }
   // "error: /etc/subuid:3: ..." — the form used in text output and JSON `warnings`.
-  std::string text() const {
-    std::string s = level == kError ? "error: " : "warning: ";
-    if (!where.empty()) s += where + ": ";
-    return s + message;
-  }
+  std::string text() const { return (level == kError ? "error: " : "warning: ") + located(); }
 };
 
 inline bool has_error(const std::vector<Finding>& findings) {
