@@ -240,7 +240,17 @@ struct OpenedVolume {
 
 Result<VolumeRoot> root_at(int parent, const std::string& name, const std::string& path) {
   VolumeRoot v;
-  int fd = open_dir_at(parent, name.c_str());
+  // Pinned, and a FUSE mount an unprivileged user serves there (the owner of _data may mount
+  // one on it at any time) refused from the kernel's cache: opening it would ask its server,
+  // which may never answer.
+  int pin_fd = open_entry(parent, name.c_str(), /*cross_mounts=*/true);
+  if (pin_fd < 0) return config_error(path + ": " + std::strerror(-pin_fd));
+  UniqueFd pin(pin_fd);
+  if (uint64_t mnt = cached_mount_id(pin_fd); mnt && mnt != cached_mount_id(parent))
+    if (auto user = fuse_user_of(mnt); user && *user != 0)
+      return Error{kExitRefused, path + " is a FUSE mount served for uid " + std::to_string(*user) +
+                                     ", whose server decides every answer, or gives none: unmount it; nothing changed"};
+  int fd = open_dir_at(pin_fd, ".");
   if (fd < 0) return config_error(path + ": " + std::strerror(-fd));
   v.fd.reset(fd);
   if (int rc = stat_at(fd, "", v.st); rc < 0) return config_error(path + ": " + std::strerror(-rc));

@@ -201,33 +201,45 @@ struct Copier {
     return true;
   }
 
+  // A mount point met by name: refused, named from mountinfo, its filesystem never asked.
+  Error mount_point(const std::string& rel, const EntryStat& es) {
+    return fail(rel, std::string("a mount point (") +
+                         (S_ISDIR(es.mode) ? "another filesystem is mounted there, " : "a file bind-mounted there, ") +
+                         mount_point_of(es.mnt_id) + "): volprep copies one filesystem's tree; unmount it, or move it by hand");
+  }
+
   Result<bool> copy_entry(int sfd, int dfd, const std::string& dir_rel, const std::string& name, unsigned depth) {
     const std::string rel = join_path(dir_rel, name);
-    struct stat listed;
-    if (::fstatat(sfd, name.c_str(), &listed, AT_SYMLINK_NOFOLLOW) != 0) return fail(rel, errno_text(errno));
-    if (S_ISSOCK(listed.st_mode)) {
+    // Stat'ed by name from the kernel's cache, and opened without crossing into a mount: a
+    // filesystem mounted there is never asked anything (a FUSE server the tree's owner runs
+    // may never answer, and a request it has read is waited for even through SIGKILL).
+    EntryStat listed;
+    if (int rc = stat_at_cached(sfd, name.c_str(), listed); rc < 0) return fail(rel, errno_text(rc));
+    if (listed.mnt_id != mnt_id || listed.mount_root) return mount_point(rel, listed);
+    if (S_ISSOCK(listed.mode)) {
       stats.skipped.push_back(join_path(src_root_path, rel) + ": a socket, not copied (whoever listens on it makes it anew)");
       return true;
     }
     // Decided about and read through one descriptor of the inode: O_NOFOLLOW everywhere, so a
     // symlink swapped in where a directory or file was listed is refused, never followed.
-    const bool dir = S_ISDIR(listed.st_mode), reg = S_ISREG(listed.st_mode);
+    const bool dir = S_ISDIR(listed.mode), reg = S_ISREG(listed.mode);
     // A regular file is pinned by an O_PATH descriptor first and opened for reading only once
     // it is known to be one (a fifo or device swapped in is never opened: no block, no side
     // effect) and of the volume's mount (a file bind-mounted there is not copied).
-    int fd = dir ? open_dir_at(sfd, name.c_str()) : ::openat(sfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return fail(rel, "cannot open it without following a symlink: " + errno_text(dir ? -fd : errno));
+    int fd = dir ? open_subdir_same_mount(sfd, name.c_str()) : open_entry(sfd, name.c_str());
+    if (dir && (fd == -ENOSYS || fd == -EPERM)) fd = open_dir_at(sfd, name.c_str());  // no openat2: checked below
+    if (fd == -EXDEV) return fail(rel, "a mount point now (something was mounted there while it was copied)");
+    if (fd < 0) return fail(rel, "cannot open it without following a symlink: " + errno_text(fd));
     UniqueFd src(fd);
     struct stat st;
     if (::fstat(fd, &st) != 0) return fail(rel, errno_text(errno));
-    if (st.st_ino != listed.st_ino || st.st_dev != listed.st_dev || (st.st_mode & S_IFMT) != (listed.st_mode & S_IFMT))
+    if (st.st_ino != listed.ino || major(st.st_dev) != listed.dev_major || minor(st.st_dev) != listed.dev_minor ||
+        (st.st_mode & S_IFMT) != (listed.mode & S_IFMT))
       return fail(rel, "replaced while it was copied");
     if (reg) {
       EntryStat es;
       if (int rc = stat_at(fd, "", es); rc < 0) return fail(rel, errno_text(rc));
-      if (es.mnt_id != mnt_id || es.mount_root)
-        return fail(rel, "a mount point (a file bind-mounted there, " + mount_point_of(es.mnt_id) +
-                             "): volprep copies one filesystem's tree; unmount it, or move it by hand");
+      if (es.mnt_id != mnt_id || es.mount_root) return mount_point(rel, es);
       const std::string p = proc_fd(fd);
       const int flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
       int r = ::open(p.c_str(), flags | O_NOATIME);  // the magic link: the inode pinned, checked above
@@ -243,8 +255,7 @@ struct Copier {
       EntryStat es;
       if (int rc = stat_at(fd, "", es); rc < 0) return fail(rel, errno_text(rc));
       if (es.mnt_id != mnt_id || es.dev_major != dev_major || es.dev_minor != dev_minor || es.mount_root)
-        return fail(rel, "a mount point (another filesystem is mounted there, " + mount_point_of(es.mnt_id) +
-                             "): volprep copies one filesystem's tree; unmount it, or move its content by hand");
+        return mount_point(rel, es);
       if (::mkdirat(dfd, name.c_str(), 0700) != 0) return fail(rel, "mkdir of the copy: " + errno_text(errno));
       int d = open_dir_at(dfd, name.c_str());
       if (d < 0) return fail(rel, "open of the copy: " + errno_text(d));
@@ -341,19 +352,32 @@ Result<EntryStat> root_stat(int src, const std::string& src_path) {
   return st;
 }
 
+// The entry `name` of `dir` stat'ed by name from the kernel's cache (AT_STATX_DONT_SYNC, as
+// stat_at_cached, with its size): a filesystem mounted there is never asked. On the local
+// filesystems volumes live on, the flag changes nothing.
+int stat_cached(int dir, const char* name, struct statx& sx) {
+  const unsigned mask = STATX_TYPE | STATX_INO | STATX_NLINK | STATX_SIZE | STATX_MNT_ID;
+  return ::statx(dir, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_DONT_SYNC, mask, &sx) == 0 ? 0 : -errno;
+}
+
 Result<bool> measure(int fd, const std::string& path, const EntryStat& root, TreeSize& out,
                      std::map<std::pair<dev_t, ino_t>, bool>& seen, unsigned depth) {
   if (depth > kMaxCopyDepth) return Error{kExitRefused, too_deep(path)};
   std::vector<std::string> names;
   if (int rc = list_names(fd, names); rc < 0) return config_error(path + ": " + errno_text(rc));
   for (const auto& name : names) {
-    struct stat st;
-    if (::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return config_error(path + "/" + name + ": " + errno_text(errno));
+    struct statx st;
+    if (int rc = stat_cached(fd, name.c_str(), st); rc < 0) return config_error(path + "/" + name + ": " + errno_text(rc));
     ++out.entries;
-    if (S_ISREG(st.st_mode) && (st.st_nlink == 1 || seen.emplace(std::make_pair(st.st_dev, st.st_ino), true).second))
-      out.bytes += uint64_t(st.st_size);
-    if (!S_ISDIR(st.st_mode)) continue;
-    int d = open_dir_at(fd, name.c_str());
+    const bool mount_point = ((st.stx_mask & STATX_MNT_ID) && st.stx_mnt_id != root.mnt_id) ||
+                             (st.stx_attributes_mask & st.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+    if (mount_point) continue;  // not entered, not asked (copy_tree refuses it)
+    const auto key = std::make_pair(makedev(st.stx_dev_major, st.stx_dev_minor), ino_t(st.stx_ino));
+    if (S_ISREG(st.stx_mode) && (st.stx_nlink == 1 || seen.emplace(key, true).second)) out.bytes += st.stx_size;
+    if (!S_ISDIR(st.stx_mode)) continue;
+    int d = open_subdir_same_mount(fd, name.c_str());
+    if (d == -ENOSYS || d == -EPERM) d = open_dir_at(fd, name.c_str());  // no openat2: checked below
+    if (d == -EXDEV) continue;  // mounted on since: not entered
     if (d < 0) return config_error(path + "/" + name + ": " + errno_text(d));
     UniqueFd sub(d);
     EntryStat es;
