@@ -16,6 +16,8 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
+#include <tuple>
 #include <utility>
 
 #include "volprep/fd.h"
@@ -111,7 +113,11 @@ struct Copier {
   std::string src_root_path, dst_root_path;
   uint64_t mnt_id = 0;
   uint32_t dev_major = 0, dev_minor = 0;
-  std::map<std::pair<dev_t, ino_t>, std::string> linked;  // an inode of several links: its copy (relative)
+  struct Linked {
+    uint32_t nlink = 0;             // the most links a sighting saw
+    std::vector<std::string> rels;  // its links met in the tree (relative), the first one copied
+  };
+  std::map<std::pair<dev_t, ino_t>, Linked> linked;  // the inodes of several links
   CopyStats stats;
   std::function<void(const std::string&)> on_file;
 
@@ -268,8 +274,10 @@ struct Copier {
       const auto key = std::make_pair(st.st_dev, st.st_ino);
       if (st.st_nlink > 1)
         if (auto it = linked.find(key); it != linked.end()) {
-          if (::linkat(dst_root, it->second.c_str(), dfd, name.c_str(), 0) != 0)
-            return fail(rel, "link to " + it->second + " in the copy: " + errno_text(errno));
+          if (::linkat(dst_root, it->second.rels[0].c_str(), dfd, name.c_str(), 0) != 0)
+            return fail(rel, "link to " + it->second.rels[0] + " in the copy: " + errno_text(errno));
+          it->second.nlink = std::max(it->second.nlink, uint32_t(st.st_nlink));
+          it->second.rels.push_back(rel);
           ++stats.hardlinks;
           return true;
         }
@@ -281,7 +289,7 @@ struct Copier {
       if (auto r = unchanged(rel, fd, st); !r) return r;
       if (auto r = copy_meta(rel, fd, false, st, o, -1, ""); !r) return r;
       ++stats.files;
-      if (st.st_nlink > 1) linked.emplace(key, rel);
+      if (st.st_nlink > 1) linked.emplace(key, Linked{uint32_t(st.st_nlink), {rel}});
       return true;
     }
     if (S_ISLNK(st.st_mode)) {
@@ -303,6 +311,36 @@ struct Copier {
       return fail(rel, "mknod of the copy: " + errno_text(errno));
     ++stats.specials;
     return copy_meta(rel, fd, true, st, -1, dfd, name);
+  }
+
+  // Every inode of several links has all of them in the tree, or the copy is refused: one
+  // linked from outside is not the volume's alone (its owner may link in a file it cannot
+  // read where fs.protected_hardlinks is 0), and its copy would be the volume's, shifted to
+  // its container's ids, where a rename leaves it alone. Its links are reached again from the
+  // root without following a symlink or crossing a mount, and counted by their directory and
+  // name, as the shift counts them: a link moved during the copy is not counted twice.
+  Result<bool> all_links_inside(int root) {
+    for (const auto& [key, l] : linked) {
+      std::set<std::tuple<dev_t, ino_t, std::string>> still;
+      uint32_t nlink = l.nlink;
+      for (const auto& rel : l.rels) {
+        const size_t slash = rel.rfind('/');
+        const std::string dir = slash == std::string::npos ? "" : rel.substr(0, slash), name = rel.substr(slash + 1);
+        UniqueFd d(open_beneath(root, dir, O_PATH | O_DIRECTORY, /*same_mount=*/true));
+        struct stat ds;
+        EntryStat es;
+        if (!d.valid() || ::fstat(d.get(), &ds) != 0 || stat_at_cached(d.get(), name.c_str(), es) != 0) continue;
+        if (es.ino != key.second || makedev(es.dev_major, es.dev_minor) != key.first) continue;
+        nlink = std::max(nlink, es.nlink);
+        still.emplace(ds.st_dev, ds.st_ino, name);
+      }
+      if (still.size() < nlink)
+        return Error{kExitRefused, join_path(src_root_path, l.rels[0]) + ": has " + std::to_string(nlink) + " links, " +
+                                       std::to_string(still.size()) + " of them in the volume: a file linked from outside "
+                                       "it, not the volume's alone, which a copy would give to its container; remove "
+                                       "that link, or move the volume by hand; not copied"};
+    }
+    return true;
   }
 };
 
@@ -430,6 +468,7 @@ Result<CopyStats> copy_tree(int src, const std::string& src_path, int dst_parent
   c.dev_minor = root->dev_minor;
   c.on_file = std::move(on_file);
   if (auto r = on_deep_stack([&] { return c.copy_dir(src, st, d, "", 0); }); !r) return r.error();
+  if (auto r = c.all_links_inside(src); !r) return r.error();
   if (auto r = c.copy_meta("", src, false, st, d, -1, ""); !r) return r.error();
   ++c.stats.dirs;
   if (::syncfs(d) != 0) return config_error("cannot sync " + dst_path + ": " + errno_text(errno));

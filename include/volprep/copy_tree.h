@@ -10,9 +10,10 @@
 // extended attributes as raw bytes (ACLs, security.capability, user.*, trusted.*) of
 // directories, files, fifos and devices. Not reproduced: sockets (skipped, listed in
 // CopyStats::skipped), a symlink's own xattrs, inode flags (chattr), birth and change times.
-// A hardlink to an inode outside the tree is copied as a file of its own.
-// Refused: a mount point inside the tree (its content is another filesystem's: unmount it or
-// move it by hand; a file bind-mounted in too), an entry that changes type or inode while it
+// Refused: a file with a link outside the tree (not the tree's alone: a copy would hand it to
+// whoever the copy is shifted to), a mount point inside the tree (its content is another
+// filesystem's: unmount it or move it by hand; a file bind-mounted in too; stat'ed from the
+// kernel's cache and never entered, so a FUSE server that never answers is not asked), an entry that changes type or inode while it
 // is copied, a file or directory whose size, modification or change time moves while it is
 // copied (a live writer: the copy would be torn), a tree deeper than kMaxCopyDepth.
 #pragma once

@@ -5,7 +5,10 @@
 #    on _data itself: -n and the real run refuse the volume, named, from the kernel's cache,
 #    without a request to the server (a request read is waited for even through SIGKILL);
 # 2. such a mount inside _data: the copy (--copy, or across filesystems) refuses it as a
-#    mount point, again without a request; the rename leaves it alone, as shift does.
+#    mount point, again without a request; the rename leaves it alone, as shift does;
+# 3. a hardlink to a file outside the volume (its owner can link in a file it cannot read
+#    where fs.protected_hardlinks is 0; root links it here): the copy refuses it, naming it,
+#    rather than give the container's root a copy of it; the rename leaves it to its owner.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/fuse_lib.bash"
 D=$T/data
@@ -46,4 +49,16 @@ watched move "${MV[@]}" --volume inside
 grep -q "_data/sub/fuse: mount point: left alone" "$T/move.err" || fail "the rename: $(cat "$T/move.err")"
 no_request "the rename"
 [ "$(stat -c %u "$R/volumes/inside/_data/sub/f")" = 501000 ] || fail "the rename did not shift the volume"
+
+# 3. Linked from outside.
+mkdir -p -m 0701 "$D/volumes/linked/_data" && chown 1000:1000 "$D/volumes/linked/_data"
+echo 'root:$6$secret' >"$T/shadow" && chmod 600 "$T/shadow"
+ln "$T/shadow" "$D/volumes/linked/_data/loot"
+rc=0; vp "${MV[@]}" --volume linked --copy >"$T/out" 2>&1 || rc=$?
+[ "$rc" = 5 ] || fail "--copy of a link from outside exited $rc: $(cat "$T/out")"
+grep -q "$D/volumes/linked/_data/loot: has 2 links, 1 of them in the volume: a file linked from outside it" "$T/out" ||
+  fail "--copy of a link from outside: $(cat "$T/out")"
+[ ! -e "$R/volumes/linked" ] && [ -z "$(ls -A "$R/volprep-copies")" ] || fail "the refused copy left $(ls -R "$R")"
+vp "${MV[@]}" --volume linked >"$T/out" 2>&1 || fail "the rename of a link from outside: $(cat "$T/out")"
+[ "$(stat -c %u:%g "$T/shadow")" = 0:0 ] || fail "the rename changed the owner of the file outside"
 echo "ok: migrate_hostile"
