@@ -155,20 +155,23 @@ struct Copier {
     return true;
   }
 
-  Result<bool> copy_data(const std::string& rel, int in, int out) {
+  // No more than `size`, the file's size when it was opened: a file a writer keeps growing (a
+  // sparse extension costs it nothing) would otherwise be copied for as long as it grows,
+  // until the target is full; growth fails the check after the copy.
+  Result<bool> copy_data(const std::string& rel, int in, int out, uint64_t size) {
     bool range = true;
     std::vector<char> buf;
-    for (;;) {
+    for (uint64_t left = size; left > 0;) {
       ssize_t n;
       if (range) {
-        n = ::copy_file_range(in, nullptr, out, nullptr, size_t(1) << 30, 0);
+        n = ::copy_file_range(in, nullptr, out, nullptr, size_t(std::min<uint64_t>(left, uint64_t(1) << 30)), 0);
         if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP || errno == EPERM)) {
           range = false;  // the offsets moved only by what was copied: read/write goes on from there
           continue;
         }
       } else {
         buf.resize(1 << 18);
-        n = ::read(in, buf.data(), buf.size());
+        n = ::read(in, buf.data(), size_t(std::min<uint64_t>(left, buf.size())));
         for (ssize_t done = 0; n > 0 && done < n;) {
           ssize_t w = ::write(out, buf.data() + done, size_t(n - done));
           if (w < 0) return fail(rel, "write: " + errno_text(errno));
@@ -179,9 +182,11 @@ struct Copier {
         if (errno == EINTR) continue;
         return fail(rel, "copy: " + errno_text(errno));
       }
-      if (n == 0) return true;
+      if (n == 0) return true;  // shrunk: the check after the copy says so
       stats.bytes += uint64_t(n);
+      left -= uint64_t(n);
     }
+    return true;
   }
 
   // The directory `sfd` (`rel` in the tree) into the new directory `dfd`.
@@ -284,7 +289,7 @@ struct Copier {
       int o = ::openat(dfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (o < 0) return fail(rel, "create of the copy: " + errno_text(errno));
       UniqueFd out(o);
-      if (auto r = copy_data(rel, fd, o); !r) return r;
+      if (auto r = copy_data(rel, fd, o, uint64_t(st.st_size)); !r) return r;
       if (on_file) on_file(rel);
       if (auto r = unchanged(rel, fd, st); !r) return r;
       if (auto r = copy_meta(rel, fd, false, st, o, -1, ""); !r) return r;

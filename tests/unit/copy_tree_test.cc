@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "volprep/fd.h"
 
@@ -322,6 +323,40 @@ TEST(CopyTreeStack, TheDeepestTreeAllowedUnderASmallStackLimit) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
       << (WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
                               : "exit " + std::to_string(WEXITSTATUS(status)));
+}
+
+// A file that grows while it is copied is copied no further than its size when it was opened
+// (a writer that extends it sparse, for free, would keep the copy going until the target is
+// full), and the copy is refused as changed.
+TEST_F(CopyTree, GrowingFileIsCopiedNoFurther) {
+  constexpr off_t kSize = 32 << 20;
+  {
+    std::ofstream f(src_ + "/sub/log", std::ios::binary);
+    f << std::string(size_t(kSize), 'x');
+  }
+  // Extended by 64 MiB (a hole) once its copy is made, while its content is being copied; a
+  // run the extension missed (it came after the copy) is tried again.
+  auto src = open_dir(src_), dst = open_dir(base_);
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    ASSERT_EQ(::truncate((src_ + "/sub/log").c_str(), kSize), 0);
+    fs::remove_all(base_ + "/copy");
+    std::thread writer([&] {
+      struct stat st;
+      for (int i = 0; i < 20000000 && ::stat((base_ + "/copy/sub/log").c_str(), &st) != 0; ++i) {
+      }
+      ::truncate((src_ + "/sub/log").c_str(), kSize + (64 << 20));
+    });
+    auto stats = copy_tree(src.get(), src_, dst.get(), "copy", base_ + "/copy");
+    writer.join();
+    if (stats) continue;
+    EXPECT_NE(stats.error().message.find(src_ + "/sub/log: changed while copied"), std::string::npos)
+        << stats.error().message;
+    struct stat copied;
+    ASSERT_EQ(::stat((base_ + "/copy/sub/log").c_str(), &copied), 0);  // the partial copy stays
+    EXPECT_EQ(copied.st_size, kSize);
+    return;
+  }
+  FAIL() << "the file was never extended while it was copied";
 }
 
 // A file bind-mounted into the tree is another mount's: refused like a directory mount point,
