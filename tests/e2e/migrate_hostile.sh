@@ -6,7 +6,10 @@
 #    without a request to the server (a request read is waited for even through SIGKILL);
 # 2. such a mount inside _data: the copy (--copy, or across filesystems) refuses it as a
 #    mount point, again without a request; the rename leaves it alone, as shift does;
-# 3. a hardlink to a file outside the volume (its owner can link in a file it cannot read
+# 3. such a mount made on _data after the volumes are listed (strace holds volprep at its
+#    first read of metadata.db, after the dynamic loader's two, between the listing and the
+#    opening of each volume): refused when the volume is opened, again without a request;
+# 4. a hardlink to a file outside the volume (its owner can link in a file it cannot read
 #    where fs.protected_hardlinks is 0; root links it here): the copy refuses it, naming it,
 #    rather than give the container's root a copy of it; the rename leaves it to its owner.
 source "$(dirname "$0")/lib.sh"
@@ -50,7 +53,27 @@ grep -q "_data/sub/fuse: mount point: left alone" "$T/move.err" || fail "the ren
 no_request "the rename"
 [ "$(stat -c %u "$R/volumes/inside/_data/sub/f")" = 501000 ] || fail "the rename did not shift the volume"
 
-# 3. Linked from outside.
+# 3. Mounted on _data between the listing and the opening.
+abort_fuse
+mkdir -p -m 0701 "$D/volumes/late/_data" && chown 1000:1000 "$D/volumes/late/_data"
+head -c 4096 /dev/urandom >"$D/volumes/metadata.db"
+command -v strace >/dev/null || fail "strace is missing (./dev test installs it)"
+# LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
+# An empty journal directory: no journal is read before the store.
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" VOLPREP_JOURNAL_DIR=$T/none \
+  strace -f -o /dev/null -e trace=pread64 -e inject=pread64:delay_enter=3000000:when=3 \
+  "$VOLPREP" "${MV[@]}" --volume late -n >"$T/late.out" 2>"$T/late.err" &
+pid=$!
+sleep 1
+mount_silent "$D/volumes/late/_data:dir:1000"
+watch_pid late "$pid"
+[ "$rc" = 5 ] || fail "mounted on _data while listed: exited $rc: $(cat "$T/late.err")"
+grep -q "$D/volumes/late/_data is a FUSE mount served for uid 1000" "$T/late.err" ||
+  fail "mounted on _data while listed: $(cat "$T/late.err")"
+no_request "a run with _data mounted on after the listing"
+abort_fuse
+
+# 4. Linked from outside.
 mkdir -p -m 0701 "$D/volumes/linked/_data" && chown 1000:1000 "$D/volumes/linked/_data"
 echo 'root:$6$secret' >"$T/shadow" && chmod 600 "$T/shadow"
 ln "$T/shadow" "$D/volumes/linked/_data/loot"
