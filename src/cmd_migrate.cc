@@ -339,9 +339,10 @@ Result<VolumesDir> open_copies_dir(const std::string& to, const VolumesDir& targ
 }
 
 // Copies volume `v` (opened from `from`) into `copies` as NAME.partial (one left by an
-// interrupted run removed first), then holds the copy's roots in `v`, named at `to`.
+// interrupted run removed first), no more than `measured` bytes of content (measure_tree's),
+// then holds the copy's roots in `v`, named at `to`.
 Result<StagedCopy> copy_volume(const VolumesDir& from, const VolumesDir& copies, const std::string& name,
-                               const std::string& to, OpenedVolume& v) {
+                               const std::string& to, uint64_t measured, OpenedVolume& v) {
   const std::string partial = name + kPartialSuffix, path = copies.path + "/" + partial;
   EntryStat old;
   if (stat_at(copies.fd.get(), partial.c_str(), old) == 0) {
@@ -349,7 +350,7 @@ Result<StagedCopy> copy_volume(const VolumesDir& from, const VolumesDir& copies,
     spdlog::info("removed {}, a copy an interrupted run left unfinished", path);
   }
   const auto start = std::chrono::steady_clock::now();
-  auto stats = copy_tree(v.dir.fd.get(), from.path + "/" + name, copies.fd.get(), partial, path);
+  auto stats = copy_tree(v.dir.fd.get(), from.path + "/" + name, copies.fd.get(), partial, path, {}, measured);
   if (!stats) {
     if (auto r = remove_tree(copies.fd.get(), partial, path); !r) spdlog::warn("{}", r.error().message);
     return Error{stats.error().code, stats.error().message + "; the partial copy removed, nothing moved"};
@@ -575,7 +576,7 @@ int run_migrate(const MigrateOptions& options) {
                       escape_control(name).c_str(), (unsigned long long)sizes[i].entries,
                       human_bytes(sizes[i].bytes).c_str());
         std::fflush(stdout);
-        auto s = copy_volume(*from, *copies, name, r.to, volumes[i]);
+        auto s = copy_volume(*from, *copies, name, r.to, sizes[i].bytes, volumes[i]);
         if (!s) return fail(s.error());
         staged.push_back(std::move(*s));
       }

@@ -120,6 +120,7 @@ struct Copier {
   std::map<std::pair<dev_t, ino_t>, Linked> linked;  // the inodes of several links
   CopyStats stats;
   std::function<void(const std::string&)> on_file;
+  uint64_t max_bytes = UINT64_MAX;
 
   Error fail(const std::string& rel, const std::string& what) {
     return config_error(join_path(src_root_path, rel) + ": " + what + "; not copied");
@@ -286,6 +287,10 @@ struct Copier {
           ++stats.hardlinks;
           return true;
         }
+      if (uint64_t(st.st_size) > max_bytes - stats.bytes)  // stats.bytes never passes max_bytes
+        return config_error(join_path(src_root_path, rel) + ": changed since it was measured (the copy would pass the " +
+                            human_bytes(max_bytes) + " measured before it): stop whatever writes to it (its "
+                            "containers, dockerd), then copy again; not copied");
       int o = ::openat(dfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (o < 0) return fail(rel, "create of the copy: " + errno_text(errno));
       UniqueFd out(o);
@@ -455,7 +460,8 @@ Result<bool> remove_below(int fd, const std::string& path, const EntryStat& root
 }  // namespace
 
 Result<CopyStats> copy_tree(int src, const std::string& src_path, int dst_parent, const std::string& name,
-                            const std::string& dst_path, std::function<void(const std::string&)> on_file) {
+                            const std::string& dst_path, std::function<void(const std::string&)> on_file,
+                            uint64_t max_bytes) {
   auto root = root_stat(src, src_path);
   if (!root) return root.error();
   struct stat st;
@@ -472,6 +478,7 @@ Result<CopyStats> copy_tree(int src, const std::string& src_path, int dst_parent
   c.dev_major = root->dev_major;
   c.dev_minor = root->dev_minor;
   c.on_file = std::move(on_file);
+  c.max_bytes = max_bytes;
   if (auto r = on_deep_stack([&] { return c.copy_dir(src, st, d, "", 0); }); !r) return r.error();
   if (auto r = c.all_links_inside(src); !r) return r.error();
   if (auto r = c.copy_meta("", src, false, st, d, -1, ""); !r) return r.error();

@@ -44,9 +44,12 @@ struct CopyStats {
 // (remove it with remove_tree). `on_file`, when given, is called with each regular file's
 // path in the tree once its content is copied, before it is checked unchanged (tests change
 // the source there). The copy runs on a thread of its own, with a stack for kMaxCopyDepth
-// levels whatever `ulimit -s` says; `on_file` is called there.
+// levels whatever `ulimit -s` says; `on_file` is called there. `max_bytes` (measure_tree's
+// bytes, measured before) bounds the content copied: a file that would take the copy past it
+// (made or grown since, sparse for free) is refused before its content is copied, as changed.
 Result<CopyStats> copy_tree(int src, const std::string& src_path, int dst_parent, const std::string& name,
-                            const std::string& dst_path, std::function<void(const std::string&)> on_file = {});
+                            const std::string& dst_path, std::function<void(const std::string&)> on_file = {},
+                            uint64_t max_bytes = UINT64_MAX);
 
 struct TreeSize {
   uint64_t entries = 0;  // the root included

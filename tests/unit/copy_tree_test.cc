@@ -359,6 +359,28 @@ TEST_F(CopyTree, GrowingFileIsCopiedNoFurther) {
   FAIL() << "the file was never extended while it was copied";
 }
 
+// A file made or grown between measure_tree and the copy (a sparse one costs its writer
+// nothing) would take the copy past what the target's free space was checked for: refused
+// before its content is copied; the tree as measured is copied.
+TEST_F(CopyTree, MoreThanMeasuredIsRefused) {
+  write_file(src_ + "/sub/a", "hello\n");
+  auto src = open_dir(src_), dst = open_dir(base_);
+  auto size = measure_tree(src.get(), src_);
+  ASSERT_TRUE(size);
+  write_file(src_ + "/sub/b-sparse", "");  // made after the measure: 256 MiB of hole
+  ASSERT_EQ(::truncate((src_ + "/sub/b-sparse").c_str(), 256 << 20), 0);
+  auto stats = copy_tree(src.get(), src_, dst.get(), "copy", base_ + "/copy", {}, size->bytes);
+  ASSERT_FALSE(stats);
+  EXPECT_NE(stats.error().message.find(src_ + "/sub/b-sparse: changed since it was measured"), std::string::npos)
+      << stats.error().message;
+  struct stat copied;
+  ASSERT_EQ(::stat((base_ + "/copy/sub/a").c_str(), &copied), 0);
+  EXPECT_FALSE(fs::exists(base_ + "/copy/sub/b-sparse"));
+  fs::remove(src_ + "/sub/b-sparse");
+  fs::remove_all(base_ + "/copy");
+  EXPECT_TRUE(copy_tree(src.get(), src_, dst.get(), "copy", base_ + "/copy", {}, size->bytes));
+}
+
 // A file bind-mounted into the tree is another mount's: refused like a directory mount point,
 // checked on the O_PATH descriptor before the file is opened for reading.
 TEST_F(CopyTree, BindMountedFileIsRefused) {
