@@ -240,7 +240,17 @@ struct OpenedVolume {
 
 Result<VolumeRoot> root_at(int parent, const std::string& name, const std::string& path) {
   VolumeRoot v;
-  int fd = open_dir_at(parent, name.c_str());
+  // Pinned, and a FUSE mount an unprivileged user serves there (the owner of _data may mount
+  // one on it at any time) refused from the kernel's cache: opening it would ask its server,
+  // which may never answer.
+  int pin_fd = open_entry(parent, name.c_str(), /*cross_mounts=*/true);
+  if (pin_fd < 0) return config_error(path + ": " + std::strerror(-pin_fd));
+  UniqueFd pin(pin_fd);
+  if (uint64_t mnt = cached_mount_id(pin_fd); mnt && mnt != cached_mount_id(parent))
+    if (auto user = fuse_user_of(mnt); user && *user != 0)
+      return Error{kExitRefused, path + " is a FUSE mount served for uid " + std::to_string(*user) +
+                                     ", whose server decides every answer, or gives none: unmount it; nothing changed"};
+  int fd = open_dir_at(pin_fd, ".");
   if (fd < 0) return config_error(path + ": " + std::strerror(-fd));
   v.fd.reset(fd);
   if (int rc = stat_at(fd, "", v.st); rc < 0) return config_error(path + ": " + std::strerror(-rc));
@@ -329,9 +339,10 @@ Result<VolumesDir> open_copies_dir(const std::string& to, const VolumesDir& targ
 }
 
 // Copies volume `v` (opened from `from`) into `copies` as NAME.partial (one left by an
-// interrupted run removed first), then holds the copy's roots in `v`, named at `to`.
+// interrupted run removed first), no more than `measured` bytes of content (measure_tree's),
+// then holds the copy's roots in `v`, named at `to`.
 Result<StagedCopy> copy_volume(const VolumesDir& from, const VolumesDir& copies, const std::string& name,
-                               const std::string& to, OpenedVolume& v) {
+                               const std::string& to, uint64_t measured, OpenedVolume& v) {
   const std::string partial = name + kPartialSuffix, path = copies.path + "/" + partial;
   EntryStat old;
   if (stat_at(copies.fd.get(), partial.c_str(), old) == 0) {
@@ -339,7 +350,7 @@ Result<StagedCopy> copy_volume(const VolumesDir& from, const VolumesDir& copies,
     spdlog::info("removed {}, a copy an interrupted run left unfinished", path);
   }
   const auto start = std::chrono::steady_clock::now();
-  auto stats = copy_tree(v.dir.fd.get(), from.path + "/" + name, copies.fd.get(), partial, path);
+  auto stats = copy_tree(v.dir.fd.get(), from.path + "/" + name, copies.fd.get(), partial, path, {}, measured);
   if (!stats) {
     if (auto r = remove_tree(copies.fd.get(), partial, path); !r) spdlog::warn("{}", r.error().message);
     return Error{stats.error().code, stats.error().message + "; the partial copy removed, nothing moved"};
@@ -565,7 +576,7 @@ int run_migrate(const MigrateOptions& options) {
                       escape_control(name).c_str(), (unsigned long long)sizes[i].entries,
                       human_bytes(sizes[i].bytes).c_str());
         std::fflush(stdout);
-        auto s = copy_volume(*from, *copies, name, r.to, volumes[i]);
+        auto s = copy_volume(*from, *copies, name, r.to, sizes[i].bytes, volumes[i]);
         if (!s) return fail(s.error());
         staged.push_back(std::move(*s));
       }

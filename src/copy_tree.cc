@@ -16,6 +16,8 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
+#include <tuple>
 #include <utility>
 
 #include "volprep/fd.h"
@@ -111,9 +113,14 @@ struct Copier {
   std::string src_root_path, dst_root_path;
   uint64_t mnt_id = 0;
   uint32_t dev_major = 0, dev_minor = 0;
-  std::map<std::pair<dev_t, ino_t>, std::string> linked;  // an inode of several links: its copy (relative)
+  struct Linked {
+    uint32_t nlink = 0;             // the most links a sighting saw
+    std::vector<std::string> rels;  // its links met in the tree (relative), the first one copied
+  };
+  std::map<std::pair<dev_t, ino_t>, Linked> linked;  // the inodes of several links
   CopyStats stats;
   std::function<void(const std::string&)> on_file;
+  uint64_t max_bytes = UINT64_MAX;
 
   Error fail(const std::string& rel, const std::string& what) {
     return config_error(join_path(src_root_path, rel) + ": " + what + "; not copied");
@@ -149,20 +156,23 @@ struct Copier {
     return true;
   }
 
-  Result<bool> copy_data(const std::string& rel, int in, int out) {
+  // No more than `size`, the file's size when it was opened: a file a writer keeps growing (a
+  // sparse extension costs it nothing) would otherwise be copied for as long as it grows,
+  // until the target is full; growth fails the check after the copy.
+  Result<bool> copy_data(const std::string& rel, int in, int out, uint64_t size) {
     bool range = true;
     std::vector<char> buf;
-    for (;;) {
+    for (uint64_t left = size; left > 0;) {
       ssize_t n;
       if (range) {
-        n = ::copy_file_range(in, nullptr, out, nullptr, size_t(1) << 30, 0);
+        n = ::copy_file_range(in, nullptr, out, nullptr, size_t(std::min<uint64_t>(left, uint64_t(1) << 30)), 0);
         if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP || errno == EPERM)) {
           range = false;  // the offsets moved only by what was copied: read/write goes on from there
           continue;
         }
       } else {
         buf.resize(1 << 18);
-        n = ::read(in, buf.data(), buf.size());
+        n = ::read(in, buf.data(), size_t(std::min<uint64_t>(left, buf.size())));
         for (ssize_t done = 0; n > 0 && done < n;) {
           ssize_t w = ::write(out, buf.data() + done, size_t(n - done));
           if (w < 0) return fail(rel, "write: " + errno_text(errno));
@@ -173,9 +183,11 @@ struct Copier {
         if (errno == EINTR) continue;
         return fail(rel, "copy: " + errno_text(errno));
       }
-      if (n == 0) return true;
+      if (n == 0) return true;  // shrunk: the check after the copy says so
       stats.bytes += uint64_t(n);
+      left -= uint64_t(n);
     }
+    return true;
   }
 
   // The directory `sfd` (`rel` in the tree) into the new directory `dfd`.
@@ -201,33 +213,45 @@ struct Copier {
     return true;
   }
 
+  // A mount point met by name: refused, named from mountinfo, its filesystem never asked.
+  Error mount_point(const std::string& rel, const EntryStat& es) {
+    return fail(rel, std::string("a mount point (") +
+                         (S_ISDIR(es.mode) ? "another filesystem is mounted there, " : "a file bind-mounted there, ") +
+                         mount_point_of(es.mnt_id) + "): volprep copies one filesystem's tree; unmount it, or move it by hand");
+  }
+
   Result<bool> copy_entry(int sfd, int dfd, const std::string& dir_rel, const std::string& name, unsigned depth) {
     const std::string rel = join_path(dir_rel, name);
-    struct stat listed;
-    if (::fstatat(sfd, name.c_str(), &listed, AT_SYMLINK_NOFOLLOW) != 0) return fail(rel, errno_text(errno));
-    if (S_ISSOCK(listed.st_mode)) {
+    // Stat'ed by name from the kernel's cache, and opened without crossing into a mount: a
+    // filesystem mounted there is never asked anything (a FUSE server the tree's owner runs
+    // may never answer, and a request it has read is waited for even through SIGKILL).
+    EntryStat listed;
+    if (int rc = stat_at_cached(sfd, name.c_str(), listed); rc < 0) return fail(rel, errno_text(rc));
+    if (listed.mnt_id != mnt_id || listed.mount_root) return mount_point(rel, listed);
+    if (S_ISSOCK(listed.mode)) {
       stats.skipped.push_back(join_path(src_root_path, rel) + ": a socket, not copied (whoever listens on it makes it anew)");
       return true;
     }
     // Decided about and read through one descriptor of the inode: O_NOFOLLOW everywhere, so a
     // symlink swapped in where a directory or file was listed is refused, never followed.
-    const bool dir = S_ISDIR(listed.st_mode), reg = S_ISREG(listed.st_mode);
+    const bool dir = S_ISDIR(listed.mode), reg = S_ISREG(listed.mode);
     // A regular file is pinned by an O_PATH descriptor first and opened for reading only once
     // it is known to be one (a fifo or device swapped in is never opened: no block, no side
     // effect) and of the volume's mount (a file bind-mounted there is not copied).
-    int fd = dir ? open_dir_at(sfd, name.c_str()) : ::openat(sfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return fail(rel, "cannot open it without following a symlink: " + errno_text(dir ? -fd : errno));
+    int fd = dir ? open_subdir_same_mount(sfd, name.c_str()) : open_entry(sfd, name.c_str());
+    if (dir && (fd == -ENOSYS || fd == -EPERM)) fd = open_dir_at(sfd, name.c_str());  // no openat2: checked below
+    if (fd == -EXDEV) return fail(rel, "a mount point now (something was mounted there while it was copied)");
+    if (fd < 0) return fail(rel, "cannot open it without following a symlink: " + errno_text(fd));
     UniqueFd src(fd);
     struct stat st;
     if (::fstat(fd, &st) != 0) return fail(rel, errno_text(errno));
-    if (st.st_ino != listed.st_ino || st.st_dev != listed.st_dev || (st.st_mode & S_IFMT) != (listed.st_mode & S_IFMT))
+    if (st.st_ino != listed.ino || major(st.st_dev) != listed.dev_major || minor(st.st_dev) != listed.dev_minor ||
+        (st.st_mode & S_IFMT) != (listed.mode & S_IFMT))
       return fail(rel, "replaced while it was copied");
     if (reg) {
       EntryStat es;
       if (int rc = stat_at(fd, "", es); rc < 0) return fail(rel, errno_text(rc));
-      if (es.mnt_id != mnt_id || es.mount_root)
-        return fail(rel, "a mount point (a file bind-mounted there, " + mount_point_of(es.mnt_id) +
-                             "): volprep copies one filesystem's tree; unmount it, or move it by hand");
+      if (es.mnt_id != mnt_id || es.mount_root) return mount_point(rel, es);
       const std::string p = proc_fd(fd);
       const int flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
       int r = ::open(p.c_str(), flags | O_NOATIME);  // the magic link: the inode pinned, checked above
@@ -243,8 +267,7 @@ struct Copier {
       EntryStat es;
       if (int rc = stat_at(fd, "", es); rc < 0) return fail(rel, errno_text(rc));
       if (es.mnt_id != mnt_id || es.dev_major != dev_major || es.dev_minor != dev_minor || es.mount_root)
-        return fail(rel, "a mount point (another filesystem is mounted there, " + mount_point_of(es.mnt_id) +
-                             "): volprep copies one filesystem's tree; unmount it, or move its content by hand");
+        return mount_point(rel, es);
       if (::mkdirat(dfd, name.c_str(), 0700) != 0) return fail(rel, "mkdir of the copy: " + errno_text(errno));
       int d = open_dir_at(dfd, name.c_str());
       if (d < 0) return fail(rel, "open of the copy: " + errno_text(d));
@@ -257,20 +280,26 @@ struct Copier {
       const auto key = std::make_pair(st.st_dev, st.st_ino);
       if (st.st_nlink > 1)
         if (auto it = linked.find(key); it != linked.end()) {
-          if (::linkat(dst_root, it->second.c_str(), dfd, name.c_str(), 0) != 0)
-            return fail(rel, "link to " + it->second + " in the copy: " + errno_text(errno));
+          if (::linkat(dst_root, it->second.rels[0].c_str(), dfd, name.c_str(), 0) != 0)
+            return fail(rel, "link to " + it->second.rels[0] + " in the copy: " + errno_text(errno));
+          it->second.nlink = std::max(it->second.nlink, uint32_t(st.st_nlink));
+          it->second.rels.push_back(rel);
           ++stats.hardlinks;
           return true;
         }
+      if (uint64_t(st.st_size) > max_bytes - stats.bytes)  // stats.bytes never passes max_bytes
+        return config_error(join_path(src_root_path, rel) + ": changed since it was measured (the copy would pass the " +
+                            human_bytes(max_bytes) + " measured before it): stop whatever writes to it (its "
+                            "containers, dockerd), then copy again; not copied");
       int o = ::openat(dfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (o < 0) return fail(rel, "create of the copy: " + errno_text(errno));
       UniqueFd out(o);
-      if (auto r = copy_data(rel, fd, o); !r) return r;
+      if (auto r = copy_data(rel, fd, o, uint64_t(st.st_size)); !r) return r;
       if (on_file) on_file(rel);
       if (auto r = unchanged(rel, fd, st); !r) return r;
       if (auto r = copy_meta(rel, fd, false, st, o, -1, ""); !r) return r;
       ++stats.files;
-      if (st.st_nlink > 1) linked.emplace(key, rel);
+      if (st.st_nlink > 1) linked.emplace(key, Linked{uint32_t(st.st_nlink), {rel}});
       return true;
     }
     if (S_ISLNK(st.st_mode)) {
@@ -292,6 +321,36 @@ struct Copier {
       return fail(rel, "mknod of the copy: " + errno_text(errno));
     ++stats.specials;
     return copy_meta(rel, fd, true, st, -1, dfd, name);
+  }
+
+  // Every inode of several links has all of them in the tree, or the copy is refused: one
+  // linked from outside is not the volume's alone (its owner may link in a file it cannot
+  // read where fs.protected_hardlinks is 0), and its copy would be the volume's, shifted to
+  // its container's ids, where a rename leaves it alone. Its links are reached again from the
+  // root without following a symlink or crossing a mount, and counted by their directory and
+  // name, as the shift counts them: a link moved during the copy is not counted twice.
+  Result<bool> all_links_inside(int root) {
+    for (const auto& [key, l] : linked) {
+      std::set<std::tuple<dev_t, ino_t, std::string>> still;
+      uint32_t nlink = l.nlink;
+      for (const auto& rel : l.rels) {
+        const size_t slash = rel.rfind('/');
+        const std::string dir = slash == std::string::npos ? "" : rel.substr(0, slash), name = rel.substr(slash + 1);
+        UniqueFd d(open_beneath(root, dir, O_PATH | O_DIRECTORY, /*same_mount=*/true));
+        struct stat ds;
+        EntryStat es;
+        if (!d.valid() || ::fstat(d.get(), &ds) != 0 || stat_at_cached(d.get(), name.c_str(), es) != 0) continue;
+        if (es.ino != key.second || makedev(es.dev_major, es.dev_minor) != key.first) continue;
+        nlink = std::max(nlink, es.nlink);
+        still.emplace(ds.st_dev, ds.st_ino, name);
+      }
+      if (still.size() < nlink)
+        return Error{kExitRefused, join_path(src_root_path, l.rels[0]) + ": has " + std::to_string(nlink) + " links, " +
+                                       std::to_string(still.size()) + " of them in the volume: a file linked from outside "
+                                       "it, not the volume's alone, which a copy would give to its container; remove "
+                                       "that link, or move the volume by hand; not copied"};
+    }
+    return true;
   }
 };
 
@@ -341,19 +400,32 @@ Result<EntryStat> root_stat(int src, const std::string& src_path) {
   return st;
 }
 
+// The entry `name` of `dir` stat'ed by name from the kernel's cache (AT_STATX_DONT_SYNC, as
+// stat_at_cached, with its size): a filesystem mounted there is never asked. On the local
+// filesystems volumes live on, the flag changes nothing.
+int stat_cached(int dir, const char* name, struct statx& sx) {
+  const unsigned mask = STATX_TYPE | STATX_INO | STATX_NLINK | STATX_SIZE | STATX_MNT_ID;
+  return ::statx(dir, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_DONT_SYNC, mask, &sx) == 0 ? 0 : -errno;
+}
+
 Result<bool> measure(int fd, const std::string& path, const EntryStat& root, TreeSize& out,
                      std::map<std::pair<dev_t, ino_t>, bool>& seen, unsigned depth) {
   if (depth > kMaxCopyDepth) return Error{kExitRefused, too_deep(path)};
   std::vector<std::string> names;
   if (int rc = list_names(fd, names); rc < 0) return config_error(path + ": " + errno_text(rc));
   for (const auto& name : names) {
-    struct stat st;
-    if (::fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return config_error(path + "/" + name + ": " + errno_text(errno));
+    struct statx st;
+    if (int rc = stat_cached(fd, name.c_str(), st); rc < 0) return config_error(path + "/" + name + ": " + errno_text(rc));
     ++out.entries;
-    if (S_ISREG(st.st_mode) && (st.st_nlink == 1 || seen.emplace(std::make_pair(st.st_dev, st.st_ino), true).second))
-      out.bytes += uint64_t(st.st_size);
-    if (!S_ISDIR(st.st_mode)) continue;
-    int d = open_dir_at(fd, name.c_str());
+    const bool mount_point = ((st.stx_mask & STATX_MNT_ID) && st.stx_mnt_id != root.mnt_id) ||
+                             (st.stx_attributes_mask & st.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+    if (mount_point) continue;  // not entered, not asked (copy_tree refuses it)
+    const auto key = std::make_pair(makedev(st.stx_dev_major, st.stx_dev_minor), ino_t(st.stx_ino));
+    if (S_ISREG(st.stx_mode) && (st.stx_nlink == 1 || seen.emplace(key, true).second)) out.bytes += st.stx_size;
+    if (!S_ISDIR(st.stx_mode)) continue;
+    int d = open_subdir_same_mount(fd, name.c_str());
+    if (d == -ENOSYS || d == -EPERM) d = open_dir_at(fd, name.c_str());  // no openat2: checked below
+    if (d == -EXDEV) continue;  // mounted on since: not entered
     if (d < 0) return config_error(path + "/" + name + ": " + errno_text(d));
     UniqueFd sub(d);
     EntryStat es;
@@ -388,7 +460,8 @@ Result<bool> remove_below(int fd, const std::string& path, const EntryStat& root
 }  // namespace
 
 Result<CopyStats> copy_tree(int src, const std::string& src_path, int dst_parent, const std::string& name,
-                            const std::string& dst_path, std::function<void(const std::string&)> on_file) {
+                            const std::string& dst_path, std::function<void(const std::string&)> on_file,
+                            uint64_t max_bytes) {
   auto root = root_stat(src, src_path);
   if (!root) return root.error();
   struct stat st;
@@ -405,7 +478,9 @@ Result<CopyStats> copy_tree(int src, const std::string& src_path, int dst_parent
   c.dev_major = root->dev_major;
   c.dev_minor = root->dev_minor;
   c.on_file = std::move(on_file);
+  c.max_bytes = max_bytes;
   if (auto r = on_deep_stack([&] { return c.copy_dir(src, st, d, "", 0); }); !r) return r.error();
+  if (auto r = c.all_links_inside(src); !r) return r.error();
   if (auto r = c.copy_meta("", src, false, st, d, -1, ""); !r) return r.error();
   ++c.stats.dirs;
   if (::syncfs(d) != 0) return config_error("cannot sync " + dst_path + ": " + errno_text(errno));

@@ -92,11 +92,17 @@ Result<std::vector<DockerVolume>> list_volumes(const VolumesDir& dir) {
       v.why_not = "cannot open it: " + errno_text(vfd);
     } else {
       UniqueFd vol(vfd);
-      int rc = stat_at(vfd, "_data", data);
+      // From the kernel's cache: a FUSE mount on _data (its owner may make one) is not asked.
+      int rc = stat_at_cached(vfd, "_data", data);
+      std::optional<uint32_t> fuse;
+      if (rc == 0 && (data.mnt_id != v.st.mnt_id || data.mount_root)) fuse = fuse_user_of(data.mnt_id);
       if (rc == -ENOENT)
         v.why_not = "no _data directory: not the local driver's";
       else if (rc < 0)
         v.why_not = "_data: " + errno_text(rc);
+      else if (fuse && *fuse != 0)
+        v.why_not = "_data is a FUSE mount served for uid " + std::to_string(*fuse) +
+                    ", whose server decides every answer, or gives none: unmount it";
       else if (!S_ISDIR(data.mode))
         v.why_not = S_ISLNK(data.mode) ? "_data is a symlink" : "_data is not a directory";
       else

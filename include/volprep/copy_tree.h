@@ -10,9 +10,10 @@
 // extended attributes as raw bytes (ACLs, security.capability, user.*, trusted.*) of
 // directories, files, fifos and devices. Not reproduced: sockets (skipped, listed in
 // CopyStats::skipped), a symlink's own xattrs, inode flags (chattr), birth and change times.
-// A hardlink to an inode outside the tree is copied as a file of its own.
-// Refused: a mount point inside the tree (its content is another filesystem's: unmount it or
-// move it by hand; a file bind-mounted in too), an entry that changes type or inode while it
+// Refused: a file with a link outside the tree (not the tree's alone: a copy would hand it to
+// whoever the copy is shifted to), a mount point inside the tree (its content is another
+// filesystem's: unmount it or move it by hand; a file bind-mounted in too; stat'ed from the
+// kernel's cache and never entered, so a FUSE server that never answers is not asked), an entry that changes type or inode while it
 // is copied, a file or directory whose size, modification or change time moves while it is
 // copied (a live writer: the copy would be torn), a tree deeper than kMaxCopyDepth.
 #pragma once
@@ -43,9 +44,12 @@ struct CopyStats {
 // (remove it with remove_tree). `on_file`, when given, is called with each regular file's
 // path in the tree once its content is copied, before it is checked unchanged (tests change
 // the source there). The copy runs on a thread of its own, with a stack for kMaxCopyDepth
-// levels whatever `ulimit -s` says; `on_file` is called there.
+// levels whatever `ulimit -s` says; `on_file` is called there. `max_bytes` (measure_tree's
+// bytes, measured before) bounds the content copied: a file that would take the copy past it
+// (made or grown since, sparse for free) is refused before its content is copied, as changed.
 Result<CopyStats> copy_tree(int src, const std::string& src_path, int dst_parent, const std::string& name,
-                            const std::string& dst_path, std::function<void(const std::string&)> on_file = {});
+                            const std::string& dst_path, std::function<void(const std::string&)> on_file = {},
+                            uint64_t max_bytes = UINT64_MAX);
 
 struct TreeSize {
   uint64_t entries = 0;  // the root included

@@ -28,7 +28,6 @@ setfattr -n security.capability -v 0x0100000200040000000000000000000000000000 "$
 setfacl -m u:1000:rwx "$A/shared" && setfacl -d -m u:33:rx "$A/shared"
 setfattr -n trusted.note -v hello "$A/sub/u"
 echo twice >"$A/sub/linked" && ln "$A/sub/linked" "$A/sub/deeper/linked-too"
-echo outside >"$T/outside" && ln "$T/outside" "$A/from-outside"
 ln -s ../root.txt "$A/sub/rel" && ln -s /etc "$A/etc" && chown -h 1000:1000 "$A/etc"
 mkfifo "$A/fifo" && chown 1000:33 "$A/fifo" && mknod "$A/null" c 1 3
 truncate -s 4M "$A/sparse" && echo end >>"$A/sparse"
@@ -50,7 +49,7 @@ MV=(migrate-volumes "${MAP[@]}" --data-root "$D")
 
 # 1. The dry run: a copy, with sizes, and nothing changed.
 vp "${MV[@]}" -n >"$T/plan" 2>"$T/err" || fail "-n: $(cat "$T/err")"
-grep -q "^copy (different filesystems) $D/volumes/alpha -> $R/volumes/alpha: 16 entries, 4.0 MiB; the original stays" "$T/plan" ||
+grep -q "^copy (different filesystems) $D/volumes/alpha -> $R/volumes/alpha: 15 entries, 4.0 MiB; the original stays" "$T/plan" ||
   fail "-n: $(cat "$T/plan")"
 grep -q "^copy (different filesystems) $D/volumes/beta -> $R/volumes/beta: 3[0-9]* entries" "$T/plan" || fail "-n: $(cat "$T/plan")"
 [ -z "$(ls -A "$R")" ] || fail "the dry run left $(ls -A "$R")"
@@ -106,7 +105,6 @@ manifest "$D/volumes/alpha/_data" | cmp -s - <(manifest "$R/volumes/alpha/_data"
 manifest "$D/volumes/beta/_data" | cmp -s - <(manifest "$R/volumes/beta/_data") || fail "the copy of beta differs"
 more "$R/volumes/alpha/_data" | cmp -s - "$T/a0" || fail "contents, times or links of alpha differ: $(more "$R/volumes/alpha/_data" | diff "$T/a0" -)"
 more "$R/volumes/beta/_data" | cmp -s - "$T/b0" || fail "contents, times or links of beta differ"
-[ "$(stat -c %h "$R/volumes/alpha/_data/from-outside")" = 1 ] || fail "the hardlink to a file outside is linked"
 [ -L "$R/volumes/alpha/_data/etc" ] || fail "the symlink to /etc is not a symlink"
 for v in alpha beta; do
   vp shift "${MAP[@]}" --no-journal "$R/volumes/$v/_data" >/dev/null 2>&1 || fail "shift of the copy $v again"
