@@ -1,9 +1,11 @@
 #include "volprep/apply.h"
 
+#include <fcntl.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -45,6 +47,26 @@ bool xattr_due(const Change& c, const XattrChange& x) {
 bool changed_since_plan(const EntryStat& now, const Change& c) {
   return !now.same_inode(c.before) || S_ISLNK(now.mode) || now.mode != c.before.mode ||
          now.uid != c.before.uid || now.gid != c.before.gid;
+}
+
+// A file that gets set-id bits or capabilities back is changed while no one can write it:
+// under a read lease, which the kernel grants only while nobody has the file open for writing
+// and which makes whoever opens it for writing (or truncates it) wait until it is released.
+// Without it, the new owner (a container) could rewrite the file between the chown and the
+// chmod after it, and the bits, and the ctime journaled for rollback, would go onto content
+// nobody decided about. The break of the lease is signalled with SIGURG, ignored by default
+// (SIGIO, the default, would end volprep). 0, or -errno: EAGAIN when it is open for writing.
+int hold_unwritten(int pin, UniqueFd& out) {
+  char proc_path[40];
+  std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", pin);
+  const int flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+  int fd = ::open(proc_path, flags | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = ::open(proc_path, flags);
+  if (fd < 0) return -errno;
+  UniqueFd held(fd);
+  if (::fcntl(fd, F_SETSIG, SIGURG) != 0 || ::fcntl(fd, F_SETLEASE, F_RDLCK) != 0) return -errno;
+  out = std::move(held);
+  return 0;
 }
 
 int fail(Change& c, int err, const char* step) {
@@ -206,12 +228,20 @@ class JournalingApplier final : public Applier {
     });
   }
 
-  // After a change that left set-id bits or capabilities: the inode's ctime now, for
+  // After a change that left set-id bits or capabilities: the inode's ctime then, for
   // rollback (an 'A' record). Not waited for: a lost one only makes rollback withhold them.
+  // A regular file's was taken while nobody could write it (apply_change); no 'A' record
+  // for it without one.
   void record_armed(int dirfd, const Change& c) {
     EntryStat now;
-    if (stat_at(c.name.empty() ? dirfd : c.entry->get(), "", now) == 0)
-      (void)journal_.write(frame('A', encode_armed(now)));
+    if (S_ISREG(c.before.mode)) {
+      if (!c.armed_ctime_ns) return;
+      now = c.before;  // the same inode (checked under the hold), its ctime then
+      now.ctime_ns = c.armed_ctime_ns;
+    } else if (stat_at(c.name.empty() ? dirfd : c.entry->get(), "", now) != 0) {
+      return;
+    }
+    (void)journal_.write(frame('A', encode_armed(now)));
   }
 
   bool fail(const std::string& why) {
@@ -268,12 +298,23 @@ int apply_change(int dirfd, Change& c) {
   bool caps = false, acls = false;
   for (const XattrChange& x : c.xattrs)
     if (xattr_due(c, x)) (x.name == kCapabilityXattr ? caps : acls) = true;
-  if (chmod || caps || acls) {
+  UniqueFd hold;
+  const bool arms = S_ISREG(c.before.mode) && c.arms();
+  if (arms)
+    if (int rc = hold_unwritten(fd, hold); rc < 0)
+      return fail(c, -rc,
+                  rc == -EAGAIN ? "hold it unwritten while its set-id bits or capabilities are put back (a process "
+                                  "has it open for writing: stop it and run again)"
+                                : "hold it unwritten while its set-id bits or capabilities are put back");
+  if (chmod || caps || acls || arms) {
     // The inode is the one planned, but its owner may have chmodded it since: applying the
     // plan would undo that, so it is left alone. Checked before the chown drops set-id bits.
+    // A file rollback re-arms because its ctime is the run's must still have it, now that
+    // nobody can write it until it is released.
     EntryStat now;
     if (int rc = stat_at(fd, "", now); rc < 0) return fail(c, -rc, "stat");
-    if (changed_since_plan(now, c)) return fail(c, ESTALE, "check it is as planned");
+    if (changed_since_plan(now, c) || (arms && c.rearm_if_ctime_ns && now.ctime_ns != c.rearm_if_ctime_ns))
+      return fail(c, ESTALE, "check it is as planned");
   }
   if (c.changes_owner() && ::fchownat(fd, "", c.uid, c.gid, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0)
     return fail(c, errno, "chown");
@@ -284,6 +325,11 @@ int apply_change(int dirfd, Change& c) {
     int rc = x.after ? set_xattr_at(fd, "", x.name.c_str(), *x.after) : remove_xattr_at(fd, "", x.name.c_str());
     if (rc == -ENODATA && !x.after) rc = 0;  // gone already: the chown removed the capabilities
     if (rc < 0) return fail(c, -rc, x.name == kCapabilityXattr ? "restore file capabilities" : "set ACL");
+  }
+  if (arms) {  // still held: what rollback will compare with is this content's
+    EntryStat now;
+    if (int rc = stat_at(fd, "", now); rc < 0) return fail(c, -rc, "stat");
+    c.armed_ctime_ns = now.ctime_ns;
   }
   return c.err;
 }

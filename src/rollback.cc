@@ -263,6 +263,7 @@ struct RestoreState final : ChangeSink {
       auto armed = j.armed_ctime.find({uint64_t(rec.dev_major) << 32 | rec.dev_minor, rec.ino});
       const bool untouched = j.version >= 3 ? armed != j.armed_ctime.end() && armed->second == now.ctime_ns
                                             : now.ctime_ns <= run_end_ns;
+      if (untouched && rearms(c)) c.rearm_if_ctime_ns = now.ctime_ns;  // checked again while held
       if (!untouched && rearms(c)) {
         // A run killed between its chown (which cleared them) and the record of putting them
         // back leaves the inode looking the same: say both.

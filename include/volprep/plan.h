@@ -40,6 +40,12 @@ struct Change {
   uint32_t other_links = 0;  // a hardlinked file: its other names in the tree, one change
   int err = 0;            // set by the applier: 0, or the errno of the failed step
   const char* failed_step = nullptr;
+  // Set by rollback when it puts set-id bits or capabilities back because the file's ctime
+  // is still the one the run left: that ctime, checked again once nobody can write the file.
+  int64_t rearm_if_ctime_ns = 0;
+  // Set by the applier after a change that arms() a regular file: the inode's ctime then,
+  // taken while no one could write the file (apply_change), for the journal's 'A' record.
+  int64_t armed_ctime_ns = 0;
 
   bool changes_owner() const { return before.uid != uid || before.gid != gid; }
   bool changes_mode() const { return (before.mode & 07777) != mode; }
