@@ -32,16 +32,17 @@ RestoreFields classify_fields(const JournalRecord& rec, const EntryStat& now,
     f.mode = perms == before                                              ? Restore::kAlready
              : perms == after || killed_chown(after) || killed_chown(before) ? Restore::kRestore
                                                                            : Restore::kChanged;
-  // Each xattr the run set (ACLs) as before, or as the run left it; one it kept
-  // (capabilities, which a chown drops and the run put back) may be missing after a kill
-  // between the chown and putting it back.
+  // Each xattr the run set (ACLs) as before, or as the run left it. Capabilities, which any
+  // chown drops and the run put back (as they were, or translated by a shift), may be missing
+  // after a kill between the chown and putting them back; whether they go back on is decided
+  // later, on the file's ctime (a write drops them too).
   for (size_t k = 0; k < rec.xattrs.size(); ++k) {
     const auto& x = rec.xattrs[k];
     const auto& value = xattrs_now[k];
-    const bool kept = x.before == x.after;
-    f.xattrs.push_back(value == x.before                     ? Restore::kAlready
-                       : value == x.after || (kept && !value) ? Restore::kRestore
-                                                              : Restore::kChanged);
+    const bool dropped_by_chown = !value && (x.before == x.after || x.name == kCapabilityXattr);
+    f.xattrs.push_back(value == x.before                        ? Restore::kAlready
+                       : value == x.after || dropped_by_chown ? Restore::kRestore
+                                                                 : Restore::kChanged);
   }
   return f;
 }

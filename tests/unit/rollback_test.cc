@@ -65,6 +65,20 @@ TEST(ClassifyRestore, EachXattrOnItsOwn) {
   EXPECT_NE(classify_restore(rec, now(S_IFREG, 1000, 0755), Xattrs{std::nullopt, std::nullopt}), Restore::kAlready);
 }
 
+// A shift killed between a capability file's chown (which drops its capability) and writing
+// the translated one: owner as the run left it, set-id bits and capability gone. Its rollback
+// restores it (the ctime decides later whether bits and capability go back on), where it took
+// the missing capability for someone else's change and left the owner as the run left it.
+TEST(ClassifyRestore, AShiftKilledBetweenTheChownAndTheTranslatedCapability) {
+  auto rec = record(S_IFREG, 06755, 06755);
+  rec.xattrs.push_back({"security.capability", "caps-v2", "caps-v3-rootid-500000"});
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 501000, 0755), Xattrs{std::nullopt}), Restore::kRestore);
+  // A rollback killed the same way: its owner back, bits and capability not yet.
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 1000, 0755), Xattrs{std::nullopt}), Restore::kRestore);
+  // Another capability than either: someone else's.
+  EXPECT_EQ(classify_restore(rec, now(S_IFREG, 501000, 06755), Xattrs{"caps-other"}), Restore::kChanged);
+}
+
 }  // namespace
 
 namespace {
