@@ -280,6 +280,25 @@ int run_shift(const ShiftOptions& options) {
 
   // 6. The census of every tree, before the first change: the verdicts that refuse it.
   const bool need_census = !o.force || spec.unmapped == Unmapped::kRefuse;
+  // Every tree's census first: a PATH inside another (a usage error) is said before what the
+  // census of either says of its ids.
+  std::vector<Census> censuses;
+  for (size_t i = 0; need_census && i < volumes.size(); ++i) {
+    const VolumeRoot& v = volumes[i];
+    CensusOptions census;
+    census.cross_filesystems = o.cross_filesystems;
+    census.excludes = o.excludes;
+    census.every_id = spec.unmapped == Unmapped::kRefuse;
+    census.resumed = resumed.get();
+    for (const auto& other : volumes)
+      if (&other != &v) census.others.push_back(&other);
+    censuses.push_back(take_census(v, spec, census));
+    if (!censuses.back().nested.empty()) break;
+  }
+  if (!censuses.empty() && !censuses.back().nested.empty()) {
+    bool shifted = false;
+    return judge_census(volumes[censuses.size() - 1], censuses.back(), spec, o.force, o.run.check, shifted);
+  }
   std::vector<const VolumeRoot*> to_shift;
   auto bare = std::make_shared<BareInodes>();  // what the run need not read again
   for (size_t i = 0; i < volumes.size(); ++i) {
@@ -288,15 +307,8 @@ int run_shift(const ShiftOptions& options) {
       to_shift.push_back(&v);
       continue;
     }
-    CensusOptions census;
-    census.cross_filesystems = o.cross_filesystems;
-    census.excludes = o.excludes;
-    census.every_id = spec.unmapped == Unmapped::kRefuse;
-    census.resumed = resumed.get();
-    for (const auto& other : volumes)
-      if (&other != &v) census.others.push_back(&other);
     bool shifted = false;
-    Census c = take_census(v, spec, census);
+    Census& c = censuses[i];
     if (int rc = judge_census(v, c, spec, o.force, o.run.check, shifted); rc != kExitOk) return rc;
     if (!shifted && !o.force)
       if (int rc = judge_history(v, (*histories)[i], o.reverse, o.run.check, shifted); rc != kExitOk) return rc;

@@ -94,6 +94,13 @@ rc=0; vp shift "$T/outer" "$T/outer/inner" "${MAP[@]}" 2>"$T/err" || rc=$?
   fail "nested: exit $rc: $(cat "$T/err")"
 rc=0; vp shift "$T/outer" "$T/outer/" "${MAP[@]}" 2>"$T/err" || rc=$?
 [ "$rc" -eq 2 ] && grep -q "are the same tree" "$T/err" || fail "twice: exit $rc: $(cat "$T/err")"
+# The inner PATH first, with an id the map cannot translate: the usage error is said first,
+# not the unmapped id the inner tree's census finds before the outer's finds the nesting.
+touch "$T/outer/inner/far" && chown 70000 "$T/outer/inner/far"
+rc=0; vp shift "$T/outer/inner" "$T/outer" "${MAP[@]}" 2>"$T/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q "$T/outer holds $T/outer/inner, another PATH" "$T/err" ||
+  fail "nested, inner first, an unmapped id inside: exit $rc: $(cat "$T/err")"
+rm "$T/outer/inner/far"
 [ "$(stat -c %u "$T/outer")" = 0 ] || fail "nested PATHs changed the tree"
 
 # --- an earlier shift that did not finish -----------------------------------------------------
