@@ -352,8 +352,12 @@ Result<StagedCopy> copy_volume(const VolumesDir& from, const VolumesDir& copies,
   const auto start = std::chrono::steady_clock::now();
   auto stats = copy_tree(v.dir.fd.get(), from.path + "/" + name, copies.fd.get(), partial, path, {}, measured);
   if (!stats) {
-    if (auto r = remove_tree(copies.fd.get(), partial, path); !r) spdlog::warn("{}", r.error().message);
-    return Error{stats.error().code, stats.error().message + "; the partial copy removed, nothing moved"};
+    auto removed = remove_tree(copies.fd.get(), partial, path);
+    return Error{stats.error().code,
+                 stats.error().message +
+                     (removed ? "; the partial copy removed, nothing moved"
+                              : "; nothing moved, but the partial copy " + path + " could not be removed (" +
+                                    removed.error().message + "): the next run removes it")};
   }
   for (const auto& s : stats->skipped) spdlog::warn("{}", s);
   spdlog::info("copied {}/{} to {} in {:.2f}s: {} directories, {} files ({}), {} hardlinks, {} symlinks, {} fifos "
