@@ -47,9 +47,11 @@ rm -f "$vol/suid" && make_suid
 vp "$vol" --as 1000 "${MAP[@]}" --journal "$T/run2.vpj" >/dev/null 2>&1 || fail "prepare 2 failed"
 [ "$(stat -c '%u %a' "$vol/suid")" = "501000 4755" ] || fail "prepare 2 left $(stat -c '%u %a' "$vol/suid")"
 # The container's process: opens its file for writing, waits for rollback's chown, writes.
-setpriv --reuid 501000 --regid 501000 --clear-groups /usr/bin/python3 - "$vol/suid" "$T/wrote" <<'PY' &
+mkdir -m 0777 "$T/w"
+setpriv --reuid 501000 --regid 501000 --clear-groups /usr/bin/python3 - "$vol/suid" "$T/w/wrote" "$T/w/opened" <<'PY' &
 import os, sys, time
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+open(sys.argv[3], "w").close()
 end = time.monotonic() + 20
 while os.stat(sys.argv[1]).st_uid != 0 and time.monotonic() < end:
     time.sleep(0.01)
@@ -58,7 +60,8 @@ open(sys.argv[2], "w").write("done")
 time.sleep(3)
 PY
 writer=$!
-sleep 0.3
+for _ in $(seq 500); do [ -e "$T/w/opened" ] && break; sleep 0.02; done
+[ -e "$T/w/opened" ] || fail "2: the writer did not open the file"
 held_chmod "$T/rb2.out" rollback "$T/run2.vpj" --no-journal
 pid=$!
 rc=0; wait "$pid" || rc=$?
