@@ -372,15 +372,14 @@ int run_umount(const MountOptions& o) {
     spdlog::error("refusing {}: volprep umount does not unmount /", real);
     return kExitRefused;
   }
-  // Decided on the mount DST is now, and unmounted through its parent's descriptor: a
-  // directory above renamed and replaced meanwhile changes nothing. DST's own descriptor
-  // would keep the mount busy: only the parent's is kept.
+  // Decided on the mount DST's resolution reached (both its ids from that one descriptor),
+  // and unmounted through its parent's descriptor: a directory above renamed and replaced
+  // meanwhile changes nothing. DST's own descriptor would keep the mount busy: only the
+  // parent's is kept.
   UniqueFd parent = std::move(dst->parent);
   const std::string name = dst->name;
+  const MountIds ids = mount_ids(dst->fd.get(), "");
   dst->fd.reset();
-  EntryStat now;
-  if (int rc = stat_at(parent.get(), name.c_str(), now); rc < 0) return fail(config_error(real + ": " + std::strerror(-rc)));
-  const MountIds ids = mount_ids(parent.get(), name.c_str());
   for (const MountEntry& m : read_mounts()) {
     if (m.mount_point != real || m.mnt_id != ids.id) continue;
     if (!m.idmapped) {
