@@ -113,11 +113,11 @@ Result<UniqueFd> idmapped_bind(int src, int dst, int userns, const std::string& 
                           " filesystem, which does not support idmapped mounts here (mount_setattr: " +
                           std::strerror(err) + "); nothing mounted. volprep prepare changes the owners instead");
     // The kernel idmaps a mount once: SRC seen through another idmapped mount cannot be.
-    const uint64_t src_mount = mount_ids(src, "").id;
-    for (const MountEntry& m : read_mounts())
-      if (err == EPERM && m.mnt_id == src_mount && m.idmapped)
-        return config_error(src_name + " is on an idmapped mount already (" + escape_path(m.mount_point) +
-                            "), which cannot be idmapped again; nothing mounted. Give the tree it shows as SRC");
+    if (err == EPERM)
+      for (const uint64_t src_mount = mount_ids(src, "").id; const MountEntry& m : read_mounts())
+        if (m.mnt_id == src_mount && m.idmapped)
+          return config_error(src_name + " is on an idmapped mount already (" + escape_path(m.mount_point) +
+                              "), which cannot be idmapped again; nothing mounted. Give the tree it shows as SRC");
     return config_error("cannot idmap the mount of " + src_name + ": " + std::strerror(err));
   }
   if (::move_mount(tree.get(), "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)

@@ -148,9 +148,12 @@ Result<RunHistory> run_history(std::span<const Journal> journals, std::span<cons
   };
   RunHistory out;
   for (const Journal& j : journals) {
-    if (stands(j) && !is_reverse_run(j.header)) out.forward = reversed(j) ? std::nullopt : std::optional(j);  // newest wins
-    if (stands(j) && !is_reverse_run(j.header)) out.back.reset();
-    if (stands(j) && is_reverse_run(j.header) && !(runs.partial && runs.partial(j.header))) out.back = j;
+    if (stands(j) && !is_reverse_run(j.header)) {  // newest wins
+      out.forward = reversed(j) ? std::nullopt : std::optional(j);
+      out.back.reset();
+    } else if (stands(j) && !(runs.partial && runs.partial(j.header))) {
+      out.back = j;
+    }
     if (finished(j) || !of_target(j.header) || undone(j.path)) continue;
     bool settled = std::any_of(journals.begin(), journals.end(), [&](const Journal& later) {
       return later.header.start_ns > j.header.start_ns && stands(later);
