@@ -29,6 +29,7 @@
 #include "volprep/copy_tree.h"
 #include "volprep/driver.h"
 #include "volprep/migrate.h"
+#include "volprep/idmount.h"
 #include "volprep/report.h"
 #include "volprep/shift_history.h"
 #include "volprep/volume_store.h"

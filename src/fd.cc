@@ -419,36 +419,6 @@ uint64_t cached_mount_id(int fd) {
   return (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0;
 }
 
-std::optional<uint32_t> fuse_user_of(uint64_t mnt_id) {
-  FILE* f = std::fopen("/proc/self/mountinfo", "re");
-  if (!f) return std::nullopt;
-  std::optional<uint32_t> out;
-  char* line = nullptr;  // whole lines, however long: a mount point's name is its maker's
-  size_t cap = 0;
-  while (::getline(&line, &cap, f) > 0) {
-    unsigned long long id = 0;
-    if (std::sscanf(line, "%llu ", &id) != 1 || id != mnt_id) continue;
-    // "... - fuse.sshfs user@host:/ rw,user_id=1000,group_id=1000": after the optional fields.
-    std::string_view l(line);
-    size_t dash = l.find(" - ");
-    if (dash == std::string_view::npos) break;
-    std::string_view rest = l.substr(dash + 3);
-    if (!rest.starts_with("fuse")) break;
-    size_t opts = rest.rfind(' ');
-    std::string_view o = opts == std::string_view::npos ? rest : rest.substr(opts + 1);
-    out = 0;  // FUSE: served for root unless it says otherwise
-    for (size_t at = o.find("user_id="); at != std::string_view::npos; at = o.find("user_id=", at + 1))
-      if (at == 0 || o[at - 1] == ',') {
-        out = uint32_t(std::strtoul(std::string(o.substr(at + 8, 10)).c_str(), nullptr, 10));
-        break;
-      }
-    break;
-  }
-  std::free(line);
-  std::fclose(f);
-  return out;
-}
-
 std::vector<std::string> mounts_below(const std::string& dir) {
   std::vector<std::string> out;
   FILE* f = std::fopen("/proc/self/mountinfo", "re");

@@ -202,18 +202,33 @@ std::vector<MountEntry> read_mounts() {
     // id parent major:minor root mount-point options [optional fields] - type source super-options
     std::istringstream f(line);
     MountEntry m;
-    std::string parent, dev, options, field;
+    std::string parent, dev, options, field, source, super;
     if (!(f >> m.mnt_id >> parent >> dev >> m.root >> m.mount_point >> options)) continue;
     while (f >> field && field != "-") {}
-    f >> m.fs_type;
+    f >> m.fs_type >> source >> super;
     m.root = unescape(m.root);
     m.mount_point = unescape(m.mount_point);
     std::istringstream opts(options);
     while (std::getline(opts, field, ','))
       if (field == "idmapped") m.idmapped = true;
+    if (m.fs_type.starts_with("fuse")) {
+      m.fuse_user = 0;  // served for root unless it says otherwise
+      std::istringstream sopts(super);
+      while (std::getline(sopts, field, ','))
+        if (field.starts_with("user_id=")) {
+          m.fuse_user = uint32_t(std::strtoul(field.c_str() + 8, nullptr, 10));
+          break;
+        }
+    }
     out.push_back(std::move(m));
   }
   return out;
+}
+
+std::optional<uint32_t> fuse_user_of(uint64_t mnt_id) {
+  for (const MountEntry& m : read_mounts())
+    if (m.mnt_id == mnt_id) return m.fuse_user;
+  return std::nullopt;
 }
 
 std::string mount_record_dir() {

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "volprep/idmount.h"
 #include "volprep/report.h"
 
 namespace volprep {

@@ -10,6 +10,7 @@
 #include <deque>
 #include <filesystem>
 
+#include "volprep/idmount.h"
 #include "volprep/report.h"
 
 namespace volprep {

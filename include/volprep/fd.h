@@ -140,9 +140,6 @@ std::string mount_point_of(uint64_t mnt_id);
 // The mount id of `fd`'s inode, from the kernel's cache (no request reaches a FUSE or network
 // server, whatever its state), or 0.
 uint64_t cached_mount_id(int fd);
-// The uid a FUSE mount with this id is served for (mountinfo's user_id=, which fusermount3
-// sets to its caller's), or nullopt for a mount that is not FUSE.
-std::optional<uint32_t> fuse_user_of(uint64_t mnt_id);
 // Mount points strictly below `dir` (an absolute, resolved path).
 std::vector<std::string> mounts_below(const std::string& dir);
 

@@ -55,9 +55,15 @@ struct MountEntry {
   std::string mount_point;  // where it is mounted
   std::string fs_type;      // ext4, xfs, ...
   bool idmapped = false;
+  // FUSE: the uid it is served for (the super options' user_id=, which fusermount3 sets to
+  // its caller's; 0 when absent); nullopt for a mount that is not FUSE.
+  std::optional<uint32_t> fuse_user;
 };
 // The mounts of this mount namespace (/proc/self/mountinfo), in its order; paths unescaped.
 std::vector<MountEntry> read_mounts();
+// The uid the FUSE mount with this mountinfo id is served for (MountEntry::fuse_user), or
+// nullopt for a mount that is not FUSE, or not listed.
+std::optional<uint32_t> fuse_user_of(uint64_t mnt_id);
 
 // What volprep mount records of each mount it makes, so that --list can say which map a mount
 // has and where it came from (the kernel shows an idmapped mount's map to no one before 6.15).
