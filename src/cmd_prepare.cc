@@ -6,6 +6,7 @@
 
 #include "volprep/cli.h"
 #include "volprep/driver.h"
+#include "volprep/idmount.h"
 
 namespace volprep {
 
@@ -89,8 +90,9 @@ int run_prepare(const PrepareOptions& options) {
         return refuse(fs_type_name(v.fs_magic), mount_point_of(v.st.mnt_id));
       if (o.cross_filesystems && v.file_name.empty())
         for (const auto& m : mounts_below(v.real)) {
-          // Read-only probes of each mount's root, by path: nothing below is changed yet.
-          UniqueFd fd(::open(m.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+          // Read-only probes of each mount's root, by a path with no symlink on the way:
+          // nothing below is changed yet, and the walk decides again through its own pins.
+          UniqueFd fd(open_absolute(m, O_RDONLY | O_DIRECTORY));
           if (fd.valid() && get_xattr_at(fd.get(), "", kAclAccessXattr, ignored) == -EOPNOTSUPP)
             return refuse(fs_type_name(fs_type(fd.get())), m);
         }

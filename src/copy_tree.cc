@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "volprep/fd.h"
+#include "volprep/idmount.h"
 #include "volprep/walk.h"
 
 namespace volprep {

@@ -392,24 +392,6 @@ int remove_xattr_at(int dirfd, const std::string& name, const char* attr) {
   return r == 0 || r == -ENODATA ? 0 : int(r);
 }
 
-std::string mount_point_of(uint64_t mnt_id) {
-  FILE* f = std::fopen("/proc/self/mountinfo", "re");
-  if (!f) return "?";
-  char line[4096];
-  std::string found = "?";
-  while (std::fgets(line, sizeof line, f)) {
-    unsigned long long id = 0;
-    char point[4096];
-    // "36 35 98:0 /mnt1 /mnt/parent ...": mount id, parent id, dev, root, mount point
-    if (std::sscanf(line, "%llu %*u %*s %*s %4095s", &id, point) == 2 && id == mnt_id) {
-      found = point;
-      break;
-    }
-  }
-  std::fclose(f);
-  return found;
-}
-
 uint64_t cached_mount_id(int fd) {
   // No attribute asked: FUSE answers such a statx without its server, even on a mount whose
   // allow_other does not let root in; the mount id is the VFS's.
@@ -417,22 +399,6 @@ uint64_t cached_mount_id(int fd) {
   if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_DONT_SYNC, 0, &sx) != 0)
     return 0;
   return (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0;
-}
-
-std::vector<std::string> mounts_below(const std::string& dir) {
-  std::vector<std::string> out;
-  FILE* f = std::fopen("/proc/self/mountinfo", "re");
-  if (!f) return out;
-  char line[4096];
-  const std::string prefix = dir == "/" ? "/" : dir + "/";
-  while (std::fgets(line, sizeof line, f)) {
-    char point[4096];
-    if (std::sscanf(line, "%*u %*u %*s %*s %4095s", point) == 1 &&
-        std::string_view(point).starts_with(prefix) && std::string_view(point) != dir)
-      out.emplace_back(point);  // (mountinfo escapes spaces as \040: such names are skipped)
-  }
-  std::fclose(f);
-  return out;
 }
 
 void raise_fd_limit() {

@@ -231,6 +231,20 @@ std::optional<uint32_t> fuse_user_of(uint64_t mnt_id) {
   return std::nullopt;
 }
 
+std::string mount_point_of(uint64_t mnt_id) {
+  for (const MountEntry& m : read_mounts())
+    if (m.mnt_id == mnt_id) return m.mount_point;
+  return "?";
+}
+
+std::vector<std::string> mounts_below(const std::string& dir) {
+  std::vector<std::string> out;
+  const std::string prefix = dir == "/" ? "/" : dir + "/";
+  for (MountEntry& m : read_mounts())
+    if (m.mount_point.starts_with(prefix) && m.mount_point != dir) out.push_back(std::move(m.mount_point));
+  return out;
+}
+
 std::string mount_record_dir() {
   const char* env = std::getenv("VOLPREP_MOUNT_DIR");
   return env && *env ? env : "/run/volprep/mounts";

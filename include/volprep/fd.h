@@ -135,13 +135,9 @@ void use_o_path_hint(bool on);
 
 inline constexpr const char* kCapabilityXattr = "security.capability";
 
-// Where the mount with this id is mounted (from /proc/self/mountinfo), or "?".
-std::string mount_point_of(uint64_t mnt_id);
 // The mount id of `fd`'s inode, from the kernel's cache (no request reaches a FUSE or network
 // server, whatever its state), or 0.
 uint64_t cached_mount_id(int fd);
-// Mount points strictly below `dir` (an absolute, resolved path).
-std::vector<std::string> mounts_below(const std::string& dir);
 
 }  // namespace volprep
 

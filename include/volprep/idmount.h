@@ -64,6 +64,10 @@ std::vector<MountEntry> read_mounts();
 // The uid the FUSE mount with this mountinfo id is served for (MountEntry::fuse_user), or
 // nullopt for a mount that is not FUSE, or not listed.
 std::optional<uint32_t> fuse_user_of(uint64_t mnt_id);
+// Where the mount with this mountinfo id is mounted, or "?".
+std::string mount_point_of(uint64_t mnt_id);
+// Mount points strictly below `dir` (an absolute, resolved path), in mountinfo's order.
+std::vector<std::string> mounts_below(const std::string& dir);
 
 // What volprep mount records of each mount it makes, so that --list can say which map a mount
 // has and where it came from (the kernel shows an idmapped mount's map to no one before 6.15).

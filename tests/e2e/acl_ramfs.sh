@@ -3,7 +3,8 @@
 # exit 3, with a message that names the filesystem type and its mount point and suggests the
 # ownership mode; owners, modes and ctimes stay as they were and no journal is written. The
 # same when PATH is the mount point itself, with --dry-run and --json, and when the ramfs is
-# mounted below an ext4 volume and --cross-filesystems takes the walk into it.
+# mounted below an ext4 volume (also at a name with a space) and --cross-filesystems takes the
+# walk into it.
 source "$(dirname "$0")/lib.sh"
 state() { find "$1" -printf '%P %U:%G %m %C@ %y\n' | LC_ALL=C sort; }
 
@@ -65,4 +66,19 @@ getfattr -R -h -d -m - -e hex --absolute-names "$vol" 2>/dev/null | diff "$T/mix
   fail "--acl --cross-filesystems wrote ACLs before stopping"
 vp "$vol" --as 1000 --acl "${MAP[@]}" >/dev/null || fail "--acl without --cross-filesystems exited $? (the ramfs mount is skipped)"
 getfacl -cp "$vol/config.xml" | grep -qx 'user:501000:rw-' || fail "--acl on the ext4 part granted nothing"
+# The same where the mount point's name holds a space (mountinfo writes it as \040): it is
+# found below the volume and stops the run before any change.
+mkdir "$T/spaced"
+vol=$(bash "$VOLPREP_SRC/fixtures/make-demo-volume.sh" "$T/spaced")
+mkdir "$vol/my cache"
+mount -t ramfs ramfs "$vol/my cache" || fail "cannot mount the ramfs with a space in its name"
+on_exit "umount -l '$vol/my cache'"
+echo cached >"$vol/my cache/entry"
+state "$vol" >"$T/spaced.before"
+sleep 0.05
+rc=0; out=$(vp "$vol" --as 1000 --acl --cross-filesystems "${MAP[@]}" 2>&1) || rc=$?
+[ "$rc" -eq 3 ] || fail "--acl --cross-filesystems into a ramfs at a name with a space: exit $rc, want 3 (stopped before any change): $out"
+grep -qF "mounted at $vol/my cache)" <<<"$out" || fail "the message does not name the ramfs mount '$vol/my cache': $out"
+state "$vol" | diff "$T/spaced.before" - >"$T/state.diff" ||
+  fail "--acl --cross-filesystems changed entries before stopping at '$vol/my cache': $(head -20 "$T/state.diff")"
 echo "ok: acl_ramfs"
