@@ -1,7 +1,9 @@
 // slowfs: a FUSE passthrough of a directory that waits a fixed time before answering each
 // request, standing for a network filesystem's round trip; it counts what it is asked.
 //
-//   slowfs [--delay-us N] [--threads N] BACKING_DIR MOUNTPOINT     (as root; stays in front)
+//   slowfs [--delay-us N] [--threads N] [--cache-s S] [--attr-cache-s S] [--posix-acl 0|1]
+//          BACKING_DIR MOUNTPOINT
+//                                                         (as root; stays in front)
 //
 // The requests and their count so far: `getfattr -n user.slowfs.stats MOUNTPOINT` (that
 // request is counted too). Unmount with `umount MOUNTPOINT`: slowfs then exits.
@@ -9,7 +11,8 @@
 // libfuse's high-level API: entries are passed to the backing directory by path, so the
 // server holds no descriptor per inode (this machine caps open files at 20,000, and a
 // passthrough that holds one per inode fails on a bigger tree). Real inode numbers go
-// through (use_ino): volprep checks that an entry is the inode it stat'ed.
+// through (use_ino): volprep checks that an entry is the inode it stat'ed. What another user
+// creates through the mount is theirs (the e2e scenarios run on it with VOLPREP_E2E_FUSE=1).
 //
 // Debian 12's libfuse 3.14 leaves FUSE_PARALLEL_DIROPS and FUSE_HANDLE_KILLPRIV out of its
 // INIT reply whatever init() asks. Without the first the kernel sends one LOOKUP at a time
@@ -40,6 +43,9 @@
 static int backing = -1;          // the backing directory, opened O_PATH
 static char backing_path[4096];   // its absolute path, for the l*xattr calls
 static long delay_ns = 1000000;
+static double cache_s = 1.0;      // how long the kernel may keep names
+static double attr_cache_s = 1.0; // and attributes
+static int posix_acl = 0;         // the kernel enforces the POSIX ACLs it passes through
 
 enum { kLookup, kGetattr, kSetattr, kGetxattr, kSetxattr, kListxattr, kRemovexattr, kReaddir,
        kOpendir, kReleasedir, kReadlink, kStatfs, kAccess, kOpen, kRead, kWrite, kRelease,
@@ -213,10 +219,28 @@ static int sf_open(const char* path, struct fuse_file_info* fi) {
   return 0;
 }
 
+// A new entry belongs to whoever asked for it, as on a network filesystem (the server runs as
+// root and creates as root): the tests act as a container's user through the mount.
+static int owned(int rc, const char* path) {
+  if (rc < 0) return -errno;
+  const struct fuse_context* c = fuse_get_context();
+  if ((c->uid != 0 || c->gid != 0) && fchownat(backing, rel(path), c->uid, c->gid, AT_SYMLINK_NOFOLLOW) != 0) {
+    int err = errno;
+    if (unlinkat(backing, rel(path), 0) != 0) unlinkat(backing, rel(path), AT_REMOVEDIR);
+    return -err;
+  }
+  return rc;
+}
+
 static int sf_create(const char* path, mode_t mode, struct fuse_file_info* fi) {
   request(kCreate);
   int fd = openat(backing, rel(path), fi->flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return -errno;
+  int rc = owned(0, path);
+  if (rc < 0) {
+    close(fd);
+    return rc;
+  }
   fi->fh = (uint64_t)fd;
   return 0;
 }
@@ -244,11 +268,11 @@ static int sf_release(const char* path, struct fuse_file_info* fi) {
 
 static int sf_mkdir(const char* path, mode_t mode) {
   request(kMkdir);
-  return ret(mkdirat(backing, rel(path), mode));
+  return owned(mkdirat(backing, rel(path), mode), path);
 }
 static int sf_mknod(const char* path, mode_t mode, dev_t rdev) {
   request(kMknod);
-  return ret(mknodat(backing, rel(path), mode, rdev));
+  return owned(mknodat(backing, rel(path), mode, rdev), path);
 }
 static int sf_unlink(const char* path) {
   request(kUnlink);
@@ -260,7 +284,7 @@ static int sf_rmdir(const char* path) {
 }
 static int sf_symlink(const char* target, const char* path) {
   request(kSymlink);
-  return ret(symlinkat(target, backing, rel(path)));
+  return owned(symlinkat(target, backing, rel(path)), path);
 }
 static int sf_link(const char* from, const char* to) {
   request(kLink);
@@ -273,13 +297,18 @@ static int sf_rename(const char* from, const char* to, unsigned int flags) {
 
 static void* sf_init(struct fuse_conn_info* conn, struct fuse_config* cfg) {
   cfg->use_ino = 1;          // the backing inode numbers, stable for as long as the entry lives
-  cfg->entry_timeout = 1.0;  // the kernel's caches, as sshfs and bindfs keep them by default
-  cfg->attr_timeout = 1.0;
+  // The kernel's caches, 1 s as sshfs and bindfs keep them by default. The high-level API
+  // gives each name its own node, so two links of one inode are two inodes to the kernel,
+  // each with its own cached attributes: a change through one shows through the other only
+  // once they expire.
+  cfg->entry_timeout = cache_s;
+  cfg->attr_timeout = attr_cache_s;
   cfg->negative_timeout = 0;
   cfg->nullpath_ok = 0;
   // Asked for, though 3.14 drops both from its reply: see mend_init below.
   conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
+  if (posix_acl) conn->want |= FUSE_CAP_POSIX_ACL;
   return NULL;
 }
 
@@ -337,11 +366,18 @@ int main(int argc, char** argv) {
       delay_ns = atol(argv[i + 1]) * 1000L;
     else if (!strcmp(argv[i], "--threads"))
       threads = (unsigned)atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--cache-s"))
+      cache_s = atof(argv[i + 1]);
+    else if (!strcmp(argv[i], "--attr-cache-s"))
+      attr_cache_s = atof(argv[i + 1]);
+    else if (!strcmp(argv[i], "--posix-acl"))
+      posix_acl = atoi(argv[i + 1]);
     else
       break;
   }
   if (argc - i != 2) {
-    fprintf(stderr, "usage: slowfs [--delay-us N] [--threads N] BACKING_DIR MOUNTPOINT\n");
+    fprintf(stderr, "usage: slowfs [--delay-us N] [--threads N] [--cache-s S] [--attr-cache-s S] [--posix-acl 0|1]\n"
+                    "              BACKING_DIR MOUNTPOINT\n");
     return 2;
   }
   if (!realpath(argv[i], backing_path)) {
