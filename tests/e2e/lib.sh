@@ -7,6 +7,24 @@ set -Eeuo pipefail
 VOLPREP=${VOLPREP:-$(dirname "${BASH_SOURCE[0]}")/../../build/volprep}
 VOLPREP_SRC=${VOLPREP_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 T=$(mktemp -d /tmp/volprep-e2e.XXXXXX)
+# VOLPREP_E2E_FUSE=1: $T is a FUSE mount (bench/slowfs.c: no delay, POSIX ACLs enforced, no
+# attribute cache, since its two links of an inode are two inodes to the kernel) over a
+# directory beside it, so that a scenario's tree, and the concurrency volprep keeps on network
+# and FUSE filesystems (64 requests in flight), are what it tests. ctest runs the safety
+# scenarios of prepare, rollback and shift so too (e2e.fuse.*).
+_T0=
+if [ -n "${VOLPREP_E2E_FUSE:-}" ]; then
+  _T0=$T T=$T/fuse
+  mkdir "$_T0/back" "$T"
+  chmod 0700 "$_T0/back"; chmod 0755 "$_T0"   # the users a scenario acts as reach $T, not the backing
+  cc -std=gnu11 -O2 -o "$_T0/slowfs" "$VOLPREP_SRC/bench/slowfs.c" $(pkg-config --cflags --libs fuse3) ||
+    { echo "FAIL: cannot build bench/slowfs.c (libfuse3-dev)" >&2; exit 1; }
+  "$_T0/slowfs" --delay-us 0 --attr-cache-s 0 --posix-acl 1 "$_T0/back" "$T" 2>"$_T0/slowfs.log" &
+  _slowfs=$!
+  for _i in $(seq 100); do [[ $(stat -f -c %T "$T") == fuse* ]] && break; sleep 0.05; done
+  [[ $(stat -f -c %T "$T") == fuse* ]] || { echo "FAIL: slowfs did not mount: $(cat "$_T0/slowfs.log")" >&2; exit 1; }
+  chmod 0755 "$T"
+fi
 # Journals stay inside the test's own directory, never in the host's /var/lib/volprep.
 export VOLPREP_JOURNAL_DIR=$T/journals
 _cleanup_hooks=()
@@ -17,6 +35,7 @@ _cleanup() {
   # Mounts a scenario left under $T, deepest first.
   awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
     while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  if [ -n "$_T0" ]; then umount "$T" 2>/dev/null || umount -l "$T"; wait "$_slowfs" || true; T=$_T0; fi
   rm -rf "$T" 2>/dev/null || { chattr -R -i "$T" 2>/dev/null; chmod -R u+rwx "$T" 2>/dev/null; rm -rf "$T"; }
   exit $rc
 }
@@ -42,9 +61,11 @@ volprep_commands() { # [PREFIX...]
 # scratch_tmpfs NAME: a 1 GiB tmpfs of its own at $T/fs (unmounted on exit), holding the
 # journals ($VOLPREP_JOURNAL_DIR, also $JD). Making and removing tens of thousands of files on
 # a busy CI disk takes longer than a whole scenario otherwise; a SIGKILL loses nothing that
-# reached the page cache, so a tmpfs changes nothing of what a crash test tests.
+# reached the page cache, so a tmpfs changes nothing of what a crash test tests. Under
+# VOLPREP_E2E_FUSE no tmpfs: $T/fs stays on the FUSE mount, which is what is tested there.
 scratch_tmpfs() {
   mkdir "$T/fs"
+  [ -z "$_T0" ] || { export VOLPREP_JOURNAL_DIR=$T/fs/journals JD=$T/fs/journals; mkdir -p "$JD"; return; }
   mount -t tmpfs -o size=1g,mode=0755 "volprep-e2e-$1" "$T/fs" || fail "cannot mount a tmpfs"
   on_exit 'umount "$T/fs"'
   export VOLPREP_JOURNAL_DIR=$T/fs/journals
