@@ -36,3 +36,30 @@ wait_held() {
   done
   return 1
 }
+
+# Whether what a scenario did to a held run was done inside the hold. strace (with -ttt) writes
+# a call's line, stamped with the time it entered the call, before it delays the call (on entry
+# or on exit), so a delay of D seconds lasts at least until that stamp + D:
+#   wait_traced LOG N PATTERN: waits (at most 60 s) until strace's LOG has N lines matching
+#     PATTERN (grep -E); $traced_at is the stamp of the Nth. False if $held_pid ends first.
+#   in_hold D: true while the time is before $traced_at + D seconds. Checked after an action,
+#     it says the action was done inside the hold; where it was not (a loaded machine), the
+#     scenario did not test what it says, and runs again with a longer hold.
+wait_traced() {
+  local log=$1 n=$2 pattern=$3 i line
+  for ((i = 0; i < 6000; i++)); do
+    line=$(grep -E "$pattern" "$log" 2>/dev/null | sed -n "${n}p") || line=
+    if [ -n "$line" ]; then
+      traced_at=$(awk '{ print ($1 ~ /^[0-9]+$/ && $2 ~ /\./) ? $2 : $1 }' <<<"$line")
+      [[ $traced_at =~ ^[0-9]+\.[0-9]{6}$ ]] || fail "wait_traced: no -ttt stamp in: $line"
+      return 0
+    fi
+    kill -0 "$held_pid" 2>/dev/null || return 1
+    sleep 0.01
+  done
+  fail "wait_traced: no line $n matching $pattern in $log within 60 s"
+}
+in_hold() {
+  local now=${EPOCHREALTIME/[.,]/} at=${traced_at/./}
+  ((10#$now < 10#$at + $1 * 1000000))
+}
