@@ -11,8 +11,8 @@ source "$(dirname "$0")/held_lib.bash"  # strace, wait_traced, in_hold
 mkdir -p "$VOLPREP_JOURNAL_DIR"
 vol=$T/vol
 
-# held_run HOLD: one run held HOLD s, the mount made once strace shows it held there; false if
-# the mount was made only after the hold (a loaded machine: the pass ran without it).
+# held_run HOLD: one run held HOLD s, the mount made once strace shows it held there; $late
+# set if the mount was made only after the hold (a loaded machine: the pass ran without it).
 held_run() {
   local hold=$1
   rm -rf "$vol" && mkdir -p "$vol/a" "$vol/b"
@@ -25,14 +25,16 @@ held_run() {
   held_pid=$!
   wait_traced "$T/trace" 2 ' fcntl\(' || fail "volprep ended before its second fcntl: $(cat "$T/run.err")"
   mount_silent "$vol/b:dir"
-  in_hold "$hold" && return 0
+  late=0
+  in_hold "$hold" && return
+  late=1
   abort_fuse
   wait "$held_pid" || true
-  return 1
 }
 for hold in 3 6 12 0; do
   [ "$hold" != 0 ] || fail "the mount was made after the hold three times"
-  held_run "$hold" && break
+  held_run "$hold"
+  [ "$late" = 1 ] || break
   echo "the mount was made after the ${hold} s hold: again, held longer" >&2
 done
 watch_pid prepare "$held_pid"
