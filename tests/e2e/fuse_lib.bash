@@ -27,6 +27,7 @@ on_exit abort_fuse
 mount_silent() {
   local arg
   for arg in "$@"; do _fuse_mounts+=("${arg%%:*}"); done
+  rm -f "$T/ready"  # a server of an earlier call wrote it
   "$PY" "$VOLPREP_SRC/tests/e2e/fuse_silent.py" "$T/ready" "$@" 2>"$T/server.err" &
   _fuse_server=$!
   for _ in $(seq 100); do [ -s "$T/ready" ] && break; kill -0 "$_fuse_server" 2>/dev/null || break; sleep 0.1; done
