@@ -36,10 +36,10 @@ held_run() {
   vol=$T/vol$hold
   make_tree "$vol"
   ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-    strace -f -ttt -o "$T/held.trace" -e trace="$call" -e "inject=$call:delay_exit=$((hold * 1000000)):when=$n" \
+    strace -f -ttt -o "$T/held.trace.$hold" -e trace="$call" -e "inject=$call:delay_exit=$((hold * 1000000)):when=$n" \
     timeout 120 "$VOLPREP" "$vol" "${run[@]}" --journal-dir "$T/j$hold" >"$T/held.out" 2>&1 &
   held_pid=$!
-  wait_traced "$T/held.trace" 1 '\(DELAYED\)$' || fail "volprep ended before it was held: $(cat "$T/held.out")"
+  wait_traced "$T/held.trace.$hold" 1 '\(DELAYED\)$' || fail "volprep ended before it was held: $(cat "$T/held.out")"
   as_user 1000 ln "$out/secret" "$vol/a/.l"
   as_user 1000 mv -f "$vol/a/.l" "$vol/a/v"
   late=0

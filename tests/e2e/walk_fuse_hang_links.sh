@@ -20,10 +20,10 @@ held_run() {
   chown -R 1000:1000 "$vol"
   # LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
   ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-    strace -f -ttt -o "$T/trace" -e trace=fcntl -e inject=fcntl:delay_enter=$((hold * 1000000)):when=2 \
+    strace -f -ttt -o "$T/trace.$hold" -e trace=fcntl -e inject=fcntl:delay_enter=$((hold * 1000000)):when=2 \
     "$VOLPREP" "$vol" --as 1000 "${MAP[@]}" >"$T/run.out" 2>"$T/run.err" &
   held_pid=$!
-  wait_traced "$T/trace" 2 ' fcntl\(' || fail "volprep ended before its second fcntl: $(cat "$T/run.err")"
+  wait_traced "$T/trace.$hold" 2 ' fcntl\(' || fail "volprep ended before its second fcntl: $(cat "$T/run.err")"
   mount_silent "$vol/b:dir"
   late=0
   in_hold "$hold" && return
