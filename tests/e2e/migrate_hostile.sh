@@ -57,10 +57,10 @@ no_request "the rename"
 # 3. Mounted on _data between the listing and the opening.
 abort_fuse
 source "$(dirname "$0")/held_lib.bash"  # strace, wait_traced, in_hold
-# held_run HOLD: volprep held HOLD s at that read, the mount made once strace's log shows it
+# held_run K: volprep held 3K s at that read, the mount made once strace's log shows it
 # held there; $late set if it was made only after the hold (a loaded machine).
 held_run() {
-  local hold=$1
+  local hold=$((3 * $1))
   mkdir -p -m 0701 "$D/volumes/late/_data" && chown 1000:1000 "$D/volumes/late/_data"
   head -c 4096 /dev/urandom >"$D/volumes/metadata.db"
   # LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
@@ -77,12 +77,7 @@ held_run() {
   abort_fuse
   wait "$held_pid" || true
 }
-for hold in 3 6 12 0; do
-  [ "$hold" != 0 ] || fail "the mount on _data was made after the hold three times"
-  held_run "$hold"
-  [ "$late" = 1 ] || break
-  echo "the mount on _data was made after the ${hold} s hold: again, held longer" >&2
-done
+retry_held "the mount on _data" held_run
 watch_pid late "$held_pid"
 [ "$rc" = 5 ] || fail "mounted on _data while listed: exited $rc: $(cat "$T/late.err")"
 grep -q "$D/volumes/late/_data is a FUSE mount served for uid 1000" "$T/late.err" ||

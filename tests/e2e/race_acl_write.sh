@@ -28,11 +28,11 @@ call=$(grep -oE '(statx|openat2)\([^,]*, "v"' "$T/probe.trace" | tail -1 | cut -
 [ -n "$call" ] || fail "the probe run looked the name v up with neither statx nor openat2"
 n=$(grep "$call(" "$T/probe.trace" | grep -n '"v"' | tail -1 | cut -d: -f1)
 
-# held_run HOLD: the run on a fresh tree, held HOLD s after that lookup, the name swapped once
+# held_run K: the run on a fresh tree, held K * HOLD s after that lookup, the name swapped once
 # strace's log shows it held; $late set if the swap was done only after the hold (a loaded
 # machine: the run wrote before the swap, which tests nothing).
 held_run() {
-  local hold=$1
+  local hold=$((HOLD * $1))
   vol=$T/vol$hold
   make_tree "$vol"
   ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
@@ -44,15 +44,9 @@ held_run() {
   as_user 1000 mv -f "$vol/a/.l" "$vol/a/v"
   late=0
   in_hold "$hold" || late=1
-}
-for hold in $HOLD $((HOLD * 2)) $((HOLD * 4)) 0; do
-  [ "$hold" != 0 ] || fail "the swap was done after the hold three times"
-  held_run "$hold"
-  [ "$late" = 1 ] || break
   finish_held 0 4
-  echo "the swap was done after the ${hold} s hold: again, held longer" >&2
-done
-finish_held 0 4
+}
+retry_held "the swap" held_run
 after=$(getfacl -cp "$out/secret"; stat -c '%u:%g %a' "$out/secret")
 [ "$before" = "$after" ] || fail "the secret outside changed: before: $before; after: $after"
 getfacl -cp "$vol/a/w" | grep -q '^user:501000:rw' || fail "the tree was not prepared: $(cat "$T/held.out")"

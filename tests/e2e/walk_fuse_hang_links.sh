@@ -11,10 +11,10 @@ source "$(dirname "$0")/held_lib.bash"  # strace, wait_traced, in_hold
 mkdir -p "$VOLPREP_JOURNAL_DIR"
 vol=$T/vol
 
-# held_run HOLD: one run held HOLD s, the mount made once strace shows it held there; $late
+# held_run K: one run held 3K s, the mount made once strace shows it held there; $late
 # set if the mount was made only after the hold (a loaded machine: the pass ran without it).
 held_run() {
-  local hold=$1
+  local hold=$((3 * $1))
   rm -rf "$vol" && mkdir -p "$vol/a" "$vol/b"
   echo x >"$vol/a/f" && ln "$vol/a/f" "$vol/b/f"
   chown -R 1000:1000 "$vol"
@@ -31,12 +31,7 @@ held_run() {
   abort_fuse
   wait "$held_pid" || true
 }
-for hold in 3 6 12 0; do
-  [ "$hold" != 0 ] || fail "the mount was made after the hold three times"
-  held_run "$hold"
-  [ "$late" = 1 ] || break
-  echo "the mount was made after the ${hold} s hold: again, held longer" >&2
-done
+retry_held "the mount" held_run
 watch_pid prepare "$held_pid"
 [ "$rc" -eq 0 ] || fail "volprep exited $rc: $(cat "$T/run.err")"
 grep -Eq "a/f: has 2 links now, 1 of them found inside the tree: left alone" "$T/run.err" ||
