@@ -56,6 +56,16 @@ in_hold() {
   local now=${EPOCHREALTIME/[.,]/} at=${traced_at/./}
   ((10#$now < 10#$at + $1 * 1000000))
 }
+#   act D CMD...: CMD, done to a run held D s; where it fails or ends after the hold, $late is
+#     set (a late rename fails once the run has given the tree away) and later acts of the
+#     case do nothing. A failure inside the hold fails the scenario.
+act() {
+  local hold=$1; shift
+  [ "$late" = 1 ] && return 0
+  if "$@" && in_hold "$hold"; then return 0; fi
+  in_hold "$hold" && fail "failed within the hold: $*"
+  late=1
+}
 #   retry_held WHAT CMD ARGS...: runs CMD K ARGS... for K = 1, 2, 4 (CMD makes its holds K
 #     times as long) until CMD leaves $late 0: WHAT, done to the held run, was done in time.
 retry_held() {
@@ -63,7 +73,7 @@ retry_held() {
   for k in 1 2 4; do
     "$1" "$k" "${@:2}"
     [ "$late" = 1 ] || return 0
-    echo "$what was done too late (holds x$k): again, held longer" >&2
+    echo "$what: too late for the hold (holds x$k): again, held longer" >&2
   done
-  fail "$what was done too late three times"
+  fail "$what: too late for the hold three times"
 }

@@ -44,16 +44,16 @@ prepare_case() { # prepare_case K PROTECTED_HARDLINKS
   make_tree "$vol"
   held "$T/held.$ph.$HOLD" "$vol" --as 1000 "${MAP[@]}" --journal-dir "$T/j$ph.$HOLD"
   wait_recorded "$T/j$ph.$HOLD"
-  as_user 1000 ln "$target" "$vol/.l1"
-  as_user 1000 mv -f "$vol/.l1" "$vol/a/f1"          # a link to outside, over a planned file
-  as_user 1000 mv "$vol/d" "$vol/d.away"
-  as_user 1000 ln "$target" "$vol/d"                 # ... where a planned directory was
-  as_user 1000 mv -f "$vol/null" "$vol/a/f2"         # the device node, over a planned file
-  as_user 1000 mv -f "$vol/rootlinked" "$vol/a/f3"   # root's linked file, over a planned file
   late=0
-  in_hold "$HOLD" || late=1
+  act "$HOLD" as_user 1000 ln "$target" "$vol/.l1"
+  act "$HOLD" as_user 1000 mv -f "$vol/.l1" "$vol/a/f1"          # a link to outside, over a planned file
+  act "$HOLD" as_user 1000 mv "$vol/d" "$vol/d.away"
+  act "$HOLD" as_user 1000 ln "$target" "$vol/d"                 # ... where a planned directory was
+  act "$HOLD" as_user 1000 mv -f "$vol/null" "$vol/a/f2"         # the device node, over a planned file
+  act "$HOLD" as_user 1000 mv -f "$vol/rootlinked" "$vol/a/f3"   # root's linked file, over a planned file
   finish_held 0 4
   check_outside "prepare, protected_hardlinks=$ph"
+  [ "$late" = 0 ] || return 0   # what follows depends on the renames
   [ "$(stat -c %u:%g "$vol/a/f2")" = 0:0 ] || bad "prepare, protected_hardlinks=$ph: the device node changed owner"
   [ "$(stat -c %u:%g "$vol/a/f4")" = 501000:501000 ] || fail "prepare, protected_hardlinks=$ph: a/f4 not changed"
   [ "$(stat -c %u:%g "$vol/d.away/sub/x")" = 501000:501000 ] ||
@@ -71,12 +71,12 @@ rollback_case() { # rollback_case K PROTECTED_HARDLINKS
   vp "$vol" --as 1000 "${MAP[@]}" --journal "$T/run$ph.$HOLD.vpj" >/dev/null
   held "$T/held.r$ph.$HOLD" rollback "$T/run$ph.$HOLD.vpj" --journal-dir "$T/rj$ph.$HOLD"
   wait_recorded "$T/rj$ph.$HOLD"
-  as_user 501000 ln "$target" "$vol/.l1"
-  as_user 501000 mv -f "$vol/.l1" "$vol/a/f1"
   late=0
-  in_hold "$HOLD" || late=1
+  act "$HOLD" as_user 501000 ln "$target" "$vol/.l1"
+  act "$HOLD" as_user 501000 mv -f "$vol/.l1" "$vol/a/f1"
   finish_held 0 4
   check_outside "rollback, protected_hardlinks=$ph"
+  [ "$late" = 0 ] || return 0
   [ "$(stat -c %u:%g "$vol/a/f4")" = 1000:1000 ] || fail "rollback, protected_hardlinks=$ph: a/f4 not restored"
 }
 for ph in 0 1; do retry_held "rollback, protected_hardlinks=$ph: the renames" rollback_case "$ph"; done
