@@ -34,6 +34,19 @@ mount_silent() {
   [ -s "$T/ready" ] || fail "the silent FUSE server did not start: $(cat "$T/server.err")"
 }
 
+# mount_silent_in_hold HOLD MOUNTPOINT...: mount_silent while strace holds volprep HOLD s
+# ($held_pid; held_lib's $traced_at); where the mount was made after the hold, $late is set
+# and the run freed (abort_fuse) and waited for.
+mount_silent_in_hold() {
+  local hold=$1; shift
+  mount_silent "$@"
+  late=0
+  in_hold "$hold" && return
+  late=1
+  abort_fuse
+  wait "$held_pid" || true
+}
+
 # watch_pid NAME PID: waits for PID at most 30 s; fails (after freeing it) if it is still
 # running then. Sets $rc to its exit code.
 watch_pid() {

@@ -70,12 +70,7 @@ held_run() {
     "$VOLPREP" "${MV[@]}" --volume late -n >"$T/late.out" 2>"$T/late.err" &
   held_pid=$!
   wait_traced "$T/trace.$hold" 3 ' pread64\(' || fail "volprep ended before its third pread64: $(cat "$T/late.err")"
-  mount_silent "$D/volumes/late/_data:dir:1000"
-  late=0
-  in_hold "$hold" && return
-  late=1
-  abort_fuse
-  wait "$held_pid" || true
+  mount_silent_in_hold "$hold" "$D/volumes/late/_data:dir:1000"
 }
 retry_held "the mount on _data" held_run
 watch_pid late "$held_pid"

@@ -24,12 +24,7 @@ held_run() {
     "$VOLPREP" "$vol" --as 1000 "${MAP[@]}" >"$T/run.out" 2>"$T/run.err" &
   held_pid=$!
   wait_traced "$T/trace.$hold" 2 ' fcntl\(' || fail "volprep ended before its second fcntl: $(cat "$T/run.err")"
-  mount_silent "$vol/b:dir"
-  late=0
-  in_hold "$hold" && return
-  late=1
-  abort_fuse
-  wait "$held_pid" || true
+  mount_silent_in_hold "$hold" "$vol/b:dir"
 }
 retry_held "the mount" held_run
 watch_pid prepare "$held_pid"
