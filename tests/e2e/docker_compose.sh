@@ -51,6 +51,13 @@ src() { stat -c '%u:%g %a' "$p/app" "$p/root" "$p/jenkins_home"; }
 orig=$(src)
 vc=("$VOLPREP" compose --host-root "$T/hostroot" --dockerd-pid "$DOCKERD_PID")
 vc_in() { (cd "$1" && shift && "${vc[@]}" "$@"); }  # vc_in DIR [ARGS...]
+# The engine's container creates since SINCE (seconds.nanoseconds), up to the next second;
+# fails if `docker events` does (an empty answer then is no evidence of none), its error in
+# $T/events.err.
+created_since() {
+  docker_cmd events --since "$1" --until "$(($(date +%s) + 1))" --filter type=container \
+    --filter event=create 2>"$T/events.err"
+}
 
 # Before: each service is denied its bind mount.
 compose up >"$T/up1.log" 2>&1 || true
@@ -75,8 +82,8 @@ since=$(date +%s.%N)
 vc_in "$p" -n -vv >/dev/null 2>"$T/log" || { cat "$T/log"; fail "the dry run failed"; }
 grep -q 'image volprep-jenkins: /etc/passwd and /etc/group read from its overlay2 layers' "$T/log" ||
   { cat "$T/log"; fail "the passwd was not read from the layers"; }
-[ -z "$(docker_cmd events --since "$since" --until "$(($(date +%s) + 1))" --filter type=container --filter event=create)" ] ||
-  fail "volprep created a container"
+creates=$(created_since "$since") || fail "docker events failed: $(cat "$T/events.err")"
+[ -z "$creates" ] || fail "volprep created a container: $creates"
 
 vc_in "$p" >"$T/run" 2>&1 || { cat "$T/run"; fail "volprep compose failed"; }
 [ "$(stat -c %u:%g "$p/app")" = 501000:501000 ]
@@ -126,12 +133,12 @@ mv "$T/jenkins-rootfs/etc/passwd" "$T/jenkins-rootfs/etc/passwd.real"
 ln -s passwd.real "$T/jenkins-rootfs/etc/passwd"
 tar -C "$T/jenkins-rootfs" -c . | docker_cmd import - volprep-linked >/dev/null
 sed -i 's/image: not-pulled:1/image: volprep-linked\n    user: jenkins/' "$T/bad/compose.yaml"
-since=$(date +%s)
+since=$(date +%s.%N)
 expect_rc 3 vc_in "$T/bad" -vv 2>"$T/err"
 grep -q "image volprep-linked: /etc/passwd is a link in the image; volprep reads only a regular file" "$T/err" ||
   { cat "$T/err"; fail "the linked passwd is not refused"; }
-[ -n "$(docker_cmd events --since "$since" --until "$(($(date +%s) + 1))" --filter type=container --filter event=create)" ] ||
-  fail "no container was made for the image the layers could not answer for"
+creates=$(created_since "$since") || fail "docker events failed: $(cat "$T/events.err")"
+[ -n "$creates" ] || fail "no container was made for the image the layers could not answer for"
 [ -z "$(docker_cmd ps -aq --filter label=volprep.purpose)" ] || fail "volprep left a container"
 
 unset DOCKER_HOST

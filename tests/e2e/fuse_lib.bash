@@ -27,10 +27,24 @@ on_exit abort_fuse
 mount_silent() {
   local arg
   for arg in "$@"; do _fuse_mounts+=("${arg%%:*}"); done
+  rm -f "$T/ready"  # a server of an earlier call wrote it
   "$PY" "$VOLPREP_SRC/tests/e2e/fuse_silent.py" "$T/ready" "$@" 2>"$T/server.err" &
   _fuse_server=$!
   for _ in $(seq 100); do [ -s "$T/ready" ] && break; kill -0 "$_fuse_server" 2>/dev/null || break; sleep 0.1; done
   [ -s "$T/ready" ] || fail "the silent FUSE server did not start: $(cat "$T/server.err")"
+}
+
+# mount_silent_in_hold HOLD MOUNTPOINT...: mount_silent while strace holds volprep HOLD s
+# ($held_pid; held_lib's $traced_at); where the mount was made after the hold, $late is set
+# and the run freed (abort_fuse) and waited for.
+mount_silent_in_hold() {
+  local hold=$1; shift
+  mount_silent "$@"
+  late=0
+  in_hold "$hold" && return
+  late=1
+  abort_fuse
+  wait "$held_pid" || true
 }
 
 # watch_pid NAME PID: waits for PID at most 30 s; fails (after freeing it) if it is still

@@ -8,7 +8,8 @@
 #    mount point, again without a request; the rename leaves it alone, as shift does;
 # 3. such a mount made on _data after the volumes are listed (strace holds volprep at its
 #    first read of metadata.db, after the dynamic loader's two, between the listing and the
-#    opening of each volume): refused when the volume is opened, again without a request;
+#    opening of each volume; the mount made once strace's log shows the hold, and checked to
+#    be made within it): refused when the volume is opened, again without a request;
 # 4. a hardlink to a file outside the volume (its owner can link in a file it cannot read
 #    where fs.protected_hardlinks is 0; root links it here): the copy refuses it, naming it,
 #    rather than give the container's root a copy of it; the rename leaves it to its owner.
@@ -55,18 +56,24 @@ no_request "the rename"
 
 # 3. Mounted on _data between the listing and the opening.
 abort_fuse
-mkdir -p -m 0701 "$D/volumes/late/_data" && chown 1000:1000 "$D/volumes/late/_data"
-head -c 4096 /dev/urandom >"$D/volumes/metadata.db"
-command -v strace >/dev/null || fail "strace is missing (./dev test installs it)"
-# LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
-# An empty journal directory: no journal is read before the store.
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" VOLPREP_JOURNAL_DIR=$T/none \
-  strace -f -o /dev/null -e trace=pread64 -e inject=pread64:delay_enter=3000000:when=3 \
-  "$VOLPREP" "${MV[@]}" --volume late -n >"$T/late.out" 2>"$T/late.err" &
-pid=$!
-sleep 1
-mount_silent "$D/volumes/late/_data:dir:1000"
-watch_pid late "$pid"
+source "$(dirname "$0")/held_lib.bash"  # strace, wait_traced, in_hold
+# held_run K: volprep held 3K s at that read, the mount made once strace's log shows it
+# held there; $late set if it was made only after the hold (a loaded machine).
+held_run() {
+  local hold=$((3 * $1))
+  mkdir -p -m 0701 "$D/volumes/late/_data" && chown 1000:1000 "$D/volumes/late/_data"
+  head -c 4096 /dev/urandom >"$D/volumes/metadata.db"
+  # LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
+  # An empty journal directory: no journal is read before the store.
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" VOLPREP_JOURNAL_DIR=$T/none \
+    strace -f -ttt -o "$T/trace.$hold" -e trace=pread64 -e inject=pread64:delay_enter=$((hold * 1000000)):when=3 \
+    "$VOLPREP" "${MV[@]}" --volume late -n >"$T/late.out" 2>"$T/late.err" &
+  held_pid=$!
+  wait_traced "$T/trace.$hold" 3 ' pread64\(' || fail "volprep ended before its third pread64: $(cat "$T/late.err")"
+  mount_silent_in_hold "$hold" "$D/volumes/late/_data:dir:1000"
+}
+retry_held "the mount on _data" held_run
+watch_pid late "$held_pid"
 [ "$rc" = 5 ] || fail "mounted on _data while listed: exited $rc: $(cat "$T/late.err")"
 grep -q "$D/volumes/late/_data is a FUSE mount served for uid 1000" "$T/late.err" ||
   fail "mounted on _data while listed: $(cat "$T/late.err")"

@@ -4,23 +4,32 @@
 # alone: the link count is taken again. strace holds volprep at the start of that pass (its
 # second fcntl(F_DUPFD_CLOEXEC); the walk's root is the first) while the link is made. Where
 # openat2 is missing, opening the volume takes one more and the link is made before the walk
-# instead: the file must be left alone all the same.
+# instead: the file must be left alone all the same. The link is made once strace's log shows
+# the hold, and checked to be made within it.
 source "$(dirname "$0")/lib.sh"
-command -v strace >/dev/null || fail "strace is missing (./dev test installs it)"
-vol=$T/vol outside=$T/outside
-mkdir -p "$vol/a" "$vol/b" "$outside"
-echo x >"$vol/a/f" && ln "$vol/a/f" "$vol/b/f"   # gets a link outside during the run
-echo y >"$vol/a/g" && ln "$vol/a/g" "$vol/b/g"   # stays inside: changed
-chown -R 1000:1000 "$vol" "$outside"
-
-# LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-  strace -f -o /dev/null -e trace=fcntl -e inject=fcntl:delay_enter=3000000:when=2 \
-  timeout 60 "$VOLPREP" "$vol" --as 1000 "${MAP[@]}" >"$T/run.out" 2>&1 &
-pid=$!
-sleep 1
-ln "$vol/a/f" "$outside/f"
-rc=0; wait "$pid" || rc=$?
+source "$(dirname "$0")/held_lib.bash"  # strace, wait_traced, in_hold
+# held_run K: a fresh tree, volprep held 3K s, the link made once strace's log shows it
+# held there; $late set if it was made only after the hold (a loaded machine: the pass ran
+# before it, which tests nothing).
+held_run() {
+  local hold=$((3 * $1))
+  vol=$T/vol$hold outside=$T/outside$hold
+  mkdir -p "$vol/a" "$vol/b" "$outside"
+  echo x >"$vol/a/f" && ln "$vol/a/f" "$vol/b/f"   # gets a link outside during the run
+  echo y >"$vol/a/g" && ln "$vol/a/g" "$vol/b/g"   # stays inside: changed
+  chown -R 1000:1000 "$vol" "$outside"
+  # LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    strace -f -ttt -o "$T/trace.$hold" -e trace=fcntl -e inject=fcntl:delay_enter=$((hold * 1000000)):when=2 \
+    timeout 60 "$VOLPREP" "$vol" --as 1000 "${MAP[@]}" >"$T/run.out" 2>&1 &
+  held_pid=$!
+  wait_traced "$T/trace.$hold" 2 ' fcntl\(' || fail "volprep ended before its second fcntl: $(cat "$T/run.out")"
+  ln "$vol/a/f" "$outside/f"
+  late=0
+  in_hold "$hold" || late=1
+  rc=0; wait "$held_pid" || rc=$?
+}
+retry_held "the link outside" held_run
 [ "$rc" -eq 0 ] || fail "volprep exited $rc: $(cat "$T/run.out")"
 [ "$(stat -c %u:%g "$outside/f")" = 1000:1000 ] ||
   fail "a file given a link outside the tree during the run was changed: $(stat -c %u:%g "$outside/f")"

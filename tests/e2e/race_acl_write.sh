@@ -4,7 +4,8 @@
 # index found by tracing an identical run with one thread); the tree's owner then renames a
 # hardlink to root's 0600 secret outside the tree over that name. The secret must keep its
 # ACL and mode (a by-name write after a by-name check gave it the container's ACL, and a
-# group class of rw-: mode 0660).
+# group class of rw-: mode 0660). The swap is made once strace's log shows the hold, and
+# checked to be done within it.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/race_lib.bash"
 chmod 755 "$T"
@@ -27,16 +28,25 @@ call=$(grep -oE '(statx|openat2)\([^,]*, "v"' "$T/probe.trace" | tail -1 | cut -
 [ -n "$call" ] || fail "the probe run looked the name v up with neither statx nor openat2"
 n=$(grep "$call(" "$T/probe.trace" | grep -n '"v"' | tail -1 | cut -d: -f1)
 
-vol=$T/vol
-make_tree "$vol"
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-  strace -f -o /dev/null -e trace="$call" -e "inject=$call:delay_exit=$((HOLD * 1000000)):when=$n" \
-  timeout 120 "$VOLPREP" "$vol" "${run[@]}" --journal-dir "$T/j" >"$T/held.out" 2>&1 &
-held_pid=$!
-sleep 1  # inside the held statx: the run takes milliseconds otherwise
-as_user 1000 ln "$out/secret" "$vol/a/.l"
-as_user 1000 mv -f "$vol/a/.l" "$vol/a/v"
-finish_held 0 4
+# held_run K: the run on a fresh tree, held K * HOLD s after that lookup, the name swapped once
+# strace's log shows it held; $late set if the swap was done only after the hold (a loaded
+# machine: the run wrote before the swap, which tests nothing).
+held_run() {
+  local hold=$((HOLD * $1))
+  vol=$T/vol$hold
+  make_tree "$vol"
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    strace -f -ttt -o "$T/held.trace.$hold" -e trace="$call" -e "inject=$call:delay_exit=$((hold * 1000000)):when=$n" \
+    timeout 120 "$VOLPREP" "$vol" "${run[@]}" --journal-dir "$T/j$hold" >"$T/held.out" 2>&1 &
+  held_pid=$!
+  wait_traced "$T/held.trace.$hold" 1 '\(DELAYED\)$' || fail "volprep ended before it was held: $(cat "$T/held.out")"
+  as_user 1000 ln "$out/secret" "$vol/a/.l"
+  as_user 1000 mv -f "$vol/a/.l" "$vol/a/v"
+  late=0
+  in_hold "$hold" || late=1
+  finish_held 0 4
+}
+retry_held "the swap" held_run
 after=$(getfacl -cp "$out/secret"; stat -c '%u:%g %a' "$out/secret")
 [ "$before" = "$after" ] || fail "the secret outside changed: before: $before; after: $after"
 getfacl -cp "$vol/a/w" | grep -q '^user:501000:rw' || fail "the tree was not prepared: $(cat "$T/held.out")"

@@ -30,10 +30,12 @@ protected_hardlinks() { echo "$1" >/proc/sys/fs/protected_hardlinks; }
 # held OUT volprep-args...: volprep in the background, every fdatasync HOLD seconds late
 # (and each statx STATX_DELAY_US microseconds late where that is set; with CENSUS_HOLD set,
 # its first mkdirat HOLD seconds late too: shift makes the journal directory right after its
-# census, before the walk that changes, see held_in); $held_pid.
+# census, before the walk that changes, see held_in); $held_pid. strace's log (-ttt, with the
+# calls of TRACE_ALSO too where that is set) is $held_trace, for held_lib's in_hold.
 held() {
   local out=$1; shift
-  local trace=fdatasync inject=(-e "inject=fdatasync:delay_enter=$((HOLD * 1000000))")
+  held_trace=$T/strace.${out##*/}
+  local trace=fdatasync${TRACE_ALSO:+,$TRACE_ALSO} inject=(-e "inject=fdatasync:delay_enter=$((HOLD * 1000000))")
   if [ -n "${STATX_DELAY_US:-}" ]; then
     trace+=,statx inject+=(-e "inject=statx:delay_enter=$STATX_DELAY_US")
   fi
@@ -42,12 +44,13 @@ held() {
   fi
   # LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
   ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-    strace -f -o /dev/null -e trace="$trace" "${inject[@]}" timeout 120 "$VOLPREP" "$@" >"$out" 2>&1 &
+    strace -f -ttt -o "$held_trace" -e trace="$trace" "${inject[@]}" timeout 120 "$VOLPREP" "$@" >"$out" 2>&1 &
   held_pid=$!
 }
 
 # Waits until the held volprep is stopped on entering the syscall NAME (mkdirat: held by
-# CENSUS_HOLD), at most 60 s: held_in NAME. /proc/PID/syscall shows its number.
+# CENSUS_HOLD), at most 60 s: held_in NAME. /proc/PID/syscall shows its number; $traced_at
+# is the call's (in_hold $HOLD after acting).
 held_in() {
   local nr i pid f call
   case "$(uname -m)-$1" in
@@ -59,7 +62,7 @@ held_in() {
     for pid in $(held_volprep_pids); do
       for f in /proc/"$pid"/task/*/syscall; do
         call=$(cat "$f" 2>/dev/null) || continue
-        [ "${call%% *}" = "$nr" ] && return 0
+        [ "${call%% *}" = "$nr" ] && wait_traced "$held_trace" 1 " $1\\(" && return 0
       done
     done
     kill -0 "$held_pid" 2>/dev/null || fail "volprep ended before it was held in $1: $(cat "$T"/held.* 2>/dev/null)"
@@ -69,12 +72,13 @@ held_in() {
 }
 
 # Waits until a journal in DIR holds change records (volprep has planned and is held), at
-# most 60 s: wait_recorded DIR. A run's journal is created by its first batch's records.
+# most 60 s: wait_recorded DIR. A run's journal is created by its first batch's records,
+# which its first fdatasync holds: $traced_at is that call's (in_hold $HOLD after acting).
 wait_recorded() {
   local i f
   for ((i = 0; i < 600; i++)); do
     for f in "$1"/*.vpj; do
-      [ -s "$f" ] && sleep 0.2 && return 0
+      [ -s "$f" ] && wait_traced "$held_trace" 1 ' fdatasync\(' && return 0
     done
     kill -0 "$held_pid" 2>/dev/null || fail "volprep ended before it was held: $(cat "$T"/held.* 2>/dev/null)"
     sleep 0.1

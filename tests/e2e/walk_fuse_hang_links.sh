@@ -3,24 +3,31 @@
 # second link of a hardlinked file, does not hang the pass over hardlinked files: it reaches
 # each link again without crossing into a mount, so it finds one link fewer and leaves the file
 # alone, without a request to the server. strace holds volprep at the start of that pass (its
-# second fcntl(F_DUPFD_CLOEXEC); the walk's root is the first) while the mount is made.
+# second fcntl(F_DUPFD_CLOEXEC); the walk's root is the first) while the mount is made: made
+# once strace's log shows that call, and checked to be made within the hold.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/fuse_lib.bash"
-command -v strace >/dev/null || fail "strace is missing (./dev test installs it)"
+source "$(dirname "$0")/held_lib.bash"  # strace, wait_traced, in_hold
 mkdir -p "$VOLPREP_JOURNAL_DIR"
 vol=$T/vol
-mkdir -p "$vol/a" "$vol/b"
-echo x >"$vol/a/f" && ln "$vol/a/f" "$vol/b/f"
-chown -R 1000:1000 "$vol"
 
-# LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-  strace -f -o /dev/null -e trace=fcntl -e inject=fcntl:delay_enter=3000000:when=2 \
-  "$VOLPREP" "$vol" --as 1000 "${MAP[@]}" >"$T/run.out" 2>"$T/run.err" &
-pid=$!
-sleep 1
-mount_silent "$vol/b:dir"
-watch_pid prepare "$pid"
+# held_run K: one run held 3K s, the mount made once strace shows it held there; $late
+# set if the mount was made only after the hold (a loaded machine: the pass ran without it).
+held_run() {
+  local hold=$((3 * $1))
+  rm -rf "$vol" && mkdir -p "$vol/a" "$vol/b"
+  echo x >"$vol/a/f" && ln "$vol/a/f" "$vol/b/f"
+  chown -R 1000:1000 "$vol"
+  # LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    strace -f -ttt -o "$T/trace.$hold" -e trace=fcntl -e inject=fcntl:delay_enter=$((hold * 1000000)):when=2 \
+    "$VOLPREP" "$vol" --as 1000 "${MAP[@]}" >"$T/run.out" 2>"$T/run.err" &
+  held_pid=$!
+  wait_traced "$T/trace.$hold" 2 ' fcntl\(' || fail "volprep ended before its second fcntl: $(cat "$T/run.err")"
+  mount_silent_in_hold "$hold" "$vol/b:dir"
+}
+retry_held "the mount" held_run
+watch_pid prepare "$held_pid"
 [ "$rc" -eq 0 ] || fail "volprep exited $rc: $(cat "$T/run.err")"
 grep -Eq "a/f: has 2 links now, 1 of them found inside the tree: left alone" "$T/run.err" ||
   fail "the file whose second link is under the mount is not reported: $(cat "$T/run.err")"
