@@ -9,6 +9,12 @@
 #     the bit, and says why.
 #  2. The same link made during the rollback, after its last check under the lease and before
 #     its chown (held 2 s): the entry fails (exit 4) and keeps no set-id bit.
+#  3. An ACL the run did not set is not journaled. After prepare, 501000 gives itself a default
+#     ACL on its directory (the directory's mode does not change) and container root's uid an
+#     entry on a group-writable file (its mask the group bits it had): rollback gave both back
+#     to 1000 with the ACLs on, exit 0, and 501000 kept writing there. An ACL naming an id the
+#     run gave the container, on an entry rollback takes back from it, is a change since the
+#     run: left alone and said (exit 1); --force gives the owner back and says the ACL stays.
 source "$(dirname "$0")/lib.sh"
 command -v strace >/dev/null || fail "strace missing (./dev test installs it)"
 chmod 755 "$T"
@@ -61,4 +67,29 @@ rc=0; wait "$pid" || rc=$?
 [ "$rc" -eq 4 ] || { cat "$T/rb2.out" >&2; fail "2: rollback exited $rc, want 4"; }
 grep -q "suid: check it was not linked meanwhile" "$T/rb2.out" || { cat "$T/rb2.out" >&2; fail "2: not said"; }
 echo "2: linked out during rollback: exit 4, the link left $(stat -c '%u:%g %a' "$out/suid")"
+
+# --- 3. an ACL the container gave itself since the run -----------------------------------------
+command -v setfacl >/dev/null || fail "setfacl missing (acl; ./dev test installs it)"
+vol3=$T/vol3
+mkdir -p "$vol3/d" && echo data >"$vol3/d/f"
+chmod 775 "$vol3/d" && chmod 664 "$vol3/d/f" && chown -R 1000:1000 "$vol3"
+vp "$vol3" --as 1000 "${MAP[@]}" --journal "$T/run3.vpj" >/dev/null || fail "3: prepare failed"
+as_501000 setfacl -d -m u:501000:rwx "$vol3/d" || fail "3: 501000 could not set a default ACL"
+as_501000 setfacl -m u:500000:rw-,m::rw- "$vol3/d/f" || fail "3: 501000 could not set an ACL"
+[ "$(stat -c '%u %a' "$vol3/d" "$vol3/d/f" | tr '\n' ' ')" = "501000 775 501000 664 " ] ||
+  fail "3: the ACLs changed the modes: $(stat -c '%u %a %n' "$vol3/d" "$vol3/d/f")"
+rc=0; vp rollback "$T/run3.vpj" --no-journal >"$T/rb3.out" 2>"$T/rb3.err" || rc=$?
+[ "$rc" -eq 1 ] || { cat "$T/rb3.out" "$T/rb3.err" >&2; fail "3: rollback exited $rc, want 1 (entries changed since the run)"; }
+[ "$(stat -c %u "$vol3/d" "$vol3/d/f" | sort -u)" = 501000 ] || fail "3: an entry with the container's ACL was given back"
+grep -q "vol3/d: changed since the run (system.posix_acl_default naming u:501000:rwx, not set by the run)" "$T/rb3.err" &&
+  grep -q "vol3/d/f: changed since the run (system.posix_acl_access naming u:500000:rw-, not set by the run)" "$T/rb3.err" ||
+  { cat "$T/rb3.err" >&2; fail "3: the ACLs are not said"; }
+grep -q '^restored 1, already as before 0, changed since the run 2, missing 0, failed 0' "$T/rb3.out" ||
+  fail "3: summary: $(cat "$T/rb3.out")"
+rc=0; vp rollback "$T/run3.vpj" --no-journal --force >"$T/rb3f.out" 2>"$T/rb3f.err" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$T/rb3f.err" >&2; fail "3: rollback --force exited $rc"; }
+[ "$(stat -c %u:%g "$vol3" "$vol3/d" "$vol3/d/f" | sort -u)" = 1000:1000 ] || fail "3: --force did not give the owners back"
+grep -q "vol3/d/f: changed since the run (.*; restored anyway (--force): the ACL stays" "$T/rb3f.err" ||
+  { cat "$T/rb3f.err" >&2; fail "3: --force does not say the ACL stays"; }
+echo "3: ACLs naming the container's ids, set since the run: exit 1, left alone and said; --force gives them back"
 echo "ok: rollback_hostile"
