@@ -15,6 +15,10 @@
 #     to 1000 with the ACLs on, exit 0, and 501000 kept writing there. An ACL naming an id the
 #     run gave the container, on an entry rollback takes back from it, is a change since the
 #     run: left alone and said (exit 1); --force gives the owner back and says the ACL stays.
+#  4. The tree's owner mounts a FUSE filesystem of its own (fusermount3) over the volume root
+#     it owns, and its server never answers: rollback stat'ed the root through the mount and
+#     hung for good. It is refused (exit 5) from the kernel's cache and mountinfo, as prepare
+#     refuses it, before any request reaches the server.
 source "$(dirname "$0")/lib.sh"
 command -v strace >/dev/null || fail "strace missing (./dev test installs it)"
 chmod 755 "$T"
@@ -92,4 +96,18 @@ rc=0; vp rollback "$T/run3.vpj" --no-journal --force >"$T/rb3f.out" 2>"$T/rb3f.e
 grep -q "vol3/d/f: changed since the run (.*; restored anyway (--force): the ACL stays" "$T/rb3f.err" ||
   { cat "$T/rb3f.err" >&2; fail "3: --force does not say the ACL stays"; }
 echo "3: ACLs naming the container's ids, set since the run: exit 1, left alone and said; --force gives them back"
+
+# --- 4. a FUSE mount over the root ------------------------------------------------------------
+source "$(dirname "$0")/fuse_lib.bash"
+vol4=$T/vol4
+mkdir -p "$vol4/a" && echo f >"$vol4/a/f" && chown -R 1000:1000 "$vol4"
+vp "$vol4" --as 1000 "${MAP[@]}" --journal "$T/run4.vpj" >/dev/null || fail "4: prepare failed"
+mount_silent "$vol4:dir:501000"
+watched rollback4 rollback "$T/run4.vpj"
+[ "$rc" -eq 5 ] || fail "4: rollback exited $rc, want 5: $(cat "$T/rollback4.err")"
+grep -q "vol4 is a FUSE mount served for uid 501000" "$T/rollback4.err" || fail "4: not said: $(cat "$T/rollback4.err")"
+! grep -q "not answered" "$T/server.err" || fail "4: a request reached the server: $(cat "$T/server.err")"
+abort_fuse
+[ "$(stat -c %u "$vol4/a/f")" = 501000 ] || fail "4: the tree changed"
+echo "4: a FUSE mount over the root: refused (exit 5), no request sent"
 echo "ok: rollback_hostile"
