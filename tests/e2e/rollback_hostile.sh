@@ -19,6 +19,9 @@
 #     it owns, and its server never answers: rollback stat'ed the root through the mount and
 #     hung for good. It is refused (exit 5) from the kernel's cache and mountinfo, as prepare
 #     refuses it, before any request reaches the server.
+#  5. Two rollbacks of one journal at once (an operator's retry while the first is slow): both
+#     restored every entry, both said so and both journaled it as theirs. The second is refused
+#     (exit 5) while the first holds the journal.
 source "$(dirname "$0")/lib.sh"
 command -v strace >/dev/null || fail "strace missing (./dev test installs it)"
 chmod 755 "$T"
@@ -110,4 +113,18 @@ grep -q "vol4 is a FUSE mount served for uid 501000" "$T/rollback4.err" || fail 
 abort_fuse
 [ "$(stat -c %u "$vol4/a/f")" = 501000 ] || fail "4: the tree changed"
 echo "4: a FUSE mount over the root: refused (exit 5), no request sent"
+
+# --- 5. two rollbacks at once ----------------------------------------------------------------
+vol5=$T/vol5
+mkdir -p "$vol5" && echo f >"$vol5/f" && chown -R 1000:1000 "$vol5"
+vp "$vol5" --as 1000 "${MAP[@]}" --journal "$T/run5.vpj" >/dev/null || fail "5: prepare failed"
+held fchownat "$T/rb5a.out" rollback "$T/run5.vpj"
+pid=$!
+for _ in $(seq 500); do [ "$(ls "$VOLPREP_JOURNAL_DIR" 2>/dev/null | wc -l)" -ge 1 ] && break; sleep 0.01; done
+rc=0; vp rollback "$T/run5.vpj" >"$T/rb5b.out" 2>&1 || rc=$?
+wait "$pid" || { cat "$T/rb5a.out" >&2; fail "5: the first rollback failed"; }
+[ "$rc" -eq 5 ] || { cat "$T/rb5b.out" >&2; fail "5: a second rollback at once exited $rc, want 5"; }
+grep -q "run5.vpj is being rolled back by another volprep" "$T/rb5b.out" || { cat "$T/rb5b.out" >&2; fail "5: not said"; }
+[ "$(stat -c %u:%g "$vol5" "$vol5/f" | sort -u)" = 1000:1000 ] || fail "5: the first rollback did not restore the tree"
+echo "5: a second rollback while the first runs: refused (exit 5)"
 echo "ok: rollback_hostile"
