@@ -322,11 +322,15 @@ int apply_change(int dirfd, Change& c) {
     return fail(c, errno, "chown");
   // A link needs no write, so the lease does not stop one: until rollback's chown, the file's
   // old owner could link it into a directory of theirs outside the tree, and the bits would
-  // go there too. After the chown they can link it no more.
+  // go there too. After the chown they can link it no more. A file with one link must also
+  // still have the name it was reached by: a link out and the removal of that name keep the
+  // count.
   if (arms && c.rearm_if_ctime_ns && c.changes_owner()) {
-    EntryStat now;
+    EntryStat now, named;
     if (int rc = stat_at(fd, "", now); rc < 0) return fail(c, -rc, "stat");
-    if (now.nlink != links)
+    const bool moved = now.nlink == 1 && !c.name.empty() &&
+                       (stat_at(dirfd, c.name.c_str(), named) != 0 || !named.same_inode(now));
+    if (now.nlink != links || moved)
       return fail(c, ESTALE, "check it was not linked meanwhile (a link outside the tree would get its set-id bits "
                              "or capabilities)");
   }

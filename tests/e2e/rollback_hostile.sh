@@ -8,7 +8,8 @@
 #     file linked since the chown gets no such ctime: rollback gives it its owner back without
 #     the bit, and says why.
 #  2. The same link made during the rollback, after its last check under the lease and before
-#     its chown (held 2 s): the entry fails (exit 4) and keeps no set-id bit.
+#     its chown (held 2 s): the entry fails (exit 4) and keeps no set-id bit; so does a link
+#     out followed by the removal of the name in the tree (the count of links is the same).
 #  3. An ACL the run did not set is not journaled. After prepare, 501000 gives itself a default
 #     ACL on its directory (the directory's mode does not change) and container root's uid an
 #     entry on a group-writable file (its mask the group bits it had): rollback gave both back
@@ -57,23 +58,29 @@ grep -q "suid: changed after the run: set-id bits and capabilities not put back 
 echo "1: linked out during prepare: after rollback $(stat -c '%u:%g %a' "$out/suid"), said"
 
 # --- 2. linked out during rollback ----------------------------------------------------------
-make_suid
-vp "$vol" --as 1000 "${MAP[@]}" --journal "$T/run2.vpj" >/dev/null || fail "2: prepare failed"
-[ "$(stat -c '%u %a %h' "$vol/suid")" = "501000 4755 1" ] || fail "2: prepare left $(stat -c '%u %a %h' "$vol/suid")"
-ino=$(stat -c %i "$vol/suid")
-held fchownat "$T/rb2.out" rollback "$T/run2.vpj" --no-journal
+# In a directory the container made (the run changes nothing there): it can unlink names in it
+# whatever order rollback takes.
+mkdir -p "$vol/own" && chown 501000:501000 "$vol/own"
+for how in link link-unlink; do
+rm -f "$out/suid" && cp /bin/true "$vol/own/suid" && chown 0:0 "$vol/own/suid" && chmod 4755 "$vol/own/suid"
+vp "$vol" --as 1000 "${MAP[@]}" --journal "$T/run2$how.vpj" >/dev/null || fail "2: prepare failed"
+[ "$(stat -c '%u %a %h' "$vol/own/suid")" = "501000 4755 1" ] || fail "2: prepare left $(stat -c '%u %a %h' "$vol/own/suid")"
+ino=$(stat -c %i "$vol/own/suid")
+held fchownat "$T/rb2.out" rollback "$T/run2$how.vpj" --no-journal
 pid=$!
 # Rollback's lease on the file: its last check comes right after, then its chown (held).
 for _ in $(seq 500); do grep -q "LEASE.*:$ino " /proc/locks && break; sleep 0.01; done
-grep -q "LEASE.*:$ino " /proc/locks || fail "2: rollback did not take its lease"
+grep -q "LEASE.*:$ino " /proc/locks || fail "2 $how: rollback did not take its lease"
 sleep 0.3
-as_501000 ln "$vol/suid" "$out/suid" || fail "2: 501000 could not link its file"
+as_501000 ln "$vol/own/suid" "$out/suid" || fail "2 $how: 501000 could not link its file"
+[ "$how" = link ] || as_501000 rm "$vol/own/suid" || fail "2 $how: 501000 could not remove its name"
 rc=0; wait "$pid" || rc=$?
 ! root_setuid "$out/suid" ||
-  fail "2: a link made during rollback is root's and setuid after it: $(stat -c '%u:%g %a' "$out/suid")"
-[ "$rc" -eq 4 ] || { cat "$T/rb2.out" >&2; fail "2: rollback exited $rc, want 4"; }
-grep -q "suid: check it was not linked meanwhile" "$T/rb2.out" || { cat "$T/rb2.out" >&2; fail "2: not said"; }
-echo "2: linked out during rollback: exit 4, the link left $(stat -c '%u:%g %a' "$out/suid")"
+  fail "2 $how: a link made during rollback is root's and setuid after it: $(stat -c '%u:%g %a' "$out/suid")"
+[ "$rc" -eq 4 ] || { cat "$T/rb2.out" >&2; fail "2 $how: rollback exited $rc, want 4"; }
+grep -q "suid: check it was not linked meanwhile" "$T/rb2.out" || { cat "$T/rb2.out" >&2; fail "2 $how: not said"; }
+echo "2: $how out during rollback: exit 4, the link left $(stat -c '%u:%g %a' "$out/suid")"
+done
 
 # --- 3. an ACL the container gave itself since the run -----------------------------------------
 command -v setfacl >/dev/null || fail "setfacl missing (acl; ./dev test installs it)"
