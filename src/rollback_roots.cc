@@ -26,6 +26,9 @@ Result<UniqueFd> open_journal_root(const JournalRoot& h, bool& single_file) {
   EntryStat st;
   if (int rc = stat_at(root.get(), "", st); rc < 0)
     return config_error(h.volume + ": " + std::strerror(-rc));
+  if (S_ISLNK(st.mode))  // opened itself, never followed
+    return Error{kExitRefused, h.volume + " is a symlink now, not the tree the run changed (rollback follows none); "
+                                          "refusing"};
   if (st.ino != h.ino || st.dev_major != h.dev_major || st.dev_minor != h.dev_minor)
     return Error{kExitRefused, h.volume + " is no longer the tree the run changed (device " +
                                    std::to_string(st.dev_major) + ":" + std::to_string(st.dev_minor) +

@@ -23,6 +23,9 @@
 #  5. Two rollbacks of one journal at once (an operator's retry while the first is slow): both
 #     restored every entry, both said so and both journaled it as theirs. The second is refused
 #     (exit 5) while the first holds the journal.
+#  6. A volume root moved away and a symlink to it put in its place: refused (exit 5)
+#     as before, but the message said "no longer the tree the run changed (inode N, the
+#     journal says M)", N the symlink's: now it says it is a symlink.
 source "$(dirname "$0")/lib.sh"
 command -v strace >/dev/null || fail "strace missing (./dev test installs it)"
 chmod 755 "$T"
@@ -134,4 +137,11 @@ wait "$pid" || { cat "$T/rb5a.out" >&2; fail "5: the first rollback failed"; }
 grep -q "run5.vpj is being rolled back by another volprep" "$T/rb5b.out" || { cat "$T/rb5b.out" >&2; fail "5: not said"; }
 [ "$(stat -c %u:%g "$vol5" "$vol5/f" | sort -u)" = 1000:1000 ] || fail "5: the first rollback did not restore the tree"
 echo "5: a second rollback while the first runs: refused (exit 5)"
+
+# --- 6. a symlink in the root's place ------------------------------------------------------------
+mv "$vol5" "$T/vol5.away" && ln -s "$T/vol5.away" "$vol5"
+rc=0; vp rollback "$T/run5.vpj" >"$T/rb6.out" 2>&1 || rc=$?
+[ "$rc" -eq 5 ] || { cat "$T/rb6.out" >&2; fail "6: rollback through a symlink exited $rc, want 5"; }
+grep -q "vol5 is a symlink now, not the tree the run changed" "$T/rb6.out" || { cat "$T/rb6.out" >&2; fail "6: not said"; }
+echo "6: a symlink in the root's place: refused (exit 5), said"
 echo "ok: rollback_hostile"
