@@ -306,6 +306,7 @@ int apply_change(int dirfd, Change& c) {
                   rc == -EAGAIN ? "hold it unwritten while its set-id bits or capabilities are put back (a process "
                                   "has it open for writing: stop it and run again)"
                                 : "hold it unwritten while its set-id bits or capabilities are put back");
+  uint32_t links = 0;  // the inode's links when checked
   if (chmod || caps || acls || arms) {
     // The inode is the one planned, but its owner may have chmodded it since: applying the
     // plan would undo that, so it is left alone. Checked before the chown drops set-id bits.
@@ -315,9 +316,24 @@ int apply_change(int dirfd, Change& c) {
     if (int rc = stat_at(fd, "", now); rc < 0) return fail(c, -rc, "stat");
     if (changed_since_plan(now, c) || (arms && c.rearm_if_ctime_ns && now.ctime_ns != c.rearm_if_ctime_ns))
       return fail(c, ESTALE, "check it is as planned");
+    links = now.nlink;
   }
   if (c.changes_owner() && ::fchownat(fd, "", c.uid, c.gid, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0)
     return fail(c, errno, "chown");
+  // A link needs no write, so the lease does not stop one: until rollback's chown, the file's
+  // old owner could link it into a directory of theirs outside the tree, and the bits would
+  // go there too. After the chown they can link it no more. A file with one link must also
+  // still have the name it was reached by: a link out and the removal of that name keep the
+  // count.
+  if (arms && c.rearm_if_ctime_ns && c.changes_owner()) {
+    EntryStat now, named;
+    if (int rc = stat_at(fd, "", now); rc < 0) return fail(c, -rc, "stat");
+    const bool moved = now.nlink == 1 && !c.name.empty() &&
+                       (stat_at(dirfd, c.name.c_str(), named) != 0 || !named.same_inode(now));
+    if (now.nlink != links || moved)
+      return fail(c, ESTALE, "check it was not linked meanwhile (a link outside the tree would get its set-id bits "
+                             "or capabilities)");
+  }
   if (chmod)
     if (int rc = chmod_fd(fd, c.mode); rc < 0) return fail(c, -rc, "chmod");
   for (const XattrChange& x : c.xattrs) {
@@ -329,7 +345,9 @@ int apply_change(int dirfd, Change& c) {
   if (arms) {  // still held: what rollback will compare with is this content's
     EntryStat now;
     if (int rc = stat_at(fd, "", now); rc < 0) return fail(c, -rc, "stat");
-    c.armed_ctime_ns = now.ctime_ns;
+    // Unless its new owner linked it since the chown (into a directory of theirs outside the
+    // tree, say): rollback would give that name root's bits back too.
+    if (now.nlink == links) c.armed_ctime_ns = now.ctime_ns;
   }
   return c.err;
 }

@@ -1,6 +1,7 @@
 // `volprep rollback` and `volprep journal list|show`: undo a run from its journal, and see
 // what journals there are.
 #include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
@@ -241,6 +242,19 @@ void report_docker_labels(const Journal& j, const RollbackResult& r) {
   }
 }
 
+// The journal `path`, locked (flock) for this rollback; an empty descriptor where it cannot be
+// opened (read_journal then says why), kExitRefused while another rollback holds it.
+Result<UniqueFd> hold_journal(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (!fd.valid()) return UniqueFd();
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK)
+      return Error{kExitRefused, path + " is being rolled back by another volprep now; nothing changed"};
+    return config_error("cannot lock " + path + ": " + std::strerror(errno));
+  }
+  return fd;
+}
+
 }  // namespace
 
 int run_rollback(const RollbackOptions& o) {
@@ -251,6 +265,14 @@ int run_rollback(const RollbackOptions& o) {
   }
   auto path = o.journal ? Result<std::string>(*o.journal) : o.last ? last_journal_of(o) : last_journal_of_project(o);
   if (!path) return fail(path.error());
+  // One rollback of a journal at a time: a second one (a retry while the first is slow) would
+  // restore every entry again, and say so, and journal it as its own.
+  UniqueFd held;
+  if (!o.dry_run) {
+    auto lock = hold_journal(*path);
+    if (!lock) return fail(lock.error());
+    held = std::move(*lock);
+  }
   // Verify before anything else: format, version, every checksum, every path. The records
   // are not kept: rollback streams them again.
   auto journal = read_journal(*path, JournalRead::kSummary);

@@ -1,5 +1,6 @@
 #include "volprep/rollback.h"
 
+#include "volprep/acl.h"
 #include "volprep/clock.h"
 #include "volprep/concurrency.h"
 #include "volprep/walk.h"
@@ -81,6 +82,23 @@ Change restore_change(const JournalRecord& rec, const EntryStat& now,
   return c;
 }
 
+std::vector<std::string> acl_entries_kept_by_container(const std::string& raw, const JournalRecord& rec,
+                                                       const IdMap& uids, const IdMap& gids) {
+  auto given = [](const IdMap& map, uint32_t id, uint32_t after) {
+    return map.empty() ? id == after : map.to_container(id).has_value();
+  };
+  const bool taken_back = (given(uids, rec.uid_after, rec.uid_after) && !given(uids, rec.uid_before, rec.uid_after)) ||
+                          (given(gids, rec.gid_after, rec.gid_after) && !given(gids, rec.gid_before, rec.gid_after));
+  if (!taken_back) return {};
+  auto acl = Acl::parse(raw);
+  if (!acl) return {"(unreadable)"};
+  std::vector<std::string> out;
+  for (const AclEntry& e : acl->entries)
+    if ((e.tag == kAclUser && given(uids, e.id, rec.uid_after)) || (e.tag == kAclGroup && given(gids, e.id, rec.gid_after)))
+      out.push_back(acl_entry_text(e));
+  return out;
+}
+
 JournalHeader rollback_header(const Journal& j, const std::string& command_line) {
   JournalHeader h = j.header;
   h.volprep_version = VOLPREP_VERSION;
@@ -133,6 +151,11 @@ struct Segment {
   int root_fd = -1;
   bool single_file = false;
   std::string single_name;  // a single-file volume: its name in root_fd
+  // The host ids the run gave a container (empty: the record's owner after the run), and
+  // whether the root's filesystem lists every xattr it holds (get_xattrs_at).
+  const IdMap* uids = nullptr;
+  const IdMap* gids = nullptr;
+  bool xattrs_listed = false;
 };
 
 // One worker thread's state: counts and notes (paths relative to the segment's root), and
@@ -179,6 +202,26 @@ struct RestoreState final : ChangeSink {
       ++r.restored;
       if (keep_restored) entries.push_back({join_path(dir_path, c.name), c});
     }
+  }
+
+  // The ACLs of the pinned entry `fd` that the record does not hold, each with the entries
+  // the container keeps by it: "system.posix_acl_default naming u:501000:rwx, not set by the
+  // run".
+  static std::vector<std::string> acls_kept(const Segment& seg, const JournalRecord& rec, int fd) {
+    static constexpr const char* kAcls[] = {kAclAccessXattr, kAclDefaultXattr};
+    std::optional<std::string> values[2];
+    int rcs[2];
+    get_xattrs_at(fd, "", kAcls, seg.xattrs_listed, values, rcs);
+    std::vector<std::string> out;
+    for (size_t k = 0; k < 2; ++k) {
+      if (!values[k] || std::any_of(rec.xattrs.begin(), rec.xattrs.end(), [&](auto& x) { return x.name == kAcls[k]; }))
+        continue;
+      std::string named;
+      for (const auto& e : acl_entries_kept_by_container(*values[k], rec, *seg.uids, *seg.gids))
+        named += (named.empty() ? "" : " ") + e;
+      if (!named.empty()) out.push_back(std::string(kAcls[k]) + " naming " + named + ", not set by the run");
+    }
+    return out;
   }
 
   // Decides each recorded entry of `run` and hands what to restore to the applier. False:
@@ -238,7 +281,11 @@ struct RestoreState final : ChangeSink {
                                                                          : std::nullopt);
       }
       const RestoreFields fields = classify_fields(rec, now, xnow);
-      const Restore verdict = fields.overall();
+      // An ACL the container gave itself (acl_entries_kept_by_container) on an entry taken
+      // back from it: a change since the run, which no field of the record shows.
+      std::vector<std::string> kept_acls;
+      if (fields.owner != Restore::kAlready && !link) kept_acls = acls_kept(seg, rec, pin->get());
+      const Restore verdict = kept_acls.empty() ? fields.overall() : Restore::kChanged;
       if (verdict == Restore::kAlready) {
         ++r.already;
         continue;
@@ -246,9 +293,12 @@ struct RestoreState final : ChangeSink {
       if (verdict == Restore::kChanged) {
         std::string which;
         for (const auto& f : fields.changed(rec)) which += (which.empty() ? "" : ", ") + f;
+        for (const auto& a : kept_acls) which += (which.empty() ? "" : ", ") + a;
         note(rec, "changed since the run (" + which + "): now " + ids_text(now.uid, now.gid, now.mode, link) +
                       ", the run left " + ids_text(rec.uid_after, rec.gid_after, rec.mode_after, link) +
-                      (config.force ? "; restored anyway (--force)" : "; left alone (--force restores it)"));
+                      (!config.force           ? "; left alone (--force restores it)"
+                       : kept_acls.empty() ? "; restored anyway (--force)"
+                                           : "; restored anyway (--force): the ACL stays"));
         if (!config.force) {
           ++r.conflicts;
           continue;
@@ -362,6 +412,12 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
   std::atomic<bool> stop{false};
   RollbackResult out;
   JournalRoot own_root = j.roots[0];  // the root the rollback's own journal is at
+  // The ids the run gave a container; an identity map (remap off) gives none of its own.
+  auto map_of = [](const std::string& text) {
+    auto m = IdMap::parse_proc(text, "the journal's map");
+    return m && !m->is_identity() ? *m : IdMap();
+  };
+  const IdMap uids = map_of(j.header.uid_map), gids = map_of(j.header.gid_map);
   // Gathers what the threads did below one root, shown below it.
   auto collect = [&](const JournalRoot& root, bool single_file) {
     for (auto& ts : states) {
@@ -401,7 +457,7 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
       if (auto r = config.journal->start_root(root->root); !r) return r.error();
       own_root = root->root;
     }
-    Segment one{j, config, root->fd.get(), root->single_file, {}};
+    Segment one{j, config, root->fd.get(), root->single_file, {}, &uids, &gids, is_local_fs(fs_type(root->fd.get()))};
     if (root->single_file) one.single_name = root->root.volume.substr(root->root.volume.rfind('/') + 1);
     // As many requests in flight as the root's filesystem wants (or --threads).
     const Concurrency concurrency = choose_concurrency_for(root->fd.get(), config.threads);

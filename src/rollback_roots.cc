@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "volprep/idmount.h"
 #include "volprep/rollback.h"
 
 namespace volprep {
@@ -16,9 +17,18 @@ Result<UniqueFd> open_journal_root(const JournalRoot& h, bool& single_file) {
                  "cannot open the volume " + h.volume + " without following a symlink: " +
                      std::strerror(-fd)};
   UniqueFd root(fd);
+  // The tree's owner may mount a FUSE filesystem of its own (fusermount3) over the root it
+  // owns: its server answers as it decides, or never, and one request could hang rollback for
+  // good. Refused from the kernel's cache and mountinfo before any request, as a run refuses it.
+  if (auto user = fuse_user_of(cached_mount_id(root.get())); user && *user != 0)
+    return Error{kExitRefused, h.volume + " is a FUSE mount served for uid " + std::to_string(*user) +
+                                   ", whose server decides every answer, or gives none (unmount it); refusing"};
   EntryStat st;
   if (int rc = stat_at(root.get(), "", st); rc < 0)
     return config_error(h.volume + ": " + std::strerror(-rc));
+  if (S_ISLNK(st.mode))  // opened itself, never followed
+    return Error{kExitRefused, h.volume + " is a symlink now, not the tree the run changed (rollback follows none); "
+                                          "refusing"};
   if (st.ino != h.ino || st.dev_major != h.dev_major || st.dev_minor != h.dev_minor)
     return Error{kExitRefused, h.volume + " is no longer the tree the run changed (device " +
                                    std::to_string(st.dev_major) + ":" + std::to_string(st.dev_minor) +

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "volprep/apply.h"
+#include "volprep/id_map.h"
 #include "volprep/journal.h"
 #include "volprep/prepare.h"
 
@@ -112,6 +113,18 @@ inline Restore classify_restore(const JournalRecord& rec, const EntryStat& now,
 Change restore_change(const JournalRecord& rec, const EntryStat& now,
                      std::span<const std::optional<std::string>> xattrs_now, const RestoreFields& fields,
                      bool force);
+
+// ACLs the run did not set are not journaled (as before the run, unless someone set one
+// since). The container owns an entry until rollback takes it back, and can give itself one:
+// a named entry for an id the run gave it keeps its access afterwards (a default ACL: to every
+// file made there later). The ids the run gave a container are the host ids of the journal's
+// maps (`uids`, `gids`; with an empty map, the record's owner after the run); rollback takes
+// the entry back from it when the record's owner after the run is one and its owner before is
+// not. These are the named entries of the ACL `raw` (an ACL xattr's value) such an id has, as
+// "u:501000:rwx" ("(unreadable)" for a value that is no ACL); none if the entry is not taken
+// back.
+std::vector<std::string> acl_entries_kept_by_container(const std::string& raw, const JournalRecord& rec,
+                                                       const IdMap& uids, const IdMap& gids);
 
 // The header a rollback's own journal starts with.
 JournalHeader rollback_header(const Journal& journal, const std::string& command_line);

@@ -1,6 +1,8 @@
 // Rollback's classification of a recorded entry, as a pure function: no root, no tree.
 #include "volprep/rollback.h"
 
+#include "volprep/acl.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -140,3 +142,27 @@ TEST(ClassifyRestore, TheChangeTouchesOnlyTheFieldsThatNeedIt) {
 }
 
 }  // namespace
+
+// An ACL the run did not set, on an entry rollback takes back from the container: the named
+// entries that give an id the run gave the container access, which would keep it afterwards.
+TEST(ClassifyRestore, AnAclTheContainerGaveItselfIsNamed) {
+  const auto rec = record(S_IFDIR, 0775, 0775);  // 1000:1000 -> 501000:501000
+  const IdMap map({{0, 500000, 65536}});
+  Acl acl = Acl::from_mode(0775);
+  acl.grant(kAclUser, 1000, 7);   // the owner before the run: not the container's
+  acl.grant(kAclUser, 500000, 6);  // container root
+  acl.grant(kAclGroup, 501000, 5);
+  acl.recompute_mask();
+  const std::vector<std::string> both = {"u:500000:rw-", "g:501000:r-x"};
+  EXPECT_EQ(acl_entries_kept_by_container(acl.serialize(), rec, map, map), both);
+  // Without a map, the owner after the run stands for the container.
+  EXPECT_EQ(acl_entries_kept_by_container(acl.serialize(), rec, IdMap(), IdMap()), std::vector<std::string>{"g:501000:r-x"});
+  // Not taken back from the container (a rollback of a rollback gives the entry to it).
+  auto back = rec;
+  std::swap(back.uid_before, back.uid_after);
+  std::swap(back.gid_before, back.gid_after);
+  EXPECT_TRUE(acl_entries_kept_by_container(acl.serialize(), back, map, map).empty());
+  // Named entries for others only, and a value that is no ACL.
+  EXPECT_TRUE(acl_entries_kept_by_container(Acl::from_mode(0755).serialize(), rec, map, map).empty());
+  EXPECT_EQ(acl_entries_kept_by_container("garbage", rec, map, map), std::vector<std::string>{"(unreadable)"});
+}
