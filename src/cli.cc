@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstdlib>
 #include <spdlog/spdlog.h>
 
@@ -126,12 +127,25 @@ Result<IdPair> to_host_ids(const Mapping& m, IdPair c) {
                       (u ? m.uid_map : m.gid_map).describe() + ") from " + m.source);
 }
 
+Result<IdPair> parse_as(const std::string& as) {
+  if (auto ids = parse_id_pair(as)) return *ids;
+  std::string why = "--as \"" + as + "\": expected UID[:GID], container ids";
+  // A name is the container's: the image's /etc/passwd holds it, not the host's.
+  auto named = [](std::string_view part) { return !part.empty() && (std::isalpha(uint8_t(part[0])) || part[0] == '_'); };
+  const auto colon = as.find(':');
+  if (named(std::string_view(as).substr(0, colon)) ||
+      (colon != std::string::npos && named(std::string_view(as).substr(colon + 1))))
+    why += ", not names: a name is the image's, which the host cannot look up (`docker run --rm --entrypoint id IMAGE "
+           "NAME` prints its ids)";
+  return usage_error(why);
+}
+
 Result<ResolvedUser> resolve_user(SourceOptions& source, const std::string& as) {
+  auto ids = parse_as(as);  // a usage error before any configuration is read
+  if (!ids) return ids.error();
   auto host = open_host_db(source);
   auto mapping = resolve_mapping(source.remap, *host);
   if (!mapping) return mapping.error();
-  auto ids = parse_id_pair(as);
-  if (!ids) return usage_error("--as \"" + as + "\": expected UID[:GID], container ids");
   auto host_ids = to_host_ids(*mapping, *ids);
   if (!host_ids) return host_ids.error();
   return ResolvedUser{std::move(*mapping), *ids, *host_ids};

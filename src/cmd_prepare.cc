@@ -11,7 +11,7 @@ namespace volprep {
 
 void setup_prepare(CLI::App& app, PrepareOptions& o) {
   app.add_option("path", o.paths, "Volume directories (or single files) to prepare")->required();
-  app.add_option("--as", o.as, "Container user UID[:GID] that must own the tree (GID defaults to UID)")
+  app.add_option("--as", o.as, "Container user UID[:GID], numbers, that must own the tree (GID defaults to UID)")
       ->required();
   app.add_option("--chmod", o.chmod, "Also adjust modes, in chmod's symbolic (e.g. u+rwX,g+rX) or octal syntax");
   add_tree_options(app, o.excludes, o.run, "A dry run that exits 1 when anything would change", o.cross_filesystems,

@@ -92,6 +92,8 @@ struct IdPair {
   uint32_t uid = 0, gid = 0;
 };
 std::optional<IdPair> parse_id_pair(const std::string& text);
+// --as UID[:GID]: a usage error otherwise, saying how to find a name's ids.
+Result<IdPair> parse_as(const std::string& as);
 
 // The host ids of container ids through a mapping; an unmapped id is a configuration error
 // naming the id, the map and where the map came from.

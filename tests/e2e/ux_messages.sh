@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The mistakes an admin new to volprep makes get a message that says what to do, and the
+# README's examples print what the binary prints:
+# - `--as NAME` (a container user's name) is a usage error (2), before any configuration is
+#   read, saying how to find the name's ids; a mistyped number gets no such hint;
+source "$(dirname "$0")/lib.sh"
+chmod 755 "$T"
+mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
+echo x >"$T/vol/sub/f"
+chown -R 1000:1000 "$T/vol"
+
+# --- --as NAME -------------------------------------------------------------------------------
+expect_rc 2 vp "$T/vol" --as jenkins "${MAP[@]}" -n 2>"$T/err"
+grep -q 'not names: .*docker run --rm --entrypoint id IMAGE NAME' "$T/err" || { cat "$T/err"; fail "--as NAME: no hint"; }
+expect_rc 2 vp "$T/vol" --as 1000:www-data "${MAP[@]}" -n 2>"$T/err"
+grep -q 'docker run --rm --entrypoint id IMAGE NAME' "$T/err" || { cat "$T/err"; fail "--as UID:GROUP: no hint"; }
+# Said before a configuration that cannot be read (exit 3) is.
+expect_rc 2 vp "$T/vol" --as jenkins --config-file "$T/absent.json" -n 2>"$T/err"
+grep -q -- '--as "jenkins"' "$T/err" || { cat "$T/err"; fail "--as NAME not said first"; }
+expect_rc 2 vp check "$T/vol" --as jenkins "${MAP[@]}" 2>"$T/err"
+grep -q 'docker run --rm --entrypoint id IMAGE NAME' "$T/err" || { cat "$T/err"; fail "check --as NAME: no hint"; }
+mkdir "$T/dst"
+expect_rc 2 vp mount "$T/vol" "$T/dst" --as jenkins "${MAP[@]}" -n 2>"$T/err"
+grep -q 'docker run --rm --entrypoint id IMAGE NAME' "$T/err" || { cat "$T/err"; fail "mount --as NAME: no hint"; }
+expect_rc 2 vp "$T/vol" --as 10O0 "${MAP[@]}" -n 2>"$T/err"  # a typo of 1000: no name
+grep -q -- '--as "10O0": expected UID\[:GID\], container ids$' "$T/err" || { cat "$T/err"; fail "--as 10O0: $(cat "$T/err")"; }
+
+echo "ux_messages: every mistake tried got its hint"
