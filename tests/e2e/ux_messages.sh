@@ -3,6 +3,7 @@
 # README's examples print what the binary prints:
 # - `--as NAME` (a container user's name) is a usage error (2), before any configuration is
 #   read, saying how to find the name's ids; a mistyped number gets no such hint;
+# - `shift` with remapping off says "remapping is off" once, and what to name;
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
 mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
@@ -24,5 +25,12 @@ expect_rc 2 vp mount "$T/vol" "$T/dst" --as jenkins "${MAP[@]}" -n 2>"$T/err"
 grep -q 'docker run --rm --entrypoint id IMAGE NAME' "$T/err" || { cat "$T/err"; fail "mount --as NAME: no hint"; }
 expect_rc 2 vp "$T/vol" --as 10O0 "${MAP[@]}" -n 2>"$T/err"  # a typo of 1000: no name
 grep -q -- '--as "10O0": expected UID\[:GID\], container ids$' "$T/err" || { cat "$T/err"; fail "--as 10O0: $(cat "$T/err")"; }
+
+# --- shift with remapping off ------------------------------------------------------------------
+echo '{}' >"$T/daemon.json"
+expect_rc 3 vp shift "$T/vol" --config-file "$T/daemon.json" 2>"$T/err"
+grep -q 'remapping is off, so container ids are host ids and there is nothing to shift: name the map' "$T/err" ||
+  { cat "$T/err"; fail "shift, remapping off: not said"; }
+not grep -q 'remapping is off: remapping is off' "$T/err"
 
 echo "ux_messages: every mistake tried got its hint"
