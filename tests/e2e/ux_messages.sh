@@ -4,6 +4,8 @@
 # - `--as NAME` (a container user's name) is a usage error (2), before any configuration is
 #   read, saying how to find the name's ids; a mistyped number gets no such hint;
 # - `shift` with remapping off says "remapping is off" once, and what to name;
+# - `compose` that needs the engine for a service's user and cannot reach it names the
+#   service, its user: line, and x-volprep.as;
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
 mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
@@ -32,5 +34,22 @@ expect_rc 3 vp shift "$T/vol" --config-file "$T/daemon.json" 2>"$T/err"
 grep -q 'remapping is off, so container ids are host ids and there is nothing to shift: name the map' "$T/err" ||
   { cat "$T/err"; fail "shift, remapping off: not said"; }
 not grep -q 'remapping is off: remapping is off' "$T/err"
+
+# --- compose: the engine a service's user needs, out of reach ---------------------------------------
+mkdir "$T/proj"
+cat >"$T/proj/compose.yaml" <<'EOF'
+services:
+  db:
+    image: postgres
+    user: postgres
+    volumes: ["./data:/var/lib/postgresql/data"]
+EOF
+DOCKER_HOST=unix://$T/absent.sock expect_rc 3 vp compose -n --compose-cli never --project-directory "$T/proj" \
+  "${MAP[@]}" 2>"$T/err"
+grep -q "service db: its user: postgres ($T/proj/compose.yaml:4:11) is a name" "$T/err" ||
+  { cat "$T/err"; fail "compose: the service needing the engine is not named"; }
+grep -q "cannot reach the Docker engine at $T/absent.sock.*x-volprep: {as: UID:GID}; nothing changed" "$T/err" ||
+  { cat "$T/err"; fail "compose: no way out said"; }
+[ ! -e "$T/proj/data" ] || fail "compose made a source"
 
 echo "ux_messages: every mistake tried got its hint"
