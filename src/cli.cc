@@ -1,5 +1,7 @@
 #include "volprep/cli.h"
 
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -81,6 +83,15 @@ void add_tree_options(CLI::App& app, std::vector<std::string>& excludes, DriverO
                "Enter mount points below PATH (never proc, sysfs and the like)");
   app.add_flag("--allow-system-path", allow_system_path, "Allow /, system trees and Docker's data root as PATH");
   add_follow_path_symlinks(app, follow_path_symlinks);
+}
+
+void warn_if_cannot_chown(const DriverOptions& run) {
+  if (run.dry_run || run.check) return;
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct caps[2]{};
+  if (::syscall(SYS_capget, &header, caps) == 0 && (caps[0].effective & (1u << CAP_CHOWN))) return;
+  spdlog::warn("running as uid {} without CAP_CHOWN, so no owner can be changed: run volprep as root (sudo volprep ...)",
+               ::geteuid());
 }
 
 std::unique_ptr<tbb::global_control> limit_threads(unsigned threads) {

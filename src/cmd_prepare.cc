@@ -68,6 +68,7 @@ int run_prepare(const PrepareOptions& options) {
                user->host.uid, user->host.gid, mapping->source);
 
   const auto policy = make_prepare_policy(target);
+  if (!target.acl) warn_if_cannot_chown(o.run);  // ACL entries need only the files' ownership
 
   // 3. Every PATH opened and vetted before anything changes.
   auto opened = open_tree_volumes(o.paths, *mapping, o.allow_system_path, o.follow_path_symlinks, "preparing");

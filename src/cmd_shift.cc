@@ -235,6 +235,7 @@ int run_shift(const ShiftOptions& options) {
   auto mapping = from_journal ? options_mapping(o.source) : shift_mapping(o.source, o.reverse);
   if (!mapping) return fail(mapping.error());
 
+  warn_if_cannot_chown(o.run);
   // 2. Every PATH opened and vetted before anything changes, each tree given once.
   auto opened = open_tree_volumes(o.paths, *mapping, o.allow_system_path, o.follow_path_symlinks, "shifting");
   if (!opened) return fail(opened.error());

@@ -6,6 +6,8 @@
 # - `shift` with remapping off says "remapping is off" once, and what to name;
 # - `compose` that needs the engine for a service's user and cannot reach it names the
 #   service, its user: line, and x-volprep.as;
+# - a real run that changes owners, not as root, warns first that it needs root (not a dry
+#   run, not --acl, which needs only the files' ownership);
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
 mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
@@ -51,5 +53,19 @@ grep -q "service db: its user: postgres ($T/proj/compose.yaml:4:11) is a name" "
 grep -q "cannot reach the Docker engine at $T/absent.sock.*x-volprep: {as: UID:GID}; nothing changed" "$T/err" ||
   { cat "$T/err"; fail "compose: no way out said"; }
 [ ! -e "$T/proj/data" ] || fail "compose made a source"
+
+# --- not root ------------------------------------------------------------------------------------
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/nonexistent timeout 60 "$VOLPREP" "$@"; }
+for cmd in "prepare --as 1000" shift; do
+  rc=0; as_nobody $cmd "$T/vol" "${MAP[@]}" --no-journal >"$T/out" 2>"$T/err" || rc=$?
+  [ "$rc" -ne 0 ] || fail "volprep $cmd as nobody succeeded"
+  head -1 "$T/err" | grep -q 'running as uid 65534 without CAP_CHOWN, so no owner can be changed: run volprep as root' ||
+    { cat "$T/err"; fail "volprep $cmd as nobody: root not asked for first"; }
+done
+as_nobody "$T/vol" --as 1000 "${MAP[@]}" -n >"$T/out" 2>"$T/err"
+not grep -q CAP_CHOWN "$T/err"
+chown -R 65534:65534 "$T/vol"
+as_nobody "$T/vol" --as 1000 "${MAP[@]}" --acl --no-journal >"$T/out" 2>"$T/err" || true
+not grep -q CAP_CHOWN "$T/err"
 
 echo "ux_messages: every mistake tried got its hint"
