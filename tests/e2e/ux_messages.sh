@@ -8,6 +8,7 @@
 #   service, its user: line, and x-volprep.as;
 # - a real run that changes owners, not as root, warns first that it needs root (not a dry
 #   run, not --acl, which needs only the files' ownership);
+# - `--check` of a prepared tree prints the summary line the README shows above "ready".
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
 mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
@@ -68,4 +69,10 @@ chown -R 65534:65534 "$T/vol"
 as_nobody "$T/vol" --as 1000 "${MAP[@]}" --acl --no-journal >"$T/out" 2>"$T/err" || true
 not grep -q CAP_CHOWN "$T/err"
 
+# --- the README's --check example -----------------------------------------------------------------
+vp "$T/vol" --as 1000 "${MAP[@]}" >/dev/null
+vp --check "$T/vol" --as 1000 "${MAP[@]}" >"$T/out"
+readme=$(awk '/^\$ volprep --check .* && echo ready$/ { getline; print; exit }' "$VOLPREP_SRC/README.md")
+[ "$(sed 's/[0-9]\+/N/g' <<<"$readme")" = "$(sed 's/[0-9]\+/N/g' "$T/out")" ] ||
+  fail "README shows '$readme' for --check, volprep prints '$(cat "$T/out")'"
 echo "ux_messages: every mistake tried got its hint"
