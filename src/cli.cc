@@ -67,10 +67,12 @@ void add_run_options(CLI::App& app, DriverOptions& o, const char* check_help) {
   app.add_flag("--check", o.check, check_help);
   app.add_flag("--json", o.json, "Print the plan and summary as JSON Lines");
   add_threads_option(app, o.threads);
-  app.add_option("--journal", o.journal_file,
-                 "Write the rollback journal to FILE (a run that changes nothing writes none)");
+  auto* journal = app.add_option("--journal", o.journal_file,
+                                 "Write the rollback journal to FILE (a run that changes nothing writes none)");
   app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")->capture_default_str();
-  app.add_flag("--no-journal", o.no_journal, "Write no rollback journal (the run cannot be undone)");
+  // Asked for a journal and for none: which one was meant is not for volprep to guess.
+  app.add_flag("--no-journal", o.no_journal, "Write no rollback journal (the run cannot be undone; not with --journal)")
+      ->excludes(journal);
 }
 
 void add_tree_options(CLI::App& app, std::vector<std::string>& excludes, DriverOptions& run, const char* check_help,

@@ -8,6 +8,8 @@
 #   service, its user: line, and x-volprep.as;
 # - a real run that changes owners, not as root, warns first that it needs root (not a dry
 #   run, not --acl, which needs only the files' ownership);
+# - `--journal FILE` with `--no-journal` is a usage error (2), not a run without the journal
+#   asked for;
 # - `--check` of a prepared tree prints the summary line the README shows above "ready".
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
@@ -68,6 +70,13 @@ not grep -q CAP_CHOWN "$T/err"
 chown -R 65534:65534 "$T/vol"
 as_nobody "$T/vol" --as 1000 "${MAP[@]}" --acl --no-journal >"$T/out" 2>"$T/err" || true
 not grep -q CAP_CHOWN "$T/err"
+
+# --- --journal FILE --no-journal -----------------------------------------------------------------
+for cmd in "prepare --as 1000" shift; do
+  expect_rc 2 vp $cmd "$T/vol" "${MAP[@]}" --journal "$T/j.vpj" --no-journal 2>"$T/err"
+  grep -q -- '--journal excludes --no-journal' "$T/err" || { cat "$T/err"; fail "$cmd: --journal with --no-journal"; }
+done
+[ ! -e "$T/j.vpj" ] || fail "a journal was written"
 
 # --- the README's --check example -----------------------------------------------------------------
 vp "$T/vol" --as 1000 "${MAP[@]}" >/dev/null
