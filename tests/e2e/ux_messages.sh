@@ -16,26 +16,32 @@ chmod 755 "$T"
 mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
 echo x >"$T/vol/sub/f"
 chown -R 1000:1000 "$T/vol"
+# expect_err WANT cmd...: expect_rc, with the command's stderr in $T/err.
+expect_err() {
+  local want=$1 rc=0; shift
+  "$@" 2>"$T/err" || rc=$?
+  [ "$rc" -eq "$want" ] || { cat "$T/err" >&2; fail "expected exit $want, got $rc: $*"; }
+}
 
 # --- --as NAME -------------------------------------------------------------------------------
-expect_rc 2 vp "$T/vol" --as jenkins "${MAP[@]}" -n 2>"$T/err"
+expect_err 2 vp "$T/vol" --as jenkins "${MAP[@]}" -n
 grep -q 'not names: .*docker run --rm --entrypoint id IMAGE NAME' "$T/err" || { cat "$T/err"; fail "--as NAME: no hint"; }
-expect_rc 2 vp "$T/vol" --as 1000:www-data "${MAP[@]}" -n 2>"$T/err"
+expect_err 2 vp "$T/vol" --as 1000:www-data "${MAP[@]}" -n
 grep -q 'docker run --rm --entrypoint id IMAGE NAME' "$T/err" || { cat "$T/err"; fail "--as UID:GROUP: no hint"; }
 # Said before a configuration that cannot be read (exit 3) is.
-expect_rc 2 vp "$T/vol" --as jenkins --config-file "$T/absent.json" -n 2>"$T/err"
+expect_err 2 vp "$T/vol" --as jenkins --config-file "$T/absent.json" -n
 grep -q -- '--as "jenkins"' "$T/err" || { cat "$T/err"; fail "--as NAME not said first"; }
-expect_rc 2 vp check "$T/vol" --as jenkins "${MAP[@]}" 2>"$T/err"
+expect_err 2 vp check "$T/vol" --as jenkins "${MAP[@]}"
 grep -q 'docker run --rm --entrypoint id IMAGE NAME' "$T/err" || { cat "$T/err"; fail "check --as NAME: no hint"; }
 mkdir "$T/dst"
-expect_rc 2 vp mount "$T/vol" "$T/dst" --as jenkins "${MAP[@]}" -n 2>"$T/err"
+expect_err 2 vp mount "$T/vol" "$T/dst" --as jenkins "${MAP[@]}" -n
 grep -q 'docker run --rm --entrypoint id IMAGE NAME' "$T/err" || { cat "$T/err"; fail "mount --as NAME: no hint"; }
-expect_rc 2 vp "$T/vol" --as 10O0 "${MAP[@]}" -n 2>"$T/err"  # a typo of 1000: no name
+expect_err 2 vp "$T/vol" --as 10O0 "${MAP[@]}" -n  # a typo of 1000: no name
 grep -q -- '--as "10O0": expected UID\[:GID\], container ids$' "$T/err" || { cat "$T/err"; fail "--as 10O0: $(cat "$T/err")"; }
 
 # --- shift with remapping off ------------------------------------------------------------------
 echo '{}' >"$T/daemon.json"
-expect_rc 3 vp shift "$T/vol" --config-file "$T/daemon.json" 2>"$T/err"
+expect_err 3 vp shift "$T/vol" --config-file "$T/daemon.json"
 grep -q 'remapping is off, so container ids are host ids and there is nothing to shift: name the map' "$T/err" ||
   { cat "$T/err"; fail "shift, remapping off: not said"; }
 not grep -q 'remapping is off: remapping is off' "$T/err"
@@ -49,8 +55,8 @@ services:
     user: postgres
     volumes: ["./data:/var/lib/postgresql/data"]
 EOF
-DOCKER_HOST=unix://$T/absent.sock expect_rc 3 vp compose -n --compose-cli never --project-directory "$T/proj" \
-  "${MAP[@]}" 2>"$T/err"
+DOCKER_HOST=unix://$T/absent.sock expect_err 3 vp compose -n --compose-cli never --project-directory "$T/proj" \
+  "${MAP[@]}"
 grep -q "service db: its user: postgres ($T/proj/compose.yaml:4:11) is a name" "$T/err" ||
   { cat "$T/err"; fail "compose: the service needing the engine is not named"; }
 grep -q "cannot reach the Docker engine at $T/absent.sock.*x-volprep: {as: UID:GID}; nothing changed" "$T/err" ||
@@ -73,7 +79,7 @@ not grep -q CAP_CHOWN "$T/err"
 
 # --- --journal FILE --no-journal -----------------------------------------------------------------
 for cmd in "prepare --as 1000" shift; do
-  expect_rc 2 vp $cmd "$T/vol" "${MAP[@]}" --journal "$T/j.vpj" --no-journal 2>"$T/err"
+  expect_err 2 vp $cmd "$T/vol" "${MAP[@]}" --journal "$T/j.vpj" --no-journal
   grep -q -- '--journal excludes --no-journal' "$T/err" || { cat "$T/err"; fail "$cmd: --journal with --no-journal"; }
 done
 [ ! -e "$T/j.vpj" ] || fail "a journal was written"
