@@ -77,9 +77,19 @@ void add_run_options(CLI::App& app, DriverOptions& o, const char* check_help) {
 
 void add_tree_options(CLI::App& app, std::vector<std::string>& excludes, DriverOptions& run, const char* check_help,
                       bool& cross_filesystems, bool& allow_system_path, bool& follow_path_symlinks) {
+  // The paths a pattern is matched against are PATH's own, relative: an absolute one matches
+  // none of them, and the run would change what its user meant to leave alone.
+  const CLI::Validator relative(
+      [](std::string& glob) -> std::string {
+        if (!glob.starts_with('/')) return "";
+        return "\"" + glob + "\" starts with /, and matches nothing: a pattern is matched against the path "
+               "relative to PATH (for PATH/a/b, a/b), or with no '/' against any name";
+      },
+      "");
   app.add_option("--exclude", excludes,
                  "Skip entries matching GLOB (relative to PATH; with no '/', any name; repeatable)")
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)
+      ->check(relative);
   add_run_options(app, run, check_help);
   app.add_flag("--cross-filesystems", cross_filesystems,
                "Enter mount points below PATH (never proc, sysfs and the like)");

@@ -10,6 +10,8 @@
 #   run, not --acl, which needs only the files' ownership);
 # - `--journal FILE` with `--no-journal` is a usage error (2), not a run without the journal
 #   asked for;
+# - an `--exclude` that starts with / (it would match nothing: the paths matched are
+#   relative to PATH) is a usage error (2), not a run that changes what was to be left alone;
 # - `--check` of a prepared tree prints the summary line the README shows above "ready".
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
@@ -83,6 +85,15 @@ for cmd in "prepare --as 1000" shift; do
   grep -q -- '--journal excludes --no-journal' "$T/err" || { cat "$T/err"; fail "$cmd: --journal with --no-journal"; }
 done
 [ ! -e "$T/j.vpj" ] || fail "a journal was written"
+
+# --- --exclude /ABSOLUTE ---------------------------------------------------------------------------
+for cmd in "prepare --as 1000" shift; do
+  expect_err 2 vp $cmd "$T/vol" "${MAP[@]}" -n --exclude "$T/vol/sub"
+  grep -q -- "--exclude: \"$T/vol/sub\" starts with /, and matches nothing: .*relative to PATH" "$T/err" ||
+    { cat "$T/err"; fail "$cmd: --exclude /ABSOLUTE"; }
+done
+vp "$T/vol" --as 1000 "${MAP[@]}" -n --exclude sub >"$T/out"  # relative, as meant
+grep -q '(1 excluded)' "$T/out" || fail "--exclude sub: $(cat "$T/out")"
 
 # --- the README's --check example -----------------------------------------------------------------
 vp "$T/vol" --as 1000 "${MAP[@]}" >/dev/null
