@@ -406,6 +406,10 @@ int run_umount(const MountOptions& o) {
     }
     remove_mount_record(real);
     std::printf("unmounted %s\n", escape_path(real).c_str());
+    // The unit of `mount --persist` would make the mount again at the next boot.
+    if (struct stat st; !o.persist && ::lstat((o.unit_dir + "/" + unit_name(real)).c_str(), &st) == 0)
+      spdlog::warn("{}/{} makes this mount again at boot: volprep umount --persist {}{} removes it", o.unit_dir,
+                   unit_name(real), real, o.unit_dir == MountOptions{}.unit_dir ? "" : " --unit-dir " + o.unit_dir);
     return kExitOk;
   }
   if (removed) return kExitOk;  // the unit was all that was left

@@ -12,6 +12,8 @@
 #   asked for;
 # - an `--exclude` that starts with / (it would match nothing: the paths matched are
 #   relative to PATH) is a usage error (2), not a run that changes what was to be left alone;
+# - `umount` without --persist of a mount `mount --persist` made says that its unit makes it
+#   again at boot, and how to remove it;
 # - `--check` of a prepared tree prints the summary line the README shows above "ready".
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
@@ -94,6 +96,20 @@ for cmd in "prepare --as 1000" shift; do
 done
 vp "$T/vol" --as 1000 "${MAP[@]}" -n --exclude sub >"$T/out"  # relative, as meant
 grep -q '(1 excluded)' "$T/out" || fail "--exclude sub: $(cat "$T/out")"
+
+# --- umount of a mount --persist made ---------------------------------------------------------------
+export VOLPREP_MOUNT_DIR=$T/mounts
+mkdir "$T/units" "$T/mnt"
+vp mount "$T/vol" "$T/mnt" --as 1000 "${MAP[@]}" --persist --unit-dir "$T/units" >/dev/null
+unit=$(ls "$T/units"/*.service)
+vp umount "$T/mnt" --unit-dir "$T/units" >/dev/null 2>"$T/err"
+grep -qF "$unit makes this mount again at boot: volprep umount --persist $T/mnt --unit-dir $T/units removes it" "$T/err" ||
+  { cat "$T/err"; fail "umount: the unit left is not said"; }
+vp umount "$T/mnt" --persist --unit-dir "$T/units" >/dev/null  # as said
+[ ! -e "$unit" ] || fail "umount --persist left $unit"
+vp mount "$T/vol" "$T/mnt" --as 1000 "${MAP[@]}" >/dev/null
+vp umount "$T/mnt" --unit-dir "$T/units" >/dev/null 2>"$T/err"
+[ ! -s "$T/err" ] || fail "umount of a mount with no unit: $(cat "$T/err")"
 
 # --- the README's --check example -----------------------------------------------------------------
 vp "$T/vol" --as 1000 "${MAP[@]}" >/dev/null
