@@ -39,8 +39,13 @@ std::map<std::string, std::string> process_environment() {
 // Why service `s` needs the engine, for the message that it cannot be reached.
 std::string engine_need(const ComposeService& s) {
   if (!s.user) return "service " + s.name + ": it has no user:, so it runs as its image's USER, which the Docker engine tells";
-  return "service " + s.name + ": its user: " + (s.user_text.empty() ? *s.user : s.user_text) + " (" +
-         s.user_loc.str() + ") is a name, found in the image's /etc/passwd or /etc/group through the Docker engine";
+  const std::string& spec = *s.user;
+  const auto colon = spec.find(':');
+  const std::string group = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  const bool numbers = parse_u32(spec.substr(0, colon)) && (group.empty() || parse_u32(group));
+  return "service " + s.name + ": its user: " + (s.user_text.empty() ? spec : s.user_text) + " (" + s.user_loc.str() +
+         (numbers ? ") has no group, which the image's /etc/passwd entry of that uid gives, read through the Docker engine"
+                  : ") names a user or group, found in the image's /etc/passwd or /etc/group through the Docker engine");
 }
 
 // Who each selected service runs as, the engine asked once per image. Images the engine does

@@ -61,11 +61,16 @@ services:
 EOF
 DOCKER_HOST=unix://$T/absent.sock expect_err 3 vp compose -n --compose-cli never --project-directory "$T/proj" \
   "${MAP[@]}"
-grep -q "service db: its user: postgres ($T/proj/compose.yaml:4:11) is a name" "$T/err" ||
+grep -q "service db: its user: postgres ($T/proj/compose.yaml:4:11) names a user or group" "$T/err" ||
   { cat "$T/err"; fail "compose: the service needing the engine is not named"; }
 grep -q "cannot reach the Docker engine at $T/absent.sock.*x-volprep: {as: UID:GID}; nothing changed" "$T/err" ||
   { cat "$T/err"; fail "compose: no way out said"; }
 [ ! -e "$T/proj/data" ] || fail "compose made a source"
+sed -i 's/user: postgres/user: "999"/' "$T/proj/compose.yaml"  # a uid, no group: the image's passwd has it
+DOCKER_HOST=unix://$T/absent.sock expect_err 3 vp compose -n --compose-cli never --project-directory "$T/proj" \
+  "${MAP[@]}"
+grep -q "service db: its user: 999 ($T/proj/compose.yaml:4:11) has no group, which the image's /etc/passwd" "$T/err" ||
+  { cat "$T/err"; fail "compose: a uid without a group is not said"; }
 
 # --- not root ------------------------------------------------------------------------------------
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/nonexistent timeout 60 "$VOLPREP" "$@"; }
