@@ -62,14 +62,31 @@ void add_threads_option(CLI::App& app, unsigned& threads, const char* help) {
   app.add_option("--threads", threads, help);
 }
 
+namespace {
+// CLI11 takes the word after an option that needs a value, whatever it is: `--exclude -n`
+// would exclude "-n" and make a real run of what was meant as a dry run.
+CLI::Validator not_an_option(const std::string& what) {
+  return CLI::Validator(
+      [what](std::string& value) -> std::string {
+        if (!value.starts_with('-') || value == "-") return "";
+        return "\"" + value + "\" was taken for its " + what + " and looks like an option: was the " + what +
+               " left out? (a " + what + " that starts with - is written ./" + value + ")";
+      },
+      "");
+}
+}  // namespace
+
 void add_run_options(CLI::App& app, DriverOptions& o, const char* check_help) {
   app.add_flag("-n,--dry-run", o.dry_run, "Print the changes as a diff, sorted by path; change nothing");
   app.add_flag("--check", o.check, check_help);
   app.add_flag("--json", o.json, "Print the plan and summary as JSON Lines");
   add_threads_option(app, o.threads);
   auto* journal = app.add_option("--journal", o.journal_file,
-                                 "Write the rollback journal to FILE (a run that changes nothing writes none)");
-  app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")->capture_default_str();
+                                 "Write the rollback journal to FILE (a run that changes nothing writes none)")
+                      ->check(not_an_option("FILE"));
+  app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")
+      ->capture_default_str()
+      ->check(not_an_option("DIR"));
   // Asked for a journal and for none: which one was meant is not for volprep to guess.
   app.add_flag("--no-journal", o.no_journal, "Write no rollback journal (the run cannot be undone; not with --journal)")
       ->excludes(journal);
@@ -89,7 +106,8 @@ void add_tree_options(CLI::App& app, std::vector<std::string>& excludes, DriverO
   app.add_option("--exclude", excludes,
                  "Skip entries matching GLOB (relative to PATH; with no '/', any name; repeatable)")
       ->allow_extra_args(false)
-      ->check(relative);
+      ->check(relative)
+      ->check(not_an_option("GLOB"));
   add_run_options(app, run, check_help);
   app.add_flag("--cross-filesystems", cross_filesystems,
                "Enter mount points below PATH (never proc, sysfs and the like)");

@@ -12,6 +12,8 @@
 #   asked for;
 # - an `--exclude` that starts with / (it would match nothing: the paths matched are
 #   relative to PATH) is a usage error (2), not a run that changes what was to be left alone;
+#   so is one that starts with - (`--exclude -n`: the GLOB left out, -n taken for it), and a
+#   FILE of --journal or DIR of --journal-dir that does;
 # - `umount` without --persist of a mount `mount --persist` made says that its unit makes it
 #   again at boot, and how to remove it;
 # - `--check` of a prepared tree prints the summary line the README shows above "ready".
@@ -93,12 +95,24 @@ for cmd in "prepare --as 1000" shift; do
 done
 [ ! -e "$T/j.vpj" ] || fail "a journal was written"
 
-# --- --exclude /ABSOLUTE ---------------------------------------------------------------------------
+# --- --exclude /ABSOLUTE, --exclude -n ------------------------------------------------------------
 for cmd in "prepare --as 1000" shift; do
   expect_err 2 vp $cmd "$T/vol" "${MAP[@]}" -n --exclude "$T/vol/sub"
   grep -q -- "--exclude: \"$T/vol/sub\" starts with /, and matches nothing: .*relative to PATH" "$T/err" ||
     { cat "$T/err"; fail "$cmd: --exclude /ABSOLUTE"; }
 done
+# The GLOB (FILE, DIR) left out: the next option is not taken for it, a dry run not made a real one.
+owner=$(stat -c %u:%g "$T/vol")
+expect_err 2 vp "$T/vol" --as 1000 "${MAP[@]}" --exclude -n
+grep -qF -- '--exclude: "-n" was taken for its GLOB and looks like an option: was the GLOB left out? (a GLOB that' \
+  "$T/err" ||
+  { cat "$T/err"; fail "--exclude -n"; }
+expect_err 2 vp shift "$T/vol" "${MAP[@]}" --journal --dry-run
+grep -qF -- '--journal: "--dry-run" was taken for its FILE' "$T/err" || { cat "$T/err"; fail "--journal --dry-run"; }
+expect_err 2 vp "$T/vol" --as 1000 "${MAP[@]}" --journal-dir -n
+grep -qF -- '--journal-dir: "-n" was taken for its DIR' "$T/err" || { cat "$T/err"; fail "--journal-dir -n"; }
+[ "$(stat -c %u:%g "$T/vol")" = "$owner" ] || fail "a run was made"
+vp "$T/vol" --as 1000 "${MAP[@]}" -n --exclude ./-n >/dev/null  # a name that starts with -, as said
 vp "$T/vol" --as 1000 "${MAP[@]}" -n --exclude sub >"$T/out"  # relative, as meant
 grep -q '(1 excluded)' "$T/out" || fail "--exclude sub: $(cat "$T/out")"
 
