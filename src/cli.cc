@@ -1,8 +1,11 @@
 #include "volprep/cli.h"
 
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstdlib>
 #include <spdlog/spdlog.h>
 
@@ -59,27 +62,66 @@ void add_threads_option(CLI::App& app, unsigned& threads, const char* help) {
   app.add_option("--threads", threads, help);
 }
 
+namespace {
+// CLI11 takes the word after an option that needs a value, whatever it is: `--exclude -n`
+// would exclude "-n" and make a real run of what was meant as a dry run.
+CLI::Validator not_an_option(const std::string& what) {
+  return CLI::Validator(
+      [what](std::string& value) -> std::string {
+        if (!value.starts_with('-') || value == "-") return "";
+        return "\"" + value + "\" was taken for its " + what + " and looks like an option: was the " + what +
+               " left out? (a " + what + " that starts with - is written ./" + value + ")";
+      },
+      "");
+}
+}  // namespace
+
 void add_run_options(CLI::App& app, DriverOptions& o, const char* check_help) {
   app.add_flag("-n,--dry-run", o.dry_run, "Print the changes as a diff, sorted by path; change nothing");
   app.add_flag("--check", o.check, check_help);
   app.add_flag("--json", o.json, "Print the plan and summary as JSON Lines");
   add_threads_option(app, o.threads);
-  app.add_option("--journal", o.journal_file,
-                 "Write the rollback journal to FILE (a run that changes nothing writes none)");
-  app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")->capture_default_str();
-  app.add_flag("--no-journal", o.no_journal, "Write no rollback journal (the run cannot be undone)");
+  auto* journal = app.add_option("--journal", o.journal_file,
+                                 "Write the rollback journal to FILE (a run that changes nothing writes none)")
+                      ->check(not_an_option("FILE"));
+  app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")
+      ->capture_default_str()
+      ->check(not_an_option("DIR"));
+  // Asked for a journal and for none: which one was meant is not for volprep to guess.
+  app.add_flag("--no-journal", o.no_journal, "Write no rollback journal (the run cannot be undone; not with --journal)")
+      ->excludes(journal);
 }
 
 void add_tree_options(CLI::App& app, std::vector<std::string>& excludes, DriverOptions& run, const char* check_help,
                       bool& cross_filesystems, bool& allow_system_path, bool& follow_path_symlinks) {
+  // The paths a pattern is matched against are PATH's own, relative: an absolute one matches
+  // none of them, and the run would change what its user meant to leave alone.
+  const CLI::Validator relative(
+      [](std::string& glob) -> std::string {
+        if (!glob.starts_with('/')) return "";
+        return "\"" + glob + "\" starts with /, and matches nothing: a pattern is matched against the path "
+               "relative to PATH (for PATH/a/b, a/b), or with no '/' against any name";
+      },
+      "");
   app.add_option("--exclude", excludes,
                  "Skip entries matching GLOB (relative to PATH; with no '/', any name; repeatable)")
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)
+      ->check(relative)
+      ->check(not_an_option("GLOB"));
   add_run_options(app, run, check_help);
   app.add_flag("--cross-filesystems", cross_filesystems,
                "Enter mount points below PATH (never proc, sysfs and the like)");
   app.add_flag("--allow-system-path", allow_system_path, "Allow /, system trees and Docker's data root as PATH");
   add_follow_path_symlinks(app, follow_path_symlinks);
+}
+
+void warn_if_cannot_chown(const DriverOptions& run) {
+  if (run.dry_run || run.check) return;
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct caps[2]{};
+  if (::syscall(SYS_capget, &header, caps) == 0 && (caps[0].effective & (1u << CAP_CHOWN))) return;
+  spdlog::warn("running as uid {} without CAP_CHOWN, so no owner can be changed: run volprep as root (sudo volprep ...)",
+               ::geteuid());
 }
 
 std::unique_ptr<tbb::global_control> limit_threads(unsigned threads) {
@@ -126,12 +168,25 @@ Result<IdPair> to_host_ids(const Mapping& m, IdPair c) {
                       (u ? m.uid_map : m.gid_map).describe() + ") from " + m.source);
 }
 
+Result<IdPair> parse_as(const std::string& as) {
+  if (auto ids = parse_id_pair(as)) return *ids;
+  std::string why = "--as \"" + as + "\": expected UID[:GID], container ids";
+  // A name is the container's: the image's /etc/passwd holds it, not the host's.
+  auto named = [](std::string_view part) { return !part.empty() && (std::isalpha(uint8_t(part[0])) || part[0] == '_'); };
+  const auto colon = as.find(':');
+  if (named(std::string_view(as).substr(0, colon)) ||
+      (colon != std::string::npos && named(std::string_view(as).substr(colon + 1))))
+    why += ", not names: a name is the image's, which the host cannot look up (`docker run --rm --entrypoint id IMAGE "
+           "NAME` prints its ids)";
+  return usage_error(why);
+}
+
 Result<ResolvedUser> resolve_user(SourceOptions& source, const std::string& as) {
+  auto ids = parse_as(as);  // a usage error before any configuration is read
+  if (!ids) return ids.error();
   auto host = open_host_db(source);
   auto mapping = resolve_mapping(source.remap, *host);
   if (!mapping) return mapping.error();
-  auto ids = parse_id_pair(as);
-  if (!ids) return usage_error("--as \"" + as + "\": expected UID[:GID], container ids");
   auto host_ids = to_host_ids(*mapping, *ids);
   if (!host_ids) return host_ids.error();
   return ResolvedUser{std::move(*mapping), *ids, *host_ids};

@@ -12,7 +12,7 @@ namespace volprep {
 
 void setup_check(CLI::App& app, CheckOptions& o) {
   app.add_option("path", o.paths, "Volume directories (or single files) to check")->required();
-  app.add_option("--as", o.as, "Container user UID[:GID] (GID defaults to UID)")->required();
+  app.add_option("--as", o.as, "Container user UID[:GID], numbers (GID defaults to UID)")->required();
   app.add_option("--groups", o.groups, "Supplementary container groups G1,G2,...")->delimiter(',');
   app.add_option("--need", o.need, "The access needed: r, rw or rwx")->capture_default_str();
   app.add_flag("--json", o.json, "JSON Lines: one object per reported entry, then the summary");

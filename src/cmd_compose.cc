@@ -36,6 +36,18 @@ std::map<std::string, std::string> process_environment() {
   return env;
 }
 
+// Why service `s` needs the engine, for the message that it cannot be reached.
+std::string engine_need(const ComposeService& s) {
+  if (!s.user) return "service " + s.name + ": it has no user:, so it runs as its image's USER, which the Docker engine tells";
+  const std::string& spec = *s.user;
+  const auto colon = spec.find(':');
+  const std::string group = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  const bool numbers = parse_u32(spec.substr(0, colon)) && (group.empty() || parse_u32(group));
+  return "service " + s.name + ": its user: " + (s.user_text.empty() ? spec : s.user_text) + " (" + s.user_loc.str() +
+         (numbers ? ") has no group, which the image's /etc/passwd entry of that uid gives, read through the Docker engine"
+                  : ") names a user or group, found in the image's /etc/passwd or /etc/group through the Docker engine");
+}
+
 // Who each selected service runs as, the engine asked once per image. Images the engine does
 // not have are named together, with the services that need them.
 // The engine is DOCKER_HOST's, else root's at /var/run/docker.sock, or with --rootless and
@@ -86,7 +98,8 @@ Result<std::vector<ServicePlanInput>> identify(const ComposeProject& project,
           socket = "unix:///" + rel;
         }
         auto e = DockerEngine::connect(socket, mapping.engine_owner);
-        if (!e) return e.error();
+        if (!e) return Error{e.error().code, engine_need(*s) + ": " + e.error().message +
+                                                 ". Or give its ids in the service: x-volprep: {as: UID:GID}; nothing changed"};
         engine = std::move(*e);
         std::string root_dir = host_root.value_or("");
         while (root_dir.size() > 1 && root_dir.back() == '/') root_dir.pop_back();

@@ -21,7 +21,7 @@ namespace volprep {
 void setup_mount(CLI::App& app, MountOptions& o) {
   app.add_option("src", o.src, "The tree to show (SRC)");
   app.add_option("dst", o.dst, "Where to show it: an empty directory (DST)");
-  app.add_option("--as", o.as, "Container user UID[:GID] that owns what SRC's owner owns, seen through DST");
+  app.add_option("--as", o.as, "Container user UID[:GID], numbers, that owns what SRC's owner owns, seen through DST");
   app.add_option("--from", o.from,
                  "With --as: the disk owner HOSTUID[:HOSTGID] shown as the container user (default: SRC's owner)");
   app.add_flag("--shift", o.shift, "Show every disk id as the host id its container id maps to (remap on over old data)");
@@ -281,8 +281,8 @@ int run_mount(const MountOptions& options) {
     gid_map = o.reverse ? inverse(mapping->gid_map) : mapping->gid_map;
     what = o.reverse ? "disk ids as the container ids they map from" : "disk ids as container ids, mapped to host ids";
   } else {
-    auto container = parse_id_pair(*o.as);
-    if (!container) return fail(usage_error("--as \"" + *o.as + "\": expected UID[:GID], container ids"));
+    auto container = parse_as(*o.as);
+    if (!container) return fail(container.error());
     auto host_ids = to_host_ids(*mapping, *container);
     if (!host_ids) return fail(host_ids.error());
     IdPair disk{src->st.uid, src->st.gid};
@@ -406,6 +406,10 @@ int run_umount(const MountOptions& o) {
     }
     remove_mount_record(real);
     std::printf("unmounted %s\n", escape_path(real).c_str());
+    // The unit of `mount --persist` would make the mount again at the next boot.
+    if (struct stat st; !o.persist && ::lstat((o.unit_dir + "/" + unit_name(real)).c_str(), &st) == 0)
+      spdlog::warn("{}/{} makes this mount again at boot: volprep umount --persist {}{} removes it", o.unit_dir,
+                   unit_name(real), real, o.unit_dir == MountOptions{}.unit_dir ? "" : " --unit-dir " + o.unit_dir);
     return kExitOk;
   }
   if (removed) return kExitOk;  // the unit was all that was left

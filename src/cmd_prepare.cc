@@ -12,7 +12,7 @@ namespace volprep {
 
 void setup_prepare(CLI::App& app, PrepareOptions& o) {
   app.add_option("path", o.paths, "Volume directories (or single files) to prepare")->required();
-  app.add_option("--as", o.as, "Container user UID[:GID] that must own the tree (GID defaults to UID)")
+  app.add_option("--as", o.as, "Container user UID[:GID], numbers, that must own the tree (GID defaults to UID)")
       ->required();
   app.add_option("--chmod", o.chmod, "Also adjust modes, in chmod's symbolic (e.g. u+rwX,g+rX) or octal syntax");
   add_tree_options(app, o.excludes, o.run, "A dry run that exits 1 when anything would change", o.cross_filesystems,
@@ -69,6 +69,7 @@ int run_prepare(const PrepareOptions& options) {
                user->host.uid, user->host.gid, mapping->source);
 
   const auto policy = make_prepare_policy(target);
+  if (!target.acl) warn_if_cannot_chown(o.run);  // ACL entries need only the files' ownership
 
   // 3. Every PATH opened and vetted before anything changes.
   auto opened = open_tree_volumes(o.paths, *mapping, o.allow_system_path, o.follow_path_symlinks, "preparing");

@@ -134,8 +134,10 @@ bool names_map(const RemapOptions& r) {
 Result<Mapping> shift_mapping(SourceOptions& source, bool reverse) {
   auto mapping = options_mapping(source);
   if (!mapping) return mapping.error();
+  // Docker's own source says "remapping is off" already.
+  const std::string off = mapping->source.ends_with("remapping is off") ? "" : ": remapping is off";
   if (!shifts_ids(*mapping))
-    return config_error(mapping->source + ": remapping is off, so container ids are host ids and there is nothing to " +
+    return config_error(mapping->source + off + ", so container ids are host ids and there is nothing to " +
                         (reverse ? "shift back: name the map that was in use" : "shift: name the map containers will get") +
                         " (--userns-remap default, --map 0:500000:65536, ...)");
   return mapping;
@@ -233,6 +235,7 @@ int run_shift(const ShiftOptions& options) {
   auto mapping = from_journal ? options_mapping(o.source) : shift_mapping(o.source, o.reverse);
   if (!mapping) return fail(mapping.error());
 
+  warn_if_cannot_chown(o.run);
   // 2. Every PATH opened and vetted before anything changes, each tree given once.
   auto opened = open_tree_volumes(o.paths, *mapping, o.allow_system_path, o.follow_path_symlinks, "shifting");
   if (!opened) return fail(opened.error());

@@ -72,6 +72,8 @@ void add_run_options(CLI::App& app, DriverOptions& run, const char* check_help);
 // --cross-filesystems, --allow-system-path, --follow-path-symlinks.
 void add_tree_options(CLI::App& app, std::vector<std::string>& excludes, DriverOptions& run, const char* check_help,
                       bool& cross_filesystems, bool& allow_system_path, bool& follow_path_symlinks);
+// Warns, before a real run that changes owners, that this process cannot (not root, no CAP_CHOWN).
+void warn_if_cannot_chown(const DriverOptions& run);
 // Limits the worker threads to `threads` while the result lives (0: all cores).
 std::unique_ptr<tbb::global_control> limit_threads(unsigned threads);
 void setup_map(CLI::App& app, MapOptions& options);
@@ -92,6 +94,8 @@ struct IdPair {
   uint32_t uid = 0, gid = 0;
 };
 std::optional<IdPair> parse_id_pair(const std::string& text);
+// --as UID[:GID]: a usage error otherwise, saying how to find a name's ids.
+Result<IdPair> parse_as(const std::string& as);
 
 // The host ids of container ids through a mapping; an unmapped id is a configuration error
 // naming the id, the map and where the map came from.

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The mistakes an admin new to volprep makes get a message that says what to do, and the
+# README's examples print what the binary prints:
+# - `--as NAME` (a container user's name) is a usage error (2), before any configuration is
+#   read, saying how to find the name's ids; a mistyped number gets no such hint;
+# - `shift` with remapping off says "remapping is off" once, and what to name;
+# - `compose` that needs the engine for a service's user and cannot reach it names the
+#   service, its user: line, and x-volprep.as;
+# - a real run that changes owners, not as root, warns first that it needs root (not a dry
+#   run, not --acl, which needs only the files' ownership);
+# - `--journal FILE` with `--no-journal` is a usage error (2), not a run without the journal
+#   asked for;
+# - an `--exclude` that starts with / (it would match nothing: the paths matched are
+#   relative to PATH) is a usage error (2), not a run that changes what was to be left alone;
+#   so is one that starts with - (`--exclude -n`: the GLOB left out, -n taken for it), and a
+#   FILE of --journal or DIR of --journal-dir that does;
+# - `umount` without --persist of a mount `mount --persist` made says that its unit makes it
+#   again at boot, and how to remove it;
+# - `--check` of a prepared tree prints the summary line the README shows above "ready".
+source "$(dirname "$0")/lib.sh"
+chmod 755 "$T"
+mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
+echo x >"$T/vol/sub/f"
+chown -R 1000:1000 "$T/vol"
+# expect_err WANT cmd...: expect_rc, with the command's stderr in $T/err.
+expect_err() {
+  local want=$1 rc=0; shift
+  "$@" 2>"$T/err" || rc=$?
+  [ "$rc" -eq "$want" ] || { cat "$T/err" >&2; fail "expected exit $want, got $rc: $*"; }
+}
+
+# --- --as NAME -------------------------------------------------------------------------------
+expect_err 2 vp "$T/vol" --as jenkins "${MAP[@]}" -n
+grep -q 'not names: .*docker run --rm --entrypoint id IMAGE NAME' "$T/err" || { cat "$T/err"; fail "--as NAME: no hint"; }
+expect_err 2 vp "$T/vol" --as 1000:www-data "${MAP[@]}" -n
+grep -q 'docker run --rm --entrypoint id IMAGE NAME' "$T/err" || { cat "$T/err"; fail "--as UID:GROUP: no hint"; }
+# Said before a configuration that cannot be read (exit 3) is.
+expect_err 2 vp "$T/vol" --as jenkins --config-file "$T/absent.json" -n
+grep -q -- '--as "jenkins"' "$T/err" || { cat "$T/err"; fail "--as NAME not said first"; }
+expect_err 2 vp check "$T/vol" --as jenkins "${MAP[@]}"
+grep -q 'docker run --rm --entrypoint id IMAGE NAME' "$T/err" || { cat "$T/err"; fail "check --as NAME: no hint"; }
+mkdir "$T/dst"
+expect_err 2 vp mount "$T/vol" "$T/dst" --as jenkins "${MAP[@]}" -n
+grep -q 'docker run --rm --entrypoint id IMAGE NAME' "$T/err" || { cat "$T/err"; fail "mount --as NAME: no hint"; }
+expect_err 2 vp "$T/vol" --as 10O0 "${MAP[@]}" -n  # a typo of 1000: no name
+grep -q -- '--as "10O0": expected UID\[:GID\], container ids$' "$T/err" || { cat "$T/err"; fail "--as 10O0: $(cat "$T/err")"; }
+
+# --- shift with remapping off ------------------------------------------------------------------
+echo '{}' >"$T/daemon.json"
+expect_err 3 vp shift "$T/vol" --config-file "$T/daemon.json"
+grep -q 'remapping is off, so container ids are host ids and there is nothing to shift: name the map' "$T/err" ||
+  { cat "$T/err"; fail "shift, remapping off: not said"; }
+not grep -q 'remapping is off: remapping is off' "$T/err"
+
+# --- compose: the engine a service's user needs, out of reach ---------------------------------------
+mkdir "$T/proj"
+cat >"$T/proj/compose.yaml" <<'EOF'
+services:
+  db:
+    image: postgres
+    user: postgres
+    volumes: ["./data:/var/lib/postgresql/data"]
+EOF
+DOCKER_HOST=unix://$T/absent.sock expect_err 3 vp compose -n --compose-cli never --project-directory "$T/proj" \
+  "${MAP[@]}"
+grep -q "service db: its user: postgres ($T/proj/compose.yaml:4:11) names a user or group" "$T/err" ||
+  { cat "$T/err"; fail "compose: the service needing the engine is not named"; }
+grep -q "cannot reach the Docker engine at $T/absent.sock.*x-volprep: {as: UID:GID}; nothing changed" "$T/err" ||
+  { cat "$T/err"; fail "compose: no way out said"; }
+[ ! -e "$T/proj/data" ] || fail "compose made a source"
+sed -i 's/user: postgres/user: "999"/' "$T/proj/compose.yaml"  # a uid, no group: the image's passwd has it
+DOCKER_HOST=unix://$T/absent.sock expect_err 3 vp compose -n --compose-cli never --project-directory "$T/proj" \
+  "${MAP[@]}"
+grep -q "service db: its user: 999 ($T/proj/compose.yaml:4:11) has no group, which the image's /etc/passwd" "$T/err" ||
+  { cat "$T/err"; fail "compose: a uid without a group is not said"; }
+
+# --- not root ------------------------------------------------------------------------------------
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/nonexistent timeout 60 "$VOLPREP" "$@"; }
+for cmd in "prepare --as 1000" shift; do
+  rc=0; as_nobody $cmd "$T/vol" "${MAP[@]}" --no-journal >"$T/out" 2>"$T/err" || rc=$?
+  [ "$rc" -ne 0 ] || fail "volprep $cmd as nobody succeeded"
+  head -1 "$T/err" | grep -q 'running as uid 65534 without CAP_CHOWN, so no owner can be changed: run volprep as root' ||
+    { cat "$T/err"; fail "volprep $cmd as nobody: root not asked for first"; }
+done
+as_nobody "$T/vol" --as 1000 "${MAP[@]}" -n >"$T/out" 2>"$T/err"
+not grep -q CAP_CHOWN "$T/err"
+chown -R 65534:65534 "$T/vol"
+as_nobody "$T/vol" --as 1000 "${MAP[@]}" --acl --no-journal >"$T/out" 2>"$T/err" || true
+not grep -q CAP_CHOWN "$T/err"
+
+# --- --journal FILE --no-journal -----------------------------------------------------------------
+for cmd in "prepare --as 1000" shift; do
+  expect_err 2 vp $cmd "$T/vol" "${MAP[@]}" --journal "$T/j.vpj" --no-journal
+  grep -q -- '--journal excludes --no-journal' "$T/err" || { cat "$T/err"; fail "$cmd: --journal with --no-journal"; }
+done
+[ ! -e "$T/j.vpj" ] || fail "a journal was written"
+
+# --- --exclude /ABSOLUTE, --exclude -n ------------------------------------------------------------
+for cmd in "prepare --as 1000" shift; do
+  expect_err 2 vp $cmd "$T/vol" "${MAP[@]}" -n --exclude "$T/vol/sub"
+  grep -q -- "--exclude: \"$T/vol/sub\" starts with /, and matches nothing: .*relative to PATH" "$T/err" ||
+    { cat "$T/err"; fail "$cmd: --exclude /ABSOLUTE"; }
+done
+# The GLOB (FILE, DIR) left out: the next option is not taken for it, a dry run not made a real one.
+owner=$(stat -c %u:%g "$T/vol")
+expect_err 2 vp "$T/vol" --as 1000 "${MAP[@]}" --exclude -n
+grep -qF -- '--exclude: "-n" was taken for its GLOB and looks like an option: was the GLOB left out? (a GLOB that' \
+  "$T/err" ||
+  { cat "$T/err"; fail "--exclude -n"; }
+expect_err 2 vp shift "$T/vol" "${MAP[@]}" --journal --dry-run
+grep -qF -- '--journal: "--dry-run" was taken for its FILE' "$T/err" || { cat "$T/err"; fail "--journal --dry-run"; }
+expect_err 2 vp "$T/vol" --as 1000 "${MAP[@]}" --journal-dir -n
+grep -qF -- '--journal-dir: "-n" was taken for its DIR' "$T/err" || { cat "$T/err"; fail "--journal-dir -n"; }
+[ "$(stat -c %u:%g "$T/vol")" = "$owner" ] || fail "a run was made"
+vp "$T/vol" --as 1000 "${MAP[@]}" -n --exclude ./-n >/dev/null  # a name that starts with -, as said
+vp "$T/vol" --as 1000 "${MAP[@]}" -n --exclude sub >"$T/out"  # relative, as meant
+grep -q '(1 excluded)' "$T/out" || fail "--exclude sub: $(cat "$T/out")"
+
+# --- umount of a mount --persist made ---------------------------------------------------------------
+export VOLPREP_MOUNT_DIR=$T/mounts
+mkdir "$T/units" "$T/mnt"
+vp mount "$T/vol" "$T/mnt" --as 1000 "${MAP[@]}" --persist --unit-dir "$T/units" >/dev/null
+unit=$(ls "$T/units"/*.service)
+vp umount "$T/mnt" --unit-dir "$T/units" >/dev/null 2>"$T/err"
+grep -qF "$unit makes this mount again at boot: volprep umount --persist $T/mnt --unit-dir $T/units removes it" "$T/err" ||
+  { cat "$T/err"; fail "umount: the unit left is not said"; }
+vp umount "$T/mnt" --persist --unit-dir "$T/units" >/dev/null  # as said
+[ ! -e "$unit" ] || fail "umount --persist left $unit"
+vp mount "$T/vol" "$T/mnt" --as 1000 "${MAP[@]}" >/dev/null
+vp umount "$T/mnt" --unit-dir "$T/units" >/dev/null 2>"$T/err"
+[ ! -s "$T/err" ] || fail "umount of a mount with no unit: $(cat "$T/err")"
+
+# --- the README's --check example -----------------------------------------------------------------
+vp "$T/vol" --as 1000 "${MAP[@]}" >/dev/null
+vp --check "$T/vol" --as 1000 "${MAP[@]}" >"$T/out"
+readme=$(awk '/^\$ volprep --check .* && echo ready$/ { getline; print; exit }' "$VOLPREP_SRC/README.md")
+[ "$(sed 's/[0-9]\+/N/g' <<<"$readme")" = "$(sed 's/[0-9]\+/N/g' "$T/out")" ] ||
+  fail "README shows '$readme' for --check, volprep prints '$(cat "$T/out")'"
+echo "ux_messages: every mistake tried got its hint"
