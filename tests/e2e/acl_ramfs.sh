@@ -45,40 +45,34 @@ state "$T/ram" | diff "$T/state.before" - >/dev/null || fail "rollback --last ch
 vp "$vol" --as 1000 "${MAP[@]}" >/dev/null || fail "the ownership mode on ramfs exited $?"
 [ -z "$(find "$vol" ! -user 501000 -o ! -group 501000)" ] || fail "the ownership mode left entries on ramfs unchanged"
 
-# A ramfs below an ext4 volume: without --cross-filesystems the walk stays on ext4 and the run
-# works; with it, the ramfs stops the run before any change, on ext4 as well.
-mkdir "$T/mix"
-vol=$(bash "$VOLPREP_SRC/fixtures/make-demo-volume.sh" "$T/mix")
-[ "$(stat -f -c %T "$vol")" != ramfs ] || fail "test bug: $T is on ramfs"
-mkdir "$vol/cache"
-mount -t ramfs ramfs "$vol/cache" || fail "cannot mount the inner ramfs"
-on_exit "umount -l '$vol/cache'"
-echo cached >"$vol/cache/entry"
-state "$vol" >"$T/mix.before"
-getfattr -R -h -d -m - -e hex --absolute-names "$vol" 2>/dev/null >"$T/mix.xattr.before" || true
-sleep 0.05
-rc=0; out=$(vp "$vol" --as 1000 --acl --cross-filesystems "${MAP[@]}" 2>&1) || rc=$?
-[ "$rc" -eq 3 ] || fail "--acl --cross-filesystems into a ramfs: exit $rc, want 3 (stopped before any change): $out"
-grep -qF "mounted at $vol/cache)" <<<"$out" || fail "--cross-filesystems: the message does not name the ramfs mount $vol/cache: $out"
-state "$vol" | diff "$T/mix.before" - >"$T/state.diff" ||
-  fail "--acl --cross-filesystems changed entries before stopping: $(head -20 "$T/state.diff")"
-getfattr -R -h -d -m - -e hex --absolute-names "$vol" 2>/dev/null | diff "$T/mix.xattr.before" - >/dev/null ||
-  fail "--acl --cross-filesystems wrote ACLs before stopping"
+# inner_ramfs DIR NAME: a demo volume in $T/DIR with a ramfs mounted at its entry NAME and a
+# file in it; $vol is the volume. --acl --cross-filesystems stops there before any change, on
+# ext4 as well, and names the mount.
+inner_ramfs() {
+  mkdir "$T/$1"
+  vol=$(bash "$VOLPREP_SRC/fixtures/make-demo-volume.sh" "$T/$1")
+  [ "$(stat -f -c %T "$vol")" != ramfs ] || fail "test bug: $T is on ramfs"
+  mkdir "$vol/$2"
+  mount -t ramfs ramfs "$vol/$2" || fail "cannot mount the ramfs at $vol/$2"
+  on_exit "umount -l '$vol/$2'"
+  echo cached >"$vol/$2/entry"
+  state "$vol" >"$T/$1.before"
+  getfattr -R -h -d -m - -e hex --absolute-names "$vol" 2>/dev/null >"$T/$1.xattr.before" || true
+  sleep 0.05
+  local rc=0 out
+  out=$(vp "$vol" --as 1000 --acl --cross-filesystems "${MAP[@]}" 2>&1) || rc=$?
+  [ "$rc" -eq 3 ] || fail "--acl --cross-filesystems into a ramfs at '$2': exit $rc, want 3 (stopped before any change): $out"
+  grep -qF "mounted at $vol/$2)" <<<"$out" || fail "--cross-filesystems: the message does not name the ramfs mount '$vol/$2': $out"
+  state "$vol" | diff "$T/$1.before" - >"$T/state.diff" ||
+    fail "--acl --cross-filesystems changed entries before stopping at '$2': $(head -20 "$T/state.diff")"
+  getfattr -R -h -d -m - -e hex --absolute-names "$vol" 2>/dev/null | diff "$T/$1.xattr.before" - >/dev/null ||
+    fail "--acl --cross-filesystems wrote ACLs before stopping at '$2'"
+}
+# A ramfs below an ext4 volume: with --cross-filesystems the run stops; without it the walk
+# stays on ext4 and the run works.
+inner_ramfs mix cache
 vp "$vol" --as 1000 --acl "${MAP[@]}" >/dev/null || fail "--acl without --cross-filesystems exited $? (the ramfs mount is skipped)"
 getfacl -cp "$vol/config.xml" | grep -qx 'user:501000:rw-' || fail "--acl on the ext4 part granted nothing"
-# The same where the mount point's name holds a space (mountinfo writes it as \040): it is
-# found below the volume and stops the run before any change.
-mkdir "$T/spaced"
-vol=$(bash "$VOLPREP_SRC/fixtures/make-demo-volume.sh" "$T/spaced")
-mkdir "$vol/my cache"
-mount -t ramfs ramfs "$vol/my cache" || fail "cannot mount the ramfs with a space in its name"
-on_exit "umount -l '$vol/my cache'"
-echo cached >"$vol/my cache/entry"
-state "$vol" >"$T/spaced.before"
-sleep 0.05
-rc=0; out=$(vp "$vol" --as 1000 --acl --cross-filesystems "${MAP[@]}" 2>&1) || rc=$?
-[ "$rc" -eq 3 ] || fail "--acl --cross-filesystems into a ramfs at a name with a space: exit $rc, want 3 (stopped before any change): $out"
-grep -qF "mounted at $vol/my cache)" <<<"$out" || fail "the message does not name the ramfs mount '$vol/my cache': $out"
-state "$vol" | diff "$T/spaced.before" - >"$T/state.diff" ||
-  fail "--acl --cross-filesystems changed entries before stopping at '$vol/my cache': $(head -20 "$T/state.diff")"
+# The same where the mount point's name holds a space (mountinfo writes it as \040).
+inner_ramfs spaced "my cache"
 echo "ok: acl_ramfs"
