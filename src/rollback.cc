@@ -284,7 +284,12 @@ struct RestoreState final : ChangeSink {
       // An ACL the container gave itself (acl_entries_kept_by_container) on an entry taken
       // back from it: a change since the run, which no field of the record shows.
       std::vector<std::string> kept_acls;
-      if (fields.owner != Restore::kAlready && !link) kept_acls = acls_kept(seg, rec, pin->get());
+      // Read only for an inode changed since the run's last journal write (an ACL set moves
+      // the ctime; the coarse clock may give both one tick): one listxattr an entry cost a
+      // rollback of the kernel tree a quarter of its time. One set while the run went on is
+      // not seen.
+      if (fields.owner != Restore::kAlready && !link && now.ctime_ns >= run_end_ns)
+        kept_acls = acls_kept(seg, rec, pin->get());
       const Restore verdict = kept_acls.empty() ? fields.overall() : Restore::kChanged;
       if (verdict == Restore::kAlready) {
         ++r.already;
