@@ -24,15 +24,22 @@ namespace volprep {
 
 void setup_rollback(CLI::App& app, RollbackOptions& o) {
   app.add_option("journal", o.journal, "The journal of the run to undo");
-  app.add_option("--last", o.last, "Undo the newest run on the volume PATH");
+  app.add_option("--last", o.last,
+                 "Undo the newest journaled run on the volume PATH (warned of if it was rolled back already)");
   app.add_option("--project", o.project, "Undo the newest volprep compose run of the Compose project NAME");
   app.add_option("--project-directory", o.project_directory,
                  "Undo the newest volprep compose run of the project in DIR (with --project: of that name there)")
       ->type_name("DIR");
   add_follow_path_symlinks(app, o.follow_path_symlinks);
-  app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")->capture_default_str();
-  app.add_option("--journal", o.own_journal, "Write the rollback's own journal to FILE");
-  app.add_flag("--no-journal", o.no_journal, "Write no journal for the rollback itself");
+  app.add_option("--journal-dir", o.journal_dir,
+                 "Directory of rollback journals (also where a JOURNAL named without a '/' and not in the "
+                 "current directory is looked for)")
+      ->capture_default_str();
+  auto* own = app.add_option("--journal", o.own_journal,
+                             "Write the rollback's own journal to FILE (a rollback that restores nothing writes none)");
+  // Asked for a journal and for none, as prepare refuses it.
+  app.add_flag("--no-journal", o.no_journal, "Write no journal for the rollback itself (not with --journal)")
+      ->excludes(own);
   app.add_flag("--force", o.force,
                "Also restore entries changed by someone else since the run, and put set-id bits and "
                "capabilities back on files changed after it");
@@ -49,7 +56,10 @@ void setup_journal_list(CLI::App& app, JournalOptions& o) {
 }
 
 void setup_journal_show(CLI::App& app, JournalOptions& o) {
-  app.add_option("journal", o.show, "The journal to show")->required();
+  app.add_option("journal", o.show,
+                 "The journal to show (a name without a '/' not in the current directory: in --journal-dir)")
+      ->required();
+  app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")->capture_default_str();
 }
 
 namespace {
@@ -64,20 +74,25 @@ struct Listed {
   std::string status;
 };
 
+// How the journal `r` undid the journal named `name` (its file name): not at all (another
+// journal's, a run's, or a rollback interrupted), whole, or with entries left.
+enum class Undid { kNo, kWhole, kPartly };
+Undid undid(const Journal& r, const std::string& name) {
+  if (r.header.rollback_of != name || !r.end) return Undid::kNo;
+  return r.end->failed ? Undid::kPartly : Undid::kWhole;
+}
+
 // Every readable journal in `dir`, oldest first, with its status; header and end record only.
 std::vector<Listed> list_journals(const std::string& dir, std::vector<std::string>& unreadable) {
   std::vector<Listed> out;
   for (auto& j : read_journal_dir(dir, unreadable)) out.push_back({std::move(j), ""});
   for (auto& l : out) {
     // A later complete rollback with nothing left undone makes a run "rolled back".
-    bool undone = std::any_of(out.begin(), out.end(), [&](const Listed& o) {
-      return o.journal.header.rollback_of == base_name(l.journal.path) && o.journal.end &&
-             !o.journal.end->failed;
-    });
-    bool partly = std::any_of(out.begin(), out.end(), [&](const Listed& o) {
-      return o.journal.header.rollback_of == base_name(l.journal.path) && o.journal.end &&
-             o.journal.end->failed;
-    });
+    const std::string name = base_name(l.journal.path);
+    bool undone = std::any_of(out.begin(), out.end(),
+                              [&](const Listed& o) { return undid(o.journal, name) == Undid::kWhole; });
+    bool partly = std::any_of(out.begin(), out.end(),
+                              [&](const Listed& o) { return undid(o.journal, name) == Undid::kPartly; });
     l.status = undone          ? "rolled back"
                : partly        ? "partly rolled back"
                : l.journal.end ? "complete"
@@ -255,6 +270,40 @@ Result<UniqueFd> hold_journal(const std::string& path) {
   return fd;
 }
 
+// The journal file a JOURNAL argument names: as given; or, for a bare file name (what
+// `journal list` prints after "rollback of") that is not in the current directory, the one
+// in the journal directory. Either is opened with the checks of any journal.
+std::string journal_named(const std::string& name, const std::string& dir) {
+  struct stat st;
+  if (name.find('/') != std::string::npos || ::lstat(name.c_str(), &st) == 0 || errno != ENOENT) return name;
+  return dir + "/" + name;
+}
+
+// The newest rollback in `dir` that undid `j` whole (of its volume root), if any.
+std::optional<Journal> rolled_back_by(const std::string& dir, const Journal& j) {
+  std::vector<std::string> unreadable;  // journal list and --last name them; not this one's business
+  auto all = read_journal_dir(dir, unreadable);
+  for (auto it = all.rbegin(); it != all.rend(); ++it)
+    if (undid(*it, base_name(j.path)) == Undid::kWhole && root_of(it->header) == root_of(j.header))
+      return std::move(*it);
+  return std::nullopt;
+}
+
+// Whether a rollback finished with nothing left undone has undone `j` already. Said, and
+// undone again: its entries still as it left them go back (a later run with --no-journal that
+// changed them so, or nothing), which is what the user asked for; a rollback is one to run
+// again (after a kill, or a run killed before it wrote its journal) and must not fail so.
+bool rolled_back_already(const Journal& j, const RollbackOptions& o) {
+  auto by = rolled_back_by(o.journal_dir, j);
+  if (!by) return false;
+  const std::string run = fmt::format("{} (started {})", escape_path(j.path), format_utc(j.header.start_ns));
+  spdlog::warn("{}{} was rolled back already by {} (started {}){}: undoing it again (its entries a later run changed "
+               "as it did go back too)", o.journal ? "" : "the newest journaled run, ", run, escape_path(by->path),
+               format_utc(by->header.start_ns),
+               o.journal ? "" : "; a run since then wrote no journal (--no-journal) or changed nothing");
+  return true;
+}
+
 }  // namespace
 
 int run_rollback(const RollbackOptions& o) {
@@ -263,7 +312,7 @@ int run_rollback(const RollbackOptions& o) {
     spdlog::error("give one of a JOURNAL, --last PATH or --project NAME (and/or --project-directory DIR)");
     return kExitUsage;
   }
-  auto path = o.journal ? Result<std::string>(*o.journal) : o.last ? last_journal_of(o) : last_journal_of_project(o);
+  auto path = o.journal ? Result<std::string>(journal_named(*o.journal, o.journal_dir)) : o.last ? last_journal_of(o) : last_journal_of_project(o);
   if (!path) return fail(path.error());
   // One rollback of a journal at a time: a second one (a retry while the first is slow) would
   // restore every entry again, and say so, and journal it as its own.
@@ -278,6 +327,7 @@ int run_rollback(const RollbackOptions& o) {
   auto journal = read_journal(*path, JournalRead::kSummary);
   if (!journal) return fail(journal.error());
   const Journal& j = *journal;
+  const bool again = rolled_back_already(j, o);
   if (j.torn_at && j.torn_by_hole)
     spdlog::warn("{}: torn tail at offset {} ({} bytes ignored): it starts with a hole the disk "
                  "never got, from power lost during a sync; no change recorded after it was made",
@@ -303,7 +353,10 @@ int run_rollback(const RollbackOptions& o) {
   if (!o.dry_run && !o.no_journal) {
     // A refused rollback writes no journal of its own.
     if (auto roots = check_journal_roots(j); !roots) return fail(roots.error());
-    auto w = JournalWriter::create(o.journal_dir, o.own_journal.value_or(""), rollback_header(j, o.command_line));
+    // Lazy, as a run's: created with the first record, so a rollback that restores nothing
+    // leaves none; each record is still durable before the change it describes.
+    auto w = JournalWriter::create(o.journal_dir, o.own_journal.value_or(""), rollback_header(j, o.command_line),
+                                   /*lazy=*/true);
     if (!w) {
       spdlog::error("{}; nothing changed", w.error().message);
       return w.error().code;
@@ -324,7 +377,9 @@ int run_rollback(const RollbackOptions& o) {
   if (own) {
     // Entries left alone count as not done: the run is then only partly rolled back.
     JournalEnd end{j.changes + j.moves.size(), result->restored, result->failed + result->conflicts, 0};
-    if (auto r = own->finish(end); !r) spdlog::error("{}", r.error().message);
+    // One that restored nothing writes its journal, with no entries, only to mark the run
+    // rolled back (journal list; prepare's unfinished runs) when no rollback did yet.
+    if (auto r = own->finish(end, /*even_empty=*/!again); !r) spdlog::error("{}", r.error().message);
   }
   if (result->failed) return kExitPartial;
   if (result->conflicts) return kExitFound;
@@ -358,7 +413,7 @@ int run_journal_list(const JournalOptions& o) {
 }
 
 int run_journal_show(const JournalOptions& o) {
-  auto journal = read_journal(o.show);
+  auto journal = read_journal(journal_named(o.show, o.journal_dir));
   if (!journal) return fail(journal.error());
   const Journal& j = *journal;
   std::printf("# volume %s (device %u:%u inode %llu)\n", escape_path(j.header.volume).c_str(),

@@ -483,8 +483,8 @@ Result<bool> JournalWriter::wait_durable(uint64_t offset) {
   return config_error(broken_);
 }
 
-Result<bool> JournalWriter::finish(const JournalEnd& end) {
-  if (!created()) return true;  // nothing was ever written: no journal
+Result<bool> JournalWriter::finish(const JournalEnd& end, bool even_empty) {
+  if (!created() && !even_empty) return true;  // nothing was ever written: no journal
   JournalEnd e = end;
   e.end_ns = now_ns();
   {

@@ -207,7 +207,9 @@ class JournalWriter {
   bool durable(uint64_t offset) const { return durable_.load(std::memory_order_acquire) >= offset; }
   // Waits until it is, or fails if the journal could not be written.
   Result<bool> wait_durable(uint64_t offset);
-  Result<bool> finish(const JournalEnd& end);  // the end record, durable when it returns
+  // The end record, durable when it returns. A lazy journal never created stays so (nothing
+  // changed), unless `even_empty`: then it is created with no record but the end.
+  Result<bool> finish(const JournalEnd& end, bool even_empty = false);
   const std::string& path() const { return path_; }  // once created(), where it is
 
  private:

@@ -752,6 +752,28 @@ TEST_F(JournalFile, RecordsBelongToTheRootStartedBeforeThem) {
   EXPECT_EQ(r->offset(), j->segments[1].end);
 }
 
+// A lazy journal that nothing was written to: none, unless its end is asked for even so
+// (a rollback that restored nothing but is the first of its journal): header and end alone.
+TEST_F(JournalFile, ALazyJournalWithNoRecordIsWrittenOnlyWhenAskedFor) {
+  auto none = JournalWriter::create("", dir_ + "/none.vpj", header(), /*lazy=*/true);
+  ASSERT_TRUE(none.ok());
+  ASSERT_TRUE((*none)->finish({3, 0, 0, 0}).ok());
+  EXPECT_FALSE((*none)->created());
+  EXPECT_FALSE(fs::exists(dir_ + "/none.vpj"));
+  auto empty = JournalWriter::create("", dir_ + "/empty.vpj", header(), /*lazy=*/true);
+  ASSERT_TRUE(empty.ok());
+  ASSERT_TRUE((*empty)->start_root({"/srv/other", 254, 0, 43}).ok());
+  ASSERT_TRUE((*empty)->finish({3, 0, 0, 0}, /*even_empty=*/true).ok());
+  EXPECT_TRUE((*empty)->created());
+  auto j = read_journal(dir_ + "/empty.vpj");
+  ASSERT_TRUE(j.ok()) << j.error().message;
+  EXPECT_EQ(j->changes, 0u);
+  EXPECT_EQ(j->roots.size(), 1u);  // a pending root with no records is not written
+  ASSERT_TRUE(j->end.has_value());
+  EXPECT_EQ(j->end->scanned, 3u);
+  EXPECT_EQ(j->end->records, 0u);
+}
+
 TEST_F(JournalFile, AMoveIsDurableAndSplitsTheSegments) {
   auto w = JournalWriter::create("", dir_ + "/move.vpj", header(), /*lazy=*/true);
   ASSERT_TRUE(w.ok());
