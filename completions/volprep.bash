@@ -26,7 +26,7 @@ _volprep_mount_opts="-h --help --as --from --shift --reverse -n --dry-run --list
 _volprep_umount_opts="-h --help --persist --unit-dir --force"
 _volprep_map_opts="-h --help --json $_volprep_source_opts"
 _volprep_journal_list_opts="-h --help --journal-dir --json"
-_volprep_journal_show_opts="-h --help"
+_volprep_journal_show_opts="-h --help --journal-dir"
 # Options followed by a value (so the word after them is not a PATH).
 _volprep_value_opts="--as --chmod --exclude --threads --acl-perms --journal --journal-dir --groups
   --need --last --project -f --file --project-directory --env-file --compose-cli --allow-source --from --unit-dir --unmapped --volume --data-root --map --uid-map --gid-map --pid --rootless --podman-rootless --dockerd-pid
