@@ -46,8 +46,10 @@ expect_err 2 vp "$T/vol" --as 10O0 "${MAP[@]}" -n  # a typo of 1000: no name
 grep -q -- '--as "10O0": expected UID\[:GID\], container ids$' "$T/err" || { cat "$T/err"; fail "--as 10O0: $(cat "$T/err")"; }
 
 # --- shift with remapping off ------------------------------------------------------------------
-echo '{}' >"$T/daemon.json"
-expect_err 3 vp shift "$T/vol" --config-file "$T/daemon.json"
+# (A host root of its own: a dockerd another scenario runs meanwhile is not asked.)
+mkdir -p "$T/hostroot/etc/docker"
+echo '{}' >"$T/hostroot/etc/docker/daemon.json"
+expect_err 3 vp shift "$T/vol" --host-root "$T/hostroot"
 grep -q 'remapping is off, so container ids are host ids and there is nothing to shift: name the map' "$T/err" ||
   { cat "$T/err"; fail "shift, remapping off: not said"; }
 not grep -q 'remapping is off: remapping is off' "$T/err"
