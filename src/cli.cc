@@ -209,6 +209,28 @@ Result<std::vector<VolumeRoot>> open_tree_volumes(const std::vector<std::string>
   return opened;
 }
 
+Result<bool> refuse_twice(const std::vector<VolumeRoot>& volumes, bool cross_filesystems, const char* done) {
+  for (size_t i = 0; i < volumes.size(); ++i)
+    for (size_t k = 0; k < volumes.size(); ++k) {
+      const VolumeRoot &outer = volumes[k], &inner = volumes[i];
+      if (k < i && inner.st.same_inode(outer.st) && inner.file_name == outer.file_name)
+        return usage_error(outer.given + " and " + inner.given + " are the same tree: it would be " + done +
+                           " twice; nothing changed");
+      // Below the other's root by the paths resolved once, and reached by its walk: on its
+      // filesystem, or with --cross-filesystems.
+      if (k == i || !outer.file_name.empty() || !inner.real.starts_with(outer.real) || inner.real == outer.real)
+        continue;
+      const bool root = outer.real == "/";
+      if (!root && inner.real[outer.real.size()] != '/') continue;
+      if (!cross_filesystems &&
+          (inner.st.dev_major != outer.st.dev_major || inner.st.dev_minor != outer.st.dev_minor))
+        continue;
+      return usage_error(outer.given + " holds " + outer.show(inner.real.substr(outer.real.size() + (root ? 0 : 1))) +
+                         ", another PATH of this command: it would be " + done + " twice; nothing changed");
+    }
+  return true;
+}
+
 int run_policy(const std::vector<const VolumeRoot*>& volumes, const Policy& policy, const RunConfig& config,
                const Mapping& mapping, DriverOptions run, const std::string& command_line) {
   std::vector<VolumeJob> jobs;

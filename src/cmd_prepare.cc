@@ -71,10 +71,11 @@ int run_prepare(const PrepareOptions& options) {
   const auto policy = make_prepare_policy(target);
   if (!target.acl) warn_if_cannot_chown(o.run);  // ACL entries need only the files' ownership
 
-  // 3. Every PATH opened and vetted before anything changes.
+  // 3. Every PATH opened and vetted before anything changes, each tree given once.
   auto opened = open_tree_volumes(o.paths, *mapping, o.allow_system_path, o.follow_path_symlinks, "preparing");
   if (!opened) return fail(opened.error());
   const auto& volumes = *opened;
+  if (auto r = refuse_twice(volumes, o.cross_filesystems, "prepared"); !r) return fail(r.error());
 
   // --acl on a filesystem without ACLs stops here, before any change: the volume's own, and
   // with --cross-filesystems every mount below it.

@@ -240,13 +240,7 @@ int run_shift(const ShiftOptions& options) {
   auto opened = open_tree_volumes(o.paths, *mapping, o.allow_system_path, o.follow_path_symlinks, "shifting");
   if (!opened) return fail(opened.error());
   const auto& volumes = *opened;
-  for (size_t i = 0; i < volumes.size(); ++i)
-    for (size_t k = 0; k < i; ++k)
-      if (volumes[i].st.same_inode(volumes[k].st) && volumes[i].file_name == volumes[k].file_name) {
-        spdlog::error("{} and {} are the same tree: it would be shifted twice; nothing changed", volumes[k].given,
-                      volumes[i].given);
-        return kExitUsage;
-      }
+  if (auto r = refuse_twice(volumes, o.cross_filesystems, "shifted"); !r) return fail(r.error());
 
   // 3. What the journals say of each tree's shifts: one unfinished (to finish), the forward
   // one (whose map the way back takes); one that cannot be read far enough refuses.

@@ -17,6 +17,7 @@
 # - `umount` without --persist of a mount `mount --persist` made says that its unit makes it
 #   again at boot, and how to remove it;
 # - `--check` of a prepared tree prints the summary line the README shows above "ready".
+# - prepare of a PATH inside another, or of one PATH twice, is refused (2) as shift refuses it;
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
 mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
@@ -136,4 +137,13 @@ vp --check "$T/vol" --as 1000 "${MAP[@]}" >"$T/out"
 readme=$(awk '/^\$ volprep --check .* && echo ready$/ { getline; print; exit }' "$VOLPREP_SRC/README.md")
 [ "$(sed 's/[0-9]\+/N/g' <<<"$readme")" = "$(sed 's/[0-9]\+/N/g' "$T/out")" ] ||
   fail "README shows '$readme' for --check, volprep prints '$(cat "$T/out")'"
+
+# --- prepare of nested or repeated PATHs: refused as shift refuses them -----------------------------
+mkdir -p "$T/jh/jobs"
+for paths in "$T/jh $T/jh/jobs" "$T/jh/jobs $T/jh" "$T/jh $T/jh"; do
+  expect_err 2 vp $paths --as 1000 "${MAP[@]}"
+  grep -qE -- '(holds [^ ]*jh/jobs, another PATH of this command|are the same tree): it would be prepared twice; nothing changed' \
+    "$T/err" || { cat "$T/err"; fail "prepare $paths: not refused as shift refuses it"; }
+done
+[ "$(stat -c %u "$T/jh/jobs")" = 0 ] || fail "prepare of nested PATHs changed owners"
 echo "ux_messages: every mistake tried got its hint"
