@@ -104,7 +104,8 @@ void add_tree_options(CLI::App& app, std::vector<std::string>& excludes, DriverO
       },
       "");
   app.add_option("--exclude", excludes,
-                 "Skip entries matching GLOB (relative to PATH; with no '/', any name; repeatable)")
+                 "Skip entries matching GLOB (relative to PATH; with no '/', any name; repeatable; one that "
+                 "matched nothing is warned of)")
       ->allow_extra_args(false)
       ->check(relative)
       ->check(not_an_option("GLOB"));

@@ -18,6 +18,7 @@
 #   again at boot, and how to remove it;
 # - `--check` of a prepared tree prints the summary line the README shows above "ready".
 # - prepare of a PATH inside another, or of one PATH twice, is refused (2) as shift refuses it;
+# - an --exclude that excluded nothing below PATH is warned of, on stderr, exit status kept;
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
 mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
@@ -146,4 +147,12 @@ for paths in "$T/jh $T/jh/jobs" "$T/jh/jobs $T/jh" "$T/jh $T/jh"; do
     "$T/err" || { cat "$T/err"; fail "prepare $paths: not refused as shift refuses it"; }
 done
 [ "$(stat -c %u "$T/jh/jobs")" = 0 ] || fail "prepare of nested PATHs changed owners"
+
+# --- an --exclude that matched nothing: warned of, the pattern meant said; the exit status kept ------
+mkdir -p "$T/jh/secrets"
+(cd "$T" && vp ./jh --as 1000 "${MAP[@]}" -n --exclude jh/secrets) >"$T/out" 2>"$T/err"
+grep -qF -- "--exclude jh/secrets matched nothing below ./jh; patterns are relative to PATH (--exclude secrets for jh/secrets)" \
+  "$T/err" || { cat "$T/err"; fail "--exclude jh/secrets: no warning"; }
+vp "$T/jh" --as 1000 "${MAP[@]}" -n --exclude secrets >"$T/out" 2>"$T/err"
+not grep -q 'matched nothing' "$T/err"
 echo "ux_messages: every mistake tried got its hint"
