@@ -19,6 +19,7 @@
 # - `--check` of a prepared tree prints the summary line the README shows above "ready".
 # - prepare of a PATH inside another, or of one PATH twice, is refused (2) as shift refuses it;
 # - an --exclude that excluded nothing below PATH is warned of, on stderr, exit status kept;
+# - mount -n and mount --list speak English: "1 entry", "an ext4";
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
 mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
@@ -155,4 +156,16 @@ grep -qF -- "--exclude jh/secrets matched nothing below ./jh; patterns are relat
   "$T/err" || { cat "$T/err"; fail "--exclude jh/secrets: no warning"; }
 vp "$T/jh" --as 1000 "${MAP[@]}" -n --exclude secrets >"$T/out" 2>"$T/err"
 not grep -q 'matched nothing' "$T/err"
+
+# --- mount -n and mount --list in English: 1 entry, an ext4 ----------------------------------------
+mkdir "$T/one" "$T/one-dst"
+chown 1000:1000 "$T/one"
+vp mount "$T/one" "$T/one-dst" --as 1000 "${MAP[@]}" -n >"$T/out"
+grep -q 'disk 1000:1000  shows as 501000:501000  1 entry$' "$T/out" || fail "mount -n: $(cat "$T/out")"
+vp mount "$T/one" "$T/one-dst" --as 1000 "${MAP[@]}" >/dev/null
+vp mount --list >"$T/out"
+fs=$(stat -f -c %T "$T/one")
+grep -qE "^$T/one-dst  $T/one of (a|an) [a-z0-9]+ filesystem, idmapped" "$T/out" || fail "mount --list: $(cat "$T/out")"
+case $fs in ext*|xfs) grep -q "^$T/one-dst  $T/one of an " "$T/out" || fail "mount --list: $(cat "$T/out")" ;; esac
+vp umount "$T/one-dst" >/dev/null
 echo "ux_messages: every mistake tried got its hint"
