@@ -77,7 +77,7 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   if (!dry_run && o.no_journal)
     spdlog::warn("--no-journal: this run writes no rollback journal and cannot be undone");
   raise_fd_limit();
-  Summary total;
+  Summary total = o.counted;
   int rc = kExitOk;
   // A project's run is one journal, a root per volume, which one rollback undoes whole;
   // else each volume gets its own, which `rollback --last PATH` finds by that PATH.

@@ -20,6 +20,7 @@
 # - prepare of a PATH inside another, or of one PATH twice, is refused (2) as shift refuses it;
 # - an --exclude that excluded nothing below PATH is warned of, on stderr, exit status kept;
 # - mount -n and mount --list speak English: "1 entry", "an ext4";
+# - `shift --check` of a tree shifted already prints its summary line, as prepare's does;
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
 mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
@@ -168,4 +169,10 @@ fs=$(stat -f -c %T "$T/one")
 grep -qE "^$T/one-dst  $T/one of (a|an) [a-z0-9]+ filesystem, idmapped" "$T/out" || fail "mount --list: $(cat "$T/out")"
 case $fs in ext*|xfs) grep -q "^$T/one-dst  $T/one of an " "$T/out" || fail "mount --list: $(cat "$T/out")" ;; esac
 vp umount "$T/one-dst" >/dev/null
+
+# --- shift --check of a tree shifted already: the summary line, as prepare --check prints it ---------
+mkdir -p "$T/sh/d"
+vp shift "$T/sh" "${MAP[@]}" >/dev/null
+vp shift --check "$T/sh" "${MAP[@]}" >"$T/out"
+[ "$(cat "$T/out")" = "scanned 2, to change 0, unchanged 2, skipped 0" ] || fail "shift --check, shifted: '$(cat "$T/out")'"
 echo "ux_messages: every mistake tried got its hint"
