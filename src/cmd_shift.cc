@@ -320,7 +320,7 @@ int run_shift(const ShiftOptions& options) {
     bare->merge(std::move(c.bare));
   }
   if (to_shift.empty()) {
-    if (o.run.check)  // the summary a --check prints, as when it walks a tree
+    if (o.run.check && !o.quiet)  // the summary a --check prints, as when it walks a tree
       std::printf("%s\n", (o.run.json ? format_summary_json(o.run.counted, true) : format_summary(o.run.counted, true)).c_str());
     return kExitOk;
   }

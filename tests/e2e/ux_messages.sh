@@ -21,6 +21,7 @@
 # - an --exclude that excluded nothing below PATH is warned of, on stderr, exit status kept;
 # - mount -n and mount --list speak English: "1 entry", "an ext4";
 # - `shift --check` of a tree shifted already prints its summary line, as prepare's does;
+# - `--check -q` prints nothing but errors: the exit status says it;
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
 mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
@@ -175,4 +176,13 @@ mkdir -p "$T/sh/d"
 vp shift "$T/sh" "${MAP[@]}" >/dev/null
 vp shift --check "$T/sh" "${MAP[@]}" >"$T/out"
 [ "$(cat "$T/out")" = "scanned 2, to change 0, unchanged 2, skipped 0" ] || fail "shift --check, shifted: '$(cat "$T/out")'"
+
+# --- --check -q: nothing but errors, the exit status says it ------------------------------------------
+mkdir -p "$T/big/a" "$T/big/b"
+rc=0; vp --check -q "$T/big" --as 1000 "${MAP[@]}" >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" -eq 1 ] && [ ! -s "$T/out" ] && [ ! -s "$T/err" ] || fail "--check -q: exit $rc, printed '$(cat "$T/out" "$T/err")'"
+rc=0; vp -q shift --check "$T/sh" "$T/big" "${MAP[@]}" >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" -eq 1 ] && [ ! -s "$T/out" ] || fail "shift --check -q: exit $rc, printed '$(cat "$T/out")'"
+vp -q shift --check "$T/sh" "${MAP[@]}" >"$T/out"
+[ ! -s "$T/out" ] || fail "shift --check -q, shifted: printed '$(cat "$T/out")'"
 echo "ux_messages: every mistake tried got its hint"
