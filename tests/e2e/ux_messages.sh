@@ -22,6 +22,7 @@
 # - mount -n and mount --list speak English: "1 entry", "an ext4";
 # - `shift --check` of a tree shifted already prints its summary line, as prepare's does;
 # - `--check -q` prints nothing but errors: the exit status says it;
+# - a remap user with no subuid ranges: the line to add to /etc/subuid and /etc/subgid is said;
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
 mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
@@ -185,4 +186,16 @@ rc=0; vp -q shift --check "$T/sh" "$T/big" "${MAP[@]}" >"$T/out" 2>"$T/err" || r
 [ "$rc" -eq 1 ] && [ ! -s "$T/out" ] || fail "shift --check -q: exit $rc, printed '$(cat "$T/out")'"
 vp -q shift --check "$T/sh" "${MAP[@]}" >"$T/out"
 [ ! -s "$T/out" ] || fail "shift --check -q, shifted: printed '$(cat "$T/out")'"
+
+# --- a remap user without subuid ranges: the line to add said, placed past the ranges taken ------------
+H=$T/host
+mkdir -p "$H/etc/docker"
+cp "$VOLPREP_SRC/fixtures/host/etc/"{passwd,group} "$H/etc/"
+printf '{"userns-remap": "dockremap"}\n' >"$H/etc/docker/daemon.json"
+printf 'alice:100000:65536\n' >"$H/etc/subuid"
+printf 'alice:100000:65536\nbob:165536:65536\n' >"$H/etc/subgid"
+expect_err 3 vp "$T/vol" --as 1000 -n --host-root "$H"
+grep -qF 'no subuid ranges found for user "dockremap"' "$T/err" && \
+  grep -qF 'add the line dockremap:231072:65536 to /etc/subuid and /etc/subgid (the first 65536 ids free in both' "$T/err" ||
+  { cat "$T/err"; fail "no subuid ranges: the line to add not said"; }
 echo "ux_messages: every mistake tried got its hint"
