@@ -21,7 +21,7 @@ void setup_prepare(CLI::App& app, PrepareOptions& o) {
   app.add_flag("--acl", o.acl,
                "Leave owners and modes alone; grant the container user a POSIX ACL entry "
                "(u:HOSTUID:rwX, with --as UID:GID also g:HOSTGID:rwX; default entries on directories)");
-  app.add_option("--acl-perms", o.acl_perms, "What --acl grants: r, rX, rw or rwX")->capture_default_str();
+  app.add_option("--acl-perms", o.acl_perms, "What --acl grants: r, rX, rw, rwX or rwx (x: every file; any of the letters r, w, x, X)")->capture_default_str();
   setup_source_options(app, o.source);
 }
 

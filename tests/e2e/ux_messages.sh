@@ -23,6 +23,7 @@
 # - `shift --check` of a tree shifted already prints its summary line, as prepare's does;
 # - `--check -q` prints nothing but errors: the exit status says it;
 # - a remap user with no subuid ranges: the line to add to /etc/subuid and /etc/subgid is said;
+# - `--acl-perms rwx`, which the code takes, is listed by --help;
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
 mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
@@ -198,4 +199,9 @@ expect_err 3 vp "$T/vol" --as 1000 -n --host-root "$H"
 grep -qF 'no subuid ranges found for user "dockremap"' "$T/err" && \
   grep -qF 'add the line dockremap:231072:65536 to /etc/subuid and /etc/subgid (the first 65536 ids free in both' "$T/err" ||
   { cat "$T/err"; fail "no subuid ranges: the line to add not said"; }
+
+# --- --acl-perms rwx: taken (acl.cc parses any of r, w, x, X), and listed where the others are -------
+vp "$T/vol" --as 1000 "${MAP[@]}" -n --acl --acl-perms rwx >"$T/out"
+grep -q 'acl u:501000:rw- -> rwx' "$T/out" || fail "--acl-perms rwx: $(cat "$T/out")"
+"$VOLPREP" prepare --help | grep -q -- '--acl-perms.*rwX or rwx' || fail "--help does not list rwx"
 echo "ux_messages: every mistake tried got its hint"
