@@ -273,6 +273,12 @@ int run_mount(const MountOptions& options) {
     spdlog::error("refusing: {} and {} hold one another; SRC and DST must be apart", src->real, dst->real);
     return kExitRefused;
   }
+  // volprep's own mount there already (DST resolved to the mount's root): say so, and the way out.
+  if (auto record = read_mount_record(dst->real); record && record->is_of(mount_ids(dst->fd.get(), ""))) {
+    spdlog::error("refusing {}: volprep's idmapped mount of {} is already there; volprep umount {} first",
+                  dst->real, escape_path(record->src), dst->real);
+    return kExitRefused;
+  }
   if (int rc = is_empty_dir(dst->fd.get()); rc != 1) {
     spdlog::error("refusing {}: {}", dst->real, rc < 0 ? std::string(std::strerror(-rc)) : "not an empty directory");
     return kExitRefused;

@@ -24,6 +24,7 @@
 # - `--check -q` prints nothing but errors: the exit status says it;
 # - a remap user with no subuid ranges: the line to add to /etc/subuid and /etc/subgid is said;
 # - `--acl-perms rwx`, which the code takes, is listed by --help;
+# - `mount SRC DST` over volprep's own mount at DST says so, and to umount it first.
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
 mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
@@ -204,4 +205,11 @@ grep -qF 'no subuid ranges found for user "dockremap"' "$T/err" && \
 vp "$T/vol" --as 1000 "${MAP[@]}" -n --acl --acl-perms rwx >"$T/out"
 grep -q 'acl u:501000:rw- -> rwx' "$T/out" || fail "--acl-perms rwx: $(cat "$T/out")"
 "$VOLPREP" prepare --help | grep -q -- '--acl-perms.*rwX or rwx' || fail "--help does not list rwx"
+
+# --- mount over volprep's own mount: said as such, with the way out ------------------------------------
+vp mount "$T/one" "$T/one-dst" --as 1000 "${MAP[@]}" >/dev/null
+expect_err 5 vp mount "$T/one" "$T/one-dst" --as 1000 "${MAP[@]}"
+grep -qF "refusing $T/one-dst: volprep's idmapped mount of $T/one is already there; volprep umount $T/one-dst first" \
+  "$T/err" || { cat "$T/err"; fail "mount over its own mount: $(cat "$T/err")"; }
+vp umount "$T/one-dst" >/dev/null
 echo "ux_messages: every mistake tried got its hint"
