@@ -78,7 +78,7 @@ CLI::Validator not_an_option(const std::string& what) {
 
 void add_run_options(CLI::App& app, DriverOptions& o, const char* check_help) {
   app.add_flag("-n,--dry-run", o.dry_run, "Print the changes as a diff, sorted by path; change nothing");
-  app.add_flag("--check", o.check, check_help);
+  app.add_flag("--check", o.check, std::string(check_help) + "; quiet (the global option), nothing on stdout, errors only");
   app.add_flag("--json", o.json, "Print the plan and summary as JSON Lines");
   add_threads_option(app, o.threads);
   auto* journal = app.add_option("--journal", o.journal_file,
@@ -104,7 +104,8 @@ void add_tree_options(CLI::App& app, std::vector<std::string>& excludes, DriverO
       },
       "");
   app.add_option("--exclude", excludes,
-                 "Skip entries matching GLOB (relative to PATH; with no '/', any name; repeatable)")
+                 "Skip entries matching GLOB (relative to PATH; with no '/', any name; repeatable; one that "
+                 "matched nothing is warned of)")
       ->allow_extra_args(false)
       ->check(relative)
       ->check(not_an_option("GLOB"));
@@ -207,6 +208,28 @@ Result<std::vector<VolumeRoot>> open_tree_volumes(const std::vector<std::string>
   for (const auto& v : *opened)
     for (const auto& link : v.followed) spdlog::warn("{}: followed the symlink {}; {} {}", v.given, link, verb, v.real);
   return opened;
+}
+
+Result<bool> refuse_twice(const std::vector<VolumeRoot>& volumes, bool cross_filesystems, const char* done) {
+  for (size_t i = 0; i < volumes.size(); ++i)
+    for (size_t k = 0; k < volumes.size(); ++k) {
+      const VolumeRoot &outer = volumes[k], &inner = volumes[i];
+      if (k < i && inner.st.same_inode(outer.st) && inner.file_name == outer.file_name)
+        return usage_error(outer.given + " and " + inner.given + " are the same tree: it would be " + done +
+                           " twice; nothing changed");
+      // Below the other's root by the paths resolved once, and reached by its walk: on its
+      // filesystem, or with --cross-filesystems.
+      if (k == i || !outer.file_name.empty() || !inner.real.starts_with(outer.real) || inner.real == outer.real)
+        continue;
+      const bool root = outer.real == "/";
+      if (!root && inner.real[outer.real.size()] != '/') continue;
+      if (!cross_filesystems &&
+          (inner.st.dev_major != outer.st.dev_major || inner.st.dev_minor != outer.st.dev_minor))
+        continue;
+      return usage_error(outer.given + " holds " + outer.show(inner.real.substr(outer.real.size() + (root ? 0 : 1))) +
+                         ", another PATH of this command: it would be " + done + " twice; nothing changed");
+    }
+  return true;
 }
 
 int run_policy(const std::vector<const VolumeRoot*>& volumes, const Policy& policy, const RunConfig& config,

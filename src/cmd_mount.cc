@@ -195,13 +195,23 @@ Result<UniqueFd> mounted_at(UniqueFd mnt, const std::string& dst) {
                              std::strerror(-rc) : "nothing mounted")};
 }
 
+// "a" or "an" before a filesystem's type as it is said: an ext4, an xfs, an nfs, a btrfs.
+const char* article(const std::string& fs_type) {
+  static const std::string spelled[] = {"nfs", "nfs4", "f2fs", "smb3", "hfs", "hfsplus", "ntfs", "ntfs3"};
+  if (fs_type.empty()) return "a";
+  if (std::string_view("aeiox").find(fs_type[0]) != std::string_view::npos) return "an";
+  for (const auto& s : spelled)
+    if (fs_type == s) return "an";
+  return "a";
+}
+
 int list_mounts() {
   bool any = false;
   for (const MountEntry& m : read_mounts()) {
     if (!m.idmapped) continue;
     any = true;
-    std::printf("%s  %s of a %s filesystem, idmapped\n", escape_path(m.mount_point).c_str(),
-                escape_path(m.root).c_str(), m.fs_type.c_str());
+    std::printf("%s  %s of %s %s filesystem, idmapped\n", escape_path(m.mount_point).c_str(),
+                escape_path(m.root).c_str(), article(m.fs_type), m.fs_type.c_str());
     auto r = read_mount_record(m.mount_point);
     if (!r || !r->is_of_listed(m.mnt_id)) {
       std::printf("  map not recorded: not made by volprep mount\n");
@@ -263,6 +273,12 @@ int run_mount(const MountOptions& options) {
     spdlog::error("refusing: {} and {} hold one another; SRC and DST must be apart", src->real, dst->real);
     return kExitRefused;
   }
+  // volprep's own mount there already (DST resolved to the mount's root): say so, and the way out.
+  if (auto record = read_mount_record(dst->real); record && record->is_of(mount_ids(dst->fd.get(), ""))) {
+    spdlog::error("refusing {}: volprep's idmapped mount of {} is already there; volprep umount {} first",
+                  dst->real, escape_path(record->src), dst->real);
+    return kExitRefused;
+  }
   if (int rc = is_empty_dir(dst->fd.get()); rc != 1) {
     spdlog::error("refusing {}: {}", dst->real, rc < 0 ? std::string(std::strerror(-rc)) : "not an empty directory");
     return kExitRefused;
@@ -316,13 +332,14 @@ int run_mount(const MountOptions& options) {
     for (const auto& [ids, n] : owners) {
       bool mapped = uid_map.to_host(ids.first) && gid_map.to_host(ids.second);
       if (!mapped) overflow += n;
-      std::printf("  disk %u:%u  shows as %s:%s%s  %llu entries\n", ids.first, ids.second,
+      std::printf("  disk %u:%u  shows as %s:%s%s  %llu %s\n", ids.first, ids.second,
                   shown_as(uid_map, ids.first).c_str(), shown_as(gid_map, ids.second).c_str(),
-                  mapped ? "" : " (nobody: outside the mapping)", (unsigned long long)n);
+                  mapped ? "" : " (nobody: outside the mapping)", (unsigned long long)n, n == 1 ? "entry" : "entries");
     }
     if (overflow)
-      std::printf("%llu entries have ids outside the mapping: they show as nobody (65534) and cannot be changed "
-                  "through %s\n", (unsigned long long)overflow, dst->show("").c_str());
+      std::printf("%llu %s outside the mapping: %s as nobody (65534) and cannot be changed through %s\n",
+                  (unsigned long long)overflow, overflow == 1 ? "entry has ids" : "entries have ids",
+                  overflow == 1 ? "it shows" : "they show", dst->show("").c_str());
     return errors ? kExitPartial : kExitOk;
   }
 

@@ -21,7 +21,7 @@ void setup_prepare(CLI::App& app, PrepareOptions& o) {
   app.add_flag("--acl", o.acl,
                "Leave owners and modes alone; grant the container user a POSIX ACL entry "
                "(u:HOSTUID:rwX, with --as UID:GID also g:HOSTGID:rwX; default entries on directories)");
-  app.add_option("--acl-perms", o.acl_perms, "What --acl grants: r, rX, rw or rwX")->capture_default_str();
+  app.add_option("--acl-perms", o.acl_perms, "What --acl grants: r, rX, rw, rwX or rwx (x: every file; any of the letters r, w, x, X)")->capture_default_str();
   setup_source_options(app, o.source);
 }
 
@@ -71,10 +71,11 @@ int run_prepare(const PrepareOptions& options) {
   const auto policy = make_prepare_policy(target);
   if (!target.acl) warn_if_cannot_chown(o.run);  // ACL entries need only the files' ownership
 
-  // 3. Every PATH opened and vetted before anything changes.
+  // 3. Every PATH opened and vetted before anything changes, each tree given once.
   auto opened = open_tree_volumes(o.paths, *mapping, o.allow_system_path, o.follow_path_symlinks, "preparing");
   if (!opened) return fail(opened.error());
   const auto& volumes = *opened;
+  if (auto r = refuse_twice(volumes, o.cross_filesystems, "prepared"); !r) return fail(r.error());
 
   // --acl on a filesystem without ACLs stops here, before any change: the volume's own, and
   // with --cross-filesystems every mount below it.

@@ -5,6 +5,7 @@
 // driver core (driver.h) with the shift policy, each inode changed once.
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <spdlog/spdlog.h>
 
 #include "volprep/cli.h"
@@ -25,7 +26,8 @@ void setup_shift(CLI::App& app, ShiftOptions& o) {
   app.add_flag("--keep-setid", o.keep_setid,
                "With --reverse: keep set-id bits and file capabilities on files that become root's "
                "(dropped by default: container root made them)");
-  add_tree_options(app, o.excludes, o.run, "A dry run that exits 1 when anything would change (0 for a tree shifted already)", o.cross_filesystems,
+  add_tree_options(app, o.excludes, o.run, "A dry run that exits 1 when anything would change (0 for a tree shifted already, "
+                   "counted unchanged in its summary)", o.cross_filesystems,
                    o.allow_system_path, o.follow_path_symlinks);
   app.add_flag("--force", o.force,
                "Shift a tree that reads as shifted already (--reverse: shifted back), by its ids or by a "
@@ -240,13 +242,7 @@ int run_shift(const ShiftOptions& options) {
   auto opened = open_tree_volumes(o.paths, *mapping, o.allow_system_path, o.follow_path_symlinks, "shifting");
   if (!opened) return fail(opened.error());
   const auto& volumes = *opened;
-  for (size_t i = 0; i < volumes.size(); ++i)
-    for (size_t k = 0; k < i; ++k)
-      if (volumes[i].st.same_inode(volumes[k].st) && volumes[i].file_name == volumes[k].file_name) {
-        spdlog::error("{} and {} are the same tree: it would be shifted twice; nothing changed", volumes[k].given,
-                      volumes[i].given);
-        return kExitUsage;
-      }
+  if (auto r = refuse_twice(volumes, o.cross_filesystems, "shifted"); !r) return fail(r.error());
 
   // 3. What the journals say of each tree's shifts: one unfinished (to finish), the forward
   // one (whose map the way back takes); one that cannot be read far enough refuses.
@@ -291,7 +287,8 @@ int run_shift(const ShiftOptions& options) {
     CensusOptions census;
     census.cross_filesystems = o.cross_filesystems;
     census.excludes = o.excludes;
-    census.every_id = spec.unmapped == Unmapped::kRefuse;
+    // --check counts a tree shifted already in its summary: every entry of it.
+    census.every_id = spec.unmapped == Unmapped::kRefuse || o.run.check;
     census.resumed = resumed.get();
     for (const auto& other : volumes)
       if (&other != &v) census.others.push_back(&other);
@@ -316,9 +313,17 @@ int run_shift(const ShiftOptions& options) {
     if (!shifted && !o.force)
       if (int rc = judge_history(v, (*histories)[i], o.reverse, o.run.check, shifted); rc != kExitOk) return rc;
     if (!shifted) to_shift.push_back(&v);  // --check: a tree shifted already would not change
+    if (shifted) {
+      o.run.counted.scanned += c.entries;
+      o.run.counted.unchanged += c.entries;
+    }
     bare->merge(std::move(c.bare));
   }
-  if (to_shift.empty()) return kExitOk;
+  if (to_shift.empty()) {
+    if (o.run.check && !o.quiet)  // the summary a --check prints, as when it walks a tree
+      std::printf("%s\n", (o.run.json ? format_summary_json(o.run.counted, true) : format_summary(o.run.counted, true)).c_str());
+    return kExitOk;
+  }
 
   // 7. Walk, plan and apply (or record) each volume, a real run journaling first, each
   // inode changed once; report.

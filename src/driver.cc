@@ -70,6 +70,8 @@ Result<std::unique_ptr<JournalWriter>> open_journal(const VolumeRoot& v, const D
 
 int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   const bool dry_run = o.dry_run || o.check;
+  // --check -q (a hook's): nothing on stdout, the exit status says it; errors still on stderr.
+  const bool silent = o.check && o.quiet;
   if (o.journal_file && jobs.size() > 1 && o.header.project.empty()) {
     spdlog::error("--journal names one file; give one PATH (or use --journal-dir)");
     return kExitUsage;
@@ -77,7 +79,7 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   if (!dry_run && o.no_journal)
     spdlog::warn("--no-journal: this run writes no rollback journal and cannot be undone");
   raise_fd_limit();
-  Summary total;
+  Summary total = o.counted;
   int rc = kExitOk;
   // A project's run is one journal, a root per volume, which one rollback undoes whole;
   // else each volume gets its own, which `rollback --last PATH` finds by that PATH.
@@ -97,14 +99,14 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   // A run that stops ends the command there.
   auto stop = [&](const std::string& why) {
     spdlog::error("stopped: {}; {}", why, dry_run ? "nothing changed" : so_far());
-    std::printf("%s\n", format_summary(total, dry_run).c_str());
+    if (!silent) std::printf("%s\n", format_summary(total, dry_run).c_str());
     return kExitPartial;
   };
   // Each inode changed once by the command, not once by each volume's run: the owner of
   // parts of two trees can move what one run changed into the next tree before its run.
   const auto changed = std::make_shared<InodeSet>();
   for (const VolumeJob& job : jobs) {
-    if (o.json ? !job.heading_json.empty() : !job.heading.empty())
+    if (!silent && (o.json ? !job.heading_json.empty() : !job.heading.empty()))
       std::printf("%s\n", o.json ? job.heading_json.c_str() : ("# " + escape_control(job.heading)).c_str());
     if (!job.volume) continue;
     const VolumeRoot& v = *job.volume;
@@ -150,12 +152,23 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
     }
     // The plan (dry run), what was left alone, what failed.
     for (const auto& c : result.planned) {
+      if (silent) break;
       auto shown = v.show(c.path);
       std::printf("%s\n", (o.json ? format_change_json(shown, c.change) : format_change(shown, c.change)).c_str());
     }
     for (const auto& n : result.notes) spdlog::warn("{}: {}", v.show(n.path), n.text);
     for (const auto& e : result.errors) spdlog::error("{}: {}", v.show(e.path), e.text);
     total += result.summary;
+    // A pattern copied from the diff, which prints PATH's own name first, excludes nothing.
+    // Which pattern excluded what the walk does not say: a warning when none excluded anything.
+    if (!config.excludes.empty() && !result.summary.skipped[size_t(Skip::kExcluded)])
+      for (const auto& p : config.excludes) {
+        const std::string own = v.display + "/";
+        const std::string hint = p.starts_with(own) && p.size() > own.size()
+                                     ? " (--exclude " + p.substr(own.size()) + " for " + p + ")"
+                                     : "";
+        spdlog::warn("--exclude {} matched nothing below {}; patterns are relative to PATH{}", p, v.given, hint);
+      }
     if (!result.stopped.empty()) return stop(result.stopped);
     if (one_journal) continue;  // finished once, after the last volume
     if (journal && journal->created()) {
@@ -179,7 +192,8 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   } else if (one_journal && journal && !o.quiet) {
     spdlog::info("nothing changed: no rollback journal written");
   }
-  std::printf("%s\n", (o.json ? format_summary_json(total, dry_run) : format_summary(total, dry_run)).c_str());
+  if (!silent)
+    std::printf("%s\n", (o.json ? format_summary_json(total, dry_run) : format_summary(total, dry_run)).c_str());
   std::fflush(stdout);
   if (total.failed) {
     spdlog::error("{} entries failed", total.failed);

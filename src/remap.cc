@@ -243,6 +243,43 @@ Result<Mapping> docker1903_mapping(const RemappedRoot& root, const HostDb& host)
 
 }  // namespace
 
+namespace {
+
+constexpr int64_t kStart = 100000, kLength = 65536;
+
+// Where dockerd places 65536 new ids: from 100000, moved past each range (sorted by start)
+// they would touch.
+int64_t first_free_start(std::vector<SubidRange> list) {
+  std::stable_sort(list.begin(), list.end(), [](auto& a, auto& b) { return a.start < b.start; });
+  int64_t start = kStart;
+  for (const auto& r : list) {
+    int64_t lo = r.start, hi = int64_t(r.start) + r.count;
+    if ((start >= lo && start <= hi) || (start + kLength <= hi && start + kLength >= lo))
+      start = hi;
+  }
+  return start;
+}
+
+// What an admin adds for `user` who has no ranges in `lacking` (one file or both): a line
+// with the first 65536 ids free in both files, placed as dockerd places its own; "" when a
+// file cannot be read.
+std::string free_range_hint(const HostDb& host, const std::string& user, const std::string& lacking) {
+  std::vector<SubidRange> taken;
+  for (const char* path : {"/etc/subuid", "/etc/subgid"}) {
+    auto file = host.read(path);
+    if (!file || !*file) continue;
+    auto lines = SubidFile((*file)->content, path, (*file)->origin).all_lines(SubidRules::kDocker28);
+    if (!lines) return "";
+    taken.insert(taken.end(), lines->ranges.begin(), lines->ranges.end());
+  }
+  const int64_t start = first_free_start(std::move(taken));
+  if (start + kLength - 1 > int64_t(UINT32_MAX) - 1) return "";
+  return "; add the line " + user + ":" + std::to_string(start) + ":" + std::to_string(kLength) + " to " + lacking +
+         " (the first 65536 ids free in both files, where dockerd would put them), then restart dockerd";
+}
+
+}  // namespace
+
 // The range dockerd gives a dockremap it has just created (moby v28.5.2
 // internal/usergroup/add_linux.go createSubordinateRanges, findNextRangeStart; v27.5.0
 // pkg/idtools/usergroupadd_linux.go the same over every line): the user's own lines if some
@@ -250,7 +287,6 @@ Result<Mapping> docker1903_mapping(const RemappedRoot& root, const HostDb& host)
 // touch. 28 and later look only at root's own lines, 27 and older at every line.
 Result<SubidRange> predicted_range(const HostDb& host, const std::string& path, bool root_lines_only,
                                    SubidRules rules) {
-  constexpr int64_t kStart = 100000, kLength = 65536;
   auto file = host.read(path);
   if (!file) return file.error();
   if (!*file)
@@ -262,14 +298,7 @@ Result<SubidRange> predicted_range(const HostDb& host, const std::string& path, 
   if (!own->ranges.empty()) return own->ranges.front();
   auto taken = root_lines_only ? subid.lookup_key("root", rules) : subid.all_lines(rules);
   if (!taken) return taken.error();
-  auto list = taken->ranges;
-  std::stable_sort(list.begin(), list.end(), [](auto& a, auto& b) { return a.start < b.start; });
-  int64_t start = kStart;
-  for (const auto& r : list) {
-    int64_t lo = r.start, hi = int64_t(r.start) + r.count;
-    if ((start >= lo && start <= hi) || (start + kLength <= hi && start + kLength >= lo))
-      start = hi;
-  }
+  const int64_t start = first_free_start(taken->ranges);
   if (start + kLength - 1 > int64_t(UINT32_MAX) - 1)
     return config_error("dockerd would give dockremap ids beyond 4294967294 in " + path);
   return SubidRange{uint32_t(start), uint32_t(kLength), path + " (after dockerd creates it)",
@@ -314,18 +343,22 @@ Result<Mapping> docker_remap_mapping(const RemappedRoot& root, SubidRules rules,
   // internal/usergroup/lookup_unix.go:173); 20.10 to 27 name the file (v20.10.24
   // pkg/idtools/idtools_unix.go:276 and :293).
   const bool one_reader = !version || version->major >= 28;
-  auto none_found = [&](const char* kind, const char* path) {
+  auto none_found = [&](const char* kind, const char* path, const std::string& lacking) {
     return config_error(prefix + "no " + kind + " ranges found for user " + in_quotes(root.user) +
-                        " (" + host.local_path(path) + ")");
+                        " (" + host.local_path(path) + ")" + free_range_hint(host, root.user, lacking));
   };
   auto uids = lookup("/etc/subuid");
   if (!uids) return uids.error();
-  if (uids->ranges.empty()) return none_found("subuid", "/etc/subuid");
+  if (uids->ranges.empty()) {
+    auto gids = lookup("/etc/subgid");
+    return none_found("subuid", "/etc/subuid",
+                      gids && !gids->ranges.empty() ? "/etc/subuid" : "/etc/subuid and /etc/subgid");
+  }
   // Since Docker 20.10 the subgid ranges are looked up by the user too; the group is only
   // validated.
   auto gids = lookup("/etc/subgid");
   if (!gids) return gids.error();
-  if (gids->ranges.empty()) return none_found(one_reader ? "subuid" : "subgid", "/etc/subgid");
+  if (gids->ranges.empty()) return none_found(one_reader ? "subuid" : "subgid", "/etc/subgid", "/etc/subgid");
   auto uid_map = ranges_to_map(uids->ranges, 0);
   if (!uid_map) return uid_map.error();
   auto gid_map = ranges_to_map(gids->ranges, 0);

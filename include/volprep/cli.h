@@ -115,6 +115,11 @@ Result<std::vector<VolumeRoot>> open_tree_volumes(const std::vector<std::string>
                                                   bool allow_system_path, bool follow_path_symlinks,
                                                   const char* verb);
 
+// A tree two PATHs of the command would both change, refused (usage): the same tree twice,
+// or one PATH below another's root where its walk reaches (on its filesystem, or with
+// `cross_filesystems`). `done` says what, as in "it would be shifted twice".
+Result<bool> refuse_twice(const std::vector<VolumeRoot>& volumes, bool cross_filesystems, const char* done);
+
 }  // namespace volprep
 
 namespace volprep {

@@ -41,6 +41,9 @@ struct DriverOptions {
   // Every journal's header: maps, command line. With a project (compose), the run writes one
   // journal, a root per job, that one rollback undoes whole; else one journal per job.
   JournalHeader header;
+  // Entries the command counted before the run, in its summary: those of the trees a
+  // `shift --check` found shifted already, which it does not walk again.
+  Summary counted;
 };
 
 // Runs every job in turn and reports; returns the exit status. A run that stops (its journal

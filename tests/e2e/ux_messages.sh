@@ -17,6 +17,14 @@
 # - `umount` without --persist of a mount `mount --persist` made says that its unit makes it
 #   again at boot, and how to remove it;
 # - `--check` of a prepared tree prints the summary line the README shows above "ready".
+# - prepare of a PATH inside another, or of one PATH twice, is refused (2) as shift refuses it;
+# - an --exclude that excluded nothing below PATH is warned of, on stderr, exit status kept;
+# - mount -n and mount --list speak English: "1 entry", "an ext4";
+# - `shift --check` of a tree shifted already prints its summary line, as prepare's does;
+# - `--check -q` prints nothing but errors: the exit status says it;
+# - a remap user with no subuid ranges: the line to add to /etc/subuid and /etc/subgid is said;
+# - `--acl-perms rwx`, which the code takes, is listed by --help;
+# - `mount SRC DST` over volprep's own mount at DST says so, and to umount it first.
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$T"
 mkdir -p "$VOLPREP_JOURNAL_DIR" "$T/vol/sub"
@@ -138,4 +146,72 @@ vp --check "$T/vol" --as 1000 "${MAP[@]}" >"$T/out"
 readme=$(awk '/^\$ volprep --check .* && echo ready$/ { getline; print; exit }' "$VOLPREP_SRC/README.md")
 [ "$(sed 's/[0-9]\+/N/g' <<<"$readme")" = "$(sed 's/[0-9]\+/N/g' "$T/out")" ] ||
   fail "README shows '$readme' for --check, volprep prints '$(cat "$T/out")'"
+
+# --- prepare of nested or repeated PATHs: refused as shift refuses them -----------------------------
+mkdir -p "$T/jh/jobs"
+for paths in "$T/jh $T/jh/jobs" "$T/jh/jobs $T/jh" "$T/jh $T/jh"; do
+  expect_err 2 vp $paths --as 1000 "${MAP[@]}"
+  grep -qE -- '(holds [^ ]*jh/jobs, another PATH of this command|are the same tree): it would be prepared twice; nothing changed' \
+    "$T/err" || { cat "$T/err"; fail "prepare $paths: not refused as shift refuses it"; }
+done
+[ "$(stat -c %u "$T/jh/jobs")" = 0 ] || fail "prepare of nested PATHs changed owners"
+
+# --- an --exclude that matched nothing: warned of, the pattern meant said; the exit status kept ------
+mkdir -p "$T/jh/secrets"
+(cd "$T" && vp ./jh --as 1000 "${MAP[@]}" -n --exclude jh/secrets) >"$T/out" 2>"$T/err"
+grep -qF -- "--exclude jh/secrets matched nothing below ./jh; patterns are relative to PATH (--exclude secrets for jh/secrets)" \
+  "$T/err" || { cat "$T/err"; fail "--exclude jh/secrets: no warning"; }
+vp "$T/jh" --as 1000 "${MAP[@]}" -n --exclude secrets >"$T/out" 2>"$T/err"
+not grep -q 'matched nothing' "$T/err"
+
+# --- mount -n and mount --list in English: 1 entry, an ext4 ----------------------------------------
+mkdir "$T/one" "$T/one-dst"
+chown 1000:1000 "$T/one"
+vp mount "$T/one" "$T/one-dst" --as 1000 "${MAP[@]}" -n >"$T/out"
+grep -q 'disk 1000:1000  shows as 501000:501000  1 entry$' "$T/out" || fail "mount -n: $(cat "$T/out")"
+vp mount "$T/one" "$T/one-dst" --as 1000 "${MAP[@]}" >/dev/null
+vp mount --list >"$T/out"
+fs=$(stat -f -c %T "$T/one")
+grep -qE "^$T/one-dst  $T/one of (a|an) [a-z0-9]+ filesystem, idmapped" "$T/out" || fail "mount --list: $(cat "$T/out")"
+case $fs in ext*|xfs) grep -q "^$T/one-dst  $T/one of an " "$T/out" || fail "mount --list: $(cat "$T/out")" ;; esac
+vp umount "$T/one-dst" >/dev/null
+
+# --- shift --check of a tree shifted already: the summary line, as prepare --check prints it ---------
+mkdir -p "$T/sh/d"
+vp shift "$T/sh" "${MAP[@]}" >/dev/null
+vp shift --check "$T/sh" "${MAP[@]}" >"$T/out"
+[ "$(cat "$T/out")" = "scanned 2, to change 0, unchanged 2, skipped 0" ] || fail "shift --check, shifted: '$(cat "$T/out")'"
+
+# --- --check -q: nothing but errors, the exit status says it ------------------------------------------
+mkdir -p "$T/big/a" "$T/big/b"
+rc=0; vp --check -q "$T/big" --as 1000 "${MAP[@]}" >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" -eq 1 ] && [ ! -s "$T/out" ] && [ ! -s "$T/err" ] || fail "--check -q: exit $rc, printed '$(cat "$T/out" "$T/err")'"
+rc=0; vp -q shift --check "$T/sh" "$T/big" "${MAP[@]}" >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" -eq 1 ] && [ ! -s "$T/out" ] || fail "shift --check -q: exit $rc, printed '$(cat "$T/out")'"
+vp -q shift --check "$T/sh" "${MAP[@]}" >"$T/out"
+[ ! -s "$T/out" ] || fail "shift --check -q, shifted: printed '$(cat "$T/out")'"
+
+# --- a remap user without subuid ranges: the line to add said, placed past the ranges taken ------------
+H=$T/host
+mkdir -p "$H/etc/docker"
+cp "$VOLPREP_SRC/fixtures/host/etc/"{passwd,group} "$H/etc/"
+printf '{"userns-remap": "dockremap"}\n' >"$H/etc/docker/daemon.json"
+printf 'alice:100000:65536\n' >"$H/etc/subuid"
+printf 'alice:100000:65536\nbob:165536:65536\n' >"$H/etc/subgid"
+expect_err 3 vp "$T/vol" --as 1000 -n --host-root "$H"
+grep -qF 'no subuid ranges found for user "dockremap"' "$T/err" && \
+  grep -qF 'add the line dockremap:231072:65536 to /etc/subuid and /etc/subgid (the first 65536 ids free in both' "$T/err" ||
+  { cat "$T/err"; fail "no subuid ranges: the line to add not said"; }
+
+# --- --acl-perms rwx: taken (acl.cc parses any of r, w, x, X), and listed where the others are -------
+vp "$T/vol" --as 1000 "${MAP[@]}" -n --acl --acl-perms rwx >"$T/out"
+grep -q 'acl u:501000:rw- -> rwx' "$T/out" || fail "--acl-perms rwx: $(cat "$T/out")"
+"$VOLPREP" prepare --help | grep -q -- '--acl-perms.*rwX or rwx' || fail "--help does not list rwx"
+
+# --- mount over volprep's own mount: said as such, with the way out ------------------------------------
+vp mount "$T/one" "$T/one-dst" --as 1000 "${MAP[@]}" >/dev/null
+expect_err 5 vp mount "$T/one" "$T/one-dst" --as 1000 "${MAP[@]}"
+grep -qF "refusing $T/one-dst: volprep's idmapped mount of $T/one is already there; volprep umount $T/one-dst first" \
+  "$T/err" || { cat "$T/err"; fail "mount over its own mount: $(cat "$T/err")"; }
+vp umount "$T/one-dst" >/dev/null
 echo "ux_messages: every mistake tried got its hint"
