@@ -72,7 +72,7 @@ _volprep() {
   done
 
   case $prev in
-    --acl-perms) COMPREPLY=($(compgen -W "r rX rw rwX" -- "$cur")); return ;;
+    --acl-perms) COMPREPLY=($(compgen -W "r rX rw rwX rwx" -- "$cur")); return ;;
     --need) COMPREPLY=($(compgen -W "r rw rwx" -- "$cur")); return ;;
     --unmapped) COMPREPLY=($(compgen -W "refuse skip nobody" -- "$cur")); return ;;
     --journal-dir | --host-root | --last | --project-directory | --unit-dir | --allow-source | --data-root) _filedir -d; return ;;

@@ -195,7 +195,8 @@ Result<UniqueFd> mounted_at(UniqueFd mnt, const std::string& dst) {
                              std::strerror(-rc) : "nothing mounted")};
 }
 
-// "a" or "an" before a filesystem's type as it is said: an ext4, an xfs, an nfs, a btrfs.
+// "a" or "an" before a filesystem's type as it is said: an ext4, an xfs, an nfs, an iso9660,
+// a btrfs, a udf.
 const char* article(const std::string& fs_type) {
   static const std::string spelled[] = {"nfs", "nfs4", "f2fs", "smb3", "hfs", "hfsplus", "ntfs", "ntfs3"};
   if (fs_type.empty()) return "a";

@@ -62,8 +62,8 @@ done
 expect_words "prepare check rollback journal map compose shift migrate-volumes mount umount" ""
 expect_words "check" ch
 expect_words "list show" journal ""
-expect_words "r rX rw rwX" prepare ./v --as 1000 --acl --acl-perms ""
-expect_words "r rX rw rwX" ./v --acl-perms ""  # prepare by default
+expect_words "r rX rw rwX rwx" prepare ./v --as 1000 --acl --acl-perms ""
+expect_words "r rX rw rwX rwx" ./v --acl-perms ""  # prepare by default
 expect_words "r rw rwx" check ./v --need ""
 complete ./v --as 1000 - | grep -qx -- --acl-perms || fail "volprep PATH - does not offer prepare's options"
 not grep -qx -- --need < <(complete ./v --as 1000 -)
@@ -79,7 +79,7 @@ expect_words "$T/vols/jenkins_home" rollback --last "$T/vols/"
 # The same values in zsh.
 zsh_complete "volprep " "volprep journal " "volprep ./v --acl-perms " "volprep check ./v --need " \
   "volprep rollback " "volprep rollback --journal-dir $T/other " "volprep journal show "
-want=("check compose journal map migrate-volumes mount prepare rollback shift umount" "list show" "r rX rw rwX" "r rw rwx"
+want=("check compose journal map migrate-volumes mount prepare rollback shift umount" "list show" "r rX rw rwX rwx" "r rw rwx"
   "$T/journals/a.vpj $T/journals/b.vpj" "$T/other/c.vpj" "$T/journals/a.vpj $T/journals/b.vpj")
 for i in "${!want[@]}"; do
   got=$(paste -sd' ' "$T/zsh.$((i + 1))")
