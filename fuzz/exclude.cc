@@ -10,7 +10,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string path = fuzz::c_string(lines[0]);
   std::vector<std::string> patterns;
   for (size_t i = 1; i < lines.size(); ++i) patterns.push_back(fuzz::c_string(lines[i]));
-  (void)excluded_by(patterns, path, false);
-  (void)excluded_by(patterns, path, true);
+  const ExcludeSet excludes(patterns);
+  (void)excludes.matches(path, false);
+  (void)excludes.matches(path, true);
+  (void)excludes.unmatched();
   return 0;
 }

@@ -159,16 +159,16 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
     for (const auto& n : result.notes) spdlog::warn("{}: {}", v.show(n.path), n.text);
     for (const auto& e : result.errors) spdlog::error("{}: {}", v.show(e.path), e.text);
     total += result.summary;
-    // A pattern copied from the diff, which prints PATH's own name first, excludes nothing.
-    // Which pattern excluded what the walk does not say: a warning when none excluded anything.
-    if (!config.excludes.empty() && !result.summary.skipped[size_t(Skip::kExcluded)])
-      for (const auto& p : config.excludes) {
-        const std::string own = v.display + "/";
-        const std::string hint = p.starts_with(own) && p.size() > own.size()
-                                     ? " (--exclude " + p.substr(own.size()) + " for " + p + ")"
-                                     : "";
-        spdlog::warn("--exclude {} matched nothing below {}; patterns are relative to PATH{}", p, v.given, hint);
-      }
+    // A typo, or a pattern copied from the diff, which prints PATH's own name first.
+    for (const auto& p : result.unmatched_excludes) {
+      const std::string own = v.display + "/";
+      const std::string hint = p.starts_with(own) && p.size() > own.size()
+                                   ? " (--exclude " + p.substr(own.size()) + " for " + p + ")"
+                               : result.summary.skipped[size_t(Skip::kExcluded)]
+                                   ? " (or it matches only below a directory another pattern excluded: nothing there is looked at)"
+                                   : "";
+      spdlog::warn("--exclude {} matched nothing below {}; patterns are relative to PATH{}", p, v.given, hint);
+    }
     if (!result.stopped.empty()) return stop(result.stopped);
     if (one_journal) continue;  // finished once, after the last volume
     if (journal && journal->created()) {

@@ -18,21 +18,40 @@
 
 namespace volprep {
 
-bool excluded_by(const std::vector<std::string>& patterns, std::string_view rel, bool is_dir) {
-  if (rel.empty()) return false;
-  std::string path(rel);
-  auto slash = path.rfind('/');
-  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-  for (std::string p : patterns) {
-    bool dirs_only = p.size() > 1 && p.back() == '/';
-    if (dirs_only) p.pop_back();
-    if (dirs_only && !is_dir) continue;
-    while (p.starts_with("./")) p.erase(0, 2);
-    bool anchored = p.find('/') != std::string::npos;
-    if (fnmatch(p.c_str(), anchored ? path.c_str() : name.c_str(), anchored ? FNM_PATHNAME : 0) == 0)
-      return true;
+ExcludeSet::ExcludeSet(const std::vector<std::string>& patterns)
+    : hit_(std::make_unique<std::atomic<bool>[]>(patterns.size())) {
+  for (const std::string& given : patterns) {
+    Pattern p{given, given};
+    p.dirs_only = p.glob.size() > 1 && p.glob.back() == '/';
+    if (p.dirs_only) p.glob.pop_back();
+    while (p.glob.starts_with("./")) p.glob.erase(0, 2);
+    p.anchored = p.glob.find('/') != std::string::npos;
+    patterns_.push_back(std::move(p));
   }
-  return false;
+}
+
+bool ExcludeSet::matches(std::string_view rel, bool is_dir) const {
+  if (rel.empty()) return false;
+  const std::string path(rel);
+  const auto slash = path.rfind('/');
+  const char* name = path.c_str() + (slash == std::string::npos ? 0 : slash + 1);
+  bool matched = false;
+  for (size_t i = 0; i < patterns_.size(); ++i) {
+    const Pattern& p = patterns_[i];
+    // Once one pattern matched, the rest are tried only to note that they match too.
+    if ((p.dirs_only && !is_dir) || (matched && hit_[i].load(std::memory_order_relaxed))) continue;
+    if (fnmatch(p.glob.c_str(), p.anchored ? path.c_str() : name, p.anchored ? FNM_PATHNAME : 0) != 0) continue;
+    matched = true;
+    if (!hit_[i].load(std::memory_order_relaxed)) hit_[i].store(true, std::memory_order_relaxed);
+  }
+  return matched;
+}
+
+std::vector<std::string> ExcludeSet::unmatched() const {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < patterns_.size(); ++i)
+    if (!hit_[i].load(std::memory_order_relaxed)) out.push_back(patterns_[i].given);
+  return out;
 }
 
 namespace {
@@ -523,8 +542,9 @@ RunResult run_tree(const VolumeRoot& volume, const Policy& policy, const RunConf
   Run run(volume, policy, config, progress);
   WalkOptions options;
   options.cross_filesystems = config.cross_filesystems;
+  const ExcludeSet excludes(config.excludes);
   if (!config.excludes.empty())
-    options.excluded = [&](std::string_view rel, bool is_dir) { return excluded_by(config.excludes, rel, is_dir); };
+    options.excluded = [&](std::string_view rel, bool is_dir) { return excludes.matches(rel, is_dir); };
   walk_volume(volume, std::move(options), [&] { return std::make_unique<Visitor>(run); });
   if (progress) progress->walked.store(true, std::memory_order_relaxed);
   run.flush();
@@ -532,7 +552,9 @@ RunResult run_tree(const VolumeRoot& volume, const Policy& policy, const RunConf
     run.apply_links();
     run.flush();
   }
-  return run.collect();
+  RunResult result = run.collect();
+  result.unmatched_excludes = excludes.unmatched();
+  return result;
 }
 
 }  // namespace volprep

@@ -168,8 +168,9 @@ Census take_census(const VolumeRoot& volume, const ShiftSpec& spec, const Census
   tbb::enumerable_thread_specific<CensusState> states;
   WalkOptions walk;
   walk.cross_filesystems = options.cross_filesystems;
+  const ExcludeSet excludes(options.excludes);
   if (!options.excludes.empty())
-    walk.excluded = [&](std::string_view rel, bool is_dir) { return excluded_by(options.excludes, rel, is_dir); };
+    walk.excluded = [&](std::string_view rel, bool is_dir) { return excludes.matches(rel, is_dir); };
   // The walk lists the root through its descriptor's file position: a descriptor of its own
   // (an open file description, not a dup), so the run after the census lists it from the start.
   VolumeRoot root;

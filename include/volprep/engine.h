@@ -74,6 +74,7 @@ struct RunResult {
   std::vector<Note> notes;              // entries left alone that the user should hear of
   std::vector<Note> errors;             // entries that failed
   std::string stopped;                  // non-empty: the run stopped early, and why
+  std::vector<std::string> unmatched_excludes;  // --exclude patterns that matched nothing
 };
 
 // Read by a progress display while a run goes on.
@@ -89,7 +90,24 @@ RunResult run_tree(const VolumeRoot& volume, const Policy& policy, const RunConf
 void walk_volume(const VolumeRoot& volume, WalkOptions options, const Walker::VisitorFactory& make_visitor);
 
 // --exclude: a pattern with a '/' matches the whole relative path, one without matches the
-// entry's name at any depth; a trailing '/' matches directories only.
-bool excluded_by(const std::vector<std::string>& patterns, std::string_view rel_path, bool is_dir);
+// entry's name at any depth; a trailing '/' matches directories only. Each pattern is parsed
+// once; a run's threads share the set, which notes which patterns matched something, so a
+// pattern that matched nothing (a typo, a path copied with PATH's own name first) is warned of
+// even when another one matched.
+class ExcludeSet {
+ public:
+  explicit ExcludeSet(const std::vector<std::string>& patterns);
+  bool matches(std::string_view rel_path, bool is_dir) const;
+  // The patterns, as given, that have matched nothing so far.
+  std::vector<std::string> unmatched() const;
+
+ private:
+  struct Pattern {
+    std::string given, glob;
+    bool dirs_only = false, anchored = false;
+  };
+  std::vector<Pattern> patterns_;
+  std::unique_ptr<std::atomic<bool>[]> hit_;
+};
 
 }  // namespace volprep

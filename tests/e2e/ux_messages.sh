@@ -163,6 +163,14 @@ grep -qF -- "--exclude jh/secrets matched nothing below ./jh; patterns are relat
   "$T/err" || { cat "$T/err"; fail "--exclude jh/secrets: no warning"; }
 vp "$T/jh" --as 1000 "${MAP[@]}" -n --exclude secrets >"$T/out" 2>"$T/err"
 not grep -q 'matched nothing' "$T/err"
+# A typo beside a pattern that matched: the typo is warned of all the same; so is a pattern
+# whose matches lie only below a directory another one excluded (nothing there is looked at).
+touch "$T/jh/secrets/key.pem"
+vp "$T/jh" --as 1000 "${MAP[@]}" -n --exclude secrets --exclude sekrets --exclude '*.pem' >"$T/out" 2>"$T/err"
+grep -qF -- "--exclude sekrets matched nothing below $T/jh; patterns are relative to PATH (or it matches only below a directory" \
+  "$T/err" || { cat "$T/err"; fail "--exclude sekrets beside --exclude secrets: no warning"; }
+grep -qF -- "--exclude *.pem matched nothing" "$T/err" || { cat "$T/err"; fail "--exclude *.pem: no warning"; }
+not grep -q -- '--exclude secrets matched nothing' "$T/err"
 
 # --- mount -n and mount --list in English: 1 entry, an ext4 ----------------------------------------
 mkdir "$T/one" "$T/one-dst"

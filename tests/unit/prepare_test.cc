@@ -376,6 +376,28 @@ TEST_F(TempTree, ExcludeSkipsSubtreesAndNames) {
   EXPECT_EQ(anchored.summary.skipped[size_t(Skip::kExcluded)], 1u);
 }
 
+TEST_F(TempTree, EachExcludeThatMatchedNothingIsNamed) {
+  file("cache/y");
+  file("keep/a.log");
+  // "*.log" and "a.log" both match keep/a.log: the second is noted although the first
+  // already excluded it. "cache/y" lies below a directory excluded: never looked at.
+  auto r = run(true, {"cache", "*.log", "a.log", "cahce", "cache/y"});
+  EXPECT_EQ(r.unmatched_excludes, (std::vector<std::string>{"cahce", "cache/y"}));
+  EXPECT_TRUE(run(true, {"cache"}).unmatched_excludes.empty());
+}
+
+TEST(ExcludeSet, PatternsAsDocumented) {
+  const ExcludeSet set({"./tmp/", "deep/*.o", "*.swp"});
+  EXPECT_TRUE(set.matches("tmp", true));
+  EXPECT_FALSE(set.matches("tmp", false));  // a trailing '/': directories only
+  EXPECT_TRUE(set.matches("a/tmp", true));   // a leading "./" is dropped (./-name for -name)
+  EXPECT_TRUE(set.matches("deep/x.o", false));
+  EXPECT_FALSE(set.matches("deep/sub/x.o", false));  // '*' does not cross a '/'
+  EXPECT_TRUE(set.matches("a/b/.x.swp", false));  // without one: any name
+  EXPECT_FALSE(set.matches("", true));  // the root is never excluded
+  EXPECT_TRUE(set.unmatched().empty());
+}
+
 TEST_F(TempTree, SingleFileIsOneEntry) {
   file("only", 0);
   PrepareConfig config;
