@@ -11,7 +11,12 @@ alternating in every round, each timed run changing every entry:
   prepare         volprep prepare T --as 1000 (then an untimed rollback puts the owners back)
   find loop       find T -printf '%U %G %p\\0' | xargs -0 -P NPROC -n 1000 perl lchown +500000
                   (then an untimed loop with -500000)
-Prints medians, the ratios shift/prepare (target <= 1.05) and shift/find loop (<= 0.75), CPU.
+  floor prepare   floor.cc T +500000 NPROC 256 pin: a prepare's calls (pin, statx, chown, close
+                  an entry), every id plus 500000; nothing else (no plan, journal, checks)
+  floor shift     floor.cc T +500000 NPROC 256 census: the same after a census (statx and
+                  listxattrat an entry, by name): the least a shift that refuses first can do
+Prints medians, the ratios shift/prepare (target <= 1.05) and shift/find loop (<= 0.75), CPU,
+and floor shift / floor prepare: how near 1.05 any shift with a census can come here.
 """
 import argparse, os, resource, shutil, statistics, subprocess, sys, time
 
@@ -58,6 +63,8 @@ def main():
     os.makedirs(journals, exist_ok=True)
     if not os.path.isdir(tree):
         subprocess.run([sys.executable, os.path.join(here, "mktree.py"), tree, str(a.files)], check=True)
+    floor = os.path.join(a.dir, "floor")
+    subprocess.run(["c++", "-std=c++20", "-O2", "-pthread", "-o", floor, os.path.join(here, "floor.cc")], check=True)
     vp = [a.volprep, "-q"]
     jd = ["--journal-dir", journals]
     nproc = os.cpu_count()
@@ -70,6 +77,9 @@ def main():
     def check(want, what):
         if owners(tree) != want:
             sys.exit(f"bench: after {what} the owners are not as expected")
+
+    def floor_run(delta, mode):
+        return [floor, tree, "+%d" % (delta % 2**32), str(nproc), "256", mode]
 
     def loop(delta):
         return ["bash", "-c", LOOP, "_", tree, str(nproc)], dict(os.environ, D=str(delta))
@@ -95,6 +105,10 @@ def main():
         run(vp + ["rollback", "--last", tree, "--journal-dir", journals, "--no-journal"]); check(start, "rollback")
         timed(label("find loop"), *loop(500000)); check(shifted, "find loop")
         run(*loop(-500000)); check(start, "find loop back")
+        timed(label("floor prepare"), floor_run(500000, "pin")); check(shifted, "floor prepare")
+        run(floor_run(-500000, "pin")); check(start, "floor back")
+        timed(label("floor shift"), floor_run(500000, "census")); check(shifted, "floor shift")
+        run(floor_run(-500000, "pin")); check(start, "floor back")
         clear_journals()
         print(f"round {r}: " + ", ".join(f"{k} {v[-1][0]:.2f}s" for k, v in times.items() if not k.startswith("warm")
                                          or not r), file=sys.stderr)
@@ -113,6 +127,10 @@ def main():
     print()
     for what, ratio, target in rows:
         print(f"  {what:28} {ratio:5.2f}  target <= {target:.2f}  {'PASS' if ratio <= target else 'FAIL'}")
+    for what, a_, b_ in (("floor shift / floor prepare", "floor shift", "floor prepare"),
+                         ("shift / floor shift", "shift", "floor shift"),
+                         ("prepare / floor prepare", "prepare", "floor prepare")):
+        print(f"  {what:28} {med[a_] / med[b_]:5.2f}  (info; CPU {cpu[a_] / cpu[b_]:.2f})")
     print(f"load at end: {open('/proc/loadavg').read().split()[:3]}")
     if not a.keep:
         shutil.rmtree(a.dir)

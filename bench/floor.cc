@@ -7,6 +7,16 @@
 //
 //   floor DIR UID THREADS [CHUNK]     prints the wall time in seconds
 //   floor DIR UID THREADS CHUNK pin   the same, each entry through a pin of its own
+//   floor DIR +N THREADS CHUNK pin    every uid and gid plus N (mod 2^32): a shift's changes,
+//                                     with a prepare's calls (N = 4294467296 takes 500000 off)
+//   floor DIR +N THREADS CHUNK census the same after a census: the least a shift that refuses
+//                                     before its first change can do (bench_shift.py)
+//
+// The census is what a shift must read of every entry before it changes any (an id the map
+// cannot translate, or a tree shifted already, refuses the run with nothing changed): the
+// listing, a statx and the names of the extended attributes (ACLs, capabilities: their ids
+// are translated too) of each entry, by name. The run after it is the pinned pass; it reads
+// no attribute, as if the census had found none (the bench tree has none).
 //
 // With `pin` an entry is changed as volprep's safety rules allow: through one descriptor of
 // the inode (openat2 O_PATH|O_NOFOLLOW, RESOLVE_NO_XDEV), stat'ed and chowned through it,
@@ -23,6 +33,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -99,6 +110,9 @@ void failed(const char* what, const char* name) {
   if (failures++ == 0) std::fprintf(stderr, "floor: %s %s: %s\n", what, name, std::strerror(errno));
 }
 
+bool add = false;          // UID is "+N": every id plus N, not one id for all
+bool census_pass = false;  // the census walk, before the changing one
+
 // Returns the entry's type (S_IFMT bits), or 0 if it could not be stat'ed.
 unsigned chown_if_needed(int dirfd, const char* name, uid_t id, int flags) {
   struct statx sx;
@@ -106,7 +120,35 @@ unsigned chown_if_needed(int dirfd, const char* name, uid_t id, int flags) {
     failed("statx", name);
     return 0;
   }
-  if ((sx.stx_uid != id || sx.stx_gid != id) && ::fchownat(dirfd, name, id, id, flags) != 0) failed("fchownat", name);
+  const uid_t uid = add ? sx.stx_uid + id : id, gid = add ? sx.stx_gid + id : id;
+  if ((sx.stx_uid != uid || sx.stx_gid != gid) && ::fchownat(dirfd, name, uid, gid, flags) != 0)
+    failed("fchownat", name);
+  return sx.stx_mode & S_IFMT;
+}
+
+// The census of one entry: its ids and the names of its extended attributes, by name
+// (listxattrat, Linux 6.13; before it, through /proc/self/fd as volprep does).
+unsigned census_of(int dirfd, const char* name) {
+  struct statx sx;
+  if (::statx(dirfd, name, AT_SYMLINK_NOFOLLOW | (*name ? 0 : AT_EMPTY_PATH), STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO | STATX_NLINK,
+              &sx) != 0) {
+    failed("statx", name);
+    return 0;
+  }
+  char names[4096];
+  static std::atomic<bool> no_listxattrat{false};
+  long n = -1;
+  if (!no_listxattrat.load(std::memory_order_relaxed)) {
+    n = ::syscall(465 /* listxattrat */, dirfd, name, AT_SYMLINK_NOFOLLOW | (*name ? 0 : AT_EMPTY_PATH), names,
+                  sizeof names);
+    if (n < 0 && errno == ENOSYS) no_listxattrat = true;
+  }
+  if (no_listxattrat.load(std::memory_order_relaxed)) {
+    char path[4200];
+    std::snprintf(path, sizeof path, "/proc/self/fd/%d/%s", dirfd, name);
+    n = ::llistxattr(path, names, sizeof names);
+  }
+  if (n < 0 && errno != ENOTSUP) failed("listxattrat", name);
   return sx.stx_mode & S_IFMT;
 }
 
@@ -152,7 +194,9 @@ void work(Queue& queue, uid_t id) {
     } else {
       for (size_t i = 0; i < w.names.size(); ++i) {
         const char* name = w.names[i].c_str();
-        unsigned type = pin ? chown_pinned(fd, name, id) : chown_if_needed(fd, name, id, AT_SYMLINK_NOFOLLOW);
+        unsigned type = census_pass ? census_of(fd, name)
+                        : pin       ? chown_pinned(fd, name, id)
+                                    : chown_if_needed(fd, name, id, AT_SYMLINK_NOFOLLOW);
         if (w.types[i] == DT_DIR || (w.types[i] == DT_UNKNOWN && type == S_IFDIR)) {
           int sub = ::openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
           if (sub >= 0)
@@ -169,13 +213,35 @@ void work(Queue& queue, uid_t id) {
 
 }  // namespace
 
+// One walk of the tree from DIR: the census, or the changes.
+bool walk(const char* dir, uid_t id, int threads) {
+  int root = ::open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (root < 0) {
+    std::fprintf(stderr, "floor: %s: %s\n", dir, std::strerror(errno));
+    return false;
+  }
+  if (census_pass)
+    census_of(root, "");
+  else
+    chown_if_needed(root, "", id, AT_EMPTY_PATH);
+  Queue queue;
+  queue.start({std::make_shared<Dir>(root), {}, {}});
+  std::vector<std::thread> pool;
+  for (int i = 0; i < threads; ++i) pool.emplace_back([&] { work(queue, id); });
+  for (auto& t : pool) t.join();
+  return true;
+}
+
 int main(int argc, char** argv) {
-  if (argc < 4 || argc > 6 || (argc == 6 && std::strcmp(argv[5], "pin") != 0)) {
-    std::fprintf(stderr, "usage: floor DIR UID THREADS [CHUNK [pin]]\n");
+  const bool census = argc == 6 && std::strcmp(argv[5], "census") == 0;
+  if (argc < 4 || argc > 6 || (argc == 6 && std::strcmp(argv[5], "pin") != 0 && !census) ||
+      (census && argv[2][0] != '+')) {
+    std::fprintf(stderr, "usage: floor DIR UID THREADS [CHUNK [pin]] | floor DIR +N THREADS CHUNK (pin|census)\n");
     return 2;
   }
   pin = argc == 6;
-  const uid_t id = uid_t(std::strtoul(argv[2], nullptr, 10));
+  add = argv[2][0] == '+';
+  const uid_t id = uid_t(std::strtoul(argv[2] + add, nullptr, 10));
   const int threads = std::atoi(argv[3]);
   if (argc >= 5) chunk_names = std::max(1, std::atoi(argv[4]));
   rlimit rl{};  // a descriptor per directory waiting in the queue, as volprep raises it too
@@ -184,17 +250,12 @@ int main(int argc, char** argv) {
     ::setrlimit(RLIMIT_NOFILE, &rl);
   }
   const auto t0 = std::chrono::steady_clock::now();
-  int root = ::open(argv[1], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (root < 0) {
-    std::fprintf(stderr, "floor: %s: %s\n", argv[1], std::strerror(errno));
-    return 1;
+  if (census) {
+    census_pass = true;
+    if (!walk(argv[1], id, threads)) return 1;
+    census_pass = false;
   }
-  chown_if_needed(root, "", id, AT_EMPTY_PATH);
-  Queue queue;
-  queue.start({std::make_shared<Dir>(root), {}, {}});
-  std::vector<std::thread> pool;
-  for (int i = 0; i < threads; ++i) pool.emplace_back([&] { work(queue, id); });
-  for (auto& t : pool) t.join();
+  if (!walk(argv[1], id, threads)) return 1;
   std::printf("%.3f\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (failures > 0) {
     std::fprintf(stderr, "floor: %ld calls failed\n", failures.load());
