@@ -2,8 +2,13 @@
 // request, standing for a network filesystem's round trip; it counts what it is asked.
 //
 //   slowfs [--delay-us N] [--threads N] [--cache-s S] [--attr-cache-s S] [--posix-acl 0|1]
-//          BACKING_DIR MOUNTPOINT
+//          [--squash-root 0|1] BACKING_DIR MOUNTPOINT
 //                                                         (as root; stays in front)
+//
+// --squash-root 1 answers requests from uid 0 as an NFS server exporting with root_squash (its
+// default) does: as nobody (65534). An owner change is refused (EPERM), and so are a mode,
+// time or ACL change (system.* and security.* xattrs) of an entry nobody does not own; what
+// root creates through it is nobody's.
 //
 // The requests and their count so far: `getfattr -n user.slowfs.stats MOUNTPOINT` (that
 // request is counted too). Unmount with `umount MOUNTPOINT`: slowfs then exits.
@@ -46,6 +51,8 @@ static long delay_ns = 1000000;
 static double cache_s = 1.0;      // how long the kernel may keep names
 static double attr_cache_s = 1.0; // and attributes
 static int posix_acl = 0;         // the kernel enforces the POSIX ACLs it passes through
+static int squash_root = 0;       // uid 0 is nobody here (NFS root_squash)
+#define NOBODY 65534
 
 enum { kLookup, kGetattr, kSetattr, kGetxattr, kSetxattr, kListxattr, kRemovexattr, kReaddir,
        kOpendir, kReleasedir, kReadlink, kStatfs, kAccess, kOpen, kRead, kWrite, kRelease,
@@ -89,15 +96,26 @@ static int sf_readlink(const char* path, char* buf, size_t size) {
   return 0;
 }
 
+// --squash-root: the request comes from root, which is nobody here.
+static int squashed(void) { return squash_root && fuse_get_context()->uid == 0; }
+// And nobody does not own `path`: a change only its owner may make is refused.
+static int squashed_not_owner(const char* path) {
+  struct stat st;
+  return squashed() && (fstatat(backing, rel(path), &st, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 ||
+                        st.st_uid != NOBODY);
+}
+
 static int sf_chown(const char* path, uid_t uid, gid_t gid, struct fuse_file_info* fi) {
   (void)fi;
   request(kSetattr);
+  if (squashed()) return -EPERM;
   return ret(fchownat(backing, rel(path), uid, gid, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH));
 }
 
 static int sf_chmod(const char* path, mode_t mode, struct fuse_file_info* fi) {
   (void)fi;
   request(kSetattr);
+  if (squashed_not_owner(path)) return -EPERM;
   return ret(fchmodat(backing, rel(path), mode, 0));
 }
 
@@ -112,6 +130,7 @@ static int sf_truncate(const char* path, off_t size, struct fuse_file_info* fi) 
 static int sf_utimens(const char* path, const struct timespec tv[2], struct fuse_file_info* fi) {
   (void)fi;
   request(kSetattr);
+  if (squashed_not_owner(path)) return -EPERM;
   return ret(utimensat(backing, rel(path), tv, AT_SYMLINK_NOFOLLOW));
 }
 
@@ -141,8 +160,12 @@ static int sf_getxattr(const char* path, const char* name, char* value, size_t s
   return n < 0 ? -errno : (int)n;
 }
 
+// An ACL or a capability: its owner's (or root's) to set.
+static int owner_xattr(const char* name) { return !strncmp(name, "system.", 7) || !strncmp(name, "security.", 9); }
+
 static int sf_setxattr(const char* path, const char* name, const char* value, size_t size, int flags) {
   request(kSetxattr);
+  if (owner_xattr(name) && squashed_not_owner(path)) return -EPERM;
   char p[8192];
   full(p, sizeof p, path);
   return ret(lsetxattr(p, name, value, size, flags));
@@ -158,6 +181,7 @@ static int sf_listxattr(const char* path, char* list, size_t size) {
 
 static int sf_removexattr(const char* path, const char* name) {
   request(kRemovexattr);
+  if (owner_xattr(name) && squashed_not_owner(path)) return -EPERM;
   char p[8192];
   full(p, sizeof p, path);
   return ret(lremovexattr(p, name));
@@ -224,7 +248,9 @@ static int sf_open(const char* path, struct fuse_file_info* fi) {
 static int owned(int rc, const char* path) {
   if (rc < 0) return -errno;
   const struct fuse_context* c = fuse_get_context();
-  if ((c->uid != 0 || c->gid != 0) && fchownat(backing, rel(path), c->uid, c->gid, AT_SYMLINK_NOFOLLOW) != 0) {
+  const uid_t uid = squashed() ? NOBODY : c->uid;
+  const gid_t gid = squashed() ? NOBODY : c->gid;
+  if ((uid != 0 || gid != 0) && fchownat(backing, rel(path), uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
     int err = errno;
     if (unlinkat(backing, rel(path), 0) != 0) unlinkat(backing, rel(path), AT_REMOVEDIR);
     return -err;
@@ -372,12 +398,14 @@ int main(int argc, char** argv) {
       attr_cache_s = atof(argv[i + 1]);
     else if (!strcmp(argv[i], "--posix-acl"))
       posix_acl = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--squash-root"))
+      squash_root = atoi(argv[i + 1]);
     else
       break;
   }
   if (argc - i != 2) {
     fprintf(stderr, "usage: slowfs [--delay-us N] [--threads N] [--cache-s S] [--attr-cache-s S] [--posix-acl 0|1]\n"
-                    "              BACKING_DIR MOUNTPOINT\n");
+                    "              [--squash-root 0|1] BACKING_DIR MOUNTPOINT\n");
     return 2;
   }
   if (!realpath(argv[i], backing_path)) {
@@ -419,8 +447,8 @@ int main(int argc, char** argv) {
   struct fuse_loop_config* cfg = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg, threads);
   fuse_loop_cfg_set_idle_threads(cfg, threads);  // no thread churn between bursts
-  fprintf(stderr, "slowfs: %s on %s, %ld us per request, up to %u threads\n", backing_path, mountpoint,
-          delay_ns / 1000, threads);
+  fprintf(stderr, "slowfs: %s on %s, %ld us per request, up to %u threads%s\n", backing_path, mountpoint,
+          delay_ns / 1000, threads, squash_root ? ", root squashed" : "");
   int rc = fuse_loop_mt(fuse, cfg);
   fuse_loop_cfg_destroy(cfg);
   char stats[2048];

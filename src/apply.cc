@@ -75,12 +75,20 @@ int fail(Change& c, int err, const char* step) {
   return err;
 }
 
+// Tries `c` unless the run has stopped (then it is left as it is, reported as not attempted).
+int try_change(int dirfd, Change& c, const ChangeSink& sink) {
+  if (sink.stopped()) return fail(c, kNotAttempted, "not attempted (the run stopped)");
+  apply_change(dirfd, c);
+  sink.tried(c);
+  return c.err;
+}
+
 class RealApplier final : public Applier {
  public:
   bool apply(const SharedFd& dir, const std::string& dir_path, std::span<Change> changes,
              ChangeSink& sink) override {
     for (Change& c : changes) {
-      apply_change(dir->get(), c);
+      try_change(dir->get(), c, sink);
       c.entry.reset();
       sink.done(dir_path, c);
     }
@@ -200,10 +208,10 @@ class JournalingApplier final : public Applier {
         if (auto r = journal_.wait_durable(b.end); !r) return fail(r.error().message);
       }
       if (at_end && b.count > 1) {
-        apply_in_parallel(b);
+        apply_in_parallel(b, sink);
       } else {
         for (Dir& d : b.dirs)
-          for (Change& c : d.changes) apply_one(d.fd->get(), c);
+          for (Change& c : d.changes) apply_one(d.fd->get(), c, sink);
       }
       for (Dir& d : b.dirs)
         for (Change& c : d.changes) sink.done(d.path, c);
@@ -213,18 +221,18 @@ class JournalingApplier final : public Applier {
     return true;
   }
 
-  void apply_one(int dirfd, Change& c) {
-    if (apply_change(dirfd, c) == 0 && c.arms()) record_armed(dirfd, c);
+  void apply_one(int dirfd, Change& c, const ChangeSink& sink) {
+    if (try_change(dirfd, c, sink) == 0 && c.arms()) record_armed(dirfd, c);
     c.entry.reset();
   }
 
-  void apply_in_parallel(Batch& b) {
+  void apply_in_parallel(Batch& b, const ChangeSink& sink) {
     std::vector<std::pair<int, Change*>> all;
     all.reserve(b.count);
     for (Dir& d : b.dirs)
       for (Change& c : d.changes) all.emplace_back(d.fd->get(), &c);
     tbb::parallel_for(tbb::blocked_range<size_t>(0, all.size(), 16), [&](const tbb::blocked_range<size_t>& r) {
-      for (size_t i = r.begin(); i < r.end(); ++i) apply_one(all[i].first, *all[i].second);
+      for (size_t i = r.begin(); i < r.end(); ++i) apply_one(all[i].first, *all[i].second, sink);
     });
   }
 

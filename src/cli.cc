@@ -79,7 +79,7 @@ CLI::Validator not_an_option(const std::string& what) {
 void add_run_options(CLI::App& app, DriverOptions& o, const char* check_help) {
   app.add_flag("-n,--dry-run", o.dry_run, "Print the changes as a diff, sorted by path; change nothing");
   app.add_flag("--check", o.check, std::string(check_help) + " (quiet, the global option: errors only, the exit status says the rest)");
-  app.add_flag("--json", o.json, "Print the plan and summary as JSON Lines");
+  app.add_flag("--json", o.json, "Print the plan, every failed entry and the summary as JSON Lines");
   add_threads_option(app, o.threads);
   auto* journal = app.add_option("--journal", o.journal_file,
                                  "Write the rollback journal to FILE (a run that changes nothing writes none)")

@@ -1,7 +1,10 @@
 #include "volprep/driver.h"
 
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -64,6 +67,30 @@ Result<std::unique_ptr<JournalWriter>> open_journal(const VolumeRoot& v, const D
   h.ino = v.st.ino;
   h.start_ns = now_ns();
   return JournalWriter::create(o.journal_dir, o.journal_file.value_or(""), h, /*lazy=*/true);
+}
+
+// Failures listed one a line on stderr: the first ones, then how many more (-v lists them
+// all, --json prints them all).
+constexpr size_t kErrorsListed = 20;
+
+void report_errors(const VolumeRoot& v, const std::vector<Note>& errors, bool json, bool silent) {
+  const bool all = spdlog::should_log(spdlog::level::info);
+  const size_t listed = all ? errors.size() : std::min(errors.size(), kErrorsListed);
+  for (size_t i = 0; i < listed; ++i) spdlog::error("{}: {}", v.show(errors[i].path), errors[i].text);
+  if (listed < errors.size())
+    spdlog::error("... and {} more failed entries ({}-v lists them all)", errors.size() - listed,
+                  json && !silent ? "the JSON lines name each, " : "");
+  if (json && !silent)
+    for (const auto& e : errors) std::printf("%s\n", format_failure_json(v.show(e.path), e.text).c_str());
+}
+
+// The capability a refused step needs, if volprep has not got it: the cause, then.
+const char* missing_capability(const std::string& step) {
+  const unsigned cap = step.starts_with("chown:") ? CAP_CHOWN : CAP_FOWNER;
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct caps[2]{};
+  if (::syscall(SYS_capget, &header, caps) != 0 || (caps[0].effective & (1u << cap))) return nullptr;
+  return cap == CAP_CHOWN ? "CAP_CHOWN" : "CAP_FOWNER";
 }
 
 }  // namespace
@@ -157,7 +184,7 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
       std::printf("%s\n", (o.json ? format_change_json(shown, c.change) : format_change(shown, c.change)).c_str());
     }
     for (const auto& n : result.notes) spdlog::warn("{}: {}", v.show(n.path), n.text);
-    for (const auto& e : result.errors) spdlog::error("{}: {}", v.show(e.path), e.text);
+    report_errors(v, result.errors, o.json, silent);
     total += result.summary;
     // A typo, or a pattern copied from the diff, which prints PATH's own name first.
     for (const auto& p : result.unmatched_excludes) {
@@ -168,6 +195,28 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
                                    ? " (or it matches only below a directory another pattern excluded: nothing there is looked at)"
                                    : "";
       spdlog::warn("--exclude {} matched nothing below {}; patterns are relative to PATH{}", p, v.given, hint);
+    }
+    if (result.refused) {
+      // The filesystem refuses every change: said once, with its likely causes; the journal
+      // (its records of changes refused or never tried restore nothing) is finished, and the
+      // command ends here.
+      if (journal && journal->created()) {
+        const Summary& s = one_journal ? total : result.summary;
+        if (auto r = journal->finish({s.scanned, s.changed, s.failed, 0}); !r)
+          spdlog::error("{}; the journal reads as interrupted, rollback still undoes the run", r.error().message);
+      }
+      Refusal refusal{v.given, fs_type_name(v.fs_magic), result.refused, result.refused_first,
+                      missing_capability(result.refused_first), uint32_t(::geteuid()), ""};
+      refusal.so_far = !total.changed          ? "nothing changed"
+                       : !o.no_journal        ? so_far()
+                                              : std::to_string(total.changed) + " entries changed (--no-journal: no rollback)";
+      for (const auto& line : format_refusal(refusal)) spdlog::error("{}", line);
+      if (!silent) {
+        if (o.json) std::printf("%s\n", format_refusal_json(refusal).c_str());
+        std::printf("%s\n", (o.json ? format_summary_json(total, dry_run) : format_summary(total, dry_run)).c_str());
+      }
+      std::fflush(stdout);
+      return kExitPartial;
     }
     if (!result.stopped.empty()) return stop(result.stopped);
     if (one_journal) continue;  // finished once, after the last volume

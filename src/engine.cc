@@ -63,6 +63,7 @@ struct ThreadState final : ChangeSink {
   std::unique_ptr<Applier> applier;
   std::vector<Change> batch;
   Progress* progress = nullptr;
+  RefusalWatch* refusals = nullptr;  // the run's
   // Entries left alone below directory paths longer than a journal takes, and the shortest
   // such path: reported once, not one path as long as the tree is deep per entry.
   uint64_t too_deep = 0;
@@ -72,6 +73,8 @@ struct ThreadState final : ChangeSink {
     const uint64_t entries = 1 + c.other_links;
     if (c.err == ENOENT) {
       summary.vanished += entries;
+    } else if (c.err == kNotAttempted) {
+      summary.not_attempted += entries;
     } else if (c.err) {
       summary.failed += entries;
       errors.push_back({join_path(dir_path, c.name), std::string(c.failed_step) + ": " + std::strerror(c.err)});
@@ -81,6 +84,13 @@ struct ThreadState final : ChangeSink {
       if (progress) progress->changed.fetch_add(entries, std::memory_order_relaxed);
     }
   }
+  void tried(const Change& c) const override {
+    if (c.err)
+      refusals->refused(c.err, c.failed_step);
+    else
+      refusals->made();
+  }
+  bool stopped() const override { return refusals->stopping(); }
 };
 
 // A hardlinked file waits here until the walk has counted how many of its links it found.
@@ -124,6 +134,13 @@ bool InodeSet::insert(const EntryStat& st) {
   }
 }
 
+bool RefusalWatch::refused(int err, const char* step) {
+  if (err != EPERM && err != EACCES) return false;
+  const uint64_t n = refused_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (n == 1) first_ = std::string(step) + ": " + std::strerror(err);
+  return refuses_everything(n, made_.load(std::memory_order_relaxed)) && !stopping_.exchange(true);
+}
+
 void InodeSet::Shard::grow() {
   const size_t size = std::max<size_t>(64, slots.size() * 2);
   std::vector<uint64_t> old = std::exchange(slots, std::vector<uint64_t>(size));
@@ -147,6 +164,7 @@ class Run {
     auto& ts = states_.local();
     if (!ts.applier) {
       ts.progress = progress_;
+      ts.refusals = &refusals_;
       ts.applier = config_.dry_run   ? make_dry_run_applier(ts.recorded)
                    : config_.journal ? make_journaling_applier(*config_.journal, kMaxJournalPath)
                                      : make_real_applier();
@@ -156,6 +174,7 @@ class Run {
 
   // Plans one directory's entries and applies them as one batch. False: stop the run.
   bool visit(const DirView& dir, std::span<Entry> entries) {
+    if (refusals_.stopping()) return false;  // the walk quits: its other threads see it late
     ThreadState& ts = local();
     ts.batch.clear();
     // Deeper than a journal takes (rollback holds every journaled directory's path): not
@@ -293,8 +312,12 @@ class Run {
   }
 
   bool apply_batch(ThreadState& ts, const SharedFd& dir, const std::string& dir_path) {
-    if (ts.batch.empty() ? ts.applier->poll(ts) : ts.applier->apply(dir, dir_path, ts.batch, ts)) return true;
-    stop(ts.applier->error());
+    if (!(ts.batch.empty() ? ts.applier->poll(ts) : ts.applier->apply(dir, dir_path, ts.batch, ts))) {
+      stop(ts.applier->error());
+      return false;
+    }
+    if (!refusals_.stopping()) return true;
+    stop("the filesystem refuses every change");
     return false;
   }
 
@@ -308,6 +331,7 @@ class Run {
     tbb::parallel_for_each(states_.begin(), states_.end(), [&](ThreadState& ts) {
       if (ts.applier && !ts.applier->flush(ts)) stop(ts.applier->error());
     });
+    if (refusals_.stopping()) stop("the filesystem refuses every change");
   }
 
   void defer_link(std::string path, LinkName name, Change change) {
@@ -426,9 +450,19 @@ class Run {
     return cur;
   }
 
+  // Hardlinked files not changed because the run stopped before they were.
+  void links_not_attempted() {
+    ThreadState& ts = local();
+    for (auto& [key, link] : links_) ts.summary.not_attempted += link.paths.size();
+  }
+
   RunResult collect() {
     RunResult r;
     r.stopped = stopped_;
+    if (refusals_.stopping()) {
+      r.refused = refusals_.refused_count();
+      r.refused_first = refusals_.first();
+    }
     uint64_t too_deep = 0;
     const std::string* too_deep_dir = nullptr;
     for (auto& ts : states_) {
@@ -496,6 +530,7 @@ class Run {
     size_t threads = size_t(std::max(1, tbb::this_task_arena::max_concurrency()));
     return std::clamp<size_t>(limit / 8 / threads, 1, 1024);
   }();
+  RefusalWatch refusals_;
   tbb::enumerable_thread_specific<ThreadState> states_;
   PendingLinks links_;
   // The command's set (RunConfig::changed), else one of the run's own.
@@ -551,6 +586,8 @@ RunResult run_tree(const VolumeRoot& volume, const Policy& policy, const RunConf
   if (run.stopped().empty()) {
     run.apply_links();
     run.flush();
+  } else {
+    run.links_not_attempted();
   }
   RunResult result = run.collect();
   result.unmatched_excludes = excludes.unmatched();

@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
   app.fallthrough();  // -v and -q anywhere on the line
   int verbose = 0;
   bool quiet = false;
-  app.add_flag("-v,--verbose", verbose, "More log output (repeatable)");
+  app.add_flag("-v,--verbose", verbose, "More log output (repeatable); every failed entry, not the first 20");
   app.add_flag("-q,--quiet", quiet, "Only errors on stderr");
 
   std::vector<std::pair<CLI::App*, Runner>> runners;

@@ -21,6 +21,7 @@ Summary& Summary::operator+=(const Summary& o) {
   unchanged += o.unchanged;
   failed += o.failed;
   vanished += o.vanished;
+  not_attempted += o.not_attempted;
   set_id_kept += o.set_id_kept;
   for (size_t i = 0; i < skipped.size(); ++i) skipped[i] += o.skipped[i];
   return *this;
@@ -173,6 +174,7 @@ std::string format_summary(const Summary& s, bool dry_run) {
   if (!reasons.empty()) out += " (" + reasons + ")";
   if (!dry_run) out += ", failed " + std::to_string(s.failed);
   if (s.vanished) out += ", vanished " + std::to_string(s.vanished);
+  if (s.not_attempted) out += ", not attempted " + std::to_string(s.not_attempted);
   if (s.set_id_kept) out += ", setuid/setgid kept on " + std::to_string(s.set_id_kept);
   return out;
 }
@@ -187,9 +189,52 @@ std::string format_summary_json(const Summary& s, bool dry_run) {
                       {"skipped_by_reason", skipped},
                       {"failed", s.failed},
                       {"vanished", s.vanished},
+                      {"not_attempted", s.not_attempted},
                       {"setid_kept", s.set_id_kept},
                       {"dry_run", dry_run}};
   return nlohmann::json({{"summary", j}}).dump();
+}
+
+std::string format_failure_json(std::string_view display, std::string_view error) {
+  nlohmann::json j = {{"failed", {{"path", std::string(display)}, {"error", std::string(error)}}}};
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::vector<std::string> format_refusal(const Refusal& r) {
+  const bool owners = r.first.starts_with("chown:");
+  std::vector<std::string> out;
+  out.push_back("stopped: " + r.volume + " (" + r.fs_type + ") refused the first " + std::to_string(r.refused) +
+                " changes volprep tried (" + r.first + ") and allowed none, so it tried no more; " + r.so_far);
+  if (r.missing_cap) {
+    out.push_back(std::string("cause: volprep runs as uid ") + std::to_string(r.euid) + " without " + r.missing_cap +
+                  ": run it as root (sudo volprep ...)");
+    return out;
+  }
+  // The filesystem's own cause first.
+  std::vector<std::string> causes = {
+      "an NFS export that squashes root (root_squash, the default: export it with no_root_squash to this host "
+      "while volprep runs, or run volprep on the NFS server)",
+      std::string("a FUSE or network filesystem that does not let root change ") + (owners ? "owners" : "ACLs or modes") +
+          " (sshfs; a FUSE server not running as root)",
+      std::string("volprep in a container or user namespace, without ") + (owners ? "CAP_CHOWN" : "CAP_FOWNER") +
+          " over these files"};
+  if (r.fs_type.starts_with("fuse") || r.fs_type == "smb" || r.fs_type == "smb2" || r.fs_type == "cifs" ||
+      r.fs_type == "ceph" || r.fs_type == "9p")
+    std::swap(causes[0], causes[1]);
+  std::string line = "likely causes: ";
+  for (size_t i = 0; i < causes.size(); ++i) line += (i ? "; " : "") + causes[i];
+  out.push_back(line);
+  return out;
+}
+
+std::string format_refusal_json(const Refusal& r) {
+  nlohmann::json j = {{"stopped",
+                       {{"path", r.volume},
+                        {"reason", "refused"},
+                        {"refused", r.refused},
+                        {"error", r.first},
+                        {"fs_type", r.fs_type}}}};
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace volprep

@@ -3,6 +3,7 @@
 // what the real one would do, so all of them run the same plan.
 #pragma once
 
+#include <cerrno>
 #include <memory>
 #include <span>
 #include <string>
@@ -19,7 +20,17 @@ class ChangeSink {
  public:
   virtual ~ChangeSink() = default;
   virtual void done(const std::string& dir_path, const Change& c) = 0;
+  // Told of each change as soon as it is tried (c.err says how it went; done() follows, maybe
+  // once its batch is through), from whichever thread tried it.
+  virtual void tried(const Change&) const {}
+  // True once the run has stopped (the filesystem refuses every change): an applier makes no
+  // more changes, and reports each one it still holds to done() with err kNotAttempted.
+  // Asked before every change.
+  virtual bool stopped() const { return false; }
 };
+
+// Change::err of a change an applier did not attempt because the run stopped.
+inline constexpr int kNotAttempted = ECANCELED;
 
 // One per thread.
 class Applier {

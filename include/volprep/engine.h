@@ -43,6 +43,37 @@ class InodeSet {
   Shard shards_[size_t(1) << kShardBits];
 };
 
+// Tells a filesystem that refuses every change (an NFS export that squashes root, a FUSE
+// filesystem that lets no one change owners, volprep without CAP_CHOWN) from a few entries it
+// refuses (immutable files, say): the first kRefusedToStop changes made all refused (EPERM,
+// EACCES), none made. Shared by a run's threads, and written only when a change is refused
+// and by the first change made: the changes that succeed only read it.
+class RefusalWatch {
+ public:
+  static constexpr uint64_t kRefusedToStop = 100;
+  // The decision, pure: `refused` changes refused so far, `made` whether any succeeded.
+  static bool refuses_everything(uint64_t refused, bool made) { return !made && refused >= kRefusedToStop; }
+
+  // A change refused; true for the one that decides the run stops (once a run).
+  bool refused(int err, const char* step);
+  // A change made: stored once, only read after.
+  void made() {
+    if (!made_.load(std::memory_order_relaxed)) made_.store(true, std::memory_order_relaxed);
+  }
+  bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
+  uint64_t refused_count() const { return refused_.load(std::memory_order_relaxed); }
+  // The first refusal ("chown: Operation not permitted"): read once the run's threads are done.
+  const std::string& first() const { return first_; }
+
+ private:
+  // Read before every change (stopping_), written on refusals (refused_): apart from each
+  // other and from what the threads write for every change.
+  alignas(64) std::atomic<bool> stopping_{false};
+  alignas(64) std::atomic<uint64_t> refused_{0};
+  alignas(64) std::atomic<bool> made_{false};
+  std::string first_;  // written by the first refusal only
+};
+
 struct RunConfig {
   bool dry_run = false;
   bool cross_filesystems = false;
@@ -75,6 +106,10 @@ struct RunResult {
   std::vector<Note> errors;             // entries that failed
   std::string stopped;                  // non-empty: the run stopped early, and why
   std::vector<std::string> unmatched_excludes;  // --exclude patterns that matched nothing
+  // The run stopped because the filesystem refused every change (RefusalWatch): how many it
+  // refused, and the first refusal ("chown: Operation not permitted"). 0: it did not.
+  uint64_t refused = 0;
+  std::string refused_first;
 };
 
 // Read by a progress display while a run goes on.

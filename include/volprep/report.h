@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "volprep/plan.h"
 
@@ -18,6 +19,7 @@ struct Summary {
   uint64_t unchanged = 0;
   uint64_t failed = 0;
   uint64_t vanished = 0;
+  uint64_t not_attempted = 0;  // planned, left alone because the run stopped
   uint64_t set_id_kept = 0;  // setuid/setgid bits put back after chown
   std::array<uint64_t, size_t(Skip::kCount)> skipped{};
   uint64_t skipped_total() const;
@@ -50,5 +52,25 @@ std::string format_change_json(std::string_view display_path, const Change& c);
 // "scanned N, changed N, unchanged N, skipped N (...), failed N".
 std::string format_summary(const Summary& s, bool dry_run);
 std::string format_summary_json(const Summary& s, bool dry_run);
+
+// A failed entry as one JSON object: {"failed": {"path": ..., "error": ...}}.
+std::string format_failure_json(std::string_view display_path, std::string_view error);
+
+// A run stopped because its filesystem refused every change (engine.h's RefusalWatch).
+struct Refusal {
+  std::string volume;   // as given
+  std::string fs_type;  // fs_type_name(): "nfs", "fuse", "ext4"
+  uint64_t refused = 0;
+  std::string first;    // "chown: Operation not permitted"
+  // The capability the refused step needs (CAP_CHOWN for an owner, CAP_FOWNER for an ACL or
+  // a mode) when volprep does not have it, with its uid; null when it has it.
+  const char* missing_cap = nullptr;
+  uint32_t euid = 0;
+  std::string so_far;   // "nothing changed", or the journals that undo what changed
+};
+// What happened, then its cause or the likely ones, the filesystem's first: two lines.
+std::vector<std::string> format_refusal(const Refusal& r);
+// {"stopped": {"path": ..., "reason": "refused", "refused": N, "error": ..., "fs_type": ...}}
+std::string format_refusal_json(const Refusal& r);
 
 }  // namespace volprep

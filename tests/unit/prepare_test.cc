@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -428,4 +429,30 @@ TEST(Volume, RefusesSystemTrees) {
   docker.refused_exactly = {"/srv/docker/500000.500000"};
   EXPECT_NE(refusal_reason("/srv/docker/500000.500000", docker), "");
   EXPECT_EQ(refusal_reason("/srv/docker/500000.500000/volumes/x/_data", docker), "");
+}
+
+TEST(RefusalWatch, StopsOnlyWhenTheFirstChangesAreAllRefused) {
+  EXPECT_FALSE(RefusalWatch::refuses_everything(RefusalWatch::kRefusedToStop - 1, false));
+  EXPECT_TRUE(RefusalWatch::refuses_everything(RefusalWatch::kRefusedToStop, false));
+  EXPECT_FALSE(RefusalWatch::refuses_everything(RefusalWatch::kRefusedToStop * 10, true));
+
+  RefusalWatch all_refused;
+  for (uint64_t i = 1; i < RefusalWatch::kRefusedToStop; ++i) EXPECT_FALSE(all_refused.refused(EPERM, "chown"));
+  EXPECT_FALSE(all_refused.stopping());
+  EXPECT_TRUE(all_refused.refused(EACCES, "chown"));  // the one that decides, once
+  EXPECT_TRUE(all_refused.stopping());
+  EXPECT_FALSE(all_refused.refused(EPERM, "chown"));
+  EXPECT_EQ(all_refused.first(), std::string("chown: ") + std::strerror(EPERM));
+
+  // Immutable files among changes made: never a stop, however many.
+  RefusalWatch some_made;
+  some_made.made();
+  for (uint64_t i = 0; i < 3 * RefusalWatch::kRefusedToStop; ++i) EXPECT_FALSE(some_made.refused(EPERM, "chown"));
+  EXPECT_FALSE(some_made.stopping());
+
+  // Other failures are no refusal: an entry gone, a change since the plan, an I/O error.
+  RefusalWatch others;
+  for (uint64_t i = 0; i < 3 * RefusalWatch::kRefusedToStop; ++i)
+    for (int err : {ENOENT, ESTALE, EIO}) EXPECT_FALSE(others.refused(err, "chown"));
+  EXPECT_EQ(others.refused_count(), 0u);
 }

@@ -80,6 +80,47 @@ TEST(FormatSummary, CountsAndReasons) {
             "scanned 10, changed 6, unchanged 2, skipped 2 (1 mount point, 1 hardlinked from outside), failed 0");
 }
 
+TEST(FormatSummary, EntriesNotAttemptedAfterAStop) {
+  Summary s;
+  s.scanned = 300;
+  s.failed = 104;
+  s.not_attempted = 196;
+  EXPECT_EQ(format_summary(s, false), "scanned 300, changed 0, unchanged 0, skipped 0, failed 104, not attempted 196");
+  EXPECT_NE(format_summary_json(s, false).find(R"("not_attempted":196)"), std::string::npos);
+  Summary t = s;
+  t += s;
+  EXPECT_EQ(t.not_attempted, 392u);
+}
+
+TEST(FormatFailure, OneJsonObjectPerEntry) {
+  EXPECT_EQ(format_failure_json("vol/a\\nb", "chown: Operation not permitted"),
+            R"({"failed":{"error":"chown: Operation not permitted","path":"vol/a\\nb"}})");
+}
+
+TEST(FormatRefusal, SaysWhatHappenedAndTheCauseOnce) {
+  Refusal r{"/srv/vol", "nfs", 100, "chown: Operation not permitted", nullptr, 0, "nothing changed"};
+  auto lines = format_refusal(r);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "stopped: /srv/vol (nfs) refused the first 100 changes volprep tried (chown: Operation not "
+                      "permitted) and allowed none, so it tried no more; nothing changed");
+  EXPECT_TRUE(lines[1].starts_with("likely causes: an NFS export that squashes root (root_squash")) << lines[1];
+  EXPECT_NE(lines[1].find("CAP_CHOWN"), std::string::npos);
+  // On FUSE its own cause first; an ACL refused is not about owners.
+  r.fs_type = "fuse";
+  r.first = "set ACL: Operation not permitted";
+  lines = format_refusal(r);
+  EXPECT_TRUE(lines[1].starts_with("likely causes: a FUSE or network filesystem that does not let root change ACLs"))
+      << lines[1];
+  EXPECT_NE(lines[1].find("CAP_FOWNER"), std::string::npos);
+  // Without the capability, that is the cause.
+  r.first = "chown: Operation not permitted";
+  r.missing_cap = "CAP_CHOWN";
+  r.euid = 1000;
+  lines = format_refusal(r);
+  EXPECT_EQ(lines[1], "cause: volprep runs as uid 1000 without CAP_CHOWN: run it as root (sudo volprep ...)");
+  EXPECT_NE(format_refusal_json(r).find(R"("reason":"refused","refused":100)"), std::string::npos);
+}
+
 TEST(Report, PathsDeeperThanAPageAreSummarized) {
   EXPECT_EQ(summarize_path("a/b/c", 4096), "a/b/c");
   std::string deep;
