@@ -7,7 +7,8 @@
 # what it is and left alone, as find -xdev does; --cross-filesystems enters a writable one (and
 # one nested in it), rollback restores it, and a read-only snapshot is one note, never entered,
 # not an EROFS error for each of its entries; so is the empty placeholder a snapshot holds for a
-# nested subvolume (it has no owner of its own); a bind mount of a subvolume is a mount point.
+# nested subvolume (it has no owner of its own); a bind mount of a subvolume is a mount point;
+# volprep mount's idmapped mount shows the subvolumes in it to the container as the rest.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/manifest.bash"
 source "$(dirname "$0")/shift_lib.bash"
@@ -81,4 +82,12 @@ not as_container 1000 1000 sh -c 'echo x >"$1/snap/new"' _ "$v" 2>/dev/null
 
 out=$(vp rollback --last "$v" 2>&1) || fail "rollback --last after --cross-filesystems exited $?: $out"
 manifest "$v" | diff "$T/sv.before" - >&2 || fail "rollback did not give back the tree with its subvolumes"
+
+# An idmapped mount (volprep mount) takes the subvolumes in it along: they are no mounts.
+mkdir "$S/dst"
+vp mount "$v" "$S/dst" --as 1000 "${MAP[@]}" >/dev/null || fail "volprep mount of the tree with subvolumes exited $?"
+as_container 1000 1000 sh -c 'echo more >>"$1/sub/nested/h"' _ "$S/dst" ||
+  fail "container uid 1000 cannot write in the nested subvolume through the idmapped mount"
+vp umount "$S/dst" >/dev/null || fail "volprep umount exited $?"
+manifest "$v" | diff "$T/sv.before" - >&2 || fail "volprep mount changed the tree with its subvolumes"
 echo "ok: fs_btrfs"

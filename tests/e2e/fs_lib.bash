@@ -9,7 +9,8 @@
 #                    there what they do on the same tree in $T (the reference: ext4 or tmpfs),
 #                    manifest for manifest; container uid 1000 in a real user namespace cannot
 #                    write before prepare and --acl and can after; rollback and the shift
-#                    round trip give back the tree byte for byte
+#                    round trip give back the tree byte for byte; volprep mount (idmapped)
+#                    lets container uid 1000 create as the tree's owner, changing nothing
 fs_tree() { # fs_tree DIR
   mixed_tree "$1"
   ln -s "$T/outside" "$1/d1/out"
@@ -98,4 +99,16 @@ fs_claims() { # fs_claims DIR
   manifest "$vol" | diff "$T/before" - >&2 || fail "shift then shift --reverse on $fstype is not the tree it started from"
   fs_same "shift --reverse"
   outside_untouched
+
+  # --- volprep mount: an idmapped mount of the tree, no file changed ------------------------
+  export VOLPREP_MOUNT_DIR=$T/mounts
+  mkdir "$d/dst"
+  out=$(vp mount "$vol" "$d/dst" --as 1000 "${MAP[@]}" 2>&1) || fail "volprep mount on $fstype exited $?: $out"
+  # The tree's root owner on disk (0:0) is container 1000's through the mount.
+  as_container 1000 1000 sh -c 'echo x >"$1/by-container"' _ "$d/dst" ||
+    fail "container uid 1000 cannot create in the tree's root through the idmapped mount on $fstype"
+  [ "$(stat -c %u:%g "$vol/by-container")" = 0:0 ] || fail "stored as $(stat -c %u:%g "$vol/by-container"), want 0:0"
+  vp umount "$d/dst" >/dev/null || fail "volprep umount on $fstype exited $?"
+  rm "$vol/by-container"
+  manifest "$vol" | diff "$T/before" - >&2 || fail "volprep mount changed the tree on $fstype"
 }
