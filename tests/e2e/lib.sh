@@ -75,7 +75,7 @@ scratch_tmpfs() {
 # loop_fs TYPE SIZE DIR: a fresh filesystem of TYPE (ext4, xfs or btrfs) and SIZE (truncate's
 # units; xfs wants 300M at least, btrfs 120M) in a sparse image DIR.img, on a loop device,
 # mounted on DIR (made if missing); false, with the reason on stderr, where its mkfs is missing
-# (./dev installs e2fsprogs, xfsprogs and btrfs-progs) or no loop device can be had.
+# (Debian has e2fsprogs; ./dev installs xfsprogs and btrfs-progs) or no loop device can be had.
 # Unmounted on exit by lib.sh's cleanup, as every mount under $T.
 loop_fs() {
   local mkfs
