@@ -155,6 +155,19 @@ void InodeSet::Shard::grow() {
 
 namespace {
 
+// What the walk left alone without entering it, as the run reports it; null: nothing to say.
+const char* left_alone_by_walk(Skip why) {
+  switch (why) {
+    case Skip::kMountPoint: return "mount point: left alone (--cross-filesystems enters it)";
+    case Skip::kSubvolume: return "btrfs subvolume: left alone (--cross-filesystems enters it)";
+    case Skip::kReadOnlySubvolume:
+      return "read-only btrfs subvolume: left alone (nothing in it can change, with or without --cross-filesystems)";
+    case Skip::kSubvolumePlaceholder:
+      return "btrfs subvolume placeholder (a snapshot does not take the subvolumes nested in the original): left alone";
+    default: return nullptr;
+  }
+}
+
 class Run {
  public:
   Run(const VolumeRoot& v, const Policy& policy, const RunConfig& c, Progress* p)
@@ -186,8 +199,7 @@ class Run {
       ++ts.summary.scanned;
       if (e.skip) {
         ++ts.summary.skipped[size_t(*e.skip)];
-        if (e.skip == Skip::kMountPoint)
-          ts.notes.push_back({join_path(dir.path, e.name), "mount point: left alone (--cross-filesystems enters it)"});
+        if (const char* note = left_alone_by_walk(*e.skip)) ts.notes.push_back({join_path(dir.path, e.name), note});
         continue;
       }
       // The walk's statx of the name rules out most entries with no syscall more; an entry

@@ -1,6 +1,8 @@
 #include "volprep/walk.h"
 
+#include <linux/btrfs.h>
 #include <linux/magic.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
@@ -30,6 +32,9 @@ const char* skip_name(Skip s) {
     case Skip::kLinkedFromOutside: return "hardlinked from outside";
     case Skip::kDevice: return "device node";
     case Skip::kSymlink: return "symlink";
+    case Skip::kSubvolume: return "btrfs subvolume";
+    case Skip::kReadOnlySubvolume: return "read-only subvolume";
+    case Skip::kSubvolumePlaceholder: return "subvolume placeholder";
     case Skip::kCount: break;
   }
   return "?";
@@ -203,6 +208,33 @@ int list_chunk(DirNode& dir, bool ext4, std::vector<Listed>& names) {
   return 0;
 }
 
+// The inode number of every btrfs subvolume's root directory (BTRFS_FIRST_FREE_OBJECTID), and
+// of the empty directory a snapshot shows where the original held a subvolume of its own
+// (BTRFS_EMPTY_SUBVOL_DIR_OBJECTID): nothing can be made in it, and it has no owner of its
+// own (it shows its parent's; a chown of it succeeds and changes nothing), so it is never
+// planned, journaled or entered.
+constexpr uint64_t kBtrfsSubvolumeRootIno = 256;
+constexpr uint64_t kBtrfsSubvolumePlaceholderIno = 2;
+
+// Whether the directory `e`, stat'ed on another device than its parent `parent` (stat'ed as
+// `here`), is a btrfs subvolume (or a placeholder of one) rather than a mount: no mount root,
+// the same mount id, its parent on btrfs, and such an inode number. A mount (a bind mount of
+// a subvolume too) has a mount id of its own; without mount ids (Linux before 5.8) nothing is
+// taken for a subvolume.
+bool is_subvolume(const DirNode& parent, const EntryStat& here, const EntryStat& e) {
+  return !e.mount_root && here.mnt_id && e.mnt_id == here.mnt_id &&
+         (e.ino == kBtrfsSubvolumeRootIno || e.ino == kBtrfsSubvolumePlaceholderIno) &&
+         fs_type(parent.fd.get()) == BTRFS_SUPER_MAGIC;
+}
+
+// Whether the subvolume `dir` (an open descriptor of it, not O_PATH) is read-only: a
+// snapshot made with -r, or one set ro. Nothing in it can change (EROFS), so it is one entry
+// left alone, not an error for each of its entries. Unknown (the ioctl refused): writable.
+bool is_read_only_subvolume(int dir) {
+  uint64_t flags = 0;
+  return ::ioctl(dir, BTRFS_IOC_SUBVOL_GETFLAGS, &flags) == 0 && (flags & BTRFS_SUBVOL_RDONLY);
+}
+
 }  // namespace
 
 bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& make_visitor) {
@@ -267,6 +299,34 @@ bool Walker::walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic
     return true;
   };
 
+  // A subvolume below `parent`: placeholders and read-only ones are left alone whether the
+  // walk crosses filesystems or not, writable ones (kSubvolume) unless it does. Its
+  // descriptor, where the walk has none yet, is opened beneath the same mount and checked to
+  // be the directory stat'ed; one that cannot be is left for classify_mount or its turn.
+  auto classify_subvolume = [&](const DirNode& parent, Entry& e, HeldDir& dir) {
+    if (e.st.ino == kBtrfsSubvolumePlaceholderIno) {
+      e.skip = Skip::kSubvolumePlaceholder;
+      dir = HeldDir();
+      return;
+    }
+    if (!dir.valid()) {
+      int fd = open_subdir_same_mount(parent.fd.get(), e.name.c_str());
+      if (fd == -ENOSYS || fd == -EPERM) fd = open_dir_at(parent.fd.get(), e.name.c_str());
+      if (fd >= 0) {
+        HeldDir opened(fd, held);
+        EntryStat now;
+        if (stat_at(fd, "", now) == 0 && now.same_inode(e.st)) dir = std::move(opened);
+      }
+    }
+    if (dir.valid() && is_read_only_subvolume(dir.get())) {
+      e.skip = Skip::kReadOnlySubvolume;
+      dir = HeldDir();
+    } else if (!options_.cross_filesystems) {
+      e.skip = Skip::kSubvolume;
+      dir = HeldDir();
+    }
+  };
+
   // Lists the next chunk of an open directory (feeding the rest of its listing as another
   // task first, so other threads list and stat on meanwhile), stats its entries, hands them
   // to the visitor as one batch, and feeds the subdirectories to enter.
@@ -324,10 +384,14 @@ bool Walker::walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic
         e.skip = Skip::kExcluded;
       } else if (is_dir && (e.st.mount_root || (here.mnt_id && e.st.mnt_id != here.mnt_id) ||
                             e.st.dev_major != here.dev_major || e.st.dev_minor != here.dev_minor)) {
-        if (!options_.cross_filesystems)
+        if (is_subvolume(*node, here, e.st)) classify_subvolume(*node, e, dir);
+        if (e.skip) {
+          // A subvolume left alone, which the visitor hears as what it is.
+        } else if (!options_.cross_filesystems) {
           e.skip = Skip::kMountPoint;
-        else if (!classify_mount(*node, e, dir, visitor))
+        } else if (!classify_mount(*node, e, dir, visitor)) {
           continue;
+        }
       } else if (!is_dir && here.mnt_id && e.st.mnt_id != here.mnt_id) {
         e.skip = Skip::kMountPoint;  // a file bind-mounted over an entry
       } else {

@@ -19,7 +19,8 @@ namespace volprep {
 
 enum class Visit { kContinue, kQuit };
 
-// Why an entry was left alone: the walk says so for the first four, a run for the others.
+// Why an entry was left alone: the walk says so for the first four and the subvolumes, a run
+// for the others.
 enum class Skip : uint8_t {
   kExcluded,           // matched --exclude
   kMountPoint,         // another mount; the walk stays on the root's
@@ -28,6 +29,11 @@ enum class Skip : uint8_t {
   kLinkedFromOutside,  // a hardlink whose other links are outside the tree
   kDevice,             // device nodes keep their owner: a container must not own a device
   kSymlink,            // --acl: symlinks have no ACLs
+  // A btrfs subvolume or snapshot: a filesystem of its own (its own st_dev, as find -xdev and
+  // du -x see it) on the same mount. Entered, as a mount point is, with --cross-filesystems.
+  kSubvolume,
+  kReadOnlySubvolume,  // a read-only one (btrfs subvolume snapshot -r): never entered
+  kSubvolumePlaceholder,  // what a snapshot holds for a subvolume nested in the original: never entered
   kCount
 };
 const char* skip_name(Skip s);

@@ -72,12 +72,24 @@ scratch_tmpfs() {
   JD=$VOLPREP_JOURNAL_DIR
   mkdir -p "$JD"
 }
-# loop_ext4 SIZE DIR: a fresh ext4 of SIZE (truncate's units) on a loop device, mounted on
-# DIR (made if missing); false, with mount's message on stderr, where no loop device can be had.
-loop_ext4() {
-  command -v mkfs.ext4 >/dev/null && mkdir -p "$2" && truncate -s "$1" "$2.img" &&
-    mkfs.ext4 -q -F "$2.img" && mount -o loop "$2.img" "$2"
+# loop_fs TYPE SIZE DIR: a fresh filesystem of TYPE (ext4, xfs or btrfs) and SIZE (truncate's
+# units; xfs wants 300M at least, btrfs 120M) in a sparse image DIR.img, on a loop device,
+# mounted on DIR (made if missing); false, with the reason on stderr, where its mkfs is missing
+# (Debian has e2fsprogs; ./dev installs xfsprogs and btrfs-progs) or no loop device can be had.
+# Unmounted on exit by lib.sh's cleanup, as every mount under $T.
+loop_fs() {
+  local mkfs
+  case $1 in
+    ext4) mkfs=(mkfs.ext4 -q -F) ;;
+    xfs) mkfs=(mkfs.xfs -q -f) ;;
+    btrfs) mkfs=(mkfs.btrfs -q -f) ;;
+    *) echo "loop_fs: unknown filesystem type $1" >&2; return 1 ;;
+  esac
+  command -v "${mkfs[0]}" >/dev/null || { echo "loop_fs: no ${mkfs[0]}" >&2; return 1; }
+  mkdir -p "$3" && truncate -s "$2" "$3.img" && "${mkfs[@]}" "$3.img" >/dev/null && mount -o loop "$3.img" "$3"
 }
+# loop_ext4 SIZE DIR: loop_fs ext4 SIZE DIR.
+loop_ext4() { loop_fs ext4 "$@"; }
 # kill_after WHEN -- CMD...: runs CMD (its output dropped) and SIGKILLs it WHEN seconds later,
 # or, for a WHEN that is no number but a glob, once a path matches it (polled every 0.2 ms: a
 # moment of the run no timed kill is sure to hit on every machine). True if it was killed,
