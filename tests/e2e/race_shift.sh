@@ -55,7 +55,7 @@ protected_hardlinks 0
 # nothing walked or changed. The second: f2, k and g are planned and journaled (with all of
 # own's entries: on 2 threads the whole tree, on FUSE own's batch), not changed.
 forward_case() { # forward_case K; the tree $vol, its journals $j
-  local HOLD=$((HOLD * $1))
+  local HOLD=$((HOLD * $1)) links
   vol=$T/vol$1 home=$T/home$1 j=$T/j$1
   mkdir -p "$vol/own/d" "$vol/own/k" "$vol/own/x" "$vol/own/pub" "$vol/www" "$home"
   for f in f1 f2 f3 f4 g y d/z k/z x/z; do echo data >"$vol/own/$f"; done
@@ -67,6 +67,7 @@ forward_case() { # forward_case K; the tree $vol, its journals $j
   cp /bin/true "$vol/ping" && setcap cap_net_raw+ep "$vol/ping"
   echo mine >"$home/h" && chown -R 1000:1000 "$home"
   h_ino=$(stat -c %i "$home/h")
+  links=$(($(stat -c %h "$out/secret") + 1))   # with f1: a late earlier case's links stay
   late=0
   CENSUS_HOLD=1 held "$T/held.fwd$1" shift "$vol" "${LXD[@]}" --journal-dir "$j"
   held_logged mkdirat  # the census is taken, nothing changed yet
@@ -88,7 +89,7 @@ forward_case() { # forward_case K; the tree $vol, its journals $j
   if [ "$late" = 0 ]; then finish_held 0; else finish_held 0 4; fi
   outside_untouched "forward"
   [ "$late" = 0 ] || return 0   # what follows depends on the attacks
-  grep -Eq "own/f1: has [0-9]+ links, 1 inside the tree: left alone" "$T/held.fwd$1" || bad "forward: f1 not reported: $(cat "$T/held.fwd$1")"
+  grep -q "own/f1: has $links links, 1 inside the tree: left alone" "$T/held.fwd$1" || bad "forward: f1 not reported: $(cat "$T/held.fwd$1")"
   [ "$(stat -c %i:%u:%g "$vol/own/g")" = "$h_ino:1000:1000" ] || bad "forward: the owner's file outside changed: $(stat -c %i:%u:%g "$vol/own/g")"
   expect_owner "forward, the planned file moved out" "$home/h" 1001000:1001000
   expect_owner "forward, the planned file exchanged for root's secret" "$home/s" 1001000:1001000
