@@ -93,3 +93,50 @@ finish_held() {
   for want in "$@"; do [ "$rc" -eq "$want" ] && return 0; done
   fail "volprep exited $rc (want $*)"
 }
+
+# Waits until the journal in DIR records a change of each PATH (as `volprep journal show`
+# names them), at most 60 s: wait_planned DIR PATH... Then the run has planned them and holds
+# them pinned, unchanged until an fdatasync that covers their records returns. wait_recorded's
+# first record is not that on a network or FUSE filesystem: there each directory's batch is
+# journaled and applied on its own, as soon as it is durable, so the first fdatasync can come
+# before the walk has even listed their directory. $traced_at is the stamp of the first
+# fdatasync entered after the last look at the journal that found none of them: that one or
+# a later one covers them, so they stay unchanged until at least $traced_at + HOLD (in_hold
+# $HOLD after acting). Found at the first look, they may have been written any time: the
+# run's first fdatasync.
+wait_planned() {
+  local dir=$1 i f p shown ok any missing since=0 before
+  shift
+  for ((i = 0; i < 600; i++)); do
+    before=$EPOCHREALTIME shown= ok=1 any=0 missing=0
+    for f in "$dir"/*.vpj; do
+      [ -e "$f" ] || continue  # no journal yet: nothing recorded
+      shown+=$("$VOLPREP" journal show "$f" 2>/dev/null)$'\n' || ok=0
+    done
+    for p in "$@"; do
+      if awk -v p="$p" '$1 == p { found = 1 } END { exit !found }' <<<"$shown"; then any=1; else missing=1; fi
+    done
+    [ "$missing" = 0 ] && break
+    [ "$any" = 0 ] && [ "$ok" = 1 ] && since=$before  # none yet: theirs are written after this
+    kill -0 "$held_pid" 2>/dev/null || fail "volprep ended before it recorded $*: $(cat "$T"/held.* 2>/dev/null)"
+    sleep 0.05
+  done
+  [ "$missing" = 0 ] || fail "volprep did not record $* in 60 s"
+  for ((i = 0; i < 6000; i++)); do
+    traced_at=$(awk -v s="${since/[.,]/}" '/ fdatasync\(/ {
+        t = ($1 ~ /^[0-9]+$/ && $2 ~ /\./) ? $2 : $1; u = t; sub(/\./, "", u)
+        if (u + 0 > s + 0) { print t; exit } }' "$held_trace")
+    [ -n "$traced_at" ] && return 0
+    kill -0 "$held_pid" 2>/dev/null || fail "volprep ended before the fdatasync that covers $*"
+    sleep 0.01
+  done
+  fail "no fdatasync after the records of $* within 60 s"
+}
+
+# held_in from strace's log alone, which logs the call on entering it, before its delay:
+# held_logged NAME; $traced_at is the call's. On FUSE volprep runs 64 threads, whose /proc
+# syscall files held_in reads with a cat each, every 0.1 s: on a loaded machine most of a
+# 1 s hold was gone before it returned.
+held_logged() {
+  wait_traced "$held_trace" 1 " $1\\(" || fail "volprep ended before it was held in $1: $(cat "$T"/held.* 2>/dev/null)"
+}
