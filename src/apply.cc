@@ -69,6 +69,12 @@ int hold_unwritten(int pin, UniqueFd& out) {
   return 0;
 }
 
+// What NFS and a path-based FUSE server (libfuse's high-level API: sshfs, bindfs) answer for
+// an inode no name reaches any more, replaced or removed since it was pinned: gone from the
+// tree, as ENOENT says of a name (counted as vanished), not a failure. Only for the calls
+// that decide about the inode and the chown, before anything of it has changed.
+int gone_if_stale(int err) { return err == ESTALE ? ENOENT : err; }
+
 int fail(Change& c, int err, const char* step) {
   c.err = err;
   c.failed_step = step;
@@ -321,13 +327,13 @@ int apply_change(int dirfd, Change& c) {
     // A file rollback re-arms because its ctime is the run's must still have it, now that
     // nobody can write it until it is released.
     EntryStat now;
-    if (int rc = stat_at(fd, "", now); rc < 0) return fail(c, -rc, "stat");
+    if (int rc = stat_at(fd, "", now); rc < 0) return fail(c, gone_if_stale(-rc), "stat");
     if (changed_since_plan(now, c) || (arms && c.rearm_if_ctime_ns && now.ctime_ns != c.rearm_if_ctime_ns))
       return fail(c, ESTALE, "check it is as planned");
     links = now.nlink;
   }
   if (c.changes_owner() && ::fchownat(fd, "", c.uid, c.gid, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0)
-    return fail(c, errno, "chown");
+    return fail(c, gone_if_stale(errno), "chown");
   // A link needs no write, so the lease does not stop one: until rollback's chown, the file's
   // old owner could link it into a directory of theirs outside the tree, and the bits would
   // go there too. After the chown they can link it no more. A file with one link must also
