@@ -56,6 +56,15 @@ std::string proc_fd(int fd, const std::string& name = "") {
   return "/proc/self/fd/" + std::to_string(fd) + (name.empty() ? "" : "/" + name);
 }
 
+}  // namespace
+
+bool copies_xattr(std::string_view name) {
+  return !(name == "trusted.SGI_ACL_FILE" || name == "trusted.SGI_ACL_DEFAULT" || name == "trusted.SGI_CAP_FILE" ||
+           name == "trusted.SGI_MAC_FILE" || name.starts_with("trusted.SGI_DMI_") || name.starts_with("xfsroot."));
+}
+
+namespace {
+
 // An entry's extended attributes, raw: listed and read through `fd` (a real descriptor) or,
 // for an O_PATH one (of a fifo or device, never a symlink), through /proc/self/fd/N, whose
 // magic link the non-l calls follow to that inode.
@@ -76,6 +85,7 @@ int read_xattrs(int fd, bool o_path, std::vector<std::pair<std::string, std::str
   for (size_t at = 0; at < names.size();) {
     std::string name = names.c_str() + at;
     at += name.size() + 1;
+    if (!copies_xattr(name)) continue;
     std::string value(256, '\0');
     for (;;) {
       ssize_t n = o_path ? ::getxattr(p.c_str(), name.c_str(), value.data(), value.size())

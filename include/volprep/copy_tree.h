@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "volprep/error.h"
@@ -65,5 +66,12 @@ Result<bool> remove_tree(int parent, const std::string& name, const std::string&
 
 // "1.5 MiB" and the like.
 std::string human_bytes(uint64_t n);
+
+// Whether copy_tree copies an extended attribute of this name. Not XFS's own stores of what
+// it also shows under other names (trusted.SGI_ACL_FILE and _DEFAULT are the ACLs of
+// system.posix_acl_*; trusted.SGI_CAP_FILE, _MAC_FILE, _DMI_*, xfsroot.*), as cp leaves them
+// (/etc/xattr.conf): copied raw, they would keep the ids from before the shift that follows
+// the copy, dead on another filesystem and, on XFS, written over the shifted ACL.
+bool copies_xattr(std::string_view name);
 
 }  // namespace volprep

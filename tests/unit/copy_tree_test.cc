@@ -394,3 +394,16 @@ TEST_F(CopyTree, BindMountedFileIsRefused) {
   ASSERT_FALSE(stats);
   EXPECT_NE(stats.error().message.find(src_ + "/sub/a: a mount point"), std::string::npos) << stats.error().message;
 }
+
+TEST(CopyTreeXattrs, XfsOwnStoresOfAttributesAreNotCopied) {
+  // The ACLs are copied by their system names (and shifted after); XFS's raw copies of them
+  // would keep the ids from before.
+  EXPECT_TRUE(copies_xattr("system.posix_acl_access"));
+  EXPECT_TRUE(copies_xattr("security.capability"));
+  EXPECT_TRUE(copies_xattr("user.mime_type"));
+  EXPECT_TRUE(copies_xattr("trusted.overlay.opaque"));
+  EXPECT_FALSE(copies_xattr("trusted.SGI_ACL_FILE"));
+  EXPECT_FALSE(copies_xattr("trusted.SGI_ACL_DEFAULT"));
+  EXPECT_FALSE(copies_xattr("trusted.SGI_DMI_x"));
+  EXPECT_FALSE(copies_xattr("xfsroot.anything"));
+}
