@@ -70,8 +70,8 @@ std::string human_bytes(uint64_t n);
 // Whether copy_tree copies an extended attribute of this name. Not XFS's own stores of what
 // it also shows under other names (trusted.SGI_ACL_FILE and _DEFAULT are the ACLs of
 // system.posix_acl_*; trusted.SGI_CAP_FILE, _MAC_FILE, _DMI_*, xfsroot.*), as cp leaves them
-// (/etc/xattr.conf): copied raw, they would keep the ids from before the shift that follows
-// the copy, dead on another filesystem and, on XFS, written over the shifted ACL.
+// (/etc/xattr.conf): copied raw onto another filesystem, they would stay there, dead, with
+// the ids from before the shift that follows the copy.
 bool copies_xattr(std::string_view name);
 
 }  // namespace volprep
