@@ -162,9 +162,23 @@ Result<std::string> last_journal_of(const RollbackOptions& o) {
   if (!volume) return volume.error();
   const std::string& real = volume->real;
   const auto& st = volume->st;
-  auto last = find_last_journal(o.journal_dir, {JournalRoot{real, st.dev_major, st.dev_minor, st.ino}, "", std::nullopt});
+  // A journal of this path and inode on another device is of this filesystem remounted when
+  // rollback would take it so (find_moved_devices): why not, if it is the newest.
+  std::string why_not_remounted;
+  auto remounted = [&](const Journal& j) {
+    auto moved = find_moved_devices(j);
+    if (!moved && why_not_remounted.empty()) why_not_remounted = moved.error().message;  // the newest's
+    return moved && std::any_of(moved->begin(), moved->end(), [&](const MovedDevice& m) {
+             return m.from_major == j.roots[0].dev_major && m.from_minor == j.roots[0].dev_minor;
+           });
+  };
+  auto last = find_last_journal(o.journal_dir,
+                                {JournalRoot{real, st.dev_major, st.dev_minor, st.ino}, "", std::nullopt, remounted});
   // One of them may be this volume's newest: say so, not roll back an older run in silence.
   for (const auto& u : last.unreadable) spdlog::warn("not considered for --last: {}", u);
+  if (const auto& other = last.other_inode; other && other->ino == st.ino && !why_not_remounted.empty())
+    return Error{kExitRefused, fmt::format("the newest run on {} ({}) is not undone here: {}", real,
+                                           escape_path(last.other_path), why_not_remounted)};
   if (const auto& other = last.other_inode)
     return Error{kExitRefused, fmt::format("the newest run on {} changed another directory there (device {}:{} inode "
                                            "{}; {} is device {}:{} inode {}): refusing",
@@ -326,6 +340,15 @@ int run_rollback(const RollbackOptions& o) {
   // are not kept: rollback streams them again.
   auto journal = read_journal(*path, JournalRead::kSummary);
   if (!journal) return fail(journal.error());
+  // A filesystem remounted on another device since the run: its devices as they are now, from
+  // here on (said once).
+  auto moved = find_moved_devices(*journal);
+  if (!moved) return fail(moved.error());
+  for (const auto& m : *moved)
+    spdlog::warn("{} was device {}:{} when the run journaled it, now {}:{} (remounted): the same filesystem (its "
+                 "root's inode and birth time match); rolling back there",
+                 escape_path(m.path), m.from_major, m.from_minor, m.to_major, m.to_minor);
+  translate_devices(*journal, device_moves(*moved));
   const Journal& j = *journal;
   const bool again = rolled_back_already(j, o);
   if (j.torn_at && j.torn_by_hole)

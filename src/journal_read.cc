@@ -341,6 +341,19 @@ Result<bool> JournalReader::torn_or_damaged(uint64_t at, uint64_t len) {
   return bad(at, "checksum mismatch");
 }
 
+namespace {
+
+// The one translation of a journaled device to the device it is now (DeviceMoves).
+void translate(const DeviceMoves& moved, uint32_t& major, uint32_t& minor) {
+  if (moved.empty()) return;
+  if (auto it = moved.find(device_key(major, minor)); it != moved.end()) {
+    major = uint32_t(it->second >> 32);
+    minor = uint32_t(it->second);
+  }
+}
+
+}  // namespace
+
 Result<bool> JournalReader::next(JournalItem& item) {
   uint64_t at = 0;
   char kind = 0;
@@ -385,6 +398,7 @@ Result<bool> JournalReader::next(JournalItem& item) {
     if (f.ok() && !safe_relative(rec.name))
       return bad(at, "a record names a path outside the volume (absolute or with ..)");
     if (!f.ok()) return bad(at, "a malformed record");
+    translate(moved_, rec.dev_major, rec.dev_minor);
     rec.root = root_;
     item.root = root_;
     if (auto slash = rec.name.rfind('/'); slash != std::string::npos) {
@@ -420,8 +434,9 @@ Result<bool> JournalReader::next(JournalItem& item) {
     item.dir = dir_;
     item.dir_seq = dir_seq_;
   } else if (kind == 'A' && version_ >= 3) {
-    uint64_t major = f.varint(), minor = f.varint();
-    item.armed_dev = major << 32 | minor;
+    auto major = uint32_t(f.varint()), minor = uint32_t(f.varint());
+    translate(moved_, major, minor);
+    item.armed_dev = device_key(major, minor);
     item.armed_ino = f.varint();
     item.armed_ctime = int64_t(f.varint());
   } else if (kind == 'R' && version_ >= 4) {
@@ -433,6 +448,7 @@ Result<bool> JournalReader::next(JournalItem& item) {
     if (!f.ok()) return bad(at, "a malformed record");
     if (ended_) return bad(at, "a root after the end record");
     if (!safe_absolute(r.volume)) return bad(at, "a root record's path is not absolute (or has . or ..)");
+    translate(moved_, r.dev_major, r.dev_minor);
     root_ = roots_++;
     item.root = root_;
     at_root();
@@ -453,6 +469,7 @@ Result<bool> JournalReader::next(JournalItem& item) {
     if (ended_) return bad(at, "a move after the end record");
     if (!safe_absolute(m.from_dir) || !safe_absolute(m.to_dir) || !safe_name(m.from_name) || !safe_name(m.to_name))
       return bad(at, "a move record names a directory that is not absolute (or has . or ..) or a name with a /");
+    translate(moved_, m.dev_major, m.dev_minor);
     at_root();
   } else if (kind == 'V' && version_ >= 5) {
     VolumeRecord& v = item.docker_volume;
@@ -531,6 +548,9 @@ Result<Journal> read_opened(JournalReader& reader, JournalRead what) {
     // byte of what a journal of kMaxJournalRecord-bounded records could hold in memory.
     j.records.reserve(size_t(std::min<uint64_t>(reader.size() / 48, uint64_t(1) << 24)));
   }
+  j.root_btime.push_back(0);
+  j.devices.insert(device_key(j.header.dev_major, j.header.dev_minor));
+  uint64_t last_dev = device_key(j.header.dev_major, j.header.dev_minor);  // inserted already
   JournalSegment seg{reader.offset(), 0, 0, std::nullopt, 0};
   auto close_segment = [&](uint64_t at) {
     seg.end = at;
@@ -552,9 +572,18 @@ Result<Journal> read_opened(JournalReader& reader, JournalRead what) {
         d_seq = item.dir_seq;
         d_index = uint32_t(j.dirs.size() - 1);
         break;
-      case 'C':
+      case 'C': {
         ++j.changes;
         ++seg.changes;
+        const JournalRecord& c = item.change;
+        if (const uint64_t dev = device_key(c.dev_major, c.dev_minor); dev != last_dev) {
+          j.devices.insert(dev);
+          last_dev = dev;
+        }
+        // The root's own record (a single-file root's is in its parent, the root's directory).
+        const JournalRoot& root = j.roots[item.root];
+        if (item.dir.empty() && c.ino == root.ino && c.dev_major == root.dev_major && c.dev_minor == root.dev_minor)
+          j.root_btime[item.root] = c.btime_ns;
         if (keep) {
           JournalRecord& rec = j.records.emplace_back(std::move(item.change));
           if (item.dir_seq == d_seq) {
@@ -569,17 +598,21 @@ Result<Journal> read_opened(JournalReader& reader, JournalRead what) {
           }
         }
         break;
+      }
       case 'A':
         j.armed_ctime[{item.armed_dev, item.armed_ino}] = item.armed_ctime;
         break;
       case 'R':
         close_segment(item.offset);
         j.roots.push_back(item.new_root);
+        j.root_btime.push_back(0);
+        j.devices.insert(device_key(item.new_root.dev_major, item.new_root.dev_minor));
         seg = {reader.offset(), 0, item.root, std::nullopt, 0};
         break;
       case 'M':
         close_segment(item.offset);
         j.moves.push_back(item.move);
+        j.devices.insert(device_key(item.move.dev_major, item.move.dev_minor));
         j.segments.push_back({item.offset, reader.offset(), item.root, j.moves.size() - 1, 0});
         seg = {reader.offset(), 0, item.root, std::nullopt, 0};
         break;
@@ -683,6 +716,26 @@ Result<std::vector<std::string>> unfinished_runs(const std::string& dir,
   return out;
 }
 
+void translate_devices(Journal& j, const DeviceMoves& moved) {
+  auto one = [&](uint32_t& major, uint32_t& minor) { translate(moved, major, minor); };
+  one(j.header.dev_major, j.header.dev_minor);
+  if (j.header.project_dir) one(j.header.project_dir->dev_major, j.header.project_dir->dev_minor);
+  for (auto& r : j.roots) one(r.dev_major, r.dev_minor);
+  for (auto& m : j.moves) one(m.dev_major, m.dev_minor);
+  for (auto& r : j.records) one(r.dev_major, r.dev_minor);
+  std::map<std::pair<uint64_t, uint64_t>, int64_t> armed;
+  for (auto [key, ctime] : j.armed_ctime) {
+    auto major = uint32_t(key.first >> 32), minor = uint32_t(key.first);
+    one(major, minor);
+    armed[{device_key(major, minor), key.second}] = ctime;
+  }
+  j.armed_ctime = std::move(armed);
+  std::set<uint64_t> devices;
+  for (uint64_t d : j.devices) devices.insert(moved.count(d) ? moved.at(d) : d);
+  j.devices = std::move(devices);
+  for (auto [from, to] : moved) j.moved_devices[from] = to;
+}
+
 LastJournal find_last_journal(const std::string& dir, const JournalMatch& match) {
   LastJournal out;
   const auto all = read_journal_dir(dir, out.unreadable);
@@ -695,7 +748,17 @@ LastJournal find_last_journal(const std::string& dir, const JournalMatch& match)
         out.path = it->path;
         break;
       }
-      if (!out.other_inode) out.other_inode = h;
+      // The same root remounted on another device: decided on its birth time, which the
+      // records hold (read them).
+      if (match.remounted && h.ino == match.volume->ino)
+        if (auto summary = read_journal(it->path, JournalRead::kSummary); summary && match.remounted(*summary)) {
+          out.path = it->path;
+          break;
+        }
+      if (!out.other_inode) {
+        out.other_inode = h;
+        out.other_path = it->path;
+      }
     } else if ((!match.project.empty() || match.project_dir) && !h.project.empty()) {
       if (!match.project.empty() && h.project != match.project) continue;
       if (match.project_dir && h.project_dir != match.project_dir) continue;

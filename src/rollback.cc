@@ -3,6 +3,7 @@
 #include "volprep/acl.h"
 #include "volprep/clock.h"
 #include "volprep/concurrency.h"
+#include "volprep/idmount.h"
 #include "volprep/walk.h"
 
 #include <algorithm>
@@ -96,6 +97,80 @@ std::vector<std::string> acl_entries_kept_by_container(const std::string& raw, c
   for (const AclEntry& e : acl->entries)
     if ((e.tag == kAclUser && given(uids, e.id, rec.uid_after)) || (e.tag == kAclGroup && given(gids, e.id, rec.gid_after)))
       out.push_back(acl_entry_text(e));
+  return out;
+}
+
+Result<std::vector<MovedDevice>> match_moved_devices(std::span<const DeviceAnchor> anchors,
+                                                     const std::set<uint64_t>& journaled) {
+  auto dev = [](uint32_t major, uint32_t minor) { return std::to_string(major) + ":" + std::to_string(minor); };
+  auto refuse = [](std::string why) { return Error{kExitRefused, std::move(why) + "; refusing, nothing changed"}; };
+  std::map<uint64_t, std::pair<uint64_t, const DeviceAnchor*>> now_of;  // journaled -> now, and who says so
+  std::vector<MovedDevice> out;
+  for (const DeviceAnchor& a : anchors) {
+    if (!a.now) continue;
+    const EntryStat& now = *a.now;
+    const uint64_t from = device_key(a.dev_major, a.dev_minor), to = device_key(now.dev_major, now.dev_minor);
+    const std::string was = a.path + " was device " + dev(a.dev_major, a.dev_minor) + " when the run journaled it, now " +
+                            dev(now.dev_major, now.dev_minor);
+    if (from != to) {
+      if (now.ino != a.ino) continue;  // another directory there: locate_root says so
+      const char* unknown = !a.btime_ns ? "the journal holds no birth time of it (the run left it as it was, or an "
+                                          "older volprep wrote the journal)"
+                            : !now.btime_ns ? "its filesystem keeps no birth time"
+                                            : nullptr;
+      if (unknown)
+        return refuse(was + ", with the inode it had (" + std::to_string(a.ino) + "), but " + unknown +
+                      ": whether it is the same filesystem remounted, or another one with that root inode, cannot "
+                      "be told. Check that the filesystem there (findmnt, blkid) is the one the run changed; "
+                      "mounted so that it is device " + dev(a.dev_major, a.dev_minor) +
+                      " again, it is rolled back; `volprep journal show` lists what the run changed");
+      if (now.btime_ns != a.btime_ns)
+        return refuse(was + ": the inode number it had (" + std::to_string(a.ino) + "), but born at another time (" +
+                      std::to_string(now.btime_ns) + " ns, the journal says " + std::to_string(a.btime_ns) +
+                      "): another filesystem is mounted there, not the one the run changed");
+    }
+    auto [it, fresh] = now_of.try_emplace(from, to, &a);
+    if (!fresh && it->second.first != to)
+      return refuse("device " + dev(a.dev_major, a.dev_minor) + " of the journal is two devices now: " +
+                    it->second.second->path + " is on " + dev(uint32_t(it->second.first >> 32), uint32_t(it->second.first)) +
+                    ", " + a.path + " on " + dev(now.dev_major, now.dev_minor));
+    if (fresh && from != to) out.push_back({a.path, a.dev_major, a.dev_minor, now.dev_major, now.dev_minor});
+  }
+  // One device now is one journaled device: a moved one must not land on another's number.
+  std::map<uint64_t, uint64_t> journaled_as;  // now -> journaled
+  std::set<uint64_t> all = journaled;
+  for (auto& [from, to] : now_of) all.insert(from);
+  for (uint64_t from : all) {
+    auto moved = now_of.find(from);
+    const uint64_t to = moved == now_of.end() ? from : moved->second.first;
+    auto [it, fresh] = journaled_as.try_emplace(to, from);
+    if (!fresh)
+      return refuse("devices " + dev(uint32_t(it->second >> 32), uint32_t(it->second)) + " and " +
+                    dev(uint32_t(from >> 32), uint32_t(from)) + " of the journal would both be device " +
+                    dev(uint32_t(to >> 32), uint32_t(to)) + " now (a remount gave one the other's number)");
+  }
+  return out;
+}
+
+Result<std::vector<MovedDevice>> find_moved_devices(const Journal& j) {
+  std::vector<DeviceAnchor> anchors;
+  for (size_t i = 0; i < j.roots.size(); ++i) {
+    const JournalRoot& r = j.roots[i];
+    DeviceAnchor& a = anchors.emplace_back();
+    a = {r.volume, r.dev_major, r.dev_minor, r.ino, i < j.root_btime.size() ? j.root_btime[i] : 0, std::nullopt};
+    UniqueFd fd(open_absolute(r.volume, O_PATH));
+    // Nothing asked of a FUSE server a user runs (open_journal_root refuses it).
+    if (!fd.valid()) continue;
+    if (auto user = fuse_user_of(cached_mount_id(fd.get())); user && *user != 0) continue;
+    EntryStat st;
+    if (stat_at(fd.get(), "", st) == 0) a.now = st;
+  }
+  return match_moved_devices(anchors, j.devices);
+}
+
+DeviceMoves device_moves(std::span<const MovedDevice> moved) {
+  DeviceMoves out;
+  for (const auto& m : moved) out[device_key(m.from_major, m.from_minor)] = device_key(m.to_major, m.to_minor);
   return out;
 }
 
@@ -412,6 +487,7 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
   if (auto ok = check_journal_roots(j); !ok) return ok.error();
   auto reader = JournalReader::open(j.path);
   if (!reader) return reader.error();
+  reader->translate_devices(j.moved_devices);  // as translate_devices gave `j` them
   tbb::enumerable_thread_specific<RestoreState> states;
   std::mutex stop_mu;
   std::atomic<bool> stop{false};

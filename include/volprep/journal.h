@@ -60,6 +60,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -236,6 +237,11 @@ class JournalWriter {
   std::thread syncer_;
 };
 
+// Devices the journal recorded that are other devices now: (major << 32 | minor) as journaled
+// -> as now. The same filesystem, remounted (see find_moved_devices in rollback.h).
+using DeviceMoves = std::map<uint64_t, uint64_t>;
+inline uint64_t device_key(uint32_t major, uint32_t minor) { return uint64_t(major) << 32 | minor; }
+
 // Reading, with verification, one record at a time.
 struct JournalItem {
   char kind = 0;        // 'D', 'C', 'A', 'R', 'M', 'V' or 'E' (the header is read by open())
@@ -285,6 +291,9 @@ class JournalReader {
   // The end record, when the file ends with a whole one (version 4), found from the end:
   // nothing between the header and it is read.
   std::optional<JournalEnd> end_record();
+  // Every device number read from here on ('C', 'A', 'R' and 'M' records) is given as it is
+  // now: the one place where a journal's devices are translated (translate_devices too).
+  void translate_devices(const DeviceMoves& moved) { moved_ = moved; }
 
  private:
   JournalReader() = default;
@@ -313,6 +322,7 @@ class JournalReader {
   bool ended_ = false;           // an 'E' record was read
   std::optional<uint64_t> torn_at_;
   bool torn_by_hole_ = false;
+  DeviceMoves moved_;
 };
 
 // A stretch of a journal rollback undoes as one step: the 'C' records of one root between
@@ -349,7 +359,19 @@ struct Journal {
   // The tail starts with a hole the disk never got (power lost during a sync), and may hold
   // whole records after it: none of them had been applied.
   bool torn_by_hole = false;
+  // Per root (as `roots`): the birth time of the root itself, from its own 'C' record (version
+  // 3; 0: the run did not change the root, or no birth time was known). Not read by kList.
+  std::vector<int64_t> root_btime;
+  // Every device a 'C', 'R' or 'M' record names, and the header's (device_key). Not by kList.
+  std::set<uint64_t> devices;
+  // The devices translate_devices translated (journaled -> now); the reader rollback streams
+  // the records with translates them too.
+  DeviceMoves moved_devices;
 };
+
+// Gives every device of `j` that `moved` names as it is now: header, roots, moves, 'A'
+// records, devices; and keeps `moved` for the records read again (JournalReader).
+void translate_devices(Journal& j, const DeviceMoves& moved);
 
 // A record's path relative to its root.
 std::string path_of(const Journal& j, const JournalRecord& r);
@@ -401,6 +423,9 @@ struct JournalMatch {
   std::optional<JournalRoot> volume;
   std::string project;  // used when `volume` is not set; "" with `project_dir`: any name
   std::optional<JournalRoot> project_dir;
+  // With `volume`: a journal of its path whose root has its inode but another device (read as
+  // kSummary), the same filesystem remounted? It matches then. None: it never does.
+  std::function<bool(const Journal& summary)> remounted = {};
 };
 // The newest run of a project from one directory (none: a journal that does not record it).
 struct ProjectRun {
@@ -412,6 +437,7 @@ struct LastJournal {
   std::string path;  // the newest matching journal; "" if none
   // None matched, but the newest run on that path changed another inode there: its header.
   std::optional<JournalHeader> other_inode;
+  std::string other_path;  // its journal
   // A project matched by name alone has runs from more than one directory: the newest of
   // each, newest first, and no `path` (the name is anyone's to choose: which one is meant?).
   std::vector<ProjectRun> ambiguous;

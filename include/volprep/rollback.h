@@ -6,6 +6,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -72,6 +73,33 @@ struct FoundRoot {
   JournalRoot root;  // where it is now
 };
 Result<FoundRoot> locate_root(const Journal& journal, size_t at);
+
+// A filesystem's device number is not kept across mounts (btrfs subvolumes, NFS and FUSE get
+// an anonymous one at mount time; loop and device-mapper minors go in activation order). A
+// journaled device is taken to be another device now only on the word of a root of the
+// journal: found at its path on that device with the inode and the birth time the journal
+// holds (no owner of a tree can set a birth time, or choose an inode number).
+struct DeviceAnchor {
+  std::string path;                       // a root of the journal
+  uint32_t dev_major = 0, dev_minor = 0;  // as journaled
+  uint64_t ino = 0;
+  int64_t btime_ns = 0;                   // journaled (0: none recorded)
+  std::optional<EntryStat> now;           // what is at `path` now (none: nothing to ask)
+};
+struct MovedDevice {
+  std::string path;  // the root that tells
+  uint32_t from_major = 0, from_minor = 0, to_major = 0, to_minor = 0;
+};
+// Decides, from what is at each root now, which journaled devices are which devices now (none
+// where nothing moved). A root with the inode it had but on another device, without a birth
+// time on both sides or with another one, is refused (kExitRefused) saying why; a root with
+// another inode is left to locate_root to refuse. Refused too: one journaled device found on
+// two devices, two (of `journaled`, every device the journal names) on one.
+Result<std::vector<MovedDevice>> match_moved_devices(std::span<const DeviceAnchor> anchors,
+                                                     const std::set<uint64_t>& journaled);
+// match_moved_devices on every root of `j` (read with kSummary or kAll) as it is at its path.
+Result<std::vector<MovedDevice>> find_moved_devices(const Journal& j);
+DeviceMoves device_moves(std::span<const MovedDevice> moved);
 
 // Checks that every root of the journal is found (locate_root): kExitRefused if one is no
 // longer the tree the run changed.

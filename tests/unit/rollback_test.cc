@@ -166,3 +166,82 @@ TEST(ClassifyRestore, AnAclTheContainerGaveItselfIsNamed) {
   EXPECT_TRUE(acl_entries_kept_by_container(Acl::from_mode(0755).serialize(), rec, map, map).empty());
   EXPECT_EQ(acl_entries_kept_by_container("garbage", rec, map, map), std::vector<std::string>{"(unreadable)"});
 }
+
+namespace {
+
+EntryStat at(uint32_t major, uint32_t minor, uint64_t ino, int64_t btime) {
+  EntryStat st;
+  st.mode = S_IFDIR | 0755;
+  st.dev_major = major;
+  st.dev_minor = minor;
+  st.ino = ino;
+  st.btime_ns = btime;
+  return st;
+}
+DeviceAnchor anchor(std::string path, uint32_t minor, uint64_t ino, int64_t btime, std::optional<EntryStat> now) {
+  return {std::move(path), 0, minor, ino, btime, std::move(now)};
+}
+
+}  // namespace
+
+TEST(MovedDevices, SameRootOnAnotherDevice) {
+  // Nothing moved: nothing to translate.
+  std::vector<DeviceAnchor> same{anchor("/v", 41, 256, 7, at(0, 41, 256, 7))};
+  ASSERT_TRUE(match_moved_devices(same, {device_key(0, 41)}));
+  EXPECT_TRUE(match_moved_devices(same, {device_key(0, 41)})->empty());
+  // btrfs remounted: 0:41 is 0:42 now, said by the root's inode and birth time.
+  std::vector<DeviceAnchor> moved{anchor("/v", 41, 256, 7, at(0, 42, 256, 7))};
+  auto m = match_moved_devices(moved, {device_key(0, 41)});
+  ASSERT_TRUE(m);
+  ASSERT_EQ(m->size(), 1u);
+  EXPECT_EQ((*m)[0].path, "/v");
+  EXPECT_EQ((*m)[0].to_minor, 42u);
+  EXPECT_EQ(device_moves(*m), (DeviceMoves{{device_key(0, 41), device_key(0, 42)}}));
+  // Two roots of one filesystem: one translation.
+  moved.push_back(anchor("/w", 41, 300, 9, at(0, 42, 300, 9)));
+  EXPECT_EQ(match_moved_devices(moved, {device_key(0, 41)})->size(), 1u);
+}
+
+TEST(MovedDevices, RefusedWithoutTheSameBirth) {
+  const std::set<uint64_t> journaled{device_key(0, 41)};
+  // Another ext4 at that path: root inode 2 too, born at another time.
+  auto other = match_moved_devices(std::vector{anchor("/v", 41, 2, 7, at(0, 42, 2, 8))}, journaled);
+  ASSERT_FALSE(other);
+  EXPECT_EQ(other.error().code, kExitRefused);
+  EXPECT_NE(other.error().message.find("born at another time"), std::string::npos) << other.error().message;
+  // No birth time in the journal (an old one, a root the run left alone), or on the filesystem.
+  for (auto [journaled_btime, now_btime] : {std::pair{0, 7}, std::pair{7, 0}}) {
+    auto unknown = match_moved_devices(std::vector{anchor("/v", 41, 2, journaled_btime, at(0, 42, 2, now_btime))},
+                                       journaled);
+    ASSERT_FALSE(unknown);
+    EXPECT_NE(unknown.error().message.find("cannot be told"), std::string::npos) << unknown.error().message;
+  }
+  // Another inode there: not decided here (locate_root refuses it), nothing translated.
+  auto another = match_moved_devices(std::vector{anchor("/v", 41, 2, 7, at(0, 42, 3, 7))}, journaled);
+  ASSERT_TRUE(another);
+  EXPECT_TRUE(another->empty());
+  // Nothing at the path: nothing decided either.
+  EXPECT_TRUE(match_moved_devices(std::vector{anchor("/v", 41, 2, 7, std::nullopt)}, journaled)->empty());
+}
+
+TEST(MovedDevices, OneToOne) {
+  // One journaled device found on two devices now.
+  std::vector<DeviceAnchor> split{anchor("/v", 41, 256, 7, at(0, 42, 256, 7)), anchor("/w", 41, 300, 9, at(0, 43, 300, 9))};
+  auto s = match_moved_devices(split, {device_key(0, 41)});
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("two devices now"), std::string::npos) << s.error().message;
+  // ... or on itself and on another.
+  split[0].now = at(0, 41, 256, 7);
+  EXPECT_FALSE(match_moved_devices(split, {device_key(0, 41)}));
+  // Two journaled devices on one: 0:41 moved to 0:42, which the journal names too (a mount
+  // the run crossed into, say), unmoved.
+  std::vector<DeviceAnchor> onto{anchor("/v", 41, 256, 7, at(0, 42, 256, 7))};
+  auto o = match_moved_devices(onto, {device_key(0, 41), device_key(0, 42)});
+  ASSERT_FALSE(o);
+  EXPECT_NE(o.error().message.find("would both be device 0:42"), std::string::npos) << o.error().message;
+  // Two roots swapped their numbers: each translated, both allowed.
+  std::vector<DeviceAnchor> swapped{anchor("/v", 41, 256, 7, at(0, 42, 256, 7)), anchor("/w", 42, 256, 9, at(0, 41, 256, 9))};
+  auto w = match_moved_devices(swapped, {device_key(0, 41), device_key(0, 42)});
+  ASSERT_TRUE(w) << w.error().message;
+  EXPECT_EQ(w->size(), 2u);
+}

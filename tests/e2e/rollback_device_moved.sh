@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Rollback after a remount that gave the filesystem another device number (loop and LVM minors
+# are handed out in activation order, btrfs subvolumes get an anonymous device at mount time):
+# the journal's root found at its path with the same inode and birth time is the same
+# filesystem, so `rollback --last` and `rollback JOURNAL` undo the run there, and say so once.
+# A different filesystem mounted at that path (an ext4 root is always inode 2) is refused:
+# its root's birth time differs; nothing changes.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/manifest.bash"
+command -v mkfs.ext4 >/dev/null || fail "mkfs.ext4 missing"
+mnt=$T/mnt
+mkdir -m 700 "$VOLPREP_JOURNAL_DIR"
+mkdir "$mnt"
+loops=()
+on_exit 'for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done'
+attach() { local l; l=$(losetup -f --show "$1") || fail "no loop device for $1"; loops+=("$l"); echo "$l"; }
+devno() { stat -c '%Hd:%Ld' "$1"; }
+tree() { # a small tree on the mounted filesystem $1, owned by root
+  mkdir -p "$1/d/e" && echo a >"$1/f" && echo b >"$1/d/e/g" && ln -s f "$1/l" && chmod 4755 "$1/f"
+}
+
+# ext4 on a loop device, mounted again on another one (the first still attached, so the
+# second one cannot be the same).
+truncate -s 16M "$T/a.img" && mkfs.ext4 -q -F "$T/a.img"
+l1=$(attach "$T/a.img")
+mount "$l1" "$mnt"
+tree "$mnt"
+manifest "$mnt" >"$T/before"
+remount_ext4() {
+  umount "$mnt"
+  local l2; l2=$(attach "$T/a.img")
+  mount "$l2" "$mnt"
+}
+for how in last journal; do
+  j=$VOLPREP_JOURNAL_DIR/ext4-$how.vpj
+  vp "$mnt" --as 1000 "${MAP[@]}" --journal "$j" >/dev/null
+  [ "$(stat -c %u "$mnt/d/e/g")" = 501000 ] || fail "prepare did not chown"
+  old=$(devno "$mnt")
+  remount_ext4
+  new=$(devno "$mnt")
+  [ "$old" != "$new" ] || fail "the remount kept device $old"
+  if [ "$how" = last ]; then
+    vp rollback --last "$mnt" >"$T/rb.out" 2>"$T/rb.err" || fail "ext4 rollback --last refused: $(cat "$T/rb.err")"
+  else
+    vp rollback "$j" >"$T/rb.out" 2>"$T/rb.err" || fail "ext4 rollback JOURNAL refused: $(cat "$T/rb.err")"
+  fi
+  grep -q "$mnt was device $old when the run journaled it, now $new (remounted): the same filesystem" "$T/rb.err" ||
+    fail "the device change was not said: $(cat "$T/rb.err")"
+  [ "$(grep -c 'when the run journaled it' "$T/rb.err")" = 1 ] || fail "said more than once: $(cat "$T/rb.err")"
+  manifest "$mnt" | diff "$T/before" - || fail "ext4 rollback ($how) did not restore the tree"
+done
+
+# A different ext4 at that path, with the same tree: its root is inode 2 too, but was born
+# at another time. Refused, both ways, and nothing changes.
+j=$VOLPREP_JOURNAL_DIR/ext4-other.vpj
+vp "$mnt" --as 1000 "${MAP[@]}" --journal "$j" >/dev/null
+a_born=$(stat -c %W "$mnt")
+umount "$mnt"
+# mkfs.ext4 gives a root a birth time in whole seconds: B's must not be A's.
+while [ "$(date +%s)" -le "$a_born" ]; do sleep 0.1; done
+truncate -s 16M "$T/b.img" && mkfs.ext4 -q -F "$T/b.img"
+mount "$(attach "$T/b.img")" "$mnt"
+tree "$mnt"
+vp "$mnt/d" --as 1000 "${MAP[@]}" --no-journal >/dev/null   # as the run left it, but not the run's
+[ "$(stat -c %i "$mnt")" = 2 ] || fail "ext4 root is not inode 2"
+manifest "$mnt" >"$T/other"
+expect_rc 5 vp rollback --last "$mnt" 2>"$T/rb.err"
+grep -q "born at another time" "$T/rb.err" || fail "--last: why not said: $(cat "$T/rb.err")"
+expect_rc 5 vp rollback "$j" 2>"$T/rb.err"
+grep -q "born at another time" "$T/rb.err" || fail "JOURNAL: why not said: $(cat "$T/rb.err")"
+expect_rc 5 vp rollback "$j" --dry-run 2>"$T/rb.err"
+manifest "$mnt" | diff "$T/other" - || fail "a refused rollback changed the other filesystem"
+umount "$mnt"
+
+# btrfs: each mount of a subvolume takes an anonymous device; a tmpfs mounted in between
+# takes the one it had.
+if command -v mkfs.btrfs >/dev/null; then
+  truncate -s 128M "$T/c.img" && mkfs.btrfs -q -f "$T/c.img" >/dev/null
+  mount -o loop "$T/c.img" "$mnt"
+  tree "$mnt"
+  manifest "$mnt" >"$T/before"
+  mkdir "$T/tmp"
+  for how in last journal; do
+    j=$VOLPREP_JOURNAL_DIR/btrfs-$how.vpj
+    vp "$mnt" --as 1000 "${MAP[@]}" --journal "$j" >/dev/null
+    old=$(devno "$mnt")
+    umount "$mnt"
+    # tmpfs mounts until one takes the number btrfs had (anonymous numbers go lowest first).
+    for i in 1 2 3 4 5 6 7 8; do
+      mkdir -p "$T/tmp/$i"
+      mount -t tmpfs volprep-e2e-devmoved "$T/tmp/$i"
+      [ "$(devno "$T/tmp/$i")" != "$old" ] || break
+    done
+    mount -o loop "$T/c.img" "$mnt"
+    new=$(devno "$mnt")
+    for m in "$T"/tmp/*; do umount "$m"; done
+    [ "$old" != "$new" ] || fail "the btrfs remount kept device $old"
+    if [ "$how" = last ]; then
+      vp rollback --last "$mnt" >"$T/rb.out" 2>"$T/rb.err" || fail "btrfs rollback --last refused: $(cat "$T/rb.err")"
+    else
+      vp rollback "$j" >"$T/rb.out" 2>"$T/rb.err" || fail "btrfs rollback JOURNAL refused: $(cat "$T/rb.err")"
+    fi
+    grep -q "was device $old when the run journaled it, now $new (remounted)" "$T/rb.err" ||
+      fail "btrfs: the device change was not said: $(cat "$T/rb.err")"
+    manifest "$mnt" | diff "$T/before" - || fail "btrfs rollback ($how) did not restore the tree"
+  done
+  umount "$mnt"
+else
+  echo "note: no mkfs.btrfs: the btrfs part skipped"
+fi
+echo "ok: rollback_device_moved"
