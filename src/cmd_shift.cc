@@ -5,12 +5,14 @@
 // driver core (driver.h) with the shift policy, each inode changed once.
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <spdlog/spdlog.h>
 
 #include "volprep/cli.h"
 #include "volprep/clock.h"
 #include "volprep/driver.h"
+#include "volprep/rollback.h"
 #include "volprep/shift.h"
 #include "volprep/shift_history.h"
 
@@ -53,6 +55,7 @@ Result<bool> load_unfinished(const std::vector<Journal>& unfinished, const Shift
                        "it, or undo it with `volprep rollback " + summary.path + "`; nothing changed"};
     auto j = read_journal(summary.path);
     if (!j) return unreadable_unfinished_shift(v.given, summary.path, h, j.error().message, journal_dir);
+    translate_devices(*j, summary.moved_devices);  // a remount's, as take_remounted found them
     for (const JournalRecord& r : j->records)
       if (r.root == 0) into.add(r);
   }
@@ -83,14 +86,46 @@ void settle(const DriverOptions& run, const VolumeRoot& v, const std::string& co
   if (!done) spdlog::warn("{}: cannot journal that the unfinished shift is finished: {}", v.given, done.error().message);
 }
 
+// The journals of `v` made before its filesystem was remounted on another device number
+// (btrfs, NFS and FUSE get one at mount time; loop and device-mapper minors go in activation
+// order): taken as rollback takes them (find_moved_devices: the root's inode and birth time),
+// their devices given as they are now. One of its path and inode that cannot be told so and
+// did not finish refuses: it may have shifted part of the tree, which a shift now would shift
+// again.
+Result<bool> take_remounted(std::vector<Journal>& journals, const VolumeRoot& v) {
+  for (Journal& j : journals) {
+    const JournalRoot r = root_of(j.header);
+    if (r.volume != v.real || r.ino != v.st.ino || (r.dev_major == v.st.dev_major && r.dev_minor == v.st.dev_minor))
+      continue;
+    auto summary = read_journal(j.path, JournalRead::kSummary);
+    auto moved = summary ? find_moved_devices(*summary) : Result<std::vector<MovedDevice>>(summary.error());
+    const bool ours = moved && std::any_of(moved->begin(), moved->end(), [&](const MovedDevice& m) {
+      return m.from_major == r.dev_major && m.from_minor == r.dev_minor && m.to_major == v.st.dev_major &&
+             m.to_minor == v.st.dev_minor;
+    });
+    if (ours) {
+      translate_devices(j, device_moves(*moved));
+    } else if (!finished(j) && is_run_of(j.header, "shift")) {
+      return Error{kExitRefused,
+                   v.given + ": an earlier shift of it did not finish (journal " + j.path + "), on device " +
+                       std::to_string(r.dev_major) + ":" + std::to_string(r.dev_minor) + ", and it is not known to " +
+                       "be this filesystem remounted (" + (moved ? std::string("its root's birth time does not say") : moved.error().message) +
+                       "); nothing changed. Roll it back (`volprep rollback " + j.path + "`) or move it out of the " +
+                       "journal directory once you know it is no shift of this tree"};
+    }
+  }
+  return true;
+}
+
 // What the journal directory says of each tree's shifts, in the order of `volumes`.
 Result<std::vector<ShiftHistory>> read_histories(const std::vector<VolumeRoot>& volumes, const std::string& journal_dir) {
   std::vector<UnreadJournal> unread;
-  const std::vector<Journal> journals = read_journal_dir(journal_dir, unread, JournalRead::kList);
+  std::vector<Journal> journals = read_journal_dir(journal_dir, unread, JournalRead::kList);
   for (const UnreadJournal& u : unread)
     if (u.headerless) spdlog::warn("{}; ignored: it holds no record of a change", u.reason);
   std::vector<ShiftHistory> out;
   for (const auto& v : volumes) {
+    if (auto r = take_remounted(journals, v); !r) return r.error();
     auto h = shift_history(journals, unread, {v.real, v.st.dev_major, v.st.dev_minor, v.st.ino}, v.given, journal_dir);
     if (!h) return h.error();
     out.push_back(std::move(*h));
