@@ -13,10 +13,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/manifest.bash"
 source "$(dirname "$0")/shift_lib.bash"
 source "$(dirname "$0")/fs_lib.bash"
-loop_fs btrfs 200M "$T/btrfs" 2>"$T/mount.err" || {
-  command -v mkfs.btrfs >/dev/null || fail "no mkfs.btrfs: install btrfs-progs (./dev does)"
-  echo "skip: no btrfs on a loop device here: $(cat "$T/mount.err")"; exit 0; }
-[ "$(stat -f -c %T "$T/btrfs")" = btrfs ] || fail "$T/btrfs is not btrfs: $(stat -f -c %T "$T/btrfs")"
+fs_mounted btrfs 200M "$T/btrfs" btrfs-progs
 
 # --- 1. the claims every filesystem holds ------------------------------------------------------
 mkdir "$T/btrfs/claims"

@@ -11,6 +11,18 @@
 #                    write before prepare and --acl and can after; rollback and the shift
 #                    round trip give back the tree byte for byte; volprep mount (idmapped)
 #                    lets container uid 1000 create as the tree's owner, changing nothing
+# fs_mounted TYPE SIZE DIR PACKAGE: a fresh TYPE of SIZE on a loop device, mounted on DIR;
+# without its mkfs the scenario fails (./dev installs PACKAGE); where the kernel or the machine
+# cannot mount one on a loop device, it ends here, passing, and says so.
+fs_mounted() {
+  loop_fs "$1" "$2" "$3" 2>"$T/mount.err" || {
+    command -v "mkfs.$1" >/dev/null || fail "no mkfs.$1: install $4 (./dev does)"
+    echo "skip: no $1 on a loop device here: $(cat "$T/mount.err")"
+    exit 0
+  }
+  [ "$(stat -f -c %T "$3")" = "$1" ] || fail "$3 is not $1: $(stat -f -c %T "$3")"
+}
+
 fs_tree() { # fs_tree DIR
   mixed_tree "$1"
   ln -s "$T/outside" "$1/d1/out"

@@ -9,9 +9,6 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/manifest.bash"
 source "$(dirname "$0")/shift_lib.bash"
 source "$(dirname "$0")/fs_lib.bash"
-loop_fs xfs 300M "$T/xfs" 2>"$T/mount.err" || {
-  command -v mkfs.xfs >/dev/null || fail "no mkfs.xfs: install xfsprogs (./dev does)"
-  echo "skip: no XFS on a loop device here: $(cat "$T/mount.err")"; exit 0; }
-[ "$(stat -f -c %T "$T/xfs")" = xfs ] || fail "$T/xfs is not XFS: $(stat -f -c %T "$T/xfs")"
+fs_mounted xfs 300M "$T/xfs" xfsprogs
 fs_claims "$T/xfs"
 echo "ok: fs_xfs"

@@ -15,6 +15,22 @@ loops=()
 on_exit 'for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done'
 attach() { local l; l=$(losetup -f --show "$1") || fail "no loop device for $1"; loops+=("$l"); echo "$l"; }
 devno() { stat -c '%Hd:%Ld' "$1"; }
+# rolled_back_after_remount FS HOW JOURNAL OLD NEW: `rollback --last` (HOW last) or `rollback
+# JOURNAL` on $mnt, now device NEW, of a run that journaled it as OLD: done, said once, and the
+# tree as $T/before.
+rolled_back_after_remount() {
+  local fs=$1 how=$2 j=$3 old=$4 new=$5
+  [ "$old" != "$new" ] || fail "the $fs remount kept device $old"
+  if [ "$how" = last ]; then
+    vp rollback --last "$mnt" >"$T/rb.out" 2>"$T/rb.err" || fail "$fs rollback --last refused: $(cat "$T/rb.err")"
+  else
+    vp rollback "$j" >"$T/rb.out" 2>"$T/rb.err" || fail "$fs rollback JOURNAL refused: $(cat "$T/rb.err")"
+  fi
+  grep -q "$mnt was device $old when the run journaled it, now $new (remounted): the same filesystem" "$T/rb.err" ||
+    fail "$fs: the device change was not said: $(cat "$T/rb.err")"
+  [ "$(grep -c 'when the run journaled it' "$T/rb.err")" = 1 ] || fail "$fs: said more than once: $(cat "$T/rb.err")"
+  manifest "$mnt" | diff "$T/before" - || fail "$fs rollback ($how) did not restore the tree"
+}
 tree() { # a small tree on the mounted filesystem $1, owned by root
   mkdir -p "$1/d/e" && echo a >"$1/f" && echo b >"$1/d/e/g" && ln -s f "$1/l" && chmod 4755 "$1/f"
 }
@@ -37,17 +53,7 @@ for how in last journal; do
   [ "$(stat -c %u "$mnt/d/e/g")" = 501000 ] || fail "prepare did not chown"
   old=$(devno "$mnt")
   remount_ext4
-  new=$(devno "$mnt")
-  [ "$old" != "$new" ] || fail "the remount kept device $old"
-  if [ "$how" = last ]; then
-    vp rollback --last "$mnt" >"$T/rb.out" 2>"$T/rb.err" || fail "ext4 rollback --last refused: $(cat "$T/rb.err")"
-  else
-    vp rollback "$j" >"$T/rb.out" 2>"$T/rb.err" || fail "ext4 rollback JOURNAL refused: $(cat "$T/rb.err")"
-  fi
-  grep -q "$mnt was device $old when the run journaled it, now $new (remounted): the same filesystem" "$T/rb.err" ||
-    fail "the device change was not said: $(cat "$T/rb.err")"
-  [ "$(grep -c 'when the run journaled it' "$T/rb.err")" = 1 ] || fail "said more than once: $(cat "$T/rb.err")"
-  manifest "$mnt" | diff "$T/before" - || fail "ext4 rollback ($how) did not restore the tree"
+  rolled_back_after_remount ext4 "$how" "$j" "$old" "$(devno "$mnt")"
 done
 
 # shift across a remount: the forward shift's journal is still this tree's, so --reverse with
@@ -107,17 +113,8 @@ if command -v mkfs.btrfs >/dev/null; then
       [ "$(devno "$T/tmp/$i")" != "$old" ] || break
     done
     mount -o loop "$T/c.img" "$mnt"
-    new=$(devno "$mnt")
     for m in "$T"/tmp/*; do umount "$m"; done
-    [ "$old" != "$new" ] || fail "the btrfs remount kept device $old"
-    if [ "$how" = last ]; then
-      vp rollback --last "$mnt" >"$T/rb.out" 2>"$T/rb.err" || fail "btrfs rollback --last refused: $(cat "$T/rb.err")"
-    else
-      vp rollback "$j" >"$T/rb.out" 2>"$T/rb.err" || fail "btrfs rollback JOURNAL refused: $(cat "$T/rb.err")"
-    fi
-    grep -q "was device $old when the run journaled it, now $new (remounted)" "$T/rb.err" ||
-      fail "btrfs: the device change was not said: $(cat "$T/rb.err")"
-    manifest "$mnt" | diff "$T/before" - || fail "btrfs rollback ($how) did not restore the tree"
+    rolled_back_after_remount btrfs "$how" "$j" "$old" "$(devno "$mnt")"
   done
   umount "$mnt"
 else
