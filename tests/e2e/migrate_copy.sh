@@ -67,6 +67,13 @@ for delay in 0.02 0.05 0.1 0.15 0.25 0.4 0.6 copying; do
   manifest "$D/volumes" | cmp -s - "$T/m0" || fail "killed after ${delay}s: an original changed"
   ls "$R/volprep-copies" 2>/dev/null | grep -q '\.partial$' && partial=$((partial + 1))
   journal=$(ls "$VOLPREP_JOURNAL_DIR"/*.vpj 2>/dev/null || true) done=0
+  # A kill between the journal's creation and its header: nothing in the target yet, as with
+  # no journal (a rerun passes over it, "has no header ... ignored"; rollback has nothing to
+  # read), as migrate_crash allows. CI hit it once, killed at 0.1 s.
+  if [ -n "$journal" ] && [ "$(vpj info "$journal" | grep -o 'header=[01]')" = header=0 ]; then
+    echo "killed after ${delay}s: the journal has no header yet"
+    journal=
+  fi
   [ -n "$journal" ] && "$VOLPREP" journal list | grep -q complete && done=1
   if [ -z "$journal" ]; then  # killed before the first rename: nothing in the target
     [ -z "$(ls -A "$R/volumes" 2>/dev/null | grep -v metadata.db)" ] || fail "no journal, yet $(ls "$R/volumes") in the target"
