@@ -15,6 +15,7 @@
 
 #include "volprep/cli.h"
 #include "volprep/clock.h"
+#include "volprep/driver.h"
 #include "volprep/migrate.h"
 #include "volprep/rollback.h"
 #include "volprep/volume.h"
@@ -202,7 +203,7 @@ void print_rollback(const RollbackResult& r, const RollbackOptions& o) {
     std::printf("%s\n", (o.json ? format_change_json(shown, c.change) : format_change(shown, c.change)).c_str());
   }
   for (const auto& n : r.notes) spdlog::warn("{}: {}", escape_path(n.path), n.text);
-  for (const auto& e : r.errors) spdlog::error("{}: {}", escape_path(e.path), e.text);
+  report_failures(r.errors, [](const std::string& p) { return escape_path(p); }, o.json);
   if (o.json) {
     nlohmann::json s = {{o.dry_run ? "to_restore" : "restored", r.restored}, {"already", r.already},
                         {"changed_since", r.conflicts}, {"missing", r.missing}, {"failed", r.failed},

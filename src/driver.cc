@@ -69,21 +69,6 @@ Result<std::unique_ptr<JournalWriter>> open_journal(const VolumeRoot& v, const D
   return JournalWriter::create(o.journal_dir, o.journal_file.value_or(""), h, /*lazy=*/true);
 }
 
-// Failures listed one a line on stderr: the first ones, then how many more (-v lists them
-// all, --json prints them all).
-constexpr size_t kErrorsListed = 20;
-
-void report_errors(const VolumeRoot& v, const std::vector<Note>& errors, bool json, bool silent) {
-  const bool all = spdlog::should_log(spdlog::level::info);
-  const size_t listed = all ? errors.size() : std::min(errors.size(), kErrorsListed);
-  for (size_t i = 0; i < listed; ++i) spdlog::error("{}: {}", v.show(errors[i].path), errors[i].text);
-  if (listed < errors.size())
-    spdlog::error("... and {} more failed entries ({}-v lists them all)", errors.size() - listed,
-                  json && !silent ? "the JSON lines name each, " : "");
-  if (json && !silent)
-    for (const auto& e : errors) std::printf("%s\n", format_failure_json(v.show(e.path), e.text).c_str());
-}
-
 // The capability a refused step needs, if volprep has not got it: the cause, then.
 const char* missing_capability(const std::string& step) {
   const unsigned cap = step.starts_with("chown:") ? CAP_CHOWN : CAP_FOWNER;
@@ -94,6 +79,22 @@ const char* missing_capability(const std::string& step) {
 }
 
 }  // namespace
+
+// Listed one a line: the first ones, then how many more (-v lists them all, --json prints
+// them all).
+constexpr size_t kFailuresListed = 20;
+
+void report_failures(const std::vector<Note>& errors, const std::function<std::string(const std::string&)>& show,
+                     bool json_lines) {
+  const bool all = spdlog::should_log(spdlog::level::info);
+  const size_t listed = all ? errors.size() : std::min(errors.size(), kFailuresListed);
+  for (size_t i = 0; i < listed; ++i) spdlog::error("{}: {}", show(errors[i].path), errors[i].text);
+  if (listed < errors.size())
+    spdlog::error("... and {} more failed entries ({}-v lists them all)", errors.size() - listed,
+                  json_lines ? "the JSON lines name each, " : "");
+  if (json_lines)
+    for (const auto& e : errors) std::printf("%s\n", format_failure_json(show(e.path), e.text).c_str());
+}
 
 int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   const bool dry_run = o.dry_run || o.check;
@@ -184,7 +185,7 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
       std::printf("%s\n", (o.json ? format_change_json(shown, c.change) : format_change(shown, c.change)).c_str());
     }
     for (const auto& n : result.notes) spdlog::warn("{}: {}", v.show(n.path), n.text);
-    report_errors(v, result.errors, o.json, silent);
+    report_failures(result.errors, [&](const std::string& p) { return v.show(p); }, o.json && !silent);
     total += result.summary;
     // A typo, or a pattern copied from the diff, which prints PATH's own name first.
     for (const auto& p : result.unmatched_excludes) {

@@ -50,4 +50,9 @@ struct DriverOptions {
 // cannot be written) ends the command there.
 int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& options);
 
+// Failed entries on stderr, the first 20 (-v: all), then how many more; with `json_lines`,
+// each as a JSON line on stdout too. `show` gives a path as the user reads it.
+void report_failures(const std::vector<Note>& errors, const std::function<std::string(const std::string&)>& show,
+                     bool json_lines);
+
 }  // namespace volprep

@@ -105,4 +105,16 @@ grep -q 'stopped' "$T/err" && fail "immutable: the run stopped: $(cat "$T/err")"
 for f in f1 f500 f1999; do grep -q "/t/a/$f: chown: Operation not permitted$" "$T/err" || fail "$f not reported: $(cat "$T/err")"; done
 grep -Eq "^scanned $((FILES + 2)), changed $((FILES - 1)), unchanged 0, skipped 0, failed 3$" "$T/out" || fail "immutable: $(cat "$T/out")"
 [ "$(owners "$T/ext/t")" = "$(printf ' 3 0:0\n %d 501000:501000' $((FILES - 1)))" ] || fail "immutable: $(owners "$T/ext/t")"
+
+# 4. Rollback lists its failures the same way: 30 files made immutable since the run fail to
+# be restored; 20 are listed, then how many more.
+imm=()
+for i in $(seq 10 39); do imm+=("$T/ext/t/a/f$i"); done
+chattr +i "${imm[@]}"
+on_exit 'chattr -i "${imm[@]}" 2>/dev/null'
+rc=0; vp rollback --last "$T/ext/t" >"$T/rb.out" 2>"$T/rb.err" || rc=$?
+[ "$rc" = 4 ] || fail "rollback with 30 immutable files: exit $rc, want 4: $(tail -5 "$T/rb.err")"
+[ "$(grep -c ': Operation not permitted$' "$T/rb.err")" = 20 ] || fail "rollback: not 20 listed: $(cat "$T/rb.err")"
+grep -q '^volprep: error: \.\.\. and 10 more failed entries (-v lists them all)$' "$T/rb.err" ||
+  fail "rollback: no count of the rest: $(cat "$T/rb.err")"
 echo PASS
