@@ -11,9 +11,12 @@ command -v mkfs.ext4 >/dev/null || fail "mkfs.ext4 missing"
 mnt=$T/mnt
 mkdir -m 700 "$VOLPREP_JOURNAL_DIR"
 mkdir "$mnt"
-loops=()
-on_exit 'for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done'
-attach() { local l; l=$(losetup -f --show "$1") || fail "no loop device for $1"; loops+=("$l"); echo "$l"; }
+# Every loop device attached, one a line in $T/loops: attach runs in $(...), a subshell, where
+# an array it grew would be lost (and the devices left attached). Detached on exit (while
+# mounted, once unmounted: the lazy unmounts of lib.sh's cleanup follow).
+on_exit 'while read -r l; do losetup -d "$l" 2>/dev/null; done <"$T/loops"'
+: >"$T/loops"
+attach() { local l; l=$(losetup -f --show "$1") || fail "no loop device for $1"; echo "$l" >>"$T/loops"; echo "$l"; }
 devno() { stat -c '%Hd:%Ld' "$1"; }
 # rolled_back_after_remount FS HOW JOURNAL OLD NEW: `rollback --last` (HOW last) or `rollback
 # JOURNAL` on $mnt, now device NEW, of a run that journaled it as OLD: done, said once, and the
