@@ -124,6 +124,12 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
     return "every change made so far is in the journal" + std::string(written.size() > 1 ? "s " : " ") + list +
            " (volprep rollback undoes them)";
   };
+  // The journal's end record, from `s`: false when it cannot be written (said).
+  auto finish_journal = [&](const Summary& s) {
+    auto r = journal->finish({s.scanned, s.changed, s.failed, 0});
+    if (!r) spdlog::error("{}; the journal reads as interrupted, rollback still undoes the run", r.error().message);
+    return bool(r);
+  };
   // A run that stops ends the command there.
   auto stop = [&](const std::string& why) {
     spdlog::error("stopped: {}; {}", why, dry_run ? "nothing changed" : so_far());
@@ -201,11 +207,7 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
       // The filesystem refuses every change: said once, with its likely causes; the journal
       // (its records of changes refused or never tried restore nothing) is finished, and the
       // command ends here.
-      if (journal && journal->created()) {
-        const Summary& s = one_journal ? total : result.summary;
-        if (auto r = journal->finish({s.scanned, s.changed, s.failed, 0}); !r)
-          spdlog::error("{}; the journal reads as interrupted, rollback still undoes the run", r.error().message);
-      }
+      if (journal && journal->created()) finish_journal(one_journal ? total : result.summary);
       Refusal refusal{v.given, fs_type_name(v.fs_magic), result.refused, result.refused_first,
                       missing_capability(result.refused_first), uint32_t(::geteuid()), ""};
       refusal.so_far = !total.changed          ? "nothing changed"
@@ -222,22 +224,14 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
     if (!result.stopped.empty()) return stop(result.stopped);
     if (one_journal) continue;  // finished once, after the last volume
     if (journal && journal->created()) {
-      JournalEnd end{result.summary.scanned, result.summary.changed, result.summary.failed, 0};
-      if (auto r = journal->finish(end); !r) {  // the changes are journaled; the end record is not
-        spdlog::error("{}; the journal reads as interrupted, rollback still undoes the run", r.error().message);
-        rc = kExitPartial;
-      }
+      if (!finish_journal(result.summary)) rc = kExitPartial;  // the changes are journaled; the end record is not
       if (!o.quiet) spdlog::info("rollback journal: {}", journal->path());
     } else if (journal && !o.quiet) {
       spdlog::info("nothing changed: no rollback journal written");
     }
   }
   if (one_journal && journal && journal->created()) {
-    JournalEnd end{total.scanned, total.changed, total.failed, 0};
-    if (auto r = journal->finish(end); !r) {
-      spdlog::error("{}; the journal reads as interrupted, rollback still undoes the run", r.error().message);
-      rc = kExitPartial;
-    }
+    if (!finish_journal(total)) rc = kExitPartial;
     if (!o.quiet) spdlog::info("rollback journal: {}", journal->path());
   } else if (one_journal && journal && !o.quiet) {
     spdlog::info("nothing changed: no rollback journal written");

@@ -302,7 +302,10 @@ bool Walker::walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic
   // A subvolume below `parent`: placeholders and read-only ones are left alone whether the
   // walk crosses filesystems or not, writable ones (kSubvolume) unless it does. Its
   // descriptor, where the walk has none yet, is opened beneath the same mount and checked to
-  // be the directory stat'ed; one that cannot be is left for classify_mount or its turn.
+  // be the directory stat'ed; one that cannot be is left for classify_mount or its turn. Not
+  // by name where openat2 is missing or refused: a mount swapped in for the name would be
+  // opened, and its server asked (a silent FUSE server hangs the walk); the subvolume then
+  // reads as writable.
   auto classify_subvolume = [&](const DirNode& parent, Entry& e, HeldDir& dir) {
     if (e.st.ino == kBtrfsSubvolumePlaceholderIno) {
       e.skip = Skip::kSubvolumePlaceholder;
@@ -310,9 +313,7 @@ bool Walker::walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic
       return;
     }
     if (!dir.valid()) {
-      int fd = open_subdir_same_mount(parent.fd.get(), e.name.c_str());
-      if (fd == -ENOSYS || fd == -EPERM) fd = open_dir_at(parent.fd.get(), e.name.c_str());
-      if (fd >= 0) {
+      if (int fd = open_subdir_same_mount(parent.fd.get(), e.name.c_str()); fd >= 0) {
         HeldDir opened(fd, held);
         EntryStat now;
         if (stat_at(fd, "", now) == 0 && now.same_inode(e.st)) dir = std::move(opened);
