@@ -11,7 +11,9 @@
 #             passthrough that waits SLOW_DELAY_US (default 1000) before answering each request
 # Scenarios, for every shape, alternating within each round:
 #   full change   volprep (journal on), volprep --no-journal, chown -R, the floor (floor.cc: stat
-#                 and chown by name) and the pinned floor (floor.cc pin: the safe path's calls)
+#                 and chown by name), the pinned floor (floor.cc pin: the safe path's calls) and
+#                 the written-ahead floor (floor.cc journal: the pinned floor, each batch of 1024
+#                 changes made only after its records are durable: the floor of the journal)
 #   rerun         volprep on the prepared tree, find -printf '%U %G %m\n', the floor (statx only)
 #   --acl         volprep --acl (journal on) vs setfacl -R -m u:H:rwX,d:u:H:rwX, on a stripped tree
 #
@@ -287,6 +289,9 @@ for shape in $SHAPES; do
       reset_owner "$OTHER"
       timed full-pinfloor "$FLOOR" "$TREE" "$PREPARED" "$FLOOR_THREADS" "$FLOOR_CHUNK" pin
       every_owner_is "$BACK" "$PREPARED" "pinned floor round $i"
+      reset_owner "$OTHER"
+      timed full-jfloor "$FLOOR" "$TREE" "$PREPARED" "$FLOOR_THREADS" "$FLOOR_CHUNK" journal "$work/journals/floor"
+      every_owner_is "$BACK" "$PREPARED" "written-ahead floor round $i"
     fi
     reset_owner "$OTHER"
   done
@@ -390,6 +395,7 @@ for shape, entries, dirs, rounds in shapes:
         ratio_row("full change: floor / chown -R", None, "full-floor", "full-chown")
         ratio_row("full change: pinned floor / chown -R", None, "full-pinfloor", "full-chown")
         ratio_row("full change: volprep --no-journal / pinned floor", None, "full-nojournal", "full-pinfloor")
+        ratio_row("full change: written-ahead floor / pinned floor", None, "full-jfloor", "full-pinfloor")
         ratio_row("full change: baseline build / chown -R", None, "full-base", "full-chown")
         ratio_row("full change: volprep / baseline build", None, "full-volprep", "full-base")
         ratio_row("rerun: volprep / find -printf", "rerun", "rerun-volprep", "rerun-find")
@@ -407,6 +413,13 @@ for shape, entries, dirs, rounds in shapes:
             cb = statistics.median(r[1] + r[2] for r in runs[L(b)])
             rows.append((f"{what}: CPU s, best-case wall ratio on {os.cpu_count()} cores", f"{ca:.2f} s", f"{cb:.2f} s",
                          f"{ca / os.cpu_count() / cb:.3f}", "(info)", ""))
+    # Both sides of the journal's cost are multi-threaded: CPU against CPU.
+    for a, b, what in (("full-volprep", "full-nojournal", "journal / --no-journal"),
+                       ("full-jfloor", "full-pinfloor", "written-ahead floor / pinned floor")):
+        if shape != "slow" and L(a) in runs and L(b) in runs:
+            ca = statistics.median(r[1] + r[2] for r in runs[L(a)])
+            cb = statistics.median(r[1] + r[2] for r in runs[L(b)])
+            rows.append((f"full change: {what}: CPU s", f"{ca:.2f} s", f"{cb:.2f} s", f"{ca / cb:.3f}", "(info)", ""))
     rss = max(r[3] for r in runs[L("full-volprep")]) / 1024
     t, v = verdict(("rss", shape), rss)
     rows.append(("peak RSS, full change (max of runs)", f"{rss:.1f} MiB", "", "", t, v))

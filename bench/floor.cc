@@ -11,6 +11,19 @@
 //                                     with a prepare's calls (N = 4294467296 takes 500000 off)
 //   floor DIR +N THREADS CHUNK census the same after a census: the least a shift that refuses
 //                                     before its first change can do (bench_shift.py)
+//   floor DIR UID THREADS CHUNK journal FILE [BATCH]
+//                                     the pinned floor, written ahead: the least a run that
+//                                     journals each change before making it can do
+//
+// With `journal` each change is decided as in `pin` (pinned, stat'ed through the pin), its
+// record (the inode's identity, birth time, owner, group and mode before, and its name) put in
+// the thread's batch, and its pin held. When a thread holds BATCH changes (default 1024, as
+// volprep's batches, or fewer with many threads), it appends their records to FILE, fdatasyncs it, and only then chowns
+// each held pin and closes it: a record is durable before its change is made. The sync and
+// the changes are made by one more thread, as volprep hands them off, so the walk never waits
+// for the disk unless 8192 changes are waiting. This is the least write-ahead can cost with
+// batches; `journal` / `pin` is the floor of volprep's journal / `--no-journal`
+// (bench_prepare.sh prints both). No path, no format, no header.
 //
 // The census is what a shift must read of every entry before it changes any (an id the map
 // cannot translate, or a tree shifted already, refuses the run with nothing changed): the
@@ -171,9 +184,120 @@ unsigned chown_pinned(int dirfd, const char* name, uid_t id) {
 size_t chunk_names = 256;  // names per chunk of a listing (CHUNK)
 bool pin = false;          // chown_pinned, not chown_if_needed by name
 
+// The write-ahead floor (`journal`): the file the records go to, and the changes a thread holds
+// until their records are durable.
+int journal_fd = -1;
+size_t batch_changes = 1024;
+std::mutex journal_mu;
+
+struct Held {
+  std::vector<int> pins;
+  std::vector<std::pair<uid_t, gid_t>> ids;
+  std::string records;
+};
+
+// Batches written, waiting to be durable and applied, and the thread that does both: one
+// fdatasync for every batch written since the last (group commit), then each batch's chowns
+// through its held pins. A worker hands its batch over and goes on walking; it waits only when
+// AHEAD batches are waiting already (the descriptors held are bounded, as in volprep).
+std::vector<Held> written;
+std::condition_variable written_cv, room_cv;
+bool walk_done = false;
+size_t written_pins = 0;
+constexpr size_t kAheadPins = 8192;  // this machine allows 20000 descriptors, even for root
+
+void apply(Held& h) {
+  for (size_t i = 0; i < h.pins.size(); ++i) {
+    if (::fchownat(h.pins[i], "", h.ids[i].first, h.ids[i].second, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+      failed("fchownat", "(held)");
+    ::close(h.pins[i]);
+  }
+}
+
+void sync_and_apply() {
+  std::vector<Held> mine;
+  for (;;) {
+    {
+      std::unique_lock lock(journal_mu);
+      written_cv.wait(lock, [] { return !written.empty() || walk_done; });
+      if (written.empty()) return;
+      mine.swap(written);
+      written_pins = 0;
+    }
+    room_cv.notify_all();
+    if (::fdatasync(journal_fd) != 0) failed("fdatasync", "journal");
+    for (auto& h : mine) apply(h);
+    mine.clear();
+  }
+}
+
+// Appends the thread's batch to the journal and hands it to sync_and_apply.
+void flush(Held& h) {
+  if (h.pins.empty()) return;
+  {
+    std::unique_lock lock(journal_mu);
+    room_cv.wait(lock, [] { return written_pins < kAheadPins; });
+    for (size_t at = 0; at < h.records.size();) {
+      const ssize_t n = ::write(journal_fd, h.records.data() + at, h.records.size() - at);
+      if (n <= 0) {
+        failed("write", "journal");
+        break;
+      }
+      at += size_t(n);
+    }
+    written_pins += h.pins.size();
+    written.push_back(std::exchange(h, Held{}));
+  }
+  written_cv.notify_one();
+}
+
+template <typename T>
+void put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+// Pinned and stat'ed as chown_pinned, but a change is journaled in the batch and held.
+unsigned hold_pinned(Held& h, int dirfd, const char* name, uid_t id) {
+  open_how how{};
+  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS;
+  const int fd = int(::syscall(SYS_openat2, dirfd, name, &how, sizeof how));
+  if (fd < 0) {
+    failed("openat2", name);
+    return 0;
+  }
+  struct statx sx;
+  if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
+              STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO | STATX_NLINK | STATX_BTIME, &sx) != 0) {
+    failed("statx", name);
+    ::close(fd);
+    return 0;
+  }
+  const uid_t uid = add ? sx.stx_uid + id : id, gid = add ? sx.stx_gid + id : id;
+  if (sx.stx_uid == uid && sx.stx_gid == gid) {
+    ::close(fd);
+    return sx.stx_mode & S_IFMT;
+  }
+  put(h.records, uint32_t(sx.stx_dev_major));
+  put(h.records, uint32_t(sx.stx_dev_minor));
+  put(h.records, uint64_t(sx.stx_ino));
+  put(h.records, int64_t(sx.stx_btime.tv_sec) * 1000000000 + sx.stx_btime.tv_nsec);
+  put(h.records, uint32_t(sx.stx_uid));
+  put(h.records, uint32_t(sx.stx_gid));
+  put(h.records, uint16_t(sx.stx_mode));
+  const size_t len = std::strlen(name);
+  put(h.records, uint16_t(len));
+  h.records.append(name, len);
+  h.pins.push_back(fd);
+  h.ids.emplace_back(uid, gid);
+  if (h.pins.size() >= batch_changes) flush(h);
+  return sx.stx_mode & S_IFMT;
+}
+
 void work(Queue& queue, uid_t id) {
   alignas(8) static thread_local char buf[32768];
   std::vector<Work> found;
+  Held held;
   for (Work w; queue.pop(w);) {
     found.clear();
     const int fd = w.dir->fd;
@@ -194,8 +318,9 @@ void work(Queue& queue, uid_t id) {
     } else {
       for (size_t i = 0; i < w.names.size(); ++i) {
         const char* name = w.names[i].c_str();
-        unsigned type = census_pass ? census_of(fd, name)
-                        : pin       ? chown_pinned(fd, name, id)
+        unsigned type = census_pass        ? census_of(fd, name)
+                        : journal_fd >= 0 ? hold_pinned(held, fd, name, id)
+                        : pin              ? chown_pinned(fd, name, id)
                                     : chown_if_needed(fd, name, id, AT_SYMLINK_NOFOLLOW);
         if (w.types[i] == DT_DIR || (w.types[i] == DT_UNKNOWN && type == S_IFDIR)) {
           int sub = ::openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -209,6 +334,7 @@ void work(Queue& queue, uid_t id) {
     w = Work{};
     queue.push(found);
   }
+  flush(held);
 }
 
 }  // namespace
@@ -226,23 +352,45 @@ bool walk(const char* dir, uid_t id, int threads) {
     chown_if_needed(root, "", id, AT_EMPTY_PATH);
   Queue queue;
   queue.start({std::make_shared<Dir>(root), {}, {}});
+  std::thread syncer;
+  if (journal_fd >= 0) syncer = std::thread(sync_and_apply);
   std::vector<std::thread> pool;
   for (int i = 0; i < threads; ++i) pool.emplace_back([&] { work(queue, id); });
   for (auto& t : pool) t.join();
+  if (syncer.joinable()) {
+    {
+      std::lock_guard lock(journal_mu);
+      walk_done = true;
+    }
+    written_cv.notify_one();
+    syncer.join();
+  }
   return true;
 }
 
 int main(int argc, char** argv) {
   const bool census = argc == 6 && std::strcmp(argv[5], "census") == 0;
-  if (argc < 4 || argc > 6 || (argc == 6 && std::strcmp(argv[5], "pin") != 0 && !census) ||
+  const bool journal = (argc == 7 || argc == 8) && std::strcmp(argv[5], "journal") == 0;
+  if (argc < 4 || argc > 8 || (argc == 6 && std::strcmp(argv[5], "pin") != 0 && !census) || (argc > 6 && !journal) ||
       (census && argv[2][0] != '+')) {
-    std::fprintf(stderr, "usage: floor DIR UID THREADS [CHUNK [pin]] | floor DIR +N THREADS CHUNK (pin|census)\n");
+    std::fprintf(stderr,
+                 "usage: floor DIR UID THREADS [CHUNK [pin]] | floor DIR +N THREADS CHUNK (pin|census)\n"
+                 "       floor DIR UID THREADS CHUNK journal FILE [BATCH]\n");
     return 2;
   }
   pin = argc == 6;
   add = argv[2][0] == '+';
   const uid_t id = uid_t(std::strtoul(argv[2] + add, nullptr, 10));
   const int threads = std::atoi(argv[3]);
+  if (journal) {
+    journal_fd = ::open(argv[6], O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    if (journal_fd < 0) {
+      std::fprintf(stderr, "floor: %s: %s\n", argv[6], std::strerror(errno));
+      return 1;
+    }
+    // Each thread holds a batch's pins, 8192 more wait for the disk: under the descriptor limit.
+    batch_changes = argc == 8 ? size_t(std::max(1, std::atoi(argv[7]))) : std::clamp<size_t>(8192 / std::max(1, threads), 16, 1024);
+  }
   if (argc >= 5) chunk_names = std::max(1, std::atoi(argv[4]));
   rlimit rl{};  // a descriptor per directory waiting in the queue, as volprep raises it too
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
