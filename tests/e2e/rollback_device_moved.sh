@@ -63,7 +63,7 @@ done
 # The root owned as the run makes it already: the run changes only what is below it.
 chown 501000:501000 "$mnt"
 manifest "$mnt" >"$T/before-owned"
-for how in last journal; do
+for how in journal last; do
   j=$VOLPREP_JOURNAL_DIR/ext4-owned-$how.vpj
   root_ctime=$(stat -c %z "$mnt")
   vp "$mnt" --as 1000 "${MAP[@]}" --journal "$j" >/dev/null
