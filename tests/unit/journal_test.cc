@@ -487,16 +487,19 @@ TEST_F(JournalFile, Version6KeepsEveryRootsBirthTime) {
   JournalRecord third = record("", 88);
   third.btime_ns = 333;
   ASSERT_TRUE((*w)->write(frame('C', encode_record(third))).ok());
-  ASSERT_TRUE((*w)->start_root({"/srv/fourth", 254, 0, 99}, 0).ok());
+  // A root the run left as it was: no record of it, its birth time in the 'R' record alone.
+  ASSERT_TRUE((*w)->start_root({"/srv/fourth", 254, 0, 99}, 444).ok());
   ASSERT_TRUE((*w)->write(frame('C', encode_record(record("h", 3)))).ok());
-  ASSERT_TRUE((*w)->finish({5, 5, 0, 0}).ok());
+  ASSERT_TRUE((*w)->start_root({"/srv/fifth", 254, 0, 100}, 0).ok());  // none known at all
+  ASSERT_TRUE((*w)->write(frame('C', encode_record(record("i", 4)))).ok());
+  ASSERT_TRUE((*w)->finish({6, 6, 0, 0}).ok());
   for (auto what : {JournalRead::kAll, JournalRead::kSummary}) {
     auto j = read_journal((*w)->path(), what);
     ASSERT_TRUE(j.ok()) << j.error().message;
     EXPECT_EQ(j->version, 6u);
     EXPECT_EQ(j->header.btime_ns, h.btime_ns);
-    EXPECT_EQ(j->roots.size(), 4u);
-    EXPECT_EQ(j->root_btime, (std::vector<int64_t>{h.btime_ns, 222, 333, 0}));
+    EXPECT_EQ(j->roots.size(), 5u);
+    EXPECT_EQ(j->root_btime, (std::vector<int64_t>{h.btime_ns, 222, 333, 444, 0}));
   }
   auto l = read_journal((*w)->path(), JournalRead::kList);
   ASSERT_TRUE(l.ok()) << l.error().message;
