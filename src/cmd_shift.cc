@@ -75,6 +75,7 @@ void settle(const DriverOptions& run, const VolumeRoot& v, const std::string& co
   h.dev_major = v.st.dev_major;
   h.dev_minor = v.st.dev_minor;
   h.ino = v.st.ino;
+  h.btime_ns = v.st.btime_ns;
   h.uid_map = mapping.uid_map.to_proc();
   h.gid_map = mapping.gid_map.to_proc();
   h.command_line = command_line;

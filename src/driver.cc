@@ -65,6 +65,7 @@ Result<std::unique_ptr<JournalWriter>> open_journal(const VolumeRoot& v, const D
   h.dev_major = v.st.dev_major;
   h.dev_minor = v.st.dev_minor;
   h.ino = v.st.ino;
+  h.btime_ns = v.st.btime_ns;  // the same statx: told apart from another filesystem after a remount
   h.start_ns = now_ns();
   return JournalWriter::create(o.journal_dir, o.journal_file.value_or(""), h, /*lazy=*/true);
 }
@@ -155,7 +156,7 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
         h.dev_major = v.st.dev_major;
         h.dev_minor = v.st.dev_minor;
         h.ino = v.st.ino;
-        if (auto r = journal->start_root(root_of(h)); !r) {
+        if (auto r = journal->start_root(root_of(h), v.st.btime_ns); !r) {
           spdlog::error("{}; the volumes before {} are in the journal {}", r.error().message, v.given, journal->path());
           return kExitPartial;
         }

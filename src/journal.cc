@@ -181,17 +181,19 @@ std::string encode_header(const JournalHeader& h) {
   }
   put_string(p, h.command);
   put_varint(p, h.reverse ? 1 : 0);
+  put_varint(p, uint64_t(h.btime_ns));  // version 6
   return p;
 }
 
 JournalRoot root_of(const JournalHeader& h) { return {h.volume, h.dev_major, h.dev_minor, h.ino}; }
 
-std::string encode_root(const JournalRoot& r) {
+std::string encode_root(const JournalRoot& r, int64_t btime_ns) {
   std::string p;
   put_string(p, r.volume);
   put_varint(p, r.dev_major);
   put_varint(p, r.dev_minor);
   put_varint(p, r.ino);
+  put_varint(p, uint64_t(btime_ns));  // version 6
   return p;
 }
 
@@ -395,10 +397,10 @@ Result<uint64_t> JournalWriter::append(std::string_view bytes, bool records) {
   return write_locked(bytes);
 }
 
-Result<bool> JournalWriter::start_root(const JournalRoot& root) {
+Result<bool> JournalWriter::start_root(const JournalRoot& root, int64_t btime_ns) {
   std::lock_guard lock(mu_);
   if (!broken_.empty()) return config_error(broken_);
-  pending_root_ = frame('R', encode_root(root));  // a root with no records is never written
+  pending_root_ = frame('R', encode_root(root, btime_ns));  // a root with no records is never written
   return true;
 }
 

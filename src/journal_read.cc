@@ -182,6 +182,7 @@ Result<JournalReader> JournalReader::open(const std::string& path, bool* headerl
       if (auto e = read_project_dir()) return *e;
     h.command = f.string();
     h.reverse = f.varint() & 1;
+    if (r.version_ >= 6) h.btime_ns = int64_t(f.varint());
   } else if (r.version_ >= 4 && !f.at_end()) {  // optional in version 4
     h.project = f.string();
     // Written by volprep before version 5 was: read it as it was written.
@@ -445,6 +446,7 @@ Result<bool> JournalReader::next(JournalItem& item) {
     r.dev_major = f.u32();
     r.dev_minor = f.u32();
     r.ino = f.varint();
+    item.root_btime = version_ >= 6 ? int64_t(f.varint()) : 0;
     if (!f.ok()) return bad(at, "a malformed record");
     if (ended_) return bad(at, "a root after the end record");
     if (!safe_absolute(r.volume)) return bad(at, "a root record's path is not absolute (or has . or ..)");
@@ -548,7 +550,7 @@ Result<Journal> read_opened(JournalReader& reader, JournalRead what) {
     // byte of what a journal of kMaxJournalRecord-bounded records could hold in memory.
     j.records.reserve(size_t(std::min<uint64_t>(reader.size() / 48, uint64_t(1) << 24)));
   }
-  j.root_btime.push_back(0);
+  j.root_btime.push_back(j.header.btime_ns);
   j.devices.insert(device_key(j.header.dev_major, j.header.dev_minor));
   uint64_t last_dev = device_key(j.header.dev_major, j.header.dev_minor);  // inserted already
   JournalSegment seg{reader.offset(), 0, 0, std::nullopt, 0};
@@ -580,10 +582,20 @@ Result<Journal> read_opened(JournalReader& reader, JournalRead what) {
           j.devices.insert(dev);
           last_dev = dev;
         }
-        // The root's own record (a single-file root's is in its parent, the root's directory).
+        // The root's own record (a single-file root's is in its parent, the root's directory):
+        // its birth time, where the header or 'R' record gives none (before version 6). Both
+        // come from statx of one inode, held open: two that differ are not what volprep wrote.
         const JournalRoot& root = j.roots[item.root];
-        if (item.dir.empty() && c.ino == root.ino && c.dev_major == root.dev_major && c.dev_minor == root.dev_minor)
-          j.root_btime[item.root] = c.btime_ns;
+        if (item.dir.empty() && c.ino == root.ino && c.dev_major == root.dev_major && c.dev_minor == root.dev_minor) {
+          int64_t& known = j.root_btime[item.root];
+          if (known && c.btime_ns && known != c.btime_ns)
+            return config_error("journal " + j.path + " is damaged at offset " + std::to_string(item.offset) +
+                                ": the record of the volume root " + root.volume + " gives it another birth time (" +
+                                std::to_string(c.btime_ns) + " ns) than its " +
+                                (item.root ? "root record" : "header") + " does (" + std::to_string(known) +
+                                " ns); refusing it");
+          if (!known) known = c.btime_ns;
+        }
         if (keep) {
           JournalRecord& rec = j.records.emplace_back(std::move(item.change));
           if (item.dir_seq == d_seq) {
@@ -605,7 +617,7 @@ Result<Journal> read_opened(JournalReader& reader, JournalRead what) {
       case 'R':
         close_segment(item.offset);
         j.roots.push_back(item.new_root);
-        j.root_btime.push_back(0);
+        j.root_btime.push_back(item.root_btime);
         j.devices.insert(device_key(item.new_root.dev_major, item.new_root.dev_minor));
         seg = {reader.offset(), 0, item.root, std::nullopt, 0};
         break;

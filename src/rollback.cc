@@ -114,8 +114,9 @@ Result<std::vector<MovedDevice>> match_moved_devices(std::span<const DeviceAncho
                             dev(now.dev_major, now.dev_minor);
     if (from != to) {
       if (now.ino != a.ino) continue;  // another directory there: locate_root says so
-      const char* unknown = !a.btime_ns ? "the journal holds no birth time of it (the run left it as it was, or an "
-                                          "older volprep wrote the journal)"
+      const char* unknown = !a.btime_ns ? "the journal holds no birth time of it (a volprep older than journal "
+                                          "format 6 wrote it and the run left the root as it was, or its filesystem "
+                                          "kept none then)"
                             : !now.btime_ns ? "its filesystem keeps no birth time"
                                             : nullptr;
       if (unknown)
@@ -180,6 +181,7 @@ JournalHeader rollback_header(const Journal& j, const std::string& command_line)
   h.command_line = command_line;
   h.command = "rollback";
   h.reverse = false;
+  h.btime_ns = j.root_btime.empty() ? 0 : j.root_btime[0];  // also where only the root's record held it
   h.start_ns = now_ns();
   auto slash = j.path.rfind('/');
   h.rollback_of = slash == std::string::npos ? j.path : j.path.substr(slash + 1);
@@ -535,7 +537,9 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
     auto root = locate_root(j, s);
     if (!root) return root.error();
     if (config.journal && !(root->root == own_root)) {  // the rollback's own records, below this root
-      if (auto r = config.journal->start_root(root->root); !r) return r.error();
+      // Its birth time as the journal undone gives it: the root found is that one (its device
+      // and inode, and after a remount its birth time too).
+      if (auto r = config.journal->start_root(root->root, j.root_btime[seg.root]); !r) return r.error();
       own_root = root->root;
     }
     Segment one{j, config, root->fd.get(), root->single_file, {}, &uids, &gids, is_local_fs(fs_type(root->fd.get()))};

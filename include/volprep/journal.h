@@ -16,7 +16,9 @@
 // rollback's journal is there: the project ("" for none), a varint 1 and the project's
 // directory (4 fields as above) or 0 for none, the command that ran (prepare, shift,
 // migrate-volumes, compose, rollback: what the command line says, without parsing it again)
-// and a varint of flags (1: --reverse).
+// and a varint of flags (1: --reverse). Version 6: then the volume root's birth time (ns; 0
+// where unknown), from the statx that gave its device and inode, whether or not the run
+// changes the root.
 // 'D' (version 2): how many leading bytes of the previous 'D' record's path this path shares,
 // then the rest of the path. Version 1 (still read): the whole path.
 // 'C': dev major, dev minor, inode, mode before (with type), uid, gid before, mode, uid, gid
@@ -28,7 +30,8 @@
 // Rollback re-arms set-id bits and capabilities only on an inode whose ctime is still that:
 // its content and metadata untouched since volprep set them.
 // 'R' (version 4): the volume root the records after it are relative to, until the next 'R':
-// absolute path, dev major, dev minor, inode. The header's volume is the first root (root 0),
+// absolute path, dev major, dev minor, inode; version 6: then its birth time (ns; 0 where
+// unknown), as the header's. The header's volume is the first root (root 0),
 // so a journal of one volume has no 'R'. Roots are journaled one after the other: a driver
 // starts the next root once every record of the previous one is written (its appliers
 // flushed), so an 'R' record ties every record after it to its root without an index in each.
@@ -40,13 +43,18 @@
 // from <target's parent>/volprep-copies/NAME.<UTC time> into the volumes directory (the copy
 // before it changed nothing Docker sees), so rollback moves the copy back there, aside.
 // 'R' and 'M' start the directory chain afresh: the next 'D' shares nothing with earlier ones.
-// 'V' (version 5; an older volprep refuses a version 5 journal as one a newer volprep wrote): a Docker volume's record in the volume store it leaves (<volumes dir>/metadata.db),
+// 'V' (version 5; an older volprep refuses a version 5 journal as one a newer volprep wrote):
+// a Docker volume's record in the volume store it leaves (<volumes dir>/metadata.db),
 // which its move does not carry, written before the 'M' record of the move (and synced with
 // it): the volume's name, its driver, the number of its labels, each label's key and value,
 // the number of its options, each option's key and value. Nothing is undone by it: rollback
 // and migrate-volumes --reverse report from it what Docker lost.
 // 'E': entries scanned, changed, failed, end time (ns); version 4: then the number of 'C'
 // records in the journal (so journal list reads the header and this record only).
+// A root's birth time tells the same filesystem remounted on another device from another one
+// mounted there (find_moved_devices). Before version 6 it is known only from the root's own
+// 'C' record, so only for a run that changed the root; where version 6's and that record's
+// are both known and differ, the journal is refused as damaged.
 // Rollback undoes the journal from its end: the records of a root between two 'R'/'M'
 // records in parallel, each 'M' on its own, newest first.
 // Numbers in payloads are LEB128 varints; strings are a varint length and raw bytes.
@@ -76,7 +84,8 @@ namespace volprep {
 
 inline constexpr char kJournalMagic[8] = {'V', 'O', 'L', 'P', 'R', 'E', 'P', 'J'};
 // Version 5: the header's command and direction, its project directory and the 'V' record.
-inline constexpr uint32_t kJournalVersion = 5;
+// Version 6: every root's birth time, in the header and the 'R' records.
+inline constexpr uint32_t kJournalVersion = 6;
 inline constexpr uint32_t kOldestJournalVersion = 1;  // read, never written
 inline constexpr const char* kDefaultJournalDir = "/var/lib/volprep/journals";
 // The longest record read back (a longer length is damage).
@@ -118,6 +127,9 @@ struct JournalHeader {
   // whether it ran --reverse.
   std::string command;
   bool reverse = false;
+  // Version 6: the volume root's birth time (0: unknown, or an older journal), taken with its
+  // device and inode.
+  int64_t btime_ns = 0;
 };
 
 JournalRoot root_of(const JournalHeader& h);
@@ -160,7 +172,8 @@ struct JournalEnd {
 std::string encode_header(const JournalHeader& h);
 std::string encode_record(const JournalRecord& r);
 std::string encode_end(const JournalEnd& e);
-std::string encode_root(const JournalRoot& r);
+// An 'R' payload: the root and (version 6) its birth time.
+std::string encode_root(const JournalRoot& r, int64_t btime_ns = 0);
 std::string encode_move(const JournalMove& m);
 std::string encode_docker_volume(const VolumeRecord& v);
 // An 'A' payload: the inode `st` (after its change) and its ctime.
@@ -195,8 +208,9 @@ class JournalWriter {
   // written after it is relative to `root`. Call it between two roots' runs, once every
   // applier of the previous root has flushed and before the next root's first record. The
   // record goes out with the next write() (a root whose run changes nothing leaves none, and
-  // a lazy journal is still not created).
-  Result<bool> start_root(const JournalRoot& root);
+  // a lazy journal is still not created). `btime_ns`: the root's birth time (0: unknown),
+  // from the same statx as its device and inode.
+  Result<bool> start_root(const JournalRoot& root, int64_t btime_ns);
   // Journals a rename before it is made (an 'M' record): durable when it returns. Call it
   // between roots' runs too (not while records of a root are written); the records written
   // after it are still relative to the current root.
@@ -253,6 +267,7 @@ struct JournalItem {
   uint64_t dir_seq = 0;
   JournalRecord change;  // 'C' (its name within `dir`)
   JournalRoot new_root;  // 'R'
+  int64_t root_btime = 0;  // 'R': its birth time (version 6; 0: unknown)
   JournalMove move;      // 'M'
   VolumeRecord docker_volume;  // 'V'
   JournalEnd end;        // 'E'
@@ -359,8 +374,10 @@ struct Journal {
   // The tail starts with a hole the disk never got (power lost during a sync), and may hold
   // whole records after it: none of them had been applied.
   bool torn_by_hole = false;
-  // Per root (as `roots`): the birth time of the root itself, from its own 'C' record (version
-  // 3; 0: the run did not change the root, or no birth time was known). Not read by kList.
+  // Per root (as `roots`): the birth time of the root itself, from the header or its 'R'
+  // record (version 6), else from its own 'C' record (version 3); 0: not known (an older
+  // journal of a run that left the root as it was, or a filesystem that keeps none). Not
+  // read by kList.
   std::vector<int64_t> root_btime;
   // Every device a 'C', 'R' or 'M' record names, and the header's (device_key). Not by kList.
   std::set<uint64_t> devices;

@@ -118,7 +118,7 @@ full_ms=$(( (t1 - t0) / 1000000 ))
 full_journal=$(ls "$JD"/*.vpj)
 [ "$(echo "$full_journal" | wc -l)" -eq 1 ] || fail "the full run left not one journal in $JD: $full_journal"
 info=$(vpj info "$full_journal")
-[ "$info" = "version=5 header=1 changes=$inodes end=1 torn=-" ] ||
+[ "$info" = "version=6 header=1 changes=$inodes end=1 torn=-" ] ||
   fail "full run's journal: $info (want $inodes changes and an end record)"
 full_size=$(stat -c %s "$full_journal")
 manifest "$tree" >"$T/m.full"

@@ -21,7 +21,7 @@ J=$(ls "$JD"/*.vpj)
 manifest "$vol" >"$T/m.prepared"
 sed -E 's/^([^ ]+) [0-9]+ [0-9]+ /\1 501000 501000 /' "$T/m.before" | cmp -s - "$T/m.prepared" ||
   fail "prepare did not leave the demo volume 501000:501000"
-[ "$(vpj info "$J")" = "version=5 header=1 changes=19 end=1 torn=-" ] || fail "journal: $(vpj info "$J")"
+[ "$(vpj info "$J")" = "version=6 header=1 changes=19 end=1 torn=-" ] || fail "journal: $(vpj info "$J")"
 vpj records "$J" >"$T/records"  # OFFSET KIND LENGTH [PATH]
 
 # A refused rollback changes nothing: the volume as the run left it, no journal of its own.
@@ -66,11 +66,11 @@ cp "$J" "$T/work/flip-magic.vpj"
 vpj flip "$T/work/flip-magic.vpj" 3
 refused 3 "flipped byte in the magic" "$T/work/flip-magic.vpj" "not a volprep journal"
 
-# --- version 6 -----------------------------------------------------------------------------
-cp "$J" "$T/work/v6.vpj"
-vpj setversion "$T/work/v6.vpj" 6
-refused 3 "format version 6" "$T/work/v6.vpj" "version 6" "versions 1 to 5" "newer volprep"
-vp journal show "$T/work/v6.vpj" >/dev/null 2>&1 && fail "journal show read a version 6 journal"
+# --- version 7 -----------------------------------------------------------------------------
+cp "$J" "$T/work/v7.vpj"
+vpj setversion "$T/work/v7.vpj" 7
+refused 3 "format version 7" "$T/work/v7.vpj" "version 7" "versions 1 to 6" "newer volprep"
+vp journal show "$T/work/v7.vpj" >/dev/null 2>&1 && fail "journal show read a version 7 journal"
 
 # --- crafted records: ../etc/shadow, absolute paths ---------------------------------------
 # Decoys where the crafted paths lead, each in the state the record says the run left it
@@ -120,7 +120,7 @@ for spec in "$(spec_after ../etc/shadow "$T/a/etc/shadow")" \
             "$(spec_after ./../etc/shadow "$T/a/etc/shadow")"; do
   name=evil-$(echo "${spec%%|*}" | tr -c 'a-zA-Z0-9\n' _)
   j=$(crafted "$name" "$spec")
-  [ "$(vpj info "$j")" = "version=5 header=1 changes=2 end=0 torn=-" ] || fail "test bug: crafted $name: $(vpj info "$j")"
+  [ "$(vpj info "$j")" = "version=6 header=1 changes=2 end=0 torn=-" ] || fail "test bug: crafted $name: $(vpj info "$j")"
   refused 3 "crafted record for ${spec%%|*}" "$j" "offset $(second_offset "$j")\b" "outside|absolute|\.\."
   snap | cmp -s - "$T/snap.before" || fail "crafted record for ${spec%%|*}: /etc/shadow or a decoy changed"
   vp journal show "$j" >/dev/null 2>&1 && fail "journal show accepted a record for ${spec%%|*}"

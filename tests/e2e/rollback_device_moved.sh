@@ -3,8 +3,10 @@
 # are handed out in activation order, btrfs subvolumes get an anonymous device at mount time):
 # the journal's root found at its path with the same inode and birth time is the same
 # filesystem, so `rollback --last` and `rollback JOURNAL` undo the run there, and say so once.
-# A different filesystem mounted at that path (an ext4 root is always inode 2) is refused:
-# its root's birth time differs; nothing changes.
+# A run that left the root as it was (owned as the run would make it already: a second run,
+# or one after a partial one) holds no record of the root, but (journal format 6) its birth
+# time in the header: the same. A different filesystem mounted at that path (an ext4 root is
+# always inode 2) is refused: its root's birth time differs; nothing changes.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/manifest.bash"
 command -v mkfs.ext4 >/dev/null || fail "mkfs.ext4 missing"
@@ -18,11 +20,11 @@ on_exit 'while read -r l; do losetup -d "$l" 2>/dev/null; done <"$T/loops"'
 : >"$T/loops"
 attach() { local l; l=$(losetup -f --show "$1") || fail "no loop device for $1"; echo "$l" >>"$T/loops"; echo "$l"; }
 devno() { stat -c '%Hd:%Ld' "$1"; }
-# rolled_back_after_remount FS HOW JOURNAL OLD NEW: `rollback --last` (HOW last) or `rollback
-# JOURNAL` on $mnt, now device NEW, of a run that journaled it as OLD: done, said once, and the
-# tree as $T/before.
+# rolled_back_after_remount FS HOW JOURNAL OLD NEW [BEFORE]: `rollback --last` (HOW last) or
+# `rollback JOURNAL` on $mnt, now device NEW, of a run that journaled it as OLD: done, said
+# once, and the tree as BEFORE (a manifest; $T/before if not given).
 rolled_back_after_remount() {
-  local fs=$1 how=$2 j=$3 old=$4 new=$5
+  local fs=$1 how=$2 j=$3 old=$4 new=$5 want=${6:-$T/before}
   [ "$old" != "$new" ] || fail "the $fs remount kept device $old"
   if [ "$how" = last ]; then
     vp rollback --last "$mnt" >"$T/rb.out" 2>"$T/rb.err" || fail "$fs rollback --last refused: $(cat "$T/rb.err")"
@@ -32,7 +34,7 @@ rolled_back_after_remount() {
   grep -q "$mnt was device $old when the run journaled it, now $new (remounted): the same filesystem" "$T/rb.err" ||
     fail "$fs: the device change was not said: $(cat "$T/rb.err")"
   [ "$(grep -c 'when the run journaled it' "$T/rb.err")" = 1 ] || fail "$fs: said more than once: $(cat "$T/rb.err")"
-  manifest "$mnt" | diff "$T/before" - || fail "$fs rollback ($how) did not restore the tree"
+  manifest "$mnt" | diff "$want" - || fail "$fs rollback ($how) did not restore the tree"
 }
 tree() { # a small tree on the mounted filesystem $1, owned by root
   mkdir -p "$1/d/e" && echo a >"$1/f" && echo b >"$1/d/e/g" && ln -s f "$1/l" && chmod 4755 "$1/f"
@@ -58,6 +60,21 @@ for how in last journal; do
   remount_ext4
   rolled_back_after_remount ext4 "$how" "$j" "$old" "$(devno "$mnt")"
 done
+# The root owned as the run makes it already: the run changes only what is below it.
+chown 501000:501000 "$mnt"
+manifest "$mnt" >"$T/before-owned"
+for how in journal last; do
+  j=$VOLPREP_JOURNAL_DIR/ext4-owned-$how.vpj
+  root_ctime=$(stat -c %z "$mnt")
+  vp "$mnt" --as 1000 "${MAP[@]}" --journal "$j" >/dev/null
+  [ "$(stat -c %u "$mnt/d/e/g")" = 501000 ] || fail "prepare did not chown below the root"
+  [ "$(stat -c %z "$mnt")" = "$root_ctime" ] || fail "prepare changed the root, which was as it should be"
+  old=$(devno "$mnt")
+  remount_ext4
+  rolled_back_after_remount ext4-owned-root "$how" "$j" "$old" "$(devno "$mnt")" "$T/before-owned"
+done
+chown 0:0 "$mnt"
+manifest "$mnt" | diff "$T/before" - || fail "the root given back to root is not the tree as before"
 
 # shift across a remount: the forward shift's journal is still this tree's, so --reverse with
 # remapping switched off (a host root without userns-remap) takes the map from it, as without

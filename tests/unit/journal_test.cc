@@ -41,10 +41,18 @@ class JournalFile : public ::testing::Test {
     h.start_ns = 1700000000123456789;
     return h;
   }
-  // A header as versions 1 to 4 wrote it: without version 5's project, directory flag,
-  // command and flags (all empty in header()).
-  static std::string old_header(const JournalHeader& h) {
+  // A header as version 5 wrote it: without version 6's birth time of the root (a varint,
+  // one byte for 0 in header()).
+  static std::string v5_header(JournalHeader h) {
+    h.btime_ns = 0;
     std::string p = encode_header(h);
+    p.pop_back();
+    return p;
+  }
+  // A header as versions 1 to 4 wrote it: without version 5's project, directory flag,
+  // command and flags either (all empty in header()).
+  static std::string old_header(const JournalHeader& h) {
+    std::string p = v5_header(h);
     p.resize(p.size() - 4);
     return p;
   }
@@ -74,8 +82,9 @@ class JournalFile : public ::testing::Test {
   }
   // Why read_journal refuses a journal of these records (after a header), or "" if it reads
   // it. A summary read (journal list) must refuse it for the same reason.
-  std::string refusal(const std::string& records) {
-    auto w = JournalWriter::create("", dir_ + "/refused.vpj", header());
+  std::string refusal(const std::string& records) { return refusal(records, header()); }
+  std::string refusal(const std::string& records, const JournalHeader& h) {
+    auto w = JournalWriter::create("", dir_ + "/refused.vpj", h);
     EXPECT_TRUE(w.ok());
     EXPECT_TRUE((*w)->write(records).ok());
     EXPECT_TRUE((*w)->finish({0, 0, 0, 0}).ok());
@@ -393,7 +402,7 @@ TEST_F(JournalFile, UnknownVersionIsRefused) {
 
 // Version 5: the header records the command and its direction, and the project directory
 // and the 'V' record came with it: an older volprep says a newer one wrote such a journal.
-TEST_F(JournalFile, Version5IsWrittenWithTheCommandAndItsDirection) {
+TEST_F(JournalFile, TheHeaderKeepsTheCommandAndItsDirection) {
   JournalHeader h = header();
   h.command = "shift";
   h.reverse = true;
@@ -404,8 +413,7 @@ TEST_F(JournalFile, Version5IsWrittenWithTheCommandAndItsDirection) {
   ASSERT_TRUE((*w)->finish({0, 0, 0, 1}).ok());
   auto j = read_journal(dir_ + "/v5.vpj");
   ASSERT_TRUE(j.ok()) << j.error().message;
-  EXPECT_EQ(j->version, 5u);
-  EXPECT_EQ(kJournalVersion, 5u);
+  EXPECT_EQ(j->version, kJournalVersion);
   EXPECT_EQ(j->header.command, "shift");
   EXPECT_TRUE(j->header.reverse);
   EXPECT_EQ(j->header.project, "p");
@@ -456,6 +464,106 @@ TEST_F(JournalFile, Version4IsStillRead) {
   auto l = read_journal(dir_ + "/v4-labels.vpj");
   ASSERT_FALSE(l.ok());
   EXPECT_NE(l.error().message.find("damaged at offset"), std::string::npos) << l.error().message;
+}
+
+// Version 6: every root's birth time, in the header and in each 'R' record, whether or not
+// the run changed the root (a rerun finds the root as it should be and changes only what is
+// below it): rollback tells by it the root's filesystem remounted on another device.
+TEST_F(JournalFile, Version6KeepsEveryRootsBirthTime) {
+  JournalHeader h = header();
+  h.btime_ns = 1700000000000000111;
+  auto w = JournalWriter::create("", dir_ + "/v6.vpj", h);
+  ASSERT_TRUE(w.ok()) << w.error().message;
+  std::string batch;
+  append_directory_record(batch, "x", "");
+  batch += frame('C', encode_record(record("f", 1)));  // below the root: no record of the root
+  ASSERT_TRUE((*w)->write(batch).ok());
+  ASSERT_TRUE((*w)->start_root({"/srv/other", 254, 0, 77}, 222).ok());
+  JournalRecord other = record("", 77);  // the root itself, changed: the same birth time
+  other.btime_ns = 222;
+  ASSERT_TRUE((*w)->write(frame('C', encode_record(other)) + frame('C', encode_record(record("g", 2)))).ok());
+  // A root whose filesystem gave no birth time to the root's statx: its own record's, if any.
+  ASSERT_TRUE((*w)->start_root({"/srv/third", 254, 0, 88}, 0).ok());
+  JournalRecord third = record("", 88);
+  third.btime_ns = 333;
+  ASSERT_TRUE((*w)->write(frame('C', encode_record(third))).ok());
+  // A root the run left as it was: no record of it, its birth time in the 'R' record alone.
+  ASSERT_TRUE((*w)->start_root({"/srv/fourth", 254, 0, 99}, 444).ok());
+  ASSERT_TRUE((*w)->write(frame('C', encode_record(record("h", 3)))).ok());
+  ASSERT_TRUE((*w)->start_root({"/srv/fifth", 254, 0, 100}, 0).ok());  // none known at all
+  ASSERT_TRUE((*w)->write(frame('C', encode_record(record("i", 4)))).ok());
+  ASSERT_TRUE((*w)->finish({6, 6, 0, 0}).ok());
+  for (auto what : {JournalRead::kAll, JournalRead::kSummary}) {
+    auto j = read_journal((*w)->path(), what);
+    ASSERT_TRUE(j.ok()) << j.error().message;
+    EXPECT_EQ(j->version, 6u);
+    EXPECT_EQ(j->header.btime_ns, h.btime_ns);
+    EXPECT_EQ(j->roots.size(), 5u);
+    EXPECT_EQ(j->root_btime, (std::vector<int64_t>{h.btime_ns, 222, 333, 444, 0}));
+  }
+  auto l = read_journal((*w)->path(), JournalRead::kList);
+  ASSERT_TRUE(l.ok()) << l.error().message;
+  EXPECT_EQ(l->header.btime_ns, h.btime_ns);
+  // An 'R' record cut short of its birth time is damage in version 6.
+  std::string cut = encode_root({"/srv/other", 254, 0, 77}, 222);
+  cut.pop_back();
+  EXPECT_NE(refusal(frame('R', cut)).find("a malformed record"), std::string::npos);
+}
+
+// Version 5, as volprep wrote it before version 6: no birth time in the header or the 'R'
+// records; a root's is known from its own 'C' record, and only then.
+TEST_F(JournalFile, Version5IsStillReadWithARootsBirthTimeFromItsOwnRecord) {
+  std::string head(kJournalMagic, sizeof kJournalMagic);
+  head += std::string(1, char(5)) + std::string(3, '\0');
+  JournalHeader h = header();
+  h.command = "prepare";
+  JournalRecord root = record("", 42);  // the header's root (254:0, inode 42), changed
+  root.btime_ns = 555;
+  std::string other = encode_root({"/srv/other", 254, 0, 77}, 0);
+  other.pop_back();  // no birth time before version 6
+  const std::string data = head + frame('H', v5_header(h)) + frame('C', encode_record(root)) +
+                           frame('D', encode_directory("a")) + frame('C', encode_record(record("f", 7))) +
+                           frame('R', other) + frame('C', encode_record(record("g", 8))) +
+                           frame('E', encode_end({3, 3, 0, 0, 3}));
+  put(dir_ + "/v5.vpj", data);
+  for (auto what : {JournalRead::kAll, JournalRead::kSummary}) {
+    auto j = read_journal(dir_ + "/v5.vpj", what);
+    ASSERT_TRUE(j.ok()) << j.error().message;
+    EXPECT_EQ(j->version, 5u);
+    EXPECT_EQ(j->header.command, "prepare");
+    EXPECT_EQ(j->header.btime_ns, 0);
+    EXPECT_EQ(j->roots, (std::vector<JournalRoot>{root_of(h), {"/srv/other", 254, 0, 77}}));
+    EXPECT_EQ(j->root_btime, (std::vector<int64_t>{555, 0}));  // the second root left as it was
+    EXPECT_EQ(j->changes, 3u);
+  }
+}
+
+// The header's (or an 'R' record's) birth time of a root and the root's own 'C' record's both
+// come from statx of the one inode volprep holds open: two that differ are not what volprep
+// wrote, and rollback would take a remounted device on the word of one of them. Refused.
+TEST_F(JournalFile, ARootsBirthTimeItsOwnRecordContradictsIsRefused) {
+  JournalHeader h = header();
+  h.btime_ns = 111;
+  JournalRecord root = record("", 42);
+  root.btime_ns = 999;
+  auto why = refusal(frame('C', encode_record(root)), h);
+  EXPECT_NE(why.find("refused.vpj is damaged at offset"), std::string::npos) << why;
+  EXPECT_NE(why.find("the record of the volume root /srv/vol gives it another birth time (999 ns) than its header "
+                     "does (111 ns)"),
+            std::string::npos)
+      << why;
+  JournalRecord second = record("", 77);
+  second.btime_ns = 998;
+  why = refusal(frame('R', encode_root({"/srv/other", 254, 0, 77}, 222)) + frame('C', encode_record(second)), h);
+  EXPECT_NE(why.find("the record of the volume root /srv/other gives it another birth time (998 ns) than its root "
+                     "record does (222 ns)"),
+            std::string::npos)
+      << why;
+  // The same one, or none in the record (unknown): read.
+  for (int64_t btime : {int64_t(111), int64_t(0)}) {
+    root.btime_ns = btime;
+    EXPECT_EQ(refusal(frame('C', encode_record(root)), h), "") << btime;
+  }
 }
 
 // A crash between creating a journal and writing its header leaves one with no header, or
@@ -716,14 +824,14 @@ TEST_F(JournalFile, RecordsBelongToTheRootStartedBeforeThem) {
   append_directory_record(batch, "x", "");
   batch += frame('C', encode_record(record("f", 1)));
   ASSERT_TRUE((*w)->write(batch).ok());
-  ASSERT_TRUE((*w)->start_root(empty).ok());
-  ASSERT_TRUE((*w)->start_root(second).ok());
+  ASSERT_TRUE((*w)->start_root(empty, 0).ok());
+  ASSERT_TRUE((*w)->start_root(second, 0).ok());
   batch.clear();
   batch += frame('C', encode_record(record("g", 2)));  // no 'D': the root itself
   append_directory_record(batch, "y", "");
   batch += frame('C', encode_record(record("h", 3)));
   ASSERT_TRUE((*w)->write(batch).ok());
-  ASSERT_TRUE((*w)->start_root(empty).ok());  // nothing after it: never written
+  ASSERT_TRUE((*w)->start_root(empty, 0).ok());  // nothing after it: never written
   ASSERT_TRUE((*w)->finish({3, 3, 0, 0}).ok());
   auto j = read_journal((*w)->path());
   ASSERT_TRUE(j.ok()) << j.error().message;
@@ -762,7 +870,7 @@ TEST_F(JournalFile, ALazyJournalWithNoRecordIsWrittenOnlyWhenAskedFor) {
   EXPECT_FALSE(fs::exists(dir_ + "/none.vpj"));
   auto empty = JournalWriter::create("", dir_ + "/empty.vpj", header(), /*lazy=*/true);
   ASSERT_TRUE(empty.ok());
-  ASSERT_TRUE((*empty)->start_root({"/srv/other", 254, 0, 43}).ok());
+  ASSERT_TRUE((*empty)->start_root({"/srv/other", 254, 0, 43}, 0).ok());
   ASSERT_TRUE((*empty)->finish({3, 0, 0, 0}, /*even_empty=*/true).ok());
   EXPECT_TRUE((*empty)->created());
   auto j = read_journal(dir_ + "/empty.vpj");
@@ -777,7 +885,7 @@ TEST_F(JournalFile, ALazyJournalWithNoRecordIsWrittenOnlyWhenAskedFor) {
 TEST_F(JournalFile, AMoveIsDurableAndSplitsTheSegments) {
   auto w = JournalWriter::create("", dir_ + "/move.vpj", header(), /*lazy=*/true);
   ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->start_root({"/srv/new/vol", 254, 0, 42}).ok());
+  ASSERT_TRUE((*w)->start_root({"/srv/new/vol", 254, 0, 42}, 0).ok());
   EXPECT_FALSE((*w)->created());  // a root alone writes nothing
   JournalMove m{"/srv/old", "vol", "/srv/new", "vol", 10, 11, 254, 0, 42, S_IFDIR | 0755, 123};
   ASSERT_TRUE((*w)->record_move(m).ok());
@@ -800,7 +908,7 @@ TEST_F(JournalFile, AMoveIsDurableAndSplitsTheSegments) {
 TEST_F(JournalFile, ADockerVolumesRecordRoundTrips) {
   auto w = JournalWriter::create("", dir_ + "/labels.vpj", header(), /*lazy=*/true);
   ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->start_root({"/srv/new/db", 254, 0, 42}).ok());
+  ASSERT_TRUE((*w)->start_root({"/srv/new/db", 254, 0, 42}, 0).ok());
   VolumeRecord v{"db", "local", {{"com.example", "x"}, {"owner", "ops\n=;'"}}, {{"device", "tmpfs"}, {"type", "tmpfs"}}};
   ASSERT_TRUE((*w)->record_docker_volume(v).ok());
   ASSERT_TRUE((*w)->record_docker_volume({"bare", "local", {}, {}}).ok());

@@ -49,6 +49,7 @@ class RollbackTree : public ::testing::Test {
     h.volprep_version = "test";
     auto r = root(volume);
     h.volume = r.volume, h.dev_major = r.dev_major, h.dev_minor = r.dev_minor, h.ino = r.ino;
+    h.btime_ns = stat_of(volume).btime_ns;
     h.start_ns = 1;
     auto w = JournalWriter::create("", base_ + "/journals/run.vpj", h);
     EXPECT_TRUE(w.ok());
@@ -82,7 +83,7 @@ class RollbackTree : public ::testing::Test {
   void migrate(JournalWriter& w) {
     chown_journaled(w, base_ + "/old/vol", "", "f");
     move_journaled(w);
-    ASSERT_TRUE(w.start_root(root(base_ + "/new/vol")).ok());
+    ASSERT_TRUE(w.start_root(root(base_ + "/new/vol"), stat_of(base_ + "/new/vol").btime_ns).ok());
     chown_journaled(w, base_ + "/new/vol", "sub", "g");
   }
   Journal finished(JournalWriter& w) {
@@ -117,7 +118,7 @@ class RollbackTree : public ::testing::Test {
 TEST_F(RollbackTree, ARenameIsUndoneBetweenTheRecordsAroundIt) {
   auto w = writer(base_ + "/old/vol");
   migrate(*w);
-  ASSERT_TRUE(w->start_root(root(base_ + "/other")).ok());
+  ASSERT_TRUE(w->start_root(root(base_ + "/other"), stat_of(base_ + "/other").btime_ns).ok());
   chown_journaled(*w, base_ + "/other", "", "h");
   const Journal j = finished(*w);
   ASSERT_EQ(j.roots.size(), 3u);
@@ -183,6 +184,7 @@ TEST_F(RollbackTree, ADirectoryOthersMayWriteToIsNotRenamedIn) {
 // The rollback's own journal records the rename back and its roots: rolling it back redoes
 // the run.
 TEST_F(RollbackTree, TheRollbacksOwnJournalUndoesIt) {
+  const int64_t born = stat_of(base_ + "/old/vol").btime_ns;
   auto w = writer(base_ + "/old/vol");
   migrate(*w);
   const Journal j = finished(*w);
@@ -194,10 +196,46 @@ TEST_F(RollbackTree, TheRollbacksOwnJournalUndoesIt) {
   const Journal undo = finished(**own);
   EXPECT_EQ(undo.moves.size(), 1u);
   EXPECT_EQ(undo.changes, 2u);
+  // Its roots with the birth time the run journaled for them (one directory, moved; the run
+  // left it as it was, so only the header and the 'R' record hold it).
+  EXPECT_EQ(j.root_btime, std::vector<int64_t>(2, born));
+  EXPECT_EQ(undo.roots.size(), 3u);  // the header's, the new place's, the old place's again
+  EXPECT_EQ(undo.root_btime, std::vector<int64_t>(undo.roots.size(), born));
   EXPECT_EQ(rolled_back(undo).restored, 3u);
   EXPECT_EQ(owner(base_ + "/new/vol/f"), 501000u);
   EXPECT_EQ(owner(base_ + "/new/vol/sub/g"), 501000u);
   EXPECT_FALSE(fs::exists(base_ + "/old/vol"));
+}
+
+// A run that left the root as it was (owned as it should be already) journals no record of
+// it, but its birth time in the header: a root found at its path with its inode on another
+// device (a remount, here a journal that says another minor) is still told to be the same.
+TEST_F(RollbackTree, ARootTheRunLeftAloneStillTellsItsRemount) {
+  const auto st = stat_of(base_ + "/other");
+  if (!st.btime_ns) GTEST_SKIP() << "the filesystem of /tmp keeps no birth time";
+  for (bool with_btime : {true, false}) {
+    JournalHeader h;
+    h.volprep_version = "test";
+    h.volume = base_ + "/other", h.dev_major = st.dev_major, h.dev_minor = st.dev_minor + 1, h.ino = st.ino;
+    h.btime_ns = with_btime ? st.btime_ns : 0;  // 0: as a journal older than format 6 holds it
+    h.start_ns = 1;
+    const std::string path = base_ + "/journals/" + (with_btime ? "v6" : "none") + ".vpj";
+    auto w = JournalWriter::create("", path, h);
+    ASSERT_TRUE(w.ok()) << w.error().message;
+    ASSERT_TRUE((*w)->finish({1, 0, 0, 0}).ok());
+    auto j = read_journal(path, JournalRead::kSummary);
+    ASSERT_TRUE(j.ok()) << j.error().message;
+    auto moved = find_moved_devices(*j);
+    if (!with_btime) {
+      ASSERT_FALSE(moved);
+      EXPECT_NE(moved.error().message.find("holds no birth time"), std::string::npos) << moved.error().message;
+      continue;
+    }
+    ASSERT_TRUE(moved) << moved.error().message;
+    ASSERT_EQ(moved->size(), 1u);
+    EXPECT_EQ((*moved)[0].from_minor, st.dev_minor + 1);
+    EXPECT_EQ((*moved)[0].to_minor, st.dev_minor);
+  }
 }
 
 }  // namespace
