@@ -26,7 +26,7 @@ namespace volprep {
 void setup_rollback(CLI::App& app, RollbackOptions& o) {
   app.add_option("journal", o.journal, "The journal of the run to undo");
   app.add_option("--last", o.last,
-                 "Undo the newest journaled run on the volume PATH (warned of if it was rolled back already)");
+                 "Undo the newest journaled run on the volume PATH (warned of if it was rolled back already; refused, never an older one taken, if it cannot be told from a remount)");
   app.add_option("--project", o.project, "Undo the newest volprep compose run of the Compose project NAME");
   app.add_option("--project-directory", o.project_directory,
                  "Undo the newest volprep compose run of the project in DIR (with --project: of that name there)")
@@ -177,6 +177,17 @@ Result<std::string> last_journal_of(const RollbackOptions& o) {
                                 {JournalRoot{real, st.dev_major, st.dev_minor, st.ino}, "", std::nullopt, remounted});
   // One of them may be this volume's newest: say so, not roll back an older run in silence.
   for (const auto& u : last.unreadable) spdlog::warn("not considered for --last: {}", u);
+  // A newer run of this directory on a device it is not on now, untold from a remount (no
+  // birth time to go by): the older run that matches is not the newest to undo.
+  if (!last.path.empty() && !last.undecided.empty())
+    return Error{kExitRefused,
+                 fmt::format("the newest run on {} ({}) is not undone here: {}. An older run ({}) is of {} as it "
+                             "is now; --last does not skip the newer run to undo it: to undo it anyway, give its "
+                             "journal (volprep rollback JOURNAL)",
+                             real, escape_path(last.undecided),
+                             why_not_remounted.empty() ? "its journal could not be read; refusing, nothing changed"
+                                                       : why_not_remounted,
+                             escape_path(last.path), real)};
   if (const auto& other = last.other_inode; other && other->ino == st.ino && !why_not_remounted.empty())
     return Error{kExitRefused, fmt::format("the newest run on {} ({}) is not undone here: {}", real,
                                            escape_path(last.other_path), why_not_remounted)};

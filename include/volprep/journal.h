@@ -455,6 +455,11 @@ struct LastJournal {
   // None matched, but the newest run on that path changed another inode there: its header.
   std::optional<JournalHeader> other_inode;
   std::string other_path;  // its journal
+  // A run newer than `path` (or than any, when none matched) on that path and inode but on
+  // another device, not taken as this filesystem remounted (`remounted` said no, or its
+  // journal could not be read): the newest such journal. The caller must not undo an older
+  // run in its place in silence.
+  std::string undecided;
   // A project matched by name alone has runs from more than one directory: the newest of
   // each, newest first, and no `path` (the name is anyone's to choose: which one is meant?).
   std::vector<ProjectRun> ambiguous;

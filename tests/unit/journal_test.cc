@@ -1012,9 +1012,40 @@ TEST_F(JournalFile, TheLastJournalOfAVolumeOrAProject) {
   EXPECT_EQ(o.path, "");
   ASSERT_TRUE(o.other_inode.has_value());
   EXPECT_EQ(o.other_inode->ino, 43u);  // the newest run on that path
+  EXPECT_EQ(v.undecided, "");  // 3.vpj is of another inode: a directory replaced, not a remount
   auto list = read_journal_dir(dir_, v.unreadable);
   ASSERT_EQ(list.size(), 5u);
   EXPECT_EQ(list[1].header.project, "web");
+}
+
+// The newest run of a path, on another device than the path is now, with its inode: a remount
+// (the match's `remounted` decides), or another filesystem mounted there. When it cannot be
+// told, an older run that matches exactly is found, but the newer one is named: rollback --last
+// must not undo the older run in its place in silence.
+TEST_F(JournalFile, ANewerRunUntoldFromARemountIsNamedBesideAnOlderMatch) {
+  auto h = header();
+  auto make = [&](const std::string& name, int64_t start, uint32_t minor) {
+    JournalHeader x = h;
+    x.start_ns = start;
+    x.dev_minor = minor;
+    auto w = JournalWriter::create("", dir_ + "/" + name, x);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->finish({}).ok());
+  };
+  make("1.vpj", 1, h.dev_minor);       // the device the path is on now
+  make("2.vpj", 2, h.dev_minor + 1);   // newer, on another device, the same inode
+  int asked = 0;
+  auto untold = find_last_journal(dir_, {root_of(h), "", std::nullopt, [&](const Journal&) { return ++asked, false; }});
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(untold.path, dir_ + "/1.vpj");
+  EXPECT_EQ(untold.undecided, dir_ + "/2.vpj");
+  auto told = find_last_journal(dir_, {root_of(h), "", std::nullopt, [](const Journal&) { return true; }});
+  EXPECT_EQ(told.path, dir_ + "/2.vpj");  // the same filesystem remounted: the newest
+  EXPECT_EQ(told.undecided, "");
+  make("3.vpj", 3, h.dev_minor);  // newest again where the path is now: nothing newer is untold
+  auto now = find_last_journal(dir_, {root_of(h), "", std::nullopt, [](const Journal&) { return false; }});
+  EXPECT_EQ(now.path, dir_ + "/3.vpj");
+  EXPECT_EQ(now.undecided, "");
 }
 
 // A project's name is its compose file's to choose: the header records its directory too, and
