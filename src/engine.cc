@@ -164,6 +164,7 @@ const char* left_alone_by_walk(Skip why) {
       return "read-only btrfs subvolume: left alone (nothing in it can change, with or without --cross-filesystems)";
     case Skip::kSubvolumePlaceholder:
       return "btrfs subvolume placeholder (a snapshot does not take the subvolumes nested in the original): left alone";
+    case Skip::kReadOnlyMount: return "read-only mount: left alone (nothing in it can change)";
     default: return nullptr;
   }
 }
