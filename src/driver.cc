@@ -205,22 +205,28 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
       spdlog::warn("--exclude {} matched nothing below {}; patterns are relative to PATH{}", p, v.given, hint);
     }
     if (result.refused) {
-      // The filesystem refuses every change: said once, with its likely causes; the journal
-      // (its records of changes refused or never tried restore nothing) is finished, and the
-      // command ends here.
-      if (journal && journal->created()) finish_journal(one_journal ? total : result.summary);
+      // The filesystem refused every change the run tried: said once, with the cause or the
+      // likely ones, after the entries it refused.
       Refusal refusal{v.given, fs_type_name(v.fs_magic), result.refused, result.refused_first,
-                      missing_capability(result.refused_first), uint32_t(::geteuid()), ""};
-      refusal.so_far = !total.changed          ? "nothing changed"
-                       : !o.no_journal        ? so_far()
-                                              : std::to_string(total.changed) + " entries changed (--no-journal: no rollback)";
-      for (const auto& line : format_refusal(refusal)) spdlog::error("{}", line);
-      if (!silent) {
-        if (o.json) std::printf("%s\n", format_refusal_json(refusal).c_str());
-        std::printf("%s\n", (o.json ? format_summary_json(total, dry_run) : format_summary(total, dry_run)).c_str());
+                      missing_capability(result.refused_first), uint32_t(::geteuid()), "", result.refused_stopped};
+      if (!result.refused_stopped) {
+        // The run ended so (fewer changes than the stop takes): the command goes on as after any.
+        for (const auto& line : format_refusal(refusal)) spdlog::error("{}", line);
+      } else {
+        // It stopped the run: the journal (its records of changes refused or never tried
+        // restore nothing) is finished, and the command ends here.
+        if (journal && journal->created()) finish_journal(one_journal ? total : result.summary);
+        refusal.so_far = !total.changed   ? "nothing changed"
+                         : !o.no_journal ? so_far()
+                                         : std::to_string(total.changed) + " entries changed (--no-journal: no rollback)";
+        for (const auto& line : format_refusal(refusal)) spdlog::error("{}", line);
+        if (!silent) {
+          if (o.json) std::printf("%s\n", format_refusal_json(refusal).c_str());
+          std::printf("%s\n", (o.json ? format_summary_json(total, dry_run) : format_summary(total, dry_run)).c_str());
+        }
+        std::fflush(stdout);
+        return kExitPartial;
       }
-      std::fflush(stdout);
-      return kExitPartial;
     }
     if (!result.stopped.empty()) return stop(result.stopped);
     if (one_journal) continue;  // finished once, after the last volume

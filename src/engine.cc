@@ -135,7 +135,10 @@ bool InodeSet::insert(const EntryStat& st) {
 }
 
 bool RefusalWatch::refused(int err, const char* step) {
-  if (err != EPERM && err != EACCES) return false;
+  if (err != EPERM && err != EACCES) {
+    if (err != ENOENT && !other_.load(std::memory_order_relaxed)) other_.store(true, std::memory_order_relaxed);
+    return false;
+  }
   const uint64_t n = refused_.fetch_add(1, std::memory_order_relaxed) + 1;
   if (n == 1) first_ = std::string(step) + ": " + std::strerror(err);
   return refuses_everything(n, made_.load(std::memory_order_relaxed)) && !stopping_.exchange(true);
@@ -164,6 +167,7 @@ const char* left_alone_by_walk(Skip why) {
       return "read-only btrfs subvolume: left alone (nothing in it can change, with or without --cross-filesystems)";
     case Skip::kSubvolumePlaceholder:
       return "btrfs subvolume placeholder (a snapshot does not take the subvolumes nested in the original): left alone";
+    case Skip::kReadOnlyMount: return "read-only mount: left alone (nothing in it can change)";
     default: return nullptr;
   }
 }
@@ -471,9 +475,10 @@ class Run {
   RunResult collect() {
     RunResult r;
     r.stopped = stopped_;
-    if (refusals_.stopping()) {
+    if (refusals_.stopping() || refusals_.refused_all()) {
       r.refused = refusals_.refused_count();
       r.refused_first = refusals_.first();
+      r.refused_stopped = refusals_.stopping();
     }
     uint64_t too_deep = 0;
     const std::string* too_deep_dir = nullptr;

@@ -203,24 +203,37 @@ std::string format_failure_json(std::string_view display, std::string_view error
 std::vector<std::string> format_refusal(const Refusal& r) {
   const bool owners = r.first.starts_with("chown:");
   std::vector<std::string> out;
-  out.push_back("stopped: " + r.volume + " (" + r.fs_type + ") refused the first " + std::to_string(r.refused) +
-                " changes volprep tried (" + r.first + ") and allowed none, so it tried no more; " + r.so_far);
+  const std::string who = r.volume + " (" + r.fs_type + ") refused ";
+  if (r.stopped)
+    out.push_back("stopped: " + who + "the first " + std::to_string(r.refused) + " changes volprep tried (" + r.first +
+                  ") and allowed none, so it tried no more; " + r.so_far);
+  else
+    out.push_back(who + (r.refused == 1 ? "the one change" : "all " + std::to_string(r.refused) + " changes") +
+                  " volprep tried (" + r.first + ") and allowed none; nothing in it changed");
   if (r.missing_cap) {
     out.push_back(std::string("cause: volprep runs as uid ") + std::to_string(r.euid) + " without " + r.missing_cap +
                   ": run it as root (sudo volprep ...)");
     return out;
   }
-  // The filesystem's own cause first.
-  std::vector<std::string> causes = {
+  // The filesystem's own cause first; on a local one, files that refuse even root.
+  const std::string nfs =
       "an NFS export that squashes root (root_squash, the default: export it with no_root_squash to this host "
-      "while volprep runs, or run volprep on the NFS server)",
-      std::string("a FUSE or network filesystem that does not let root change ") + (owners ? "owners" : "ACLs or modes") +
-          " (sshfs; a FUSE server not running as root)",
-      std::string("volprep in a container or user namespace, without ") + (owners ? "CAP_CHOWN" : "CAP_FOWNER") +
-          " over these files"};
+      "while volprep runs, or run volprep on the NFS server)";
+  const std::string fuse = std::string("a FUSE or network filesystem that does not let root change ") +
+                           (owners ? "owners" : "ACLs or modes") + " (sshfs; a FUSE server not running as root)";
+  const std::string userns = std::string("volprep in a container or user namespace, without ") +
+                             (owners ? "CAP_CHOWN" : "CAP_FOWNER") + " over these files";
+  const std::string immutable =
+      "immutable or append-only files (chattr +i, +a: lsattr shows them, chattr -i -a lets them change)";
+  std::vector<std::string> causes;
   if (r.fs_type.starts_with("fuse") || r.fs_type == "smb" || r.fs_type == "smb2" || r.fs_type == "cifs" ||
       r.fs_type == "ceph" || r.fs_type == "9p")
-    std::swap(causes[0], causes[1]);
+    causes = {fuse, nfs, userns};
+  else if (r.fs_type == "ext4" || r.fs_type == "xfs" || r.fs_type == "btrfs" || r.fs_type == "tmpfs" ||
+           r.fs_type == "ramfs" || r.fs_type == "overlay")
+    causes = {immutable, userns};
+  else
+    causes = {nfs, fuse, userns};
   std::string line = "likely causes: ";
   for (size_t i = 0; i < causes.size(); ++i) line += (i ? "; " : "") + causes[i];
   out.push_back(line);

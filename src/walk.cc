@@ -4,6 +4,7 @@
 #include <linux/magic.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 
 #include <algorithm>
@@ -35,6 +36,7 @@ const char* skip_name(Skip s) {
     case Skip::kSubvolume: return "btrfs subvolume";
     case Skip::kReadOnlySubvolume: return "read-only subvolume";
     case Skip::kSubvolumePlaceholder: return "subvolume placeholder";
+    case Skip::kReadOnlyMount: return "read-only mount";
     case Skip::kCount: break;
   }
   return "?";
@@ -235,6 +237,14 @@ bool is_read_only_subvolume(int dir) {
   return ::ioctl(dir, BTRFS_IOC_SUBVOL_GETFLAGS, &flags) == 0 && (flags & BTRFS_SUBVOL_RDONLY);
 }
 
+// Whether the directory `dir` is on a read-only mount: the mount made ro (mount -o bind,ro) or
+// its filesystem mounted ro; statfs sees both. Asked through the descriptor the walk holds,
+// never by name again. Unknown (statfs failed): writable, and each change says what it meets.
+bool is_read_only_mount(int dir) {
+  struct statvfs sv;
+  return ::fstatvfs(dir, &sv) == 0 && (sv.f_flag & ST_RDONLY);
+}
+
 }  // namespace
 
 bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& make_visitor) {
@@ -275,8 +285,9 @@ bool Walker::walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic
   // --cross-filesystems: the root of another mount, to be entered, is opened now, so that the
   // root of a proc, sysfs, devpts (...) mount never reaches its parent's batch, and no change
   // is ever planned for it (the root of sysfs or cgroup2 is shared with /sys itself): the
-  // visitor hears of it as skipped, a pseudo filesystem. Otherwise the walk keeps the
-  // descriptor to enter it by.
+  // visitor hears of it as skipped, a pseudo filesystem. A read-only mount is one entry left
+  // alone, its root not planned: nothing in it can change, and each change would fail with
+  // EROFS. Otherwise the walk keeps the descriptor to enter it by.
   // Returns false for an entry left out of the batch.
   auto classify_mount = [&](const DirNode& parent, Entry& e, HeldDir& dir, WalkVisitor& visitor) {
     int fd = open_dir_at(parent.fd.get(), e.name.c_str());
@@ -292,6 +303,8 @@ bool Walker::walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic
       return false;
     } else if (stat_at(fd, "", now) < 0 || !now.same_inode(e.st)) {
       e.skip = Skip::kReplaced;  // swapped since it was stat'ed: neither planned nor entered
+    } else if (is_read_only_mount(fd)) {
+      e.skip = Skip::kReadOnlyMount;
     } else {
       dir = std::move(opened);
       e.descend = true;
@@ -496,6 +509,12 @@ bool Walker::walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic
       if (is_pseudo_fs(magic)) {  // mounted since its parent's batch
         visitor.skipped(node->path, Skip::kPseudoFs,
                         ("a " + fs_type_name(magic) + " mount; never entered").c_str());
+        return;
+      }
+      // A read-only mount root that classify_mount has not left alone: mounted, or made
+      // read-only, since its parent's batch (a directory bind-mounted on itself keeps its inode).
+      if (node->st.mount_root && is_read_only_mount(fd)) {
+        visitor.skipped(node->path, Skip::kReadOnlyMount, "a read-only mount since it was listed; not entered");
         return;
       }
       node->local = is_local_fs(magic);

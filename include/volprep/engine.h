@@ -46,21 +46,29 @@ class InodeSet {
 // Tells a filesystem that refuses every change (an NFS export that squashes root, a FUSE
 // filesystem that lets no one change owners, volprep without CAP_CHOWN) from a few entries it
 // refuses (immutable files, say): the first kRefusedToStop changes made all refused (EPERM,
-// EACCES), none made. Shared by a run's threads, and written only when a change is refused
-// and by the first change made: the changes that succeed only read it.
+// EACCES), none made. Shared by a run's threads, and written only when a change fails and by
+// the first change made: the changes that succeed only read it.
+// A run that ends before kRefusedToStop (a small tree) with every change it tried refused is
+// told the same way at its end (refused_all), so that its cause is said too.
 class RefusalWatch {
  public:
   static constexpr uint64_t kRefusedToStop = 100;
-  // The decision, pure: `refused` changes refused so far, `made` whether any succeeded.
+  // The decisions, pure: `refused` changes refused so far, `made` whether any succeeded,
+  // `other` whether any failed otherwise (EROFS, EIO: not a refusal; an entry gone is none).
   static bool refuses_everything(uint64_t refused, bool made) { return !made && refused >= kRefusedToStop; }
+  static bool refused_all(uint64_t refused, bool made, bool other) { return refused > 0 && !made && !other; }
 
-  // A change refused; true for the one that decides the run stops (once a run).
+  // A change failed with `err`; true for the refusal that decides the run stops (once a run).
   bool refused(int err, const char* step);
   // A change made: stored once, only read after.
   void made() {
     if (!made_.load(std::memory_order_relaxed)) made_.store(true, std::memory_order_relaxed);
   }
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
+  // Every change tried was refused, at least one: read once the run's threads are done.
+  bool refused_all() const {
+    return refused_all(refused_count(), made_.load(std::memory_order_relaxed), other_.load(std::memory_order_relaxed));
+  }
   uint64_t refused_count() const { return refused_.load(std::memory_order_relaxed); }
   // The first refusal ("chown: Operation not permitted"): read once the run's threads are done.
   const std::string& first() const { return first_; }
@@ -71,6 +79,7 @@ class RefusalWatch {
   alignas(64) std::atomic<bool> stopping_{false};
   alignas(64) std::atomic<uint64_t> refused_{0};
   alignas(64) std::atomic<bool> made_{false};
+  std::atomic<bool> other_{false};  // a change failed otherwise: rare, beside made_
   std::string first_;  // written by the first refusal only
 };
 
@@ -106,10 +115,12 @@ struct RunResult {
   std::vector<Note> errors;             // entries that failed
   std::string stopped;                  // non-empty: the run stopped early, and why
   std::vector<std::string> unmatched_excludes;  // --exclude patterns that matched nothing
-  // The run stopped because the filesystem refused every change (RefusalWatch): how many it
-  // refused, and the first refusal ("chown: Operation not permitted"). 0: it did not.
+  // The filesystem refused every change the run tried (RefusalWatch): how many it refused, and
+  // the first refusal ("chown: Operation not permitted"); whether the run stopped for it
+  // (kRefusedToStop refused) or ended with every change tried refused. 0: it did not.
   uint64_t refused = 0;
   std::string refused_first;
+  bool refused_stopped = false;
 };
 
 // Read by a progress display while a run goes on.

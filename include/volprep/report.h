@@ -56,7 +56,8 @@ std::string format_summary_json(const Summary& s, bool dry_run);
 // A failed entry as one JSON object: {"failed": {"path": ..., "error": ...}}.
 std::string format_failure_json(std::string_view display_path, std::string_view error);
 
-// A run stopped because its filesystem refused every change (engine.h's RefusalWatch).
+// A run whose filesystem refused every change it tried (engine.h's RefusalWatch): stopped
+// there, or ended (a tree of fewer entries than the stop takes).
 struct Refusal {
   std::string volume;   // as given
   std::string fs_type;  // fs_type_name(): "nfs", "fuse", "ext4"
@@ -66,9 +67,11 @@ struct Refusal {
   // a mode) when volprep does not have it, with its uid; null when it has it.
   const char* missing_cap = nullptr;
   uint32_t euid = 0;
-  std::string so_far;   // "nothing changed", or the journals that undo what changed
+  std::string so_far;   // "nothing changed", or the journals that undo what changed (stopped only)
+  bool stopped = true;  // false: the run ended, every change it tried refused
 };
-// What happened, then its cause or the likely ones, the filesystem's first: two lines.
+// What happened, then its cause or the likely ones, the filesystem's first: two lines. The
+// only place their words live, for a run stopped and for one that ended so.
 std::vector<std::string> format_refusal(const Refusal& r);
 // {"stopped": {"path": ..., "reason": "refused", "refused": N, "error": ..., "fs_type": ...}}
 std::string format_refusal_json(const Refusal& r);

@@ -19,8 +19,8 @@ namespace volprep {
 
 enum class Visit { kContinue, kQuit };
 
-// Why an entry was left alone: the walk says so for the first four and the subvolumes, a run
-// for the others.
+// Why an entry was left alone: the walk says so for the first four, the subvolumes and the
+// read-only mounts, a run for the others.
 enum class Skip : uint8_t {
   kExcluded,           // matched --exclude
   kMountPoint,         // another mount; the walk stays on the root's
@@ -34,6 +34,10 @@ enum class Skip : uint8_t {
   kSubvolume,
   kReadOnlySubvolume,  // a read-only one (btrfs subvolume snapshot -r): never entered
   kSubvolumePlaceholder,  // what a snapshot holds for a subvolume nested in the original: never entered
+  // --cross-filesystems: a mount (a filesystem mounted ro, a bind mount made ro) where nothing
+  // can change (EROFS): never entered, its root not planned. Without the option it is a mount
+  // point like any other, and nothing is asked of it.
+  kReadOnlyMount,
   kCount
 };
 const char* skip_name(Skip s);

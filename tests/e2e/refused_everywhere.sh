@@ -5,7 +5,9 @@
 # causes), say that nothing changed, and the exit status is 4; the failures are listed up to
 # 20 (-v and --json give every one), and the journal left restores nothing. A few entries
 # refused on a filesystem that takes the other changes (immutable files on ext4) stop
-# nothing: the tree is prepared, those few reported.
+# nothing: the tree is prepared, those few reported, no cause said. A small tree (fewer
+# entries than the stop takes) whose every change is refused gets its cause said once, at
+# its end, as the stop says it, with nothing "not attempted".
 source "$(dirname "$0")/lib.sh"
 chmod 0755 "$T"  # nobody reaches the tree below
 FILES=2000
@@ -101,6 +103,7 @@ on_exit 'chattr -i "$T/ext/t/a/f1" "$T/ext/t/a/f500" "$T/ext/t/a/f1999" 2>/dev/n
 rc=0; vp "$T/ext/t" --as 1000 "${MAP[@]}" >"$T/out" 2>"$T/err" || rc=$?
 [ "$rc" = 4 ] || fail "immutable: exit $rc, want 4: $(tail -5 "$T/err")"
 grep -q 'stopped' "$T/err" && fail "immutable: the run stopped: $(cat "$T/err")"
+grep -q 'causes\?: ' "$T/err" && fail "immutable: a cause said for a few refused among changes made: $(cat "$T/err")"
 [ "$(grep -c ': chown: Operation not permitted$' "$T/err")" = 3 ] || fail "immutable: $(cat "$T/err")"
 for f in f1 f500 f1999; do grep -q "/t/a/$f: chown: Operation not permitted$" "$T/err" || fail "$f not reported: $(cat "$T/err")"; done
 grep -Eq "^scanned $((FILES + 2)), changed $((FILES - 1)), unchanged 0, skipped 0, failed 3$" "$T/out" || fail "immutable: $(cat "$T/out")"
@@ -117,4 +120,24 @@ rc=0; vp rollback --last "$T/ext/t" >"$T/rb.out" 2>"$T/rb.err" || rc=$?
 [ "$(grep -c ': Operation not permitted$' "$T/rb.err")" = 20 ] || fail "rollback: not 20 listed: $(cat "$T/rb.err")"
 grep -q '^volprep: error: \.\.\. and 10 more failed entries (-v lists them all)$' "$T/rb.err" ||
   fail "rollback: no count of the rest: $(cat "$T/rb.err")"
+
+# 5. A small tree whose every change is refused: 10 immutable files, their directory already
+# as wanted. Each listed, then what happened and the likely causes, once, immutable files first
+# on ext4; the run ends as any other (exit 4, nothing "not attempted").
+mkdir "$T/ext/small"
+(cd "$T/ext/small" && seq -f f%g 10 | xargs touch)
+chown 501000:501000 "$T/ext/small"
+chattr +i "$T/ext/small"/f*
+on_exit 'chattr -i "$T/ext/small"/f* 2>/dev/null'
+rc=0; vp "$T/ext/small" --as 1000 "${MAP[@]}" >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" = 4 ] || fail "small tree: exit $rc, want 4: $(cat "$T/err")"
+[ "$(grep -c ': chown: Operation not permitted$' "$T/err")" = 10 ] || fail "small tree: not 10 listed: $(cat "$T/err")"
+grep -q 'stopped' "$T/err" && fail "small tree: said as stopped: $(cat "$T/err")"
+[ "$(grep -c '^volprep: error: likely causes: ' "$T/err")" = 1 ] || fail "small tree: the cause not said once: $(cat "$T/err")"
+grep -qxF "volprep: error: $T/ext/small (ext4) refused all 10 changes volprep tried (chown: Operation not permitted) and allowed none; nothing in it changed" "$T/err" ||
+  fail "small tree: what happened is not said: $(cat "$T/err")"
+grep -q '^volprep: error: likely causes: immutable or append-only files (chattr +i' "$T/err" ||
+  fail "small tree: immutable files are not the first likely cause on ext4: $(cat "$T/err")"
+grep -qx 'scanned 11, changed 0, unchanged 1, skipped 0, failed 10' "$T/out" || fail "small tree: $(cat "$T/out")"
+[ "$(wc -l <"$T/err")" -le 14 ] || fail "small tree: $(wc -l <"$T/err") lines on stderr: $(cat "$T/err")"
 echo PASS

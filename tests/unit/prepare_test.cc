@@ -455,4 +455,19 @@ TEST(RefusalWatch, StopsOnlyWhenTheFirstChangesAreAllRefused) {
   for (uint64_t i = 0; i < 3 * RefusalWatch::kRefusedToStop; ++i)
     for (int err : {ENOENT, ESTALE, EIO}) EXPECT_FALSE(others.refused(err, "chown"));
   EXPECT_EQ(others.refused_count(), 0u);
+
+  // A run that ends before the stop: every change it tried refused is said too, at its end.
+  EXPECT_TRUE(RefusalWatch::refused_all(1, false, false));
+  EXPECT_FALSE(RefusalWatch::refused_all(0, false, false));  // nothing tried: nothing to say
+  EXPECT_FALSE(RefusalWatch::refused_all(10, true, false));
+  EXPECT_FALSE(RefusalWatch::refused_all(10, false, true));
+  RefusalWatch small;
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(small.refused(EPERM, "chown"));
+  EXPECT_FALSE(small.refused(ENOENT, "chown"));  // an entry gone is no change tried
+  EXPECT_TRUE(small.refused_all());
+  EXPECT_FALSE(small.stopping());
+  small.refused(EIO, "chown");  // one failed otherwise: not every change was refused
+  EXPECT_FALSE(small.refused_all());
+  EXPECT_FALSE(others.refused_all());
+  EXPECT_FALSE(some_made.refused_all());
 }

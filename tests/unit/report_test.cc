@@ -119,6 +119,16 @@ TEST(FormatRefusal, SaysWhatHappenedAndTheCauseOnce) {
   lines = format_refusal(r);
   EXPECT_EQ(lines[1], "cause: volprep runs as uid 1000 without CAP_CHOWN: run it as root (sudo volprep ...)");
   EXPECT_NE(format_refusal_json(r).find(R"("reason":"refused","refused":100)"), std::string::npos);
+  // A run that ended with every change it tried refused: not stopped, nothing not tried; on a
+  // local filesystem files that refuse even root first.
+  r = Refusal{"/srv/vol", "ext4", 10, "chown: Operation not permitted", nullptr, 0, "", false};
+  lines = format_refusal(r);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "/srv/vol (ext4) refused all 10 changes volprep tried (chown: Operation not permitted) and "
+                      "allowed none; nothing in it changed");
+  EXPECT_TRUE(lines[1].starts_with("likely causes: immutable or append-only files (chattr +i")) << lines[1];
+  r.refused = 1;
+  EXPECT_NE(format_refusal(r)[0].find("refused the one change volprep tried"), std::string::npos);
 }
 
 TEST(Report, PathsDeeperThanAPageAreSummarized) {

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# --cross-filesystems and a read-only mount inside the tree (a filesystem mounted ro, a
+# `mount -o bind,ro`): the mount is one line, "read-only mount: left alone", never entered,
+# not an EROFS failure for each of its entries; the rest of the tree (a writable mount in it
+# too) is prepared and the run exits 0, as it does beside a read-only btrfs snapshot
+# (fs_btrfs.sh). The dry run and --check say the same and plan nothing in it; shift leaves it
+# alone the same way; rollback restores the rest. Without --cross-filesystems each is a mount
+# point, as before. Every mount is under $T, which lib.sh's exit trap unmounts on any exit.
+source "$(dirname "$0")/lib.sh"
+mkdir -p "$VOLPREP_JOURNAL_DIR"
+v=$T/v
+mkdir -p "$v/d" "$v/ro" "$v/bro" "$v/rw" "$T/elsewhere/e"
+for i in 1 2 3; do echo "$i" >"$v/d/f$i"; done
+# A tmpfs with a few entries, then remounted read-only: the filesystem itself is read-only.
+mount -t tmpfs -o size=4m,mode=0755 volprep-e2e-ro "$v/ro"
+mkdir "$v/ro/sub"; for i in 1 2 3 4 5; do echo "$i" >"$v/ro/sub/g$i"; done
+mount -o remount,ro "$v/ro"
+# A directory outside the tree bind-mounted read-only into it: only the mount is read-only.
+for i in 1 2 3; do echo "$i" >"$T/elsewhere/e/h$i"; done
+mount --bind "$T/elsewhere" "$v/bro"
+mount -o remount,bind,ro "$v/bro"
+# A writable tmpfs: --cross-filesystems enters it.
+mount -t tmpfs -o size=4m,mode=0755 volprep-e2e-rw "$v/rw"
+echo w >"$v/rw/w"
+touch "$v/ro/x" 2>/dev/null && fail "the tmpfs is not read-only"
+touch "$v/bro/x" 2>/dev/null && fail "the bind mount is not read-only"
+owners() { find "$@" -printf '%p %U:%G\n' | sort; }
+ro_before=$(owners "$v/ro" "$v/bro")
+line_ro="volprep: warning: $v/ro: read-only mount: left alone (nothing in it can change)"
+line_bro="volprep: warning: $v/bro: read-only mount: left alone (nothing in it can change)"
+
+# one_line_each OUT: each read-only mount named once, by that line; no EROFS.
+one_line_each() {
+  grep -qi 'read-only file system' <<<"$1" && fail "EROFS reported: $1"
+  grep -qxF "$line_ro" <<<"$1" || fail "the read-only tmpfs is not named one: $1"
+  grep -qxF "$line_bro" <<<"$1" || fail "the read-only bind mount is not named one: $1"
+  [ "$(grep -c "$v/ro\b" <<<"$1")" -eq 1 ] || fail "want one line about $v/ro: $1"
+  [ "$(grep -c "$v/bro\b" <<<"$1")" -eq 1 ] || fail "want one line about $v/bro: $1"
+}
+
+# Without --cross-filesystems: three mount points, as ever.
+rc=0; out=$(vp "$v" --as 1000 "${MAP[@]}" -n 2>&1) || rc=$?
+[ "$rc" -eq 0 ] || fail "dry run without --cross-filesystems exited $rc: $out"
+grep -q 'skipped 3 (3 mount point)' <<<"$out" || fail "summary without --cross-filesystems: $out"
+
+# The dry run: the same lines, nothing planned in them.
+rc=0; out=$(vp "$v" --as 1000 "${MAP[@]}" --cross-filesystems -n 2>&1) || rc=$?
+[ "$rc" -eq 0 ] || fail "dry run exited $rc: $out"
+one_line_each "$out"
+grep -qF "$v/rw/w  owner 0:0 -> 501000:501000" <<<"$out" || fail "the dry run does not enter the writable mount: $out"
+grep -q 'to change 7, unchanged 0, skipped 2 (2 read-only mount)$' <<<"$out" || fail "dry-run summary: $out"
+
+# --check before: changes due outside the read-only mounts (exit 1), none promised in them.
+rc=0; out=$(vp "$v" --as 1000 "${MAP[@]}" --cross-filesystems --check 2>&1) || rc=$?
+[ "$rc" -eq 1 ] || fail "--check before exited $rc, want 1: $out"
+one_line_each "$out"
+
+# The run: one line each, the rest prepared, exit 0 (a read-only snapshot's status).
+rc=0; out=$(vp "$v" --as 1000 "${MAP[@]}" --cross-filesystems 2>&1) || rc=$?
+[ "$rc" -eq 0 ] || fail "--cross-filesystems with read-only mounts exited $rc: $out"
+one_line_each "$out"
+grep -q 'scanned 9, changed 7, unchanged 0, skipped 2 (2 read-only mount), failed 0$' <<<"$out" || fail "summary: $out"
+bad=$(find "$v" \( -path "$v/ro" -o -path "$v/bro" \) -prune -o \( ! -user 501000 -o ! -group 501000 \) -print)
+[ -z "$bad" ] || fail "not 501000:501000 after the run: $bad"
+[ "$(owners "$v/ro" "$v/bro")" = "$ro_before" ] || fail "the read-only mounts changed: $(owners "$v/ro" "$v/bro")"
+
+# --check after: nothing left to change, the mounts still one line each.
+rc=0; out=$(vp "$v" --as 1000 "${MAP[@]}" --cross-filesystems --check 2>&1) || rc=$?
+[ "$rc" -eq 0 ] || fail "--check after the run exited $rc: $out"
+one_line_each "$out"
+
+# Rollback (--cross-filesystems, as the run) restores what the run changed: nothing of it was in
+# the read-only mounts.
+rc=0; out=$(vp rollback --last "$v" --cross-filesystems 2>&1) || rc=$?
+[ "$rc" -eq 0 ] || fail "rollback exited $rc: $out"
+grep -Eq '^restored 7, .*failed 0$' <<<"$out" || fail "rollback: $out"
+bad=$(find "$v" \( -path "$v/ro" -o -path "$v/bro" \) -prune -o \( ! -user 0 -o ! -group 0 \) -print)
+[ -z "$bad" ] || fail "not 0:0 after rollback: $bad"
+
+# shift --cross-filesystems leaves them alone the same way.
+rc=0; out=$(vp shift "$v" "${MAP[@]}" --cross-filesystems 2>&1) || rc=$?
+[ "$rc" -eq 0 ] || fail "shift --cross-filesystems exited $rc: $out"
+one_line_each "$out"
+[ "$(stat -c %u:%g "$v/rw/w")" = 500000:500000 ] || fail "shift did not enter the writable mount: $(stat -c %u:%g "$v/rw/w")"
+[ "$(owners "$v/ro" "$v/bro")" = "$ro_before" ] || fail "shift changed the read-only mounts"
+echo PASS
