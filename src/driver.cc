@@ -1,6 +1,7 @@
 #include "volprep/driver.h"
 
 #include <linux/capability.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -107,6 +108,22 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   }
   if (!dry_run && o.no_journal)
     spdlog::warn("--no-journal: this run writes no rollback journal and cannot be undone");
+  // A PATH on a read-only mount: nothing in it can change, and a run would fail once for
+  // each entry (EROFS). Refused before any run starts (a dry run or --check says so, and goes on).
+  for (const VolumeJob& job : jobs) {
+    struct statvfs sv;
+    if (!job.volume || ::fstatvfs(job.volume->fd.get(), &sv) != 0 || !(sv.f_flag & ST_RDONLY)) continue;
+    const std::string& path = job.volume->given;
+    if (!dry_run) {
+      spdlog::error("refusing {}: it is on a read-only mount, where nothing can change (mount -o remount,rw first); "
+                    "nothing changed",
+                    path);
+      return kExitRefused;
+    }
+    spdlog::warn("{} is on a read-only mount, where nothing can change: a run would be refused (mount -o remount,rw "
+                 "first)",
+                 path);
+  }
   raise_fd_limit();
   Summary total = o.counted;
   int rc = kExitOk;

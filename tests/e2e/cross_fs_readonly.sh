@@ -83,4 +83,19 @@ rc=0; out=$(vp shift "$v" "${MAP[@]}" --cross-filesystems 2>&1) || rc=$?
 one_line_each "$out"
 [ "$(stat -c %u:%g "$v/rw/w")" = 500000:500000 ] || fail "shift did not enter the writable mount: $(stat -c %u:%g "$v/rw/w")"
 [ "$(owners "$v/ro" "$v/bro")" = "$ro_before" ] || fail "shift changed the read-only mounts"
-echo PASS
+
+# PATH itself on a read-only mount: refused before anything (exit 5, one line, no journal), not
+# an EROFS failure for each entry; the dry run says a run would be refused; shift the same.
+journals=$(ls "$VOLPREP_JOURNAL_DIR" | wc -l)
+for cmd in "vp $v/ro --as 1000 ${MAP[*]}" "vp shift $v/ro ${MAP[*]}" "vp $v/bro/e/h1 --as 1000 ${MAP[*]}"; do
+  rc=0; out=$($cmd 2>&1) || rc=$?
+  [ "$rc" -eq 5 ] || fail "$cmd on a read-only mount exited $rc, want 5: $out"
+  [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q "read-only mount, where nothing can change.*nothing changed$" <<<"$out" ||
+    fail "$cmd on a read-only mount: want one line saying so: $out"
+done
+[ "$(ls "$VOLPREP_JOURNAL_DIR" | wc -l)" -eq "$journals" ] || fail "a refused run wrote a journal"
+rc=0; out=$(vp "$v/ro" --as 1000 "${MAP[@]}" -n 2>&1) || rc=$?
+[ "$rc" -eq 0 ] && grep -q "is on a read-only mount, where nothing can change: a run would be refused" <<<"$out" ||
+  fail "the dry run of a read-only PATH (exit $rc) does not say a run would be refused: $out"
+[ "$(owners "$v/ro" "$v/bro")" = "$ro_before" ] || fail "the read-only mounts changed"
+echo "ok: cross_fs_readonly"
