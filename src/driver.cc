@@ -1,7 +1,6 @@
 #include "volprep/driver.h"
 
 #include <linux/capability.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -111,8 +110,7 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   // A PATH on a read-only mount: nothing in it can change, and a run would fail once for
   // each entry (EROFS). Refused before any run starts (a dry run or --check says so, and goes on).
   for (const VolumeJob& job : jobs) {
-    struct statvfs sv;
-    if (!job.volume || ::fstatvfs(job.volume->fd.get(), &sv) != 0 || !(sv.f_flag & ST_RDONLY)) continue;
+    if (!job.volume || !on_read_only_mount(job.volume->fd.get())) continue;
     const std::string& path = job.volume->given;
     if (!dry_run) {
       spdlog::error("refusing {}: it is on a read-only mount, where nothing can change (mount -o remount,rw first); "

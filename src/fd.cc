@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
@@ -413,6 +414,11 @@ int64_t fs_type(int fd) {
   struct statfs sf;
   if (::fstatfs(fd, &sf) != 0) return 0;
   return int64_t(sf.f_type);
+}
+
+bool on_read_only_mount(int fd) {
+  struct statvfs sv;
+  return ::fstatvfs(fd, &sv) == 0 && (sv.f_flag & ST_RDONLY);
 }
 
 namespace {

@@ -536,6 +536,11 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
     }
     auto root = locate_root(j, s);
     if (!root) return root.error();
+    // Nothing on a read-only mount can change: refused, not an EROFS failure for each entry.
+    if (!config.dry_run && on_read_only_mount(root->fd.get()))
+      return Error{kExitRefused, root->root.volume + " is on a read-only mount, where nothing can change (mount -o " +
+                                     "remount,rw first); " +
+                                     (out.restored ? "the roots before it are restored" : "nothing restored")};
     if (config.journal && !(root->root == own_root)) {  // the rollback's own records, below this root
       // Its birth time as the journal undone gives it: the root found is that one (its device
       // and inode, and after a remount its birth time too).

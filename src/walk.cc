@@ -4,7 +4,6 @@
 #include <linux/magic.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 
 #include <algorithm>
@@ -237,13 +236,6 @@ bool is_read_only_subvolume(int dir) {
   return ::ioctl(dir, BTRFS_IOC_SUBVOL_GETFLAGS, &flags) == 0 && (flags & BTRFS_SUBVOL_RDONLY);
 }
 
-// Whether the directory `dir` is on a read-only mount: the mount made ro (mount -o bind,ro) or
-// its filesystem mounted ro; statfs sees both. Asked through the descriptor the walk holds,
-// never by name again. Unknown (statfs failed): writable, and each change says what it meets.
-bool is_read_only_mount(int dir) {
-  struct statvfs sv;
-  return ::fstatvfs(dir, &sv) == 0 && (sv.f_flag & ST_RDONLY);
-}
 
 }  // namespace
 
@@ -303,7 +295,7 @@ bool Walker::walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic
       return false;
     } else if (stat_at(fd, "", now) < 0 || !now.same_inode(e.st)) {
       e.skip = Skip::kReplaced;  // swapped since it was stat'ed: neither planned nor entered
-    } else if (is_read_only_mount(fd)) {
+    } else if (on_read_only_mount(fd)) {
       e.skip = Skip::kReadOnlyMount;
     } else {
       dir = std::move(opened);
@@ -513,7 +505,7 @@ bool Walker::walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic
       }
       // A read-only mount root that classify_mount has not left alone: mounted, or made
       // read-only, since its parent's batch (a directory bind-mounted on itself keeps its inode).
-      if (node->st.mount_root && is_read_only_mount(fd)) {
+      if (node->st.mount_root && on_read_only_mount(fd)) {
         visitor.skipped(node->path, Skip::kReadOnlyMount, "a read-only mount since it was listed; not entered");
         return;
       }

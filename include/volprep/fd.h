@@ -84,6 +84,9 @@ void raise_fd_limit();
 
 // Filesystem type magic (statfs f_type) of an open descriptor, or 0 on error.
 int64_t fs_type(int fd);
+// Whether the open descriptor is on a read-only mount: the mount made ro (mount -o bind,ro) or
+// its filesystem mounted ro; statvfs sees both. False when it cannot be told.
+bool on_read_only_mount(int fd);
 // Pseudo filesystems the walk never enters (proc, sysfs, cgroup, devpts, debugfs, ...).
 bool is_pseudo_fs(int64_t magic);
 std::string fs_type_name(int64_t magic);

@@ -9,7 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 mkdir -p "$VOLPREP_JOURNAL_DIR"
 v=$T/v
-mkdir -p "$v/d" "$v/ro" "$v/bro" "$v/rw" "$T/elsewhere/e"
+mkdir -p "$v/d" "$v/ro" "$v/bro" "$v/rw" "$T/elsewhere/e" "$T/back"
 for i in 1 2 3; do echo "$i" >"$v/d/f$i"; done
 # A tmpfs with a few entries, then remounted read-only: the filesystem itself is read-only.
 mount -t tmpfs -o size=4m,mode=0755 volprep-e2e-ro "$v/ro"
@@ -98,4 +98,21 @@ rc=0; out=$(vp "$v/ro" --as 1000 "${MAP[@]}" -n 2>&1) || rc=$?
 [ "$rc" -eq 0 ] && grep -q "is on a read-only mount, where nothing can change: a run would be refused" <<<"$out" ||
   fail "the dry run of a read-only PATH (exit $rc) does not say a run would be refused: $out"
 [ "$(owners "$v/ro" "$v/bro")" = "$ro_before" ] || fail "the read-only mounts changed"
+
+# Rollback of a run on a filesystem since remounted read-only: refused (exit 5, one line), not
+# an EROFS failure for each entry; the dry run still says what it would restore; read-write
+# again, it restores.
+mount -t tmpfs -o size=4m,mode=0755 volprep-e2e-back "$T/back"
+mkdir "$T/back/d"; echo f >"$T/back/d/f"
+vp "$T/back" --as 1000 "${MAP[@]}" -q >/dev/null
+mount -o remount,ro "$T/back"
+rc=0; out=$(vp rollback --last "$T/back" 2>&1) || rc=$?
+[ "$rc" -eq 5 ] || fail "rollback on a read-only mount exited $rc, want 5: $out"
+[ "$(wc -l <<<"$out")" -eq 1 ] && grep -q "is on a read-only mount, where nothing can change.*nothing restored$" <<<"$out" ||
+  fail "rollback on a read-only mount: want one line saying so: $out"
+rc=0; out=$(vp rollback --last "$T/back" -n 2>&1) || rc=$?
+[ "$rc" -eq 0 ] && grep -q '^to restore 3,' <<<"$out" || fail "rollback -n on a read-only mount (exit $rc): $out"
+mount -o remount,rw "$T/back"
+vp rollback --last "$T/back" -q >/dev/null || fail "rollback read-write again exited $?"
+[ "$(stat -c %u:%g "$T/back" "$T/back/d" "$T/back/d/f" | sort -u)" = 0:0 ] || fail "rollback read-write again: not restored"
 echo "ok: cross_fs_readonly"
