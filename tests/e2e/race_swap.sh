@@ -5,8 +5,13 @@
 # directory was, a root device node of the tree, a file root also linked outside the tree.
 # Then the container user does the same to rollback. volprep changes the inodes it planned,
 # through their descriptors: every file outside, and the device node, keep owner and mode.
+# The same on a FUSE filesystem (VOLPREP_E2E_FUSE), where each directory's batch is journaled
+# and changed on its own, before the walk lists the directories it holds: each rename is made
+# once its names are planned (wait_planned), d's while the tree's top batch is held, a/'s while
+# a/'s is (the first record, the tree's top alone, comes before either is listed).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/race_lib.bash"
+HOLD=1
 chmod 755 "$T"  # the unprivileged owner reaches its tree
 out=$T/outside
 mkdir "$out"
@@ -22,6 +27,9 @@ make_tree() { # make_tree DIR
   chown -R 1000:1000 "$1"
   mknod "$1/null" c 1 3 && chmod 666 "$1/null"   # root's: volprep leaves its owner alone
   ln "$out/rootlinked" "$1/rootlinked"           # root's, linked outside: left alone
+  # Still the owner's (and the container's) to rename in once changed: on FUSE the tree's
+  # top and a/ are changed before a/'s entries are planned.
+  chmod 777 "$1" "$1/a"
 }
 # Every case is checked, each failure reported; the end fails if any did.
 failures=0
@@ -35,20 +43,22 @@ check_outside() { # check_outside WHAT
 }
 
 # Each case runs with its hold K times as long, K = 1, 2, 4 (retry_held), until the owner's
-# renames were all done inside it (strace's log of the held fdatasync says when it began; a
-# loaded machine may be slower): done after it, they test nothing.
+# renames were all done inside it (strace's log of the held fdatasync that covers the names
+# renamed over says when it began; a loaded machine may be slower): done after it, they test
+# nothing.
 prepare_case() { # prepare_case K PROTECTED_HARDLINKS
   local HOLD=$((HOLD * $1)) ph=$2 target=$out/secret vol=$T/vol$2.$1
   protected_hardlinks "$ph"
   [ "$ph" -eq 1 ] && target=$out/shared   # what protected_hardlinks=1 still lets it link
   make_tree "$vol"
   held "$T/held.$ph.$HOLD" "$vol" --as 1000 "${MAP[@]}" --journal-dir "$T/j$ph.$HOLD"
-  wait_recorded "$T/j$ph.$HOLD"
   late=0
-  act "$HOLD" as_user 1000 ln "$target" "$vol/.l1"
-  act "$HOLD" as_user 1000 mv -f "$vol/.l1" "$vol/a/f1"          # a link to outside, over a planned file
+  wait_planned "$T/j$ph.$HOLD" "$vol/d"
   act "$HOLD" as_user 1000 mv "$vol/d" "$vol/d.away"
-  act "$HOLD" as_user 1000 ln "$target" "$vol/d"                 # ... where a planned directory was
+  act "$HOLD" as_user 1000 ln "$target" "$vol/d"                 # a link to outside, where a planned directory was
+  wait_planned "$T/j$ph.$HOLD" "$vol/a/f1" "$vol/a/f2" "$vol/a/f3"
+  act "$HOLD" as_user 1000 ln "$target" "$vol/.l1"
+  act "$HOLD" as_user 1000 mv -f "$vol/.l1" "$vol/a/f1"          # ... over a planned file
   act "$HOLD" as_user 1000 mv -f "$vol/null" "$vol/a/f2"         # the device node, over a planned file
   act "$HOLD" as_user 1000 mv -f "$vol/rootlinked" "$vol/a/f3"   # root's linked file, over a planned file
   finish_held 0 4
@@ -70,8 +80,8 @@ rollback_case() { # rollback_case K PROTECTED_HARDLINKS
   make_tree "$vol"
   vp "$vol" --as 1000 "${MAP[@]}" --journal "$T/run$ph.$HOLD.vpj" >/dev/null
   held "$T/held.r$ph.$HOLD" rollback "$T/run$ph.$HOLD.vpj" --journal-dir "$T/rj$ph.$HOLD"
-  wait_recorded "$T/rj$ph.$HOLD"
   late=0
+  wait_planned "$T/rj$ph.$HOLD" "$vol/a/f1"
   act "$HOLD" as_user 501000 ln "$target" "$vol/.l1"
   act "$HOLD" as_user 501000 mv -f "$vol/.l1" "$vol/a/f1"
   finish_held 0 4
