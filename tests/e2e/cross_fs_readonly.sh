@@ -115,4 +115,30 @@ rc=0; out=$(vp rollback --last "$T/back" -n 2>&1) || rc=$?
 mount -o remount,rw "$T/back"
 vp rollback --last "$T/back" -q >/dev/null || fail "rollback read-write again exited $?"
 [ "$(stat -c %u:%g "$T/back" "$T/back/d" "$T/back/d/f" | sort -u)" = 0:0 ] || fail "rollback read-write again: not restored"
+
+# compose: a bind source on a read-only mount (a media share, say) mounted :ro is only checked
+# for the service's read access, never changed, and the project's other sources are prepared;
+# mounted read-write it is refused (exit 5) before anything changes.
+cp=$T/cp
+mkdir -p "$cp/data" "$cp/media"
+mount -t tmpfs -o size=1m,mode=0755 volprep-e2e-media "$cp/media"
+echo m >"$cp/media/m"
+mount -o remount,ro "$cp/media"
+compose() { # compose MEDIA_MOUNT
+  printf 'services:\n  app:\n    image: busybox\n    userns_mode: host\n    x-volprep: {as: "1000:1000"}\n' >"$cp/compose.yaml"
+  printf '    volumes:\n      - ./data:/data\n      - %s\n' "$1" >>"$cp/compose.yaml"
+}
+vc() { (cd "$cp" && vp compose "${MAP[@]}" --compose-cli never "$@"); }
+compose ./media:/media:ro
+rc=0; out=$(vc 2>&1) || rc=$?
+[ "$rc" -eq 0 ] || fail "compose with a :ro source on a read-only mount exited $rc: $out"
+grep -q "media.*on a read-only mount, never changed: readable by host" <<<"$out" ||
+  fail "compose: the read-only source is not reported as checked: $out"
+[ "$(stat -c %u:%g "$cp/data")" = 1000:1000 ] || fail "compose: ./data not prepared (userns_mode: host: host ids): $(stat -c %u:%g "$cp/data")"
+chown 0:0 "$cp/data"
+compose ./media:/media
+rc=0; out=$(vc 2>&1) || rc=$?
+[ "$rc" -eq 5 ] && grep -q "compose.yaml:8:9: service app: ./media is mounted read-write: refusing it (it is on a read-only mount, where nothing can change): the service cannot write there either" <<<"$out" ||
+  fail "compose with a read-write source on a read-only mount (exit $rc): $out"
+[ "$(stat -c %u:%g "$cp/data")" = 0:0 ] || fail "compose refused, yet ./data changed"
 echo "ok: cross_fs_readonly"
