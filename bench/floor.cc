@@ -17,13 +17,14 @@
 //
 // With `journal` each change is decided as in `pin` (pinned, stat'ed through the pin), its
 // record (the inode's identity, birth time, owner, group and mode before, and its name) put in
-// the thread's batch, and its pin held. When a thread holds BATCH changes (default 1024, as
-// volprep's batches, or fewer with many threads), it appends their records to FILE, fdatasyncs it, and only then chowns
-// each held pin and closes it: a record is durable before its change is made. The sync and
-// the changes are made by one more thread, as volprep hands them off, so the walk never waits
-// for the disk unless 8192 changes are waiting. This is the least write-ahead can cost with
-// batches; `journal` / `pin` is the floor of volprep's journal / `--no-journal`
-// (bench_prepare.sh prints both). No path, no format, no header.
+// the thread's batch, and its pin held. A batch of BATCH changes (default 1024, as volprep's,
+// fewer with many threads) is appended to FILE; one more thread fdatasyncs FILE for every
+// batch written since its last sync; each thread chowns the held pins of its own batches once
+// durable, and closes them, between two pieces of its walk (waiting only when it holds more
+// than its share of 8192 pins). A record is durable before its change is made. This is the
+// least write-ahead can cost with batches, as volprep makes them; `journal` / `pin` is the
+// floor of volprep's journal / `--no-journal` (bench_prepare.sh prints both). No path, no
+// format, no header.
 //
 // The census is what a shift must read of every entry before it changes any (an id the map
 // cannot translate, or a tree shifted already, refuses the run with nothing changed): the
@@ -56,6 +57,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -196,15 +198,36 @@ struct Held {
   std::string records;
 };
 
-// Batches written, waiting to be durable and applied, and the thread that does both: one
-// fdatasync for every batch written since the last (group commit), then each batch's chowns
-// through its held pins. A worker hands its batch over and goes on walking; it waits only when
-// AHEAD batches are waiting already (the descriptors held are bounded, as in volprep).
-std::vector<Held> written;
-std::condition_variable written_cv, room_cv;
+// The sync thread: one fdatasync for every batch written since the last (group commit); the
+// batches up to there are then durable, and each worker applies its own (the chowns through
+// their held pins, then the closes) between two pieces of its walk, as volprep's threads do.
+// A worker waits for the disk only when it holds more than its share of 8192 pins.
+std::condition_variable sync_cv, durable_cv;
+uint64_t written_seq = 0;  // batches written (journal_mu)
+std::atomic<uint64_t> durable_seq{0};
 bool walk_done = false;
-size_t written_pins = 0;
-constexpr size_t kAheadPins = 8192;  // this machine allows 20000 descriptors, even for root
+size_t pins_per_thread = 4096;  // this machine allows 20000 descriptors, even for root
+
+void syncer_loop() {
+  std::unique_lock lock(journal_mu);
+  for (;;) {
+    sync_cv.wait(lock, [] { return written_seq > durable_seq.load() || walk_done; });
+    const uint64_t upto = written_seq;
+    if (upto == durable_seq.load()) return;  // the walk is done and every batch durable
+    lock.unlock();
+    if (::fdatasync(journal_fd) != 0) failed("fdatasync", "journal");
+    lock.lock();
+    durable_seq = upto;
+    durable_cv.notify_all();
+  }
+}
+
+struct Batch {
+  uint64_t seq;
+  Held held;
+};
+thread_local std::deque<Batch> pending;  // this thread's batches written, not applied yet
+thread_local size_t pending_pins = 0;
 
 void apply(Held& h) {
   for (size_t i = 0; i < h.pins.size(); ++i) {
@@ -214,29 +237,27 @@ void apply(Held& h) {
   }
 }
 
-void sync_and_apply() {
-  std::vector<Held> mine;
-  for (;;) {
-    {
+// Applies this thread's durable batches; while it holds more than `limit` pins, waits for the
+// oldest to be durable (limit 0: every one).
+void apply_durable(size_t limit) {
+  while (!pending.empty()) {
+    if (pending.front().seq > durable_seq.load()) {
+      if (pending_pins <= limit) return;
       std::unique_lock lock(journal_mu);
-      written_cv.wait(lock, [] { return !written.empty() || walk_done; });
-      if (written.empty()) return;
-      mine.swap(written);
-      written_pins = 0;
+      durable_cv.wait(lock, [] { return pending.front().seq <= durable_seq.load(); });
     }
-    room_cv.notify_all();
-    if (::fdatasync(journal_fd) != 0) failed("fdatasync", "journal");
-    for (auto& h : mine) apply(h);
-    mine.clear();
+    apply(pending.front().held);
+    pending_pins -= pending.front().held.pins.size();
+    pending.pop_front();
   }
 }
 
-// Appends the thread's batch to the journal and hands it to sync_and_apply.
+// Appends the thread's batch to the journal and asks for it to be made durable.
 void flush(Held& h) {
   if (h.pins.empty()) return;
+  uint64_t seq;
   {
-    std::unique_lock lock(journal_mu);
-    room_cv.wait(lock, [] { return written_pins < kAheadPins; });
+    std::lock_guard lock(journal_mu);
     for (size_t at = 0; at < h.records.size();) {
       const ssize_t n = ::write(journal_fd, h.records.data() + at, h.records.size() - at);
       if (n <= 0) {
@@ -245,10 +266,11 @@ void flush(Held& h) {
       }
       at += size_t(n);
     }
-    written_pins += h.pins.size();
-    written.push_back(std::exchange(h, Held{}));
+    seq = ++written_seq;
   }
-  written_cv.notify_one();
+  sync_cv.notify_one();
+  pending_pins += h.pins.size();
+  pending.push_back({seq, std::exchange(h, Held{})});
 }
 
 template <typename T>
@@ -333,8 +355,12 @@ void work(Queue& queue, uid_t id) {
     }
     w = Work{};
     queue.push(found);
+    if (journal_fd >= 0) apply_durable(pins_per_thread);
   }
-  flush(held);
+  if (journal_fd >= 0) {
+    flush(held);
+    apply_durable(0);
+  }
 }
 
 }  // namespace
@@ -353,7 +379,7 @@ bool walk(const char* dir, uid_t id, int threads) {
   Queue queue;
   queue.start({std::make_shared<Dir>(root), {}, {}});
   std::thread syncer;
-  if (journal_fd >= 0) syncer = std::thread(sync_and_apply);
+  if (journal_fd >= 0) syncer = std::thread(syncer_loop);
   std::vector<std::thread> pool;
   for (int i = 0; i < threads; ++i) pool.emplace_back([&] { work(queue, id); });
   for (auto& t : pool) t.join();
@@ -362,7 +388,7 @@ bool walk(const char* dir, uid_t id, int threads) {
       std::lock_guard lock(journal_mu);
       walk_done = true;
     }
-    written_cv.notify_one();
+    sync_cv.notify_one();
     syncer.join();
   }
   return true;
@@ -388,8 +414,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "floor: %s: %s\n", argv[6], std::strerror(errno));
       return 1;
     }
-    // Each thread holds a batch's pins, 8192 more wait for the disk: under the descriptor limit.
-    batch_changes = argc == 8 ? size_t(std::max(1, std::atoi(argv[7]))) : std::clamp<size_t>(8192 / std::max(1, threads), 16, 1024);
+    // The threads hold 8192 pins at most between them (a batch each more): under the descriptor limit.
+    pins_per_thread = 8192 / size_t(std::max(1, threads));
+    batch_changes = argc == 8 ? size_t(std::max(1, std::atoi(argv[7]))) : std::clamp<size_t>(pins_per_thread / 4, 16, 1024);
   }
   if (argc >= 5) chunk_names = std::max(1, std::atoi(argv[4]));
   rlimit rl{};  // a descriptor per directory waiting in the queue, as volprep raises it too
