@@ -167,17 +167,20 @@ unsigned census_of(int dirfd, const char* name) {
   return sx.stx_mode & S_IFMT;
 }
 
-// Pinned first: the inode is opened O_PATH without following a symlink or leaving the mount,
-// and stat'ed and chowned through that descriptor.
-unsigned chown_pinned(int dirfd, const char* name, uid_t id) {
+// A pin: the inode opened O_PATH without following a symlink or leaving the mount.
+int pin_at(int dirfd, const char* name) {
   open_how how{};
   how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
   how.resolve = RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS;
   const int fd = int(::syscall(SYS_openat2, dirfd, name, &how, sizeof how));
-  if (fd < 0) {
-    failed("openat2", name);
-    return 0;
-  }
+  if (fd < 0) failed("openat2", name);
+  return fd;
+}
+
+// Pinned first, then stat'ed and chowned through that descriptor.
+unsigned chown_pinned(int dirfd, const char* name, uid_t id) {
+  const int fd = pin_at(dirfd, name);
+  if (fd < 0) return 0;
   const unsigned type = chown_if_needed(fd, "", id, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
   ::close(fd);
   return type;
@@ -280,14 +283,8 @@ void put(std::string& out, T v) {
 
 // Pinned and stat'ed as chown_pinned, but a change is journaled in the batch and held.
 unsigned hold_pinned(Held& h, int dirfd, const char* name, uid_t id) {
-  open_how how{};
-  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
-  how.resolve = RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS;
-  const int fd = int(::syscall(SYS_openat2, dirfd, name, &how, sizeof how));
-  if (fd < 0) {
-    failed("openat2", name);
-    return 0;
-  }
+  const int fd = pin_at(dirfd, name);
+  if (fd < 0) return 0;
   struct statx sx;
   if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
               STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO | STATX_NLINK | STATX_BTIME, &sx) != 0) {
