@@ -26,7 +26,8 @@ namespace volprep {
 void setup_rollback(CLI::App& app, RollbackOptions& o) {
   app.add_option("journal", o.journal, "The journal of the run to undo");
   app.add_option("--last", o.last,
-                 "Undo the newest journaled run on the volume PATH (warned of if it was rolled back already; refused, never an older one taken, if it cannot be told from a remount)");
+                 "Undo the newest journaled run on the volume PATH (warned of if it was rolled back already; "
+                 "refused, never an older one taken, if it cannot be told from a remount)");
   app.add_option("--project", o.project, "Undo the newest volprep compose run of the Compose project NAME");
   app.add_option("--project-directory", o.project_directory,
                  "Undo the newest volprep compose run of the project in DIR (with --project: of that name there)")

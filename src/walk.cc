@@ -236,7 +236,6 @@ bool is_read_only_subvolume(int dir) {
   return ::ioctl(dir, BTRFS_IOC_SUBVOL_GETFLAGS, &flags) == 0 && (flags & BTRFS_SUBVOL_RDONLY);
 }
 
-
 }  // namespace
 
 bool Walker::walk(int root_fd, const EntryStat& root_st, const VisitorFactory& make_visitor) {
