@@ -375,7 +375,8 @@ bool Walker::walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic
         const bool pin = node->pin_entries && type != DT_DIR && pinned < pin_budget;
         pinned += pin;
         if (int rc = stat_entry(*node, name.c_str(), e.st, pin ? &e.pin : nullptr); rc < 0) {
-          if (rc == -ENOENT)
+          // ESTALE: its pin's inode has no name left on a path-based server (NFS, FUSE).
+          if (rc == -ENOENT || rc == -ESTALE)
             visitor.vanished(join_path(node->path, name));
           else
             visitor.error(join_path(node->path, name), -rc, "cannot stat");
