@@ -167,12 +167,20 @@ Result<std::string> last_journal_of(const RollbackOptions& o) {
   // A journal of this path and inode on another device is of this filesystem remounted when
   // rollback would take it so (find_moved_devices): why not, if it is the newest.
   std::string why_not_remounted;
+  std::string why_untold;  // the newest untold one's
   auto remounted = [&](const Journal& j) {
     auto moved = find_moved_devices(j);
-    if (!moved && why_not_remounted.empty()) why_not_remounted = moved.error().message;  // the newest's
-    return moved && std::any_of(moved->begin(), moved->end(), [&](const MovedDevice& m) {
-             return m.from_major == j.roots[0].dev_major && m.from_minor == j.roots[0].dev_minor;
-           });
+    const std::string why = moved ? "" : moved.error().message;
+    if (!moved && why_not_remounted.empty()) why_not_remounted = why;  // the newest's
+    if (moved && std::any_of(moved->begin(), moved->end(), [&](const MovedDevice& m) {
+          return m.from_major == j.roots[0].dev_major && m.from_minor == j.roots[0].dev_minor;
+        }))
+      return JournalMatch::Remount::kSame;
+    // Both birth times known and different: another filesystem was mounted there. Else untold.
+    const int64_t then = j.root_btime.empty() ? 0 : j.root_btime[0];
+    if (then && st.btime_ns && then != st.btime_ns) return JournalMatch::Remount::kOther;
+    if (why_untold.empty()) why_untold = why;
+    return JournalMatch::Remount::kUntold;
   };
   auto last = find_last_journal(o.journal_dir,
                                 {JournalRoot{real, st.dev_major, st.dev_minor, st.ino}, "", std::nullopt, remounted});
@@ -186,8 +194,9 @@ Result<std::string> last_journal_of(const RollbackOptions& o) {
                              "is now; --last does not skip the newer run to undo it: to undo it anyway, give its "
                              "journal (volprep rollback JOURNAL)",
                              real, escape_path(last.undecided),
-                             why_not_remounted.empty() ? "its journal could not be read; refusing, nothing changed"
-                                                       : why_not_remounted,
+                             why_untold.empty()
+                                 ? "whether it is this filesystem remounted cannot be told; refusing, nothing changed"
+                                 : why_untold,
                              escape_path(last.path), real)};
   if (const auto& other = last.other_inode; other && other->ino == st.ino && !why_not_remounted.empty())
     return Error{kExitRefused, fmt::format("the newest run on {} ({}) is not undone here: {}", real,

@@ -762,13 +762,14 @@ LastJournal find_last_journal(const std::string& dir, const JournalMatch& match)
       }
       // The same root remounted on another device: decided on its birth time, which the
       // records hold (read them).
-      if (h.ino == match.volume->ino) {
-        if (match.remounted)
-          if (auto summary = read_journal(it->path, JournalRead::kSummary); summary && match.remounted(*summary)) {
-            out.path = it->path;
-            break;
-          }
-        if (out.undecided.empty()) out.undecided = it->path;
+      if (h.ino == match.volume->ino && match.remounted) {
+        auto summary = read_journal(it->path, JournalRead::kSummary);
+        const auto verdict = summary ? match.remounted(*summary) : JournalMatch::Remount::kUntold;
+        if (verdict == JournalMatch::Remount::kSame) {
+          out.path = it->path;
+          break;
+        }
+        if (verdict == JournalMatch::Remount::kUntold && out.undecided.empty()) out.undecided = it->path;
       }
       if (!out.other_inode) {
         out.other_inode = h;

@@ -441,8 +441,10 @@ struct JournalMatch {
   std::string project;  // used when `volume` is not set; "" with `project_dir`: any name
   std::optional<JournalRoot> project_dir;
   // With `volume`: a journal of its path whose root has its inode but another device (read as
-  // kSummary), the same filesystem remounted? It matches then. None: it never does.
-  std::function<bool(const Journal& summary)> remounted = {};
+  // kSummary): the same filesystem remounted (it matches then), another filesystem mounted
+  // there, or untold (no birth time to go by). None: it never matches, never untold.
+  enum class Remount { kSame, kOther, kUntold };
+  std::function<Remount(const Journal& summary)> remounted = {};
 };
 // The newest run of a project from one directory (none: a journal that does not record it).
 struct ProjectRun {
@@ -456,9 +458,10 @@ struct LastJournal {
   std::optional<JournalHeader> other_inode;
   std::string other_path;  // its journal
   // A run newer than `path` (or than any, when none matched) on that path and inode but on
-  // another device, not taken as this filesystem remounted (`remounted` said no, or its
-  // journal could not be read): the newest such journal. The caller must not undo an older
-  // run in its place in silence.
+  // another device, which could not be told from this filesystem remounted (`remounted` said
+  // kUntold, or its journal could not be read): the newest such journal. The caller must not
+  // undo an older run in its place in silence. (A run told to be of another filesystem that
+  // was mounted there is passed over.)
   std::string undecided;
   // A project matched by name alone has runs from more than one directory: the newest of
   // each, newest first, and no `path` (the name is anyone's to choose: which one is meant?).

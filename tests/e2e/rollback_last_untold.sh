@@ -9,6 +9,8 @@
 # directory at vol, run A on it; the owners set back, and a second FUSE mount of the same
 # directory over vol for a while (the same root inode, another device), run B on it, then
 # unmounted. `rollback --last vol` must refuse (exit 5), name both journals, change nothing.
+# Where birth times tell the newer run to be of another filesystem (two tmpfs), it is passed
+# over and the older run undone.
 source "$(dirname "$0")/lib.sh"
 mkdir -p "$VOLPREP_JOURNAL_DIR"
 cc -std=gnu11 -O2 -o "$T/slowfs" "$VOLPREP_SRC/bench/slowfs.c" $(pkg-config --cflags --libs fuse3) ||
@@ -58,4 +60,20 @@ grep -qF "An older run ($VOLPREP_JOURNAL_DIR/$jA)" "$T/err" || fail "the older r
 grep -q "birth time" "$T/err" || fail "why it cannot be told is not said: $(cat "$T/err")"
 [ "$(owners)" = 501000:501000 ] || fail "the tree changed: $(owners)"
 [ "$(ls "$VOLPREP_JOURNAL_DIR" | wc -l)" = 2 ] || fail "a journal was written: $(ls "$VOLPREP_JOURNAL_DIR")"
+
+# Told apart: a tmpfs (birth times kept) at m, run A; another tmpfs over it for a while (the
+# same root inode), run B; unmounted. B is of another filesystem, not this one remounted: --last
+# passes over it and undoes A, the newest run on m as it is now.
+mkdir -p "$T/m"
+mount -t tmpfs -o size=1m,mode=0755 volprep-e2e-a "$T/m"
+echo a >"$T/m/f"
+vp "$T/m" --as 1000 "${MAP[@]}" -q >/dev/null
+mount -t tmpfs -o size=1m,mode=0755 volprep-e2e-b "$T/m"
+[ "$(stat -c %W "$T/m")" != 0 ] || fail "tmpfs keeps no birth time here"
+vp "$T/m" --as 1000 "${MAP[@]}" -q >/dev/null
+umount "$T/m"
+rc=0
+vp rollback --last "$T/m" -q >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" -eq 0 ] || fail "rollback --last with the newer run told to be another filesystem exited $rc: $(cat "$T/err")"
+[ "$(stat -c %u:%g "$T/m" "$T/m/f" | sort -u)" = 0:0 ] || fail "run A was not undone: $(stat -c '%n %u:%g' "$T/m" "$T/m/f")"
 echo "ok: rollback_last_untold"

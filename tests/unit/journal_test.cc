@@ -1035,15 +1035,21 @@ TEST_F(JournalFile, ANewerRunUntoldFromARemountIsNamedBesideAnOlderMatch) {
   make("1.vpj", 1, h.dev_minor);       // the device the path is on now
   make("2.vpj", 2, h.dev_minor + 1);   // newer, on another device, the same inode
   int asked = 0;
-  auto untold = find_last_journal(dir_, {root_of(h), "", std::nullopt, [&](const Journal&) { return ++asked, false; }});
+  using R = JournalMatch::Remount;
+  auto untold = find_last_journal(dir_, {root_of(h), "", std::nullopt, [&](const Journal&) { return ++asked, R::kUntold; }});
   EXPECT_EQ(asked, 1);
   EXPECT_EQ(untold.path, dir_ + "/1.vpj");
   EXPECT_EQ(untold.undecided, dir_ + "/2.vpj");
-  auto told = find_last_journal(dir_, {root_of(h), "", std::nullopt, [](const Journal&) { return true; }});
+  auto told = find_last_journal(dir_, {root_of(h), "", std::nullopt, [](const Journal&) { return R::kSame; }});
   EXPECT_EQ(told.path, dir_ + "/2.vpj");  // the same filesystem remounted: the newest
   EXPECT_EQ(told.undecided, "");
+  // Told to be another filesystem mounted there for a while (an ext4 root is always inode 2):
+  // passed over, the older run of this one taken.
+  auto other = find_last_journal(dir_, {root_of(h), "", std::nullopt, [](const Journal&) { return R::kOther; }});
+  EXPECT_EQ(other.path, dir_ + "/1.vpj");
+  EXPECT_EQ(other.undecided, "");
   make("3.vpj", 3, h.dev_minor);  // newest again where the path is now: nothing newer is untold
-  auto now = find_last_journal(dir_, {root_of(h), "", std::nullopt, [](const Journal&) { return false; }});
+  auto now = find_last_journal(dir_, {root_of(h), "", std::nullopt, [](const Journal&) { return R::kUntold; }});
   EXPECT_EQ(now.path, dir_ + "/3.vpj");
   EXPECT_EQ(now.undecided, "");
 }
