@@ -537,10 +537,16 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
     auto root = locate_root(j, s);
     if (!root) return root.error();
     // Nothing on a read-only mount can change: refused, not an EROFS failure for each entry.
-    if (!config.dry_run && on_read_only_mount(root->fd.get()))
-      return Error{kExitRefused, root->root.volume + " is on a read-only mount, where nothing can change (mount -o " +
-                                     "remount,rw first); " +
-                                     (out.restored ? "the roots before it are restored" : "nothing restored")};
+    // After other roots (or renames) of the journal were undone, a stop: what was restored is
+    // reported, and a rollback again once it is read-write finishes it.
+    if (!config.dry_run && on_read_only_mount(root->fd.get())) {
+      const std::string why =
+          root->root.volume + " is on a read-only mount, where nothing can change (mount -o remount,rw first)";
+      if (!out.restored && out.moves.empty()) return Error{kExitRefused, why + "; nothing restored"};
+      out.stopped = why + "; what is listed above is restored, and a rollback again once it is read-write restores "
+                          "the rest";
+      break;
+    }
     if (config.journal && !(root->root == own_root)) {  // the rollback's own records, below this root
       // Its birth time as the journal undone gives it: the root found is that one (its device
       // and inode, and after a remount its birth time too).

@@ -124,21 +124,42 @@ mkdir -p "$cp/data" "$cp/media"
 mount -t tmpfs -o size=1m,mode=0755 volprep-e2e-media "$cp/media"
 echo m >"$cp/media/m"
 mount -o remount,ro "$cp/media"
-compose() { # compose MEDIA_MOUNT
+compose() { # compose MOUNT...: the service's volumes
   printf 'services:\n  app:\n    image: busybox\n    userns_mode: host\n    x-volprep: {as: "1000:1000"}\n' >"$cp/compose.yaml"
-  printf '    volumes:\n      - ./data:/data\n      - %s\n' "$1" >>"$cp/compose.yaml"
+  printf '    volumes:\n' >>"$cp/compose.yaml"
+  printf '      - %s\n' "$@" >>"$cp/compose.yaml"
 }
 vc() { (cd "$cp" && vp compose "${MAP[@]}" --compose-cli never "$@"); }
-compose ./media:/media:ro
+compose ./data:/data ./media:/media:ro
 rc=0; out=$(vc 2>&1) || rc=$?
 [ "$rc" -eq 0 ] || fail "compose with a :ro source on a read-only mount exited $rc: $out"
 grep -q "media.*on a read-only mount, never changed: readable by host" <<<"$out" ||
   fail "compose: the read-only source is not reported as checked: $out"
 [ "$(stat -c %u:%g "$cp/data")" = 1000:1000 ] || fail "compose: ./data not prepared (userns_mode: host: host ids): $(stat -c %u:%g "$cp/data")"
 chown 0:0 "$cp/data"
-compose ./media:/media
+compose ./data:/data ./media:/media
 rc=0; out=$(vc 2>&1) || rc=$?
 [ "$rc" -eq 5 ] && grep -q "compose.yaml:8:9: service app: ./media is mounted read-write: refusing it (it is on a read-only mount, where nothing can change): the service cannot write there either" <<<"$out" ||
   fail "compose with a read-write source on a read-only mount (exit $rc): $out"
 [ "$(stat -c %u:%g "$cp/data")" = 0:0 ] || fail "compose refused, yet ./data changed"
+
+# A project's rollback that meets a root since remounted read-only after restoring another:
+# stops there (exit 4) saying so, with what it restored listed; read-write again, a rollback
+# again restores the rest.
+mkdir -p "$cp/aro"
+mount -t tmpfs -o size=1m,mode=0755 volprep-e2e-aro "$cp/aro"
+echo l >"$cp/aro/l"
+compose ./aro:/aro ./data:/data   # journaled in path order; rollback undoes ./data, then ./aro
+rc=0; out=$(vc 2>&1) || rc=$?
+[ "$rc" -eq 0 ] || fail "compose with two sources exited $rc: $out"
+mount -o remount,ro "$cp/aro"
+rc=0; out=$(cd "$cp" && vp rollback --project-directory "$cp" 2>&1) || rc=$?
+[ "$rc" -eq 4 ] || fail "a project's rollback meeting a read-only root after another exited $rc, want 4: $out"
+grep -q "stopped: $cp/aro is on a read-only mount, where nothing can change.*what is listed above is restored" <<<"$out" ||
+  fail "the stop is not said: $out"
+[ "$(stat -c %u:%g "$cp/data")" = 0:0 ] || fail "./data, undone first, was not restored: $out"
+mount -o remount,rw "$cp/aro"
+rc=0; out=$(cd "$cp" && vp rollback --project-directory "$cp" 2>&1) || rc=$?
+[ "$rc" -eq 0 ] && [ "$(stat -c %u:%g "$cp/aro" "$cp/aro/l" | sort -u)" = 0:0 ] ||
+  fail "the rollback again, read-write, did not restore the rest (exit $rc): $out"
 echo "ok: cross_fs_readonly"
