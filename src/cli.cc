@@ -112,7 +112,7 @@ void add_tree_options(CLI::App& app, std::vector<std::string>& excludes, DriverO
   add_run_options(app, run, check_help);
   app.add_flag("--cross-filesystems", cross_filesystems,
                "Enter mount points and btrfs subvolumes below PATH (never proc, sysfs and the like, nor a read-only "
-               "mount or subvolume; a PATH on a read-only mount is refused)");
+               "mount or subvolume; a PATH on a read-only mount with changes to make is refused)");
   app.add_flag("--allow-system-path", allow_system_path, "Allow /, system trees and Docker's data root as PATH");
   add_follow_path_symlinks(app, follow_path_symlinks);
 }

@@ -226,12 +226,9 @@ SourceFacts probe_source(const std::string& path, uint32_t uid, uint32_t gid, co
   f.st = r->st;
   f.refusal = refusal_reason(f.real, safety);
   if (f.refusal.empty() && is_pseudo_fs(fs_type(r->fd.get()))) f.refusal = "it is on a pseudo filesystem";
-  if (f.refusal.empty() && on_read_only_mount(r->fd.get())) {
-    f.refusal = "it is on a read-only mount, where nothing can change";
-    f.read_only_mount = true;
-  }
+  f.read_only_mount = on_read_only_mount(r->fd.get());
   f.outside = out_of_scope(scope, f.real, f.st.uid, uid);
-  if (!f.refusal.empty() || !f.outside.empty()) {
+  if (!f.refusal.empty() || !f.outside.empty() || f.read_only_mount) {
     std::optional<Acl> acl;
     std::string raw;
     if (r->parent.valid() && get_xattr_at(r->parent.get(), r->name, kAclAccessXattr, raw) == 0) acl = Acl::parse(raw);

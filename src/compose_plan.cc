@@ -256,21 +256,23 @@ ComposePlan plan_compose(const ComposeProject& project, const std::vector<Servic
                     : "a socket: never changed");
         continue;
       }
-      if (!f.refusal.empty() || (!f.outside.empty() && f.exists && m.read_only)) {
+      // A :ro source on a read-only mount (a media share) is checked too. Mounted read-write
+      // there, it is prepared as any other: a run with changes to make there is refused then
+      // (driver), one with none passes.
+      if (!f.refusal.empty() || ((!f.outside.empty() || f.read_only_mount) && f.exists && m.read_only)) {
         if (m.read_only) {
           p.action = MountPlan::kReadCheck;
-          p.note = std::string(f.refusal.empty()    ? "outside what volprep may change"
-                               : f.read_only_mount ? "on a read-only mount"
-                                                   : "a system path") +
+          p.note = std::string(!f.refusal.empty()  ? "a system path"
+                               : !f.outside.empty() ? "outside what volprep may change"
+                                                    : "on a read-only mount") +
                    ", never changed: " + (f.readable ? "readable by host " : "NOT readable by host ") +
                    std::to_string(in.host_uid) + ":" + std::to_string(in.host_gid);
           if (!f.readable) plan.warnings.push_back(where + ": " + p.note);
           plan.mounts.push_back(p);
         } else {
-          problem(kExitRefused, where + " is mounted read-write: refusing it (" + f.refusal + "): " +
-                                    (f.read_only_mount ? "the service cannot write there either"
-                                                       : "volprep changes no system path") +
-                                    ". Mount it :ro, or give the service x-volprep: {skip: true}");
+          problem(kExitRefused, where + " is mounted read-write: refusing it (" + f.refusal +
+                                    "): volprep changes no system path. Mount it :ro, or give the service "
+                                    "x-volprep: {skip: true}");
         }
         continue;
       }

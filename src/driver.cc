@@ -1,5 +1,6 @@
 #include "volprep/driver.h"
 
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <set>
 #include <spdlog/spdlog.h>
 #include <thread>
 
@@ -97,6 +99,22 @@ void report_failures(const std::vector<Note>& errors, const std::function<std::s
     for (const auto& e : errors) std::printf("%s\n", format_failure_json(show(e.path), e.text).c_str());
 }
 
+namespace {
+
+// Whether the volume's root is on a read-only mount: a single file's own (a file bind-mounted
+// read-write onto a read-only directory is writable), found again by its name and taken only
+// if it is the inode the volume is; else its directory's.
+bool root_on_read_only_mount(const VolumeRoot& v) {
+  if (!v.file_name.empty()) {
+    UniqueFd file(::openat(v.fd.get(), v.file_name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    EntryStat now;
+    if (file.valid() && stat_at(file.get(), "", now) == 0 && now.same_inode(v.st)) return on_read_only_mount(file.get());
+  }
+  return on_read_only_mount(v.fd.get());
+}
+
+}  // namespace
+
 int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   const bool dry_run = o.dry_run || o.check;
   // --check -q (a hook's): nothing on stdout, the exit status says it; errors still on stderr.
@@ -107,22 +125,29 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   }
   if (!dry_run && o.no_journal)
     spdlog::warn("--no-journal: this run writes no rollback journal and cannot be undone");
-  // A PATH on a read-only mount: nothing in it can change, and a run would fail once for
-  // each entry (EROFS). Refused before any run starts (a dry run or --check says so, and goes on).
+  raise_fd_limit();
+  // A PATH on a read-only mount: nothing in it can change, and a run would fail once for each
+  // entry (EROFS). A real run plans it first, as a dry run does, before any run starts: with
+  // changes to make there, the command is refused (nothing changed); without, it is walked as a
+  // dry run (an idempotent rerun still passes). A dry run or --check says so after its plan.
+  std::set<const VolumeJob*> read_only;
   for (const VolumeJob& job : jobs) {
-    if (!job.volume || !on_read_only_mount(job.volume->fd.get())) continue;
-    const std::string& path = job.volume->given;
-    if (!dry_run) {
-      spdlog::error("refusing {}: it is on a read-only mount, where nothing can change (mount -o remount,rw first); "
-                    "nothing changed",
-                    path);
+    if (!job.volume || !root_on_read_only_mount(*job.volume)) continue;
+    read_only.insert(&job);
+    if (dry_run) continue;
+    RunConfig config = job.config;
+    config.dry_run = true;
+    if (config.change_once) config.changed = std::make_shared<InodeSet>();
+    RunArena arena(choose_concurrency_for(job.volume->fd.get(), int(o.threads)).threads);
+    const RunResult plan = arena.execute([&] { return run_tree(*job.volume, *job.policy, config); });
+    ::lseek(job.volume->fd.get(), 0, SEEK_SET);  // the root's listing, read to its end: from the start again
+    if (plan.summary.changed) {
+      spdlog::error("refusing {}: it is on a read-only mount, where nothing can change, and {} entries need changing "
+                    "(mount -o remount,rw first; volprep -n lists them); nothing changed",
+                    job.volume->given, plan.summary.changed);
       return kExitRefused;
     }
-    spdlog::warn("{} is on a read-only mount, where nothing can change: a run would be refused (mount -o remount,rw "
-                 "first)",
-                 path);
   }
-  raise_fd_limit();
   Summary total = o.counted;
   int rc = kExitOk;
   // A project's run is one journal, a root per volume, which one rollback undoes whole;
@@ -160,11 +185,13 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
       std::printf("%s\n", o.json ? job.heading_json.c_str() : ("# " + escape_control(job.heading)).c_str());
     if (!job.volume) continue;
     const VolumeRoot& v = *job.volume;
+    // A volume on a read-only mount with nothing to change (planned above): a dry run.
+    const bool plan_only = dry_run || read_only.count(&job);
     RunConfig config = job.config;
-    config.dry_run = dry_run;
+    config.dry_run = plan_only;
     config.journaled = !o.no_journal;
     if (config.change_once && !config.changed) config.changed = changed;
-    if (!dry_run && !o.no_journal) {
+    if (!plan_only && !o.no_journal) {
       if (journal && one_journal) {
         JournalHeader h;
         h.volume = v.real;
@@ -186,7 +213,7 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
       }
       config.journal = journal.get();
     }
-    if (!dry_run && job.before)
+    if (!plan_only && job.before)
       if (auto r = job.before(journal.get()); !r) return stop(r.error().message);
     // As many requests in flight as the volume's filesystem wants (or --threads, above the
     // core count too).
@@ -207,6 +234,10 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
       std::printf("%s\n", (o.json ? format_change_json(shown, c.change) : format_change(shown, c.change)).c_str());
     }
     for (const auto& n : result.notes) spdlog::warn("{}: {}", v.show(n.path), n.text);
+    if (dry_run && read_only.count(&job) && result.summary.changed)
+      spdlog::warn("{} is on a read-only mount, where nothing can change: a run would be refused (mount -o remount,rw "
+                   "first)",
+                   v.given);
     report_failures(result.errors, [&](const std::string& p) { return v.show(p); }, o.json && !silent);
     total += result.summary;
     // A typo, or a pattern copied from the diff, which prints PATH's own name first.

@@ -79,7 +79,7 @@ struct SourceFacts {
   std::string error;     // could not be resolved safely: why
   int error_code = 0;
   bool readable = true;  // a read-only path it may not change: the service's host user may read it
-  bool read_only_mount = false;  // on a read-only mount (with `refusal` saying so): nothing can change
+  bool read_only_mount = false;  // on a read-only mount: nothing there can change
 };
 using SourceProbe = std::function<SourceFacts(const std::string& path, uint32_t host_uid, uint32_t host_gid)>;
 

@@ -116,9 +116,27 @@ mount -o remount,rw "$T/back"
 vp rollback --last "$T/back" -q >/dev/null || fail "rollback read-write again exited $?"
 [ "$(stat -c %u:%g "$T/back" "$T/back/d" "$T/back/d/f" | sort -u)" = 0:0 ] || fail "rollback read-write again: not restored"
 
+# A PATH on a read-only mount with nothing to change there: an idempotent rerun passes (exit 0,
+# no journal), and --check agrees.
+vp "$T/back" --as 1000 "${MAP[@]}" -q >/dev/null
+mount -o remount,ro "$T/back"
+journals=$(ls "$VOLPREP_JOURNAL_DIR" | wc -l)
+rc=0; out=$(vp "$T/back" --as 1000 "${MAP[@]}" 2>&1) || rc=$?
+[ "$rc" -eq 0 ] && grep -q 'changed 0, unchanged 3' <<<"$out" || fail "a rerun on a read-only mount, nothing to change, exited $rc: $out"
+[ "$(ls "$VOLPREP_JOURNAL_DIR" | wc -l)" -eq "$journals" ] || fail "the rerun on a read-only mount wrote a journal"
+vp "$T/back" --as 1000 "${MAP[@]}" --check -q || fail "--check of it exited $?"
+
+# A single-file PATH is judged by its own mount: a writable file bind-mounted onto a read-only
+# directory (a mount point: --cross-filesystems enters it) is prepared.
+echo w >"$T/rwfile"
+mount --bind "$T/rwfile" "$T/back/d/f"
+rc=0; out=$(vp "$T/back/d/f" --as 1000 "${MAP[@]}" --cross-filesystems -q 2>&1) || rc=$?
+[ "$rc" -eq 0 ] || fail "a writable file bind-mounted in a read-only directory was refused (exit $rc): $out"
+[ "$(stat -c %u:%g "$T/rwfile")" = 501000:501000 ] || fail "the writable file was not prepared: $out"
+
 # compose: a bind source on a read-only mount (a media share, say) mounted :ro is only checked
 # for the service's read access, never changed, and the project's other sources are prepared;
-# mounted read-write it is refused (exit 5) before anything changes.
+# mounted read-write, with owners to change there, it is refused (exit 5) before anything changes.
 cp=$T/cp
 mkdir -p "$cp/data" "$cp/media"
 mount -t tmpfs -o size=1m,mode=0755 volprep-e2e-media "$cp/media"
@@ -139,7 +157,7 @@ grep -q "media.*on a read-only mount, never changed: readable by host" <<<"$out"
 chown 0:0 "$cp/data"
 compose ./data:/data ./media:/media
 rc=0; out=$(vc 2>&1) || rc=$?
-[ "$rc" -eq 5 ] && grep -q "compose.yaml:8:9: service app: ./media is mounted read-write: refusing it (it is on a read-only mount, where nothing can change): the service cannot write there either" <<<"$out" ||
+[ "$rc" -eq 5 ] && grep -q "refusing $cp/media: it is on a read-only mount, where nothing can change, and 2 entries need changing" <<<"$out" ||
   fail "compose with a read-write source on a read-only mount (exit $rc): $out"
 [ "$(stat -c %u:%g "$cp/data")" = 0:0 ] || fail "compose refused, yet ./data changed"
 
