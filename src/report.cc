@@ -209,7 +209,7 @@ std::vector<std::string> format_refusal(const Refusal& r) {
                   ") and allowed none, so it tried no more; " + r.so_far);
   else
     out.push_back(who + (r.refused == 1 ? "the one change" : "all " + std::to_string(r.refused) + " changes") +
-                  " volprep tried (" + r.first + ") and allowed none; nothing in it changed");
+                  " volprep tried (" + r.first + ") and let none complete");
   if (r.missing_cap) {
     out.push_back(std::string("cause: volprep runs as uid ") + std::to_string(r.euid) + " without " + r.missing_cap +
                   ": run it as root (sudo volprep ...)");

@@ -125,7 +125,7 @@ TEST(FormatRefusal, SaysWhatHappenedAndTheCauseOnce) {
   lines = format_refusal(r);
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(lines[0], "/srv/vol (ext4) refused all 10 changes volprep tried (chown: Operation not permitted) and "
-                      "allowed none; nothing in it changed");
+                      "let none complete");
   EXPECT_TRUE(lines[1].starts_with("likely causes: immutable or append-only files (chattr +i")) << lines[1];
   r.refused = 1;
   EXPECT_NE(format_refusal(r)[0].find("refused the one change volprep tried"), std::string::npos);
