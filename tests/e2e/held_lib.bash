@@ -77,3 +77,42 @@ retry_held() {
   done
   fail "$what: too late for the hold three times"
 }
+
+# Holding volprep right after its last lookup of one name (a statx or an openat2 naming it):
+#   probe_last_lookup NAME TREE volprep-args...: runs volprep on TREE (an identical tree, to
+#     be thrown away) under strace and sets $lookup_call (statx or openat2) and $lookup_n, the
+#     index of that last lookup among the calls of that syscall.
+#   held_after_lookup HOLD OUT volprep-args...: volprep in the background, delayed HOLD s on
+#     leaving that call; $held_pid, its output in OUT, strace's log in OUT.trace. Then
+#     `wait_traced OUT.trace 1 '\(DELAYED\)$'` waits for the hold.
+probe_last_lookup() {
+  local name=$1 tree=$2; shift 2
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    strace -f -qq -o "$tree.trace" -e trace=statx,openat2 "$VOLPREP" "$tree" "$@" >/dev/null 2>&1
+  lookup_call=$(grep -oE "(statx|openat2)\([^,]*, \"$name\"" "$tree.trace" | tail -1 | cut -d'(' -f1)
+  [ -n "$lookup_call" ] || fail "the probe run looked the name $name up with neither statx nor openat2"
+  lookup_n=$(grep "$lookup_call(" "$tree.trace" | grep -n "\"$name\"" | tail -1 | cut -d: -f1)
+}
+held_after_lookup() {
+  local hold=$1 out=$2; shift 2
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    strace -f -ttt -o "$out.trace" -e trace="$lookup_call" \
+    -e "inject=$lookup_call:delay_exit=$((hold * 1000000)):when=$lookup_n" \
+    timeout 120 "$VOLPREP" "$@" >"$out" 2>&1 &
+  held_pid=$!
+}
+#   renamed_over_when_held HOLD OUT FILE DEST volprep-args...: held_after_lookup, then, once
+#     the hold shows, the tree's owner (uid 1000) renames a link to FILE over DEST; $late set
+#     if that was done only after the hold (a loaded machine: it tests nothing then).
+renamed_over_when_held() {
+  local hold=$1 out=$2 file=$3 dest=$4; shift 4
+  held_after_lookup "$hold" "$out" "$@"
+  wait_traced "$out.trace" 1 '\(DELAYED\)$' || fail "volprep ended before it was held: $(cat "$out")"
+  as_user 1000 ln "$file" "$dest.l"
+  as_user 1000 mv -f "$dest.l" "$dest"
+  late=0
+  in_hold "$hold" || late=1
+}
+
+# The tree's owner, unprivileged: as_user UID cmd args...
+as_user() { local u=$1; shift; setpriv --reuid "$u" --regid "$u" --clear-groups -- "$@"; }

@@ -28,12 +28,7 @@ run=(--as 1000 "${MAP[@]}" --acl --threads 1)
 # that syscall, in a run on an identical tree (not needed on FUSE).
 if [ -z "${VOLPREP_E2E_FUSE:-}" ]; then
   make_tree "$T/probe"
-  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-    strace -f -qq -o "$T/probe.trace" -e trace=statx,openat2 "$VOLPREP" "$T/probe" "${run[@]}" \
-    --journal-dir "$T/j-probe" >/dev/null 2>&1
-  call=$(grep -oE '(statx|openat2)\([^,]*, "v"' "$T/probe.trace" | tail -1 | cut -d'(' -f1)
-  [ -n "$call" ] || fail "the probe run looked the name v up with neither statx nor openat2"
-  n=$(grep "$call(" "$T/probe.trace" | grep -n '"v"' | tail -1 | cut -d: -f1)
+  probe_last_lookup v "$T/probe" "${run[@]}" --journal-dir "$T/j-probe"
 fi
 
 # held_run K: the run on a fresh tree, held K * HOLD s after that lookup, the name swapped once
@@ -43,15 +38,7 @@ held_run() {
   local hold=$((HOLD * $1))
   vol=$T/vol$hold
   make_tree "$vol"
-  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-    strace -f -ttt -o "$T/held.trace.$hold" -e trace="$call" -e "inject=$call:delay_exit=$((hold * 1000000)):when=$n" \
-    timeout 120 "$VOLPREP" "$vol" "${run[@]}" --journal-dir "$T/j$hold" >"$T/held.out" 2>&1 &
-  held_pid=$!
-  wait_traced "$T/held.trace.$hold" 1 '\(DELAYED\)$' || fail "volprep ended before it was held: $(cat "$T/held.out")"
-  as_user 1000 ln "$out/secret" "$vol/a/.l"
-  as_user 1000 mv -f "$vol/a/.l" "$vol/a/v"
-  late=0
-  in_hold "$hold" || late=1
+  renamed_over_when_held "$hold" "$T/held.out" "$out/secret" "$vol/a/v" "$vol" "${run[@]}" --journal-dir "$T/j$hold"
   finish_held 0 4
 }
 if [ -n "${VOLPREP_E2E_FUSE:-}" ]; then

@@ -10,8 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/held_lib.bash"  # strace, held_volprep_pi
 PY=${PY:-$(command -v /usr/bin/python3 || command -v python3)}
 HOLD=${HOLD:-3}
 
-# The tree's owner, unprivileged: as_user UID cmd args...
-as_user() { local u=$1; shift; setpriv --reuid "$u" --regid "$u" --clear-groups -- "$@"; }
+# as_user UID cmd args...: held_lib's.
 
 # Exchanges two names atomically (renameat2 RENAME_EXCHANGE), as UID: exchange UID A B.
 exchange() {

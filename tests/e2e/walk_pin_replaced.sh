@@ -11,38 +11,19 @@
 # identical run with one thread), and the rename is made once strace's log shows the hold.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/held_lib.bash"  # not race_lib: fs.protected_hardlinks is not this scenario's
-as_user() { local u=$1; shift; setpriv --reuid "$u" --regid "$u" --clear-groups -- "$@"; }
 chmod 755 "$T"
 HOLD=1
 make_tree() { mkdir -p "$1/a" && echo data >"$1/a/v" && echo data >"$1/a/w" && chown -R 1000:1000 "$1" && chmod 777 "$1/a"; }
 run=(--as 1000 "${MAP[@]}" --threads 1)
 
-# The last lookup of the name a/v (a statx or an openat2), and its index among the calls of
-# that syscall, in a run on an identical tree.
-make_tree "$T/probe"
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-  strace -f -qq -o "$T/probe.trace" -e trace=statx,openat2 "$VOLPREP" "$T/probe" "${run[@]}" \
-  --journal-dir "$T/j-probe" >/dev/null 2>&1
-call=$(grep -oE '(statx|openat2)\([^,]*, "v"' "$T/probe.trace" | tail -1 | cut -d'(' -f1)
-[ -n "$call" ] || fail "the probe run looked the name v up with neither statx nor openat2"
-n=$(grep "$call(" "$T/probe.trace" | grep -n '"v"' | tail -1 | cut -d: -f1)
-
-# held_run K: the run on a fresh tree, held K * HOLD s after that lookup, another file of the
-# owner's renamed over a/v once strace's log shows the hold; $late set if done after it.
-held_run() {
+make_tree "$T/probe"  # which call is the last lookup of a/v: held_lib's probe
+probe_last_lookup v "$T/probe" "${run[@]}" --journal-dir "$T/j-probe"
+held_run() {  # K: held K * HOLD s there, another file of the owner's renamed over a/v meanwhile
   local hold=$((HOLD * $1))
   vol=$T/vol$hold
   make_tree "$vol"
   echo other >"$T/other$hold" && chown 1000:1000 "$T/other$hold"
-  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-    strace -f -ttt -o "$T/held.trace.$hold" -e trace="$call" -e "inject=$call:delay_exit=$((hold * 1000000)):when=$n" \
-    timeout 120 "$VOLPREP" "$vol" "${run[@]}" --journal-dir "$T/j$hold" >"$T/held.out" 2>&1 &
-  held_pid=$!
-  wait_traced "$T/held.trace.$hold" 1 '\(DELAYED\)$' || fail "volprep ended before it was held: $(cat "$T/held.out")"
-  as_user 1000 ln "$T/other$hold" "$vol/a/.l"
-  as_user 1000 mv -f "$vol/a/.l" "$vol/a/v"
-  late=0
-  in_hold "$hold" || late=1
+  renamed_over_when_held "$hold" "$T/held.out" "$T/other$hold" "$vol/a/v" "$vol" "${run[@]}" --journal-dir "$T/j$hold"
   rc=0
   wait "$held_pid" || rc=$?
 }
