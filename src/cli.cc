@@ -69,8 +69,11 @@ CLI::Validator not_an_option(const std::string& what) {
   return CLI::Validator(
       [what](std::string& value) -> std::string {
         if (!value.starts_with('-') || value == "-") return "";
+        // A GLOB's "./" anchors it at PATH; "[-]" keeps one that matches a name at any depth.
+        const std::string written =
+            what == "GLOB" ? "[-]" + value.substr(1) + ", or ./" + value + " for PATH's own only" : "./" + value;
         return "\"" + value + "\" was taken for its " + what + " and looks like an option: was the " + what +
-               " left out? (a " + what + " that starts with - is written ./" + value + ")";
+               " left out? (a " + what + " that starts with - is written " + written + ")";
       },
       "");
 }
@@ -104,8 +107,8 @@ void add_tree_options(CLI::App& app, std::vector<std::string>& excludes, DriverO
       },
       "");
   app.add_option("--exclude", excludes,
-                 "Skip entries matching GLOB (relative to PATH; with no '/', any name; repeatable; one that "
-                 "matched nothing is warned of)")
+                 "Skip entries matching GLOB (relative to PATH: ./cache is PATH's own cache only; with no '/', "
+                 "any name; repeatable; one that matched nothing is warned of)")
       ->allow_extra_args(false)
       ->check(relative)
       ->check(not_an_option("GLOB"));

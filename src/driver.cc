@@ -243,8 +243,13 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
     // A typo, or a pattern copied from the diff, which prints PATH's own name first.
     for (const auto& p : result.unmatched_excludes) {
       const std::string own = v.display + "/";
+      // The rest, anchored as the copied pattern was: "vol/cache" meant PATH's own cache, which
+      // "./cache" is and "cache" (any name) is not.
+      const std::string rest = p.substr(std::min(p.size(), own.size()));
+      const auto slash = rest.find('/');
+      const std::string meant = slash == std::string::npos || slash + 1 == rest.size() ? "./" + rest : rest;
       const std::string hint = p.starts_with(own) && p.size() > own.size()
-                                   ? " (--exclude " + p.substr(own.size()) + " for " + p + ")"
+                                   ? " (--exclude " + meant + " for " + p + ")"
                                : result.summary.skipped[size_t(Skip::kExcluded)]
                                    ? " (or it matches only below a directory another pattern excluded: nothing there is looked at)"
                                    : "";

@@ -24,8 +24,10 @@ ExcludeSet::ExcludeSet(const std::vector<std::string>& patterns)
     Pattern p{given, given};
     p.dirs_only = p.glob.size() > 1 && p.glob.back() == '/';
     if (p.dirs_only) p.glob.pop_back();
-    while (p.glob.starts_with("./")) p.glob.erase(0, 2);
+    // Any '/' anchors the pattern at PATH, a leading "./" too ("./cache" is PATH's own cache,
+    // not every cache below it); the "./" itself is not part of the relative paths matched.
     p.anchored = p.glob.find('/') != std::string::npos;
+    while (p.glob.starts_with("./")) p.glob.erase(0, 2);
     patterns_.push_back(std::move(p));
   }
 }

@@ -135,8 +135,8 @@ RunResult run_tree(const VolumeRoot& volume, const Policy& policy, const RunConf
 // Walks a volume: a directory's tree, or a single-file volume's one entry as the only batch.
 void walk_volume(const VolumeRoot& volume, WalkOptions options, const Walker::VisitorFactory& make_visitor);
 
-// --exclude: a pattern with a '/' matches the whole relative path, one without matches the
-// entry's name at any depth; a trailing '/' matches directories only. Each pattern is parsed
+// --exclude: a pattern with a '/' (a leading "./" too) matches the whole relative path, one
+// without matches the entry's name at any depth; a trailing '/' matches directories only. Each pattern is parsed
 // once; a run's threads share the set, which notes which patterns matched something, so a
 // pattern that matched nothing (a typo, a path copied with PATH's own name first) is warned of
 // even when another one matched.

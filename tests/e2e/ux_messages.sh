@@ -114,7 +114,7 @@ done
 # The GLOB (FILE, DIR) left out: the next option is not taken for it, a dry run not made a real one.
 owner=$(stat -c %u:%g "$T/vol")
 expect_err 2 vp "$T/vol" --as 1000 "${MAP[@]}" --exclude -n
-grep -qF -- '--exclude: "-n" was taken for its GLOB and looks like an option: was the GLOB left out? (a GLOB that' \
+grep -qF -- '--exclude: "-n" was taken for its GLOB and looks like an option: was the GLOB left out? (a GLOB that starts with - is written [-]n, or ./-n for PATH'"'"'s own only)' \
   "$T/err" ||
   { cat "$T/err"; fail "--exclude -n"; }
 expect_err 2 vp shift "$T/vol" "${MAP[@]}" --journal --dry-run
@@ -159,10 +159,17 @@ done
 # --- an --exclude that matched nothing: warned of, the pattern meant said; the exit status kept ------
 mkdir -p "$T/jh/secrets"
 (cd "$T" && vp ./jh --as 1000 "${MAP[@]}" -n --exclude jh/secrets) >"$T/out" 2>"$T/err"
-grep -qF -- "--exclude jh/secrets matched nothing below ./jh; patterns are relative to PATH (--exclude secrets for jh/secrets)" \
+grep -qF -- "--exclude jh/secrets matched nothing below ./jh; patterns are relative to PATH (--exclude ./secrets for jh/secrets)" \
   "$T/err" || { cat "$T/err"; fail "--exclude jh/secrets: no warning"; }
 vp "$T/jh" --as 1000 "${MAP[@]}" -n --exclude secrets >"$T/out" 2>"$T/err"
 not grep -q 'matched nothing' "$T/err"
+# "./secrets", as the hint says, is PATH's own secrets; "secrets" is every one at any depth.
+mkdir "$T/jh/jobs/secrets"
+vp "$T/jh" --as 1000 "${MAP[@]}" -n --exclude ./secrets >"$T/out" 2>"$T/err"
+grep -q '(1 excluded)' "$T/out" && grep -q 'jobs/secrets' "$T/out" || fail "--exclude ./secrets: not PATH's own only: $(cat "$T/out")"
+vp "$T/jh" --as 1000 "${MAP[@]}" -n --exclude secrets >"$T/out" 2>"$T/err"
+grep -q '(2 excluded)' "$T/out" || fail "--exclude secrets: not every secrets: $(cat "$T/out")"
+rmdir "$T/jh/jobs/secrets"
 # A typo beside a pattern that matched: the typo is warned of all the same; so is a pattern
 # whose matches lie only below a directory another one excluded (nothing there is looked at).
 touch "$T/jh/secrets/key.pem"

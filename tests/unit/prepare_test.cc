@@ -388,10 +388,13 @@ TEST_F(TempTree, EachExcludeThatMatchedNothingIsNamed) {
 }
 
 TEST(ExcludeSet, PatternsAsDocumented) {
-  const ExcludeSet set({"./tmp/", "deep/*.o", "*.swp"});
+  const ExcludeSet set({"./tmp/", "deep/*.o", "*.swp", "[-]n", "./-x"});
   EXPECT_TRUE(set.matches("tmp", true));
-  EXPECT_FALSE(set.matches("tmp", false));  // a trailing '/': directories only
-  EXPECT_TRUE(set.matches("a/tmp", true));   // a leading "./" is dropped (./-name for -name)
+  EXPECT_FALSE(set.matches("tmp", false));   // a trailing '/': directories only
+  EXPECT_FALSE(set.matches("a/tmp", true));  // a leading "./" anchors at PATH: its own tmp only
+  EXPECT_TRUE(set.matches("a/-n", false));   // a name that starts with '-', at any depth
+  EXPECT_TRUE(set.matches("-x", false));
+  EXPECT_FALSE(set.matches("a/-x", false));
   EXPECT_TRUE(set.matches("deep/x.o", false));
   EXPECT_FALSE(set.matches("deep/sub/x.o", false));  // '*' does not cross a '/'
   EXPECT_TRUE(set.matches("a/b/.x.swp", false));  // without one: any name
