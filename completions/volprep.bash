@@ -10,7 +10,7 @@ _volprep_global_opts="-h --help --version -v --verbose -q --quiet"
 _volprep_prepare_opts="-h --help --as --chmod --exclude -n --dry-run --check --json --threads
   --cross-filesystems --allow-system-path --follow-path-symlinks --force --acl --acl-perms
   --journal --journal-dir --no-journal $_volprep_source_opts"
-_volprep_check_opts="-h --help --as --groups --need --json --all --allow-system-path
+_volprep_check_opts="-h --help --as --groups --need --json --all --cross-filesystems --allow-system-path
   --follow-path-symlinks --threads $_volprep_source_opts"
 _volprep_rollback_opts="-h --help --last --project --project-directory --follow-path-symlinks --journal-dir --journal
   --no-journal --force -n --dry-run --cross-filesystems --json --threads"

@@ -14,6 +14,21 @@ namespace {
 constexpr uint32_t kReachable = 1;
 using Blockers = tbb::concurrent_vector<std::string>;
 
+// Why an entry the walk left alone was not checked, for the filesystems it did not enter;
+// null for what a check leaves out by design (symlinks are counted apart).
+const char* not_checked(Skip why, bool is_dir) {
+  switch (why) {
+    case Skip::kMountPoint:
+      return is_dir ? "mount point: not checked (--cross-filesystems checks it)"
+                    : "a file mounted over this name: not checked";
+    case Skip::kSubvolume: return "btrfs subvolume: not checked (--cross-filesystems checks it)";
+    case Skip::kReadOnlySubvolume: return "read-only btrfs subvolume: not checked (nothing in it can be written)";
+    case Skip::kReadOnlyMount: return "read-only mount: not checked (nothing in it can be written)";
+    case Skip::kSubvolumePlaceholder: return "btrfs subvolume placeholder: not checked";
+    default: return nullptr;
+  }
+}
+
 struct CheckState {
   CheckResult r;
 };
@@ -29,7 +44,13 @@ class CheckVisitor final : public WalkVisitor {
     const bool root_batch = single_file_ || (entries.size() == 1 && entries[0].name.empty());
     const bool reachable = root_batch || dir.mark == kReachable;
     for (Entry& e : entries) {
-      if (e.skip) continue;
+      if (e.skip) {
+        if (const char* why = not_checked(*e.skip, S_ISDIR(e.st.mode))) {
+          ++ts_.r.mounts_not_checked;
+          ts_.r.not_checked.push_back({join_path(dir.path, e.name), why});
+        }
+        continue;
+      }
       std::string rel = join_path(dir.path, e.name);
       if (S_ISLNK(e.st.mode)) {
         ++ts_.r.symlinks;
@@ -105,7 +126,9 @@ class CheckVisitor final : public WalkVisitor {
 CheckResult check_volume(const VolumeRoot& volume, const CheckConfig& config) {
   tbb::enumerable_thread_specific<CheckState> states;
   Blockers blockers;
-  walk_volume(volume, {}, [&] {
+  WalkOptions walk;
+  walk.cross_filesystems = config.cross_filesystems;
+  walk_volume(volume, std::move(walk), [&] {
     return std::make_unique<CheckVisitor>(config, states.local(), blockers, !volume.file_name.empty());
   });
   CheckResult out;
@@ -115,12 +138,15 @@ CheckResult check_volume(const VolumeRoot& volume, const CheckConfig& config) {
     out.reachable += ts.r.reachable;
     out.symlinks += ts.r.symlinks;
     out.vanished += ts.r.vanished;
+    out.mounts_not_checked += ts.r.mounts_not_checked;
     std::move(ts.r.entries.begin(), ts.r.entries.end(), std::back_inserter(out.entries));
+    std::move(ts.r.not_checked.begin(), ts.r.not_checked.end(), std::back_inserter(out.not_checked));
     std::move(ts.r.errors.begin(), ts.r.errors.end(), std::back_inserter(out.errors));
   }
   tbb::parallel_sort(out.entries.begin(), out.entries.end(),
                      [](auto& a, auto& b) { return a.path < b.path; });
   std::sort(out.errors.begin(), out.errors.end());
+  std::sort(out.not_checked.begin(), out.not_checked.end());
   return out;
 }
 

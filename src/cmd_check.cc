@@ -17,6 +17,9 @@ void setup_check(CLI::App& app, CheckOptions& o) {
   app.add_option("--need", o.need, "The access needed: r, rw or rwx")->capture_default_str();
   app.add_flag("--json", o.json, "JSON Lines: one object per reported entry, then the summary");
   app.add_flag("--all", o.all, "Report every entry, not only denied ones");
+  app.add_flag("--cross-filesystems", o.cross_filesystems,
+               "Check mount points and btrfs subvolumes below PATH too (never proc, sysfs and the like; read-only "
+               "ones are named, not checked); without it each is named on stderr, not checked");
   app.add_flag("--allow-system-path", o.allow_system_path, "Allow / and system trees as PATH");
   add_follow_path_symlinks(app, o.follow_path_symlinks);
   add_threads_option(app, o.threads);
@@ -47,6 +50,7 @@ int run_check(const CheckOptions& options) {
   config.uid_map = &mapping->uid_map;
   config.gid_map = &mapping->gid_map;
   config.all = o.all;
+  config.cross_filesystems = o.cross_filesystems;
   config.who.uid = user->host.uid;
   config.who.gids.push_back(user->host.gid);
   for (const auto& g : o.groups) {
@@ -79,7 +83,7 @@ int run_check(const CheckOptions& options) {
   raise_fd_limit();
   auto threads = limit_threads(o.threads);
 
-  uint64_t checked = 0, denied = 0, symlinks = 0, reachable = 0, errors = 0;
+  uint64_t checked = 0, denied = 0, symlinks = 0, reachable = 0, errors = 0, not_checked = 0;
   for (const auto& v : volumes) {
     auto r = check_volume(v, config);
     for (const auto& e : r.entries) {
@@ -110,6 +114,9 @@ int run_check(const CheckOptions& options) {
                     describe_denial(e, config).c_str());
       }
     }
+    // A container's bind mount shows what is mounted below its source: the answer leaves it out.
+    for (const auto& n : r.not_checked) spdlog::warn("{}: {}", v.show(n.path), n.text);
+    not_checked += r.mounts_not_checked;
     for (const auto& e : r.errors) spdlog::error("{}: {}", v.show(e.path), e.text);
     errors += r.errors.size();
     checked += r.checked;
@@ -119,13 +126,14 @@ int run_check(const CheckOptions& options) {
   }
   if (o.json) {
     nlohmann::json s = {{"checked", checked}, {"denied", denied}, {"reachable", reachable},
-                        {"symlinks_skipped", symlinks}, {"need", o.need}};
+                        {"symlinks_skipped", symlinks}, {"mounts_not_checked", not_checked}, {"need", o.need}};
     std::printf("%s\n", nlohmann::json({{"summary", s}}).dump().c_str());
   } else {
-    std::printf("checked %llu, reachable %llu, denied %llu, skipped %llu symlinks (need %s as container %u -> host %u)\n",
-                (unsigned long long)checked, (unsigned long long)reachable,
-                (unsigned long long)denied, (unsigned long long)symlinks, o.need.c_str(),
-                config.container_uid, config.who.uid);
+    const std::string mounts =
+        not_checked ? ", " + std::to_string(not_checked) + (not_checked == 1 ? " mount" : " mounts") + " not checked" : "";
+    std::printf("checked %llu, reachable %llu, denied %llu, skipped %llu symlinks%s (need %s as container %u -> host %u)\n",
+                (unsigned long long)checked, (unsigned long long)reachable, (unsigned long long)denied,
+                (unsigned long long)symlinks, mounts.c_str(), o.need.c_str(), config.container_uid, config.who.uid);
   }
   // An entry that could not be examined (a directory not listed, an ACL not read) was not
   // shown reachable: the answer is incomplete, which is worse than "denied".

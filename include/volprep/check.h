@@ -23,6 +23,7 @@ struct CheckConfig {
   const IdMap* uid_map = nullptr;
   const IdMap* gid_map = nullptr;
   bool all = false;      // report every entry, not only denied ones
+  bool cross_filesystems = false;  // check mount points and btrfs subvolumes below the root too
 };
 
 struct CheckedEntry {
@@ -38,7 +39,11 @@ struct CheckedEntry {
 struct CheckResult {
   uint64_t checked = 0, denied = 0, symlinks = 0, vanished = 0;
   uint64_t reachable = 0;  // not below a directory the user cannot enter
+  // Mount points and btrfs subvolumes the walk did not enter: nothing in them was checked
+  // (a container's bind mount shows what is mounted below its source), each in `not_checked`.
+  uint64_t mounts_not_checked = 0;
   std::vector<CheckedEntry> entries;  // denied ones (all with `all`), sorted by path
+  std::vector<Note> not_checked;      // sorted by path
   std::vector<Note> errors;
 };
 

@@ -189,6 +189,7 @@ struct CheckOptions {
   std::string need = "rw";
   bool json = false;
   bool all = false;
+  bool cross_filesystems = false;
   bool allow_system_path = false;
   bool follow_path_symlinks = false;
   unsigned threads = 0;

@@ -205,4 +205,24 @@ rc=0; setpriv --reuid=65534 --regid=65534 --clear-groups timeout 60 "$VOLPREP" c
   "${MAP[@]}" --need r >"$T/ro.out" 2>&1 || rc=$?
 [ "$rc" -eq 4 ] || fail "check with an unlistable directory exited $rc, want 4: $(cat "$T/ro.out")"
 grep -q "locked: cannot open directory" "$T/ro.out" || fail "the unlistable directory is not named: $(cat "$T/ro.out")"
+# A filesystem mounted below PATH (a container's bind mount shows it) is named on stderr, not
+# checked, and counted; --cross-filesystems checks it. Unmounted by lib.sh's cleanup.
+mkdir -p "$T/mnt/vol/data"
+echo x >"$T/mnt/vol/f"
+vp "$T/mnt/vol" --as 1000 "${MAP[@]}" >/dev/null || fail "prepare of mnt/vol exited $?"
+mount -t tmpfs -o mode=0700 tmpfs "$T/mnt/vol/data"
+echo y >"$T/mnt/vol/data/g"
+rc=0; vp check "$T/mnt/vol" --as 1000 "${MAP[@]}" >"$T/mnt.out" 2>"$T/mnt.err" || rc=$?
+[ "$rc" -eq 0 ] || fail "check with a mount below exited $rc: $(cat "$T/mnt.out" "$T/mnt.err")"
+grep -qxF "volprep: warning: $T/mnt/vol/data: mount point: not checked (--cross-filesystems checks it)" "$T/mnt.err" ||
+  fail "the mount not checked is not named: $(cat "$T/mnt.err")"
+grep -qx 'checked 2, reachable 2, denied 0, skipped 0 symlinks, 1 mount not checked (need rw as container 1000 -> host 501000)' \
+  "$T/mnt.out" || fail "summary with a mount below: $(cat "$T/mnt.out")"
+vp check "$T/mnt/vol" --as 1000 "${MAP[@]}" --json 2>/dev/null | tail -1 | grep -q '"mounts_not_checked":1' ||
+  fail "--json summary has no mounts_not_checked 1"
+rc=$(run_check "$T/mnt.x" "$T/mnt/vol" --as 1000 --cross-filesystems)
+[ "$rc" -eq 1 ] || fail "check --cross-filesystems exited $rc, want 1 (the tmpfs root is 0700 root's): $(cat "$T/mnt.x")"
+grep -qF "$T/mnt/vol/data/g: unreachable: $T/mnt/vol/data cannot be entered" "$T/mnt.x" ||
+  fail "check --cross-filesystems did not check the mount: $(cat "$T/mnt.x")"
+
 echo "ok: check_basic"
