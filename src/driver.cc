@@ -263,6 +263,7 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
       if (!result.refused_stopped) {
         // The run ended so (fewer changes than the stop takes): the command goes on as after any.
         for (const auto& line : format_refusal(refusal)) spdlog::error("{}", line);
+        if (o.json && !silent) std::printf("%s\n", format_refusal_json(refusal).c_str());
       } else {
         // It stopped the run: the journal (its records of changes refused or never tried
         // restore nothing) is finished, and the command ends here.

@@ -241,12 +241,16 @@ std::vector<std::string> format_refusal(const Refusal& r) {
 }
 
 std::string format_refusal_json(const Refusal& r) {
-  nlohmann::json j = {{"stopped",
+  // The cause is the text's second line without its lead-in ("cause: ", "likely causes: ").
+  std::string cause = format_refusal(r)[1];
+  cause.erase(0, cause.find(": ") + 2);
+  nlohmann::json j = {{r.stopped ? "stopped" : "refused_all",
                        {{"path", r.volume},
                         {"reason", "refused"},
                         {"refused", r.refused},
                         {"error", r.first},
-                        {"fs_type", r.fs_type}}}};
+                        {"fs_type", r.fs_type},
+                        {r.missing_cap ? "cause" : "likely_causes", cause}}}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

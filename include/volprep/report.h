@@ -73,7 +73,8 @@ struct Refusal {
 // What happened, then its cause or the likely ones, the filesystem's first: two lines. The
 // only place their words live, for a run stopped and for one that ended so.
 std::vector<std::string> format_refusal(const Refusal& r);
-// {"stopped": {"path": ..., "reason": "refused", "refused": N, "error": ..., "fs_type": ...}}
+// {"stopped": {"path": ..., "reason": "refused", "refused": N, "error": ..., "fs_type": ...,
+// "likely_causes": ...}} ("cause" when it is known); "refused_all" for a run that ended so.
 std::string format_refusal_json(const Refusal& r);
 
 }  // namespace volprep

@@ -140,4 +140,17 @@ grep -q '^volprep: error: likely causes: immutable or append-only files (chattr 
   fail "small tree: immutable files are not the first likely cause on ext4: $(cat "$T/err")"
 grep -qx 'scanned 11, changed 0, unchanged 1, skipped 0, failed 10' "$T/out" || fail "small tree: $(cat "$T/out")"
 [ "$(wc -l <"$T/err")" -le 14 ] || fail "small tree: $(wc -l <"$T/err") lines on stderr: $(cat "$T/err")"
+# --json says it too, before the summary, for a reader of stdout alone.
+rc=0; vp "$T/ext/small" --as 1000 "${MAP[@]}" --json >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" = 4 ] || fail "small tree --json: exit $rc, want 4: $(cat "$T/err")"
+python3 - "$T/out" "$T/ext/small" <<'PY' || fail "small tree --json: $(cat "$T/out")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+refused = [l["refused_all"] for l in lines if "refused_all" in l]
+assert len(refused) == 1 and not any("stopped" in l for l in lines), lines
+r = refused[0]
+assert (r["path"], r["refused"], r["error"], r["fs_type"]) == (sys.argv[2], 10, "chown: Operation not permitted", "ext4"), r
+assert r["likely_causes"].startswith("immutable or append-only files (chattr +i"), r
+assert "summary" in lines[-1] and lines[-1]["summary"]["failed"] == 10, lines[-1]
+PY
 echo PASS

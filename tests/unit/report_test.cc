@@ -119,6 +119,10 @@ TEST(FormatRefusal, SaysWhatHappenedAndTheCauseOnce) {
   lines = format_refusal(r);
   EXPECT_EQ(lines[1], "cause: volprep runs as uid 1000 without CAP_CHOWN: run it as root (sudo volprep ...)");
   EXPECT_NE(format_refusal_json(r).find(R"("reason":"refused","refused":100)"), std::string::npos);
+  EXPECT_TRUE(format_refusal_json(r).starts_with(R"({"stopped":)")) << format_refusal_json(r);
+  EXPECT_NE(format_refusal_json(r).find(R"("cause":"volprep runs as uid 1000 without CAP_CHOWN: run it as root)"),
+            std::string::npos)
+      << format_refusal_json(r);
   // A run that ended with every change it tried refused: not stopped, nothing not tried; on a
   // local filesystem files that refuse even root first.
   r = Refusal{"/srv/vol", "ext4", 10, "chown: Operation not permitted", nullptr, 0, "", false};
@@ -127,6 +131,9 @@ TEST(FormatRefusal, SaysWhatHappenedAndTheCauseOnce) {
   EXPECT_EQ(lines[0], "/srv/vol (ext4) refused all 10 changes volprep tried (chown: Operation not permitted) and "
                       "let none complete");
   EXPECT_TRUE(lines[1].starts_with("likely causes: immutable or append-only files (chattr +i")) << lines[1];
+  EXPECT_TRUE(format_refusal_json(r).starts_with(R"({"refused_all":{)")) << format_refusal_json(r);
+  EXPECT_NE(format_refusal_json(r).find(R"("likely_causes":"immutable or append-only files)"), std::string::npos)
+      << format_refusal_json(r);
   r.refused = 1;
   EXPECT_NE(format_refusal(r)[0].find("refused the one change volprep tried"), std::string::npos);
 }
