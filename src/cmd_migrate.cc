@@ -501,6 +501,7 @@ int run_migrate(const MigrateOptions& options) {
     auto v = open_docker_volume(*from, dv, r.to, dry_run);
     if (!v) return fail(v.error());
     CensusOptions census;
+    census.threads = o.run.threads;
     census.every_id = spec->unmapped == Unmapped::kRefuse;
     bool shifted = false;
     if (int rc = judge_census(v->data, take_census(v->data, *spec, census), *spec, o.force, false, shifted);

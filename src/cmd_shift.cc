@@ -322,6 +322,7 @@ int run_shift(const ShiftOptions& options) {
     const VolumeRoot& v = volumes[i];
     CensusOptions census;
     census.cross_filesystems = o.cross_filesystems;
+    census.threads = o.run.threads;
     census.excludes = o.excludes;
     // --check counts a tree shifted already in its summary: every entry of it.
     census.every_id = spec.unmapped == Unmapped::kRefuse || o.run.check;

@@ -3,6 +3,7 @@
 #include <linux/magic.h>
 
 #include <algorithm>
+#include <atomic>
 #include <thread>
 
 #include <tbb/info.h>
@@ -60,12 +61,20 @@ Concurrency choose_concurrency_for(int fd, int threads_option) {
   return choose_concurrency(fs_type(fd), threads_option, tbb::info::default_concurrency());
 }
 
+namespace {
+std::atomic<int> run_arena_threads{0};  // the innermost RunArena's; runs make them one at a time
+}  // namespace
+
 RunArena::RunArena(int threads)
     : threads_(std::max(1, threads)),
+      outer_(run_arena_threads.exchange(threads_)),
       control_(tbb::global_control::max_allowed_parallelism, size_t(threads_)),
       arena_(threads_) {}
 
+RunArena::~RunArena() { run_arena_threads.store(outer_); }
+
 std::optional<int> requested_threads() {
+  if (const int threads = run_arena_threads.load(); threads > 0) return threads;
   const size_t active = tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism);
   const size_t dflt = size_t(tbb::info::default_concurrency());
   if (active == dflt) return std::nullopt;

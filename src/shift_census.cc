@@ -168,6 +168,7 @@ Census take_census(const VolumeRoot& volume, const ShiftSpec& spec, const Census
   tbb::enumerable_thread_specific<CensusState> states;
   WalkOptions walk;
   walk.cross_filesystems = options.cross_filesystems;
+  walk.in_flight = int(options.threads);
   const ExcludeSet excludes(options.excludes);
   if (!options.excludes.empty())
     walk.excluded = [&](std::string_view rel, bool is_dir) { return excludes.matches(rel, is_dir); };

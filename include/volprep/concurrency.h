@@ -45,6 +45,7 @@ Concurrency choose_concurrency_for(int fd, int threads_option);
 class RunArena {
  public:
   explicit RunArena(int threads);
+  ~RunArena();
   RunArena(const RunArena&) = delete;
   RunArena& operator=(const RunArena&) = delete;
   int threads() const { return threads_; }
@@ -55,12 +56,15 @@ class RunArena {
 
  private:
   int threads_;
+  int outer_;  // the threads of the run arena this one is made in (0: none), for requested_threads
   tbb::global_control control_;
   tbb::task_arena arena_;
 };
 
-// The threads a caller asked oneTBB for, if it did: an active global_control limit other
-// than oneTBB's default (how `--threads` reaches the library today), else nullopt.
+// The threads a caller asked oneTBB for, if it did: those of the RunArena it runs in (which a
+// driver sized by --threads or the filesystem), else an active global_control limit other
+// than oneTBB's default (check's --threads), else nullopt. A limit equal to the default
+// cannot be told from none: `--threads 2` on 2 cores reaches a walk through its RunArena.
 std::optional<int> requested_threads();
 
 }  // namespace volprep

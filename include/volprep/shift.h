@@ -52,6 +52,7 @@ class ResumedShift {
 
 struct CensusOptions {
   bool cross_filesystems = false;
+  unsigned threads = 0;  // --threads (0: as the filesystem wants, as the run after it)
   std::vector<std::string> excludes;  // as the run's: an excluded entry is not counted
   // False: every id is not needed (no --unmapped=refuse), only the shifted-already verdict:
   // the census stops at the first id that refutes it, most often the first entry.

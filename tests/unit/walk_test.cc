@@ -144,4 +144,17 @@ TEST(Concurrency, ThreadsAskedForAreHonouredAboveTheCoreCount) {
     tbb::global_control asked(tbb::global_control::max_allowed_parallelism, 24);
     EXPECT_EQ(requested_threads(), 24);
   }
+  // A run's arena says what the run asked for, even one thread per core (no global_control
+  // limit other than the default shows it); the arena it was made in again after it.
+  const int cores = tbb::info::default_concurrency();
+  {
+    RunArena run(cores);
+    EXPECT_EQ(requested_threads(), cores);
+    {
+      RunArena inner(3);
+      EXPECT_EQ(requested_threads(), 3);
+    }
+    EXPECT_EQ(requested_threads(), cores);
+  }
+  EXPECT_FALSE(requested_threads().has_value());
 }
