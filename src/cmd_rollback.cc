@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "volprep/cli.h"
+#include "volprep/run_lock.h"
 #include "volprep/clock.h"
 #include "volprep/driver.h"
 #include "volprep/migrate.h"
@@ -164,6 +165,13 @@ Result<std::string> last_journal_of(const RollbackOptions& o) {
   if (!volume) return volume.error();
   const std::string& real = volume->real;
   const auto& st = volume->st;
+  // A run still going on PATH may not have written its journal yet: the newest journal is not
+  // the newest run, and no run of it is undone now. The rollback locks the tree again, by the
+  // root the journal names, before it restores anything.
+  if (!o.dry_run)
+    if (auto locked = lock_tree(o.journal_dir, st, real, !o.no_journal);
+        !locked && locked.error().code == kExitRefused)
+      return Error{kExitRefused, tree_locked_message(real) + "; nothing restored"};
   // A journal of this path and inode on another device is of this filesystem remounted when
   // rollback would take it so (find_moved_devices): why not, if it is the newest.
   std::string why_not_remounted;
@@ -395,6 +403,8 @@ int run_rollback(const RollbackOptions& o) {
   config.cross_filesystems = o.cross_filesystems;
   config.keep_restored = o.json;
   config.threads = int(o.threads);
+  config.lock_dir = o.journal_dir;
+  config.lock_dir_create = !o.no_journal;
   if (!o.dry_run && !o.no_journal) {
     // A refused rollback writes no journal of its own.
     if (auto roots = check_journal_roots(j); !roots) return fail(roots.error());

@@ -279,6 +279,11 @@ int run_shift(const ShiftOptions& options) {
   if (!opened) return fail(opened.error());
   const auto& volumes = *opened;
   if (auto r = refuse_twice(volumes, o.cross_filesystems, "shifted"); !r) return fail(r.error());
+  // Locked before its journals are read: a shift still going on a tree is not one that did
+  // not finish, to finish by shifting again what it shifts after this one looked.
+  std::vector<const VolumeRoot*> trees;
+  for (const auto& v : volumes) trees.push_back(&v);
+  if (int rc = lock_trees(trees, o.run); rc != kExitOk) return rc;
 
   // 3. What the journals say of each tree's shifts: one unfinished (to finish), the forward
   // one (whose map the way back takes); one that cannot be read far enough refuses.

@@ -17,6 +17,7 @@
 #include "volprep/cli.h"
 #include "volprep/clock.h"
 #include "volprep/concurrency.h"
+#include "volprep/run_lock.h"
 
 namespace volprep {
 namespace {
@@ -115,6 +116,33 @@ bool root_on_read_only_mount(const VolumeRoot& v) {
 
 }  // namespace
 
+int lock_trees(std::span<const VolumeRoot* const> trees, const DriverOptions& o) {
+  const bool dry_run = o.dry_run || o.check;
+  bool warned = false;
+  std::vector<const VolumeRoot*> seen;  // a Compose project's sources may share a tree
+  for (const VolumeRoot* v : trees) {
+    if (std::any_of(seen.begin(), seen.end(), [&](const VolumeRoot* s) { return s->st.same_inode(v->st); })) continue;
+    seen.push_back(v);
+    if (dry_run) {
+      // Said once, though shift asks before its journals are read and again as it runs.
+      static std::vector<EntryStat> warned_of;
+      if (std::none_of(warned_of.begin(), warned_of.end(), [&](const EntryStat& w) { return w.same_inode(v->st); }) &&
+          tree_locked_elsewhere(o.journal_dir, v->st)) {
+        warned_of.push_back(v->st);
+        spdlog::warn("{} (this plan is of the tree as that run has left it so far)", tree_locked_message(v->given));
+      }
+      continue;
+    }
+    // --no-journal makes no journal directory: a lock there only if one is.
+    auto locked = lock_tree(o.journal_dir, v->st, v->given, !o.no_journal);
+    if (locked) continue;
+    if (locked.error().code != kExitConfig) return fail(locked.error());
+    if (!warned) spdlog::warn("{}: another volprep run on the same tree would not be refused", locked.error().message);
+    warned = true;
+  }
+  return kExitOk;
+}
+
 int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   const bool dry_run = o.dry_run || o.check;
   // --check -q (a hook's): nothing on stdout, the exit status says it; errors still on stderr.
@@ -125,6 +153,10 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   }
   if (!dry_run && o.no_journal)
     spdlog::warn("--no-journal: this run writes no rollback journal and cannot be undone");
+  std::vector<const VolumeRoot*> trees;
+  for (const VolumeJob& job : jobs)
+    if (job.volume) trees.push_back(job.volume);
+  if (int rc = lock_trees(trees, o); rc != kExitOk) return rc;
   raise_fd_limit();
   // A PATH on a read-only mount: nothing in it can change, and a run would fail once for each
   // entry (EROFS). A real run plans it first, as a dry run does, before any run starts: with

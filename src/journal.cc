@@ -278,6 +278,40 @@ std::string journal_file_name(const std::string& volume, int64_t start_ns) {
   return name + (vol.starts_with('-') ? "" : "-") + vol + ".vpj";
 }
 
+Result<UniqueFd> open_journal_dir(const std::string& dir, bool create) {
+  // Each component made 0700 if missing and entered without following a symlink; a
+  // relative directory starts where volprep runs.
+  UniqueFd cur(::open(dir.starts_with('/') ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  size_t start = 0;
+  while (start < dir.size()) {
+    size_t slash = dir.find('/', start);
+    std::string part = dir.substr(start, slash == std::string::npos ? slash : slash - start);
+    start = slash == std::string::npos ? dir.size() : slash + 1;
+    if (part.empty()) continue;
+    bool made = false;
+    if (create) {
+      made = ::mkdirat(cur.get(), part.c_str(), 0700) == 0;
+      if (!made && errno != EEXIST)
+        return config_error("cannot create journal directory " + dir + ": " + std::strerror(errno));
+    }
+    // A directory made now must survive a crash with the journal in it: its parent is
+    // synced (the journal's own directory is synced with the journal's first records).
+    if (made && ::fsync(cur.get()) != 0)
+      return config_error("cannot sync " + dir + " after creating it: " + std::strerror(errno));
+    int fd = open_dir_at(cur.get(), part.c_str());
+    if (fd == -ENOENT && !create) return UniqueFd();
+    if (fd < 0)
+      return config_error("cannot open journal directory " + dir + ": " + std::strerror(-fd) +
+                          (fd == -ELOOP || fd == -ENOTDIR ? " (a symlink? refused)" : ""));
+    cur.reset(fd);
+  }
+  struct stat st{};
+  if (::fstat(cur.get(), &st) != 0 || (st.st_mode & 022) || st.st_uid != ::geteuid())
+    return Error{kExitRefused, "journal directory " + dir +
+                                   " is writable by others or not owned by this user; refused"};
+  return cur;
+}
+
 Result<std::unique_ptr<JournalWriter>> JournalWriter::create(const std::string& dir, const std::string& file,
                                                              const JournalHeader& header, bool lazy) {
   std::string path = file;
@@ -285,32 +319,9 @@ Result<std::unique_ptr<JournalWriter>> JournalWriter::create(const std::string& 
   UniqueFd cur;
   std::string name;
   if (path.empty()) {
-    // Each component made 0700 if missing and entered without following a symlink; a
-    // relative directory starts where volprep runs.
-    cur.reset(::open(dir.starts_with('/') ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    size_t start = 0;
-    while (start < dir.size()) {
-      size_t slash = dir.find('/', start);
-      std::string part = dir.substr(start, slash == std::string::npos ? slash : slash - start);
-      start = slash == std::string::npos ? dir.size() : slash + 1;
-      if (part.empty()) continue;
-      const bool made = ::mkdirat(cur.get(), part.c_str(), 0700) == 0;
-      if (!made && errno != EEXIST)
-        return config_error("cannot create journal directory " + dir + ": " + std::strerror(errno));
-      // A directory made now must survive a crash with the journal in it: its parent is
-      // synced (the journal's own directory is synced with the journal's first records).
-      if (made && ::fsync(cur.get()) != 0)
-        return config_error("cannot sync " + dir + " after creating it: " + std::strerror(errno));
-      int fd = open_dir_at(cur.get(), part.c_str());
-      if (fd < 0)
-        return config_error("cannot open journal directory " + dir + ": " + std::strerror(-fd) +
-                            (fd == -ELOOP || fd == -ENOTDIR ? " (a symlink? refused)" : ""));
-      cur.reset(fd);
-    }
-    struct stat st{};
-    if (::fstat(cur.get(), &st) != 0 || (st.st_mode & 022) || st.st_uid != ::geteuid())
-      return Error{kExitRefused, "journal directory " + dir +
-                                     " is writable by others or not owned by this user; refused"};
+    auto opened = open_journal_dir(dir);
+    if (!opened) return opened.error();
+    cur = std::move(*opened);
     name = journal_file_name(header.volume, header.start_ns);
     path = dir + "/" + name;
   } else {

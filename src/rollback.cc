@@ -4,6 +4,7 @@
 #include "volprep/clock.h"
 #include "volprep/concurrency.h"
 #include "volprep/idmount.h"
+#include "volprep/run_lock.h"
 #include "volprep/walk.h"
 
 #include <algorithm>
@@ -536,6 +537,30 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
     }
     auto root = locate_root(j, s);
     if (!root) return root.error();
+    // One run per tree: not restored while another run changes it (that run's own journal, or
+    // any other), and no run starts on it while this one restores it.
+    if (!config.lock_dir.empty()) {
+      EntryStat now;
+      const std::string name = root->single_file ? root->root.volume.substr(root->root.volume.rfind('/') + 1) : "";
+      if (int rc = stat_at(root->fd.get(), name.c_str(), now); rc < 0)
+        return Error{kExitConfig, root->root.volume + ": cannot stat it: " + std::strerror(-rc)};
+      if (config.dry_run) {
+        if (tree_locked_elsewhere(config.lock_dir, now))
+          out.notes.push_back({root->root.volume, tree_locked_message("it") + " (this is what would be restored now)"});
+      } else if (auto locked = lock_tree(config.lock_dir, now, root->root.volume, config.lock_dir_create); !locked) {
+        if (locked.error().code == kExitConfig) {
+          out.notes.push_back({root->root.volume, locked.error().message +
+                                                      ": another volprep run on the same tree would not be refused"});
+        } else if (!out.restored && out.moves.empty()) {
+          return Error{kExitRefused, tree_locked_message(root->root.volume) + "; nothing restored"};
+        } else {
+          out.stopped = tree_locked_message(root->root.volume) +
+                        "; what is listed above is restored, and a rollback again once that run has finished "
+                        "restores the rest";
+          break;
+        }
+      }
+    }
     // Nothing on a read-only mount can change: refused, not an EROFS failure for each entry.
     // After other roots (or renames) of the journal were undone, a stop: what was restored is
     // reported, and a rollback again once it is read-write finishes it.

@@ -100,6 +100,10 @@ inline constexpr size_t kMaxRecordPath = kMaxJournalRecord - 64;
 static_assert(kMaxJournalPath <= kMaxRecordPath);
 // $VOLPREP_JOURNAL_DIR if set, else kDefaultJournalDir.
 std::string default_journal_dir();
+// The journal directory `dir`, each missing component made 0700 (with `create`; else a
+// missing one is an empty descriptor), none a symlink; refused (kExitRefused) unless this
+// user owns it and no one else may write there.
+Result<UniqueFd> open_journal_dir(const std::string& dir, bool create = true);
 
 uint32_t crc32c(const void* data, size_t size, uint32_t crc = 0);
 

@@ -23,7 +23,7 @@ vp "$vol" --as 1000 "${MAP[@]}" --dry-run >"$T/dry.out" 2>/dev/null
 [ "$(grep -c "^$vol" "$T/dry.out")" -eq 19 ] || fail "dry run: $(cat "$T/dry.out")"
 [ ! -e "$JD" ] || fail "a dry run created the journal directory"
 vp "$vol" --as 1000 "${MAP[@]}" >"$T/run.out" 2>"$T/run.err" || { cat "$T/run.err" >&2; fail "prepare failed"; }
-[ "$(find "$JD" -type f | wc -l)" -eq 1 ] || fail "want one journal in $JD, have: $(ls -la "$JD")"
+[ "$(find "$JD" -name "*.vpj" | wc -l)" -eq 1 ] || fail "want one journal in $JD, have: $(ls -la "$JD")"
 J=$(ls "$JD"/*.vpj)
 [ "$(stat -c %a "$JD")" = 700 ] || fail "journal directory mode $(stat -c %a "$JD"), want 700"
 [ "$(stat -c %a "$J")" = 600 ] || fail "journal file mode $(stat -c %a "$J"), want 600"
@@ -34,7 +34,7 @@ vol_name=$(echo "${vol#/}" | tr / -)
 
 # A rerun has nothing to change, so nothing to undo: it leaves no journal (and says so).
 vp -v "$vol" --as 1000 "${MAP[@]}" >"$T/rerun.out" 2>"$T/rerun.err" || fail "rerun failed: $(cat "$T/rerun.err")"
-[ "$(find "$JD" -type f | wc -l)" -eq 1 ] || fail "a rerun that changed nothing wrote a journal: $(ls "$JD")"
+[ "$(find "$JD" -name "*.vpj" | wc -l)" -eq 1 ] || fail "a rerun that changed nothing wrote a journal: $(ls "$JD")"
 grep -q 'no rollback journal written' "$T/rerun.err" || fail "rerun did not say it wrote no journal: $(cat "$T/rerun.err")"
 
 vp journal show "$J" >"$T/show.out" || fail "journal show exited $?"

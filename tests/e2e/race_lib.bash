@@ -27,9 +27,11 @@ on_exit 'echo "$_saved_protected_hardlinks" >/proc/sys/fs/protected_hardlinks'
 protected_hardlinks() { echo "$1" >/proc/sys/fs/protected_hardlinks; }
 
 # held OUT volprep-args...: volprep in the background, every fdatasync HOLD seconds late
-# (and each statx STATX_DELAY_US microseconds late where that is set; with CENSUS_HOLD set,
-# its first mkdirat HOLD seconds late too: shift makes the journal directory right after its
-# census, before the walk that changes, see held_in); $held_pid. strace's log (-ttt, with the
+# (and each statx STATX_DELAY_US microseconds late where that is set; with CENSUS_HOLD set to
+# the run's --journal-dir, its first mkdirat after the census HOLD seconds late too: shift
+# locks its trees in the journal directory before its census, one mkdirat for each component
+# of the directory's path, made or found, and opens it again so for its journal right after
+# the census, before the walk that changes; see held_in, held_logged); $held_pid. strace's log (-ttt, with the
 # calls of TRACE_ALSO too where that is set) is $held_trace, for held_lib's in_hold.
 held() {
   local out=$1; shift
@@ -38,8 +40,12 @@ held() {
   if [ -n "${STATX_DELAY_US:-}" ]; then
     trace+=,statx inject+=(-e "inject=statx:delay_enter=$STATX_DELAY_US")
   fi
+  census_hold_n=1
   if [ -n "${CENSUS_HOLD:-}" ]; then
-    trace+=,mkdirat inject+=(-e "inject=mkdirat:delay_enter=$((HOLD * 1000000)):when=1")
+    local part parts
+    IFS=/ read -ra parts <<<"$CENSUS_HOLD"
+    for part in "${parts[@]}"; do [ -z "$part" ] || census_hold_n=$((census_hold_n + 1)); done
+    trace+=,mkdirat inject+=(-e "inject=mkdirat:delay_enter=$((HOLD * 1000000)):when=$census_hold_n")
   fi
   # LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
   ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
@@ -137,5 +143,7 @@ wait_planned() {
 # syscall files held_in reads with a cat each, every 0.1 s: on a loaded machine most of a
 # 1 s hold was gone before it returned.
 held_logged() {
-  wait_traced "$held_trace" 1 " $1\\(" || fail "volprep ended before it was held in $1: $(cat "$T"/held.* 2>/dev/null)"
+  local n=1
+  [ "$1" != mkdirat ] || n=$census_hold_n  # the lock's come first
+  wait_traced "$held_trace" "$n" " $1\\(" || fail "volprep ended before it was held in $1: $(cat "$T"/held.* 2>/dev/null)"
 }

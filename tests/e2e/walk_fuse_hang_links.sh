@@ -3,8 +3,9 @@
 # second link of a hardlinked file, does not hang the pass over hardlinked files: it reaches
 # each link again without crossing into a mount, so it finds one link fewer and leaves the file
 # alone, without a request to the server. strace holds volprep at the start of that pass (its
-# second fcntl(F_DUPFD_CLOEXEC); the walk's root is the first) while the mount is made: made
-# once strace's log shows that call, and checked to be made within the hold.
+# third fcntl, an F_DUPFD_CLOEXEC: the lock of the tree, F_OFD_SETLK, is the first, the walk's
+# root the second) while the mount is made: made once strace's log shows that call, and
+# checked to be made within the hold.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/fuse_lib.bash"
 source "$(dirname "$0")/held_lib.bash"  # strace, wait_traced, in_hold
@@ -20,10 +21,12 @@ held_run() {
   chown -R 1000:1000 "$vol"
   # LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
   ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-    strace -f -ttt -o "$T/trace.$hold" -e trace=fcntl -e inject=fcntl:delay_enter=$((hold * 1000000)):when=2 \
+    strace -f -ttt -o "$T/trace.$hold" -e trace=fcntl -e inject=fcntl:delay_enter=$((hold * 1000000)):when=3 \
     "$VOLPREP" "$vol" --as 1000 "${MAP[@]}" >"$T/run.out" 2>"$T/run.err" &
   held_pid=$!
-  wait_traced "$T/trace.$hold" 2 ' fcntl\(' || fail "volprep ended before its second fcntl: $(cat "$T/run.err")"
+  wait_traced "$T/trace.$hold" 3 ' fcntl\(' || fail "volprep ended before its third fcntl: $(cat "$T/run.err")"
+  grep ' fcntl(' "$T/trace.$hold" | sed -n 3p | grep -q F_DUPFD_CLOEXEC ||
+    fail "the third fcntl is not the pass's F_DUPFD_CLOEXEC: $(grep ' fcntl(' "$T/trace.$hold")"
   mount_silent_in_hold "$hold" "$vol/b:dir"
 }
 retry_held "the mount" held_run
