@@ -128,6 +128,7 @@ CheckResult check_volume(const VolumeRoot& volume, const CheckConfig& config) {
   Blockers blockers;
   WalkOptions walk;
   walk.cross_filesystems = config.cross_filesystems;
+  walk.in_flight = int(config.threads);
   walk_volume(volume, std::move(walk), [&] {
     return std::make_unique<CheckVisitor>(config, states.local(), blockers, !volume.file_name.empty());
   });

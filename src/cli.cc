@@ -129,11 +129,6 @@ void warn_if_cannot_chown(const DriverOptions& run) {
                ::geteuid());
 }
 
-std::unique_ptr<tbb::global_control> limit_threads(unsigned threads) {
-  if (!threads) return nullptr;
-  return std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
-}
-
 void add_follow_path_symlinks(CLI::App& app, bool& follow) {
   app.add_flag("--follow-path-symlinks", follow,
                "Follow symlinks in PATH that a user other than root owns or could replace "

@@ -81,7 +81,7 @@ int run_check(const CheckOptions& options) {
   if (!opened) return fail(opened.error());
   const auto& volumes = *opened;
   raise_fd_limit();
-  auto threads = limit_threads(o.threads);
+  config.threads = o.threads;
 
   uint64_t checked = 0, denied = 0, symlinks = 0, reachable = 0, errors = 0, not_checked = 0;
   for (const auto& v : volumes) {

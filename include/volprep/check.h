@@ -24,6 +24,7 @@ struct CheckConfig {
   const IdMap* gid_map = nullptr;
   bool all = false;      // report every entry, not only denied ones
   bool cross_filesystems = false;  // check mount points and btrfs subvolumes below the root too
+  unsigned threads = 0;            // --threads (0: as the filesystem wants)
 };
 
 struct CheckedEntry {

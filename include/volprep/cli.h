@@ -6,7 +6,6 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <tbb/global_control.h>
 #include <vector>
 
 #include "volprep/driver.h"
@@ -74,8 +73,6 @@ void add_tree_options(CLI::App& app, std::vector<std::string>& excludes, DriverO
                       bool& cross_filesystems, bool& allow_system_path, bool& follow_path_symlinks);
 // Warns, before a real run that changes owners, that this process cannot (not root, no CAP_CHOWN).
 void warn_if_cannot_chown(const DriverOptions& run);
-// Limits the worker threads to `threads` while the result lives (0: all cores).
-std::unique_ptr<tbb::global_control> limit_threads(unsigned threads);
 void setup_map(CLI::App& app, MapOptions& options);
 int run_map(const MapOptions& options);
 

@@ -61,6 +61,8 @@ diff "$T/before" "$T/back" >&2 || fail "shift then shift --reverse --keep-setid 
 vp shift "$vol" "${MAP[@]}" --threads "$(nproc)" -v >/dev/null 2>"$T/err" || fail "second forward shift: $(cat "$T/err")"
 not grep -i 'tbb' "$T/err"
 grep -q "requests\? in flight (--threads)" "$T/err" || fail "-v does not say --threads: $(cat "$T/err")"
+vp check "$vol" --as 0 "${MAP[@]}" --threads "$(nproc)" >/dev/null 2>"$T/err" || true
+not grep -i 'tbb' "$T/err"
 [ "$(stat -c %u:%g "$vol/d0/b")" = 500033:500999 ] || fail "forward again"
 out=$(vp rollback --last "$vol" 2>&1) || fail "rollback: $out"
 manifest "$vol" >"$T/rolled"
