@@ -260,18 +260,19 @@ Result<VolumeRoot> root_at(int parent, const std::string& name, const std::strin
   return v;
 }
 
-// Opened where it is; named (in journals and messages) where a real run puts it.
-Result<OpenedVolume> open_docker_volume(const VolumesDir& from, const DockerVolume& dv, const std::string& to,
-                                        bool dry_run) {
+// A real run names a volume (in journals and messages) where it puts it.
+void name_at_target(OpenedVolume& v, const std::string& to, const std::string& name) {
+  v.dir.given = v.dir.real = v.dir.display = to + "/" + name;
+  v.data.given = v.data.real = v.data.display = to + "/" + name + "/_data";
+}
+
+// Opened and named where it is.
+Result<OpenedVolume> open_docker_volume(const VolumesDir& from, const DockerVolume& dv) {
   auto dir = root_at(from.fd.get(), dv.name, from.path + "/" + dv.name);
   if (!dir) return dir.error();
   if (!dir->st.same_inode(dv.st)) return Error{kExitRefused, dir->real + " was replaced while volprep read it"};
   auto data = root_at(dir->fd.get(), "_data", dir->real + "/_data");
   if (!data) return data.error();
-  if (!dry_run) {
-    dir->given = dir->real = dir->display = to + "/" + dv.name;
-    data->given = data->real = data->display = to + "/" + dv.name + "/_data";
-  }
   return OpenedVolume{std::move(*dir), std::move(*data)};
 }
 
@@ -495,19 +496,28 @@ int run_migrate(const MigrateOptions& options) {
     return kExitOk;
   }
 
-  // 5. Every volume held by descriptor, and its census, before the first change.
+  // 5. Every volume held by descriptor and locked (another run on one of them refuses this
+  // one before anything is made), then its census, before the first change.
   std::vector<OpenedVolume> volumes;
   for (const auto& dv : *chosen) {
-    auto v = open_docker_volume(*from, dv, r.to, dry_run);
+    auto v = open_docker_volume(*from, dv);
     if (!v) return fail(v.error());
+    volumes.push_back(std::move(*v));
+  }
+  std::vector<const VolumeRoot*> data;
+  for (const auto& v : volumes) data.push_back(&v.data);
+  if (int rc = lock_volumes(data, o.run); rc != kExitOk) return rc;
+  // Named where it is until locked (a refusal names the tree the other run changes), then,
+  // for a real run, where it goes.
+  for (size_t i = 0; i < volumes.size() && !dry_run; ++i) name_at_target(volumes[i], r.to, (*chosen)[i].name);
+  for (const auto& v : volumes) {
     CensusOptions census;
     census.threads = o.run.threads;
     census.every_id = spec->unmapped == Unmapped::kRefuse;
     bool shifted = false;
-    if (int rc = judge_census(v->data, take_census(v->data, *spec, census), *spec, o.force, false, shifted);
+    if (int rc = judge_census(v.data, take_census(v.data, *spec, census), *spec, o.force, false, shifted);
         rc != kExitOk)
       return rc;
-    volumes.push_back(std::move(*v));
   }
 
   // 6. Across filesystems (or with --copy): the volumes measured, and the copies directory's

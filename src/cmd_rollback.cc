@@ -167,11 +167,12 @@ Result<std::string> last_journal_of(const RollbackOptions& o) {
   const auto& st = volume->st;
   // A run still going on PATH may not have written its journal yet: the newest journal is not
   // the newest run, and no run of it is undone now. The rollback locks the tree again, by the
-  // root the journal names, before it restores anything.
-  if (!o.dry_run)
-    if (auto locked = lock_tree(o.journal_dir, st, real, !o.no_journal);
-        !locked && locked.error().code == kExitRefused)
-      return Error{kExitRefused, tree_locked_message(real) + "; nothing restored"};
+  // roots the journal names, before it restores anything.
+  if (const std::string dir = run_lock_dir(); !o.dry_run && !dir.empty()) {
+    const LockedTree tree{S_ISDIR(st.mode) ? volume->fd.get() : volume->parent.get(), !S_ISDIR(st.mode), st, real};
+    if (auto locked = lock_trees(dir, std::span(&tree, 1)); !locked && locked.error().code == kExitRefused)
+      return locked.error();
+  }
   // A journal of this path and inode on another device is of this filesystem remounted when
   // rollback would take it so (find_moved_devices): why not, if it is the newest.
   std::string why_not_remounted;
@@ -403,8 +404,7 @@ int run_rollback(const RollbackOptions& o) {
   config.cross_filesystems = o.cross_filesystems;
   config.keep_restored = o.json;
   config.threads = int(o.threads);
-  config.lock_dir = o.journal_dir;
-  config.lock_dir_create = !o.no_journal;
+  config.lock_dir = run_lock_dir();
   if (!o.dry_run && !o.no_journal) {
     // A refused rollback writes no journal of its own.
     if (auto roots = check_journal_roots(j); !roots) return fail(roots.error());

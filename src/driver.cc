@@ -116,30 +116,26 @@ bool root_on_read_only_mount(const VolumeRoot& v) {
 
 }  // namespace
 
-int lock_trees(std::span<const VolumeRoot* const> trees, const DriverOptions& o) {
-  const bool dry_run = o.dry_run || o.check;
-  bool warned = false;
-  std::vector<const VolumeRoot*> seen;  // a Compose project's sources may share a tree
-  for (const VolumeRoot* v : trees) {
-    if (std::any_of(seen.begin(), seen.end(), [&](const VolumeRoot* s) { return s->st.same_inode(v->st); })) continue;
-    seen.push_back(v);
-    if (dry_run) {
-      // Said once, though shift asks before its journals are read and again as it runs.
-      static std::vector<EntryStat> warned_of;
-      if (std::none_of(warned_of.begin(), warned_of.end(), [&](const EntryStat& w) { return w.same_inode(v->st); }) &&
-          tree_locked_elsewhere(o.journal_dir, v->st)) {
-        warned_of.push_back(v->st);
-        spdlog::warn("{} (this plan is of the tree as that run has left it so far)", tree_locked_message(v->given));
-      }
-      continue;
+int lock_volumes(std::span<const VolumeRoot* const> volumes, const DriverOptions& o) {
+  const std::string dir = run_lock_dir();
+  if (dir.empty()) return kExitOk;  // not root, no XDG_RUNTIME_DIR: see run_lock.h
+  std::vector<LockedTree> trees;
+  for (const VolumeRoot* v : volumes)
+    if (std::none_of(trees.begin(), trees.end(), [&](const LockedTree& t) { return t.st.same_inode(v->st); }))
+      trees.push_back({v->fd.get(), !v->file_name.empty(), v->st, v->given});
+  if (o.dry_run || o.check) {
+    // Said once, though shift asks before its journals are read and again as it runs.
+    static bool warned = false;
+    if (const int busy = tree_locked_elsewhere(dir, trees); busy >= 0 && !warned) {
+      warned = true;
+      spdlog::warn("{} (this plan is of the tree as that run has left it so far)", tree_locked_message(trees[busy].shown));
     }
-    // --no-journal makes no journal directory: a lock there only if one is.
-    auto locked = lock_tree(o.journal_dir, v->st, v->given, !o.no_journal);
-    if (locked) continue;
-    if (locked.error().code != kExitConfig) return fail(locked.error());
-    if (!warned) spdlog::warn("{}: another volprep run on the same tree would not be refused", locked.error().message);
-    warned = true;
+    return kExitOk;
   }
+  auto locked = lock_trees(dir, trees);
+  if (locked) return kExitOk;
+  if (locked.error().code != kExitConfig) return fail(locked.error());
+  spdlog::warn("{}: another volprep run on the same trees would not be refused", locked.error().message);
   return kExitOk;
 }
 
@@ -156,7 +152,7 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   std::vector<const VolumeRoot*> trees;
   for (const VolumeJob& job : jobs)
     if (job.volume) trees.push_back(job.volume);
-  if (int rc = lock_trees(trees, o); rc != kExitOk) return rc;
+  if (int rc = lock_volumes(trees, o); rc != kExitOk) return rc;
   raise_fd_limit();
   // A PATH on a read-only mount: nothing in it can change, and a run would fail once for each
   // entry (EROFS). A real run plans it first, as a dry run does, before any run starts: with

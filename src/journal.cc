@@ -278,7 +278,9 @@ std::string journal_file_name(const std::string& volume, int64_t start_ns) {
   return name + (vol.starts_with('-') ? "" : "-") + vol + ".vpj";
 }
 
-Result<UniqueFd> open_journal_dir(const std::string& dir, bool create) {
+Result<UniqueFd> open_journal_dir(const std::string& dir) { return open_private_dir(dir, "journal directory"); }
+
+Result<UniqueFd> open_private_dir(const std::string& dir, const std::string& what) {
   // Each component made 0700 if missing and entered without following a symlink; a
   // relative directory starts where volprep runs.
   UniqueFd cur(::open(dir.starts_with('/') ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -288,27 +290,21 @@ Result<UniqueFd> open_journal_dir(const std::string& dir, bool create) {
     std::string part = dir.substr(start, slash == std::string::npos ? slash : slash - start);
     start = slash == std::string::npos ? dir.size() : slash + 1;
     if (part.empty()) continue;
-    bool made = false;
-    if (create) {
-      made = ::mkdirat(cur.get(), part.c_str(), 0700) == 0;
-      if (!made && errno != EEXIST)
-        return config_error("cannot create journal directory " + dir + ": " + std::strerror(errno));
-    }
+    const bool made = ::mkdirat(cur.get(), part.c_str(), 0700) == 0;
+    if (!made && errno != EEXIST) return config_error("cannot create " + what + " " + dir + ": " + std::strerror(errno));
     // A directory made now must survive a crash with the journal in it: its parent is
     // synced (the journal's own directory is synced with the journal's first records).
     if (made && ::fsync(cur.get()) != 0)
       return config_error("cannot sync " + dir + " after creating it: " + std::strerror(errno));
     int fd = open_dir_at(cur.get(), part.c_str());
-    if (fd == -ENOENT && !create) return UniqueFd();
     if (fd < 0)
-      return config_error("cannot open journal directory " + dir + ": " + std::strerror(-fd) +
+      return config_error("cannot open " + what + " " + dir + ": " + std::strerror(-fd) +
                           (fd == -ELOOP || fd == -ENOTDIR ? " (a symlink? refused)" : ""));
     cur.reset(fd);
   }
   struct stat st{};
   if (::fstat(cur.get(), &st) != 0 || (st.st_mode & 022) || st.st_uid != ::geteuid())
-    return Error{kExitRefused, "journal directory " + dir +
-                                   " is writable by others or not owned by this user; refused"};
+    return Error{kExitRefused, what + " " + dir + " is writable by others or not owned by this user; refused"};
   return cur;
 }
 

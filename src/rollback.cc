@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <set>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/parallel_sort.h>
@@ -527,6 +528,33 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
       ts.open_dirs.clear();
     }
   };
+  // One run per tree: every root of the journal locked before anything of any is restored, and
+  // nothing restored while another run changes one of them (that run's own journal, or any
+  // other), or a tree one is in or holds; no run starts on them while this one restores them.
+  // A root not found here is said when its turn comes, as before.
+  if (!config.lock_dir.empty()) {
+    std::vector<FoundRoot> found;
+    std::vector<LockedTree> trees;
+    std::set<size_t> seen;
+    for (const JournalSegment& seg : j.segments) {
+      if (seg.move || !seen.insert(seg.root).second) continue;
+      auto root = locate_root(j, size_t(&seg - j.segments.data()));
+      if (!root) continue;
+      LockedTree t{root->fd.get(), root->single_file, {}, root->root.volume};
+      const std::string name = root->single_file ? root->root.volume.substr(root->root.volume.rfind('/') + 1) : "";
+      if (stat_at(root->fd.get(), name.c_str(), t.st) < 0) continue;
+      found.push_back(std::move(*root));
+      trees.push_back(std::move(t));
+    }
+    if (config.dry_run) {
+      if (const int busy = tree_locked_elsewhere(config.lock_dir, trees); busy >= 0)
+        out.notes.push_back({trees[busy].shown, tree_locked_message("it") + " (this is what would be restored now)"});
+    } else if (auto locked = lock_trees(config.lock_dir, trees); !locked) {
+      if (locked.error().code != kExitConfig) return locked.error();
+      out.notes.push_back({j.roots.empty() ? "" : j.roots[0].volume,
+                           locked.error().message + ": another volprep run on the same trees would not be refused"});
+    }
+  }
   // Newest first: a rename is undone after the records written after it, and before those
   // written before it.
   for (size_t s = j.segments.size(); s-- > 0 && !stop && out.stopped.empty();) {
@@ -537,30 +565,6 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
     }
     auto root = locate_root(j, s);
     if (!root) return root.error();
-    // One run per tree: not restored while another run changes it (that run's own journal, or
-    // any other), and no run starts on it while this one restores it.
-    if (!config.lock_dir.empty()) {
-      EntryStat now;
-      const std::string name = root->single_file ? root->root.volume.substr(root->root.volume.rfind('/') + 1) : "";
-      if (int rc = stat_at(root->fd.get(), name.c_str(), now); rc < 0)
-        return Error{kExitConfig, root->root.volume + ": cannot stat it: " + std::strerror(-rc)};
-      if (config.dry_run) {
-        if (tree_locked_elsewhere(config.lock_dir, now))
-          out.notes.push_back({root->root.volume, tree_locked_message("it") + " (this is what would be restored now)"});
-      } else if (auto locked = lock_tree(config.lock_dir, now, root->root.volume, config.lock_dir_create); !locked) {
-        if (locked.error().code == kExitConfig) {
-          out.notes.push_back({root->root.volume, locked.error().message +
-                                                      ": another volprep run on the same tree would not be refused"});
-        } else if (!out.restored && out.moves.empty()) {
-          return Error{kExitRefused, tree_locked_message(root->root.volume) + "; nothing restored"};
-        } else {
-          out.stopped = tree_locked_message(root->root.volume) +
-                        "; what is listed above is restored, and a rollback again once that run has finished "
-                        "restores the rest";
-          break;
-        }
-      }
-    }
     // Nothing on a read-only mount can change: refused, not an EROFS failure for each entry.
     // After other roots (or renames) of the journal were undone, a stop: what was restored is
     // reported, and a rollback again once it is read-write finishes it.

@@ -4,10 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "volprep/journal.h"
 
@@ -22,39 +25,60 @@ uint64_t mix(uint64_t x) {  // splitmix64's finaliser
   return x ^ (x >> 31);
 }
 
-// The byte of the lock file that stands for the tree: below 2^62, inside what an offset can say.
-struct flock byte_of(const EntryStat& st, short type) {
-  struct flock fl{};
-  fl.l_type = type;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = off_t(mix(mix((uint64_t(st.dev_major) << 32) | st.dev_minor) ^ st.ino) >> 2);
-  fl.l_len = 1;
-  return fl;
+// The byte of the lock file that stands for a directory: below 2^62, inside what an offset says.
+off_t byte_of(const EntryStat& st) {
+  return off_t(mix(mix((uint64_t(st.dev_major) << 32) | st.dev_minor) ^ st.ino) >> 2);
 }
 
-// The lock file of each journal directory, opened once per process: the locks are the open
-// file description's, so every lock the process takes is on this one and none conflicts with
-// another of its own (a Compose project's sources may share a tree). A forked child opens its
-// own: the description it inherited is its parent's, and so are the locks on it.
+// The bytes of a tree: its root's, then those of the directories above it, up to "/".
+struct Bytes {
+  off_t root = 0;
+  std::vector<off_t> above;
+};
+
+Result<Bytes> bytes_of(const LockedTree& t) {
+  Bytes b{byte_of(t.st), {}};
+  // A single file's directory is the first above it; a directory's is its "..".
+  UniqueFd cur(::openat(t.dir_fd, t.single_file ? "." : "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  EntryStat prev = t.st;
+  for (int depth = 0; cur.valid() && depth < 4096; ++depth) {
+    EntryStat st;
+    if (int rc = stat_at(cur.get(), "", st); rc < 0)
+      return config_error(t.shown + ": cannot stat a directory above it: " + std::strerror(-rc));
+    if (depth > 0 && st.same_inode(prev)) return b;  // "/": its ".." is itself
+    b.above.push_back(byte_of(st));
+    prev = st;
+    cur.reset(::openat(cur.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  }
+  if (!cur.valid()) return config_error(t.shown + ": cannot open a directory above it: " + std::strerror(errno));
+  return b;
+}
+
+// The lock file of each lock directory, opened once per process: the locks are the open file
+// description's, so every lock the process takes is on this one and none conflicts with
+// another of its own. A forked child opens its own: the description it inherited is its
+// parent's, and so are the locks on it. `held`: the lock this process holds on each byte.
+struct LockFile {
+  pid_t pid = 0;
+  int fd = -1;
+  std::map<off_t, short> held;  // F_RDLCK or F_WRLCK
+};
 std::mutex files_mu;
-std::map<std::string, std::pair<pid_t, int>> files;
+std::map<std::string, LockFile> files;
 
-// The description this process opened for `journal_dir`, or -1 (files_mu held).
-int opened_here(const std::string& journal_dir) {
-  auto it = files.find(journal_dir);
-  return it != files.end() && it->second.first == ::getpid() ? it->second.second : -1;
+// The lock file this process opened in `lock_dir`, or null (files_mu held).
+LockFile* opened_here(const std::string& lock_dir) {
+  auto it = files.find(lock_dir);
+  return it != files.end() && it->second.pid == ::getpid() ? &it->second : nullptr;
 }
 
-// -1: no journal directory, and `create` false.
-Result<int> lock_file(const std::string& journal_dir, bool create) {
-  std::lock_guard lock(files_mu);
-  if (int fd = opened_here(journal_dir); fd >= 0) return fd;
+Result<LockFile*> lock_file(const std::string& lock_dir) {
+  if (LockFile* f = opened_here(lock_dir)) return f;
   auto unusable = [&](const std::string& why) {
-    return config_error("cannot hold the lock of the run in " + journal_dir + "/" + kRunLockFile + ": " + why);
+    return config_error("cannot hold the locks of runs in " + lock_dir + "/" + kRunLockFile + ": " + why);
   };
-  auto dir = open_journal_dir(journal_dir, create);
+  auto dir = open_private_dir(lock_dir, "lock directory");
   if (!dir) return unusable(dir.error().message);
-  if (!dir->valid()) return -1;
   const int fd = ::openat(dir->get(), kRunLockFile, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
   if (fd < 0) return unusable(std::strerror(errno));
   struct stat st{};
@@ -63,39 +87,107 @@ Result<int> lock_file(const std::string& journal_dir, bool create) {
     ::close(fd);
     return unusable("not a regular file of this user's alone, with one link; refused");
   }
-  files[journal_dir] = {::getpid(), fd};  // kept open until the process exits, and its locks with it
-  return fd;
+  LockFile& f = files[lock_dir];
+  f = LockFile{::getpid(), fd, {}};  // kept open until the process exits, and its locks with it
+  return &f;
+}
+
+struct flock one_byte(off_t at, short type) {
+  struct flock fl{};
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = at;
+  fl.l_len = 1;
+  return fl;
+}
+
+bool set_lock(int fd, off_t at, short type) {
+  struct flock fl = one_byte(at, type);
+  return ::fcntl(fd, F_OFD_SETLK, &fl) == 0;
+}
+
+// Whether a lock of `type` on byte `at` would conflict with another description's.
+bool conflicts(int fd, off_t at, short type) {
+  struct flock fl = one_byte(at, type);
+  return ::fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
 }
 
 }  // namespace
 
+std::string run_lock_dir() {
+  if (::geteuid() == 0) return kRunLockDir;
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  return runtime && *runtime == '/' ? std::string(runtime) + "/volprep" : "";
+}
+
 std::string tree_locked_message(const std::string& shown) {
-  return shown + " is being changed by another volprep now (a prepare, compose, shift or rollback of it that is "
-                 "still running): let it finish, then run this again";
+  return shown + " is being changed by another volprep now (a prepare, compose, shift, migrate-volumes or rollback "
+                 "of it, of a tree it is in, or of a tree in it, still running): let it finish, then run this again";
 }
 
-Result<bool> lock_tree(const std::string& journal_dir, const EntryStat& st, const std::string& shown,
-                       bool create) {
-  auto fd = lock_file(journal_dir, create);
-  if (!fd) return fd.error();
-  if (*fd < 0) return false;
-  struct flock fl = byte_of(st, F_WRLCK);
-  if (::fcntl(*fd, F_OFD_SETLK, &fl) == 0) return true;
-  if (errno == EAGAIN || errno == EACCES) return Error{kExitRefused, tree_locked_message(shown) + "; nothing changed"};
-  return config_error("cannot lock " + journal_dir + "/" + kRunLockFile + ": " + std::strerror(errno));
-}
-
-bool tree_locked_elsewhere(const std::string& journal_dir, const EntryStat& st) {
-  struct flock fl = byte_of(st, F_WRLCK);
-  {
-    // Asked through the description this process locks with, where it has one: its own
-    // locks do not conflict with it.
-    std::lock_guard lock(files_mu);
-    if (int fd = opened_here(journal_dir); fd >= 0) return ::fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+Result<bool> lock_trees(const std::string& lock_dir, std::span<const LockedTree> trees) {
+  std::vector<Bytes> bytes;
+  for (const LockedTree& t : trees) {
+    auto b = bytes_of(t);
+    if (!b) return b.error();
+    bytes.push_back(std::move(*b));
   }
-  // Asked, never made: a dry run changes nothing.
-  UniqueFd fd(::open((journal_dir + "/" + kRunLockFile).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-  return fd.valid() && ::fcntl(fd.get(), F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+  // What to take: each root exclusively; shared, each directory above one that is no root.
+  std::map<off_t, std::pair<short, size_t>> want;  // byte -> lock, the tree it is for
+  for (size_t i = 0; i < bytes.size(); ++i) want[bytes[i].root] = {F_WRLCK, i};
+  for (size_t i = 0; i < bytes.size(); ++i)
+    for (off_t at : bytes[i].above) want.emplace(at, std::pair<short, size_t>{F_RDLCK, i});
+
+  std::lock_guard lock(files_mu);
+  auto file = lock_file(lock_dir);
+  if (!file) return file.error();
+  LockFile& f = **file;
+  std::vector<std::pair<off_t, short>> before;  // what this call changed, to put back on refusal
+  for (short type : {short(F_RDLCK), short(F_WRLCK)})  // shared first, then each root's own
+    for (const auto& [at, w] : want) {
+      if (w.first != type) continue;
+      auto it = f.held.find(at);
+      const short had = it == f.held.end() ? short(F_UNLCK) : it->second;
+      if (had == F_WRLCK || had == type) continue;  // never made weaker: another tree's root
+      if (!set_lock(f.fd, at, type)) {
+        const int err = errno;
+        for (auto r = before.rbegin(); r != before.rend(); ++r) {
+          set_lock(f.fd, r->first, r->second);
+          if (r->second == F_UNLCK) f.held.erase(r->first);
+          else f.held[r->first] = r->second;
+        }
+        if (err == EAGAIN || err == EACCES)
+          return Error{kExitRefused, tree_locked_message(trees[w.second].shown) + "; nothing changed"};
+        return config_error("cannot lock " + lock_dir + "/" + kRunLockFile + ": " + std::strerror(err));
+      }
+      before.emplace_back(at, had);
+      f.held[at] = type;
+    }
+  return true;
+}
+
+int tree_locked_elsewhere(const std::string& lock_dir, std::span<const LockedTree> trees) {
+  // Asked through the description this process locks with, where it has one (its own locks
+  // do not conflict with it); else through one of its own, never made.
+  int fd = -1;
+  UniqueFd own;
+  {
+    std::lock_guard lock(files_mu);
+    if (LockFile* f = opened_here(lock_dir)) fd = f->fd;
+  }
+  if (fd < 0) {
+    own.reset(::open((lock_dir + "/" + kRunLockFile).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!own.valid()) return -1;
+    fd = own.get();
+  }
+  for (size_t i = 0; i < trees.size(); ++i) {
+    auto b = bytes_of(trees[i]);
+    if (!b) continue;
+    if (conflicts(fd, b->root, F_WRLCK)) return int(i);
+    for (off_t at : b->above)
+      if (conflicts(fd, at, F_RDLCK)) return int(i);
+  }
+  return -1;
 }
 
 }  // namespace volprep

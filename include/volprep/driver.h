@@ -47,15 +47,15 @@ struct DriverOptions {
 };
 
 // Runs every job in turn and reports; returns the exit status. A run that stops (its journal
-// cannot be written) ends the command there. A real run first locks every tree (lock_trees).
+// cannot be written) ends the command there. A real run first locks every tree (lock_volumes).
 int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& options);
 
-// A real run locks each of `trees` for the rest of the process (run_lock.h), before it reads
-// anything it will act on (a shift: its journals, an unfinished run among them); returns
-// kExitRefused, said, while another run changes one of them, and kExitOk to go on. A lock
-// file that cannot be used is warned of, and the run goes on (its journal says the rest). A
-// dry run locks nothing and warns of a tree another run is changing now.
-int lock_trees(std::span<const VolumeRoot* const> trees, const DriverOptions& options);
+// A real run locks `volumes` for the rest of the process, all at once (run_lock.h), before it
+// reads anything it will act on (a shift: its journals, an unfinished run among them);
+// returns kExitRefused, said, while another run changes one of them or a tree they are in or
+// hold, and kExitOk to go on. A lock file that cannot be used is warned of, and the run goes
+// on. A dry run locks nothing and warns of a tree another run is changing now.
+int lock_volumes(std::span<const VolumeRoot* const> volumes, const DriverOptions& options);
 
 // Failed entries on stderr, the first 20 (-v: all), then how many more; with `json_lines`,
 // each as a JSON line on stdout too. `show` gives a path as the user reads it.

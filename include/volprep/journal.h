@@ -100,10 +100,11 @@ inline constexpr size_t kMaxRecordPath = kMaxJournalRecord - 64;
 static_assert(kMaxJournalPath <= kMaxRecordPath);
 // $VOLPREP_JOURNAL_DIR if set, else kDefaultJournalDir.
 std::string default_journal_dir();
-// The journal directory `dir`, each missing component made 0700 (with `create`; else a
-// missing one is an empty descriptor), none a symlink; refused (kExitRefused) unless this
-// user owns it and no one else may write there.
-Result<UniqueFd> open_journal_dir(const std::string& dir, bool create = true);
+// The directory `dir`, each missing component made 0700, none a symlink; refused
+// (kExitRefused) unless this user owns it and no one else may write there. `what` names it
+// in messages ("journal directory").
+Result<UniqueFd> open_private_dir(const std::string& dir, const std::string& what);
+Result<UniqueFd> open_journal_dir(const std::string& dir);
 
 uint32_t crc32c(const void* data, size_t size, uint32_t crc = 0);
 

@@ -31,11 +31,10 @@ struct RollbackConfig {
   // Requests in flight (--threads); 0 chooses by each root's filesystem, as a run does (one
   // per core; 64 on a network or FUSE filesystem, where every call waits on a server).
   int threads = 0;
-  // The journal directory whose lock file runs lock their trees in (run_lock.h): each root
-  // is locked before anything of it is restored, and refused while another run changes it.
-  // Empty: no lock. Without `lock_dir_create` (--no-journal) a missing directory is not made.
+  // The directory of the lock file runs lock their trees in (run_lock.h): every root is
+  // locked before anything is restored, and the rollback refused while another run changes
+  // one. Empty: no lock.
   std::string lock_dir;
-  bool lock_dir_create = true;
 };
 
 // A rename undone (or to undo, in a dry run): from where the entry is now back to where it was.

@@ -1,14 +1,23 @@
 // One changing run per tree at a time. Two runs on one tree step on each other: a second
 // shift takes the first, still going, for one that did not finish, and shifts again what the
-// first shifts after it looked; a rollback undoes a run that goes on changing behind it. So a
-// run that changes a tree (prepare, compose, shift, rollback) holds, until it exits, a lock of
-// the tree's root: an open file description lock (F_OFD_SETLK) on one byte of the lock file
-// in the journal directory, at an offset made of the root's device and inode. The kernel
-// drops it when the process ends, however it ends (kill -9 too): no stale lock is left. The
-// tree's owner cannot take it or hold it: the journal directory is this user's and no one
-// else may write there (open_journal_dir), and the lock file is made 0600.
+// first shifts after it looked; a prepare inside a shifting tree is undone by the shift that
+// reaches it later; a rollback undoes a run that goes on changing behind it. So a run that
+// changes trees (prepare, compose, shift, migrate-volumes, rollback) locks them all at once,
+// before it reads anything it acts on, and holds the locks until it exits: open file
+// description locks (F_OFD_SETLK) on bytes of one lock file, each byte standing for a
+// directory's device and inode. Each root is locked exclusively, and each directory above it
+// (found by "..", by descriptor) shared: a run on a tree inside another run's tree, or holding
+// one, conflicts with it; runs on two trees side by side do not. The kernel drops the locks
+// when the process ends, however it ends (kill -9 too): no stale lock is left.
+//
+// The lock file is kRunLockDir/runs.lock for root, whatever the journal options (a run with
+// --no-journal or another --journal-dir is seen too), made 0600 in a directory only root may
+// write: the trees' owners cannot take the locks or hold a run off with them. Another user's
+// runs lock in $XDG_RUNTIME_DIR/volprep, or not at all without it: such a run changes only
+// what that user may change anyway.
 #pragma once
 
+#include <span>
 #include <string>
 
 #include "volprep/error.h"
@@ -16,22 +25,33 @@
 
 namespace volprep {
 
-inline constexpr const char* kRunLockFile = ".runs.lock";
+inline constexpr const char* kRunLockDir = "/run/volprep";
+inline constexpr const char* kRunLockFile = "runs.lock";
 
-// Locks the tree whose root entry is `st` for this process until it exits, in the lock file
-// of `journal_dir` (both made if missing; without `create`, a missing directory locks nothing
-// and returns false: a run that writes no journal makes no journal directory). kExitRefused,
-// naming `shown`, while another process holds it; kExitConfig when the lock file cannot be
-// used (the directory cannot be made, or is not this user's alone).
-Result<bool> lock_tree(const std::string& journal_dir, const EntryStat& st, const std::string& shown,
-                       bool create = true);
+// The directory of the lock file for this user (empty: none, see above).
+std::string run_lock_dir();
 
-// Whether another process holds that lock now, for a dry run to say its plan is of a tree
-// changing under it. Makes nothing; false when there is no lock file to ask.
-bool tree_locked_elsewhere(const std::string& journal_dir, const EntryStat& st);
+// A tree a run changes: its root entry `st`; `dir_fd` is the root directory itself, or for a
+// single file the directory it is in; `shown` names it in messages.
+struct LockedTree {
+  int dir_fd = -1;
+  bool single_file = false;
+  EntryStat st;
+  std::string shown;
+};
 
-// "PATH is being changed by another volprep run now ...": the refusal's words, for a caller
-// that reports a stop rather than an error.
+// Locks every tree of `trees` for this process until it exits, in `lock_dir`'s lock file (both
+// made if missing): each root exclusively, each directory above one (not itself a root of
+// `trees`) shared. kExitRefused, naming the tree, while another process holds a conflicting
+// lock; then none of these is taken. kExitConfig when the lock file cannot be used (the
+// directory is not this user's alone, say). Again with the same trees: true, as before.
+Result<bool> lock_trees(const std::string& lock_dir, std::span<const LockedTree> trees);
+
+// The first of `trees` another process holds a conflicting lock of now, for a dry run to say
+// its plan is of a tree changing under it; -1 if none (or no lock file). Makes nothing.
+int tree_locked_elsewhere(const std::string& lock_dir, std::span<const LockedTree> trees);
+
+// "PATH is being changed by another volprep now ...": the refusal's words.
 std::string tree_locked_message(const std::string& shown);
 
 }  // namespace volprep

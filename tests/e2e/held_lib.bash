@@ -116,3 +116,13 @@ renamed_over_when_held() {
 
 # The tree's owner, unprivileged: as_user UID cmd args...
 as_user() { local u=$1; shift; setpriv --reuid "$u" --regid "$u" --clear-groups -- "$@"; }
+
+# The fcntl calls a run makes to lock the tree DIR before anything else (run_lock.h): an
+# F_OFD_SETLK for each directory above DIR, shared, then one for DIR. For a scenario that
+# holds volprep at its Nth fcntl: lock_fcntls DIR.
+lock_fcntls() {
+  local part parts n=1
+  IFS=/ read -ra parts <<<"$(realpath "$1")"
+  for part in "${parts[@]}"; do [ -z "$part" ] || n=$((n + 1)); done
+  echo "$n"
+}

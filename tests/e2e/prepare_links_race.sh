@@ -2,11 +2,10 @@
 # A hardlinked file whose links were all inside the tree when the walk saw them is changed
 # after the walk, in one pass over such files. A link made outside in between must leave it
 # alone: the link count is taken again. strace holds volprep at the start of that pass (its
-# third fcntl, an F_DUPFD_CLOEXEC: the lock of the tree, F_OFD_SETLK, is the first, the walk's
-# root the second) while the link is made. Where openat2 is missing, opening the volume takes
+# second F_DUPFD_CLOEXEC after the fcntls that lock the tree, lock_fcntls; the walk's root's
+# is the first) while the link is made. Where openat2 is missing, opening the volume takes
 # one more and the link is made before the walk instead: the file must be left alone all the
-# same. The link is made once strace's log shows
-# the hold, and checked to be made within it.
+# same. The link is made once strace's log shows the hold, and checked to be made within it.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/held_lib.bash"  # strace, wait_traced, in_hold
 # held_run K: a fresh tree, volprep held 3K s, the link made once strace's log shows it
@@ -19,14 +18,15 @@ held_run() {
   echo x >"$vol/a/f" && ln "$vol/a/f" "$vol/b/f"   # gets a link outside during the run
   echo y >"$vol/a/g" && ln "$vol/a/g" "$vol/b/g"   # stays inside: changed
   chown -R 1000:1000 "$vol" "$outside"
+  local n=$(($(lock_fcntls "$vol") + 2))
   # LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
   ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-    strace -f -ttt -o "$T/trace.$hold" -e trace=fcntl -e inject=fcntl:delay_enter=$((hold * 1000000)):when=3 \
+    strace -f -ttt -o "$T/trace.$hold" -e trace=fcntl -e inject=fcntl:delay_enter=$((hold * 1000000)):when=$n \
     timeout 60 "$VOLPREP" "$vol" --as 1000 "${MAP[@]}" >"$T/run.out" 2>&1 &
   held_pid=$!
-  wait_traced "$T/trace.$hold" 3 ' fcntl\(' || fail "volprep ended before its third fcntl: $(cat "$T/run.out")"
-  grep ' fcntl(' "$T/trace.$hold" | sed -n 3p | grep -q F_DUPFD_CLOEXEC ||
-    fail "the third fcntl is not the pass's F_DUPFD_CLOEXEC: $(grep ' fcntl(' "$T/trace.$hold")"
+  wait_traced "$T/trace.$hold" "$n" ' fcntl\(' || fail "volprep ended before its fcntl $n: $(cat "$T/run.out")"
+  grep ' fcntl(' "$T/trace.$hold" | sed -n "${n}p" | grep -q F_DUPFD_CLOEXEC ||
+    fail "fcntl $n is not the pass's F_DUPFD_CLOEXEC: $(grep ' fcntl(' "$T/trace.$hold")"
   ln "$vol/a/f" "$outside/f"
   late=0
   in_hold "$hold" || late=1

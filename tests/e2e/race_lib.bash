@@ -27,11 +27,11 @@ on_exit 'echo "$_saved_protected_hardlinks" >/proc/sys/fs/protected_hardlinks'
 protected_hardlinks() { echo "$1" >/proc/sys/fs/protected_hardlinks; }
 
 # held OUT volprep-args...: volprep in the background, every fdatasync HOLD seconds late
-# (and each statx STATX_DELAY_US microseconds late where that is set; with CENSUS_HOLD set to
-# the run's --journal-dir, its first mkdirat after the census HOLD seconds late too: shift
-# locks its trees in the journal directory before its census, one mkdirat for each component
-# of the directory's path, made or found, and opens it again so for its journal right after
-# the census, before the walk that changes; see held_in, held_logged); $held_pid. strace's log (-ttt, with the
+# (and each statx STATX_DELAY_US microseconds late where that is set; with CENSUS_HOLD set,
+# its first mkdirat after the census HOLD seconds late too: shift makes (or finds) the
+# directory of its locks, /run/volprep, before its census, a mkdirat for each of its two
+# components, and the journal directory right after the census, before the walk that
+# changes; see held_logged); $held_pid. strace's log (-ttt, with the
 # calls of TRACE_ALSO too where that is set) is $held_trace, for held_lib's in_hold.
 held() {
   local out=$1; shift
@@ -40,11 +40,8 @@ held() {
   if [ -n "${STATX_DELAY_US:-}" ]; then
     trace+=,statx inject+=(-e "inject=statx:delay_enter=$STATX_DELAY_US")
   fi
-  census_hold_n=1
+  census_hold_n=3  # the locks' two first
   if [ -n "${CENSUS_HOLD:-}" ]; then
-    local part parts
-    IFS=/ read -ra parts <<<"$CENSUS_HOLD"
-    for part in "${parts[@]}"; do [ -z "$part" ] || census_hold_n=$((census_hold_n + 1)); done
     trace+=,mkdirat inject+=(-e "inject=mkdirat:delay_enter=$((HOLD * 1000000)):when=$census_hold_n")
   fi
   # LeakSanitizer cannot work under ptrace: off for this run of an ASan build.

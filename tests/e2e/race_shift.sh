@@ -69,7 +69,7 @@ forward_case() { # forward_case K; the tree $vol, its journals $j
   h_ino=$(stat -c %i "$home/h")
   links=$(($(stat -c %h "$out/secret") + 1))   # with f1: a late earlier case's links stay
   late=0
-  CENSUS_HOLD=$j held "$T/held.fwd$1" shift "$vol" "${LXD[@]}" --journal-dir "$j"
+  CENSUS_HOLD=1 held "$T/held.fwd$1" shift "$vol" "${LXD[@]}" --journal-dir "$j"
   held_logged mkdirat  # the census is taken, nothing changed yet
   act "$HOLD" as_user 1000 ln "$out/secret" "$vol/own/.l"
   act "$HOLD" as_user 1000 mv -f "$vol/own/.l" "$vol/own/f1"
@@ -159,7 +159,7 @@ reverse_case() { # reverse_case K
   chown -R 1000:1000 "$rvol/app" && chown 0:0 "$rvol/app/tool" "$rvol/app/tool3"
   vp shift "$rvol" "${MAP[@]}" >/dev/null 2>&1 || fail "reverse: the forward shift"
   late=0
-  CENSUS_HOLD=$T/jr$1 held "$T/held.rev$1" shift "$rvol" "${MAP[@]}" --reverse --journal-dir "$T/jr$1"
+  CENSUS_HOLD=1 held "$T/held.rev$1" shift "$rvol" "${MAP[@]}" --reverse --journal-dir "$T/jr$1"
   held_logged mkdirat
   act "$HOLD" as_container 0 0 chmod 4755 "$rvol/app/tool"
   act "$HOLD" as_container 0 0 setcap cap_setuid+ep "$rvol/app/tool2"

@@ -13,6 +13,7 @@
 #  3. rollback: container root writes a capability file after rollback decided to re-arm it
 #     and before its hold (below).
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/held_lib.bash"  # lock_fcntls
 command -v strace >/dev/null && command -v setcap >/dev/null || fail "strace or setcap missing (./dev test installs them)"
 chmod 755 "$T"
 vol=$T/vol
@@ -75,8 +76,8 @@ echo "2: rollback with the file open for writing: exit 4, the file left $(stat -
 
 # --- 3. rollback: a write between its decision and its hold ---------------------------------------
 # Rollback decides to put a file capability back (the ctime is the one the run left), then is
-# held before it takes its hold (its second fcntl, F_SETSIG: the lock of the tree, F_OFD_SETLK,
-# is the first); container root appends to the file
+# held before it takes its hold (its first fcntl after those that lock the tree, lock_fcntls:
+# F_SETSIG); container root appends to the file
 # meanwhile. The write removes the capability and changes neither owner nor mode, so only the
 # ctime, checked again under the hold, shows it: the file is left as it is (exit 4), not given
 # back to root with a capability on the container's content.
@@ -84,12 +85,13 @@ rm -f "$vol/suid"
 cp /bin/true "$vol/cap" && chown 0:0 "$vol/cap" && setcap cap_net_raw+ep "$vol/cap" || fail "setcap failed"
 vp "$vol" --as 1000 "${MAP[@]}" --journal "$T/run3.vpj" >/dev/null 2>&1 || fail "prepare 3 failed"
 getcap "$vol/cap" | grep -q cap_net_raw || fail "prepare 3 did not keep the capability"
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace -f -o "$T/trace3" -e trace=fcntl -e inject=fcntl:delay_enter=2000000:when=2 \
+n=$(($(lock_fcntls "$vol") + 1))
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace -f -o "$T/trace3" -e trace=fcntl -e inject=fcntl:delay_enter=2000000:when=$n \
   "$VOLPREP" rollback "$T/run3.vpj" --no-journal >"$T/rb3.out" 2>&1 &
 pid=$!
 for _ in $(seq 500); do grep -q 'F_SETSIG' "$T/trace3" 2>/dev/null && break; sleep 0.02; done
 grep -q 'F_SETSIG' "$T/trace3" || fail "3: rollback did not reach its hold"
-grep ' fcntl(' "$T/trace3" | sed -n 2p | grep -q F_SETSIG || fail "3: the second fcntl is not F_SETSIG: $(cat "$T/trace3")"
+grep ' fcntl(' "$T/trace3" | sed -n "${n}p" | grep -q F_SETSIG || fail "3: fcntl $n is not F_SETSIG: $(cat "$T/trace3")"
 as_container 0 0 sh -c "echo 'id -u' >>'$vol/cap'" || fail "3: container root could not write"
 rc=0; wait "$pid" || rc=$?
 if [ "$(stat -c %u "$vol/cap")" = 0 ] && getcap "$vol/cap" | grep -q cap_net_raw; then

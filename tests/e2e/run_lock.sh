@@ -1,68 +1,129 @@
 #!/usr/bin/env bash
-# One changing run per tree at a time. A shift is held (strace) in the fdatasync of its
-# journal's first records: the journal is on disk, no change is made yet, the run is going.
-# Meanwhile a second shift of the tree (which took the first for one that did not finish, and
-# finished it alongside), a prepare of it, and `rollback --last` of it are refused (exit 5,
-# nothing changed, the same words); a dry run says so and plans; a tree nothing runs on is
-# not held up. The held shift then ends, every id shifted once. A run killed -9 leaves no lock:
-# the next run goes ahead. The lock file is root's alone, in the journal directory.
+# One changing run per tree at a time, the trees it is in and the trees in it included. A run
+# is held (strace) in the fdatasync of its journal's first records (or, with --no-journal, in
+# its first fchownat): it is going, nothing changed yet. Meanwhile:
+# 1. held shift of top/vol: a second shift of it (which took the first for one that did not
+#    finish, and finished it alongside), a prepare of it, of a tree in it and of the tree it
+#    is in, `rollback --last` of it: each refused (exit 5, nothing changed, the same words);
+#    a dry run says so and plans; a tree beside it runs. The shift then ends, every id
+#    shifted once, and rollback --last undoes it.
+# 2. held prepare --no-journal (no journal directory at all): a shift of it refused.
+# 3. held prepare of a Compose source: compose of it with a missing source is refused before
+#    the missing one is made; rollback of the project's journal (two roots) restores neither.
+# 4. held prepare of a named volume's _data: migrate-volumes (rename, and --copy) refused
+#    before anything is made.
+# 5. a run killed -9 while it holds its locks: the next run goes ahead.
+# The lock file is root's alone: /run/volprep/runs.lock, 0600.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/held_lib.bash"
 
-# expect_err WANT cmd...: the command's exit status must be WANT; its stderr in $T/err.
+# expect_err WANT cmd...: the command's exit status must be WANT; stdout in $T/out, stderr in $T/err.
 expect_err() {
   local want=$1 rc=0; shift
   "$@" >"$T/out" 2>"$T/err" || rc=$?
   [ "$rc" -eq "$want" ] || { cat "$T/out" "$T/err" >&2; fail "expected exit $want, got $rc: $*"; }
 }
 owners() { find "$1" -printf '%U:%G %P\n' | sort; }
+busy() { echo "$1 is being changed by another volprep now (a prepare, compose, shift, migrate-volumes or rollback of it, of a tree it is in, or of a tree in it, still running): let it finish, then run this again"; }
+# refused WHO cmd...: exit 5, with the words for WHO.
+refused() {
+  local who=$1; shift
+  expect_err 5 "$@"
+  grep -qxF "volprep: error: $(busy "$who"); nothing changed" "$T/err" || fail "$*: $(cat "$T/err")"
+}
+# held_done WHAT: the held run ends well, its acts inside its hold.
+held_done() {
+  in_hold 3 || fail "$1: what was tried while the run was held ended after its hold (a loaded machine?)"
+  local rc=0
+  wait "$held_pid" || rc=$?
+  [ "$rc" = 0 ] || fail "$1: the held run exited $rc: $(cat "$held_trace" | tail -3)"
+}
 
-mkdir -p "$T/vol/a" "$T/vol/b" "$T/other"
-for i in $(seq 20); do echo "$i" >"$T/vol/a/f$i"; echo "$i" >"$T/vol/b/g$i"; done
-chown -R 1000:1000 "$T/vol/b"
+vol=$T/top/vol
+mkdir -p "$vol/a" "$vol/b" "$T/other"
+for i in $(seq 20); do echo "$i" >"$vol/a/f$i"; echo "$i" >"$vol/b/g$i"; done
+chown -R 1000:1000 "$vol/b"
 touch "$T/other/x"
 
-# The held shift, and what is tried while it is held.
-held_volprep fdatasync "$T/s1.out" shift "$T/vol" "${MAP[@]}"
+# --- 1. a shift held --------------------------------------------------------------------------
+held_volprep fdatasync "$T/s1.out" shift "$vol" "${MAP[@]}"
 wait_held || fail "the shift ended before its first sync: $(cat "$T/s1.out")"
-before=$(owners "$T/vol")
-busy="$T/vol is being changed by another volprep now (a prepare, compose, shift or rollback of it that is still running): let it finish, then run this again"
-expect_err 5 vp shift "$T/vol" "${MAP[@]}"
-grep -qxF "volprep: error: $busy; nothing changed" "$T/err" || fail "second shift: $(cat "$T/err")"
-expect_err 5 vp "$T/vol" --as 1000 "${MAP[@]}"
-grep -qxF "volprep: error: $busy; nothing changed" "$T/err" || fail "prepare: $(cat "$T/err")"
-expect_err 5 vp rollback --last "$T/vol"
-grep -qxF "volprep: error: $busy; nothing restored" "$T/err" || fail "rollback --last: $(cat "$T/err")"
-expect_err 0 vp shift "$T/vol" "${MAP[@]}" -n
-grep -qF "volprep: warning: $busy (this plan is of the tree as that run has left it so far)" "$T/err" ||
+before=$(owners "$T/top")
+refused "$vol" vp shift "$vol" "${MAP[@]}"
+refused "$vol" vp "$vol" --as 1000 "${MAP[@]}"
+refused "$vol/b" vp "$vol/b" --as 1000 "${MAP[@]}"  # a tree in it
+refused "$T/top" vp "$T/top" --as 1000 "${MAP[@]}"  # the tree it is in
+expect_err 5 vp rollback --last "$vol"
+grep -qxF "volprep: error: $(busy "$vol"); nothing changed" "$T/err" || fail "rollback --last: $(cat "$T/err")"
+expect_err 0 vp shift "$vol" "${MAP[@]}" -n
+grep -qxF "volprep: warning: $(busy "$vol") (this plan is of the tree as that run has left it so far)" "$T/err" ||
   fail "shift -n: $(cat "$T/err")"
 [ "$(grep -c 'being changed' "$T/err")" = 1 ] || fail "shift -n: said more than once: $(cat "$T/err")"
-expect_err 0 vp "$T/other" --as 1000 "${MAP[@]}"  # another tree
-in_hold 3 || fail "what was tried while the shift was held ended after its hold (a loaded machine?)"
-[ "$(owners "$T/vol")" = "$before" ] || fail "the tree changed while its shift was held"
-rc=0; wait "$held_pid" || rc=$?
-[ "$rc" = 0 ] || fail "the held shift exited $rc: $(cat "$T/s1.out")"
-[ "$(find "$T/vol/a" "$T/vol" -maxdepth 0 -printf '%U:%G\n' | sort -u)" = 500000:500000 ] ||
-  fail "root's entries not shifted once"
-[ "$(find "$T/vol/a" -type f -printf '%U:%G\n' | sort -u)" = 500000:500000 ] || fail "a/: $(owners "$T/vol/a")"
-[ "$(find "$T/vol/b" -printf '%U:%G\n' | sort -u)" = 501000:501000 ] || fail "b/: $(owners "$T/vol/b")"
-[ "$(stat -c %u:%g "$T/other/x")" = 501000:501000 ] || fail "the other tree was not prepared"
+expect_err 0 vp "$T/other" --as 1000 "${MAP[@]}"  # a tree beside it
+[ "$(owners "$T/top")" = "$before" ] || fail "the tree changed while its shift was held"
+held_done shift
+[ "$(find "$vol" "$vol/a" -maxdepth 0 -printf '%U:%G\n' | sort -u)" = 500000:500000 ] || fail "root's not shifted once"
+[ "$(find "$vol/a" -type f -printf '%U:%G\n' | sort -u)" = 500000:500000 ] || fail "a/: $(owners "$vol/a")"
+[ "$(find "$vol/b" -printf '%U:%G\n' | sort -u)" = 501000:501000 ] || fail "b/: $(owners "$vol/b")"
+[ "$(stat -c %u:%g "$T/other/x")" = 501000:501000 ] || fail "the tree beside it was not prepared"
+vp rollback --last "$vol" >/dev/null 2>&1 || fail "rollback --last after the shift ended"
+[ "$(find "$vol/a" -printf '%U\n' | sort -u)" = 0 ] || fail "not rolled back: $(owners "$vol/a")"
 
-# After it, the tree is free: rollback --last undoes the shift.
-vp rollback --last "$T/vol" >/dev/null 2>&1 || fail "rollback --last after the shift ended"
-[ "$(find "$T/vol/a" -printf '%U\n' | sort -u)" = 0 ] || fail "not rolled back: $(owners "$T/vol/a")"
+# --- 2. --no-journal, no journal directory: locked all the same -------------------------------
+mkdir "$T/nj" && echo x >"$T/nj/f"
+VOLPREP_JOURNAL_DIR=$T/none held_volprep fchownat "$T/nj.out" "$T/nj" --as 1000 "${MAP[@]}" --no-journal
+wait_held || fail "the --no-journal run ended before its first fchownat: $(cat "$T/nj.out")"
+refused "$T/nj" vp shift "$T/nj" "${MAP[@]}"
+held_done "--no-journal"
+[ ! -e "$T/none" ] || fail "--no-journal made a journal directory"
+[ "$(stat -c %u:%g "$T/nj/f")" = 501000:501000 ] || fail "--no-journal run: $(owners "$T/nj")"
 
-# A run killed -9 while it holds the lock: the kernel drops the lock with it.
-held_volprep fdatasync "$T/p1.out" "$T/vol" --as 1000 "${MAP[@]}"
-wait_held || fail "the prepare ended before its first sync: $(cat "$T/p1.out")"
+# --- 3. Compose: nothing made, nothing of the project's journal restored -----------------------
+p=$T/proj
+mkdir -p "$p/d1" "$p/d2"
+echo 1 >"$p/d1/f" && echo 2 >"$p/d2/f"
+vc() { (cd "$p" && vp compose "${MAP[@]}" --compose-cli never "$@"); }
+compose_file() {
+  printf 'services:\n  app:\n    image: busybox\n    x-volprep: {as: "1000:1000"}\n    volumes: [%s]\n' "$1" >"$p/compose.yaml"
+}
+compose_file '"./d1:/d1", "./d2:/d2"'
+vc >/dev/null 2>&1 || fail "compose"
+journal=$(ls -t "$VOLPREP_JOURNAL_DIR"/*.vpj | head -1)
+held_volprep fdatasync "$T/c.out" "$p/d1" --as 2000 "${MAP[@]}"
+wait_held || fail "the prepare of d1 ended before its first sync: $(cat "$T/c.out")"
+compose_file '"./d1:/d1", "./new1/a:/n1"'
+refused "$p/d1" vc
+[ ! -e "$p/new1" ] || fail "compose made a source, then was refused"
+refused "$p/d1" vp rollback "$journal"
+[ "$(stat -c %u:%g "$p/d2/f")" = 501000:501000 ] || fail "rollback restored d2, then was refused for d1"
+held_done "prepare of d1"
+
+# --- 4. migrate-volumes: nothing made -----------------------------------------------------------
+D=$T/data
+mkdir -p -m 0701 "$D/volumes/alpha/_data"
+touch "$D/volumes/metadata.db"
+echo a >"$D/volumes/alpha/_data/f"
+state() { (cd "$D" && find . -printf '%P %y %u:%g %m\n' | sort); }
+held_volprep fdatasync "$T/m.out" "$D/volumes/alpha/_data" --as 2000 "${MAP[@]}"
+wait_held || fail "the prepare of _data ended before its first sync: $(cat "$T/m.out")"
+s0=$(state)
+for copy in "" --copy; do
+  refused "$D/volumes/alpha/_data" vp migrate-volumes "${MAP[@]}" --data-root "$D" $copy
+  [ "$(state)" = "$s0" ] || fail "migrate-volumes $copy changed the data root: $(state)"
+done
+held_done "prepare of _data"
+
+# --- 5. a run killed -9 while it holds its locks: the kernel drops them with it ----------------
+held_volprep fdatasync "$T/k.out" "$vol" --as 1000 "${MAP[@]}"
+wait_held || fail "the prepare ended before its first sync: $(cat "$T/k.out")"
 pids=$(held_volprep_pids)
 [ -n "$pids" ] || fail "no volprep under strace"
 kill -9 $pids
 { wait "$held_pid"; } 2>/dev/null || true
-expect_err 0 vp "$T/vol" --as 1000 "${MAP[@]}"
-[ "$(find "$T/vol" -printf '%U:%G\n' | sort -u)" = 501000:501000 ] || fail "the run after the kill: $(owners "$T/vol")"
+expect_err 0 vp "$vol" --as 1000 "${MAP[@]}"
+[ "$(find "$vol" -printf '%U:%G\n' | sort -u)" = 501000:501000 ] || fail "the run after the kill: $(owners "$vol")"
 
-# The lock file: in the journal directory, this user's alone.
-[ "$(stat -c '%U %a %F' "$VOLPREP_JOURNAL_DIR/.runs.lock")" = "root 600 regular empty file" ] ||
-  fail "lock file: $(stat -c '%U %a %F' "$VOLPREP_JOURNAL_DIR/.runs.lock")"
+[ "$(stat -c '%U %a %F' /run/volprep/runs.lock)" = "root 600 regular empty file" ] ||
+  fail "lock file: $(stat -c '%U %a %F' /run/volprep/runs.lock)"
+[ "$(stat -c '%U %a' /run/volprep)" = "root 700" ] || fail "lock directory: $(stat -c '%U %a' /run/volprep)"
 echo "ok: run_lock"

@@ -3,8 +3,8 @@
 # second link of a hardlinked file, does not hang the pass over hardlinked files: it reaches
 # each link again without crossing into a mount, so it finds one link fewer and leaves the file
 # alone, without a request to the server. strace holds volprep at the start of that pass (its
-# third fcntl, an F_DUPFD_CLOEXEC: the lock of the tree, F_OFD_SETLK, is the first, the walk's
-# root the second) while the mount is made: made once strace's log shows that call, and
+# second F_DUPFD_CLOEXEC after the fcntls that lock the tree, lock_fcntls; the walk's root's
+# is the first) while the mount is made: made once strace's log shows that call, and
 # checked to be made within the hold.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/fuse_lib.bash"
@@ -19,14 +19,15 @@ held_run() {
   rm -rf "$vol" && mkdir -p "$vol/a" "$vol/b"
   echo x >"$vol/a/f" && ln "$vol/a/f" "$vol/b/f"
   chown -R 1000:1000 "$vol"
+  local n=$(($(lock_fcntls "$vol") + 2))
   # LeakSanitizer cannot work under ptrace: off for this run of an ASan build.
   ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-    strace -f -ttt -o "$T/trace.$hold" -e trace=fcntl -e inject=fcntl:delay_enter=$((hold * 1000000)):when=3 \
+    strace -f -ttt -o "$T/trace.$hold" -e trace=fcntl -e inject=fcntl:delay_enter=$((hold * 1000000)):when=$n \
     "$VOLPREP" "$vol" --as 1000 "${MAP[@]}" >"$T/run.out" 2>"$T/run.err" &
   held_pid=$!
-  wait_traced "$T/trace.$hold" 3 ' fcntl\(' || fail "volprep ended before its third fcntl: $(cat "$T/run.err")"
-  grep ' fcntl(' "$T/trace.$hold" | sed -n 3p | grep -q F_DUPFD_CLOEXEC ||
-    fail "the third fcntl is not the pass's F_DUPFD_CLOEXEC: $(grep ' fcntl(' "$T/trace.$hold")"
+  wait_traced "$T/trace.$hold" "$n" ' fcntl\(' || fail "volprep ended before its fcntl $n: $(cat "$T/run.err")"
+  grep ' fcntl(' "$T/trace.$hold" | sed -n "${n}p" | grep -q F_DUPFD_CLOEXEC ||
+    fail "fcntl $n is not the pass's F_DUPFD_CLOEXEC: $(grep ' fcntl(' "$T/trace.$hold")"
   mount_silent_in_hold "$hold" "$vol/b:dir"
 }
 retry_held "the mount" held_run

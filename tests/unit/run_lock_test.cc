@@ -1,14 +1,16 @@
-// One changing run per tree: the lock of a tree, taken in a journal directory's lock file.
-// Another process is a child forked for the purpose (its own open file description, as a
-// second volprep has); this process's own locks never refuse it.
+// One changing run per tree: the locks of trees, and of the directories above them, in a lock
+// file. Another process is a child forked for the purpose (its own open file description, as
+// a second volprep has); this process's own locks never refuse it.
 #include "volprep/run_lock.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <vector>
 
 using namespace volprep;
 namespace fs = std::filesystem;
@@ -21,65 +23,96 @@ class RunLock : public ::testing::Test {
     char tmpl[] = "/tmp/volprep-lock.XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
+    locks_ = dir_ + "/locks";
+    fs::create_directories(dir_ + "/a/b");
+    fs::create_directories(dir_ + "/c");
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override {
+    for (int fd : fds_) ::close(fd);
+    fs::remove_all(dir_);
+  }
 
-  // What lock_tree returns in a child process: 0 locked, 1 nothing to lock, else the exit code.
-  int in_child(const std::string& journal_dir, const EntryStat& st) {
+  LockedTree tree(const std::string& rel) {
+    const int fd = ::open((dir_ + "/" + rel).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    EXPECT_GE(fd, 0) << rel;
+    fds_.push_back(fd);
+    LockedTree t{fd, false, {}, rel};
+    EXPECT_EQ(stat_at(fd, "", t.st), 0);
+    return t;
+  }
+
+  // In a child process: 0 when it could lock `t` (then dropped with it), else lock_trees'
+  // exit code; with `ask`, 0 or 1: whether tree_locked_elsewhere says another holds it.
+  int in_child(const LockedTree& t, bool ask = false) {
     const pid_t pid = ::fork();
     if (pid == 0) {
-      auto r = lock_tree(journal_dir, st, "tree");
-      ::_exit(r ? (*r ? 0 : 1) : r.error().code);
+      if (ask) ::_exit(tree_locked_elsewhere(locks_, std::span(&t, 1)) == 0 ? 1 : 0);
+      auto r = lock_trees(locks_, std::span(&t, 1));
+      ::_exit(r ? 0 : r.error().code);
     }
     int status = 0;
     ::waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
 
-  std::string dir_;
+  std::string dir_, locks_;
+  std::vector<int> fds_;
 };
 
-EntryStat tree(uint64_t ino) {
-  EntryStat st;
-  st.dev_major = 254;
-  st.dev_minor = 1;
-  st.ino = ino;
-  return st;
-}
-
-TEST_F(RunLock, AnotherProcessIsRefusedTheTreeNotAnother) {
-  const std::string jd = dir_ + "/journals";
-  EXPECT_FALSE(tree_locked_elsewhere(jd, tree(7)));  // no lock file yet: nothing asked, nothing made
-  EXPECT_FALSE(fs::exists(jd));
-  auto mine = lock_tree(jd, tree(7), "tree");
+TEST_F(RunLock, ATreeItsInsideItsOutsideAreRefusedNotOneBeside) {
+  const LockedTree a = tree("a");
+  EXPECT_EQ(tree_locked_elsewhere(locks_, std::span(&a, 1)), -1);  // no lock file yet: nothing made
+  EXPECT_FALSE(fs::exists(locks_));
+  auto mine = lock_trees(locks_, std::span(&a, 1));
   ASSERT_TRUE(mine) << mine.error().message;
-  EXPECT_TRUE(*mine);
-  EXPECT_TRUE(lock_tree(jd, tree(7), "tree"));  // this process again: its own lock
-  EXPECT_FALSE(tree_locked_elsewhere(jd, tree(7)));
-  EXPECT_EQ(in_child(jd, tree(7)), kExitRefused);
-  EXPECT_EQ(in_child(jd, tree(8)), 0);  // another tree
+  EXPECT_TRUE(lock_trees(locks_, std::span(&a, 1)));  // this process again: its own locks
+  EXPECT_EQ(tree_locked_elsewhere(locks_, std::span(&a, 1)), -1);
+  EXPECT_EQ(in_child(a), kExitRefused);            // the same tree
+  EXPECT_EQ(in_child(tree("a/b")), kExitRefused);  // a tree inside it
+  EXPECT_EQ(in_child(tree(".")), kExitRefused);    // a tree it is in
+  EXPECT_EQ(in_child(tree("c")), 0);               // one beside it
+  EXPECT_EQ(in_child(a, /*ask=*/true), 1);
+  EXPECT_EQ(in_child(tree("c"), /*ask=*/true), 0);
   struct stat st{};
-  ASSERT_EQ(::stat((jd + "/" + kRunLockFile).c_str(), &st), 0);
+  ASSERT_EQ(::stat((locks_ + "/" + kRunLockFile).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
   EXPECT_EQ(st.st_size, 0);
 }
 
-TEST_F(RunLock, ARunWithoutJournalMakesNoDirectory) {
-  const std::string jd = dir_ + "/none";
-  auto r = lock_tree(jd, tree(7), "tree", /*create=*/false);
-  ASSERT_TRUE(r) << r.error().message;
-  EXPECT_FALSE(*r);
-  EXPECT_FALSE(fs::exists(jd));
+TEST_F(RunLock, ATreeLockedLaterInsideAnotherOfTheRunDoesNotWeakenIt) {
+  const LockedTree a = tree("a"), b = tree("a/b");
+  ASSERT_TRUE(lock_trees(locks_, std::span(&a, 1)));
+  ASSERT_TRUE(lock_trees(locks_, std::span(&b, 1)));  // a is above b: shared would downgrade it
+  EXPECT_EQ(in_child(tree("a/b/..")), kExitRefused);
+  const std::vector<LockedTree> both{tree("c"), tree(".")};  // "." holds c: one run, one call
+  ASSERT_TRUE(lock_trees(locks_, both));
+  EXPECT_EQ(in_child(tree(".")), kExitRefused);
+}
+
+TEST_F(RunLock, ARefusedCallTakesNoneOfItsLocks) {
+  const LockedTree b = tree("a/b");
+  ASSERT_TRUE(lock_trees(locks_, std::span(&b, 1)));
+  // A child locks c and ".", which holds b: refused, and c left free for the next.
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const std::vector<LockedTree> trees{tree("c"), tree(".")};
+    auto r = lock_trees(locks_, trees);
+    if (r || r.error().code != kExitRefused) ::_exit(1);
+    ::_exit(tree_locked_elsewhere(locks_, std::span(&trees[0], 1)) == -1 ? 0 : 2);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(in_child(tree("c")), 0);
 }
 
 TEST_F(RunLock, ALockFileOthersMayWriteIsNotUsed) {
-  const std::string jd = dir_ + "/shared";
-  fs::create_directory(jd);
-  fs::permissions(jd, fs::perms::owner_all);
-  const std::string file = jd + "/" + kRunLockFile;
+  fs::create_directory(locks_);
+  fs::permissions(locks_, fs::perms::owner_all);
+  const std::string file = locks_ + "/" + kRunLockFile;
   ASSERT_EQ(::close(::open(file.c_str(), O_CREAT | O_WRONLY, 0600)), 0);
   ASSERT_EQ(::chmod(file.c_str(), 0666), 0);
-  EXPECT_EQ(in_child(jd, tree(7)), kExitConfig);
+  EXPECT_EQ(in_child(tree("a")), kExitConfig);
 }
 
 }  // namespace
