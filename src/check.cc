@@ -19,11 +19,12 @@ using Blockers = tbb::concurrent_vector<std::string>;
 const char* not_checked(Skip why, bool is_dir) {
   switch (why) {
     case Skip::kMountPoint:
-      return is_dir ? "mount point: not checked (--cross-filesystems checks it)"
+      return is_dir ? "mount point: not checked (--cross-filesystems checks it, unless it is proc, sysfs or the like)"
                     : "a file mounted over this name: not checked";
     case Skip::kSubvolume: return "btrfs subvolume: not checked (--cross-filesystems checks it)";
-    case Skip::kReadOnlySubvolume: return "read-only btrfs subvolume: not checked (nothing in it can be written)";
-    case Skip::kReadOnlyMount: return "read-only mount: not checked (nothing in it can be written)";
+    case Skip::kReadOnlySubvolume:
+      return "read-only btrfs subvolume: not checked (nothing in it can be written; --need r checks it)";
+    case Skip::kReadOnlyMount: return "read-only mount: not checked (nothing in it can be written; --need r checks it)";
     case Skip::kSubvolumePlaceholder: return "btrfs subvolume placeholder: not checked";
     default: return nullptr;
   }
@@ -108,8 +109,16 @@ class CheckVisitor final : public WalkVisitor {
     return Visit::kContinue;
   }
   void vanished(const std::string&) override { ++ts_.r.vanished; }
-  // Not examined: the answer is incomplete.
-  void skipped(const std::string& path, Skip, const char* what) override { ts_.r.errors.push_back({path, what}); }
+  // Not examined: the answer is incomplete. A pseudo filesystem (proc, sysfs) is never
+  // entered, by design: named and counted as a mount not checked.
+  void skipped(const std::string& path, Skip why, const char* what) override {
+    if (why == Skip::kPseudoFs) {
+      ++ts_.r.mounts_not_checked;
+      ts_.r.not_checked.push_back({path, "pseudo filesystem (proc, sysfs and the like): never entered, not checked"});
+      return;
+    }
+    ts_.r.errors.push_back({path, what});
+  }
   void error(const std::string& path, int err, const char* what) override {
     ts_.r.errors.push_back({path, std::string(what) + ": " + std::strerror(err)});
   }
@@ -129,6 +138,9 @@ CheckResult check_volume(const VolumeRoot& volume, const CheckConfig& config) {
   WalkOptions walk;
   walk.cross_filesystems = config.cross_filesystems;
   walk.in_flight = int(config.threads);
+  // Without w to check, a read-only mount or subvolume is checked as any other; with it, every
+  // write there fails (EROFS) whatever the modes say: not checked, said so.
+  walk.enter_read_only = !(config.need & 2);
   walk_volume(volume, std::move(walk), [&] {
     return std::make_unique<CheckVisitor>(config, states.local(), blockers, !volume.file_name.empty());
   });

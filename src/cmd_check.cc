@@ -19,7 +19,7 @@ void setup_check(CLI::App& app, CheckOptions& o) {
   app.add_flag("--all", o.all, "Report every entry, not only denied ones");
   app.add_flag("--cross-filesystems", o.cross_filesystems,
                "Check mount points and btrfs subvolumes below PATH too (never proc, sysfs and the like; read-only "
-               "ones are named, not checked); without it each is named on stderr, not checked");
+               "ones only without w in --need); without it each is named on stderr, not checked");
   app.add_flag("--allow-system-path", o.allow_system_path, "Allow / and system trees as PATH");
   add_follow_path_symlinks(app, o.follow_path_symlinks);
   add_threads_option(app, o.threads);

@@ -294,7 +294,7 @@ bool Walker::walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic
       return false;
     } else if (stat_at(fd, "", now) < 0 || !now.same_inode(e.st)) {
       e.skip = Skip::kReplaced;  // swapped since it was stat'ed: neither planned nor entered
-    } else if (on_read_only_mount(fd)) {
+    } else if (!options_.enter_read_only && on_read_only_mount(fd)) {
       e.skip = Skip::kReadOnlyMount;
     } else {
       dir = std::move(opened);
@@ -323,7 +323,7 @@ bool Walker::walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic
         if (stat_at(fd, "", now) == 0 && now.same_inode(e.st)) dir = std::move(opened);
       }
     }
-    if (dir.valid() && is_read_only_subvolume(dir.get())) {
+    if (dir.valid() && !options_.enter_read_only && is_read_only_subvolume(dir.get())) {
       e.skip = Skip::kReadOnlySubvolume;
       dir = HeldDir();
     } else if (!options_.cross_filesystems) {
@@ -505,7 +505,7 @@ bool Walker::walk_here(int root_fd, const EntryStat& root_st, int64_t root_magic
       }
       // A read-only mount root that classify_mount has not left alone: mounted, or made
       // read-only, since its parent's batch (a directory bind-mounted on itself keeps its inode).
-      if (node->st.mount_root && on_read_only_mount(fd)) {
+      if (!options_.enter_read_only && node->st.mount_root && on_read_only_mount(fd)) {
         visitor.skipped(node->path, Skip::kReadOnlyMount, "a read-only mount since it was listed; not entered");
         return;
       }

@@ -82,6 +82,9 @@ class WalkVisitor {
 
 struct WalkOptions {
   bool cross_filesystems = false;
+  // A read-only mount or btrfs subvolume is entered as any other (check: it changes nothing);
+  // else it is left alone (kReadOnlyMount, kReadOnlySubvolume).
+  bool enter_read_only = false;
   // Relative path, is-directory -> skip this entry (and its subtree).
   std::function<bool(std::string_view, bool)> excluded;
   // Threads walking, each with one request in flight. 0 chooses: the threads the caller

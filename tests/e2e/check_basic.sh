@@ -214,7 +214,7 @@ mount -t tmpfs -o mode=0700 tmpfs "$T/mnt/vol/data"
 echo y >"$T/mnt/vol/data/g"
 rc=0; vp check "$T/mnt/vol" --as 1000 "${MAP[@]}" >"$T/mnt.out" 2>"$T/mnt.err" || rc=$?
 [ "$rc" -eq 0 ] || fail "check with a mount below exited $rc: $(cat "$T/mnt.out" "$T/mnt.err")"
-grep -qxF "volprep: warning: $T/mnt/vol/data: mount point: not checked (--cross-filesystems checks it)" "$T/mnt.err" ||
+grep -qxF "volprep: warning: $T/mnt/vol/data: mount point: not checked (--cross-filesystems checks it, unless it is proc, sysfs or the like)" "$T/mnt.err" ||
   fail "the mount not checked is not named: $(cat "$T/mnt.err")"
 grep -qx 'checked 2, reachable 2, denied 0, skipped 0 symlinks, 1 mount not checked (need rw as container 1000 -> host 501000)' \
   "$T/mnt.out" || fail "summary with a mount below: $(cat "$T/mnt.out")"
@@ -224,5 +224,24 @@ rc=$(run_check "$T/mnt.x" "$T/mnt/vol" --as 1000 --cross-filesystems)
 [ "$rc" -eq 1 ] || fail "check --cross-filesystems exited $rc, want 1 (the tmpfs root is 0700 root's): $(cat "$T/mnt.x")"
 grep -qF "$T/mnt/vol/data/g: unreachable: $T/mnt/vol/data cannot be entered" "$T/mnt.x" ||
   fail "check --cross-filesystems did not check the mount: $(cat "$T/mnt.x")"
+# A read-only mount: with w to check, not checked (every write there fails), said; --need r
+# checks it. proc is never entered: named, counted, not an error.
+umount "$T/mnt/vol/data"
+mkdir "$T/mnt/vol/ro" "$T/mnt/vol/proc" "$T/ro-src"
+echo s >"$T/ro-src/secret" && chmod 600 "$T/ro-src/secret"
+mount --bind "$T/ro-src" "$T/mnt/vol/ro" && mount -o remount,bind,ro "$T/mnt/vol/ro"
+mount -t proc proc "$T/mnt/vol/proc"
+rc=0; vp check "$T/mnt/vol" --as 1000 "${MAP[@]}" --cross-filesystems >"$T/ro.out" 2>"$T/ro.err" || rc=$?
+[ "$rc" -eq 0 ] || fail "check --cross-filesystems over a read-only mount exited $rc: $(cat "$T/ro.out" "$T/ro.err")"
+grep -qxF "volprep: warning: $T/mnt/vol/ro: read-only mount: not checked (nothing in it can be written; --need r checks it)" \
+  "$T/ro.err" || fail "the read-only mount is not named: $(cat "$T/ro.err")"
+grep -qxF "volprep: warning: $T/mnt/vol/proc: pseudo filesystem (proc, sysfs and the like): never entered, not checked" \
+  "$T/ro.err" || fail "proc is not named: $(cat "$T/ro.err")"
+grep -q ', 2 mounts not checked (need rw' "$T/ro.out" || fail "summary: $(tail -1 "$T/ro.out")"
+rc=0; vp check "$T/mnt/vol" --as 1000 "${MAP[@]}" --cross-filesystems --need r >"$T/ro.out" 2>"$T/ro.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "check --need r over a read-only mount exited $rc: $(cat "$T/ro.out" "$T/ro.err")"
+grep -qF "$T/mnt/vol/ro/secret: read denied: mode 0600 owner 0:0" "$T/ro.out" ||
+  fail "--need r did not check the read-only mount: $(cat "$T/ro.out")"
+grep -q ', 1 mount not checked (need r' "$T/ro.out" || fail "summary: $(tail -1 "$T/ro.out")"
 
 echo "ok: check_basic"
