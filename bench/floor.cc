@@ -14,6 +14,10 @@
 //   floor DIR UID THREADS CHUNK journal FILE [BATCH]
 //                                     the pinned floor, written ahead: the least a run that
 //                                     journals each change before making it can do
+//   floor DIR UID THREADS CHUNK held [BATCH]
+//                                     the same with no file: each batch applied as soon as
+//                                     it is made, nothing written or synced. What holding
+//                                     BATCH changes between stat and chown costs by itself
 //
 // With `journal` each change is decided as in `pin` (pinned, stat'ed through the pin), its
 // record (the inode's identity, birth time, owner, group and mode before, and its name) put in
@@ -192,6 +196,8 @@ bool pin = false;          // chown_pinned, not chown_if_needed by name
 // The write-ahead floor (`journal`): the file the records go to, and the changes a thread holds
 // until their records are durable.
 int journal_fd = -1;
+bool journaling = false;  // `journal` or `held`: changes held in batches
+bool held_only = false;   // `held`: no file, a batch durable once made
 size_t batch_changes = 1024;
 std::mutex journal_mu;
 
@@ -261,7 +267,7 @@ void flush(Held& h) {
   uint64_t seq;
   {
     std::lock_guard lock(journal_mu);
-    for (size_t at = 0; at < h.records.size();) {
+    for (size_t at = 0; !held_only && at < h.records.size();) {
       const ssize_t n = ::write(journal_fd, h.records.data() + at, h.records.size() - at);
       if (n <= 0) {
         failed("write", "journal");
@@ -270,6 +276,7 @@ void flush(Held& h) {
       at += size_t(n);
     }
     seq = ++written_seq;
+    if (held_only) durable_seq = seq;
   }
   sync_cv.notify_one();
   pending_pins += h.pins.size();
@@ -338,7 +345,7 @@ void work(Queue& queue, uid_t id) {
       for (size_t i = 0; i < w.names.size(); ++i) {
         const char* name = w.names[i].c_str();
         unsigned type = census_pass        ? census_of(fd, name)
-                        : journal_fd >= 0 ? hold_pinned(held, fd, name, id)
+                        : journaling       ? hold_pinned(held, fd, name, id)
                         : pin              ? chown_pinned(fd, name, id)
                                     : chown_if_needed(fd, name, id, AT_SYMLINK_NOFOLLOW);
         if (w.types[i] == DT_DIR || (w.types[i] == DT_UNKNOWN && type == S_IFDIR)) {
@@ -352,9 +359,9 @@ void work(Queue& queue, uid_t id) {
     }
     w = Work{};
     queue.push(found);
-    if (journal_fd >= 0) apply_durable(pins_per_thread);
+    if (journaling) apply_durable(pins_per_thread);
   }
-  if (journal_fd >= 0) {
+  if (journaling) {
     flush(held);
     apply_durable(0);
   }
@@ -376,7 +383,7 @@ bool walk(const char* dir, uid_t id, int threads) {
   Queue queue;
   queue.start({std::make_shared<Dir>(root), {}, {}});
   std::thread syncer;
-  if (journal_fd >= 0) syncer = std::thread(syncer_loop);
+  if (journal_fd >= 0) syncer = std::thread(syncer_loop);  // not for `held`
   std::vector<std::thread> pool;
   for (int i = 0; i < threads; ++i) pool.emplace_back([&] { work(queue, id); });
   for (auto& t : pool) t.join();
@@ -394,14 +401,16 @@ bool walk(const char* dir, uid_t id, int threads) {
 int main(int argc, char** argv) {
   const bool census = argc == 6 && std::strcmp(argv[5], "census") == 0;
   const bool journal = (argc == 7 || argc == 8) && std::strcmp(argv[5], "journal") == 0;
-  if (argc < 4 || argc > 8 || (argc == 6 && std::strcmp(argv[5], "pin") != 0 && !census) || (argc > 6 && !journal) ||
-      (census && argv[2][0] != '+')) {
+  held_only = (argc == 6 || argc == 7) && std::strcmp(argv[5], "held") == 0;
+  if (argc < 4 || argc > 8 || (argc == 6 && std::strcmp(argv[5], "pin") != 0 && !census && !held_only) ||
+      (argc > 6 && !journal && !held_only) || (census && argv[2][0] != '+')) {
     std::fprintf(stderr,
                  "usage: floor DIR UID THREADS [CHUNK [pin]] | floor DIR +N THREADS CHUNK (pin|census)\n"
-                 "       floor DIR UID THREADS CHUNK journal FILE [BATCH]\n");
+                 "       floor DIR UID THREADS CHUNK journal FILE [BATCH] | floor DIR UID THREADS CHUNK held [BATCH]\n");
     return 2;
   }
-  pin = argc == 6;
+  pin = argc == 6 && !held_only;
+  journaling = journal || held_only;
   add = argv[2][0] == '+';
   const uid_t id = uid_t(std::strtoul(argv[2] + add, nullptr, 10));
   const int threads = std::atoi(argv[3]);
@@ -411,9 +420,13 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "floor: %s: %s\n", argv[6], std::strerror(errno));
       return 1;
     }
+  }
+  if (journaling) {
     // The threads hold 8192 pins at most between them (a batch each more): under the descriptor limit.
     pins_per_thread = 8192 / size_t(std::max(1, threads));
-    batch_changes = argc == 8 ? size_t(std::max(1, std::atoi(argv[7]))) : std::clamp<size_t>(pins_per_thread / 4, 16, 1024);
+    const int batch_arg = journal ? 7 : 6;
+    batch_changes = argc > batch_arg ? size_t(std::max(1, std::atoi(argv[batch_arg])))
+                                     : std::clamp<size_t>(pins_per_thread / 4, 16, 1024);
   }
   if (argc >= 5) chunk_names = std::max(1, std::atoi(argv[4]));
   rlimit rl{};  // a descriptor per directory waiting in the queue, as volprep raises it too
