@@ -7,19 +7,19 @@
 _volprep_source_opts="--map --uid-map --gid-map --pid --rootless --podman-rootless --dockerd-pid
   --config-file --userns-remap --docker-version --host-root"
 _volprep_global_opts="-h --help --version -v --verbose -q --quiet"
-_volprep_prepare_opts="-h --help --as --chmod --exclude -n --dry-run --check --json --threads
+_volprep_prepare_opts="-h --help --as --chmod --exclude -n --dry-run --check --json --threads --no-wait
   --cross-filesystems --allow-system-path --follow-path-symlinks --force --acl --acl-perms
   --journal --journal-dir --no-journal $_volprep_source_opts"
 _volprep_check_opts="-h --help --as --groups --need --json --all --cross-filesystems --allow-system-path
   --follow-path-symlinks --threads $_volprep_source_opts"
 _volprep_rollback_opts="-h --help --last --project --project-directory --follow-path-symlinks --journal-dir --journal
-  --no-journal --force -n --dry-run --cross-filesystems --json --threads"
+  --no-journal --force -n --dry-run --cross-filesystems --json --threads --no-wait"
 _volprep_compose_opts="-h --help -f --file --project-directory --env-file --compose-cli --allow-source -n --dry-run
-  --check --json --threads --journal --journal-dir --no-journal --force $_volprep_source_opts"
-_volprep_shift_opts="-h --help --reverse --keep-setid --unmapped --exclude -n --dry-run --check --json --threads
+  --check --json --threads --no-wait --journal --journal-dir --no-journal --force $_volprep_source_opts"
+_volprep_shift_opts="-h --help --reverse --keep-setid --unmapped --exclude -n --dry-run --check --json --threads --no-wait
   --journal --journal-dir --no-journal --cross-filesystems --allow-system-path
   --follow-path-symlinks --force $_volprep_source_opts"
-_volprep_migrate_opts="-h --help --volume --reverse --copy --keep-setid --data-root --unmapped -n --dry-run --threads
+_volprep_migrate_opts="-h --help --volume --reverse --copy --keep-setid --data-root --unmapped -n --dry-run --threads --no-wait
   --journal-dir --force $_volprep_source_opts"
 _volprep_mount_opts="-h --help --as --from --shift --reverse -n --dry-run --list --persist --unit-dir
   --allow-system-path --follow-path-symlinks $_volprep_source_opts"

@@ -58,6 +58,12 @@ void add_unmapped_option(CLI::App& app, std::string& unmapped) {
       ->capture_default_str();
 }
 
+void add_no_wait_option(CLI::App& app, bool& no_wait) {
+  app.add_flag("--no-wait", no_wait,
+               "Refuse at once (exit 5) while another volprep run changes the tree, a tree it is in or one in it; "
+               "by default wait for that run to end");
+}
+
 void add_threads_option(CLI::App& app, unsigned& threads, const char* help) {
   app.add_option("--threads", threads, help);
 }
@@ -84,6 +90,7 @@ void add_run_options(CLI::App& app, DriverOptions& o, const char* check_help) {
   app.add_flag("--check", o.check, std::string(check_help) + " (quiet, the global option: errors only, the exit status says the rest)");
   app.add_flag("--json", o.json, "Print the plan, every failed entry and the summary as JSON Lines");
   add_threads_option(app, o.threads);
+  add_no_wait_option(app, o.no_wait);
   auto* journal = app.add_option("--journal", o.journal_file,
                                  "Write the rollback journal to FILE (a run that changes nothing writes none)")
                       ->check(not_an_option("FILE"));

@@ -387,8 +387,8 @@ int run_compose(const ComposeCmdOptions& options) {
   auto volumes = open_volumes(existing, safety);
   if (!volumes) return fail(volumes.error());
   // Locked before any source is made: another run on one of them refuses this one first.
-  std::vector<const VolumeRoot*> trees;
-  for (const auto& v : *volumes) trees.push_back(&v);
+  std::vector<VolumeRoot*> trees;
+  for (auto& v : *volumes) trees.push_back(&v);
   if (int rc = lock_volumes(trees, o.run); rc != kExitOk) return rc;
   auto made = create_sources(missing, safety);
   if (!made) return fail(made.error());

@@ -54,6 +54,7 @@ void setup_migrate(CLI::App& app, MigrateOptions& o) {
                "(dropped by default, as volprep shift --reverse drops them)");
   app.add_flag("-n,--dry-run", o.run.dry_run, "Print the moves and the shift plan as a diff; change nothing");
   add_threads_option(app, o.run.threads);
+  add_no_wait_option(app, o.run.no_wait);
   app.add_option("--journal-dir", o.run.journal_dir, "Directory of rollback journals")->capture_default_str();
   app.add_flag("--force", o.force,
                "Go on while a dockerd holds the volume store (for a rename; never for a copy, which a running "
@@ -504,8 +505,8 @@ int run_migrate(const MigrateOptions& options) {
     if (!v) return fail(v.error());
     volumes.push_back(std::move(*v));
   }
-  std::vector<const VolumeRoot*> data;
-  for (const auto& v : volumes) data.push_back(&v.data);
+  std::vector<VolumeRoot*> data;
+  for (auto& v : volumes) data.push_back(&v.data);
   if (int rc = lock_volumes(data, o.run); rc != kExitOk) return rc;
   // Named where it is until locked (a refusal names the tree the other run changes), then,
   // for a real run, where it goes.

@@ -74,7 +74,7 @@ int run_prepare(const PrepareOptions& options) {
   // 3. Every PATH opened and vetted before anything changes, each tree given once.
   auto opened = open_tree_volumes(o.paths, *mapping, o.allow_system_path, o.follow_path_symlinks, "preparing");
   if (!opened) return fail(opened.error());
-  const auto& volumes = *opened;
+  auto& volumes = *opened;
   if (auto r = refuse_twice(volumes, o.cross_filesystems, "prepared"); !r) return fail(r.error());
 
   // --acl on a filesystem without ACLs stops here, before any change: the volume's own, and
@@ -100,7 +100,11 @@ int run_prepare(const PrepareOptions& options) {
         }
     }
 
-  // 4. Walk, plan and apply (or record) each volume, a real run journaling first; report.
+  // 4. Each tree locked (or, while another run changes it, waited for), then walked, planned
+  // and applied (or recorded), a real run journaling first; report.
+  std::vector<VolumeRoot*> locked;
+  for (auto& v : volumes) locked.push_back(&v);
+  if (int rc = lock_volumes(locked, o.run); rc != kExitOk) return rc;
   std::vector<const VolumeRoot*> trees;
   for (const auto& v : volumes) trees.push_back(&v);
   RunConfig config;

@@ -51,6 +51,7 @@ void setup_rollback(CLI::App& app, RollbackOptions& o) {
   app.add_flag("--cross-filesystems", o.cross_filesystems,
                "Enter mount points below the volume, as a run with --cross-filesystems did");
   add_threads_option(app, o.threads);
+  add_no_wait_option(app, o.no_wait);
 }
 
 void setup_journal_list(CLI::App& app, JournalOptions& o) {
@@ -170,8 +171,8 @@ Result<std::string> last_journal_of(const RollbackOptions& o) {
   // roots the journal names, before it restores anything.
   if (const std::string dir = run_lock_dir(); !o.dry_run && !dir.empty()) {
     const LockedTree tree{S_ISDIR(st.mode) ? volume->fd.get() : volume->parent.get(), !S_ISDIR(st.mode), st, real};
-    if (auto locked = lock_trees(dir, std::span(&tree, 1)); !locked && locked.error().code == kExitRefused)
-      return locked.error();
+    auto locked = o.no_wait ? lock_trees(dir, std::span(&tree, 1)) : lock_trees(dir, std::span(&tree, 1), say_waiting);
+    if (!locked && locked.error().code == kExitRefused) return locked.error();
   }
   // A journal of this path and inode on another device is of this filesystem remounted when
   // rollback would take it so (find_moved_devices): why not, if it is the newest.
@@ -405,6 +406,7 @@ int run_rollback(const RollbackOptions& o) {
   config.keep_restored = o.json;
   config.threads = int(o.threads);
   config.lock_dir = run_lock_dir();
+  if (!o.no_wait) config.lock_waiting = say_waiting;
   if (!o.dry_run && !o.no_journal) {
     // A refused rollback writes no journal of its own.
     if (auto roots = check_journal_roots(j); !roots) return fail(roots.error());

@@ -277,12 +277,12 @@ int run_shift(const ShiftOptions& options) {
   // 2. Every PATH opened and vetted before anything changes, each tree given once.
   auto opened = open_tree_volumes(o.paths, *mapping, o.allow_system_path, o.follow_path_symlinks, "shifting");
   if (!opened) return fail(opened.error());
-  const auto& volumes = *opened;
+  auto& volumes = *opened;
   if (auto r = refuse_twice(volumes, o.cross_filesystems, "shifted"); !r) return fail(r.error());
   // Locked before its journals are read: a shift still going on a tree is not one that did
   // not finish, to finish by shifting again what it shifts after this one looked.
-  std::vector<const VolumeRoot*> trees;
-  for (const auto& v : volumes) trees.push_back(&v);
+  std::vector<VolumeRoot*> trees;
+  for (auto& v : volumes) trees.push_back(&v);
   if (int rc = lock_volumes(trees, o.run); rc != kExitOk) return rc;
 
   // 3. What the journals say of each tree's shifts: one unfinished (to finish), the forward

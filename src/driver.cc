@@ -116,7 +116,16 @@ bool root_on_read_only_mount(const VolumeRoot& v) {
 
 }  // namespace
 
-int lock_volumes(std::span<const VolumeRoot* const> volumes, const DriverOptions& o) {
+void say_waiting(const std::string& shown) {
+  spdlog::warn("{}: waiting for it to end (--no-wait refuses instead)", tree_busy(shown));
+}
+
+namespace {
+
+// lock_volumes, waiting only when `may_wait`; `waited` says whether it did.
+int lock_volumes_here(std::span<const VolumeRoot* const> volumes, const DriverOptions& o, bool may_wait,
+                      bool& waited) {
+  waited = false;
   const std::string dir = run_lock_dir();
   if (dir.empty()) return kExitOk;  // not root, no XDG_RUNTIME_DIR: see run_lock.h
   std::vector<LockedTree> trees;
@@ -132,10 +141,27 @@ int lock_volumes(std::span<const VolumeRoot* const> volumes, const DriverOptions
     }
     return kExitOk;
   }
-  auto locked = lock_trees(dir, trees);
+  auto waiting = [&](const std::string& shown) {
+    waited = true;
+    say_waiting(shown);
+  };
+  auto locked = may_wait ? lock_trees(dir, trees, waiting) : lock_trees(dir, trees);
   if (locked) return kExitOk;
   if (locked.error().code != kExitConfig) return fail(locked.error());
   spdlog::warn("{}: another volprep run on the same trees would not be refused", locked.error().message);
+  return kExitOk;
+}
+
+}  // namespace
+
+int lock_volumes(std::span<VolumeRoot* const> volumes, const DriverOptions& o) {
+  bool waited = false;
+  const std::vector<const VolumeRoot*> trees(volumes.begin(), volumes.end());
+  if (int rc = lock_volumes_here(trees, o, !o.no_wait, waited); rc != kExitOk) return rc;
+  // What the other run changed meanwhile: the roots as they are now, not as they were opened
+  // (a shift's census reads its root's ids there).
+  for (VolumeRoot* v : volumes)
+    if (waited) stat_at(v->fd.get(), v->file_name.c_str(), v->st);
   return kExitOk;
 }
 
@@ -152,7 +178,10 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   std::vector<const VolumeRoot*> trees;
   for (const VolumeJob& job : jobs)
     if (job.volume) trees.push_back(job.volume);
-  if (int rc = lock_volumes(trees, o); rc != kExitOk) return rc;
+  // Its callers locked them already (waiting, where they did, before they read what they act
+  // on): a no-op then; else refused rather than waited for, its trees read before.
+  bool waited = false;
+  if (int rc = lock_volumes_here(trees, o, /*may_wait=*/false, waited); rc != kExitOk) return rc;
   raise_fd_limit();
   // A PATH on a read-only mount: nothing in it can change, and a run would fail once for each
   // entry (EROFS). A real run plans it first, as a dry run does, before any run starts: with

@@ -549,7 +549,7 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
     if (config.dry_run) {
       if (const int busy = tree_locked_elsewhere(config.lock_dir, trees); busy >= 0)
         out.notes.push_back({trees[busy].shown, tree_locked_message("it") + " (this is what would be restored now)"});
-    } else if (auto locked = lock_trees(config.lock_dir, trees); !locked) {
+    } else if (auto locked = lock_trees(config.lock_dir, trees, config.lock_waiting); !locked) {
       if (locked.error().code != kExitConfig) return locked.error();
       out.notes.push_back({j.roots.empty() ? "" : j.roots[0].volume,
                            locked.error().message + ": another volprep run on the same trees would not be refused"});

@@ -120,12 +120,19 @@ std::string run_lock_dir() {
   return runtime && *runtime == '/' ? std::string(runtime) + "/volprep" : "";
 }
 
-std::string tree_locked_message(const std::string& shown) {
+std::string tree_busy(const std::string& shown) {
   return shown + " is being changed by another volprep now (a prepare, compose, shift, migrate-volumes or rollback "
-                 "of it, of a tree it is in, or of a tree in it, still running): let it finish, then run this again";
+                 "of it, of a tree it is in, or of a tree in it, still running)";
 }
 
-Result<bool> lock_trees(const std::string& lock_dir, std::span<const LockedTree> trees) {
+std::string tree_locked_message(const std::string& shown) {
+  return tree_busy(shown) + ": let it finish, then run this again";
+}
+
+namespace {
+
+// One try of lock_trees: `busy` is the tree whose lock another process holds.
+Result<bool> try_lock_trees(const std::string& lock_dir, std::span<const LockedTree> trees, size_t& busy) {
   std::vector<Bytes> bytes;
   for (const LockedTree& t : trees) {
     auto b = bytes_of(t);
@@ -156,14 +163,31 @@ Result<bool> lock_trees(const std::string& lock_dir, std::span<const LockedTree>
           if (r->second == F_UNLCK) f.held.erase(r->first);
           else f.held[r->first] = r->second;
         }
-        if (err == EAGAIN || err == EACCES)
+        if (err == EAGAIN || err == EACCES) {
+          busy = w.second;
           return Error{kExitRefused, tree_locked_message(trees[w.second].shown) + "; nothing changed"};
+        }
         return config_error("cannot lock " + lock_dir + "/" + kRunLockFile + ": " + std::strerror(err));
       }
       before.emplace_back(at, had);
       f.held[at] = type;
     }
   return true;
+}
+
+}  // namespace
+
+Result<bool> lock_trees(const std::string& lock_dir, std::span<const LockedTree> trees,
+                        const std::function<void(const std::string& shown)>& waiting) {
+  for (unsigned tries = 0;; ++tries) {
+    size_t busy = 0;
+    auto locked = try_lock_trees(lock_dir, trees, busy);
+    if (locked || locked.error().code != kExitRefused || !waiting) return locked;
+    if (tries == 0) waiting(trees[busy].shown);
+    // 100 to 300 ms, different for each process: two runs that wait for the same trees do not
+    // keep trying in step.
+    ::usleep(useconds_t(100000 + (uint64_t(::getpid()) * 7919 + tries * 104729) % 200000));
+  }
 }
 
 int tree_locked_elsewhere(const std::string& lock_dir, std::span<const LockedTree> trees) {

@@ -60,6 +60,8 @@ void add_follow_path_symlinks(CLI::App& app, bool& follow);
 // --unmapped refuse|skip|nobody, for the commands that shift.
 void add_unmapped_option(CLI::App& app, std::string& unmapped);
 // --threads, for the commands that walk trees.
+// --no-wait, for the commands that change trees (run_lock.h).
+void add_no_wait_option(CLI::App& app, bool& no_wait);
 void add_threads_option(CLI::App& app, unsigned& threads,
                         const char* help = "Worker threads, one request in flight each (default: one per core; "
                                            "64 on network and FUSE filesystems)");
@@ -159,6 +161,7 @@ struct RollbackOptions {
   bool cross_filesystems = false;
   bool json = false;
   unsigned threads = 0;
+  bool no_wait = false;  // refuse, not wait, while another run changes a root (run_lock.h)
   std::string command_line;
 };
 void setup_rollback(CLI::App& app, RollbackOptions& options);

@@ -36,6 +36,7 @@ struct DriverOptions {
   bool quiet = false;
   unsigned threads = 0;  // 0: all cores
   bool no_journal = false;
+  bool no_wait = false;  // refuse, not wait, while another run changes a tree (lock_volumes)
   std::optional<std::string> journal_file;  // one job only
   std::string journal_dir = default_journal_dir();
   // Every journal's header: maps, command line. With a project (compose), the run writes one
@@ -51,11 +52,14 @@ struct DriverOptions {
 int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& options);
 
 // A real run locks `volumes` for the rest of the process, all at once (run_lock.h), before it
-// reads anything it will act on (a shift: its journals, an unfinished run among them);
-// returns kExitRefused, said, while another run changes one of them or a tree they are in or
-// hold, and kExitOk to go on. A lock file that cannot be used is warned of, and the run goes
-// on. A dry run locks nothing and warns of a tree another run is changing now.
-int lock_volumes(std::span<const VolumeRoot* const> volumes, const DriverOptions& options);
+// reads anything it will act on (a shift: its journals, an unfinished run among them). While
+// another run changes one of them or a tree they are in or hold, it says so and waits for it
+// to end, then stats their roots again; with --no-wait it returns kExitRefused, said. kExitOk
+// to go on. A lock file that cannot be used is warned of, and the run goes on. A dry run locks
+// nothing and warns of a tree another run is changing now.
+int lock_volumes(std::span<VolumeRoot* const> volumes, const DriverOptions& options);
+// What a run says once while it waits for another run on its trees (without --no-wait).
+void say_waiting(const std::string& shown);
 
 // Failed entries on stderr, the first 20 (-v: all), then how many more; with `json_lines`,
 // each as a JSON line on stdout too. `show` gives a path as the user reads it.

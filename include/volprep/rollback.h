@@ -5,6 +5,7 @@
 // only the fields still in the state the run left them in; a rename undone on its own.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <set>
 #include <span>
@@ -32,9 +33,11 @@ struct RollbackConfig {
   // per core; 64 on a network or FUSE filesystem, where every call waits on a server).
   int threads = 0;
   // The directory of the lock file runs lock their trees in (run_lock.h): every root is
-  // locked before anything is restored, and the rollback refused while another run changes
-  // one. Empty: no lock.
+  // locked before anything is restored. While another run changes one, `lock_waiting` is
+  // called once and the rollback waits for that run to end; without it, the rollback is
+  // refused (kExitRefused). Empty: no lock.
   std::string lock_dir;
+  std::function<void(const std::string& shown)> lock_waiting;
 };
 
 // A rename undone (or to undo, in a dry run): from where the entry is now back to where it was.

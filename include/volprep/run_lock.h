@@ -17,6 +17,7 @@
 // what that user may change anyway.
 #pragma once
 
+#include <functional>
 #include <span>
 #include <string>
 
@@ -42,16 +43,22 @@ struct LockedTree {
 
 // Locks every tree of `trees` for this process until it exits, in `lock_dir`'s lock file (both
 // made if missing): each root exclusively, each directory above one (not itself a root of
-// `trees`) shared. kExitRefused, naming the tree, while another process holds a conflicting
-// lock; then none of these is taken. kExitConfig when the lock file cannot be used (the
-// directory is not this user's alone, say). Again with the same trees: true, as before.
-Result<bool> lock_trees(const std::string& lock_dir, std::span<const LockedTree> trees);
+// `trees`) shared; all or none. While another process holds a conflicting lock: without
+// `waiting`, kExitRefused naming the tree; with it, `waiting` is called once with that tree's
+// name and the locks are tried again, a few times a second, until they are all free (a run
+// that waits never holds some of them meanwhile, so two waiting runs cannot deadlock).
+// kExitConfig when the lock file cannot be used (the directory is not this user's alone, say).
+// Again with the same trees: true, as before.
+Result<bool> lock_trees(const std::string& lock_dir, std::span<const LockedTree> trees,
+                        const std::function<void(const std::string& shown)>& waiting = {});
 
 // The first of `trees` another process holds a conflicting lock of now, for a dry run to say
 // its plan is of a tree changing under it; -1 if none (or no lock file). Makes nothing.
 int tree_locked_elsewhere(const std::string& lock_dir, std::span<const LockedTree> trees);
 
-// "PATH is being changed by another volprep now ...": the refusal's words.
+// "PATH is being changed by another volprep now (...)": what a refusal and a wait say first.
+std::string tree_busy(const std::string& shown);
+// The refusal's words: tree_busy, then ": let it finish, then run this again".
 std::string tree_locked_message(const std::string& shown);
 
 }  // namespace volprep

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # One changing run per tree at a time, the trees it is in and the trees in it included. A run
 # is held (strace) in the fdatasync of its journal's first records (or, with --no-journal, in
-# its first fchownat): it is going, nothing changed yet. Meanwhile:
+# its first fchownat): it is going, nothing changed yet. Meanwhile, with --no-wait:
 # 1. held shift of top/vol: a second shift of it (which took the first for one that did not
 #    finish, and finished it alongside), a prepare of it, of a tree in it and of the tree it
 #    is in, `rollback --last` of it: each refused (exit 5, nothing changed, the same words);
-#    a dry run says so and plans; a tree beside it runs. The shift then ends, every id
-#    shifted once, and rollback --last undoes it.
+#    a dry run says so and plans; a tree beside it runs. Without --no-wait a second shift
+#    says it waits, and once the held one has ended finds the tree shifted (exit 1). Every id
+#    is shifted once, and rollback --last undoes it.
 # 2. held prepare --no-journal (no journal directory at all): a shift of it refused.
 # 3. held prepare of a Compose source: compose of it with a missing source is refused before
 #    the missing one is made; rollback of the project's journal (two roots) restores neither.
@@ -24,12 +25,12 @@ expect_err() {
   [ "$rc" -eq "$want" ] || { cat "$T/out" "$T/err" >&2; fail "expected exit $want, got $rc: $*"; }
 }
 owners() { find "$1" -printf '%U:%G %P\n' | sort; }
-busy() { echo "$1 is being changed by another volprep now (a prepare, compose, shift, migrate-volumes or rollback of it, of a tree it is in, or of a tree in it, still running): let it finish, then run this again"; }
+busy() { echo "$1 is being changed by another volprep now (a prepare, compose, shift, migrate-volumes or rollback of it, of a tree it is in, or of a tree in it, still running)"; }
 # refused WHO cmd...: exit 5, with the words for WHO.
 refused() {
   local who=$1; shift
   expect_err 5 "$@"
-  grep -qxF "volprep: error: $(busy "$who"); nothing changed" "$T/err" || fail "$*: $(cat "$T/err")"
+  grep -qxF "volprep: error: $(busy "$who"): let it finish, then run this again; nothing changed" "$T/err" || fail "$*: $(cat "$T/err")"
 }
 # held_done WHAT: the held run ends well, its acts inside its hold.
 held_done() {
@@ -49,19 +50,28 @@ touch "$T/other/x"
 held_volprep fdatasync "$T/s1.out" shift "$vol" "${MAP[@]}"
 wait_held || fail "the shift ended before its first sync: $(cat "$T/s1.out")"
 before=$(owners "$T/top")
-refused "$vol" vp shift "$vol" "${MAP[@]}"
-refused "$vol" vp "$vol" --as 1000 "${MAP[@]}"
-refused "$vol/b" vp "$vol/b" --as 1000 "${MAP[@]}"  # a tree in it
-refused "$T/top" vp "$T/top" --as 1000 "${MAP[@]}"  # the tree it is in
-expect_err 5 vp rollback --last "$vol"
-grep -qxF "volprep: error: $(busy "$vol"); nothing changed" "$T/err" || fail "rollback --last: $(cat "$T/err")"
+refused "$vol" vp shift "$vol" "${MAP[@]}" --no-wait
+refused "$vol" vp "$vol" --as 1000 "${MAP[@]}" --no-wait
+refused "$vol/b" vp "$vol/b" --as 1000 "${MAP[@]}" --no-wait  # a tree in it
+refused "$T/top" vp "$T/top" --as 1000 "${MAP[@]}" --no-wait  # the tree it is in
+expect_err 5 vp rollback --last "$vol" --no-wait
+grep -qxF "volprep: error: $(busy "$vol"): let it finish, then run this again; nothing changed" "$T/err" || fail "rollback --last: $(cat "$T/err")"
 expect_err 0 vp shift "$vol" "${MAP[@]}" -n
-grep -qxF "volprep: warning: $(busy "$vol") (this plan is of the tree as that run has left it so far)" "$T/err" ||
+grep -qxF "volprep: warning: $(busy "$vol"): let it finish, then run this again (this plan is of the tree as that run has left it so far)" "$T/err" ||
   fail "shift -n: $(cat "$T/err")"
 [ "$(grep -c 'being changed' "$T/err")" = 1 ] || fail "shift -n: said more than once: $(cat "$T/err")"
 expect_err 0 vp "$T/other" --as 1000 "${MAP[@]}"  # a tree beside it
+# Without --no-wait: said, then waited for.
+vp shift "$vol" "${MAP[@]}" >"$T/w.out" 2>"$T/w.err" &
+waiter=$!
+for _ in $(seq 100); do grep -q 'waiting for it to end' "$T/w.err" && break; sleep 0.02; done
+grep -qxF "volprep: warning: $(busy "$vol"): waiting for it to end (--no-wait refuses instead)" "$T/w.err" ||
+  fail "a second shift did not say it waits: $(cat "$T/w.err")"
+kill -0 "$waiter" || fail "the waiting shift ended while the first was held: $(cat "$T/w.err")"
 [ "$(owners "$T/top")" = "$before" ] || fail "the tree changed while its shift was held"
 held_done shift
+rc=0; wait "$waiter" || rc=$?
+[ "$rc" = 1 ] && grep -q 'already shifted' "$T/w.err" || fail "the shift that waited: exit $rc: $(cat "$T/w.err")"
 [ "$(find "$vol" "$vol/a" -maxdepth 0 -printf '%U:%G\n' | sort -u)" = 500000:500000 ] || fail "root's not shifted once"
 [ "$(find "$vol/a" -type f -printf '%U:%G\n' | sort -u)" = 500000:500000 ] || fail "a/: $(owners "$vol/a")"
 [ "$(find "$vol/b" -printf '%U:%G\n' | sort -u)" = 501000:501000 ] || fail "b/: $(owners "$vol/b")"
@@ -73,7 +83,7 @@ vp rollback --last "$vol" >/dev/null 2>&1 || fail "rollback --last after the shi
 mkdir "$T/nj" && echo x >"$T/nj/f"
 VOLPREP_JOURNAL_DIR=$T/none held_volprep fchownat "$T/nj.out" "$T/nj" --as 1000 "${MAP[@]}" --no-journal
 wait_held || fail "the --no-journal run ended before its first fchownat: $(cat "$T/nj.out")"
-refused "$T/nj" vp shift "$T/nj" "${MAP[@]}"
+refused "$T/nj" vp shift "$T/nj" "${MAP[@]}" --no-wait
 held_done "--no-journal"
 [ ! -e "$T/none" ] || fail "--no-journal made a journal directory"
 [ "$(stat -c %u:%g "$T/nj/f")" = 501000:501000 ] || fail "--no-journal run: $(owners "$T/nj")"
@@ -92,9 +102,9 @@ journal=$(ls -t "$VOLPREP_JOURNAL_DIR"/*.vpj | head -1)
 held_volprep fdatasync "$T/c.out" "$p/d1" --as 2000 "${MAP[@]}"
 wait_held || fail "the prepare of d1 ended before its first sync: $(cat "$T/c.out")"
 compose_file '"./d1:/d1", "./new1/a:/n1"'
-refused "$p/d1" vc
+refused "$p/d1" vc --no-wait
 [ ! -e "$p/new1" ] || fail "compose made a source, then was refused"
-refused "$p/d1" vp rollback "$journal"
+refused "$p/d1" vp rollback "$journal" --no-wait
 [ "$(stat -c %u:%g "$p/d2/f")" = 501000:501000 ] || fail "rollback restored d2, then was refused for d1"
 held_done "prepare of d1"
 
@@ -108,7 +118,7 @@ held_volprep fdatasync "$T/m.out" "$D/volumes/alpha/_data" --as 2000 "${MAP[@]}"
 wait_held || fail "the prepare of _data ended before its first sync: $(cat "$T/m.out")"
 s0=$(state)
 for copy in "" --copy; do
-  refused "$D/volumes/alpha/_data" vp migrate-volumes "${MAP[@]}" --data-root "$D" $copy
+  refused "$D/volumes/alpha/_data" vp migrate-volumes "${MAP[@]}" --data-root "$D" $copy --no-wait
   [ "$(state)" = "$s0" ] || fail "migrate-volumes $copy changed the data root: $(state)"
 done
 held_done "prepare of _data"

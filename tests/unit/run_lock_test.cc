@@ -106,6 +106,35 @@ TEST_F(RunLock, ARefusedCallTakesNoneOfItsLocks) {
   EXPECT_EQ(in_child(tree("c")), 0);
 }
 
+TEST_F(RunLock, ARunThatWaitsSaysSoOnceAndLocksOnceTheOtherEnds) {
+  const LockedTree a = tree("a");
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t holder = ::fork();
+  if (holder == 0) {  // holds a for 0.5 s, then ends (and its locks with it)
+    auto r = lock_trees(locks_, std::span(&a, 1));
+    (void)!::write(ready[1], r ? "1" : "0", 1);
+    ::usleep(500000);
+    ::_exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ASSERT_EQ(c, '1');
+  const pid_t waiter = ::fork();
+  if (waiter == 0) {
+    int said = 0;
+    const LockedTree inside = tree("a/b");
+    auto r = lock_trees(locks_, std::span(&inside, 1), [&](const std::string& shown) { said += shown == "a/b"; });
+    ::_exit(r && said == 1 ? 0 : 1);
+  }
+  int status = 0;
+  ::waitpid(waiter, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ::waitpid(holder, &status, 0);
+  ::close(ready[0]);
+  ::close(ready[1]);
+}
+
 TEST_F(RunLock, ALockFileOthersMayWriteIsNotUsed) {
   fs::create_directory(locks_);
   fs::permissions(locks_, fs::perms::owner_all);
