@@ -386,10 +386,11 @@ int run_compose(const ComposeCmdOptions& options) {
   }
   auto volumes = open_volumes(existing, safety);
   if (!volumes) return fail(volumes.error());
-  // Locked before any source is made: another run on one of them refuses this one first.
+  // Locked before any source is made, with the directories the missing ones are made in:
+  // another run on one of them, or on a tree holding one, refuses (or holds up) this one first.
   std::vector<VolumeRoot*> trees;
   for (auto& v : *volumes) trees.push_back(&v);
-  if (int rc = lock_volumes(trees, o.run); rc != kExitOk) return rc;
+  if (int rc = lock_volumes(trees, o.run, {false, missing}); rc != kExitOk) return rc;
   auto made = create_sources(missing, safety);
   if (!made) return fail(made.error());
   for (const auto& dir : made->made) spdlog::info("{}: created (missing)", escape_path(dir));

@@ -507,7 +507,9 @@ int run_migrate(const MigrateOptions& options) {
   }
   std::vector<VolumeRoot*> data;
   for (auto& v : volumes) data.push_back(&v.data);
-  if (int rc = lock_volumes(data, o.run); rc != kExitOk) return rc;
+  // With the directories the volumes go to (the remapped root's volumes directory, and its
+  // parent, where --copy stages): a run on a tree holding one holds this one off too.
+  if (int rc = lock_volumes(data, o.run, {false, {r.to, r.to.substr(0, r.to.rfind('/'))}}); rc != kExitOk) return rc;
   // Named where it is until locked (a refusal names the tree the other run changes), then,
   // for a real run, where it goes.
   for (size_t i = 0; i < volumes.size() && !dry_run; ++i) name_at_target(volumes[i], r.to, (*chosen)[i].name);

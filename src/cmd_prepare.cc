@@ -104,7 +104,7 @@ int run_prepare(const PrepareOptions& options) {
   // and applied (or recorded), a real run journaling first; report.
   std::vector<VolumeRoot*> locked;
   for (auto& v : volumes) locked.push_back(&v);
-  if (int rc = lock_volumes(locked, o.run); rc != kExitOk) return rc;
+  if (int rc = lock_volumes(locked, o.run, {o.cross_filesystems, {}}); rc != kExitOk) return rc;
   std::vector<const VolumeRoot*> trees;
   for (const auto& v : volumes) trees.push_back(&v);
   RunConfig config;

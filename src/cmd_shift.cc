@@ -283,7 +283,7 @@ int run_shift(const ShiftOptions& options) {
   // not finish, to finish by shifting again what it shifts after this one looked.
   std::vector<VolumeRoot*> trees;
   for (auto& v : volumes) trees.push_back(&v);
-  if (int rc = lock_volumes(trees, o.run); rc != kExitOk) return rc;
+  if (int rc = lock_volumes(trees, o.run, {o.cross_filesystems, {}}); rc != kExitOk) return rc;
 
   // 3. What the journals say of each tree's shifts: one unfinished (to finish), the forward
   // one (whose map the way back takes); one that cannot be read far enough refuses.

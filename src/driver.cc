@@ -17,6 +17,7 @@
 #include "volprep/cli.h"
 #include "volprep/clock.h"
 #include "volprep/concurrency.h"
+#include "volprep/idmount.h"
 #include "volprep/run_lock.h"
 
 namespace volprep {
@@ -123,15 +124,30 @@ void say_waiting(const std::string& shown) {
 namespace {
 
 // lock_volumes, waiting only when `may_wait`; `waited` says whether it did.
-int lock_volumes_here(std::span<const VolumeRoot* const> volumes, const DriverOptions& o, bool may_wait,
-                      bool& waited) {
+int lock_volumes_here(std::span<const VolumeRoot* const> volumes, const DriverOptions& o, const LockAlso& also,
+                      bool may_wait, bool& waited) {
   waited = false;
   const std::string dir = run_lock_dir();
   if (dir.empty()) return kExitOk;  // not root, no XDG_RUNTIME_DIR: see run_lock.h
   std::vector<LockedTree> trees;
+  std::vector<HeldDir> held;  // the descriptors of the mounts' and destinations' trees, while locked
+  auto add = [&](const LockedTree& t) {
+    if (std::none_of(trees.begin(), trees.end(), [&](const LockedTree& u) { return u.st.same_inode(t.st); }))
+      trees.push_back(t);
+  };
+  for (const VolumeRoot* v : volumes) add({v->fd.get(), !v->file_name.empty(), v->st, v->given});
+  // With --cross-filesystems, each mount below a root is a tree of the run too: another path to
+  // it (a bind mount's source, the filesystem mounted again) is locked by that path's runs.
   for (const VolumeRoot* v : volumes)
-    if (std::none_of(trees.begin(), trees.end(), [&](const LockedTree& t) { return t.st.same_inode(v->st); }))
-      trees.push_back({v->fd.get(), !v->file_name.empty(), v->st, v->given});
+    for (const auto& m : also.cross_filesystems && v->file_name.empty() ? mounts_below(v->real) : std::vector<std::string>{})
+      if (UniqueFd fd(::open(m.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)); fd.valid()) {
+        HeldDir h{std::move(fd), {}};
+        h.tree = {h.fd.get(), false, {}, m};
+        if (stat_at(h.fd.get(), "", h.tree.st) == 0) held.push_back(std::move(h));
+      }
+  for (const std::string& to : also.destinations)
+    if (auto h = dir_to_lock_shared(to)) held.push_back(std::move(*h));
+  for (const HeldDir& h : held) add(h.tree);
   if (o.dry_run || o.check) {
     // Said once, though shift asks before its journals are read and again as it runs.
     static bool warned = false;
@@ -154,10 +170,10 @@ int lock_volumes_here(std::span<const VolumeRoot* const> volumes, const DriverOp
 
 }  // namespace
 
-int lock_volumes(std::span<VolumeRoot* const> volumes, const DriverOptions& o) {
+int lock_volumes(std::span<VolumeRoot* const> volumes, const DriverOptions& o, const LockAlso& also) {
   bool waited = false;
   const std::vector<const VolumeRoot*> trees(volumes.begin(), volumes.end());
-  if (int rc = lock_volumes_here(trees, o, !o.no_wait, waited); rc != kExitOk) return rc;
+  if (int rc = lock_volumes_here(trees, o, also, !o.no_wait, waited); rc != kExitOk) return rc;
   // What the other run changed meanwhile: the roots as they are now, not as they were opened
   // (a shift's census reads its root's ids there).
   for (VolumeRoot* v : volumes)
@@ -181,7 +197,7 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& o) {
   // Its callers locked them already (waiting, where they did, before they read what they act
   // on): a no-op then; else refused rather than waited for, its trees read before.
   bool waited = false;
-  if (int rc = lock_volumes_here(trees, o, /*may_wait=*/false, waited); rc != kExitOk) return rc;
+  if (int rc = lock_volumes_here(trees, o, {}, /*may_wait=*/false, waited); rc != kExitOk) return rc;
   raise_fd_limit();
   // A PATH on a read-only mount: nothing in it can change, and a run would fail once for each
   // entry (EROFS). A real run plans it first, as a dry run does, before any run starts: with

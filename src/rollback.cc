@@ -534,10 +534,18 @@ Result<RollbackResult> rollback(const Journal& j, const RollbackConfig& config) 
   // A root not found here is said when its turn comes, as before.
   if (!config.lock_dir.empty()) {
     std::vector<FoundRoot> found;
+    std::vector<HeldDir> back_to;  // where renames are undone into: locked shared
     std::vector<LockedTree> trees;
     std::set<size_t> seen;
     for (const JournalSegment& seg : j.segments) {
-      if (seg.move || !seen.insert(seg.root).second) continue;
+      if (seg.move) {
+        if (auto h = dir_to_lock_shared(j.moves[*seg.move].from_dir)) {
+          trees.push_back(h->tree);
+          back_to.push_back(std::move(*h));
+        }
+        continue;
+      }
+      if (!seen.insert(seg.root).second) continue;
       auto root = locate_root(j, size_t(&seg - j.segments.data()));
       if (!root) continue;
       LockedTree t{root->fd.get(), root->single_file, {}, root->root.volume};

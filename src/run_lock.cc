@@ -36,21 +36,21 @@ struct Bytes {
   std::vector<off_t> above;
 };
 
-Result<Bytes> bytes_of(const LockedTree& t) {
+// A directory above that cannot be opened or stat'ed (a run without CAP_DAC_READ_SEARCH under
+// a directory its owner made 0700) ends the list there: the root and those found are locked
+// all the same, rather than none.
+Bytes bytes_of(const LockedTree& t) {
   Bytes b{byte_of(t.st), {}};
   // A single file's directory is the first above it; a directory's is its "..".
   UniqueFd cur(::openat(t.dir_fd, t.single_file ? "." : "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
   EntryStat prev = t.st;
   for (int depth = 0; cur.valid() && depth < 4096; ++depth) {
     EntryStat st;
-    if (int rc = stat_at(cur.get(), "", st); rc < 0)
-      return config_error(t.shown + ": cannot stat a directory above it: " + std::strerror(-rc));
-    if (depth > 0 && st.same_inode(prev)) return b;  // "/": its ".." is itself
+    if (stat_at(cur.get(), "", st) < 0 || (depth > 0 && st.same_inode(prev))) break;  // "/": its ".." is itself
     b.above.push_back(byte_of(st));
     prev = st;
     cur.reset(::openat(cur.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
   }
-  if (!cur.valid()) return config_error(t.shown + ": cannot open a directory above it: " + std::strerror(errno));
   return b;
 }
 
@@ -134,16 +134,16 @@ namespace {
 // One try of lock_trees: `busy` is the tree whose lock another process holds.
 Result<bool> try_lock_trees(const std::string& lock_dir, std::span<const LockedTree> trees, size_t& busy) {
   std::vector<Bytes> bytes;
-  for (const LockedTree& t : trees) {
-    auto b = bytes_of(t);
-    if (!b) return b.error();
-    bytes.push_back(std::move(*b));
-  }
-  // What to take: each root exclusively; shared, each directory above one that is no root.
+  for (const LockedTree& t : trees) bytes.push_back(bytes_of(t));
+  // What to take: each root exclusively (a shared tree's shared); shared, each directory above
+  // one that is no root.
   std::map<off_t, std::pair<short, size_t>> want;  // byte -> lock, the tree it is for
-  for (size_t i = 0; i < bytes.size(); ++i) want[bytes[i].root] = {F_WRLCK, i};
   for (size_t i = 0; i < bytes.size(); ++i)
+    if (!trees[i].shared) want[bytes[i].root] = {F_WRLCK, i};
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (trees[i].shared) want.emplace(bytes[i].root, std::pair<short, size_t>{F_RDLCK, i});
     for (off_t at : bytes[i].above) want.emplace(at, std::pair<short, size_t>{F_RDLCK, i});
+  }
 
   std::lock_guard lock(files_mu);
   auto file = lock_file(lock_dir);
@@ -205,13 +205,28 @@ int tree_locked_elsewhere(const std::string& lock_dir, std::span<const LockedTre
     fd = own.get();
   }
   for (size_t i = 0; i < trees.size(); ++i) {
-    auto b = bytes_of(trees[i]);
-    if (!b) continue;
-    if (conflicts(fd, b->root, F_WRLCK)) return int(i);
-    for (off_t at : b->above)
+    const Bytes b = bytes_of(trees[i]);
+    if (conflicts(fd, b.root, trees[i].shared ? F_RDLCK : F_WRLCK)) return int(i);
+    for (off_t at : b.above)
       if (conflicts(fd, at, F_RDLCK)) return int(i);
   }
   return -1;
+}
+
+std::optional<HeldDir> dir_to_lock_shared(const std::string& path) {
+  std::string at = path;
+  for (;;) {
+    UniqueFd fd(::open(at.empty() ? "/" : at.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (fd.valid()) {
+      HeldDir d{std::move(fd), {}};
+      d.tree = LockedTree{d.fd.get(), false, {}, at.empty() ? "/" : at, /*shared=*/true};
+      if (stat_at(d.fd.get(), "", d.tree.st) < 0) return std::nullopt;
+      return d;
+    }
+    if (at.empty() || at == "/" || at == ".") return std::nullopt;
+    const auto slash = at.find_last_of('/');
+    at = slash == std::string::npos ? "." : at.substr(0, slash);
+  }
 }
 
 }  // namespace volprep

@@ -57,7 +57,11 @@ int run_volumes(std::span<const VolumeJob> jobs, const DriverOptions& options);
 // to end, then stats their roots again; with --no-wait it returns kExitRefused, said. kExitOk
 // to go on. A lock file that cannot be used is warned of, and the run goes on. A dry run locks
 // nothing and warns of a tree another run is changing now.
-int lock_volumes(std::span<VolumeRoot* const> volumes, const DriverOptions& options);
+struct LockAlso {
+  bool cross_filesystems = false;         // the mounts below each root, each a tree of the run
+  std::vector<std::string> destinations;  // where it makes or moves something: locked shared
+};
+int lock_volumes(std::span<VolumeRoot* const> volumes, const DriverOptions& options, const LockAlso& also = {});
 // What a run says once while it waits for another run on its trees (without --no-wait).
 void say_waiting(const std::string& shown);
 

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -33,13 +34,27 @@ inline constexpr const char* kRunLockFile = "runs.lock";
 std::string run_lock_dir();
 
 // A tree a run changes: its root entry `st`; `dir_fd` is the root directory itself, or for a
-// single file the directory it is in; `shown` names it in messages.
+// single file the directory it is in; `shown` names it in messages. `shared`: a directory the
+// run makes something in or moves something into (a missing Compose source's, a volume's
+// target), locked shared as the directories above a tree are: a run on a tree holding it
+// conflicts, one beside it in that directory does not.
 struct LockedTree {
   int dir_fd = -1;
   bool single_file = false;
   EntryStat st;
   std::string shown;
+  bool shared = false;
 };
+
+// The deepest directory of `path` that exists (the path itself, or the nearest one above it),
+// opened to be locked shared (LockedTree::shared) for a run that will make or move something
+// there; nullopt if not even "/" can be opened. For the lock only: the run opens what it acts
+// on by its own rules.
+struct HeldDir {
+  UniqueFd fd;
+  LockedTree tree;
+};
+std::optional<HeldDir> dir_to_lock_shared(const std::string& path);
 
 // Locks every tree of `trees` for this process until it exits, in `lock_dir`'s lock file (both
 // made if missing): each root exclusively, each directory above one (not itself a root of

@@ -10,10 +10,14 @@
 #    is shifted once, and rollback --last undoes it.
 # 2. held prepare --no-journal (no journal directory at all): a shift of it refused.
 # 3. held prepare of a Compose source: compose of it with a missing source is refused before
-#    the missing one is made; rollback of the project's journal (two roots) restores neither.
-# 4. held prepare of a named volume's _data: migrate-volumes (rename, and --copy) refused
-#    before anything is made.
-# 5. a run killed -9 while it holds its locks: the next run goes ahead.
+#    the missing one is made; rollback of the project's journal (two roots) restores neither;
+#    held prepare of a directory a missing source would be made in: compose refused, nothing made.
+# 4. held prepare of a named volume's _data, then of the remapped root's volumes directory:
+#    migrate-volumes (rename, and --copy) refused before anything is made; held prepare of the
+#    volumes directory a migration is undone into: its rollback refused, nothing moved back.
+# 5. held prepare --cross-filesystems of a tree with a bind mount in it: a run on the bind
+#    mount's source (another path to the same tree) refused.
+# 6. a run killed -9 while it holds its locks: the next run goes ahead.
 # The lock file is root's alone: /run/volprep/runs.lock, 0600.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/held_lib.bash"
@@ -107,6 +111,13 @@ refused "$p/d1" vc --no-wait
 refused "$p/d1" vp rollback "$journal" --no-wait
 [ "$(stat -c %u:%g "$p/d2/f")" = 501000:501000 ] || fail "rollback restored d2, then was refused for d1"
 held_done "prepare of d1"
+mkdir "$p/sub"
+held_volprep fdatasync "$T/c2.out" "$p/sub" --as 2000 "${MAP[@]}"
+wait_held || fail "the prepare of sub ended before its first sync: $(cat "$T/c2.out")"
+compose_file '"./d2:/d2", "./sub/new:/n"'
+refused "$p/sub" vc --no-wait
+[ ! -e "$p/sub/new" ] || fail "compose made a source in a tree another run holds"
+held_done "prepare of sub"
 
 # --- 4. migrate-volumes: nothing made -----------------------------------------------------------
 D=$T/data
@@ -114,16 +125,47 @@ mkdir -p -m 0701 "$D/volumes/alpha/_data"
 touch "$D/volumes/metadata.db"
 echo a >"$D/volumes/alpha/_data/f"
 state() { (cd "$D" && find . -printf '%P %y %u:%g %m\n' | sort); }
-held_volprep fdatasync "$T/m.out" "$D/volumes/alpha/_data" --as 2000 "${MAP[@]}"
-wait_held || fail "the prepare of _data ended before its first sync: $(cat "$T/m.out")"
-s0=$(state)
-for copy in "" --copy; do
-  refused "$D/volumes/alpha/_data" vp migrate-volumes "${MAP[@]}" --data-root "$D" $copy --no-wait
-  [ "$(state)" = "$s0" ] || fail "migrate-volumes $copy changed the data root: $(state)"
-done
-held_done "prepare of _data"
+# migrate_refused TREE: with a prepare of TREE held, migrate-volumes (rename, --copy) refused
+# naming TREE, the data root as it was.
+migrate_refused() {
+  local out=$T/m.${1//\//_}  # a log of its own: wait_held reads it
+  held_volprep fdatasync "$out" "$1" --as 2000 "${MAP[@]}" --allow-system-path
+  wait_held || fail "the prepare of $1 ended before its first sync: $(cat "$out")"
+  local s0 copy
+  s0=$(state)
+  for copy in "" --copy; do
+    refused "$1" vp migrate-volumes "${MAP[@]}" --data-root "$D" $copy --no-wait
+    [ "$(state)" = "$s0" ] || fail "migrate-volumes $copy with $1 held changed the data root: $(state)"
+  done
+  held_done "prepare of $1"
+}
+migrate_refused "$D/volumes/alpha/_data"
+mkdir -p -m 0710 "$D/500000.500000/volumes"
+migrate_refused "$D/500000.500000/volumes"
+rm -rf "$D/500000.500000"  # given to 2000 by that prepare: made again, as Docker makes it
+chown -R 0:0 "$D/volumes/alpha/_data"  # given to 2000 by the first
+vp migrate-volumes "${MAP[@]}" --data-root "$D" >"$T/mig.out" 2>&1 || fail "migrate-volumes: $(cat "$T/mig.out")"
+[ -d "$D/500000.500000/volumes/alpha/_data" ] || fail "not migrated: $(state)"
+mj=$(ls -t "$VOLPREP_JOURNAL_DIR"/*.vpj | head -1)
+held_volprep fdatasync "$T/m3.out" "$D/volumes" --as 2000 "${MAP[@]}" --allow-system-path
+wait_held || fail "the prepare of the volumes directory ended before its first sync: $(cat "$T/m3.out")"
+refused "$D/volumes" vp rollback "$mj" --no-wait
+[ -d "$D/500000.500000/volumes/alpha/_data" ] && [ ! -e "$D/volumes/alpha" ] ||
+  fail "the rollback moved the volume back into a held tree: $(state)"
+held_done "prepare of the volumes directory"
 
-# --- 5. a run killed -9 while it holds its locks: the kernel drops them with it ----------------
+# --- 5. --cross-filesystems: another path to a tree mounted in it --------------------------------
+mkdir -p "$T/A/m" "$T/src/vol/sub"
+echo s >"$T/src/vol/sub/f" && echo a >"$T/A/f"
+mount --bind "$T/src/vol" "$T/A/m"
+held_volprep fdatasync "$T/x.out" "$T/A" --as 1000 "${MAP[@]}" --cross-filesystems
+wait_held || fail "the prepare --cross-filesystems ended before its first sync: $(cat "$T/x.out")"
+refused "$T/A/m" vp "$T/A/m" --as 2000 "${MAP[@]}" --no-wait
+refused "$T/src/vol" vp "$T/src/vol" --as 2000 "${MAP[@]}" --no-wait
+held_done "prepare --cross-filesystems"
+umount "$T/A/m"
+
+# --- 6. a run killed -9 while it holds its locks: the kernel drops them with it ----------------
 held_volprep fdatasync "$T/k.out" "$vol" --as 1000 "${MAP[@]}"
 wait_held || fail "the prepare ended before its first sync: $(cat "$T/k.out")"
 pids=$(held_volprep_pids)
