@@ -89,7 +89,7 @@ Result<std::vector<ServicePlanInput>> identify(const ComposeProject& project,
           open_how how{};
           how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
           how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-          socket_dir.reset(int(::syscall(SYS_openat2, root.get(), dir.c_str(), &how, sizeof how)));
+          socket_dir.reset(int(openat2_retrying(root.get(), dir.c_str(), &how)));
           if (!socket_dir.valid())
             return config_error("cannot open " + dir + " below the host root " + *host_root + ": " + std::strerror(errno));
           socket = "unix:///proc/self/fd/" + std::to_string(socket_dir.get()) + rel.substr(dir.size());

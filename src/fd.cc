@@ -85,12 +85,21 @@ int open_dir_at(int dirfd, const char* name) {
   return fd < 0 ? -errno : fd;
 }
 
+long openat2_retrying(int dirfd, const char* path, open_how* how) {
+  long fd = -1;
+  for (int tries = 0; tries < 100; ++tries) {
+    fd = ::syscall(SYS_openat2, dirfd, path, how, sizeof *how);
+    if (fd >= 0 || errno != EAGAIN) break;
+  }
+  return fd;
+}
+
 int open_entry(int dirfd, const char* name, bool cross_mounts) {
   if (!*name) name = ".";
   open_how how{};
   how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
   how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | (cross_mounts ? 0 : RESOLVE_NO_XDEV);
-  long fd = ::syscall(SYS_openat2, dirfd, name, &how, sizeof how);
+  long fd = openat2_retrying(dirfd, name, &how);
   if (fd >= 0) {
     mark_o_path(int(fd));
     return int(fd);
@@ -109,10 +118,10 @@ int open_subdir_same_mount(int dirfd, const char* name) {
   open_how how{};
   how.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME;
   how.resolve = RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH;
-  long fd = ::syscall(SYS_openat2, dirfd, name, &how, sizeof how);
+  long fd = openat2_retrying(dirfd, name, &how);
   if (fd < 0 && errno == EPERM) {  // O_NOATIME on a directory this user does not own
     how.flags &= ~uint64_t(O_NOATIME);
-    fd = ::syscall(SYS_openat2, dirfd, name, &how, sizeof how);
+    fd = openat2_retrying(dirfd, name, &how);
   }
   return fd < 0 ? -errno : int(fd);
 }
@@ -130,7 +139,7 @@ int open_beneath(int dirfd, const std::string& rel, int flags, bool same_mount) 
   open_how how{};
   how.flags = uint64_t(flags);
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | (same_mount ? RESOLVE_NO_XDEV : 0);
-  long fd = ::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how);
+  long fd = openat2_retrying(dirfd, path.c_str(), &how);
   if (fd >= 0) return int(fd);
   if (errno == ENAMETOOLONG && path.size() >= PATH_MAX) {
     // Longer than a syscall takes (a tree may be deeper): the directory at the last '/' that

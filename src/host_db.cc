@@ -78,7 +78,7 @@ int open_in_root(int root, const std::string& rel, int flags) {
   open_how how{};
   how.flags = uint64_t(flags | O_CLOEXEC);
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  long fd = ::syscall(SYS_openat2, root, rel.c_str(), &how, sizeof how);
+  long fd = openat2_retrying(root, rel.c_str(), &how);
   if (fd >= 0) return int(fd);
   if (errno != ENOSYS && errno != EPERM) return -1;
   fd = open_beneath(root, rel, flags);

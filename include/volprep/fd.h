@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -94,6 +95,11 @@ std::string fs_type_name(int64_t magic);
 }  // namespace volprep
 
 namespace volprep {
+
+// openat2(2), again while it fails with EAGAIN: with RESOLVE_BENEATH or RESOLVE_IN_ROOT the
+// kernel says so when a rename or a mount anywhere on the system may have raced a ".." in the
+// lookup, and asks the caller to try again. Returns the descriptor, or -1 with errno.
+long openat2_retrying(int dirfd, const char* path, ::open_how* how);
 
 // Opens `rel` (relative, "" for dirfd itself) below `dirfd` without following any symlink or
 // leaving the tree: openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS) where

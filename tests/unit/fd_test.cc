@@ -14,6 +14,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
+#include <atomic>
 
 using namespace volprep;
 namespace fs = std::filesystem;
@@ -203,6 +205,41 @@ TEST(OpenBeneath, PathsLongerThanPathMax) {
   EXPECT_EQ(open_beneath(root.get(), via, O_RDONLY | O_DIRECTORY), -ELOOP);
   EXPECT_LT(open_beneath(root.get(), rel + "/../../x", O_RDONLY), 0);
 
+}
+
+// With RESOLVE_BENEATH (and RESOLVE_IN_ROOT) the kernel fails a lookup through ".." with
+// EAGAIN when a rename anywhere on the system may have raced it, and asks for another try:
+// about one lookup in a hundred here while another thread renames a directory elsewhere. A
+// check run beside a test that renames failed so (ctest -j2, "Resource temporarily unavailable").
+TEST(OpenBeneath, ARenameElsewhereDoesNotFailALookupThroughDotDot) {
+  char tmpl[] = "/tmp/volprep-eagain.XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  fs::create_directories(dir + "/root/srv/data");
+  fs::create_directories(dir + "/x");
+  UniqueFd root(::open((dir + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(root.valid());
+  std::atomic<bool> stop{false};
+  std::thread renamer([&] {
+    const std::string x = dir + "/x", y = dir + "/y";
+    while (!stop) {
+      ::rename(x.c_str(), y.c_str());
+      ::rename(y.c_str(), x.c_str());
+    }
+  });
+  int failed = 0, first_error = 0;
+  for (int i = 0; i < 50000; ++i) {
+    const int fd = open_beneath(root.get(), "srv/../srv/data", O_PATH | O_DIRECTORY);
+    if (fd >= 0) {
+      ::close(fd);
+    } else if (failed++ == 0) {
+      first_error = -fd;
+    }
+  }
+  stop = true;
+  renamer.join();
+  fs::remove_all(dir);
+  EXPECT_EQ(failed, 0) << std::strerror(first_error);
 }
 
 // The walk's stat by name: stat_at_cached gives what stat_at gives on a local filesystem, and
