@@ -140,7 +140,7 @@ int lock_volumes_here(std::span<const VolumeRoot* const> volumes, const DriverOp
   // it (a bind mount's source, the filesystem mounted again) is locked by that path's runs.
   for (const VolumeRoot* v : volumes)
     for (const auto& m : also.cross_filesystems && v->file_name.empty() ? mounts_below(v->real) : std::vector<std::string>{})
-      if (UniqueFd fd(::open(m.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)); fd.valid()) {
+      if (UniqueFd fd(std::max(-1, open_absolute(m, O_PATH | O_DIRECTORY))); fd.valid()) {
         HeldDir h{std::move(fd), {}};
         h.tree = {h.fd.get(), false, {}, m};
         if (stat_at(h.fd.get(), "", h.tree.st) == 0) held.push_back(std::move(h));

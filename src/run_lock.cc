@@ -216,16 +216,18 @@ int tree_locked_elsewhere(const std::string& lock_dir, std::span<const LockedTre
 std::optional<HeldDir> dir_to_lock_shared(const std::string& path) {
   std::string at = path;
   for (;;) {
-    UniqueFd fd(::open(at.empty() ? "/" : at.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    // From "/", never through a symlink: a name its owner points elsewhere locks the directory
+    // that holds it, where the run makes or moves what it does.
+    const int opened = open_absolute(at.empty() ? "/" : at, O_PATH | O_DIRECTORY);
+    UniqueFd fd(opened < 0 ? -1 : opened);
     if (fd.valid()) {
       HeldDir d{std::move(fd), {}};
       d.tree = LockedTree{d.fd.get(), false, {}, at.empty() ? "/" : at, /*shared=*/true};
       if (stat_at(d.fd.get(), "", d.tree.st) < 0) return std::nullopt;
       return d;
     }
-    if (at.empty() || at == "/" || at == ".") return std::nullopt;
-    const auto slash = at.find_last_of('/');
-    at = slash == std::string::npos ? "." : at.substr(0, slash);
+    if (at.empty() || at == "/" || !at.starts_with('/')) return std::nullopt;
+    at = at.substr(0, at.find_last_of('/'));
   }
 }
 

@@ -46,8 +46,8 @@ struct LockedTree {
   bool shared = false;
 };
 
-// The deepest directory of `path` that exists (the path itself, or the nearest one above it),
-// opened to be locked shared (LockedTree::shared) for a run that will make or move something
+// The deepest directory of the absolute `path` that exists and is reached from "/" through no
+// symlink (the path itself, or the nearest one above it), opened to be locked shared (LockedTree::shared) for a run that will make or move something
 // there; nullopt if not even "/" can be opened. For the lock only: the run opens what it acts
 // on by its own rules.
 struct HeldDir {

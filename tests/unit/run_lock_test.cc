@@ -135,6 +135,18 @@ TEST_F(RunLock, ARunThatWaitsSaysSoOnceAndLocksOnceTheOtherEnds) {
   ::close(ready[1]);
 }
 
+TEST_F(RunLock, ADirectoryToMakeInIsFoundWithoutFollowingASymlink) {
+  fs::create_symlink(dir_ + "/c", dir_ + "/a/link");
+  auto made_in = dir_to_lock_shared(dir_ + "/a/missing/x");  // the deepest one there
+  ASSERT_TRUE(made_in);
+  EXPECT_TRUE(made_in->tree.shared);
+  EXPECT_TRUE(made_in->tree.st.same_inode(tree("a").st));
+  auto via_link = dir_to_lock_shared(dir_ + "/a/link/x");  // the directory holding the link
+  ASSERT_TRUE(via_link);
+  EXPECT_TRUE(via_link->tree.st.same_inode(tree("a").st));
+  EXPECT_FALSE(dir_to_lock_shared("relative/x"));
+}
+
 TEST_F(RunLock, ALockFileOthersMayWriteIsNotUsed) {
   fs::create_directory(locks_);
   fs::permissions(locks_, fs::perms::owner_all);
