@@ -59,15 +59,19 @@ uint32_t crc32c(const void* data, size_t size, uint32_t crc) {
 
 namespace {
 
-void put_varint(std::string& out, uint64_t v) {
-  char buf[10];  // a run encodes ~10 per change: one append each, not a push_back per byte
+// Writes v's LEB128 bytes (at most 10) at `out`; returns how many.
+size_t encode_varint(char* out, uint64_t v) {
   size_t n = 0;
   while (v >= 0x80) {
-    buf[n++] = char(v | 0x80);
+    out[n++] = char(v | 0x80);
     v >>= 7;
   }
-  buf[n++] = char(v);
-  out.append(buf, n);
+  out[n++] = char(v);
+  return n;
+}
+void put_varint(std::string& out, uint64_t v) {
+  char buf[10];  // one append, not a push_back per byte
+  out.append(buf, encode_varint(buf, v));
 }
 void put_string(std::string& out, std::string_view s) {
   put_varint(out, s.size());
@@ -108,16 +112,16 @@ struct RecordFields {
   int64_t btime_ns;
 };
 void put_record(std::string& p, const RecordFields& r) {
-  put_varint(p, r.dev_major);
-  put_varint(p, r.dev_minor);
-  put_varint(p, r.ino);
-  put_varint(p, r.mode_before);
-  put_varint(p, r.uid_before);
-  put_varint(p, r.gid_before);
-  put_varint(p, r.mode_after);
-  put_varint(p, r.uid_after);
-  put_varint(p, r.gid_after);
-  put_string(p, r.name);
+  // A record per change: its fixed fields and the name's length go out in one append (each
+  // append of a varint was 2% of a one-thread run's time).
+  char fixed[10 * 10];
+  size_t n = 0;
+  for (uint64_t v : {uint64_t(r.dev_major), uint64_t(r.dev_minor), r.ino, uint64_t(r.mode_before),
+                     uint64_t(r.uid_before), uint64_t(r.gid_before), uint64_t(r.mode_after), uint64_t(r.uid_after),
+                     uint64_t(r.gid_after), uint64_t(r.name.size())})
+    n += encode_varint(fixed + n, v);
+  p.append(fixed, n);
+  p.append(r.name);
   put_varint(p, r.xattrs.size());
   for (const auto& x : r.xattrs) {
     put_string(p, x.name);
