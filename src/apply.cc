@@ -228,7 +228,7 @@ class JournalingApplier final : public Applier {
   }
 
   void apply_one(int dirfd, Change& c, const ChangeSink& sink) {
-    if (try_change(dirfd, c, sink) == 0 && c.arms()) record_armed(dirfd, c);
+    if (try_change(dirfd, c, sink) == 0 && (c.arms() || c.disarms())) record_armed(dirfd, c);
     c.entry.reset();
   }
 
@@ -242,8 +242,8 @@ class JournalingApplier final : public Applier {
     });
   }
 
-  // After a change that left set-id bits or capabilities: the inode's ctime then, for
-  // rollback (an 'A' record). Not waited for: a lost one only makes rollback withhold them.
+  // After a change that left set-id bits or capabilities, or took them off: the inode's ctime
+  // then, for rollback (an 'A' record). Not waited for: a lost one only makes rollback withhold them.
   // A regular file's was taken while nobody could write it (apply_change); no 'A' record
   // for it without one.
   void record_armed(int dirfd, const Change& c) {
@@ -320,8 +320,12 @@ int apply_change(int dirfd, Change& c) {
                   rc == -EAGAIN ? "hold it unwritten while its set-id bits or capabilities are put back (a process "
                                   "has it open for writing: stop it and run again)"
                                 : "hold it unwritten while its set-id bits or capabilities are put back");
+  // Taking them off is safe whoever writes the file: held where it can be, so that the ctime
+  // after it is this content's and rollback may put them back; else made all the same, with no
+  // ctime, and rollback withholds them (and says so).
+  const bool disarms = S_ISREG(c.before.mode) && !arms && c.disarms() && hold_unwritten(fd, hold) == 0;
   uint32_t links = 0;  // the inode's links when checked
-  if (chmod || caps || acls || arms) {
+  if (chmod || caps || acls || arms || disarms) {
     // The inode is the one planned, but its owner may have chmodded it since: applying the
     // plan would undo that, so it is left alone. Checked before the chown drops set-id bits.
     // A file rollback re-arms because its ctime is the run's must still have it, now that
@@ -356,7 +360,7 @@ int apply_change(int dirfd, Change& c) {
     if (rc == -ENODATA && !x.after) rc = 0;  // gone already: the chown removed the capabilities
     if (rc < 0) return fail(c, -rc, x.name == kCapabilityXattr ? "restore file capabilities" : "set ACL");
   }
-  if (arms) {  // still held: what rollback will compare with is this content's
+  if (arms || disarms) {  // still held: what rollback will compare with is this content's
     EntryStat now;
     if (int rc = stat_at(fd, "", now); rc < 0) return fail(c, -rc, "stat");
     // Unless its new owner linked it since the chown (into a directory of theirs outside the

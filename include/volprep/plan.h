@@ -43,8 +43,9 @@ struct Change {
   // Set by rollback when it puts set-id bits or capabilities back because the file's ctime
   // is still the one the run left: that ctime, checked again once nobody can write the file.
   int64_t rearm_if_ctime_ns = 0;
-  // Set by the applier after a change that arms() a regular file: the inode's ctime then,
-  // taken while no one could write the file (apply_change), for the journal's 'A' record.
+  // Set by the applier after a change that arms() or disarms() a regular file: the inode's
+  // ctime then, taken while no one could write the file (apply_change), for the journal's 'A'
+  // record.
   int64_t armed_ctime_ns = 0;
 
   bool changes_owner() const { return before.uid != uid || before.gid != gid; }
@@ -63,6 +64,16 @@ struct Change {
     if (mode & (S_ISUID | S_ISGID)) return true;
     for (const auto& x : xattrs)
       if (x.name == "security.capability" && x.after) return true;
+    return false;
+  }
+  // The change takes set-id bits or file capabilities off a non-directory (a reverse shift
+  // does, of what would become root's; --chmod u-s): the journal keeps the inode's ctime after
+  // it too, so that rollback can tell the content is still the one they were on.
+  bool disarms() const {
+    if (S_ISDIR(before.mode) || S_ISLNK(before.mode)) return false;
+    if (before.mode & ~mode & (S_ISUID | S_ISGID)) return true;
+    for (const auto& x : xattrs)
+      if (x.name == "security.capability" && x.before && !x.after) return true;
     return false;
   }
   bool restores_set_id() const {
