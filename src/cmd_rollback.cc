@@ -15,6 +15,7 @@
 
 #include "volprep/cli.h"
 #include "volprep/run_lock.h"
+#include "volprep/shift_history.h"
 #include "volprep/clock.h"
 #include "volprep/driver.h"
 #include "volprep/migrate.h"
@@ -28,7 +29,8 @@ void setup_rollback(CLI::App& app, RollbackOptions& o) {
   app.add_option("journal", o.journal, "The journal of the run to undo");
   app.add_option("--last", o.last,
                  "Undo the newest journaled run on the volume PATH (warned of if it was rolled back already; "
-                 "refused, never an older one taken, if it cannot be told from a remount)");
+                 "refused, never an older one taken, if it cannot be told from a remount; a shift that finished "
+                 "an interrupted one: both)");
   app.add_option("--project", o.project, "Undo the newest volprep compose run of the Compose project NAME");
   app.add_option("--project-directory", o.project_directory,
                  "Undo the newest volprep compose run of the project in DIR (with --project: of that name there)")
@@ -339,27 +341,41 @@ std::optional<Journal> rolled_back_by(const std::string& dir, const Journal& j) 
 // undone again: its entries still as it left them go back (a later run with --no-journal that
 // changed them so, or nothing), which is what the user asked for; a rollback is one to run
 // again (after a kill, or a run killed before it wrote its journal) and must not fail so.
-bool rolled_back_already(const Journal& j, const RollbackOptions& o) {
+// `newest`: found as the newest run (--last, --project), not named nor the shift it finished.
+bool rolled_back_already(const Journal& j, const RollbackOptions& o, bool newest) {
   auto by = rolled_back_by(o.journal_dir, j);
   if (!by) return false;
   const std::string run = fmt::format("{} (started {})", escape_path(j.path), format_utc(j.header.start_ns));
   spdlog::warn("{}{} was rolled back already by {} (started {}){}: undoing it again (its entries a later run changed "
-               "as it did go back too)", o.journal ? "" : "the newest journaled run, ", run, escape_path(by->path),
+               "as it did go back too)", newest ? "the newest journaled run, " : "", run, escape_path(by->path),
                format_utc(by->header.start_ns),
-               o.journal ? "" : "; a run since then wrote no journal (--no-journal) or changed nothing");
+               newest ? "; a run since then wrote no journal (--no-journal) or changed nothing" : "");
   return true;
 }
 
-}  // namespace
 
-int run_rollback(const RollbackOptions& o) {
-  const bool by_project = o.project || o.project_directory;
-  if (int(o.journal.has_value()) + int(o.last.has_value()) + int(by_project) != 1) {
-    spdlog::error("give one of a JOURNAL, --last PATH or --project NAME (and/or --project-directory DIR)");
-    return kExitUsage;
+// The shifts the finished shift `j` finished: a shift run again after one was killed finishes
+// it, and journals only what it changed itself; the killed run's journal holds the rest. They
+// are the shifts of its tree left unfinished before it started that nothing settled then.
+// Empty when that cannot be told (said).
+std::vector<Journal> shifts_finished_by(const Journal& j, const std::string& journal_dir) {
+  if (!is_shift_run(j.header) || !j.end || !j.header.project.empty()) return {};
+  std::vector<UnreadJournal> unread;
+  std::vector<Journal> before;
+  for (Journal& k : read_journal_dir(journal_dir, unread, JournalRead::kList))
+    if (k.header.start_ns < j.header.start_ns) before.push_back(std::move(k));
+  auto history = shift_history(before, {}, root_of(j.header), j.header.volume, journal_dir);
+  if (!history) {
+    spdlog::warn("cannot tell whether {} finished a shift that did not finish: {}", escape_path(j.path),
+                 history.error().message);
+    return {};
   }
-  auto path = o.journal ? Result<std::string>(journal_named(*o.journal, o.journal_dir)) : o.last ? last_journal_of(o) : last_journal_of_project(o);
-  if (!path) return fail(path.error());
+  return std::move(history->unfinished);
+}
+
+// Undoes the run of the journal `journal_path` (`newest`: as rolled_back_already).
+int rollback_journal(const std::string& journal_path, const RollbackOptions& o, bool newest) {
+  const std::string* path = &journal_path;
   // One rollback of a journal at a time: a second one (a retry while the first is slow) would
   // restore every entry again, and say so, and journal it as its own.
   UniqueFd held;
@@ -382,7 +398,7 @@ int run_rollback(const RollbackOptions& o) {
                  escape_path(m.path), m.from_major, m.from_minor, m.to_major, m.to_minor);
   translate_devices(*journal, device_moves(*moved));
   const Journal& j = *journal;
-  const bool again = rolled_back_already(j, o);
+  const bool again = rolled_back_already(j, o, newest);
   if (j.torn_at && j.torn_by_hole)
     spdlog::warn("{}: torn tail at offset {} ({} bytes ignored): it starts with a hole the disk "
                  "never got, from power lost during a sync; no change recorded after it was made",
@@ -441,6 +457,36 @@ int run_rollback(const RollbackOptions& o) {
   if (result->failed) return kExitPartial;
   if (result->conflicts) return kExitFound;
   return kExitOk;
+}
+
+}  // namespace
+
+int run_rollback(const RollbackOptions& o) {
+  const bool by_project = o.project || o.project_directory;
+  if (int(o.journal.has_value()) + int(o.last.has_value()) + int(by_project) != 1) {
+    spdlog::error("give one of a JOURNAL, --last PATH or --project NAME (and/or --project-directory DIR)");
+    return kExitUsage;
+  }
+  auto path = o.journal ? Result<std::string>(journal_named(*o.journal, o.journal_dir)) : o.last ? last_journal_of(o) : last_journal_of_project(o);
+  if (!path) return fail(path.error());
+  // A shift finished by running it again is one shift in two journals: --last undoes both,
+  // the newest first; a journal named is undone alone, and what else stands is said.
+  std::vector<Journal> finished;
+  if (auto j = read_journal(*path, JournalRead::kList); j) finished = shifts_finished_by(*j, o.journal_dir);
+  int rc = rollback_journal(*path, o, /*newest=*/!o.journal);
+  if (!o.last) {
+    for (const Journal& k : finished)
+      spdlog::warn("{} finished the shift that did not finish in {}: that one's changes stand (volprep rollback {} "
+                   "undoes them; rollback --last {} undoes both)",
+                   escape_path(*path), escape_path(k.path), escape_path(k.path), escape_path(k.header.volume));
+    return rc;
+  }
+  for (auto it = finished.rbegin(); it != finished.rend() && rc == kExitOk; ++it) {
+    spdlog::warn("{} finished the shift that did not finish in {}: undoing that one too", escape_path(*path),
+                 escape_path(it->path));
+    rc = rollback_journal(it->path, o, /*newest=*/false);
+  }
+  return rc;
 }
 
 int run_journal_list(const JournalOptions& o) {
