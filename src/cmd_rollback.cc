@@ -116,6 +116,7 @@ Change change_of(const JournalRecord& r) {
   c.uid = r.uid_after;
   c.gid = r.gid_after;
   c.mode = r.mode_after;
+  c.xattrs = r.xattrs;  // the ACL and capability lines of the dry-run diff
   return c;
 }
 

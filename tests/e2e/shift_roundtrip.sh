@@ -37,6 +37,12 @@ getfacl -n "$vol/d1" 2>/dev/null | grep -qx 'default:group:500033:r-x' || fail "
 getcap -n "$vol/ping" | grep -q '\[rootid=500000\]' || fail "ping: $(getcap -n "$vol/ping")"
 getcap -n "$vol/suid" | grep -q 'cap_chown=p \[rootid=500000\]' || fail "suid: $(getcap -n "$vol/suid")"
 getcap -n "$vol/d3/v3cap" | grep -q '\[rootid=501000\]' || fail "v3cap: $(getcap -n "$vol/d3/v3cap")"
+# Its journal shows what it did in the dry run's words, ACL and capability lines too.
+vp journal show "$(ls "$VOLPREP_JOURNAL_DIR"/*.vpj)" >"$T/show" || fail "journal show: $(cat "$T/show")"
+for p in /ping /d3/v3cap /d0/sub0/f0 /suid; do
+  grep -F "$vol$p " "$T/show" | cmp -s - <(grep -F "$vol$p " "$T/plan") ||
+    fail "journal show is not the dry run for $p: $(grep -F "$vol$p " "$T/show") / $(grep -F "$vol$p " "$T/plan")"
+done
 [ "$(stat -c %u:%g "$vol/d2/../d3/fifo")" = 565534:501000 ] || fail "fifo"
 [ "$(stat -c %u:%g "$vol/d3/link")" = 500999:500999 ] || fail "the symlink itself"
 
