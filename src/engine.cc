@@ -82,7 +82,7 @@ struct ThreadState final : ChangeSink {
       errors.push_back({join_path(dir_path, c.name), std::string(c.failed_step) + ": " + std::strerror(c.err)});
     } else {
       summary.changed += entries;
-      if (c.restores_set_id()) summary.set_id_kept += entries;
+      if (c.keeps_set_id()) summary.set_id_kept += entries;
       if (progress) progress->changed.fetch_add(entries, std::memory_order_relaxed);
     }
   }

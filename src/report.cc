@@ -142,7 +142,7 @@ std::string format_change(std::string_view display, const Change& c) {
   } else {
     line += "  mode " + octal(c.before.mode);
     if (c.changes_mode()) line += " -> " + octal(c.mode);
-    if (c.restores_set_id()) line += " (setuid/setgid kept)";
+    if (c.keeps_set_id()) line += " (setuid/setgid kept)";
   }
   auto acl = acl_changes(c);
   for (size_t i = 0; i < acl.size(); ++i) line += (i ? " " : "  acl ") + acl[i];

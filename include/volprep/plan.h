@@ -76,6 +76,8 @@ struct Change {
       if (x.name == "security.capability" && x.before && !x.after) return true;
     return false;
   }
+  // Set-id bits the file had and keeps (the diff's "setuid/setgid kept"), not ones added.
+  bool keeps_set_id() const { return restores_set_id() && (before.mode & mode & (S_ISUID | S_ISGID)); }
   bool restores_set_id() const {
     return changes_owner() && !S_ISDIR(before.mode) && !S_ISLNK(before.mode) &&
            (mode & (S_ISUID | S_ISGID));

@@ -43,6 +43,9 @@ TEST(FormatChange, DiffLine) {
   c.before.mode = S_IFREG | 04755;
   c.mode = 04755;
   EXPECT_EQ(format_change("s", c), "s  owner 1000:1000 -> 501000:501000  mode 4755 (setuid/setgid kept)");
+  // Added (--chmod u+s), not kept: the mode's change says it.
+  c.before.mode = S_IFREG | 0755;
+  EXPECT_EQ(format_change("a", c), "a  owner 1000:1000 -> 501000:501000  mode 0755 -> 4755");
   c.before.mode = S_IFLNK | 0777;
   EXPECT_EQ(format_change("l", c), "l  owner 1000:1000 -> 501000:501000  symlink");
 }
