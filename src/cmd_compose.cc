@@ -307,7 +307,8 @@ void setup_compose(CLI::App& app, ComposeCmdOptions& o) {
                  "The project's directory (default: the first file's); relative paths and .env are read there");
   app.add_option("--env-file", o.env_file, "Read variables from FILE instead of the project's .env");
   app.add_option("--compose-cli", o.compose_cli,
-                 "Read the project through a Compose CLI's `config`: auto (the Compose v2 plugin, then docker-compose, "
+                 "Read the project through a Compose CLI's `config`, run with the caller's environment (but a fixed "
+                 "PATH and no LD_*, PYTHON* and the like): auto (the Compose v2 plugin, then docker-compose, "
                  "else the built-in reader), never, or the CLI's PATH")
       ->capture_default_str();
   add_run_options(app, o.run, "A dry run that exits 1 when any mount would change");

@@ -134,11 +134,34 @@ std::string unsafe_executable(const std::string& path) {
   return {};
 }
 
+namespace {
+
+// Whether a variable makes the dynamic linker, libc or a script's interpreter load or run
+// other code than the CLI's own: root's choice for root's programs, not to be carried into
+// what runs as root or as the project directory's owner on their files.
+bool loads_code(const std::string& name) {
+  // The dynamic linker's, and what glibc drops for a setuid program (ld.so's unsecure list).
+  static const char* const kExact[] = {"GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN",
+                                       "LOCPATH", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR",
+                                       "TZDIR",
+                                       // A script's interpreter: sh and bash, Python (docker-compose 1), and others.
+                                       "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "CDPATH",
+                                       "PERL5LIB", "PERL5OPT", "PERLLIB", "RUBYLIB", "RUBYOPT", "NODE_OPTIONS",
+                                       "NODE_PATH"};
+  static const char* const kPrefixes[] = {"LD_", "MALLOC_", "PYTHON", "BASH_FUNC_"};
+  for (const char* e : kExact)
+    if (name == e) return true;
+  for (const char* p : kPrefixes)
+    if (name.starts_with(p)) return true;
+  return false;
+}
+
+}  // namespace
+
 std::vector<std::string> compose_cli_environment(const std::map<std::string, std::string>& environment) {
   std::vector<std::string> env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
   for (const auto& [k, v] : environment)
-    if (k == "HOME" || k == "DOCKER_HOST" || k == "DOCKER_CONTEXT" || k.starts_with("COMPOSE_"))
-      env.push_back(k + "=" + v);
+    if (k != "PATH" && !loads_code(k)) env.push_back(k + "=" + v);
   return env;
 }
 
@@ -193,8 +216,8 @@ Result<ComposeProject> read_compose_via_cli(const std::string& cli, const Compos
   // As the project directory's owner: what the files name (an env_file: of /etc/shadow, a
   // symlink swapped in after the check) is theirs to read or not, the kernel's to decide.
   auto env = compose_cli_environment(o.environment);
-  if (owner != 0) {  // not root's ~/.docker
-    std::erase_if(env, [](const std::string& e) { return e.starts_with("HOME="); });
+  if (owner != 0) {  // not root's ~/.docker, by HOME or DOCKER_CONFIG
+    std::erase_if(env, [](const std::string& e) { return e.starts_with("HOME=") || e.starts_with("DOCKER_CONFIG="); });
     env.push_back("HOME=/nonexistent");
   }
   auto r = run(argv, cwd, env, owner_credentials(owner));

@@ -30,9 +30,11 @@ Result<ComposeProject> read_project(const ComposeOptions& options, const std::st
 // A script run through env is refused: env looks its program up through PATH.
 std::string unsafe_executable(const std::string& path);
 
-// What the CLI runs with, root's environment being no one's business of the CLI's: a fixed
-// PATH of system directories, and of `environment` only HOME, DOCKER_HOST, DOCKER_CONTEXT
-// and COMPOSE_*. Other variables do not reach its interpolation: the project's .env does.
+// What the CLI runs with: the caller's environment, as `docker compose up` would see it (the
+// variables the built-in reader interpolates from, over .env), but a fixed PATH of system
+// directories and none of the variables that make the dynamic linker, libc or a script's
+// interpreter load other code (LD_*, MALLOC_*, PYTHON*, BASH_FUNC_*, BASH_ENV, ENV, TMPDIR,
+// GCONV_PATH and the rest of glibc's list for setuid programs, PERL5LIB, NODE_OPTIONS, ...).
 std::vector<std::string> compose_cli_environment(const std::map<std::string, std::string>& environment);
 
 }  // namespace volprep

@@ -266,14 +266,18 @@ TEST(DockerEngine, DechunkRefusesSizesPastTheEnd) {
   EXPECT_EQ(dechunk("3\r\nabc"), std::nullopt);
 }
 
-// The CLI gets a fixed PATH and Docker's and Compose's own variables, nothing else of root's.
-TEST(ComposeCli, AMinimalEnvironment) {
+// The CLI sees the caller's variables, as `docker compose up` would (the shell's DATA_DIR
+// wins over .env, a ${VAR:?} set only in the shell is set), with a fixed PATH and nothing that
+// makes the linker, libc or an interpreter load other code.
+TEST(ComposeCli, TheCallersEnvironmentButWhatLoadsCode) {
   auto env = compose_cli_environment({{"PATH", "/home/bob/bin:."}, {"LD_PRELOAD", "/home/bob/x.so"},
-                                      {"BASH_ENV", "/home/bob/rc"}, {"HOME", "/root"},
-                                      {"DOCKER_HOST", "unix:///run/d.sock"}, {"COMPOSE_PROFILES", "a"},
-                                      {"SECRET", "s"}});
-  EXPECT_EQ(env, (std::vector<std::string>{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "COMPOSE_PROFILES=a",
-                                           "DOCKER_HOST=unix:///run/d.sock", "HOME=/root"}));
+                                      {"LD_LIBRARY_PATH", "/home/bob/lib"}, {"BASH_ENV", "/home/bob/rc"},
+                                      {"BASH_FUNC_f%%", "() { id; }"}, {"PYTHONPATH", "/home/bob/py"},
+                                      {"GCONV_PATH", "/home/bob/gconv"}, {"TMPDIR", "/root/tmp"},
+                                      {"HOME", "/root"}, {"DOCKER_HOST", "unix:///run/d.sock"},
+                                      {"COMPOSE_PROFILES", "a"}, {"DATA_DIR", "./d2"}, {"APP_UID", "1000"}});
+  EXPECT_EQ(env, (std::vector<std::string>{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "APP_UID=1000", "COMPOSE_PROFILES=a",
+                                           "DATA_DIR=./d2", "DOCKER_HOST=unix:///run/d.sock", "HOME=/root"}));
 }
 
 // A root-owned script in root's directories whose interpreter is env still runs what PATH finds.
