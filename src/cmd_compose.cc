@@ -228,7 +228,7 @@ SourceFacts probe_source(const std::string& path, uint32_t uid, uint32_t gid, co
   if (f.refusal.empty() && is_pseudo_fs(fs_type(r->fd.get()))) f.refusal = "it is on a pseudo filesystem";
   f.read_only_mount = on_read_only_mount(r->fd.get());
   f.outside = out_of_scope(scope, f.real, f.st.uid, uid);
-  if (!f.refusal.empty() || !f.outside.empty() || f.read_only_mount) {
+  {  // for a read-only mount left alone (the plan says which): the service's user may read it
     std::optional<Acl> acl;
     std::string raw;
     if (r->parent.valid() && get_xattr_at(r->parent.get(), r->name, kAclAccessXattr, raw) == 0) acl = Acl::parse(raw);
@@ -314,7 +314,8 @@ void setup_compose(CLI::App& app, ComposeCmdOptions& o) {
   add_run_options(app, o.run, "A dry run that exits 1 when any mount would change");
   app.add_flag("--force", o.force, "Proceed although the remap configuration has errors");
   app.add_option("--allow-source", o.allow_sources,
-                 "Also prepare or create bind sources below DIR, outside the project directory (repeatable)")
+                 "Also prepare or create bind sources below DIR, outside the project directory (repeatable); never "
+                 "the project directory itself nor one holding its compose or env files")
       ->type_name("DIR");
   setup_source_options(app, o.source);
 }

@@ -55,8 +55,10 @@ constexpr size_t kMaxFileSize = 16 << 20;
 // project directory to hang or flood a root process), owned by root or by `owner`, the
 // project directory's owner; read whole. A symlink could name /etc/shadow, and the errors
 // would quote it.
-// `missing` (if given) is set when the file or its directory does not exist.
-Result<std::string> read_small_file(const std::string& path, uint32_t owner, bool* missing = nullptr) {
+// `missing` (if given) is set when the file or its directory does not exist; `real` (if
+// given) to the file's resolved path once it is read.
+Result<std::string> read_small_file(const std::string& path, uint32_t owner, bool* missing = nullptr,
+                                    std::string* real = nullptr) {
   fs::path p(path);
   auto dir = resolve_path(p.parent_path().string(), false);
   if (!dir && missing) *missing = dir.error().code == kExitUsage;
@@ -83,6 +85,7 @@ Result<std::string> read_small_file(const std::string& path, uint32_t owner, boo
     got += size_t(n);
   }
   text.resize(got);
+  if (real) *real = dir->real + (dir->real == "/" ? "" : "/") + p.filename().string();
   return text;
 }
 
@@ -481,7 +484,7 @@ Result<PartialFile> parse_file(const std::string& path, uint32_t owner, const Va
 // expanded as Compose expands them. The check fails closed: a file that cannot be read or
 // is not YAML, a value that is not interpolated, or more than 256 files refuse the project.
 Result<bool> check_referenced_files(const std::vector<std::string>& files, const std::string& project_dir,
-                                    uint32_t owner, const Variables& vars) {
+                                    uint32_t owner, const Variables& vars, std::vector<std::string>& read) {
   struct Pending {
     std::string file;
     std::vector<std::string> bases;  // env_file: is relative to the project (main files) or the file
@@ -501,8 +504,10 @@ Result<bool> check_referenced_files(const std::vector<std::string>& files, const
     if (seen.size() > 256)
       return Error{kExitRefused, at.file + ": more than 256 compose files included or extended: refusing to check "
                                            "them all; nothing changed"};
-    auto text = read_small_file(at.file, owner);
+    std::string real;
+    auto text = read_small_file(at.file, owner, nullptr, &real);
     if (!text) return text.error();
+    read.push_back(real);
     const std::string here = fs::path(at.file).parent_path().string();
     Source src{at.file, &vars, &ignored};
     // One referenced file: checked, and followed if it is a compose file.
@@ -515,11 +520,13 @@ Result<bool> check_referenced_files(const std::vector<std::string>& files, const
       for (const auto& base : bases) {
         const std::string path = absolute_from(base, *value);
         bool missing = false;
-        auto t = read_small_file(path, owner, &missing);
+        std::string real;
+        auto t = read_small_file(path, owner, &missing, &real);
         if (missing) continue;
         if (!t)
           return Error{kExitRefused, src.at(n).str() + ": " + key + ": " + t.error().message +
                                          " (the Compose CLI would read it as root); nothing changed"};
+        read.push_back(real);
         if (compose) todo.push_back({path, {fs::path(path).parent_path().string()}});
       }
       return std::nullopt;
@@ -713,20 +720,27 @@ Result<ComposeProject> read_compose(const ComposeOptions& o, bool check_only) {
   if (o.resolved_text) {  // interpolated already: only $$ is left to read as $
     vars.clear();
   } else if (o.env_file || exists(env_file)) {
-    auto text = read_small_file(env_file, project.owner);
+    std::string real;
+    auto text = read_small_file(env_file, project.owner, nullptr, &real);
     if (!text) return text.error();
+    project.control_files.push_back(real);
     auto parsed = parse_env_file(*text, env_file, env);
     if (!parsed) return parsed.error();
     for (const auto& [k, v] : *parsed) vars.emplace(k, v);  // the environment wins
   }
   std::string home = vars.count("HOME") ? vars.at("HOME") : "/root";
   if (!o.resolved_text)
-    if (auto checked = check_referenced_files(files, project.directory, project.owner, vars); !checked)
+    if (auto checked = check_referenced_files(files, project.directory, project.owner, vars, project.control_files);
+        !checked)
       return checked.error();
+  std::sort(project.control_files.begin(), project.control_files.end());
+  project.control_files.erase(std::unique(project.control_files.begin(), project.control_files.end()),
+                              project.control_files.end());
   if (check_only) {
     ComposeProject checked;
     checked.directory = project.directory;
     checked.owner = project.owner;
+    checked.control_files = std::move(project.control_files);
     return checked;
   }
 
@@ -812,11 +826,7 @@ Result<ComposeProject> read_compose(const ComposeOptions& o, bool check_only) {
 
 Result<ComposeProject> read_compose(const ComposeOptions& o) { return read_compose(o, false); }
 
-Result<uint32_t> check_compose_references(const ComposeOptions& o) {
-  auto r = read_compose(o, true);
-  if (!r) return r.error();
-  return r->owner;
-}
+Result<ComposeProject> check_compose_references(const ComposeOptions& o) { return read_compose(o, true); }
 
 Result<std::vector<const ComposeService*>> select_services(const ComposeProject& project,
                                                           const std::vector<std::string>& names,

@@ -192,10 +192,12 @@ Result<ComposeProject> read_compose_via_cli(const std::string& cli, const Compos
   // still: the CLI runs only once they pass.
   if (!own && own.error().code == kExitRefused) return own.error();
   uint32_t owner = own ? own->owner : 0;
+  std::vector<std::string> control_files = own ? own->control_files : std::vector<std::string>{};
   if (!own) {
     auto checked = check_compose_references(o);
     if (!checked) return checked.error();
-    owner = *checked;
+    owner = checked->owner;
+    control_files = std::move(checked->control_files);
   }
   std::vector<std::string> argv = {cli};
   // The files the built-in reader found, named: docker-compose 1 looks for the default names
@@ -234,6 +236,7 @@ Result<ComposeProject> read_compose_via_cli(const std::string& cli, const Compos
   else if (!o.project_directory) resolved.project_directory = o.cwd;
   auto project = read_compose(resolved);
   if (!project) return project.error();
+  project->control_files = std::move(control_files);
   if (own) {
     project->files = own->files;
     project->name = own->name;

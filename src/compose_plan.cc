@@ -47,6 +47,29 @@ std::optional<ContainerIds> numeric_ids(const std::string& text) {
 
 std::string ids(ContainerIds c) { return std::to_string(c.uid) + ":" + std::to_string(c.gid); }
 
+// What of the project's own files the source `real` is or holds, or "": the project directory
+// (where Compose looks for .env and its files), a compose or env file the run read, or a
+// directory above one. A container that may write there changes what `docker compose` runs
+// next, as root, and volprep would hand it to the service's user.
+std::string project_files_in(const ComposeProject& project, const std::string& real) {
+  std::vector<std::string> held;
+  for (const auto& f : project.control_files)
+    if (under(f, real)) held.push_back(f.substr(real.size() + (real == "/" ? 0 : 1)));
+  const bool is_file = std::binary_search(project.control_files.begin(), project.control_files.end(), real);
+  if (is_file)
+    return "it is the project's " +
+           (under(real, project.real_directory) ? real.substr(project.real_directory.size() + 1) : real);
+  const bool is_project = real == project.real_directory;
+  if (held.empty())
+    return is_project ? "it is the project directory, where Compose reads .env and looks for compose files" : "";
+  std::string list;
+  const size_t shown = std::min<size_t>(held.size(), 4);
+  for (size_t i = 0; i < shown; ++i)
+    list += (i == 0 ? "" : i + 1 == held.size() ? " and " : ", ") + held[i];
+  if (held.size() > shown) list += " and " + std::to_string(held.size() - shown) + " more";
+  return std::string(is_project ? "it is the project directory and holds" : "it holds") + " the project's " + list;
+}
+
 }  // namespace
 
 bool user_spec_needs_files(const std::string& spec) {
@@ -219,6 +242,7 @@ ComposePlan plan_compose(const ComposeProject& project, const std::vector<Servic
       p.excludes = s.x.excludes;
       p.shown = m.source;
       if (under(m.source, project.directory)) p.shown = "./" + m.source.substr(project.directory.size() + 1);
+      else if (m.source == project.directory) p.shown = ".";
       auto skip = [&](std::string why) {
         p.action = MountPlan::kSkip;
         p.note = std::move(why);
@@ -254,6 +278,23 @@ ComposePlan plan_compose(const ComposeProject& project, const std::vector<Servic
                                         : "the Docker socket: never changed; a remapped container cannot use the "
                                           "host's socket: give the service userns_mode: host")
                     : "a socket: never changed");
+        continue;
+      }
+      // The project's own files: a read-write mount is refused whoever would own it, a
+      // read-only one only checked (chowned, the next run would refuse to read them).
+      if (std::string held = f.refusal.empty() ? project_files_in(project, f.real) : ""; !held.empty()) {
+        if (m.read_only) {
+          p.action = MountPlan::kReadCheck;
+          p.note = held + ", never changed: " + (f.readable ? "readable by host " : "NOT readable by host ") +
+                   std::to_string(in.host_uid) + ":" + std::to_string(in.host_gid);
+          if (!f.readable) plan.warnings.push_back(where + ": " + p.note);
+          plan.mounts.push_back(p);
+        } else {
+          problem(kExitRefused, where + " -> " + m.target + " is mounted read-write: refusing it: " + held +
+                                    "; a container that can write there can change what docker compose runs next. "
+                                    "Mount a subdirectory instead, or mount it :ro, or give the service "
+                                    "x-volprep: {skip: true}");
+        }
         continue;
       }
       // A :ro source on a read-only mount (a media share) is checked too. Mounted read-write

@@ -70,6 +70,10 @@ struct ComposeProject {
   uint32_t dev_major = 0, dev_minor = 0;  // real_directory's device and inode: the journal
   uint64_t ino = 0;                       // tells projects of one name apart by them
   std::vector<std::string> files;  // as read, in merge order
+  // Every file read that says what Compose runs: the compose files, .env (or --env-file), and
+  // those they name (include:, extends: file:, env_file:, label_file:); resolved (only root's
+  // symlinks followed), sorted. A bind source holding one is never changed (compose_plan.h).
+  std::vector<std::string> control_files;
   std::vector<ComposeService> services;  // sorted by name
   std::vector<std::string> warnings;     // unset variables, and the like
 
@@ -94,9 +98,9 @@ Result<ComposeProject> read_compose(const ComposeOptions& options);
 
 // What read_compose checks of the files a compose file makes Compose read by name (include:,
 // extends: file:, env_file:), and of the steps before: before a Compose CLI reads them.
-// kExitRefused names the compose file, line, column and key. The project directory's owner,
-// whom the CLI runs as.
-Result<uint32_t> check_compose_references(const ComposeOptions& options);
+// kExitRefused names the compose file, line, column and key. A project of only its directory,
+// its owner (whom the CLI runs as) and the files read (control_files).
+Result<ComposeProject> check_compose_references(const ComposeOptions& options);
 
 // The services a run covers: `names` (default: every service whose profiles are active, as
 // COMPOSE_PROFILES says) and what they depend on, as `up` starts them; an unknown name is an

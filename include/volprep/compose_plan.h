@@ -78,7 +78,7 @@ struct SourceFacts {
   std::string outside;   // out_of_scope's answer: why volprep may not change it
   std::string error;     // could not be resolved safely: why
   int error_code = 0;
-  bool readable = true;  // a read-only path it may not change: the service's host user may read it
+  bool readable = true;  // the service's host user may read it (checked of a read-only mount left alone)
   bool read_only_mount = false;  // on a read-only mount: nothing there can change
 };
 using SourceProbe = std::function<SourceFacts(const std::string& path, uint32_t host_uid, uint32_t host_gid)>;

@@ -3,7 +3,9 @@
 # and changes nothing (the bind sources' manifest is the same after, no source is created, no
 # journal is written): malformed YAML, an unknown service, an unset variable with :?, two
 # services mounting one path as different users, a mount inside another's as a different user,
-# a read-write bind of a system path (exit 5), a missing secret file. Every service says its
+# a read-write bind of a system path (exit 5), of the project directory or of a directory
+# holding the project's compose or env files (exit 5; read-only, it is only checked), a missing
+# secret file. Every service says its
 # user (numeric user: or x-volprep.as), so no Docker engine is asked. The plan-level refusals
 # are also made through docker-compose's `config` when it is installed, and name the same
 # places in the user's file (not in the CLI's output); a conflict names both mounts.
@@ -122,6 +124,43 @@ services:
         source: /
         target: /host
 YAML
+  # The project directory mounted read-write (a dev setup's .:/app), or any directory holding
+  # its compose or env files: refused (exit 5) naming the service, the mount and the files, by
+  # -n and --check alike; chowned, a container could rewrite what root runs next.
+  # Alone first, as a dev setup has it (no other mount inside it to conflict with).
+  printf 'services:\n  app:\n    image: busybox\n    user: "1000:1000"\n    volumes: [".:/app"]\n' >"$p/compose.yaml"
+  rc=0; (cd "$p" && vp compose "${MAP[@]}" --compose-cli "$reader") >"$T/out" 2>"$T/err" || rc=$?
+  [ "$rc" -eq 5 ] && grep -q "refusing it: it is the project directory" "$T/err" ||
+    { cat "$T/err"; fail "exit $rc: the project directory mounted read-write alone was not refused"; }
+  [ "$(stat -c %u:%g "$p" "$p/compose.yaml" | sort -u)" = 0:0 ] || fail "the project's files were given away"
+  for how in "" --dry-run --check; do
+    refused 5 "^volprep: error: $p/compose.yaml:5:15: service app: \. -> /app is mounted read-write: refusing it: it is the project directory and holds the project's compose.yaml; a container that can write there can change what docker compose runs next" \
+      --compose-cli "$reader" $how <<'YAML'
+services:
+  app:
+    image: busybox
+    user: "1000:1000"
+    volumes: [".:/app", "./data/a:/a"]
+YAML
+  done
+  mkdir -p "$p/conf" && printf 'A=1\n' >"$p/conf/app.env"
+  refused 5 "service app: ./conf -> /conf is mounted read-write: refusing it: it holds the project's app.env;" \
+    --compose-cli "$reader" <<'YAML'
+services:
+  app:
+    image: busybox
+    user: "1000:1000"
+    env_file: ./conf/app.env
+    volumes: ["./conf:/conf"]
+YAML
+  [ "$(stat -c %u:%g "$p/conf" "$p/conf/app.env" | sort -u)" = 0:0 ] || fail "the env file was given away"
+  rm -r "$p/conf"
+  [ "$(stat -c %u:%g "$p" "$p/compose.yaml" | sort -u)" = 0:0 ] || fail "the project's files were given away"
+  # Read-only, it is only checked: nothing of it changes, the run goes on.
+  { printf 'services:\n  app:\n    image: busybox\n    user: "1000:1000"\n    volumes: [".:/code:ro"]\n'; echo "$bystander"; } >"$p/compose.yaml"
+  (cd "$p" && vp compose "${MAP[@]}" --compose-cli "$reader" --dry-run) >"$T/out" 2>"$T/err" || { cat "$T/err"; fail "a read-only mount of the project directory was refused"; }
+  grep -qF "# app: . -> /code (ro): it is the project directory and holds the project's compose.yaml, never changed: readable by host 501000:501000" "$T/out" ||
+    { cat "$T/out"; fail "no read check of the project directory"; }
   # A secret whose file is missing.
   refused 3 "$p/compose.yaml:8:15: service app: ./data/token.txt does not exist, and Compose will not create it \(a secret's file\)" \
     --compose-cli "$reader" <<'YAML'

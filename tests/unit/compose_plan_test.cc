@@ -158,6 +158,55 @@ TEST(ComposePlan, RwSystemPathRefused) {
   EXPECT_NE(plan.problems[0].find("mounted read-write: refusing it"), std::string::npos) << plan.problems[0];
 }
 
+// A source that is the project directory, or holds a compose or env file the run read, is
+// never handed to a container's user: read-write it is refused (whoever the service runs as),
+// read-only only checked. A sibling directory is prepared as any other.
+TEST(ComposePlan, SourcesHoldingTheProjectsFilesRefusedReadOnlyOnesChecked) {
+  std::vector<ComposeService> s = {service("app", {bind("/srv/p", "/app"), bind("/srv", "/up"),
+                                                   bind("/srv/p/conf", "/conf"), bind("/srv/p/conf/app.env", "/e"),
+                                                   bind("/srv/p/data", "/data"), bind("/srv/p", "/code", true),
+                                                   bind("/srv/p/conf", "/c", true)})};
+  s[0].mounts[0].loc = {"compose.yaml", 5, 15};
+  ComposeProject project;
+  project.directory = project.real_directory = "/srv/p";
+  project.control_files = {"/srv/p/.env", "/srv/p/compose.yaml", "/srv/p/conf/app.env"};
+  ServicePlanInput in;
+  in.service = &s[0];
+  in.user.container = {1000, 1000};
+  in.host_uid = in.host_gid = 501000;
+  auto plan = plan_compose(project, {in}, fake_probe);
+  ASSERT_EQ(plan.problems.size(), 4u);
+  EXPECT_EQ(plan.problem_code, kExitRefused);
+  EXPECT_EQ(plan.problems[0],
+            "compose.yaml:5:15: service app: . -> /app is mounted read-write: refusing it: it is the project directory "
+            "and holds the project's .env, compose.yaml and conf/app.env; a container that can write there can change "
+            "what docker compose runs next. Mount a subdirectory instead, or mount it :ro, or give the service "
+            "x-volprep: {skip: true}");
+  EXPECT_NE(plan.problems[1].find("/srv -> /up is mounted read-write: refusing it: it holds the project's p/.env, "
+                                  "p/compose.yaml and p/conf/app.env;"),
+            std::string::npos)
+      << plan.problems[1];
+  EXPECT_NE(plan.problems[2].find("./conf -> /conf is mounted read-write: refusing it: it holds the project's app.env;"),
+            std::string::npos)
+      << plan.problems[2];
+  EXPECT_NE(plan.problems[3].find("refusing it: it is the project's conf/app.env;"), std::string::npos)
+      << plan.problems[3];
+  ASSERT_EQ(plan.mounts.size(), 3u);
+  EXPECT_EQ(plan.mounts[0].action, MountPlan::kPrepare);
+  EXPECT_EQ(plan.mounts[0].shown, "./data");
+  EXPECT_EQ(plan.mounts[1].action, MountPlan::kReadCheck);
+  EXPECT_EQ(plan.mounts[1].heading(),
+            "app: . -> /code (ro): it is the project directory and holds the project's .env, compose.yaml and "
+            "conf/app.env, never changed: readable by host 501000:501000");
+  EXPECT_EQ(plan.mounts[2].action, MountPlan::kReadCheck);
+  // Without files read, the project directory is still where Compose reads .env.
+  project.control_files.clear();
+  plan = plan_compose(project, {in}, fake_probe);
+  ASSERT_EQ(plan.problems.size(), 1u);
+  EXPECT_NE(plan.problems[0].find("it is the project directory, where Compose reads .env"), std::string::npos)
+      << plan.problems[0];
+}
+
 // A compose file is its user's, volprep is root: only the project's own tree is changed.
 TEST(ComposeScope, TheProjectDirectoryAndAllowedSourcesOnly) {
   SourceScope scope;

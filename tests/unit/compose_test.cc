@@ -295,6 +295,29 @@ TEST(ComposeReaderErrors, UndefinedSecretAndNoFile) {
 // Root reads the project's files for its user: never through a symlink (by -f, COMPOSE_FILE,
 // --env-file or the default names), never a file of a third user, and nothing of the file
 // it refused shows in the error.
+// The files that say what Compose runs, for the plan to keep out of a container's hands:
+// every compose file, .env, and what they name (env_file:, include:), resolved; a file named
+// but missing is not among them.
+TEST(ComposeReader, TheFilesReadAreKnown) {
+  TempProject t("services:\n  app: {image: busybox, env_file: [conf/app.env, missing.env]}\n", "A=1\n");
+  const std::string real = std::filesystem::canonical(t.dir()).string();
+  std::filesystem::create_directory(t.dir() + "/conf");
+  std::ofstream(t.dir() + "/conf/app.env") << "B=2\n";
+  std::ofstream(t.dir() + "/compose.override.yaml") << "services: {}\n";
+  auto p = read_compose(t.options());
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->control_files, (std::vector<std::string>{real + "/.env", real + "/compose.override.yaml",
+                                                        real + "/compose.yaml", real + "/conf/app.env"}));
+  // Where the built-in reader stops (include:), the check before the Compose CLI knows them.
+  std::ofstream(t.dir() + "/compose.yaml") << "include: [conf/inc.yaml]\nservices:\n  app: {image: busybox}\n";
+  std::ofstream(t.dir() + "/conf/inc.yaml") << "services:\n  b: {image: busybox, env_file: app.env}\n";
+  auto c = check_compose_references(t.options());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->control_files, (std::vector<std::string>{real + "/.env", real + "/compose.override.yaml",
+                                                        real + "/compose.yaml", real + "/conf/app.env",
+                                                        real + "/conf/inc.yaml"}));
+}
+
 TEST(ComposeReaderErrors, SymlinksAndOthersFilesRefused) {
   const std::string yaml = "services:\n  app:\n    image: busybox\n";
   TempProject secret("");
@@ -365,11 +388,7 @@ TEST(ComposeReaderErrors, FilesOnlyTheCliReadsAreHeldToTheSameRules) {
     std::ofstream(t.dir() + "/a.env") << "A=1\n";
     std::filesystem::create_symlink(shadow, t.dir() + "/" + c.link);
     for (int how = 0; how < 2; ++how) {
-      auto r = how ? check_compose_references(t.options()) : [&]() -> Result<uint32_t> {
-        auto p = read_compose(t.options());
-        if (!p) return p.error();
-        return p->owner;
-      }();
+      auto r = how ? check_compose_references(t.options()) : read_compose(t.options());
       ASSERT_FALSE(r.ok()) << c.yaml;
       EXPECT_EQ(r.error().code, kExitRefused) << r.error().message;
       EXPECT_TRUE(r.error().message.starts_with(t.dir() + "/compose.yaml" + c.where + t.dir() + "/" + c.link +
