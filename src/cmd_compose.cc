@@ -279,6 +279,17 @@ Result<MadeSources> create_sources(const std::vector<std::string>& paths, const 
   return out;
 }
 
+// The --exclude pattern of one path below a tree and nothing else: anchored ("./"), its
+// wildcards escaped as fnmatch reads them.
+std::string exclude_exactly(const std::string& rel) {
+  std::string out = "./";
+  for (char c : rel) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
 std::string heading_json(const MountPlan& p) {
   static const char* const kActions[] = {"prepare", "create", "read-check", "skip"};
   nlohmann::json j = {{"service", p.service},
@@ -397,7 +408,8 @@ int run_compose(const ComposeCmdOptions& options) {
   if (!made) return fail(made.error());
   for (const auto& dir : made->made) spdlog::info("{}: created (missing)", escape_path(dir));
 
-  // 6. One job per mount, its own policy; the driver journals, applies and reports.
+  // 6. One job per mount, its own policy (mode: acl mounts of one tree: one for all their users,
+  // each entry changed once); the driver journals, applies and reports.
   std::vector<std::unique_ptr<Policy>> policies;
   std::vector<VolumeJob> jobs;
   size_t next_existing = 0, next_made = 0;
@@ -407,9 +419,20 @@ int run_compose(const ComposeCmdOptions& options) {
     job.heading_json = heading_json(p);
     if (p.action == MountPlan::kPrepare || (p.action == MountPlan::kCreate && !dry_run)) {
       job.volume = p.action == MountPlan::kPrepare ? &(*volumes)[next_existing++] : &made->volumes[next_made++];
-      policies.push_back(make_prepare_policy(p.target));
+      if (p.acl_with.empty()) {
+        policies.push_back(make_prepare_policy(p.target));
+      } else {
+        std::vector<AclGrant> grants{*p.target.acl};
+        grants.insert(grants.end(), p.acl_with.begin(), p.acl_with.end());
+        policies.push_back(make_acl_grant_policy(std::move(grants)));
+      }
       job.policy = policies.back().get();
       job.config.excludes = p.excludes;
+      // A mount inside it whose run grants there too (compose_plan): left out here. One a
+      // dry run would create is not there to leave out.
+      for (size_t k : p.acl_inside)
+        if (plan.mounts[k].action == MountPlan::kPrepare || !dry_run)
+          job.config.excludes.push_back(exclude_exactly(plan.mounts[k].real.substr(p.real.size() + 1)));
     }
   }
   DriverOptions& run = o.run;

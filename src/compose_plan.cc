@@ -70,6 +70,48 @@ std::string project_files_in(const ComposeProject& project, const std::string& r
   return std::string(is_project ? "it is the project directory and holds" : "it holds") + " the project's " + list;
 }
 
+// mode: acl mounts of different users, one inside another: every entry is changed once, by
+// the run of the innermost mount that holds it, for every user whose mount holds it (a run
+// after another's would find its root changed since it was opened; a dry run would show each
+// run's plan as if the other's were not made). The run of the outer leaves the inner one out.
+void join_nested_acl_runs(ComposePlan& plan) {
+  auto& m = plan.mounts;
+  auto granting = [&](size_t i) {
+    return (m[i].action == MountPlan::kPrepare || m[i].action == MountPlan::kCreate) && m[i].target.acl;
+  };
+  std::vector<std::vector<AclGrant>> own(m.size());  // each run's grants of its path
+  for (size_t i = 0; i < m.size(); ++i)
+    if (granting(i)) {
+      own[i] = {*m[i].target.acl};
+      own[i].insert(own[i].end(), m[i].acl_with.begin(), m[i].acl_with.end());
+    }
+  for (size_t i = 0; i < m.size(); ++i) {
+    if (!granting(i)) continue;
+    std::string around, inside;
+    for (size_t k = 0; k < m.size(); ++k) {
+      if (!granting(k)) continue;
+      if (under(m[i].real, m[k].real)) {
+        m[i].acl_with.insert(m[i].acl_with.end(), own[k].begin(), own[k].end());
+        around += (around.empty() ? "" : ", ") + m[k].service + "'s";
+      }
+      // The mounts directly inside: the deeper ones are left out with them.
+      bool direct = under(m[k].real, m[i].real);
+      for (size_t j = 0; direct && j < m.size(); ++j)
+        if (granting(j) && under(m[k].real, m[j].real) && under(m[j].real, m[i].real)) direct = false;
+      if (direct) {
+        m[i].acl_inside.push_back(k);
+        inside += (inside.empty() ? "" : ", ") + m[k].shown + " (" + m[k].service + "'s)";
+      }
+    }
+    std::string note;
+    if (!around.empty()) note = "inside " + around + " mount: the ACL entries of that run are granted here too";
+    if (!inside.empty())
+      note += (note.empty() ? "" : "; ") +
+              std::string(m[i].acl_inside.size() > 1 ? "left to their own runs: " : "left to its own run: ") + inside;
+    if (!note.empty()) m[i].note += (m[i].note.empty() ? "" : "; ") + note;
+  }
+}
+
 }  // namespace
 
 bool user_spec_needs_files(const std::string& spec) {
@@ -347,7 +389,8 @@ ComposePlan plan_compose(const ComposeProject& project, const std::vector<Servic
   }
 
   // Two mounts of one path, or one inside another: the same user shares one run; different
-  // users conflict unless both only get ACL entries.
+  // users conflict unless both only get ACL entries: then one path is one run that grants
+  // both (after the loop: one inside another).
   auto active = [](const MountPlan& p) { return p.action == MountPlan::kPrepare || p.action == MountPlan::kCreate; };
   for (size_t i = 0; i < plan.mounts.size(); ++i) {
     for (size_t j = 0; j < plan.mounts.size(); ++j) {
@@ -368,7 +411,14 @@ ComposePlan plan_compose(const ComposeProject& project, const std::vector<Servic
         if (same && a.service != b.service) a.also.push_back(b.service);
         continue;
       }
-      if (both_acl) continue;  // two grants on one tree
+      if (both_acl && same) {
+        b.action = MountPlan::kSkip;
+        b.note = "the same path as " + a.service + "'s mount: its ACL entries (" + ids(b.container) + " = host " +
+                 std::to_string(b.host_uid) + ":" + std::to_string(b.host_gid) + ") are granted in that run";
+        a.acl_with.push_back(*b.target.acl);
+        continue;
+      }
+      if (both_acl) continue;  // one inside another: below
       // Where: the second mount's place first, as every problem starts; the first's in it.
       const std::string at_b = b.mount.loc.str().empty() ? "" : b.mount.loc.str() + ": ";
       const std::string at_a = a.mount.loc.str().empty() ? "" : ", " + a.mount.loc.str();
@@ -381,6 +431,7 @@ ComposePlan plan_compose(const ComposeProject& project, const std::vector<Servic
                                "); one owner cannot suit both: give both x-volprep: {mode: acl}, or one x-volprep.as");
     }
   }
+  join_nested_acl_runs(plan);
   return plan;
 }
 

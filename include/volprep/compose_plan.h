@@ -94,6 +94,12 @@ struct MountPlan {
   ContainerIds container;
   Target target;                  // kPrepare, kCreate: the policy's
   std::vector<std::string> excludes;
+  // mode: acl mounts of one tree as different users: the grants of the others made in this
+  // mount's run (of the same path, now skipped, and of the mounts around it), and the mounts
+  // inside it (indices in ComposePlan::mounts) whose own runs grant there: each entry is
+  // changed once, for every user.
+  std::vector<AclGrant> acl_with;
+  std::vector<size_t> acl_inside;
   std::string note;               // what the user is told of this mount
   std::string heading() const;    // "app: ./data -> /data (rw, own 1000:1000 = host 501000:501000)"
 };

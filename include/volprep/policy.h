@@ -56,6 +56,8 @@ class Policy {
 std::unique_ptr<Policy> make_own_policy(const Target& target);
 // Leave owners and modes alone; grant the container user access by POSIX ACL entries.
 std::unique_ptr<Policy> make_acl_grant_policy(const AclGrant& grant);
+// Several grants, each entry changed once for all of them (the later on what the earlier leave).
+std::unique_ptr<Policy> make_acl_grant_policy(std::vector<AclGrant> grants);
 // The policy prepare runs for `target`: the ACL grant with --acl, else own.
 std::unique_ptr<Policy> make_prepare_policy(const Target& target);
 

@@ -291,6 +291,40 @@ TEST(ComposePlan, ConflictsSharedPathsAndNesting) {
   EXPECT_TRUE(plan_of(acl, {501000, 502000}).problems.empty());
 }
 
+// mode: acl mounts of one tree as different users: each entry is one change, made by one run
+// for every user whose mount holds it. The same path: the second mount's grant goes into the
+// first's run; one inside another: the inner run grants the outer's users too, and the outer
+// run leaves it out (a later run would find its root changed since it was opened, exit 4).
+TEST(ComposePlan, AclMountsOfOneTreeAreOneRunAnEntry) {
+  std::vector<ComposeService> s = {service("a", {bind("/srv/p/d", "/d")}), service("b", {bind("/srv/p/d", "/d", true)}),
+                                   service("c", {bind("/srv/p/d/in", "/i")}), service("e", {bind("/srv/p/d/in/x", "/x")}),
+                                   service("f", {bind("/srv/p/d2", "/d")})};
+  for (auto& one : s) one.x.mode = "acl";
+  auto plan = plan_of(s, {501000, 502000, 503000, 504000, 505000});
+  ASSERT_TRUE(plan.problems.empty());
+  ASSERT_EQ(plan.mounts.size(), 5u);
+  const auto& a = plan.mounts[0];
+  EXPECT_EQ(a.action, MountPlan::kPrepare);
+  ASSERT_EQ(a.acl_with.size(), 1u);  // b's, read-only
+  EXPECT_EQ(a.acl_with[0].uid, 502000u);
+  EXPECT_EQ(a.acl_with[0].perm, 4);
+  EXPECT_EQ(a.acl_inside, std::vector<size_t>{2});  // c's; e's is inside c's
+  EXPECT_NE(a.note.find("left to its own run: ./d/in (c's)"), std::string::npos) << a.note;
+  EXPECT_EQ(plan.mounts[1].action, MountPlan::kSkip);
+  EXPECT_NE(plan.mounts[1].note.find("the same path as a's mount"), std::string::npos) << plan.mounts[1].note;
+  const auto& c = plan.mounts[2];
+  EXPECT_EQ(c.action, MountPlan::kPrepare);
+  ASSERT_EQ(c.acl_with.size(), 2u);  // a's and b's
+  EXPECT_EQ(c.acl_with[0].uid, 501000u);
+  EXPECT_EQ(c.acl_with[1].uid, 502000u);
+  EXPECT_EQ(c.acl_inside, std::vector<size_t>{3});
+  EXPECT_NE(c.note.find("inside a's mount"), std::string::npos) << c.note;
+  ASSERT_EQ(plan.mounts[3].acl_with.size(), 3u);  // a's, b's, c's
+  EXPECT_TRUE(plan.mounts[3].acl_inside.empty());
+  EXPECT_TRUE(plan.mounts[4].acl_with.empty());  // /srv/p/d2 is beside /srv/p/d, not in it
+  EXPECT_TRUE(plan.mounts[4].acl_inside.empty());
+}
+
 TEST(DockerEngine, TarAndReferences) {
   std::string tar(1536, '\0');
   std::memcpy(tar.data(), "passwd", 6);

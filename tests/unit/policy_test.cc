@@ -117,6 +117,44 @@ TEST(AclGrantPolicy, GrantsByAclAndLeavesOwnerAlone) {
   EXPECT_FALSE(p->plan(st(S_IFDIR | 0770, 0, 0), after));
 }
 
+// Several grants (Compose services sharing a tree) are one change of each entry: what
+// granting them one after another leaves, from what the entry has now.
+TEST(AclGrantPolicy, SeveralGrantsAreOneChange) {
+  auto p = make_acl_grant_policy(std::vector{*AclGrant::parse_perms("rX", 501000, 501000),
+                                             *AclGrant::parse_perms("rwX", 502000, 502000)});
+  auto c = p->plan(st(S_IFDIR | 0755, 0, 0), Values{std::nullopt, std::nullopt});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->mode, 0775u);
+  ASSERT_EQ(c->xattrs.size(), 2u);
+  EXPECT_FALSE(c->xattrs[0].before);
+  auto access = Acl::parse(*c->xattrs[0].after);
+  ASSERT_TRUE(access);
+  ASSERT_TRUE(access->find(kAclUser, 501000));
+  EXPECT_EQ(access->find(kAclUser, 501000)->perm, 5);
+  EXPECT_EQ(access->find(kAclUser, 502000)->perm, 7);
+  EXPECT_EQ(access->find(kAclGroup, 502000)->perm, 7);
+  EXPECT_EQ(access->find(kAclMask)->perm, 7);
+  auto dflt = Acl::parse(*c->xattrs[1].after);
+  ASSERT_TRUE(dflt);
+  EXPECT_EQ(dflt->find(kAclUser, 501000)->perm, 5);
+  EXPECT_EQ(dflt->find(kAclUser, 502000)->perm, 7);
+  // The same as each grant's own policy run one after the other.
+  auto first = make_acl_grant_policy(*AclGrant::parse_perms("rX", 501000, 501000));
+  auto second = make_acl_grant_policy(*AclGrant::parse_perms("rwX", 502000, 502000));
+  auto c1 = first->plan(st(S_IFDIR | 0755, 0, 0), Values{std::nullopt, std::nullopt});
+  ASSERT_TRUE(c1);
+  auto c2 = second->plan(st(S_IFDIR | c1->mode, 0, 0), Values{c1->xattrs[0].after, c1->xattrs[1].after});
+  ASSERT_TRUE(c2);
+  EXPECT_EQ(c2->mode, c->mode);
+  EXPECT_EQ(c2->xattrs[0].after, c->xattrs[0].after);
+  EXPECT_EQ(c2->xattrs[1].after, c->xattrs[1].after);
+  // Granted already, every one: nothing to do; one missing: only its entries added.
+  EXPECT_FALSE(p->plan(st(S_IFDIR | 0775, 0, 0), Values{c->xattrs[0].after, c->xattrs[1].after}));
+  auto more = p->plan(st(S_IFDIR | c1->mode, 0, 0), Values{c1->xattrs[0].after, c1->xattrs[1].after});
+  ASSERT_TRUE(more);
+  EXPECT_EQ(more->xattrs[0].after, c->xattrs[0].after);
+}
+
 TEST(PreparePolicy, IsTheAclGrantWithAclAndOwnWithout) {
   Target t = target(501000, 501000);
   EXPECT_EQ(make_prepare_policy(t)->triage(st(S_IFLNK | 0777)).kind, Triage::kMayChange);
