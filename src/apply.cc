@@ -333,7 +333,7 @@ int apply_change(int dirfd, Change& c) {
     EntryStat now;
     if (int rc = stat_at(fd, "", now); rc < 0) return fail(c, gone_if_stale(-rc), "stat");
     if (changed_since_plan(now, c) || (arms && c.rearm_if_ctime_ns && now.ctime_ns != c.rearm_if_ctime_ns))
-      return fail(c, ESTALE, "check it is as planned");
+      return fail(c, ESTALE, kChangedSincePlanned);
     links = now.nlink;
   }
   if (c.changes_owner() && ::fchownat(fd, "", c.uid, c.gid, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0)
@@ -368,6 +368,11 @@ int apply_change(int dirfd, Change& c) {
     if (now.nlink == links) c.armed_ctime_ns = now.ctime_ns;
   }
   return c.err;
+}
+
+std::string failure_text(const Change& c) {
+  if (c.err == ESTALE && c.failed_step == kChangedSincePlanned) return std::string(c.failed_step) + ": left alone";
+  return std::string(c.failed_step) + ": " + std::strerror(c.err);
 }
 
 std::unique_ptr<Applier> make_real_applier() { return std::make_unique<RealApplier>(); }

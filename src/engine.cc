@@ -79,7 +79,7 @@ struct ThreadState final : ChangeSink {
       summary.not_attempted += entries;
     } else if (c.err) {
       summary.failed += entries;
-      errors.push_back({join_path(dir_path, c.name), std::string(c.failed_step) + ": " + std::strerror(c.err)});
+      errors.push_back({join_path(dir_path, c.name), failure_text(c)});
     } else {
       summary.changed += entries;
       if (c.keeps_set_id()) summary.set_id_kept += entries;

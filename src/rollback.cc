@@ -276,7 +276,7 @@ struct RestoreState final : ChangeSink {
       ++r.missing;
     } else if (c.err) {
       ++r.failed;
-      r.errors.push_back({join_path(dir_path, c.name), std::string(c.failed_step) + ": " + std::strerror(c.err)});
+      r.errors.push_back({join_path(dir_path, c.name), failure_text(c)});
     } else {
       ++r.restored;
       if (keep_restored) entries.push_back({join_path(dir_path, c.name), c});

@@ -70,5 +70,11 @@ std::unique_ptr<Applier> make_dry_run_applier(std::vector<RecordedChange>& out);
 
 // Applies one change with the real applier's syscalls; returns 0 or an errno, and the step.
 int apply_change(int dirfd, Change& c);
+// The step of a change left alone because its entry is not what was planned any more (its
+// owner chmodded it, another run changed it), with ESTALE.
+inline constexpr const char* kChangedSincePlanned = "changed since it was planned";
+// What the user is told of a failed change: "chown: Operation not permitted", or for one
+// changed since it was planned, that it was left alone.
+std::string failure_text(const Change& c);
 
 }  // namespace volprep

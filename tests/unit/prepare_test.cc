@@ -254,7 +254,8 @@ TEST_F(TempTree, AChangeGoesToThePinnedInodeNeverToWhatTheNameHoldsNow) {
   Change m = planned();
   ASSERT_EQ(::chmod((root_ / "tool").c_str(), 0600), 0);
   EXPECT_EQ(apply_change(dir.get(), m), ESTALE);
-  EXPECT_STREQ(m.failed_step, "check it is as planned");
+  EXPECT_STREQ(m.failed_step, kChangedSincePlanned);
+  EXPECT_EQ(failure_text(m), "changed since it was planned: left alone");
   ASSERT_EQ(::lstat((root_ / "tool").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
   EXPECT_EQ(st.st_uid, 1000u);
