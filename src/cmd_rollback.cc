@@ -350,7 +350,7 @@ bool rolled_back_already(const Journal& j, const RollbackOptions& o, bool newest
   spdlog::warn("{}{} was rolled back already by {} (started {}){}: undoing it again (its entries a later run changed "
                "as it did go back too)", newest ? "the newest journaled run, " : "", run, escape_path(by->path),
                format_utc(by->header.start_ns),
-               newest ? "; a run since then wrote no journal (--no-journal) or changed nothing" : "");
+               newest ? "; no run on it since is journaled (one with --no-journal, or that changed nothing, is not)" : "");
   return true;
 }
 
