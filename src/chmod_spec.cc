@@ -33,6 +33,9 @@ Result<ChmodSpec> ChmodSpec::parse(const std::string& spec) {
       else break;
     }
     if (who == 0) who = S_ISUID | S_ISGID | S_ISVTX | 0777;
+    if (i < spec.size() && spec[i] >= '0' && spec[i] <= '7')
+      return bad("a numeric mode stands alone (755), not in a list of symbolic ones (at offset " +
+                 std::to_string(i) + ")");
     if (i >= spec.size() || (spec[i] != '+' && spec[i] != '-' && spec[i] != '='))
       return bad("expected +, - or = at offset " + std::to_string(i));
     while (i < spec.size() && (spec[i] == '+' || spec[i] == '-' || spec[i] == '=')) {

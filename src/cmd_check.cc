@@ -67,7 +67,7 @@ int run_check(const CheckOptions& options) {
     config.who.gids.push_back(*hg);
   }
   if (o.need.empty() || o.need.find_first_not_of("rwx") != std::string::npos) {
-    spdlog::error("--need \"{}\": expected r, rw or rwx", o.need);
+    spdlog::error("--need \"{}\": expected the letters r, w and x (r, rw, rwx, ...)", o.need);
     return kExitUsage;
   }
   config.need = uint16_t((o.need.find('r') != std::string::npos ? 4 : 0) |

@@ -112,4 +112,10 @@ TEST(ChmodSpec, BadSpecsAreUsageErrorsNamingTheText) {
     EXPECT_EQ(s.error().code, kExitUsage);
     EXPECT_NE(s.error().message.find(std::string("\"") + bad + "\""), std::string::npos);
   }
+  // A numeric mode in a list says so, not "expected +, - or =".
+  for (const char* mixed : {"755,u+w", "u+w,644"}) {
+    auto s = ChmodSpec::parse(mixed);
+    ASSERT_FALSE(s.ok()) << mixed;
+    EXPECT_NE(s.error().message.find("a numeric mode stands alone"), std::string::npos) << s.error().message;
+  }
 }
