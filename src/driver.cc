@@ -123,10 +123,99 @@ void say_waiting(const std::string& shown) {
 
 namespace {
 
+// The directory `path` names, reached as open_private_dir reaches it (from "/" or ".", no
+// symlink followed), or the nearest one above it that exists: an O_PATH descriptor, and how
+// many of the path's last components are missing (or cannot be entered).
+struct NearestDir {
+  UniqueFd fd;
+  size_t missing = 0;
+  bool absent = false;  // the first one missing does not exist (not a symlink, say)
+};
+NearestDir nearest_dir(const std::string& path) {
+  std::vector<std::string> parts;
+  for (size_t start = 0; start < path.size();) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    if (slash > start) parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  NearestDir out{UniqueFd(::open(path.starts_with('/') ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC)), 0};
+  for (size_t i = 0; i < parts.size() && out.fd.valid(); ++i) {
+    const int fd = ::openat(out.fd.get(), parts[i].c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      out.missing = parts.size() - i;
+      out.absent = errno == ENOENT;
+      break;
+    }
+    out.fd.reset(fd);
+  }
+  return out;
+}
+
+// The directory `fd` and every one above it, by its ".." up to "/": what a tree must not be.
+std::vector<EntryStat> dir_and_above(int fd) {
+  std::vector<EntryStat> out;
+  UniqueFd cur(::openat(fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  for (int depth = 0; cur.valid() && depth < 4096; ++depth) {
+    EntryStat st;
+    if (stat_at(cur.get(), "", st) < 0 || (!out.empty() && st.same_inode(out.back()))) break;  // "/"
+    out.push_back(st);
+    cur.reset(::openat(cur.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  }
+  return out;
+}
+
+// The directory `path` is in, as the user wrote it ("." for a bare name).
+std::string parent_of(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// volprep's own directories, which no tree of a run may hold: the walk would give them to the
+// container (and rollback refuses journals root does not own), and a container could change
+// them. The journal directory (or --journal's) and the lock directory, where they are, or where
+// they would be made. Checked before anything changes, by dry runs too.
+int refuse_own_dirs(std::span<const VolumeRoot* const> volumes, const DriverOptions& o) {
+  struct Own {
+    std::string path, what;
+    bool only_if_there;  // nothing would be made there
+    std::string why;     // what the container would get
+  };
+  std::vector<Own> own;
+  if (o.journal_file) {
+    const std::string dir = parent_of(*o.journal_file);
+    own.push_back({dir, "the journal " + *o.journal_file, o.no_journal,
+                   "root's journal (give a --journal outside every tree)"});
+  } else {
+    own.push_back({o.journal_dir, "the journal directory " + o.journal_dir, o.no_journal,
+                   "root's journals (give a --journal-dir outside every tree)"});
+  }
+  if (const std::string lock_dir = run_lock_dir(); !lock_dir.empty())
+    own.push_back({lock_dir, "volprep's lock directory " + lock_dir, false, "the locks of root's runs"});
+  for (const Own& d : own) {
+    const NearestDir n = nearest_dir(d.path);
+    if (!n.fd.valid() || (n.missing && d.only_if_there)) continue;
+    const std::vector<EntryStat> above = dir_and_above(n.fd.get());
+    for (const VolumeRoot* v : volumes) {
+      if (!v->file_name.empty()) continue;  // a single file holds no directory
+      const auto at = std::find_if(above.begin(), above.end(), [&](const EntryStat& st) { return st.same_inode(v->st); });
+      if (at == above.end()) continue;
+      const bool file = o.journal_file && &d == &own.front();  // the journal would be made in it
+      const bool is = at == above.begin() && !n.missing && !file;
+      const bool would = n.missing || file;
+      return fail({kExitRefused, "refusing " + v->given + ": it " + (is ? "is " : would ? "would hold " : "holds ") +
+                                     d.what + ": the container would get " + d.why + "; nothing changed"});
+    }
+  }
+  return kExitOk;
+}
+
 // lock_volumes, waiting only when `may_wait`; `waited` says whether it did.
 int lock_volumes_here(std::span<const VolumeRoot* const> volumes, const DriverOptions& o, const LockAlso& also,
                       bool may_wait, bool& waited) {
   waited = false;
+  if (int rc = refuse_own_dirs(volumes, o); rc != kExitOk) return rc;
   const std::string dir = run_lock_dir();
   if (dir.empty()) return kExitOk;  // not root, no XDG_RUNTIME_DIR: see run_lock.h
   std::vector<LockedTree> trees;

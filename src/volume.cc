@@ -16,12 +16,20 @@
 namespace volprep {
 namespace {
 
-// Trees no volume lives in, refused with everything below them.
-const char* const kSystemTrees[] = {"/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
-                                    "/libx32", "/boot", "/dev", "/proc", "/sys"};
-// Directories that hold volumes below them but must not be prepared as a whole.
-const char* const kSystemDirs[] = {"/", "/var", "/home", "/root", "/run", "/tmp", "/var/tmp",
-                                   "/var/lib", "/opt", "/srv", "/mnt", "/media"};
+// Trees no volume lives in, refused with everything below them: the system's own, the
+// package managers' and systemd's state, and volprep's (its journals and run locks, which a
+// container given them could rewrite for root's next rollback).
+const char* const kSystemTrees[] = {"/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+                                    "/boot", "/dev", "/proc", "/sys", "/var/lib/dpkg", "/var/lib/apt",
+                                    "/var/lib/rpm", "/var/lib/dnf", "/var/lib/systemd", "/var/cache/apt",
+                                    "/var/cache/debconf", "/var/lib/volprep", "/run/volprep", "/run/systemd"};
+// Directories that hold volumes below them (/var/log/nginx, /var/lib/jenkins, a Docker
+// volume's _data) but must not be prepared as a whole.
+const char* const kSystemDirs[] = {"/", "/var", "/home", "/root", "/run", "/tmp", "/var/tmp", "/var/lib",
+                                   "/opt", "/srv", "/mnt", "/media", "/var/log", "/var/cache", "/var/spool",
+                                   "/var/mail", "/var/backups", "/var/local", "/var/opt", "/run/user",
+                                   "/run/lock", "/var/lib/docker", "/var/lib/docker/volumes",
+                                   "/var/lib/containerd"};
 
 bool under(const std::string& path, const std::string& top) {
   return path == top || (path.size() > top.size() && path.starts_with(top) && path[top.size()] == '/');

@@ -435,6 +435,24 @@ TEST(Volume, RefusesSystemTrees) {
   EXPECT_EQ(refusal_reason("/srv/docker/500000.500000/volumes/x/_data", docker), "");
 }
 
+// The system's state below /var and /run: whole trees where no volume ever lives (the package
+// managers', systemd's, volprep's own journals and locks), the directories that hold volumes
+// only as themselves. What admins bind-mount below them stays allowed.
+TEST(Volume, RefusesSystemStateBelowVarAndRun) {
+  for (const char* p : {"/var/log", "/var/cache", "/var/spool", "/var/mail", "/run", "/var/lib/docker",
+                        "/var/lib/docker/volumes", "/var/lib/dpkg", "/var/lib/dpkg/info", "/var/lib/apt/lists",
+                        "/var/cache/apt", "/var/lib/volprep", "/var/lib/volprep/journals", "/run/volprep",
+                        "/run/systemd", "/run/systemd/journal"})
+    EXPECT_NE(refusal_reason(p, {}), "") << p;
+  for (const char* p : {"/var/log/nginx", "/var/lib/jenkins", "/srv/x", "/var/lib/docker/volumes/name/_data",
+                        "/var/cache/app", "/var/spool/postfix", "/run/app", "/var/lib/volprep-other"})
+    EXPECT_EQ(refusal_reason(p, {}), "") << p;
+  VolumeSafety allowed;
+  allowed.allow_system_path = true;
+  EXPECT_EQ(refusal_reason("/var/lib/dpkg", allowed), "");
+  EXPECT_EQ(refusal_reason("/var/log", allowed), "");
+}
+
 TEST(RefusalWatch, StopsOnlyWhenTheFirstChangesAreAllRefused) {
   EXPECT_FALSE(RefusalWatch::refuses_everything(RefusalWatch::kRefusedToStop - 1, false));
   EXPECT_TRUE(RefusalWatch::refuses_everything(RefusalWatch::kRefusedToStop, false));
