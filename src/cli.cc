@@ -94,7 +94,8 @@ void add_run_options(CLI::App& app, DriverOptions& o, const char* check_help) {
   auto* journal = app.add_option("--journal", o.journal_file,
                                  "Write the rollback journal to FILE (a run that changes nothing writes none)")
                       ->check(not_an_option("FILE"));
-  app.add_option("--journal-dir", o.journal_dir, "Directory of rollback journals")
+  app.add_option("--journal-dir", o.journal_dir,
+                 "Directory of rollback journals (a given one: only its last component is made)")
       ->capture_default_str()
       ->check(not_an_option("DIR"));
   // Asked for a journal and for none: which one was meant is not for volprep to guess.

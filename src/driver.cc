@@ -175,7 +175,9 @@ std::string parent_of(std::string path) {
 // volprep's own directories, which no tree of a run may hold: the walk would give them to the
 // container (and rollback refuses journals root does not own), and a container could change
 // them. The journal directory (or --journal's) and the lock directory, where they are, or where
-// they would be made. Checked before anything changes, by dry runs too.
+// they would be made; and a --journal-dir whose parent is missing, which is a typo more often
+// than not (open_journal_dir makes only its last component). Checked before anything changes,
+// by dry runs too.
 int refuse_own_dirs(std::span<const VolumeRoot* const> volumes, const DriverOptions& o) {
   struct Own {
     std::string path, what;
@@ -187,9 +189,17 @@ int refuse_own_dirs(std::span<const VolumeRoot* const> volumes, const DriverOpti
     const std::string dir = parent_of(*o.journal_file);
     own.push_back({dir, "the journal " + *o.journal_file, o.no_journal,
                    "root's journal (give a --journal outside every tree)"});
+    if (const auto n = nearest_dir(dir); !o.no_journal && n.missing && n.absent)
+      return fail(usage_error("--journal " + *o.journal_file + ": its directory " + dir +
+                              " does not exist (volprep makes no directory for --journal); nothing changed"));
   } else {
     own.push_back({o.journal_dir, "the journal directory " + o.journal_dir, o.no_journal,
                    "root's journals (give a --journal-dir outside every tree)"});
+    if (const auto n = nearest_dir(o.journal_dir);
+        !o.no_journal && !journal_dir_made_with_parents(o.journal_dir) && n.missing > 1 && n.absent)
+      return fail(usage_error("--journal-dir " + o.journal_dir + ": its parent " + parent_of(o.journal_dir) +
+                              " does not exist; volprep makes only a journal directory's last component (a typo?); "
+                              "nothing changed"));
   }
   if (const std::string lock_dir = run_lock_dir(); !lock_dir.empty())
     own.push_back({lock_dir, "volprep's lock directory " + lock_dir, false, "the locks of root's runs"});

@@ -282,25 +282,50 @@ std::string journal_file_name(const std::string& volume, int64_t start_ns) {
   return name + (vol.starts_with('-') ? "" : "-") + vol + ".vpj";
 }
 
-Result<UniqueFd> open_journal_dir(const std::string& dir) { return open_private_dir(dir, "journal directory"); }
+bool journal_dir_made_with_parents(const std::string& dir) {
+  // A directory given on the command line is made, not its parents: a typo there
+  // (/var/lib/volprep/jouranls) would put a run's journal where a later rollback --last, without
+  // the typo, never looks. The default and $VOLPREP_JOURNAL_DIR, which every run reads alike,
+  // are made with their parents; so is the default below a host's root mounted elsewhere (the
+  // helper container's /host/var/lib/volprep/journals), which a fresh host has not got yet.
+  std::string_view d = dir;
+  while (d.size() > 1 && d.back() == '/') d.remove_suffix(1);
+  const std::string_view def = kDefaultJournalDir;
+  return d == def || dir == default_journal_dir() || (d.ends_with(def) && d.size() > def.size());
+}
 
-Result<UniqueFd> open_private_dir(const std::string& dir, const std::string& what) {
-  // Each component made 0700 if missing and entered without following a symlink; a
-  // relative directory starts where volprep runs.
+Result<UniqueFd> open_journal_dir(const std::string& dir) {
+  return open_private_dir(dir, "journal directory",
+                          journal_dir_made_with_parents(dir) ? MakeDirs::kWithParents : MakeDirs::kLastOnly);
+}
+
+Result<UniqueFd> open_private_dir(const std::string& dir, const std::string& what, MakeDirs make) {
+  // Each component entered without following a symlink, the missing ones made 0700 (with
+  // kLastOnly only the last); a relative directory starts where volprep runs.
   UniqueFd cur(::open(dir.starts_with('/') ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  size_t start = 0;
-  while (start < dir.size()) {
+  std::vector<std::string> parts;
+  for (size_t start = 0; start < dir.size();) {
     size_t slash = dir.find('/', start);
-    std::string part = dir.substr(start, slash == std::string::npos ? slash : slash - start);
-    start = slash == std::string::npos ? dir.size() : slash + 1;
-    if (part.empty()) continue;
-    const bool made = ::mkdirat(cur.get(), part.c_str(), 0700) == 0;
-    if (!made && errno != EEXIST) return config_error("cannot create " + what + " " + dir + ": " + std::strerror(errno));
+    if (slash == std::string::npos) slash = dir.size();
+    if (slash > start) parts.push_back(dir.substr(start, slash - start));
+    start = slash + 1;
+  }
+  std::string so_far = dir.starts_with('/') ? "" : ".";
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string& part = parts[i];
+    so_far += "/" + part;
+    const bool may_make = make == MakeDirs::kWithParents || i + 1 == parts.size();
+    const bool made = may_make && ::mkdirat(cur.get(), part.c_str(), 0700) == 0;
+    if (may_make && !made && errno != EEXIST)
+      return config_error("cannot create " + what + " " + dir + ": " + std::strerror(errno));
     // A directory made now must survive a crash with the journal in it: its parent is
     // synced (the journal's own directory is synced with the journal's first records).
     if (made && ::fsync(cur.get()) != 0)
       return config_error("cannot sync " + dir + " after creating it: " + std::strerror(errno));
     int fd = open_dir_at(cur.get(), part.c_str());
+    if (fd == -ENOENT && !may_make)
+      return usage_error(what + " " + dir + ": " + so_far + " does not exist; only the last component of a " + what +
+                         " is made (a typo?); nothing changed");
     if (fd < 0)
       return config_error("cannot open " + what + " " + dir + ": " + std::strerror(-fd) +
                           (fd == -ELOOP || fd == -ENOTDIR ? " (a symlink? refused)" : ""));

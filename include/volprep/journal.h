@@ -100,11 +100,19 @@ inline constexpr size_t kMaxRecordPath = kMaxJournalRecord - 64;
 static_assert(kMaxJournalPath <= kMaxRecordPath);
 // $VOLPREP_JOURNAL_DIR if set, else kDefaultJournalDir.
 std::string default_journal_dir();
-// The directory `dir`, each missing component made 0700, none a symlink; refused
+// The directory `dir`, none of its components a symlink, each missing one made 0700
+// (kLastOnly: only the last; a missing one above it is kExitUsage, naming it); refused
 // (kExitRefused) unless this user owns it and no one else may write there. `what` names it
 // in messages ("journal directory").
-Result<UniqueFd> open_private_dir(const std::string& dir, const std::string& what);
+enum class MakeDirs { kWithParents, kLastOnly };
+Result<UniqueFd> open_private_dir(const std::string& dir, const std::string& what,
+                                  MakeDirs make = MakeDirs::kWithParents);
+// The journal directory `dir`: the default and $VOLPREP_JOURNAL_DIR made with their parents
+// (journal_dir_made_with_parents), any other (--journal-dir) only its last component.
 Result<UniqueFd> open_journal_dir(const std::string& dir);
+// Whether `dir` is the default journal directory, $VOLPREP_JOURNAL_DIR, or the default below
+// another root (/host/var/lib/volprep/journals): made with its parents.
+bool journal_dir_made_with_parents(const std::string& dir);
 
 uint32_t crc32c(const void* data, size_t size, uint32_t crc = 0);
 

@@ -165,6 +165,8 @@ grep -qx 'restored 19, already as before 0, changed since the run 0, missing 0, 
   fail "rollback of --journal FILE's journal: $(cat "$T/rb.out")"
 [ "$(stat -c %a "$T/jd2")" = 700 ] && [ "$(ls "$T/jd2" | wc -l)" -eq 1 ] ||
   fail "rollback --journal-dir DIR: its own journal not alone in a 0700 DIR"
+# Only a given DIR's last component is made (journal_dir_typo tests a missing parent).
+mkdir "$T/jd3"
 vp "$vol" --as 1000 "${MAP[@]}" --journal-dir "$T/jd3/sub" >/dev/null 2>&1 || fail "--journal-dir run failed"
 [ "$(stat -c %a "$T/jd3/sub")" = 700 ] && [ "$(ls "$T/jd3/sub" | wc -l)" -eq 1 ] ||
   fail "--journal-dir DIR: no journal alone in a 0700 DIR"
@@ -191,17 +193,18 @@ manifest "$vol" | cmp -s - "$T/m.before" || fail "after the second --no-journal 
 
 relative_journal_dir() {
   # --- a relative --journal-dir is relative to the working directory, like any path: made
-  # there (0700), nowhere else; and one that is a symlink is refused as an absolute one is.
+  # there (0700; its last component only), nowhere else; and one that is a symlink is refused
+  # as an absolute one is.
   # Names starting with "q": a volprep that drops a relative path's first character and roots
   # the rest at / would make /volprep-e2e-rel-$$ (removed on exit, if empty).
   mkdir "$T/cwd" "$T/cwd/real"
   ln -s real "$T/cwd/qvolprep-e2e-link-$$"
-  rc=0; (cd "$T/cwd" && vp "$vol" --as 1000 "${MAP[@]}" --journal-dir "qvolprep-e2e-rel-$$/sub") >/dev/null 2>"$T/rel.err" || rc=$?
-  [ ! -e "/volprep-e2e-rel-$$" ] || { cat "$T/rel.err" >&2; fail "relative --journal-dir qvolprep-e2e-rel-$$/sub made /volprep-e2e-rel-$$ at the root (exit $rc)"; }
+  rc=0; (cd "$T/cwd" && vp "$vol" --as 1000 "${MAP[@]}" --journal-dir "qvolprep-e2e-rel-$$") >/dev/null 2>"$T/rel.err" || rc=$?
+  [ ! -e "/volprep-e2e-rel-$$" ] || { cat "$T/rel.err" >&2; fail "relative --journal-dir qvolprep-e2e-rel-$$ made /volprep-e2e-rel-$$ at the root (exit $rc)"; }
   [ "$rc" -eq 0 ] || { cat "$T/rel.err" >&2; fail "relative --journal-dir: exit $rc"; }
-  [ "$(stat -c %a "$T/cwd/qvolprep-e2e-rel-$$/sub" 2>&1)" = 700 ] && [ "$(ls "$T/cwd/qvolprep-e2e-rel-$$/sub" | wc -l)" -eq 1 ] ||
-    fail "relative --journal-dir: no journal alone in a 0700 \$PWD/qvolprep-e2e-rel-$$/sub"
-  vp rollback --last "$vol" --journal-dir "$T/cwd/qvolprep-e2e-rel-$$/sub" >/dev/null 2>&1 || fail "rollback after relative --journal-dir"
+  [ "$(stat -c %a "$T/cwd/qvolprep-e2e-rel-$$" 2>&1)" = 700 ] && [ "$(ls "$T/cwd/qvolprep-e2e-rel-$$" | wc -l)" -eq 1 ] ||
+    fail "relative --journal-dir: no journal alone in a 0700 \$PWD/qvolprep-e2e-rel-$$"
+  vp rollback --last "$vol" --journal-dir "$T/cwd/qvolprep-e2e-rel-$$" >/dev/null 2>&1 || fail "rollback after relative --journal-dir"
   rc=0; (cd "$T/cwd" && vp "$vol" --as 1000 "${MAP[@]}" --journal-dir "qvolprep-e2e-link-$$") >/dev/null 2>"$T/rel.err" || rc=$?
   [ ! -e "/volprep-e2e-link-$$" ] || fail "relative --journal-dir qvolprep-e2e-link-$$ made /volprep-e2e-link-$$ at the root"
   [ -z "$(ls "$T/cwd/real")" ] || fail "relative --journal-dir through a symlink: journal written through it (exit $rc)"

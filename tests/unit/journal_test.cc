@@ -664,6 +664,7 @@ TEST_F(JournalFile, AFifoOrADeviceIsRefusedWithoutWaiting) {
 TEST_F(JournalFile, CreateRefusesAnExistingFileAndMakesPrivateDirectories) {
   write();
   EXPECT_FALSE(JournalWriter::create("", dir_ + "/j.vpj", header()).ok());
+  fs::create_directory(dir_ + "/deep");  // a given directory's last component is made, not its parents
   auto w = JournalWriter::create(dir_ + "/deep/journals", "", header());
   ASSERT_TRUE(w.ok()) << w.error().message;
   EXPECT_EQ(fs::status(dir_ + "/deep/journals").permissions() & fs::perms::all, fs::perms::owner_all);
@@ -1122,4 +1123,48 @@ TEST_F(JournalFile, RecordsAcrossTheReadersPiecesComeBackWhole) {
               (i / 5000 == 2 ? deep : "dir" + std::to_string(i / 5000 * 5000)) + "/file-" + std::to_string(i));
   }
   EXPECT_EQ(read_journal((*w)->path(), JournalRead::kList)->changes, 20000u);
+}
+
+// --journal-dir makes its last component only: a typo above it (/var/lib/volprep/jouranls/x)
+// is an error naming what is missing, not a new chain a later rollback --last never reads.
+TEST_F(JournalFile, AGivenJournalDirectoryIsMadeWithoutItsParents) {
+  const std::string deep = dir_ + "/missing/deeper/journals";
+  auto refused = open_journal_dir(deep);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, kExitUsage);
+  EXPECT_NE(refused.error().message.find(dir_ + "/missing does not exist"), std::string::npos)
+      << refused.error().message;
+  EXPECT_FALSE(fs::exists(dir_ + "/missing"));
+  auto made = open_journal_dir(dir_ + "/journals");
+  ASSERT_TRUE(made.ok()) << made.error().message;
+  struct stat st{};
+  ASSERT_EQ(::stat((dir_ + "/journals").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  // A symlink on the way is still refused, made or not.
+  fs::create_symlink(dir_ + "/journals", dir_ + "/link");
+  EXPECT_FALSE(open_journal_dir(dir_ + "/link/x").ok());
+  EXPECT_FALSE(fs::exists(dir_ + "/journals/x"));
+}
+
+// The default directory, and $VOLPREP_JOURNAL_DIR (which every run reads alike), are made
+// with their parents, as other private directories are (the lock directory); so is the default
+// below a host's root mounted elsewhere (a helper container's /host/var/lib/volprep/journals).
+TEST_F(JournalFile, TheDefaultJournalDirectoryIsMadeWithItsParents) {
+  EXPECT_TRUE(journal_dir_made_with_parents(kDefaultJournalDir));
+  EXPECT_FALSE(journal_dir_made_with_parents("/var/lib/volprep/jouranls"));
+  EXPECT_FALSE(journal_dir_made_with_parents("/srv/x-var/lib/volprep/journals/more"));
+  auto host = open_journal_dir(dir_ + "/host/var/lib/volprep/journals");
+  ASSERT_TRUE(host.ok()) << host.error().message;
+  const std::string deep = dir_ + "/env/deep/journals";
+  const char* was = std::getenv("VOLPREP_JOURNAL_DIR");
+  const std::string before = was ? was : "";
+  ::setenv("VOLPREP_JOURNAL_DIR", deep.c_str(), 1);
+  auto made = open_journal_dir(deep);
+  if (was) ::setenv("VOLPREP_JOURNAL_DIR", before.c_str(), 1); else ::unsetenv("VOLPREP_JOURNAL_DIR");
+  ASSERT_TRUE(made.ok()) << made.error().message;
+  EXPECT_TRUE(fs::is_directory(deep));
+  EXPECT_TRUE(open_private_dir(dir_ + "/run/volprep", "lock directory").ok());
+  auto last_only = open_private_dir(dir_ + "/a/b", "lock directory", MakeDirs::kLastOnly);
+  ASSERT_FALSE(last_only.ok());
+  EXPECT_EQ(last_only.error().code, kExitUsage);
 }
