@@ -39,7 +39,9 @@ void setup_umount(CLI::App& app, MountOptions& o) {
   app.add_option("dst", o.dst, "An idmapped mount (DST of volprep mount)")->required();
   app.add_flag("--force", o.force, "Also an idmapped mount volprep mount did not make (it has no record of it)");
   app.add_flag("--persist", o.persist, "Also remove the systemd unit volprep mount --persist wrote");
-  app.add_option("--unit-dir", o.unit_dir, "Where that unit is")->capture_default_str();
+  app.add_option("--unit-dir", o.unit_dir,
+                 "Where that unit is (also where the mount's record says mount --persist wrote it)")
+      ->capture_default_str();
 }
 
 namespace {
@@ -110,6 +112,14 @@ bool remove_unit(const std::string& unit_dir, const std::string& dst) {
   const std::string name = unit_name(dst);
   for (const char* dir : kUnitLinks) ::unlink((unit_dir + "/" + dir + "/" + name).c_str());
   return ::unlink((unit_dir + "/" + name).c_str()) == 0;
+}
+
+// `dir` as an absolute path: a relative one below the current directory.
+std::string absolute_dir(const std::string& dir) {
+  if (dir.starts_with('/')) return dir;
+  char cwd[4096];
+  if (!::getcwd(cwd, sizeof cwd)) return dir;
+  return std::string(cwd) + (dir == "." ? "" : "/" + dir);
 }
 
 // --persist: a oneshot unit that runs this same mount at boot, with the maps written out (the
@@ -369,20 +379,32 @@ int run_mount(const MountOptions& options) {
                 escape_path(*unit).c_str());
   // Recorded for --list and umount; the mount is made whether or not this works.
   const MountIds ids = mount_ids(mounted->get(), "");
-  MountRecord record{src->real, dst->real, ids.id, ids.unique, uid_map.describe(), gid_map.describe(), what, mapping->source};
+  // With the unit's directory: umount looks for the unit there, whatever its --unit-dir.
+  MountRecord record{src->real, dst->real, ids.id, ids.unique, uid_map.describe(), gid_map.describe(), what,
+                     mapping->source, unit ? absolute_dir(o.unit_dir) : ""};
   if (auto r = write_mount_record(record); !r) spdlog::warn("{}; --list will not show this mount's map", r.error().message);
   return kExitOk;
 }
 
 int run_umount(const MountOptions& o) {
   auto dst = resolve_path(*o.dst, /*follow_any_symlink=*/false);
+  // The mount's record, read before it is removed: where mount --persist wrote the unit, if
+  // not in --unit-dir.
+  const auto record = read_mount_record(dst ? dst->real : *o.dst);
+  std::vector<std::string> unit_dirs{o.unit_dir};
+  if (record && !record->unit_dir.empty() && absolute_dir(o.unit_dir) != record->unit_dir)
+    unit_dirs.push_back(record->unit_dir);
   bool removed = false;
   if (o.persist) {
     // The unit first: a mount already gone still leaves a unit to remove.
     std::string real = dst ? dst->real : *o.dst;
-    removed = remove_unit(o.unit_dir, real);
-    if (removed) std::printf("removed %s/%s\n", escape_path(o.unit_dir).c_str(), escape_path(unit_name(real)).c_str());
-    else spdlog::warn("no unit {}/{} to remove", o.unit_dir, unit_name(real));
+    for (const std::string& dir : unit_dirs)
+      if (remove_unit(dir, real)) {
+        removed = true;
+        std::printf("removed %s/%s\n", escape_path(dir).c_str(), escape_path(unit_name(real)).c_str());
+      }
+    if (!removed) spdlog::warn("no unit {} to remove in {}", unit_name(real),
+                               unit_dirs.size() > 1 ? unit_dirs[0] + " or " + unit_dirs[1] : unit_dirs[0]);
   }
   if (!dst) return removed ? kExitOk : fail(dst.error());
   const std::string real = dst->real;
@@ -405,7 +427,6 @@ int run_umount(const MountOptions& o) {
                     real, m.fs_type);
       return kExitRefused;
     }
-    auto record = read_mount_record(real);
     if ((!record || !record->is_of(ids)) && !o.force) {
       spdlog::error("refusing {}: an idmapped mount volprep mount did not make (no record of it in {}); "
                     "--force unmounts it all the same", real, mount_record_dir());
@@ -424,10 +445,12 @@ int run_umount(const MountOptions& o) {
     }
     remove_mount_record(real);
     std::printf("unmounted %s\n", escape_path(real).c_str());
-    // The unit of `mount --persist` would make the mount again at the next boot.
-    if (struct stat st; !o.persist && ::lstat((o.unit_dir + "/" + unit_name(real)).c_str(), &st) == 0)
-      spdlog::warn("{}/{} makes this mount again at boot: volprep umount --persist {}{} removes it", o.unit_dir,
-                   unit_name(real), real, o.unit_dir == MountOptions{}.unit_dir ? "" : " --unit-dir " + o.unit_dir);
+    // The unit of `mount --persist` would make the mount again at the next boot: said with the
+    // --unit-dir that finds it, the record that knew where it is being gone now.
+    for (const std::string& dir : unit_dirs)
+      if (struct stat st; !o.persist && ::lstat((dir + "/" + unit_name(real)).c_str(), &st) == 0)
+        spdlog::warn("{}/{} makes this mount again at boot: volprep umount --persist {}{} removes it", dir,
+                     unit_name(real), real, dir == MountOptions{}.unit_dir ? "" : " --unit-dir " + dir);
     return kExitOk;
   }
   if (removed) return kExitOk;  // the unit was all that was left

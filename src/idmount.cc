@@ -307,6 +307,7 @@ Result<bool> write_mount_record(const MountRecord& r) {
   }
   nlohmann::json j = {{"src", r.src}, {"dst", r.dst}, {"mnt_id", r.mnt_id}, {"mnt_unique", r.mnt_unique}, {"uid_map", r.uid_map},
                       {"gid_map", r.gid_map}, {"what", r.what}, {"source", r.source}};
+  if (!r.unit_dir.empty()) j["unit_dir"] = r.unit_dir;
   std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   std::string path = record_path(r.dst);
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
@@ -335,6 +336,7 @@ std::optional<MountRecord> read_mount_record(const std::string& dst) {
     r.gid_map = j.at("gid_map").get<std::string>();
     r.what = j.at("what").get<std::string>();
     r.source = j.at("source").get<std::string>();
+    r.unit_dir = j.value("unit_dir", std::string());
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;
   }

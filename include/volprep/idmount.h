@@ -80,6 +80,9 @@ struct MountRecord {
   std::string uid_map, gid_map;  // the mount's maps (disk id, shown as, count)
   std::string what;          // "disk owner 1000:1000 as container 1000:1000"
   std::string source;        // where the remap came from
+  // The directory mount --persist wrote the mount's unit in (absolute), so that umount finds
+  // it there whatever its --unit-dir; "" for none, and in a record of volprep before it.
+  std::string unit_dir;
   // Whether this records the mount with `ids`, not an older one whose mountinfo id it got.
   bool is_of(const MountIds& ids) const { return mnt_id == ids.id && (mnt_unique == 0 || mnt_unique == ids.unique); }
   // The same for the mount mountinfo lists with `listed_id`, asking the kernel by the unique id

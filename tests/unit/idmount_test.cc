@@ -37,12 +37,19 @@ TEST(MountRecord, LongDstKeepsItsRecord) {
   ::setenv("VOLPREP_MOUNT_DIR", dir.c_str(), 1);
   const std::string dst = "/srv/" + std::string(70, '-');  // each '-' escapes to \x2d
   ASSERT_GT(systemd_escape_path(dst).size(), 255u);
-  MountRecord r{"/data", dst, 45, 0x80000001, "1000 501000 1", "1000 501000 1", "what", "source"};
+  MountRecord r{"/data", dst, 45, 0x80000001, "1000 501000 1", "1000 501000 1", "what", "source", ""};
   ASSERT_TRUE(write_mount_record(r));
   auto back = read_mount_record(dst);
   ASSERT_TRUE(back);
   EXPECT_EQ(back->dst, dst);
   EXPECT_EQ(back->mnt_unique, 0x80000001u);
+  EXPECT_EQ(back->unit_dir, "");
+  // Where mount --persist wrote the unit, for umount to find it there.
+  r.unit_dir = "/srv/units";
+  ASSERT_TRUE(write_mount_record(r));
+  back = read_mount_record(dst);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->unit_dir, "/srv/units");
   EXPECT_FALSE(read_mount_record(dst + "x"));
   remove_mount_record(dst);
   EXPECT_FALSE(read_mount_record(dst));
