@@ -474,18 +474,35 @@ int run_rollback(const RollbackOptions& o) {
   // the newest first; a journal named is undone alone, and what else stands is said.
   std::vector<Journal> finished;
   if (auto j = read_journal(*path, JournalRead::kList); j) finished = shifts_finished_by(*j, o.journal_dir);
-  int rc = rollback_journal(*path, o, /*newest=*/!o.journal);
   if (!o.last) {
+    const int rc = rollback_journal(*path, o, /*newest=*/!o.journal);
     for (const Journal& k : finished)
-      spdlog::warn("{} finished the shift that did not finish in {}: that one's changes stand (volprep rollback {} "
-                   "undoes them; rollback --last {} undoes both)",
-                   escape_path(*path), escape_path(k.path), escape_path(k.path), escape_path(k.header.volume));
+      if (!rolled_back_by(o.journal_dir, k))
+        spdlog::warn("{} finished the shift that did not finish in {}: that one's changes stand (volprep rollback {} "
+                     "undoes them; rollback --last {} undoes both)",
+                     escape_path(*path), escape_path(k.path), escape_path(k.path), escape_path(k.header.volume));
     return rc;
   }
-  for (auto it = finished.rbegin(); it != finished.rend() && rc == kExitOk; ++it) {
+  // Each rollback writes a journal of its own: one file named cannot hold two.
+  if (o.own_journal && !finished.empty()) {
+    spdlog::error("--journal names one file, and {} finished the shift that did not finish in {}: this rollback "
+                  "writes a journal for each; give no --journal (or roll each back by name); nothing changed",
+                  escape_path(*path), escape_path(finished.front().path));
+    return kExitUsage;
+  }
+  int rc = rollback_journal(*path, o, /*newest=*/true);
+  // Entries left alone (exit 1) do not stop it: the older journal's are its own. A failure does.
+  for (auto it = finished.rbegin(); it != finished.rend(); ++it) {
+    if (rc != kExitOk && rc != kExitFound) {
+      spdlog::error("{} finished the shift that did not finish in {}: not rolled back, its changes stand (volprep "
+                    "rollback {} undoes them)",
+                    escape_path(*path), escape_path(it->path), escape_path(it->path));
+      continue;
+    }
     spdlog::warn("{} finished the shift that did not finish in {}: undoing that one too", escape_path(*path),
                  escape_path(it->path));
-    rc = rollback_journal(it->path, o, /*newest=*/false);
+    const int older = rollback_journal(it->path, o, /*newest=*/false);
+    if (older != kExitOk && (rc == kExitOk || older != kExitFound)) rc = older;
   }
   return rc;
 }
