@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <utility>
 #include <vector>
@@ -74,6 +75,19 @@ int hold_unwritten(int pin, UniqueFd& out) {
 // tree, as ENOENT says of a name (counted as vanished), not a failure. Only for the calls
 // that decide about the inode and the chown, before anything of it has changed.
 int gone_if_stale(int err) { return err == ESTALE ? ENOENT : err; }
+
+// Waits (at most 100 ms) until the coarse clock, which the kernel stamps ctimes from where it
+// keeps no finer ones, is past `ctime_ns`: a write after this gets a later ctime.
+bool hold_past(int64_t ctime_ns) {
+  for (int i = 0; i < 100; ++i) {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    if (int64_t(now.tv_sec) * 1000000000 + now.tv_nsec > ctime_ns) return true;
+    const timespec ms{0, 1000000};
+    ::nanosleep(&ms, nullptr);
+  }
+  return false;
+}
 
 int fail(Change& c, int err, const char* step) {
   c.err = err;
@@ -365,7 +379,10 @@ int apply_change(int dirfd, Change& c) {
     if (int rc = stat_at(fd, "", now); rc < 0) return fail(c, -rc, "stat");
     // Unless its new owner linked it since the chown (into a directory of theirs outside the
     // tree, say): rollback would give that name root's bits back too.
-    if (now.nlink == links) c.armed_ctime_ns = now.ctime_ns;
+    // Taken off, nothing is left for a write to clear: the ctime is rollback's only sign of one.
+    // Where ctimes come from the coarse clock, a writer the lease held off could write within
+    // the same tick and leave it as it is: held until the clock is past it.
+    if (now.nlink == links && (!disarms || hold_past(now.ctime_ns))) c.armed_ctime_ns = now.ctime_ns;
   }
   return c.err;
 }
