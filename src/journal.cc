@@ -353,9 +353,23 @@ Result<std::unique_ptr<JournalWriter>> JournalWriter::create(const std::string& 
     auto slash = path.rfind('/');
     std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
     name = slash == std::string::npos ? path : path.substr(slash + 1);
-    cur.reset(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!cur.valid())
-      return config_error("cannot open the journal's directory " + parent + ": " + std::strerror(errno));
+    // Through no symlink, as every path volprep opens: one in a tree's owner's hands would
+    // put root's journal where they choose (inside the tree a run gives them, say).
+    std::string absolute = parent;
+    if (!parent.starts_with('/')) {
+      char cwd[PATH_MAX];
+      if (!::getcwd(cwd, sizeof cwd))
+        return config_error("cannot open the journal's directory " + parent + ": " + std::strerror(errno));
+      absolute = std::string(cwd) + "/" + parent;
+    }
+    const int fd = open_absolute(absolute, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+      return config_error("cannot open the journal's directory " + parent + ": " +
+                          (fd == -ELOOP || fd == -ENOTDIR
+                               ? std::string("not a directory, or a symlink is on its path, which volprep does not "
+                                             "follow: give the directory's real path")
+                                        : std::string(std::strerror(-fd))));
+    cur.reset(fd);
   }
   // Checked now, so that a run that will not be able to create its journal changes nothing.
   struct stat existing{};

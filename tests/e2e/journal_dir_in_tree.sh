@@ -56,6 +56,15 @@ rc=0; vp /run --as 1000 "${MAP[@]}" --allow-system-path -n >"$T/out" 2>"$T/err" 
 grep -Eq "refusing /run: it (would hold|holds) volprep's lock directory /run/volprep" "$T/err" ||
   { cat "$T/err"; fail "/run: no refusal naming the lock directory"; }
 
+# --journal through a symlink into the tree: the symlink is not followed (the check and the
+# open reach the same directory), refused, nothing changed, no journal in the tree.
+ln -s "$T/t1/data" "$T/lnk"
+rc=0; vp "$T/t1" --as 1000 "${MAP[@]}" --journal "$T/lnk/run.vpj" >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" -ne 0 ] || fail "--journal through a symlink into the tree: exit 0"
+grep -q "symlink is on its path" "$T/err" || { cat "$T/err"; fail "--journal through a symlink: no word of it"; }
+[ ! -e "$T/t1/data/run.vpj" ] || fail "--journal through a symlink wrote into the tree"
+manifest "$T/t1" | cmp -s - "$T/m0" || fail "--journal through a symlink: the tree changed"
+
 # Beside the tree: the run goes on, its journal where it was told, and rollback undoes it.
 vp "$T/t1" --as 1000 "${MAP[@]}" --journal-dir "$T/beside" >/dev/null 2>"$T/err" || { cat "$T/err"; fail "beside: failed"; }
 [ "$(stat -c %u:%g "$T/t1/data")" = 501000:501000 ] || fail "beside: the tree was not prepared"
