@@ -207,6 +207,14 @@ int refuse_own_dirs(std::span<const VolumeRoot* const> volumes, const DriverOpti
     const NearestDir n = nearest_dir(d.path);
     if (!n.fd.valid() || (n.missing && d.only_if_there)) continue;
     const std::vector<EntryStat> above = dir_and_above(n.fd.get());
+    // A tree inside it: its journals (or locks) are what the run would give away.
+    if (!n.missing && !(o.journal_file && &d == &own.front()) && !above.empty())
+      for (const VolumeRoot* v : volumes) {
+        const std::vector<EntryStat> up = dir_and_above(v->fd.get());
+        if (std::any_of(up.begin(), up.end(), [&](const EntryStat& st) { return st.same_inode(above.front()); }))
+          return fail({kExitRefused, "refusing " + v->given + ": it is inside " + d.what +
+                                         ", which is volprep's own and root's alone; nothing changed"});
+      }
     for (const VolumeRoot* v : volumes) {
       if (!v->file_name.empty()) continue;  // a single file holds no directory
       const auto at = std::find_if(above.begin(), above.end(), [&](const EntryStat& st) { return st.same_inode(v->st); });

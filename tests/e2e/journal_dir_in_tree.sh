@@ -65,6 +65,15 @@ grep -q "symlink is on its path" "$T/err" || { cat "$T/err"; fail "--journal thr
 [ ! -e "$T/t1/data/run.vpj" ] || fail "--journal through a symlink wrote into the tree"
 manifest "$T/t1" | cmp -s - "$T/m0" || fail "--journal through a symlink: the tree changed"
 
+# A tree inside the journal directory (not the default, which is a system path): refused too.
+mkdir -p "$T/jd/sub"
+for p in "$T/jd/sub" "$T/jd"; do
+  rc=0; VOLPREP_JOURNAL_DIR=$T/jd vp "$p" --as 1000 "${MAP[@]}" -n >"$T/out" 2>"$T/err" || rc=$?
+  [ "$rc" -eq 5 ] || { cat "$T/err"; fail "$p in the journal directory: exit $rc, want 5"; }
+done
+grep -q "refusing $T/jd/sub: it is inside the journal directory $T/jd, which is volprep's own" <(
+  VOLPREP_JOURNAL_DIR=$T/jd vp "$T/jd/sub" --as 1000 "${MAP[@]}" -n 2>&1) || fail "no word of the journal directory"
+
 # Beside the tree: the run goes on, its journal where it was told, and rollback undoes it.
 vp "$T/t1" --as 1000 "${MAP[@]}" --journal-dir "$T/beside" >/dev/null 2>"$T/err" || { cat "$T/err"; fail "beside: failed"; }
 [ "$(stat -c %u:%g "$T/t1/data")" = 501000:501000 ] || fail "beside: the tree was not prepared"
