@@ -147,8 +147,11 @@ bool loads_code(const std::string& name) {
                                        // A script's interpreter: sh and bash, Python (docker-compose 1), and others.
                                        "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "CDPATH",
                                        "PERL5LIB", "PERL5OPT", "PERLLIB", "RUBYLIB", "RUBYOPT", "NODE_OPTIONS",
-                                       "NODE_PATH"};
-  static const char* const kPrefixes[] = {"LD_", "MALLOC_", "PYTHON", "BASH_FUNC_"};
+                                       "NODE_PATH",
+                                       // OpenSSL's config, providers and engines (docker-compose 1
+                                       // loads them); git's config (a remote include runs git).
+                                       "OPENSSL_CONF", "OPENSSL_MODULES", "OPENSSL_ENGINES", "XDG_CONFIG_HOME"};
+  static const char* const kPrefixes[] = {"LD_", "MALLOC_", "PYTHON", "BASH_FUNC_", "GIT_"};
   for (const char* e : kExact)
     if (name == e) return true;
   for (const char* p : kPrefixes)

@@ -357,10 +357,15 @@ TEST(ComposeCli, TheCallersEnvironmentButWhatLoadsCode) {
                                       {"LD_LIBRARY_PATH", "/home/bob/lib"}, {"BASH_ENV", "/home/bob/rc"},
                                       {"BASH_FUNC_f%%", "() { id; }"}, {"PYTHONPATH", "/home/bob/py"},
                                       {"GCONV_PATH", "/home/bob/gconv"}, {"TMPDIR", "/root/tmp"},
+                                      {"OPENSSL_CONF", "/home/bob/ssl.cnf"}, {"OPENSSL_MODULES", "/home/bob/ossl"},
+                                      {"OPENSSL_ENGINES", "/home/bob/eng"}, {"GIT_SSH_COMMAND", "/home/bob/x"},
+                                      {"GIT_CONFIG_GLOBAL", "/home/bob/gitconfig"}, {"XDG_CONFIG_HOME", "/home/bob/.config"},
+                                      {"SSL_CERT_FILE", "/etc/ssl/ca.pem"},
                                       {"HOME", "/root"}, {"DOCKER_HOST", "unix:///run/d.sock"},
                                       {"COMPOSE_PROFILES", "a"}, {"DATA_DIR", "./d2"}, {"APP_UID", "1000"}});
   EXPECT_EQ(env, (std::vector<std::string>{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "APP_UID=1000", "COMPOSE_PROFILES=a",
-                                           "DATA_DIR=./d2", "DOCKER_HOST=unix:///run/d.sock", "HOME=/root"}));
+                                           "DATA_DIR=./d2", "DOCKER_HOST=unix:///run/d.sock", "HOME=/root",
+                                           "SSL_CERT_FILE=/etc/ssl/ca.pem"}));
 }
 
 // A root-owned script in root's directories whose interpreter is env still runs what PATH finds.
