@@ -326,7 +326,7 @@ void setup_compose(CLI::App& app, ComposeCmdOptions& o) {
   app.add_flag("--force", o.force, "Proceed although the remap configuration has errors");
   app.add_option("--allow-source", o.allow_sources,
                  "Also prepare or create bind sources below DIR, outside the project directory (repeatable); never "
-                 "the project directory itself nor one holding its compose or env files")
+                 "the project directory itself, one above it, nor one holding its compose or env files")
       ->type_name("DIR");
   setup_source_options(app, o.source);
 }

@@ -60,8 +60,14 @@ std::string project_files_in(const ComposeProject& project, const std::string& r
     return "it is the project's " +
            (under(real, project.real_directory) ? real.substr(project.real_directory.size() + 1) : real);
   const bool is_project = real == project.real_directory;
+  // A directory above the project directory holds it, files read or not: a container that
+  // may write there may create .env in it, or replace it.
+  const bool above = !project.real_directory.empty() && under(project.real_directory, real);
   if (held.empty())
-    return is_project ? "it is the project directory, where Compose reads .env and looks for compose files" : "";
+    return is_project ? "it is the project directory, where Compose reads .env and looks for compose files"
+           : above    ? "it holds the project directory " + project.real_directory +
+                         ", where Compose reads .env and looks for compose files"
+                      : "";
   std::string list;
   const size_t shown = std::min<size_t>(held.size(), 4);
   for (size_t i = 0; i < shown; ++i)

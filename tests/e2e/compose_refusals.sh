@@ -161,6 +161,19 @@ YAML
   (cd "$p" && vp compose "${MAP[@]}" --compose-cli "$reader" --dry-run) >"$T/out" 2>"$T/err" || { cat "$T/err"; fail "a read-only mount of the project directory was refused"; }
   grep -qF "# app: . -> /code (ro): it is the project directory and holds the project's compose.yaml, never changed: readable by host 501000:501000" "$T/out" ||
     { cat "$T/out"; fail "no read check of the project directory"; }
+  # A directory above the project directory, though it holds none of the files read (the
+  # compose file is elsewhere): chowned, a container could create .env in the project.
+  s=$T/above && mkdir -p "$s/cfg" "$s/srv/app"
+  printf 'services:\n  app:\n    image: busybox\n    user: "1000:1000"\n    volumes: ["%s/srv:/x"]\n' "$s" >"$s/cfg/compose.yaml"
+  for how in "" --dry-run; do
+    rc=0
+    vp compose "${MAP[@]}" -f "$s/cfg/compose.yaml" --project-directory "$s/srv/app" --allow-source "$s" \
+      --compose-cli "$reader" $how >"$T/out" 2>"$T/err" || rc=$?
+    [ "$rc" -eq 5 ] && grep -q "$s/srv -> /x is mounted read-write: refusing it: it holds the project directory $s/srv/app, where Compose reads .env" "$T/err" ||
+      { cat "$T/err" "$T/out"; fail "exit $rc: a read-write directory above the project directory was not refused ($how)"; }
+    [ "$(stat -c %u:%g "$s/srv" "$s/srv/app" | sort -u)" = 0:0 ] || fail "the project directory was given away"
+  done
+  rm -r "$s"
   # A secret whose file is missing.
   refused 3 "$p/compose.yaml:8:15: service app: ./data/token.txt does not exist, and Compose will not create it \(a secret's file\)" \
     --compose-cli "$reader" <<'YAML'

@@ -199,12 +199,26 @@ TEST(ComposePlan, SourcesHoldingTheProjectsFilesRefusedReadOnlyOnesChecked) {
             "app: . -> /code (ro): it is the project directory and holds the project's .env, compose.yaml and "
             "conf/app.env, never changed: readable by host 501000:501000");
   EXPECT_EQ(plan.mounts[2].action, MountPlan::kReadCheck);
-  // Without files read, the project directory is still where Compose reads .env.
+  // Without files read, the project directory is still where Compose reads .env, and a
+  // directory above it holds it: a container could create .env there.
   project.control_files.clear();
   plan = plan_compose(project, {in}, fake_probe);
-  ASSERT_EQ(plan.problems.size(), 1u);
+  ASSERT_EQ(plan.problems.size(), 2u);
   EXPECT_NE(plan.problems[0].find("it is the project directory, where Compose reads .env"), std::string::npos)
       << plan.problems[0];
+  EXPECT_NE(plan.problems[1].find("/srv -> /up is mounted read-write: refusing it: it holds the project directory "
+                                  "/srv/p, where Compose reads .env"),
+            std::string::npos)
+      << plan.problems[1];
+  // Read-only, a directory above it is only checked; `/srv/pp` is beside it, not above.
+  std::vector<ComposeService> ro = {service("app", {bind("/srv", "/up", true), bind("/srv/pp", "/pp")})};
+  in.service = &ro[0];
+  plan = plan_compose(project, {in}, fake_probe);
+  EXPECT_TRUE(plan.problems.empty()) << plan.problems[0];
+  ASSERT_EQ(plan.mounts.size(), 2u);
+  EXPECT_EQ(plan.mounts[0].action, MountPlan::kReadCheck);
+  EXPECT_NE(plan.mounts[0].note.find("it holds the project directory /srv/p"), std::string::npos) << plan.mounts[0].note;
+  EXPECT_EQ(plan.mounts[1].action, MountPlan::kPrepare);
 }
 
 // A compose file is its user's, volprep is root: only the project's own tree is changed.
