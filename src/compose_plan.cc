@@ -118,6 +118,22 @@ void join_nested_acl_runs(ComposePlan& plan) {
   }
 }
 
+// Whether two mode: acl mounts, `b` the same path as `a` or inside it, cannot share runs for
+// their excludes: the same path shares one run, which needs the same excludes; one inside
+// another shares the inner run, whose root is not the outer's, so neither may have any.
+bool excludes_differ(const MountPlan& a, const MountPlan& b, bool same) {
+  if (!same) return !a.excludes.empty() || !b.excludes.empty();
+  auto x = a.excludes, y = b.excludes;
+  std::sort(x.begin(), x.end());
+  std::sort(y.begin(), y.end());
+  return x != y;
+}
+
+// Not the patterns themselves: a value may be a variable's (compose.h).
+std::string excludes_text(const MountPlan& p) {
+  return p.excludes.empty() ? "no x-volprep.exclude" : "with x-volprep.exclude";
+}
+
 }  // namespace
 
 bool user_spec_needs_files(const std::string& spec) {
@@ -415,6 +431,21 @@ ComposePlan plan_compose(const ComposeProject& project, const std::vector<Servic
         b.note = same ? "the same path as " + a.service + "'s mount: prepared with it"
                       : "inside " + a.service + "'s mount of " + a.shown + ": prepared with it";
         if (same && a.service != b.service) a.also.push_back(b.service);
+        continue;
+      }
+      if (both_acl && excludes_differ(a, b, same)) {
+        // One run grants both users every entry it walks: one's excludes would keep the
+        // other's grants out, or the other's grants would reach what one excluded.
+        const std::string at_b = b.mount.loc.str().empty() ? "" : b.mount.loc.str() + ": ";
+        const std::string at_a = a.mount.loc.str().empty() ? "" : ", " + a.mount.loc.str();
+        problem(kExitConfig,
+                at_b + "conflict: " + a.service + " mounts " + a.shown + " (acl, " + excludes_text(a) + at_a + ") and " +
+                    b.service + " mounts " + (same ? "it" : b.shown + ", inside it,") + " (acl, " + excludes_text(b) +
+                    "): different x-volprep.exclude; one run grants both users every entry it walks, so one's "
+                    "exclude would not hold for the other: " +
+                    (same ? "give both the same x-volprep.exclude"
+                          : "the inner source's run walks from its own root: give neither an x-volprep.exclude "
+                            "(or mount the sources beside each other)"));
         continue;
       }
       if (both_acl && same) {

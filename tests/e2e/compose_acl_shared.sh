@@ -42,6 +42,19 @@ snapshot() {
 }
 snapshot >"$T/before"
 
+# An x-volprep.exclude that not every joined mount has would not hold for the others' users
+# (or would keep their grants out): a conflict, before any change, by -n too.
+cp "$p/compose.yaml" "$T/compose.yaml"
+sed -i '/^  b:/,/volumes/ s|x-volprep: {mode: acl}|x-volprep: {mode: acl, exclude: ["./inner"]}|' "$p/compose.yaml"
+for how in -n ""; do
+  rc=0
+  (cd "$p" && vp compose "${MAP[@]}" --compose-cli never $how) >"$T/out" 2>"$T/err" || rc=$?
+  [ "$rc" = 3 ] && grep -q "conflict: a mounts ./shared (acl, no x-volprep.exclude.*) and b mounts it (acl, with x-volprep.exclude): different x-volprep.exclude" "$T/err" ||
+    fail "exit $rc: different excludes were joined ($how): $(cat "$T/err" "$T/out")"
+  snapshot | cmp -s - "$T/before" || fail "a refused run changed the tree ($how)"
+done
+cp "$T/compose.yaml" "$p/compose.yaml"
+
 # The dry run: one plan line an entry, with every grant that holds it; nothing changed.
 vc -n >"$T/dry" 2>&1 || fail "dry run: $(cat "$T/dry")"
 [ "$(grep -c "^$p/shared/inner " "$T/dry")" = 1 ] || fail "dry run: shared/inner planned not once: $(cat "$T/dry")"

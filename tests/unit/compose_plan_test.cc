@@ -339,6 +339,48 @@ TEST(ComposePlan, AclMountsOfOneTreeAreOneRunAnEntry) {
   EXPECT_TRUE(plan.mounts[4].acl_inside.empty());
 }
 
+// A joined mode: acl run walks once for every user: one user's x-volprep.exclude would keep
+// the others' grants out, or their grants would reach what it excluded. Mounts of one path
+// join only with the same excludes; one inside another only without any; else a conflict.
+TEST(ComposePlan, AclMountsWithDifferentExcludesConflict) {
+  auto with = [](std::vector<ComposeService> s, std::vector<std::vector<std::string>> excludes) {
+    for (size_t i = 0; i < s.size(); ++i) {
+      s[i].x.mode = "acl";
+      s[i].x.excludes = excludes[i];
+    }
+    return plan_of(s, {501000, 501001, 501002});
+  };
+  auto plan = with({service("a", {bind("/srv/p/shared", "/s")}), service("b", {bind("/srv/p/shared", "/s")})},
+                   {{}, {"./secrets"}});
+  ASSERT_EQ(plan.problems.size(), 1u);
+  EXPECT_EQ(plan.problem_code, kExitConfig);
+  EXPECT_EQ(plan.problems[0],
+            "conflict: a mounts ./shared (acl, no x-volprep.exclude) and b mounts it (acl, with x-volprep.exclude): "
+            "different x-volprep.exclude; one run grants both users every entry it walks, so one's exclude would not "
+            "hold for the other: give both the same x-volprep.exclude");
+  EXPECT_TRUE(plan.mounts[0].acl_with.empty());
+  // The same excludes, in any order: one run.
+  plan = with({service("a", {bind("/srv/p/shared", "/s")}), service("b", {bind("/srv/p/shared", "/s")})},
+              {{"x", "./secrets"}, {"./secrets", "x"}});
+  EXPECT_TRUE(plan.problems.empty()) << plan.problems[0];
+  EXPECT_EQ(plan.mounts[0].acl_with.size(), 1u);
+  // One inside another: either's exclude is a conflict.
+  for (auto ex : std::vector<std::vector<std::vector<std::string>>>{{{"secret"}, {}}, {{}, {"secret"}},
+                                                                     {{"secret"}, {"secret"}}}) {
+    plan = with({service("a", {bind("/srv/p/shared", "/s")}), service("c", {bind("/srv/p/shared/inner", "/i")})}, ex);
+    ASSERT_EQ(plan.problems.size(), 1u);
+    EXPECT_NE(plan.problems[0].find("conflict: a mounts ./shared (acl, "), std::string::npos) << plan.problems[0];
+    EXPECT_NE(plan.problems[0].find("c mounts ./shared/inner, inside it, (acl, "), std::string::npos)
+        << plan.problems[0];
+    EXPECT_NE(plan.problems[0].find("different x-volprep.exclude"), std::string::npos) << plan.problems[0];
+    EXPECT_NE(plan.problems[0].find("give neither an x-volprep.exclude"), std::string::npos) << plan.problems[0];
+  }
+  // Beside each other, excludes are each run's own.
+  plan = with({service("a", {bind("/srv/p/shared", "/s")}), service("c", {bind("/srv/p/other", "/o")})},
+              {{"secret"}, {}});
+  EXPECT_TRUE(plan.problems.empty()) << plan.problems[0];
+}
+
 TEST(DockerEngine, TarAndReferences) {
   std::string tar(1536, '\0');
   std::memcpy(tar.data(), "passwd", 6);
