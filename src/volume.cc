@@ -22,7 +22,11 @@ namespace {
 const char* const kSystemTrees[] = {"/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
                                     "/boot", "/dev", "/proc", "/sys", "/var/lib/dpkg", "/var/lib/apt",
                                     "/var/lib/rpm", "/var/lib/dnf", "/var/lib/systemd", "/var/cache/apt",
-                                    "/var/cache/debconf", "/var/lib/volprep", "/run/volprep", "/run/systemd"};
+                                    "/var/cache/debconf", "/var/lib/volprep", "/run/volprep", "/run/systemd",
+                                    // Who may do what as root, and the daemons' sockets and state.
+                                    "/var/lib/polkit-1", "/var/lib/private", "/var/spool/cron", "/root/.ssh",
+                                    "/run/dbus", "/run/docker", "/run/containerd", "/var/lib/docker/containers",
+                                    "/var/lib/docker/image", "/var/lib/docker/overlay2"};
 // Directories that hold volumes below them (/var/log/nginx, /var/lib/jenkins, a Docker
 // volume's _data) but must not be prepared as a whole.
 const char* const kSystemDirs[] = {"/", "/var", "/home", "/root", "/run", "/tmp", "/var/tmp", "/var/lib",

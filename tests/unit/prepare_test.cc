@@ -442,10 +442,14 @@ TEST(Volume, RefusesSystemStateBelowVarAndRun) {
   for (const char* p : {"/var/log", "/var/cache", "/var/spool", "/var/mail", "/run", "/var/lib/docker",
                         "/var/lib/docker/volumes", "/var/lib/dpkg", "/var/lib/dpkg/info", "/var/lib/apt/lists",
                         "/var/cache/apt", "/var/lib/volprep", "/var/lib/volprep/journals", "/run/volprep",
-                        "/run/systemd", "/run/systemd/journal"})
+                        "/run/systemd", "/run/systemd/journal", "/var/lib/polkit-1/localauthority",
+                        "/var/lib/private/app", "/var/spool/cron/crontabs", "/root/.ssh", "/run/dbus",
+                        "/run/docker", "/run/containerd/s", "/var/lib/docker/overlay2/x/diff",
+                        "/var/lib/docker/containers/id"})
     EXPECT_NE(refusal_reason(p, {}), "") << p;
   for (const char* p : {"/var/log/nginx", "/var/lib/jenkins", "/srv/x", "/var/lib/docker/volumes/name/_data",
-                        "/var/cache/app", "/var/spool/postfix", "/run/app", "/var/lib/volprep-other"})
+                        "/var/cache/app", "/var/spool/postfix", "/run/app", "/var/lib/volprep-other",
+                        "/root/app", "/var/lib/docker/500000.500000/volumes/name/_data"})
     EXPECT_EQ(refusal_reason(p, {}), "") << p;
   VolumeSafety allowed;
   allowed.allow_system_path = true;
