@@ -95,7 +95,8 @@ void add_run_options(CLI::App& app, DriverOptions& o, const char* check_help) {
                                  "Write the rollback journal to FILE (a run that changes nothing writes none)")
                       ->check(not_an_option("FILE"));
   app.add_option("--journal-dir", o.journal_dir,
-                 "Directory of rollback journals (a given one: only its last component is made)")
+                 "Directory of rollback journals (a given one: only its last component is made, unless it ends in "
+                 "/var/lib/volprep/journals, the default below a host root mounted elsewhere)")
       ->capture_default_str()
       ->check(not_an_option("DIR"));
   // Asked for a journal and for none: which one was meant is not for volprep to guess.

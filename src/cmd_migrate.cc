@@ -55,7 +55,10 @@ void setup_migrate(CLI::App& app, MigrateOptions& o) {
   app.add_flag("-n,--dry-run", o.run.dry_run, "Print the moves and the shift plan as a diff; change nothing");
   add_threads_option(app, o.run.threads);
   add_no_wait_option(app, o.run.no_wait);
-  app.add_option("--journal-dir", o.run.journal_dir, "Directory of rollback journals")->capture_default_str();
+  app.add_option("--journal-dir", o.run.journal_dir,
+                 "Directory of rollback journals (a given one: only its last component is made, unless it ends in "
+                 "/var/lib/volprep/journals)")
+      ->capture_default_str();
   app.add_flag("--force", o.force,
                "Go on while a dockerd holds the volume store (for a rename; never for a copy, which a running "
                "container could tear), and shift volumes whose ids read as shifted already");

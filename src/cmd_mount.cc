@@ -114,12 +114,24 @@ bool remove_unit(const std::string& unit_dir, const std::string& dst) {
   return ::unlink((unit_dir + "/" + name).c_str()) == 0;
 }
 
-// `dir` as an absolute path: a relative one below the current directory.
+// `dir` as an absolute path (a relative one below the current directory), "." and "" parts
+// and a trailing slash dropped: the same directory given two ways is one.
 std::string absolute_dir(const std::string& dir) {
-  if (dir.starts_with('/')) return dir;
-  char cwd[4096];
-  if (!::getcwd(cwd, sizeof cwd)) return dir;
-  return std::string(cwd) + (dir == "." ? "" : "/" + dir);
+  std::string path = dir;
+  if (!dir.starts_with('/')) {
+    char cwd[4096];
+    if (!::getcwd(cwd, sizeof cwd)) return dir;
+    path = std::string(cwd) + "/" + dir;
+  }
+  std::string out;
+  for (size_t start = 0; start < path.size();) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    const std::string part = path.substr(start, slash - start);
+    if (!part.empty() && part != ".") out += "/" + part;
+    start = slash + 1;
+  }
+  return out.empty() ? "/" : out;
 }
 
 // --persist: a oneshot unit that runs this same mount at boot, with the maps written out (the
@@ -391,8 +403,8 @@ int run_umount(const MountOptions& o) {
   // The mount's record, read before it is removed: where mount --persist wrote the unit, if
   // not in --unit-dir.
   const auto record = read_mount_record(dst ? dst->real : *o.dst);
-  std::vector<std::string> unit_dirs{o.unit_dir};
-  if (record && !record->unit_dir.empty() && absolute_dir(o.unit_dir) != record->unit_dir)
+  std::vector<std::string> unit_dirs{absolute_dir(o.unit_dir)};
+  if (record && !record->unit_dir.empty() && unit_dirs[0] != absolute_dir(record->unit_dir))
     unit_dirs.push_back(record->unit_dir);
   bool removed = false;
   if (o.persist) {
@@ -449,8 +461,9 @@ int run_umount(const MountOptions& o) {
     // --unit-dir that finds it, the record that knew where it is being gone now.
     for (const std::string& dir : unit_dirs)
       if (struct stat st; !o.persist && ::lstat((dir + "/" + unit_name(real)).c_str(), &st) == 0)
-        spdlog::warn("{}/{} makes this mount again at boot: volprep umount --persist {}{} removes it", dir,
-                     unit_name(real), real, dir == MountOptions{}.unit_dir ? "" : " --unit-dir " + dir);
+        spdlog::warn("{}/{} makes this mount again at boot: volprep umount --persist {}{} removes it",
+                     escape_path(dir), unit_name(real), escape_path(real),
+                     dir == MountOptions{}.unit_dir ? "" : " --unit-dir " + escape_path(dir));
     return kExitOk;
   }
   if (removed) return kExitOk;  // the unit was all that was left
