@@ -66,6 +66,7 @@ struct ThreadState final : ChangeSink {
   std::vector<Change> batch;
   Progress* progress = nullptr;
   RefusalWatch* refusals = nullptr;  // the run's
+  bool journaled = false;            // a real run with a journal
   // Entries left alone below directory paths longer than a journal takes, and the shortest
   // such path: reported once, not one path as long as the tree is deep per entry.
   uint64_t too_deep = 0;
@@ -83,6 +84,12 @@ struct ThreadState final : ChangeSink {
     } else {
       summary.changed += entries;
       if (c.keeps_set_id()) summary.set_id_kept += entries;
+      // Taken off with no ctime journaled (no lease to be had: a process had it open for
+      // writing; or it was linked meanwhile): rollback will not trust the file with them.
+      if (journaled && S_ISREG(c.before.mode) && !c.arms() && c.disarms() && !c.armed_ctime_ns)
+        notes.push_back({join_path(dir_path, c.name),
+                         "its set-id bits or capabilities are off, and no state of it after that is journaled (a "
+                         "process had it open for writing): rollback puts them back only with --force"});
       if (progress) progress->changed.fetch_add(entries, std::memory_order_relaxed);
     }
   }
@@ -184,6 +191,7 @@ class Run {
     if (!ts.applier) {
       ts.progress = progress_;
       ts.refusals = &refusals_;
+      ts.journaled = !config_.dry_run && config_.journal;
       ts.applier = config_.dry_run   ? make_dry_run_applier(ts.recorded)
                    : config_.journal ? make_journaling_applier(*config_.journal, kMaxJournalPath)
                                      : make_real_applier();

@@ -3,7 +3,8 @@
 # says so: a file made immutable fails the first shift (unfinished), the rerun finishes it.
 # --journal FILE with two journals to undo is refused, nothing changed; an entry of the rerun
 # changed since (exit 1, left alone) does not keep the interrupted shift's entries shifted;
-# rolling back both journals by name, the older first, says nothing stands.
+# rolling back both journals by name, the older first, says nothing stands. And a reverse shift
+# that takes set-id bits off a file it cannot lease says that rollback will withhold them.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/manifest.bash"
 source "$(dirname "$0")/shift_lib.bash"
@@ -57,4 +58,13 @@ interrupted_then_finished
 vp rollback "$rerun" >/dev/null 2>"$T/err" || fail "rollback of the rerun: $(cat "$T/err")"
 grep -q "finished the shift that did not finish in $interrupted: that one's changes stand" "$T/err" ||
   fail "no word of the interrupted shift: $(cat "$T/err")"
+# --- a reverse shift that takes set-id bits off a file open for writing says so ----------------
+rm -rf "$vol" "$JD"/*
+mkdir "$vol"; cp /bin/true "$vol/su"; chmod 4755 "$vol/su"
+vp shift "$vol" "${MAP[@]}" >/dev/null 2>&1 || fail "forward shift"
+exec 3>>"$vol/su"  # open for writing: no read lease to be had
+vp shift "$vol" "${MAP[@]}" --reverse >/dev/null 2>"$T/err" || fail "reverse shift: $(cat "$T/err")"
+exec 3>&-
+grep -q "su: its set-id bits or capabilities are off, and no state of it after that is journaled" "$T/err" ||
+  fail "the reverse shift did not say rollback will withhold the bits: $(cat "$T/err")"
 echo "ok: rollback_finished_shift"
