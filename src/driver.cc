@@ -178,7 +178,27 @@ std::string parent_of(std::string path) {
 // they would be made; and a --journal-dir whose parent is missing, which is a typo more often
 // than not (open_journal_dir makes only its last component). Checked before anything changes,
 // by dry runs too.
-int refuse_own_dirs(std::span<const VolumeRoot* const> volumes, const DriverOptions& o) {
+// The absolute path `n` stands for: its directory's, then the `missing` last parts of `path`.
+std::string would_be(const NearestDir& n, const std::string& path) {
+  char proc[40], buf[PATH_MAX];
+  std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", n.fd.get());
+  const ssize_t len = ::readlink(proc, buf, sizeof buf - 1);
+  if (len <= 0) return "";
+  std::string out(buf, size_t(len));
+  std::vector<std::string> parts;
+  for (size_t start = 0; start < path.size();) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    if (slash > start) parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  for (size_t i = parts.size() - std::min(n.missing, parts.size()); i < parts.size(); ++i)
+    out += (out == "/" ? "" : "/") + parts[i];
+  return out;
+}
+
+int refuse_own_dirs(std::span<const VolumeRoot* const> volumes, const DriverOptions& o,
+                    std::span<const std::string> to_make) {
   struct Own {
     std::string path, what;
     bool only_if_there;  // nothing would be made there
@@ -206,6 +226,13 @@ int refuse_own_dirs(std::span<const VolumeRoot* const> volumes, const DriverOpti
   for (const Own& d : own) {
     const NearestDir n = nearest_dir(d.path);
     if (!n.fd.valid() || (n.missing && d.only_if_there)) continue;
+    // A directory the run makes (a missing Compose source) that is it, or would hold it: refused
+    // before it is made, as a tree holding it is.
+    if (const std::string at = to_make.empty() ? "" : would_be(n, d.path); !at.empty())
+      for (const std::string& m : to_make)
+        if (at == m || (at.starts_with(m) && at[m.size()] == '/'))
+          return fail({kExitRefused, "refusing to make " + m + ": it would hold " + d.what +
+                                         ": the container would get " + d.why + "; nothing changed"});
     const std::vector<EntryStat> above = dir_and_above(n.fd.get());
     // A tree inside it: its journals (or locks) are what the run would give away.
     if (!n.missing && !(o.journal_file && &d == &own.front()) && !above.empty())
@@ -233,7 +260,7 @@ int refuse_own_dirs(std::span<const VolumeRoot* const> volumes, const DriverOpti
 int lock_volumes_here(std::span<const VolumeRoot* const> volumes, const DriverOptions& o, const LockAlso& also,
                       bool may_wait, bool& waited) {
   waited = false;
-  if (int rc = refuse_own_dirs(volumes, o); rc != kExitOk) return rc;
+  if (int rc = refuse_own_dirs(volumes, o, also.destinations); rc != kExitOk) return rc;
   const std::string dir = run_lock_dir();
   if (dir.empty()) return kExitOk;  // not root, no XDG_RUNTIME_DIR: see run_lock.h
   std::vector<LockedTree> trees;

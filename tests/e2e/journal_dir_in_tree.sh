@@ -49,6 +49,14 @@ rc=0; (cd "$T/p" && vp compose "${MAP[@]}" --compose-cli never --allow-source "$
 grep -q "it holds the journal directory $T/t1/journals" "$T/err" || { cat "$T/err"; fail "compose: no refusal naming both"; }
 manifest "$T/t1" | cmp -s - "$T/m0" || fail "compose: the tree changed"
 
+# compose: a missing source that would hold the journal directory is refused before it is made.
+mkdir "$T/p2"
+printf 'services:\n  app:\n    image: busybox\n    user: "1000:1000"\n    volumes: ["./newsrc:/d"]\n' >"$T/p2/compose.yaml"
+rc=0; (cd "$T/p2" && VOLPREP_JOURNAL_DIR=$T/p2/newsrc/j vp compose "${MAP[@]}" --compose-cli never) >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" -eq 5 ] || { cat "$T/err"; fail "compose, missing source holding the journal directory: exit $rc, want 5"; }
+grep -q "refusing to make $T/p2/newsrc: it would hold the journal directory" "$T/err" || { cat "$T/err"; fail "no word of it"; }
+[ ! -e "$T/p2/newsrc" ] || fail "the refused source was made"
+
 # The lock directory: / and /run are refused as system paths; with --allow-system-path, /run
 # still is, for the lock directory in it (a dry run: nothing could change anyway).
 rc=0; vp /run --as 1000 "${MAP[@]}" --allow-system-path -n >"$T/out" 2>"$T/err" || rc=$?
