@@ -474,13 +474,14 @@ int run_rollback(const RollbackOptions& o) {
   // the newest first; a journal named is undone alone, and what else stands is said.
   std::vector<Journal> finished;
   if (auto j = read_journal(*path, JournalRead::kList); j) finished = shifts_finished_by(*j, o.journal_dir);
+  // One rolled back since (by name) stands no more.
+  std::erase_if(finished, [&](const Journal& k) { return rolled_back_by(o.journal_dir, k).has_value(); });
   if (!o.last) {
     const int rc = rollback_journal(*path, o, /*newest=*/!o.journal);
     for (const Journal& k : finished)
-      if (!rolled_back_by(o.journal_dir, k))
-        spdlog::warn("{} finished the shift that did not finish in {}: that one's changes stand (volprep rollback {} "
-                     "undoes them; rollback --last {} undoes both)",
-                     escape_path(*path), escape_path(k.path), escape_path(k.path), escape_path(k.header.volume));
+      spdlog::warn("{} finished the shift that did not finish in {}: that one's changes stand (volprep rollback {} "
+                   "undoes them; rollback --last {} undoes both)",
+                   escape_path(*path), escape_path(k.path), escape_path(k.path), escape_path(k.header.volume));
     return rc;
   }
   // Each rollback writes a journal of its own: one file named cannot hold two.

@@ -53,6 +53,9 @@ vp rollback "$interrupted" >/dev/null 2>"$T/err" || fail "rollback of the interr
 vp rollback "$rerun" >/dev/null 2>"$T/err" || fail "rollback of the rerun: $(cat "$T/err")"
 not grep -q "changes stand" "$T/err"
 manifest "$vol" | diff "$T/before" - >&2 || fail "rolling back both by name is not the tree as it was"
+# Then --last: the interrupted shift, rolled back by name, is not undone again with it.
+vp rollback --last "$vol" --journal "$T/own2.vpj" >/dev/null 2>"$T/err" || fail "--last after both by name: $(cat "$T/err")"
+not grep -q "undoing that one too" "$T/err"
 # The rerun's alone, by name: it says the interrupted shift's changes stand.
 interrupted_then_finished
 vp rollback "$rerun" >/dev/null 2>"$T/err" || fail "rollback of the rerun: $(cat "$T/err")"
