@@ -25,8 +25,7 @@ const char* const kSystemTrees[] = {"/etc", "/usr", "/bin", "/sbin", "/lib", "/l
                                     "/var/cache/debconf", "/var/lib/volprep", "/run/volprep", "/run/systemd",
                                     // Who may do what as root, and the daemons' sockets and state.
                                     "/var/lib/polkit-1", "/var/lib/private", "/var/spool/cron", "/root/.ssh",
-                                    "/run/dbus", "/run/docker", "/run/containerd", "/var/lib/docker/containers",
-                                    "/var/lib/docker/image", "/var/lib/docker/overlay2"};
+                                    "/run/dbus", "/run/docker", "/run/containerd"};
 // Directories that hold volumes below them (/var/log/nginx, /var/lib/jenkins, a Docker
 // volume's _data) but must not be prepared as a whole.
 const char* const kSystemDirs[] = {"/", "/var", "/home", "/root", "/run", "/tmp", "/var/tmp", "/var/lib",
@@ -72,8 +71,34 @@ std::string display_of(std::string given) {
 
 }  // namespace
 
+// Whether `real` is Docker's own state below the data root `root`, or below a remapped root
+// in it (ROOT/UID.GID): containers, image layers, the remapped root and its volumes directory
+// themselves. Volumes' _data below them stays allowed.
+std::string docker_state_reason(const std::string& real, const std::string& root) {
+  if (!under(real, root) || real == root) return {};
+  std::string rest = real.substr(root.size() + (root == "/" ? 0 : 1));
+  std::string base = root;
+  // A remapped root: digits '.' digits.
+  const size_t slash = rest.find('/');
+  const std::string first = rest.substr(0, slash);
+  const size_t dot = first.find('.');
+  if (dot != std::string::npos && dot > 0 && dot + 1 < first.size() &&
+      first.find_first_not_of("0123456789.") == std::string::npos && first.find('.', dot + 1) == std::string::npos) {
+    base += "/" + first;
+    if (slash == std::string::npos) return "it is Docker's remapped root " + base;
+    rest = rest.substr(slash + 1);
+    if (rest == "volumes") return "it is the volumes directory of Docker's remapped root " + base;
+  }
+  for (const char* state : {"containers", "image", "overlay2", "buildkit", "containerd"})
+    if (under(rest, state)) return "it is in Docker's state " + base + "/" + state;
+  return {};
+}
+
 std::string refusal_reason(const std::string& real, const VolumeSafety& safety) {
   if (safety.allow_system_path) return {};
+  for (const auto& root : safety.refused_exactly)
+    if (auto why = docker_state_reason(real, root); !why.empty()) return why;
+  if (auto why = docker_state_reason(real, "/var/lib/docker"); !why.empty()) return why;
   for (const char* top : kSystemTrees)
     if (under(real, top)) return std::string("it is in the system tree ") + top;
   for (const char* dir : kSystemDirs)

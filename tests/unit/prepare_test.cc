@@ -445,11 +445,14 @@ TEST(Volume, RefusesSystemStateBelowVarAndRun) {
                         "/run/systemd", "/run/systemd/journal", "/var/lib/polkit-1/localauthority",
                         "/var/lib/private/app", "/var/spool/cron/crontabs", "/root/.ssh", "/run/dbus",
                         "/run/docker", "/run/containerd/s", "/var/lib/docker/overlay2/x/diff",
-                        "/var/lib/docker/containers/id"})
+                        "/var/lib/docker/containers/id", "/var/lib/docker/500000.500000",
+                        "/var/lib/docker/500000.500000/volumes", "/var/lib/docker/500000.500000/overlay2/l",
+                        "/var/lib/docker/500000.500000/image/overlay2"})
     EXPECT_NE(refusal_reason(p, {}), "") << p;
   for (const char* p : {"/var/log/nginx", "/var/lib/jenkins", "/srv/x", "/var/lib/docker/volumes/name/_data",
                         "/var/cache/app", "/var/spool/postfix", "/run/app", "/var/lib/volprep-other",
-                        "/root/app", "/var/lib/docker/500000.500000/volumes/name/_data"})
+                        "/root/app", "/var/lib/docker/500000.500000/volumes/name/_data",
+                        "/var/lib/docker/volumes/containers/_data"})
     EXPECT_EQ(refusal_reason(p, {}), "") << p;
   VolumeSafety allowed;
   allowed.allow_system_path = true;
