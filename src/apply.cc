@@ -77,12 +77,18 @@ int hold_unwritten(int pin, UniqueFd& out) {
 int gone_if_stale(int err) { return err == ESTALE ? ENOENT : err; }
 
 // Waits (at most 100 ms) until the coarse clock, which the kernel stamps ctimes from where it
-// keeps no finer ones, is past `ctime_ns`: a write after this gets a later ctime.
+// keeps no finer ones, is past `ctime_ns`: a write after this gets a later ctime. False, at
+// once, where that cannot be told: a ctime in whole seconds (a filesystem that keeps no finer
+// ones: a write in the same second keeps it), or one ahead of this clock (a server's).
 bool hold_past(int64_t ctime_ns) {
+  constexpr int64_t kSecond = 1000000000;
+  if (ctime_ns % kSecond == 0) return false;
   for (int i = 0; i < 100; ++i) {
     timespec now{};
     ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
-    if (int64_t(now.tv_sec) * 1000000000 + now.tv_nsec > ctime_ns) return true;
+    const int64_t now_ns = int64_t(now.tv_sec) * kSecond + now.tv_nsec;
+    if (now_ns > ctime_ns) return true;
+    if (ctime_ns - now_ns > 50000000) return false;  // more than a few ticks ahead
     const timespec ms{0, 1000000};
     ::nanosleep(&ms, nullptr);
   }
