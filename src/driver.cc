@@ -212,6 +212,10 @@ int refuse_own_dirs(std::span<const VolumeRoot* const> volumes, const DriverOpti
     if (const auto n = nearest_dir(dir); !o.no_journal && n.missing && n.absent)
       return fail(usage_error("--journal " + *o.journal_file + ": its directory " + dir +
                               " does not exist (volprep makes no directory for --journal); nothing changed"));
+    else if (!o.no_journal && n.missing)  // as the real run will find when it opens it: dry runs too
+      return fail(usage_error("--journal " + *o.journal_file + ": its directory " + dir +
+                              " is not a directory, or a symlink is on its path, which volprep does not follow: "
+                              "give the directory's real path; nothing changed"));
   } else {
     own.push_back({o.journal_dir, "the journal directory " + o.journal_dir, o.no_journal,
                    "root's journals (give a --journal-dir outside every tree)"});

@@ -71,6 +71,8 @@ rc=0; vp "$T/t1" --as 1000 "${MAP[@]}" --journal "$T/lnk/run.vpj" >"$T/out" 2>"$
 [ "$rc" -ne 0 ] || fail "--journal through a symlink into the tree: exit 0"
 grep -q "symlink is on its path" "$T/err" || { cat "$T/err"; fail "--journal through a symlink: no word of it"; }
 [ ! -e "$T/t1/data/run.vpj" ] || fail "--journal through a symlink wrote into the tree"
+rc=0; vp "$T/t1" --as 1000 "${MAP[@]}" --journal "$T/lnk/run.vpj" -n >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" -eq 2 ] || { cat "$T/err"; fail "--journal through a symlink, dry run: exit $rc, want 2 as the real run"; }
 manifest "$T/t1" | cmp -s - "$T/m0" || fail "--journal through a symlink: the tree changed"
 
 # A tree inside the journal directory (not the default, which is a system path): refused too.
