@@ -342,7 +342,7 @@ int apply_change(int dirfd, Change& c) {
                                 : "hold it unwritten while its set-id bits or capabilities are put back");
   // Taking them off is safe whoever writes the file: held where it can be, so that the ctime
   // after it is this content's and rollback may put them back; else made all the same, with no
-  // ctime, and rollback withholds them (and says so).
+  // ctime: rollback withholds them, and the run says so (engine.cc).
   const bool disarms = S_ISREG(c.before.mode) && !arms && c.disarms() && hold_unwritten(fd, hold) == 0;
   uint32_t links = 0;  // the inode's links when checked
   if (chmod || caps || acls || arms || disarms) {

@@ -354,7 +354,6 @@ bool rolled_back_already(const Journal& j, const RollbackOptions& o, bool newest
   return true;
 }
 
-
 // The shifts the finished shift `j` finished: a shift run again after one was killed finishes
 // it, and journals only what it changed itself; the killed run's journal holds the rest. They
 // are the shifts of its tree left unfinished before it started that nothing settled then.

@@ -85,11 +85,12 @@ struct ThreadState final : ChangeSink {
       summary.changed += entries;
       if (c.keeps_set_id()) summary.set_id_kept += entries;
       // Taken off with no ctime journaled (no lease to be had: a process had it open for
-      // writing; or it was linked meanwhile): rollback will not trust the file with them.
+      // writing; linked meanwhile; ctimes too coarse): rollback will not trust the file with them.
       if (journaled && S_ISREG(c.before.mode) && !c.arms() && c.disarms() && !c.armed_ctime_ns)
         notes.push_back({join_path(dir_path, c.name),
                          "its set-id bits or capabilities are off, and no state of it after that is journaled (a "
-                         "process had it open for writing): rollback puts them back only with --force"});
+                         "process had it open for writing, or its ctimes are too coarse to tell a later write): "
+                         "rollback puts them back only with --force"});
       if (progress) progress->changed.fetch_add(entries, std::memory_order_relaxed);
     }
   }
