@@ -131,7 +131,9 @@ struct NearestDir {
   size_t missing = 0;
   bool absent = false;  // the first one missing does not exist (not a symlink, say)
 };
-NearestDir nearest_dir(const std::string& path) {
+// The names of `path` between its slashes, empty ones (a leading, doubled or trailing slash)
+// left out.
+std::vector<std::string> path_parts(const std::string& path) {
   std::vector<std::string> parts;
   for (size_t start = 0; start < path.size();) {
     size_t slash = path.find('/', start);
@@ -139,6 +141,11 @@ NearestDir nearest_dir(const std::string& path) {
     if (slash > start) parts.push_back(path.substr(start, slash - start));
     start = slash + 1;
   }
+  return parts;
+}
+
+NearestDir nearest_dir(const std::string& path) {
+  const std::vector<std::string> parts = path_parts(path);
   NearestDir out{UniqueFd(::open(path.starts_with('/') ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC)), 0};
   for (size_t i = 0; i < parts.size() && out.fd.valid(); ++i) {
     const int fd = ::openat(out.fd.get(), parts[i].c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -185,13 +192,7 @@ std::string would_be(const NearestDir& n, const std::string& path) {
   const ssize_t len = ::readlink(proc, buf, sizeof buf - 1);
   if (len <= 0) return "";
   std::string out(buf, size_t(len));
-  std::vector<std::string> parts;
-  for (size_t start = 0; start < path.size();) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string::npos) slash = path.size();
-    if (slash > start) parts.push_back(path.substr(start, slash - start));
-    start = slash + 1;
-  }
+  const std::vector<std::string> parts = path_parts(path);
   for (size_t i = parts.size() - std::min(n.missing, parts.size()); i < parts.size(); ++i)
     out += (out == "/" ? "" : "/") + parts[i];
   return out;
