@@ -15,6 +15,7 @@
 #include "volprep/cli.h"
 #include "volprep/engine.h"
 #include "volprep/idmount.h"
+#include "volprep/walk.h"
 
 namespace volprep {
 
@@ -124,13 +125,8 @@ std::string absolute_dir(const std::string& dir) {
     path = std::string(cwd) + "/" + dir;
   }
   std::string out;
-  for (size_t start = 0; start < path.size();) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string::npos) slash = path.size();
-    const std::string part = path.substr(start, slash - start);
-    if (!part.empty() && part != ".") out += "/" + part;
-    start = slash + 1;
-  }
+  for (const std::string& part : path_parts(path))
+    if (part != ".") out += "/" + part;
   return out.empty() ? "/" : out;
 }
 

@@ -19,6 +19,7 @@
 #include "volprep/concurrency.h"
 #include "volprep/idmount.h"
 #include "volprep/run_lock.h"
+#include "volprep/walk.h"
 
 namespace volprep {
 namespace {
@@ -131,19 +132,6 @@ struct NearestDir {
   size_t missing = 0;
   bool absent = false;  // the first one missing does not exist (not a symlink, say)
 };
-// The names of `path` between its slashes, empty ones (a leading, doubled or trailing slash)
-// left out.
-std::vector<std::string> path_parts(const std::string& path) {
-  std::vector<std::string> parts;
-  for (size_t start = 0; start < path.size();) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string::npos) slash = path.size();
-    if (slash > start) parts.push_back(path.substr(start, slash - start));
-    start = slash + 1;
-  }
-  return parts;
-}
-
 NearestDir nearest_dir(const std::string& path) {
   const std::vector<std::string> parts = path_parts(path);
   NearestDir out{UniqueFd(::open(path.starts_with('/') ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC)), 0};

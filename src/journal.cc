@@ -303,13 +303,7 @@ Result<UniqueFd> open_private_dir(const std::string& dir, const std::string& wha
   // Each component entered without following a symlink, the missing ones made 0700 (with
   // kLastOnly only the last); a relative directory starts where volprep runs.
   UniqueFd cur(::open(dir.starts_with('/') ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  std::vector<std::string> parts;
-  for (size_t start = 0; start < dir.size();) {
-    size_t slash = dir.find('/', start);
-    if (slash == std::string::npos) slash = dir.size();
-    if (slash > start) parts.push_back(dir.substr(start, slash - start));
-    start = slash + 1;
-  }
+  const std::vector<std::string> parts = path_parts(dir);
   std::string so_far = dir.starts_with('/') ? "" : ".";
   for (size_t i = 0; i < parts.size(); ++i) {
     const std::string& part = parts[i];

@@ -41,6 +41,17 @@ const char* skip_name(Skip s) {
   return "?";
 }
 
+std::vector<std::string> path_parts(std::string_view path) {
+  std::vector<std::string> parts;
+  for (size_t start = 0; start < path.size();) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    if (slash > start) parts.emplace_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return parts;
+}
+
 std::string join_path(std::string_view dir, std::string_view name) {
   std::string out;
   out.reserve(dir.size() + 1 + name.size());

@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "volprep/fd.h"
 
@@ -105,6 +106,9 @@ struct WalkOptions {
 
 // Joins a relative directory path and a name ("" + "a" = "a", "a" + "b" = "a/b").
 std::string join_path(std::string_view dir, std::string_view name);
+// The names of `path` between its slashes, empty ones (a leading, doubled or trailing slash)
+// left out: "/a//b/" = {"a", "b"}.
+std::vector<std::string> path_parts(std::string_view path);
 
 class Walker {
  public:

@@ -158,3 +158,10 @@ TEST(Concurrency, ThreadsAskedForAreHonouredAboveTheCoreCount) {
   }
   EXPECT_FALSE(requested_threads().has_value());
 }
+
+TEST(PathParts, NamesBetweenSlashes) {
+  EXPECT_EQ(path_parts("/a//b/"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(path_parts("rel/./x"), (std::vector<std::string>{"rel", ".", "x"}));
+  EXPECT_TRUE(path_parts("/").empty());
+  EXPECT_TRUE(path_parts("").empty());
+}
