@@ -33,4 +33,11 @@ grep -qF "unmounted $T/dst" "$T/out" || fail "umount --persist did not unmount: 
 [ -z "$(units_left)" ] || fail "umount --persist left $(units_left)"
 [ -z "$(ls -A "$T/elsewhere")" ] || fail "umount --persist wrote into $T/elsewhere"
 ! grep -q " $T/dst " /proc/self/mountinfo || fail "the mount stayed"
+
+# The same directory given two ways (./units/ to mount, the absolute path to umount) is one:
+# the unit is warned of once.
+vp mount src dst --as 1000 "${MAP[@]}" --persist --unit-dir ./units/ >/dev/null
+vp umount dst --unit-dir "$T/units" >"$T/out" 2>"$T/err" || { cat "$T/err"; fail "umount failed"; }
+[ "$(grep -c "makes this mount again at boot" "$T/err")" -eq 1 ] || { cat "$T/err"; fail "the unit not warned of once"; }
+vp umount --persist dst --unit-dir "$T/units" >/dev/null 2>&1 || fail "umount --persist failed"
 echo ok
